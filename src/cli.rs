@@ -1,0 +1,286 @@
+//! The command line HAProxy users type: `-f`, `-c`, `-cc`, `-v`, `-vv`, `-dW`, `-sf`, ...
+//!
+//! Parsed by hand rather than with clap: HAProxy's flags are multi-letter single-dash words (`-dW`,
+//! `-cc`, `-sf <pid>...`, `-vv`) and unknown `-d*` flags must be accepted, which clap cannot express.
+
+use std::path::PathBuf;
+
+use crate::build;
+use crate::config::{
+    self,
+    diag::{Diags, Severity, format_line},
+    lex::ProcessEnv,
+};
+
+/// What the command line asked for.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Cli {
+    pub files: Vec<PathBuf>,
+    /// `-c`: check the configuration and exit.
+    pub check: bool,
+    /// `-cc <expr>`: evaluate a condition and exit 0 (true) or 1 (false).
+    pub cond: Option<String>,
+    /// `-d`: debug, foreground.
+    pub debug: bool,
+    /// `-D`: daemon.
+    pub daemon: bool,
+    pub pidfile: Option<PathBuf>,
+    pub quiet: bool,
+    pub verbose: bool,
+    /// `-v` (1) or `-vv` (2).
+    pub version: u8,
+    /// `-dW`: warnings are fatal.
+    pub zero_warning: bool,
+    /// `-L <name>`.
+    pub local_peer: Option<String>,
+    /// `-m <MB>`: memory limit.
+    pub mem_limit_mb: Option<u64>,
+    /// `-sf <pid>...`: ask old processes to finish.
+    pub soft_finish: Vec<u32>,
+    /// `-st <pid>...`: terminate old processes.
+    pub terminate: Vec<u32>,
+    /// `-x <socket>`: fetch listeners from an old process.
+    pub fetch_listeners: Option<PathBuf>,
+    /// `-W`/`-Ws`: master-worker mode.
+    pub master_worker: bool,
+    pub help: bool,
+}
+
+pub const USAGE: &str = "Usage : sluiced [-f <cfgfile|cfgdir>]* [ -vdVD ] [ -n <maxconn> ] [ -N <maxpconn> ]
+        [ -p <pidfile> ] [ -m <max megs> ] [ -C <dir> ] [-- <cfgfile>*]
+        -v displays version ; -vv shows known build options.
+        -d enters debug mode ; -db only disables background mode.
+        -dM[<byte>,help,...] debug memory (default: poison with <byte>/0x50)
+        -V enters verbose mode (disables quiet mode)
+        -D goes daemon ; -C changes to <dir> before loading files.
+        -W master-worker mode.
+        -q quiet mode : don't display messages
+        -c check mode : only check config files and exit
+        -cc check condition : evaluate a condition and exit
+        -n sets the maximum total # of connections (uses ulimit -n)
+        -m limits the usable amount of memory (in MB)
+        -N sets the default, per-proxy maximum # of connections
+        -L set local peer name (default to hostname)
+        -p writes pids of all children to this file
+        -dW fails if any warning is emitted
+        -sf/-st [pid ]* finishes/terminates old pids.
+        -x <unix_socket> get listening sockets from a unix socket
+";
+
+fn pids(args: &[String], i: &mut usize) -> Result<Vec<u32>, String> {
+    let mut v = Vec::new();
+    while let Some(a) = args.get(*i + 1) {
+        match a.parse::<u32>() {
+            Ok(p) => {
+                v.push(p);
+                *i += 1;
+            }
+            Err(_) if a.starts_with('-') => break,
+            Err(_) => return Err(format!("'{a}' is not a process id")),
+        }
+    }
+    Ok(v)
+}
+
+/// Parses arguments (without the program name).
+pub fn parse_args(args: &[String]) -> Result<Cli, String> {
+    let mut cli = Cli::default();
+    let mut i = 0;
+    let value = |i: &mut usize, flag: &str| -> Result<String, String> {
+        *i += 1;
+        args.get(*i).cloned().ok_or_else(|| format!("option '{flag}' expects an argument"))
+    };
+    while i < args.len() {
+        let a = args[i].as_str();
+        match a {
+            "--" => {
+                cli.files.extend(args[i + 1..].iter().map(PathBuf::from));
+                break;
+            }
+            "-f" => cli.files.push(value(&mut i, a)?.into()),
+            "-c" => cli.check = true,
+            "-cc" => cli.cond = Some(value(&mut i, a)?),
+            "-d" | "-db" => cli.debug = true,
+            "-D" => cli.daemon = true,
+            "-p" => cli.pidfile = Some(value(&mut i, a)?.into()),
+            "-q" => cli.quiet = true,
+            "-V" => cli.verbose = true,
+            "-v" => cli.version = cli.version.max(1),
+            "-vv" => cli.version = 2,
+            "-dW" => cli.zero_warning = true,
+            "-L" => cli.local_peer = Some(value(&mut i, a)?),
+            "-m" => {
+                let v = value(&mut i, a)?;
+                cli.mem_limit_mb = Some(v.parse().map_err(|_| format!("'-m' expects a number of megabytes, got '{v}'"))?);
+            }
+            "-n" | "-N" => {
+                let v = value(&mut i, a)?;
+                v.parse::<u32>().map_err(|_| format!("'{a}' expects a number, got '{v}'"))?;
+            }
+            "-C" => {
+                let dir = value(&mut i, a)?;
+                std::env::set_current_dir(&dir).map_err(|e| format!("cannot change directory to '{dir}': {e}"))?;
+            }
+            "-sf" => cli.soft_finish.extend(pids(args, &mut i)?),
+            "-st" => cli.terminate.extend(pids(args, &mut i)?),
+            "-x" => cli.fetch_listeners = Some(value(&mut i, a)?.into()),
+            "-W" | "-Ws" => cli.master_worker = true,
+            "-h" | "--help" => cli.help = true,
+            // HAProxy's debug and tuning switches (-dM, -dI, -dS, -de, -dp, -dr, -dV, -dK...): accepted, no effect.
+            d if d.starts_with("-d") => {}
+            other => return Err(format!("unknown option '{other}'")),
+        }
+        i += 1;
+    }
+    Ok(cli)
+}
+
+/// `-v` and `-vv` output.
+pub fn version_text(level: u8) -> String {
+    let mut s = format!(
+        "sluiced version {v} - HAProxy-compatible load balancer\nHAProxy version {h}.0-sluiced-{v} - behaviour of HAProxy {h} as implemented by sluiced\n",
+        v = build::VERSION,
+        h = build::HAPROXY_COMPAT_VERSION
+    );
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    s.push_str(&format!("Running on: Linux {} {}\n", kernel.trim(), std::env::consts::ARCH));
+    if level >= 2 {
+        s.push_str("\nBuild options :\n  TARGET  = linux\n  RUST    = rustc (edition 2024)\n\n");
+        s.push_str(&build::feature_line());
+        s.push_str("\n\nDefault settings :\n  bufsize = 16384, maxrewrite = 1024, maxpollevents = 200\n\n");
+        s.push_str(&format!("HAProxy compatibility level : {}\n\n", build::HAPROXY_COMPAT_VERSION));
+        let pollers: Vec<&str> = ["epoll", "io_uring"].into_iter().filter(|p| build::has_feature(if *p == "epoll" { "EPOLL" } else { "IO_URING" })).collect();
+        if pollers.is_empty() {
+            s.push_str("Available polling systems : none (the data plane is not built yet)\n\n");
+        } else {
+            s.push_str(&format!("Available polling systems :\n{}\n\n", pollers.join("\n")));
+        }
+        s.push_str(&format!("Available services : {}\n", if build::SERVICES.is_empty() { "none".to_string() } else { build::SERVICES.join(" ") }));
+        s.push_str("\nAvailable filters : none\n");
+    }
+    s
+}
+
+/// Runs the command line; returns the exit status.
+pub fn run(args: &[String]) -> i32 {
+    let pid = std::process::id();
+    let cli = match parse_args(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprint!("{}", format_line(Severity::Alert, pid, &e));
+            eprint!("{USAGE}");
+            return 1;
+        }
+    };
+    if cli.help {
+        print!("{USAGE}");
+        return 0;
+    }
+    if cli.version > 0 {
+        print!("{}", version_text(cli.version));
+        return 0;
+    }
+    if let Some(expr) = &cli.cond {
+        return match config::cond::eval(expr, &ProcessEnv) {
+            Ok(true) => 0,
+            Ok(false) => 1,
+            Err(e) => {
+                eprint!("{}", format_line(Severity::Alert, pid, &format!("failed to evaluate condition '{expr}': {e}")));
+                2
+            }
+        };
+    }
+    if cli.files.is_empty() {
+        eprint!("{}", format_line(Severity::Alert, pid, "No configuration file specified (use -f <file|dir>)."));
+        eprint!("{USAGE}");
+        return 1;
+    }
+    let mut diags = Diags::default();
+    let files = config::expand_paths(&cli.files, &mut diags);
+    let loaded = if diags.has_alerts() { None } else { Some(config::load_files(&files, &ProcessEnv)) };
+    if let Some(l) = &loaded {
+        diags.extend(l.diags.clone());
+    }
+    let zero_warning = cli.zero_warning || loaded.as_ref().and_then(|l| l.config.as_ref()).is_some_and(|c| c.global.zero_warning);
+    let fatal = config::is_fatal(&diags, zero_warning);
+    let shown: Diags = Diags {
+        items: diags
+            .items
+            .iter()
+            .filter(|d| !cli.quiet || d.severity == Severity::Alert || (zero_warning && d.severity == Severity::Warning))
+            .cloned()
+            .collect(),
+    };
+    eprint!("{}", shown.render(pid));
+    if fatal {
+        let why =
+            if diags.has_alerts() { "Fatal errors found in configuration." } else { "Some warnings were found and 'zero-warning' is set. Please fix them." };
+        eprint!("{}", format_line(Severity::Alert, pid, &format!("config : {why}")));
+        return 1;
+    }
+    let cfg = loaded.and_then(|l| l.config).expect("no alert means a model");
+    if let Err(e) = crate::route::RouteTable::compile(&cfg) {
+        eprint!("{}", format_line(Severity::Alert, pid, &format!("config : {e}")));
+        return 1;
+    }
+    if cli.check {
+        if !cli.quiet {
+            println!("Configuration file is valid");
+        }
+        return 0;
+    }
+    for (flag, set) in [("-x", cli.fetch_listeners.is_some()), ("-W", cli.master_worker)] {
+        if set {
+            eprint!(
+                "{}",
+                format_line(Severity::Alert, pid, &format!("'{flag}' is not supported yet: sluiced cannot take listeners over or run master-worker."))
+            );
+            return 1;
+        }
+    }
+    eprint!(
+        "{}",
+        format_line(Severity::Alert, pid, "The configuration is valid, but this build has no data plane yet: nothing to run. Use -c to check a configuration.")
+    );
+    1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Result<Cli, String> {
+        parse_args(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn haproxy_flags_parse() {
+        let c = p(&["-f", "a.cfg", "-f", "dir", "-c", "-dW", "-q", "-L", "lb1", "-m", "512", "-p", "/run/x.pid"]).unwrap();
+        assert_eq!(c.files, vec![PathBuf::from("a.cfg"), PathBuf::from("dir")]);
+        assert!(c.check && c.zero_warning && c.quiet);
+        assert_eq!(c.local_peer.as_deref(), Some("lb1"));
+        assert_eq!(c.mem_limit_mb, Some(512));
+        assert_eq!(p(&["-vv"]).unwrap().version, 2);
+        assert_eq!(p(&["-v"]).unwrap().version, 1);
+    }
+
+    #[test]
+    fn sf_and_st_take_every_following_pid() {
+        let c = p(&["-f", "x", "-sf", "12", "34", "-st", "56", "-c"]).unwrap();
+        assert_eq!(c.soft_finish, vec![12, 34]);
+        assert_eq!(c.terminate, vec![56]);
+        assert!(c.check);
+    }
+
+    #[test]
+    fn unknown_debug_flags_are_ignored_other_unknown_flags_fail() {
+        assert!(p(&["-dM", "-dI", "-dS", "-dKcmd"]).is_ok());
+        assert!(p(&["-z"]).is_err());
+        assert!(p(&["-f"]).is_err());
+    }
+
+    #[test]
+    fn files_after_double_dash() {
+        assert_eq!(p(&["--", "a.cfg", "b.cfg"]).unwrap().files.len(), 2);
+    }
+}

@@ -1,0 +1,1338 @@
+//! Keywords every proxy has whatever its features: `mode`, `bind`, `server`, `timeout`, `acl`,
+//! `use_backend`, the core `option`s, and the basic `global` keywords. Bind and server options that
+//! belong to a feature (TLS, checks) live in that feature's module.
+
+use super::addr::{AddrKind, AddrRules, Address, Host, PortSpec, parse_address};
+use super::expr::{parse_acl, parse_condition, split_condition};
+use super::logformat::parse_log_format;
+use super::model::*;
+use super::registry::{BindOption, DocTable, GlobalKeyword, KwArgs, ProxyKeyword, Registry, Sections, ServerOption};
+use super::units::{parse_size, parse_time, parse_uint};
+use crate::doc;
+
+const U32: u64 = u32::MAX as u64;
+
+fn kw(name: &'static str, sections: Sections, parse: super::registry::ProxyParse, doc: super::registry::Doc) -> ProxyKeyword {
+    ProxyKeyword { name, sections, negatable: false, parse, doc }
+}
+
+fn opt(name: &'static str, sections: Sections, parse: super::registry::ProxyParse, doc: super::registry::Doc) -> ProxyKeyword {
+    ProxyKeyword { name, sections, negatable: true, parse, doc }
+}
+
+fn gkw(name: &'static str, parse: super::registry::GlobalParse, doc: super::registry::Doc) -> GlobalKeyword {
+    GlobalKeyword { name, negatable: false, parse, doc }
+}
+
+/// Parses the single argument of a keyword that takes exactly one.
+fn one<'a>(a: &KwArgs<'a>, what: &str) -> Result<&'a str, String> {
+    let v = a.need(0, what)?;
+    a.at_most(1)?;
+    Ok(v)
+}
+
+fn one_u32(a: &KwArgs<'_>, what: &str) -> Result<u32, String> {
+    Ok(parse_uint(one(a, what)?, a.keyword, U32)? as u32)
+}
+
+fn one_time(a: &KwArgs<'_>) -> Result<std::time::Duration, String> {
+    parse_time(one(a, "time value")?)
+}
+
+/// Proxy, server and ACL names: HAProxy's character set.
+pub fn check_name(kind: &str, name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err(format!("missing {kind} name"));
+    }
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || "-_.:".contains(*c))) {
+        return Err(format!("character '{c}' is not permitted in {kind} name '{name}'"));
+    }
+    Ok(())
+}
+
+macro_rules! timeout_kw {
+    ($name:literal, $sect:expr, $field:ident, $desc:literal) => {
+        kw(
+            concat!("timeout ", $name),
+            $sect,
+            |a, p| {
+                p.timeouts.$field = Some(one_time(a)?);
+                Ok(())
+            },
+            doc!(Parsed, concat!("timeout ", $name, " <time>"), $desc, concat!("timeout ", $name, " 30s")),
+        )
+    };
+}
+
+macro_rules! bool_opt {
+    ($name:literal, $sect:expr, $field:ident, $desc:literal) => {
+        opt(
+            concat!("option ", $name),
+            $sect,
+            |a, p| {
+                a.at_most(0)?;
+                p.options.$field = Some(!a.negated);
+                Ok(())
+            },
+            doc!(Parsed, concat!("[no] option ", $name), $desc, concat!("option ", $name)),
+        )
+    };
+}
+
+pub fn proxy_keywords() -> Vec<ProxyKeyword> {
+    use Sections as S;
+    vec![
+        kw("mode", S::ALL, parse_mode, doc!(Parsed, "mode tcp|http", "Whether the proxy forwards raw TCP or parses HTTP.", "mode http")),
+        kw(
+            "bind",
+            S::FE_ONLY,
+            parse_bind,
+            doc!(
+                Parsed,
+                "bind <addr>[,<addr>...] [options...]",
+                "Listens on one or more addresses; options are listed under 'bind options'.",
+                "bind :443 ssl crt /etc/sluiced/certs/"
+            ),
+        ),
+        kw(
+            "server",
+            S::BE_ONLY,
+            parse_server,
+            doc!(
+                Parsed,
+                "server <name> <addr>[:port] [options...]",
+                "Declares a server of the backend; options are listed under 'server options'.",
+                "server app1 10.0.0.11:8080 check weight 10"
+            ),
+        ),
+        kw(
+            "default-server",
+            S::BE,
+            parse_default_server,
+            doc!(Parsed, "default-server [options...]", "Options applied to every following server of the proxy.", "default-server inter 2s fall 3 rise 2"),
+        ),
+        kw(
+            "server-template",
+            S::BE_ONLY,
+            parse_server_template,
+            doc!(
+                Parsed,
+                "server-template <prefix> <num|low-high> <fqdn>[:port] [options...]",
+                "Declares numbered servers <prefix>1..N sharing one address and options.",
+                "server-template web 1-5 web.service.local:80 check"
+            ),
+        ),
+        timeout_kw!("client", S::FE, client, "Maximum inactivity time on the client side."),
+        timeout_kw!("client-fin", S::FE, client_fin, "Inactivity timeout on the client side once the client has half-closed."),
+        timeout_kw!("server", S::BE, server, "Maximum inactivity time on the server side."),
+        timeout_kw!("server-fin", S::BE, server_fin, "Inactivity timeout on the server side once the server has half-closed."),
+        timeout_kw!("connect", S::BE, connect, "Maximum time to wait for a connection to a server to succeed."),
+        timeout_kw!("queue", S::BE, queue, "Maximum time a request waits in the queue for a connection slot."),
+        timeout_kw!("tunnel", S::BE, tunnel, "Inactivity timeout for tunnels (WebSocket, CONNECT, TCP once established)."),
+        timeout_kw!("http-request", S::ALL, http_request, "Deadline for receiving a complete HTTP request head."),
+        timeout_kw!("http-keep-alive", S::ALL, http_keep_alive, "Maximum time to wait for a new HTTP request on a kept-alive connection."),
+        timeout_kw!("check", S::BE, check, "Additional read timeout for health checks once connected."),
+        timeout_kw!("tarpit", S::ALL, tarpit, "How long tarpitted requests are held before the error is returned."),
+        kw(
+            "maxconn",
+            S::FE,
+            |a, p| {
+                p.maxconn = Some(one_u32(a, "connection count")?);
+                Ok(())
+            },
+            doc!(Parsed, "maxconn <n>", "Maximum concurrent connections on the frontend; accepting pauses at the limit.", "maxconn 20000"),
+        ),
+        kw(
+            "backlog",
+            S::FE,
+            |a, p| {
+                p.backlog = Some(one_u32(a, "backlog")?);
+                Ok(())
+            },
+            doc!(Parsed, "backlog <n>", "Listen backlog for the frontend's listeners.", "backlog 4096"),
+        ),
+        kw(
+            "fullconn",
+            S::BE,
+            |a, p| {
+                p.fullconn = Some(one_u32(a, "connection count")?);
+                Ok(())
+            },
+            doc!(Parsed, "fullconn <n>", "Backend load at which servers with minconn reach their maxconn.", "fullconn 1000"),
+        ),
+        kw(
+            "retries",
+            S::BE,
+            |a, p| {
+                p.retries = Some(one_u32(a, "retry count")?);
+                Ok(())
+            },
+            doc!(Parsed, "retries <n>", "Number of times a failed connection attempt to a server is retried.", "retries 3"),
+        ),
+        kw(
+            "rate-limit sessions",
+            S::FE,
+            |a, p| {
+                p.rate_limit_sessions = Some(one_u32(a, "session rate")?);
+                Ok(())
+            },
+            doc!(Parsed, "rate-limit sessions <rate>", "Maximum new sessions per second accepted by the frontend.", "rate-limit sessions 1000"),
+        ),
+        kw(
+            "acl",
+            S::ALL,
+            parse_acl_kw,
+            doc!(
+                Parsed,
+                "acl <name> <fetch>[(args)][,conv...] [flags] [operator] <value> ...",
+                "Declares a named access control list tested by conditions.",
+                "acl is_api path_beg /api/"
+            ),
+        ),
+        kw(
+            "use_backend",
+            S::FE_ONLY,
+            parse_use_backend,
+            doc!(
+                Parsed,
+                "use_backend <backend|%[expr]> [if|unless <cond>]",
+                "Switches to a backend when the condition holds; the name may be a log-format string.",
+                "use_backend api if is_api"
+            ),
+        ),
+        kw(
+            "default_backend",
+            S::FE,
+            parse_default_backend,
+            doc!(Parsed, "default_backend <backend>", "Backend used when no use_backend rule matched.", "default_backend web"),
+        ),
+        kw(
+            "use-server",
+            S::BE_ONLY,
+            parse_use_server,
+            doc!(
+                Parsed,
+                "use-server <server> [if|unless <cond>]",
+                "Sends the stream to a named server when the condition holds, bypassing balancing.",
+                "use-server s1 if { req.hdr(x-pin) s1 }"
+            ),
+        ),
+        kw(
+            "description",
+            S::PROXIES,
+            |a, p| {
+                p.description = Some(join_args(a));
+                Ok(())
+            },
+            doc!(Parsed, "description <text>", "Free text shown in the stats.", "description public web entry point"),
+        ),
+        kw(
+            "id",
+            S::PROXIES,
+            |a, p| {
+                p.id = Some(positive_id(one(a, "numeric id")?)?);
+                Ok(())
+            },
+            doc!(Parsed, "id <n>", "Sets the proxy's numeric identifier (iid in stats).", "id 10"),
+        ),
+        kw(
+            "disabled",
+            S::ALL,
+            |a, p| {
+                a.at_most(0)?;
+                p.disabled = true;
+                Ok(())
+            },
+            doc!(Parsed, "disabled", "Declares the proxy but does not start it.", "disabled"),
+        ),
+        kw(
+            "enabled",
+            S::ALL,
+            |a, p| {
+                a.at_most(0)?;
+                p.disabled = false;
+                Ok(())
+            },
+            doc!(Parsed, "enabled", "Cancels an inherited 'disabled'.", "enabled"),
+        ),
+        kw(
+            "source",
+            S::BE,
+            |a, p| {
+                p.default_server.source = Some(join_args(a));
+                Ok(())
+            },
+            doc!(Parsed, "source <addr>[:port] [usesrc ...]", "Source address for connections to servers.", "source 10.0.0.2"),
+        ),
+        opt(
+            "option redispatch",
+            S::BE,
+            |a, p| {
+                p.options.redispatch = Some(!a.negated);
+                if let Some(v) = a.arg(0) {
+                    p.options.redispatch_interval = Some(v.parse().map_err(|_| format!("invalid redispatch interval '{v}'"))?);
+                }
+                a.at_most(1)
+            },
+            doc!(
+                Parsed,
+                "[no] option redispatch [<interval>]",
+                "Lets a retried connection go to another server than the one first chosen.",
+                "option redispatch"
+            ),
+        ),
+        bool_opt!("allbackups", S::BE, allbackups, "Uses all backup servers at once instead of only the first."),
+        bool_opt!("abortonclose", S::ALL, abortonclose, "Aborts a queued or pending request when the client closes."),
+        bool_opt!("tcpka", S::ALL, tcpka, "Enables TCP keep-alive on both sides."),
+        bool_opt!("clitcpka", S::FE, clitcpka, "Enables TCP keep-alive on the client side."),
+        bool_opt!("srvtcpka", S::BE, srvtcpka, "Enables TCP keep-alive on the server side."),
+        bool_opt!("nolinger", S::ALL, nolinger, "Closes connections with a reset instead of lingering."),
+        bool_opt!("splice-auto", S::ALL, splice_auto, "Uses kernel splicing in both directions when it pays."),
+        bool_opt!("splice-request", S::ALL, splice_request, "Uses kernel splicing from client to server."),
+        bool_opt!("splice-response", S::ALL, splice_response, "Uses kernel splicing from server to client."),
+        bool_opt!("persist", S::BE, persist, "Keeps sending a persistent client to its server even when it is down."),
+        bool_opt!("transparent", S::BE, transparent, "Connects to the client's original destination address."),
+        bool_opt!("independent-streams", S::ALL, independent_streams, "Lets read and write timeouts of each side advance independently."),
+        bool_opt!("socket-stats", S::FE, socket_stats, "Keeps statistics per listening socket."),
+        bool_opt!("contstats", S::ALL, contstats, "Updates traffic counters continuously for long sessions."),
+        bool_opt!("tcp-smart-accept", S::FE, tcp_smart_accept, "Delays the accept acknowledgement until data arrives where possible."),
+        bool_opt!("tcp-smart-connect", S::BE, tcp_smart_connect, "Sends the first data with the connection's ACK."),
+    ]
+}
+
+fn join_args(a: &KwArgs<'_>) -> String {
+    a.args().iter().map(|w| w.text.as_str()).collect::<Vec<_>>().join(" ")
+}
+
+fn positive_id(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(v) if v > 0 && v <= i32::MAX as u32 => Ok(v),
+        _ => Err(format!("id must be a positive integer, got '{s}'")),
+    }
+}
+
+fn parse_mode(a: &mut KwArgs<'_>, p: &mut Proxy) -> Result<(), String> {
+    p.mode = match one(a, "mode")? {
+        "tcp" => Mode::Tcp,
+        "http" => Mode::Http,
+        m @ ("log" | "spop" | "health") => return Err(format!("mode '{m}' is not supported by sluiced")),
+        m => return Err(format!("unknown mode '{m}' (expected 'tcp' or 'http')")),
+    };
+    Ok(())
+}
+
+fn parse_bind(a: &mut KwArgs<'_>, p: &mut Proxy) -> Result<(), String> {
+    let addrs = a.need(0, "address")?;
+    let mut bind = Bind::new(a.span.clone());
+    for text in addrs.split(',') {
+        bind.addrs.push(parse_address(text, AddrRules { listener: true, server: false })?);
+    }
+    let reg = Registry::get();
+    let rest = &a.args()[1..];
+    let mut i = 0;
+    while i < rest.len() {
+        let name = rest[i].text.as_str();
+        let o = reg.bind_option(name).ok_or_else(|| unknown_option("bind", name, reg.bind.iter().map(|o| o.name)))?;
+        let arg = if o.takes_arg {
+            i += 1;
+            Some(rest.get(i).map(|w| w.text.as_str()).ok_or_else(|| format!("'{name}' expects an argument"))?)
+        } else {
+            None
+        };
+        (o.parse)(&mut bind, arg).map_err(|e| format!("'{name}' : {e}"))?;
+        i += 1;
+    }
+    p.binds.push(bind);
+    Ok(())
+}
+
+fn unknown_option<'a>(what: &str, name: &str, all: impl IntoIterator<Item = &'a str>) -> String {
+    match super::diag::did_you_mean(name, all) {
+        Some(s) => format!("unknown {what} option '{name}'; did you mean '{s}' maybe ?"),
+        None => format!("unknown {what} option '{name}'"),
+    }
+}
+
+/// Applies server options from `words` to `opts`. `id` is returned, because only `server` has one.
+fn parse_server_options(words: &[super::lex::Word], opts: &mut ServerOpts, is_default: bool) -> Result<Option<u32>, String> {
+    let reg = Registry::get();
+    let mut id = None;
+    let mut i = 0;
+    while i < words.len() {
+        let name = words[i].text.as_str();
+        if name == "id" && !is_default {
+            i += 1;
+            id = Some(positive_id(words.get(i).map(|w| w.text.as_str()).ok_or("'id' expects an argument")?)?);
+            i += 1;
+            continue;
+        }
+        let what = if is_default { "default-server" } else { "server" };
+        let o = reg.server_option(name).ok_or_else(|| unknown_option(what, name, reg.server.iter().map(|o| o.name)))?;
+        if is_default && !o.default_server {
+            return Err(format!("'{name}' is not allowed on 'default-server' lines"));
+        }
+        let arg = if o.takes_arg {
+            i += 1;
+            Some(words.get(i).map(|w| w.text.as_str()).ok_or_else(|| format!("'{name}' expects an argument"))?)
+        } else {
+            None
+        };
+        (o.parse)(opts, arg).map_err(|e| format!("'{name}' : {e}"))?;
+        i += 1;
+    }
+    Ok(id)
+}
+
+fn parse_server(a: &mut KwArgs<'_>, p: &mut Proxy) -> Result<(), String> {
+    let name = a.need(0, "server name")?;
+    check_name("server", name)?;
+    let addr_text = a.need(1, "server address")?;
+    let addr = parse_address(addr_text, AddrRules { listener: false, server: true })?;
+    let mut opts = p.default_server.clone();
+    let id = parse_server_options(&a.args()[2..], &mut opts, false)?;
+    if let Some(t) = &opts.track {
+        p.add_ref(RefKind::Server, t, a.span, "server");
+    }
+    p.servers.push(Server { name: name.to_owned(), addr, id, span: a.span.clone(), opts });
+    Ok(())
+}
+
+fn parse_default_server(a: &mut KwArgs<'_>, p: &mut Proxy) -> Result<(), String> {
+    let words = a.args();
+    let mut opts = p.default_server.clone();
+    parse_server_options(words, &mut opts, true)?;
+    p.default_server = opts;
+    Ok(())
+}
+
+fn parse_server_template(a: &mut KwArgs<'_>, p: &mut Proxy) -> Result<(), String> {
+    let prefix = a.need(0, "server name prefix")?;
+    check_name("server", prefix)?;
+    let range = a.need(1, "number or range of servers")?;
+    let (lo, hi) = match range.split_once('-') {
+        Some((l, h)) => (l.parse::<u32>().map_err(|_| format!("invalid range '{range}'"))?, h.parse::<u32>().map_err(|_| format!("invalid range '{range}'"))?),
+        None => (1, range.parse::<u32>().map_err(|_| format!("invalid number of servers '{range}'"))?),
+    };
+    if lo == 0 || hi < lo || hi - lo >= 100_000 {
+        return Err(format!("invalid range of servers '{range}'"));
+    }
+    let addr = parse_address(a.need(2, "server address")?, AddrRules { listener: false, server: true })?;
+    let mut opts = p.default_server.clone();
+    if parse_server_options(&a.args()[3..], &mut opts, false)?.is_some() {
+        return Err("'id' is not allowed on 'server-template' lines".into());
+    }
+    for n in lo..=hi {
+        p.servers.push(Server { name: format!("{prefix}{n}"), addr: addr.clone(), id: None, span: a.span.clone(), opts: opts.clone() });
+    }
+    Ok(())
+}
+
+fn parse_acl_kw(a: &mut KwArgs<'_>, p: &mut Proxy) -> Result<(), String> {
+    let name = a.need(0, "ACL name")?;
+    check_name("ACL", name)?;
+    let body = parse_acl(&a.args()[1..])?;
+    for t in body.expr.table_refs() {
+        p.add_ref(RefKind::Table, t, a.span, "acl");
+    }
+    p.acls.push(AclDecl { name: name.to_owned(), body, span: a.span.clone() });
+    Ok(())
+}
+
+fn parse_use_backend(a: &mut KwArgs<'_>, p: &mut Proxy) -> Result<(), String> {
+    let (target, cond) = split_condition(a.args());
+    let name = target.first().ok_or("missing backend name")?;
+    if target.len() > 1 {
+        return Err(format!("unexpected '{}' (expected 'if' or 'unless')", target[1].text));
+    }
+    let cond = cond.map(parse_condition).transpose()?;
+    let target = if name.text.contains("%[") {
+        BackendTarget::Dynamic(parse_log_format(&name.text)?)
+    } else {
+        p.add_ref(RefKind::Backend, &name.text, a.span, "use_backend");
+        BackendTarget::Named(name.text.clone())
+    };
+    if let Some(c) = &cond {
+        p.add_cond_refs(c, a.span, "use_backend");
+    }
+    p.use_backends.push(UseBackend { target, cond, span: a.span.clone() });
+    Ok(())
+}
+
+fn parse_default_backend(a: &mut KwArgs<'_>, p: &mut Proxy) -> Result<(), String> {
+    let name = one(a, "backend name")?;
+    if p.kind != ProxyKind::Defaults {
+        p.add_ref(RefKind::Backend, name, a.span, "default_backend");
+    }
+    p.default_backend = Some(NameRef { name: name.to_owned(), span: a.span.clone() });
+    Ok(())
+}
+
+fn parse_use_server(a: &mut KwArgs<'_>, p: &mut Proxy) -> Result<(), String> {
+    let (target, cond) = split_condition(a.args());
+    let name = target.first().ok_or("missing server name")?;
+    if target.len() > 1 {
+        return Err(format!("unexpected '{}' (expected 'if' or 'unless')", target[1].text));
+    }
+    let cond = cond.map(parse_condition).transpose()?;
+    if let Some(c) = &cond {
+        p.add_cond_refs(c, a.span, "use-server");
+    }
+    p.use_servers.push(UseServer { server: name.text.clone(), cond, span: a.span.clone() });
+    Ok(())
+}
+
+fn u32_arg(v: Option<&str>, max: u64) -> Result<u32, String> {
+    let v = v.unwrap_or_default();
+    Ok(parse_uint(v, "value", max)? as u32)
+}
+
+fn bopt(name: &'static str, takes_arg: bool, parse: fn(&mut Bind, Option<&str>) -> Result<(), String>, doc: super::registry::Doc) -> BindOption {
+    BindOption { name, takes_arg, parse, doc }
+}
+
+pub fn bind_options() -> Vec<BindOption> {
+    vec![
+        bopt(
+            "name",
+            true,
+            |b, v| {
+                b.name = v.map(str::to_owned);
+                Ok(())
+            },
+            doc!(Parsed, "name <name>", "Names the listener in stats and logs.", "bind :80 name http"),
+        ),
+        bopt(
+            "id",
+            true,
+            |b, v| {
+                b.id = Some(positive_id(v.unwrap_or_default())?);
+                Ok(())
+            },
+            doc!(Parsed, "id <n>", "Numeric identifier of the listener.", "bind :80 id 3"),
+        ),
+        bopt(
+            "backlog",
+            true,
+            |b, v| {
+                b.backlog = Some(u32_arg(v, U32)?);
+                Ok(())
+            },
+            doc!(Parsed, "backlog <n>", "Listen backlog of this socket.", "bind :80 backlog 1024"),
+        ),
+        bopt(
+            "maxconn",
+            true,
+            |b, v| {
+                b.maxconn = Some(u32_arg(v, U32)?);
+                Ok(())
+            },
+            doc!(Parsed, "maxconn <n>", "Maximum concurrent connections on this listener.", "bind :80 maxconn 1000"),
+        ),
+        bopt(
+            "accept-proxy",
+            false,
+            |b, _| {
+                b.accept_proxy = true;
+                Ok(())
+            },
+            doc!(Parsed, "accept-proxy", "Requires a PROXY protocol v1 or v2 header on every connection.", "bind :80 accept-proxy"),
+        ),
+        bopt(
+            "v4v6",
+            false,
+            |b, _| {
+                b.v4v6 = true;
+                Ok(())
+            },
+            doc!(Parsed, "v4v6", "An IPv6 socket also accepts IPv4 connections.", "bind :::80 v4v6"),
+        ),
+        bopt(
+            "v6only",
+            false,
+            |b, _| {
+                b.v6only = true;
+                Ok(())
+            },
+            doc!(Parsed, "v6only", "An IPv6 socket accepts only IPv6 connections.", "bind :::80 v6only"),
+        ),
+        bopt(
+            "defer-accept",
+            false,
+            |b, _| {
+                b.defer_accept = true;
+                Ok(())
+            },
+            doc!(Parsed, "defer-accept", "Wakes up only when data arrives (TCP_DEFER_ACCEPT).", "bind :80 defer-accept"),
+        ),
+        bopt(
+            "tfo",
+            false,
+            |b, _| {
+                b.tfo = true;
+                Ok(())
+            },
+            doc!(Parsed, "tfo", "Enables TCP Fast Open on the listener.", "bind :80 tfo"),
+        ),
+        bopt(
+            "transparent",
+            false,
+            |b, _| {
+                b.transparent = true;
+                Ok(())
+            },
+            doc!(Parsed, "transparent", "Binds to a non-local address (IP_TRANSPARENT).", "bind 192.0.2.1:80 transparent"),
+        ),
+        bopt(
+            "interface",
+            true,
+            |b, v| {
+                b.interface = v.map(str::to_owned);
+                Ok(())
+            },
+            doc!(Parsed, "interface <name>", "Restricts the socket to one network interface (SO_BINDTODEVICE).", "bind :80 interface eth0"),
+        ),
+        bopt(
+            "namespace",
+            true,
+            |b, v| {
+                b.namespace = v.map(str::to_owned);
+                Ok(())
+            },
+            doc!(Parsed, "namespace <name>", "Opens the socket in a network namespace.", "bind :80 namespace blue"),
+        ),
+        bopt(
+            "mss",
+            true,
+            |b, v| {
+                b.mss = Some(v.unwrap_or_default().parse().map_err(|_| "expects an integer")?);
+                Ok(())
+            },
+            doc!(Parsed, "mss <n>", "Sets TCP_MAXSEG on accepted connections.", "bind :80 mss 1400"),
+        ),
+        bopt(
+            "nice",
+            true,
+            |b, v| {
+                b.nice = Some(v.unwrap_or_default().parse().map_err(|_| "expects an integer")?);
+                Ok(())
+            },
+            doc!(Parsed, "nice <n>", "Scheduling priority of this listener's connections.", "bind :80 nice 10"),
+        ),
+        bopt(
+            "thread",
+            true,
+            |b, v| {
+                b.thread = v.map(str::to_owned);
+                Ok(())
+            },
+            doc!(Parsed, "thread <set>", "Restricts the listener to some worker threads.", "bind :80 thread 1-2"),
+        ),
+        bopt(
+            "process",
+            true,
+            |b, v| {
+                b.process = v.map(str::to_owned);
+                Ok(())
+            },
+            doc!(Parsed, "process <set>", "Legacy process binding, accepted for compatibility.", "bind :80 process 1"),
+        ),
+        bopt(
+            "shards",
+            true,
+            |b, v| {
+                b.shards = v.map(str::to_owned);
+                Ok(())
+            },
+            doc!(Parsed, "shards <n>|by-thread|by-group", "How many SO_REUSEPORT sockets back the listener.", "bind :80 shards by-thread"),
+        ),
+        bopt(
+            "tcp-ut",
+            true,
+            |b, v| {
+                b.tcp_ut = Some(parse_time(v.unwrap_or_default())?);
+                Ok(())
+            },
+            doc!(Parsed, "tcp-ut <time>", "TCP_USER_TIMEOUT of accepted connections.", "bind :80 tcp-ut 30s"),
+        ),
+        bopt(
+            "mode",
+            true,
+            |b, v| {
+                b.mode = Some(u32::from_str_radix(v.unwrap_or_default(), 8).map_err(|_| "expects an octal mode")?);
+                Ok(())
+            },
+            doc!(Parsed, "mode <octal>", "Permissions of a unix socket.", "bind /run/s.sock mode 600"),
+        ),
+        bopt(
+            "uid",
+            true,
+            |b, v| {
+                b.uid = v.map(str::to_owned);
+                Ok(())
+            },
+            doc!(Parsed, "uid <uid>", "Owner of a unix socket, by number.", "bind /run/s.sock uid 0"),
+        ),
+        bopt(
+            "gid",
+            true,
+            |b, v| {
+                b.gid = v.map(str::to_owned);
+                Ok(())
+            },
+            doc!(Parsed, "gid <gid>", "Group of a unix socket, by number.", "bind /run/s.sock gid 0"),
+        ),
+        bopt(
+            "user",
+            true,
+            |b, v| {
+                b.user = v.map(str::to_owned);
+                Ok(())
+            },
+            doc!(Parsed, "user <name>", "Owner of a unix socket, by name.", "bind /run/s.sock user haproxy"),
+        ),
+        bopt(
+            "group",
+            true,
+            |b, v| {
+                b.group = v.map(str::to_owned);
+                Ok(())
+            },
+            doc!(Parsed, "group <name>", "Group of a unix socket, by name.", "bind /run/s.sock group haproxy"),
+        ),
+        bopt(
+            "proto",
+            true,
+            |b, v| {
+                b.proto = v.map(str::to_owned);
+                Ok(())
+            },
+            doc!(Parsed, "proto <name>", "Forces the multiplexer protocol (h1, h2).", "bind :80 proto h2"),
+        ),
+    ]
+}
+
+fn sopt(name: &'static str, takes_arg: bool, parse: fn(&mut ServerOpts, Option<&str>) -> Result<(), String>, doc: super::registry::Doc) -> ServerOption {
+    ServerOption { name, takes_arg, default_server: true, parse, doc }
+}
+
+fn arg_str(v: Option<&str>) -> Option<String> {
+    v.map(str::to_owned)
+}
+
+pub fn server_options() -> Vec<ServerOption> {
+    vec![
+        sopt(
+            "weight",
+            true,
+            |o, v| {
+                o.weight = Some(u32_arg(v, 256)?);
+                Ok(())
+            },
+            doc!(Parsed, "weight <0-256>", "Relative share of the load this server receives.", "server s1 10.0.0.1:80 weight 20"),
+        ),
+        sopt(
+            "backup",
+            false,
+            |o, _| {
+                o.backup = true;
+                Ok(())
+            },
+            doc!(Parsed, "backup", "Used only when every active server is down.", "server s9 10.0.0.9:80 backup"),
+        ),
+        sopt(
+            "no-backup",
+            false,
+            |o, _| {
+                o.backup = false;
+                Ok(())
+            },
+            doc!(Parsed, "no-backup", "Cancels an inherited 'backup'.", "server s1 10.0.0.1:80 no-backup"),
+        ),
+        sopt(
+            "disabled",
+            false,
+            |o, _| {
+                o.disabled = true;
+                Ok(())
+            },
+            doc!(Parsed, "disabled", "Starts the server in maintenance.", "server s1 10.0.0.1:80 disabled"),
+        ),
+        sopt(
+            "enabled",
+            false,
+            |o, _| {
+                o.disabled = false;
+                Ok(())
+            },
+            doc!(Parsed, "enabled", "Cancels an inherited 'disabled'.", "server s1 10.0.0.1:80 enabled"),
+        ),
+        sopt(
+            "maxconn",
+            true,
+            |o, v| {
+                o.maxconn = Some(u32_arg(v, U32)?);
+                Ok(())
+            },
+            doc!(Parsed, "maxconn <n>", "Maximum concurrent connections to this server; more wait in the queue.", "server s1 10.0.0.1:80 maxconn 100"),
+        ),
+        sopt(
+            "minconn",
+            true,
+            |o, v| {
+                o.minconn = Some(u32_arg(v, U32)?);
+                Ok(())
+            },
+            doc!(Parsed, "minconn <n>", "Dynamic maxconn floor, scaled with the backend's fullconn.", "server s1 10.0.0.1:80 minconn 10 maxconn 100"),
+        ),
+        sopt(
+            "maxqueue",
+            true,
+            |o, v| {
+                o.maxqueue = Some(u32_arg(v, U32)?);
+                Ok(())
+            },
+            doc!(Parsed, "maxqueue <n>", "Maximum requests waiting for this server; beyond it they are redispatched.", "server s1 10.0.0.1:80 maxqueue 50"),
+        ),
+        sopt(
+            "send-proxy",
+            false,
+            |o, _| {
+                o.send_proxy = true;
+                Ok(())
+            },
+            doc!(Parsed, "send-proxy", "Sends a PROXY protocol v1 header to the server.", "server s1 10.0.0.1:80 send-proxy"),
+        ),
+        sopt(
+            "no-send-proxy",
+            false,
+            |o, _| {
+                o.send_proxy = false;
+                Ok(())
+            },
+            doc!(Parsed, "no-send-proxy", "Cancels an inherited 'send-proxy'.", "server s1 10.0.0.1:80 no-send-proxy"),
+        ),
+        sopt(
+            "send-proxy-v2",
+            false,
+            |o, _| {
+                o.send_proxy_v2 = true;
+                Ok(())
+            },
+            doc!(Parsed, "send-proxy-v2", "Sends a PROXY protocol v2 header to the server.", "server s1 10.0.0.1:80 send-proxy-v2"),
+        ),
+        sopt(
+            "no-send-proxy-v2",
+            false,
+            |o, _| {
+                o.send_proxy_v2 = false;
+                Ok(())
+            },
+            doc!(Parsed, "no-send-proxy-v2", "Cancels an inherited 'send-proxy-v2'.", "server s1 10.0.0.1:80 no-send-proxy-v2"),
+        ),
+        sopt(
+            "proxy-v2-options",
+            true,
+            |o, v| {
+                o.proxy_v2_options = v.unwrap_or_default().split(',').map(str::to_owned).collect();
+                Ok(())
+            },
+            doc!(
+                Parsed,
+                "proxy-v2-options <opt>[,<opt>...]",
+                "TLVs added to PROXY v2 headers (ssl, cert-cn, authority, unique-id...).",
+                "server s1 10.0.0.1:80 send-proxy-v2 proxy-v2-options ssl,unique-id"
+            ),
+        ),
+        sopt(
+            "cookie",
+            true,
+            |o, v| {
+                o.cookie = arg_str(v);
+                Ok(())
+            },
+            doc!(Parsed, "cookie <value>", "Cookie value identifying this server for persistence.", "server s1 10.0.0.1:80 cookie s1"),
+        ),
+        sopt(
+            "redir",
+            true,
+            |o, v| {
+                o.redir = arg_str(v);
+                Ok(())
+            },
+            doc!(
+                Parsed,
+                "redir <prefix>",
+                "Answers GET/HEAD with a redirect to this prefix instead of forwarding.",
+                "server s1 10.0.0.1:80 redir http://s1.example.com"
+            ),
+        ),
+        sopt(
+            "source",
+            true,
+            |o, v| {
+                o.source = arg_str(v);
+                Ok(())
+            },
+            doc!(Parsed, "source <addr>[:port]", "Source address for connections to this server.", "server s1 10.0.0.1:80 source 10.0.0.2"),
+        ),
+        sopt(
+            "init-addr",
+            true,
+            |o, v| {
+                o.init_addr = arg_str(v);
+                Ok(())
+            },
+            doc!(
+                Parsed,
+                "init-addr {last|libc|none|<ip>},...",
+                "How the server's address is found at start-up.",
+                "server s1 app.local:80 init-addr last,libc,none"
+            ),
+        ),
+        sopt(
+            "resolvers",
+            true,
+            |o, v| {
+                o.resolvers = arg_str(v);
+                Ok(())
+            },
+            doc!(Parsed, "resolvers <section>", "Resolves the server's name at run time with a resolvers section.", "server s1 app.local:80 resolvers dns"),
+        ),
+        sopt(
+            "resolve-prefer",
+            true,
+            |o, v| {
+                o.resolve_prefer = arg_str(v);
+                Ok(())
+            },
+            doc!(Parsed, "resolve-prefer ipv4|ipv6", "Preferred family when resolving.", "server s1 app.local:80 resolve-prefer ipv4"),
+        ),
+        sopt(
+            "namespace",
+            true,
+            |o, v| {
+                o.namespace = arg_str(v);
+                Ok(())
+            },
+            doc!(Parsed, "namespace <name>", "Network namespace for connections to this server.", "server s1 10.0.0.1:80 namespace blue"),
+        ),
+        sopt(
+            "tfo",
+            false,
+            |o, _| {
+                o.tfo = true;
+                Ok(())
+            },
+            doc!(Parsed, "tfo", "Uses TCP Fast Open towards the server.", "server s1 10.0.0.1:80 tfo"),
+        ),
+        sopt(
+            "pool-max-conn",
+            true,
+            |o, v| {
+                o.pool_max_conn = Some(v.unwrap_or_default().parse().map_err(|_| "expects an integer (-1 for unlimited)")?);
+                Ok(())
+            },
+            doc!(Parsed, "pool-max-conn <n>", "Maximum idle connections kept for reuse (-1 unlimited).", "server s1 10.0.0.1:80 pool-max-conn 100"),
+        ),
+        sopt(
+            "pool-low-conn",
+            true,
+            |o, v| {
+                o.pool_low_conn = Some(u32_arg(v, U32)?);
+                Ok(())
+            },
+            doc!(Parsed, "pool-low-conn <n>", "Idle connections below which a worker prefers opening a new one.", "server s1 10.0.0.1:80 pool-low-conn 8"),
+        ),
+        sopt(
+            "pool-purge-delay",
+            true,
+            |o, v| {
+                o.pool_purge_delay = Some(parse_time(v.unwrap_or_default())?);
+                Ok(())
+            },
+            doc!(Parsed, "pool-purge-delay <time>", "How often idle pooled connections are trimmed.", "server s1 10.0.0.1:80 pool-purge-delay 5s"),
+        ),
+        sopt(
+            "max-reuse",
+            true,
+            |o, v| {
+                o.max_reuse = Some(v.unwrap_or_default().parse().map_err(|_| "expects an integer")?);
+                Ok(())
+            },
+            doc!(Parsed, "max-reuse <n>", "How many times one server connection may be reused (-1 unlimited).", "server s1 10.0.0.1:80 max-reuse 1000"),
+        ),
+        sopt(
+            "proto",
+            true,
+            |o, v| {
+                o.proto = arg_str(v);
+                Ok(())
+            },
+            doc!(Parsed, "proto <name>", "Forces the protocol towards the server (h1, h2).", "server s1 10.0.0.1:80 proto h2"),
+        ),
+        sopt(
+            "on-error",
+            true,
+            |o, v| {
+                o.on_error = Some(one_of(v, &["fastinter", "fail-check", "sudden-death", "mark-down"])?);
+                Ok(())
+            },
+            doc!(
+                Parsed,
+                "on-error fastinter|fail-check|sudden-death|mark-down",
+                "What observed errors do to the server's health.",
+                "server s1 10.0.0.1:80 check observe layer4 on-error mark-down"
+            ),
+        ),
+        sopt(
+            "on-marked-down",
+            true,
+            |o, v| {
+                o.on_marked_down = Some(one_of(v, &["shutdown-sessions"])?);
+                Ok(())
+            },
+            doc!(
+                Parsed,
+                "on-marked-down shutdown-sessions",
+                "Closes the server's sessions when it goes down.",
+                "server s1 10.0.0.1:80 check on-marked-down shutdown-sessions"
+            ),
+        ),
+        sopt(
+            "on-marked-up",
+            true,
+            |o, v| {
+                o.on_marked_up = Some(one_of(v, &["shutdown-backup-sessions"])?);
+                Ok(())
+            },
+            doc!(
+                Parsed,
+                "on-marked-up shutdown-backup-sessions",
+                "Closes backup servers' sessions when this one comes up.",
+                "server s1 10.0.0.1:80 check on-marked-up shutdown-backup-sessions"
+            ),
+        ),
+        sopt(
+            "error-limit",
+            true,
+            |o, v| {
+                o.error_limit = Some(u32_arg(v, U32)?);
+                Ok(())
+            },
+            doc!(Parsed, "error-limit <n>", "Consecutive observed errors that trigger on-error.", "server s1 10.0.0.1:80 check observe layer7 error-limit 10"),
+        ),
+        sopt(
+            "observe",
+            true,
+            |o, v| {
+                o.observe = Some(one_of(v, &["layer4", "layer7", "none"])?);
+                Ok(())
+            },
+            doc!(Parsed, "observe layer4|layer7", "Counts live traffic errors towards the server's health.", "server s1 10.0.0.1:80 check observe layer4"),
+        ),
+        sopt(
+            "slowstart",
+            true,
+            |o, v| {
+                o.slowstart = Some(parse_time(v.unwrap_or_default())?);
+                Ok(())
+            },
+            doc!(Parsed, "slowstart <time>", "Ramps the weight up over this time after the server recovers.", "server s1 10.0.0.1:80 check slowstart 30s"),
+        ),
+        ServerOption {
+            name: "track",
+            takes_arg: true,
+            default_server: false,
+            parse: |o, v| {
+                let v = v.unwrap_or_default();
+                if v.is_empty() {
+                    return Err("expects [<backend>/]<server>".into());
+                }
+                o.track = Some(v.to_owned());
+                Ok(())
+            },
+            doc: doc!(Parsed, "track [<backend>/]<server>", "Follows another server's health instead of checking.", "server s1 10.0.0.1:80 track be_main/s1"),
+        },
+        sopt(
+            "tcp-ut",
+            true,
+            |o, v| {
+                o.tcp_ut = Some(parse_time(v.unwrap_or_default())?);
+                Ok(())
+            },
+            doc!(Parsed, "tcp-ut <time>", "TCP_USER_TIMEOUT of connections to this server.", "server s1 10.0.0.1:80 tcp-ut 20s"),
+        ),
+    ]
+}
+
+fn one_of(v: Option<&str>, allowed: &[&str]) -> Result<String, String> {
+    let v = v.unwrap_or_default();
+    if allowed.contains(&v) { Ok(v.to_owned()) } else { Err(format!("expects one of {}, got '{v}'", allowed.join(", "))) }
+}
+
+fn g_one<'a>(a: &KwArgs<'a>) -> Result<&'a str, String> {
+    one(a, "value")
+}
+
+pub fn global_keywords() -> Vec<GlobalKeyword> {
+    vec![
+        gkw(
+            "daemon",
+            |a, g| {
+                a.at_most(0)?;
+                g.daemon = true;
+                Ok(())
+            },
+            doc!(Parsed, "daemon", "Forks into the background at start (same as -D).", "daemon"),
+        ),
+        gkw(
+            "master-worker",
+            |a, g| {
+                g.master_worker = true;
+                a.at_most(1)
+            },
+            doc!(Parsed, "master-worker [no-exit-on-failure]", "Runs a master process that supervises the workers (same as -W).", "master-worker"),
+        ),
+        gkw(
+            "maxconn",
+            |a, g| {
+                g.maxconn = Some(one_u32(a, "connection count")?);
+                Ok(())
+            },
+            doc!(Parsed, "maxconn <n>", "Process-wide maximum of concurrent connections.", "maxconn 100000"),
+        ),
+        gkw(
+            "pidfile",
+            |a, g| {
+                g.pidfile = Some(g_one(a)?.to_owned());
+                Ok(())
+            },
+            doc!(Parsed, "pidfile <path>", "Writes the pid to this file (same as -p).", "pidfile /run/sluiced.pid"),
+        ),
+        gkw(
+            "user",
+            |a, g| {
+                g.user = Some(g_one(a)?.to_owned());
+                Ok(())
+            },
+            doc!(Parsed, "user <name>", "User to switch to after binding.", "user haproxy"),
+        ),
+        gkw(
+            "group",
+            |a, g| {
+                g.group = Some(g_one(a)?.to_owned());
+                Ok(())
+            },
+            doc!(Parsed, "group <name>", "Group to switch to after binding.", "group haproxy"),
+        ),
+        gkw(
+            "uid",
+            |a, g| {
+                g.uid = Some(one_u32(a, "uid")?);
+                Ok(())
+            },
+            doc!(Parsed, "uid <n>", "User id to switch to after binding.", "uid 99"),
+        ),
+        gkw(
+            "gid",
+            |a, g| {
+                g.gid = Some(one_u32(a, "gid")?);
+                Ok(())
+            },
+            doc!(Parsed, "gid <n>", "Group id to switch to after binding.", "gid 99"),
+        ),
+        gkw(
+            "chroot",
+            |a, g| {
+                g.chroot = Some(g_one(a)?.to_owned());
+                Ok(())
+            },
+            doc!(Parsed, "chroot <dir>", "Directory to chroot into after start-up.", "chroot /var/lib/haproxy"),
+        ),
+        gkw(
+            "node",
+            |a, g| {
+                g.node = Some(g_one(a)?.to_owned());
+                Ok(())
+            },
+            doc!(Parsed, "node <name>", "Name of this node in stats output.", "node lb1"),
+        ),
+        gkw(
+            "description",
+            |a, g| {
+                g.description = Some(join_args(a));
+                Ok(())
+            },
+            doc!(Parsed, "description <text>", "Free text describing this node.", "description edge balancer, rack 4"),
+        ),
+        gkw(
+            "localpeer",
+            |a, g| {
+                g.localpeer = Some(g_one(a)?.to_owned());
+                Ok(())
+            },
+            doc!(Parsed, "localpeer <name>", "This node's name in peers sections (same as -L).", "localpeer lb1"),
+        ),
+        gkw(
+            "hard-stop-after",
+            |a, g| {
+                g.hard_stop_after = Some(one_time(a)?);
+                Ok(())
+            },
+            doc!(Parsed, "hard-stop-after <time>", "Longest time a soft stop waits for sessions before exiting.", "hard-stop-after 30s"),
+        ),
+        gkw(
+            "ulimit-n",
+            |a, g| {
+                g.ulimit_n = Some(one_u32(a, "file descriptor count")?);
+                Ok(())
+            },
+            doc!(Parsed, "ulimit-n <n>", "Raises the file descriptor limit.", "ulimit-n 200000"),
+        ),
+        gkw(
+            "maxconnrate",
+            |a, g| {
+                g.maxconnrate = Some(one_u32(a, "rate")?);
+                Ok(())
+            },
+            doc!(Parsed, "maxconnrate <n>", "Process-wide maximum of accepted connections per second.", "maxconnrate 5000"),
+        ),
+        gkw(
+            "maxsessrate",
+            |a, g| {
+                g.maxsessrate = Some(one_u32(a, "rate")?);
+                Ok(())
+            },
+            doc!(Parsed, "maxsessrate <n>", "Process-wide maximum of new sessions per second.", "maxsessrate 5000"),
+        ),
+        gkw(
+            "maxsslconn",
+            |a, g| {
+                g.maxsslconn = Some(one_u32(a, "connection count")?);
+                Ok(())
+            },
+            doc!(Parsed, "maxsslconn <n>", "Process-wide maximum of concurrent TLS connections.", "maxsslconn 20000"),
+        ),
+        gkw(
+            "quiet",
+            |a, g| {
+                a.at_most(0)?;
+                g.quiet = true;
+                Ok(())
+            },
+            doc!(Parsed, "quiet", "Prints nothing at start-up (same as -q).", "quiet"),
+        ),
+        gkw(
+            "zero-warning",
+            |a, g| {
+                a.at_most(0)?;
+                g.zero_warning = true;
+                Ok(())
+            },
+            doc!(Implemented, "zero-warning", "Treats every configuration warning as fatal (same as -dW).", "zero-warning"),
+        ),
+        gkw(
+            "setenv",
+            |a, g| env_op(a, g, "setenv", 2),
+            doc!(Parsed, "setenv <name> <value>", "Sets an environment variable once the configuration is read.", "setenv TZ UTC"),
+        ),
+        gkw(
+            "presetenv",
+            |a, g| env_op(a, g, "presetenv", 2),
+            doc!(Parsed, "presetenv <name> <value>", "Sets an environment variable unless it is already set.", "presetenv DC eu-1"),
+        ),
+        gkw("unsetenv", |a, g| env_op(a, g, "unsetenv", 1), doc!(Parsed, "unsetenv <name> ...", "Removes environment variables.", "unsetenv DEBUG")),
+        gkw(
+            "resetenv",
+            |a, g| env_op(a, g, "resetenv", 0),
+            doc!(Parsed, "resetenv [<name> ...]", "Removes every environment variable but the ones named.", "resetenv PATH HOME"),
+        ),
+        gkw(
+            "expose-experimental-directives",
+            |a, _| a.at_most(0),
+            doc!(
+                Parsed,
+                "expose-experimental-directives",
+                "Accepted for compatibility; sluiced has no experimental directives.",
+                "expose-experimental-directives"
+            ),
+        ),
+        gkw(
+            "insecure-fork-wanted",
+            |a, _| a.at_most(0),
+            doc!(Parsed, "insecure-fork-wanted", "Accepted for compatibility; sluiced never forks helpers.", "insecure-fork-wanted"),
+        ),
+        gkw("set-dumpable", |a, _| a.at_most(0), doc!(Parsed, "set-dumpable", "Allows core dumps after switching user.", "set-dumpable")),
+        gkw("strict-limits", |a, _| a.at_most(0), doc!(Parsed, "strict-limits", "Fails start-up when a limit cannot be raised.", "strict-limits")),
+        gkw(
+            "nbproc",
+            |_, _| Err("'nbproc' was removed in HAProxy 2.5; use 'nbthread'".into()),
+            doc!(Parsed, "nbproc <n>", "Removed (HAProxy 2.5); rejected with a hint to use nbthread.", "nbthread 4"),
+        ),
+    ]
+}
+
+fn env_op(a: &mut KwArgs<'_>, g: &mut Global, op: &str, nargs: usize) -> Result<(), String> {
+    let args: Vec<String> = a.args().iter().map(|w| w.text.clone()).collect();
+    match op {
+        "setenv" | "presetenv" if args.len() != 2 => return Err(format!("'{op}' expects a name and a value")),
+        "unsetenv" if args.is_empty() => return Err("'unsetenv' expects at least one name".into()),
+        _ => {}
+    }
+    let _ = nargs;
+    g.env_ops.push((op.to_owned(), args));
+    Ok(())
+}
+
+/// The keywords of `userlist` and `http-errors` sections, for the docs (the parser handles them).
+pub fn doc_tables() -> Vec<DocTable> {
+    vec![
+        DocTable {
+            title: "userlist",
+            entries: vec![
+                ("group".into(), None, doc!(Parsed, "group <name> [users <user>[,<user>...]]", "Declares a group of users.", "group admins users alice,bob")),
+                (
+                    "user".into(),
+                    None,
+                    doc!(
+                        Parsed,
+                        "user <name> [password <hash>|insecure-password <text>] [groups <group>,...]",
+                        "Declares a user with a crypt(3) hash or a clear password.",
+                        "user alice password $6$salt$hash groups admins"
+                    ),
+                ),
+            ],
+        },
+        DocTable {
+            title: "http-errors",
+            entries: vec![(
+                "errorfile".into(),
+                None,
+                doc!(
+                    Parsed,
+                    "errorfile <status> <file>",
+                    "Raw HTTP response sent for this status by proxies using the section.",
+                    "errorfile 503 /etc/sluiced/errors/503.http"
+                ),
+            )],
+        },
+    ]
+}
+
+/// True when `a` names a concrete IP, not a wildcard or a name.
+pub fn is_ip(a: &Address) -> bool {
+    matches!(&a.kind, AddrKind::Inet { host: Host::Ip(_), .. })
+}
+
+/// The fixed port of an address, if it has one.
+pub fn fixed_port(a: &Address) -> Option<u16> {
+    match &a.kind {
+        AddrKind::Inet { port: PortSpec::Fixed(p), .. } => Some(*p),
+        _ => None,
+    }
+}
+
+/// Parses `tune.bufsize`-style sizes for callers in other modules.
+pub fn size_arg(a: &KwArgs<'_>) -> Result<u64, String> {
+    parse_size(one(a, "size")?)
+}

@@ -1,0 +1,293 @@
+//! The keyword registry. Each feature module owns its keywords (style practice 4): it exposes
+//! `proxy_keywords()`/`global_keywords()` and, where it has them, option and action tables, and
+//! [`all_proxy_keywords`] lists the modules explicitly (no global constructors). Every entry carries
+//! the one-line description, syntax and example that `docs/configuration.md` shows; a test keeps the
+//! two in sync.
+
+use super::diag::{Diags, Span};
+use super::lex::Word;
+use super::model::{Global, Proxy};
+
+/// Which proxy sections accept a keyword.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sections(pub u8);
+
+impl Sections {
+    pub const DEFAULTS: Sections = Sections(1);
+    pub const FRONTEND: Sections = Sections(2);
+    pub const LISTEN: Sections = Sections(4);
+    pub const BACKEND: Sections = Sections(8);
+    /// defaults, frontend, listen, backend.
+    pub const ALL: Sections = Sections(15);
+    /// defaults, frontend, listen.
+    pub const FE: Sections = Sections(7);
+    /// defaults, listen, backend.
+    pub const BE: Sections = Sections(13);
+    /// frontend, listen, backend (not defaults).
+    pub const PROXIES: Sections = Sections(14);
+    /// frontend and listen.
+    pub const FE_ONLY: Sections = Sections(6);
+    /// listen and backend.
+    pub const BE_ONLY: Sections = Sections(12);
+
+    pub const fn has(self, other: Sections) -> bool {
+        self.0 & other.0 != 0
+    }
+
+    /// `X`/`-` columns in the order defaults, frontend, listen, backend, as the docs print them.
+    pub fn columns(self) -> [bool; 4] {
+        [self.has(Self::DEFAULTS), self.has(Self::FRONTEND), self.has(Self::LISTEN), self.has(Self::BACKEND)]
+    }
+}
+
+/// How far a keyword is implemented.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Parsed, validated and acted upon by the daemon.
+    Implemented,
+    /// Parsed and validated into the model; the behaviour comes with a later issue.
+    Parsed,
+}
+
+impl Status {
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Implemented => "implemented",
+            Status::Parsed => "parsed only",
+        }
+    }
+}
+
+/// Documentation carried by every registry entry.
+#[derive(Clone, Copy, Debug)]
+pub struct Doc {
+    pub syntax: &'static str,
+    pub desc: &'static str,
+    pub example: &'static str,
+    pub status: Status,
+}
+
+/// What a keyword handler sees: the whole line, where the keyword ends, and a sink for warnings.
+pub struct KwArgs<'a> {
+    pub words: &'a [Word],
+    /// How many words the keyword itself takes (`timeout client` is 2); `no`/`default` not counted.
+    pub kw_words: usize,
+    /// `no option X`.
+    pub negated: bool,
+    /// `default option X`.
+    pub defaulted: bool,
+    pub keyword: &'a str,
+    pub span: &'a Span,
+    pub diags: &'a mut Diags,
+}
+
+impl<'a> KwArgs<'a> {
+    /// The words after the keyword.
+    pub fn args(&self) -> &'a [Word] {
+        let skip = self.kw_words + usize::from(self.negated || self.defaulted);
+        self.words.get(skip..).unwrap_or(&[])
+    }
+    pub fn arg(&self, i: usize) -> Option<&'a str> {
+        self.args().get(i).map(|w| w.text.as_str())
+    }
+    /// The argument at `i`, or an error naming `what` is missing.
+    pub fn need(&self, i: usize, what: &str) -> Result<&'a str, String> {
+        self.arg(i).ok_or_else(|| format!("missing {what}"))
+    }
+    /// Fails when more than `n` arguments were given.
+    pub fn at_most(&self, n: usize) -> Result<(), String> {
+        match self.args().get(n) {
+            Some(w) => Err(format!("unexpected argument '{}'", w.text)),
+            None => Ok(()),
+        }
+    }
+    pub fn warn(&mut self, msg: impl Into<String>) {
+        self.diags.warning(Some(self.span), Some(self.keyword), msg);
+    }
+}
+
+pub type ProxyParse = fn(&mut KwArgs<'_>, &mut Proxy) -> Result<(), String>;
+pub type GlobalParse = fn(&mut KwArgs<'_>, &mut Global) -> Result<(), String>;
+
+/// A keyword of `defaults`/`frontend`/`listen`/`backend`.
+#[derive(Clone, Copy)]
+pub struct ProxyKeyword {
+    /// The keyword's words, space separated: `timeout client`, `option httplog`.
+    pub name: &'static str,
+    pub sections: Sections,
+    /// Accepts `no`/`default` in front (boolean `option`s).
+    pub negatable: bool,
+    pub parse: ProxyParse,
+    pub doc: Doc,
+}
+
+/// A keyword of `global`.
+#[derive(Clone, Copy)]
+pub struct GlobalKeyword {
+    pub name: &'static str,
+    pub negatable: bool,
+    pub parse: GlobalParse,
+    pub doc: Doc,
+}
+
+/// One table of `docs/configuration.md`: a registry's entries by name.
+pub struct DocTable {
+    pub title: &'static str,
+    pub entries: Vec<(String, Option<Sections>, Doc)>,
+}
+
+/// Every proxy keyword from every module, in module order.
+pub fn all_proxy_keywords() -> Vec<ProxyKeyword> {
+    let mut v = super::core_kw::proxy_keywords();
+    v.extend(crate::balance::config::proxy_keywords());
+    v.extend(crate::l4::config::proxy_keywords());
+    v.extend(crate::l7::config::proxy_keywords());
+    v.extend(crate::check::config::proxy_keywords());
+    v.extend(crate::log::config::proxy_keywords());
+    v.extend(crate::stick::config::proxy_keywords());
+    v.extend(crate::control::config::proxy_keywords());
+    v
+}
+
+/// Every global keyword from every module.
+pub fn all_global_keywords() -> Vec<GlobalKeyword> {
+    let mut v = super::core_kw::global_keywords();
+    v.extend(crate::runtime::config::global_keywords());
+    v.extend(crate::log::config::global_keywords());
+    v.extend(crate::control::config::global_keywords());
+    v.extend(crate::tls::config::global_keywords());
+    v.extend(crate::check::config::global_keywords());
+    v
+}
+
+/// Every table the configuration reference shows, in order.
+pub fn doc_tables() -> Vec<DocTable> {
+    let mut tables = vec![
+        DocTable { title: "global", entries: all_global_keywords().into_iter().map(|k| (k.name.to_string(), None, k.doc)).collect() },
+        DocTable { title: "proxies", entries: all_proxy_keywords().into_iter().map(|k| (k.name.to_string(), Some(k.sections), k.doc)).collect() },
+    ];
+    tables.extend(super::core_kw::doc_tables());
+    tables.extend(crate::l7::config::doc_tables());
+    tables.extend(crate::l4::config::doc_tables());
+    tables.extend(crate::tls::config::doc_tables());
+    tables.extend(crate::check::config::doc_tables());
+    tables.extend(crate::route::sample::doc_tables());
+    tables
+}
+
+/// A `bind` line option. `arg` is the option's value when `takes_arg`.
+#[derive(Clone, Copy)]
+pub struct BindOption {
+    pub name: &'static str,
+    pub takes_arg: bool,
+    pub parse: fn(&mut super::model::Bind, Option<&str>) -> Result<(), String>,
+    pub doc: Doc,
+}
+
+/// A `server`/`default-server` option.
+#[derive(Clone, Copy)]
+pub struct ServerOption {
+    pub name: &'static str,
+    pub takes_arg: bool,
+    /// Accepted on `default-server` too.
+    pub default_server: bool,
+    pub parse: fn(&mut super::model::ServerOpts, Option<&str>) -> Result<(), String>,
+    pub doc: Doc,
+}
+
+pub fn all_bind_options() -> Vec<BindOption> {
+    let mut v = super::core_kw::bind_options();
+    v.extend(crate::tls::config::bind_options());
+    v
+}
+
+pub fn all_server_options() -> Vec<ServerOption> {
+    let mut v = super::core_kw::server_options();
+    v.extend(crate::check::config::server_options());
+    v.extend(crate::tls::config::server_options());
+    v
+}
+
+/// The registry, indexed once: lookups by first word instead of scanning every entry per line.
+pub struct Registry {
+    pub proxy: Vec<ProxyKeyword>,
+    pub global: Vec<GlobalKeyword>,
+    pub bind: Vec<BindOption>,
+    pub server: Vec<ServerOption>,
+    proxy_by_first: std::collections::HashMap<&'static str, Vec<usize>>,
+    global_by_first: std::collections::HashMap<&'static str, Vec<usize>>,
+    bind_by_name: std::collections::HashMap<&'static str, usize>,
+    server_by_name: std::collections::HashMap<&'static str, usize>,
+}
+
+fn first_word(s: &'static str) -> &'static str {
+    s.split(' ').next().unwrap_or(s)
+}
+
+impl Registry {
+    pub fn build() -> Registry {
+        let proxy = all_proxy_keywords();
+        let global = all_global_keywords();
+        let bind = all_bind_options();
+        let server = all_server_options();
+        let mut proxy_by_first: std::collections::HashMap<&'static str, Vec<usize>> = Default::default();
+        for (i, k) in proxy.iter().enumerate() {
+            proxy_by_first.entry(first_word(k.name)).or_default().push(i);
+        }
+        let mut global_by_first: std::collections::HashMap<&'static str, Vec<usize>> = Default::default();
+        for (i, k) in global.iter().enumerate() {
+            global_by_first.entry(first_word(k.name)).or_default().push(i);
+        }
+        let bind_by_name = bind.iter().enumerate().map(|(i, o)| (o.name, i)).collect();
+        let server_by_name = server.iter().enumerate().map(|(i, o)| (o.name, i)).collect();
+        Registry { proxy, global, bind, server, proxy_by_first, global_by_first, bind_by_name, server_by_name }
+    }
+
+    /// The proxy keyword `words` starts with, and how many words it takes.
+    pub fn proxy_keyword(&self, words: &[Word]) -> Option<(&ProxyKeyword, usize)> {
+        let idx = self.proxy_by_first.get(words.first()?.text.as_str())?;
+        longest(words, idx.iter().map(|&i| &self.proxy[i]), |k| k.name)
+    }
+
+    pub fn global_keyword(&self, words: &[Word]) -> Option<(&GlobalKeyword, usize)> {
+        let idx = self.global_by_first.get(words.first()?.text.as_str())?;
+        longest(words, idx.iter().map(|&i| &self.global[i]), |k| k.name)
+    }
+
+    pub fn bind_option(&self, name: &str) -> Option<&BindOption> {
+        self.bind_by_name.get(name).map(|&i| &self.bind[i])
+    }
+
+    pub fn server_option(&self, name: &str) -> Option<&ServerOption> {
+        self.server_by_name.get(name).map(|&i| &self.server[i])
+    }
+}
+
+fn longest<'k, K: 'k>(words: &[Word], cands: impl Iterator<Item = &'k K>, name: impl Fn(&K) -> &'static str) -> Option<(&'k K, usize)> {
+    let mut best: Option<(&K, usize)> = None;
+    for k in cands {
+        let n = name(k);
+        let parts = n.split(' ').count();
+        if parts <= words.len() && n.split(' ').zip(words).all(|(p, w)| !w.quoted && p == w.text) && best.is_none_or(|(_, bn)| parts > bn) {
+            best = Some((k, parts));
+        }
+    }
+    best
+}
+
+/// Builds a [`Doc`]: `doc!(Parsed, "syntax", "one-line description", "example")`.
+#[macro_export]
+macro_rules! doc {
+    ($status:ident, $syntax:expr, $desc:expr, $example:expr) => {
+        $crate::config::registry::Doc { syntax: $syntax, desc: $desc, example: $example, status: $crate::config::registry::Status::$status }
+    };
+}
+
+static REGISTRY: std::sync::OnceLock<Registry> = std::sync::OnceLock::new();
+
+impl Registry {
+    /// The registry, built on first use.
+    pub fn get() -> &'static Registry {
+        REGISTRY.get_or_init(Registry::build)
+    }
+}

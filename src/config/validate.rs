@@ -1,0 +1,197 @@
+//! Whole-configuration checks, run once everything is read: names are unique, every reference
+//! points at something declared, and the combinations HAProxy refuses are refused. Every problem is
+//! reported, not the first.
+
+use std::collections::{HashMap, HashSet};
+
+use super::diag::{Diags, did_you_mean};
+use super::model::*;
+
+/// Status codes an `errorfile` may replace (HAProxy's list).
+pub const ERRORFILE_CODES: &[u16] = &[200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 425, 429, 500, 501, 502, 503, 504];
+
+/// ACLs every proxy has without declaring them.
+pub const PREDEFINED_ACLS: &[&str] = &[
+    "FALSE",
+    "HTTP",
+    "HTTP_1.0",
+    "HTTP_1.1",
+    "HTTP_2.0",
+    "HTTP_3.0",
+    "HTTP_CONTENT",
+    "HTTP_URL_ABS",
+    "HTTP_URL_SLASH",
+    "HTTP_URL_STAR",
+    "LOCALHOST",
+    "METH_CONNECT",
+    "METH_DELETE",
+    "METH_GET",
+    "METH_HEAD",
+    "METH_OPTIONS",
+    "METH_POST",
+    "METH_PUT",
+    "METH_TRACE",
+    "RDP_COOKIE",
+    "REQ_CONTENT",
+    "TRUE",
+    "WAIT_END",
+];
+
+pub fn validate(cfg: &Config, diags: &mut Diags) {
+    unique_names(cfg, diags);
+    for p in &cfg.proxies {
+        check_proxy(cfg, p, diags);
+    }
+    for d in &cfg.defaults {
+        unique_servers(d, diags);
+    }
+    let mut seen = HashSet::new();
+    for u in &cfg.userlists {
+        if !seen.insert(u.name.as_str()) {
+            diags.alert(Some(&u.span), Some("userlist"), format!("userlist '{}' is declared twice", u.name));
+        }
+        let groups: HashSet<&str> = u.groups.iter().map(|g| g.name.as_str()).collect();
+        for user in &u.users {
+            for g in &user.groups {
+                if !groups.contains(g.as_str()) {
+                    diags.alert(Some(&user.span), Some("user"), format!("group '{g}' is not declared in userlist '{}'", u.name));
+                }
+            }
+        }
+    }
+    let mut seen = HashSet::new();
+    for h in &cfg.http_errors {
+        if !seen.insert(h.name.as_str()) {
+            diags.alert(Some(&h.span), Some("http-errors"), format!("http-errors section '{}' is declared twice", h.name));
+        }
+        for (_, file, span) in &h.files {
+            check_file(file, span, "errorfile", diags);
+        }
+    }
+}
+
+/// A file named by the configuration must exist when it is checked, as HAProxy loads it then.
+pub fn check_file(path: &str, span: &super::diag::Span, kw: &str, diags: &mut Diags) {
+    if std::fs::metadata(path).is_err() {
+        diags.alert(Some(span), Some(kw), format!("cannot open file '{path}'"));
+    }
+}
+
+fn unique_names(cfg: &Config, diags: &mut Diags) {
+    // A frontend and a backend may share a name; a listen conflicts with both.
+    let mut fe: HashMap<&str, &Proxy> = HashMap::new();
+    let mut be: HashMap<&str, &Proxy> = HashMap::new();
+    let mut ids: HashMap<u32, &Proxy> = HashMap::new();
+    for p in &cfg.proxies {
+        for (has, map, side) in [(p.kind.has_frontend(), &mut fe, "frontend"), (p.kind.has_backend(), &mut be, "backend")] {
+            if !has {
+                continue;
+            }
+            if let Some(prev) = map.get(p.name.as_str()) {
+                if !std::ptr::eq(*prev, p) {
+                    diags.alert(
+                        Some(&p.span),
+                        Some(p.kind.keyword()),
+                        format!(
+                            "{} '{}' has the same name as {} '{}' declared at {} ({} names must be unique)",
+                            p.kind.keyword(),
+                            p.name,
+                            prev.kind.keyword(),
+                            prev.name,
+                            prev.span,
+                            side
+                        ),
+                    );
+                    break;
+                }
+            } else {
+                map.insert(&p.name, p);
+            }
+        }
+        if let Some(id) = p.id
+            && let Some(prev) = ids.insert(id, p)
+        {
+            diags.alert(Some(&p.span), Some("id"), format!("proxy id {id} is already used by '{}' at {}", prev.name, prev.span));
+        }
+    }
+    let mut defs: HashMap<&str, &Proxy> = HashMap::new();
+    for d in &cfg.defaults {
+        if let Some(prev) = defs.insert(&d.name, d) {
+            diags.warning(Some(&d.span), Some("defaults"), format!("defaults section '{}' redefines the one at {}", d.name, prev.span));
+        }
+    }
+}
+
+fn unique_servers(p: &Proxy, diags: &mut Diags) {
+    let mut names: HashMap<&str, &Server> = HashMap::new();
+    let mut ids: HashMap<u32, &Server> = HashMap::new();
+    for s in &p.servers {
+        if let Some(prev) = names.insert(&s.name, s) {
+            diags.alert(
+                Some(&s.span),
+                Some("server"),
+                format!("server '{}' in {} '{}' is already declared at {}", s.name, p.kind.keyword(), p.name, prev.span),
+            );
+        }
+        if let Some(id) = s.id
+            && let Some(prev) = ids.insert(id, s)
+        {
+            diags.alert(Some(&s.span), Some("server"), format!("server id {id} is already used by '{}' at {}", prev.name, prev.span));
+        }
+    }
+}
+
+fn check_proxy(cfg: &Config, p: &Proxy, diags: &mut Diags) {
+    unique_servers(p, diags);
+    if p.kind.has_frontend() && p.binds.is_empty() && !p.disabled {
+        diags.warning(Some(&p.span), Some(p.kind.keyword()), format!("{} '{}' has no 'bind' line and will not accept connections", p.kind.keyword(), p.name));
+    }
+    let acls: HashSet<&str> = p.acls.iter().map(|a| a.name.as_str()).collect();
+    let tables: HashSet<&str> = cfg.proxies.iter().filter(|q| q.stick.has_table()).map(|q| q.name.as_str()).collect();
+    for r in &p.refs {
+        let ok = match r.kind {
+            RefKind::Backend => cfg.backend(&r.name).is_some(),
+            RefKind::Table => tables.contains(r.name.as_str()),
+            RefKind::Userlist => cfg.userlists.iter().any(|u| u.name == r.name),
+            RefKind::HttpErrors => cfg.http_errors.iter().any(|h| h.name == r.name),
+            RefKind::Acl => acls.contains(r.name.as_str()) || PREDEFINED_ACLS.contains(&r.name.as_str()),
+            RefKind::Peers => cfg.others.iter().any(|o| o.kind == "peers" && o.name == r.name),
+            RefKind::Resolvers => cfg.others.iter().any(|o| o.kind == "resolvers" && o.name == r.name),
+            RefKind::Server => {
+                let (be, srv) = r.name.split_once('/').unwrap_or((p.name.as_str(), r.name.as_str()));
+                cfg.backend(be).is_some_and(|b| b.servers.iter().any(|s| s.name == srv))
+            }
+        };
+        if ok {
+            continue;
+        }
+        let (what, candidates): (&str, Vec<&str>) = match r.kind {
+            RefKind::Backend => ("backend", cfg.proxies.iter().filter(|q| q.kind.has_backend()).map(|q| q.name.as_str()).collect()),
+            RefKind::Table => ("stick-table", tables.iter().copied().collect()),
+            RefKind::Userlist => ("userlist", cfg.userlists.iter().map(|u| u.name.as_str()).collect()),
+            RefKind::HttpErrors => ("http-errors section", cfg.http_errors.iter().map(|h| h.name.as_str()).collect()),
+            RefKind::Acl => ("ACL", acls.iter().copied().collect()),
+            RefKind::Peers => ("peers section", vec![]),
+            RefKind::Resolvers => ("resolvers section", vec![]),
+            RefKind::Server => ("server", vec![]),
+        };
+        let hint = did_you_mean(&r.name, candidates).map(|s| format!("; did you mean '{s}' maybe ?")).unwrap_or_default();
+        let msg = match r.kind {
+            RefKind::Acl => format!("no such ACL : '{}'{hint}", r.name),
+            _ => format!("unable to find {what} '{}' referenced in {} '{}'{hint}", r.name, p.kind.keyword(), p.name),
+        };
+        diags.alert(Some(&r.span), Some(&r.keyword), msg);
+    }
+    for u in &p.use_servers {
+        if !p.servers.iter().any(|s| s.name == u.server) {
+            diags.alert(Some(&u.span), Some("use-server"), format!("no server '{}' in backend '{}'", u.server, p.name));
+        }
+    }
+    if p.kind.has_backend() {
+        for s in &p.servers {
+            if let super::addr::AddrKind::Inet { port: super::addr::PortSpec::Range(..), .. } = s.addr.kind {
+                diags.alert(Some(&s.span), Some("server"), "port ranges are not allowed on servers");
+            }
+        }
+    }
+}

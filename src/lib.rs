@@ -1,0 +1,17 @@
+//! sluiced: an HAProxy-compatible L4/L7 load balancer. See `docs/architecture.md`.
+
+#![forbid(unsafe_code)]
+
+pub mod balance;
+pub mod build;
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod control;
+pub mod l4;
+pub mod l7;
+pub mod log;
+pub mod route;
+pub mod runtime;
+pub mod stick;
+pub mod tls;

@@ -1,0 +1,2 @@
+//! See config.rs.
+pub mod config;
