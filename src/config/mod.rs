@@ -6,6 +6,7 @@ pub mod addr;
 pub mod cond;
 pub mod core_kw;
 pub mod diag;
+pub mod docs;
 pub mod expr;
 pub mod lex;
 pub mod logformat;
@@ -102,6 +103,10 @@ pub fn load_texts(texts: &[(String, String)], env: &dyn Env) -> Loaded {
     let _ = any_line;
     let (mut cfg, bdiags) = builder.finish();
     diags.extend(bdiags);
+    // Lexing runs before building: order the parse-stage messages as the lines they point at, so
+    // the output reads top to bottom. Validation messages follow.
+    let file_index = |d: &diag::Diag| d.span.as_ref().and_then(|s| texts.iter().position(|(n, _)| **n == *s.file)).unwrap_or(usize::MAX);
+    diags.items.sort_by_key(|d| (file_index(d), d.span.as_ref().map_or(0, |s| s.line)));
     cfg.files = texts.iter().map(|(n, _)| n.clone()).collect();
     validate::validate(&cfg, &mut diags);
     let config = if diags.has_alerts() { None } else { Some(cfg) };

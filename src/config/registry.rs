@@ -166,6 +166,8 @@ pub fn doc_tables() -> Vec<DocTable> {
         DocTable { title: "global", entries: all_global_keywords().into_iter().map(|k| (k.name.to_string(), None, k.doc)).collect() },
         DocTable { title: "proxies", entries: all_proxy_keywords().into_iter().map(|k| (k.name.to_string(), Some(k.sections), k.doc)).collect() },
     ];
+    tables.push(DocTable { title: "bind options", entries: all_bind_options().into_iter().map(|o| (o.name.to_string(), None, o.doc)).collect() });
+    tables.push(DocTable { title: "server options", entries: all_server_options().into_iter().map(|o| (o.name.to_string(), None, o.doc)).collect() });
     tables.extend(super::core_kw::doc_tables());
     tables.extend(crate::l7::config::doc_tables());
     tables.extend(crate::l4::config::doc_tables());
