@@ -2,7 +2,7 @@
 //! the parser accepts. `tests/docs_sync.rs` fails when the file and the registry disagree, and
 //! rewrites the file when run with `SLUICED_BLESS=1`.
 
-use super::registry::{doc_tables, DocTable};
+use super::registry::{DocTable, doc_tables};
 
 const INTRO: &str = "# Configuration reference
 

@@ -1,0 +1,85 @@
+//! The command line as HAProxy users and their tools drive it.
+
+use std::process::Command;
+
+fn sluiced(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_sluiced")).args(args).output().expect("run sluiced")
+}
+
+#[test]
+fn dash_v_prints_sluiced_and_haproxy_compatible_version_lines() {
+    let out = sluiced(&["-v"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    assert!(lines.next().unwrap().starts_with(&format!("sluiced version {}", env!("CARGO_PKG_VERSION"))));
+    // Tools read the third word of an `HAProxy version` line.
+    let hap = lines.next().unwrap();
+    assert!(hap.starts_with("HAProxy version 3.4"), "{hap}");
+    assert!(!text.contains("Feature list"));
+}
+
+#[test]
+fn dash_vv_feature_list_and_services_tell_what_this_build_has() {
+    let out = sluiced(&["-vv"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let features = text.lines().find(|l| l.starts_with("Feature list : ")).expect("a Feature list line");
+    for (name, on) in sluiced::build::FEATURES {
+        let tok = format!("{}{name}", if *on { '+' } else { '-' });
+        assert!(features.split(' ').any(|w| w == tok), "{tok} missing from {features}");
+    }
+    let services = text.lines().find(|l| l.starts_with("Available services : ")).expect("an Available services line");
+    if sluiced::build::SERVICES.is_empty() {
+        assert_eq!(services, "Available services : none");
+    }
+    // -cc answers feature() from the same table.
+    for (name, on) in sluiced::build::FEATURES {
+        let st = sluiced(&["-cc", &format!("feature({name})")]).status.code();
+        assert_eq!(st, Some(if *on { 0 } else { 1 }), "feature({name})");
+    }
+}
+
+#[test]
+fn unknown_flags_fail_with_usage_but_unknown_debug_flags_are_ignored() {
+    let out = sluiced(&["-Z"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("unknown option '-Z'") && err.contains("Usage : sluiced"), "{err}");
+    let cfg = concat!(env!("CARGO_MANIFEST_DIR"), "/conf/quickstart.cfg");
+    let out = sluiced(&["-dM", "-dI", "-dS", "-c", "-f", cfg]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn check_mode_prints_valid_and_quiet_mode_prints_nothing() {
+    let cfg = concat!(env!("CARGO_MANIFEST_DIR"), "/conf/quickstart.cfg");
+    let out = sluiced(&["-c", "-f", cfg]);
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "Configuration file is valid\n");
+    let out = sluiced(&["-c", "-q", "-f", cfg]);
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty() && out.stderr.is_empty());
+}
+
+#[test]
+fn no_configuration_file_is_an_error() {
+    let out = sluiced(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8(out.stderr).unwrap().contains("No configuration file specified"));
+}
+
+#[test]
+fn alerts_carry_the_process_id_as_haproxy_prints_it() {
+    let dir = std::env::temp_dir().join(format!("sluiced-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("bad.cfg");
+    std::fs::write(&f, "backend b\n  balanse roundrobin\n").unwrap();
+    let out = sluiced(&["-c", "-f", f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    let first = err.lines().next().unwrap();
+    assert!(first.starts_with("[ALERT]    ("), "{first}");
+    assert!(first.contains(&format!("parsing [{}:2] : 'balanse'", f.display())), "{first}");
+    assert!(err.lines().last().unwrap().ends_with("Fatal errors found in configuration."), "{err}");
+    std::fs::remove_dir_all(dir).ok();
+}
