@@ -313,6 +313,11 @@ const DERIVED_SUFFIXES: &[(&str, MatchMethod)] = &[
     ("str", MatchMethod::Str),
 ];
 
+/// Every ACL-only derived name, for "did you mean" hints.
+fn derived_names() -> impl Iterator<Item = String> {
+    DERIVED_PREFIXES.iter().flat_map(|p| DERIVED_SUFFIXES.iter().map(move |(s, _)| format!("{p}_{s}")))
+}
+
 /// `path_beg` -> (`path`, beg). Only names that are not fetches themselves.
 fn derived_fetch(name: &str) -> Option<(&'static str, MatchMethod)> {
     let (prefix, suffix) = name.rsplit_once('_')?;
@@ -558,7 +563,10 @@ fn parse_sample_in(text: &str, acl: bool) -> Result<(SampleExpr, Option<MatchMet
                 fetch.name = d.name.to_owned();
                 d
             }
-            None => return Err(unknown("fetch method", &fetch.name, r.fetches.iter().map(|d| d.name))),
+            None => {
+                let derived: Vec<String> = if acl { derived_names().collect() } else { Vec::new() };
+                return Err(unknown("fetch method", &fetch.name, r.fetches.iter().map(|d| d.name).chain(derived.iter().map(String::as_str))));
+            }
         },
     };
     sample::check_args(def, "fetch method", &fetch.args)?;
@@ -801,6 +809,11 @@ mod tests {
         let b = acl("hdr_dom(host) example.com").unwrap();
         assert_eq!((b.expr.fetch.name.as_str(), b.method), ("hdr", MatchMethod::Dom));
         assert_eq!(b.expr.fetch.args, vec!["host"]);
+    }
+
+    #[test]
+    fn acl_misspelt_derived_name_suggests_one() {
+        assert_eq!(acl("path_bge /a").unwrap_err(), "unknown fetch method 'path_bge'; did you mean 'path_beg'?");
     }
 
     #[test]
@@ -1071,6 +1084,61 @@ mod tests {
                     panic!("{name}: example '{}' does not parse: {e}", doc.example);
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod never_panic {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn word() -> impl Strategy<Value = Word> {
+        let tok = prop_oneof![
+            Just("{".to_string()),
+            Just("}".to_string()),
+            Just("!".to_string()),
+            Just("||".to_string()),
+            Just("-m".to_string()),
+            Just("-i".to_string()),
+            Just("ge".to_string()),
+            Just("src".to_string()),
+            Just("path_beg".to_string()),
+            Just("hdr(host)".to_string()),
+            any::<String>(),
+        ];
+        (tok, any::<bool>()).prop_map(|(text, quoted)| Word { text, quoted })
+    }
+
+    proptest! {
+        #[test]
+        fn parse_sample_never_panics(s in any::<String>()) {
+            let _ = parse_sample(&s);
+        }
+
+        #[test]
+        fn parse_sample_never_panics_on_expression_like_text(s in "[a-z_.(),\\\\'\"0-9-]{0,40}") {
+            let _ = parse_sample(&s);
+        }
+
+        #[test]
+        fn parse_acl_and_condition_never_panic(words in prop::collection::vec(word(), 0..8)) {
+            let _ = parse_acl(&words);
+            let mut cond = vec![Word::bare("if")];
+            cond.extend(words.iter().cloned());
+            let _ = parse_condition(&cond);
+            let _ = parse_condition(&words);
+            let _ = split_condition(&words);
+        }
+
+        #[test]
+        fn parse_log_format_never_panics(s in any::<String>()) {
+            let _ = crate::config::logformat::parse_log_format(&s);
+        }
+
+        #[test]
+        fn parse_log_format_never_panics_on_format_like_text(s in "[%{}\\[\\]+QX,a-zA-Z()\\\\ ]{0,40}") {
+            let _ = crate::config::logformat::parse_log_format(&s);
         }
     }
 }
