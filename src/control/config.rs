@@ -81,7 +81,9 @@ pub enum StatsAction {
     Allow,
     Deny,
     /// Asks for credentials, with an optional realm.
-    Auth { realm: Option<String> },
+    Auth {
+        realm: Option<String>,
+    },
 }
 
 /// `stats http-request allow|deny|auth [realm R] [if|unless cond]`.
@@ -290,12 +292,7 @@ pub fn proxy_keywords() -> Vec<ProxyKeyword> {
                 p.stats.scope.push(name.to_owned());
                 Ok(())
             },
-            doc!(
-                Parsed,
-                "stats scope <proxy>|.",
-                "Limits the stats page to the named proxies ('.' is this one); repeat for several.",
-                "stats scope www"
-            ),
+            doc!(Parsed, "stats scope <proxy>|.", "Limits the stats page to the named proxies ('.' is this one); repeat for several.", "stats scope www"),
         ),
         kw(
             "stats http-request",
@@ -474,9 +471,11 @@ mod tests {
 
     #[test]
     fn stats_socket_options_are_read() {
-        let g = config("global\n    stats socket /run/admin.sock mode 660 user haproxy group haproxy level admin expose-fd listeners severity-output string name adm\n")
-            .global
-            .stats;
+        let g = config(
+            "global\n    stats socket /run/admin.sock mode 660 user haproxy group haproxy level admin expose-fd listeners severity-output string name adm\n",
+        )
+        .global
+        .stats;
         let s = &g.sockets[0];
         assert_eq!(s.addr.kind, AddrKind::Unix("/run/admin.sock".into()));
         assert_eq!(s.mode, Some(0o660));
@@ -495,7 +494,10 @@ mod tests {
 
     #[test]
     fn several_stats_sockets_of_several_kinds() {
-        let g = config("global\n    stats socket /run/a.sock\n    stats socket ipv4@127.0.0.1:9999 level user\n    stats socket fd@3\n    stats socket abns@ctl\n").global.stats;
+        let g =
+            config("global\n    stats socket /run/a.sock\n    stats socket ipv4@127.0.0.1:9999 level user\n    stats socket fd@3\n    stats socket abns@ctl\n")
+                .global
+                .stats;
         assert_eq!(g.sockets.len(), 4);
         assert!(matches!(g.sockets[1].addr.kind, AddrKind::Inet { .. }));
         assert_eq!(g.sockets[2].addr.kind, AddrKind::Fd(3));
@@ -595,7 +597,9 @@ mod tests {
 
     #[test]
     fn stats_http_request_rules() {
-        let s = page("    acl AUTH_OK path_beg /x\n    stats http-request allow if AUTH_OK\n    stats http-request auth realm Stats unless AUTH_OK\n    stats http-request deny\n");
+        let s = page(
+            "    acl AUTH_OK path_beg /x\n    stats http-request allow if AUTH_OK\n    stats http-request auth realm Stats unless AUTH_OK\n    stats http-request deny\n",
+        );
         assert_eq!(s.http_request.len(), 3);
         assert_eq!(s.http_request[0].action, StatsAction::Allow);
         assert!(s.http_request[0].cond.is_some());
@@ -616,5 +620,52 @@ mod tests {
         let l = load("listen st\n    bind :8404\n    stats uri stats\n");
         assert!(l.config.is_some());
         assert!(l.diags.warnings().any(|d| d.keyword.as_deref() == Some("stats uri") && d.msg.contains("does not start with '/'")));
+    }
+
+    #[test]
+    fn global_keyword_examples_parse() {
+        for k in global_keywords() {
+            let l = load(&format!("global\n    {}\n", k.doc.example));
+            assert!(l.config.is_some(), "example of '{}' rejected: {:?}", k.name, l.diags.items);
+        }
+    }
+
+    #[test]
+    fn keyword_names_are_not_taken_by_another_module() {
+        let reg = crate::config::registry::Registry::get();
+        for k in proxy_keywords() {
+            assert_eq!(reg.proxy.iter().filter(|o| o.name == k.name).count(), 1, "'{}' registered twice", k.name);
+        }
+        for k in global_keywords() {
+            assert_eq!(reg.global.iter().filter(|o| o.name == k.name).count(), 1, "'{}' registered twice", k.name);
+        }
+    }
+
+    /// Every keyword with every one- and two-word combination of odd arguments: errors, never panics.
+    #[test]
+    fn odd_arguments_never_panic_proxy_keywords() {
+        const ODD: [&str; 18] =
+            ["", "x", "-1", "0", "99999999999999999999", "1-", "-", ":", "@", "a:b:c", "len", "format", "sample", "if", "unless", "/", "auto:", "ring@"];
+        for k in proxy_keywords() {
+            for a in ODD {
+                for b in ODD.iter().step_by(3) {
+                    let _ = load(&format!("listen l\n    bind :80\n    {} {} {}\n", k.name, a, b));
+                }
+            }
+        }
+    }
+
+    /// Every keyword with every one- and two-word combination of odd arguments: errors, never panics.
+    #[test]
+    fn odd_arguments_never_panic_global_keywords() {
+        const ODD: [&str; 18] =
+            ["", "x", "-1", "0", "99999999999999999999", "1-", "-", ":", "@", "a:b:c", "len", "format", "sample", "if", "unless", "/", "auto:", "ring@"];
+        for k in global_keywords() {
+            for a in ODD {
+                for b in ODD.iter().step_by(3) {
+                    let _ = load(&format!("global\n    {} {} {}\n", k.name, a, b));
+                }
+            }
+        }
     }
 }

@@ -104,8 +104,8 @@ pub enum Facility {
 }
 
 const FACILITY_NAMES: [&str; 24] = [
-    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "auth2", "ftp", "ntp", "audit", "alert", "cron2", "local0", "local1", "local2",
-    "local3", "local4", "local5", "local6", "local7",
+    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "auth2", "ftp", "ntp", "audit", "alert", "cron2", "local0", "local1",
+    "local2", "local3", "local4", "local5", "local6", "local7",
 ];
 
 const FACILITIES: [Facility; 24] = [
@@ -763,7 +763,10 @@ mod tests {
     fn bare_ipv4_target_is_udp_on_port_514() {
         let l = global_logger("log 127.0.0.1 local0");
         let LogTarget::Udp(a) = &l.target else { panic!("{:?}", l.target) };
-        assert_eq!(a.kind, AddrKind::Inet { family: crate::config::addr::Family::Any, host: Host::Ip("127.0.0.1".parse().unwrap()), port: PortSpec::Fixed(514) });
+        assert_eq!(
+            a.kind,
+            AddrKind::Inet { family: crate::config::addr::Family::Any, host: Host::Ip("127.0.0.1".parse().unwrap()), port: PortSpec::Fixed(514) }
+        );
         assert_eq!(l.facility, Facility::Local0);
         assert_eq!((l.max_level, l.min_level), (None, None));
         assert_eq!((l.len, l.format), (1024, LogLineFormat::Rfc3164));
@@ -894,7 +897,9 @@ mod tests {
 
     #[test]
     fn boolean_log_options_can_be_negated() {
-        let cfg = config("defaults\n    option dontlognull\n    option log-separate-errors\nfrontend fe\n    bind :80\n    no option dontlognull\n    option dontlog-normal\n");
+        let cfg = config(
+            "defaults\n    option dontlognull\n    option log-separate-errors\nfrontend fe\n    bind :80\n    no option dontlognull\n    option dontlog-normal\n",
+        );
         let l = &cfg.proxy("fe").unwrap().log;
         assert_eq!((l.dontlognull, l.log_separate_errors, l.dontlog_normal), (Some(false), Some(true), Some(true)));
     }
@@ -938,5 +943,52 @@ mod tests {
         let l = &cfg.proxy("fe").unwrap().log;
         assert!(l.unique_id_format.is_some());
         assert_eq!(l.unique_id_header.as_deref(), Some("X-Req-ID"));
+    }
+
+    #[test]
+    fn global_keyword_examples_parse() {
+        for k in global_keywords() {
+            let l = load(&format!("global\n    {}\n", k.doc.example));
+            assert!(l.config.is_some(), "example of '{}' rejected: {:?}", k.name, l.diags.items);
+        }
+    }
+
+    #[test]
+    fn keyword_names_are_not_taken_by_another_module() {
+        let reg = crate::config::registry::Registry::get();
+        for k in proxy_keywords() {
+            assert_eq!(reg.proxy.iter().filter(|o| o.name == k.name).count(), 1, "'{}' registered twice", k.name);
+        }
+        for k in global_keywords() {
+            assert_eq!(reg.global.iter().filter(|o| o.name == k.name).count(), 1, "'{}' registered twice", k.name);
+        }
+    }
+
+    /// Every keyword with every one- and two-word combination of odd arguments: errors, never panics.
+    #[test]
+    fn odd_arguments_never_panic_proxy_keywords() {
+        const ODD: [&str; 18] =
+            ["", "x", "-1", "0", "99999999999999999999", "1-", "-", ":", "@", "a:b:c", "len", "format", "sample", "if", "unless", "/", "auto:", "ring@"];
+        for k in proxy_keywords() {
+            for a in ODD {
+                for b in ODD.iter().step_by(3) {
+                    let _ = load(&format!("listen l\n    bind :80\n    {} {} {}\n", k.name, a, b));
+                }
+            }
+        }
+    }
+
+    /// Every keyword with every one- and two-word combination of odd arguments: errors, never panics.
+    #[test]
+    fn odd_arguments_never_panic_global_keywords() {
+        const ODD: [&str; 18] =
+            ["", "x", "-1", "0", "99999999999999999999", "1-", "-", ":", "@", "a:b:c", "len", "format", "sample", "if", "unless", "/", "auto:", "ring@"];
+        for k in global_keywords() {
+            for a in ODD {
+                for b in ODD.iter().step_by(3) {
+                    let _ = load(&format!("global\n    {} {} {}\n", k.name, a, b));
+                }
+            }
+        }
     }
 }

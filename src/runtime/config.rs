@@ -353,7 +353,12 @@ pub fn global_keywords() -> Vec<GlobalKeyword> {
                 });
                 Ok(())
             },
-            doc!(Parsed, "tune.idle-pool.shared on|off", "Whether threads may reuse each other's idle server connections (default on).", "tune.idle-pool.shared off"),
+            doc!(
+                Parsed,
+                "tune.idle-pool.shared on|off",
+                "Whether threads may reuse each other's idle server connections (default on).",
+                "tune.idle-pool.shared off"
+            ),
         ),
         gkw(
             "tune.runqueue-depth",
@@ -434,7 +439,10 @@ mod tests {
     #[test]
     fn cpu_map_auto_group_and_threads() {
         let r = runtime("    cpu-map auto:1/1-4 0-3\n");
-        assert_eq!(r.cpu_maps, vec![CpuMap { auto: true, first: ThreadSet::Ranges(vec![(1, 1)]), threads: Some(ThreadSet::Ranges(vec![(1, 4)])), cpus: vec![(0, 3)] }]);
+        assert_eq!(
+            r.cpu_maps,
+            vec![CpuMap { auto: true, first: ThreadSet::Ranges(vec![(1, 1)]), threads: Some(ThreadSet::Ranges(vec![(1, 4)])), cpus: vec![(0, 3)] }]
+        );
     }
 
     #[test]
@@ -472,7 +480,9 @@ mod tests {
 
     #[test]
     fn tune_sizes_take_units() {
-        let r = runtime("    tune.bufsize 32k\n    tune.maxrewrite 2048\n    tune.pipesize 256k\n    tune.rcvbuf.client 64k\n    tune.sndbuf.server 128k\n    tune.recv_enough 10k\n");
+        let r = runtime(
+            "    tune.bufsize 32k\n    tune.maxrewrite 2048\n    tune.pipesize 256k\n    tune.rcvbuf.client 64k\n    tune.sndbuf.server 128k\n    tune.recv_enough 10k\n",
+        );
         assert_eq!(r.tune.bufsize, Some(32768));
         assert_eq!(r.tune.maxrewrite(), 2048);
         assert_eq!(r.tune.pipesize, Some(262144));
@@ -492,7 +502,8 @@ mod tests {
 
     #[test]
     fn tune_counts_and_switches() {
-        let r = runtime("    tune.http.maxhdr 200\n    tune.maxaccept -1\n    tune.maxpollevents 100\n    tune.idle-pool.shared off\n    tune.runqueue-depth 50\n");
+        let r =
+            runtime("    tune.http.maxhdr 200\n    tune.maxaccept -1\n    tune.maxpollevents 100\n    tune.idle-pool.shared off\n    tune.runqueue-depth 50\n");
         assert_eq!(r.tune.http_maxhdr, Some(200));
         assert_eq!(r.tune.maxaccept, Some(-1));
         assert_eq!(r.tune.maxpollevents, Some(100));
@@ -521,5 +532,35 @@ mod tests {
         assert_eq!(runtime("    io-backend epoll\n").io_backend, IoBackend::Epoll);
         assert_eq!(runtime("    io-backend uring\n").io_backend, IoBackend::Uring);
         assert!(alert("global\n    io-backend kqueue\n").2.contains("'auto', 'uring' or 'epoll'"));
+    }
+
+    #[test]
+    fn global_keyword_examples_parse() {
+        for k in global_keywords() {
+            let l = load(&format!("global\n    {}\n", k.doc.example));
+            assert!(l.config.is_some(), "example of '{}' rejected: {:?}", k.name, l.diags.items);
+        }
+    }
+
+    #[test]
+    fn keyword_names_are_not_taken_by_another_module() {
+        let reg = crate::config::registry::Registry::get();
+        for k in global_keywords() {
+            assert_eq!(reg.global.iter().filter(|o| o.name == k.name).count(), 1, "'{}' registered twice", k.name);
+        }
+    }
+
+    /// Every keyword with every one- and two-word combination of odd arguments: errors, never panics.
+    #[test]
+    fn odd_arguments_never_panic_global_keywords() {
+        const ODD: [&str; 18] =
+            ["", "x", "-1", "0", "99999999999999999999", "1-", "-", ":", "@", "a:b:c", "len", "format", "sample", "if", "unless", "/", "auto:", "ring@"];
+        for k in global_keywords() {
+            for a in ODD {
+                for b in ODD.iter().step_by(3) {
+                    let _ = load(&format!("global\n    {} {} {}\n", k.name, a, b));
+                }
+            }
+        }
     }
 }

@@ -398,13 +398,23 @@ pub fn bind_options() -> Vec<BindOption> {
                 b.tls.alpn = Some(parse_alpn(v)?);
                 Ok(())
             },
-            doc!(Parsed, "alpn <proto>[,<proto>...]", "Protocols offered with ALPN, in preference order.", "bind :443 ssl crt /etc/sluiced/site.pem alpn h2,http/1.1"),
+            doc!(
+                Parsed,
+                "alpn <proto>[,<proto>...]",
+                "Protocols offered with ALPN, in preference order.",
+                "bind :443 ssl crt /etc/sluiced/site.pem alpn h2,http/1.1"
+            ),
         ),
         bopt(
             "npn",
             true,
             |_, _| Err("NPN is not supported by sluiced (it was superseded by ALPN); use 'alpn'".into()),
-            doc!(Parsed, "npn <proto>[,<proto>...]", "Not supported (NPN was superseded by ALPN); rejected with a hint to use 'alpn'.", "bind :443 ssl crt /etc/sluiced/site.pem alpn h2"),
+            doc!(
+                Parsed,
+                "npn <proto>[,<proto>...]",
+                "Not supported (NPN was superseded by ALPN); rejected with a hint to use 'alpn'.",
+                "bind :443 ssl crt /etc/sluiced/site.pem alpn h2"
+            ),
         ),
         bopt(
             "ssl-min-ver",
@@ -437,7 +447,12 @@ pub fn bind_options() -> Vec<BindOption> {
         ),
         bind_text!("curves", curves, "Key exchange groups offered, colon separated.", "bind :443 ssl crt /etc/sluiced/site.pem curves X25519:P-256"),
         bind_text!("ecdhe", ecdhe, "The one named curve used for ECDHE (older form of 'curves').", "bind :443 ssl crt /etc/sluiced/site.pem ecdhe prime256v1"),
-        bind_text!("sigalgs", sigalgs, "Signature algorithms accepted in the handshake.", "bind :443 ssl crt /etc/sluiced/site.pem sigalgs ECDSA+SHA256:RSA-PSS+SHA256"),
+        bind_text!(
+            "sigalgs",
+            sigalgs,
+            "Signature algorithms accepted in the handshake.",
+            "bind :443 ssl crt /etc/sluiced/site.pem sigalgs ECDSA+SHA256:RSA-PSS+SHA256"
+        ),
         bind_text!(
             "client-sigalgs",
             client_sigalgs,
@@ -543,12 +558,7 @@ pub fn bind_options() -> Vec<BindOption> {
             "generate-certificates",
             false,
             |_, _| Err("on-the-fly certificate generation is not supported by sluiced".into()),
-            doc!(
-                Parsed,
-                "generate-certificates",
-                "Not supported (on-the-fly certificate generation); rejected.",
-                "bind :443 ssl crt /etc/sluiced/certs/"
-            ),
+            doc!(Parsed, "generate-certificates", "Not supported (on-the-fly certificate generation); rejected.", "bind :443 ssl crt /etc/sluiced/certs/"),
         ),
     ]
 }
@@ -826,7 +836,12 @@ pub fn global_keywords() -> Vec<GlobalKeyword> {
                 "ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets"
             ),
         ),
-        global_text!("ssl-default-bind-ciphers", bind_ciphers, "Default TLS 1.2 and older cipher list of bind lines.", "ssl-default-bind-ciphers ECDHE+AESGCM:ECDHE+CHACHA20"),
+        global_text!(
+            "ssl-default-bind-ciphers",
+            bind_ciphers,
+            "Default TLS 1.2 and older cipher list of bind lines.",
+            "ssl-default-bind-ciphers ECDHE+AESGCM:ECDHE+CHACHA20"
+        ),
         global_text!(
             "ssl-default-bind-ciphersuites",
             bind_ciphersuites,
@@ -834,7 +849,12 @@ pub fn global_keywords() -> Vec<GlobalKeyword> {
             "ssl-default-bind-ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384"
         ),
         global_text!("ssl-default-bind-curves", bind_curves, "Default key exchange groups of bind lines.", "ssl-default-bind-curves X25519:P-256"),
-        global_text!("ssl-default-bind-sigalgs", bind_sigalgs, "Default signature algorithms of bind lines.", "ssl-default-bind-sigalgs ECDSA+SHA256:RSA-PSS+SHA256"),
+        global_text!(
+            "ssl-default-bind-sigalgs",
+            bind_sigalgs,
+            "Default signature algorithms of bind lines.",
+            "ssl-default-bind-sigalgs ECDSA+SHA256:RSA-PSS+SHA256"
+        ),
         gkw(
             "ssl-default-server-options",
             |a, g| {
@@ -848,7 +868,12 @@ pub fn global_keywords() -> Vec<GlobalKeyword> {
                 "ssl-default-server-options ssl-min-ver TLSv1.2"
             ),
         ),
-        global_text!("ssl-default-server-ciphers", server_ciphers, "Default TLS 1.2 and older cipher list towards servers.", "ssl-default-server-ciphers ECDHE+AESGCM"),
+        global_text!(
+            "ssl-default-server-ciphers",
+            server_ciphers,
+            "Default TLS 1.2 and older cipher list towards servers.",
+            "ssl-default-server-ciphers ECDHE+AESGCM"
+        ),
         global_text!(
             "ssl-default-server-ciphersuites",
             server_ciphersuites,
@@ -1157,7 +1182,8 @@ mod tests {
 
     #[test]
     fn tune_ssl_values() {
-        let g = config("global\n    tune.ssl.default-dh-param 2048\n    tune.ssl.cachesize 0\n    tune.ssl.lifetime 600\n    tune.ssl.maxrecord 1419\n").global.tls;
+        let g =
+            config("global\n    tune.ssl.default-dh-param 2048\n    tune.ssl.cachesize 0\n    tune.ssl.lifetime 600\n    tune.ssl.maxrecord 1419\n").global.tls;
         assert_eq!(g.default_dh_param, Some(2048));
         assert_eq!(g.cachesize, Some(0));
         assert_eq!(g.lifetime, Some(Duration::from_secs(600)));
@@ -1179,5 +1205,61 @@ mod tests {
     #[test]
     fn dh_param_file_must_exist() {
         assert!(alert("global\n    ssl-dh-param-file /nonexistent/dh.pem\n").2.contains("unable to stat DH parameters"));
+    }
+
+    #[test]
+    fn option_and_keyword_names_are_not_taken_by_another_module() {
+        let reg = crate::config::registry::Registry::get();
+        for o in bind_options() {
+            assert_eq!(reg.bind.iter().filter(|b| b.name == o.name).count(), 1, "bind option '{}' registered twice", o.name);
+        }
+        for o in server_options() {
+            assert_eq!(reg.server.iter().filter(|s| s.name == o.name).count(), 1, "server option '{}' registered twice", o.name);
+        }
+        for k in global_keywords() {
+            assert_eq!(reg.global.iter().filter(|g| g.name == k.name).count(), 1, "'{}' registered twice", k.name);
+        }
+    }
+
+    /// Every keyword with every one- and two-word combination of odd arguments: errors, never panics.
+    #[test]
+    fn odd_arguments_never_panic_global_keywords() {
+        const ODD: [&str; 18] =
+            ["", "x", "-1", "0", "99999999999999999999", "1-", "-", ":", "@", "a:b:c", "len", "format", "sample", "if", "unless", "/", "auto:", "ring@"];
+        for k in global_keywords() {
+            for a in ODD {
+                for b in ODD.iter().step_by(3) {
+                    let _ = load(&format!("global\n    {} {} {}\n", k.name, a, b));
+                }
+            }
+        }
+    }
+
+    /// Every keyword with every one- and two-word combination of odd arguments: errors, never panics.
+    #[test]
+    fn odd_arguments_never_panic_bind_options() {
+        const ODD: [&str; 18] =
+            ["", "x", "-1", "0", "99999999999999999999", "1-", "-", ":", "@", "a:b:c", "len", "format", "sample", "if", "unless", "/", "auto:", "ring@"];
+        for k in bind_options() {
+            for a in ODD {
+                for b in ODD.iter().step_by(3) {
+                    let _ = load(&format!("frontend f\n    bind :80 {} {} {}\n", k.name, a, b));
+                }
+            }
+        }
+    }
+
+    /// Every keyword with every one- and two-word combination of odd arguments: errors, never panics.
+    #[test]
+    fn odd_arguments_never_panic_server_options() {
+        const ODD: [&str; 18] =
+            ["", "x", "-1", "0", "99999999999999999999", "1-", "-", ":", "@", "a:b:c", "len", "format", "sample", "if", "unless", "/", "auto:", "ring@"];
+        for k in server_options() {
+            for a in ODD {
+                for b in ODD.iter().step_by(3) {
+                    let _ = load(&format!("backend b\n    server s 10.0.0.1:80 {} {} {}\n", k.name, a, b));
+                }
+            }
+        }
     }
 }
