@@ -655,4 +655,46 @@ mod tests {
         assert_eq!(kw, "persist");
         assert!(msg.contains("only 'rdp-cookie'"), "{msg}");
     }
+
+    fn words() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        const VOCAB: &[&str] = &[
+            "roundrobin",
+            "random(",
+            "random(0)",
+            "uri",
+            "len",
+            "depth",
+            "whole",
+            "url_param",
+            "check_post",
+            "hdr(",
+            "hdr()",
+            "rdp-cookie(",
+            "hash",
+            "consistent",
+            "map-based",
+            "insert",
+            "prefix",
+            "rewrite",
+            "indirect",
+            "preserve",
+            "domain",
+            "maxidle",
+            "attr",
+            "é",
+            "(",
+            ")",
+            "",
+        ];
+        let word = prop_oneof![proptest::sample::select(VOCAB).prop_map(str::to_owned), "[!-~]{0,12}"];
+        proptest::collection::vec(word, 0..8).prop_map(|w| w.join(" "))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn balance_keywords_never_panic(kw in proptest::sample::select(&["balance", "hash-type", "hash-balance-factor", "cookie", "persist"][..]), rest in words()) {
+            let _ = load(&format!("backend be\n  {kw} {rest}\n  server s1 10.0.0.1:80 {rest}\n"));
+        }
+    }
 }

@@ -1794,4 +1794,52 @@ mod tests {
         assert_eq!(titles, vec!["http-check rules", "tcp-check rules"]);
         assert!(t[1].entries.iter().any(|(n, _, _)| n == "send-binary"));
     }
+
+    fn words() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        const VOCAB: &[&str] = &[
+            "connect",
+            "send",
+            "expect",
+            "send-binary",
+            "hdr",
+            "name",
+            "value",
+            "-m",
+            "reg",
+            "status",
+            "rstatus",
+            "string",
+            "rstring",
+            "binary",
+            "rbinary",
+            "!",
+            "min-recv",
+            "ok-status",
+            "set-var(",
+            "unset-var(check.",
+            "set-var(check.x,",
+            "port",
+            "addr",
+            "alpn",
+            "check",
+            "inter",
+            "rise",
+            "agent-addr",
+            "init-state",
+            "é",
+            "(",
+            "[",
+            "",
+        ];
+        let word = prop_oneof![proptest::sample::select(VOCAB).prop_map(str::to_owned), "[!-~]{0,12}"];
+        proptest::collection::vec(word, 0..8).prop_map(|w| w.join(" "))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn check_keywords_never_panic(kw in proptest::sample::select(&["http-check", "tcp-check", "option httpchk", "option mysql-check", "option smtpchk", "option pgsql-check"][..]), rest in words()) {
+            let _ = load(&format!("backend be\n  {kw} {rest}\n  server s1 10.0.0.1:80 {rest}\n"));
+        }
+    }
 }

@@ -702,4 +702,41 @@ mod tests {
         assert_eq!(kw, "stick on");
         assert!(msg.contains("not allowed"), "{msg}");
     }
+
+    fn words() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        const VOCAB: &[&str] = &[
+            "type",
+            "ip",
+            "string",
+            "len",
+            "size",
+            "expire",
+            "store",
+            "gpc(",
+            "gpc_rate(1,",
+            "token_bucket(",
+            "token_bucket(1/,)",
+            "peers",
+            "write-to",
+            "srvkey",
+            "table",
+            "if",
+            "unless",
+            "é(",
+            ",",
+            ")",
+            "(",
+            "1k",
+        ];
+        let word = prop_oneof![proptest::sample::select(VOCAB).prop_map(str::to_owned), "[!-~]{0,12}"];
+        proptest::collection::vec(word, 0..8).prop_map(|w| w.join(" "))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn stick_keywords_never_panic(kw in proptest::sample::select(&["stick-table", "stick on", "stick match", "stick store-request", "stick store-response"][..]), rest in words()) {
+            let _ = load(&format!("backend be\n  {kw} {rest}\n  server s1 10.0.0.1:80 {rest}\n"));
+        }
+    }
 }
