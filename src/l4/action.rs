@@ -57,7 +57,7 @@ impl<'a> ActionArgs<'a> {
         self.words.get(self.pos).map(|w| w.text.as_str())
     }
 
-    pub fn next(&mut self) -> Option<&'a str> {
+    pub fn take(&mut self) -> Option<&'a str> {
         let w = self.peek()?;
         self.pos += 1;
         Some(w)
@@ -65,7 +65,7 @@ impl<'a> ActionArgs<'a> {
 
     /// The next word, or an error saying the action expects `what`.
     pub fn need(&mut self, what: &str) -> Result<&'a str, String> {
-        self.next().ok_or_else(|| format!("'{}' expects {what}", self.name))
+        self.take().ok_or_else(|| format!("'{}' expects {what}", self.name))
     }
 
     /// Fails when words are left over.
@@ -420,7 +420,7 @@ pub fn track_sc(a: &mut ActionArgs<'_>, sc: u8) -> Result<CommonAction, String> 
     let key = a.sample("a key expression")?;
     let table = match a.peek() {
         Some("table") => {
-            a.next();
+            a.take();
             let t = a.need("a table name after 'table'")?;
             a.add_ref(RefKind::Table, t);
             Some(t.to_owned())
@@ -675,7 +675,7 @@ pub fn silent_drop(a: &mut ActionArgs<'_>) -> Result<CommonAction, String> {
     a.no_paren()?;
     let rst_ttl = match a.peek() {
         Some("rst-ttl") => {
-            a.next();
+            a.take();
             let v = a.need("a TTL after 'rst-ttl'")?;
             match v.parse::<u8>() {
                 Ok(t) if t > 0 => Some(t),

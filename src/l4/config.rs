@@ -73,7 +73,7 @@ macro_rules! common {
 
 fn layer4(a: &mut ActionArgs<'_>, action: TcpAction) -> Result<TcpAction, String> {
     a.no_paren()?;
-    match a.next() {
+    match a.take() {
         Some("layer4") => Ok(action),
         Some(other) => Err(format!("'{}' expects 'layer4', got '{other}'", a.name)),
         None => Err(format!("'{}' expects 'layer4'", a.name)),
@@ -88,7 +88,7 @@ fn switch_mode(a: &mut ActionArgs<'_>) -> Result<TcpAction, String> {
     }
     let proto = match a.peek() {
         Some("proto") => {
-            a.next();
+            a.take();
             match a.need("a protocol name after 'proto'")? {
                 "h1" => Some(MuxProto::H1),
                 "h2" => Some(MuxProto::H2),
