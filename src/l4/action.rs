@@ -113,7 +113,7 @@ impl<'a> ActionArgs<'a> {
     }
 
     /// Parses the next word as a regular expression, which must compile.
-    pub fn regex(&mut self, what: &str) -> Result<regex::Regex, String> {
+    pub fn regex(&mut self, what: &str) -> Result<Pattern, String> {
         let text = self.need(what)?;
         compile_regex(text)
     }
@@ -127,8 +127,20 @@ impl<'a> ActionArgs<'a> {
     }
 }
 
-pub fn compile_regex(text: &str) -> Result<regex::Regex, String> {
-    regex::Regex::new(text).map_err(|e| format!("invalid regex '{text}' : {}", e.to_string().lines().last().unwrap_or("syntax error").trim()))
+/// A compiled regular expression that compares by its source text, so rules stay comparable.
+#[derive(Clone, Debug)]
+pub struct Pattern(pub regex::Regex);
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Pattern) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+impl Eq for Pattern {}
+
+pub fn compile_regex(text: &str) -> Result<Pattern, String> {
+    regex::Regex::new(text).map(Pattern).map_err(|e| format!("invalid regex '{text}' : {}", e.to_string().lines().last().unwrap_or("syntax error").trim()))
 }
 
 /// Splits `set-var(txn.x)` into `set-var` and `txn.x`.
@@ -172,6 +184,15 @@ pub fn parse_conditional<A>(a: &mut KwArgs<'_>, p: &mut Proxy, parse: impl FnOnc
     let action = parse(&mut args)?;
     args.finish()?;
     finish_rule(a, p, args, action, cond_words)
+}
+
+/// Parses a keyword whose words are all arguments (no condition), recording what they refer to.
+pub fn parse_args<A>(a: &mut KwArgs<'_>, p: &mut Proxy, parse: impl FnOnce(&mut ActionArgs<'_>) -> Result<A, String>) -> Result<A, String> {
+    let keyword = a.keyword;
+    let mut args = ActionArgs::new(keyword, None, a.args());
+    let action = parse(&mut args)?;
+    args.finish()?;
+    Ok(finish_rule(a, p, args, action, None)?.action)
 }
 
 fn finish_rule<A>(a: &mut KwArgs<'_>, p: &mut Proxy, args: ActionArgs<'_>, action: A, cond_words: Option<&[Word]>) -> Result<Rule<A>, String> {
