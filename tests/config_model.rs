@@ -222,3 +222,20 @@ fn keywords_before_any_section_are_errors() {
     let a = alerts("maxconn 10\nbackend b\n server s 127.0.0.1:1\n");
     assert!(a[0].contains("[t.cfg:1]") && a[0].contains("out of section"), "{a:?}");
 }
+
+#[test]
+fn http_auth_acls_must_name_a_declared_userlist() {
+    let a = alerts(
+        "frontend f\n bind :80\n acl ok http_auth(admns)\n http-request auth unless ok\n default_backend b\nbackend b\n server s 127.0.0.1:1\nuserlist admins\n user a insecure-password x\n",
+    );
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert!(a[0].contains("[t.cfg:3] : 'acl'") && a[0].contains("userlist 'admns'") && a[0].contains("did you mean 'admins'"), "{a:?}");
+    let a = alerts("frontend f\n bind :80\n http-request deny if !{ http_auth(nope) }\n");
+    assert!(a.iter().any(|m| m.contains("userlist 'nope'")), "{a:?}");
+}
+
+#[test]
+fn stick_tables_named_in_dynamic_backend_names_must_exist() {
+    let a = alerts("frontend f\n bind :80\n use_backend be_%[src_conn_cnt(nosuch)]\n");
+    assert!(a.iter().any(|m| m.contains("[t.cfg:3] : 'use_backend'") && m.contains("stick-table 'nosuch'")), "{a:?}");
+}

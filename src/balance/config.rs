@@ -526,8 +526,8 @@ mod tests {
 
     #[test]
     fn hash_takes_a_sample_expression() {
-        let Some(Balance::Hash(e)) = backend("balance hash req.cookie(sid)").algo else { panic!("not a hash") };
-        assert_eq!(e, parse_sample("req.cookie(sid)").unwrap());
+        let Some(Balance::Hash(e)) = backend("balance hash req.cook(sid)").algo else { panic!("not a hash") };
+        assert_eq!(e, parse_sample("req.cook(sid)").unwrap());
     }
 
     #[test]

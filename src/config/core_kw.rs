@@ -431,9 +431,7 @@ fn parse_acl_kw(a: &mut KwArgs<'_>, p: &mut Proxy) -> Result<(), String> {
     let name = a.need(0, "ACL name")?;
     check_name("ACL", name)?;
     let body = parse_acl(&a.args()[1..])?;
-    for t in body.expr.table_refs() {
-        p.add_ref(RefKind::Table, t, a.span, "acl");
-    }
+    p.add_sample_refs(&body.expr, a.span, "acl");
     p.acls.push(AclDecl { name: name.to_owned(), body, span: a.span.clone() });
     Ok(())
 }
@@ -446,7 +444,11 @@ fn parse_use_backend(a: &mut KwArgs<'_>, p: &mut Proxy) -> Result<(), String> {
     }
     let cond = cond.map(parse_condition).transpose()?;
     let target = if name.text.contains("%[") {
-        BackendTarget::Dynamic(parse_log_format(&name.text)?)
+        let lf = parse_log_format(&name.text)?;
+        for e in lf.samples() {
+            p.add_sample_refs(e, a.span, "use_backend");
+        }
+        BackendTarget::Dynamic(lf)
     } else {
         p.add_ref(RefKind::Backend, &name.text, a.span, "use_backend");
         BackendTarget::Named(name.text.clone())

@@ -44,6 +44,14 @@ impl SampleExpr {
         refs
     }
 
+    /// Userlists named by `http_auth(<userlist>)` and `http_auth_group(<userlist>)`.
+    pub fn userlist_refs(&self) -> Vec<&str> {
+        match self.fetch.name.as_str() {
+            "http_auth" | "http_auth_group" => self.fetch.args.first().map(String::as_str).into_iter().collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// The type the expression produces; converters that pass their input through keep its type.
     pub fn out_type(&self) -> SampleType {
         let r = sample::registry();
@@ -209,6 +217,19 @@ impl Condition {
             .flatten()
             .filter_map(|t| match &t.acl {
                 AclRef::Inline(b) => Some(b.expr.table_refs()),
+                AclRef::Named(_) => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    /// Userlists named by the inline ACLs.
+    pub fn userlist_refs(&self) -> Vec<&str> {
+        self.any_of
+            .iter()
+            .flatten()
+            .filter_map(|t| match &t.acl {
+                AclRef::Inline(b) => Some(b.expr.userlist_refs()),
                 AclRef::Named(_) => None,
             })
             .flatten()

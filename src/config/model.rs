@@ -377,12 +377,18 @@ impl Proxy {
         for r in cond.table_refs() {
             self.add_ref(RefKind::Table, r, span, keyword);
         }
+        for r in cond.userlist_refs() {
+            self.add_ref(RefKind::Userlist, r, span, keyword);
+        }
     }
 
     /// Records the stick tables a sample expression names.
     pub fn add_sample_refs(&mut self, expr: &SampleExpr, span: &Span, keyword: &str) {
         for r in expr.table_refs() {
             self.add_ref(RefKind::Table, r, span, keyword);
+        }
+        for r in expr.userlist_refs() {
+            self.add_ref(RefKind::Userlist, r, span, keyword);
         }
     }
 }

@@ -164,8 +164,8 @@ pub fn check_var_name(s: &str) -> Result<(), String> {
     let Some((scope, name)) = s.split_once('.') else {
         return Err(format!("variable '{s}' has no scope (expected proc., sess., txn., req. or res.)"));
     };
-    if !matches!(scope, "proc" | "sess" | "txn" | "req" | "res") {
-        return Err(format!("unknown variable scope '{scope}' in '{s}' (expected proc, sess, txn, req or res)"));
+    if !matches!(scope, "proc" | "sess" | "txn" | "req" | "res" | "check") {
+        return Err(format!("unknown variable scope '{scope}' in '{s}' (expected proc, sess, txn, req, res or check)"));
     }
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') {
         return Err(format!("invalid variable name '{s}'"));

@@ -224,7 +224,7 @@ pub fn proxy_keywords() -> Vec<ProxyKeyword> {
                 Parsed,
                 "stick match <expr> [table <table>] [if|unless <cond>]",
                 "Sends the stream to the server stored for the key, if any.",
-                "stick match req.cookie(sid) table sessions"
+                "stick match req.cook(sid) table sessions"
             ),
         ),
         kw(
@@ -657,7 +657,7 @@ mod tests {
     #[test]
     fn stick_rules_keep_their_order_and_table() {
         let loaded = load(
-            "backend t2\n  stick-table type string size 10\nbackend be\n  acl api path_beg /api\n  stick-table type ip size 10\n  stick on src\n  stick match req.cookie(sid) table t2 if api\n  stick store-request src unless api\n  stick store-response res.cook(sid) table t2\n",
+            "backend t2\n  stick-table type string size 10\nbackend be\n  acl api path_beg /api\n  stick-table type ip size 10\n  stick on src\n  stick match req.cook(sid) table t2 if api\n  stick store-request src unless api\n  stick store-response res.cook(sid) table t2\n",
         );
         assert!(!loaded.diags.has_alerts(), "{:?}", loaded.diags.items);
         let cfg = loaded.config.unwrap();
