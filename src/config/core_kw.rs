@@ -231,6 +231,7 @@ pub fn proxy_keywords() -> Vec<ProxyKeyword> {
             S::PROXIES,
             |a, p| {
                 p.id = Some(positive_id(one(a, "numeric id")?)?);
+                p.id_span = Some(a.span.clone());
                 Ok(())
             },
             doc!(Parsed, "id <n>", "Sets the proxy's numeric identifier (iid in stats).", "id 10"),

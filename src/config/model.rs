@@ -259,6 +259,8 @@ pub struct Proxy {
     pub mode: Mode,
     pub disabled: bool,
     pub id: Option<u32>,
+    /// Where `id` was set, for duplicate-id messages.
+    pub id_span: Option<Span>,
     pub description: Option<String>,
     pub maxconn: Option<u32>,
     pub backlog: Option<u32>,
@@ -319,6 +321,7 @@ impl Proxy {
             mode: Mode::default(),
             disabled: false,
             id: None,
+            id_span: None,
             description: None,
             maxconn: None,
             backlog: None,
@@ -353,6 +356,7 @@ impl Proxy {
         p.span = span;
         p.from = None;
         p.id = None;
+        p.id_span = None;
         p.description = None;
         p.binds.clear();
         p.servers.clear();

@@ -111,7 +111,7 @@ fn unique_names(cfg: &Config, diags: &mut Diags) {
         if let Some(id) = p.id
             && let Some(prev) = ids.insert(id, p)
         {
-            diags.alert(Some(&p.span), Some("id"), format!("proxy id {id} is already used by '{}' at {}", prev.name, prev.span));
+            diags.alert(Some(p.id_span.as_ref().unwrap_or(&p.span)), Some("id"), format!("proxy id {id} is already used by '{}' at {}", prev.name, prev.span));
         }
     }
     let mut defs: HashMap<&str, &Proxy> = HashMap::new();
@@ -141,8 +141,34 @@ fn unique_servers(p: &Proxy, diags: &mut Diags) {
     }
 }
 
+/// TLS files given as relative paths are resolved against `crt-base`/`ca-base`, which only the
+/// whole configuration knows; absolute paths were already checked on their line.
+fn check_tls_files(cfg: &Config, p: &Proxy, diags: &mut Diags) {
+    let tls = &cfg.global.tls;
+    let missing = |path: &std::path::Path| path.is_relative() && std::fs::metadata(path).is_err();
+    for b in &p.binds {
+        let certs = b.tls.crts.iter().chain(&b.tls.crt_lists).map(|c| tls.crt_path(c));
+        let cas = b.tls.ca_file.iter().chain(&b.tls.crl_file).map(|c| tls.ca_path(c));
+        for f in certs.chain(cas) {
+            if missing(&f) {
+                diags.alert(Some(&b.span), Some("bind"), format!("unable to stat SSL certificate from file '{}' : No such file or directory", f.display()));
+            }
+        }
+    }
+    for s in &p.servers {
+        let certs = s.opts.tls.crt.iter().map(|c| tls.crt_path(c));
+        let cas = s.opts.tls.ca_file.iter().chain(&s.opts.tls.crl_file).map(|c| tls.ca_path(c));
+        for f in certs.chain(cas) {
+            if missing(&f) {
+                diags.alert(Some(&s.span), Some("server"), format!("unable to stat SSL file '{}' : No such file or directory", f.display()));
+            }
+        }
+    }
+}
+
 fn check_proxy(cfg: &Config, p: &Proxy, diags: &mut Diags) {
     unique_servers(p, diags);
+    check_tls_files(cfg, p, diags);
     if p.kind.has_frontend() && p.binds.is_empty() && !p.disabled {
         diags.warning(Some(&p.span), Some(p.kind.keyword()), format!("{} '{}' has no 'bind' line and will not accept connections", p.kind.keyword(), p.name));
     }

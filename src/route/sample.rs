@@ -345,6 +345,15 @@ fn fetches() -> Vec<SampleDef> {
             T::Str,
             d!("req.rdp_cookie([<name>])", "The value of an RDP cookie in the request buffer.", "acl has_rdp req.rdp_cookie(mstshash) -m found"),
         ),
+        def("rdp_cookie", &[A::Str], 0, T::Str, d!("rdp_cookie([<name>])", "Alias of req.rdp_cookie.", "stick on rdp_cookie(mstshash)")),
+        def(
+            "req.rdp_cookie_cnt",
+            &[A::Str],
+            0,
+            T::Int,
+            d!("req.rdp_cookie_cnt([<name>])", "How many RDP cookies the request buffer holds.", "acl has_rdp req.rdp_cookie_cnt gt 0"),
+        ),
+        def("rdp_cookie_cnt", &[A::Str], 0, T::Int, d!("rdp_cookie_cnt([<name>])", "Alias of req.rdp_cookie_cnt.", "acl has_rdp rdp_cookie_cnt gt 0")),
         // Layer 7: HTTP request.
         def("method", &[], 0, T::Meth, d!("method", "The HTTP request method.", "acl get method GET HEAD")),
         def("path", &[], 0, T::Str, d!("path", "The request path, without the query string.", "acl api path_beg /api/")),
