@@ -279,6 +279,9 @@ pub struct Proxy {
     pub options: CoreOptions,
     /// Every cross-reference recorded while parsing, checked by validation.
     pub refs: Vec<Ref>,
+    /// Names whose declaration line was rejected: references to them are not reported again, so a
+    /// mistake gives one error, not one per use.
+    pub invalid_decls: Vec<(RefKind, String)>,
     pub balance: crate::balance::config::ProxyBalance,
     pub l4: crate::l4::config::ProxyTcp,
     pub http: crate::l7::config::ProxyHttp,
@@ -338,6 +341,7 @@ impl Proxy {
             use_servers: Vec::new(),
             options: CoreOptions::default(),
             refs: Vec::new(),
+            invalid_decls: Vec::new(),
             balance: Default::default(),
             l4: Default::default(),
             http: Default::default(),

@@ -231,6 +231,14 @@ fn proxy_line(reg: &Registry, p: &mut Proxy, line: &Line, diags: &mut Diags) {
     let mut a = KwArgs { words: &line.words, kw_words: n, negated, defaulted, keyword: k.name, span, diags };
     if let Err(e) = (k.parse)(&mut a, p) {
         diags.alert(Some(span), Some(k.name), e);
+        let first_arg = words.get(n).map(|w| w.text.clone()).unwrap_or_default();
+        match k.name {
+            "acl" => p.invalid_decls.push((RefKind::Acl, first_arg)),
+            "server" => p.invalid_decls.push((RefKind::Server, format!("{}/{first_arg}", p.name))),
+            "server-template" => p.invalid_decls.push((RefKind::Server, format!("{}/{first_arg}*", p.name))),
+            "stick-table" => p.invalid_decls.push((RefKind::Table, p.name.clone())),
+            _ => {}
+        }
     }
 }
 

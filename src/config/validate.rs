@@ -37,10 +37,21 @@ pub const PREDEFINED_ACLS: &[&str] = &[
     "WAIT_END",
 ];
 
+/// Names every check looks up, built once: a configuration of 1,000 backends must not scan them all
+/// for every reference.
+struct Index<'a> {
+    backends: HashMap<&'a str, &'a Proxy>,
+    tables: HashSet<&'a str>,
+}
+
 pub fn validate(cfg: &Config, diags: &mut Diags) {
+    let index = Index {
+        backends: cfg.proxies.iter().rev().filter(|p| p.kind.has_backend()).map(|p| (p.name.as_str(), p)).collect(),
+        tables: cfg.proxies.iter().filter(|q| q.stick.has_table()).map(|q| q.name.as_str()).collect(),
+    };
     unique_names(cfg, diags);
     for p in &cfg.proxies {
-        check_proxy(cfg, p, diags);
+        check_proxy(cfg, &index, p, diags);
     }
     for d in &cfg.defaults {
         unique_servers(d, diags);
@@ -166,17 +177,35 @@ fn check_tls_files(cfg: &Config, p: &Proxy, diags: &mut Diags) {
     }
 }
 
-fn check_proxy(cfg: &Config, p: &Proxy, diags: &mut Diags) {
+/// True when `r` names something whose declaration was already reported as invalid.
+fn declared_but_invalid(cfg: &Config, p: &Proxy, r: &Ref) -> bool {
+    let matches = |kind: RefKind, name: &str| {
+        kind == r.kind
+            && match r.kind {
+                RefKind::Server => {
+                    let full = if r.name.contains('/') { r.name.clone() } else { format!("{}/{}", p.name, r.name) };
+                    name == full || name.strip_suffix('*').is_some_and(|prefix| full.starts_with(prefix))
+                }
+                _ => name == r.name,
+            }
+    };
+    match r.kind {
+        RefKind::Acl => p.invalid_decls.iter().any(|(k, n)| matches(*k, n)),
+        _ => cfg.proxies.iter().any(|q| q.invalid_decls.iter().any(|(k, n)| matches(*k, n))),
+    }
+}
+
+fn check_proxy(cfg: &Config, index: &Index<'_>, p: &Proxy, diags: &mut Diags) {
     unique_servers(p, diags);
     check_tls_files(cfg, p, diags);
     if p.kind.has_frontend() && p.binds.is_empty() && !p.disabled {
         diags.warning(Some(&p.span), Some(p.kind.keyword()), format!("{} '{}' has no 'bind' line and will not accept connections", p.kind.keyword(), p.name));
     }
     let acls: HashSet<&str> = p.acls.iter().map(|a| a.name.as_str()).collect();
-    let tables: HashSet<&str> = cfg.proxies.iter().filter(|q| q.stick.has_table()).map(|q| q.name.as_str()).collect();
+    let tables = &index.tables;
     for r in &p.refs {
         let ok = match r.kind {
-            RefKind::Backend => cfg.backend(&r.name).is_some(),
+            RefKind::Backend => index.backends.contains_key(r.name.as_str()),
             RefKind::Table => tables.contains(r.name.as_str()),
             RefKind::Userlist => cfg.userlists.iter().any(|u| u.name == r.name),
             RefKind::HttpErrors => cfg.http_errors.iter().any(|h| h.name == r.name),
@@ -185,10 +214,10 @@ fn check_proxy(cfg: &Config, p: &Proxy, diags: &mut Diags) {
             RefKind::Resolvers => cfg.others.iter().any(|o| o.kind == "resolvers" && o.name == r.name),
             RefKind::Server => {
                 let (be, srv) = r.name.split_once('/').unwrap_or((p.name.as_str(), r.name.as_str()));
-                cfg.backend(be).is_some_and(|b| b.servers.iter().any(|s| s.name == srv))
+                index.backends.get(be).is_some_and(|b| b.servers.iter().any(|s| s.name == srv))
             }
         };
-        if ok {
+        if ok || declared_but_invalid(cfg, p, r) {
             continue;
         }
         let (what, candidates): (&str, Vec<&str>) = match r.kind {
