@@ -239,3 +239,15 @@ fn stick_tables_named_in_dynamic_backend_names_must_exist() {
     let a = alerts("frontend f\n bind :80\n use_backend be_%[src_conn_cnt(nosuch)]\n");
     assert!(a.iter().any(|m| m.contains("[t.cfg:3] : 'use_backend'") && m.contains("stick-table 'nosuch'")), "{a:?}");
 }
+
+#[test]
+fn a_default_backend_inherited_from_defaults_must_exist() {
+    let a = alerts("defaults\n mode http\n default_backend nosuch\nfrontend f\n bind :80\nbackend b\n server s 127.0.0.1:1\n");
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert!(
+        a[0].contains("[t.cfg:3] : 'default_backend'") && a[0].contains("backend 'nosuch'") && a[0].contains("frontend 'f' (inherited from defaults)"),
+        "{a:?}"
+    );
+    // A backend inheriting it is not using it.
+    ok("defaults\n default_backend nosuch\nbackend b\n server s 127.0.0.1:1\n");
+}

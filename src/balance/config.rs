@@ -432,11 +432,7 @@ fn parse_cookie(a: &mut KwArgs<'_>, p: &mut Proxy) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Loaded;
-
-    fn load(text: &str) -> Loaded {
-        crate::config::load_str("t.cfg", text, &std::collections::HashMap::<String, String>::new())
-    }
+    use crate::config::testing::load;
 
     fn backend(lines: &str) -> ProxyBalance {
         let loaded = load(&format!("backend be\n{lines}\n"));

@@ -1416,11 +1416,7 @@ pub fn doc_tables() -> Vec<DocTable> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Loaded;
-
-    fn load(text: &str) -> Loaded {
-        crate::config::load_str("t.cfg", text, &std::collections::HashMap::<String, String>::new())
-    }
+    use crate::config::testing::load;
 
     fn backend(lines: &str) -> Proxy {
         let loaded = load(&format!("backend be\n{lines}\n"));

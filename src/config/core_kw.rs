@@ -462,10 +462,8 @@ fn parse_use_backend(a: &mut KwArgs<'_>, p: &mut Proxy) -> Result<(), String> {
 }
 
 fn parse_default_backend(a: &mut KwArgs<'_>, p: &mut Proxy) -> Result<(), String> {
+    // Checked by validation for every frontend, including one that inherits it from defaults.
     let name = one(a, "backend name")?;
-    if p.kind != ProxyKind::Defaults {
-        p.add_ref(RefKind::Backend, name, a.span, "default_backend");
-    }
     p.default_backend = Some(NameRef { name: name.to_owned(), span: a.span.clone() });
     Ok(())
 }

@@ -13,6 +13,8 @@ pub mod logformat;
 pub mod model;
 pub mod parse;
 pub mod registry;
+#[cfg(test)]
+pub mod testing;
 pub mod units;
 pub mod validate;
 

@@ -293,3 +293,34 @@ impl Registry {
         REGISTRY.get_or_init(Registry::build)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::testing::load;
+
+    /// Odd arguments: empty, signs, overflow, separators, and words other keywords treat as syntax.
+    const ODD: [&str; 14] = ["", "x", "-1", "0", "99999999999999999999", "1-", ":", "@", "a:b:c", "if", "unless", "/", "auto:", "{"];
+
+    /// Every registered keyword and option, with one and two odd arguments: errors, never a panic.
+    #[test]
+    fn odd_arguments_never_panic_any_registered_keyword() {
+        let reg = Registry::get();
+        for a in ODD {
+            for b in ODD.iter().step_by(4) {
+                for k in &reg.proxy {
+                    let _ = load(&format!("listen l\n    bind :80\n    {} {a} {b}\n", k.name));
+                }
+                for k in &reg.global {
+                    let _ = load(&format!("global\n    {} {a} {b}\n", k.name));
+                }
+                for o in &reg.bind {
+                    let _ = load(&format!("frontend f\n    bind :80 {} {a} {b}\n", o.name));
+                }
+                for o in &reg.server {
+                    let _ = load(&format!("backend b\n    server s 127.0.0.1:80 {} {a} {b}\n", o.name));
+                }
+            }
+        }
+    }
+}

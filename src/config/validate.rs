@@ -237,6 +237,18 @@ fn check_proxy(cfg: &Config, index: &Index<'_>, p: &Proxy, diags: &mut Diags) {
         };
         diags.alert(Some(&r.span), Some(&r.keyword), msg);
     }
+    if let Some(db) = &p.default_backend
+        && p.kind.has_frontend()
+        && !index.backends.contains_key(db.name.as_str())
+    {
+        let hint = did_you_mean(&db.name, index.backends.keys().copied()).map(|s| format!("; did you mean '{s}' maybe ?")).unwrap_or_default();
+        let inherited = if db.span.file != p.span.file || db.span.line < p.span.line { " (inherited from defaults)" } else { "" };
+        diags.alert(
+            Some(&db.span),
+            Some("default_backend"),
+            format!("unable to find backend '{}' referenced in {} '{}'{inherited}{hint}", db.name, p.kind.keyword(), p.name),
+        );
+    }
     for u in &p.use_servers {
         if !p.servers.iter().any(|s| s.name == u.server) {
             diags.alert(Some(&u.span), Some("use-server"), format!("no server '{}' in backend '{}'", u.server, p.name));

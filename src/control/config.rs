@@ -446,11 +446,7 @@ mod tests {
     use super::*;
     use crate::config::addr::AddrKind;
     use crate::config::model::Config;
-    use std::collections::HashMap;
-
-    fn load(text: &str) -> crate::config::Loaded {
-        crate::config::load_str("t.cfg", text, &HashMap::<String, String>::new())
-    }
+    use crate::config::testing::load;
 
     fn config(text: &str) -> Config {
         let l = load(text);
@@ -627,45 +623,6 @@ mod tests {
         for k in global_keywords() {
             let l = load(&format!("global\n    {}\n", k.doc.example));
             assert!(l.config.is_some(), "example of '{}' rejected: {:?}", k.name, l.diags.items);
-        }
-    }
-
-    #[test]
-    fn keyword_names_are_not_taken_by_another_module() {
-        let reg = crate::config::registry::Registry::get();
-        for k in proxy_keywords() {
-            assert_eq!(reg.proxy.iter().filter(|o| o.name == k.name).count(), 1, "'{}' registered twice", k.name);
-        }
-        for k in global_keywords() {
-            assert_eq!(reg.global.iter().filter(|o| o.name == k.name).count(), 1, "'{}' registered twice", k.name);
-        }
-    }
-
-    /// Every keyword with every one- and two-word combination of odd arguments: errors, never panics.
-    #[test]
-    fn odd_arguments_never_panic_proxy_keywords() {
-        const ODD: [&str; 18] =
-            ["", "x", "-1", "0", "99999999999999999999", "1-", "-", ":", "@", "a:b:c", "len", "format", "sample", "if", "unless", "/", "auto:", "ring@"];
-        for k in proxy_keywords() {
-            for a in ODD {
-                for b in ODD.iter().step_by(3) {
-                    let _ = load(&format!("listen l\n    bind :80\n    {} {} {}\n", k.name, a, b));
-                }
-            }
-        }
-    }
-
-    /// Every keyword with every one- and two-word combination of odd arguments: errors, never panics.
-    #[test]
-    fn odd_arguments_never_panic_global_keywords() {
-        const ODD: [&str; 18] =
-            ["", "x", "-1", "0", "99999999999999999999", "1-", "-", ":", "@", "a:b:c", "len", "format", "sample", "if", "unless", "/", "auto:", "ring@"];
-        for k in global_keywords() {
-            for a in ODD {
-                for b in ODD.iter().step_by(3) {
-                    let _ = load(&format!("global\n    {} {} {}\n", k.name, a, b));
-                }
-            }
         }
     }
 }

@@ -341,24 +341,15 @@ pub fn doc_tables() -> Vec<DocTable> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Loaded;
     use crate::config::expr::Polarity;
+    use crate::config::testing::{alerts, load};
     use crate::l4::action::{CaptureSlot, GpcSlot, GptSlot, IntOrExpr, VarScope};
-
-    fn load(text: &str) -> Loaded {
-        crate::config::load_str("t.cfg", text, &std::collections::HashMap::<String, String>::new())
-    }
 
     fn tcp(text: &str) -> ProxyTcp {
         let loaded = load(text);
         let alerts: Vec<String> = loaded.diags.alerts().map(|d| d.to_string()).collect();
         assert!(alerts.is_empty(), "unexpected alerts: {alerts:?}");
         loaded.config.expect("config").proxies.remove(0).l4
-    }
-
-    /// The alerts of a load, rendered.
-    fn alerts(text: &str) -> Vec<String> {
-        load(text).diags.alerts().map(|d| d.to_string()).collect()
     }
 
     const FE: &str = "frontend fe\n  bind :8080\n  acl blocked path_beg /x\n";

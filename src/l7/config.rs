@@ -1444,13 +1444,9 @@ pub fn doc_tables() -> Vec<DocTable> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Loaded;
     use crate::config::expr::Polarity;
+    use crate::config::testing::{alerts, load};
     use crate::l4::action::{CaptureSlot, VarScope};
-
-    fn load(text: &str) -> Loaded {
-        crate::config::load_str("t.cfg", text, &std::collections::HashMap::<String, String>::new())
-    }
 
     /// The HTTP configuration of the first proxy; fails on any alert.
     fn http(text: &str) -> ProxyHttp {
@@ -1458,10 +1454,6 @@ mod tests {
         let alerts: Vec<String> = loaded.diags.alerts().map(|d| d.to_string()).collect();
         assert!(alerts.is_empty(), "unexpected alerts: {alerts:?}");
         loaded.config.expect("config").proxies.remove(0).http
-    }
-
-    fn alerts(text: &str) -> Vec<String> {
-        load(text).diags.alerts().map(|d| d.to_string()).collect()
     }
 
     fn has(errs: &[String], parts: &[&str]) -> bool {

@@ -398,11 +398,7 @@ pub fn global_keywords() -> Vec<GlobalKeyword> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    fn load(text: &str) -> crate::config::Loaded {
-        crate::config::load_str("t.cfg", text, &HashMap::<String, String>::new())
-    }
+    use crate::config::testing::load;
 
     fn runtime(body: &str) -> GlobalRuntime {
         let l = load(&format!("global\n{body}"));
@@ -539,28 +535,6 @@ mod tests {
         for k in global_keywords() {
             let l = load(&format!("global\n    {}\n", k.doc.example));
             assert!(l.config.is_some(), "example of '{}' rejected: {:?}", k.name, l.diags.items);
-        }
-    }
-
-    #[test]
-    fn keyword_names_are_not_taken_by_another_module() {
-        let reg = crate::config::registry::Registry::get();
-        for k in global_keywords() {
-            assert_eq!(reg.global.iter().filter(|o| o.name == k.name).count(), 1, "'{}' registered twice", k.name);
-        }
-    }
-
-    /// Every keyword with every one- and two-word combination of odd arguments: errors, never panics.
-    #[test]
-    fn odd_arguments_never_panic_global_keywords() {
-        const ODD: [&str; 18] =
-            ["", "x", "-1", "0", "99999999999999999999", "1-", "-", ":", "@", "a:b:c", "len", "format", "sample", "if", "unless", "/", "auto:", "ring@"];
-        for k in global_keywords() {
-            for a in ODD {
-                for b in ODD.iter().step_by(3) {
-                    let _ = load(&format!("global\n    {} {} {}\n", k.name, a, b));
-                }
-            }
         }
     }
 }

@@ -482,11 +482,7 @@ fn parse_stick_rule(a: &mut KwArgs<'_>, p: &mut Proxy, kind: StickKind) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Loaded;
-
-    fn load(text: &str) -> Loaded {
-        crate::config::load_str("t.cfg", text, &std::collections::HashMap::<String, String>::new())
-    }
+    use crate::config::testing::load;
 
     fn table(args: &str) -> StickTable {
         let loaded = load(&format!("backend be\n  stick-table {args}\n"));

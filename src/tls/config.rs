@@ -965,11 +965,7 @@ pub fn doc_tables() -> Vec<DocTable> {
 mod tests {
     use super::*;
     use crate::config::model::Config;
-    use std::collections::HashMap;
-
-    fn load(text: &str) -> crate::config::Loaded {
-        crate::config::load_str("t.cfg", text, &HashMap::<String, String>::new())
-    }
+    use crate::config::testing::load;
 
     fn config(text: &str) -> Config {
         let l = load(text);
@@ -1218,48 +1214,6 @@ mod tests {
         }
         for k in global_keywords() {
             assert_eq!(reg.global.iter().filter(|g| g.name == k.name).count(), 1, "'{}' registered twice", k.name);
-        }
-    }
-
-    /// Every keyword with every one- and two-word combination of odd arguments: errors, never panics.
-    #[test]
-    fn odd_arguments_never_panic_global_keywords() {
-        const ODD: [&str; 18] =
-            ["", "x", "-1", "0", "99999999999999999999", "1-", "-", ":", "@", "a:b:c", "len", "format", "sample", "if", "unless", "/", "auto:", "ring@"];
-        for k in global_keywords() {
-            for a in ODD {
-                for b in ODD.iter().step_by(3) {
-                    let _ = load(&format!("global\n    {} {} {}\n", k.name, a, b));
-                }
-            }
-        }
-    }
-
-    /// Every keyword with every one- and two-word combination of odd arguments: errors, never panics.
-    #[test]
-    fn odd_arguments_never_panic_bind_options() {
-        const ODD: [&str; 18] =
-            ["", "x", "-1", "0", "99999999999999999999", "1-", "-", ":", "@", "a:b:c", "len", "format", "sample", "if", "unless", "/", "auto:", "ring@"];
-        for k in bind_options() {
-            for a in ODD {
-                for b in ODD.iter().step_by(3) {
-                    let _ = load(&format!("frontend f\n    bind :80 {} {} {}\n", k.name, a, b));
-                }
-            }
-        }
-    }
-
-    /// Every keyword with every one- and two-word combination of odd arguments: errors, never panics.
-    #[test]
-    fn odd_arguments_never_panic_server_options() {
-        const ODD: [&str; 18] =
-            ["", "x", "-1", "0", "99999999999999999999", "1-", "-", ":", "@", "a:b:c", "len", "format", "sample", "if", "unless", "/", "auto:", "ring@"];
-        for k in server_options() {
-            for a in ODD {
-                for b in ODD.iter().step_by(3) {
-                    let _ = load(&format!("backend b\n    server s 10.0.0.1:80 {} {} {}\n", k.name, a, b));
-                }
-            }
         }
     }
 }
