@@ -1,3 +1,5 @@
-//! Layer 4: `tcp-request`/`tcp-response` rules and the actions every rule family shares.
+//! L4 (TCP) proxying: configuration, rule actions, the PROXY protocol.
+
 pub mod action;
 pub mod config;
+pub mod proxy_protocol;

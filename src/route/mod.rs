@@ -2,6 +2,7 @@
 //! module reads the configuration model; workers read only a [`RouteTable`], an immutable snapshot
 //! swapped whole on reload.
 
+pub mod eval;
 pub mod sample;
 
 use crate::config::model::{Config, Mode, ProxyKind};

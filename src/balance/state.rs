@@ -1,0 +1,268 @@
+//! Shared server and backend state, and the selection logic common to every algorithm: which
+//! servers are eligible (active, or backup when no active server is usable), which have a free
+//! connection slot, and the queue of streams waiting for one.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
+
+/// Administrative state, set by configuration (`disabled`) and the stats socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum AdminState {
+    Ready = 0,
+    /// Takes no new traffic from balancing; persistent clients may still reach it.
+    Drain = 1,
+    /// Takes no traffic at all.
+    Maint = 2,
+}
+
+/// Where a server is reached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServerAddr {
+    Inet(SocketAddr),
+    /// No port: the client's destination port is used.
+    InetSamePort(IpAddr),
+    /// `+N`/`-N`: the client's destination port plus an offset.
+    InetOffset(IpAddr, i32),
+    Unix(PathBuf),
+}
+
+impl ServerAddr {
+    /// The address to connect to for a client that reached `dst`.
+    pub fn resolve(&self, dst: Option<SocketAddr>) -> Option<ConnectAddr> {
+        match self {
+            ServerAddr::Inet(a) => Some(ConnectAddr::Inet(*a)),
+            ServerAddr::InetSamePort(ip) => dst.map(|d| ConnectAddr::Inet(SocketAddr::new(*ip, d.port()))),
+            ServerAddr::InetOffset(ip, off) => {
+                let port = i32::from(dst?.port()) + off;
+                u16::try_from(port).ok().map(|p| ConnectAddr::Inet(SocketAddr::new(*ip, p)))
+            }
+            ServerAddr::Unix(p) => Some(ConnectAddr::Unix(p.clone())),
+        }
+    }
+}
+
+/// A concrete address to connect to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnectAddr {
+    Inet(SocketAddr),
+    Unix(PathBuf),
+}
+
+/// One server, shared by every worker.
+#[derive(Debug)]
+pub struct ServerState {
+    pub name: String,
+    pub id: u32,
+    pub addr: ServerAddr,
+    pub backup: bool,
+    /// Current user weight (0..=256); changeable at run time.
+    pub weight: AtomicU32,
+    /// The weight from the configuration.
+    pub initial_weight: u32,
+    admin: AtomicU8,
+    /// Operational state from health checks; true until a check says otherwise.
+    up: AtomicBool,
+    /// Connections open to this server now, across all workers.
+    pub cur_conns: AtomicU32,
+    /// 0 is unlimited.
+    pub maxconn: AtomicU32,
+    pub maxqueue: u32,
+    /// Streams waiting for a slot on this server (after persistence or `use-server`).
+    pub queued: AtomicU32,
+    /// PROXY protocol version to send: 0 none, 1 or 2.
+    pub send_proxy: u8,
+    pub total_conns: AtomicU64,
+    pub conn_errors: AtomicU64,
+    pub retries: AtomicU64,
+    pub redispatches: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+}
+
+impl ServerState {
+    pub fn new(name: &str, id: u32, addr: ServerAddr, weight: u32, backup: bool) -> ServerState {
+        ServerState {
+            name: name.to_owned(),
+            id,
+            addr,
+            backup,
+            weight: AtomicU32::new(weight),
+            initial_weight: weight,
+            admin: AtomicU8::new(AdminState::Ready as u8),
+            up: AtomicBool::new(true),
+            cur_conns: AtomicU32::new(0),
+            maxconn: AtomicU32::new(0),
+            maxqueue: 0,
+            queued: AtomicU32::new(0),
+            send_proxy: 0,
+            total_conns: AtomicU64::new(0),
+            conn_errors: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            redispatches: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+        }
+    }
+
+    pub fn admin(&self) -> AdminState {
+        match self.admin.load(Ordering::Relaxed) {
+            0 => AdminState::Ready,
+            1 => AdminState::Drain,
+            _ => AdminState::Maint,
+        }
+    }
+    pub fn set_admin(&self, s: AdminState) {
+        self.admin.store(s as u8, Ordering::Relaxed);
+    }
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+    pub fn set_up(&self, up: bool) {
+        self.up.store(up, Ordering::Relaxed);
+    }
+    pub fn weight(&self) -> u32 {
+        self.weight.load(Ordering::Relaxed)
+    }
+    /// Eligible for load balancing: ready, up, and a non-zero weight.
+    pub fn usable(&self) -> bool {
+        self.admin() == AdminState::Ready && self.is_up() && self.weight() > 0
+    }
+    /// True when a new connection fits under `maxconn`.
+    pub fn has_slot(&self) -> bool {
+        let max = self.maxconn.load(Ordering::Relaxed);
+        max == 0 || self.cur_conns.load(Ordering::Relaxed) < max
+    }
+    /// Reserves a connection slot; false when the server is full. Pair with [`release`](Self::release).
+    pub fn try_acquire(&self) -> bool {
+        let max = self.maxconn.load(Ordering::Relaxed);
+        if max == 0 {
+            self.cur_conns.fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
+        self.cur_conns.fetch_update(Ordering::AcqRel, Ordering::Relaxed, |c| (c < max).then_some(c + 1)).is_ok()
+    }
+    pub fn release(&self) {
+        self.cur_conns.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// What a pick is keyed on, for the algorithms that hash.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PickKey {
+    /// The client's address (`balance source`).
+    pub src: Option<IpAddr>,
+    /// A hash computed by the caller from a sample (`balance uri`, `hdr`, `hash <expr>`); `None`
+    /// when the sample is absent, in which case hashing algorithms fall back to round robin.
+    pub hash: Option<u64>,
+}
+
+/// The outcome of a pick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pick {
+    /// This server, with a slot already reserved: call [`BackendState::release`] when done.
+    Server(usize),
+    /// Usable servers exist but all are at `maxconn`: queue, or give up.
+    Full,
+    /// No usable server (all down, in maintenance, draining, or weight 0).
+    NoServer,
+}
+
+/// An algorithm picks one of the servers `eligible` accepts. It does not reserve the slot; the
+/// backend does, and asks again (with that server excluded) if the reservation loses a race.
+pub trait Algorithm: Send + Sync + std::fmt::Debug {
+    fn pick(&self, servers: &[Arc<ServerState>], eligible: &dyn Fn(usize) -> bool, key: &PickKey) -> Option<usize>;
+    /// Called when weights or states changed, for algorithms that precompute a schedule or a ring.
+    fn rebuild(&self, _servers: &[Arc<ServerState>]) {}
+}
+
+/// Options of the backend that shape selection.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BalanceOpts {
+    /// `option allbackups`: every backup server shares the load, not only the first.
+    pub allbackups: bool,
+}
+
+/// A backend's servers and its algorithm, shared by every worker.
+#[derive(Debug)]
+pub struct BackendState {
+    pub name: String,
+    pub servers: Vec<Arc<ServerState>>,
+    pub algo: Box<dyn Algorithm>,
+    pub opts: BalanceOpts,
+    /// Woken whenever a server slot is released, for streams waiting in the backend queue.
+    pub slot_freed: tokio::sync::Notify,
+    /// Streams waiting in the backend queue now.
+    pub queued: AtomicU32,
+    pub total_conns: AtomicU64,
+    /// Connections that found no server at all.
+    pub no_server: AtomicU64,
+}
+
+impl BackendState {
+    pub fn new(name: &str, servers: Vec<ServerState>, algo: Box<dyn Algorithm>, opts: BalanceOpts) -> BackendState {
+        let servers: Vec<Arc<ServerState>> = servers.into_iter().map(Arc::new).collect();
+        algo.rebuild(&servers);
+        BackendState {
+            name: name.to_owned(),
+            servers,
+            algo,
+            opts,
+            slot_freed: tokio::sync::Notify::new(),
+            queued: AtomicU32::new(0),
+            total_conns: AtomicU64::new(0),
+            no_server: AtomicU64::new(0),
+        }
+    }
+
+    /// Usable servers now (`nbsrv`): active ones, or backups when no active one is usable.
+    pub fn usable_count(&self) -> usize {
+        let active = self.servers.iter().filter(|s| !s.backup && s.usable()).count();
+        if active > 0 { active } else { self.servers.iter().filter(|s| s.backup && s.usable()).count() }
+    }
+
+    /// Picks a server and reserves a slot on it. `exclude` lists servers not to pick again (the
+    /// ones a retry is redispatching away from). Active servers are used while any is usable;
+    /// otherwise the first usable backup, or all of them with `option allbackups`.
+    pub fn pick(&self, key: &PickKey, exclude: &[usize]) -> Pick {
+        let any_active = self.servers.iter().any(|s| !s.backup && s.usable());
+        let first_backup = if any_active { None } else { self.servers.iter().position(|s| s.backup && s.usable()) };
+        let in_set = |i: usize| {
+            let s = &self.servers[i];
+            s.usable() && if any_active { !s.backup } else { s.backup && (self.opts.allbackups || Some(i) == first_backup) }
+        };
+        if !(0..self.servers.len()).any(in_set) {
+            return Pick::NoServer;
+        }
+        let mut skip: Vec<usize> = exclude.to_vec();
+        loop {
+            let eligible = |i: usize| in_set(i) && !skip.contains(&i) && self.servers[i].has_slot();
+            let Some(i) = self.algo.pick(&self.servers, &eligible, key) else {
+                // Everything usable is full, or only excluded servers are left.
+                let others_usable = (0..self.servers.len()).any(|i| in_set(i) && !exclude.contains(&i));
+                return if others_usable { Pick::Full } else { Pick::NoServer };
+            };
+            if self.servers[i].try_acquire() {
+                self.servers[i].total_conns.fetch_add(1, Ordering::Relaxed);
+                self.total_conns.fetch_add(1, Ordering::Relaxed);
+                return Pick::Server(i);
+            }
+            // Lost a race for the last slot with another worker: try the others.
+            skip.push(i);
+        }
+    }
+
+    /// Releases the slot of server `i` and wakes one stream waiting in the queue.
+    pub fn release(&self, i: usize) {
+        self.servers[i].release();
+        self.slot_freed.notify_one();
+    }
+
+    /// Recomputes what the algorithm precomputed after a weight or state change.
+    pub fn state_changed(&self) {
+        self.algo.rebuild(&self.servers);
+        self.slot_freed.notify_waiters();
+    }
+}
