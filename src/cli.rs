@@ -238,11 +238,18 @@ pub fn run(args: &[String]) -> i32 {
             return 1;
         }
     }
-    eprint!(
-        "{}",
-        format_line(Severity::Alert, pid, "The configuration is valid, but this build has no data plane yet: nothing to run. Use -c to check a configuration.")
-    );
-    1
+    crate::runtime::process::run(
+        &cfg,
+        crate::runtime::process::RunOpts {
+            // `-d` keeps the process in the foreground even when the configuration says `daemon`.
+            daemon: cli.daemon && !cli.debug,
+            pidfile: cli.pidfile.clone(),
+            quiet: cli.quiet,
+            soft_finish: cli.soft_finish.clone(),
+            terminate: cli.terminate.clone(),
+            mem_limit_mb: cli.mem_limit_mb,
+        },
+    )
 }
 
 #[cfg(test)]

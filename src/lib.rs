@@ -1,6 +1,7 @@
 //! sluiced: an HAProxy-compatible L4/L7 load balancer. See `docs/architecture.md`.
 
-#![forbid(unsafe_code)]
+// `unsafe` is allowed only in modules that say why (style practice 8): `runtime::inherit` and `runtime::sockopt`.
+#![deny(unsafe_code)]
 
 pub mod balance;
 pub mod build;

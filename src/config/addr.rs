@@ -3,7 +3,7 @@
 //! `abns@`, `fd@N`, `sockpair@N`, `tcp@`/`udp@` families and `quic4@`/`quic6@`. A bare path is a unix
 //! socket.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv6Addr};
 use std::path::PathBuf;
 
 /// The transport an address asks for.
@@ -24,7 +24,7 @@ pub enum Family {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Host {
-    /// No address, `*`, or `0.0.0.0`/`::`: every local address.
+    /// No address or `*`: every local IPv4 address, as in HAProxy (`:::80` binds IPv6).
     Wildcard,
     Ip(IpAddr),
     /// A name resolved at start-up.
@@ -126,7 +126,7 @@ pub fn parse_address(text: &str, rules: AddrRules) -> Result<Address, String> {
     let host = match host_s {
         "" | "*" => Host::Wildcard,
         h => match h.parse::<IpAddr>() {
-            Ok(ip) if ip == IpAddr::V4(Ipv4Addr::UNSPECIFIED) || ip == IpAddr::V6(Ipv6Addr::UNSPECIFIED) => Host::Wildcard,
+            // `0.0.0.0` and `::` stay addresses: they say which family's wildcard to bind.
             Ok(ip) => Host::Ip(ip),
             Err(_) => {
                 if !valid_hostname(h) {

@@ -3,3 +3,4 @@
 pub mod action;
 pub mod config;
 pub mod proxy_protocol;
+pub mod session;

@@ -1,27 +1,109 @@
 //! The routing table: the validated configuration compiled into what the data plane reads. Only this
-//! module reads the configuration model; workers read only a [`RouteTable`], an immutable snapshot
-//! swapped whole on reload.
+//! module reads the configuration model; workers read only a [`RouteTable`], an immutable snapshot.
+//!
+//! Backend state ([`BackendState`]) is shared by every worker and outlives nothing but the table:
+//! counters and server states live there.
 
 pub mod eval;
 pub mod sample;
 
-use crate::config::model::{Config, Mode, ProxyKind};
+use std::sync::Arc;
+use std::time::Duration;
 
-/// A frontend as the workers see it.
+use crate::balance::{self, BackendState, BalanceOpts, ServerAddr, ServerState};
+use crate::config::addr::{AddrKind, Address, Host, PortSpec};
+use crate::config::diag::Diags;
+use crate::config::model::{Bind, Config, Mode, Proxy, ProxyKind};
+use crate::l4::action::Rule;
+use crate::l4::config::TcpAction;
+use eval::CompiledCond;
+
+/// What a `tcp-request` rule does, as far as the data plane implements it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum L4Action {
+    Accept,
+    Reject,
+    ExpectProxy,
+}
+
+/// A compiled `tcp-request` rule.
+#[derive(Debug)]
+pub struct L4Rule {
+    pub action: L4Action,
+    pub cond: Option<CompiledCond>,
+}
+
+/// A `use_backend` rule with its backend resolved to an index.
+#[derive(Debug)]
+pub struct BackendRule {
+    pub backend: usize,
+    pub cond: Option<CompiledCond>,
+}
+
+/// Splicing policy for a proxy: `mode tcp` splices unless `no option splice-auto` (or the global
+/// `nosplice`) says otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Splice {
+    pub request: bool,
+    pub response: bool,
+}
+
+/// A frontend (or the frontend half of a listen) as the workers see it.
 #[derive(Debug)]
 pub struct Frontend {
     pub name: String,
+    pub id: u32,
     pub mode: Mode,
-    /// Index into [`RouteTable::backends`] of the default backend.
+    pub binds: Vec<Bind>,
+    pub maxconn: Option<u32>,
+    pub timeout_client: Option<Duration>,
+    pub timeout_client_fin: Option<Duration>,
+    pub connection_rules: Vec<L4Rule>,
+    pub content_rules: Vec<L4Rule>,
+    pub inspect_delay: Option<Duration>,
+    pub use_backends: Vec<BackendRule>,
+    /// Index into [`RouteTable::backends`]: `default_backend`, or a listen's own backend.
     pub default_backend: Option<usize>,
+    pub clitcpka: bool,
+    pub nolinger: bool,
+    /// Admission limit shared by every worker (`maxconn`): a semaphore with that many permits.
+    pub limit: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 /// A backend as the workers see it.
 #[derive(Debug)]
 pub struct Backend {
     pub name: String,
+    pub id: u32,
     pub mode: Mode,
-    pub servers: Vec<String>,
+    pub state: Arc<BackendState>,
+    pub timeout_connect: Option<Duration>,
+    pub timeout_server: Option<Duration>,
+    pub timeout_server_fin: Option<Duration>,
+    pub timeout_tunnel: Option<Duration>,
+    /// How long a stream may wait for a free server slot; HAProxy uses `timeout connect` when unset.
+    pub timeout_queue: Option<Duration>,
+    pub retries: u32,
+    /// `option redispatch [interval]`: `None` when off.
+    pub redispatch: Option<i32>,
+    pub splice: Splice,
+    pub srvtcpka: bool,
+    pub nolinger: bool,
+}
+
+/// Process-wide settings the runtime reads.
+#[derive(Debug, Default)]
+pub struct Process {
+    /// Worker threads; `None` is one per available CPU.
+    pub nbthread: Option<u32>,
+    /// CPU set of each worker (index = worker), when `cpu-map` says.
+    pub cpu_map: Vec<Option<Vec<usize>>>,
+    pub maxconn: Option<u32>,
+    pub hard_stop_after: Option<Duration>,
+    pub daemon: bool,
+    pub pidfile: Option<String>,
+    pub pipesize: Option<usize>,
+    pub nosplice: bool,
 }
 
 /// The compiled, immutable routing table.
@@ -29,27 +111,167 @@ pub struct Backend {
 pub struct RouteTable {
     pub frontends: Vec<Frontend>,
     pub backends: Vec<Backend>,
+    pub process: Process,
+}
+
+fn server_addr(a: &Address) -> Result<ServerAddr, String> {
+    match &a.kind {
+        AddrKind::Inet { host: Host::Ip(ip), port, .. } => Ok(match port {
+            PortSpec::Fixed(p) => ServerAddr::Inet(std::net::SocketAddr::new(*ip, *p)),
+            PortSpec::None => ServerAddr::InetSamePort(*ip),
+            PortSpec::Offset(o) => ServerAddr::InetOffset(*ip, *o),
+            PortSpec::Range(..) => return Err(format!("port range in server address '{}'", a.text)),
+        }),
+        AddrKind::Inet { host: Host::Name(n), port, .. } => {
+            // Names are resolved once at start-up, as HAProxy's default `init-addr last,libc` does.
+            let port_num = match port {
+                PortSpec::Fixed(p) => *p,
+                _ => 0,
+            };
+            let ip = std::net::ToSocketAddrs::to_socket_addrs(&(n.as_str(), port_num))
+                .map_err(|e| format!("could not resolve address '{n}': {e}"))?
+                .next()
+                .ok_or_else(|| format!("could not resolve address '{n}'"))?
+                .ip();
+            Ok(match port {
+                PortSpec::Fixed(p) => ServerAddr::Inet(std::net::SocketAddr::new(ip, *p)),
+                PortSpec::Offset(o) => ServerAddr::InetOffset(ip, *o),
+                _ => ServerAddr::InetSamePort(ip),
+            })
+        }
+        AddrKind::Inet { host: Host::Wildcard, .. } => Err(format!("server address '{}' names no host", a.text)),
+        AddrKind::Unix(p) => Ok(ServerAddr::Unix(p.clone())),
+        AddrKind::Abns(_) | AddrKind::Fd(_) | AddrKind::SockPair(_) => Err(format!("server address '{}' is not supported yet", a.text)),
+    }
+}
+
+fn compile_rules(p: &Proxy, rules: &[Rule<TcpAction>], stage: &str, diags: &mut Diags) -> Result<Vec<L4Rule>, String> {
+    let mut out = Vec::new();
+    for r in rules {
+        let action = match &r.action {
+            TcpAction::Accept => L4Action::Accept,
+            TcpAction::Reject => L4Action::Reject,
+            TcpAction::ExpectProxy => L4Action::ExpectProxy,
+            other => {
+                diags.warning(Some(&r.span), Some(stage), format!("action {other:?} is parsed but not implemented yet: it has no effect"));
+                continue;
+            }
+        };
+        let cond = r.cond.as_ref().map(|c| CompiledCond::compile(c, &p.acls)).transpose()?;
+        out.push(L4Rule { action, cond });
+    }
+    Ok(out)
+}
+
+fn splice_of(p: &Proxy, nosplice: bool) -> Splice {
+    if nosplice || p.mode != Mode::Tcp {
+        return Splice { request: false, response: false };
+    }
+    let o = &p.options;
+    // splice-auto is on by default in mode tcp; `no option splice-auto` turns it off unless a
+    // direction is asked for explicitly.
+    let auto = o.splice_auto.unwrap_or(true);
+    Splice { request: o.splice_request.unwrap_or(auto), response: o.splice_response.unwrap_or(auto) }
 }
 
 impl RouteTable {
-    /// Compiles a validated configuration. Validation has already checked every reference, so a
-    /// missing name here is a bug, reported as an error rather than a panic.
-    pub fn compile(cfg: &Config) -> Result<RouteTable, String> {
+    /// Compiles a validated configuration. Warnings (parsed-only features that will have no
+    /// effect) go to `diags`; an error is a configuration the data plane cannot run.
+    pub fn compile_with(cfg: &Config, diags: &mut Diags) -> Result<RouteTable, String> {
+        let g = &cfg.global;
+        let nosplice = g.runtime.nosplice;
         let mut backends = Vec::new();
         let mut index = std::collections::HashMap::new();
-        for p in cfg.proxies.iter().filter(|p| p.kind.has_backend()) {
+        for (pi, p) in cfg.proxies.iter().enumerate().filter(|(_, p)| p.kind.has_backend()) {
+            let mut servers = Vec::new();
+            for (si, s) in p.servers.iter().enumerate() {
+                let addr = server_addr(&s.addr).map_err(|e| format!("{}: server {}/{}: {e}", s.span, p.name, s.name))?;
+                let o = &s.opts;
+                let mut st = ServerState::new(&s.name, s.id.unwrap_or(si as u32 + 1), addr, o.weight.unwrap_or(1), o.backup);
+                st.maxconn.store(o.maxconn.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
+                st.maxqueue = o.maxqueue.unwrap_or(0);
+                st.send_proxy = if o.send_proxy_v2 { 2 } else { u8::from(o.send_proxy) };
+                if o.disabled {
+                    st.set_admin(balance::AdminState::Maint);
+                }
+                servers.push(st);
+            }
+            let algo = balance::build_algorithm(p.balance.algo.as_ref(), p.balance.hash_type.as_ref());
+            let opts = BalanceOpts { allbackups: p.options.allbackups.unwrap_or(false) };
+            let state = Arc::new(BackendState::new(&p.name, servers, algo, opts));
             index.insert(p.name.as_str(), backends.len());
-            backends.push(Backend { name: p.name.clone(), mode: p.mode, servers: p.servers.iter().map(|s| s.name.clone()).collect() });
+            let t = &p.timeouts;
+            backends.push(Backend {
+                name: p.name.clone(),
+                id: p.id.unwrap_or(pi as u32 + 1),
+                mode: p.mode,
+                state,
+                timeout_connect: t.connect,
+                timeout_server: t.server,
+                timeout_server_fin: t.server_fin,
+                timeout_tunnel: t.tunnel,
+                timeout_queue: t.queue.or(t.connect),
+                retries: p.retries.unwrap_or(3),
+                redispatch: if p.options.redispatch.unwrap_or(false) { Some(p.options.redispatch_interval.unwrap_or(-1)) } else { None },
+                splice: splice_of(p, nosplice),
+                srvtcpka: p.options.srvtcpka.or(p.options.tcpka).unwrap_or(false),
+                nolinger: p.options.nolinger.unwrap_or(false),
+            });
         }
         let mut frontends = Vec::new();
-        for p in cfg.proxies.iter().filter(|p| p.kind.has_frontend()) {
+        for (pi, p) in cfg.proxies.iter().enumerate().filter(|(_, p)| p.kind.has_frontend() && !p.disabled) {
             let default_backend = match (&p.default_backend, p.kind) {
-                (_, ProxyKind::Listen) => index.get(p.name.as_str()).copied(),
                 (Some(n), _) => Some(*index.get(n.name.as_str()).ok_or_else(|| format!("backend '{}' vanished during compilation", n.name))?),
+                (None, ProxyKind::Listen) => index.get(p.name.as_str()).copied(),
                 (None, _) => None,
             };
-            frontends.push(Frontend { name: p.name.clone(), mode: p.mode, default_backend });
+            let mut use_backends = Vec::new();
+            for u in &p.use_backends {
+                match &u.target {
+                    crate::config::model::BackendTarget::Named(n) => {
+                        let backend = *index.get(n.as_str()).ok_or_else(|| format!("backend '{n}' vanished during compilation"))?;
+                        let cond = u.cond.as_ref().map(|c| CompiledCond::compile(c, &p.acls)).transpose()?;
+                        use_backends.push(BackendRule { backend, cond });
+                    }
+                    crate::config::model::BackendTarget::Dynamic(_) => {
+                        diags.warning(Some(&u.span), Some("use_backend"), "dynamic backend names are parsed but not implemented yet: the rule has no effect");
+                    }
+                }
+            }
+            frontends.push(Frontend {
+                name: p.name.clone(),
+                id: p.id.unwrap_or(pi as u32 + 1),
+                mode: p.mode,
+                binds: p.binds.clone(),
+                maxconn: p.maxconn,
+                timeout_client: p.timeouts.client,
+                timeout_client_fin: p.timeouts.client_fin,
+                connection_rules: compile_rules(p, &p.l4.connection_rules, "tcp-request connection", diags)?,
+                content_rules: compile_rules(p, &p.l4.content_rules, "tcp-request content", diags)?,
+                inspect_delay: p.l4.request_inspect_delay,
+                use_backends,
+                default_backend,
+                clitcpka: p.options.clitcpka.or(p.options.tcpka).unwrap_or(false),
+                nolinger: p.options.nolinger.unwrap_or(false),
+                limit: p.maxconn.map(|m| Arc::new(tokio::sync::Semaphore::new(m as usize))),
+            });
         }
-        Ok(RouteTable { frontends, backends })
+        let cpu_map = crate::runtime::config::worker_cpus(&g.runtime);
+        let process = Process {
+            nbthread: g.runtime.nbthread,
+            cpu_map,
+            maxconn: g.maxconn,
+            hard_stop_after: g.hard_stop_after,
+            daemon: g.daemon,
+            pidfile: g.pidfile.clone(),
+            pipesize: g.runtime.tune.pipesize.map(|v| v as usize),
+            nosplice,
+        };
+        Ok(RouteTable { frontends, backends, process })
+    }
+
+    /// Compiles, discarding warnings (for `-c` and tests that only need success or failure).
+    pub fn compile(cfg: &Config) -> Result<RouteTable, String> {
+        Self::compile_with(cfg, &mut Diags::default())
     }
 }

@@ -538,3 +538,76 @@ mod tests {
         }
     }
 }
+
+impl ThreadSet {
+    /// True when 1-based `n` is in the set.
+    pub fn contains(&self, n: u32) -> bool {
+        match self {
+            ThreadSet::All => true,
+            ThreadSet::Odd => n % 2 == 1,
+            ThreadSet::Even => n.is_multiple_of(2),
+            ThreadSet::Ranges(r) => r.iter().any(|&(lo, hi)| (lo..=hi).contains(&n)),
+        }
+    }
+
+    /// 1-based position of `n` among the set's members (for `auto:` one-to-one binding).
+    fn position(&self, n: u32) -> Option<u32> {
+        self.contains(n).then(|| (1..=n).filter(|&k| self.contains(k)).count() as u32)
+    }
+}
+
+/// How many worker threads run: `nbthread`, or one per available CPU.
+pub fn thread_count(rt: &GlobalRuntime) -> u32 {
+    rt.nbthread.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32))
+}
+
+/// The CPUs each worker thread is pinned to, by `cpu-map` (index 0 is thread 1). Without a
+/// `cpu-map` line naming a thread, the thread is pinned to CPU `(thread - 1) % CPUs`, one worker per
+/// CPU as the design asks. Only thread group 1 exists: `1/<threads>` names threads of group 1.
+pub fn worker_cpus(rt: &GlobalRuntime) -> Vec<Option<Vec<usize>>> {
+    let n = thread_count(rt);
+    let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (1..=n)
+        .map(|t| {
+            for m in rt.cpu_maps.iter().rev() {
+                let set = m.threads.as_ref().unwrap_or(&m.first);
+                if m.threads.is_some() && !m.first.contains(1) {
+                    continue;
+                }
+                let cpus: Vec<usize> = m.cpus.iter().flat_map(|&(lo, hi)| lo as usize..=hi as usize).collect();
+                if m.auto {
+                    if let Some(pos) = set.position(t) {
+                        return cpus.get(pos as usize - 1).map(|c| vec![*c]);
+                    }
+                } else if set.contains(t) {
+                    return Some(cpus);
+                }
+            }
+            Some(vec![(t as usize - 1) % ncpu])
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod cpu_map_tests {
+    use super::*;
+    use crate::config::testing::load;
+
+    fn cpus(global: &str) -> Vec<Option<Vec<usize>>> {
+        worker_cpus(&load(&format!("global\n{global}\n")).config.expect("config").global.runtime)
+    }
+
+    #[test]
+    fn auto_binds_threads_to_cpus_one_to_one() {
+        assert_eq!(cpus("nbthread 2\ncpu-map auto:1/1-2 0-1"), vec![Some(vec![0]), Some(vec![1])]);
+        assert_eq!(cpus("nbthread 2\ncpu-map auto:1-2 1 0"), vec![Some(vec![1]), Some(vec![0])]);
+    }
+
+    #[test]
+    fn a_plain_map_binds_each_thread_to_the_whole_cpu_set() {
+        assert_eq!(cpus("nbthread 2\ncpu-map 1-2 0-1"), vec![Some(vec![0, 1]), Some(vec![0, 1])]);
+        // Thread 2 is mapped to CPU 0; thread 1 keeps its default, CPU 0.
+        assert_eq!(cpus("nbthread 2\ncpu-map 2 1"), vec![Some(vec![0]), Some(vec![1])]);
+        assert_eq!(cpus("nbthread 2\ncpu-map 2 0"), vec![Some(vec![0]), Some(vec![0])]);
+    }
+}

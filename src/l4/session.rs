@@ -1,0 +1,605 @@
+//! The life of a TCP (`mode tcp`) session, in the order it happens:
+//!
+//! 1. **Accepted**: the worker's accept loop has a client socket and its admission permits.
+//! 2. **Connection rules**: `tcp-request connection` rules run on the addresses alone
+//!    (`accept`, `reject`, `expect-proxy layer4`).
+//! 3. **PROXY header**: with `accept-proxy` (or `expect-proxy`), the header is read and the original
+//!    addresses replace the socket's for every later step.
+//! 4. **Content inspection**: `tcp-request content` rules run on the request bytes received so far,
+//!    waiting up to `tcp-request inspect-delay` for the data a rule needs.
+//! 5. **Backend**: the first matching `use_backend`, else `default_backend` (a listen's own).
+//! 6. **Connect**: a server is picked (queueing up to `timeout queue` when all are full), connected
+//!    within `timeout connect`, retried `retries` times and redispatched with `option redispatch`.
+//! 7. **Tunnel**: what inspection read is sent first (after a PROXY header with `send-proxy`), then
+//!    both directions are forwarded with `splice(2)` (or buffered copies), each end-of-stream
+//!    propagated as a half-close, until both directions have ended or a timeout fires.
+
+use std::cell::Cell;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use nix::fcntl::{SpliceFFlags, splice};
+use tokio::io::Interest;
+use tokio::time::Instant;
+
+use crate::balance::state::ConnectAddr;
+use crate::balance::{BackendState, Pick, PickKey};
+use crate::route::eval::{StreamCtx, Tri};
+use crate::route::{Backend, Frontend, L4Action, L4Rule, RouteTable};
+use crate::runtime::io::{Conn, EpollConn, write_all};
+use crate::runtime::pipe::PipePool;
+
+/// How much one splice call moves at most.
+const SPLICE_CHUNK: usize = 256 * 1024;
+/// Buffered-copy chunk when splicing is off or refused.
+const COPY_CHUNK: usize = 16 * 1024;
+/// Request bytes content inspection may hold.
+const INSPECT_MAX: usize = 16 * 1024;
+
+/// Why a session ended, for logs and counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// Both directions finished.
+    Done,
+    Rejected,
+    BadProxyHeader,
+    NoBackend,
+    /// No server usable, queue timeout, or every connection attempt failed.
+    NoServer,
+    ClientTimeout,
+    ServerTimeout,
+    ClientError,
+    ServerError,
+    /// The worker is stopping.
+    Stopped,
+}
+
+/// The stream as the rule evaluator sees it.
+struct Ctx<'a> {
+    rt: &'a RouteTable,
+    fe: &'a Frontend,
+    src: Option<SocketAddr>,
+    dst: Option<SocketAddr>,
+    backend: Option<usize>,
+    buf: &'a [u8],
+    final_data: bool,
+}
+
+impl StreamCtx for Ctx<'_> {
+    fn src(&self) -> Option<SocketAddr> {
+        self.src
+    }
+    fn dst(&self) -> Option<SocketAddr> {
+        self.dst
+    }
+    fn frontend_name(&self) -> &str {
+        &self.fe.name
+    }
+    fn frontend_id(&self) -> u32 {
+        self.fe.id
+    }
+    fn backend(&self, name: &str) -> Option<&BackendState> {
+        self.rt.backends.iter().find(|b| b.name == name).map(|b| &*b.state)
+    }
+    fn current_backend(&self) -> Option<&BackendState> {
+        self.backend.map(|i| &*self.rt.backends[i].state)
+    }
+    fn req_buffer(&self) -> &[u8] {
+        self.buf
+    }
+    fn req_final(&self) -> bool {
+        self.final_data
+    }
+}
+
+/// What a session needs from its worker.
+pub struct Worker {
+    pub rt: std::sync::Arc<RouteTable>,
+    pub pipes: PipePool,
+    /// Splicing allowed at all (`nosplice` off, and the kernel accepted it so far).
+    pub splice_ok: Cell<bool>,
+}
+
+fn eval(rule_cond: &Option<crate::route::eval::CompiledCond>, ctx: &Ctx<'_>) -> Tri {
+    match rule_cond {
+        None => Tri::Yes,
+        Some(c) => c.eval(ctx),
+    }
+}
+
+/// Runs one client connection to its end.
+pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<SocketAddr>, local: Option<SocketAddr>, accept_proxy: bool) -> End {
+    let rt = w.rt.clone();
+    let fe = &rt.frontends[fe_idx];
+    if let EpollConn::Tcp(s) = &client {
+        let _ = s.set_nodelay(true);
+        if fe.clitcpka {
+            let _ = socket2::SockRef::from(s).set_keepalive(true);
+        }
+        if fe.nolinger {
+            let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
+        }
+    }
+    let (mut src, mut dst) = (peer, local);
+    let mut expect_proxy = accept_proxy;
+
+    // 2. Connection rules.
+    {
+        let ctx = Ctx { rt: &rt, fe, src, dst, backend: None, buf: &[], final_data: true };
+        match run_rules(&fe.connection_rules, &ctx) {
+            Some(L4Action::Reject) => return End::Rejected,
+            Some(L4Action::ExpectProxy) => expect_proxy = true,
+            _ => {}
+        }
+        // `expect-proxy` may come after an `accept` of another rule: HAProxy runs rules until a
+        // final one, and `expect-proxy` is not final.
+        if fe.connection_rules.iter().any(|r| r.action == L4Action::ExpectProxy && eval(&r.cond, &ctx) == Tri::Yes) {
+            expect_proxy = true;
+        }
+    }
+
+    let mut buf: Vec<u8> = Vec::with_capacity(COPY_CHUNK);
+    let client_deadline = |d: Option<Duration>| d.map(|d| Instant::now() + d);
+
+    // 3. PROXY header.
+    if expect_proxy {
+        let deadline = client_deadline(fe.timeout_client.or(Some(Duration::from_secs(10))));
+        loop {
+            match crate::l4::proxy_protocol::parse(&buf) {
+                Ok(Some((h, n))) => {
+                    if h.src.is_some() {
+                        src = h.src;
+                        dst = h.dst;
+                    }
+                    buf.drain(..n);
+                    break;
+                }
+                Ok(None) if buf.len() < 536 => {}
+                _ => return End::BadProxyHeader,
+            }
+            match read_until(&client, buf, deadline).await {
+                (Ok(0), _) => return End::BadProxyHeader,
+                (Ok(_), b) => buf = b,
+                (Err(e), _) => return if e.kind() == io::ErrorKind::TimedOut { End::ClientTimeout } else { End::ClientError },
+            }
+        }
+    }
+
+    // 4. Content inspection.
+    if !fe.content_rules.is_empty() {
+        let deadline = fe.inspect_delay.map(|d| Instant::now() + d);
+        let mut client_eof = false;
+        loop {
+            let final_data = client_eof || buf.len() >= INSPECT_MAX || deadline.is_none_or(|d| Instant::now() >= d);
+            let ctx = Ctx { rt: &rt, fe, src, dst, backend: None, buf: &buf, final_data };
+            match content_decision(&fe.content_rules, &ctx) {
+                Decision::Reject => return End::Rejected,
+                Decision::Accept => break,
+                Decision::Wait if !final_data => {}
+                Decision::Wait => break,
+            }
+            match read_until(&client, buf, deadline).await {
+                (Ok(0), b) => {
+                    buf = b;
+                    client_eof = true;
+                }
+                (Ok(_), b) => buf = b,
+                (Err(e), b) if e.kind() == io::ErrorKind::TimedOut => buf = b,
+                (Err(_), _) => return End::ClientError,
+            }
+        }
+    }
+
+    // 5. Backend.
+    let be_idx = {
+        let ctx = Ctx { rt: &rt, fe, src, dst, backend: None, buf: &buf, final_data: true };
+        fe.use_backends.iter().find(|r| eval(&r.cond, &ctx) == Tri::Yes).map(|r| r.backend).or(fe.default_backend)
+    };
+    let Some(be_idx) = be_idx else { return End::NoBackend };
+    let be = &rt.backends[be_idx];
+
+    // 6. Connect.
+    let key = PickKey { src: src.map(|s| s.ip()), hash: None };
+    let Some((server_idx, server)) = connect(be, &key, dst).await else {
+        return End::NoServer;
+    };
+    let srv = be.state.servers[server_idx].clone();
+    let _slot = SlotGuard { be: &be.state, idx: server_idx };
+    if let EpollConn::Tcp(s) = &server {
+        let _ = s.set_nodelay(true);
+        if be.srvtcpka {
+            let _ = socket2::SockRef::from(s).set_keepalive(true);
+        }
+    }
+
+    // 7. Tunnel.
+    let mut first = Vec::new();
+    match srv.send_proxy {
+        1 => first.extend_from_slice(&crate::l4::proxy_protocol::encode_v1(src, dst)),
+        2 => first.extend_from_slice(&crate::l4::proxy_protocol::encode_v2(src, dst, &[])),
+        _ => {}
+    }
+    first.extend_from_slice(&buf);
+    if !first.is_empty() {
+        let n = first.len() as u64;
+        if write_all(&server, first, 0).await.0.is_err() {
+            return End::ServerError;
+        }
+        srv.bytes_in.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+    let end = tunnel(&w, fe, be, &client, &server, &srv).await;
+    if fe.nolinger || be.nolinger {
+        if let EpollConn::Tcp(s) = &server {
+            let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
+        }
+    }
+    end
+}
+
+/// The first final action of `rules` whose condition holds (connection rules see no data, so a
+/// miss is a no-match there).
+fn run_rules(rules: &[L4Rule], ctx: &Ctx<'_>) -> Option<L4Action> {
+    for r in rules {
+        if eval(&r.cond, ctx) == Tri::Yes {
+            match r.action {
+                L4Action::ExpectProxy => continue,
+                a => return Some(a),
+            }
+        }
+    }
+    None
+}
+
+enum Decision {
+    Accept,
+    Reject,
+    /// A rule needs more data.
+    Wait,
+}
+
+/// HAProxy's content-rule evaluation: rules run in order; a rule whose condition misses waits
+/// for more data (until the inspect delay ends); the first matching `accept` or `reject` decides;
+/// no match at all accepts.
+fn content_decision(rules: &[L4Rule], ctx: &Ctx<'_>) -> Decision {
+    for r in rules {
+        match eval(&r.cond, ctx) {
+            Tri::Miss => return Decision::Wait,
+            Tri::No => continue,
+            Tri::Yes => match r.action {
+                L4Action::Accept => return Decision::Accept,
+                L4Action::Reject => return Decision::Reject,
+                L4Action::ExpectProxy => continue,
+            },
+        }
+    }
+    Decision::Accept
+}
+
+/// Reads more into `buf`, failing with `TimedOut` at `deadline`. The deadline bounds the wait for
+/// readiness only, so a timeout never drops the buffer inside a pending read.
+async fn read_until(c: &EpollConn, buf: Vec<u8>, deadline: Option<Instant>) -> (io::Result<usize>, Vec<u8>) {
+    if let Some(d) = deadline {
+        match tokio::time::timeout_at(d, c.ready(Interest::READABLE)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return (Err(e), buf),
+            Err(_) => return (Err(io::ErrorKind::TimedOut.into()), buf),
+        }
+    }
+    c.read(buf).await
+}
+
+/// Releases the server slot taken by a pick when the session ends, however it ends.
+struct SlotGuard<'a> {
+    be: &'a BackendState,
+    idx: usize,
+}
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        self.be.release(self.idx);
+    }
+}
+
+/// Picks a server, waiting in the backend queue while all are full, and connects to it with the
+/// backend's retries and redispatch policy. Returns the server index (with its slot held) and the
+/// connection.
+async fn connect(be: &Backend, key: &PickKey, dst: Option<SocketAddr>) -> Option<(usize, EpollConn)> {
+    let state = &be.state;
+    let mut tried: Vec<usize> = Vec::new();
+    let mut idx = pick_queued(be, key, &tried).await?;
+    let mut attempt: u32 = 0;
+    loop {
+        let srv = &state.servers[idx];
+        let result = match srv.addr.resolve(dst) {
+            Some(addr) => connect_one(&addr, be.timeout_connect).await,
+            None => Err(io::Error::new(io::ErrorKind::InvalidInput, "no port to connect to")),
+        };
+        match result {
+            Ok(c) => return Some((idx, c)),
+            Err(_) => {
+                srv.conn_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        if attempt >= be.retries {
+            state.release(idx);
+            return None;
+        }
+        attempt += 1;
+        srv.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let retries_left = be.retries - attempt;
+        let redispatch_now = match be.redispatch {
+            None => false,
+            // A negative interval redispatches on the Nth retry before the last (-1: the last).
+            Some(i) if i < 0 => retries_left as i64 == (-i64::from(i)) - 1,
+            Some(0) => false,
+            Some(i) => attempt % (i as u32) == 0,
+        };
+        if redispatch_now {
+            tried.push(idx);
+            state.release(idx);
+            srv.redispatches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            match pick_queued(be, key, &tried).await {
+                Some(i) => idx = i,
+                // Every other server failed too: try the excluded ones again.
+                None => {
+                    tried.clear();
+                    idx = pick_queued(be, key, &tried).await?;
+                }
+            }
+        } else {
+            // HAProxy waits min(timeout connect, 1s) before retrying the same server.
+            let pause = be.timeout_connect.unwrap_or(Duration::from_secs(1)).min(Duration::from_secs(1));
+            tokio::time::sleep(pause).await;
+        }
+    }
+}
+
+/// Picks a server, waiting up to `timeout queue` for a slot when all are full.
+async fn pick_queued(be: &Backend, key: &PickKey, exclude: &[usize]) -> Option<usize> {
+    let state = &be.state;
+    let deadline = be.timeout_queue.map(|d| Instant::now() + d);
+    loop {
+        // Register interest before picking so a release between the pick and the wait is not lost.
+        let notified = state.slot_freed.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        match state.pick(key, exclude) {
+            Pick::Server(i) => return Some(i),
+            Pick::NoServer => {
+                state.no_server.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return None;
+            }
+            Pick::Full => {}
+        }
+        state.queued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let woke = match deadline {
+            Some(d) => tokio::time::timeout_at(d, notified).await.is_ok(),
+            None => {
+                notified.await;
+                true
+            }
+        };
+        state.queued.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        if !woke {
+            return None;
+        }
+    }
+}
+
+async fn connect_one(addr: &ConnectAddr, timeout: Option<Duration>) -> io::Result<EpollConn> {
+    let fut = async {
+        match addr {
+            ConnectAddr::Inet(a) => tokio::net::TcpStream::connect(a).await.map(EpollConn::Tcp),
+            ConnectAddr::Unix(p) => tokio::net::UnixStream::connect(p).await.map(EpollConn::Unix),
+        }
+    };
+    match timeout {
+        Some(t) => tokio::time::timeout(t, fut).await.unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into())),
+        None => fut.await,
+    }
+}
+
+/// Idle-time bookkeeping of one side of the tunnel: any read from or write to that side counts as
+/// activity, so a download the client never answers does not trip `timeout client`.
+struct Side {
+    last: Cell<Instant>,
+    idle: Cell<Option<Duration>>,
+}
+
+impl Side {
+    fn new(idle: Option<Duration>) -> Side {
+        Side { last: Cell::new(Instant::now()), idle: Cell::new(idle) }
+    }
+    fn touch(&self) {
+        self.last.set(Instant::now());
+    }
+    fn deadline(&self) -> Option<Instant> {
+        self.idle.get().map(|d| self.last.get() + d)
+    }
+}
+
+/// Why a direction stopped before end of stream.
+#[derive(Debug)]
+enum DirEnd {
+    /// The named side timed out.
+    Timeout(bool),
+    /// The named side failed (`true`: the source side).
+    Error(bool),
+}
+
+/// Waits for readiness on `c`, or fails when either side of the tunnel has been idle too long.
+async fn ready_or_idle(c: &EpollConn, interest: Interest, a: &Side, b: &Side) -> Result<(), DirEnd> {
+    loop {
+        let deadline = match (a.deadline(), b.deadline()) {
+            (Some(x), Some(y)) => Some(x.min(y)),
+            (x, y) => x.or(y),
+        };
+        let Some(d) = deadline else {
+            return c.ready(interest).await.map_err(|_| DirEnd::Error(true));
+        };
+        match tokio::time::timeout_at(d, c.ready(interest)).await {
+            Ok(r) => return r.map_err(|_| DirEnd::Error(true)),
+            Err(_) => {
+                let now = Instant::now();
+                if a.deadline().is_some_and(|x| x <= now) {
+                    return Err(DirEnd::Timeout(true));
+                }
+                if b.deadline().is_some_and(|x| x <= now) {
+                    return Err(DirEnd::Timeout(false));
+                }
+            }
+        }
+    }
+}
+
+/// Moves one direction with splice until end of stream.
+async fn splice_dir(
+    pool: &PipePool,
+    src: &EpollConn,
+    dst: &EpollConn,
+    s_side: &Side,
+    d_side: &Side,
+    counter: &std::sync::atomic::AtomicU64,
+) -> Result<(), DirEnd> {
+    let mut pipe = pool.get().map_err(|_| DirEnd::Error(true))?;
+    let result = async {
+        loop {
+            ready_or_idle(src, Interest::READABLE, s_side, d_side).await?;
+            let n = match src.try_io(Interest::READABLE, || {
+                splice(src.fd(), None, &pipe.write, None, SPLICE_CHUNK, SpliceFFlags::SPLICE_F_NONBLOCK | SpliceFFlags::SPLICE_F_MOVE).map_err(io::Error::from)
+            }) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(_) => return Err(DirEnd::Error(true)),
+            };
+            s_side.touch();
+            pipe.pending += n;
+            while pipe.pending > 0 {
+                ready_or_idle(dst, Interest::WRITABLE, d_side, s_side).await.map_err(|e| match e {
+                    DirEnd::Timeout(t) => DirEnd::Timeout(!t),
+                    DirEnd::Error(_) => DirEnd::Error(false),
+                })?;
+                match dst.try_io(Interest::WRITABLE, || {
+                    splice(&pipe.read, None, dst.fd(), None, pipe.pending, SpliceFFlags::SPLICE_F_NONBLOCK | SpliceFFlags::SPLICE_F_MOVE)
+                        .map_err(io::Error::from)
+                }) {
+                    Ok(m) => {
+                        pipe.pending -= m;
+                        d_side.touch();
+                        counter.fetch_add(m as u64, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    Err(_) => return Err(DirEnd::Error(false)),
+                }
+            }
+        }
+    }
+    .await;
+    pool.put(pipe);
+    result
+}
+
+/// Moves one direction with buffered reads and writes until end of stream.
+async fn copy_dir(src: &EpollConn, dst: &EpollConn, s_side: &Side, d_side: &Side, counter: &std::sync::atomic::AtomicU64) -> Result<(), DirEnd> {
+    let mut buf: Vec<u8> = Vec::with_capacity(COPY_CHUNK);
+    loop {
+        ready_or_idle(src, Interest::READABLE, s_side, d_side).await?;
+        buf.clear();
+        let (r, b) = src.read(buf).await;
+        buf = b;
+        match r {
+            Ok(0) => return Ok(()),
+            Ok(_) => s_side.touch(),
+            Err(_) => return Err(DirEnd::Error(true)),
+        }
+        let mut from = 0;
+        while from < buf.len() {
+            ready_or_idle(dst, Interest::WRITABLE, d_side, s_side).await.map_err(|e| match e {
+                DirEnd::Timeout(t) => DirEnd::Timeout(!t),
+                _ => DirEnd::Error(false),
+            })?;
+            let (r, b) = dst.write(buf, from).await;
+            buf = b;
+            match r {
+                Ok(m) => {
+                    from += m;
+                    d_side.touch();
+                    counter.fetch_add(m as u64, std::sync::atomic::Ordering::Relaxed);
+                }
+                Err(_) => return Err(DirEnd::Error(false)),
+            }
+        }
+    }
+}
+
+/// One direction, spliced when allowed, copied otherwise.
+async fn forward(
+    w: &Worker,
+    splice_on: bool,
+    src: &EpollConn,
+    dst: &EpollConn,
+    s_side: &Side,
+    d_side: &Side,
+    counter: &std::sync::atomic::AtomicU64,
+) -> Result<(), DirEnd> {
+    if splice_on && w.splice_ok.get() {
+        splice_dir(&w.pipes, src, dst, s_side, d_side, counter).await
+    } else {
+        copy_dir(src, dst, s_side, d_side, counter).await
+    }
+}
+
+async fn tunnel(w: &Worker, fe: &Frontend, be: &Backend, client: &EpollConn, server: &EpollConn, srv: &crate::balance::ServerState) -> End {
+    // Once connected, `timeout tunnel` replaces the client and server timeouts when set.
+    let c_side = Side::new(be.timeout_tunnel.or(fe.timeout_client));
+    let s_side = Side::new(be.timeout_tunnel.or(be.timeout_server));
+    let c2s = forward(w, be.splice.request, client, server, &c_side, &s_side, &srv.bytes_in);
+    let s2c = forward(w, be.splice.response, server, client, &s_side, &c_side, &srv.bytes_out);
+    tokio::pin!(c2s, s2c);
+    let (mut c_done, mut s_done) = (false, false);
+    let fail = |e: DirEnd, client_is_src: bool| -> End {
+        match e {
+            DirEnd::Timeout(src_side) => {
+                if src_side == client_is_src {
+                    End::ClientTimeout
+                } else {
+                    End::ServerTimeout
+                }
+            }
+            DirEnd::Error(src_side) => {
+                if src_side == client_is_src {
+                    End::ClientError
+                } else {
+                    End::ServerError
+                }
+            }
+        }
+    };
+    loop {
+        tokio::select! {
+            r = &mut c2s, if !c_done => match r {
+                Ok(()) => {
+                    c_done = true;
+                    let _ = server.shutdown_write();
+                    // The client is half-closed: `timeout client-fin` now bounds its side.
+                    if let Some(t) = fe.timeout_client_fin { c_side.idle.set(Some(t)); }
+                }
+                Err(e) => return fail(e, true),
+            },
+            r = &mut s2c, if !s_done => match r {
+                Ok(()) => {
+                    s_done = true;
+                    let _ = client.shutdown_write();
+                    if let Some(t) = be.timeout_server_fin { s_side.idle.set(Some(t)); }
+                }
+                Err(e) => return fail(e, false),
+            },
+        }
+        if c_done && s_done {
+            return End::Done;
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! The small I/O trait session code talks to. Reads and writes take and return owned buffers, so
+//! a completion-based backend (io_uring, where the kernel holds the buffer until the operation
+//! completes) can implement it without touching session code; the readiness half (`readable`,
+//! `writable`, `try_io`) serves `splice(2)`, which stays readiness-driven on every backend.
+//!
+//! This file holds the epoll implementation, over tokio's reactor.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+
+use tokio::io::Interest;
+use tokio::net::{TcpStream, UnixStream};
+
+/// A connected stream socket as sessions use it. Methods take `&self` so the two directions of a
+/// tunnel can run at once on one connection.
+pub trait Conn {
+    /// Reads into the spare capacity of `buf` (its length is what it already holds) and gives it
+    /// back; `Ok(0)` is end of stream.
+    fn read(&self, buf: Vec<u8>) -> impl Future<Output = (io::Result<usize>, Vec<u8>)>;
+    /// Writes `buf[from..]` (at least one byte unless it fails) and gives the buffer back.
+    fn write(&self, buf: Vec<u8>, from: usize) -> impl Future<Output = (io::Result<usize>, Vec<u8>)>;
+    /// Shuts the write side: the peer reads end of stream.
+    fn shutdown_write(&self) -> io::Result<()>;
+    /// Waits until the socket may be readable or writable, for `try_io`.
+    fn ready(&self, interest: Interest) -> impl Future<Output = io::Result<()>>;
+    /// Runs a non-blocking operation on the socket's descriptor; `WouldBlock` clears readiness.
+    fn try_io<R>(&self, interest: Interest, f: impl FnOnce() -> io::Result<R>) -> io::Result<R>;
+    fn fd(&self) -> BorrowedFd<'_>;
+}
+
+/// A connection on the epoll backend.
+#[derive(Debug)]
+pub enum EpollConn {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl EpollConn {
+    fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
+        socket2::SockRef::from(self).shutdown(how)
+    }
+}
+
+impl AsFd for EpollConn {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            EpollConn::Tcp(s) => s.as_fd(),
+            EpollConn::Unix(s) => s.as_fd(),
+        }
+    }
+}
+
+impl Conn for EpollConn {
+    async fn read(&self, mut buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
+        if buf.capacity() == buf.len() {
+            buf.reserve(16 * 1024);
+        }
+        loop {
+            if let Err(e) = self.ready(Interest::READABLE).await {
+                return (Err(e), buf);
+            }
+            let r = match self {
+                EpollConn::Tcp(s) => s.try_read_buf(&mut buf),
+                EpollConn::Unix(s) => s.try_read_buf(&mut buf),
+            };
+            match r {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => return (r, buf),
+            }
+        }
+    }
+
+    async fn write(&self, buf: Vec<u8>, from: usize) -> (io::Result<usize>, Vec<u8>) {
+        loop {
+            if let Err(e) = self.ready(Interest::WRITABLE).await {
+                return (Err(e), buf);
+            }
+            let r = match self {
+                EpollConn::Tcp(s) => s.try_write(&buf[from..]),
+                EpollConn::Unix(s) => s.try_write(&buf[from..]),
+            };
+            match r {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => return (r, buf),
+            }
+        }
+    }
+
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.shutdown(std::net::Shutdown::Write)
+    }
+
+    async fn ready(&self, interest: Interest) -> io::Result<()> {
+        match self {
+            EpollConn::Tcp(s) => s.ready(interest).await.map(drop),
+            EpollConn::Unix(s) => s.ready(interest).await.map(drop),
+        }
+    }
+
+    fn try_io<R>(&self, interest: Interest, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+        match self {
+            EpollConn::Tcp(s) => s.try_io(interest, f),
+            EpollConn::Unix(s) => s.try_io(interest, f),
+        }
+    }
+
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.as_fd()
+    }
+}
+
+/// Writes all of `buf[from..]`.
+pub async fn write_all<C: Conn>(c: &C, mut buf: Vec<u8>, mut from: usize) -> (io::Result<()>, Vec<u8>) {
+    while from < buf.len() {
+        let (r, b) = c.write(buf, from).await;
+        buf = b;
+        match r {
+            Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
+            Ok(n) => from += n,
+            Err(e) => return (Err(e), buf),
+        }
+    }
+    (Ok(()), buf)
+}

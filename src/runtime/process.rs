@@ -1,0 +1,157 @@
+//! The life of the process once the configuration is valid: compile, bind, detach (`-D`), write
+//! the pid file, tell old processes to go (`-sf`/`-st`), run the workers, and stop on signals:
+//! SIGINT/SIGTERM stop at once, SIGUSR1 stops accepting and lets sessions finish (bounded by
+//! `hard-stop-after`).
+
+use std::sync::Arc;
+
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+
+use super::worker::{self, Limits, Stop};
+use crate::config::diag::{Diags, Severity, format_line};
+use crate::config::model::Config;
+use crate::route::RouteTable;
+
+/// What the command line adds to the configuration.
+#[derive(Debug, Default)]
+pub struct RunOpts {
+    pub daemon: bool,
+    pub pidfile: Option<std::path::PathBuf>,
+    pub quiet: bool,
+    pub soft_finish: Vec<u32>,
+    pub terminate: Vec<u32>,
+    pub mem_limit_mb: Option<u64>,
+}
+
+fn alert(msg: &str) {
+    eprint!("{}", format_line(Severity::Alert, std::process::id(), msg));
+}
+
+/// Runs the daemon; returns the exit status.
+pub fn run(cfg: &Config, opts: RunOpts) -> i32 {
+    let mut diags = Diags::default();
+    let rt = match RouteTable::compile_with(cfg, &mut diags) {
+        Ok(rt) => rt,
+        Err(e) => {
+            alert(&format!("config : {e}"));
+            return 1;
+        }
+    };
+    if !opts.quiet {
+        eprint!("{}", diags.render(std::process::id()));
+    }
+    if let Some(fe) = rt.frontends.iter().find(|f| f.mode != crate::config::model::Mode::Tcp) {
+        alert(&format!("config : frontend '{}' is in 'mode http', which this build does not run yet (only 'mode tcp').", fe.name));
+        return 1;
+    }
+    if rt.frontends.is_empty() {
+        alert("config : no frontend or listen section with a 'bind' line: nothing to run.");
+        return 1;
+    }
+    let nworkers = crate::runtime::config::thread_count(&cfg.global.runtime) as usize;
+    let backlog_of = |fi: usize| cfg.proxies.iter().filter(|p| p.kind.has_frontend() && !p.disabled).nth(fi).and_then(|p| p.backlog.or(p.maxconn));
+    let listeners = match super::listener::bind_all(&rt, nworkers, backlog_of) {
+        Ok(l) => l,
+        Err(e) => {
+            alert(&format!("Starting proxies: {e}"));
+            return 1;
+        }
+    };
+    if let Some(mb) = opts.mem_limit_mb {
+        let bytes = mb.saturating_mul(1024 * 1024);
+        if let Err(e) = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_AS, bytes, bytes) {
+            alert(&format!("-m {mb}: cannot limit memory: {e}"));
+            return 1;
+        }
+    }
+    if opts.daemon || rt.process.daemon {
+        // Listeners are bound before detaching, so a bind error is still seen by the caller. No
+        // thread exists yet: forking is safe here.
+        if let Err(e) = nix::unistd::daemon(true, false) {
+            alert(&format!("cannot go into the background: {e}"));
+            return 1;
+        }
+    }
+    let pidfile = opts.pidfile.clone().or_else(|| rt.process.pidfile.clone().map(Into::into));
+    if let Some(p) = &pidfile
+        && let Err(e) = std::fs::write(p, format!("{}\n", std::process::id()))
+    {
+        alert(&format!("cannot write pid file '{}': {e}", p.display()));
+        return 1;
+    }
+    for (pids, sig) in [(&opts.soft_finish, nix::sys::signal::Signal::SIGUSR1), (&opts.terminate, nix::sys::signal::Signal::SIGTERM)] {
+        for &pid in pids {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
+        }
+    }
+    let hard_stop_after = rt.process.hard_stop_after;
+    let limits = Limits { global: rt.process.maxconn.map(|m| Arc::new(tokio::sync::Semaphore::new(m as usize))) };
+    let (stop_tx, stop_rx) = watch::channel(Stop::Run);
+    let handles = match worker::spawn(Arc::new(rt), listeners, stop_rx, limits) {
+        Ok(h) => h,
+        Err(e) => {
+            alert(&format!("cannot start worker threads: {e}"));
+            return 1;
+        }
+    };
+    let main_rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            alert(&format!("cannot start the control runtime: {e}"));
+            return 1;
+        }
+    };
+    let status = main_rt.block_on(control(stop_tx, handles, hard_stop_after));
+    main_rt.shutdown_timeout(std::time::Duration::from_millis(100));
+    status
+}
+
+/// The control loop of the main thread: signals in, stop requests out, until every worker ended.
+async fn control(stop_tx: watch::Sender<Stop>, handles: Vec<std::thread::JoinHandle<()>>, hard_stop_after: Option<std::time::Duration>) -> i32 {
+    let (Ok(mut int), Ok(mut term), Ok(mut usr1), Ok(mut hup)) =
+        (signal(SignalKind::interrupt()), signal(SignalKind::terminate()), signal(SignalKind::user_defined1()), signal(SignalKind::hangup()))
+    else {
+        alert("cannot install signal handlers");
+        let _ = stop_tx.send(Stop::Hard);
+        return 1;
+    };
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
+    let total = handles.len();
+    for h in handles {
+        let tx = done_tx.clone();
+        std::thread::spawn(move || {
+            let _ = h.join();
+            let _ = tx.send(());
+        });
+    }
+    let mut ended = 0;
+    let mut hard_deadline: Option<tokio::time::Instant> = None;
+    loop {
+        let hard_timer = async {
+            match hard_deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = int.recv() => { let _ = stop_tx.send(Stop::Hard); }
+            _ = term.recv() => { let _ = stop_tx.send(Stop::Hard); }
+            _ = usr1.recv() => {
+                let _ = stop_tx.send(Stop::Soft);
+                if let Some(d) = hard_stop_after {
+                    hard_deadline.get_or_insert(tokio::time::Instant::now() + d);
+                }
+            }
+            // Without master-worker mode there is nothing to reload; HAProxy logs and goes on.
+            _ = hup.recv() => {}
+            _ = hard_timer => { let _ = stop_tx.send(Stop::Hard); hard_deadline = None; }
+            r = done_rx.recv() => {
+                ended += 1;
+                if ended == total || r.is_none() {
+                    return 0;
+                }
+            }
+        }
+    }
+}

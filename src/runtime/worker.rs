@@ -1,0 +1,216 @@
+//! Worker threads: each pinned to its CPUs, each running a tokio `current_thread` runtime with a
+//! `LocalSet`, each accepting on its own listeners. Sessions never leave the worker that accepted
+//! them; the only state workers share is the routing table (read-only), the backend state
+//! (atomics) and the admission semaphores.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+
+use super::io::EpollConn;
+use super::listener::{BoundListener, StdListener};
+use super::pipe::PipePool;
+use crate::l4::session::{self, Worker};
+use crate::route::RouteTable;
+
+/// What the main thread asks of the workers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    Run,
+    /// Stop accepting; finish open sessions, then exit.
+    Soft,
+    /// Exit now, closing every session.
+    Hard,
+}
+
+/// Idle pipes a worker keeps for reuse.
+const PIPES_KEPT: usize = 256;
+
+/// Process-wide admission limits.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Global `maxconn`.
+    pub global: Option<Arc<Semaphore>>,
+}
+
+fn pin(cpus: &[usize]) {
+    let mut set = nix::sched::CpuSet::new();
+    for &c in cpus {
+        let _ = set.set(c);
+    }
+    // Pinning can be refused (a container's cpuset): the worker runs unpinned then.
+    let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set);
+}
+
+/// Starts one thread per entry of `listeners`. Each thread returns when told to stop and, on a
+/// soft stop, once its sessions have ended.
+pub fn spawn(
+    rt: Arc<RouteTable>,
+    listeners: Vec<Vec<BoundListener>>,
+    stop: watch::Receiver<Stop>,
+    limits: Limits,
+) -> std::io::Result<Vec<std::thread::JoinHandle<()>>> {
+    let mut handles = Vec::new();
+    for (i, ls) in listeners.into_iter().enumerate() {
+        let rt = rt.clone();
+        let stop = stop.clone();
+        let limits = limits.clone();
+        let cpus = rt.process.cpu_map.get(i).cloned().flatten();
+        handles.push(std::thread::Builder::new().name(format!("sluiced-w{}", i + 1)).spawn(move || {
+            if let Some(c) = cpus {
+                pin(&c);
+            }
+            worker_main(rt, ls, stop, limits);
+        })?);
+    }
+    Ok(handles)
+}
+
+fn worker_main(rt: Arc<RouteTable>, listeners: Vec<BoundListener>, mut stop: watch::Receiver<Stop>, limits: Limits) {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sluiced: cannot start a worker runtime: {e}");
+            return;
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    let w = Rc::new(Worker { pipes: PipePool::new(rt.process.pipesize, PIPES_KEPT), splice_ok: Cell::new(!rt.process.nosplice), rt });
+    let active = Rc::new(Cell::new(0usize));
+    let drained = Rc::new(tokio::sync::Notify::new());
+    local.block_on(&runtime, async move {
+        for l in listeners {
+            let accept = AcceptLoop { w: w.clone(), limits: limits.clone(), stop: stop.clone(), active: active.clone(), drained: drained.clone() };
+            match l.listener {
+                StdListener::Tcp(t) => match tokio::net::TcpListener::from_std(t) {
+                    Ok(t) => {
+                        tokio::task::spawn_local(accept.tcp(t, l.frontend, l.bind));
+                    }
+                    Err(e) => eprintln!("sluiced: cannot register a listener: {e}"),
+                },
+                StdListener::Unix(u) => match tokio::net::UnixListener::from_std(u) {
+                    Ok(u) => {
+                        tokio::task::spawn_local(accept.unix(u, l.frontend, l.bind));
+                    }
+                    Err(e) => eprintln!("sluiced: cannot register a listener: {e}"),
+                },
+            }
+        }
+        loop {
+            let state = *stop.borrow_and_update();
+            match state {
+                Stop::Hard => return,
+                Stop::Soft if active.get() == 0 => return,
+                Stop::Soft => {
+                    tokio::select! {
+                        _ = drained.notified() => {}
+                        r = stop.changed() => if r.is_err() { return },
+                    }
+                }
+                Stop::Run => {
+                    if stop.changed().await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    // Dropping the runtime and the local set closes every session still open.
+}
+
+struct AcceptLoop {
+    w: Rc<Worker>,
+    limits: Limits,
+    stop: watch::Receiver<Stop>,
+    active: Rc<Cell<usize>>,
+    drained: Rc<tokio::sync::Notify>,
+}
+
+impl AcceptLoop {
+    /// Waits for an admission slot under the global and the frontend `maxconn`: while either is
+    /// full the listener is not accepted from, so new connections wait in the kernel's backlog.
+    async fn admit(&self, fe: usize) -> Option<(Option<OwnedSemaphorePermit>, Option<OwnedSemaphorePermit>)> {
+        let g = match &self.limits.global {
+            Some(s) => Some(s.clone().acquire_owned().await.ok()?),
+            None => None,
+        };
+        let f = match &self.w.rt.frontends[fe].limit {
+            Some(s) => Some(s.clone().acquire_owned().await.ok()?),
+            None => None,
+        };
+        Some((g, f))
+    }
+
+    fn start(
+        &self,
+        fe: usize,
+        conn: EpollConn,
+        peer: Option<std::net::SocketAddr>,
+        local: Option<std::net::SocketAddr>,
+        accept_proxy: bool,
+        permits: impl Sized + 'static,
+    ) {
+        let (w, active, drained) = (self.w.clone(), self.active.clone(), self.drained.clone());
+        active.set(active.get() + 1);
+        tokio::task::spawn_local(async move {
+            let _end = session::run(w, fe, conn, peer, local, accept_proxy).await;
+            drop(permits);
+            active.set(active.get() - 1);
+            if active.get() == 0 {
+                drained.notify_one();
+            }
+        });
+    }
+
+    async fn until_stop(stop: &mut watch::Receiver<Stop>) {
+        loop {
+            if *stop.borrow_and_update() != Stop::Run || stop.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    async fn tcp(self, l: tokio::net::TcpListener, fe: usize, bind: usize) {
+        let accept_proxy = self.w.rt.frontends[fe].binds[bind].accept_proxy;
+        let mut stop = self.stop.clone();
+        loop {
+            let permits = tokio::select! {
+                p = self.admit(fe) => match p { Some(p) => p, None => return },
+                _ = Self::until_stop(&mut stop) => return,
+            };
+            let accepted = tokio::select! {
+                r = l.accept() => r,
+                _ = Self::until_stop(&mut stop) => return,
+            };
+            match accepted {
+                Ok((sock, peer)) => {
+                    let local = sock.local_addr().ok();
+                    self.start(fe, EpollConn::Tcp(sock), Some(peer), local, accept_proxy, permits);
+                }
+                // Out of descriptors or memory: back off instead of spinning on the listener.
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            }
+        }
+    }
+
+    async fn unix(self, l: tokio::net::UnixListener, fe: usize, bind: usize) {
+        let accept_proxy = self.w.rt.frontends[fe].binds[bind].accept_proxy;
+        let mut stop = self.stop.clone();
+        loop {
+            let permits = tokio::select! {
+                p = self.admit(fe) => match p { Some(p) => p, None => return },
+                _ = Self::until_stop(&mut stop) => return,
+            };
+            let accepted = tokio::select! {
+                r = l.accept() => r,
+                _ = Self::until_stop(&mut stop) => return,
+            };
+            match accepted {
+                Ok((sock, _)) => self.start(fe, EpollConn::Unix(sock), None, None, accept_proxy, permits),
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            }
+        }
+    }
+}
