@@ -1,6 +1,6 @@
 //! sluiced: an HAProxy-compatible L4/L7 load balancer. See `docs/architecture.md`.
 
-// `unsafe` is allowed only in modules that say why (style practice 8): `runtime::inherit` and `runtime::sockopt`.
+// `unsafe` is allowed only in modules that say why (style practice 8): `runtime::sys` and `runtime::sockopt`.
 #![deny(unsafe_code)]
 
 pub mod balance;

@@ -27,6 +27,9 @@ pub enum ServerAddr {
     /// `+N`/`-N`: the client's destination port plus an offset.
     InetOffset(IpAddr, i32),
     Unix(PathBuf),
+    /// No address yet (`init-addr none` and the name did not resolve): the server starts in
+    /// maintenance and cannot be connected to.
+    Unresolved,
 }
 
 impl ServerAddr {
@@ -40,6 +43,7 @@ impl ServerAddr {
                 u16::try_from(port).ok().map(|p| ConnectAddr::Inet(SocketAddr::new(*ip, p)))
             }
             ServerAddr::Unix(p) => Some(ConnectAddr::Unix(p.clone())),
+            ServerAddr::Unresolved => None,
         }
     }
 }

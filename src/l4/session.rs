@@ -230,10 +230,10 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<S
         srv.bytes_in.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
     }
     let end = tunnel(&w, fe, be, &client, &server, &srv).await;
-    if fe.nolinger || be.nolinger {
-        if let EpollConn::Tcp(s) = &server {
-            let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
-        }
+    if (fe.nolinger || be.nolinger)
+        && let EpollConn::Tcp(s) = &server
+    {
+        let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
     }
     end
 }
@@ -334,7 +334,7 @@ async fn connect(be: &Backend, key: &PickKey, dst: Option<SocketAddr>) -> Option
             // A negative interval redispatches on the Nth retry before the last (-1: the last).
             Some(i) if i < 0 => retries_left as i64 == (-i64::from(i)) - 1,
             Some(0) => false,
-            Some(i) => attempt % (i as u32) == 0,
+            Some(i) => attempt.is_multiple_of(i as u32),
         };
         if redispatch_now {
             tried.push(idx);

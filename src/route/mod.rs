@@ -114,7 +114,7 @@ pub struct RouteTable {
     pub process: Process,
 }
 
-fn server_addr(a: &Address) -> Result<ServerAddr, String> {
+fn server_addr(a: &Address, use_libc: bool) -> Result<ServerAddr, String> {
     match &a.kind {
         AddrKind::Inet { host: Host::Ip(ip), port, .. } => Ok(match port {
             PortSpec::Fixed(p) => ServerAddr::Inet(std::net::SocketAddr::new(*ip, *p)),
@@ -124,6 +124,9 @@ fn server_addr(a: &Address) -> Result<ServerAddr, String> {
         }),
         AddrKind::Inet { host: Host::Name(n), port, .. } => {
             // Names are resolved once at start-up, as HAProxy's default `init-addr last,libc` does.
+            if !use_libc {
+                return Err(format!("'{n}' is a name and init-addr does not allow resolving it"));
+            }
             let port_num = match port {
                 PortSpec::Fixed(p) => *p,
                 _ => 0,
@@ -185,13 +188,20 @@ impl RouteTable {
         for (pi, p) in cfg.proxies.iter().enumerate().filter(|(_, p)| p.kind.has_backend()) {
             let mut servers = Vec::new();
             for (si, s) in p.servers.iter().enumerate() {
-                let addr = server_addr(&s.addr).map_err(|e| format!("{}: server {}/{}: {e}", s.span, p.name, s.name))?;
                 let o = &s.opts;
+                // `init-addr` (default `last,libc`): with `none` in the list, a name that does not
+                // resolve leaves the server without an address, in maintenance, as in HAProxy.
+                let methods: Vec<&str> = o.init_addr.as_deref().unwrap_or("last,libc").split(',').collect();
+                let (addr, unresolved) = match server_addr(&s.addr, methods.contains(&"libc")) {
+                    Ok(a) => (a, false),
+                    Err(_) if methods.contains(&"none") => (ServerAddr::Unresolved, true),
+                    Err(e) => return Err(format!("{}: server {}/{}: {e}", s.span, p.name, s.name)),
+                };
                 let mut st = ServerState::new(&s.name, s.id.unwrap_or(si as u32 + 1), addr, o.weight.unwrap_or(1), o.backup);
                 st.maxconn.store(o.maxconn.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
                 st.maxqueue = o.maxqueue.unwrap_or(0);
                 st.send_proxy = if o.send_proxy_v2 { 2 } else { u8::from(o.send_proxy) };
-                if o.disabled {
+                if o.disabled || unresolved {
                     st.set_admin(balance::AdminState::Maint);
                 }
                 servers.push(st);

@@ -121,7 +121,7 @@ pub fn bind_all(rt: &RouteTable, workers: usize, backlog_of: impl Fn(usize) -> O
                     return Err(format!("frontend '{}': '{}' is not a stream address (QUIC and UDP are not supported yet)", fe.name, a.text));
                 }
                 let shared = match &a.kind {
-                    AddrKind::Fd(n) => Some(StdListener::Tcp(super::inherit::take_listening_fd(*n)?)),
+                    AddrKind::Fd(n) => Some(StdListener::Tcp(super::sys::take_listening_fd(*n)?)),
                     AddrKind::Unix(p) => Some(StdListener::Unix(unix_listener(p, b)?)),
                     AddrKind::Abns(_) | AddrKind::SockPair(_) => return Err(format!("frontend '{}': '{}' is not supported yet", fe.name, a.text)),
                     AddrKind::Inet { .. } => None,

@@ -1,10 +1,10 @@
 //! Worker threads, I/O backends, listeners and pipe pools.
 
 pub mod config;
-pub mod inherit;
 pub mod io;
 pub mod listener;
 pub mod pipe;
 pub mod process;
 pub mod sockopt;
+pub mod sys;
 pub mod worker;

@@ -65,16 +65,14 @@ pub fn run(cfg: &Config, opts: RunOpts) -> i32 {
             return 1;
         }
     }
+    let pidfile = opts.pidfile.clone().or_else(|| rt.process.pidfile.clone().map(std::path::PathBuf::from));
     if opts.daemon || rt.process.daemon {
-        // Listeners are bound before detaching, so a bind error is still seen by the caller. No
-        // thread exists yet: forking is safe here.
-        if let Err(e) = nix::unistd::daemon(true, false) {
+        // Listeners are bound before detaching, so a bind error is still seen by the caller.
+        if let Err(e) = super::sys::daemonize(pidfile.as_deref()) {
             alert(&format!("cannot go into the background: {e}"));
             return 1;
         }
-    }
-    let pidfile = opts.pidfile.clone().or_else(|| rt.process.pidfile.clone().map(Into::into));
-    if let Some(p) = &pidfile
+    } else if let Some(p) = &pidfile
         && let Err(e) = std::fs::write(p, format!("{}\n", std::process::id()))
     {
         alert(&format!("cannot write pid file '{}': {e}", p.display()));

@@ -1,0 +1,243 @@
+//! Test support: the real `sluiced` binary started on an inline configuration, on ports picked by
+//! binding port 0, and small real servers to put behind it.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A directory of its own for one test.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let d = std::env::temp_dir().join(format!("sluiced-test-{}-{tag}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A running daemon; stopped with SIGTERM when dropped.
+pub struct Sluiced {
+    pub child: Child,
+    pub cfg: PathBuf,
+}
+
+impl Sluiced {
+    /// Starts `sluiced -d -f <cfg>` and waits until every port in `wait_ports` accepts.
+    pub fn start(cfg_text: &str, wait_ports: &[u16]) -> Sluiced {
+        Self::start_args(cfg_text, wait_ports, &[])
+    }
+
+    pub fn start_args(cfg_text: &str, wait_ports: &[u16], extra: &[&str]) -> Sluiced {
+        let dir = temp_dir("cfg");
+        let cfg = dir.join("sluiced.cfg");
+        std::fs::write(&cfg, cfg_text).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_sluiced"))
+            .args(["-d", "-f", cfg.to_str().unwrap()])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start sluiced");
+        let mut s = Sluiced { child, cfg };
+        for &p in wait_ports {
+            s.wait_port(p);
+        }
+        s
+    }
+
+    fn wait_port(&mut self, port: u16) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let mut err = String::new();
+                self.child.stderr.take().unwrap().read_to_string(&mut err).ok();
+                panic!("sluiced exited with {status} before listening on {port}:\n{err}");
+            }
+            if is_listening(port) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("sluiced did not listen on port {port} within 10 s");
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let st = Command::new("kill").args([&format!("-{sig}"), &self.pid().to_string()]).status().unwrap();
+        assert!(st.success());
+    }
+
+    /// Waits for the process to exit, at most `within`; returns its exit code.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st.code();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
+    pub fn stderr(&mut self) -> String {
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            e.read_to_string(&mut err).ok();
+        }
+        err
+    }
+}
+
+impl Drop for Sluiced {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        if self.wait_exit(Duration::from_secs(3)).is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// True when some socket listens on `port` (read from /proc, so no connection is made: a probe
+/// connection would reach the backends and disturb what a test counts).
+pub fn is_listening(port: u16) -> bool {
+    let needle = format!(":{port:04X} ");
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|f| {
+        std::fs::read_to_string(f).unwrap_or_default().lines().skip(1).any(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            cols.len() > 3 && format!("{} ", cols[1]).ends_with(&needle) && cols[3] == "0A"
+        })
+    })
+}
+
+/// A backend server running `handler` on each connection in its own thread; stops when dropped.
+pub struct Backend {
+    pub port: u16,
+    pub accepted: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Backend {
+    pub fn start(handler: impl Fn(TcpStream) + Send + Sync + 'static) -> Backend {
+        Self::start_on(TcpListener::bind("127.0.0.1:0").unwrap(), handler)
+    }
+
+    pub fn start_on(l: TcpListener, handler: impl Fn(TcpStream) + Send + Sync + 'static) -> Backend {
+        let port = l.local_addr().unwrap().port();
+        l.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let handler = Arc::new(handler);
+        let (st, acc) = (stop.clone(), accepted.clone());
+        let thread = std::thread::spawn(move || {
+            while !st.load(Ordering::Relaxed) {
+                match l.accept() {
+                    Ok((c, _)) => {
+                        acc.fetch_add(1, Ordering::Relaxed);
+                        c.set_nonblocking(false).unwrap();
+                        let h = handler.clone();
+                        std::thread::spawn(move || h(c));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        });
+        Backend { port, accepted, stop, thread: Some(thread) }
+    }
+
+    /// Echoes everything until end of stream, then half-closes.
+    pub fn echo() -> Backend {
+        Self::start(|mut c| {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                match c.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if c.write_all(&buf[..n]).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            let _ = c.shutdown(Shutdown::Write);
+        })
+    }
+
+    /// Writes `name` and a newline, then waits for the client to close.
+    pub fn named(name: &'static str) -> Backend {
+        Self::start(move |mut c| {
+            let _ = c.write_all(format!("{name}\n").as_bytes());
+            let mut buf = [0u8; 1024];
+            while matches!(c.read(&mut buf), Ok(n) if n > 0) {}
+        })
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Connects to the proxy and reads the first line a named backend writes.
+pub fn which_server(port: u16) -> String {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    while let Ok(1) = c.read(&mut b) {
+        if b[0] == b'\n' {
+            break;
+        }
+        line.push(b[0]);
+    }
+    String::from_utf8(line).unwrap()
+}
+
+/// Reads until end of stream (with a timeout), returning what came.
+pub fn read_to_end(c: &mut TcpStream, timeout: Duration) -> std::io::Result<Vec<u8>> {
+    c.set_read_timeout(Some(timeout))?;
+    let mut v = Vec::new();
+    c.read_to_end(&mut v)?;
+    Ok(v)
+}
+
+pub fn local(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so a failure reproduces.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(len);
+    v
+}
