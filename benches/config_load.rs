@@ -62,7 +62,7 @@ fn main() {
         let table = sluiced::route::RouteTable::compile(&cfg).expect("compile");
         let elapsed = start.elapsed();
         assert_eq!(table.backends.len(), BACKENDS);
-        assert_eq!(table.backends.iter().map(|b| b.servers.len()).sum::<usize>(), BACKENDS * SERVERS_PER_BACKEND);
+        assert_eq!(table.backends.iter().map(|b| b.state.servers.len()).sum::<usize>(), BACKENDS * SERVERS_PER_BACKEND);
         times.push(elapsed);
     }
     times.sort();
