@@ -7,6 +7,8 @@
 //! one from the configuration, and [`key_hash_needed`] tells the data plane what to hash for it.
 
 pub mod algorithms;
+#[cfg(test)]
+mod backend_tests;
 pub mod config;
 pub mod first;
 pub mod hash;
