@@ -1,0 +1,246 @@
+//! Selection through [`BackendState`]: backups, `maxconn`, exclusions and slot accounting,
+//! with the algorithms [`build_algorithm`] makes.
+
+use std::sync::atomic::Ordering;
+
+use super::algorithms::build_algorithm;
+use super::config::{Balance, HashFunction, HashMethod, HashType};
+use super::hash::hash_bytes;
+use super::state::{AdminState, BackendState, BalanceOpts, Pick, PickKey, ServerState};
+use super::testing::{counts_of, server};
+
+/// `active` active servers then `backup` backup servers, all of weight 1.
+fn backend(balance: Balance, active: usize, backup: usize, opts: BalanceOpts) -> BackendState {
+    let servers: Vec<ServerState> = (0..active + backup).map(|i| server(i, 1, i >= active)).collect();
+    BackendState::new("be", servers, build_algorithm(Some(&balance), None), opts)
+}
+
+/// Picks `n` times, releasing each slot at once; the servers picked.
+fn picks(be: &BackendState, n: usize) -> Vec<usize> {
+    (0..n)
+        .map(|_| match be.pick(&PickKey::default(), &[]) {
+            Pick::Server(i) => {
+                be.release(i);
+                i
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn backups_idle_while_an_active_server_is_up() {
+    let be = backend(Balance::RoundRobin, 2, 2, BalanceOpts::default());
+    be.servers[0].set_up(false);
+    be.state_changed();
+    assert_eq!(counts_of(&picks(&be, 20), 4), vec![0, 20, 0, 0]);
+}
+
+#[test]
+fn first_backup_takes_over_when_actives_are_down_or_in_maintenance() {
+    let be = backend(Balance::RoundRobin, 2, 2, BalanceOpts::default());
+    be.servers[0].set_up(false);
+    be.servers[1].set_admin(AdminState::Maint);
+    be.state_changed();
+    assert_eq!(counts_of(&picks(&be, 20), 4), vec![0, 0, 20, 0]);
+}
+
+#[test]
+fn allbackups_share_the_load() {
+    let be = backend(Balance::RoundRobin, 1, 2, BalanceOpts { allbackups: true });
+    be.servers[0].set_up(false);
+    be.state_changed();
+    assert_eq!(counts_of(&picks(&be, 20), 3), vec![0, 10, 10]);
+}
+
+#[test]
+fn active_server_back_up_takes_traffic_from_backups() {
+    let be = backend(Balance::LeastConn, 1, 1, BalanceOpts::default());
+    be.servers[0].set_up(false);
+    be.state_changed();
+    assert_eq!(picks(&be, 1), vec![1]);
+    be.servers[0].set_up(true);
+    be.state_changed();
+    assert_eq!(picks(&be, 5), vec![0; 5]);
+}
+
+#[test]
+fn draining_server_takes_no_new_traffic() {
+    let be = backend(Balance::RoundRobin, 3, 0, BalanceOpts::default());
+    be.servers[1].set_admin(AdminState::Drain);
+    be.state_changed();
+    assert_eq!(counts_of(&picks(&be, 20), 3), vec![10, 0, 10]);
+}
+
+#[test]
+fn all_servers_at_maxconn_is_full() {
+    for balance in [Balance::RoundRobin, Balance::LeastConn, Balance::First, Balance::Source, Balance::Random { draws: 2 }] {
+        let be = backend(balance.clone(), 3, 0, BalanceOpts::default());
+        for s in &be.servers {
+            s.maxconn.store(2, Ordering::Relaxed);
+        }
+        let taken: Vec<Pick> = (0..6).map(|_| be.pick(&PickKey::default(), &[])).collect();
+        assert!(taken.iter().all(|p| matches!(p, Pick::Server(_))), "{balance:?} {taken:?}");
+        assert_eq!(be.pick(&PickKey::default(), &[]), Pick::Full, "{balance:?}");
+    }
+}
+
+#[test]
+fn all_servers_down_is_no_server() {
+    let be = backend(Balance::RoundRobin, 2, 1, BalanceOpts::default());
+    for s in &be.servers {
+        s.set_up(false);
+    }
+    be.state_changed();
+    assert_eq!(be.pick(&PickKey::default(), &[]), Pick::NoServer);
+}
+
+#[test]
+fn all_weights_zero_is_no_server() {
+    let be = backend(Balance::RoundRobin, 2, 0, BalanceOpts::default());
+    for s in &be.servers {
+        s.weight.store(0, Ordering::Relaxed);
+    }
+    assert_eq!(be.pick(&PickKey::default(), &[]), Pick::NoServer);
+}
+
+#[test]
+fn empty_backend_is_no_server() {
+    let be = BackendState::new("be", Vec::new(), build_algorithm(None, None), BalanceOpts::default());
+    assert_eq!(be.pick(&PickKey::default(), &[]), Pick::NoServer);
+}
+
+#[test]
+fn excluded_servers_are_not_picked_again() {
+    for balance in [Balance::RoundRobin, Balance::LeastConn, Balance::First, Balance::Random { draws: 2 }] {
+        let be = backend(balance.clone(), 3, 0, BalanceOpts::default());
+        for _ in 0..20 {
+            let p = be.pick(&PickKey::default(), &[0, 2]);
+            assert_eq!(p, Pick::Server(1), "{balance:?}");
+            be.release(1);
+        }
+    }
+}
+
+#[test]
+fn excluding_every_server_is_no_server() {
+    let be = backend(Balance::RoundRobin, 2, 0, BalanceOpts::default());
+    assert_eq!(be.pick(&PickKey::default(), &[0, 1]), Pick::NoServer);
+}
+
+#[test]
+fn excluded_hash_target_moves_to_another_server() {
+    let ht = HashType { method: HashMethod::Consistent, function: HashFunction::Sdbm, avalanche: true };
+    let servers: Vec<ServerState> = (0..4).map(|i| server(i, 1, false)).collect();
+    let be = BackendState::new(
+        "be",
+        servers,
+        build_algorithm(Some(&Balance::Hash(crate::config::expr::parse_sample("src").unwrap())), Some(&ht)),
+        BalanceOpts::default(),
+    );
+    let key = PickKey { src: None, hash: Some(hash_bytes(ht.function, ht.avalanche, b"/some/uri")) };
+    let Pick::Server(home) = be.pick(&key, &[]) else { panic!("no server") };
+    be.release(home);
+    let Pick::Server(other) = be.pick(&key, &[home]) else { panic!("no server") };
+    assert_ne!(home, other);
+}
+
+#[test]
+fn release_frees_a_slot() {
+    let be = backend(Balance::RoundRobin, 1, 0, BalanceOpts::default());
+    be.servers[0].maxconn.store(1, Ordering::Relaxed);
+    assert_eq!(be.pick(&PickKey::default(), &[]), Pick::Server(0));
+    assert_eq!(be.pick(&PickKey::default(), &[]), Pick::Full);
+    be.release(0);
+    assert_eq!(be.pick(&PickKey::default(), &[]), Pick::Server(0));
+}
+
+#[test]
+fn round_robin_shares_are_exact_through_the_backend() {
+    let servers: Vec<ServerState> = [1, 2, 3].iter().enumerate().map(|(i, &w)| server(i, w, false)).collect();
+    let be = BackendState::new("be", servers, build_algorithm(Some(&Balance::RoundRobin), None), BalanceOpts::default());
+    assert_eq!(counts_of(&picks(&be, 600), 3), vec![100, 200, 300]);
+}
+
+#[test]
+fn leastconn_counts_stay_consistent_under_two_threads() {
+    let be = backend(Balance::LeastConn, 3, 0, BalanceOpts::default());
+    for s in &be.servers {
+        s.maxconn.store(2, Ordering::Relaxed);
+    }
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                let mut held = Vec::new();
+                for round in 0..5_000 {
+                    if let Pick::Server(i) = be.pick(&PickKey::default(), &[]) {
+                        assert!(be.servers[i].cur_conns.load(Ordering::Relaxed) <= 2);
+                        held.push(i);
+                    }
+                    if round % 3 == 0 || held.len() > 2 {
+                        for i in held.drain(..) {
+                            be.release(i);
+                        }
+                    }
+                }
+                for i in held {
+                    be.release(i);
+                }
+            });
+        }
+    });
+    assert!(be.servers.iter().all(|s| s.cur_conns.load(Ordering::Relaxed) == 0));
+    assert_eq!(be.servers.iter().map(|s| s.total_conns.load(Ordering::Relaxed)).sum::<u64>(), be.total_conns.load(Ordering::Relaxed));
+}
+
+fn every_algorithm() -> Vec<(Balance, Option<HashType>)> {
+    let consistent = HashType { method: HashMethod::Consistent, function: HashFunction::Sdbm, avalanche: false };
+    let hash = Balance::Hash(crate::config::expr::parse_sample("src").unwrap());
+    vec![
+        (Balance::RoundRobin, None),
+        (Balance::StaticRr, None),
+        (Balance::LeastConn, None),
+        (Balance::First, None),
+        (Balance::Source, None),
+        (Balance::Source, Some(consistent)),
+        (Balance::Random { draws: 3 }, None),
+        (hash.clone(), None),
+        (hash, Some(consistent)),
+    ]
+}
+
+proptest::proptest! {
+    /// Whatever the weights, states and eligibility, and whether or not the algorithm was told of
+    /// the last change, a pick never panics, only returns a server that may take it, and finds
+    /// one whenever one exists.
+    #[test]
+    fn picks_exactly_when_a_server_may_take_it(
+        servers in proptest::collection::vec((0u32..4, proptest::bool::ANY, proptest::bool::ANY, 0u8..3), 0..8),
+        refused in proptest::collection::vec(proptest::bool::ANY, 8),
+        changed_after_rebuild in proptest::collection::vec(0u32..4, 8),
+        hash in proptest::option::of(proptest::num::u64::ANY),
+    ) {
+        let states: Vec<std::sync::Arc<ServerState>> = servers.iter().enumerate().map(|(i, &(w, backup, up, admin))| {
+            let s = server(i, w, backup);
+            s.set_up(up);
+            s.set_admin([AdminState::Ready, AdminState::Drain, AdminState::Maint][usize::from(admin)]);
+            std::sync::Arc::new(s)
+        }).collect();
+        let eligible = |i: usize| !refused[i] && states[i].usable();
+        let key = PickKey { src: hash.map(|h| std::net::IpAddr::from((h as u32).to_be_bytes())), hash };
+        for (balance, ht) in every_algorithm() {
+            let algo = build_algorithm(Some(&balance), ht.as_ref());
+            algo.rebuild(&states);
+            for (s, &w) in states.iter().zip(&changed_after_rebuild) {
+                s.weight.store(w, Ordering::Relaxed);
+            }
+            let any = (0..states.len()).any(|i| eligible(i) && states[i].weight() > 0);
+            for _ in 0..3 {
+                match algo.pick(&states, &eligible, &key) {
+                    Some(i) => proptest::prop_assert!(i < states.len() && eligible(i) && states[i].weight() > 0, "{balance:?} picked {i}"),
+                    None => proptest::prop_assert!(!any, "{balance:?} found nothing"),
+                }
+            }
+        }
+    }
+}
