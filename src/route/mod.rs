@@ -2,7 +2,10 @@
 //! module reads the configuration model; workers read only a [`RouteTable`], an immutable snapshot
 //! swapped whole on reload.
 
+pub mod acl;
+pub mod convert;
 pub mod eval;
+pub mod fetch;
 pub mod sample;
 
 use crate::config::model::{Config, Mode, ProxyKind};
