@@ -74,7 +74,8 @@ struct AclExpr {
 
 impl CompiledAcl {
     pub fn compile(bodies: &[AclBody]) -> Result<CompiledAcl, String> {
-        let exprs = bodies.iter().map(|b| Ok(AclExpr { sample: CompiledSample::compile(&b.expr)?, matcher: Matcher::compile(b)? })).collect::<Result<_, String>>()?;
+        let exprs =
+            bodies.iter().map(|b| Ok(AclExpr { sample: CompiledSample::compile(&b.expr)?, matcher: Matcher::compile(b)? })).collect::<Result<_, String>>()?;
         Ok(CompiledAcl { exprs })
     }
 
@@ -178,13 +179,29 @@ enum Matcher {
     Len(Vec<IntRange>),
     Ip(IpSet),
     Bin(Vec<Box<[u8]>>),
-    Str { exact: Exact, icase: bool },
-    Sub { pats: Vec<Box<[u8]>>, icase: bool },
+    Str {
+        exact: Exact,
+        icase: bool,
+    },
+    Sub {
+        pats: Vec<Box<[u8]>>,
+        icase: bool,
+    },
     Reg(Vec<regex::bytes::Regex>),
-    Beg { pats: Vec<Box<[u8]>>, icase: bool },
-    End { pats: Vec<Box<[u8]>>, icase: bool },
+    Beg {
+        pats: Vec<Box<[u8]>>,
+        icase: bool,
+    },
+    End {
+        pats: Vec<Box<[u8]>>,
+        icase: bool,
+    },
     /// `dir` and `dom`: the pattern between delimiters, which are given here.
-    Delimited { pats: Vec<Box<[u8]>>, icase: bool, delims: &'static [u8] },
+    Delimited {
+        pats: Vec<Box<[u8]>>,
+        icase: bool,
+        delims: &'static [u8],
+    },
 }
 
 impl Matcher {
@@ -221,7 +238,9 @@ impl Matcher {
                 }
                 Matcher::Ip(set)
             }
-            MatchMethod::Bin => Matcher::Bin(b.patterns.iter().filter_map(|p| if let Pattern::Bin(v) = p { Some(v.as_slice().into()) } else { None }).collect()),
+            MatchMethod::Bin => {
+                Matcher::Bin(b.patterns.iter().filter_map(|p| if let Pattern::Bin(v) = p { Some(v.as_slice().into()) } else { None }).collect())
+            }
             MatchMethod::Str => {
                 let pats = strings();
                 let exact = if pats.len() > SET_THRESHOLD { Exact::Set(pats.into_iter().collect()) } else { Exact::List(pats) };
@@ -327,9 +346,7 @@ fn match_word(s: &[u8], pat: &[u8], icase: bool, delims: &[u8]) -> bool {
     if pat.is_empty() || pat.len() > s.len() {
         return false;
     }
-    (0..=s.len() - pat.len()).any(|i| {
-        (i == 0 || is_delim(&s[i - 1])) && eq(pat, &s[i..i + pat.len()], icase) && s.get(i + pat.len()).is_none_or(is_delim)
-    })
+    (0..=s.len() - pat.len()).any(|i| (i == 0 || is_delim(&s[i - 1])) && eq(pat, &s[i..i + pat.len()], icase) && s.get(i + pat.len()).is_none_or(is_delim))
 }
 
 /// Every predefined ACL name, for tests.

@@ -53,15 +53,35 @@ pub(crate) enum Subst {
 pub(crate) enum Conv {
     Lower,
     Upper,
-    IpMask { v4: Ipv4Addr, v6: Option<Ipv6Addr> },
+    IpMask {
+        v4: Ipv4Addr,
+        v6: Option<Ipv6Addr>,
+    },
     Length,
-    Bytes { offset: usize, length: Option<usize> },
-    Field { index: i64, delims: Box<[u8]>, count: i64 },
-    Word { index: i64, delims: Box<[u8]>, count: i64 },
-    Concat { start: Box<[u8]>, end: Box<[u8]> },
+    Bytes {
+        offset: usize,
+        length: Option<usize>,
+    },
+    Field {
+        index: i64,
+        delims: Box<[u8]>,
+        count: i64,
+    },
+    Word {
+        index: i64,
+        delims: Box<[u8]>,
+        count: i64,
+    },
+    Concat {
+        start: Box<[u8]>,
+        end: Box<[u8]>,
+    },
     Hex,
     Base64,
-    Hash { func: Hash, avalanche: bool },
+    Hash {
+        func: Hash,
+        avalanche: bool,
+    },
     Arith(Arith, i64),
     Neg,
     Cpl,
@@ -69,7 +89,11 @@ pub(crate) enum Conv {
     Bool,
     Even,
     Odd,
-    RegSub { re: regex::bytes::Regex, subst: Vec<Subst>, global: bool },
+    RegSub {
+        re: regex::bytes::Regex,
+        subst: Vec<Subst>,
+        global: bool,
+    },
     /// Known to the registry, not applied at this layer: the sample becomes absent.
     Unsupported,
 }

@@ -95,7 +95,6 @@ impl SampleRef<'_> {
             _ => self.as_bytes(),
         }
     }
-
 }
 
 impl<'a> SampleRef<'a> {

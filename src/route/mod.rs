@@ -5,6 +5,8 @@
 pub mod acl;
 pub mod convert;
 pub mod eval;
+#[cfg(test)]
+mod eval_tests;
 pub mod fetch;
 pub mod sample;
 
