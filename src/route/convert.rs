@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 
 use super::eval::SampleRef;
-use crate::config::expr::{Call, compile_regex};
+use crate::config::expr::Call;
 
 const IMPLEMENTED: &[&str] = &[
     "lower", "upper", "ipmask", "length", "bytes", "field", "word", "concat", "hex", "base64", "crc32", "djb2", "sdbm", "wt6", "add", "sub", "mul", "div",
@@ -118,7 +118,8 @@ impl Conv {
             "lower" => Conv::Lower,
             "upper" => Conv::Upper,
             "ipmask" => {
-                let v4 = parse_v4_mask(arg(call, 0).unwrap_or_default()).ok_or_else(|| format!("ipmask: invalid IPv4 mask '{}'", call.args[0]))?;
+                let m4 = arg(call, 0).unwrap_or_default();
+                let v4 = parse_v4_mask(m4).ok_or_else(|| format!("ipmask: invalid IPv4 mask '{m4}'"))?;
                 let v6 = arg(call, 1).map(|m| parse_v6_mask(m).ok_or_else(|| format!("ipmask: invalid IPv6 mask '{m}'"))).transpose()?;
                 Conv::IpMask { v4, v6 }
             }
@@ -175,8 +176,7 @@ impl Conv {
                     return Err(format!("regsub: unknown flag '{bad}' (expected i or g)"));
                 }
                 let source = call.args.first().map(String::as_str).unwrap_or_default();
-                // Same options as the configuration check, on bytes: samples need not be UTF-8.
-                compile_regex(source, flags.contains('i'))?;
+                // The configuration check's options (`compile_regex`), on bytes: samples need not be UTF-8.
                 let re = regex::bytes::RegexBuilder::new(source)
                     .case_insensitive(flags.contains('i'))
                     .size_limit(1 << 22)
