@@ -729,3 +729,26 @@ mod never_panic {
         }
     }
 }
+
+#[test]
+fn odd_arguments_never_panic_in_compile_or_eval() {
+    use crate::config::expr::{Call, SampleExpr};
+    let r = super::sample::registry();
+    let odd: &[&[&str]] = &[&[], &[""], &["x"], &["-1", "-1", "-1"], &["999999999999999999999"], &["0", "", "0"]];
+    let c = Ctx::with_buf(b"\x16\x03\x01\x00\x05\x01\x00\x00\x01");
+    for args in odd {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        for d in &r.fetches {
+            let expr = SampleExpr { fetch: Call { name: d.name.into(), args: args.clone() }, converters: Vec::new() };
+            if let Ok(s) = CompiledSample::compile(&expr) {
+                let _ = s.eval(&c);
+            }
+        }
+        for d in &r.converters {
+            let expr = SampleExpr { fetch: Call { name: "src".into(), args: Vec::new() }, converters: vec![Call { name: d.name.into(), args: args.clone() }] };
+            if let Ok(s) = CompiledSample::compile(&expr) {
+                let _ = s.eval(&c);
+            }
+        }
+    }
+}
