@@ -1,12 +1,28 @@
-//! Evaluating conditions and sample expressions against a stream. (Interface stub: the evaluator
-//! lands next.) Conditions are compiled once per routing table from the configuration's
-//! `Condition`s and the proxy's declared ACLs; evaluation reads the stream through [`StreamCtx`].
+//! Evaluating conditions and sample expressions against a stream. Conditions are compiled once per
+//! routing table from the configuration's `Condition`s and the proxy's declared ACLs; evaluation
+//! reads the stream through [`StreamCtx`].
+//!
+//! Evaluation follows HAProxy (configuration manual 7.1 and 7.2): an ACL matches when any of its
+//! patterns matches the sample (and when any of its same-named declarations matches); terms are
+//! ANDed, groups ORed, `unless` inverts. A sample that is absent, or present but still able to change
+//! (`req.len`), while more request data may arrive gives [`Tri::Miss`], which propagates with
+//! three-valued logic. Once [`StreamCtx::req_final`] is true a miss is a no-match.
+//!
+//! Samples are computed into [`SampleRef`], which borrows from the request buffer and the compiled
+//! expression: matching a string or a payload slice allocates nothing.
 
+use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 
+use super::acl::{self, CompiledAcl};
+use super::convert::Conv;
+use super::fetch::{Fetch, Fetched};
 use crate::balance::BackendState;
-use crate::config::expr::{Condition, SampleExpr};
+use crate::config::expr::{AclRef, Condition, Polarity, SampleExpr};
 use crate::config::model::AclDecl;
+
+pub use super::convert::implemented_converters;
+pub use super::fetch::implemented_fetches;
 
 /// A sample value.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,6 +34,79 @@ pub enum Sample {
     Bin(Vec<u8>),
 }
 
+/// A sample value that may borrow from the stream's buffer or from the compiled expression. Strings
+/// are bytes: what a client sent need not be UTF-8.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SampleRef<'a> {
+    Bool(bool),
+    Int(i64),
+    Ip(IpAddr),
+    Str(Cow<'a, [u8]>),
+    Bin(Cow<'a, [u8]>),
+}
+
+impl SampleRef<'_> {
+    /// An owned copy; strings that are not UTF-8 are converted lossily.
+    pub fn to_sample(&self) -> Sample {
+        match self {
+            SampleRef::Bool(b) => Sample::Bool(*b),
+            SampleRef::Int(n) => Sample::Int(*n),
+            SampleRef::Ip(a) => Sample::Ip(*a),
+            SampleRef::Str(s) => Sample::Str(String::from_utf8_lossy(s).into_owned()),
+            SampleRef::Bin(b) => Sample::Bin(b.to_vec()),
+        }
+    }
+
+    /// The sample as an integer, as HAProxy casts: booleans are 0 or 1, strings are parsed.
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            SampleRef::Bool(b) => Some(i64::from(*b)),
+            SampleRef::Int(n) => Some(*n),
+            SampleRef::Str(s) => std::str::from_utf8(s).ok()?.trim().parse().ok(),
+            SampleRef::Ip(_) | SampleRef::Bin(_) => None,
+        }
+    }
+
+    /// The sample as an address: strings are parsed.
+    pub fn as_ip(&self) -> Option<IpAddr> {
+        match self {
+            SampleRef::Ip(a) => Some(*a),
+            SampleRef::Str(s) => std::str::from_utf8(s).ok()?.trim().parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// The sample as a string: borrowed for strings and binaries, formatted otherwise.
+    pub fn as_bytes(&self) -> Cow<'_, [u8]> {
+        match self {
+            SampleRef::Str(s) | SampleRef::Bin(s) => Cow::Borrowed(s.as_ref()),
+            SampleRef::Bool(b) => Cow::Borrowed(if *b { b"1" } else { b"0" }),
+            SampleRef::Int(n) => Cow::Owned(n.to_string().into_bytes()),
+            SampleRef::Ip(a) => Cow::Owned(a.to_string().into_bytes()),
+        }
+    }
+
+    /// The sample as binary input (hashes, `hex`, `base64`): addresses are their network-order
+    /// bytes, as HAProxy casts them; everything else as [`as_bytes`](Self::as_bytes).
+    pub fn as_bin(&self) -> Cow<'_, [u8]> {
+        match self {
+            SampleRef::Ip(IpAddr::V4(a)) => Cow::Owned(a.octets().to_vec()),
+            SampleRef::Ip(IpAddr::V6(a)) => Cow::Owned(a.octets().to_vec()),
+            _ => self.as_bytes(),
+        }
+    }
+}
+
+impl<'a> SampleRef<'a> {
+    /// The string or binary content, moved out without copying; other types are formatted.
+    pub(crate) fn into_bytes(self) -> Cow<'a, [u8]> {
+        match self {
+            SampleRef::Str(s) | SampleRef::Bin(s) => s,
+            other => Cow::Owned(other.as_bytes().into_owned()),
+        }
+    }
+}
+
 /// The outcome of a condition. `Miss` means the answer needs data that has not arrived yet (content
 /// inspection before `inspect-delay` expires); once the stream says its data is final, a miss is
 /// a no-match.
@@ -26,6 +115,40 @@ pub enum Tri {
     Yes,
     No,
     Miss,
+}
+
+impl Tri {
+    /// Three-valued AND: a `No` decides, then a `Miss`.
+    pub fn and(self, other: Tri) -> Tri {
+        match (self, other) {
+            (Tri::No, _) | (_, Tri::No) => Tri::No,
+            (Tri::Miss, _) | (_, Tri::Miss) => Tri::Miss,
+            _ => Tri::Yes,
+        }
+    }
+
+    /// Three-valued OR: a `Yes` decides, then a `Miss`.
+    pub fn or(self, other: Tri) -> Tri {
+        match (self, other) {
+            (Tri::Yes, _) | (_, Tri::Yes) => Tri::Yes,
+            (Tri::Miss, _) | (_, Tri::Miss) => Tri::Miss,
+            _ => Tri::No,
+        }
+    }
+
+    /// Negation; a miss stays a miss.
+    #[allow(clippy::should_implement_trait)]
+    pub fn not(self) -> Tri {
+        match self {
+            Tri::Yes => Tri::No,
+            Tri::No => Tri::Yes,
+            Tri::Miss => Tri::Miss,
+        }
+    }
+
+    pub fn from_bool(b: bool) -> Tri {
+        if b { Tri::Yes } else { Tri::No }
+    }
 }
 
 /// What the evaluator may ask of a stream.
@@ -40,8 +163,18 @@ pub trait StreamCtx {
     fn backend(&self, name: &str) -> Option<&BackendState>;
     /// The backend chosen so far, if any (fetches without an argument use it).
     fn current_backend(&self) -> Option<&BackendState>;
+    /// The numeric id of [`current_backend`](Self::current_backend), for `be_id`; `None` makes
+    /// `be_id` absent.
+    fn current_backend_id(&self) -> Option<u32> {
+        None
+    }
     /// The bytes the client sent so far, not yet forwarded (content inspection).
     fn req_buffer(&self) -> &[u8];
+    /// The most bytes the request buffer will ever hold (HAProxy's `tune.bufsize`): a payload
+    /// beyond it can never arrive, so waiting for it is pointless and it does not match at once.
+    fn req_buffer_limit(&self) -> usize {
+        16384
+    }
     /// True when no more request data will be waited for: a miss is then a no-match.
     fn req_final(&self) -> bool;
 }
@@ -49,37 +182,107 @@ pub trait StreamCtx {
 /// A condition ready to evaluate.
 #[derive(Debug)]
 pub struct CompiledCond {
-    cond: Condition,
+    unless: bool,
+    /// ORs of ANDs of (negated, index into `acls`).
+    any_of: Vec<Vec<(bool, usize)>>,
+    /// Each ACL the condition names, compiled once even when named several times.
+    acls: Vec<CompiledAcl>,
 }
 
 impl CompiledCond {
-    /// Compiles `cond`, resolving named ACLs against `acls` (the proxy's declarations).
+    /// Compiles `cond`, resolving named ACLs against `acls` (the proxy's declarations; several
+    /// declarations of one name are ORed) and then the predefined ACLs.
     pub fn compile(cond: &Condition, acls: &[AclDecl]) -> Result<CompiledCond, String> {
-        let _ = acls;
-        Ok(CompiledCond { cond: cond.clone() })
+        let mut compiled = Vec::new();
+        let mut names: Vec<&str> = Vec::new();
+        let mut any_of = Vec::with_capacity(cond.any_of.len());
+        for group in &cond.any_of {
+            let mut terms = Vec::with_capacity(group.len());
+            for term in group {
+                let index = match &term.acl {
+                    AclRef::Named(name) => match names.iter().position(|n| n == name) {
+                        Some(i) => i,
+                        None => {
+                            compiled.push(acl::compile_named(name, acls)?);
+                            names.push(name);
+                            compiled.len() - 1
+                        }
+                    },
+                    AclRef::Inline(body) => {
+                        compiled.push(CompiledAcl::compile(std::slice::from_ref(body.as_ref()))?);
+                        // Inline ACLs are never shared: keep `names` aligned with an impossible name.
+                        names.push("");
+                        compiled.len() - 1
+                    }
+                };
+                terms.push((term.negated, index));
+            }
+            any_of.push(terms);
+        }
+        Ok(CompiledCond { unless: cond.polarity == Polarity::Unless, any_of, acls: compiled })
     }
 
     pub fn eval(&self, ctx: &dyn StreamCtx) -> Tri {
-        let _ = (ctx, &self.cond);
-        Tri::No
+        let mut result = Tri::No;
+        for group in &self.any_of {
+            let mut all = Tri::Yes;
+            for &(negated, i) in group {
+                let Some(acl) = self.acls.get(i) else { return Tri::No };
+                let t = acl.eval(ctx);
+                all = all.and(if negated { t.not() } else { t });
+                if all == Tri::No {
+                    break;
+                }
+            }
+            result = result.or(all);
+            if result == Tri::Yes {
+                break;
+            }
+        }
+        if self.unless { result.not() } else { result }
     }
 }
 
 /// A sample expression ready to evaluate.
 #[derive(Debug)]
 pub struct CompiledSample {
-    expr: SampleExpr,
+    fetch: Fetch,
+    converters: Vec<Conv>,
 }
 
 impl CompiledSample {
+    /// Compiles the fetch and converters, parsing constant arguments (`ipv4(...)`, masks, regexes)
+    /// once. Fetches and converters not implemented at this layer compile to "absent".
     pub fn compile(expr: &SampleExpr) -> Result<CompiledSample, String> {
-        Ok(CompiledSample { expr: expr.clone() })
+        let fetch = Fetch::compile(&expr.fetch)?;
+        let converters = expr.converters.iter().map(Conv::compile).collect::<Result<_, _>>()?;
+        Ok(CompiledSample { fetch, converters })
     }
 
     /// `Err(())` is a miss (data not there yet); `Ok(None)` is an absent sample.
     #[allow(clippy::result_unit_err)]
     pub fn eval(&self, ctx: &dyn StreamCtx) -> Result<Option<Sample>, ()> {
-        let _ = (ctx, &self.expr);
-        Ok(None)
+        self.eval_ref(ctx).map(|s| s.map(|s| s.to_sample()))
+    }
+
+    /// As [`eval`](Self::eval), borrowing from the stream and the expression where it can.
+    #[allow(clippy::result_unit_err)]
+    pub fn eval_ref<'a>(&'a self, ctx: &'a dyn StreamCtx) -> Result<Option<SampleRef<'a>>, ()> {
+        let f = self.fetched(ctx);
+        match f.value {
+            None if f.may_change => Err(()),
+            v => Ok(v),
+        }
+    }
+
+    /// The sample and whether it may still change (more data may arrive).
+    pub(crate) fn fetched<'a>(&'a self, ctx: &'a dyn StreamCtx) -> Fetched<'a> {
+        let Fetched { value, may_change } = self.fetch.eval(ctx);
+        let mut value = value;
+        for c in &self.converters {
+            let Some(v) = value else { break };
+            value = c.apply(v);
+        }
+        Fetched { value, may_change }
     }
 }

@@ -4,7 +4,12 @@
 //! Backend state ([`BackendState`]) is shared by every worker and outlives nothing but the table:
 //! counters and server states live there.
 
+pub mod acl;
+pub mod convert;
 pub mod eval;
+#[cfg(test)]
+mod eval_tests;
+pub mod fetch;
 pub mod sample;
 
 use std::sync::Arc;

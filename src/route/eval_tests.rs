@@ -1,0 +1,754 @@
+//! Conditions, ACLs, fetches and converters evaluated against a test stream: configuration text in,
+//! `Tri` or sample out.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use super::eval::{CompiledCond, CompiledSample, Sample, StreamCtx, Tri, implemented_converters, implemented_fetches};
+use crate::balance::{AdminState, Algorithm, BackendState, BalanceOpts, PickKey, ServerAddr, ServerState};
+use crate::config::diag::Span;
+use crate::config::expr::{parse_acl, parse_condition, parse_sample};
+use crate::config::lex::split_words;
+use crate::config::model::AclDecl;
+use crate::l4::clienthello::tests::{build_hello, openssl_hello, sni_ext};
+
+#[derive(Debug)]
+struct FirstUsable;
+
+impl Algorithm for FirstUsable {
+    fn pick(&self, servers: &[Arc<ServerState>], eligible: &dyn Fn(usize) -> bool, _key: &PickKey) -> Option<usize> {
+        (0..servers.len()).find(|&i| eligible(i))
+    }
+}
+
+struct Ctx {
+    src: Option<SocketAddr>,
+    dst: Option<SocketAddr>,
+    buf: Vec<u8>,
+    fin: bool,
+    backends: Vec<BackendState>,
+    current: Option<usize>,
+}
+
+impl Ctx {
+    fn new() -> Ctx {
+        Ctx {
+            src: Some("10.1.2.3:40000".parse().unwrap()),
+            dst: Some("192.0.2.1:443".parse().unwrap()),
+            buf: Vec::new(),
+            fin: false,
+            backends: vec![backend("be_app", 3), backend("be_empty", 0)],
+            current: Some(0),
+        }
+    }
+    fn with_buf(buf: &[u8]) -> Ctx {
+        Ctx { buf: buf.to_vec(), ..Ctx::new() }
+    }
+    fn finalized(mut self) -> Ctx {
+        self.fin = true;
+        self
+    }
+}
+
+fn backend(name: &str, n: u32) -> BackendState {
+    let servers =
+        (0..n).map(|i| ServerState::new(&format!("s{i}"), i + 1, ServerAddr::Inet(format!("127.0.0.1:{}", 8000 + i).parse().unwrap()), 1, false)).collect();
+    BackendState::new(name, servers, Box::new(FirstUsable), BalanceOpts::default())
+}
+
+impl StreamCtx for Ctx {
+    fn src(&self) -> Option<SocketAddr> {
+        self.src
+    }
+    fn dst(&self) -> Option<SocketAddr> {
+        self.dst
+    }
+    fn frontend_name(&self) -> &str {
+        "fe_main"
+    }
+    fn frontend_id(&self) -> u32 {
+        7
+    }
+    fn backend(&self, name: &str) -> Option<&BackendState> {
+        self.backends.iter().find(|b| b.name == name)
+    }
+    fn current_backend(&self) -> Option<&BackendState> {
+        self.backends.get(self.current?)
+    }
+    fn current_backend_id(&self) -> Option<u32> {
+        self.current.map(|i| i as u32 + 3)
+    }
+    fn req_buffer(&self) -> &[u8] {
+        &self.buf
+    }
+    fn req_final(&self) -> bool {
+        self.fin
+    }
+}
+
+fn cond_with(text: &str, acls: &[AclDecl]) -> CompiledCond {
+    let words = split_words(text, &HashMap::new()).unwrap();
+    let c = parse_condition(&words).unwrap_or_else(|e| panic!("{text}: {e}"));
+    CompiledCond::compile(&c, acls).unwrap_or_else(|e| panic!("{text}: {e}"))
+}
+
+fn eval(text: &str, ctx: &Ctx) -> Tri {
+    cond_with(text, &[]).eval(ctx)
+}
+
+fn decl(name: &str, body: &str) -> AclDecl {
+    let words = split_words(body, &HashMap::new()).unwrap();
+    AclDecl { name: name.into(), body: parse_acl(&words).unwrap_or_else(|e| panic!("{body}: {e}")), span: Span::new("test".into(), 1) }
+}
+
+fn sample(text: &str, ctx: &Ctx) -> Result<Option<Sample>, ()> {
+    CompiledSample::compile(&parse_sample(text).unwrap_or_else(|e| panic!("{text}: {e}"))).unwrap_or_else(|e| panic!("{text}: {e}")).eval(ctx)
+}
+
+fn str_of(text: &str) -> String {
+    match sample(text, &Ctx::new()) {
+        Ok(Some(Sample::Str(s))) => s,
+        other => panic!("{text}: {other:?}"),
+    }
+}
+
+fn int_of(text: &str) -> i64 {
+    match sample(text, &Ctx::new()) {
+        Ok(Some(Sample::Int(n))) => n,
+        other => panic!("{text}: {other:?}"),
+    }
+}
+
+use Tri::{Miss, No, Yes};
+
+// Match methods.
+
+#[test]
+fn found_and_bool() {
+    let c = Ctx::new();
+    assert_eq!(eval("if { src -m found }", &c), Yes);
+    assert_eq!(eval("if { env(SLUICED_SURELY_UNSET_VAR) -m found }", &c), No);
+    assert_eq!(eval("if { always_true }", &c), Yes);
+    assert_eq!(eval("if { int(0) -m bool }", &c), No);
+    assert_eq!(eval("if { int(-2) -m bool }", &c), Yes);
+}
+
+#[test]
+fn int_operators_and_ranges() {
+    let c = Ctx::new();
+    for (acl, want) in [
+        ("dst_port 443", Yes),
+        ("dst_port eq 80", No),
+        ("dst_port gt 442", Yes),
+        ("dst_port gt 443", No),
+        ("dst_port ge 443", Yes),
+        ("dst_port lt 443", No),
+        ("dst_port le 443", Yes),
+        ("dst_port 1:100 400:500", Yes),
+        ("dst_port 1:100 444:", No),
+        ("dst_port :443", Yes),
+        ("src_port 80 40000", Yes),
+    ] {
+        assert_eq!(eval(&format!("if {{ {acl} }}"), &c), want, "{acl}");
+    }
+}
+
+#[test]
+fn string_methods() {
+    let c = Ctx::new();
+    for (acl, want) in [
+        ("str(/api/v1/Users) /api/v1/Users", Yes),
+        ("str(/api/v1/Users) /api/v1/users", No),
+        ("str(/api/v1/Users) -i /API/V1/users", Yes),
+        ("str(/api/v1/Users) -m beg /api/", Yes),
+        ("str(/api/v1/Users) -m beg /v1", No),
+        ("str(/api/v1/Users) -m end Users", Yes),
+        ("str(/api/v1/Users) -m end -i -m end users", Yes),
+        ("str(/api/v1/Users) -m sub v1/U", Yes),
+        ("str(/api/v1/Users) -m sub -i V1/u", Yes),
+        ("str(/api/v1/Users) -m sub v2", No),
+        ("str(/api/v1/Users) -m reg ^/api/v[0-9]+/", Yes),
+        ("str(/api/v1/Users) -m reg users$", No),
+        ("str(/api/v1/Users) -i -m reg users$", Yes),
+        ("str(/api/v1/Users) -m len 13", Yes),
+        ("str(/api/v1/Users) -m len gt 13", No),
+        ("str(/img/logo.png?x=1) -m dir img", Yes),
+        ("str(/img/logo.png?x=1) -m dir /img/", Yes),
+        ("str(/img/logo.png?x=1) -m dir im", No),
+        ("str(/img/logo.png?x=1) -m dir logo.png", Yes),
+        ("str(www.Example.com:8080) -m dom example.com", No),
+        ("str(www.Example.com:8080) -i -m dom example.com", Yes),
+        ("str(www.Example.com:8080) -i -m dom .example.", Yes),
+        ("str(www.Example.com:8080) -i -m dom ample.com", No),
+        ("str(www.example.com) -m dom www", Yes),
+        ("str(abc) x y abc", Yes),
+        ("str(abc) -m found", Yes),
+    ] {
+        assert_eq!(eval(&format!("if {{ {acl} }}"), &c), want, "{acl}");
+    }
+}
+
+#[test]
+fn many_exact_strings_use_the_set() {
+    let c = Ctx::new();
+    let many: String = (0..50).map(|i| format!("host{i}.example.com ")).collect();
+    assert_eq!(eval(&format!("if {{ str(host42.example.com) {many} }}"), &c), Yes);
+    assert_eq!(eval(&format!("if {{ str(HOST42.example.COM) -i {many} }}"), &c), Yes);
+    assert_eq!(eval(&format!("if {{ str(HOST42.example.COM) {many} }}"), &c), No);
+    assert_eq!(eval(&format!("if {{ str(host50.example.com) -i {many} }}"), &c), No);
+    let long = "a".repeat(300);
+    assert_eq!(eval(&format!("if {{ str({}) -i {many} {long} }}", long.to_uppercase()), &c), Yes);
+}
+
+#[test]
+fn binary_matches() {
+    let c = Ctx::with_buf(b"\x16\x03\x01\x02\x00");
+    assert_eq!(eval("if { req.payload(0,3) -m bin 160301 }", &c), Yes);
+    assert_eq!(eval("if { req.payload(0,3) -m bin 160303 160301 }", &c), Yes);
+    assert_eq!(eval("if { req.payload(0,2) -m bin 1603 }", &c), Yes);
+    assert_eq!(eval("if { req.payload(0,2) -m bin 1703 }", &c), No);
+}
+
+#[test]
+fn ip_masks_and_families() {
+    let mut c = Ctx::new();
+    assert_eq!(eval("if { src 10.0.0.0/8 }", &c), Yes);
+    assert_eq!(eval("if { src 10.1.2.0/255.255.255.0 }", &c), Yes);
+    assert_eq!(eval("if { src 10.1.3.0/24 192.168.0.0/16 }", &c), No);
+    assert_eq!(eval("if { src 10.1.2.3 }", &c), Yes);
+    assert_eq!(eval("if { src 0.0.0.0/0 }", &c), Yes);
+    assert_eq!(eval("if { src ::ffff:10.1.2.0/120 }", &c), Yes, "an IPv4 sample matches its mapped form");
+    c.src = Some("[::ffff:10.1.2.3]:1".parse().unwrap());
+    assert_eq!(eval("if { src 10.0.0.0/8 }", &c), Yes, "an IPv4-mapped sample matches IPv4 patterns");
+    c.src = Some("[2001:db8::5]:1".parse().unwrap());
+    assert_eq!(eval("if { src 2001:db8::/32 }", &c), Yes);
+    assert_eq!(eval("if { src 2001:db9::/32 10.0.0.0/8 }", &c), No);
+    assert_eq!(eval("if { src 2001:db8::5 }", &c), Yes);
+    let many: String = (0..40).map(|i| format!("2001:db8::{i:x} ")).collect();
+    assert_eq!(eval(&format!("if {{ src {many} }}"), &c), Yes);
+    assert_eq!(eval("if { str(10.1.2.3) -m ip 10.0.0.0/8 }", &c), Yes, "strings are cast to addresses");
+}
+
+#[test]
+fn host_name_patterns_are_resolved_at_compile_time() {
+    let mut c = Ctx::new();
+    c.src = Some("127.0.0.1:5".parse().unwrap());
+    assert_eq!(eval("if { src localhost }", &c), Yes);
+}
+
+// Condition logic.
+
+#[test]
+fn and_or_not_unless() {
+    let c = Ctx::new();
+    for (text, want) in [
+        ("if TRUE", Yes),
+        ("if FALSE", No),
+        ("if TRUE FALSE", No),
+        ("if TRUE TRUE", Yes),
+        ("if FALSE || TRUE", Yes),
+        ("if FALSE or FALSE", No),
+        ("if !FALSE", Yes),
+        ("if ! TRUE || FALSE", No),
+        ("if TRUE !FALSE || FALSE", Yes),
+        ("unless TRUE", No),
+        ("unless FALSE", Yes),
+        ("unless FALSE || TRUE", No),
+        ("if !{ src 10.0.0.0/8 }", No),
+        ("if { src 10.0.0.0/8 } { dst_port 443 }", Yes),
+    ] {
+        assert_eq!(eval(text, &c), want, "{text}");
+    }
+}
+
+#[test]
+fn three_valued_logic() {
+    assert_eq!(Miss.and(No), No);
+    assert_eq!(Miss.and(Yes), Miss);
+    assert_eq!(Miss.or(Yes), Yes);
+    assert_eq!(Miss.or(No), Miss);
+    assert_eq!(Miss.not(), Miss);
+    let c = Ctx::with_buf(b"\x16\x03");
+    let wait = "{ req.payload(0,4) -m bin 16030100 }";
+    assert_eq!(eval(&format!("if {wait}"), &c), Miss);
+    assert_eq!(eval(&format!("if !{wait}"), &c), Miss, "negating a miss is a miss");
+    assert_eq!(eval(&format!("unless {wait}"), &c), Miss);
+    assert_eq!(eval(&format!("if {wait} FALSE"), &c), No, "miss AND no");
+    assert_eq!(eval(&format!("if {wait} TRUE"), &c), Miss, "miss AND yes");
+    assert_eq!(eval(&format!("if {wait} || TRUE"), &c), Yes, "miss OR yes");
+    assert_eq!(eval(&format!("if {wait} || FALSE"), &c), Miss, "miss OR no");
+}
+
+#[test]
+fn payload_misses_until_enough_bytes_then_matches() {
+    let acl = "if { req.payload(0,4) -m bin 16030100 }";
+    let cond = cond_with(acl, &[]);
+    let full = b"\x16\x03\x01\x00\x10";
+    for n in 0..4 {
+        assert_eq!(cond.eval(&Ctx::with_buf(&full[..n])), Miss, "{n} bytes");
+        assert_eq!(cond.eval(&Ctx::with_buf(&full[..n]).finalized()), No, "{n} bytes, final");
+    }
+    assert_eq!(cond.eval(&Ctx::with_buf(&full[..4])), Yes);
+    assert_eq!(cond.eval(&Ctx::with_buf(b"GET ")), No, "enough bytes that do not match: no more waiting");
+}
+
+#[test]
+fn may_change_samples_miss_until_final() {
+    // req.len may grow: a no-match now is a miss, but a match is final.
+    let c = Ctx::with_buf(b"abc");
+    assert_eq!(eval("if { req.len gt 5 }", &c), Miss);
+    assert_eq!(eval("if { req.len gt 2 }", &c), Yes);
+    assert_eq!(eval("if { req.len gt 5 }", &Ctx::with_buf(b"abc").finalized()), No);
+    assert_eq!(eval("if REQ_CONTENT", &Ctx::new()), Miss);
+    assert_eq!(eval("if REQ_CONTENT", &Ctx::new().finalized()), No);
+    assert_eq!(eval("if REQ_CONTENT", &c), Yes);
+    assert_eq!(eval("if WAIT_END", &c), Miss);
+    assert_eq!(eval("if WAIT_END", &Ctx::new().finalized()), Yes);
+}
+
+// Named and predefined ACLs.
+
+#[test]
+fn named_acls_with_one_name_are_ored() {
+    let acls = [decl("internal", "src 192.168.0.0/16"), decl("other", "always_true"), decl("internal", "src 10.0.0.0/8")];
+    let c = Ctx::new();
+    assert_eq!(cond_with("if internal", &acls).eval(&c), Yes);
+    assert_eq!(cond_with("if !internal", &acls).eval(&c), No);
+    assert_eq!(cond_with("if internal internal other", &acls).eval(&c), Yes);
+    let acls = [decl("internal", "src 192.168.0.0/16"), decl("internal", "src 172.16.0.0/12")];
+    assert_eq!(cond_with("if internal", &acls).eval(&c), No);
+}
+
+#[test]
+fn declared_acls_shadow_predefined_ones() {
+    let acls = [decl("TRUE", "always_false")];
+    assert_eq!(cond_with("if TRUE", &acls).eval(&Ctx::new()), No);
+}
+
+#[test]
+fn unknown_acl_is_a_compile_error() {
+    let words = split_words("if nope", &HashMap::new()).unwrap();
+    assert!(CompiledCond::compile(&parse_condition(&words).unwrap(), &[]).unwrap_err().contains("unknown ACL 'nope'"));
+}
+
+#[test]
+fn every_predefined_acl_compiles() {
+    for name in super::acl::predefined_names() {
+        assert!(super::acl::predefined(name).unwrap().is_ok(), "{name}");
+    }
+    for name in crate::config::validate::PREDEFINED_ACLS {
+        assert!(super::acl::predefined(name).is_some(), "{name} is not compiled");
+    }
+}
+
+#[test]
+fn predefined_acls() {
+    let mut c = Ctx::new();
+    assert_eq!(eval("if LOCALHOST", &c), No);
+    c.src = Some("127.0.0.9:1".parse().unwrap());
+    assert_eq!(eval("if LOCALHOST", &c), Yes);
+    c.src = Some("[::1]:1".parse().unwrap());
+    assert_eq!(eval("if LOCALHOST", &c), Yes);
+    // HTTP-layer ACLs are absent at layer 4: no match, and no waiting.
+    assert_eq!(eval("if METH_GET", &c), No);
+    assert_eq!(eval("if HTTP_1.1", &c), No);
+    assert_eq!(eval("if HTTP", &Ctx::with_buf(b"GET / HTTP/1.1\r\n")), Yes);
+    assert_eq!(eval("if HTTP", &Ctx::with_buf(b"GET / HT")), Miss);
+    assert_eq!(eval("if HTTP", &Ctx::with_buf(b"\x16\x03\x01")), No);
+}
+
+// Layer 4 fetches.
+
+#[test]
+fn connection_fetches() {
+    assert_eq!(sample("src", &Ctx::new()), Ok(Some(Sample::Ip("10.1.2.3".parse().unwrap()))));
+    assert_eq!(sample("dst", &Ctx::new()), Ok(Some(Sample::Ip("192.0.2.1".parse().unwrap()))));
+    assert_eq!(int_of("src_port"), 40000);
+    assert_eq!(int_of("dst_port"), 443);
+    assert_eq!(str_of("fe_name"), "fe_main");
+    assert_eq!(int_of("fe_id"), 7);
+    assert_eq!(str_of("be_name"), "be_app");
+    assert_eq!(int_of("be_id"), 3);
+    let no_addr = Ctx { src: None, current: None, ..Ctx::new() };
+    assert_eq!(sample("src", &no_addr), Ok(None));
+    assert_eq!(sample("be_name", &no_addr), Ok(None));
+    assert_eq!(sample("nbsrv", &no_addr), Ok(None));
+}
+
+#[test]
+fn backend_state_fetches() {
+    let c = Ctx::new();
+    let app = &c.backends[0];
+    assert_eq!(int_of("nbsrv"), 3);
+    assert_eq!(sample("nbsrv(be_empty)", &c), Ok(Some(Sample::Int(0))));
+    app.servers[1].set_admin(AdminState::Maint);
+    assert_eq!(sample("nbsrv(be_app)", &c), Ok(Some(Sample::Int(2))));
+    app.servers[0].cur_conns.store(4, Ordering::Relaxed);
+    app.servers[2].cur_conns.store(1, Ordering::Relaxed);
+    assert_eq!(sample("be_conn", &c), Ok(Some(Sample::Int(5))));
+    assert_eq!(sample("be_conn(be_empty)", &c), Ok(Some(Sample::Int(0))));
+    assert_eq!(sample("be_conn(nope)", &c), Ok(None));
+    // Unlimited servers: connslots means nothing and is -1.
+    assert_eq!(sample("connslots", &c), Ok(Some(Sample::Int(-1))));
+    assert_eq!(eval("if { connslots(be_app) lt 0 }", &c), Yes);
+    assert_eq!(sample("connslots(be_empty)", &c), Ok(Some(Sample::Int(0))));
+    let mut limited = backend("be_lim", 2);
+    for s in &mut limited.servers {
+        let s = Arc::get_mut(s).unwrap();
+        s.maxconn.store(10, Ordering::Relaxed);
+        s.maxqueue = 5;
+    }
+    limited.servers[0].cur_conns.store(4, Ordering::Relaxed);
+    limited.servers[1].queued.store(2, Ordering::Relaxed);
+    let c = Ctx { backends: vec![limited], ..Ctx::new() };
+    // (10 - 4) + 5 + 10 + (5 - 2)
+    assert_eq!(sample("connslots", &c), Ok(Some(Sample::Int(24))));
+    c.backends[0].servers[1].set_up(false);
+    assert_eq!(sample("connslots", &c), Ok(Some(Sample::Int(11))));
+}
+
+#[test]
+fn constant_fetches() {
+    assert_eq!(int_of("int(-42)"), -42);
+    assert_eq!(str_of("str(hello)"), "hello");
+    assert_eq!(sample("bool(1)", &Ctx::new()), Ok(Some(Sample::Bool(true))));
+    assert_eq!(sample("ipv4(10.0.0.1)", &Ctx::new()), Ok(Some(Sample::Ip("10.0.0.1".parse().unwrap()))));
+    assert_eq!(sample("ipv6(::1)", &Ctx::new()), Ok(Some(Sample::Ip(IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1])))));
+    assert!(CompiledSample::compile(&parse_sample("ipv4(::1)").unwrap()).is_err());
+    assert!(CompiledSample::compile(&parse_sample("ipv6(nope)").unwrap()).is_err());
+    assert_eq!(sample("always_false", &Ctx::new()), Ok(Some(Sample::Bool(false))));
+    // PATH is set in any test environment.
+    assert_eq!(str_of("env(PATH)"), std::env::var("PATH").unwrap());
+    assert_eq!(sample("env(SLUICED_SURELY_UNSET_VAR)", &Ctx::new()), Ok(None));
+}
+
+#[test]
+fn request_length_and_payload() {
+    let c = Ctx::with_buf(b"\x00\x03abcdef");
+    assert_eq!(sample("req.len", &c), Ok(Some(Sample::Int(8))));
+    assert_eq!(sample("req_len", &c), Ok(Some(Sample::Int(8))));
+    assert_eq!(sample("req.payload(2,3)", &c), Ok(Some(Sample::Bin(b"abc".to_vec()))));
+    assert_eq!(sample("req.payload(2,0)", &c), Ok(Some(Sample::Bin(b"abcdef".to_vec()))));
+    assert_eq!(sample("req.payload(8,0)", &c), Ok(Some(Sample::Bin(Vec::new()))));
+    assert_eq!(sample("req.payload(9,0)", &c), Err(()));
+    assert_eq!(sample("req.payload(6,3)", &c), Err(()));
+    assert_eq!(sample("req.payload(6,3)", &Ctx::with_buf(b"\x00\x03abcdef").finalized()), Ok(None));
+    assert_eq!(sample("req.payload(0,100000)", &c), Ok(None), "beyond the buffer limit: never");
+    // Length-value blocks: a 2-byte length at 0, the block after it, or at an offset.
+    assert_eq!(sample("req.payload_lv(0,2)", &c), Ok(Some(Sample::Bin(b"abc".to_vec()))));
+    assert_eq!(sample("req.payload_lv(0,2,+1)", &c), Ok(Some(Sample::Bin(b"bcd".to_vec()))));
+    assert_eq!(sample("req.payload_lv(0,2,5)", &c), Ok(Some(Sample::Bin(b"def".to_vec()))));
+    assert_eq!(sample("req.payload_lv(0,2,6)", &c), Err(()));
+    assert_eq!(sample("req.payload_lv(1,1)", &c), Ok(Some(Sample::Bin(b"abc".to_vec()))));
+    assert_eq!(sample("req.payload_lv(0,1)", &c), Ok(None), "an empty block never matches");
+    assert_eq!(sample("req.payload_lv(0,2)", &Ctx::with_buf(b"\x00")), Err(()));
+    assert!(CompiledSample::compile(&parse_sample("req.payload_lv(0,5)").unwrap()).is_err());
+    assert!(CompiledSample::compile(&parse_sample("req.payload(-1,2)").unwrap()).is_err());
+}
+
+#[test]
+fn tls_hello_fetches_on_a_real_client_hello() {
+    let hello = openssl_hello();
+    let c = Ctx::with_buf(&hello);
+    assert_eq!(str_of_ctx("req.ssl_sni", &c), "example.com");
+    assert_eq!(str_of_ctx("req_ssl_sni", &c), "example.com");
+    assert_eq!(sample("req.ssl_hello_type", &c), Ok(Some(Sample::Int(1))));
+    assert_eq!(sample("req_ssl_hello_type", &c), Ok(Some(Sample::Int(1))));
+    assert_eq!(sample("req.ssl_ver", &c), Ok(Some(Sample::Int(3 << 16 | 3))));
+    assert_eq!(eval("if { req.ssl_ver 3.3 }", &c), Yes);
+    assert_eq!(eval("if { req_ssl_ver lt 3.3 }", &c), No);
+    assert_eq!(eval("if { req.ssl_sni -i EXAMPLE.com }", &c), Yes);
+    assert_eq!(eval("if { req.ssl_sni -m end .com }", &c), Yes);
+    assert_eq!(eval("if { req.ssl_hello_type 1 }", &c), Yes);
+    for n in [0, 1, 5, 9, 100, hello.len() - 1] {
+        let partial = Ctx::with_buf(&hello[..n]);
+        assert_eq!(eval("if { req.ssl_sni -i example.com }", &partial), Miss, "{n} bytes");
+        assert_eq!(eval("if { req.ssl_hello_type 1 }", &partial), Miss, "{n} bytes");
+        assert_eq!(eval("if { req.ssl_ver 3.3 }", &partial), Miss, "{n} bytes");
+        assert_eq!(eval("if { req.ssl_sni -i example.com }", &Ctx::with_buf(&hello[..n]).finalized()), No, "{n} bytes, final");
+    }
+    let plain = Ctx::with_buf(b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n");
+    assert_eq!(eval("if { req.ssl_sni -m found }", &plain), No);
+    assert_eq!(eval("if { req.ssl_hello_type 1 }", &plain), No);
+    assert_eq!(eval("if { req.ssl_ver gt 0 }", &plain), No);
+    let no_sni = Ctx::with_buf(&build_hello(Some(&[])));
+    assert_eq!(eval("if { req.ssl_sni -m found }", &no_sni), No);
+    assert_eq!(eval("if { req.ssl_hello_type 1 }", &no_sni), Yes);
+    let upper = Ctx::with_buf(&build_hello(Some(&[sni_ext(b"Mixed.Example")])));
+    assert_eq!(str_of_ctx("req.ssl_sni", &upper), "Mixed.Example");
+    assert_eq!(eval("if { req.ssl_sni,lower mixed.example }", &upper), Yes);
+}
+
+fn str_of_ctx(text: &str, c: &Ctx) -> String {
+    match sample(text, c) {
+        Ok(Some(Sample::Str(s))) => s,
+        other => panic!("{text}: {other:?}"),
+    }
+}
+
+#[test]
+fn proto_http_checks_the_request_line() {
+    for (buf, want) in [
+        (&b"GET / HTTP/1.1\r\n"[..], Yes),
+        (b"POST /x?y=1 HTTP/1.0\n", Yes),
+        (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", Yes),
+        (b"", Miss),
+        (b"GET", Miss),
+        (b"GET /index.html HTTP/1.", Miss),
+        (b"GET / HTTP/1.1\r", Miss),
+        (b" GET / HTTP/1.1\r\n", No),
+        (b"GET  / HTTP/1.1\r\n", No),
+        (b"GET / FTP/1.1\r\n", No),
+        (b"GET / HTTP/1.1x", No),
+        (b"\x16\x03\x01", No),
+    ] {
+        assert_eq!(eval("if { req.proto_http }", &Ctx::with_buf(buf)), want, "{:?}", String::from_utf8_lossy(buf));
+    }
+    assert_eq!(eval("if { req.proto_http }", &Ctx::with_buf(b"GET").finalized()), No);
+}
+
+#[test]
+fn fetches_not_implemented_here_are_absent() {
+    let c = Ctx::with_buf(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(sample("req.hdr(host)", &c), Ok(None));
+    assert_eq!(eval("if { req.hdr(host) -m found }", &c), No);
+    assert_eq!(eval("if { ssl_fc }", &c), No);
+    assert_eq!(eval("if !{ path_beg / }", &c), Yes);
+}
+
+#[test]
+fn implemented_names_are_in_the_registry() {
+    let r = super::sample::registry();
+    for f in implemented_fetches() {
+        assert!(r.fetch(f).is_some(), "fetch {f}");
+    }
+    for c in implemented_converters() {
+        assert!(r.converter(c).is_some(), "converter {c}");
+    }
+}
+
+// Converters.
+
+#[test]
+fn case_and_length_converters() {
+    assert_eq!(str_of("str(MiXed),lower"), "mixed");
+    assert_eq!(str_of("str(MiXed),upper"), "MIXED");
+    assert_eq!(int_of("str(hello),length"), 5);
+    assert_eq!(int_of("int(12345),length"), 5);
+    assert_eq!(str_of("src,lower"), "10.1.2.3");
+}
+
+#[test]
+fn ipmask_converter() {
+    assert_eq!(sample("src,ipmask(24)", &Ctx::new()), Ok(Some(Sample::Ip("10.1.2.0".parse().unwrap()))));
+    assert_eq!(sample("src,ipmask(255.255.0.0)", &Ctx::new()), Ok(Some(Sample::Ip("10.1.0.0".parse().unwrap()))));
+    let v6 = Ctx { src: Some("[2001:db8:1:2::5]:1".parse().unwrap()), ..Ctx::new() };
+    assert_eq!(sample("src,ipmask(24)", &v6), Ok(None), "no IPv6 mask: IPv6 addresses do not convert");
+    assert_eq!(sample("src,ipmask(24,48)", &v6), Ok(Some(Sample::Ip("2001:db8:1::".parse().unwrap()))));
+    assert_eq!(eval("if { src,ipmask(16) 10.1.0.0 }", &Ctx::new()), Yes);
+    assert!(CompiledSample::compile(&parse_sample("src,ipmask(33)").unwrap()).is_err());
+}
+
+#[test]
+fn slicing_converters() {
+    let c = Ctx::with_buf(b"\x16\x03\x01\x00\x05");
+    assert_eq!(sample("req.payload(0,5),bytes(1,2)", &c), Ok(Some(Sample::Bin(vec![3, 1]))));
+    assert_eq!(sample("req.payload(0,5),bytes(3)", &c), Ok(Some(Sample::Bin(vec![0, 5]))));
+    assert_eq!(sample("req.payload(0,5),bytes(9)", &c), Ok(Some(Sample::Bin(vec![]))));
+    assert_eq!(sample("req.payload(0,5),bytes(4,10)", &c), Ok(Some(Sample::Bin(vec![5]))));
+    assert_eq!(eval("if { req.payload(0,5),bytes(0,1) -m bin 16 }", &c), Yes);
+}
+
+#[test]
+fn field_converter() {
+    let f = |idx: &str, count: &str| sample(&format!("str(a/b//c/d),field({idx},/{count})"), &Ctx::new());
+    let s = |v: &str| Ok(Some(Sample::Str(v.into())));
+    assert_eq!(f("1", ""), s("a"));
+    assert_eq!(f("2", ""), s("b"));
+    assert_eq!(f("3", ""), s(""));
+    assert_eq!(f("5", ""), s("d"));
+    assert_eq!(f("6", ""), Ok(None));
+    assert_eq!(f("-1", ""), s("d"));
+    assert_eq!(f("-2", ""), s("c"));
+    assert_eq!(f("-5", ""), s("a"));
+    assert_eq!(f("-6", ""), Ok(None));
+    assert_eq!(f("2", ",2"), s("b/"));
+    assert_eq!(f("2", ",0"), s("b//c/d"));
+    assert_eq!(f("-2", ",2"), s("/c"), "counted fields extend towards the start");
+    assert_eq!(f("-3", ",0"), s("a/b/"));
+    assert_eq!(str_of("str(k=v;x=y),field(2,=;)"), "v");
+}
+
+#[test]
+fn word_converter() {
+    let w = |idx: &str, count: &str| sample(&format!("str(//a/b//c/),word({idx},/{count})"), &Ctx::new());
+    let s = |v: &str| Ok(Some(Sample::Str(v.into())));
+    assert_eq!(w("1", ""), s("a"));
+    assert_eq!(w("2", ""), s("b"));
+    assert_eq!(w("3", ""), s("c"));
+    assert_eq!(w("4", ""), Ok(None));
+    assert_eq!(w("-1", ""), s("c"));
+    assert_eq!(w("-3", ""), s("a"));
+    assert_eq!(w("-4", ""), Ok(None));
+    assert_eq!(w("1", ",2"), s("a/b"));
+    assert_eq!(w("2", ",0"), s("b//c/"));
+    assert_eq!(w("-1", ",2"), s("b//c"));
+    assert_eq!(str_of("str(/api/v1/x),word(2,/)"), "v1");
+}
+
+#[test]
+fn encoding_converters() {
+    assert_eq!(str_of("str(ab),concat(<,,>)"), "<ab>");
+    assert_eq!(str_of("str(ab),concat(,txn.missing,)"), "ab");
+    assert_eq!(str_of("str(a\u{ab}),hex"), "61C2AB");
+    assert_eq!(str_of("src,hex"), "0A010203");
+    assert_eq!(sample("req.payload(0,0),base64", &Ctx::new()), Ok(Some(Sample::Str(String::new()))));
+    for (input, want) in [("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy")] {
+        assert_eq!(sample(&format!("str({input}),base64"), &Ctx::new()), Ok(Some(Sample::Str(want.into()))), "{input}");
+    }
+}
+
+#[test]
+fn hash_converters() {
+    assert_eq!(int_of("str(123456789),crc32"), 0xcbf4_3926);
+    assert_eq!(sample("req.payload(0,0),djb2", &Ctx::new()), Ok(Some(Sample::Int(5381))));
+    assert_eq!(int_of("str(a),djb2"), 5381 * 33 + 97);
+    assert_eq!(int_of("str(a),sdbm"), 97);
+    assert_eq!(int_of("str(ab),sdbm"), i64::from(98u32.wrapping_add(97 << 6).wrapping_add(97 << 16).wrapping_sub(97)));
+    assert_eq!(sample("req.payload(0,0),wt6", &Ctx::new()), Ok(Some(Sample::Int(i64::from(0xa53c_965au32 ^ 0x5ca6_953a)))));
+    // Stable values: these feed persistence and must not change between versions.
+    let (a, b) = (int_of("str(a),wt6"), int_of("str(b),wt6"));
+    assert_ne!(a, b);
+    assert_eq!(int_of("str(a),wt6"), a);
+    assert_ne!(int_of("str(123456789),crc32(1)"), 0xcbf4_3926);
+    assert_eq!(int_of("str(123456789),crc32(1)"), i64::from(super::convert::full_hash(0xcbf4_3926)));
+    assert_eq!(int_of("src,crc32"), i64::from(super::convert::crc32(&[10, 1, 2, 3])));
+    assert_eq!(eval("if { src,crc32,mod(2) 0 1 }", &Ctx::new()), Yes);
+}
+
+#[test]
+fn arithmetic_converters() {
+    assert_eq!(int_of("int(7),add(3)"), 10);
+    assert_eq!(int_of("int(7),sub(10)"), -3);
+    assert_eq!(int_of("int(7),mul(-2)"), -14);
+    assert_eq!(int_of("int(7),div(2)"), 3);
+    assert_eq!(int_of("int(7),div(0)"), i64::MAX);
+    assert_eq!(int_of("int(7),mod(4)"), 3);
+    assert_eq!(int_of("int(7),mod(0)"), 0);
+    assert_eq!(int_of("int(7),neg"), -7);
+    assert_eq!(int_of("int(6),and(3)"), 2);
+    assert_eq!(int_of("int(6),or(1)"), 7);
+    assert_eq!(int_of("int(6),xor(3)"), 5);
+    assert_eq!(int_of("int(0),cpl"), -1);
+    assert_eq!(int_of("int(9223372036854775807),add(1)"), i64::MAX);
+    assert_eq!(int_of("int(-9223372036854775808),div(-1)"), i64::MAX);
+    assert_eq!(sample("int(0),not", &Ctx::new()), Ok(Some(Sample::Bool(true))));
+    assert_eq!(sample("int(5),bool", &Ctx::new()), Ok(Some(Sample::Bool(true))));
+    assert_eq!(sample("int(5),odd", &Ctx::new()), Ok(Some(Sample::Bool(true))));
+    assert_eq!(sample("int(5),even", &Ctx::new()), Ok(Some(Sample::Bool(false))));
+    assert_eq!(int_of("str(41),add(1)"), 42, "strings are cast to integers");
+    assert_eq!(sample("str(x),add(1)", &Ctx::new()), Ok(None));
+    assert_eq!(sample("int(1),add(txn.n)", &Ctx::new()), Ok(None), "variables are not implemented yet");
+    assert_eq!(eval("if { be_conn,not }", &Ctx::new()), Yes);
+}
+
+#[test]
+fn regsub_converter() {
+    assert_eq!(str_of("str(/api/v1/api),regsub(^/api/,/)"), "/v1/api");
+    assert_eq!(str_of("str(aXbXc),regsub(X,-,g)"), "a-b-c");
+    assert_eq!(str_of("str(aXbXc),regsub(X,-)"), "a-bXc");
+    assert_eq!(str_of("str(aXbxc),regsub(x,-,gi)"), "a-b-c");
+    assert_eq!(str_of("str(key=val),regsub(^([a-z]+)=([a-z]+)$,\\2=\\1)"), "val=key");
+    assert_eq!(str_of("str(abc),regsub(b,\\x41)"), "aAc");
+    assert_eq!(str_of("str(abc),regsub(z,y)"), "abc");
+    assert_eq!(str_of("str(abc),regsub(,-,g)"), "-a-b-c-");
+}
+
+#[test]
+fn unimplemented_converters_make_the_sample_absent() {
+    assert_eq!(sample("str(a),sha1", &Ctx::new()), Ok(None));
+    assert_eq!(eval("if { src,map_ip(/dev/null) -m found }", &Ctx::new()), No);
+}
+
+#[test]
+fn eval_ref_borrows_from_the_buffer() {
+    let c = Ctx::with_buf(b"GET /a/b HTTP/1.1\r\n");
+    let s = CompiledSample::compile(&parse_sample("req.payload(0,0),word(2,' '),field(2,/),lower").unwrap()).unwrap();
+    match s.eval_ref(&c) {
+        Ok(Some(super::eval::SampleRef::Str(std::borrow::Cow::Borrowed(b)))) => assert_eq!(b, b"a"),
+        other => panic!("{other:?}"),
+    }
+}
+
+mod never_panic {
+    use super::*;
+    use proptest::prelude::*;
+
+    const CONDITIONS: &[&str] = &[
+        "if { req.payload(0,4) -m bin 16030100 } || { req.ssl_sni -i -m end .example.com }",
+        "if { req.ssl_hello_type 1 } { req.ssl_ver ge 3.1 } !{ req.proto_http }",
+        "unless { req.payload_lv(0,2,+1) -m sub -i abc } or { req.len gt 10 }",
+        "if { req.payload(1,0),word(2,/),field(1,.,0) -m dom -i example } || { req.payload(0,0),regsub(a+,b,g),lower -m reg ^b }",
+        "if { req.payload(0,8),hex,length gt 3 } { req.payload(0,3),crc32,mod(7) 0:3 } { req.payload(2,2),wt6,djb2 -m found }",
+        "if { req.payload(0,16),bytes(2,4),base64 -m beg A } || { req.payload(0,0),upper -m dir GET } || HTTP || REQ_CONTENT",
+        "if { req.payload_lv(0,1),ipmask(8) 10.0.0.0/8 } || { req.payload(0,0),add(1) gt 5 }",
+    ];
+
+    proptest! {
+        #[test]
+        fn conditions_never_panic_on_arbitrary_buffers(buf in prop::collection::vec(any::<u8>(), 0..300), fin in any::<bool>()) {
+            let c = Ctx { buf, fin, ..Ctx::new() };
+            for text in CONDITIONS {
+                let r = cond_with(text, &[]).eval(&c);
+                if fin {
+                    prop_assert_ne!(r, Tri::Miss, "{}", text);
+                }
+            }
+        }
+
+        #[test]
+        fn conditions_never_panic_on_tls_like_buffers(tail in prop::collection::vec(any::<u8>(), 0..300), len in 0u16..400, fin in any::<bool>()) {
+            let mut buf = vec![0x16, 3, 1];
+            buf.extend(len.to_be_bytes());
+            buf.push(1);
+            buf.extend(tail);
+            let c = Ctx { buf, fin, ..Ctx::new() };
+            for text in CONDITIONS {
+                let _ = cond_with(text, &[]).eval(&c);
+            }
+        }
+
+        #[test]
+        fn every_prefix_of_a_hello_is_a_miss_or_the_answer(cut in 0usize..400) {
+            let hello = openssl_hello();
+            let n = cut.min(hello.len());
+            let r = cond_with("if { req.ssl_sni -i example.com }", &[]).eval(&Ctx::with_buf(&hello[..n]));
+            prop_assert_eq!(r, if n == hello.len() { Tri::Yes } else { Tri::Miss });
+        }
+    }
+}
+
+#[test]
+fn odd_arguments_never_panic_in_compile_or_eval() {
+    use crate::config::expr::{Call, SampleExpr};
+    let r = super::sample::registry();
+    let odd: &[&[&str]] = &[&[], &[""], &["x"], &["-1", "-1", "-1"], &["999999999999999999999"], &["0", "", "0"]];
+    let c = Ctx::with_buf(b"\x16\x03\x01\x00\x05\x01\x00\x00\x01");
+    for args in odd {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        for d in &r.fetches {
+            let expr = SampleExpr { fetch: Call { name: d.name.into(), args: args.clone() }, converters: Vec::new() };
+            if let Ok(s) = CompiledSample::compile(&expr) {
+                let _ = s.eval(&c);
+            }
+        }
+        for d in &r.converters {
+            let expr = SampleExpr { fetch: Call { name: "src".into(), args: Vec::new() }, converters: vec![Call { name: d.name.into(), args: args.clone() }] };
+            if let Ok(s) = CompiledSample::compile(&expr) {
+                let _ = s.eval(&c);
+            }
+        }
+    }
+}

@@ -1,0 +1,421 @@
+//! Sample fetches evaluated at layer 4: addresses, proxy state, constants and the content of the
+//! request buffer. Each fetch is compiled once (arguments parsed) into a [`Fetch`]; evaluation reads
+//! the stream through [`StreamCtx`] and borrows from it.
+//!
+//! A fetch that needs request bytes that have not arrived returns no value with `may_change` set,
+//! unless the stream says its data is final. Fetches the registry knows but this layer cannot answer
+//! (HTTP, TLS termination, stick tables, variables) compile to [`Fetch::Unsupported`] and are
+//! absent: an ACL on them does not match.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+
+use super::eval::{SampleRef, StreamCtx};
+use crate::balance::{AdminState, BackendState};
+use crate::config::expr::Call;
+use crate::l4::clienthello;
+
+/// The fetches evaluated for real; every other fetch of the registry is absent for now.
+const IMPLEMENTED: &[&str] = &[
+    "always_true",
+    "always_false",
+    "int",
+    "str",
+    "bool",
+    "ipv4",
+    "ipv6",
+    "env",
+    "src",
+    "dst",
+    "src_port",
+    "dst_port",
+    "fe_name",
+    "fe_id",
+    "be_name",
+    "be_id",
+    "nbsrv",
+    "be_conn",
+    "connslots",
+    "req.len",
+    "req_len",
+    "req.payload",
+    "req.payload_lv",
+    "req.ssl_sni",
+    "req_ssl_sni",
+    "req.ssl_hello_type",
+    "req_ssl_hello_type",
+    "req.ssl_ver",
+    "req_ssl_ver",
+    "req.proto_http",
+];
+
+/// The sample fetches evaluated for real; the registry's others evaluate to "absent" for now.
+pub fn implemented_fetches() -> &'static [&'static str] {
+    IMPLEMENTED
+}
+
+/// A fetch's output and whether it may still change as more request data arrives (always false
+/// once the stream's data is final).
+#[derive(Debug)]
+pub(crate) struct Fetched<'a> {
+    pub value: Option<SampleRef<'a>>,
+    pub may_change: bool,
+}
+
+impl<'a> Fetched<'a> {
+    fn value(v: SampleRef<'a>) -> Fetched<'a> {
+        Fetched { value: Some(v), may_change: false }
+    }
+    fn absent() -> Fetched<'a> {
+        Fetched { value: None, may_change: false }
+    }
+    /// Not there yet: a miss unless the data is final.
+    fn too_short(ctx: &dyn StreamCtx) -> Fetched<'a> {
+        Fetched { value: None, may_change: !ctx.req_final() }
+    }
+}
+
+/// A compiled fetch.
+#[derive(Debug)]
+pub(crate) enum Fetch {
+    Bool(bool),
+    Int(i64),
+    Ip(IpAddr),
+    Str(Box<[u8]>),
+    Env(String),
+    Src,
+    Dst,
+    SrcPort,
+    DstPort,
+    FeName,
+    FeId,
+    BeName,
+    BeId,
+    /// The backend named, or the current one.
+    NbSrv(Option<String>),
+    BeConn(Option<String>),
+    ConnSlots(Option<String>),
+    ReqLen,
+    /// `req.payload(offset,length)`; length 0 is "to the end of the buffer".
+    Payload {
+        offset: usize,
+        length: usize,
+    },
+    /// `req.payload_lv(offset1,length[,offset2])`.
+    PayloadLv {
+        len_offset: usize,
+        len_size: usize,
+        block: BlockOffset,
+    },
+    SslSni,
+    SslHelloType,
+    SslVer,
+    ProtoHttp,
+    /// Waits for the end of the inspection, then true (the `WAIT_END` predefined ACL).
+    WaitEnd,
+    /// Known to the registry, not evaluated at this layer: always absent.
+    Unsupported,
+}
+
+/// Where `req.payload_lv`'s block starts.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum BlockOffset {
+    /// Right after the length field.
+    AfterLength,
+    /// At this absolute offset.
+    Absolute(usize),
+    /// This many bytes after the end of the length field (`+n` or `-n`).
+    Relative(i64),
+}
+
+fn arg(call: &Call, i: usize) -> Option<&str> {
+    call.args.get(i).map(String::as_str).filter(|a| !a.is_empty())
+}
+
+fn int_arg(call: &Call, i: usize) -> Result<Option<i64>, String> {
+    arg(call, i).map(|a| a.parse::<i64>().map_err(|_| format!("{}: argument {} '{a}' is not an integer", call.name, i + 1))).transpose()
+}
+
+fn offset_arg(call: &Call, i: usize) -> Result<usize, String> {
+    let n = int_arg(call, i)?.unwrap_or(0);
+    usize::try_from(n).map_err(|_| format!("{}: argument {} must not be negative", call.name, i + 1))
+}
+
+impl Fetch {
+    pub fn compile(call: &Call) -> Result<Fetch, String> {
+        let name = call.name.as_str();
+        Ok(match name {
+            "always_true" => Fetch::Bool(true),
+            "always_false" => Fetch::Bool(false),
+            "int" => Fetch::Int(int_arg(call, 0)?.unwrap_or(0)),
+            "bool" => Fetch::Bool(int_arg(call, 0)?.unwrap_or(0) != 0),
+            "str" => Fetch::Str(call.args.first().map(|s| s.as_bytes().into()).unwrap_or_default()),
+            "ipv4" | "ipv6" => {
+                let a = arg(call, 0).unwrap_or_default();
+                let ip: IpAddr = a.parse().map_err(|_| format!("{name}: '{a}' is not a valid address"))?;
+                if ip.is_ipv4() != (name == "ipv4") {
+                    return Err(format!("{name}: '{a}' is not an {} address", if name == "ipv4" { "IPv4" } else { "IPv6" }));
+                }
+                Fetch::Ip(ip)
+            }
+            "env" => Fetch::Env(call.args.first().cloned().unwrap_or_default()),
+            "src" => Fetch::Src,
+            "dst" => Fetch::Dst,
+            "src_port" => Fetch::SrcPort,
+            "dst_port" => Fetch::DstPort,
+            "fe_name" => Fetch::FeName,
+            "fe_id" => Fetch::FeId,
+            "be_name" => Fetch::BeName,
+            "be_id" => Fetch::BeId,
+            "nbsrv" => Fetch::NbSrv(arg(call, 0).map(str::to_owned)),
+            "be_conn" => Fetch::BeConn(arg(call, 0).map(str::to_owned)),
+            "connslots" => Fetch::ConnSlots(arg(call, 0).map(str::to_owned)),
+            "req.len" | "req_len" => Fetch::ReqLen,
+            "req.payload" => Fetch::Payload { offset: offset_arg(call, 0)?, length: offset_arg(call, 1)? },
+            "req.payload_lv" => {
+                let len_offset = offset_arg(call, 0)?;
+                let len_size = offset_arg(call, 1)?;
+                if !(1..=4).contains(&len_size) {
+                    return Err(format!("{name}: the length field must be 1 to 4 bytes, not {len_size}"));
+                }
+                let block = match (arg(call, 2), int_arg(call, 2)?) {
+                    (Some(a), Some(n)) if a.starts_with(['+', '-']) => BlockOffset::Relative(n),
+                    (_, Some(n)) => BlockOffset::Absolute(usize::try_from(n).map_err(|_| format!("{name}: negative offset"))?),
+                    _ => BlockOffset::AfterLength,
+                };
+                Fetch::PayloadLv { len_offset, len_size, block }
+            }
+            "req.ssl_sni" | "req_ssl_sni" => Fetch::SslSni,
+            "req.ssl_hello_type" | "req_ssl_hello_type" => Fetch::SslHelloType,
+            "req.ssl_ver" | "req_ssl_ver" => Fetch::SslVer,
+            "req.proto_http" | "req_proto_http" => Fetch::ProtoHttp,
+            "wait_end" => Fetch::WaitEnd,
+            _ if super::sample::registry().fetch(name).is_some() => Fetch::Unsupported,
+            _ => return Err(format!("unknown fetch method '{name}'")),
+        })
+    }
+
+    pub fn eval<'a>(&'a self, ctx: &'a dyn StreamCtx) -> Fetched<'a> {
+        match self {
+            Fetch::Bool(b) => Fetched::value(SampleRef::Bool(*b)),
+            Fetch::Int(n) => Fetched::value(SampleRef::Int(*n)),
+            Fetch::Ip(a) => Fetched::value(SampleRef::Ip(*a)),
+            Fetch::Str(s) => Fetched::value(SampleRef::Str(Cow::Borrowed(s))),
+            Fetch::Env(name) => match std::env::var_os(name) {
+                Some(v) => Fetched::value(SampleRef::Str(Cow::Owned(v.into_encoded_bytes()))),
+                None => Fetched::absent(),
+            },
+            Fetch::Src => opt(ctx.src().map(|a| SampleRef::Ip(a.ip()))),
+            Fetch::Dst => opt(ctx.dst().map(|a| SampleRef::Ip(a.ip()))),
+            Fetch::SrcPort => opt(ctx.src().map(|a| SampleRef::Int(a.port().into()))),
+            Fetch::DstPort => opt(ctx.dst().map(|a| SampleRef::Int(a.port().into()))),
+            Fetch::FeName => Fetched::value(SampleRef::Str(Cow::Borrowed(ctx.frontend_name().as_bytes()))),
+            Fetch::FeId => Fetched::value(SampleRef::Int(ctx.frontend_id().into())),
+            Fetch::BeName => opt(ctx.current_backend().map(|b| SampleRef::Str(Cow::Borrowed(b.name.as_bytes())))),
+            Fetch::BeId => opt(ctx.current_backend_id().map(|id| SampleRef::Int(id.into()))),
+            Fetch::NbSrv(be) => opt(backend(ctx, be).map(|b| SampleRef::Int(i64::try_from(b.usable_count()).unwrap_or(i64::MAX)))),
+            Fetch::BeConn(be) => opt(backend(ctx, be).map(|b| SampleRef::Int(be_conn(b)))),
+            Fetch::ConnSlots(be) => opt(backend(ctx, be).map(|b| SampleRef::Int(connslots(b)))),
+            Fetch::ReqLen => {
+                let n = i64::try_from(ctx.req_buffer().len()).unwrap_or(i64::MAX);
+                Fetched { value: Some(SampleRef::Int(n)), may_change: !ctx.req_final() }
+            }
+            Fetch::Payload { offset, length } => payload(ctx, *offset, *length),
+            Fetch::PayloadLv { len_offset, len_size, block } => payload_lv(ctx, *len_offset, *len_size, *block),
+            Fetch::SslSni => ssl_sni(ctx),
+            Fetch::SslHelloType => ssl_hello_type(ctx),
+            Fetch::SslVer => ssl_ver(ctx),
+            Fetch::ProtoHttp => proto_http(ctx),
+            Fetch::WaitEnd => {
+                if ctx.req_final() {
+                    Fetched::value(SampleRef::Bool(true))
+                } else {
+                    Fetched::too_short(ctx)
+                }
+            }
+            Fetch::Unsupported => Fetched::absent(),
+        }
+    }
+}
+
+fn opt(v: Option<SampleRef<'_>>) -> Fetched<'_> {
+    Fetched { value: v, may_change: false }
+}
+
+fn backend<'a>(ctx: &'a dyn StreamCtx, name: &Option<String>) -> Option<&'a BackendState> {
+    match name {
+        Some(n) => ctx.backend(n),
+        None => ctx.current_backend(),
+    }
+}
+
+/// Connections established on the backend's servers now.
+fn be_conn(b: &BackendState) -> i64 {
+    b.servers.iter().map(|s| i64::from(s.cur_conns.load(Ordering::Relaxed))).sum()
+}
+
+/// HAProxy's `connslots`: over the servers that are not down, the free connection slots plus the
+/// free queue places; -1 when any such server has no `maxconn` or no `maxqueue` (unlimited: the
+/// count means nothing then).
+fn connslots(b: &BackendState) -> i64 {
+    let mut total: i64 = 0;
+    for s in b.servers.iter().filter(|s| s.is_up() && s.admin() != AdminState::Maint) {
+        let maxconn = s.maxconn.load(Ordering::Relaxed);
+        if maxconn == 0 || s.maxqueue == 0 {
+            return -1;
+        }
+        let free_conns = i64::from(maxconn) - i64::from(s.cur_conns.load(Ordering::Relaxed));
+        let free_queue = i64::from(s.maxqueue) - i64::from(s.queued.load(Ordering::Relaxed));
+        total = total.saturating_add(free_conns).saturating_add(free_queue);
+    }
+    total
+}
+
+/// A slice of the request buffer; `length` 0 is everything from `offset`, which may still grow.
+fn payload(ctx: &dyn StreamCtx, offset: usize, length: usize) -> Fetched<'_> {
+    let buf = ctx.req_buffer();
+    let limit = ctx.req_buffer_limit();
+    if length == 0 {
+        return match buf.get(offset..) {
+            Some(rest) => Fetched { value: Some(SampleRef::Bin(Cow::Borrowed(rest))), may_change: !ctx.req_final() && buf.len() < limit },
+            None if offset < limit => Fetched::too_short(ctx),
+            None => Fetched::absent(),
+        };
+    }
+    let Some(end) = offset.checked_add(length).filter(|&e| e <= limit) else { return Fetched::absent() };
+    match buf.get(offset..end) {
+        Some(s) => Fetched::value(SampleRef::Bin(Cow::Borrowed(s))),
+        None => Fetched::too_short(ctx),
+    }
+}
+
+/// A block whose big-endian length is stored at `len_offset` on `len_size` bytes.
+fn payload_lv(ctx: &dyn StreamCtx, len_offset: usize, len_size: usize, block: BlockOffset) -> Fetched<'_> {
+    let buf = ctx.req_buffer();
+    let limit = ctx.req_buffer_limit();
+    let Some(len_end) = len_offset.checked_add(len_size).filter(|&e| e <= limit) else { return Fetched::absent() };
+    let Some(field) = buf.get(len_offset..len_end) else { return Fetched::too_short(ctx) };
+    let size = field.iter().fold(0usize, |n, &b| (n << 8) | usize::from(b));
+    let start = match block {
+        BlockOffset::AfterLength => Some(len_end),
+        BlockOffset::Absolute(o) => Some(o),
+        BlockOffset::Relative(d) => isize::try_from(d).ok().and_then(|d| len_end.checked_add_signed(d)),
+    };
+    // An empty block, or one that cannot fit in the buffer, never matches.
+    let Some((start, end)) = start.and_then(|s| Some((s, s.checked_add(size)?))).filter(|&(_, e)| size > 0 && e <= limit) else {
+        return Fetched::absent();
+    };
+    match buf.get(start..end) {
+        Some(s) => Fetched::value(SampleRef::Bin(Cow::Borrowed(s))),
+        None => Fetched::too_short(ctx),
+    }
+}
+
+/// The SNI of the ClientHello, as sent (ACLs use `-i` to ignore case, as with HAProxy).
+fn ssl_sni(ctx: &dyn StreamCtx) -> Fetched<'_> {
+    match clienthello::parse_client_hello(ctx.req_buffer()) {
+        Ok(Some(h)) => opt(h.server_name.map(|n| SampleRef::Str(Cow::Borrowed(n)))),
+        Ok(None) => Fetched::too_short(ctx),
+        Err(_) => Fetched::absent(),
+    }
+}
+
+/// HAProxy's `req.ssl_hello_type`: the handshake message type of the first record (1 for a
+/// ClientHello), once the record header, the handshake header and the message are in.
+fn ssl_hello_type(ctx: &dyn StreamCtx) -> Fetched<'_> {
+    let buf = ctx.req_buffer();
+    let Some(&first) = buf.first() else { return Fetched::too_short(ctx) };
+    if !is_ssl3_record_type(first) {
+        return Fetched::absent();
+    }
+    let Some(h) = buf.get(..9) else { return Fetched::too_short(ctx) };
+    if h[1] < 3 || u16::from_be_bytes([h[3], h[4]]) < 4 {
+        return Fetched::absent();
+    }
+    let hs_len = (usize::from(h[6]) << 16) | (usize::from(h[7]) << 8) | usize::from(h[8]);
+    if buf.len() < 9 + hs_len {
+        return if 9 + hs_len <= ctx.req_buffer_limit() { Fetched::too_short(ctx) } else { Fetched::absent() };
+    }
+    Fetched::value(SampleRef::Int(h[5].into()))
+}
+
+/// HAProxy's `req.ssl_ver`: the ClientHello's version as `major << 16 | minor` (TLS 1.2 is 3.3,
+/// 196611), once the first record is complete. SSLv2 hellos are not recognised.
+fn ssl_ver(ctx: &dyn StreamCtx) -> Fetched<'_> {
+    let buf = ctx.req_buffer();
+    let Some(&first) = buf.first() else { return Fetched::too_short(ctx) };
+    if !is_ssl3_record_type(first) {
+        return Fetched::absent();
+    }
+    let Some(h) = buf.get(..11) else { return Fetched::too_short(ctx) };
+    let record_len = usize::from(u16::from_be_bytes([h[3], h[4]]));
+    if h[1] < 3 || !(6..=(1 << 14) + 2048).contains(&record_len) {
+        return Fetched::absent();
+    }
+    // Waiting for more than the buffer holds would never end: HAProxy settles for a full buffer.
+    let need = (5 + record_len).min(ctx.req_buffer_limit());
+    if buf.len() < need {
+        return Fetched::too_short(ctx);
+    }
+    Fetched::value(SampleRef::Int((i64::from(h[9]) << 16) | i64::from(h[10])))
+}
+
+/// Record types of SSLv3 and later (change_cipher_spec to application_data), and 0xff, which
+/// HAProxy accepts too.
+fn is_ssl3_record_type(b: u8) -> bool {
+    (0x14..=0x17).contains(&b) || b == 0xff
+}
+
+/// True once the buffer starts with an HTTP/1 request line (`METHOD target HTTP/x.y` and a line
+/// end); false as soon as a byte cannot belong to one. Headers are not checked.
+fn proto_http(ctx: &dyn StreamCtx) -> Fetched<'_> {
+    match http_request_line(ctx.req_buffer()) {
+        Some(true) => Fetched::value(SampleRef::Bool(true)),
+        Some(false) => Fetched::value(SampleRef::Bool(false)),
+        None if ctx.req_buffer().len() >= ctx.req_buffer_limit() => Fetched::value(SampleRef::Bool(false)),
+        None => Fetched::too_short(ctx),
+    }
+}
+
+/// `Some(true)`: a complete request line; `Some(false)`: not one; `None`: a valid prefix.
+pub(crate) fn http_request_line(buf: &[u8]) -> Option<bool> {
+    let is_tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    let mut i = 0;
+    // Method: one or more token characters, then a space.
+    loop {
+        match buf.get(i) {
+            None => return None,
+            Some(b' ') if i > 0 => break,
+            Some(&b) if is_tchar(b) => i += 1,
+            Some(_) => return Some(false),
+        }
+    }
+    i += 1;
+    // Target: visible characters (or bytes above ASCII), then a space.
+    let target = i;
+    loop {
+        match buf.get(i) {
+            None => return None,
+            Some(b' ') if i > target => break,
+            Some(&b) if b.is_ascii_graphic() || b >= 0x80 => i += 1,
+            Some(_) => return Some(false),
+        }
+    }
+    i += 1;
+    // Version: HTTP/d.d then CRLF or LF.
+    const VERSION: &[u8] = b"HTTP/0.0";
+    for (k, &want) in VERSION.iter().enumerate() {
+        let &b = buf.get(i + k)?;
+        let ok = if want == b'0' { b.is_ascii_digit() } else { b == want };
+        if !ok {
+            return Some(false);
+        }
+    }
+    i += VERSION.len();
+    match (buf.get(i), buf.get(i + 1)) {
+        (None, _) | (Some(b'\r'), None) => None,
+        (Some(b'\n'), _) | (Some(b'\r'), Some(b'\n')) => Some(true),
+        _ => Some(false),
+    }
+}
