@@ -19,7 +19,9 @@ fn counts(port: u16, n: usize) -> HashMap<String, usize> {
 }
 
 fn backend_cfg(port: u16, global: &str, backend: &str) -> String {
-    format!("global\n{global}\ndefaults\n  mode tcp\n  timeout connect 1s\n  timeout client 10s\n  timeout server 10s\nlisten l\n  bind 127.0.0.1:{port}\n{backend}\n")
+    format!(
+        "global\n{global}\ndefaults\n  mode tcp\n  timeout connect 1s\n  timeout client 10s\n  timeout server 10s\nlisten l\n  bind 127.0.0.1:{port}\n{backend}\n"
+    )
 }
 
 fn assert_share(c: &HashMap<String, usize>, name: &str, exact: usize) {
@@ -31,7 +33,11 @@ fn assert_share(c: &HashMap<String, usize>, name: &str, exact: usize) {
 fn roundrobin_weights_1_2_3_give_exact_shares_over_600_connections() {
     let (a, b, c) = (Backend::named("a"), Backend::named("b"), Backend::named("c"));
     let port = free_port();
-    let cfg = backend_cfg(port, "  nbthread 1", &format!("  balance roundrobin\n  server a {} weight 1\n  server b {} weight 2\n  server c {} weight 3", a.addr(), b.addr(), c.addr()));
+    let cfg = backend_cfg(
+        port,
+        "  nbthread 1",
+        &format!("  balance roundrobin\n  server a {} weight 1\n  server b {} weight 2\n  server c {} weight 3", a.addr(), b.addr(), c.addr()),
+    );
     let _s = Sluiced::start(&cfg, &[port]);
     let got = counts(port, 600);
     assert_share(&got, "a", 100);
@@ -43,7 +49,11 @@ fn roundrobin_weights_1_2_3_give_exact_shares_over_600_connections() {
 fn roundrobin_shares_hold_across_two_workers() {
     let (a, b, c) = (Backend::named("a"), Backend::named("b"), Backend::named("c"));
     let port = free_port();
-    let cfg = backend_cfg(port, "  nbthread 2", &format!("  balance roundrobin\n  server a {} weight 1\n  server b {} weight 2\n  server c {} weight 3", a.addr(), b.addr(), c.addr()));
+    let cfg = backend_cfg(
+        port,
+        "  nbthread 2",
+        &format!("  balance roundrobin\n  server a {} weight 1\n  server b {} weight 2\n  server c {} weight 3", a.addr(), b.addr(), c.addr()),
+    );
     let _s = Sluiced::start(&cfg, &[port]);
     // Two clients at once, so connections land on both workers.
     let t1 = std::thread::spawn(move || counts(port, 300));
@@ -131,7 +141,9 @@ fn by_source(port: u16, srcs: &[std::net::Ipv4Addr]) -> Vec<String> {
 fn source_hashing_is_stable_and_consistent_hashing_survives_adding_a_server() {
     let servers: Vec<Backend> = ["a", "b", "c", "d", "e", "f"].into_iter().map(Backend::named).collect();
     let srcs: Vec<std::net::Ipv4Addr> = (0..200u32).map(|i| std::net::Ipv4Addr::new(127, 1, (i / 250) as u8, (i % 250 + 1) as u8)).collect();
-    let lines = |n: usize| servers[..n].iter().enumerate().map(|(i, s)| format!("  server {} {}", ["a", "b", "c", "d", "e", "f"][i], s.addr())).collect::<Vec<_>>().join("\n");
+    let lines = |n: usize| {
+        servers[..n].iter().enumerate().map(|(i, s)| format!("  server {} {}", ["a", "b", "c", "d", "e", "f"][i], s.addr())).collect::<Vec<_>>().join("\n")
+    };
     let run = |n: usize| {
         let port = free_port();
         let _s = Sluiced::start(&backend_cfg(port, "  nbthread 2", &format!("  balance source\n  hash-type consistent\n{}", lines(n))), &[port]);
@@ -157,7 +169,8 @@ fn backup_servers_take_traffic_only_when_every_active_server_is_down() {
     let got = counts(port, 20);
     assert_eq!(got.get("backup"), None, "{got:?}");
     let port2 = free_port();
-    let cfg = backend_cfg(port2, "  nbthread 1", &format!("  server a {} disabled\n  server b {} disabled\n  server bk {} backup", a.addr(), b.addr(), bk.addr()));
+    let cfg =
+        backend_cfg(port2, "  nbthread 1", &format!("  server a {} disabled\n  server b {} disabled\n  server bk {} backup", a.addr(), b.addr(), bk.addr()));
     let _s2 = Sluiced::start(&cfg, &[port2]);
     assert_eq!(counts(port2, 10).get("backup"), Some(&10));
 }
@@ -166,11 +179,16 @@ fn backup_servers_take_traffic_only_when_every_active_server_is_down() {
 fn only_the_first_backup_is_used_unless_allbackups() {
     let (b1, b2) = (Backend::named("b1"), Backend::named("b2"));
     let port = free_port();
-    let cfg = backend_cfg(port, "  nbthread 1", &format!("  server a 127.0.0.1:1 disabled\n  server b1 {} backup\n  server b2 {} backup", b1.addr(), b2.addr()));
+    let cfg =
+        backend_cfg(port, "  nbthread 1", &format!("  server a 127.0.0.1:1 disabled\n  server b1 {} backup\n  server b2 {} backup", b1.addr(), b2.addr()));
     let _s = Sluiced::start(&cfg, &[port]);
     assert_eq!(counts(port, 10).get("b1"), Some(&10));
     let port2 = free_port();
-    let cfg = backend_cfg(port2, "  nbthread 1", &format!("  option allbackups\n  server a 127.0.0.1:1 disabled\n  server b1 {} backup\n  server b2 {} backup", b1.addr(), b2.addr()));
+    let cfg = backend_cfg(
+        port2,
+        "  nbthread 1",
+        &format!("  option allbackups\n  server a 127.0.0.1:1 disabled\n  server b1 {} backup\n  server b2 {} backup", b1.addr(), b2.addr()),
+    );
     let _s2 = Sluiced::start(&cfg, &[port2]);
     let got = counts(port2, 10);
     assert_eq!((got.get("b1"), got.get("b2")), (Some(&5), Some(&5)), "{got:?}");
@@ -249,7 +267,10 @@ fn a_refusing_server_is_retried_then_redispatched_and_the_client_never_notices()
     let cfg = backend_cfg(
         port,
         "  nbthread 1",
-        &format!("  retries 2\n  option redispatch\n  timeout connect 200ms\n  balance roundrobin\n  server dead 127.0.0.1:{dead}\n  server good {}", good.addr()),
+        &format!(
+            "  retries 2\n  option redispatch\n  timeout connect 200ms\n  balance roundrobin\n  server dead 127.0.0.1:{dead}\n  server good {}",
+            good.addr()
+        ),
     );
     let _s = Sluiced::start(&cfg, &[port]);
     for _ in 0..4 {

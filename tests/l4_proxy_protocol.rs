@@ -22,7 +22,9 @@ fn recorder(n: usize) -> (Backend, mpsc::Receiver<Vec<u8>>) {
 }
 
 fn cfg(port: u16, bind_opts: &str, server: &str, server_opts: &str) -> String {
-    format!("defaults\n  mode tcp\n  timeout connect 1s\n  timeout client 10s\n  timeout server 10s\nlisten l\n  bind 127.0.0.1:{port} {bind_opts}\n  server s {server} {server_opts}\n")
+    format!(
+        "defaults\n  mode tcp\n  timeout connect 1s\n  timeout client 10s\n  timeout server 10s\nlisten l\n  bind 127.0.0.1:{port} {bind_opts}\n  server s {server} {server_opts}\n"
+    )
 }
 
 #[test]

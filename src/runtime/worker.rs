@@ -129,8 +129,22 @@ struct AcceptLoop {
 }
 
 impl AcceptLoop {
-    /// Waits for an admission slot under the global and the frontend `maxconn`: while either is
-    /// full the listener is not accepted from, so new connections wait in the kernel's backlog.
+    /// Waits until the global and the frontend `maxconn` both have room, without holding a slot:
+    /// while either is full the listener is not accepted from, so new connections wait in the
+    /// kernel's backlog. Holding a slot while waiting in `accept` would strand it on a worker whose
+    /// listener gets no connection while another worker's queue fills.
+    async fn room(&self, fe: usize) -> bool {
+        for s in [&self.limits.global, &self.w.rt.frontends[fe].limit].into_iter().flatten() {
+            match s.acquire().await {
+                Ok(p) => drop(p),
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+
+    /// Takes the slots for an accepted connection (waiting if another worker took the last one
+    /// in between: the connection is held, not served, until a slot frees).
     async fn admit(&self, fe: usize) -> Option<(Option<OwnedSemaphorePermit>, Option<OwnedSemaphorePermit>)> {
         let g = match &self.limits.global {
             Some(s) => Some(s.clone().acquire_owned().await.ok()?),
@@ -176,12 +190,16 @@ impl AcceptLoop {
         let accept_proxy = self.w.rt.frontends[fe].binds[bind].accept_proxy;
         let mut stop = self.stop.clone();
         loop {
-            let permits = tokio::select! {
-                p = self.admit(fe) => match p { Some(p) => p, None => return },
+            tokio::select! {
+                ok = self.room(fe) => if !ok { return },
                 _ = Self::until_stop(&mut stop) => return,
-            };
+            }
             let accepted = tokio::select! {
                 r = l.accept() => r,
+                _ = Self::until_stop(&mut stop) => return,
+            };
+            let permits = tokio::select! {
+                p = self.admit(fe) => match p { Some(p) => p, None => return },
                 _ = Self::until_stop(&mut stop) => return,
             };
             match accepted {
@@ -199,12 +217,16 @@ impl AcceptLoop {
         let accept_proxy = self.w.rt.frontends[fe].binds[bind].accept_proxy;
         let mut stop = self.stop.clone();
         loop {
-            let permits = tokio::select! {
-                p = self.admit(fe) => match p { Some(p) => p, None => return },
+            tokio::select! {
+                ok = self.room(fe) => if !ok { return },
                 _ = Self::until_stop(&mut stop) => return,
-            };
+            }
             let accepted = tokio::select! {
                 r = l.accept() => r,
+                _ = Self::until_stop(&mut stop) => return,
+            };
+            let permits = tokio::select! {
+                p = self.admit(fe) => match p { Some(p) => p, None => return },
                 _ = Self::until_stop(&mut stop) => return,
             };
             match accepted {
