@@ -202,6 +202,28 @@ def cpu_busy_seconds(cpu):
     raise RuntimeError(f"cpu{cpu} not in /proc/stat")
 
 
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return f.read().split()[0]
+
+
+def cpus_busy(secs=1.0):
+    """Busy fraction of CPU 0 and CPU 1 over secs, whatever runs there."""
+    a = [cpu_busy_seconds(c) for c in (PROXY_CPU, LOAD_CPU)]
+    time.sleep(secs)
+    return [(cpu_busy_seconds(c) - x) / secs for c, x in zip((PROXY_CPU, LOAD_CPU), a)]
+
+
+def wait_idle(max_wait, threshold=0.15):
+    """Samples the CPUs until both are below threshold busy or max_wait seconds passed; returns the last sample."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        busy = cpus_busy()
+        if max(busy) < threshold or time.monotonic() >= deadline:
+            return busy
+        log(f"machine busy (CPU0 {busy[0]:.2f}, CPU1 {busy[1]:.2f}): waiting for it to be idle")
+
+
 class CpuWindow:
     def __init__(self, pid):
         self.pid = pid
@@ -382,11 +404,22 @@ def report(args, results, unavailable, commit, started, configs):
     L.append(f"- Versions: {sh('haproxy -v | head -1')}; {sh('nginx -v 2>&1')}; {sh('iperf3 --version | head -1')}")
     L.append(f"- Harness: `{shlex.join(['bench/l4/run.sh'] + sys.argv[1:])}`")
     L.append(
+        f"- Other load: CPU0 {fmt(args.idle_before[0])} and CPU1 {fmt(args.idle_before[1])} busy in the second before the run (should be near 0); "
+        f"load average {args.loadavg_before} before, {args.loadavg_after} after"
+    )
+    L.append(
         f"- Layout: proxy pinned to CPU {PROXY_CPU} (`taskset -c {PROXY_CPU}`), one worker/thread; origins and load pinned to CPU {LOAD_CPU}; "
         f"{args.repeats} runs of each measurement, interleaved across proxies, median shown"
     )
     for p, why in unavailable.items():
         L.append(f"- **{p}: not available** ({why})")
+    shared = [p for p in results if (M[p]["tput_cpu0"] or 0) - (M[p]["tput_cores"] or 0) > 0.3 and (M[p]["tput_cores"] or 0) < 0.7]
+    if max(args.idle_before) > 0.15 or shared:
+        L.append(
+            "- **Warning: the machine was not idle** (CPU 0 busy well above the proxy's own use"
+            + (f" for {', '.join(shared)}" if shared else "")
+            + "): the raw Gbit/s and conns/s are understated; the per-core figures suffer less."
+        )
     L.append("")
     L.append(f"Throughput: `iperf3 -c` for {args.tput_seconds} s through the proxy, client to server" + (" and `-R` server to client." if args.reverse else "."))
     L.append("Busy proxy cores = CPU time (utime+stime of the proxy's processes and threads) / wall time; Gbit/s per core = Gbit/s / busy cores.")
@@ -491,6 +524,7 @@ def main():
     rec.add_argument("--record", action="store_true", help="append the report to bench/RESULTS.md even without sluiced")
     rec.add_argument("--no-record", action="store_true", help="never touch bench/RESULTS.md")
     ap.add_argument("--budget", type=int, default=900, help="hard time limit for the whole run, seconds")
+    ap.add_argument("--wait-idle", type=int, default=0, help="wait up to this many seconds for both CPUs to be idle before starting")
     args = ap.parse_args()
 
     proxies = [p.strip() for p in args.proxies.split(",") if p.strip()]
@@ -512,6 +546,11 @@ def main():
         signal.signal(s, on_signal)
     signal.signal(signal.SIGALRM, on_alarm)
     signal.alarm(args.budget)
+
+    args.loadavg_before = loadavg()
+    args.idle_before = wait_idle(args.wait_idle)
+    if max(args.idle_before) > 0.15:
+        log(f"warning: the machine is busy (CPU0 {args.idle_before[0]:.2f}, CPU1 {args.idle_before[1]:.2f}): figures will be low and noisy")
 
     taken = set()
     iperf_port = free_port(taken)
@@ -593,6 +632,7 @@ def main():
                 f"{c['us_per_conn']:.1f} µs CPU/conn, p99 {c['p99_us']} µs, {c['errors']} errors"
             )
     stop_all()
+    args.loadavg_after = loadavg()
 
     text, medians = report(args, results, unavailable, commit, started, configs)
     with open(os.path.join(outdir, "report.md"), "w") as f:
