@@ -29,6 +29,7 @@ LOAD_CPU = "1"
 PROXIES = ["sluiced", "haproxy", "nginx"]
 
 CHILDREN = []  # Popen objects, each the leader of its own process group
+LIFETIME = [960]  # seconds: every long-running child runs under `timeout`, in case this script is killed
 COMMANDS = []  # every command line run, in order, for the report
 
 
@@ -40,7 +41,8 @@ def log(msg):
 
 
 def spawn(argv, name, outdir, stdout=None):
-    """Starts a long-running child in its own process group, stderr to <outdir>/<name>.err."""
+    """Starts a long-running child in its own process group, stderr to <outdir>/<name>.err, bounded in time."""
+    argv = ["timeout", "-k", "5", str(LIFETIME[0])] + argv
     COMMANDS.append(shlex.join(argv))
     err = open(os.path.join(outdir, name + ".err"), "wb")
     p = subprocess.Popen(argv, stdout=stdout or subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
@@ -555,6 +557,7 @@ def main():
     taken = set()
     iperf_port = free_port(taken)
     bound = args.budget + 60
+    LIFETIME[0] = bound
     # Origins, pinned to the load CPU.
     iperf = spawn(["taskset", "-c", LOAD_CPU, "iperf3", "-s", "-B", "127.0.0.1", "-p", str(iperf_port)], "iperf3-server", outdir)
     echo = spawn(
