@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs the whole test suite. On a fresh machine (as root) it first installs the real servers the
+# integration tests put behind sluiced: PostgreSQL and Redis.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v psql >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  else
+    echo "scripts/test.sh: please install ${need[*]} (the database tests need them)" >&2
+    exit 1
+  fi
+fi
+
+cargo test --locked "$@"
