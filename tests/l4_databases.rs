@@ -22,7 +22,8 @@ fn need(bin: &str) -> PathBuf {
 
 /// Debian keeps the PostgreSQL server binaries in /usr/lib/postgresql/<version>/bin.
 fn glob_pg_bins() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql").map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path().join("bin")).collect()).unwrap_or_default();
+    let mut v: Vec<PathBuf> =
+        std::fs::read_dir("/usr/lib/postgresql").map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path().join("bin")).collect()).unwrap_or_default();
     v.sort();
     v.reverse();
     v
@@ -157,7 +158,8 @@ fn postgresql_answers_psql_through_the_proxy() {
     let port = free_port();
     let _s = Sluiced::start(&tcp_listen(port, pport, ""), &[port]);
     let q = |sql: &str| {
-        let out = Command::new(&psql).args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres", "-d", "postgres", "-tA", "-c", sql]).output().unwrap();
+        let out =
+            Command::new(&psql).args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres", "-d", "postgres", "-tA", "-c", sql]).output().unwrap();
         assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     };

@@ -56,12 +56,31 @@ pub enum End {
     Stopped,
 }
 
+/// The address the client connected to, looked up on first use: most sessions never need it, and
+/// `getsockname(2)` on every accept is a system call per connection for nothing.
+struct Dst<'a> {
+    cell: std::cell::OnceCell<Option<SocketAddr>>,
+    client: &'a EpollConn,
+}
+
+impl Dst<'_> {
+    fn get(&self) -> Option<SocketAddr> {
+        *self.cell.get_or_init(|| match self.client {
+            EpollConn::Tcp(s) => s.local_addr().ok(),
+            EpollConn::Unix(_) => None,
+        })
+    }
+    fn set(&self, v: Option<SocketAddr>) {
+        let _ = self.cell.set(v);
+    }
+}
+
 /// The stream as the rule evaluator sees it.
 struct Ctx<'a> {
     rt: &'a RouteTable,
     fe: &'a Frontend,
     src: Option<SocketAddr>,
-    dst: Option<SocketAddr>,
+    dst: &'a Dst<'a>,
     backend: Option<usize>,
     buf: &'a [u8],
     final_data: bool,
@@ -72,7 +91,7 @@ impl StreamCtx for Ctx<'_> {
         self.src
     }
     fn dst(&self) -> Option<SocketAddr> {
-        self.dst
+        self.dst.get()
     }
     fn frontend_name(&self) -> &str {
         &self.fe.name
@@ -98,6 +117,7 @@ impl StreamCtx for Ctx<'_> {
 pub struct Worker {
     pub rt: std::sync::Arc<RouteTable>,
     pub pipes: PipePool,
+    pub buffers: crate::runtime::pipe::BufferPool,
     /// Splicing allowed at all (`nosplice` off, and the kernel accepted it so far).
     pub splice_ok: Cell<bool>,
 }
@@ -122,12 +142,16 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<S
             let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
         }
     }
-    let (mut src, mut dst) = (peer, local);
+    let mut src = peer;
+    let dst = Dst { cell: std::cell::OnceCell::new(), client: &client };
+    if local.is_some() {
+        dst.set(local);
+    }
     let mut expect_proxy = accept_proxy;
 
     // 2. Connection rules.
     {
-        let ctx = Ctx { rt: &rt, fe, src, dst, backend: None, buf: &[], final_data: true };
+        let ctx = Ctx { rt: &rt, fe, src, dst: &dst, backend: None, buf: &[], final_data: true };
         match run_rules(&fe.connection_rules, &ctx) {
             Some(L4Action::Reject) => return End::Rejected,
             Some(L4Action::ExpectProxy) => expect_proxy = true,
@@ -140,7 +164,8 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<S
         }
     }
 
-    let mut buf: Vec<u8> = Vec::with_capacity(COPY_CHUNK);
+    // Filled only by a PROXY header or content inspection; most sessions never allocate it.
+    let mut buf: Vec<u8> = Vec::new();
     let client_deadline = |d: Option<Duration>| d.map(|d| Instant::now() + d);
 
     // 3. PROXY header.
@@ -151,7 +176,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<S
                 Ok(Some((h, n))) => {
                     if h.src.is_some() {
                         src = h.src;
-                        dst = h.dst;
+                        dst.set(h.dst);
                     }
                     buf.drain(..n);
                     break;
@@ -173,7 +198,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<S
         let mut client_eof = false;
         loop {
             let final_data = client_eof || buf.len() >= INSPECT_MAX || deadline.is_none_or(|d| Instant::now() >= d);
-            let ctx = Ctx { rt: &rt, fe, src, dst, backend: None, buf: &buf, final_data };
+            let ctx = Ctx { rt: &rt, fe, src, dst: &dst, backend: None, buf: &buf, final_data };
             match content_decision(&fe.content_rules, &ctx) {
                 Decision::Reject => return End::Rejected,
                 Decision::Accept => break,
@@ -194,7 +219,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<S
 
     // 5. Backend.
     let be_idx = {
-        let ctx = Ctx { rt: &rt, fe, src, dst, backend: None, buf: &buf, final_data: true };
+        let ctx = Ctx { rt: &rt, fe, src, dst: &dst, backend: None, buf: &buf, final_data: true };
         fe.use_backends.iter().find(|r| eval(&r.cond, &ctx) == Tri::Yes).map(|r| r.backend).or(fe.default_backend)
     };
     let Some(be_idx) = be_idx else { return End::NoBackend };
@@ -202,7 +227,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<S
 
     // 6. Connect.
     let key = PickKey { src: src.map(|s| s.ip()), hash: None };
-    let Some((server_idx, server)) = connect(be, &key, dst).await else {
+    let Some((server_idx, server)) = connect(be, &key, &dst).await else {
         return End::NoServer;
     };
     let srv = be.state.servers[server_idx].clone();
@@ -217,8 +242,8 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<S
     // 7. Tunnel.
     let mut first = Vec::new();
     match srv.send_proxy {
-        1 => first.extend_from_slice(&crate::l4::proxy_protocol::encode_v1(src, dst)),
-        2 => first.extend_from_slice(&crate::l4::proxy_protocol::encode_v2(src, dst, &[])),
+        1 => first.extend_from_slice(&crate::l4::proxy_protocol::encode_v1(src, dst.get())),
+        2 => first.extend_from_slice(&crate::l4::proxy_protocol::encode_v2(src, dst.get(), &[])),
         _ => {}
     }
     first.extend_from_slice(&buf);
@@ -305,14 +330,15 @@ impl Drop for SlotGuard<'_> {
 /// Picks a server, waiting in the backend queue while all are full, and connects to it with the
 /// backend's retries and redispatch policy. Returns the server index (with its slot held) and the
 /// connection.
-async fn connect(be: &Backend, key: &PickKey, dst: Option<SocketAddr>) -> Option<(usize, EpollConn)> {
+async fn connect(be: &Backend, key: &PickKey, dst: &Dst<'_>) -> Option<(usize, EpollConn)> {
     let state = &be.state;
     let mut tried: Vec<usize> = Vec::new();
     let mut idx = pick_queued(be, key, &tried).await?;
     let mut attempt: u32 = 0;
     loop {
         let srv = &state.servers[idx];
-        let result = match srv.addr.resolve(dst) {
+        let needs_dst = matches!(srv.addr, crate::balance::ServerAddr::InetSamePort(_) | crate::balance::ServerAddr::InetOffset(..));
+        let result = match srv.addr.resolve(if needs_dst { dst.get() } else { None }) {
             Some(addr) => connect_one(&addr, be.timeout_connect).await,
             None => Err(io::Error::new(io::ErrorKind::InvalidInput, "no port to connect to")),
         };
@@ -502,18 +528,50 @@ async fn splice_dir(
     result
 }
 
-/// Moves one direction with buffered reads and writes until end of stream.
-async fn copy_dir(src: &EpollConn, dst: &EpollConn, s_side: &Side, d_side: &Side, counter: &std::sync::atomic::AtomicU64) -> Result<(), DirEnd> {
-    let mut buf: Vec<u8> = Vec::with_capacity(COPY_CHUNK);
+/// Moves one direction with buffered reads and writes until end of stream, or, when `splice` is
+/// allowed, until a read fills the whole buffer: a transfer that large is worth splicing, and the
+/// rest of the direction is handed to [`splice_dir`] (HAProxy's `splice-auto` does the same).
+/// Small exchanges stay on `recv`/`send`, where a short read tells the socket is drained.
+async fn copy_dir(
+    w: &Worker,
+    splice_ok: bool,
+    src: &EpollConn,
+    dst: &EpollConn,
+    s_side: &Side,
+    d_side: &Side,
+    counter: &std::sync::atomic::AtomicU64,
+) -> Result<(), DirEnd> {
+    let mut buf = w.buffers.get(COPY_CHUNK);
+    let r = copy_loop(w, splice_ok, &mut buf, src, dst, s_side, d_side, counter).await;
+    w.buffers.put(buf);
+    r
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn copy_loop(
+    w: &Worker,
+    splice_ok: bool,
+    buf: &mut Vec<u8>,
+    src: &EpollConn,
+    dst: &EpollConn,
+    s_side: &Side,
+    d_side: &Side,
+    counter: &std::sync::atomic::AtomicU64,
+) -> Result<(), DirEnd> {
     loop {
         ready_or_idle(src, Interest::READABLE, s_side, d_side).await?;
         buf.clear();
-        let (r, b) = src.read(buf).await;
-        buf = b;
-        match r {
+        let (r, b) = src.read(std::mem::take(buf)).await;
+        *buf = b;
+        let n = match r {
             Ok(0) => return Ok(()),
-            Ok(_) => s_side.touch(),
+            Ok(n) => n,
             Err(_) => return Err(DirEnd::Error(true)),
+        };
+        s_side.touch();
+        let full = n == buf.capacity();
+        if !full {
+            src.drained();
         }
         let mut from = 0;
         while from < buf.len() {
@@ -521,8 +579,8 @@ async fn copy_dir(src: &EpollConn, dst: &EpollConn, s_side: &Side, d_side: &Side
                 DirEnd::Timeout(t) => DirEnd::Timeout(!t),
                 _ => DirEnd::Error(false),
             })?;
-            let (r, b) = dst.write(buf, from).await;
-            buf = b;
+            let (r, b) = dst.write(std::mem::take(buf), from).await;
+            *buf = b;
             match r {
                 Ok(m) => {
                     from += m;
@@ -532,10 +590,13 @@ async fn copy_dir(src: &EpollConn, dst: &EpollConn, s_side: &Side, d_side: &Side
                 Err(_) => return Err(DirEnd::Error(false)),
             }
         }
+        if full && splice_ok {
+            return splice_dir(&w.pipes, src, dst, s_side, d_side, counter).await;
+        }
     }
 }
 
-/// One direction, spliced when allowed, copied otherwise.
+/// One direction: buffered copies, switching to splice for large transfers when allowed.
 async fn forward(
     w: &Worker,
     splice_on: bool,
@@ -545,11 +606,7 @@ async fn forward(
     d_side: &Side,
     counter: &std::sync::atomic::AtomicU64,
 ) -> Result<(), DirEnd> {
-    if splice_on && w.splice_ok.get() {
-        splice_dir(&w.pipes, src, dst, s_side, d_side, counter).await
-    } else {
-        copy_dir(src, dst, s_side, d_side, counter).await
-    }
+    copy_dir(w, splice_on && w.splice_ok.get(), src, dst, s_side, d_side, counter).await
 }
 
 async fn tunnel(w: &Worker, fe: &Frontend, be: &Backend, client: &EpollConn, server: &EpollConn, srv: &crate::balance::ServerState) -> End {
@@ -583,7 +640,8 @@ async fn tunnel(w: &Worker, fe: &Frontend, be: &Backend, client: &EpollConn, ser
             r = &mut c2s, if !c_done => match r {
                 Ok(()) => {
                     c_done = true;
-                    let _ = server.shutdown_write();
+                    // Once both directions are done both sockets are closed: no shutdown needed.
+                    if !s_done { let _ = server.shutdown_write(); }
                     // The client is half-closed: `timeout client-fin` now bounds its side.
                     if let Some(t) = fe.timeout_client_fin { c_side.idle.set(Some(t)); }
                 }
@@ -592,7 +650,7 @@ async fn tunnel(w: &Worker, fe: &Frontend, be: &Backend, client: &EpollConn, ser
             r = &mut s2c, if !s_done => match r {
                 Ok(()) => {
                     s_done = true;
-                    let _ = client.shutdown_write();
+                    if !c_done { let _ = client.shutdown_write(); }
                     if let Some(t) = be.timeout_server_fin { s_side.idle.set(Some(t)); }
                 }
                 Err(e) => return fail(e, false),

@@ -26,6 +26,10 @@ pub trait Conn {
     /// Runs a non-blocking operation on the socket's descriptor; `WouldBlock` clears readiness.
     fn try_io<R>(&self, interest: Interest, f: impl FnOnce() -> io::Result<R>) -> io::Result<R>;
     fn fd(&self) -> BorrowedFd<'_>;
+    /// A hint after a read returned less than it asked for: the socket is drained, so the next
+    /// read should wait for readiness instead of trying (and failing with `EAGAIN`). Readiness
+    /// backends clear their cached state; completion backends ignore it.
+    fn drained(&self) {}
 }
 
 /// A connection on the epoll backend.
@@ -106,6 +110,13 @@ impl Conn for EpollConn {
 
     fn fd(&self) -> BorrowedFd<'_> {
         self.as_fd()
+    }
+
+    fn drained(&self) {
+        // A closure that reports `WouldBlock` makes tokio clear the cached readiness without a
+        // system call. No reactor turn happens between the short read and this, so no event can
+        // be lost: data arriving later raises a new edge-triggered event.
+        let _ = self.try_io(Interest::READABLE, || Err::<(), _>(io::ErrorKind::WouldBlock.into()));
     }
 }
 

@@ -1,5 +1,7 @@
-//! Per-worker pool of pipes for `splice(2)`. A tunnel borrows one pipe per direction and gives it
-//! back empty; a pipe that still holds data when its tunnel ends is closed, never reused.
+//! Per-worker pools: pipes for `splice(2)` and copy buffers. A tunnel borrows one pipe per
+//! direction and gives it back empty; a pipe that still holds data when its tunnel ends is
+//! closed, never reused. Buffers are reused so that a session costs no `malloc`/`free` of its
+//! copy buffers (glibc hands freed 16 KiB chunks back with `madvise`, a system call each).
 
 use std::cell::RefCell;
 use std::io;
@@ -54,5 +56,34 @@ impl PipePool {
     /// Idle pipes in the pool now.
     pub fn idle(&self) -> usize {
         self.free.borrow().len()
+    }
+}
+
+/// The copy buffers of one worker, all of one capacity.
+#[derive(Debug)]
+pub struct BufferPool {
+    free: RefCell<Vec<Vec<u8>>>,
+    keep: usize,
+}
+
+impl BufferPool {
+    pub fn new(keep: usize) -> BufferPool {
+        BufferPool { free: RefCell::new(Vec::new()), keep }
+    }
+
+    /// An empty buffer with at least `cap` bytes of capacity.
+    pub fn get(&self, cap: usize) -> Vec<u8> {
+        match self.free.borrow_mut().pop() {
+            Some(b) if b.capacity() >= cap => b,
+            _ => Vec::with_capacity(cap),
+        }
+    }
+
+    pub fn put(&self, mut b: Vec<u8>) {
+        let mut free = self.free.borrow_mut();
+        if free.len() < self.keep {
+            b.clear();
+            free.push(b);
+        }
     }
 }

@@ -27,6 +27,8 @@ pub enum Stop {
 
 /// Idle pipes a worker keeps for reuse.
 const PIPES_KEPT: usize = 256;
+/// Idle copy buffers a worker keeps for reuse.
+const BUFFERS_KEPT: usize = 1024;
 
 /// Process-wide admission limits.
 #[derive(Clone, Debug)]
@@ -69,18 +71,25 @@ pub fn spawn(
 }
 
 fn worker_main(rt: Arc<RouteTable>, listeners: Vec<BoundListener>, mut stop: watch::Receiver<Stop>, limits: Limits) {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    // A `LocalRuntime` runs `!Send` tasks in its own scheduler. A `LocalSet` driven by
+    // `block_on` would do the same, but every `spawn_local` then wakes the root future through the
+    // driver: an eventfd write per accepted connection, for nothing.
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build_local(tokio::runtime::LocalOptions::default()) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("sluiced: cannot start a worker runtime: {e}");
             return;
         }
     };
-    let local = tokio::task::LocalSet::new();
-    let w = Rc::new(Worker { pipes: PipePool::new(rt.process.pipesize, PIPES_KEPT), splice_ok: Cell::new(!rt.process.nosplice), rt });
+    let w = Rc::new(Worker {
+        pipes: PipePool::new(rt.process.pipesize, PIPES_KEPT),
+        buffers: super::pipe::BufferPool::new(BUFFERS_KEPT),
+        splice_ok: Cell::new(!rt.process.nosplice),
+        rt,
+    });
     let active = Rc::new(Cell::new(0usize));
     let drained = Rc::new(tokio::sync::Notify::new());
-    local.block_on(&runtime, async move {
+    runtime.block_on(async move {
         for l in listeners {
             let accept = AcceptLoop { w: w.clone(), limits: limits.clone(), stop: stop.clone(), active: active.clone(), drained: drained.clone() };
             match l.listener {
@@ -117,7 +126,7 @@ fn worker_main(rt: Arc<RouteTable>, listeners: Vec<BoundListener>, mut stop: wat
             }
         }
     });
-    // Dropping the runtime and the local set closes every session still open.
+    // Dropping the runtime closes every session still open.
 }
 
 struct AcceptLoop {
@@ -204,8 +213,8 @@ impl AcceptLoop {
             };
             match accepted {
                 Ok((sock, peer)) => {
-                    let local = sock.local_addr().ok();
-                    self.start(fe, EpollConn::Tcp(sock), Some(peer), local, accept_proxy, permits);
+                    // The local address is looked up by the session only if something needs it.
+                    self.start(fe, EpollConn::Tcp(sock), Some(peer), None, accept_proxy, permits);
                 }
                 // Out of descriptors or memory: back off instead of spinning on the listener.
                 Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
