@@ -41,3 +41,14 @@ fn keyword_names_are_unique_within_each_table() {
         }
     }
 }
+
+#[test]
+fn every_name_marked_implemented_exists_in_its_table() {
+    let tables = sluiced::config::registry::doc_tables();
+    for (title, names) in sluiced::route::IMPLEMENTED {
+        let t = tables.iter().find(|t| t.title == *title).unwrap_or_else(|| panic!("no table '{title}'"));
+        for n in *names {
+            assert!(t.entries.iter().any(|(name, _, _)| name == n), "'{n}' is marked implemented but is not in table '{title}'");
+        }
+    }
+}

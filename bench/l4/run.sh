@@ -39,5 +39,7 @@ cargo build --release --quiet --bin sluiced --bin sluiced-loadgen
 # The Python script kills its own children on exit; this trap covers the script itself being killed.
 python3 bench/l4/l4bench.py "$@" &
 pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null' EXIT INT TERM
-wait $pid
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null' INT TERM
+status=0
+wait $pid || status=$?
+exit $status

@@ -174,7 +174,26 @@ pub fn doc_tables() -> Vec<DocTable> {
     tables.extend(crate::tls::config::doc_tables());
     tables.extend(crate::check::config::doc_tables());
     tables.extend(crate::route::sample::doc_tables());
+    mark_implemented(&mut tables);
     tables
+}
+
+/// Sets the status of what the data plane acts on (`route::IMPLEMENTED`, and the fetches and
+/// converters the evaluator implements) to implemented; the rest stays "parsed only".
+fn mark_implemented(tables: &mut [DocTable]) {
+    for t in tables.iter_mut() {
+        let listed: &[&str] = crate::route::IMPLEMENTED.iter().find(|(title, _)| *title == t.title).map_or(&[], |(_, names)| names);
+        let evaluated: &[&str] = match t.title {
+            "sample fetches" => crate::route::eval::implemented_fetches(),
+            "converters" => crate::route::eval::implemented_converters(),
+            _ => &[],
+        };
+        for (name, _, doc) in t.entries.iter_mut() {
+            if listed.contains(&name.as_str()) || evaluated.contains(&name.as_str()) {
+                doc.status = Status::Implemented;
+            }
+        }
+    }
 }
 
 /// A `bind` line option. `arg` is the option's value when `takes_arg`.

@@ -23,6 +23,60 @@ use crate::l4::action::Rule;
 use crate::l4::config::TcpAction;
 use eval::CompiledCond;
 
+/// What the data plane acts on, by table of `docs/configuration.md`: everything else in the
+/// registry is parsed and checked only. This module is the one reader of the model, so it is the
+/// one place that can say which keywords take effect; the generated reference reads this list.
+pub const IMPLEMENTED: &[(&str, &[&str])] = &[
+    ("global", &["daemon", "maxconn", "pidfile", "nbthread", "cpu-map", "hard-stop-after", "tune.pipesize", "nosplice", "zero-warning"]),
+    (
+        "proxies",
+        &[
+            "mode",
+            "bind",
+            "server",
+            "default-server",
+            "server-template",
+            "timeout client",
+            "timeout client-fin",
+            "timeout server",
+            "timeout server-fin",
+            "timeout connect",
+            "timeout queue",
+            "timeout tunnel",
+            "maxconn",
+            "backlog",
+            "retries",
+            "acl",
+            "use_backend",
+            "default_backend",
+            "disabled",
+            "enabled",
+            "id",
+            "option redispatch",
+            "option allbackups",
+            "option tcpka",
+            "option clitcpka",
+            "option srvtcpka",
+            "option nolinger",
+            "option splice-auto",
+            "option splice-request",
+            "option splice-response",
+            "balance",
+            "hash-type",
+            "tcp-request connection",
+            "tcp-request content",
+            "tcp-request inspect-delay",
+        ],
+    ),
+    ("bind options", &["name", "backlog", "accept-proxy", "v4v6", "v6only", "defer-accept", "tfo", "transparent", "interface", "mss", "tcp-ut", "mode"]),
+    (
+        "server options",
+        &["weight", "backup", "no-backup", "disabled", "enabled", "maxconn", "send-proxy", "no-send-proxy", "send-proxy-v2", "no-send-proxy-v2", "init-addr"],
+    ),
+    ("tcp-request connection actions", &["accept", "reject", "expect-proxy"]),
+    ("tcp-request content actions", &["accept", "reject"]),
+];
+
 /// What a `tcp-request` rule does, as far as the data plane implements it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum L4Action {
@@ -212,6 +266,13 @@ impl RouteTable {
                 servers.push(st);
             }
             let algo = balance::build_algorithm(p.balance.algo.as_ref(), p.balance.hash_type.as_ref());
+            if let balance::KeyNeeded::SampleHash { .. } = balance::key_hash_needed(p.balance.algo.as_ref(), p.balance.hash_type.as_ref()) {
+                diags.warning(
+                    Some(&p.span),
+                    Some("balance"),
+                    format!("backend '{}': hashing on a request sample is not implemented yet: this backend balances round robin", p.name),
+                );
+            }
             let opts = BalanceOpts { allbackups: p.options.allbackups.unwrap_or(false) };
             let state = Arc::new(BackendState::new(&p.name, servers, algo, opts));
             index.insert(p.name.as_str(), backends.len());
