@@ -375,3 +375,35 @@ fn client_hello(sni: &str) -> Vec<u8> {
     rec.extend_from_slice(&hs);
     rec
 }
+
+#[test]
+fn balance_hash_on_a_sample_keeps_one_key_on_one_server() {
+    let servers: Vec<Backend> = ["a", "b", "c", "d"].into_iter().map(Backend::named).collect();
+    let port = free_port();
+    let lines: Vec<String> = servers.iter().enumerate().map(|(i, s)| format!("  server {} {}", ["a", "b", "c", "d"][i], s.addr())).collect();
+    // The key is the first 8 bytes the client sends, read during content inspection.
+    let cfg = backend_cfg(
+        port,
+        "  nbthread 2",
+        &format!("  tcp-request inspect-delay 2s\n  tcp-request content accept if {{ req.len ge 8 }}\n  balance hash req.payload(0,8)\n{}", lines.join("\n")),
+    );
+    let _s = Sluiced::start(&cfg, &[port]);
+    let reach = |key: &[u8; 8]| {
+        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.write_all(key).unwrap();
+        let mut line = [0u8; 2];
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        c.read_exact(&mut line).unwrap();
+        line[0]
+    };
+    let mut seen = std::collections::HashSet::new();
+    for k in 0..20u64 {
+        let key = k.to_be_bytes();
+        let first = reach(&key);
+        for _ in 0..3 {
+            assert_eq!(reach(&key), first, "key {k} moved between servers");
+        }
+        seen.insert(first);
+    }
+    assert!(seen.len() >= 3, "20 keys landed on {} servers only", seen.len());
+}

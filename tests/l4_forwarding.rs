@@ -224,3 +224,31 @@ fn a_port_in_use_fails_start_up_with_an_alert() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("[ALERT]") && err.contains("cannot bind socket"), "{err}");
 }
+
+#[test]
+fn an_inherited_fd_listener_serves_connections() {
+    // The parent binds and listens, and hands the socket over as descriptor 0, as systemd or a
+    // previous process would with `fd@N`.
+    let be = Backend::echo();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let dir = temp_dir("fd");
+    let cfg = dir.join("c.cfg");
+    std::fs::write(
+        &cfg,
+        format!("defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\nlisten l\n  bind fd@0\n  server s1 {}\n", be.addr()),
+    )
+    .unwrap();
+    let fd: std::os::fd::OwnedFd = l.into();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sluiced"))
+        .args(["-d", "-f", cfg.to_str().unwrap()])
+        .stdin(std::process::Stdio::from(fd))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let got = echo_through(port, b"over an inherited socket");
+    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+    assert_eq!(got, b"over an inherited socket");
+}

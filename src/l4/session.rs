@@ -226,7 +226,20 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<S
     let be = &rt.backends[be_idx];
 
     // 6. Connect.
-    let key = PickKey { src: src.map(|s| s.ip()), hash: None };
+    let mut key = PickKey { src: src.map(|s| s.ip()), hash: None };
+    if let Some(hk) = &be.hash_key {
+        let ctx = Ctx { rt: &rt, fe, src, dst: &dst, backend: Some(be_idx), buf: &buf, final_data: true };
+        if let Ok(Some(sample)) = hk.expr.eval(&ctx) {
+            let bytes: Vec<u8> = match sample {
+                crate::route::eval::Sample::Str(s) => s.into_bytes(),
+                crate::route::eval::Sample::Bin(b) => b,
+                crate::route::eval::Sample::Int(i) => i.to_string().into_bytes(),
+                crate::route::eval::Sample::Bool(b) => vec![u8::from(b)],
+                crate::route::eval::Sample::Ip(ip) => ip.to_string().into_bytes(),
+            };
+            key.hash = Some(crate::balance::hash_bytes(hk.function, hk.avalanche, &bytes));
+        }
+    }
     let Some((server_idx, server)) = connect(be, &key, &dst).await else {
         return End::NoServer;
     };

@@ -146,8 +146,18 @@ pub struct Backend {
     /// `option redispatch [interval]`: `None` when off.
     pub redispatch: Option<i32>,
     pub splice: Splice,
+    /// `balance hash <expr>`: the sample to hash into the pick key.
+    pub hash_key: Option<HashKey>,
     pub srvtcpka: bool,
     pub nolinger: bool,
+}
+
+/// The sample a hashing algorithm balances on, and how to hash it.
+#[derive(Debug)]
+pub struct HashKey {
+    pub expr: eval::CompiledSample,
+    pub function: balance::config::HashFunction,
+    pub avalanche: bool,
 }
 
 /// Process-wide settings the runtime reads.
@@ -266,12 +276,18 @@ impl RouteTable {
                 servers.push(st);
             }
             let algo = balance::build_algorithm(p.balance.algo.as_ref(), p.balance.hash_type.as_ref());
-            if let balance::KeyNeeded::SampleHash { .. } = balance::key_hash_needed(p.balance.algo.as_ref(), p.balance.hash_type.as_ref()) {
-                diags.warning(
-                    Some(&p.span),
-                    Some("balance"),
-                    format!("backend '{}': hashing on a request sample is not implemented yet: this backend balances round robin", p.name),
-                );
+            // `balance hash <expr>` hashes a sample the evaluator computes; the HTTP keys (`uri`,
+            // `url_param`, `hdr`, `rdp-cookie`) come with the HTTP data plane.
+            let mut hash_key = None;
+            if let balance::KeyNeeded::SampleHash { function, avalanche } = balance::key_hash_needed(p.balance.algo.as_ref(), p.balance.hash_type.as_ref()) {
+                match &p.balance.algo {
+                    Some(balance::config::Balance::Hash(expr)) => hash_key = Some(HashKey { expr: eval::CompiledSample::compile(expr)?, function, avalanche }),
+                    _ => diags.warning(
+                        Some(&p.span),
+                        Some("balance"),
+                        format!("backend '{}': hashing on HTTP request parts is not implemented yet: this backend balances round robin", p.name),
+                    ),
+                }
             }
             let opts = BalanceOpts { allbackups: p.options.allbackups.unwrap_or(false) };
             let state = Arc::new(BackendState::new(&p.name, servers, algo, opts));
@@ -290,6 +306,7 @@ impl RouteTable {
                 retries: p.retries.unwrap_or(3),
                 redispatch: if p.options.redispatch.unwrap_or(false) { Some(p.options.redispatch_interval.unwrap_or(-1)) } else { None },
                 splice: splice_of(p, nosplice),
+                hash_key,
                 srvtcpka: p.options.srvtcpka.or(p.options.tcpka).unwrap_or(false),
                 nolinger: p.options.nolinger.unwrap_or(false),
             });

@@ -119,11 +119,12 @@ async fn control(stop_tx: watch::Sender<Stop>, handles: Vec<std::thread::JoinHan
     for h in handles {
         let tx = done_tx.clone();
         std::thread::spawn(move || {
-            let _ = h.join();
-            let _ = tx.send(());
+            // A worker that panicked is a failed process, not a clean stop.
+            let _ = tx.send(h.join().is_ok());
         });
     }
     let mut ended = 0;
+    let mut failed = false;
     let mut hard_deadline: Option<tokio::time::Instant> = None;
     loop {
         let hard_timer = async {
@@ -146,8 +147,13 @@ async fn control(stop_tx: watch::Sender<Stop>, handles: Vec<std::thread::JoinHan
             _ = hard_timer => { let _ = stop_tx.send(Stop::Hard); hard_deadline = None; }
             r = done_rx.recv() => {
                 ended += 1;
+                if r == Some(false) {
+                    alert("a worker thread failed; stopping");
+                    let _ = stop_tx.send(Stop::Hard);
+                    failed = true;
+                }
                 if ended == total || r.is_none() {
-                    return 0;
+                    return i32::from(failed);
                 }
             }
         }

@@ -26,7 +26,10 @@ pub fn take_listening_fd(n: i32) -> Result<std::net::TcpListener, String> {
     }
     // SAFETY: the descriptor is an open listening socket that the configuration hands to us alone.
     let owned = unsafe { OwnedFd::from_raw_fd(raw) };
-    Ok(std::net::TcpListener::from(owned))
+    let l = std::net::TcpListener::from(owned);
+    // An inherited socket may be blocking; the reactor needs it non-blocking.
+    l.set_nonblocking(true).map_err(|e| format!("fd@{n}: {e}"))?;
+    Ok(l)
 }
 
 /// Forks into the background as `-D` asks: the parent writes the child's pid to `pidfile` (so
