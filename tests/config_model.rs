@@ -140,7 +140,7 @@ fn every_error_in_a_file_is_reported_in_one_pass() {
 
 #[test]
 fn server_template_declares_numbered_servers() {
-    let c = ok("backend b\n server-template web 3 app.local:80 weight 5\n server-template api 8-9 10.0.0.1:81\n");
+    let c = ok("backend b\n server-template web 3 localhost:80 weight 5\n server-template api 8-9 10.0.0.1:81\n");
     let names: Vec<&str> = c.proxy("b").unwrap().servers.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["web1", "web2", "web3", "api8", "api9"]);
     assert_eq!(c.proxy("b").unwrap().servers[0].opts.weight, Some(5));
@@ -250,4 +250,18 @@ fn a_default_backend_inherited_from_defaults_must_exist() {
     );
     // A backend inheriting it is not using it.
     ok("defaults\n default_backend nosuch\nbackend b\n server s 127.0.0.1:1\n");
+}
+
+#[test]
+fn an_unresolvable_server_name_is_an_error_unless_init_addr_allows_none() {
+    let a = alerts("backend b\n server s no-such-host.invalid:80\n");
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert!(a[0].contains("[t.cfg:2] : 'server'") && a[0].contains("could not resolve address 'no-such-host.invalid'"), "{a:?}");
+    let c = ok("backend b\n server s no-such-host.invalid:80 init-addr last,libc,none\n server t localhost:81\n");
+    let b = c.proxy("b").unwrap();
+    assert_eq!(b.servers[0].resolved, None);
+    assert!(b.servers[1].resolved.is_some_and(|ip| ip.is_loopback()));
+    // The unresolved server starts in maintenance; the table still compiles.
+    let rt = sluiced::route::RouteTable::compile(&c).unwrap();
+    assert_eq!(rt.backends[0].state.servers[0].admin(), sluiced::balance::AdminState::Maint);
 }

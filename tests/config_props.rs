@@ -21,7 +21,9 @@ fn assert_consistent(loaded: &Loaded) -> Result<(), TestCaseError> {
     let has_alert = loaded.diags.has_alerts();
     prop_assert_eq!(loaded.config.is_some(), !has_alert, "config presence must match the absence of alerts");
     if let Some(cfg) = &loaded.config {
-        prop_assert!(sluiced::route::RouteTable::compile(cfg).is_ok(), "a validated configuration failed to compile");
+        if let Err(e) = sluiced::route::RouteTable::compile(cfg) {
+            prop_assert!(false, "a validated configuration failed to compile: {}", e);
+        }
     }
     Ok(())
 }

@@ -394,7 +394,7 @@ fn parse_server(a: &mut KwArgs<'_>, p: &mut Proxy) -> Result<(), String> {
     if let Some(t) = &opts.track {
         p.add_ref(RefKind::Server, t, a.span, "server");
     }
-    p.servers.push(Server { name: name.to_owned(), addr, id, span: a.span.clone(), opts });
+    p.servers.push(Server { name: name.to_owned(), addr, resolved: None, id, span: a.span.clone(), opts });
     Ok(())
 }
 
@@ -423,7 +423,7 @@ fn parse_server_template(a: &mut KwArgs<'_>, p: &mut Proxy) -> Result<(), String
         return Err("'id' is not allowed on 'server-template' lines".into());
     }
     for n in lo..=hi {
-        p.servers.push(Server { name: format!("{prefix}{n}"), addr: addr.clone(), id: None, span: a.span.clone(), opts: opts.clone() });
+        p.servers.push(Server { name: format!("{prefix}{n}"), addr: addr.clone(), resolved: None, id: None, span: a.span.clone(), opts: opts.clone() });
     }
     Ok(())
 }

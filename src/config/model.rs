@@ -242,6 +242,9 @@ pub struct ServerOpts {
 pub struct Server {
     pub name: String,
     pub addr: Address,
+    /// The address a host name resolved to when the configuration was loaded (`init-addr libc`);
+    /// `None` for literal addresses, and for names left unresolved by `init-addr none`.
+    pub resolved: Option<std::net::IpAddr>,
     pub id: Option<u32>,
     pub span: Span,
     pub opts: ServerOpts,

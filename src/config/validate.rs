@@ -81,6 +81,33 @@ pub fn validate(cfg: &Config, diags: &mut Diags) {
     }
 }
 
+/// Resolves server host names once, when the configuration is loaded, as HAProxy does with its
+/// default `init-addr last,libc`: a name that does not resolve is an error at the server's line,
+/// unless `init-addr` lists `none` (the server then starts without an address, in maintenance).
+pub fn resolve_server_names(cfg: &mut Config, diags: &mut Diags) {
+    use super::addr::{AddrKind, Host};
+    for p in &mut cfg.proxies {
+        for s in &mut p.servers {
+            let AddrKind::Inet { host: Host::Name(name), .. } = &s.addr.kind else { continue };
+            let methods: Vec<&str> = s.opts.init_addr.as_deref().unwrap_or("last,libc").split(',').collect();
+            let found = if methods.contains(&"libc") {
+                std::net::ToSocketAddrs::to_socket_addrs(&(name.as_str(), 0)).ok().and_then(|mut a| a.next()).map(|a| a.ip())
+            } else {
+                None
+            };
+            match found {
+                Some(ip) => s.resolved = Some(ip),
+                None if methods.contains(&"none") => {}
+                None => diags.alert(
+                    Some(&s.span),
+                    Some("server"),
+                    format!("could not resolve address '{name}' of server '{}' (add 'init-addr none' to start without it)", s.name),
+                ),
+            }
+        }
+    }
+}
+
 /// A file named by the configuration must exist when it is checked, as HAProxy loads it then.
 pub fn check_file(path: &str, span: &super::diag::Span, kw: &str, diags: &mut Diags) {
     if std::fs::metadata(path).is_err() {

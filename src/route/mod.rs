@@ -183,7 +183,7 @@ pub struct RouteTable {
     pub process: Process,
 }
 
-fn server_addr(a: &Address, use_libc: bool) -> Result<ServerAddr, String> {
+fn server_addr(a: &Address, resolved: Option<std::net::IpAddr>) -> Result<ServerAddr, String> {
     match &a.kind {
         AddrKind::Inet { host: Host::Ip(ip), port, .. } => Ok(match port {
             PortSpec::Fixed(p) => ServerAddr::Inet(std::net::SocketAddr::new(*ip, *p)),
@@ -192,19 +192,8 @@ fn server_addr(a: &Address, use_libc: bool) -> Result<ServerAddr, String> {
             PortSpec::Range(..) => return Err(format!("port range in server address '{}'", a.text)),
         }),
         AddrKind::Inet { host: Host::Name(n), port, .. } => {
-            // Names are resolved once at start-up, as HAProxy's default `init-addr last,libc` does.
-            if !use_libc {
-                return Err(format!("'{n}' is a name and init-addr does not allow resolving it"));
-            }
-            let port_num = match port {
-                PortSpec::Fixed(p) => *p,
-                _ => 0,
-            };
-            let ip = std::net::ToSocketAddrs::to_socket_addrs(&(n.as_str(), port_num))
-                .map_err(|e| format!("could not resolve address '{n}': {e}"))?
-                .next()
-                .ok_or_else(|| format!("could not resolve address '{n}'"))?
-                .ip();
+            // Resolved when the configuration was loaded; `None` here means `init-addr none`.
+            let ip = resolved.ok_or_else(|| format!("'{n}' has no address yet"))?;
             Ok(match port {
                 PortSpec::Fixed(p) => ServerAddr::Inet(std::net::SocketAddr::new(ip, *p)),
                 PortSpec::Offset(o) => ServerAddr::InetOffset(ip, *o),
@@ -258,12 +247,9 @@ impl RouteTable {
             let mut servers = Vec::new();
             for (si, s) in p.servers.iter().enumerate() {
                 let o = &s.opts;
-                // `init-addr` (default `last,libc`): with `none` in the list, a name that does not
-                // resolve leaves the server without an address, in maintenance, as in HAProxy.
-                let methods: Vec<&str> = o.init_addr.as_deref().unwrap_or("last,libc").split(',').collect();
-                let (addr, unresolved) = match server_addr(&s.addr, methods.contains(&"libc")) {
+                let (addr, unresolved) = match server_addr(&s.addr, s.resolved) {
                     Ok(a) => (a, false),
-                    Err(_) if methods.contains(&"none") => (ServerAddr::Unresolved, true),
+                    Err(_) if matches!(s.addr.kind, AddrKind::Inet { host: Host::Name(_), .. }) => (ServerAddr::Unresolved, true),
                     Err(e) => return Err(format!("{}: server {}/{}: {e}", s.span, p.name, s.name)),
                 };
                 let mut st = ServerState::new(&s.name, s.id.unwrap_or(si as u32 + 1), addr, o.weight.unwrap_or(1), o.backup);
