@@ -20,10 +20,10 @@ fn load(text: &str) -> Loaded {
 fn assert_consistent(loaded: &Loaded) -> Result<(), TestCaseError> {
     let has_alert = loaded.diags.has_alerts();
     prop_assert_eq!(loaded.config.is_some(), !has_alert, "config presence must match the absence of alerts");
-    if let Some(cfg) = &loaded.config {
-        if let Err(e) = sluiced::route::RouteTable::compile(cfg) {
-            prop_assert!(false, "a validated configuration failed to compile: {}", e);
-        }
+    if let Some(cfg) = &loaded.config
+        && let Err(e) = sluiced::route::RouteTable::compile(cfg)
+    {
+        prop_assert!(false, "a validated configuration failed to compile: {}", e);
     }
     Ok(())
 }
