@@ -1,2 +1,4 @@
-//! See config.rs.
+//! L7 (HTTP) proxying: configuration, HTTP/1 framing.
+
 pub mod config;
+pub mod h1;

@@ -151,6 +151,30 @@ impl Tri {
     }
 }
 
+/// An HTTP message as fetches see it: the request or response head after the rules that ran so far
+/// (header edits included), and its body when it was buffered. Names compare case-insensitively.
+pub trait HttpMsg {
+    /// Request method (`GET`); empty for a response.
+    fn method(&self) -> &[u8];
+    /// Request target as received (`/path?query`, or absolute form); empty for a response.
+    fn uri(&self) -> &[u8];
+    /// `HTTP/1.1`.
+    fn version(&self) -> &[u8];
+    /// Response status; 0 for a request.
+    fn status(&self) -> u16;
+    fn header_count(&self) -> usize;
+    /// The `i`th header field, in order: (name, value), value without surrounding blanks.
+    fn header(&self, i: usize) -> (&[u8], &[u8]);
+    /// The body, when `option http-buffer-request` (or `wait-for-body`) buffered it.
+    fn body(&self) -> Option<&[u8]> {
+        None
+    }
+    /// True for the first request of a connection (`http_first_req`).
+    fn first_request(&self) -> bool {
+        true
+    }
+}
+
 /// What the evaluator may ask of a stream.
 pub trait StreamCtx {
     /// The client's address (after PROXY protocol, the original client's).
@@ -177,6 +201,14 @@ pub trait StreamCtx {
     }
     /// True when no more request data will be waited for: a miss is then a no-match.
     fn req_final(&self) -> bool;
+    /// The HTTP request, on HTTP streams once its head is parsed.
+    fn http_request(&self) -> Option<&dyn HttpMsg> {
+        None
+    }
+    /// The HTTP response, once its head is parsed.
+    fn http_response(&self) -> Option<&dyn HttpMsg> {
+        None
+    }
 }
 
 /// A condition ready to evaluate.
