@@ -58,13 +58,13 @@ pub enum End {
 
 /// The address the client connected to, looked up on first use: most sessions never need it, and
 /// `getsockname(2)` on every accept is a system call per connection for nothing.
-struct Dst<'a> {
-    cell: std::cell::OnceCell<Option<SocketAddr>>,
-    client: &'a EpollConn,
+pub(crate) struct Dst<'a> {
+    pub(crate) cell: std::cell::OnceCell<Option<SocketAddr>>,
+    pub(crate) client: &'a EpollConn,
 }
 
 impl Dst<'_> {
-    fn get(&self) -> Option<SocketAddr> {
+    pub(crate) fn get(&self) -> Option<SocketAddr> {
         *self.cell.get_or_init(|| match self.client {
             EpollConn::Tcp(s) => s.local_addr().ok(),
             EpollConn::Unix(_) => None,
@@ -117,6 +117,8 @@ impl StreamCtx for Ctx<'_> {
 pub struct Worker {
     pub rt: std::sync::Arc<RouteTable>,
     pub pipes: PipePool,
+    /// Idle HTTP server connections.
+    pub http_pool: crate::l7::pool::ServerPool,
     pub buffers: crate::runtime::pipe::BufferPool,
     /// Splicing allowed at all (`nosplice` off, and the kernel accepted it so far).
     pub splice_ok: Cell<bool>,
@@ -267,7 +269,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<S
         }
         srv.bytes_in.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
     }
-    let end = tunnel(&w, fe, be, &client, &server, &srv).await;
+    let end = tunnel_pub(&w, fe, be, &client, &server, &srv).await;
     if (fe.nolinger || be.nolinger)
         && let EpollConn::Tcp(s) = &server
     {
@@ -329,9 +331,9 @@ async fn read_until(c: &EpollConn, buf: Vec<u8>, deadline: Option<Instant>) -> (
 }
 
 /// Releases the server slot taken by a pick when the session ends, however it ends.
-struct SlotGuard<'a> {
-    be: &'a BackendState,
-    idx: usize,
+pub(crate) struct SlotGuard<'a> {
+    pub(crate) be: &'a BackendState,
+    pub(crate) idx: usize,
 }
 
 impl Drop for SlotGuard<'_> {
@@ -343,7 +345,7 @@ impl Drop for SlotGuard<'_> {
 /// Picks a server, waiting in the backend queue while all are full, and connects to it with the
 /// backend's retries and redispatch policy. Returns the server index (with its slot held) and the
 /// connection.
-async fn connect(be: &Backend, key: &PickKey, dst: &Dst<'_>) -> Option<(usize, EpollConn)> {
+pub(crate) async fn connect(be: &Backend, key: &PickKey, dst: &Dst<'_>) -> Option<(usize, EpollConn)> {
     let state = &be.state;
     let mut tried: Vec<usize> = Vec::new();
     let mut idx = pick_queued(be, key, &tried).await?;
@@ -622,7 +624,8 @@ async fn forward(
     copy_dir(w, splice_on && w.splice_ok.get(), src, dst, s_side, d_side, counter).await
 }
 
-async fn tunnel(w: &Worker, fe: &Frontend, be: &Backend, client: &EpollConn, server: &EpollConn, srv: &crate::balance::ServerState) -> End {
+/// The bidirectional forwarding of step 7, also used by HTTP once a `101` switched protocols.
+pub(crate) async fn tunnel_pub(w: &Worker, fe: &Frontend, be: &Backend, client: &EpollConn, server: &EpollConn, srv: &crate::balance::ServerState) -> End {
     // Once connected, `timeout tunnel` replaces the client and server timeouts when set.
     let c_side = Side::new(be.timeout_tunnel.or(fe.timeout_client));
     let s_side = Side::new(be.timeout_tunnel.or(be.timeout_server));

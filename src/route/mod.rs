@@ -10,6 +10,7 @@ pub mod eval;
 #[cfg(test)]
 mod eval_tests;
 pub mod fetch;
+pub mod logformat;
 pub mod sample;
 
 use std::sync::Arc;
@@ -125,6 +126,14 @@ pub struct Frontend {
     pub default_backend: Option<usize>,
     pub clitcpka: bool,
     pub nolinger: bool,
+    /// `mode http`: `timeout http-request`, a deadline for a whole request head.
+    pub timeout_http_request: Option<Duration>,
+    /// `mode http`: the wait for the next request on a kept-alive connection.
+    pub timeout_http_keep_alive: Option<Duration>,
+    /// `mode http`: the client connection stays open between requests (not `option httpclose`).
+    pub http_keep_alive: bool,
+    /// `mode http`: the `http-request` rules the data plane runs.
+    pub http_request_rules: Vec<crate::l7::rules::HttpRule>,
     /// Admission limit shared by every worker (`maxconn`): a semaphore with that many permits.
     pub limit: Option<Arc<tokio::sync::Semaphore>>,
 }
@@ -150,6 +159,10 @@ pub struct Backend {
     pub hash_key: Option<HashKey>,
     pub srvtcpka: bool,
     pub nolinger: bool,
+    /// `mode http`: the server connection stays open after a response (`option http-keep-alive`).
+    pub http_keep_alive: bool,
+    /// `mode http`: idle server connections may be reused (`http-reuse` other than `never`).
+    pub reuse_allowed: bool,
 }
 
 /// The sample a hashing algorithm balances on, and how to hash it.
@@ -220,6 +233,23 @@ fn compile_rules(p: &Proxy, rules: &[Rule<TcpAction>], stage: &str, diags: &mut 
         };
         let cond = r.cond.as_ref().map(|c| CompiledCond::compile(c, &p.acls)).transpose()?;
         out.push(L4Rule { action, cond });
+    }
+    Ok(out)
+}
+
+fn compile_http_rules(p: &Proxy, diags: &mut Diags) -> Result<Vec<crate::l7::rules::HttpRule>, String> {
+    let mut out = Vec::new();
+    if p.mode != Mode::Http {
+        return Ok(out);
+    }
+    for r in &p.http.request_rules {
+        match crate::l7::rules::compile_action(&r.action)? {
+            Some(action) => {
+                let cond = r.cond.as_ref().map(|c| CompiledCond::compile(c, &p.acls)).transpose()?;
+                out.push(crate::l7::rules::HttpRule { action, cond });
+            }
+            None => diags.warning(Some(&r.span), Some("http-request"), "this action is parsed but not implemented yet: it has no effect"),
+        }
     }
     Ok(out)
 }
@@ -295,6 +325,9 @@ impl RouteTable {
                 hash_key,
                 srvtcpka: p.options.srvtcpka.or(p.options.tcpka).unwrap_or(false),
                 nolinger: p.options.nolinger.unwrap_or(false),
+                http_keep_alive: matches!(p.http.conn_mode, None | Some(crate::l7::config::HttpConnMode::KeepAlive)),
+                reuse_allowed: matches!(p.http.conn_mode, None | Some(crate::l7::config::HttpConnMode::KeepAlive))
+                    && !matches!(p.http.reuse, Some(crate::l7::config::HttpReuse::Never)),
             });
         }
         let mut frontends = Vec::new();
@@ -332,6 +365,10 @@ impl RouteTable {
                 default_backend,
                 clitcpka: p.options.clitcpka.or(p.options.tcpka).unwrap_or(false),
                 nolinger: p.options.nolinger.unwrap_or(false),
+                timeout_http_request: p.timeouts.http_request,
+                timeout_http_keep_alive: p.timeouts.http_keep_alive,
+                http_keep_alive: !matches!(p.http.conn_mode, Some(crate::l7::config::HttpConnMode::Close)),
+                http_request_rules: compile_http_rules(p, diags)?,
                 limit: p.maxconn.map(|m| Arc::new(tokio::sync::Semaphore::new(m as usize))),
             });
         }

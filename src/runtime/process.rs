@@ -41,10 +41,6 @@ pub fn run(cfg: &Config, opts: RunOpts) -> i32 {
     if !opts.quiet {
         eprint!("{}", diags.render(std::process::id()));
     }
-    if let Some(fe) = rt.frontends.iter().find(|f| f.mode != crate::config::model::Mode::Tcp) {
-        alert(&format!("config : frontend '{}' is in 'mode http', which this build does not run yet (only 'mode tcp').", fe.name));
-        return 1;
-    }
     if rt.frontends.is_empty() {
         alert("config : no frontend or listen section with a 'bind' line: nothing to run.");
         return 1;

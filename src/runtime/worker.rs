@@ -84,6 +84,7 @@ fn worker_main(rt: Arc<RouteTable>, listeners: Vec<BoundListener>, mut stop: wat
     let w = Rc::new(Worker {
         pipes: PipePool::new(rt.process.pipesize, PIPES_KEPT),
         buffers: super::pipe::BufferPool::new(BUFFERS_KEPT),
+        http_pool: crate::l7::pool::ServerPool::default(),
         splice_ok: Cell::new(!rt.process.nosplice),
         rt,
     });
@@ -178,7 +179,11 @@ impl AcceptLoop {
         let (w, active, drained) = (self.w.clone(), self.active.clone(), self.drained.clone());
         active.set(active.get() + 1);
         tokio::task::spawn_local(async move {
-            let _end = session::run(w, fe, conn, peer, local, accept_proxy).await;
+            let _end = if w.rt.frontends[fe].mode == crate::config::model::Mode::Http {
+                crate::l7::session::run(w, fe, conn, peer).await
+            } else {
+                session::run(w, fe, conn, peer, local, accept_proxy).await
+            };
             drop(permits);
             active.set(active.get() - 1);
             if active.get() == 0 {
