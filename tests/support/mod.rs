@@ -241,3 +241,113 @@ pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
     v.truncate(len);
     v
 }
+
+/// What an HTTP test backend saw: every request head and body, in order, per connection.
+#[derive(Default, Debug, Clone)]
+pub struct Seen {
+    pub connections: usize,
+    /// Raw bytes of each request (head and body) as received.
+    pub requests: Vec<Vec<u8>>,
+}
+
+/// An HTTP/1.1 backend that reads requests (Content-Length or chunked bodies), records their raw
+/// bytes, and answers each with `respond(request_bytes)`; keeps the connection alive unless the
+/// request says `connection: close`.
+pub fn http_backend(respond: impl Fn(&[u8]) -> Vec<u8> + Send + Sync + 'static) -> (Backend, Arc<std::sync::Mutex<Seen>>) {
+    let seen = Arc::new(std::sync::Mutex::new(Seen::default()));
+    let s2 = seen.clone();
+    let respond = Arc::new(respond);
+    let b = Backend::start(move |mut c| {
+        s2.lock().unwrap().connections += 1;
+        let mut buf = Vec::new();
+        let mut tmp = [0u8; 65536];
+        loop {
+            // Read one request: the head, then the body by its framing.
+            let head_end = loop {
+                if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break p + 4;
+                }
+                match c.read(&mut tmp) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&tmp[..n]),
+                }
+            };
+            let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+            let len = head.lines().find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0))).unwrap_or(0);
+            let chunked = head.lines().any(|l| l.starts_with("transfer-encoding:") && l.contains("chunked"));
+            let total = if chunked {
+                loop {
+                    if let Some(p) = buf[head_end..].windows(5).position(|w| w == b"0\r\n\r\n") {
+                        break head_end + p + 5;
+                    }
+                    match c.read(&mut tmp) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&tmp[..n]),
+                    }
+                }
+            } else {
+                while buf.len() < head_end + len {
+                    match c.read(&mut tmp) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&tmp[..n]),
+                    }
+                }
+                head_end + len
+            };
+            let req: Vec<u8> = buf.drain(..total).collect();
+            s2.lock().unwrap().requests.push(req.clone());
+            let resp = respond(&req);
+            if c.write_all(&resp).is_err() {
+                return;
+            }
+            if head.contains("connection: close") {
+                return;
+            }
+        }
+    });
+    (b, seen)
+}
+
+/// `HTTP/1.1 200 OK` with `body`.
+pub fn ok_response(body: &str) -> Vec<u8> {
+    format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\ncontent-type: text/plain\r\n\r\n{body}", body.len()).into_bytes()
+}
+
+/// Reads one HTTP response (Content-Length, chunked, or until close) from `c`.
+pub fn read_response(c: &mut TcpStream) -> (u16, String, Vec<u8>) {
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = Vec::new();
+    let mut tmp = [0u8; 65536];
+    let head_end = loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p + 4;
+        }
+        match c.read(&mut tmp) {
+            Ok(0) => panic!("connection closed before a response head: {:?}", String::from_utf8_lossy(&buf)),
+            Ok(n) => buf.extend_from_slice(&tmp[..n]),
+            Err(e) => panic!("reading a response: {e} after {:?}", String::from_utf8_lossy(&buf)),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let status: u16 = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let lower = head.to_ascii_lowercase();
+    let len = lower.lines().find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap()));
+    let mut body: Vec<u8> = buf[head_end..].to_vec();
+    if let Some(len) = len {
+        while body.len() < len {
+            let n = c.read(&mut tmp).unwrap();
+            assert!(n > 0, "closed in the body");
+            body.extend_from_slice(&tmp[..n]);
+        }
+        body.truncate(len);
+    } else if lower.contains("transfer-encoding: chunked") {
+        while !body.windows(5).any(|w| w == b"0\r\n\r\n") {
+            let n = c.read(&mut tmp).unwrap();
+            assert!(n > 0, "closed in a chunked body");
+            body.extend_from_slice(&tmp[..n]);
+        }
+    } else if !(status == 204 || status == 304 || (100..200).contains(&status)) {
+        let _ = c.read_to_end(&mut body);
+    }
+    (status, head, body)
+}
