@@ -352,7 +352,8 @@ fn websocket_upgrade_becomes_a_tunnel_after_a_real_101() {
     let port = free_port();
     let _s = Sluiced::start(&http_cfg(port, "", &format!("  timeout tunnel 5s\n  server s {}", be.addr())), &[port]);
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    c.write_all(b"GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: x\r\nSec-WebSocket-Version: 13\r\n\r\n").unwrap();
+    c.write_all(b"GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: x\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        .unwrap();
     let mut b = vec![0u8; 4096];
     c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let n = c.read(&mut b).unwrap();

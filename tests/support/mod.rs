@@ -277,8 +277,8 @@ pub fn http_backend(respond: impl Fn(&[u8]) -> Vec<u8> + Send + Sync + 'static) 
             let chunked = head.lines().any(|l| l.starts_with("transfer-encoding:") && l.contains("chunked"));
             let total = if chunked {
                 loop {
-                    if let Some(p) = buf[head_end..].windows(5).position(|w| w == b"0\r\n\r\n") {
-                        break head_end + p + 5;
+                    if let Some(end) = chunked_end(&buf[head_end..]) {
+                        break head_end + end;
                     }
                     match c.read(&mut tmp) {
                         Ok(0) | Err(_) => return,
@@ -306,6 +306,32 @@ pub fn http_backend(respond: impl Fn(&[u8]) -> Vec<u8> + Send + Sync + 'static) 
         }
     });
     (b, seen)
+}
+
+/// Where a chunked body that starts `b` ends (after the last chunk and the trailers), if it is
+/// all there. Deliberately simple and independent of the proxy's own parser.
+pub fn chunked_end(b: &[u8]) -> Option<usize> {
+    let mut pos = 0;
+    loop {
+        let line_end = pos + b[pos..].windows(2).position(|w| w == b"\r\n")?;
+        let size_text = String::from_utf8_lossy(&b[pos..line_end]);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16).ok()?;
+        pos = line_end + 2;
+        if size == 0 {
+            // Trailers, then an empty line.
+            loop {
+                let e = pos + b[pos..].windows(2).position(|w| w == b"\r\n")?;
+                if e == pos {
+                    return Some(pos + 2);
+                }
+                pos = e + 2;
+            }
+        }
+        pos += size + 2;
+        if pos > b.len() {
+            return None;
+        }
+    }
 }
 
 /// `HTTP/1.1 200 OK` with `body`.
