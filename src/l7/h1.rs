@@ -596,28 +596,50 @@ impl TransferEncoding {
     }
 }
 
-fn framing_fields<'a>(buf: &'a [u8], head: &Head) -> (ContentLength, TransferEncoding, Vec<&'a [u8]>) {
-    let mut cl = ContentLength::default();
-    let mut te = TransferEncoding::default();
-    let mut hosts = Vec::new();
-    for f in &head.fields {
-        let name = slice(buf, &f.name);
-        let value = slice(buf, &f.value);
+/// The Host fields of a request: how many, and the value of the first.
+#[derive(Default)]
+struct Hosts<'a> {
+    count: usize,
+    first: &'a [u8],
+}
+
+/// The framing fields of a head, all of them.
+struct FramingFields<'a> {
+    cl: ContentLength,
+    te: TransferEncoding,
+    hosts: Hosts<'a>,
+    /// `Content_Length` or `Transfer_Encoding`: some servers (CGI, WSGI) fold `_` into `-`.
+    lookalike: bool,
+}
+
+fn framing_fields<'a>(buf: &'a [u8], head: &Head) -> FramingFields<'a> {
+    let mut f = FramingFields { cl: ContentLength::default(), te: TransferEncoding::default(), hosts: Hosts::default(), lookalike: false };
+    for field in &head.fields {
+        let name = slice(buf, &field.name);
+        let value = slice(buf, &field.value);
         if name.eq_ignore_ascii_case(b"content-length") {
-            cl.add(value);
+            f.cl.add(value);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            te.add(value);
+            f.te.add(value);
         } else if name.eq_ignore_ascii_case(b"host") {
-            hosts.push(value);
+            if f.hosts.count == 0 {
+                f.hosts.first = value;
+            }
+            f.hosts.count += 1;
+        } else if name.eq_ignore_ascii_case(b"content_length") || name.eq_ignore_ascii_case(b"transfer_encoding") {
+            f.lookalike = true;
         }
     }
-    (cl, te, hosts)
+    f
 }
 
 /// The framing of a request, after checking every rule about it (Content-Length and
 /// Transfer-Encoding together, duplicated or malformed lengths, Host, ...).
 pub fn request_framing(buf: &[u8], head: &Head) -> Result<Framing, H1Error> {
-    let (cl, te, hosts) = framing_fields(buf, head);
+    let FramingFields { cl, te, hosts, lookalike } = framing_fields(buf, head);
+    if lookalike {
+        return Err(bad_request("underscore in framing header name"));
+    }
     te.check(&cl, head.version).map_err(bad_request)?;
     if te.present && te.unknown {
         return Err(H1Error { status: 501, reason: "unsupported transfer coding" });
@@ -625,7 +647,7 @@ pub fn request_framing(buf: &[u8], head: &Head) -> Result<Framing, H1Error> {
     if te.present && !te.chunked_last {
         return Err(bad_request("chunked not final in Transfer-Encoding"));
     }
-    check_host(slice(buf, &head.method), slice(buf, &head.target), head.version, &hosts)?;
+    check_host(slice(buf, &head.method), slice(buf, &head.target), head.version, hosts)?;
     if slice(buf, &head.method) == b"CONNECT" {
         // RFC 9110 9.3.6: CONNECT has no content; whatever follows the head is the tunnel.
         if te.present || cl.value.is_some_and(|n| n > 0) {
@@ -642,11 +664,11 @@ pub fn request_framing(buf: &[u8], head: &Head) -> Result<Framing, H1Error> {
 
 /// Host: exactly one in HTTP/1.1 (RFC 9112 3.2), at most one in HTTP/1.0, a valid authority, and
 /// the same as the target's authority when the target has one (absolute-form, CONNECT).
-fn check_host(method: &[u8], target: &[u8], version: Version, hosts: &[&[u8]]) -> Result<(), H1Error> {
-    let host = match hosts {
-        [] if version == Version::Http11 => return Err(bad_request("missing Host")),
-        [] => return Ok(()),
-        [host] => *host,
+fn check_host(method: &[u8], target: &[u8], version: Version, hosts: Hosts<'_>) -> Result<(), H1Error> {
+    let host = match hosts.count {
+        0 if version == Version::Http11 => return Err(bad_request("missing Host")),
+        0 => return Ok(()),
+        1 => hosts.first,
         _ => return Err(bad_request("duplicate Host")),
     };
     let parsed = if host.is_empty() { None } else { Some(authority(host).ok_or(bad_request("invalid Host"))?) };
@@ -667,7 +689,10 @@ pub fn response_framing(buf: &[u8], head: &Head, head_request: bool) -> Result<F
 /// HEAD, 1xx, 204, 304 or a 2xx to CONNECT (a tunnel follows), chunked when chunked is the final
 /// coding, else the Content-Length, else until the server closes. Errors are 502.
 pub fn response_framing_for(buf: &[u8], head: &Head, method: &[u8]) -> Result<Framing, H1Error> {
-    let (cl, te, _) = framing_fields(buf, head);
+    let FramingFields { cl, te, lookalike, .. } = framing_fields(buf, head);
+    if lookalike {
+        return Err(bad_gateway("underscore in framing header name"));
+    }
     te.check(&cl, head.version).map_err(bad_gateway)?;
     let status = head.status;
     if (100..200).contains(&status) || status == 204 {
@@ -1332,6 +1357,37 @@ mod tests {
     #[test]
     fn control_character_in_value_is_400() {
         assert_eq!(refused(b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x01b\r\n\r\n"), (400, "control character in header value"));
+    }
+
+    #[test]
+    fn del_in_value_is_400() {
+        assert_eq!(refused(b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x7fb\r\n\r\n"), (400, "control character in header value"));
+    }
+
+    #[test]
+    fn vertical_tab_in_value_is_400() {
+        assert_eq!(refused(b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x0bb\r\n\r\n"), (400, "control character in header value"));
+    }
+
+    #[test]
+    fn vertical_tab_before_colon_is_400() {
+        assert_eq!(refused(b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding\x0b: chunked\r\n\r\n"), (400, "invalid character in header name"));
+    }
+
+    #[test]
+    fn underscore_framing_header_is_400() {
+        let raw = b"POST / HTTP/1.1\r\nHost: a\r\nContent_Length: 5\r\n\r\n";
+        assert_eq!(refused(raw), (400, "underscore in framing header name"));
+    }
+
+    #[test]
+    fn transfer_encoding_case_insensitive() {
+        assert_eq!(framing(b"POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: CHUNKED\r\n\r\n"), Framing::Chunked);
+    }
+
+    #[test]
+    fn bare_cr_in_head_is_400() {
+        assert_eq!(status(b"GET / HTTP/1.1\r\nHost: a\r\n\rX"), 400);
     }
 
     #[test]
