@@ -352,8 +352,24 @@ pub fn reason(status: u16) -> &'static str {
     }
 }
 
-/// A built-in error answer: HAProxy's short HTML page for the status.
+/// A built-in error answer: HAProxy's own page for the statuses it has one for (byte for byte,
+/// from [`super::reply`]), and a page of the same shape for the others (414, 431, 505).
 pub fn error_response(status: u16, close: bool) -> Vec<u8> {
+    if super::reply::BUILTIN_ERROR_CODES.contains(&status) {
+        let page = super::reply::builtin_error(status);
+        let mut out = page.bytes().to_vec();
+        if close
+            && !page.close()
+            && let Some(pos) = out.windows(4).position(|w| w == b"\r\n\r\n")
+        {
+            out.splice(pos + 2..pos + 2, b"connection: close\r\n".iter().copied());
+        }
+        return out;
+    }
+    own_error_page(status, close)
+}
+
+fn own_error_page(status: u16, close: bool) -> Vec<u8> {
     let text = reason(status);
     let body = format!("<html><body><h1>{status} {text}</h1>\n{}\n</body></html>\n", error_detail(status));
     let mut out = format!("HTTP/1.1 {status} {text}\r\ncontent-length: {}\r\ncache-control: no-cache\r\ncontent-type: text/html\r\n", body.len()).into_bytes();
