@@ -5,11 +5,14 @@
 //! counters and server states live there.
 
 pub mod acl;
+mod auth;
 pub mod convert;
 pub mod eval;
 #[cfg(test)]
 mod eval_tests;
 pub mod fetch;
+mod http_fetch;
+mod map;
 pub mod sample;
 
 use std::sync::Arc;
