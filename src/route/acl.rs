@@ -84,11 +84,11 @@ impl CompiledAcl {
     pub fn eval(&self, ctx: &dyn StreamCtx) -> Tri {
         let mut result = Tri::No;
         for e in &self.exprs {
-            let f = e.sample.fetched(ctx);
-            let t = match f.value {
-                Some(v) if e.matcher.matches(&v) => Tri::Yes,
-                _ if f.may_change => Tri::Miss,
-                _ => Tri::No,
+            let (hit, may_change) = e.sample.any_value(ctx, &mut |v| e.matcher.matches(v, ctx));
+            let t = match (hit, may_change) {
+                (true, _) => Tri::Yes,
+                (false, true) => Tri::Miss,
+                (false, false) => Tri::No,
             };
             result = result.or(t);
             if result == Tri::Yes {
@@ -202,7 +202,21 @@ enum Matcher {
         icase: bool,
         delims: &'static [u8],
     },
+    /// `method` with its default matching: HAProxy compares the methods it knows exactly, and only
+    /// other methods as strings (where `-i` applies).
+    Meth {
+        pats: Vec<Box<[u8]>>,
+        icase: bool,
+    },
+    /// `http_auth_group(<userlist>)`: the patterns are groups the authenticated user must be in.
+    AuthGroup {
+        userlist: String,
+        groups: Vec<Box<str>>,
+    },
 }
+
+/// The methods HAProxy recognises; any other is matched as a string.
+const KNOWN_METHODS: &[&[u8]] = &[b"OPTIONS", b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"TRACE", b"CONNECT"];
 
 impl Matcher {
     fn compile(b: &AclBody) -> Result<Matcher, String> {
@@ -217,6 +231,15 @@ impl Matcher {
                 .collect()
         };
         let ints = || b.patterns.iter().filter_map(|p| if let Pattern::Int { lo, hi } = p { Some(IntRange { lo: *lo, hi: *hi }) } else { None }).collect();
+        let plain_fetch = |name: &str| b.expr.fetch.name == name && b.expr.converters.is_empty() && b.method == MatchMethod::Str;
+        let raw = || b.patterns.iter().filter_map(|p| if let Pattern::Str(s) = p { Some(s.as_str()) } else { None });
+        if plain_fetch("method") {
+            return Ok(Matcher::Meth { pats: raw().map(|s| s.as_bytes().into()).collect(), icase });
+        }
+        if plain_fetch("http_auth_group") {
+            let userlist = b.expr.fetch.args.first().cloned().unwrap_or_default();
+            return Ok(Matcher::AuthGroup { userlist, groups: raw().map(Into::into).collect() });
+        }
         Ok(match b.method {
             MatchMethod::Found => Matcher::Found,
             MatchMethod::Bool => Matcher::Bool,
@@ -263,7 +286,7 @@ impl Matcher {
         })
     }
 
-    fn matches(&self, v: &SampleRef<'_>) -> bool {
+    fn matches(&self, v: &SampleRef<'_>, ctx: &dyn StreamCtx) -> bool {
         match self {
             Matcher::Found => true,
             Matcher::Bool => v.as_int().is_some_and(|n| n != 0),
@@ -305,6 +328,16 @@ impl Matcher {
                 let s = v.as_bytes();
                 res.iter().any(|r| r.is_match(&s))
             }
+            Matcher::Meth { pats, icase } => {
+                let s = v.as_bytes();
+                let known = |m: &[u8]| KNOWN_METHODS.contains(&m);
+                pats.iter().any(|p| if *icase && !known(p) && !known(&s) { p.eq_ignore_ascii_case(&s) } else { **p == *s })
+            }
+            Matcher::AuthGroup { userlist, groups } => {
+                let name = v.as_bytes();
+                let (Some(ul), Ok(user)) = (ctx.userlist(userlist), std::str::from_utf8(&name)) else { return false };
+                super::auth::in_any_group(ul, user, groups)
+            }
         }
     }
 }
@@ -315,7 +348,7 @@ fn eq(pat: &[u8], s: &[u8], icase: bool) -> bool {
 }
 
 /// The position of `pat` in `s`.
-fn find(s: &[u8], pat: &[u8], icase: bool) -> Option<usize> {
+pub(crate) fn find(s: &[u8], pat: &[u8], icase: bool) -> Option<usize> {
     if pat.is_empty() {
         return Some(0);
     }
@@ -338,7 +371,7 @@ fn with_lowercase<R>(s: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
 /// HAProxy's `dir`/`dom` matching: `pat`, stripped of its own leading and trailing delimiters, found
 /// in `s` starting right after a delimiter (or at the start) and ending right before one (or at the
 /// end).
-fn match_word(s: &[u8], pat: &[u8], icase: bool, delims: &[u8]) -> bool {
+pub(crate) fn match_word(s: &[u8], pat: &[u8], icase: bool, delims: &[u8]) -> bool {
     let is_delim = |b: &u8| delims.contains(b);
     let start = pat.iter().position(|b| !is_delim(b)).unwrap_or(pat.len());
     let end = pat.iter().rposition(|b| !is_delim(b)).map_or(start, |e| e + 1);

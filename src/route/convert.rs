@@ -1,6 +1,6 @@
-//! Converters, compiled once (masks parsed, regexes built) and applied to a [`SampleRef`]. A
-//! converter that cannot apply to its input, or that is not implemented yet (maps, variables, stick
-//! tables, digests), makes the sample absent.
+//! Converters, compiled once (masks parsed, regexes built, map files read and indexed) and applied
+//! to a [`SampleRef`]. A converter that cannot apply to its input, or that is not implemented yet
+//! (variables, stick tables), makes the sample absent.
 //!
 //! Converters that shorten or keep their input (`field`, `word`, `bytes`, `lower` on lower-case
 //! text) keep borrowing from the request buffer instead of copying.
@@ -8,18 +8,74 @@
 use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
+use std::sync::{Arc, OnceLock};
+
+use sha1::Digest;
 
 use super::eval::SampleRef;
+use super::map::{self, MapFile, MapMatch, MapOut, MapValue};
 use crate::config::expr::Call;
 
 const IMPLEMENTED: &[&str] = &[
-    "lower", "upper", "ipmask", "length", "bytes", "field", "word", "concat", "hex", "base64", "crc32", "djb2", "sdbm", "wt6", "add", "sub", "mul", "div",
-    "mod", "neg", "and", "or", "xor", "cpl", "not", "bool", "even", "odd", "regsub",
+    "lower",
+    "upper",
+    "ipmask",
+    "length",
+    "bytes",
+    "field",
+    "word",
+    "concat",
+    "hex",
+    "base64",
+    "b64dec",
+    "crc32",
+    "djb2",
+    "sdbm",
+    "wt6",
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "mod",
+    "neg",
+    "and",
+    "or",
+    "xor",
+    "cpl",
+    "not",
+    "bool",
+    "even",
+    "odd",
+    "regsub",
+    "url_dec",
+    "url_enc",
+    "json",
+    "sha1",
+    "sha2",
+    "host_only",
+    "port_only",
 ];
 
 /// The converters applied for real; the registry's others make the sample absent for now.
 pub fn implemented_converters() -> &'static [&'static str] {
-    IMPLEMENTED
+    static ALL: OnceLock<Vec<&'static str>> = OnceLock::new();
+    ALL.get_or_init(|| {
+        let maps = super::sample::registry().converters.iter().map(|d| d.name).filter(|n| map::parse_converter_name(n).is_some());
+        IMPLEMENTED.iter().copied().chain(maps).collect()
+    })
+}
+
+/// The input decoders of `json`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum JsonInput {
+    Ascii,
+    Utf8,
+    /// `utf8s`: characters in error are dropped.
+    Utf8Skip,
+    /// `utf8p`: overlong encodings are accepted.
+    Utf8Permissive,
+    /// `utf8ps`: overlong encodings accepted, other errors dropped.
+    Utf8PermissiveSkip,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,6 +150,23 @@ pub(crate) enum Conv {
         subst: Vec<Subst>,
         global: bool,
     },
+    /// `map_<match>_<out>(<file>[,<default>])`: the file was read when compiled.
+    Map {
+        map: Arc<MapFile>,
+        default: Option<MapValue>,
+    },
+    /// `url_dec([<in_form>])`: `+` is a space everywhere with `in_form`, else only after a `?`.
+    UrlDec {
+        in_form: bool,
+    },
+    UrlEnc,
+    Json(JsonInput),
+    B64Dec,
+    Sha1,
+    /// `sha2([<bits>])`: 224, 256, 384 or 512.
+    Sha2(u16),
+    HostOnly,
+    PortOnly,
     /// Known to the registry, not applied at this layer: the sample becomes absent.
     Unsupported,
 }
@@ -114,6 +187,9 @@ impl Conv {
             // A variable operand: variables come with the HTTP layer.
             _ => Conv::Unsupported,
         };
+        if let Some((method, out)) = map::parse_converter_name(name) {
+            return compile_map(call, method, out);
+        }
         Ok(match name {
             "lower" => Conv::Lower,
             "upper" => Conv::Upper,
@@ -185,13 +261,31 @@ impl Conv {
                 let subst = parse_subst(call.args.get(1).map(String::as_str).unwrap_or_default())?;
                 Conv::RegSub { re, subst, global: flags.contains('g') }
             }
+            "url_dec" => Conv::UrlDec { in_form: int_arg(call, 0)?.unwrap_or(0) != 0 },
+            "url_enc" => Conv::UrlEnc,
+            "json" => Conv::Json(match arg(call, 0).unwrap_or("ascii") {
+                "ascii" => JsonInput::Ascii,
+                "utf8" => JsonInput::Utf8,
+                "utf8s" => JsonInput::Utf8Skip,
+                "utf8p" => JsonInput::Utf8Permissive,
+                "utf8ps" => JsonInput::Utf8PermissiveSkip,
+                other => return Err(format!("json: unknown input code '{other}'")),
+            }),
+            "b64dec" => Conv::B64Dec,
+            "sha1" => Conv::Sha1,
+            "sha2" => match int_arg(call, 0)?.unwrap_or(256) {
+                bits @ (224 | 256 | 384 | 512) => Conv::Sha2(bits as u16),
+                bits => return Err(format!("sha2: unsupported number of bits {bits} (224, 256, 384 or 512)")),
+            },
+            "host_only" => Conv::HostOnly,
+            "port_only" => Conv::PortOnly,
             _ if super::sample::registry().converter(name).is_some() => Conv::Unsupported,
             _ => return Err(format!("unknown converter '{name}'")),
         })
     }
 
     /// The converted sample, or `None` when it does not apply to the input.
-    pub fn apply<'a>(&self, v: SampleRef<'a>) -> Option<SampleRef<'a>> {
+    pub fn apply<'a>(&'a self, v: SampleRef<'a>) -> Option<SampleRef<'a>> {
         match self {
             Conv::Lower => Some(SampleRef::Str(map_case(v.into_bytes(), false))),
             Conv::Upper => Some(SampleRef::Str(map_case(v.into_bytes(), true))),
@@ -250,9 +344,60 @@ impl Conv {
             Conv::Even => Some(SampleRef::Bool(v.as_int()? & 1 == 0)),
             Conv::Odd => Some(SampleRef::Bool(v.as_int()? & 1 == 1)),
             Conv::RegSub { re, subst, global } => Some(SampleRef::Str(regsub(v.into_bytes(), re, subst, *global))),
+            Conv::Map { map, default } => {
+                // An input that cannot be cast to the key type fails, default or not, as in HAProxy.
+                let found = match map.method() {
+                    MapMatch::Int => map.lookup_int(v.as_int()?),
+                    MapMatch::Ip => map.lookup_ip(v.as_ip()?),
+                    _ => map.lookup_bytes(&v.as_bytes()),
+                };
+                Some(match found.or(default.as_ref())? {
+                    MapValue::Str(s) => SampleRef::Str(Cow::Borrowed(s)),
+                    MapValue::Int(n) => SampleRef::Int(*n),
+                    MapValue::Ip(a) => SampleRef::Ip(*a),
+                })
+            }
+            Conv::UrlDec { in_form } => url_dec(v.into_bytes(), *in_form).map(SampleRef::Str),
+            Conv::UrlEnc => Some(SampleRef::Str(url_enc(v.into_bytes()))),
+            Conv::Json(input) => json(&v.as_bytes(), *input).map(|j| SampleRef::Str(Cow::Owned(j))),
+            Conv::B64Dec => base64_decode(&v.as_bytes()).map(|b| SampleRef::Bin(Cow::Owned(b))),
+            Conv::Sha1 => Some(SampleRef::Bin(Cow::Owned(sha1::Sha1::digest(v.as_bin()).to_vec()))),
+            Conv::Sha2(bits) => {
+                let data = v.as_bin();
+                let d = match bits {
+                    224 => sha2::Sha224::digest(&data).to_vec(),
+                    384 => sha2::Sha384::digest(&data).to_vec(),
+                    512 => sha2::Sha512::digest(&data).to_vec(),
+                    _ => sha2::Sha256::digest(&data).to_vec(),
+                };
+                Some(SampleRef::Bin(Cow::Owned(d)))
+            }
+            Conv::HostOnly => {
+                let b = v.into_bytes();
+                let end = host_port_split(&b).map_or(b.len(), |(h, _)| h.len());
+                Some(SampleRef::Str(map_case(slice_cow(b, 0..end), false)))
+            }
+            Conv::PortOnly => {
+                let b = v.as_bytes();
+                let port = host_port_split(&b).and_then(|(_, p)| std::str::from_utf8(p).ok()?.parse::<u16>().ok());
+                Some(SampleRef::Int(port.map_or(0, i64::from)))
+            }
             Conv::Unsupported => None,
         }
     }
+}
+
+/// `map_<match>_<out>(<file>[,<default>])`: reads and indexes the file now.
+fn compile_map(call: &Call, method: MapMatch, out: MapOut) -> Result<Conv, String> {
+    let name = call.name.as_str();
+    let path = arg(call, 0).ok_or_else(|| format!("{name}: missing map file"))?;
+    let map = map::load_shared(path, method, out).map_err(|e| format!("{name}: {e}"))?;
+    let default = match call.args.get(1) {
+        // An empty default is an empty string, and no default for the other outputs.
+        Some(d) if out == MapOut::Str || !d.is_empty() => Some(MapValue::parse(d.as_bytes(), out).map_err(|e| format!("{name}: default value {e}"))?),
+        _ => None,
+    };
+    Ok(Conv::Map { map, default })
 }
 
 /// `24` or `255.255.255.0`.
@@ -387,6 +532,186 @@ fn base64(b: &[u8]) -> Vec<u8> {
         out.push(if chunk.len() > 2 { sextet(3) } else { b'=' });
     }
     out
+}
+
+/// Standard base64 with padding, as HAProxy's `base64dec`: the length must be a multiple of 4 and
+/// `=` may only end it.
+pub(crate) fn base64_decode(s: &[u8]) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(4) {
+        return None;
+    }
+    let sextet = |c: u8| -> Option<u32> {
+        Some(u32::from(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        }))
+    };
+    let mut out = Vec::with_capacity(s.len() / 4 * 3);
+    let chunks = s.len() / 4;
+    for (i, chunk) in s.chunks(4).enumerate() {
+        let pad = chunk.iter().rev().take_while(|&&c| c == b'=').count();
+        if pad > 2 || (pad > 0 && i + 1 != chunks) {
+            return None;
+        }
+        let mut n = 0u32;
+        for &c in &chunk[..4 - pad] {
+            n = (n << 6) | sextet(c)?;
+        }
+        n <<= 6 * pad as u32;
+        let bytes = n.to_be_bytes();
+        out.extend_from_slice(&bytes[1..4 - pad]);
+    }
+    Some(out)
+}
+
+fn hex_value(c: u8) -> Option<u8> {
+    char::from(c).to_digit(16).and_then(|d| u8::try_from(d).ok())
+}
+
+/// HAProxy's `url_decode`: `%XX` escapes decoded (an invalid one fails), `+` a space in a form or
+/// after a `?`; the input ends at a NUL byte.
+fn url_dec(b: Cow<'_, [u8]>, mut in_form: bool) -> Option<Cow<'_, [u8]>> {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    let input = &b[..end];
+    let form_from = if in_form { 0 } else { input.iter().position(|&c| c == b'?').unwrap_or(input.len()) };
+    let changes = |(i, &c): (usize, &u8)| c == b'%' || (c == b'+' && i > form_from) || (c == b'+' && in_form);
+    if end == b.len() && !input.iter().enumerate().any(changes) {
+        return Some(b);
+    }
+    let mut out = Vec::with_capacity(end);
+    let mut i = 0;
+    while let Some(&c) = input.get(i) {
+        match c {
+            b'+' => out.push(if in_form { b' ' } else { b'+' }),
+            b'%' => {
+                let hi = input.get(i + 1).copied().and_then(hex_value)?;
+                let lo = input.get(i + 2).copied().and_then(hex_value)?;
+                out.push((hi << 4) | lo);
+                i += 2;
+            }
+            b'?' => {
+                in_form = true;
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+        i += 1;
+    }
+    Some(Cow::Owned(out))
+}
+
+/// `url_enc(query)`: everything but RFC 3986 unreserved characters as upper-case `%XX`.
+fn url_enc(b: Cow<'_, [u8]>) -> Cow<'_, [u8]> {
+    let keep = |c: &u8| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~');
+    if b.iter().all(keep) {
+        return b;
+    }
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = Vec::with_capacity(b.len() * 3);
+    for &c in b.iter() {
+        if keep(&c) {
+            out.push(c);
+        } else {
+            out.extend_from_slice(&[b'%', DIGITS[usize::from(c >> 4)], DIGITS[usize::from(c & 15)]]);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// The errors HAProxy's UTF-8 decoder reports.
+const UTF8_BADSEQ: u8 = 1;
+const UTF8_INVRANGE: u8 = 2;
+const UTF8_OVERLONG: u8 = 4;
+
+/// Decodes one character as HAProxy's `utf8_next` does (sequences of up to 6 bytes): the code
+/// point, the bytes it took (at least 1) and its errors.
+fn utf8_next(s: &[u8]) -> (u32, usize, u8) {
+    let Some(&first) = s.first() else { return (0, 1, 0) };
+    let (mut c, more) = match first {
+        0x00..=0x7f => return (u32::from(first), 1, 0),
+        0xc0..=0xdf => (u32::from(first & 0x1f), 1),
+        0xe0..=0xef => (u32::from(first & 0x0f), 2),
+        0xf0..=0xf7 => (u32::from(first & 0x07), 3),
+        0xf8..=0xfb => (u32::from(first & 0x03), 4),
+        0xfc..=0xfd => (u32::from(first & 0x01), 5),
+        _ => return (u32::from(first), 1, UTF8_BADSEQ),
+    };
+    if s.len() <= more {
+        return (u32::from(first), 1, UTF8_BADSEQ);
+    }
+    for (k, &b) in s[1..=more].iter().enumerate() {
+        if b & 0xc0 != 0x80 {
+            return (c, k + 1, UTF8_BADSEQ);
+        }
+        c = (c << 6) | u32::from(b & 0x3f);
+    }
+    let len = more + 1;
+    let min_len = match c {
+        0..=0x7f => 1,
+        0x80..=0x7ff => 2,
+        0x800..=0xffff => 3,
+        0x1_0000..=0x1f_ffff => 4,
+        0x20_0000..=0x3ff_ffff => 5,
+        _ => 6,
+    };
+    let mut code = if len > min_len { UTF8_OVERLONG } else { 0 };
+    if (0xd800..=0xdfff).contains(&c) || (0xfffe..=0xffff).contains(&c) {
+        code |= UTF8_INVRANGE;
+    }
+    (c, len, code)
+}
+
+/// HAProxy's `json` converter: the input escaped for a JSON string, decoded as `input` says;
+/// characters outside printable ASCII become `\uXXXX`.
+fn json(s: &[u8], input: JsonInput) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() + 8);
+    let mut i = 0;
+    while i < s.len() {
+        let c = if input == JsonInput::Ascii {
+            i += 1;
+            u32::from(s[i - 1])
+        } else {
+            let (c, len, code) = utf8_next(&s[i..]);
+            i += len;
+            let fatal = match input {
+                JsonInput::Utf8 | JsonInput::Utf8Skip => code != 0,
+                _ => code & (UTF8_INVRANGE | UTF8_BADSEQ) != 0,
+            };
+            let skip = matches!(input, JsonInput::Utf8Skip | JsonInput::Utf8PermissiveSkip);
+            if fatal || c > 0xffff {
+                if skip {
+                    continue;
+                }
+                return None;
+            }
+            c
+        };
+        match c {
+            0x22 => out.extend_from_slice(b"\\\""),
+            0x5c => out.extend_from_slice(b"\\\\"),
+            0x2f => out.extend_from_slice(b"\\/"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            0x0d => out.extend_from_slice(b"\\r"),
+            0x0a => out.extend_from_slice(b"\\n"),
+            0x09 => out.extend_from_slice(b"\\t"),
+            0x20..=0x7e => out.push(c as u8),
+            _ => out.extend_from_slice(format!("\\u{c:04x}").as_bytes()),
+        }
+    }
+    Some(out)
+}
+
+/// A Host value split into host and port, as HAProxy's `http_get_host_port`: the port follows the
+/// last `:` after any `]`; `None` without one.
+fn host_port_split(b: &[u8]) -> Option<(&[u8], &[u8])> {
+    let after = b.iter().rposition(|&c| c == b']').map_or(0, |i| i + 1);
+    let colon = after + b[after..].iter().rposition(|&c| c == b':')?;
+    Some((&b[..colon], &b[colon + 1..]))
 }
 
 /// Saturating arithmetic, as HAProxy's: division by zero gives the largest integer, modulo by zero 0.

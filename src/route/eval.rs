@@ -19,7 +19,7 @@ use super::convert::Conv;
 use super::fetch::{Fetch, Fetched};
 use crate::balance::BackendState;
 use crate::config::expr::{AclRef, Condition, Polarity, SampleExpr};
-use crate::config::model::AclDecl;
+use crate::config::model::{AclDecl, Userlist};
 
 pub use super::convert::implemented_converters;
 pub use super::fetch::implemented_fetches;
@@ -209,6 +209,11 @@ pub trait StreamCtx {
     fn http_response(&self) -> Option<&dyn HttpMsg> {
         None
     }
+    /// A `userlist` section by name, for `http_auth(<userlist>)` and `http_auth_group`; with
+    /// `None` those fetches are absent.
+    fn userlist(&self, _name: &str) -> Option<&Userlist> {
+        None
+    }
 }
 
 /// A condition ready to evaluate.
@@ -305,6 +310,19 @@ impl CompiledSample {
             None if f.may_change => Err(()),
             v => Ok(v),
         }
+    }
+
+    /// For ACLs: whether `pred` holds for any value of the sample (each occurrence of a header,
+    /// cookie or URL parameter, converted), and whether the values may still change.
+    pub(crate) fn any_value(&self, ctx: &dyn StreamCtx, pred: &mut dyn FnMut(&SampleRef<'_>) -> bool) -> (bool, bool) {
+        self.fetch.each(ctx, &mut |v| {
+            let mut value = Some(v);
+            for c in &self.converters {
+                let Some(v) = value else { break };
+                value = c.apply(v);
+            }
+            value.is_some_and(|v| pred(&v))
+        })
     }
 
     /// The sample and whether it may still change (more data may arrive).

@@ -1,17 +1,19 @@
-//! Sample fetches evaluated at layer 4: addresses, proxy state, constants and the content of the
-//! request buffer. Each fetch is compiled once (arguments parsed) into a [`Fetch`]; evaluation reads
+//! Sample fetches: addresses, proxy state, constants, the content of the request buffer, and the
+//! HTTP messages (in [`super::http_fetch`]). Each fetch is compiled once (arguments parsed) into a [`Fetch`]; evaluation reads
 //! the stream through [`StreamCtx`] and borrows from it.
 //!
 //! A fetch that needs request bytes that have not arrived returns no value with `may_change` set,
-//! unless the stream says its data is final. Fetches the registry knows but this layer cannot answer
-//! (HTTP, TLS termination, stick tables, variables) compile to [`Fetch::Unsupported`] and are
-//! absent: an ACL on them does not match.
+//! unless the stream says its data is final. HTTP fetches are absent on streams without an HTTP
+//! message. Fetches the registry knows but sluiced cannot answer yet (TLS termination, stick
+//! tables, variables) compile to [`Fetch::Unsupported`] and are absent: an ACL on them does not
+//! match.
 
 use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 
 use super::eval::{SampleRef, StreamCtx};
+use super::http_fetch::HttpFetch;
 use crate::balance::{AdminState, BackendState};
 use crate::config::expr::Call;
 use crate::l4::clienthello;
@@ -48,6 +50,55 @@ const IMPLEMENTED: &[&str] = &[
     "req.ssl_ver",
     "req_ssl_ver",
     "req.proto_http",
+    "method",
+    "path",
+    "pathq",
+    "query",
+    "url",
+    "base",
+    "base32",
+    "url_param",
+    "urlp",
+    "urlp_val",
+    "req.hdr",
+    "hdr",
+    "req.fhdr",
+    "req.hdr_cnt",
+    "hdr_cnt",
+    "req.fhdr_cnt",
+    "req.hdr_ip",
+    "hdr_ip",
+    "req.hdr_val",
+    "hdr_val",
+    "req.hdrs",
+    "req.cook",
+    "cook",
+    "req.cook_cnt",
+    "cook_cnt",
+    "req.cook_val",
+    "cook_val",
+    "req.body",
+    "req.body_len",
+    "req.ver",
+    "req_ver",
+    "http_first_req",
+    "http_auth",
+    "http_auth_group",
+    "http_auth_user",
+    "http_auth_type",
+    "capture.req.method",
+    "capture.req.uri",
+    "status",
+    "res.ver",
+    "resp_ver",
+    "res.hdr",
+    "shdr",
+    "res.fhdr",
+    "res.hdr_cnt",
+    "res.hdr_ip",
+    "res.hdr_val",
+    "res.cook",
+    "scook",
 ];
 
 /// The sample fetches evaluated for real; the registry's others evaluate to "absent" for now.
@@ -112,6 +163,8 @@ pub(crate) enum Fetch {
     SslHelloType,
     SslVer,
     ProtoHttp,
+    /// An HTTP fetch.
+    Http(HttpFetch),
     /// Waits for the end of the inspection, then true (the `WAIT_END` predefined ACL).
     WaitEnd,
     /// Known to the registry, not evaluated at this layer: always absent.
@@ -145,6 +198,9 @@ fn offset_arg(call: &Call, i: usize) -> Result<usize, String> {
 impl Fetch {
     pub fn compile(call: &Call) -> Result<Fetch, String> {
         let name = call.name.as_str();
+        if let Some(h) = HttpFetch::compile(name, &call.args)? {
+            return Ok(Fetch::Http(h));
+        }
         Ok(match name {
             "always_true" => Fetch::Bool(true),
             "always_false" => Fetch::Bool(false),
@@ -234,7 +290,22 @@ impl Fetch {
                     Fetched::too_short(ctx)
                 }
             }
+            Fetch::Http(h) => opt(h.eval(ctx)),
             Fetch::Unsupported => Fetched::absent(),
+        }
+    }
+
+    /// For ACLs: calls `f` on every value until it returns true, and says whether it did and
+    /// whether the values may still change. Fetches with several values (headers, cookies, URL
+    /// parameters) yield them all, as HAProxy iterates over them in ACLs; the others yield their
+    /// sample.
+    pub fn each<'a>(&'a self, ctx: &'a dyn StreamCtx, f: &mut dyn FnMut(SampleRef<'a>) -> bool) -> (bool, bool) {
+        match self {
+            Fetch::Http(h) => (h.each(ctx, f), false),
+            _ => {
+                let Fetched { value, may_change } = self.eval(ctx);
+                (value.is_some_and(f), may_change)
+            }
         }
     }
 }
@@ -370,6 +441,9 @@ fn is_ssl3_record_type(b: u8) -> bool {
 /// True once the buffer starts with an HTTP/1 request line (`METHOD target HTTP/x.y` and a line
 /// end); false as soon as a byte cannot belong to one. Headers are not checked.
 fn proto_http(ctx: &dyn StreamCtx) -> Fetched<'_> {
+    if ctx.http_request().is_some() {
+        return Fetched::value(SampleRef::Bool(true));
+    }
     match http_request_line(ctx.req_buffer()) {
         Some(true) => Fetched::value(SampleRef::Bool(true)),
         Some(false) => Fetched::value(SampleRef::Bool(false)),

@@ -5,12 +5,15 @@
 //! counters and server states live there.
 
 pub mod acl;
+mod auth;
 pub mod convert;
 pub mod eval;
 #[cfg(test)]
 mod eval_tests;
 pub mod fetch;
+mod http_fetch;
 pub mod logformat;
+mod map;
 pub mod sample;
 
 use std::sync::Arc;

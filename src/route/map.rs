@@ -1,0 +1,363 @@
+//! Map files for the `map_*` converters, read when the routing table is compiled and indexed for
+//! their match method, so that a lookup scans no list it need not:
+//!
+//! - `str`: a hash table (first line of a key wins).
+//! - `beg`: hash tables per key length, longest first: the longest matching prefix wins, as in
+//!   HAProxy's prefix tree.
+//! - `ip`: hash tables of networks per prefix length, longest first (the finest network wins).
+//! - `sub`, `dir`, `dom`, `end`, `reg`, `int`: lists in file order (the first match wins), as HAProxy
+//!   keeps them.
+//!
+//! The file format is HAProxy's: one `key value` per line, the value being the rest of the line
+//! after the blanks that follow the key; blank lines and `#` comments are skipped.
+//!
+//! A file read for one converter is shared with every other converter that reads the same file the
+//! same way, as long as the file has not changed: a reload re-reads changed files.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::SystemTime;
+
+/// How keys are compared with the input (the `map_<match>` part of the converter name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum MapMatch {
+    Str,
+    Beg,
+    Sub,
+    Dir,
+    Dom,
+    End,
+    Reg,
+    Int,
+    Ip,
+}
+
+/// What the values are (the `_str`, `_int`, `_ip` suffix).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum MapOut {
+    Str,
+    Int,
+    Ip,
+}
+
+impl MapMatch {
+    fn parse(s: &str) -> Option<MapMatch> {
+        Some(match s {
+            "str" => MapMatch::Str,
+            "beg" => MapMatch::Beg,
+            "sub" => MapMatch::Sub,
+            "dir" => MapMatch::Dir,
+            "dom" => MapMatch::Dom,
+            "end" => MapMatch::End,
+            "reg" => MapMatch::Reg,
+            "int" => MapMatch::Int,
+            "ip" => MapMatch::Ip,
+            _ => return None,
+        })
+    }
+}
+
+/// `map`, `map_beg`, `map_ip_int`...: the match method and the output type.
+pub(crate) fn parse_converter_name(name: &str) -> Option<(MapMatch, MapOut)> {
+    if name == "map" {
+        return Some((MapMatch::Str, MapOut::Str));
+    }
+    let rest = name.strip_prefix("map_")?;
+    let (m, out) = match rest.split_once('_') {
+        Some((m, o)) => (m, o),
+        None => (rest, "str"),
+    };
+    let out = match out {
+        "str" => MapOut::Str,
+        "int" => MapOut::Int,
+        "ip" => MapOut::Ip,
+        _ => return None,
+    };
+    Some((MapMatch::parse(m)?, out))
+}
+
+/// A map value, parsed for the output type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum MapValue {
+    Str(Box<[u8]>),
+    Int(i64),
+    Ip(IpAddr),
+}
+
+impl MapValue {
+    /// Parses `v` as the output type says.
+    pub fn parse(v: &[u8], out: MapOut) -> Result<MapValue, String> {
+        let text = || String::from_utf8_lossy(v);
+        match out {
+            MapOut::Str => Ok(MapValue::Str(v.into())),
+            MapOut::Int => std::str::from_utf8(v).ok().and_then(|s| s.parse().ok()).map(MapValue::Int).ok_or_else(|| format!("'{}' is not an integer", text())),
+            MapOut::Ip => {
+                std::str::from_utf8(v).ok().and_then(|s| s.parse().ok()).map(MapValue::Ip).ok_or_else(|| format!("'{}' is not an IPv4 or IPv6 address", text()))
+            }
+        }
+    }
+}
+
+/// Networks by prefix length, longest first; each maps a masked address to an entry.
+#[derive(Debug)]
+struct PrefixTable<T> {
+    by_len: Vec<(u32, T, HashMap<T, u32>)>,
+}
+
+impl<T: Copy + Eq + std::hash::Hash + std::ops::BitAnd<Output = T>> PrefixTable<T> {
+    fn new() -> Self {
+        PrefixTable { by_len: Vec::new() }
+    }
+
+    fn insert(&mut self, len: u32, mask: T, net: T, entry: u32) {
+        let i = match self.by_len.iter().position(|(l, _, _)| *l == len) {
+            Some(i) => i,
+            None => {
+                let at = self.by_len.iter().position(|(l, _, _)| *l < len).unwrap_or(self.by_len.len());
+                self.by_len.insert(at, (len, mask, HashMap::new()));
+                at
+            }
+        };
+        self.by_len[i].2.entry(net & mask).or_insert(entry);
+    }
+
+    fn lookup(&self, addr: T) -> Option<u32> {
+        self.by_len.iter().find_map(|(_, mask, nets)| nets.get(&(addr & *mask)).copied())
+    }
+}
+
+/// The keys, indexed for the match method; entries are indexes into [`MapFile::values`].
+#[derive(Debug)]
+enum Index {
+    Str(HashMap<Box<[u8]>, u32>),
+    /// Prefixes by length, longest first.
+    Beg(Vec<(usize, HashMap<Box<[u8]>, u32>)>),
+    /// `sub`, `dir`, `dom`, `end`: the keys in file order.
+    List(Vec<Box<[u8]>>),
+    Reg(Vec<regex::bytes::Regex>),
+    /// Inclusive ranges in file order.
+    Int(Vec<(i64, i64)>),
+    Ip {
+        v4: PrefixTable<u32>,
+        v6: PrefixTable<u128>,
+    },
+}
+
+/// A map file read and indexed.
+#[derive(Debug)]
+pub(crate) struct MapFile {
+    method: MapMatch,
+    index: Index,
+    values: Vec<MapValue>,
+}
+
+/// One `key value` line of a map file, with its line number.
+fn entries(text: &[u8]) -> impl Iterator<Item = (usize, &[u8], &[u8])> {
+    text.split(|&c| c == b'\n').enumerate().filter_map(|(n, line)| {
+        let blank = |c: &u8| *c == b' ' || *c == b'\t';
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let start = line.iter().position(|c| !blank(c))?;
+        let line = &line[start..];
+        if line.first() == Some(&b'#') {
+            return None;
+        }
+        let key_end = line.iter().position(blank).unwrap_or(line.len());
+        let rest = &line[key_end..];
+        let value = &rest[rest.iter().position(|c| !blank(c)).unwrap_or(rest.len())..];
+        let value_end = value.iter().rposition(|c| !blank(c)).map_or(0, |i| i + 1);
+        Some((n + 1, &line[..key_end], &value[..value_end]))
+    })
+}
+
+/// An integer key: `5`, `1:10`, `:10`, `10:`.
+fn parse_int_key(k: &str) -> Option<(i64, i64)> {
+    match k.split_once(':') {
+        None => k.parse().ok().map(|n| (n, n)),
+        Some(("", "")) => None,
+        Some((lo, hi)) => {
+            let lo = if lo.is_empty() { i64::MIN } else { lo.parse().ok()? };
+            let hi = if hi.is_empty() { i64::MAX } else { hi.parse().ok()? };
+            (lo <= hi).then_some((lo, hi))
+        }
+    }
+}
+
+/// An address key: `10.0.0.1`, `10.0.0.0/8`, `10.0.0.0/255.0.0.0`, `2001:db8::/32`.
+fn parse_ip_key(k: &str) -> Option<(IpAddr, u32)> {
+    let (a, m) = match k.split_once('/') {
+        Some((a, m)) => (a, Some(m)),
+        None => (k, None),
+    };
+    let addr: IpAddr = a.parse().ok()?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix = match m {
+        None => max,
+        Some(m) if !m.is_empty() && m.bytes().all(|b| b.is_ascii_digit()) => m.parse().ok().filter(|p| *p <= max)?,
+        Some(m) if addr.is_ipv4() => {
+            let bits = u32::from(m.parse::<Ipv4Addr>().ok()?);
+            (bits.leading_ones() + bits.trailing_zeros() == 32).then_some(bits.leading_ones())?
+        }
+        Some(_) => return None,
+    };
+    Some((addr, prefix))
+}
+
+fn v4_mask(prefix: u32) -> u32 {
+    u32::MAX.checked_shl(32 - prefix.min(32)).unwrap_or(0)
+}
+
+fn v6_mask(prefix: u32) -> u128 {
+    u128::MAX.checked_shl(128 - prefix.min(128)).unwrap_or(0)
+}
+
+impl MapFile {
+    /// Reads and indexes `path`. Errors name the file and, for a bad line, the line.
+    pub fn load(path: &str, method: MapMatch, out: MapOut) -> Result<MapFile, String> {
+        let cannot = |e: &dyn std::fmt::Display| format!("cannot open map file '{path}': {e}");
+        let meta = std::fs::metadata(path).map_err(|e| cannot(&e))?;
+        // Only regular files: reading a device such as /dev/zero would never end.
+        if !meta.is_file() {
+            return Err(cannot(&"not a regular file"));
+        }
+        let text = std::fs::read(path).map_err(|e| cannot(&e))?;
+        Self::parse(path, &text, method, out)
+    }
+
+    /// Indexes the text of a map file.
+    pub fn parse(path: &str, text: &[u8], method: MapMatch, out: MapOut) -> Result<MapFile, String> {
+        let mut index = match method {
+            MapMatch::Str => Index::Str(HashMap::new()),
+            MapMatch::Beg => Index::Beg(Vec::new()),
+            MapMatch::Sub | MapMatch::Dir | MapMatch::Dom | MapMatch::End => Index::List(Vec::new()),
+            MapMatch::Reg => Index::Reg(Vec::new()),
+            MapMatch::Int => Index::Int(Vec::new()),
+            MapMatch::Ip => Index::Ip { v4: PrefixTable::new(), v6: PrefixTable::new() },
+        };
+        let mut values = Vec::new();
+        for (line, key, value) in entries(text) {
+            let bad = |e: String| format!("map file '{path}' line {line}: {e}");
+            let entry = u32::try_from(values.len()).map_err(|_| bad("too many entries".into()))?;
+            values.push(MapValue::parse(value, out).map_err(bad)?);
+            let key_text = || String::from_utf8_lossy(key);
+            match &mut index {
+                Index::Str(h) => {
+                    h.entry(key.into()).or_insert(entry);
+                }
+                Index::Beg(by_len) => {
+                    let i = match by_len.iter().position(|(l, _)| *l == key.len()) {
+                        Some(i) => i,
+                        None => {
+                            let at = by_len.iter().position(|(l, _)| *l < key.len()).unwrap_or(by_len.len());
+                            by_len.insert(at, (key.len(), HashMap::new()));
+                            at
+                        }
+                    };
+                    by_len[i].1.entry(key.into()).or_insert(entry);
+                }
+                Index::List(keys) => keys.push(key.into()),
+                Index::Reg(res) => {
+                    let src = std::str::from_utf8(key).map_err(|_| bad(format!("regex '{}' is not UTF-8", key_text())))?;
+                    let re = regex::bytes::RegexBuilder::new(src)
+                        .size_limit(1 << 22)
+                        .build()
+                        .map_err(|e| bad(format!("invalid regex '{src}': {}", super::sample::first_line(&e.to_string()))))?;
+                    res.push(re);
+                }
+                Index::Int(ranges) => {
+                    let r = std::str::from_utf8(key).ok().and_then(parse_int_key).ok_or_else(|| bad(format!("'{}' is not an integer or range", key_text())))?;
+                    ranges.push(r);
+                }
+                Index::Ip { v4, v6 } => {
+                    let (addr, prefix) =
+                        std::str::from_utf8(key).ok().and_then(parse_ip_key).ok_or_else(|| bad(format!("'{}' is not an address or network", key_text())))?;
+                    match addr {
+                        IpAddr::V4(a) => v4.insert(prefix, v4_mask(prefix), u32::from(a), entry),
+                        IpAddr::V6(a) => v6.insert(prefix, v6_mask(prefix), u128::from(a), entry),
+                    }
+                }
+            }
+        }
+        Ok(MapFile { method, index, values })
+    }
+
+    /// The value for a string input (every method but `int` and `ip`).
+    pub fn lookup_bytes(&self, s: &[u8]) -> Option<&MapValue> {
+        let entry = match &self.index {
+            Index::Str(h) => h.get(s).copied(),
+            Index::Beg(by_len) => by_len.iter().filter(|(l, _)| *l <= s.len()).find_map(|(l, h)| h.get(&s[..*l]).copied()),
+            Index::List(keys) => {
+                let hit = |k: &[u8]| match self.method {
+                    MapMatch::Sub => super::acl::find(s, k, false).is_some(),
+                    MapMatch::End => s.ends_with(k),
+                    MapMatch::Dir => super::acl::match_word(s, k, false, b"/?"),
+                    _ => super::acl::match_word(s, k, false, b"/?.:"),
+                };
+                keys.iter().position(|k| hit(k)).and_then(|i| u32::try_from(i).ok())
+            }
+            Index::Reg(res) => res.iter().position(|r| r.is_match(s)).and_then(|i| u32::try_from(i).ok()),
+            Index::Int(_) | Index::Ip { .. } => None,
+        };
+        self.values.get(usize::try_from(entry?).ok()?)
+    }
+
+    pub fn lookup_int(&self, n: i64) -> Option<&MapValue> {
+        let Index::Int(ranges) = &self.index else { return None };
+        self.values.get(ranges.iter().position(|&(lo, hi)| lo <= n && n <= hi)?)
+    }
+
+    /// IPv4 inputs are also looked up as IPv4-mapped IPv6 addresses, and mapped IPv6 inputs as
+    /// IPv4, as HAProxy does.
+    pub fn lookup_ip(&self, a: IpAddr) -> Option<&MapValue> {
+        let Index::Ip { v4, v6 } = &self.index else { return None };
+        let entry = match a {
+            IpAddr::V4(a) => v4.lookup(u32::from(a)).or_else(|| v6.lookup(u128::from(a.to_ipv6_mapped()))),
+            IpAddr::V6(a) => v6.lookup(u128::from(a)).or_else(|| a.to_ipv4_mapped().and_then(|m| v4.lookup(u32::from(m)))),
+        };
+        self.values.get(usize::try_from(entry?).ok()?)
+    }
+
+    pub fn method(&self) -> MapMatch {
+        self.method
+    }
+}
+
+/// What identifies a file's content well enough to share its index: where it is, when it was last
+/// changed and how long it is, and how it is read.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct CacheKey {
+    path: std::path::PathBuf,
+    modified: Option<SystemTime>,
+    len: u64,
+    method: MapMatch,
+    out: MapOut,
+}
+
+type Cache = Mutex<HashMap<CacheKey, Weak<MapFile>>>;
+
+/// Maps still in use by some routing table. Only compilation touches it, never the data plane.
+static CACHE: OnceLock<Cache> = OnceLock::new();
+
+/// The map `path` read for `method` and `out`: shared with a converter that already read the same
+/// unchanged file the same way, else read now.
+pub(crate) fn load_shared(path: &str, method: MapMatch, out: MapOut) -> Result<Arc<MapFile>, String> {
+    let key = std::fs::metadata(path).ok().map(|m| CacheKey {
+        path: std::fs::canonicalize(path).unwrap_or_else(|_| path.into()),
+        modified: m.modified().ok(),
+        len: m.len(),
+        method,
+        out,
+    });
+    let cache = CACHE.get_or_init(Cache::default);
+    if let Some(k) = &key
+        && let Some(map) = cache.lock().ok().and_then(|c| c.get(k).and_then(Weak::upgrade))
+    {
+        return Ok(map);
+    }
+    let map = Arc::new(MapFile::load(path, method, out)?);
+    if let (Some(k), Ok(mut c)) = (key, cache.lock()) {
+        c.retain(|_, w| w.strong_count() > 0);
+        c.insert(k, Arc::downgrade(&map));
+    }
+    Ok(map)
+}
