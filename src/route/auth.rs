@@ -31,20 +31,42 @@ pub(crate) fn scheme(msg: &dyn HttpMsg) -> Option<&'static str> {
     }
 }
 
-/// The user name and password of a `Basic` Authorization header.
-pub(crate) fn basic_credentials(msg: &dyn HttpMsg) -> Option<(Box<[u8]>, Box<[u8]>)> {
+/// The decoded `user:password` of a `Basic` Authorization header.
+pub(crate) struct Credentials {
+    decoded: Vec<u8>,
+    colon: usize,
+}
+
+impl Credentials {
+    pub fn user(&self) -> &[u8] {
+        &self.decoded[..self.colon]
+    }
+
+    pub fn pass(&self) -> &[u8] {
+        &self.decoded[self.colon + 1..]
+    }
+
+    pub fn into_user(mut self) -> Vec<u8> {
+        self.decoded.truncate(self.colon);
+        self.decoded
+    }
+}
+
+/// The credentials of a `Basic` Authorization header.
+pub(crate) fn basic_credentials(msg: &dyn HttpMsg) -> Option<Credentials> {
     let (scheme, data) = authorization(msg)?;
     if !scheme.eq_ignore_ascii_case(b"basic") {
         return None;
     }
     let decoded = super::convert::base64_decode(data)?;
     let colon = decoded.iter().position(|&c| c == b':')?;
-    Some((decoded[..colon].into(), decoded[colon + 1..].into()))
+    Some(Credentials { decoded, colon })
 }
 
-/// The user of `ul` named `user` whose password is `pass`.
-pub(crate) fn check_user<'a>(ul: &'a Userlist, user: &[u8], pass: &[u8]) -> Option<&'a User> {
-    let u = ul.users.iter().find(|u| u.name.as_bytes() == user)?;
+/// The user of `ul` the credentials name, when the password is theirs.
+pub(crate) fn check_user<'a>(ul: &'a Userlist, cred: &Credentials) -> Option<&'a User> {
+    let pass = cred.pass();
+    let u = ul.users.iter().find(|u| u.name.as_bytes() == cred.user())?;
     let ok = match &u.password {
         UserPassword::Insecure(p) => constant_time_eq(p.as_bytes(), pass),
         UserPassword::Hashed(h) => crypt_matches(h, pass),
@@ -76,4 +98,19 @@ fn crypt_matches(hash: &str, pass: &[u8]) -> bool {
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_hashes_never_match_nor_panic() {
+        for h in
+            ["$6$", "$6$salt", "$6$salt$", "$6$salt$!!!!", "$6$rounds=10$salt$abc", "$6$rounds=x$s$h", "$5$$", "$5$a$b$c", "$6$$$$$", "$2y$10$abc", "", "plain"]
+        {
+            assert!(!crypt_matches(h, b"secret"), "{h}");
+        }
+        assert!(!crypt_matches("$6$saltsalt$x", b"\xff"));
+    }
 }

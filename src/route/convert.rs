@@ -520,7 +520,7 @@ fn hex_upper(b: &[u8]) -> Vec<u8> {
     b.iter().flat_map(|&x| [DIGITS[usize::from(x >> 4)], DIGITS[usize::from(x & 15)]]).collect()
 }
 
-fn base64(b: &[u8]) -> Vec<u8> {
+pub(crate) fn base64(b: &[u8]) -> Vec<u8> {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = Vec::with_capacity(b.len().div_ceil(3) * 4);
     for chunk in b.chunks(3) {

@@ -62,7 +62,7 @@ impl Msg {
         } else {
             (m.method, m.uri, m.version) = (start[0].to_vec(), start[1].to_vec(), start[2].to_vec());
         }
-        for l in lines {
+        for l in lines.filter(|l| !l.is_empty()) {
             let colon = l.iter().position(|&c| c == b':').unwrap();
             let v = &l[colon + 1..];
             let start = v.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(v.len());
@@ -836,6 +836,695 @@ fn odd_arguments_never_panic_in_compile_or_eval() {
             let expr = SampleExpr { fetch: Call { name: "src".into(), args: Vec::new() }, converters: vec![Call { name: d.name.into(), args: args.clone() }] };
             if let Ok(s) = CompiledSample::compile(&expr) {
                 let _ = s.eval(&c);
+            }
+        }
+    }
+}
+
+// HTTP fetches.
+
+fn http_sample(text: &str, c: &Ctx) -> Option<Sample> {
+    sample(text, c).unwrap_or_else(|()| panic!("{text}: miss"))
+}
+
+/// The string sample of `text`, `None` when absent.
+fn http_str(text: &str, c: &Ctx) -> Option<String> {
+    match http_sample(text, c) {
+        Some(Sample::Str(s)) => Some(s),
+        None => None,
+        other => panic!("{text}: {other:?}"),
+    }
+}
+
+fn http_int(text: &str, c: &Ctx) -> Option<i64> {
+    match http_sample(text, c) {
+        Some(Sample::Int(n)) => Some(n),
+        None => None,
+        other => panic!("{text}: {other:?}"),
+    }
+}
+
+fn some(s: &str) -> Option<String> {
+    Some(s.to_owned())
+}
+
+#[test]
+fn request_line_fetches() {
+    let c = Ctx::http("GET /a/b?x=1&y HTTP/1.1\r\nHost: Example.com:8080\r\n\r\n");
+    assert_eq!(http_str("method", &c), some("GET"));
+    assert_eq!(http_str("path", &c), some("/a/b"));
+    assert_eq!(http_str("pathq", &c), some("/a/b?x=1&y"));
+    assert_eq!(http_str("query", &c), some("x=1&y"));
+    assert_eq!(http_str("url", &c), some("/a/b?x=1&y"));
+    assert_eq!(http_str("base", &c), some("Example.com:8080/a/b"));
+    assert_eq!(http_str("req.ver", &c), some("1.1"));
+    assert_eq!(http_str("req_ver", &c), some("1.1"));
+    assert_eq!(http_sample("http_first_req", &c), Some(Sample::Bool(true)));
+    let sdbm = |h: u32, b: &u8| u32::from(*b).wrapping_add(h << 6).wrapping_add(h << 16).wrapping_sub(h);
+    let want = super::convert::full_hash(b"Example.com:8080/a/b".iter().fold(0, sdbm));
+    assert_eq!(http_int("base32", &c), Some(i64::from(want)));
+
+    let abs = Ctx::http("GET http://h.example:81/p/q?z HTTP/1.1\r\nHost: h.example:81\r\n\r\n");
+    assert_eq!(http_str("path", &abs), some("/p/q"));
+    assert_eq!(http_str("pathq", &abs), some("/p/q?z"));
+    assert_eq!(http_str("query", &abs), some("z"));
+    assert_eq!(http_str("url", &abs), some("http://h.example:81/p/q?z"));
+    let no_path = Ctx::http("GET http://h.example HTTP/1.1\r\n\r\n");
+    assert_eq!(http_str("path", &no_path), None);
+    assert_eq!(http_str("base", &no_path), None, "neither host nor path");
+    assert_eq!(http_str("path", &Ctx::http("OPTIONS * HTTP/1.1\r\n\r\n")), None);
+    assert_eq!(http_str("path", &Ctx::http("CONNECT h:443 HTTP/1.1\r\n\r\n")), None);
+    let no_query = Ctx::http("GET /n HTTP/1.0\r\n\r\n");
+    assert_eq!(http_str("query", &no_query), None);
+    assert_eq!(http_str("base", &no_query), some("/n"), "without Host, the path");
+    assert_eq!(http_str("req.ver", &no_query), some("1.0"));
+    assert_eq!(http_str("query", &Ctx::http("GET /e? HTTP/1.1\r\n\r\n")), some(""));
+    let mut second = Ctx::http("GET / HTTP/1.1\r\n\r\n");
+    second.req.as_mut().unwrap().first = false;
+    assert_eq!(eval("if { http_first_req }", &second), No);
+}
+
+#[test]
+fn http_fetches_are_absent_without_a_message() {
+    let c = Ctx::new();
+    for f in ["method", "path", "url", "base", "base32", "req.hdr(host)", "req.cook(a)", "status", "req.ver", "req.body", "url_param(a)", "http_first_req"] {
+        assert_eq!(sample(f, &c), Ok(None), "{f}");
+    }
+    assert_eq!(eval("if { path_beg / }", &c), No);
+    let req_only = Ctx::http("GET / HTTP/1.1\r\n\r\n");
+    assert_eq!(sample("status", &req_only), Ok(None));
+    assert_eq!(sample("res.hdr(server)", &req_only), Ok(None));
+}
+
+#[test]
+fn predefined_http_acls() {
+    let get = Ctx::http("GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+    let post = Ctx::http("POST http://a/ HTTP/1.0\r\nContent-Length: 12\r\n\r\n");
+    let star = Ctx::http("OPTIONS * HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+    for (acl, ctx, want) in [
+        ("HTTP", &get, Yes),
+        ("HTTP", &Ctx::new().finalized(), No),
+        ("HTTP_1.1", &get, Yes),
+        ("HTTP_1.0", &get, No),
+        ("HTTP_1.0", &post, Yes),
+        ("HTTP_2.0", &get, No),
+        ("HTTP_CONTENT", &post, Yes),
+        ("HTTP_CONTENT", &get, No),
+        ("HTTP_CONTENT", &star, No),
+        ("HTTP_URL_ABS", &post, Yes),
+        ("HTTP_URL_ABS", &get, No),
+        ("HTTP_URL_SLASH", &get, Yes),
+        ("HTTP_URL_SLASH", &post, No),
+        ("HTTP_URL_STAR", &star, Yes),
+        ("HTTP_URL_STAR", &get, No),
+        ("METH_GET", &get, Yes),
+        ("METH_GET", &Ctx::http("HEAD / HTTP/1.1\r\n\r\n"), Yes),
+        ("METH_GET", &post, No),
+        ("METH_HEAD", &get, No),
+        ("METH_POST", &post, Yes),
+        ("METH_OPTIONS", &star, Yes),
+        ("METH_CONNECT", &Ctx::http("CONNECT a:443 HTTP/1.1\r\n\r\n"), Yes),
+        ("METH_DELETE", &Ctx::http("DELETE /r HTTP/1.1\r\n\r\n"), Yes),
+        ("METH_PUT", &Ctx::http("PUT /r HTTP/1.1\r\n\r\n"), Yes),
+        ("METH_TRACE", &Ctx::http("TRACE /r HTTP/1.1\r\n\r\n"), Yes),
+        ("METH_TRACE", &get, No),
+    ] {
+        assert_eq!(eval(&format!("if {acl}"), ctx), want, "{acl}");
+    }
+}
+
+#[test]
+fn method_matching_follows_haproxy() {
+    let get = Ctx::http("GET / HTTP/1.1\r\n\r\n");
+    let purge = Ctx::http("PURGE / HTTP/1.1\r\n\r\n");
+    assert_eq!(eval("if { method GET }", &get), Yes);
+    assert_eq!(eval("if { method get }", &get), No);
+    assert_eq!(eval("if { method -i get }", &get), No, "known methods compare exactly, -i or not");
+    assert_eq!(eval("if { method PURGE }", &purge), Yes);
+    assert_eq!(eval("if { method -i purge }", &purge), Yes, "other methods compare as strings");
+    assert_eq!(eval("if { method purge }", &purge), No);
+    assert_eq!(eval("if { method,lower get }", &get), Yes, "a converted method is a string");
+    assert_eq!(eval("if { method -m beg GE }", &get), Yes);
+}
+
+/// Two X-F lines holding four values, one of them quoted with a comma inside.
+const HEADERS: &str = "GET / HTTP/1.1\r\nHost: www.example.com\r\nX-F: a, b\r\nx-f: \"c,d\", e\r\n\
+    X-Forwarded-For: 10.0.0.1, 192.168.1.2:8080, junk, 2001:db8::1\r\nContent-Length: 42\r\nX-Empty:\r\nOther: z\r\n\r\n";
+
+#[test]
+fn header_occurrences() {
+    let c = Ctx::http(HEADERS);
+    for (f, want) in [
+        ("req.hdr(x-f)", some("e")),
+        ("hdr(X-F)", some("e")),
+        ("req.hdr(x-f,1)", some("a")),
+        ("req.hdr(x-f,2)", some("b")),
+        ("req.hdr(x-f,3)", some("\"c,d\"")),
+        ("req.hdr(x-f,-1)", some("e")),
+        ("req.hdr(x-f,-4)", some("a")),
+        ("req.hdr(x-f,5)", None),
+        ("req.hdr(x-f,-5)", None),
+        ("req.hdr(nope)", None),
+        ("req.hdr(x-empty)", some("")),
+        ("req.hdr", some("z")),
+        ("req.fhdr(x-f)", some("\"c,d\", e")),
+        ("req.fhdr(x-f,1)", some("a, b")),
+        ("req.fhdr(x-f,-2)", some("a, b")),
+        ("req.hdr(host),lower,upper", some("WWW.EXAMPLE.COM")),
+    ] {
+        assert_eq!(http_str(f, &c), want, "{f}");
+    }
+    for (f, want) in [("req.hdr_cnt(x-f)", 4), ("hdr_cnt(X-F)", 4), ("req.fhdr_cnt(x-f)", 2), ("req.hdr_cnt(nope)", 0), ("req.hdr_cnt", 12)] {
+        assert_eq!(http_int(f, &c), Some(want), "{f}");
+    }
+    assert_eq!(http_int("req.hdr_val(content-length)", &c), Some(42));
+    assert_eq!(http_int("hdr_val(x-f)", &c), Some(0), "not a number: 0, as HAProxy's strl2ic");
+    // ACLs see every value unless an occurrence is given.
+    for (acl, want) in [
+        ("hdr(x-f) a", Yes),
+        ("req.hdr(x-f) b", Yes),
+        ("req.hdr(x-f) '\"c,d\"'", Yes),
+        ("req.hdr(x-f,1) b", No),
+        ("req.hdr(x-f,2) b", Yes),
+        ("req.hdr(x-f),upper A", Yes),
+        ("req.hdr(x-f) -m len 1", Yes),
+        ("req.hdr(x-f) f", No),
+        ("req.fhdr(x-f) -m str \"a, b\"", Yes),
+        ("req.fhdr(x-f) a", No),
+        ("hdr z", Yes),
+        ("hdr_beg(host) -i WWW.", Yes),
+        ("hdr_end(host) .com", Yes),
+        ("hdr_dom(host) example", Yes),
+        ("hdr_sub(x-f) c,", Yes),
+        ("hdr_reg(x-f) ^[ab]$", Yes),
+        ("hdr_len(x-empty) 0", Yes),
+        ("req.hdr(x-empty) -m found", Yes),
+        ("req.hdr(nope) -m found", No),
+        ("hdr_cnt(x-f) 4", Yes),
+    ] {
+        assert_eq!(eval(&format!("if {{ {acl} }}"), &c), want, "{acl}");
+    }
+}
+
+#[test]
+fn header_values_in_predefined_acls() {
+    assert_eq!(eval("if HTTP_CONTENT", &Ctx::http(HEADERS)), Yes);
+    assert_eq!(eval("if HTTP_CONTENT", &Ctx::http("POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n")), No);
+}
+
+#[test]
+fn header_addresses() {
+    let c = Ctx::http(HEADERS);
+    let ip = |s: &str| Some(Sample::Ip(s.parse().unwrap()));
+    assert_eq!(http_sample("req.hdr_ip(x-forwarded-for)", &c), ip("2001:db8::1"));
+    assert_eq!(http_sample("hdr_ip(x-forwarded-for,1)", &c), ip("10.0.0.1"));
+    assert_eq!(http_sample("req.hdr_ip(x-forwarded-for,2)", &c), ip("192.168.1.2"), "a port after the address is dropped");
+    assert_eq!(http_sample("req.hdr_ip(x-forwarded-for,3)", &c), None);
+    assert_eq!(eval("if { hdr_ip(x-forwarded-for) 192.168.0.0/16 }", &c), Yes, "every value, the junk skipped");
+    assert_eq!(eval("if { hdr_ip(x-forwarded-for,-1) 10.0.0.0/8 }", &c), No);
+    assert_eq!(eval("if { req.hdr_ip(x-forwarded-for,1) 10.0.0.0/8 }", &c), Yes);
+}
+
+#[test]
+fn header_block() {
+    let c = Ctx::http("GET / HTTP/1.1\r\nHost: a\r\nX-Y: 1, 2\r\n\r\n");
+    assert_eq!(http_str("req.hdrs", &c), some("Host: a\r\nX-Y: 1, 2\r\n\r\n"));
+    assert_eq!(http_str("req.hdrs", &Ctx::http("GET / HTTP/1.1\r\n\r\n")), some("\r\n"));
+}
+
+#[test]
+fn request_cookies() {
+    let c = Ctx::http("GET / HTTP/1.1\r\nCookie: a=1; sid=abc\r\nHost: h\r\ncookie: $Version=1; sid = def ; flag; b=\"q;r\", c=2\r\n\r\n");
+    for (f, want) in [
+        ("req.cook(sid)", some("def")),
+        ("cook(a)", some("1")),
+        ("req.cook", some("1")),
+        ("req.cook(b)", some("\"q;r\"")),
+        ("req.cook(c)", some("2")),
+        ("req.cook(flag)", None),
+        ("req.cook($Version)", None),
+        ("req.cook(SID)", None),
+        ("req.cook(nope)", None),
+    ] {
+        assert_eq!(http_str(f, &c), want, "{f}");
+    }
+    assert_eq!(http_int("req.cook_cnt(sid)", &c), Some(2));
+    assert_eq!(http_int("cook_cnt", &c), Some(5));
+    assert_eq!(http_int("req.cook_cnt(nope)", &c), Some(0));
+    assert_eq!(http_int("req.cook_val(a)", &c), Some(1));
+    for (acl, want) in [
+        ("cook(sid) abc", Yes),
+        ("cook(sid) def", Yes),
+        ("cook(sid) xyz", No),
+        ("req.cook(sid) -m found", Yes),
+        ("req.cook(nope) -m found", No),
+        ("cook_beg(sid) ab", Yes),
+        ("cook_cnt(sid) 2", Yes),
+    ] {
+        assert_eq!(eval(&format!("if {{ {acl} }}"), &c), want, "{acl}");
+    }
+    assert_eq!(http_str("req.cook(a)", &Ctx::http("GET / HTTP/1.1\r\n\r\n")), None);
+}
+
+#[test]
+fn response_fetches_and_cookies() {
+    let c = Ctx::http("GET / HTTP/1.1\r\nCookie: sid=req\r\n\r\n").with_response(
+        "HTTP/1.0 503 Service Unavailable\r\nServer: s1\r\nSet-Cookie: sid=new; Path=/; HttpOnly\r\n\
+         Set-Cookie: theme=dark; Expires=Wed, 21 Oct 2015 07:28:00 GMT\r\nCache-Control: no-cache, private\r\n\r\n",
+    );
+    assert_eq!(http_int("status", &c), Some(503));
+    assert_eq!(http_str("res.ver", &c), some("1.0"));
+    assert_eq!(http_str("resp_ver", &c), some("1.0"));
+    assert_eq!(http_str("res.hdr(cache-control)", &c), some("private"));
+    assert_eq!(http_str("shdr(cache-control,1)", &c), some("no-cache"));
+    assert_eq!(http_str("res.fhdr(cache-control)", &c), some("no-cache, private"));
+    assert_eq!(http_int("res.hdr_cnt(set-cookie)", &c), Some(3), "the Expires comma splits");
+    assert_eq!(http_str("res.cook(sid)", &c), some("new"));
+    assert_eq!(http_str("scook(theme)", &c), some("dark"));
+    assert_eq!(http_str("res.cook", &c), some("new"));
+    assert_eq!(http_str("res.cook(Path)", &c), None, "attributes are not cookies");
+    assert_eq!(http_str("req.cook(sid)", &c), some("req"));
+    assert_eq!(eval("if { status ge 500 }", &c), Yes);
+    assert_eq!(eval("if { shdr(server) s1 }", &c), Yes);
+    assert_eq!(eval("if { scook(theme) dark }", &c), Yes);
+    assert_eq!(eval("if { res.hdr(cache-control) private }", &c), Yes);
+}
+
+#[test]
+fn url_parameters() {
+    let c = Ctx::http("GET /p?a=1&b&c=&a=2;d=x%20y&E=5&f=a=b HTTP/1.1\r\n\r\n");
+    for (f, want) in [
+        ("url_param(a)", some("1")),
+        ("urlp(a)", some("1")),
+        ("url_param(b)", None),
+        ("url_param(c)", some("")),
+        ("url_param(d)", some("x%20y")),
+        ("url_param(d),url_dec", some("x y")),
+        ("url_param(e)", None),
+        ("url_param(e,,i)", some("5")),
+        ("url_param(f)", some("a=b")),
+        ("url_param", some("1")),
+        ("url_param(p)", None),
+    ] {
+        assert_eq!(http_str(f, &c), want, "{f}");
+    }
+    assert_eq!(http_int("urlp_val(E)", &c), Some(5));
+    assert_eq!(eval("if { url_param(a) 2 }", &c), Yes, "ACLs see every occurrence");
+    assert_eq!(eval("if { url_param(a) 3 }", &c), No);
+    assert_eq!(eval("if { urlp(c) -m found }", &c), Yes);
+    assert_eq!(eval("if { urlp(b) -m found }", &c), No, "a parameter without '=' has no value");
+    assert_eq!(http_str("url_param(a)", &Ctx::http("GET /p HTTP/1.1\r\n\r\n")), None);
+    let jsession = Ctx::http("GET /app;jsessionid=xyz HTTP/1.1\r\n\r\n");
+    assert_eq!(http_str("url_param(jsessionid,;)", &jsession), some("xyz"));
+    assert_eq!(http_str("url_param(jsessionid)", &jsession), None);
+}
+
+#[test]
+fn request_body() {
+    let c = Ctx::http("POST / HTTP/1.1\r\nContent-Length: 7\r\n\r\nk=v&x=1");
+    assert_eq!(http_sample("req.body", &c), Some(Sample::Bin(b"k=v&x=1".to_vec())));
+    assert_eq!(http_int("req.body_len", &c), Some(7));
+    assert_eq!(eval("if { req.body -m sub x=1 }", &c), Yes);
+    let unbuffered = Ctx::http("POST / HTTP/1.1\r\n");
+    assert_eq!(http_sample("req.body", &unbuffered), None);
+    assert_eq!(http_sample("req.body_len", &unbuffered), None);
+}
+
+const HASH6: &str = "$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1";
+const HASH5: &str = "$5$saltsalt$0IyaXrmV7.sGNS6tirgqHLqX/G.FBvgkYA.lpPdS5sA";
+const HASH1: &str = "$1$saltsalt$9xy1btjgzLYfb7hivXtC//";
+
+fn userlist() -> Userlist {
+    let span = || Span::new("test".into(), 1);
+    let user = |name: &str, password: UserPassword, groups: &[&str]| User {
+        name: name.into(),
+        password,
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+        span: span(),
+    };
+    Userlist {
+        name: "L".into(),
+        span: span(),
+        groups: vec![
+            UserGroup { name: "admin".into(), users: vec![], span: span() },
+            UserGroup { name: "ops".into(), users: vec!["bob".into()], span: span() },
+        ],
+        users: vec![
+            user("alice", UserPassword::Insecure("secret".into()), &["admin"]),
+            user("bob", UserPassword::Hashed(HASH6.into()), &[]),
+            user("carol", UserPassword::Hashed(HASH5.into()), &[]),
+            user("dave", UserPassword::Hashed(HASH1.into()), &[]),
+        ],
+    }
+}
+
+fn with_auth(authorization: &str) -> Ctx {
+    let mut c = Ctx::http(&format!("GET / HTTP/1.1\r\nAuthorization: {authorization}\r\n\r\n"));
+    c.userlists.push(userlist());
+    c
+}
+
+#[test]
+fn basic_auth_against_userlists() {
+    let b64 = |s: &str| String::from_utf8(super::convert::base64(s.as_bytes())).unwrap();
+    let basic = |cred: &str| with_auth(&format!("Basic {}", b64(cred)));
+    for (cred, want) in [
+        ("alice:secret", Yes),
+        ("alice:Secret", No),
+        ("alice:", No),
+        ("bob:secret", Yes),
+        ("bob:hunter2", No),
+        ("carol:secret", Yes),
+        ("dave:secret", No),
+        ("eve:secret", No),
+        ("alicesecret", No),
+    ] {
+        assert_eq!(eval("if { http_auth(L) }", &basic(cred)), want, "{cred}");
+    }
+    assert_eq!(eval("if { http_auth(L) }", &with_auth("basic YWxpY2U6c2VjcmV0")), Yes, "the scheme ignores case");
+    assert_eq!(eval("if { http_auth(L) }", &with_auth("Basic !!!")), No);
+    assert_eq!(eval("if { http_auth(L) }", &with_auth("Bearer YWxpY2U6c2VjcmV0")), No);
+    assert_eq!(eval("if { http_auth(nope) }", &basic("alice:secret")), No, "an unknown userlist");
+    assert_eq!(
+        eval("if { http_auth(L) }", &{
+            let mut c = Ctx::http("GET / HTTP/1.1\r\n\r\n");
+            c.userlists.push(userlist());
+            c
+        }),
+        No
+    );
+    // Groups: from the user's `groups` or the group's `users`.
+    assert_eq!(eval("if { http_auth_group(L) admin }", &basic("alice:secret")), Yes);
+    assert_eq!(eval("if { http_auth_group(L) ops }", &basic("alice:secret")), No);
+    assert_eq!(eval("if { http_auth_group(L) ops admin }", &basic("bob:secret")), Yes);
+    assert_eq!(eval("if { http_auth_group(L) ops }", &basic("bob:wrong")), No);
+    assert_eq!(http_str("http_auth_group(L)", &basic("bob:secret")), some("bob"));
+    assert_eq!(http_str("http_auth_user", &basic("bob:whatever")), some("bob"));
+    assert_eq!(http_str("http_auth_type", &basic("bob:whatever")), some("Basic"));
+    assert_eq!(http_str("http_auth_type", &with_auth("Bearer abc")), some("Bearer"));
+    assert_eq!(http_str("http_auth_type", &Ctx::http("GET / HTTP/1.1\r\n\r\n")), None);
+}
+
+// Converters over HTTP values.
+
+#[test]
+fn url_converters() {
+    let c = Ctx::http("GET / HTTP/1.1\r\nX-A: a%20b+c\r\nX-Q: /p?x=a+b%2Bc\r\nX-Bad: %zz\r\nX-Short: ab%4\r\nX-E: a b&c/d~é\r\n\r\n");
+    assert_eq!(http_str("req.fhdr(x-a),url_dec", &c), some("a b+c"));
+    assert_eq!(http_str("req.fhdr(x-a),url_dec(1)", &c), some("a b c"));
+    assert_eq!(http_str("req.fhdr(x-q),url_dec", &c), some("/p?x=a b+c"), "'+' is a space after the '?'");
+    assert_eq!(http_str("req.fhdr(x-bad),url_dec", &c), None);
+    assert_eq!(http_str("req.fhdr(x-short),url_dec", &c), None);
+    assert_eq!(http_str("req.fhdr(x-e),url_enc", &c), some("a%20b%26c%2Fd~%C3%A9"));
+    assert_eq!(http_str("req.fhdr(x-e),url_enc,url_dec", &c), some("a b&c/d~é"));
+    assert_eq!(http_str("str(plain-1.0_~),url_enc", &c), some("plain-1.0_~"));
+}
+
+#[test]
+fn json_converter() {
+    let body = |b: &[u8]| Ctx { req: Some(Msg { body: Some(b.to_vec()), ..Msg::default() }), ..Ctx::new() };
+    let json = |b: &[u8], code: &str| http_str(&format!("req.body,json{code}"), &body(b));
+    assert_eq!(json(b"a\"b\\c/d\n\r\t\x08\x0c\x01", ""), some("a\\\"b\\\\c\\/d\\n\\r\\t\\b\\f\\u0001"));
+    assert_eq!(json("é".as_bytes(), ""), some("\\u00c3\\u00a9"), "ascii: each byte");
+    assert_eq!(json("é€".as_bytes(), "(utf8)"), some("\\u00e9\\u20ac"));
+    assert_eq!(json(b"a\xffb", "(utf8)"), None);
+    assert_eq!(json(b"a\xffb", "(utf8s)"), some("ab"));
+    assert_eq!(json(b"a\xc0\xafb", "(utf8)"), None, "overlong");
+    assert_eq!(json(b"a\xc0\xafb", "(utf8p)"), some("a\\/b"));
+    assert_eq!(json(b"a\xed\xa0\x80b", "(utf8p)"), None, "a surrogate");
+    assert_eq!(json(b"a\xed\xa0\x80b", "(utf8ps)"), some("ab"));
+    assert_eq!(json("a😀".as_bytes(), "(utf8)"), None, "beyond 16 bits");
+    assert_eq!(json("a😀".as_bytes(), "(utf8s)"), some("a"));
+    assert_eq!(json(b"ab\xe2\x82", "(utf8s)"), some("ab"), "a truncated sequence");
+}
+
+#[test]
+fn digest_and_base64_converters() {
+    let c = Ctx::new();
+    let hex = |conv: &str| http_str(&format!("str(abc),{conv},hex"), &c).unwrap().to_ascii_lowercase();
+    assert_eq!(hex("sha1"), "a9993e364706816aba3e25717850c26c9cd0d89d");
+    assert_eq!(hex("sha2"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    assert_eq!(hex("sha2(256)"), hex("sha2"));
+    assert_eq!(hex("sha2(224)"), "23097d223405d8228642a477bda255b32aadbce4bda0b3f7e36c9da7");
+    assert!(hex("sha2(384)").starts_with("cb00753f45a35e8bb5a03d699ac65007272c32ab"));
+    assert!(hex("sha2(512)").starts_with("ddaf35a193617abacc417349ae20413112e6fa4e"));
+    assert_eq!(http_sample("str(Zm9vYg==),b64dec", &c), Some(Sample::Bin(b"foob".to_vec())));
+    assert_eq!(http_sample("str(Zm9vYmFy),b64dec", &c), Some(Sample::Bin(b"foobar".to_vec())));
+    assert_eq!(http_sample("str(Zm9vYmE=),b64dec", &c), Some(Sample::Bin(b"fooba".to_vec())));
+    assert_eq!(http_sample("str(Zm9vYg),b64dec", &c), None, "length not a multiple of 4");
+    assert_eq!(http_sample("str(Zm9v!g==),b64dec", &c), None);
+    assert_eq!(http_sample("str(Zg==Zg==),b64dec", &c), None, "padding inside");
+    assert_eq!(http_sample("str(hello),base64,b64dec", &c), Some(Sample::Bin(b"hello".to_vec())));
+}
+
+#[test]
+fn host_and_port_converters() {
+    for (host, h, p) in [
+        ("WWW.Example.com:8080", "www.example.com", 8080),
+        ("example.com", "example.com", 0),
+        ("example.com:", "example.com", 0),
+        ("10.0.0.1:80", "10.0.0.1", 80),
+        ("[::1]:443", "[::1]", 443),
+        ("[::1]", "[::1]", 0),
+    ] {
+        let c = Ctx::http(&format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n"));
+        assert_eq!(http_str("req.hdr(host),host_only", &c), some(h), "{host}");
+        assert_eq!(http_int("req.hdr(host),port_only", &c), Some(p), "{host}");
+    }
+}
+
+// Maps.
+
+struct MapDir(std::path::PathBuf);
+
+impl MapDir {
+    fn new(name: &str) -> MapDir {
+        let d = std::env::temp_dir().join(format!("sluiced-maps-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        MapDir(d)
+    }
+    fn file(&self, name: &str, text: &str) -> String {
+        let p = self.0.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    }
+}
+
+impl Drop for MapDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn compile_err(text: &str) -> String {
+    CompiledSample::compile(&parse_sample(text).unwrap_or_else(|e| panic!("{text}: {e}"))).unwrap_err()
+}
+
+#[test]
+fn string_maps() {
+    let d = MapDir::new("str");
+    let hosts =
+        d.file("hosts.map", "# hosts\n\nwww.example.com   be_www\n  api.example.com\tbe_api  \nwww.example.com be_dup\nbare\nspaced value is  the rest \r\n");
+    let c = Ctx::http("GET / HTTP/1.1\r\nHost: WWW.example.com\r\n\r\n");
+    assert_eq!(http_str(&format!("req.hdr(host),lower,map({hosts})"), &c), some("be_www"), "the first line of a key wins");
+    assert_eq!(http_str(&format!("req.hdr(host),map({hosts})"), &c), None, "exact, case-sensitive");
+    assert_eq!(http_str(&format!("req.hdr(host),map({hosts},be_default)"), &c), some("be_default"));
+    assert_eq!(http_str(&format!("str(api.example.com),map_str({hosts})"), &c), some("be_api"));
+    assert_eq!(http_str(&format!("str(api.example.com),map_str_str({hosts})"), &c), some("be_api"));
+    assert_eq!(http_str(&format!("str(bare),map({hosts},x)"), &c), some(""), "a key without a value");
+    assert_eq!(http_str(&format!("str(spaced),map({hosts})"), &c), some("value is  the rest"));
+    assert_eq!(http_str(&format!("str(#),map({hosts})"), &c), None);
+    assert_eq!(eval(&format!("if {{ req.hdr(host),lower,map({hosts}) -m found }}"), &c), Yes);
+    assert_eq!(eval(&format!("if {{ req.hdr(host),lower,map({hosts}) be_www }}"), &c), Yes);
+}
+
+#[test]
+fn prefix_and_list_maps() {
+    let d = MapDir::new("list");
+    let beg = d.file("beg.map", "/api v0\n/api/v2 v2\n/api/v2/admin admin\n/ root\n");
+    let c = Ctx::new();
+    let m = |input: &str, conv: &str, file: &str| http_str(&format!("str({input}),{conv}({file})"), &c);
+    assert_eq!(m("/api/v2/admin/x", "map_beg", &beg), some("admin"), "the longest prefix");
+    assert_eq!(m("/api/v2/x", "map_beg", &beg), some("v2"));
+    assert_eq!(m("/apix", "map_beg", &beg), some("v0"));
+    assert_eq!(m("/other", "map_beg", &beg), some("root"));
+    assert_eq!(m("other", "map_beg", &beg), None);
+    let sub = d.file("sub.map", "bot crawler\nGoogle google\n");
+    assert_eq!(m("Googlebot/2.1", "map_sub", &sub), some("crawler"), "the first line that matches");
+    assert_eq!(m("Google", "map_sub", &sub), some("google"));
+    let end = d.file("end.map", ".png image\n.js script\n");
+    assert_eq!(m("/a/logo.png", "map_end", &end), some("image"));
+    assert_eq!(m("/a/logo.pn", "map_end", &end), None);
+    let dir = d.file("dir.map", "img images\nstatic static\n");
+    assert_eq!(m("/static/img/a.png", "map_dir", &dir), some("images"));
+    assert_eq!(m("/imgs/a.png", "map_dir", &dir), None);
+    let dom = d.file("dom.map", "example.com ex\ncom tld\n");
+    assert_eq!(m("www.example.com", "map_dom", &dom), some("ex"));
+    assert_eq!(m("www.other.com", "map_dom", &dom), some("tld"));
+    assert_eq!(m("www.example.org", "map_dom", &dom), None);
+    let reg = d.file("reg.map", "^/api/v[0-9]+/ api\n\\.php$ php\n. any\n");
+    assert_eq!(m("/api/v12/x", "map_reg", &reg), some("api"));
+    assert_eq!(m("/index.php", "map_reg", &reg), some("php"));
+    assert_eq!(m("/x", "map_reg", &reg), some("any"));
+}
+
+#[test]
+fn typed_maps() {
+    let d = MapDir::new("typed");
+    let ints = d.file("int.map", "200 ok\n500:599 server\n:99 low\n404 notfound\n");
+    let c = Ctx::new();
+    assert_eq!(http_str(&format!("int(404),map_int({ints})"), &c), some("notfound"));
+    assert_eq!(http_str(&format!("int(503),map_int_str({ints})"), &c), some("server"));
+    assert_eq!(http_str(&format!("int(-5),map_int({ints})"), &c), some("low"));
+    assert_eq!(http_str(&format!("str(200),map_int({ints})"), &c), some("ok"), "strings are cast to integers");
+    assert_eq!(http_str(&format!("str(abc),map_int({ints},dflt)"), &c), None, "an input that cannot be cast fails, default or not");
+    assert_eq!(http_str(&format!("int(300),map_int({ints},dflt)"), &c), some("dflt"));
+    let nets =
+        d.file("ip.map", "10.0.0.0/8 lan\n10.1.0.0/16 dept\n10.1.2.3 host\n192.168.0.0/255.255.0.0 home\n2001:db8::/32 v6\n::ffff:172.16.0.0/108 mapped\n");
+    let ip = |addr: &str| http_str(&format!("str({addr}),map_ip({nets})"), &c);
+    assert_eq!(ip("10.9.9.9"), some("lan"));
+    assert_eq!(ip("10.1.9.9"), some("dept"), "the finest network");
+    assert_eq!(ip("10.1.2.3"), some("host"));
+    assert_eq!(ip("192.168.7.7"), some("home"));
+    assert_eq!(ip("2001:db8::7"), some("v6"));
+    assert_eq!(ip("::ffff:10.1.2.3"), some("host"), "a mapped IPv6 address is looked up as IPv4");
+    assert_eq!(ip("172.16.1.1"), some("mapped"), "an IPv4 address is looked up as mapped IPv6");
+    assert_eq!(ip("11.0.0.1"), None);
+    assert_eq!(ip("nope"), None);
+    assert_eq!(http_str(&format!("src,map_ip({nets})"), &c), some("host"));
+    assert_eq!(eval(&format!("if {{ src,map_ip({nets}) host }}"), &c), Yes);
+    let weights = d.file("w.map", "a 10\nb -3\n");
+    assert_eq!(http_int(&format!("str(b),map_str_int({weights})"), &c), Some(-3));
+    assert_eq!(http_int(&format!("str(z),map_str_int({weights},7)"), &c), Some(7));
+    assert_eq!(http_int(&format!("str(z),map_str_int({weights})"), &c), None);
+    assert_eq!(eval(&format!("if {{ str(a),map_str_int({weights}) gt 5 }}"), &c), Yes);
+    let addrs = d.file("a.map", "a 10.0.0.1\nb 2001:db8::1\n");
+    assert_eq!(http_sample(&format!("str(b),map_str_ip({addrs})"), &c), Some(Sample::Ip("2001:db8::1".parse().unwrap())));
+    assert_eq!(http_sample(&format!("str(z),map_str_ip({addrs},127.0.0.1)"), &c), Some(Sample::Ip("127.0.0.1".parse().unwrap())));
+    assert_eq!(http_sample(&format!("str(10.0.0.1),map_ip_ip({nets2})", nets2 = d.file("ii.map", "10.0.0.0/8 10.255.255.255\n")), &c), {
+        Some(Sample::Ip("10.255.255.255".parse().unwrap()))
+    });
+}
+
+#[test]
+fn map_errors_are_compile_errors_naming_the_file() {
+    let d = MapDir::new("errors");
+    let missing = d.0.join("missing.map").display().to_string();
+    let e = compile_err(&format!("str(a),map({missing})"));
+    assert!(e.contains("missing.map") && e.contains("cannot open"), "{e}");
+    assert!(compile_err("str(a),map(/dev/null)").contains("not a regular file"));
+    let bad_int = d.file("bad.map", "a 1\nb two\n");
+    let e = compile_err(&format!("str(a),map_str_int({bad_int})"));
+    assert!(e.contains("bad.map' line 2") && e.contains("'two' is not an integer"), "{e}");
+    let bad_key = d.file("badkey.map", "10.0.0.0/33 x\n");
+    assert!(compile_err(&format!("src,map_ip({bad_key})")).contains("line 1"));
+    let bad_re = d.file("badre.map", "( x\n");
+    assert!(compile_err(&format!("str(a),map_reg({bad_re})")).contains("invalid regex"));
+    let good = d.file("good.map", "a 1\n");
+    assert!(compile_err(&format!("str(a),map_str_int({good},x)")).contains("default value"));
+    let good_ip = d.file("goodip.map", "a 10.0.0.1\n");
+    let e = compile_err(&format!("str(a),map_str_ip({good_ip},x)"));
+    assert!(e.contains("default value"), "{e}");
+    // The same file read for a string output is fine.
+    assert!(CompiledSample::compile(&parse_sample(&format!("str(a),map({bad_int})")).unwrap()).is_ok());
+}
+
+#[test]
+fn map_files_are_read_at_compile_time() {
+    let d = MapDir::new("compile");
+    let f = d.file("m.map", "k first\n");
+    let s = CompiledSample::compile(&parse_sample(&format!("str(k),map({f})")).unwrap()).unwrap();
+    std::fs::remove_file(&f).unwrap();
+    assert_eq!(s.eval(&Ctx::new()), Ok(Some(Sample::Str("first".into()))), "evaluation does not read the file");
+    std::fs::write(&f, "k second and longer\n").unwrap();
+    assert_eq!(http_str(&format!("str(k),map({f})"), &Ctx::new()), some("second and longer"), "a changed file is read again");
+    assert_eq!(s.eval(&Ctx::new()), Ok(Some(Sample::Str("first".into()))));
+}
+
+mod http_never_panic {
+    use super::*;
+    use proptest::prelude::*;
+
+    const SAMPLES: &[&str] = &[
+        "path",
+        "pathq",
+        "query",
+        "base",
+        "base32",
+        "url_param",
+        "url_param(a)",
+        "url_param(a,;,i)",
+        "req.hdr(x)",
+        "req.hdr(x,-2)",
+        "req.hdr(x,3)",
+        "req.fhdr(x)",
+        "req.hdr_ip(x)",
+        "req.hdr_val(x)",
+        "req.hdr_cnt",
+        "req.hdrs",
+        "req.cook",
+        "req.cook(a)",
+        "req.cook_cnt",
+        "res.cook(a)",
+        "req.ver",
+        "http_auth_user",
+        "http_auth_type",
+        "http_auth(L)",
+        "http_auth_group(L)",
+        "req.hdr(x),url_dec",
+        "req.hdr(x),json(utf8ps)",
+        "req.hdr(x),json(utf8)",
+        "req.hdr(x),b64dec",
+        "req.hdr(x),host_only",
+        "req.hdr(x),port_only",
+        "req.hdr(x),url_enc",
+    ];
+    const CONDITIONS: &[&str] = &[
+        "if { hdr(x) a } || { cook(a) -m found } || { url_param(a) -m beg x } || { hdr_ip(x) 10.0.0.0/8 }",
+        "if { http_auth_group(L) admin } || METH_GET || HTTP_URL_ABS || HTTP_CONTENT || { method -i x }",
+    ];
+
+    fn text() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop_oneof![
+                Just('a'),
+                Just('='),
+                Just(';'),
+                Just(','),
+                Just('"'),
+                Just('\\'),
+                Just('%'),
+                Just('?'),
+                Just(':'),
+                Just('['),
+                Just(']'),
+                Just('/'),
+                Just('$'),
+                Just(' '),
+                Just('1'),
+                Just('.'),
+                Just('é'),
+                any::<char>()
+            ],
+            0..40,
+        )
+        .prop_map(|v| v.into_iter().filter(|c| !c.is_control()).collect())
+    }
+
+    proptest! {
+        #[test]
+        fn http_fetches_never_panic(uri in text(), x in text(), cookie in text(), auth in text(), set_cookie in text()) {
+            let mut req = Msg { method: b"GET".to_vec(), uri: uri.into_bytes(), version: b"HTTP/1.1".to_vec(), first: true, ..Msg::default() };
+            for (n, v) in [("x", x), ("Cookie", cookie), ("Authorization", auth.clone()), ("Authorization", format!("Basic {auth}")), ("Host", "h".into())] {
+                req.headers.push((n.as_bytes().to_vec(), v.into_bytes()));
+            }
+            let res = Msg { status: 200, version: b"HTTP/1.1".to_vec(), headers: vec![(b"Set-Cookie".to_vec(), set_cookie.into_bytes())], ..Msg::default() };
+            let c = Ctx { req: Some(req), res: Some(res), userlists: vec![userlist()], ..Ctx::new() };
+            for s in SAMPLES {
+                let _ = sample(s, &c);
+            }
+            for t in CONDITIONS {
+                prop_assert_ne!(cond_with(t, &[]).eval(&c), Tri::Miss);
             }
         }
     }

@@ -177,19 +177,15 @@ impl HttpFetch {
             HttpFetch::Status => Some(SampleRef::Int(ctx.http_response()?.status().into())),
             HttpFetch::Auth(ul) => {
                 let ul = ctx.userlist(ul)?;
-                let ok = auth::basic_credentials(req()?).is_some_and(|(user, pass)| auth::check_user(ul, &user, &pass).is_some());
+                let ok = auth::basic_credentials(req()?).is_some_and(|cred| auth::check_user(ul, &cred).is_some());
                 Some(SampleRef::Bool(ok))
             }
             HttpFetch::AuthGroup(ul) => {
                 let ul = ctx.userlist(ul)?;
-                let (user, pass) = auth::basic_credentials(req()?)?;
-                let u = auth::check_user(ul, &user, &pass)?;
+                let u = auth::check_user(ul, &auth::basic_credentials(req()?)?)?;
                 Some(str_ref(u.name.as_bytes()))
             }
-            HttpFetch::AuthUser => {
-                let (user, _) = auth::basic_credentials(req()?)?;
-                Some(SampleRef::Str(Cow::Owned(user.to_vec())))
-            }
+            HttpFetch::AuthUser => Some(SampleRef::Str(Cow::Owned(auth::basic_credentials(req()?)?.into_user()))),
             HttpFetch::AuthType => auth::scheme(req()?).map(|s| str_ref(s.as_bytes())),
         }
     }

@@ -127,12 +127,14 @@ impl<T: Copy + Eq + std::hash::Hash + std::ops::BitAnd<Output = T>> PrefixTable<
     }
 }
 
+type Keys = HashMap<Box<[u8]>, u32>;
+
 /// The keys, indexed for the match method; entries are indexes into [`MapFile::values`].
 #[derive(Debug)]
 enum Index {
-    Str(HashMap<Box<[u8]>, u32>),
+    Str(Keys),
     /// Prefixes by length, longest first.
-    Beg(Vec<(usize, HashMap<Box<[u8]>, u32>)>),
+    Beg(Vec<(usize, Keys)>),
     /// `sub`, `dir`, `dom`, `end`: the keys in file order.
     List(Vec<Box<[u8]>>),
     Reg(Vec<regex::bytes::Regex>),
@@ -360,4 +362,43 @@ pub(crate) fn load_shared(path: &str, method: MapMatch, out: MapOut) -> Result<A
         c.insert(k, Arc::downgrade(&map));
     }
     Ok(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn converter_names() {
+        assert_eq!(parse_converter_name("map"), Some((MapMatch::Str, MapOut::Str)));
+        assert_eq!(parse_converter_name("map_beg"), Some((MapMatch::Beg, MapOut::Str)));
+        assert_eq!(parse_converter_name("map_ip_int"), Some((MapMatch::Ip, MapOut::Int)));
+        assert_eq!(parse_converter_name("map_str_str"), Some((MapMatch::Str, MapOut::Str)));
+        assert_eq!(parse_converter_name("map_x"), None);
+        assert_eq!(parse_converter_name("mapper"), None);
+    }
+
+    #[test]
+    fn one_unchanged_file_is_read_once() {
+        let dir = std::env::temp_dir().join(format!("sluiced-map-share-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("m.map");
+        std::fs::write(&f, "a 1\n").unwrap();
+        let p = f.to_str().unwrap();
+        let a = load_shared(p, MapMatch::Str, MapOut::Str).unwrap();
+        let b = load_shared(p, MapMatch::Str, MapOut::Str).unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        let other_kind = load_shared(p, MapMatch::Beg, MapOut::Str).unwrap();
+        assert!(!Arc::ptr_eq(&a, &other_kind));
+        std::fs::write(&f, "a 22\n").unwrap();
+        let c = load_shared(p, MapMatch::Str, MapOut::Int).unwrap();
+        assert_eq!(c.lookup_bytes(b"a"), Some(&MapValue::Int(22)));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn lines_are_key_and_rest() {
+        let got: Vec<_> = entries(b"# c\n \n  k1 v 1 \r\nk2\nk3\t\t x\n").map(|(n, k, v)| (n, k.to_vec(), v.to_vec())).collect();
+        assert_eq!(got, vec![(3, b"k1".to_vec(), b"v 1".to_vec()), (4, b"k2".to_vec(), vec![]), (5, b"k3".to_vec(), b"x".to_vec())]);
+    }
 }
