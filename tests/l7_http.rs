@@ -363,3 +363,23 @@ fn websocket_upgrade_becomes_a_tunnel_after_a_real_101() {
     c.read_exact(&mut echo).unwrap();
     assert_eq!(&echo, b"\x81\x05hello");
 }
+
+#[test]
+fn http_request_auth_asks_for_credentials_and_lets_a_valid_user_through() {
+    let (be, seen) = http_backend(|_| ok_response("secret"));
+    let port = free_port();
+    let cfg = format!(
+        "userlist admins\n  user alice insecure-password wonderland\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\nfrontend f\n  bind 127.0.0.1:{port}\n  acl authed http_auth(admins)\n  http-request auth realm Admin unless authed\n  default_backend b\nbackend b\n  server s {}\n",
+        be.addr()
+    );
+    let _s = Sluiced::start(&cfg, &[port]);
+    let (status, head, _) = request(port, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_eq!(status, 401);
+    assert!(head.to_ascii_lowercase().contains("www-authenticate: basic realm=\"admin\""), "{head}");
+    // alice:wonderland
+    let (status, _, body) = request(port, b"GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Basic YWxpY2U6d29uZGVybGFuZA==\r\n\r\n");
+    assert_eq!((status, body.as_slice()), (200, b"secret".as_slice()));
+    let (status, _, _) = request(port, b"GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Basic YWxpY2U6d3Jvbmc=\r\n\r\n");
+    assert_eq!(status, 401);
+    assert_eq!(seen.lock().unwrap().requests.len(), 1);
+}

@@ -33,10 +33,18 @@ pub enum ReqAction {
     Deny(CompiledReply),
     Reject,
     Return(CompiledReply),
-    Redirect { code: u16, kind: RedirectKind, target: CompiledLf, drop_query: bool, append_slash: bool },
+    Redirect {
+        code: u16,
+        kind: RedirectKind,
+        target: CompiledLf,
+        drop_query: bool,
+        append_slash: bool,
+    },
     SetHeader(String, CompiledLf),
     AddHeader(String, CompiledLf),
     DelHeader(String, HeaderMatch),
+    /// Answers 401 asking for Basic credentials in `realm` (the frontend's name by default).
+    Auth(Option<String>),
 }
 
 #[derive(Debug)]
@@ -91,6 +99,7 @@ pub fn compile_action(a: &HttpAction) -> Result<Option<ReqAction>, String> {
         HttpAction::SetHeader { name, value } => ReqAction::SetHeader(name.clone(), CompiledLf::compile(value)?),
         HttpAction::AddHeader { name, value } => ReqAction::AddHeader(name.clone(), CompiledLf::compile(value)?),
         HttpAction::DelHeader { name, matching } => ReqAction::DelHeader(name.clone(), matching.clone()),
+        HttpAction::Auth { realm } => ReqAction::Auth(realm.clone()),
         _ => return Ok(None),
     }))
 }
@@ -190,6 +199,15 @@ pub fn request(fe: &Frontend, ctx: &dyn StreamCtx) -> (Verdict, Edits) {
             ReqAction::SetHeader(n, v) => edits.push(Edit::Set(n.clone(), v.eval(ctx))),
             ReqAction::AddHeader(n, v) => edits.push(Edit::Add(n.clone(), v.eval(ctx))),
             ReqAction::DelHeader(n, m) => edits.push(Edit::Del(n.clone(), m.clone())),
+            ReqAction::Auth(realm) => {
+                let realm = realm.as_deref().unwrap_or(&fe.name).replace('"', "");
+                let mut bytes = crate::l7::session::error_response(401, false);
+                if let Some(pos) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let h = format!("\r\nwww-authenticate: Basic realm=\"{realm}\"");
+                    bytes.splice(pos..pos, h.bytes());
+                }
+                return (Verdict::Reply { bytes, close: false }, edits);
+            }
         }
     }
     (Verdict::Forward, edits)

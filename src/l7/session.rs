@@ -116,6 +116,9 @@ impl StreamCtx for HttpCtx<'_> {
     fn http_response(&self) -> Option<&dyn HttpMsg> {
         self.res.as_ref().map(|r| r as &dyn HttpMsg)
     }
+    fn userlist(&self, name: &str) -> Option<&crate::config::model::Userlist> {
+        self.rt.userlists.iter().find(|u| u.name == name)
+    }
 }
 
 /// What reading a head produced.

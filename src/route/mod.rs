@@ -70,6 +70,13 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "tcp-request connection",
             "tcp-request content",
             "tcp-request inspect-delay",
+            "timeout http-request",
+            "timeout http-keep-alive",
+            "http-request",
+            "option http-keep-alive",
+            "option http-server-close",
+            "option httpclose",
+            "http-reuse",
         ],
     ),
     ("bind options", &["name", "backlog", "accept-proxy", "v4v6", "v6only", "defer-accept", "tfo", "transparent", "interface", "mss", "tcp-ut", "mode"]),
@@ -79,6 +86,7 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
     ),
     ("tcp-request connection actions", &["accept", "reject", "expect-proxy"]),
     ("tcp-request content actions", &["accept", "reject"]),
+    ("http-request actions", &["allow", "deny", "reject", "return", "redirect", "set-header", "add-header", "del-header", "auth"]),
 ];
 
 /// What a `tcp-request` rule does, as far as the data plane implements it.
@@ -197,6 +205,8 @@ pub struct RouteTable {
     pub frontends: Vec<Frontend>,
     pub backends: Vec<Backend>,
     pub process: Process,
+    /// `userlist` sections, for `http_auth` and `http-request auth`.
+    pub userlists: Vec<crate::config::model::Userlist>,
 }
 
 fn server_addr(a: &Address, resolved: Option<std::net::IpAddr>) -> Result<ServerAddr, String> {
@@ -386,7 +396,7 @@ impl RouteTable {
             pipesize: g.runtime.tune.pipesize.map(|v| v as usize),
             nosplice,
         };
-        Ok(RouteTable { frontends, backends, process })
+        Ok(RouteTable { frontends, backends, process, userlists: cfg.userlists.clone() })
     }
 
     /// Compiles, discarding warnings (for `-c` and tests that only need success or failure).

@@ -360,6 +360,7 @@ fn fetches() -> Vec<SampleDef> {
         def("pathq", &[], 0, T::Str, d!("pathq", "The request path with the query string.", "http-request set-var(txn.pq) pathq")),
         def("query", &[], 0, T::Str, d!("query", "The query string, without the question mark.", "acl has_q query -m found")),
         def("url", &[], 0, T::Str, d!("url", "The request URI as received.", "acl absolute url_beg http://")),
+        def("req.uri", &[], 0, T::Str, d!("req.uri", "Alias of url: the request URI as received.", "http-request set-var(txn.u) req.uri")),
         def("url_ip", &[], 0, T::Ip, d!("url_ip", "The address in an absolute request URI.", "acl to_lan url_ip 10.0.0.0/8")),
         def("url_port", &[], 0, T::Int, d!("url_port", "The port in an absolute request URI.", "acl alt url_port 8080")),
         def("base", &[], 0, T::Str, d!("base", "The Host header followed by the path.", "acl static base_beg static.example.com/")),
