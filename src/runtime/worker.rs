@@ -96,13 +96,13 @@ fn worker_main(rt: Arc<RouteTable>, listeners: Vec<BoundListener>, mut stop: wat
             match l.listener {
                 StdListener::Tcp(t) => match tokio::net::TcpListener::from_std(t) {
                     Ok(t) => {
-                        tokio::task::spawn_local(accept.tcp(t, l.frontend, l.bind));
+                        tokio::task::spawn_local(accept.run(Listener::Tcp(t), l.frontend, l.bind));
                     }
                     Err(e) => eprintln!("sluiced: cannot register a listener: {e}"),
                 },
                 StdListener::Unix(u) => match tokio::net::UnixListener::from_std(u) {
                     Ok(u) => {
-                        tokio::task::spawn_local(accept.unix(u, l.frontend, l.bind));
+                        tokio::task::spawn_local(accept.run(Listener::Unix(u), l.frontend, l.bind));
                     }
                     Err(e) => eprintln!("sluiced: cannot register a listener: {e}"),
                 },
@@ -200,7 +200,8 @@ impl AcceptLoop {
         }
     }
 
-    async fn tcp(self, l: tokio::net::TcpListener, fe: usize, bind: usize) {
+    /// Accepts on `l` until the worker stops.
+    async fn run(self, l: Listener, fe: usize, bind: usize) {
         let accept_proxy = self.w.rt.frontends[fe].binds[bind].accept_proxy;
         let mut stop = self.stop.clone();
         loop {
@@ -217,36 +218,26 @@ impl AcceptLoop {
                 _ = Self::until_stop(&mut stop) => return,
             };
             match accepted {
-                Ok((sock, peer)) => {
-                    // The local address is looked up by the session only if something needs it.
-                    self.start(fe, EpollConn::Tcp(sock), Some(peer), None, accept_proxy, permits);
-                }
+                // The local address is looked up by the session only if something needs it.
+                Ok((conn, peer)) => self.start(fe, conn, peer, None, accept_proxy, permits),
                 // Out of descriptors or memory: back off instead of spinning on the listener.
                 Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
             }
         }
     }
+}
 
-    async fn unix(self, l: tokio::net::UnixListener, fe: usize, bind: usize) {
-        let accept_proxy = self.w.rt.frontends[fe].binds[bind].accept_proxy;
-        let mut stop = self.stop.clone();
-        loop {
-            tokio::select! {
-                ok = self.room(fe) => if !ok { return },
-                _ = Self::until_stop(&mut stop) => return,
-            }
-            let accepted = tokio::select! {
-                r = l.accept() => r,
-                _ = Self::until_stop(&mut stop) => return,
-            };
-            let permits = tokio::select! {
-                p = self.admit(fe) => match p { Some(p) => p, None => return },
-                _ = Self::until_stop(&mut stop) => return,
-            };
-            match accepted {
-                Ok((sock, _)) => self.start(fe, EpollConn::Unix(sock), None, None, accept_proxy, permits),
-                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
-            }
+/// A listener registered with the worker's reactor.
+enum Listener {
+    Tcp(tokio::net::TcpListener),
+    Unix(tokio::net::UnixListener),
+}
+
+impl Listener {
+    async fn accept(&self) -> std::io::Result<(EpollConn, Option<std::net::SocketAddr>)> {
+        match self {
+            Listener::Tcp(l) => l.accept().await.map(|(s, peer)| (EpollConn::Tcp(s), Some(peer))),
+            Listener::Unix(l) => l.accept().await.map(|(s, _)| (EpollConn::Unix(s), None)),
         }
     }
 }
