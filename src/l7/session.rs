@@ -6,16 +6,22 @@
 //!    request. The head is parsed in place ([`h1::parse_request`]) and its framing checked
 //!    ([`h1::request_framing`]); any violation is answered with its status and the connection
 //!    closes: nothing of a refused request is ever forwarded.
-//! 2. **Rules**: `http-request` rules run on the head ([`super::rules`]): they may answer
-//!    (return, deny, redirect, auth), close (reject), or record header edits.
-//! 3. **Backend and server**: `use_backend`/`default_backend`, then a server picked by the
-//!    backend's algorithm; an idle pooled connection to it is reused when `http-reuse` allows,
-//!    else a new one is opened with the backend's retries and redispatch.
+//! 2. **Rules**: the frontend's `http-request` rules, then its `redirect` lines, run on the head
+//!    ([`super::rules`]): they may answer (return, deny, redirect, auth, tarpit), close (reject),
+//!    or record edits that later rules see.
+//! 3. **Backend and server**: `use_backend`/`default_backend`, the backend's `http-request`
+//!    rules, then `option forwardfor`/`originalto`; a server is picked by the backend's
+//!    algorithm (with the `balance uri|url_param|hdr|hash` key of the edited request); an idle
+//!    pooled connection to it is reused when `http-reuse` allows, else a new one is opened with
+//!    the backend's retries and redispatch. `http-send-name-header` names the server.
 //! 4. **Request**: the head is written with the edits applied, then the body streams through,
 //!    checked as it passes (content-length counted, chunked framing validated).
 //! 5. **Response**: 1xx heads are passed on until the final one; its framing decides how the body
 //!    is read (length, chunked, until close, or none for HEAD/204/304). A malformed response is
-//!    answered with 502 and the server connection is not reused.
+//!    answered with 502 and the server connection is not reused. `http-response` rules (the
+//!    backend's, then the frontend's) and `http-after-response` rules edit the head as it is
+//!    written; every response sluiced generates (errors from the proxies' error pages, replies,
+//!    redirects) also passes through `http-after-response`.
 //! 6. **Keep-alive**: both connections stay open when both sides agree and the response was
 //!    complete; the server connection returns to the worker's pool, and bytes the client already
 //!    sent (pipelining) start the next transaction.
@@ -622,7 +628,8 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
             let mut hash = None;
             if matches!(flow, Flow::Continue) {
                 let ctx = HttpCtx { req: Some(&msg), req_buf: &cbuf, ..base };
-                base.backend = fe.use_backends.iter().find(|r| r.cond.as_ref().is_none_or(|c| c.eval(&ctx) == Tri::Yes)).map(|r| r.backend).or(fe.default_backend);
+                base.backend =
+                    fe.use_backends.iter().find(|r| r.cond.as_ref().is_none_or(|c| c.eval(&ctx) == Tri::Yes)).map(|r| r.backend).or(fe.default_backend);
                 if let Some(b) = base.backend.filter(|b| Some(*b) != fe.own_backend) {
                     flow = rules::run(&rt.backends[b].http.request_rules, &base, &mut msg, None, true, &mut edits);
                 }

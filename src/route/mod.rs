@@ -73,6 +73,16 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "timeout http-request",
             "timeout http-keep-alive",
             "http-request",
+            "http-response",
+            "http-after-response",
+            "redirect",
+            "errorfile",
+            "errorfiles",
+            "http-error",
+            "option forwardfor",
+            "option originalto",
+            "http-send-name-header",
+            "timeout tarpit",
             "option http-keep-alive",
             "option http-server-close",
             "option httpclose",
@@ -86,7 +96,36 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
     ),
     ("tcp-request connection actions", &["accept", "reject", "expect-proxy"]),
     ("tcp-request content actions", &["accept", "reject"]),
-    ("http-request actions", &["allow", "deny", "reject", "return", "redirect", "set-header", "add-header", "del-header", "auth"]),
+    (
+        "http-request actions",
+        &[
+            "allow",
+            "deny",
+            "reject",
+            "return",
+            "redirect",
+            "tarpit",
+            "auth",
+            "set-header",
+            "add-header",
+            "del-header",
+            "replace-header",
+            "replace-value",
+            "set-path",
+            "set-pathq",
+            "set-query",
+            "set-uri",
+            "set-method",
+            "replace-path",
+            "replace-pathq",
+            "replace-uri",
+        ],
+    ),
+    (
+        "http-response actions",
+        &["allow", "deny", "return", "redirect", "set-header", "add-header", "del-header", "replace-header", "replace-value", "set-status"],
+    ),
+    ("http-after-response actions", &["allow", "set-header", "add-header", "del-header", "replace-header", "replace-value", "set-status"]),
 ];
 
 /// What a `tcp-request` rule does, as far as the data plane implements it.
@@ -392,7 +431,10 @@ impl RouteTable {
                     _ => diags.warning(
                         Some(&p.span),
                         Some("balance"),
-                        format!("backend '{}': this balance key is only computed in mode http (rdp-cookie not at all yet): this backend balances round robin", p.name),
+                        format!(
+                            "backend '{}': this balance key is only computed in mode http (rdp-cookie not at all yet): this backend balances round robin",
+                            p.name
+                        ),
                     ),
                 }
             }
