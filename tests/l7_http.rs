@@ -298,10 +298,11 @@ fn set_header_add_header_and_del_header_reach_the_server() {
     let fe = "  http-request set-header X-Set one\n  http-request add-header X-Add %[src]\n  http-request del-header X-Drop";
     let _s = Sluiced::start(&http_cfg(port, fe, &format!("  server s {}", be.addr())), &[port]);
     request(port, b"GET / HTTP/1.1\r\nHost: h\r\nX-Set: old\r\nX-Drop: secret\r\n\r\n");
+    // Fields a rule writes get a lower-case name, as HAProxy's HTTP/1 multiplexer sends them.
     let req = String::from_utf8(seen.lock().unwrap().requests[0].clone()).unwrap();
-    assert!(req.contains("X-Set: one\r\n") && !req.contains("X-Set: old"), "{req}");
-    assert!(req.contains("X-Add: 127.0.0.1\r\n"), "{req}");
-    assert!(!req.contains("X-Drop"), "{req}");
+    assert!(req.contains("x-set: one\r\n") && !req.to_ascii_lowercase().contains("x-set: old"), "{req}");
+    assert!(req.contains("x-add: 127.0.0.1\r\n"), "{req}");
+    assert!(!req.to_ascii_lowercase().contains("x-drop"), "{req}");
 }
 
 #[test]

@@ -1,261 +1,211 @@
-//! `http-request` rules as the data plane runs them, and the request head writer that applies
-//! their header edits. (First cut: allow, deny, return, reject, redirect, and the header edits;
-//! the other actions are parsed and reported as not implemented when the configuration loads.)
+//! HTTP rules as the data plane runs them: `http-request`, `http-response` and
+//! `http-after-response`, compiled once with the routing table and run on a message head.
+//!
+//! A rule list runs in order until a rule decides (allow, deny, return, redirect, auth, tarpit,
+//! reject) or the list ends. Rewrites are recorded as [`Edits`] and applied to an [`EditedView`]
+//! at once, so the conditions and values of later rules see the message as edited so far, as in
+//! HAProxy. Log-format values are evaluated per message.
+//!
+//! `set-var`, `unset-var` and the other actions not compiled here are parsed only: the routing
+//! table reports them when it compiles.
 
-use crate::l7::config::{HeaderMatch, HttpAction, RedirectKind, RedirectTarget, ReplyBody};
-use crate::l7::h1::Head;
-use crate::l7::session::{Verdict, error_response, reason};
-use crate::route::Frontend;
-use crate::route::eval::{CompiledCond, StreamCtx, Tri};
+use regex::bytes::Regex;
+
+use crate::config::logformat::LogFormat;
+use crate::config::model::HttpErrors;
+use crate::l7::config::{HttpAction, Redirect, RequestPart};
+use crate::l7::edit::{Edit, Edits, NameMatch, TargetPart, byte_regex};
+use crate::l7::reply::{CompiledReply, ErrorResponses, FileLoader, RedirectRequest, ReplyKind, Response, error_response, redirect_response};
+use crate::l7::session::{HttpCtx, Msg};
+use crate::route::eval::{CompiledCond, HttpMsg, StreamCtx, Tri};
 use crate::route::logformat::CompiledLf;
 
-/// A reply compiled for sending.
-#[derive(Debug)]
-pub struct CompiledReply {
-    pub status: u16,
-    pub content_type: Option<String>,
-    pub body: ReplyPayload,
-    pub headers: Vec<(String, CompiledLf)>,
+/// Which rule set a rule belongs to: it decides the defaults (`deny` answers 403 to a request,
+/// 502 in place of a response) and which message the rewrites apply to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    Request,
+    Response,
+    AfterResponse,
 }
 
+/// What a rule does, compiled.
 #[derive(Debug)]
-pub enum ReplyPayload {
-    /// The built-in error page for the status.
-    Default,
-    Bytes(Vec<u8>),
-    Format(CompiledLf),
-}
-
-/// What an `http-request` rule does, compiled.
-#[derive(Debug)]
-pub enum ReqAction {
+pub enum Action {
+    /// Stops this rule set; the message goes on.
     Allow,
-    Deny(CompiledReply),
+    /// Answers with the reply instead of the message (deny, return).
+    Reply(CompiledReply),
+    /// Holds the request for `timeout tarpit`, then answers with the reply.
+    Tarpit(CompiledReply),
+    /// Closes the connection without an answer.
     Reject,
-    Return(CompiledReply),
-    Redirect {
-        code: u16,
-        kind: RedirectKind,
-        target: CompiledLf,
-        drop_query: bool,
-        append_slash: bool,
-    },
-    SetHeader(String, CompiledLf),
-    AddHeader(String, CompiledLf),
-    DelHeader(String, HeaderMatch),
+    Redirect(Redirect),
     /// Answers 401 asking for Basic credentials in `realm` (the frontend's name by default).
     Auth(Option<String>),
+    /// A rewrite of the message.
+    Rewrite(Rewrite),
+}
+
+/// A rewrite whose values are evaluated per message.
+#[derive(Debug)]
+pub enum Rewrite {
+    Set(String, CompiledLf),
+    Add(String, CompiledLf),
+    Del(String, NameMatch),
+    Replace { name: String, regex: Regex, replace: CompiledLf },
+    ReplaceValue { name: String, regex: Regex, replace: CompiledLf },
+    SetPart(RequestPart, CompiledLf),
+    ReplaceTarget(TargetPart, Regex, CompiledLf),
+    SetStatus(u16, Option<Vec<u8>>),
 }
 
 #[derive(Debug)]
 pub struct HttpRule {
-    pub action: ReqAction,
+    pub action: Action,
     pub cond: Option<CompiledCond>,
 }
 
-fn compile_reply(r: &crate::l7::config::Reply, default_status: u16) -> Result<Option<CompiledReply>, String> {
-    let body = match &r.body {
-        ReplyBody::Empty | ReplyBody::DefaultErrorfiles => ReplyPayload::Default,
-        ReplyBody::String(s) => ReplyPayload::Bytes(s.clone().into_bytes()),
-        ReplyBody::LfString(lf) => ReplyPayload::Format(CompiledLf::compile(lf)?),
-        ReplyBody::File(f) => ReplyPayload::Bytes(std::fs::read(f).map_err(|e| format!("cannot read '{f}': {e}"))?),
-        // Error files and lf-files come with the reply engine.
-        ReplyBody::Errorfile(_) | ReplyBody::Errorfiles(_) | ReplyBody::LfFile(_) => return Ok(None),
-    };
-    let mut headers = Vec::new();
-    for (n, v) in &r.headers {
-        headers.push((n.clone(), CompiledLf::compile(v)?));
-    }
-    let status = if r.status == 0 { default_status } else { r.status };
-    Ok(Some(CompiledReply { status, content_type: r.content_type.clone(), body, headers }))
+/// What the files and sections replies may name, while the routing table compiles.
+pub struct CompileEnv<'a> {
+    pub sections: &'a [HttpErrors],
+    pub loader: &'a mut FileLoader,
 }
 
-/// Compiles an action; `None` when the data plane does not implement it yet.
-pub fn compile_action(a: &HttpAction) -> Result<Option<ReqAction>, String> {
+/// Compiles an action; `None` when the data plane does not implement it (it is then parsed only).
+pub fn compile_action(a: &HttpAction, env: &mut CompileEnv<'_>) -> Result<Option<Action>, String> {
+    let reply = |r, kind, env: &mut CompileEnv<'_>| CompiledReply::compile(r, kind, env.sections, env.loader);
     Ok(Some(match a {
-        HttpAction::Allow => ReqAction::Allow,
-        HttpAction::Reject => ReqAction::Reject,
-        HttpAction::Deny(r) => match compile_reply(r, 403)? {
-            Some(r) => ReqAction::Deny(r),
-            None => return Ok(None),
-        },
-        HttpAction::Return(r) => match compile_reply(r, 200)? {
-            Some(r) => ReqAction::Return(r),
-            None => return Ok(None),
-        },
-        HttpAction::Redirect(r) => ReqAction::Redirect {
-            code: r.code,
-            kind: r.kind,
-            target: match &r.target {
-                RedirectTarget::Literal(s) => CompiledLf::compile(&crate::config::logformat::LogFormat {
-                    text: s.clone(),
-                    items: vec![crate::config::logformat::LogItem::Text(s.clone())],
-                })?,
-                RedirectTarget::Format(lf) => CompiledLf::compile(lf)?,
-            },
-            drop_query: r.drop_query,
-            append_slash: r.append_slash,
-        },
-        HttpAction::SetHeader { name, value } => ReqAction::SetHeader(name.clone(), CompiledLf::compile(value)?),
-        HttpAction::AddHeader { name, value } => ReqAction::AddHeader(name.clone(), CompiledLf::compile(value)?),
-        HttpAction::DelHeader { name, matching } => ReqAction::DelHeader(name.clone(), matching.clone()),
-        HttpAction::Auth { realm } => ReqAction::Auth(realm.clone()),
+        HttpAction::Allow => Action::Allow,
+        HttpAction::Reject => Action::Reject,
+        HttpAction::Deny(r) => Action::Reply(reply(r, ReplyKind::Error, env)?),
+        HttpAction::Return(r) => Action::Reply(reply(r, ReplyKind::Return, env)?),
+        HttpAction::Tarpit(r) => Action::Tarpit(reply(r, ReplyKind::Error, env)?),
+        HttpAction::Redirect(r) => Action::Redirect(r.clone()),
+        HttpAction::Auth { realm } => Action::Auth(realm.clone()),
+        HttpAction::SetHeader { name, value } => Action::Rewrite(Rewrite::Set(name.clone(), CompiledLf::compile(value)?)),
+        HttpAction::AddHeader { name, value } => Action::Rewrite(Rewrite::Add(name.clone(), CompiledLf::compile(value)?)),
+        HttpAction::DelHeader { name, matching } => Action::Rewrite(Rewrite::Del(name.clone(), NameMatch::from_config(matching)?)),
+        HttpAction::ReplaceHeader { name, regex, replace } => {
+            Action::Rewrite(Rewrite::Replace { name: name.clone(), regex: byte_regex(regex)?, replace: CompiledLf::compile(replace)? })
+        }
+        HttpAction::ReplaceValue { name, regex, replace } => {
+            Action::Rewrite(Rewrite::ReplaceValue { name: name.clone(), regex: byte_regex(regex)?, replace: CompiledLf::compile(replace)? })
+        }
+        HttpAction::SetRequestPart { part, value } => Action::Rewrite(Rewrite::SetPart(*part, CompiledLf::compile(value)?)),
+        HttpAction::ReplaceRequestPart { part, regex, replace } => {
+            let part = match part {
+                RequestPart::Path => TargetPart::Path,
+                RequestPart::PathQ => TargetPart::PathQ,
+                RequestPart::Uri => TargetPart::Uri,
+                RequestPart::Method | RequestPart::Query => return Ok(None),
+            };
+            Action::Rewrite(Rewrite::ReplaceTarget(part, byte_regex(regex)?, CompiledLf::compile(replace)?))
+        }
+        HttpAction::SetStatus { status, reason } => Action::Rewrite(Rewrite::SetStatus(*status, reason.as_ref().map(|r| r.clone().into_bytes()))),
         _ => return Ok(None),
     }))
 }
 
-/// A header edit, applied when the head is written.
-#[derive(Debug, Clone)]
-pub enum Edit {
-    Set(String, String),
-    Add(String, String),
-    Del(String, HeaderMatch),
+/// How a rule set ended.
+pub enum Flow {
+    /// The message goes on (the list ended, or `allow`).
+    Continue,
+    /// Answer with this response instead.
+    Reply(Response),
+    /// Hold the request for `timeout tarpit`, then answer with this response.
+    Tarpit(Response),
+    /// Close without an answer.
+    Reject,
 }
 
-pub type Edits = Vec<Edit>;
-
-fn render_reply(r: &CompiledReply, ctx: &dyn StreamCtx) -> Vec<u8> {
-    let body: Vec<u8> = match &r.body {
-        ReplyPayload::Default => return error_response(r.status, false),
-        ReplyPayload::Bytes(b) => b.clone(),
-        ReplyPayload::Format(lf) => lf.eval(ctx).into_bytes(),
-    };
-    let mut out = format!("HTTP/1.1 {} {}\r\ncontent-length: {}\r\n", r.status, reason(r.status), body.len()).into_bytes();
-    if let Some(ct) = &r.content_type {
-        out.extend_from_slice(format!("content-type: {ct}\r\n").as_bytes());
-    }
-    for (n, v) in &r.headers {
-        out.extend_from_slice(format!("{n}: {}\r\n", v.eval(ctx)).as_bytes());
-    }
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(&body);
-    out
+/// Evaluates a log-format the reply module hands over. Replies keep their formats uncompiled, so
+/// the rare reply with a log-format body compiles it when sent.
+pub fn eval_format(f: &LogFormat, ctx: &dyn StreamCtx) -> String {
+    CompiledLf::compile(f).map(|c| c.eval(ctx)).unwrap_or_default()
 }
 
-fn redirect(code: u16, kind: RedirectKind, target: &str, drop_query: bool, append_slash: bool, ctx: &dyn StreamCtx) -> Vec<u8> {
-    let uri = ctx.http_request().map(|r| String::from_utf8_lossy(r.uri()).into_owned()).unwrap_or_default();
-    let (path, query) = match uri.split_once('?') {
-        Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
-        None => (uri.clone(), None),
-    };
-    let mut path = path;
-    if append_slash && !path.ends_with('/') {
-        path.push('/');
+/// The error tables in HAProxy's lookup order: the backend's, then the frontend's.
+pub(crate) fn error_tables<'a>(ctx: &HttpCtx<'a>) -> Vec<&'a ErrorResponses> {
+    let mut t = Vec::with_capacity(2);
+    if let Some(be) = ctx.backend.and_then(|b| ctx.rt.backends.get(b)) {
+        t.push(&be.http.errors);
     }
-    let tail = match (&query, drop_query) {
-        (Some(q), false) => format!("{path}?{q}"),
-        _ => path,
-    };
-    let location = match kind {
-        RedirectKind::Location => target.to_owned(),
-        RedirectKind::Prefix => {
-            if target == "/" {
-                tail
-            } else {
-                format!("{}{tail}", target.trim_end_matches('/'))
-            }
-        }
-        RedirectKind::Scheme => {
-            let host = ctx
-                .http_request()
-                .and_then(|r| {
-                    (0..r.header_count())
-                        .map(|i| r.header(i))
-                        .find(|(n, _)| n.eq_ignore_ascii_case(b"host"))
-                        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
-                })
-                .unwrap_or_default();
-            format!("{target}://{host}{tail}")
-        }
-    };
-    format!("HTTP/1.1 {code} {}\r\ncontent-length: 0\r\nlocation: {location}\r\ncache-control: no-cache\r\n\r\n", redirect_reason(code)).into_bytes()
+    t.push(&ctx.fe.http.errors);
+    t
 }
 
-fn redirect_reason(code: u16) -> &'static str {
-    match code {
-        301 => "Moved Permanently",
-        303 => "See Other",
-        307 => "Temporary Redirect",
-        308 => "Permanent Redirect",
-        _ => "Found",
-    }
-}
-
-/// Runs the frontend's `http-request` rules in order until one decides.
-pub fn request(fe: &Frontend, ctx: &dyn StreamCtx) -> (Verdict, Edits) {
-    let mut edits = Edits::new();
-    for r in &fe.http_request_rules {
-        let hit = r.cond.as_ref().is_none_or(|c| c.eval(ctx) == Tri::Yes);
-        if !hit {
+/// Runs `rules` on `msg`. For a request `other` is `None`; for a response it is the request when
+/// it is still at hand. Rewrites go to `msg` (so later rules see them) and to `edits`.
+pub(crate) fn run(rules: &[HttpRule], base: &HttpCtx<'_>, msg: &mut Msg<'_>, other: Option<&Msg<'_>>, is_request: bool, edits: &mut Edits) -> Flow {
+    for r in rules {
+        let ctx = with_msg(base, msg, other, is_request);
+        if !r.cond.as_ref().is_none_or(|c| c.eval(&ctx) == Tri::Yes) {
             continue;
         }
-        match &r.action {
-            ReqAction::Allow => break,
-            ReqAction::Reject => return (Verdict::Reject, edits),
-            ReqAction::Deny(rep) | ReqAction::Return(rep) => return (Verdict::Reply { bytes: render_reply(rep, ctx), close: false }, edits),
-            ReqAction::Redirect { code, kind, target, drop_query, append_slash } => {
-                return (Verdict::Reply { bytes: redirect(*code, *kind, &target.eval(ctx), *drop_query, *append_slash, ctx), close: false }, edits);
-            }
-            ReqAction::SetHeader(n, v) => edits.push(Edit::Set(n.clone(), v.eval(ctx))),
-            ReqAction::AddHeader(n, v) => edits.push(Edit::Add(n.clone(), v.eval(ctx))),
-            ReqAction::DelHeader(n, m) => edits.push(Edit::Del(n.clone(), m.clone())),
-            ReqAction::Auth(realm) => {
-                let realm = realm.as_deref().unwrap_or(&fe.name).replace('"', "");
-                let mut bytes = crate::l7::session::error_response(401, false);
-                if let Some(pos) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
-                    let h = format!("\r\nwww-authenticate: Basic realm=\"{realm}\"");
-                    bytes.splice(pos..pos, h.bytes());
+        let lf = |f: &LogFormat| eval_format(f, &ctx);
+        let edit = match &r.action {
+            Action::Allow => return Flow::Continue,
+            Action::Reject => return Flow::Reject,
+            Action::Reply(rep) => return Flow::Reply(rep.render(&error_tables(&ctx), &lf)),
+            Action::Tarpit(rep) => return Flow::Tarpit(rep.render(&error_tables(&ctx), &lf)),
+            Action::Redirect(red) => {
+                let req: &dyn HttpMsg = if is_request { &*msg } else { other.map_or(&*msg as &dyn HttpMsg, |o| o as &dyn HttpMsg) };
+                let host = (0..req.header_count()).map(|i| req.header(i)).find(|(n, _)| n.eq_ignore_ascii_case(b"host")).map(|(_, v)| v);
+                let rr = RedirectRequest { target: req.uri(), host, body_pending: base.body_pending };
+                match redirect_response(red, &rr, &lf) {
+                    Some(resp) => return Flow::Reply(resp),
+                    None => continue,
                 }
-                return (Verdict::Reply { bytes, close: false }, edits);
             }
+            Action::Auth(realm) => {
+                let realm = realm.as_deref().unwrap_or(&base.fe.name).replace('"', "");
+                let mut resp = error_response(401, &error_tables(&ctx), &lf);
+                if let Some(pos) = resp.bytes.windows(2).position(|w| w == b"\r\n") {
+                    let h = format!("\r\nwww-authenticate: Basic realm=\"{realm}\"");
+                    resp.bytes.splice(pos..pos, h.bytes());
+                }
+                return Flow::Reply(resp);
+            }
+            Action::Rewrite(w) => rewrite(w, &ctx, is_request),
+        };
+        if let Some(e) = edit {
+            msg.view.apply(&e);
+            edits.push(e);
         }
     }
-    (Verdict::Forward, edits)
+    Flow::Continue
 }
 
-fn matches_del(value: &[u8], name_in_edit: &str, m: &HeaderMatch) -> bool {
-    let v = String::from_utf8_lossy(value);
-    match m {
-        HeaderMatch::Str => true,
-        HeaderMatch::Beg => v.starts_with(name_in_edit),
-        HeaderMatch::End => v.ends_with(name_in_edit),
-        HeaderMatch::Sub => v.contains(name_in_edit),
-        HeaderMatch::Reg(_) => true,
+/// The stream with `msg` as the request or the response.
+fn with_msg<'b>(base: &HttpCtx<'b>, msg: &'b Msg<'_>, other: Option<&'b Msg<'_>>, is_request: bool) -> HttpCtx<'b> {
+    if is_request {
+        HttpCtx { req: Some(msg), req_buf: msg.buf, res: None, ..*base }
+    } else {
+        match other {
+            Some(o) => HttpCtx { req: Some(o), req_buf: o.buf, res: Some(msg), ..*base },
+            None => HttpCtx { res: Some(msg), ..*base },
+        }
     }
 }
 
-type Bytes<'a> = std::borrow::Cow<'a, [u8]>;
-
-/// Writes a request head with `edits` applied in order, and the `Connection` header this hop
-/// needs. Without edits, fields are copied as received.
-pub fn write_request_head(buf: &[u8], head: &Head, edits: &Edits, close: bool, out: &mut Vec<u8>) {
-    let line_end = buf[..head.len].windows(2).position(|w| w == b"\r\n").unwrap_or(0);
-    out.extend_from_slice(&buf[..line_end + 2]);
-    let mut fields: Vec<(Bytes<'_>, Bytes<'_>)> =
-        head.fields.iter().map(|f| (std::borrow::Cow::Borrowed(&buf[f.name.clone()]), std::borrow::Cow::Borrowed(&buf[f.value.clone()]))).collect();
-    for e in edits {
-        match e {
-            Edit::Set(n, v) => {
-                fields.retain(|(fname, _)| !fname.eq_ignore_ascii_case(n.as_bytes()));
-                fields.push((n.as_bytes().to_vec().into(), v.as_bytes().to_vec().into()));
-            }
-            Edit::Add(n, v) => fields.push((n.as_bytes().to_vec().into(), v.as_bytes().to_vec().into())),
-            Edit::Del(n, m) => fields.retain(|(fname, fval)| !(fname.eq_ignore_ascii_case(n.as_bytes()) && matches_del(fval, n, m))),
-        }
-    }
-    for (n, v) in &fields {
-        if n.eq_ignore_ascii_case(b"connection") {
-            continue;
-        }
-        out.extend_from_slice(n);
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(v);
-        out.extend_from_slice(b"\r\n");
-    }
-    if close {
-        out.extend_from_slice(b"connection: close\r\n");
-    } else if head.version == crate::l7::h1::Version::Http10 {
-        out.extend_from_slice(b"connection: keep-alive\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
+fn rewrite(w: &Rewrite, ctx: &dyn StreamCtx, is_request: bool) -> Option<Edit> {
+    let v = |lf: &CompiledLf| lf.eval(ctx).into_bytes();
+    Some(match w {
+        Rewrite::Set(name, value) => Edit::Set { name: name.clone(), value: v(value) },
+        Rewrite::Add(name, value) => Edit::Add { name: name.clone(), value: v(value) },
+        Rewrite::Del(name, matching) => Edit::Del { name: name.clone(), matching: matching.clone() },
+        Rewrite::Replace { name, regex, replace } => Edit::Replace { name: name.clone(), regex: regex.clone(), replacement: v(replace) },
+        Rewrite::ReplaceValue { name, regex, replace } => Edit::ReplaceValue { name: name.clone(), regex: regex.clone(), replacement: v(replace) },
+        Rewrite::SetPart(part, value) if is_request => match part {
+            RequestPart::Method => Edit::SetMethod(v(value)),
+            RequestPart::Path => Edit::SetPath(v(value)),
+            RequestPart::PathQ => Edit::SetPathQ(v(value)),
+            RequestPart::Query => Edit::SetQuery(v(value)),
+            RequestPart::Uri => Edit::SetUri(v(value)),
+        },
+        Rewrite::ReplaceTarget(part, regex, replace) if is_request => Edit::ReplaceTarget { part: *part, regex: regex.clone(), replacement: v(replace) },
+        Rewrite::SetStatus(status, reason) if !is_request => Edit::SetStatus { status: *status, reason: reason.clone() },
+        _ => return None,
+    })
 }

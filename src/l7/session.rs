@@ -6,16 +6,22 @@
 //!    request. The head is parsed in place ([`h1::parse_request`]) and its framing checked
 //!    ([`h1::request_framing`]); any violation is answered with its status and the connection
 //!    closes: nothing of a refused request is ever forwarded.
-//! 2. **Rules**: `http-request` rules run on the head ([`super::rules`]): they may answer
-//!    (return, deny, redirect, auth), close (reject), or record header edits.
-//! 3. **Backend and server**: `use_backend`/`default_backend`, then a server picked by the
-//!    backend's algorithm; an idle pooled connection to it is reused when `http-reuse` allows,
-//!    else a new one is opened with the backend's retries and redispatch.
+//! 2. **Rules**: the frontend's `http-request` rules, then its `redirect` lines, run on the head
+//!    ([`super::rules`]): they may answer (return, deny, redirect, auth, tarpit), close (reject),
+//!    or record edits that later rules see.
+//! 3. **Backend and server**: `use_backend`/`default_backend`, the backend's `http-request`
+//!    rules, then `option forwardfor`/`originalto`; a server is picked by the backend's
+//!    algorithm (with the `balance uri|url_param|hdr|hash` key of the edited request); an idle
+//!    pooled connection to it is reused when `http-reuse` allows, else a new one is opened with
+//!    the backend's retries and redispatch. `http-send-name-header` names the server.
 //! 4. **Request**: the head is written with the edits applied, then the body streams through,
 //!    checked as it passes (content-length counted, chunked framing validated).
 //! 5. **Response**: 1xx heads are passed on until the final one; its framing decides how the body
 //!    is read (length, chunked, until close, or none for HEAD/204/304). A malformed response is
-//!    answered with 502 and the server connection is not reused.
+//!    answered with 502 and the server connection is not reused. `http-response` rules (the
+//!    backend's, then the frontend's) and `http-after-response` rules edit the head as it is
+//!    written; every response sluiced generates (errors from the proxies' error pages, replies,
+//!    redirects) also passes through `http-after-response`.
 //! 6. **Keep-alive**: both connections stay open when both sides agree and the response was
 //!    complete; the server connection returns to the worker's pool, and bytes the client already
 //!    sent (pipelining) start the next transaction.
@@ -27,11 +33,14 @@ use std::time::Duration;
 use tokio::io::Interest;
 use tokio::time::Instant;
 
+use super::edit::{self, ConnHeader, Edit, EditedView, Edits};
 use super::h1::{self, Framing, Head, Version};
+use super::reply::Response;
+use super::rules::{self, Flow, HttpRule};
 use crate::balance::PickKey;
 use crate::l4::session::{Dst, End, Worker};
-use crate::route::eval::{HttpMsg, StreamCtx, Tri};
-use crate::route::{Backend, Frontend, RouteTable};
+use crate::route::eval::{HttpMsg, Sample, StreamCtx, Tri};
+use crate::route::{Backend, Frontend, HttpKeyPart, ProxyHttpRt, RouteTable};
 use crate::runtime::io::{Conn, EpollConn, write_all};
 
 /// HAProxy's `tune.bufsize` default.
@@ -39,35 +48,39 @@ const BUFSIZE: usize = 16384;
 /// Default `timeout http-request` when neither it nor `timeout client` is set.
 const DEFAULT_HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A parsed message over its buffer, as fetches see it.
-pub struct MsgView<'a> {
+/// A message as the rules see it: the parsed head with the edits recorded so far.
+pub struct Msg<'a> {
+    /// The buffer the head was parsed from (`req.payload` and friends read it).
     pub buf: &'a [u8],
-    pub head: &'a Head,
+    pub view: EditedView<'a>,
+    /// The first request of the connection (`http_first_req`).
     pub first: bool,
 }
 
-impl HttpMsg for MsgView<'_> {
+impl<'a> Msg<'a> {
+    pub fn new(buf: &'a [u8], head: &'a Head, first: bool) -> Msg<'a> {
+        Msg { buf, view: EditedView::new(buf, head, &Edits::new()), first }
+    }
+}
+
+impl HttpMsg for Msg<'_> {
     fn method(&self) -> &[u8] {
-        &self.buf[self.head.method.clone()]
+        self.view.method()
     }
     fn uri(&self) -> &[u8] {
-        &self.buf[self.head.target.clone()]
+        self.view.uri()
     }
     fn version(&self) -> &[u8] {
-        match self.head.version {
-            Version::Http10 => b"HTTP/1.0",
-            Version::Http11 => b"HTTP/1.1",
-        }
+        self.view.version()
     }
     fn status(&self) -> u16 {
-        self.head.status
+        self.view.status()
     }
     fn header_count(&self) -> usize {
-        self.head.fields.len()
+        self.view.header_count()
     }
     fn header(&self, i: usize) -> (&[u8], &[u8]) {
-        let f = &self.head.fields[i];
-        (&self.buf[f.name.clone()], &self.buf[f.value.clone()])
+        self.view.header(i)
     }
     fn first_request(&self) -> bool {
         self.first
@@ -75,14 +88,18 @@ impl HttpMsg for MsgView<'_> {
 }
 
 /// The stream as the rule evaluator sees it during an HTTP transaction.
+#[derive(Clone, Copy)]
 pub(crate) struct HttpCtx<'a> {
     pub rt: &'a RouteTable,
     pub fe: &'a Frontend,
     pub src: Option<std::net::SocketAddr>,
     pub dst: &'a Dst<'a>,
     pub backend: Option<usize>,
-    pub req: Option<MsgView<'a>>,
-    pub res: Option<MsgView<'a>>,
+    /// The request body has not been read yet: a redirect then closes the connection.
+    pub body_pending: bool,
+    pub req_buf: &'a [u8],
+    pub req: Option<&'a dyn HttpMsg>,
+    pub res: Option<&'a dyn HttpMsg>,
 }
 
 impl StreamCtx for HttpCtx<'_> {
@@ -105,16 +122,16 @@ impl StreamCtx for HttpCtx<'_> {
         self.backend.map(|i| &*self.rt.backends[i].state)
     }
     fn req_buffer(&self) -> &[u8] {
-        self.req.as_ref().map_or(&[], |r| r.buf)
+        self.req_buf
     }
     fn req_final(&self) -> bool {
         true
     }
     fn http_request(&self) -> Option<&dyn HttpMsg> {
-        self.req.as_ref().map(|r| r as &dyn HttpMsg)
+        self.req
     }
     fn http_response(&self) -> Option<&dyn HttpMsg> {
-        self.res.as_ref().map(|r| r as &dyn HttpMsg)
+        self.res
     }
     fn userlist(&self, name: &str) -> Option<&crate::config::model::Userlist> {
         self.rt.userlists.iter().find(|u| u.name == name)
@@ -308,28 +325,6 @@ fn wants_keep_alive(buf: &[u8], head: &Head) -> bool {
     }
 }
 
-/// Writes a head as received, except the `Connection` header, which says what this hop does.
-fn write_head_as_is(buf: &[u8], head: &Head, close: bool, out: &mut Vec<u8>) {
-    let line_end = buf[..head.len].windows(2).position(|w| w == b"\r\n").unwrap_or(0);
-    out.extend_from_slice(&buf[..line_end + 2]);
-    for f in &head.fields {
-        let name = &buf[f.name.clone()];
-        if name.eq_ignore_ascii_case(b"connection") {
-            continue;
-        }
-        out.extend_from_slice(name);
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(&buf[f.value.clone()]);
-        out.extend_from_slice(b"\r\n");
-    }
-    if close {
-        out.extend_from_slice(b"connection: close\r\n");
-    } else if head.version == Version::Http10 {
-        out.extend_from_slice(b"connection: keep-alive\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
-}
-
 /// HAProxy's reason phrases for the statuses sluiced answers itself.
 pub fn reason(status: u16) -> &'static str {
     match status {
@@ -406,8 +401,177 @@ pub enum Verdict {
     Forward,
     /// Answer with these bytes; close the connection afterwards when `close`.
     Reply { bytes: Vec<u8>, close: bool },
+    /// Hold the request for `timeout tarpit`, then answer with these bytes and close.
+    Tarpit { bytes: Vec<u8> },
     /// Close without an answer.
     Reject,
+}
+
+/// The rule sets of a transaction's proxies, in HAProxy's order: the frontend's then the
+/// backend's for a request, the backend's then the frontend's for a response. A listen's own
+/// backend shares the frontend's rules, which run once.
+fn rule_sets<'r>(base: &HttpCtx<'r>, response: bool, set: impl Fn(&'r ProxyHttpRt) -> &'r [HttpRule]) -> Vec<&'r [HttpRule]> {
+    let mut sets = vec![set(&base.fe.http)];
+    if let Some(b) = base.backend.filter(|b| Some(*b) != base.fe.own_backend)
+        && let Some(be) = base.rt.backends.get(b)
+    {
+        if response {
+            sets.insert(0, set(&be.http));
+        } else {
+            sets.push(set(&be.http));
+        }
+    }
+    sets
+}
+
+/// Runs the `http-after-response` rules on a response sluiced generated (an error, a `return`, a
+/// redirect), as HAProxy does for every response. Returns the bytes to send and whether the
+/// connection must close afterwards.
+fn after_response(base: &HttpCtx<'_>, req: Option<&Msg<'_>>, resp: Response) -> (Vec<u8>, bool) {
+    let sets = rule_sets(base, true, |h| &h.after_response_rules);
+    if sets.iter().all(|s| s.is_empty()) {
+        return (resp.bytes, resp.close);
+    }
+    let Ok(Some(head)) = h1::parse_response(&resp.bytes, &h1::Limits::default()) else {
+        return (resp.bytes, resp.close);
+    };
+    let mut out = Vec::with_capacity(resp.bytes.len() + 64);
+    {
+        let mut msg = Msg::new(&resp.bytes, &head, true);
+        let mut edits = Edits::new();
+        for set in sets {
+            // The parser allows only rewrites and `allow` in this stage: nothing else can happen.
+            let _ = rules::run(set, base, &mut msg, req, false, &mut edits);
+        }
+        if edits.is_empty() {
+            return (resp.bytes, resp.close);
+        }
+        msg.view.write(false, ConnHeader::Preserve, &mut out);
+    }
+    out.extend_from_slice(resp.bytes.get(head.len..).unwrap_or(b""));
+    (out, resp.close)
+}
+
+/// An error sluiced answers itself (400, 408, 502, 503, 504...): the backend's page for the
+/// status, then the frontend's, then the built-in one, through `http-after-response`; the
+/// connection closes afterwards.
+fn error_out(base: &HttpCtx<'_>, status: u16) -> Vec<u8> {
+    let resp = if super::reply::BUILTIN_ERROR_CODES.contains(&status) {
+        super::reply::error_response(status, &rules::error_tables(base), &|f| rules::eval_format(f, base))
+    } else {
+        // 414, 431, 505: HAProxy has no page to configure for them; sluiced's own page says what
+        // went wrong rather than a 500.
+        Response { bytes: error_response(status, true), close: true }
+    };
+    with_close(after_response(base, None, resp).0)
+}
+
+/// Adds `connection: close` to a generated response that does not say it yet.
+fn with_close(mut out: Vec<u8>) -> Vec<u8> {
+    let head_end = out.windows(4).position(|w| w == b"\r\n\r\n");
+    if let Some(pos) = head_end
+        && !out[..pos + 2].windows(19).any(|w| w.eq_ignore_ascii_case(b"connection: close\r\n"))
+    {
+        out.splice(pos + 2..pos + 2, b"connection: close\r\n".iter().copied());
+    }
+    out
+}
+
+/// The hash of the request part or sample `balance` names, for the pick key; `None` when the
+/// backend does not hash one or the request lacks it (the pick then falls back to round robin).
+fn pick_hash(be: &Backend, ctx: &HttpCtx<'_>, req: &dyn HttpMsg) -> Option<u64> {
+    if let Some(hk) = &be.hash_key {
+        let bytes = match hk.expr.eval(ctx).ok().flatten()? {
+            Sample::Str(s) => s.into_bytes(),
+            Sample::Bin(b) => b,
+            Sample::Int(i) => i.to_string().into_bytes(),
+            Sample::Bool(b) => vec![u8::from(b)],
+            Sample::Ip(ip) => ip.to_string().into_bytes(),
+        };
+        return Some(crate::balance::hash_bytes(hk.function, hk.avalanche, &bytes));
+    }
+    let k = be.http_key.as_ref()?;
+    let sample = balance_sample(&k.part, req)?;
+    Some(crate::balance::hash_bytes(k.function, k.avalanche, sample))
+}
+
+/// The bytes `balance uri|url_param|hdr` hashes, as HAProxy's `get_server_uh/ph/hh` take them.
+pub fn balance_sample<'m>(part: &HttpKeyPart, req: &'m dyn HttpMsg) -> Option<&'m [u8]> {
+    match part {
+        HttpKeyPart::Uri(o) => Some(uri_key(req.uri(), o)),
+        HttpKeyPart::UrlParam(name) => url_param(req.uri(), name.as_bytes()),
+        HttpKeyPart::Hdr { name, use_domain_only } => {
+            let v = (0..req.header_count()).map(|i| req.header(i)).find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))?.1;
+            Some(if *use_domain_only { main_domain(v) } else { v })
+        }
+    }
+}
+
+/// `balance uri`: from the path when `path-only` (skipping an absolute URI's scheme and
+/// authority), at most `len` characters, stopping before the `?` unless `whole`, and before the
+/// slash that opens directory `depth + 1`.
+pub fn uri_key<'u>(uri: &'u [u8], o: &crate::balance::config::UriHash) -> &'u [u8] {
+    let uri = if o.path_only { path_of(uri) } else { uri };
+    let limit = match o.len {
+        Some(n) if n > 0 && (n as usize) < uri.len() => n as usize,
+        _ => uri.len(),
+    };
+    // HAProxy stores depth + 1: the position of the slash that ends the last directory kept.
+    let stop = o.depth.map(|d| u64::from(d) + 1);
+    let mut slashes = 0u64;
+    let mut end = 0;
+    while let Some(&c) = uri.get(end).filter(|_| end < limit) {
+        if c == b'/' {
+            slashes += 1;
+            if Some(slashes) == stop {
+                break;
+            }
+        } else if c == b'?' && !o.whole {
+            break;
+        }
+        end += 1;
+    }
+    uri.get(..end).unwrap_or(b"")
+}
+
+/// The path (with query) of a request target: from the first `/` after an absolute URI's
+/// authority; empty for `*` and authority forms.
+fn path_of(t: &[u8]) -> &[u8] {
+    if t.first() == Some(&b'/') {
+        return t;
+    }
+    let Some(auth) = t.windows(3).position(|w| w == b"://").map(|p| p + 3) else { return b"" };
+    match t.get(auth..).and_then(|r| r.iter().position(|&b| b == b'/')) {
+        Some(p) => t.get(auth + p..).unwrap_or(b""),
+        None => b"",
+    }
+}
+
+/// `balance url_param NAME`: the value of the first `NAME=` parameter of the query string.
+pub fn url_param<'u>(uri: &'u [u8], name: &[u8]) -> Option<&'u [u8]> {
+    let q = uri.iter().position(|&b| b == b'?')?;
+    uri.get(q + 1..)?.split(|&b| b == b'&').find_map(|kv| {
+        let eq = kv.iter().position(|&b| b == b'=')?;
+        (kv.get(..eq)? == name).then(|| kv.get(eq + 1..).unwrap_or(b""))
+    })
+}
+
+/// `hdr(NAME) use_domain_only`: the label before the last dot (`haproxy` of
+/// `www.haproxy.org:8080`), or the whole value when it has no dot.
+pub fn main_domain(v: &[u8]) -> &[u8] {
+    let Some(end) = v.iter().rposition(|&b| b == b'.') else { return v };
+    let start = v.get(..end).and_then(|h| h.iter().rposition(|&b| b == b'.')).map_or(0, |p| p + 1);
+    v.get(start..end).unwrap_or(b"")
+}
+
+fn conn_header(close: bool, version: Version) -> ConnHeader {
+    if close {
+        ConnHeader::Close
+    } else if version == Version::Http10 {
+        ConnHeader::KeepAlive
+    } else {
+        ConnHeader::Strip
+    }
 }
 
 /// Runs one client connection to its end.
@@ -418,6 +582,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         let _ = s.set_nodelay(true);
     }
     let dst = Dst { cell: std::cell::OnceCell::new(), client: &client };
+    let conn_ctx = HttpCtx { rt: &rt, fe, src: peer, dst: &dst, backend: None, body_pending: false, req_buf: &[], req: None, res: None };
     let limits = h1::Limits::default();
     let head_timeout = fe.timeout_http_request.or(fe.timeout_client).or(Some(DEFAULT_HEAD_TIMEOUT));
     let keepalive_timeout = fe.timeout_http_keep_alive.or(fe.timeout_http_request).or(fe.timeout_client);
@@ -431,45 +596,87 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
             HeadRead::Closed | HeadRead::Idle => break End::Done,
             HeadRead::Aborted => break End::ClientError,
             HeadRead::Timeout => {
-                let _ = send(&client, error_response(408, true), fe.timeout_client).await;
+                let _ = send(&client, error_out(&conn_ctx, 408), fe.timeout_client).await;
                 break End::ClientTimeout;
             }
             HeadRead::Invalid(e) => {
-                let _ = send(&client, error_response(e.status, true), fe.timeout_client).await;
+                let _ = send(&client, error_out(&conn_ctx, e.status), fe.timeout_client).await;
                 break End::Rejected;
             }
         };
         let framing = match h1::request_framing(&cbuf, &head) {
             Ok(f) => f,
             Err(e) => {
-                let _ = send(&client, error_response(e.status, true), fe.timeout_client).await;
+                let _ = send(&client, error_out(&conn_ctx, e.status), fe.timeout_client).await;
                 break End::Rejected;
             }
         };
         let client_keep = wants_keep_alive(&cbuf, &head) && fe.http_keep_alive;
         let is_head_method = &cbuf[head.method.clone()] == b"HEAD";
+        let body_pending = !matches!(framing, Framing::None | Framing::Length(0));
 
-        // 2. Rules, and 3. the backend.
-        let (verdict, edits, be_idx) = {
-            let ctx = HttpCtx { rt: &rt, fe, src: peer, dst: &dst, backend: None, req: Some(MsgView { buf: &cbuf, head: &head, first }), res: None };
-            let (verdict, edits) = super::rules::request(fe, &ctx);
-            let be_idx = fe.use_backends.iter().find(|r| r.cond.as_ref().is_none_or(|c| c.eval(&ctx) == Tri::Yes)).map(|r| r.backend).or(fe.default_backend);
-            (verdict, edits, be_idx)
+        // 2. Rules, 3. the backend, its rules, then `option forwardfor`/`originalto`, which
+        //    HAProxy applies after the rules.
+        let (verdict, mut edits, be_idx, hash) = {
+            let mut base = HttpCtx { body_pending, ..conn_ctx };
+            let mut msg = Msg::new(&cbuf, &head, first);
+            let mut edits = Edits::new();
+            let mut flow = rules::run(&fe.http.request_rules, &base, &mut msg, None, true, &mut edits);
+            if matches!(flow, Flow::Continue) {
+                flow = rules::run(&fe.http.redirects, &base, &mut msg, None, true, &mut edits);
+            }
+            let mut hash = None;
+            if matches!(flow, Flow::Continue) {
+                let ctx = HttpCtx { req: Some(&msg), req_buf: &cbuf, ..base };
+                base.backend =
+                    fe.use_backends.iter().find(|r| r.cond.as_ref().is_none_or(|c| c.eval(&ctx) == Tri::Yes)).map(|r| r.backend).or(fe.default_backend);
+                if let Some(b) = base.backend.filter(|b| Some(*b) != fe.own_backend) {
+                    flow = rules::run(&rt.backends[b].http.request_rules, &base, &mut msg, None, true, &mut edits);
+                }
+            }
+            if matches!(flow, Flow::Continue) {
+                let be = base.backend.and_then(|b| rt.backends.get(b));
+                let ff = be.and_then(|b| b.http.forwardfor.as_ref()).or(fe.http.forwardfor.as_ref());
+                if let Some(e) = ff.and_then(|ff| edit::forwardfor(ff, peer.map(|p| p.ip()), &msg)) {
+                    msg.view.apply(&e);
+                    edits.push(e);
+                }
+                let ot = be.and_then(|b| b.http.originalto.as_ref()).or(fe.http.originalto.as_ref());
+                if let Some(e) = ot.and_then(|ot| edit::originalto(ot, dst.get().map(|a| a.ip()))) {
+                    msg.view.apply(&e);
+                    edits.push(e);
+                }
+                if let Some(be) = be {
+                    hash = pick_hash(be, &HttpCtx { req: Some(&msg), req_buf: &cbuf, ..base }, &msg);
+                }
+            }
+            let verdict = match flow {
+                Flow::Continue => Verdict::Forward,
+                Flow::Reject => Verdict::Reject,
+                Flow::Reply(r) => {
+                    let (bytes, close) = after_response(&base, Some(&msg), r);
+                    Verdict::Reply { bytes, close }
+                }
+                Flow::Tarpit(r) => Verdict::Tarpit { bytes: after_response(&base, Some(&msg), r).0 },
+            };
+            (verdict, edits, base.backend, hash)
         };
+        let base = HttpCtx { body_pending, backend: be_idx, ..conn_ctx };
         match verdict {
             Verdict::Forward => {}
             Verdict::Reject => break End::Rejected,
+            Verdict::Tarpit { bytes } => {
+                if let Some(t) = fe.timeout_tarpit {
+                    tokio::time::sleep(t).await;
+                }
+                let _ = send(&client, with_close(bytes), fe.timeout_client).await;
+                break End::Rejected;
+            }
             Verdict::Reply { bytes, close } => {
                 // The request body, if any, must not be read as the next request: drain it
                 // (bounded by its framing) or close.
-                let close = close || !client_keep || !matches!(framing, Framing::None | Framing::Length(0));
-                let mut out = bytes;
-                if close
-                    && !out.windows(19).any(|w| w.eq_ignore_ascii_case(b"connection: close\r\n"))
-                    && let Some(pos) = out.windows(4).position(|w| w == b"\r\n\r\n")
-                {
-                    out.splice(pos + 2..pos + 2, b"connection: close\r\n".iter().copied());
-                }
+                let close = close || !client_keep || body_pending;
+                let out = if close { with_close(bytes) } else { bytes };
                 let (r, _) = send(&client, out, fe.timeout_client).await;
                 cbuf.drain(..head.len);
                 if r.is_err() || close {
@@ -480,24 +687,27 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
             }
         }
         let Some(be_idx) = be_idx else {
-            let _ = send(&client, error_response(503, true), fe.timeout_client).await;
+            let _ = send(&client, error_out(&base, 503), fe.timeout_client).await;
             break End::NoBackend;
         };
         let be = &rt.backends[be_idx];
 
         // 3. Server connection.
-        let key = PickKey { src: peer.map(|s| s.ip()), hash: None };
+        let key = PickKey { src: peer.map(|s| s.ip()), hash };
         let Some((srv_idx, server, reused)) = server_conn(&w, be_idx, be, &key, &dst).await else {
-            let _ = send(&client, error_response(503, true), fe.timeout_client).await;
+            let _ = send(&client, error_out(&base, 503), fe.timeout_client).await;
             break End::NoServer;
         };
         let srv = be.state.servers[srv_idx].clone();
         let _slot = crate::l4::session::SlotGuard { be: &be.state, idx: srv_idx };
+        if let Some(name) = &be.send_name_header {
+            edits.push(Edit::Set { name: name.clone(), value: srv.name.as_bytes().to_vec() });
+        }
 
         // 4. Request head and body.
         let server_keep = be.http_keep_alive && client_keep;
         let mut out = Vec::with_capacity(head.len + 64);
-        super::rules::write_request_head(&cbuf, &head, &edits, !server_keep, &mut out);
+        edit::write_head(&cbuf, &head, &edits, true, conn_header(!server_keep, head.version), &mut out);
         let body_start = head.len;
         let mut pending = cbuf.split_off(body_start);
         cbuf.clear();
@@ -505,23 +715,23 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         if r.is_err() {
             // A reused connection the server closed meanwhile: HAProxy retries such a request
             // on a new connection when it is safe; here the client gets 502 and can retry.
-            let _ = send(&client, error_response(502, true), fe.timeout_client).await;
+            let _ = send(&client, error_out(&base, 502), fe.timeout_client).await;
             let _ = reused;
             break End::ServerError;
         }
         match forward_body(&client, &mut pending, &server, framing, fe.timeout_client, be.timeout_server).await {
             BodyEnd::Done => {}
             BodyEnd::Invalid(e) => {
-                let _ = send(&client, error_response(e.status, true), fe.timeout_client).await;
+                let _ = send(&client, error_out(&base, e.status), fe.timeout_client).await;
                 break End::Rejected;
             }
             BodyEnd::SrcTimeout => {
-                let _ = send(&client, error_response(408, true), fe.timeout_client).await;
+                let _ = send(&client, error_out(&base, 408), fe.timeout_client).await;
                 break End::ClientTimeout;
             }
             BodyEnd::SrcError => break End::ClientError,
             BodyEnd::DstTimeout | BodyEnd::DstError => {
-                let _ = send(&client, error_response(502, true), fe.timeout_client).await;
+                let _ = send(&client, error_out(&base, 502), fe.timeout_client).await;
                 break End::ServerError;
             }
         }
@@ -534,13 +744,13 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
             let rhead = match read_head(&server, &mut sbuf, be.timeout_server, be.timeout_server, |b| h1::parse_response(b, &limits)).await {
                 HeadRead::Ok(h) => h,
                 HeadRead::Timeout | HeadRead::Idle => {
-                    let _ = send(&client, error_response(504, true), fe.timeout_client).await;
+                    let _ = send(&client, error_out(&base, 504), fe.timeout_client).await;
                     w.buffers.put(sbuf);
                     w.buffers.put(cbuf);
                     return End::ServerTimeout;
                 }
                 HeadRead::Closed | HeadRead::Aborted | HeadRead::Invalid(_) => {
-                    let _ = send(&client, error_response(502, true), fe.timeout_client).await;
+                    let _ = send(&client, error_out(&base, 502), fe.timeout_client).await;
                     w.buffers.put(sbuf);
                     w.buffers.put(cbuf);
                     return End::ServerError;
@@ -558,7 +768,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
             match h1::response_framing(&sbuf, &rhead, is_head_method) {
                 Ok(f) => break (rhead, f),
                 Err(_) => {
-                    let _ = send(&client, error_response(502, true), fe.timeout_client).await;
+                    let _ = send(&client, error_out(&base, 502), fe.timeout_client).await;
                     w.buffers.put(sbuf);
                     return End::ServerError;
                 }
@@ -568,10 +778,45 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         let server_keeps = wants_keep_alive(&sbuf, &rhead) && !matches!(rframing, Framing::Close) && !upgrade;
         let keep = client_keep && !matches!(rframing, Framing::Close) && !upgrade;
         let mut out = Vec::with_capacity(rhead.len + 64);
+        // `http-response` rules (the backend's, then the frontend's), then `http-after-response`.
+        // A 101 passes as received: the connection becomes a tunnel.
+        let mut flow = Flow::Continue;
         if upgrade {
             out.extend_from_slice(&sbuf[..rhead.len]);
         } else {
-            write_head_as_is(&sbuf, &rhead, !keep, &mut out);
+            let mut msg = Msg::new(&sbuf, &rhead, true);
+            let mut redits = Edits::new();
+            for set in rule_sets(&base, true, |h| &h.response_rules) {
+                flow = rules::run(set, &base, &mut msg, None, false, &mut redits);
+                if !matches!(flow, Flow::Continue) {
+                    break;
+                }
+            }
+            if matches!(flow, Flow::Continue) {
+                for set in rule_sets(&base, true, |h| &h.after_response_rules) {
+                    let _ = rules::run(set, &base, &mut msg, None, false, &mut redits);
+                }
+                msg.view.write(false, conn_header(!keep, rhead.version), &mut out);
+            }
+        }
+        match flow {
+            Flow::Continue => {}
+            Flow::Reject => {
+                w.buffers.put(sbuf);
+                break End::Rejected;
+            }
+            Flow::Reply(r) | Flow::Tarpit(r) => {
+                // The server's response is dropped, and its connection with it.
+                w.buffers.put(sbuf);
+                let (bytes, close) = after_response(&base, None, r);
+                let close = close || !keep;
+                let out = if close { with_close(bytes) } else { bytes };
+                if send(&client, out, fe.timeout_client).await.0.is_err() || close {
+                    break End::Done;
+                }
+                first = false;
+                continue;
+            }
         }
         let mut rest = sbuf.split_off(rhead.len);
         w.buffers.put(sbuf);

@@ -73,6 +73,16 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "timeout http-request",
             "timeout http-keep-alive",
             "http-request",
+            "http-response",
+            "http-after-response",
+            "redirect",
+            "errorfile",
+            "errorfiles",
+            "http-error",
+            "option forwardfor",
+            "option originalto",
+            "http-send-name-header",
+            "timeout tarpit",
             "option http-keep-alive",
             "option http-server-close",
             "option httpclose",
@@ -86,7 +96,36 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
     ),
     ("tcp-request connection actions", &["accept", "reject", "expect-proxy"]),
     ("tcp-request content actions", &["accept", "reject"]),
-    ("http-request actions", &["allow", "deny", "reject", "return", "redirect", "set-header", "add-header", "del-header", "auth"]),
+    (
+        "http-request actions",
+        &[
+            "allow",
+            "deny",
+            "reject",
+            "return",
+            "redirect",
+            "tarpit",
+            "auth",
+            "set-header",
+            "add-header",
+            "del-header",
+            "replace-header",
+            "replace-value",
+            "set-path",
+            "set-pathq",
+            "set-query",
+            "set-uri",
+            "set-method",
+            "replace-path",
+            "replace-pathq",
+            "replace-uri",
+        ],
+    ),
+    (
+        "http-response actions",
+        &["allow", "deny", "return", "redirect", "set-header", "add-header", "del-header", "replace-header", "replace-value", "set-status"],
+    ),
+    ("http-after-response actions", &["allow", "set-header", "add-header", "del-header", "replace-header", "replace-value", "set-status"]),
 ];
 
 /// What a `tcp-request` rule does, as far as the data plane implements it.
@@ -143,8 +182,12 @@ pub struct Frontend {
     pub timeout_http_keep_alive: Option<Duration>,
     /// `mode http`: the client connection stays open between requests (not `option httpclose`).
     pub http_keep_alive: bool,
-    /// `mode http`: the `http-request` rules the data plane runs.
-    pub http_request_rules: Vec<crate::l7::rules::HttpRule>,
+    /// `mode http`: the rules and HTTP settings of this proxy.
+    pub http: ProxyHttpRt,
+    /// A listen's own backend: its rules are the frontend's and run once.
+    pub own_backend: Option<usize>,
+    /// `timeout tarpit` (`timeout connect` when unset): how long `tarpit` holds a request.
+    pub timeout_tarpit: Option<Duration>,
     /// Admission limit shared by every worker (`maxconn`): a semaphore with that many permits.
     pub limit: Option<Arc<tokio::sync::Semaphore>>,
 }
@@ -174,6 +217,42 @@ pub struct Backend {
     pub http_keep_alive: bool,
     /// `mode http`: idle server connections may be reused (`http-reuse` other than `never`).
     pub reuse_allowed: bool,
+    /// `mode http`: the rules and HTTP settings of this proxy.
+    pub http: ProxyHttpRt,
+    /// `balance uri|url_param|hdr` in `mode http`: the request part to hash into the pick key.
+    pub http_key: Option<HttpKey>,
+    /// `http-send-name-header`: the request header that carries the chosen server's name.
+    pub send_name_header: Option<String>,
+}
+
+/// The HTTP side of a proxy as the data plane runs it (empty outside `mode http`).
+#[derive(Debug, Default)]
+pub struct ProxyHttpRt {
+    /// `http-request` rules, then the legacy `redirect` lines, which HAProxy runs after them.
+    pub request_rules: Vec<crate::l7::rules::HttpRule>,
+    pub redirects: Vec<crate::l7::rules::HttpRule>,
+    pub response_rules: Vec<crate::l7::rules::HttpRule>,
+    pub after_response_rules: Vec<crate::l7::rules::HttpRule>,
+    /// `errorfile`, `errorfiles`, `http-error`: the pages for the errors sluiced generates.
+    pub errors: crate::l7::reply::ErrorResponses,
+    pub forwardfor: Option<crate::l7::config::ForwardFor>,
+    pub originalto: Option<crate::l7::config::OriginalTo>,
+}
+
+/// A request part `balance` hashes in `mode http`.
+#[derive(Debug)]
+pub enum HttpKeyPart {
+    Uri(balance::config::UriHash),
+    UrlParam(String),
+    Hdr { name: String, use_domain_only: bool },
+}
+
+/// `balance uri|url_param|hdr` with the `hash-type` function.
+#[derive(Debug)]
+pub struct HttpKey {
+    pub part: HttpKeyPart,
+    pub function: balance::config::HashFunction,
+    pub avalanche: bool,
 }
 
 /// The sample a hashing algorithm balances on, and how to hash it.
@@ -250,21 +329,49 @@ fn compile_rules(p: &Proxy, rules: &[Rule<TcpAction>], stage: &str, diags: &mut 
     Ok(out)
 }
 
-fn compile_http_rules(p: &Proxy, diags: &mut Diags) -> Result<Vec<crate::l7::rules::HttpRule>, String> {
+fn compile_http_rule_set(
+    p: &Proxy,
+    rules: &[Rule<crate::l7::config::HttpAction>],
+    stage: &str,
+    env: &mut crate::l7::rules::CompileEnv<'_>,
+    diags: &mut Diags,
+) -> Result<Vec<crate::l7::rules::HttpRule>, String> {
     let mut out = Vec::new();
-    if p.mode != Mode::Http {
-        return Ok(out);
-    }
-    for r in &p.http.request_rules {
-        match crate::l7::rules::compile_action(&r.action)? {
+    for r in rules {
+        match crate::l7::rules::compile_action(&r.action, env).map_err(|e| format!("{}: {stage}: {e}", r.span))? {
             Some(action) => {
                 let cond = r.cond.as_ref().map(|c| CompiledCond::compile(c, &p.acls)).transpose()?;
                 out.push(crate::l7::rules::HttpRule { action, cond });
             }
-            None => diags.warning(Some(&r.span), Some("http-request"), "this action is parsed but not implemented yet: it has no effect"),
+            None => diags.warning(Some(&r.span), Some(stage), "this action is parsed but not implemented yet: it has no effect"),
         }
     }
     Ok(out)
+}
+
+/// Compiles the HTTP side of a proxy: its rule sets, error pages (every file is read now; a bad
+/// one is an error naming it) and `option forwardfor`/`originalto`.
+fn compile_http(p: &Proxy, cfg: &Config, loader: &mut crate::l7::reply::FileLoader, diags: &mut Diags) -> Result<ProxyHttpRt, String> {
+    if p.mode != Mode::Http {
+        return Ok(ProxyHttpRt::default());
+    }
+    let errors = crate::l7::reply::ErrorResponses::compile(&p.http, &cfg.http_errors, loader).map_err(|e| format!("proxy '{}': {}", p.name, e.join("; ")))?;
+    let mut env = crate::l7::rules::CompileEnv { sections: &cfg.http_errors, loader };
+    let h = &p.http;
+    let mut redirects = Vec::new();
+    for r in &h.redirects {
+        let cond = r.cond.as_ref().map(|c| CompiledCond::compile(c, &p.acls)).transpose()?;
+        redirects.push(crate::l7::rules::HttpRule { action: crate::l7::rules::Action::Redirect(r.action.clone()), cond });
+    }
+    Ok(ProxyHttpRt {
+        request_rules: compile_http_rule_set(p, &h.request_rules, "http-request", &mut env, diags)?,
+        redirects,
+        response_rules: compile_http_rule_set(p, &h.response_rules, "http-response", &mut env, diags)?,
+        after_response_rules: compile_http_rule_set(p, &h.after_response_rules, "http-after-response", &mut env, diags)?,
+        errors,
+        forwardfor: h.forwardfor.clone(),
+        originalto: h.originalto.clone(),
+    })
 }
 
 fn splice_of(p: &Proxy, nosplice: bool) -> Splice {
@@ -284,6 +391,8 @@ impl RouteTable {
     pub fn compile_with(cfg: &Config, diags: &mut Diags) -> Result<RouteTable, String> {
         let g = &cfg.global;
         let nosplice = g.runtime.nosplice;
+        // HAProxy requires a reply to fit in a buffer (`tune.bufsize`, 16384 by default).
+        let mut loader = crate::l7::reply::FileLoader::new(16384);
         let mut backends = Vec::new();
         let mut index = std::collections::HashMap::new();
         for (pi, p) in cfg.proxies.iter().enumerate().filter(|(_, p)| p.kind.has_backend()) {
@@ -305,16 +414,27 @@ impl RouteTable {
                 servers.push(st);
             }
             let algo = balance::build_algorithm(p.balance.algo.as_ref(), p.balance.hash_type.as_ref());
-            // `balance hash <expr>` hashes a sample the evaluator computes; the HTTP keys (`uri`,
-            // `url_param`, `hdr`, `rdp-cookie`) come with the HTTP data plane.
+            // `balance hash <expr>` hashes a sample the evaluator computes; `uri`, `url_param` and
+            // `hdr` hash a request part in mode http; `rdp-cookie` is parsed only.
             let mut hash_key = None;
+            let mut http_key = None;
             if let balance::KeyNeeded::SampleHash { function, avalanche } = balance::key_hash_needed(p.balance.algo.as_ref(), p.balance.hash_type.as_ref()) {
+                use balance::config::Balance as B;
+                let part = |part| Some(HttpKey { part, function, avalanche });
                 match &p.balance.algo {
-                    Some(balance::config::Balance::Hash(expr)) => hash_key = Some(HashKey { expr: eval::CompiledSample::compile(expr)?, function, avalanche }),
+                    Some(B::Hash(expr)) => hash_key = Some(HashKey { expr: eval::CompiledSample::compile(expr)?, function, avalanche }),
+                    Some(B::Uri(u)) if p.mode == Mode::Http => http_key = part(HttpKeyPart::Uri(u.clone())),
+                    Some(B::UrlParam { name, .. }) if p.mode == Mode::Http => http_key = part(HttpKeyPart::UrlParam(name.clone())),
+                    Some(B::Hdr { name, use_domain_only }) if p.mode == Mode::Http => {
+                        http_key = part(HttpKeyPart::Hdr { name: name.clone(), use_domain_only: *use_domain_only })
+                    }
                     _ => diags.warning(
                         Some(&p.span),
                         Some("balance"),
-                        format!("backend '{}': hashing on HTTP request parts is not implemented yet: this backend balances round robin", p.name),
+                        format!(
+                            "backend '{}': this balance key is only computed in mode http (rdp-cookie not at all yet): this backend balances round robin",
+                            p.name
+                        ),
                     ),
                 }
             }
@@ -341,6 +461,9 @@ impl RouteTable {
                 http_keep_alive: matches!(p.http.conn_mode, None | Some(crate::l7::config::HttpConnMode::KeepAlive)),
                 reuse_allowed: matches!(p.http.conn_mode, None | Some(crate::l7::config::HttpConnMode::KeepAlive))
                     && !matches!(p.http.reuse, Some(crate::l7::config::HttpReuse::Never)),
+                http: compile_http(p, cfg, &mut loader, diags)?,
+                http_key,
+                send_name_header: if p.mode == Mode::Http { p.http.send_name_header.clone() } else { None },
             });
         }
         let mut frontends = Vec::new();
@@ -381,7 +504,9 @@ impl RouteTable {
                 timeout_http_request: p.timeouts.http_request,
                 timeout_http_keep_alive: p.timeouts.http_keep_alive,
                 http_keep_alive: !matches!(p.http.conn_mode, Some(crate::l7::config::HttpConnMode::Close)),
-                http_request_rules: compile_http_rules(p, diags)?,
+                http: compile_http(p, cfg, &mut loader, diags)?,
+                own_backend: if p.kind == ProxyKind::Listen { index.get(p.name.as_str()).copied() } else { None },
+                timeout_tarpit: p.timeouts.tarpit.or(p.timeouts.connect),
                 limit: p.maxconn.map(|m| Arc::new(tokio::sync::Semaphore::new(m as usize))),
             });
         }

@@ -1,0 +1,264 @@
+//! HTTP rules, error pages, `option forwardfor`/`originalto` and L7 balancing: config in, bytes
+//! out, with raw-socket clients and a backend that records the bytes it receives.
+
+mod support;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+fn cfg(port: u16, frontend: &str, backend: &str) -> String {
+    format!(
+        "defaults\n  mode http\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n  timeout http-request 2s\nfrontend f\n  bind 127.0.0.1:{port}\n{frontend}\n  default_backend b\nbackend b\n{backend}\n"
+    )
+}
+
+fn request(port: u16, raw: &[u8]) -> (u16, String, Vec<u8>) {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(raw).unwrap();
+    read_response(&mut c)
+}
+
+/// Starts sluiced with `frontend` rules before a recording backend; returns what the backend
+/// received for one GET with `headers`, and the client's answer.
+fn through(frontend: &str, backend: &str, req: &[u8]) -> (String, (u16, String, Vec<u8>)) {
+    let (be, seen) = http_backend(|_| ok_response("x"));
+    let port = free_port();
+    let _s = Sluiced::start(&cfg(port, frontend, &format!("{backend}\n  server s {}", be.addr())), &[port]);
+    let answer = request(port, req);
+    let got = seen.lock().unwrap().requests.first().map(|r| String::from_utf8_lossy(r).into_owned()).unwrap_or_default();
+    (got, answer)
+}
+
+const GET: &[u8] = b"GET /a/b?x=1 HTTP/1.1\r\nHost: example.com\r\nX-Keep: k\r\n\r\n";
+
+#[test]
+fn a_later_rule_sees_an_earlier_set_header() {
+    let fe = "  http-request set-header X-Step one\n  http-request set-header X-Seen yes if { req.hdr(x-step) one }";
+    let (got, _) = through(fe, "", GET);
+    assert!(got.contains("x-seen: yes\r\n"), "{got}");
+}
+
+#[test]
+fn set_path_and_set_query_rewrite_the_request_line() {
+    let (got, _) = through("  http-request set-path /new\n  http-request set-query y=2", "", GET);
+    assert!(got.starts_with("GET /new?y=2 HTTP/1.1\r\n"), "{got}");
+}
+
+#[test]
+fn set_uri_and_set_method_rewrite_the_request_line() {
+    let (got, _) = through("  http-request set-uri /u?q\n  http-request set-method POST", "", GET);
+    assert!(got.starts_with("POST /u?q HTTP/1.1\r\n"), "{got}");
+}
+
+// `\\1` in the file is `\1` after the configuration's escapes. (HAProxy also keeps a lone
+// `\1` as is; sluiced's line splitter currently drops that backslash.)
+#[test]
+fn replace_path_uses_regex_groups() {
+    let (got, _) = through("  http-request replace-path /a/(.*) /z/\\\\1", "", GET);
+    assert!(got.starts_with("GET /z/b?x=1 HTTP/1.1\r\n"), "{got}");
+}
+
+#[test]
+fn replace_header_and_replace_value_rewrite_values() {
+    let fe = "  http-request replace-header Host (.*)\\.com \\\\1.org\n  http-request replace-value X-List ^b$ B";
+    let (got, _) = through(fe, "", b"GET / HTTP/1.1\r\nHost: example.com\r\nX-List: a, b, c\r\n\r\n");
+    assert!(got.contains("Host: example.org\r\n"), "{got}");
+    assert!(got.contains("X-List: a, B, c\r\n"), "{got}");
+}
+
+#[test]
+fn del_header_with_a_regex_name_match() {
+    let (got, _) = through("  http-request del-header ^x-k -m reg", "", GET);
+    assert!(!got.to_ascii_lowercase().contains("x-keep"), "{got}");
+    assert!(got.contains("Host: example.com"), "{got}");
+}
+
+#[test]
+fn deny_status_sets_the_error_status() {
+    let (got, (status, _, _)) = through("  http-request deny deny_status 429", "", GET);
+    assert_eq!(status, 429);
+    assert!(got.is_empty(), "a denied request reached the server: {got}");
+}
+
+#[test]
+fn return_with_an_lf_string_evaluates_src() {
+    let (_, (status, head, body)) = through("  http-request return status 201 content-type text/plain lf-string \"ip=%[src]\"", "", GET);
+    assert_eq!(status, 201, "{head}");
+    assert_eq!(body, b"ip=127.0.0.1");
+}
+
+#[test]
+fn reject_closes_without_an_answer() {
+    let port = free_port();
+    let _s = Sluiced::start(&cfg(port, "  http-request reject", "  server s 127.0.0.1:1"), &[port]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(GET).unwrap();
+    assert!(read_to_end(&mut c, Duration::from_secs(5)).unwrap_or_default().is_empty());
+}
+
+#[test]
+fn redirect_prefix_keeps_the_path() {
+    let (_, (status, head, _)) = through("  http-request redirect prefix https://other.example code 301", "", GET);
+    assert_eq!(status, 301);
+    assert!(head.contains("location: https://other.example/a/b?x=1\r\n"), "{head}");
+}
+
+#[test]
+fn auth_asks_for_basic_credentials() {
+    let (_, (status, head, _)) = through("  http-request auth realm private", "", GET);
+    assert_eq!(status, 401);
+    assert!(head.contains("www-authenticate: Basic realm=\"private\"\r\n"), "{head}");
+}
+
+#[test]
+fn tarpit_holds_the_request_then_answers_500() {
+    let start = Instant::now();
+    let (got, (status, _, _)) = through("  timeout tarpit 500ms\n  http-request tarpit", "", GET);
+    assert_eq!(status, 500);
+    assert!(start.elapsed() >= Duration::from_millis(500));
+    assert!(got.is_empty());
+}
+
+#[test]
+fn errorfile_is_served_for_503_when_no_server_is_up() {
+    let dir = temp_dir("errfile");
+    let file = dir.join("503.http");
+    std::fs::write(&file, "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n\r\nsorry, later\n").unwrap();
+    let port = free_port();
+    let be = format!("  errorfile 503 {}\n  server s 127.0.0.1:1 disabled", file.display());
+    let _s = Sluiced::start(&cfg(port, "", &be), &[port]);
+    let (status, _, body) = request(port, GET);
+    assert_eq!(status, 503);
+    assert_eq!(body, b"sorry, later\n");
+}
+
+#[test]
+fn http_errors_section_pages_answer_deny() {
+    let dir = temp_dir("errsec");
+    let file = dir.join("403.http");
+    std::fs::write(&file, "HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\n\r\ngo away\n").unwrap();
+    let port = free_port();
+    let text =
+        format!("{}\nhttp-errors site\n  errorfile 403 {}\n", cfg(port, "  errorfiles site\n  http-request deny", "  server s 127.0.0.1:1"), file.display());
+    let _s = Sluiced::start(&text, &[port]);
+    let (status, _, body) = request(port, GET);
+    assert_eq!(status, 403);
+    assert_eq!(body, b"go away\n");
+}
+
+#[test]
+fn a_missing_errorfile_is_a_configuration_error_naming_it() {
+    let port = free_port();
+    let dir = temp_dir("cfgerr");
+    let file = dir.join("bad.http");
+    std::fs::write(&file, "not an http response\n").unwrap();
+    let text = cfg(port, &format!("  errorfile 503 {}", file.display()), "  server s 127.0.0.1:1");
+    let cfg_path = dir.join("c.cfg");
+    std::fs::write(&cfg_path, text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluiced")).args(["-c", "-f", cfg_path.to_str().unwrap()]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("bad.http"), "{err}");
+}
+
+#[test]
+fn forwardfor_adds_the_client_address() {
+    let (got, _) = through("  option forwardfor", "", GET);
+    assert!(got.contains("x-forwarded-for: 127.0.0.1\r\n"), "{got}");
+}
+
+#[test]
+fn forwardfor_except_skips_the_network() {
+    let (got, _) = through("  option forwardfor except 127.0.0.0/8", "", GET);
+    assert!(!got.to_ascii_lowercase().contains("x-forwarded-for"), "{got}");
+}
+
+#[test]
+fn forwardfor_if_none_keeps_an_existing_header() {
+    let (got, _) = through("  option forwardfor if-none", "", b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 10.1.1.1\r\n\r\n");
+    assert_eq!(got.to_ascii_lowercase().matches("x-forwarded-for").count(), 1, "{got}");
+    assert!(got.contains("X-Forwarded-For: 10.1.1.1\r\n"), "{got}");
+}
+
+#[test]
+fn originalto_adds_the_destination_address() {
+    let (got, _) = through("  option originalto", "", GET);
+    assert!(got.contains("x-original-to: 127.0.0.1\r\n"), "{got}");
+}
+
+#[test]
+fn send_name_header_names_the_server() {
+    let (got, _) = through("", "  http-send-name-header X-Server", GET);
+    assert!(got.contains("x-server: s\r\n"), "{got}");
+}
+
+#[test]
+fn http_response_set_status_and_del_header() {
+    let (be, _) = http_backend(|_| b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\nx-internal: secret\r\n\r\nx".to_vec());
+    let port = free_port();
+    let fe = "  http-response set-status 299 reason Fine\n  http-response del-header x-internal";
+    let _s = Sluiced::start(&cfg(port, fe, &format!("  server s {}", be.addr())), &[port]);
+    let (status, head, body) = request(port, GET);
+    assert_eq!(status, 299, "{head}");
+    assert!(head.starts_with("HTTP/1.1 299 Fine\r\n"), "{head}");
+    assert!(!head.contains("x-internal"), "{head}");
+    assert_eq!(body, b"x");
+}
+
+#[test]
+fn http_response_deny_answers_502() {
+    let (be, _) = http_backend(|_| ok_response("leak"));
+    let port = free_port();
+    let _s = Sluiced::start(&cfg(port, "  http-response deny", &format!("  server s {}", be.addr())), &[port]);
+    let (status, _, body) = request(port, GET);
+    assert_eq!(status, 502);
+    assert!(!String::from_utf8_lossy(&body).contains("leak"));
+}
+
+#[test]
+fn http_after_response_applies_to_a_generated_503() {
+    let port = free_port();
+    let _s = Sluiced::start(&cfg(port, "  http-after-response set-header X-After yes", "  server s 127.0.0.1:1 disabled"), &[port]);
+    let (status, head, _) = request(port, GET);
+    assert_eq!(status, 503);
+    assert!(head.contains("x-after: yes\r\n"), "{head}");
+}
+
+/// Three recording backends; returns which one answered each request of `reqs`.
+fn picks(balance: &str, reqs: &[Vec<u8>]) -> Vec<String> {
+    let names = ["one", "two", "three"];
+    let mut bes = Vec::new();
+    let mut servers = String::new();
+    for n in names {
+        let (be, _) = http_backend(move |_| ok_response(n));
+        servers.push_str(&format!("  server {n} {}\n", be.addr()));
+        bes.push(be);
+    }
+    let port = free_port();
+    let _s = Sluiced::start(&cfg(port, "", &format!("  balance {balance}\n{servers}")), &[port]);
+    reqs.iter().map(|r| String::from_utf8(request(port, r).2).unwrap()).collect()
+}
+
+#[test]
+fn balance_uri_keeps_one_uri_on_one_server() {
+    let mut reqs = Vec::new();
+    for i in 0..12 {
+        reqs.push(format!("GET /same/path?n={i} HTTP/1.1\r\nHost: h\r\n\r\n").into_bytes());
+    }
+    let got = picks("uri", &reqs);
+    assert!(got.iter().all(|g| g == &got[0]), "{got:?}");
+    // Different URIs spread.
+    let spread: Vec<Vec<u8>> = (0..30).map(|i| format!("GET /p{i} HTTP/1.1\r\nHost: h\r\n\r\n").into_bytes()).collect();
+    let got = picks("uri", &spread);
+    assert!(got.iter().any(|g| g != &got[0]), "{got:?}");
+}
+
+#[test]
+fn balance_hdr_keeps_one_header_value_on_one_server() {
+    let reqs: Vec<Vec<u8>> = (0..12).map(|i| format!("GET /{i} HTTP/1.1\r\nHost: h\r\nX-User: alice\r\n\r\n").into_bytes()).collect();
+    let got = picks("hdr(x-user)", &reqs);
+    assert!(got.iter().all(|g| g == &got[0]), "{got:?}");
+}
