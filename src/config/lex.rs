@@ -153,17 +153,24 @@ fn describe_error(text: &str, col: usize) -> String {
     }
 }
 
+/// Decodes one escape. HAProxy decodes `\ `, `\#`, `\\`, `\"`, `\'`, `\$`, `\r`, `\n`, `\t` and
+/// `\xNN`, and keeps any other sequence as written: that is what lets `replace-path ... /\1`
+/// reach the regex engine with its backreference.
 fn push_escape(out: &mut String, esc: &str) {
     let body = &esc[1..];
     match body {
         "n" => out.push('\n'),
         "r" => out.push('\r'),
         "t" => out.push('\t'),
+        " " | "#" | "\\" | "\"" | "'" | "$" => out.push_str(body),
         b if b.len() == 3 && b.starts_with('x') => {
             let v = u8::from_str_radix(&b[1..], 16).unwrap_or(b'?');
             out.push(char::from(v));
         }
-        other => out.push_str(other),
+        other => {
+            out.push('\\');
+            out.push_str(other);
+        }
     }
 }
 
@@ -343,6 +350,12 @@ mod tests {
             let e = env();
             proptest::prop_assert_eq!(split_plain(&line), split_words_grammar(&line, &e).unwrap());
         }
+    }
+
+    #[test]
+    fn unknown_escapes_are_kept_for_regex_backreferences() {
+        assert_eq!(texts(r"replace-path /a/(.*) /\1 \d"), ["replace-path", "/a/(.*)", r"/\1", r"\d"]);
+        assert_eq!(texts(r#""\1""#), [r"\1"]);
     }
 
     #[test]
