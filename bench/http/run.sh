@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# HTTP benchmark, one command: installs what is missing (as root), builds sluiced in release, then
+# runs bench/http/httpbench.py, which starts sluiced, HAProxy and nginx pinned to CPU 0 in front
+# of one nginx origin, the origin and wrk pinned to CPU 1, measures keep-alive and
+# one-request-per-connection load, prints a table and (when sluiced ran) appends it to
+# bench/RESULTS.md. Arguments go to httpbench.py (--help lists them).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+need=()
+command -v haproxy >/dev/null || need+=(haproxy)
+command -v nginx >/dev/null || need+=(nginx-light)
+command -v wrk >/dev/null || need+=(wrk)
+command -v taskset >/dev/null || need+=(util-linux)
+command -v python3 >/dev/null || need+=(python3)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "missing: ${need[*]} (run as root to install them with apt-get)" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # Debian's postinst may start the packaged nginx on port 80; policy-rc.d stops it doing so.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  rm -f /usr/sbin/policy-rc.d
+  trap - EXIT
+fi
+
+cargo build --release --quiet --bin sluiced
+
+# The Python script kills its own children on exit; this trap covers the script itself being killed.
+python3 bench/http/httpbench.py "$@" &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null' INT TERM
+status=0
+wait $pid || status=$?
+exit $status
