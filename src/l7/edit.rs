@@ -447,7 +447,8 @@ impl<'a> EditedView<'a> {
             out.extend_from_slice(version);
         } else {
             out.extend_from_slice(version);
-            out.extend_from_slice(format!(" {:03} ", self.status()).as_bytes());
+            let st = self.status();
+            out.extend_from_slice(&[b' ', b'0' + (st / 100 % 10) as u8, b'0' + (st / 10 % 10) as u8, b'0' + (st % 10) as u8, b' ']);
             out.extend(self.reason().iter().copied().filter(|&b| b != b'\r' && b != b'\n' && b != 0));
         }
         out.extend_from_slice(b"\r\n");

@@ -140,7 +140,8 @@ impl StreamCtx for HttpCtx<'_> {
 
 /// What reading a head produced.
 enum HeadRead {
-    Ok(Head),
+    /// The head is complete and parsed.
+    Ok,
     /// The peer closed before sending anything (a clean end between transactions).
     Closed,
     /// Nothing arrived within the idle timeout between transactions.
@@ -152,22 +153,27 @@ enum HeadRead {
     Invalid(h1::H1Error),
 }
 
-/// Reads until `parse` finds a complete head in `buf`. `first_byte` bounds the wait for the
-/// first byte; `whole` bounds the head from its first byte.
+/// The head parsers' shape: fill a reused [`Head`] (no allocation once its field list has grown).
+type ParseInto = fn(&[u8], &h1::Limits, &mut Head) -> Result<bool, h1::H1Error>;
+
+/// Reads until `parse` finds a complete head in `buf`, parsed into `head`. `first_byte` bounds
+/// the wait for the first byte; `whole` bounds the head from its first byte.
 async fn read_head(
     c: &EpollConn,
     buf: &mut Vec<u8>,
+    head: &mut Head,
+    limits: &h1::Limits,
     first_byte: Option<Duration>,
     whole: Option<Duration>,
-    parse: impl Fn(&[u8]) -> Result<Option<Head>, h1::H1Error>,
+    parse: ParseInto,
 ) -> HeadRead {
     let mut deadline = if buf.is_empty() { first_byte.map(|d| Instant::now() + d) } else { whole.map(|d| Instant::now() + d) };
     let mut started = !buf.is_empty();
     loop {
         if !buf.is_empty() {
-            match parse(buf) {
-                Ok(Some(h)) => return HeadRead::Ok(h),
-                Ok(None) => {}
+            match parse(buf, limits, head) {
+                Ok(true) => return HeadRead::Ok,
+                Ok(false) => {}
                 Err(e) => return HeadRead::Invalid(e),
             }
         }
@@ -285,9 +291,18 @@ async fn forward_body(
                 None => pending.len().min(usize::try_from(remaining).unwrap_or(usize::MAX)),
             };
             if take > 0 {
-                let rest = pending.split_off(take);
-                let chunk = std::mem::replace(pending, rest);
-                let (r, _) = send(dst, chunk, dst_idle).await;
+                let r = if take == pending.len() {
+                    // The whole buffer is body: send it and keep the buffer.
+                    let (r, b) = send(dst, std::mem::take(pending), dst_idle).await;
+                    *pending = b;
+                    pending.clear();
+                    r
+                } else {
+                    // The next message follows the body in the buffer (pipelining).
+                    let rest = pending.split_off(take);
+                    let chunk = std::mem::replace(pending, rest);
+                    send(dst, chunk, dst_idle).await.0
+                };
                 if let Err(e) = r {
                     return if e.kind() == io::ErrorKind::TimedOut { BodyEnd::DstTimeout } else { BodyEnd::DstError };
                 }
@@ -307,6 +322,32 @@ async fn forward_body(
             Err(e) if e.kind() == io::ErrorKind::TimedOut => return BodyEnd::SrcTimeout,
             Err(_) => return BodyEnd::SrcError,
         }
+    }
+}
+
+/// Moves a body that is already complete in `pending` to the end of `out` (after the head), so
+/// head and body leave in one write; returns the framing still to stream (`None` when all of it
+/// moved). A body only partly there stays, to be streamed and checked by [`forward_body`].
+fn absorb_body(out: &mut Vec<u8>, pending: &mut Vec<u8>, framing: Framing) -> Framing {
+    match framing {
+        Framing::Length(n) if (pending.len() as u64) >= n => {
+            let n = n as usize;
+            out.extend_from_slice(&pending[..n]);
+            pending.drain(..n);
+            Framing::None
+        }
+        Framing::Chunked => {
+            let mut ch = h1::Chunked::new();
+            match ch.feed(pending) {
+                Ok(p) if p.done => {
+                    out.extend_from_slice(&pending[..p.consumed]);
+                    pending.drain(..p.consumed);
+                    Framing::None
+                }
+                _ => framing,
+            }
+        }
+        f => f,
     }
 }
 
@@ -410,18 +451,13 @@ pub enum Verdict {
 /// The rule sets of a transaction's proxies, in HAProxy's order: the frontend's then the
 /// backend's for a request, the backend's then the frontend's for a response. A listen's own
 /// backend shares the frontend's rules, which run once.
-fn rule_sets<'r>(base: &HttpCtx<'r>, response: bool, set: impl Fn(&'r ProxyHttpRt) -> &'r [HttpRule]) -> Vec<&'r [HttpRule]> {
-    let mut sets = vec![set(&base.fe.http)];
-    if let Some(b) = base.backend.filter(|b| Some(*b) != base.fe.own_backend)
-        && let Some(be) = base.rt.backends.get(b)
-    {
-        if response {
-            sets.insert(0, set(&be.http));
-        } else {
-            sets.push(set(&be.http));
-        }
-    }
-    sets
+fn rule_sets<'r>(base: &HttpCtx<'r>, response: bool, set: impl Fn(&'r ProxyHttpRt) -> &'r [HttpRule]) -> [&'r [HttpRule]; 2] {
+    let fe = set(&base.fe.http);
+    let be: &'r [HttpRule] = match base.backend.filter(|b| Some(*b) != base.fe.own_backend).and_then(|b| base.rt.backends.get(b)) {
+        Some(be) => set(&be.http),
+        None => &[],
+    };
+    if response { [be, fe] } else { [fe, be] }
 }
 
 /// Runs the `http-after-response` rules on a response sluiced generated (an error, a `return`, a
@@ -587,12 +623,16 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
     let head_timeout = fe.timeout_http_request.or(fe.timeout_client).or(Some(DEFAULT_HEAD_TIMEOUT));
     let keepalive_timeout = fe.timeout_http_keep_alive.or(fe.timeout_http_request).or(fe.timeout_client);
     let mut cbuf: Vec<u8> = w.buffers.get(BUFSIZE);
+    // Reused across transactions so that a kept-alive request allocates nothing for them.
+    let mut req_head = Head::default();
+    let mut res_head = Head::default();
+    let mut out_buf: Vec<u8> = Vec::new();
     let mut first = true;
     let end = loop {
         // 1. Request head.
         let first_wait = if first { head_timeout } else { keepalive_timeout };
-        let head = match read_head(&client, &mut cbuf, first_wait, head_timeout, |b| h1::parse_request(b, &limits)).await {
-            HeadRead::Ok(h) => h,
+        match read_head(&client, &mut cbuf, &mut req_head, &limits, first_wait, head_timeout, h1::parse_request_into).await {
+            HeadRead::Ok => {}
             HeadRead::Closed | HeadRead::Idle => break End::Done,
             HeadRead::Aborted => break End::ClientError,
             HeadRead::Timeout => {
@@ -603,8 +643,9 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                 let _ = send(&client, error_out(&conn_ctx, e.status), fe.timeout_client).await;
                 break End::Rejected;
             }
-        };
-        let framing = match h1::request_framing(&cbuf, &head) {
+        }
+        let head = &req_head;
+        let framing = match h1::request_framing(&cbuf, head) {
             Ok(f) => f,
             Err(e) => {
                 let _ = send(&client, error_out(&conn_ctx, e.status), fe.timeout_client).await;
@@ -706,12 +747,15 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
 
         // 4. Request head and body.
         let server_keep = be.http_keep_alive && client_keep;
-        let mut out = Vec::with_capacity(head.len + 64);
-        edit::write_head(&cbuf, &head, &edits, true, conn_header(!server_keep, head.version), &mut out);
+        let mut out = std::mem::take(&mut out_buf);
+        out.clear();
+        edit::write_head(&cbuf, head, &edits, true, conn_header(!server_keep, head.version), &mut out);
         let body_start = head.len;
-        let mut pending = cbuf.split_off(body_start);
-        cbuf.clear();
-        let (r, _) = send(&server, out, be.timeout_server).await;
+        cbuf.drain(..body_start);
+        // A body already complete in the buffer goes out with the head, in one write.
+        let framing = absorb_body(&mut out, &mut cbuf, framing);
+        let (r, b) = send(&server, out, be.timeout_server).await;
+        out_buf = b;
         if r.is_err() {
             // A reused connection the server closed meanwhile: HAProxy retries such a request
             // on a new connection when it is safe; here the client gets 502 and can retry.
@@ -719,7 +763,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
             let _ = reused;
             break End::ServerError;
         }
-        match forward_body(&client, &mut pending, &server, framing, fe.timeout_client, be.timeout_server).await {
+        match forward_body(&client, &mut cbuf, &server, framing, fe.timeout_client, be.timeout_server).await {
             BodyEnd::Done => {}
             BodyEnd::Invalid(e) => {
                 let _ = send(&client, error_out(&base, e.status), fe.timeout_client).await;
@@ -735,14 +779,13 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                 break End::ServerError;
             }
         }
-        // What the client sent after the body is the next request.
-        cbuf = pending;
+        // What the client sent after the body stays in `cbuf`: it is the next request.
 
         // 5. Response.
         let mut sbuf: Vec<u8> = w.buffers.get(BUFSIZE);
-        let (rhead, rframing) = loop {
-            let rhead = match read_head(&server, &mut sbuf, be.timeout_server, be.timeout_server, |b| h1::parse_response(b, &limits)).await {
-                HeadRead::Ok(h) => h,
+        let rframing = loop {
+            match read_head(&server, &mut sbuf, &mut res_head, &limits, be.timeout_server, be.timeout_server, h1::parse_response_into).await {
+                HeadRead::Ok => {}
                 HeadRead::Timeout | HeadRead::Idle => {
                     let _ = send(&client, error_out(&base, 504), fe.timeout_client).await;
                     w.buffers.put(sbuf);
@@ -755,7 +798,8 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                     w.buffers.put(cbuf);
                     return End::ServerError;
                 }
-            };
+            }
+            let rhead = &res_head;
             if (100..200).contains(&rhead.status) && rhead.status != 101 {
                 // Interim responses pass through as they are.
                 let interim = sbuf[..rhead.len].to_vec();
@@ -765,8 +809,8 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                 }
                 continue;
             }
-            match h1::response_framing(&sbuf, &rhead, is_head_method) {
-                Ok(f) => break (rhead, f),
+            match h1::response_framing(&sbuf, rhead, is_head_method) {
+                Ok(f) => break f,
                 Err(_) => {
                     let _ = send(&client, error_out(&base, 502), fe.timeout_client).await;
                     w.buffers.put(sbuf);
@@ -774,10 +818,12 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                 }
             }
         };
+        let rhead = &res_head;
         let upgrade = rhead.status == 101;
         let server_keeps = wants_keep_alive(&sbuf, &rhead) && !matches!(rframing, Framing::Close) && !upgrade;
         let keep = client_keep && !matches!(rframing, Framing::Close) && !upgrade;
-        let mut out = Vec::with_capacity(rhead.len + 64);
+        let mut out = std::mem::take(&mut out_buf);
+        out.clear();
         // `http-response` rules (the backend's, then the frontend's), then `http-after-response`.
         // A 101 passes as received: the connection becomes a tunnel.
         let mut flow = Flow::Continue;
@@ -818,9 +864,13 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                 continue;
             }
         }
-        let mut rest = sbuf.split_off(rhead.len);
-        w.buffers.put(sbuf);
-        if send(&client, out, fe.timeout_client).await.0.is_err() {
+        sbuf.drain(..rhead.len);
+        let mut rest = sbuf;
+        let rframing = if upgrade { rframing } else { absorb_body(&mut out, &mut rest, rframing) };
+        let (r, b) = send(&client, out, fe.timeout_client).await;
+        out_buf = b;
+        if r.is_err() {
+            w.buffers.put(rest);
             break End::ClientError;
         }
         if upgrade {
@@ -840,7 +890,9 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
             BodyEnd::DstError => break End::ClientError,
         }
         // 6. Keep-alive.
-        if server_keeps && server_keep && rest.is_empty() && be.reuse_allowed {
+        let clean = rest.is_empty();
+        w.buffers.put(rest);
+        if server_keeps && server_keep && clean && be.reuse_allowed {
             w.http_pool.put(be_idx, srv_idx, server, None);
         }
         if !keep {
