@@ -652,7 +652,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                 break End::Rejected;
             }
         };
-        let client_keep = wants_keep_alive(&cbuf, &head) && fe.http_keep_alive;
+        let client_keep = wants_keep_alive(&cbuf, head) && fe.http_keep_alive;
         let is_head_method = &cbuf[head.method.clone()] == b"HEAD";
         let body_pending = !matches!(framing, Framing::None | Framing::Length(0));
 
@@ -660,7 +660,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         //    HAProxy applies after the rules.
         let (verdict, mut edits, be_idx, hash) = {
             let mut base = HttpCtx { body_pending, ..conn_ctx };
-            let mut msg = Msg::new(&cbuf, &head, first);
+            let mut msg = Msg::new(&cbuf, head, first);
             let mut edits = Edits::new();
             let mut flow = rules::run(&fe.http.request_rules, &base, &mut msg, None, true, &mut edits);
             if matches!(flow, Flow::Continue) {
@@ -820,7 +820,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         };
         let rhead = &res_head;
         let upgrade = rhead.status == 101;
-        let server_keeps = wants_keep_alive(&sbuf, &rhead) && !matches!(rframing, Framing::Close) && !upgrade;
+        let server_keeps = wants_keep_alive(&sbuf, rhead) && !matches!(rframing, Framing::Close) && !upgrade;
         let keep = client_keep && !matches!(rframing, Framing::Close) && !upgrade;
         let mut out = std::mem::take(&mut out_buf);
         out.clear();
@@ -830,7 +830,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         if upgrade {
             out.extend_from_slice(&sbuf[..rhead.len]);
         } else {
-            let mut msg = Msg::new(&sbuf, &rhead, true);
+            let mut msg = Msg::new(&sbuf, rhead, true);
             let mut redits = Edits::new();
             for set in rule_sets(&base, true, |h| &h.response_rules) {
                 flow = rules::run(set, &base, &mut msg, None, false, &mut redits);
