@@ -400,3 +400,28 @@ fn http_request_auth_asks_for_credentials_and_lets_a_valid_user_through() {
     assert_eq!(status, 401);
     assert_eq!(seen.lock().unwrap().requests.len(), 1);
 }
+
+#[test]
+fn a_safe_request_on_a_pooled_connection_the_server_closed_is_retried_on_a_new_one() {
+    // The server answers one request per connection as keep-alive, then closes the connection
+    // while it sits idle in sluiced's pool.
+    let be = Backend::start(|mut c| {
+        let mut b = [0u8; 4096];
+        if c.read(&mut b).unwrap_or(0) == 0 {
+            return;
+        }
+        let _ = c.write_all(&ok_response("fresh"));
+        std::thread::sleep(Duration::from_millis(50));
+    });
+    let port = free_port();
+    let _s = Sluiced::start(&http_cfg(port, "", &format!("  server s {}", be.addr())), &[port]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    for _ in 0..3 {
+        c.write_all(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        let (status, _, body) = read_response(&mut c);
+        assert_eq!((status, body.as_slice()), (200, b"fresh".as_slice()));
+        // Let the server close the idle pooled connection.
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(be.accepted.load(std::sync::atomic::Ordering::Relaxed), 3);
+}

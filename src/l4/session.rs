@@ -429,7 +429,7 @@ async fn pick_queued(be: &Backend, key: &PickKey, exclude: &[usize]) -> Option<u
     }
 }
 
-async fn connect_one(addr: &ConnectAddr, timeout: Option<Duration>) -> io::Result<EpollConn> {
+pub(crate) async fn connect_one(addr: &ConnectAddr, timeout: Option<Duration>) -> io::Result<EpollConn> {
     let fut = async {
         match addr {
             ConnectAddr::Inet(a) => tokio::net::TcpStream::connect(a).await.map(EpollConn::Tcp),

@@ -16,12 +16,14 @@ pub struct ServerPool {
 }
 
 impl ServerPool {
-    /// An idle connection to server `srv` of backend `be`, if one is still open.
-    pub fn take(&self, be: usize, srv: usize) -> Option<EpollConn> {
+    /// An idle connection to server `srv` of backend `be`. With `check`, one the server closed
+    /// meanwhile is skipped (a `MSG_PEEK` per take); without, the caller retries on a new
+    /// connection when the reused one turns out closed.
+    pub fn take(&self, be: usize, srv: usize, check: bool) -> Option<EpollConn> {
         let mut idle = self.idle.borrow_mut();
         let list = idle.get_mut(&(be, srv))?;
         while let Some(c) = list.pop() {
-            if still_open(&c) {
+            if !check || still_open(&c) {
                 return Some(c);
             }
         }

@@ -735,7 +735,11 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
 
         // 3. Server connection.
         let key = PickKey { src: peer.map(|s| s.ip()), hash };
-        let Some((srv_idx, server, reused)) = server_conn(&w, be_idx, be, &key, &dst).await else {
+        // A bodiless idempotent request can be sent again on a new connection when a reused one
+        // turns out closed (HAProxy does the same); only the others need an idle connection
+        // checked before use.
+        let retryable = matches!(framing, Framing::None) && matches!(&cbuf[head.method.clone()], b"GET" | b"HEAD" | b"OPTIONS" | b"TRACE" | b"PUT" | b"DELETE");
+        let Some((srv_idx, mut server, mut reused)) = server_conn(&w, be_idx, be, &key, &dst, !retryable).await else {
             let _ = send(&client, error_out(&base, 503), fe.timeout_client).await;
             break End::NoServer;
         };
@@ -757,11 +761,19 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         let (r, b) = send(&server, out, be.timeout_server).await;
         out_buf = b;
         if r.is_err() {
-            // A reused connection the server closed meanwhile: HAProxy retries such a request
-            // on a new connection when it is safe; here the client gets 502 and can retry.
-            let _ = send(&client, error_out(&base, 502), fe.timeout_client).await;
-            let _ = reused;
-            break End::ServerError;
+            // A reused connection the server closed meanwhile: a safe request goes again on a
+            // new connection; anything else gets 502.
+            let fresh = if reused && retryable { resend(&srv, &dst, be, &mut out_buf).await } else { None };
+            match fresh {
+                Some(c) => {
+                    server = c;
+                    reused = false;
+                }
+                None => {
+                    let _ = send(&client, error_out(&base, 502), fe.timeout_client).await;
+                    break End::ServerError;
+                }
+            }
         }
         match forward_body(&client, &mut cbuf, &server, framing, fe.timeout_client, be.timeout_server).await {
             BodyEnd::Done => {}
@@ -792,6 +804,21 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                     w.buffers.put(cbuf);
                     return End::ServerTimeout;
                 }
+                // The server closed a reused connection without answering: it was stale. A safe
+                // request is sent again on a new connection.
+                HeadRead::Closed if reused && retryable && sbuf.is_empty() => match resend(&srv, &dst, be, &mut out_buf).await {
+                    Some(c) => {
+                        server = c;
+                        reused = false;
+                        continue;
+                    }
+                    None => {
+                        let _ = send(&client, error_out(&base, 502), fe.timeout_client).await;
+                        w.buffers.put(sbuf);
+                        w.buffers.put(cbuf);
+                        return End::ServerError;
+                    }
+                },
                 HeadRead::Closed | HeadRead::Aborted | HeadRead::Invalid(_) => {
                     let _ = send(&client, error_out(&base, 502), fe.timeout_client).await;
                     w.buffers.put(sbuf);
@@ -905,11 +932,20 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
 }
 
 /// A connection to a server of `be`: an idle pooled one when `http-reuse` allows, else a new one.
-async fn server_conn(w: &Worker, be_idx: usize, be: &Backend, key: &PickKey, dst: &Dst<'_>) -> Option<(usize, EpollConn, bool)> {
+/// Sends `out` (a whole request) again, to the same server on a new connection.
+async fn resend(srv: &crate::balance::ServerState, dst: &Dst<'_>, be: &Backend, out: &mut Vec<u8>) -> Option<EpollConn> {
+    let addr = srv.addr.resolve(dst.get())?;
+    let c = crate::l4::session::connect_one(&addr, be.timeout_connect).await.ok()?;
+    let (r, b) = send(&c, std::mem::take(out), be.timeout_server).await;
+    *out = b;
+    r.ok().map(|()| c)
+}
+
+async fn server_conn(w: &Worker, be_idx: usize, be: &Backend, key: &PickKey, dst: &Dst<'_>, check_idle: bool) -> Option<(usize, EpollConn, bool)> {
     if be.reuse_allowed {
         // Pick first, so balancing and maxconn hold, then look for an idle connection to it.
         if let crate::balance::Pick::Server(i) = be.state.pick(key, &[]) {
-            if let Some(c) = w.http_pool.take(be_idx, i) {
+            if let Some(c) = w.http_pool.take(be_idx, i, check_idle) {
                 return Some((i, c, true));
             }
             be.state.release(i);
