@@ -425,3 +425,22 @@ fn a_safe_request_on_a_pooled_connection_the_server_closed_is_retried_on_a_new_o
     }
     assert_eq!(be.accepted.load(std::sync::atomic::Ordering::Relaxed), 3);
 }
+
+#[test]
+fn expect_100_continue_gets_a_100_before_the_body_and_the_body_reaches_the_server() {
+    let (be, seen) = http_backend(|_| ok_response("stored"));
+    let port = free_port();
+    let _s = Sluiced::start(&http_cfg(port, "", &format!("  server s {}", be.addr())), &[port]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(b"PUT /f HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n").unwrap();
+    // The client waits for the interim answer before sending the body.
+    let mut b = [0u8; 64];
+    c.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    let n = c.read(&mut b).expect("a 100 Continue within 500 ms");
+    assert_eq!(&b[..n], b"HTTP/1.1 100 Continue\r\n\r\n");
+    c.write_all(b"hello").unwrap();
+    let (status, _, body) = read_response(&mut c);
+    assert_eq!((status, body.as_slice()), (200, b"stored".as_slice()));
+    let req = String::from_utf8(seen.lock().unwrap().requests[0].clone()).unwrap();
+    assert!(req.ends_with("\r\n\r\nhello") && !req.to_ascii_lowercase().contains("expect:"), "{req}");
+}

@@ -753,9 +753,22 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         let server_keep = be.http_keep_alive && client_keep;
         let mut out = std::mem::take(&mut out_buf);
         out.clear();
-        edit::write_head(&cbuf, head, &edits, true, conn_header(!server_keep, head.version), &mut out);
+        // `Expect: 100-continue` with the body not yet sent: the client waits for a 100 before
+        // sending it, so answer it here (as nginx does) and forward the request without the
+        // expectation; the body then streams as usual.
         let body_start = head.len;
+        let expects_continue = !matches!(framing, Framing::None)
+            && cbuf.len() == body_start
+            && head.version == Version::Http11
+            && header_has_token(&cbuf, head, "expect", "100-continue");
+        if expects_continue {
+            edits.push(Edit::Del { name: "expect".into(), matching: edit::NameMatch::Str });
+        }
+        edit::write_head(&cbuf, head, &edits, true, conn_header(!server_keep, head.version), &mut out);
         cbuf.drain(..body_start);
+        if expects_continue && send(&client, b"HTTP/1.1 100 Continue\r\n\r\n".to_vec(), fe.timeout_client).await.0.is_err() {
+            break End::ClientError;
+        }
         // A body already complete in the buffer goes out with the head, in one write.
         let framing = absorb_body(&mut out, &mut cbuf, framing);
         let (r, b) = send(&server, out, be.timeout_server).await;
