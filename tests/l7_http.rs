@@ -9,25 +9,13 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
-fn http_cfg(port: u16, frontend: &str, backend: &str) -> String {
-    format!(
-        "defaults\n  mode http\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n  timeout http-request 2s\nfrontend f\n  bind 127.0.0.1:{port}\n{frontend}\n  default_backend b\nbackend b\n{backend}\n"
-    )
-}
-
-fn request(port: u16, raw: &[u8]) -> (u16, String, Vec<u8>) {
-    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    c.write_all(raw).unwrap();
-    read_response(&mut c)
-}
-
 #[test]
 fn quickstart_answers_with_http_request_return() {
     let cfg = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/conf/quickstart.cfg")).unwrap();
     let port = free_port();
     let cfg = cfg.replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"));
     let _s = Sluiced::start(&cfg, &[port]);
-    let (status, head, body) = request(port, b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let (status, head, body) = http_request(port, b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
     assert_eq!(status, 200, "{head}");
     assert!(head.to_ascii_lowercase().contains("content-type: text/plain"), "{head}");
     assert_eq!(body, b"hello from sluiced\n");
@@ -38,7 +26,7 @@ fn a_get_is_forwarded_and_the_response_returned() {
     let (be, seen) = http_backend(|_| ok_response("from the server"));
     let port = free_port();
     let _s = Sluiced::start(&http_cfg(port, "", &format!("  server s {}", be.addr())), &[port]);
-    let (status, _, body) = request(port, b"GET /hello?x=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: t\r\n\r\n");
+    let (status, _, body) = http_request(port, b"GET /hello?x=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: t\r\n\r\n");
     assert_eq!(status, 200);
     assert_eq!(body, b"from the server");
     let req = String::from_utf8(seen.lock().unwrap().requests[0].clone()).unwrap();
@@ -102,7 +90,7 @@ fn a_request_body_with_content_length_arrives_intact() {
     let body = random_bytes(300_000, 9);
     let mut raw = format!("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
     raw.extend_from_slice(&body);
-    let (status, _, _) = request(port, &raw);
+    let (status, _, _) = http_request(port, &raw);
     assert_eq!(status, 200);
     let req = seen.lock().unwrap().requests[0].clone();
     assert!(req.ends_with(&body), "the body reached the server altered");
@@ -116,7 +104,7 @@ fn a_chunked_request_body_is_forwarded_as_sent() {
     let chunks = b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: yes\r\n\r\n";
     let mut raw = b"POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
     raw.extend_from_slice(chunks);
-    let (status, _, _) = request(port, &raw);
+    let (status, _, _) = http_request(port, &raw);
     assert_eq!(status, 200);
     let req = seen.lock().unwrap().requests[0].clone();
     assert!(req.ends_with(chunks), "{:?}", String::from_utf8_lossy(&req));
@@ -127,7 +115,7 @@ fn a_chunked_response_is_passed_through() {
     let (be, _) = http_backend(|_| b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n".to_vec());
     let port = free_port();
     let _s = Sluiced::start(&http_cfg(port, "", &format!("  server s {}", be.addr())), &[port]);
-    let (status, _, body) = request(port, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    let (status, _, body) = http_request(port, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
     assert_eq!(status, 200);
     assert_eq!(body, b"3\r\nabc\r\n0\r\n\r\n");
 }
@@ -155,7 +143,7 @@ fn refused(raw: &[u8], status: u16) {
     let (be, seen) = http_backend(|_| ok_response("should not happen"));
     let port = free_port();
     let _s = Sluiced::start(&http_cfg(port, "", &format!("  server s {}", be.addr())), &[port]);
-    let (got, head, _) = request(port, raw);
+    let (got, head, _) = http_request(port, raw);
     assert_eq!(got, status, "{:?} -> {head}", String::from_utf8_lossy(raw));
     std::thread::sleep(Duration::from_millis(50));
     assert!(seen.lock().unwrap().requests.is_empty(), "a refused request reached the server: {:?}", String::from_utf8_lossy(raw));
@@ -268,7 +256,7 @@ fn a_malformed_response_gets_502() {
     let (be, _) = http_backend(|_| b"HTTP/1.1 2000 Nope\r\nContent-Length: 0\r\n\r\n".to_vec());
     let port = free_port();
     let _s = Sluiced::start(&http_cfg(port, "", &format!("  server s {}", be.addr())), &[port]);
-    let (status, _, _) = request(port, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    let (status, _, _) = http_request(port, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
     assert_eq!(status, 502);
 }
 
@@ -277,7 +265,7 @@ fn a_response_with_both_framings_gets_502() {
     let (be, _) = http_backend(|_| b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec());
     let port = free_port();
     let _s = Sluiced::start(&http_cfg(port, "", &format!("  server s {}", be.addr())), &[port]);
-    let (status, _, _) = request(port, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    let (status, _, _) = http_request(port, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
     assert_eq!(status, 502);
 }
 
@@ -285,7 +273,7 @@ fn a_response_with_both_framings_gets_502() {
 fn no_server_gives_503() {
     let port = free_port();
     let _s = Sluiced::start(&http_cfg(port, "", "  server s 127.0.0.1:1 disabled"), &[port]);
-    let (status, head, body) = request(port, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    let (status, head, body) = http_request(port, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
     assert_eq!(status, 503, "{head}");
     assert!(String::from_utf8_lossy(&body).contains("503 Service Unavailable"));
 }
@@ -301,9 +289,9 @@ fn deny_answers_403_and_use_backend_routes_by_path() {
         web.addr()
     );
     let _s = Sluiced::start(&cfg, &[port]);
-    assert_eq!(request(port, b"GET /api/users HTTP/1.1\r\nHost: h\r\n\r\n").2, b"api");
-    assert_eq!(request(port, b"GET /index.html HTTP/1.1\r\nHost: h\r\n\r\n").2, b"web");
-    assert_eq!(request(port, b"GET /admin/x HTTP/1.1\r\nHost: h\r\n\r\n").0, 403);
+    assert_eq!(http_request(port, b"GET /api/users HTTP/1.1\r\nHost: h\r\n\r\n").2, b"api");
+    assert_eq!(http_request(port, b"GET /index.html HTTP/1.1\r\nHost: h\r\n\r\n").2, b"web");
+    assert_eq!(http_request(port, b"GET /admin/x HTTP/1.1\r\nHost: h\r\n\r\n").0, 403);
     assert_eq!(api_seen.lock().unwrap().requests.len(), 1);
 }
 
@@ -313,7 +301,7 @@ fn set_header_add_header_and_del_header_reach_the_server() {
     let port = free_port();
     let fe = "  http-request set-header X-Set one\n  http-request add-header X-Add %[src]\n  http-request del-header X-Drop";
     let _s = Sluiced::start(&http_cfg(port, fe, &format!("  server s {}", be.addr())), &[port]);
-    request(port, b"GET / HTTP/1.1\r\nHost: h\r\nX-Set: old\r\nX-Drop: secret\r\n\r\n");
+    http_request(port, b"GET / HTTP/1.1\r\nHost: h\r\nX-Set: old\r\nX-Drop: secret\r\n\r\n");
     // Fields a rule writes get a lower-case name, as HAProxy's HTTP/1 multiplexer sends them.
     let req = String::from_utf8(seen.lock().unwrap().requests[0].clone()).unwrap();
     assert!(req.contains("x-set: one\r\n") && !req.to_ascii_lowercase().contains("x-set: old"), "{req}");
@@ -326,7 +314,7 @@ fn redirect_scheme_https_builds_the_location_from_host_and_path() {
     let port = free_port();
     let cfg = format!("defaults\n  mode http\n  timeout client 5s\nfrontend f\n  bind 127.0.0.1:{port}\n  http-request redirect scheme https code 301\n");
     let _s = Sluiced::start(&cfg, &[port]);
-    let (status, head, _) = request(port, b"GET /a/b?q=1 HTTP/1.1\r\nHost: example.com\r\n\r\n");
+    let (status, head, _) = http_request(port, b"GET /a/b?q=1 HTTP/1.1\r\nHost: example.com\r\n\r\n");
     assert_eq!(status, 301);
     assert!(head.to_ascii_lowercase().contains("location: https://example.com/a/b?q=1\r\n"), "{head}");
 }
@@ -390,13 +378,13 @@ fn http_request_auth_asks_for_credentials_and_lets_a_valid_user_through() {
         be.addr()
     );
     let _s = Sluiced::start(&cfg, &[port]);
-    let (status, head, _) = request(port, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    let (status, head, _) = http_request(port, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
     assert_eq!(status, 401);
     assert!(head.to_ascii_lowercase().contains("www-authenticate: basic realm=\"admin\""), "{head}");
     // alice:wonderland
-    let (status, _, body) = request(port, b"GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Basic YWxpY2U6d29uZGVybGFuZA==\r\n\r\n");
+    let (status, _, body) = http_request(port, b"GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Basic YWxpY2U6d29uZGVybGFuZA==\r\n\r\n");
     assert_eq!((status, body.as_slice()), (200, b"secret".as_slice()));
-    let (status, _, _) = request(port, b"GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Basic YWxpY2U6d3Jvbmc=\r\n\r\n");
+    let (status, _, _) = http_request(port, b"GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Basic YWxpY2U6d3Jvbmc=\r\n\r\n");
     assert_eq!(status, 401);
     assert_eq!(seen.lock().unwrap().requests.len(), 1);
 }

@@ -9,25 +9,13 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
-fn cfg(port: u16, frontend: &str, backend: &str) -> String {
-    format!(
-        "defaults\n  mode http\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n  timeout http-request 2s\nfrontend f\n  bind 127.0.0.1:{port}\n{frontend}\n  default_backend b\nbackend b\n{backend}\n"
-    )
-}
-
-fn request(port: u16, raw: &[u8]) -> (u16, String, Vec<u8>) {
-    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    c.write_all(raw).unwrap();
-    read_response(&mut c)
-}
-
 /// Starts sluiced with `frontend` rules before a recording backend; returns what the backend
 /// received for one GET with `headers`, and the client's answer.
 fn through(frontend: &str, backend: &str, req: &[u8]) -> (String, (u16, String, Vec<u8>)) {
     let (be, seen) = http_backend(|_| ok_response("x"));
     let port = free_port();
-    let _s = Sluiced::start(&cfg(port, frontend, &format!("{backend}\n  server s {}", be.addr())), &[port]);
-    let answer = request(port, req);
+    let _s = Sluiced::start(&http_cfg(port, frontend, &format!("{backend}\n  server s {}", be.addr())), &[port]);
+    let answer = http_request(port, req);
     let got = seen.lock().unwrap().requests.first().map(|r| String::from_utf8_lossy(r).into_owned()).unwrap_or_default();
     (got, answer)
 }
@@ -93,7 +81,7 @@ fn return_with_an_lf_string_evaluates_src() {
 #[test]
 fn reject_closes_without_an_answer() {
     let port = free_port();
-    let _s = Sluiced::start(&cfg(port, "  http-request reject", "  server s 127.0.0.1:1"), &[port]);
+    let _s = Sluiced::start(&http_cfg(port, "  http-request reject", "  server s 127.0.0.1:1"), &[port]);
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
     c.write_all(GET).unwrap();
     assert!(read_to_end(&mut c, Duration::from_secs(5)).unwrap_or_default().is_empty());
@@ -129,8 +117,8 @@ fn errorfile_is_served_for_503_when_no_server_is_up() {
     std::fs::write(&file, "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n\r\nsorry, later\n").unwrap();
     let port = free_port();
     let be = format!("  errorfile 503 {}\n  server s 127.0.0.1:1 disabled", file.display());
-    let _s = Sluiced::start(&cfg(port, "", &be), &[port]);
-    let (status, _, body) = request(port, GET);
+    let _s = Sluiced::start(&http_cfg(port, "", &be), &[port]);
+    let (status, _, body) = http_request(port, GET);
     assert_eq!(status, 503);
     assert_eq!(body, b"sorry, later\n");
 }
@@ -141,10 +129,13 @@ fn http_errors_section_pages_answer_deny() {
     let file = dir.join("403.http");
     std::fs::write(&file, "HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\n\r\ngo away\n").unwrap();
     let port = free_port();
-    let text =
-        format!("{}\nhttp-errors site\n  errorfile 403 {}\n", cfg(port, "  errorfiles site\n  http-request deny", "  server s 127.0.0.1:1"), file.display());
+    let text = format!(
+        "{}\nhttp-errors site\n  errorfile 403 {}\n",
+        http_cfg(port, "  errorfiles site\n  http-request deny", "  server s 127.0.0.1:1"),
+        file.display()
+    );
     let _s = Sluiced::start(&text, &[port]);
-    let (status, _, body) = request(port, GET);
+    let (status, _, body) = http_request(port, GET);
     assert_eq!(status, 403);
     assert_eq!(body, b"go away\n");
 }
@@ -155,7 +146,7 @@ fn a_missing_errorfile_is_a_configuration_error_naming_it() {
     let dir = temp_dir("cfgerr");
     let file = dir.join("bad.http");
     std::fs::write(&file, "not an http response\n").unwrap();
-    let text = cfg(port, &format!("  errorfile 503 {}", file.display()), "  server s 127.0.0.1:1");
+    let text = http_cfg(port, &format!("  errorfile 503 {}", file.display()), "  server s 127.0.0.1:1");
     let cfg_path = dir.join("c.cfg");
     std::fs::write(&cfg_path, text).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluiced")).args(["-c", "-f", cfg_path.to_str().unwrap()]).output().unwrap();
@@ -200,8 +191,8 @@ fn http_response_set_status_and_del_header() {
     let (be, _) = http_backend(|_| b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\nx-internal: secret\r\n\r\nx".to_vec());
     let port = free_port();
     let fe = "  http-response set-status 299 reason Fine\n  http-response del-header x-internal";
-    let _s = Sluiced::start(&cfg(port, fe, &format!("  server s {}", be.addr())), &[port]);
-    let (status, head, body) = request(port, GET);
+    let _s = Sluiced::start(&http_cfg(port, fe, &format!("  server s {}", be.addr())), &[port]);
+    let (status, head, body) = http_request(port, GET);
     assert_eq!(status, 299, "{head}");
     assert!(head.starts_with("HTTP/1.1 299 Fine\r\n"), "{head}");
     assert!(!head.contains("x-internal"), "{head}");
@@ -212,8 +203,8 @@ fn http_response_set_status_and_del_header() {
 fn http_response_deny_answers_502() {
     let (be, _) = http_backend(|_| ok_response("leak"));
     let port = free_port();
-    let _s = Sluiced::start(&cfg(port, "  http-response deny", &format!("  server s {}", be.addr())), &[port]);
-    let (status, _, body) = request(port, GET);
+    let _s = Sluiced::start(&http_cfg(port, "  http-response deny", &format!("  server s {}", be.addr())), &[port]);
+    let (status, _, body) = http_request(port, GET);
     assert_eq!(status, 502);
     assert!(!String::from_utf8_lossy(&body).contains("leak"));
 }
@@ -221,8 +212,8 @@ fn http_response_deny_answers_502() {
 #[test]
 fn http_after_response_applies_to_a_generated_503() {
     let port = free_port();
-    let _s = Sluiced::start(&cfg(port, "  http-after-response set-header X-After yes", "  server s 127.0.0.1:1 disabled"), &[port]);
-    let (status, head, _) = request(port, GET);
+    let _s = Sluiced::start(&http_cfg(port, "  http-after-response set-header X-After yes", "  server s 127.0.0.1:1 disabled"), &[port]);
+    let (status, head, _) = http_request(port, GET);
     assert_eq!(status, 503);
     assert!(head.contains("x-after: yes\r\n"), "{head}");
 }
@@ -238,8 +229,8 @@ fn picks(balance: &str, reqs: &[Vec<u8>]) -> Vec<String> {
         bes.push(be);
     }
     let port = free_port();
-    let _s = Sluiced::start(&cfg(port, "", &format!("  balance {balance}\n{servers}")), &[port]);
-    reqs.iter().map(|r| String::from_utf8(request(port, r).2).unwrap()).collect()
+    let _s = Sluiced::start(&http_cfg(port, "", &format!("  balance {balance}\n{servers}")), &[port]);
+    reqs.iter().map(|r| String::from_utf8(http_request(port, r).2).unwrap()).collect()
 }
 
 #[test]

@@ -377,3 +377,18 @@ pub fn read_response(c: &mut TcpStream) -> (u16, String, Vec<u8>) {
     }
     (status, head, body)
 }
+
+/// A `mode http` frontend `f` on `port` with `frontend` lines, its default backend `b` with
+/// `backend` lines, and short timeouts.
+pub fn http_cfg(port: u16, frontend: &str, backend: &str) -> String {
+    format!(
+        "defaults\n  mode http\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n  timeout http-request 2s\nfrontend f\n  bind 127.0.0.1:{port}\n{frontend}\n  default_backend b\nbackend b\n{backend}\n"
+    )
+}
+
+/// Sends `raw` on a new connection and reads one response.
+pub fn http_request(port: u16, raw: &[u8]) -> (u16, String, Vec<u8>) {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(raw).unwrap();
+    read_response(&mut c)
+}
