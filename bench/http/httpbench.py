@@ -316,25 +316,7 @@ def report(args, results, unavailable, commit, started, configs):
         if errs:
             L.append(f"  - errors: {'; '.join(errs)}")
     L.append("")
-    L.append("Command lines (ports as handed out by the kernel in this run):")
-    L.append("")
-    L.append("```sh")
-    seen = []
-    for c in l4.COMMANDS:
-        if c not in seen:
-            seen.append(c)
-    L += seen
-    L.append("```")
-    L.append("")
-    for name, text in configs.items():
-        L.append(f"<details><summary>{name}</summary>")
-        L.append("")
-        L.append("```")
-        L.append(text.rstrip())
-        L.append("```")
-        L.append("")
-        L.append("</details>")
-        L.append("")
+    L += l4.commands_and_configs(configs)
     return "\n".join(L), M
 
 

@@ -496,26 +496,23 @@ def report(args, results, unavailable, commit, started, configs):
             + f"conns/s {each(r['churn'], 'cps', 0, True)}; busy cores {each(r['churn'], 'proxy_cores', 3)}"
         )
     L.append("")
-    L.append("Command lines (ports as handed out by the kernel in this run):")
-    L.append("")
-    L.append("```sh")
+    L += commands_and_configs(configs)
+    return "\n".join(L), M
+
+
+def commands_and_configs(configs):
+    """The report's closing part: every command line run (each once, in order) and every proxy
+    configuration, folded. Shared with the HTTP bench."""
+    L = ["Command lines (ports as handed out by the kernel in this run):", "", "```sh"]
     seen = []
     for c in COMMANDS:
         if c not in seen:
             seen.append(c)
     L += seen
-    L.append("```")
-    L.append("")
+    L += ["```", ""]
     for name, text in configs.items():
-        L.append(f"<details><summary>{name}</summary>")
-        L.append("")
-        L.append("```")
-        L.append(text.rstrip())
-        L.append("```")
-        L.append("")
-        L.append("</details>")
-        L.append("")
-    return "\n".join(L), M
+        L += [f"<details><summary>{name}</summary>", "", "```", text.rstrip(), "```", "", "</details>", ""]
+    return L
 
 
 # ---------------------------------------------------------------- main

@@ -432,13 +432,10 @@ fn parse_cookie(a: &mut KwArgs<'_>, p: &mut Proxy) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::testing::load;
+    use crate::config::testing::{load, ok};
 
     fn backend(lines: &str) -> ProxyBalance {
-        let loaded = load(&format!("backend be\n{lines}\n"));
-        let alerts: Vec<String> = loaded.diags.alerts().map(|d| d.to_string()).collect();
-        assert!(alerts.is_empty(), "{alerts:?}");
-        loaded.config.unwrap().proxies[0].balance.clone()
+        ok(&format!("backend be\n{lines}\n")).proxies.remove(0).balance
     }
 
     /// The one alert of a backend made of `lines`, as (line, keyword, message).

@@ -1416,13 +1416,10 @@ pub fn doc_tables() -> Vec<DocTable> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::testing::load;
+    use crate::config::testing::{load, ok};
 
     fn backend(lines: &str) -> Proxy {
-        let loaded = load(&format!("backend be\n{lines}\n"));
-        let alerts: Vec<String> = loaded.diags.alerts().map(|d| d.to_string()).collect();
-        assert!(alerts.is_empty(), "{alerts:?}");
-        loaded.config.unwrap().proxies[0].clone()
+        ok(&format!("backend be\n{lines}\n")).proxies.remove(0)
     }
 
     /// The one alert of a backend made of `lines`, as (line, keyword, message).

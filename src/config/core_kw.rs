@@ -64,21 +64,6 @@ macro_rules! timeout_kw {
     };
 }
 
-macro_rules! bool_opt {
-    ($name:literal, $sect:expr, $field:ident, $desc:literal) => {
-        opt(
-            concat!("option ", $name),
-            $sect,
-            |a, p| {
-                a.at_most(0)?;
-                p.options.$field = Some(!a.negated);
-                Ok(())
-            },
-            doc!(Parsed, concat!("[no] option ", $name), $desc, concat!("option ", $name)),
-        )
-    };
-}
-
 pub fn proxy_keywords() -> Vec<ProxyKeyword> {
     use Sections as S;
     vec![
@@ -282,22 +267,22 @@ pub fn proxy_keywords() -> Vec<ProxyKeyword> {
                 "option redispatch"
             ),
         ),
-        bool_opt!("allbackups", S::BE, allbackups, "Uses all backup servers at once instead of only the first."),
-        bool_opt!("abortonclose", S::ALL, abortonclose, "Aborts a queued or pending request when the client closes."),
-        bool_opt!("tcpka", S::ALL, tcpka, "Enables TCP keep-alive on both sides."),
-        bool_opt!("clitcpka", S::FE, clitcpka, "Enables TCP keep-alive on the client side."),
-        bool_opt!("srvtcpka", S::BE, srvtcpka, "Enables TCP keep-alive on the server side."),
-        bool_opt!("nolinger", S::ALL, nolinger, "Closes connections with a reset instead of lingering."),
-        bool_opt!("splice-auto", S::ALL, splice_auto, "Uses kernel splicing in both directions when it pays."),
-        bool_opt!("splice-request", S::ALL, splice_request, "Uses kernel splicing from client to server."),
-        bool_opt!("splice-response", S::ALL, splice_response, "Uses kernel splicing from server to client."),
-        bool_opt!("persist", S::BE, persist, "Keeps sending a persistent client to its server even when it is down."),
-        bool_opt!("transparent", S::BE, transparent, "Connects to the client's original destination address."),
-        bool_opt!("independent-streams", S::ALL, independent_streams, "Lets read and write timeouts of each side advance independently."),
-        bool_opt!("socket-stats", S::FE, socket_stats, "Keeps statistics per listening socket."),
-        bool_opt!("contstats", S::ALL, contstats, "Updates traffic counters continuously for long sessions."),
-        bool_opt!("tcp-smart-accept", S::FE, tcp_smart_accept, "Delays the accept acknowledgement until data arrives where possible."),
-        bool_opt!("tcp-smart-connect", S::BE, tcp_smart_connect, "Sends the first data with the connection's ACK."),
+        crate::bool_option!("allbackups", S::BE, options.allbackups, "Uses all backup servers at once instead of only the first."),
+        crate::bool_option!("abortonclose", S::ALL, options.abortonclose, "Aborts a queued or pending request when the client closes."),
+        crate::bool_option!("tcpka", S::ALL, options.tcpka, "Enables TCP keep-alive on both sides."),
+        crate::bool_option!("clitcpka", S::FE, options.clitcpka, "Enables TCP keep-alive on the client side."),
+        crate::bool_option!("srvtcpka", S::BE, options.srvtcpka, "Enables TCP keep-alive on the server side."),
+        crate::bool_option!("nolinger", S::ALL, options.nolinger, "Closes connections with a reset instead of lingering."),
+        crate::bool_option!("splice-auto", S::ALL, options.splice_auto, "Uses kernel splicing in both directions when it pays."),
+        crate::bool_option!("splice-request", S::ALL, options.splice_request, "Uses kernel splicing from client to server."),
+        crate::bool_option!("splice-response", S::ALL, options.splice_response, "Uses kernel splicing from server to client."),
+        crate::bool_option!("persist", S::BE, options.persist, "Keeps sending a persistent client to its server even when it is down."),
+        crate::bool_option!("transparent", S::BE, options.transparent, "Connects to the client's original destination address."),
+        crate::bool_option!("independent-streams", S::ALL, options.independent_streams, "Lets read and write timeouts of each side advance independently."),
+        crate::bool_option!("socket-stats", S::FE, options.socket_stats, "Keeps statistics per listening socket."),
+        crate::bool_option!("contstats", S::ALL, options.contstats, "Updates traffic counters continuously for long sessions."),
+        crate::bool_option!("tcp-smart-accept", S::FE, options.tcp_smart_accept, "Delays the accept acknowledgement until data arrives where possible."),
+        crate::bool_option!("tcp-smart-connect", S::BE, options.tcp_smart_connect, "Sends the first data with the connection's ACK."),
     ]
 }
 

@@ -304,6 +304,25 @@ macro_rules! doc {
     };
 }
 
+/// A boolean proxy `option` (`[no] option <name>`) that sets `Some(!negated)` in the field at
+/// `path` of the proxy model: `bool_option!("redispatch", Sections::BE, options.redispatch, "...")`.
+#[macro_export]
+macro_rules! bool_option {
+    ($name:literal, $sect:expr, $($field:ident).+, $desc:literal) => {
+        $crate::config::registry::ProxyKeyword {
+            name: concat!("option ", $name),
+            sections: $sect,
+            negatable: true,
+            parse: |a, p| {
+                a.at_most(0)?;
+                p.$($field).+ = Some(!a.negated);
+                Ok(())
+            },
+            doc: $crate::doc!(Parsed, concat!("[no] option ", $name), $desc, concat!("option ", $name)),
+        }
+    };
+}
+
 static REGISTRY: std::sync::OnceLock<Registry> = std::sync::OnceLock::new();
 
 impl Registry {

@@ -445,29 +445,15 @@ fn parse_stats_socket(a: &mut KwArgs<'_>, g: &mut Global) -> Result<(), String> 
 mod tests {
     use super::*;
     use crate::config::addr::AddrKind;
-    use crate::config::model::Config;
-    use crate::config::testing::load;
-
-    fn config(text: &str) -> Config {
-        let l = load(text);
-        let alerts: Vec<String> = l.diags.alerts().map(|d| d.to_string()).collect();
-        l.config.unwrap_or_else(|| panic!("config rejected: {alerts:?}"))
-    }
-
-    fn alert(text: &str) -> (u32, String, String) {
-        let l = load(text);
-        let a: Vec<_> = l.diags.alerts().collect();
-        assert_eq!(a.len(), 1, "expected one alert, got {a:?}");
-        (a[0].span.as_ref().map_or(0, |s| s.line), a[0].keyword.clone().unwrap_or_default(), a[0].msg.clone())
-    }
+    use crate::config::testing::{load, ok, one_alert};
 
     fn page(body: &str) -> StatsPage {
-        config(&format!("listen st\n    bind :8404\n{body}")).proxy("st").unwrap().stats.clone()
+        ok(&format!("listen st\n    bind :8404\n{body}")).proxy("st").unwrap().stats.clone()
     }
 
     #[test]
     fn stats_socket_options_are_read() {
-        let g = config(
+        let g = ok(
             "global\n    stats socket /run/admin.sock mode 660 user haproxy group haproxy level admin expose-fd listeners severity-output string name adm\n",
         )
         .global
@@ -484,16 +470,15 @@ mod tests {
 
     #[test]
     fn stats_socket_level_defaults_to_operator() {
-        let g = config("global\n    stats socket /run/a.sock\n").global.stats;
+        let g = ok("global\n    stats socket /run/a.sock\n").global.stats;
         assert_eq!(g.sockets[0].level, StatsLevel::Operator);
     }
 
     #[test]
     fn several_stats_sockets_of_several_kinds() {
-        let g =
-            config("global\n    stats socket /run/a.sock\n    stats socket ipv4@127.0.0.1:9999 level user\n    stats socket fd@3\n    stats socket abns@ctl\n")
-                .global
-                .stats;
+        let g = ok("global\n    stats socket /run/a.sock\n    stats socket ipv4@127.0.0.1:9999 level user\n    stats socket fd@3\n    stats socket abns@ctl\n")
+            .global
+            .stats;
         assert_eq!(g.sockets.len(), 4);
         assert!(matches!(g.sockets[1].addr.kind, AddrKind::Inet { .. }));
         assert_eq!(g.sockets[2].addr.kind, AddrKind::Fd(3));
@@ -502,34 +487,34 @@ mod tests {
 
     #[test]
     fn stats_socket_bad_level_is_an_error_on_its_line() {
-        let (line, kw, msg) = alert("global\n    daemon\n    stats socket /run/a.sock level root\n");
+        let (line, kw, msg) = one_alert("global\n    daemon\n    stats socket /run/a.sock level root\n");
         assert_eq!((line, kw.as_str()), (3, "stats socket"));
         assert!(msg.contains("'level'"), "{msg}");
     }
 
     #[test]
     fn stats_socket_rejects_bad_mode_expose_fd_and_unknown_options() {
-        assert!(alert("global\n    stats socket /run/a.sock mode 9\n").2.contains("octal"));
-        assert!(alert("global\n    stats socket /run/a.sock expose-fd all\n").2.contains("listeners"));
-        assert!(alert("global\n    stats socket /run/a.sock colour blue\n").2.contains("unknown 'stats socket' option 'colour'"));
-        assert!(alert("global\n    stats socket /run/a.sock level\n").2.contains("expects an argument"));
+        assert!(one_alert("global\n    stats socket /run/a.sock mode 9\n").2.contains("octal"));
+        assert!(one_alert("global\n    stats socket /run/a.sock expose-fd all\n").2.contains("listeners"));
+        assert!(one_alert("global\n    stats socket /run/a.sock colour blue\n").2.contains("unknown 'stats socket' option 'colour'"));
+        assert!(one_alert("global\n    stats socket /run/a.sock level\n").2.contains("expects an argument"));
     }
 
     #[test]
     fn stats_socket_inet_address_needs_a_port() {
-        assert!(alert("global\n    stats socket ipv4@127.0.0.1\n").2.contains("missing port"));
+        assert!(one_alert("global\n    stats socket ipv4@127.0.0.1\n").2.contains("missing port"));
     }
 
     #[test]
     fn stats_timeout_and_maxconn() {
-        let g = config("global\n    stats timeout 30s\n    stats maxconn 5\n").global.stats;
+        let g = ok("global\n    stats timeout 30s\n    stats maxconn 5\n").global.stats;
         assert_eq!(g.timeout, Some(Duration::from_secs(30)));
         assert_eq!(g.maxconn, Some(5));
     }
 
     #[test]
     fn stats_bind_process_is_rejected() {
-        let (_, kw, msg) = alert("global\n    stats bind-process 1\n");
+        let (_, kw, msg) = one_alert("global\n    stats bind-process 1\n");
         assert_eq!(kw, "stats bind-process");
         assert!(msg.contains("removed"), "{msg}");
     }
@@ -553,7 +538,7 @@ mod tests {
     fn stats_auth_is_repeatable_and_needs_a_colon() {
         let s = page("    stats auth admin:pw\n    stats auth ro:x:y\n");
         assert_eq!(s.auth, vec![StatsUser { user: "admin".into(), password: "pw".into() }, StatsUser { user: "ro".into(), password: "x:y".into() }]);
-        let (line, kw, _) = alert("listen st\n    bind :8404\n    stats auth admin\n");
+        let (line, kw, _) = one_alert("listen st\n    bind :8404\n    stats auth admin\n");
         assert_eq!((line, kw.as_str()), (3, "stats auth"));
     }
 
@@ -579,14 +564,14 @@ mod tests {
 
     #[test]
     fn stats_admin_without_condition_is_an_error() {
-        let (line, kw, msg) = alert("listen st\n    bind :8404\n    stats admin\n");
+        let (line, kw, msg) = one_alert("listen st\n    bind :8404\n    stats admin\n");
         assert_eq!((line, kw.as_str()), (3, "stats admin"));
         assert!(msg.contains("'if' or 'unless'"), "{msg}");
     }
 
     #[test]
     fn stats_admin_is_not_allowed_in_defaults() {
-        let (_, kw, msg) = alert("defaults\n    stats admin if TRUE\n");
+        let (_, kw, msg) = one_alert("defaults\n    stats admin if TRUE\n");
         assert_eq!(kw, "stats admin");
         assert!(msg.contains("not allowed"), "{msg}");
     }
@@ -606,7 +591,7 @@ mod tests {
 
     #[test]
     fn stats_http_request_unknown_action_is_an_error() {
-        let (line, kw, msg) = alert("listen st\n    bind :8404\n    stats http-request redirect\n");
+        let (line, kw, msg) = one_alert("listen st\n    bind :8404\n    stats http-request redirect\n");
         assert_eq!((line, kw.as_str()), (3, "stats http-request"));
         assert!(msg.contains("unknown action 'redirect'"), "{msg}");
     }

@@ -342,14 +342,11 @@ pub fn doc_tables() -> Vec<DocTable> {
 mod tests {
     use super::*;
     use crate::config::expr::Polarity;
-    use crate::config::testing::{alerts, load};
+    use crate::config::testing::{alerts, load, ok};
     use crate::l4::action::{CaptureSlot, GpcSlot, GptSlot, IntOrExpr, VarScope};
 
     fn tcp(text: &str) -> ProxyTcp {
-        let loaded = load(text);
-        let alerts: Vec<String> = loaded.diags.alerts().map(|d| d.to_string()).collect();
-        assert!(alerts.is_empty(), "unexpected alerts: {alerts:?}");
-        loaded.config.expect("config").proxies.remove(0).l4
+        ok(text).proxies.remove(0).l4
     }
 
     const FE: &str = "frontend fe\n  bind :8080\n  acl blocked path_beg /x\n";

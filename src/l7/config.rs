@@ -1002,21 +1002,6 @@ fn opt(name: &'static str, sections: Sections, parse: ProxyParse, doc: Doc) -> P
     ProxyKeyword { name, sections, negatable: true, parse, doc }
 }
 
-macro_rules! bool_opt {
-    ($name:literal, $sect:expr, $field:ident, $desc:literal) => {
-        opt(
-            concat!("option ", $name),
-            $sect,
-            |a, p| {
-                a.at_most(0)?;
-                p.http.options.$field = Some(!a.negated);
-                Ok(())
-            },
-            doc!(Parsed, concat!("[no] option ", $name), $desc, concat!("option ", $name)),
-        )
-    };
-}
-
 macro_rules! conn_mode_opt {
     ($name:literal, $mode:expr, $desc:literal) => {
         opt(
@@ -1173,11 +1158,26 @@ pub fn proxy_keywords() -> Vec<ProxyKeyword> {
         conn_mode_opt!("http-keep-alive", HttpConnMode::KeepAlive, "Keeps both connections open between transactions (the default)."),
         conn_mode_opt!("http-server-close", HttpConnMode::ServerClose, "Closes the server connection after each response, keeping the client one alive."),
         conn_mode_opt!("httpclose", HttpConnMode::Close, "Closes both connections after each response."),
-        bool_opt!("http-buffer-request", S::ALL, buffer_request, "Waits for the whole request body (or a full buffer) before processing the request."),
-        bool_opt!("http-pretend-keepalive", S::BE, pretend_keepalive, "Does not announce 'Connection: close' to servers even when closing."),
-        bool_opt!("http-no-delay", S::ALL, no_delay, "Sends HTTP data as soon as possible, without merging segments."),
-        bool_opt!("http-ignore-probes", S::FE, ignore_probes, "Neither answers nor logs connections closed or timed out before any request byte."),
-        bool_opt!("http-use-proxy-header", S::FE, use_proxy_header, "Treats a Proxy-Connection header like Connection."),
+        crate::bool_option!(
+            "http-buffer-request",
+            S::ALL,
+            http.options.buffer_request,
+            "Waits for the whole request body (or a full buffer) before processing the request."
+        ),
+        crate::bool_option!(
+            "http-pretend-keepalive",
+            S::BE,
+            http.options.pretend_keepalive,
+            "Does not announce 'Connection: close' to servers even when closing."
+        ),
+        crate::bool_option!("http-no-delay", S::ALL, http.options.no_delay, "Sends HTTP data as soon as possible, without merging segments."),
+        crate::bool_option!(
+            "http-ignore-probes",
+            S::FE,
+            http.options.ignore_probes,
+            "Neither answers nor logs connections closed or timed out before any request byte."
+        ),
+        crate::bool_option!("http-use-proxy-header", S::FE, http.options.use_proxy_header, "Treats a Proxy-Connection header like Connection."),
         opt(
             "option accept-invalid-http-request",
             S::FE,
@@ -1200,8 +1200,18 @@ pub fn proxy_keywords() -> Vec<ProxyKeyword> {
                 "option accept-invalid-http-response"
             ),
         ),
-        bool_opt!("h1-case-adjust-bogus-client", S::FE, h1_case_adjust_bogus_client, "Rewrites response header names' case for HTTP/1 clients that need it."),
-        bool_opt!("h1-case-adjust-bogus-server", S::BE, h1_case_adjust_bogus_server, "Rewrites request header names' case for HTTP/1 servers that need it."),
+        crate::bool_option!(
+            "h1-case-adjust-bogus-client",
+            S::FE,
+            http.options.h1_case_adjust_bogus_client,
+            "Rewrites response header names' case for HTTP/1 clients that need it."
+        ),
+        crate::bool_option!(
+            "h1-case-adjust-bogus-server",
+            S::BE,
+            http.options.h1_case_adjust_bogus_server,
+            "Rewrites request header names' case for HTTP/1 servers that need it."
+        ),
         kw(
             "option http-restrict-req-hdr-names",
             S::ALL,
@@ -1445,15 +1455,12 @@ pub fn doc_tables() -> Vec<DocTable> {
 mod tests {
     use super::*;
     use crate::config::expr::Polarity;
-    use crate::config::testing::{alerts, load};
+    use crate::config::testing::{alerts, load, ok};
     use crate::l4::action::{CaptureSlot, VarScope};
 
     /// The HTTP configuration of the first proxy; fails on any alert.
     fn http(text: &str) -> ProxyHttp {
-        let loaded = load(text);
-        let alerts: Vec<String> = loaded.diags.alerts().map(|d| d.to_string()).collect();
-        assert!(alerts.is_empty(), "unexpected alerts: {alerts:?}");
-        loaded.config.expect("config").proxies.remove(0).http
+        ok(text).proxies.remove(0).http
     }
 
     fn has(errs: &[String], parts: &[&str]) -> bool {

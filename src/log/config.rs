@@ -470,21 +470,6 @@ fn parse_global_log(a: &mut KwArgs<'_>, g: &mut Global) -> Result<(), String> {
     Ok(())
 }
 
-macro_rules! log_opt {
-    ($name:literal, $sect:expr, $field:ident, $desc:literal) => {
-        opt(
-            concat!("option ", $name),
-            $sect,
-            |a, p| {
-                a.at_most(0)?;
-                p.log.$field = Some(!a.negated);
-                Ok(())
-            },
-            doc!(Parsed, concat!("[no] option ", $name), $desc, concat!("option ", $name)),
-        )
-    };
-}
-
 pub fn proxy_keywords() -> Vec<ProxyKeyword> {
     use Sections as S;
     vec![
@@ -587,11 +572,11 @@ pub fn proxy_keywords() -> Vec<ProxyKeyword> {
             },
             doc!(Parsed, "option tcplog", "Logs each connection in HAProxy's TCP format.", "option tcplog"),
         ),
-        log_opt!("dontlognull", S::FE, dontlognull, "Does not log connections that carried no data."),
-        log_opt!("dontlog-normal", S::FE, dontlog_normal, "Logs only streams that ended with an error or an unusual status."),
-        log_opt!("log-separate-errors", S::FE, log_separate_errors, "Raises the level of logs of failed streams from info to err."),
-        log_opt!("log-health-checks", S::BE, log_health_checks, "Logs every health check result change, not only server state changes."),
-        log_opt!("logasap", S::FE, logasap, "Logs a stream as soon as the response headers are sent instead of at its end."),
+        crate::bool_option!("dontlognull", S::FE, log.dontlognull, "Does not log connections that carried no data."),
+        crate::bool_option!("dontlog-normal", S::FE, log.dontlog_normal, "Logs only streams that ended with an error or an unusual status."),
+        crate::bool_option!("log-separate-errors", S::FE, log.log_separate_errors, "Raises the level of logs of failed streams from info to err."),
+        crate::bool_option!("log-health-checks", S::BE, log.log_health_checks, "Logs every health check result change, not only server state changes."),
+        crate::bool_option!("logasap", S::FE, log.logasap, "Logs a stream as soon as the response headers are sent instead of at its end."),
         kw(
             "capture request header",
             S::FE_ONLY,
@@ -734,25 +719,10 @@ pub fn global_keywords() -> Vec<GlobalKeyword> {
 mod tests {
     use super::*;
     use crate::config::addr::Host;
-    use crate::config::model::Config;
-    use crate::config::testing::load;
-
-    fn config(text: &str) -> Config {
-        let l = load(text);
-        let alerts: Vec<String> = l.diags.alerts().map(|d| d.to_string()).collect();
-        l.config.unwrap_or_else(|| panic!("config rejected: {alerts:?}"))
-    }
-
-    /// The one alert of a rejected config: (line, keyword, message).
-    fn alert(text: &str) -> (u32, String, String) {
-        let l = load(text);
-        let a: Vec<_> = l.diags.alerts().collect();
-        assert_eq!(a.len(), 1, "expected one alert, got {a:?}");
-        (a[0].span.as_ref().map_or(0, |s| s.line), a[0].keyword.clone().unwrap_or_default(), a[0].msg.clone())
-    }
+    use crate::config::testing::{load, ok, one_alert};
 
     fn global_logger(text: &str) -> Logger {
-        config(&format!("global\n    {text}\n")).global.log.loggers.into_iter().next().unwrap()
+        ok(&format!("global\n    {text}\n")).global.log.loggers.into_iter().next().unwrap()
     }
 
     #[test]
@@ -804,33 +774,33 @@ mod tests {
 
     #[test]
     fn unknown_facility_is_an_error_on_its_line() {
-        let (line, kw, msg) = alert("global\n    log 127.0.0.1 local9\n");
+        let (line, kw, msg) = one_alert("global\n    log 127.0.0.1 local9\n");
         assert_eq!((line, kw.as_str()), (2, "log"));
         assert!(msg.contains("unknown log facility 'local9'"), "{msg}");
     }
 
     #[test]
     fn missing_facility_is_an_error() {
-        let (_, _, msg) = alert("global\n    log 127.0.0.1 len 2000\n");
+        let (_, _, msg) = one_alert("global\n    log 127.0.0.1 len 2000\n");
         assert!(msg.contains("missing facility"), "{msg}");
     }
 
     #[test]
     fn len_out_of_range_is_an_error() {
-        let (_, _, msg) = alert("global\n    log 127.0.0.1 len 10 local0\n");
+        let (_, _, msg) = one_alert("global\n    log 127.0.0.1 len 10 local0\n");
         assert!(msg.contains("between 80 and 65535"), "{msg}");
     }
 
     #[test]
     fn sample_range_beyond_size_is_an_error() {
-        let (_, _, msg) = alert("global\n    log 127.0.0.1 sample 3-5:4 local0\n");
+        let (_, _, msg) = one_alert("global\n    log 127.0.0.1 sample 3-5:4 local0\n");
         assert!(msg.contains("within 1-4"), "{msg}");
     }
 
     #[test]
     fn unknown_level_and_extra_words_are_errors() {
-        assert!(alert("global\n    log 127.0.0.1 local0 loud\n").2.contains("unknown log level 'loud'"));
-        assert!(alert("global\n    log 127.0.0.1 local0 info err extra\n").2.contains("unexpected argument 'extra'"));
+        assert!(one_alert("global\n    log 127.0.0.1 local0 loud\n").2.contains("unknown log level 'loud'"));
+        assert!(one_alert("global\n    log 127.0.0.1 local0 info err extra\n").2.contains("unexpected argument 'extra'"));
     }
 
     #[test]
@@ -843,14 +813,14 @@ mod tests {
 
     #[test]
     fn log_global_in_global_section_is_an_error() {
-        let (line, _, msg) = alert("global\n    log global\n");
+        let (line, _, msg) = one_alert("global\n    log global\n");
         assert_eq!(line, 2);
         assert!(msg.contains("only valid in proxies"), "{msg}");
     }
 
     #[test]
     fn proxy_log_global_and_no_log() {
-        let cfg = config("defaults\n    log global\nfrontend fe\n    bind :80\n    log 10.0.0.1 local1\nbackend be\n    no log\n");
+        let cfg = ok("defaults\n    log global\nfrontend fe\n    bind :80\n    log 10.0.0.1 local1\nbackend be\n    no log\n");
         let fe = cfg.proxy("fe").unwrap();
         assert_eq!(fe.log.loggers.len(), 2, "inherits 'log global' and adds its own");
         assert!(matches!(fe.log.loggers[0], LogEntry::Global(_)));
@@ -859,41 +829,41 @@ mod tests {
 
     #[test]
     fn log_tag_and_send_hostname_in_global() {
-        let g = config("global\n    log-tag haproxy\n    log-send-hostname lb1\n").global.log;
+        let g = ok("global\n    log-tag haproxy\n    log-send-hostname lb1\n").global.log;
         assert_eq!(g.tag.as_deref(), Some("haproxy"));
         assert!(g.send_hostname);
         assert_eq!(g.hostname.as_deref(), Some("lb1"));
-        let g = config("global\n    log-send-hostname\n").global.log;
+        let g = ok("global\n    log-send-hostname\n").global.log;
         assert!(g.send_hostname && g.hostname.is_none());
     }
 
     #[test]
     fn last_log_style_wins() {
-        let cfg = config("frontend fe\n    bind :80\n    option tcplog\n    option httplog clf\n");
+        let cfg = ok("frontend fe\n    bind :80\n    option tcplog\n    option httplog clf\n");
         assert_eq!(cfg.proxy("fe").unwrap().log.style, Some(LogStyle::HttpClf));
-        let cfg = config("frontend fe\n    bind :80\n    option httplog\n    log-format \"%ci %ST\"\n");
+        let cfg = ok("frontend fe\n    bind :80\n    option httplog\n    log-format \"%ci %ST\"\n");
         assert!(matches!(cfg.proxy("fe").unwrap().log.style, Some(LogStyle::Custom(_))));
-        let cfg = config("frontend fe\n    bind :80\n    option httpslog\n");
+        let cfg = ok("frontend fe\n    bind :80\n    option httpslog\n");
         assert_eq!(cfg.proxy("fe").unwrap().log.style, Some(LogStyle::Https));
     }
 
     #[test]
     fn httplog_rejects_unknown_argument() {
-        let (line, kw, msg) = alert("frontend fe\n    bind :80\n    option httplog json\n");
+        let (line, kw, msg) = one_alert("frontend fe\n    bind :80\n    option httplog json\n");
         assert_eq!((line, kw.as_str()), (3, "option httplog"));
         assert!(msg.contains("'json'"), "{msg}");
     }
 
     #[test]
     fn unquoted_log_format_with_spaces_is_an_error() {
-        let (_, kw, msg) = alert("frontend fe\n    bind :80\n    log-format %ci %ST\n");
+        let (_, kw, msg) = one_alert("frontend fe\n    bind :80\n    log-format %ci %ST\n");
         assert_eq!(kw, "log-format");
         assert!(msg.contains("must be quoted"), "{msg}");
     }
 
     #[test]
     fn boolean_log_options_can_be_negated() {
-        let cfg = config(
+        let cfg = ok(
             "defaults\n    option dontlognull\n    option log-separate-errors\nfrontend fe\n    bind :80\n    no option dontlognull\n    option dontlog-normal\n",
         );
         let l = &cfg.proxy("fe").unwrap().log;
@@ -902,13 +872,13 @@ mod tests {
 
     #[test]
     fn log_health_checks_is_not_allowed_in_a_frontend() {
-        let (line, kw, _) = alert("frontend fe\n    bind :80\n    option log-health-checks\n");
+        let (line, kw, _) = one_alert("frontend fe\n    bind :80\n    option log-health-checks\n");
         assert_eq!((line, kw.as_str()), (3, "option log-health-checks"));
     }
 
     #[test]
     fn captures_are_recorded() {
-        let cfg = config(
+        let cfg = ok(
             "frontend fe\n    bind :80\n    capture request header Host len 64\n    capture response header Server len 20\n    capture cookie SID len 32\n    declare capture response len 10\n",
         );
         let l = &cfg.proxy("fe").unwrap().log;
@@ -920,22 +890,22 @@ mod tests {
 
     #[test]
     fn capture_needs_len() {
-        let (_, kw, msg) = alert("frontend fe\n    bind :80\n    capture request header Host 64\n");
+        let (_, kw, msg) = one_alert("frontend fe\n    bind :80\n    capture request header Host 64\n");
         assert_eq!(kw, "capture request header");
         assert!(msg.contains("len"), "{msg}");
-        assert!(alert("frontend fe\n    bind :80\n    capture request header Host len 0\n").2.contains("positive"));
+        assert!(one_alert("frontend fe\n    bind :80\n    capture request header Host len 0\n").2.contains("positive"));
     }
 
     #[test]
     fn capture_is_not_allowed_in_defaults() {
-        let (_, kw, msg) = alert("defaults\n    capture request header Host len 64\n");
+        let (_, kw, msg) = one_alert("defaults\n    capture request header Host len 64\n");
         assert_eq!(kw, "capture request header");
         assert!(msg.contains("not allowed"), "{msg}");
     }
 
     #[test]
     fn unique_id_format_and_header() {
-        let cfg = config("frontend fe\n    bind :80\n    unique-id-format %{+X}o%ci\n    unique-id-header X-Req-ID\n");
+        let cfg = ok("frontend fe\n    bind :80\n    unique-id-format %{+X}o%ci\n    unique-id-header X-Req-ID\n");
         let l = &cfg.proxy("fe").unwrap().log;
         assert!(l.unique_id_format.is_some());
         assert_eq!(l.unique_id_header.as_deref(), Some("X-Req-ID"));

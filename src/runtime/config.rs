@@ -398,19 +398,12 @@ pub fn global_keywords() -> Vec<GlobalKeyword> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::testing::load;
+    use crate::config::testing::{load, one_alert};
 
     fn runtime(body: &str) -> GlobalRuntime {
         let l = load(&format!("global\n{body}"));
         let alerts: Vec<String> = l.diags.alerts().map(|d| d.to_string()).collect();
         l.config.unwrap_or_else(|| panic!("config rejected: {alerts:?}")).global.runtime
-    }
-
-    fn alert(text: &str) -> (u32, String, String) {
-        let l = load(text);
-        let a: Vec<_> = l.diags.alerts().collect();
-        assert_eq!(a.len(), 1, "expected one alert, got {a:?}");
-        (a[0].span.as_ref().map_or(0, |s| s.line), a[0].keyword.clone().unwrap_or_default(), a[0].msg.clone())
     }
 
     #[test]
@@ -421,15 +414,15 @@ mod tests {
 
     #[test]
     fn nbthread_out_of_range_is_an_error_on_its_line() {
-        let (line, kw, msg) = alert("global\n    nbthread 0\n");
+        let (line, kw, msg) = one_alert("global\n    nbthread 0\n");
         assert_eq!((line, kw.as_str()), (2, "nbthread"));
         assert!(msg.contains("between 1 and 4096"), "{msg}");
-        assert!(alert("global\n    nbthread 4097\n").2.contains("between 1 and 4096"));
+        assert!(one_alert("global\n    nbthread 4097\n").2.contains("between 1 and 4096"));
     }
 
     #[test]
     fn more_thread_groups_than_threads_is_an_error() {
-        assert!(alert("global\n    nbthread 2\n    thread-groups 4\n").2.contains("higher than nbthread"));
+        assert!(one_alert("global\n    nbthread 2\n    thread-groups 4\n").2.contains("higher than nbthread"));
     }
 
     #[test]
@@ -453,7 +446,7 @@ mod tests {
 
     #[test]
     fn cpu_map_auto_with_mismatched_sizes_is_an_error() {
-        let (line, kw, msg) = alert("global\n    cpu-map auto:1/1-4 0-2\n");
+        let (line, kw, msg) = one_alert("global\n    cpu-map auto:1/1-4 0-2\n");
         assert_eq!((line, kw.as_str()), (2, "cpu-map"));
         assert!(msg.contains("need as many CPUs"), "{msg}");
     }
@@ -468,10 +461,10 @@ mod tests {
 
     #[test]
     fn cpu_map_bad_sets_are_errors() {
-        assert!(alert("global\n    cpu-map 1\n").2.contains("missing CPU set"));
-        assert!(alert("global\n    cpu-map 0 1\n").2.contains("out of range"));
-        assert!(alert("global\n    cpu-map 1 3-1\n").2.contains("out of range"));
-        assert!(alert("global\n    cpu-map 1 x\n").2.contains("invalid CPU set"));
+        assert!(one_alert("global\n    cpu-map 1\n").2.contains("missing CPU set"));
+        assert!(one_alert("global\n    cpu-map 0 1\n").2.contains("out of range"));
+        assert!(one_alert("global\n    cpu-map 1 3-1\n").2.contains("out of range"));
+        assert!(one_alert("global\n    cpu-map 1 x\n").2.contains("invalid CPU set"));
     }
 
     #[test]
@@ -489,10 +482,10 @@ mod tests {
 
     #[test]
     fn maxrewrite_not_below_bufsize_is_an_error_whichever_comes_first() {
-        let (line, kw, msg) = alert("global\n    tune.bufsize 4096\n    tune.maxrewrite 4096\n");
+        let (line, kw, msg) = one_alert("global\n    tune.bufsize 4096\n    tune.maxrewrite 4096\n");
         assert_eq!((line, kw.as_str()), (3, "tune.maxrewrite"));
         assert!(msg.contains("must be smaller than tune.bufsize"), "{msg}");
-        let (line, kw, _) = alert("global\n    tune.maxrewrite 8192\n    tune.bufsize 4096\n");
+        let (line, kw, _) = one_alert("global\n    tune.maxrewrite 8192\n    tune.bufsize 4096\n");
         assert_eq!((line, kw.as_str()), (3, "tune.bufsize"));
     }
 
@@ -509,11 +502,11 @@ mod tests {
 
     #[test]
     fn bad_tune_values_are_errors() {
-        assert!(alert("global\n    tune.http.maxhdr 40000\n").2.contains("between 1 and 32767"));
-        assert!(alert("global\n    tune.bufsize 512\n").2.contains("at least 1024"));
-        assert!(alert("global\n    tune.idle-pool.shared yes\n").2.contains("'on' or 'off'"));
-        assert!(alert("global\n    tune.maxaccept -2\n").2.contains("-1 or a non-negative"));
-        assert!(alert("global\n    tune.sndbuf.client 0\n").2.contains("between 1 and"));
+        assert!(one_alert("global\n    tune.http.maxhdr 40000\n").2.contains("between 1 and 32767"));
+        assert!(one_alert("global\n    tune.bufsize 512\n").2.contains("at least 1024"));
+        assert!(one_alert("global\n    tune.idle-pool.shared yes\n").2.contains("'on' or 'off'"));
+        assert!(one_alert("global\n    tune.maxaccept -2\n").2.contains("-1 or a non-negative"));
+        assert!(one_alert("global\n    tune.sndbuf.client 0\n").2.contains("between 1 and"));
     }
 
     #[test]
@@ -527,7 +520,7 @@ mod tests {
         assert_eq!(runtime("    daemon\n").io_backend, IoBackend::Auto);
         assert_eq!(runtime("    io-backend epoll\n").io_backend, IoBackend::Epoll);
         assert_eq!(runtime("    io-backend uring\n").io_backend, IoBackend::Uring);
-        assert!(alert("global\n    io-backend kqueue\n").2.contains("'auto', 'uring' or 'epoll'"));
+        assert!(one_alert("global\n    io-backend kqueue\n").2.contains("'auto', 'uring' or 'epoll'"));
     }
 
     #[test]

@@ -482,26 +482,14 @@ fn parse_stick_rule(a: &mut KwArgs<'_>, p: &mut Proxy, kind: StickKind) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::testing::load;
+    use crate::config::testing::{load, ok, one_alert};
 
     fn table(args: &str) -> StickTable {
-        let loaded = load(&format!("backend be\n  stick-table {args}\n"));
-        let alerts: Vec<String> = loaded.diags.alerts().map(|d| d.to_string()).collect();
-        assert!(alerts.is_empty(), "{alerts:?}");
-        loaded.config.unwrap().proxies[0].stick.table.clone().unwrap()
-    }
-
-    /// The one alert of `text`, as (line, keyword, message).
-    fn alert(text: &str) -> (u32, String, String) {
-        let loaded = load(text);
-        let alerts: Vec<_> = loaded.diags.alerts().collect();
-        assert_eq!(alerts.len(), 1, "{alerts:?}");
-        let d = alerts[0];
-        (d.span.as_ref().unwrap().line, d.keyword.clone().unwrap_or_default(), d.msg.clone())
+        ok(&format!("backend be\n  stick-table {args}\n")).proxies.remove(0).stick.table.unwrap()
     }
 
     fn table_alert(args: &str) -> String {
-        let (line, kw, msg) = alert(&format!("backend be\n  stick-table {args}\n"));
+        let (line, kw, msg) = one_alert(&format!("backend be\n  stick-table {args}\n"));
         assert_eq!((line, kw.as_str()), (2, "stick-table"));
         msg
     }
@@ -623,21 +611,21 @@ mod tests {
 
     #[test]
     fn write_to_unknown_table_is_reported() {
-        let (line, kw, msg) = alert("backend be\n  stick-table type ip size 10 write-to nowhere\n");
+        let (line, kw, msg) = one_alert("backend be\n  stick-table type ip size 10 write-to nowhere\n");
         assert_eq!((line, kw.as_str()), (2, "stick-table"));
         assert!(msg.contains("'nowhere'"), "{msg}");
     }
 
     #[test]
     fn peers_records_a_reference() {
-        let (line, kw, msg) = alert("backend be\n  stick-table type ip size 10 peers mypeers\n");
+        let (line, kw, msg) = one_alert("backend be\n  stick-table type ip size 10 peers mypeers\n");
         assert_eq!((line, kw.as_str()), (2, "stick-table"));
         assert!(msg.contains("peers section 'mypeers'"), "{msg}");
     }
 
     #[test]
     fn second_table_in_a_proxy_is_refused() {
-        let (line, _, msg) = alert("backend be\n  stick-table type ip size 10\n  stick-table type ip size 20\n");
+        let (line, _, msg) = one_alert("backend be\n  stick-table type ip size 10\n  stick-table type ip size 20\n");
         assert_eq!(line, 3);
         assert!(msg.contains("only one stick-table"), "{msg}");
     }
@@ -668,33 +656,33 @@ mod tests {
 
     #[test]
     fn stick_rule_without_own_table_is_reported() {
-        let (line, kw, msg) = alert("backend be\n  stick on src\n");
+        let (line, kw, msg) = one_alert("backend be\n  stick on src\n");
         assert_eq!((line, kw.as_str()), (2, "stick on"));
         assert!(msg.contains("stick-table 'be'"), "{msg}");
     }
 
     #[test]
     fn stick_rule_with_unknown_table_is_reported() {
-        let (_, kw, msg) = alert("backend be\n  stick-table type ip size 10\n  stick match src table nope\n");
+        let (_, kw, msg) = one_alert("backend be\n  stick-table type ip size 10\n  stick match src table nope\n");
         assert_eq!(kw, "stick match");
         assert!(msg.contains("'nope'"), "{msg}");
     }
 
     #[test]
     fn stick_rule_with_unknown_acl_is_reported() {
-        let (_, _, msg) = alert("backend be\n  stick-table type ip size 10\n  stick on src if nope\n");
+        let (_, _, msg) = one_alert("backend be\n  stick-table type ip size 10\n  stick on src if nope\n");
         assert!(msg.contains("no such ACL"), "{msg}");
     }
 
     #[test]
     fn stick_rule_rejects_trailing_words() {
-        let (_, _, msg) = alert("backend be\n  stick-table type ip size 10\n  stick on src extra\n");
+        let (_, _, msg) = one_alert("backend be\n  stick-table type ip size 10\n  stick on src extra\n");
         assert!(msg.contains("unexpected 'extra'"), "{msg}");
     }
 
     #[test]
     fn stick_rules_are_refused_in_frontends() {
-        let (_, kw, msg) = alert("frontend fe\n  bind :80\n  stick on src\n");
+        let (_, kw, msg) = one_alert("frontend fe\n  bind :80\n  stick on src\n");
         assert_eq!(kw, "stick on");
         assert!(msg.contains("not allowed"), "{msg}");
     }

@@ -964,21 +964,7 @@ pub fn doc_tables() -> Vec<DocTable> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::model::Config;
-    use crate::config::testing::load;
-
-    fn config(text: &str) -> Config {
-        let l = load(text);
-        let alerts: Vec<String> = l.diags.alerts().map(|d| d.to_string()).collect();
-        l.config.unwrap_or_else(|| panic!("config rejected: {alerts:?}"))
-    }
-
-    fn alert(text: &str) -> (u32, String, String) {
-        let l = load(text);
-        let a: Vec<_> = l.diags.alerts().collect();
-        assert_eq!(a.len(), 1, "expected one alert, got {a:?}");
-        (a[0].span.as_ref().map_or(0, |s| s.line), a[0].keyword.clone().unwrap_or_default(), a[0].msg.clone())
-    }
+    use crate::config::testing::{ok, one_alert};
 
     /// A file that exists for the test's duration.
     struct TempFile(PathBuf);
@@ -1003,12 +989,12 @@ mod tests {
     }
 
     fn bind_tls(opts: &str) -> BindTls {
-        let cfg = config(&format!("frontend fe\n    bind :443 {opts}\n"));
+        let cfg = ok(&format!("frontend fe\n    bind :443 {opts}\n"));
         cfg.proxy("fe").unwrap().binds[0].tls.clone()
     }
 
     fn server_tls(opts: &str) -> ServerTls {
-        let cfg = config(&format!("backend be\n    server s1 10.0.0.1:443 {opts}\n"));
+        let cfg = ok(&format!("backend be\n    server s1 10.0.0.1:443 {opts}\n"));
         cfg.proxy("be").unwrap().servers[0].opts.tls.clone()
     }
 
@@ -1023,7 +1009,7 @@ mod tests {
 
     #[test]
     fn bind_crt_that_does_not_exist_is_an_error() {
-        let (line, kw, msg) = alert("frontend fe\n    bind :443 ssl crt /nonexistent/sluiced/site.pem\n");
+        let (line, kw, msg) = one_alert("frontend fe\n    bind :443 ssl crt /nonexistent/sluiced/site.pem\n");
         assert_eq!((line, kw.as_str()), (2, "bind"));
         assert!(msg.contains("unable to stat SSL certificate from file '/nonexistent/sluiced/site.pem'"), "{msg}");
     }
@@ -1039,7 +1025,7 @@ mod tests {
     fn bind_crt_list_must_exist() {
         let l = TempFile::new("list");
         assert_eq!(bind_tls(&format!("ssl crt-list {}", l.path())).crt_lists, vec![l.0.clone()]);
-        assert!(alert("frontend fe\n    bind :443 ssl crt-list /nonexistent/list.txt\n").2.contains("crt-list"));
+        assert!(one_alert("frontend fe\n    bind :443 ssl crt-list /nonexistent/list.txt\n").2.contains("crt-list"));
     }
 
     #[test]
@@ -1054,13 +1040,13 @@ mod tests {
 
     #[test]
     fn bind_min_version_above_max_is_an_error() {
-        let (_, _, msg) = alert("frontend fe\n    bind :443 ssl-max-ver TLSv1.2 ssl-min-ver TLSv1.3\n");
+        let (_, _, msg) = one_alert("frontend fe\n    bind :443 ssl-max-ver TLSv1.2 ssl-min-ver TLSv1.3\n");
         assert!(msg.contains("above 'ssl-max-ver'"), "{msg}");
     }
 
     #[test]
     fn bind_unknown_version_is_an_error() {
-        let (_, _, msg) = alert("frontend fe\n    bind :443 ssl-min-ver TLSv1.4\n");
+        let (_, _, msg) = one_alert("frontend fe\n    bind :443 ssl-min-ver TLSv1.4\n");
         assert!(msg.contains("unknown protocol version 'TLSv1.4'"), "{msg}");
     }
 
@@ -1084,18 +1070,18 @@ mod tests {
 
     #[test]
     fn bind_bad_verify_value_is_an_error() {
-        assert!(alert("frontend fe\n    bind :443 verify always\n").2.contains("'none', 'optional' or 'required'"));
+        assert!(one_alert("frontend fe\n    bind :443 verify always\n").2.contains("'none', 'optional' or 'required'"));
     }
 
     #[test]
     fn npn_and_generate_certificates_are_rejected() {
-        assert!(alert("frontend fe\n    bind :443 npn h2\n").2.contains("use 'alpn'"));
-        assert!(alert("frontend fe\n    bind :443 generate-certificates\n").2.contains("not supported"));
+        assert!(one_alert("frontend fe\n    bind :443 npn h2\n").2.contains("use 'alpn'"));
+        assert!(one_alert("frontend fe\n    bind :443 generate-certificates\n").2.contains("not supported"));
     }
 
     #[test]
     fn bind_empty_alpn_entry_is_an_error() {
-        assert!(alert("frontend fe\n    bind :443 alpn h2,,http/1.1\n").2.contains("invalid ALPN"));
+        assert!(one_alert("frontend fe\n    bind :443 alpn h2,,http/1.1\n").2.contains("invalid ALPN"));
     }
 
     #[test]
@@ -1116,14 +1102,14 @@ mod tests {
 
     #[test]
     fn server_verify_optional_is_an_error() {
-        let (line, kw, msg) = alert("backend be\n    server s1 10.0.0.1:443 ssl verify optional\n");
+        let (line, kw, msg) = one_alert("backend be\n    server s1 10.0.0.1:443 ssl verify optional\n");
         assert_eq!((line, kw.as_str()), (2, "server"));
         assert!(msg.contains("'none' or 'required'"), "{msg}");
     }
 
     #[test]
     fn no_ssl_cancels_default_server_ssl() {
-        let cfg = config("backend be\n    default-server ssl verify none\n    server s1 10.0.0.1:443\n    server s2 10.0.0.2:80 no-ssl\n");
+        let cfg = ok("backend be\n    default-server ssl verify none\n    server s1 10.0.0.1:443\n    server s2 10.0.0.2:80 no-ssl\n");
         let be = cfg.proxy("be").unwrap();
         assert!(be.servers[0].opts.tls.ssl);
         assert!(!be.servers[1].opts.tls.ssl);
@@ -1131,12 +1117,12 @@ mod tests {
 
     #[test]
     fn server_client_certificate_must_exist() {
-        assert!(alert("backend be\n    server s1 10.0.0.1:443 ssl crt /nonexistent/client.pem\n").2.contains("unable to stat SSL certificate"));
+        assert!(one_alert("backend be\n    server s1 10.0.0.1:443 ssl crt /nonexistent/client.pem\n").2.contains("unable to stat SSL certificate"));
     }
 
     #[test]
     fn default_bind_and_server_options() {
-        let g = config(
+        let g = ok(
             "global\n    ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets prefer-client-ciphers no-tlsv11\n    ssl-default-server-options force-tlsv13\n",
         )
         .global
@@ -1149,14 +1135,14 @@ mod tests {
 
     #[test]
     fn default_options_reject_unknown_words() {
-        let (line, kw, msg) = alert("global\n    ssl-default-server-options prefer-client-ciphers\n");
+        let (line, kw, msg) = one_alert("global\n    ssl-default-server-options prefer-client-ciphers\n");
         assert_eq!((line, kw.as_str()), (2, "ssl-default-server-options"));
         assert!(msg.contains("unknown option 'prefer-client-ciphers'"), "{msg}");
     }
 
     #[test]
     fn global_ciphers_verify_and_bases() {
-        let g = config(
+        let g = ok(
             "global\n    ssl-default-bind-ciphers ECDHE+AESGCM\n    ssl-default-bind-ciphersuites TLS_AES_128_GCM_SHA256\n    ssl-default-server-ciphers HIGH\n    ssl-server-verify none\n    crt-base /etc/ssl/private\n    ca-base /etc/ssl/certs\n",
         )
         .global
@@ -1171,15 +1157,14 @@ mod tests {
 
     #[test]
     fn crt_base_twice_is_an_error() {
-        let (line, _, msg) = alert("global\n    crt-base /a\n    crt-base /b\n");
+        let (line, _, msg) = one_alert("global\n    crt-base /a\n    crt-base /b\n");
         assert_eq!(line, 3);
         assert!(msg.contains("already specified"), "{msg}");
     }
 
     #[test]
     fn tune_ssl_values() {
-        let g =
-            config("global\n    tune.ssl.default-dh-param 2048\n    tune.ssl.cachesize 0\n    tune.ssl.lifetime 600\n    tune.ssl.maxrecord 1419\n").global.tls;
+        let g = ok("global\n    tune.ssl.default-dh-param 2048\n    tune.ssl.cachesize 0\n    tune.ssl.lifetime 600\n    tune.ssl.maxrecord 1419\n").global.tls;
         assert_eq!(g.default_dh_param, Some(2048));
         assert_eq!(g.cachesize, Some(0));
         assert_eq!(g.lifetime, Some(Duration::from_secs(600)));
@@ -1188,19 +1173,19 @@ mod tests {
 
     #[test]
     fn tune_ssl_limits_are_enforced() {
-        assert!(alert("global\n    tune.ssl.default-dh-param 512\n").2.contains("at least 1024"));
-        assert!(alert("global\n    tune.ssl.maxrecord 20000\n").2.contains("at most 16384"));
+        assert!(one_alert("global\n    tune.ssl.default-dh-param 512\n").2.contains("at least 1024"));
+        assert!(one_alert("global\n    tune.ssl.maxrecord 20000\n").2.contains("at most 16384"));
     }
 
     #[test]
     fn openssl_engines_are_rejected() {
-        assert!(alert("global\n    ssl-engine rdrand\n").2.contains("engines are not supported"));
-        assert_eq!(alert("global\n    ssl-mode-async\n").1, "ssl-mode-async");
+        assert!(one_alert("global\n    ssl-engine rdrand\n").2.contains("engines are not supported"));
+        assert_eq!(one_alert("global\n    ssl-mode-async\n").1, "ssl-mode-async");
     }
 
     #[test]
     fn dh_param_file_must_exist() {
-        assert!(alert("global\n    ssl-dh-param-file /nonexistent/dh.pem\n").2.contains("unable to stat DH parameters"));
+        assert!(one_alert("global\n    ssl-dh-param-file /nonexistent/dh.pem\n").2.contains("unable to stat DH parameters"));
     }
 
     #[test]
