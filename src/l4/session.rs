@@ -133,7 +133,7 @@ fn eval(rule_cond: &Option<crate::route::eval::CompiledCond>, ctx: &Ctx<'_>) -> 
 
 /// Runs one client connection to its end.
 pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<SocketAddr>, local: Option<SocketAddr>, accept_proxy: bool) -> End {
-    let rt = w.rt.clone();
+    let rt = &*w.rt;
     let fe = &rt.frontends[fe_idx];
     if let EpollConn::Tcp(s) = &client {
         let _ = s.set_nodelay(true);
@@ -153,7 +153,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<S
 
     // 2. Connection rules.
     {
-        let ctx = Ctx { rt: &rt, fe, src, dst: &dst, backend: None, buf: &[], final_data: true };
+        let ctx = Ctx { rt, fe, src, dst: &dst, backend: None, buf: &[], final_data: true };
         match run_rules(&fe.connection_rules, &ctx) {
             Some(L4Action::Reject) => return End::Rejected,
             Some(L4Action::ExpectProxy) => expect_proxy = true,
@@ -200,7 +200,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<S
         let mut client_eof = false;
         loop {
             let final_data = client_eof || buf.len() >= INSPECT_MAX || deadline.is_none_or(|d| Instant::now() >= d);
-            let ctx = Ctx { rt: &rt, fe, src, dst: &dst, backend: None, buf: &buf, final_data };
+            let ctx = Ctx { rt, fe, src, dst: &dst, backend: None, buf: &buf, final_data };
             match content_decision(&fe.content_rules, &ctx) {
                 Decision::Reject => return End::Rejected,
                 Decision::Accept => break,
@@ -221,7 +221,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<S
 
     // 5. Backend.
     let be_idx = {
-        let ctx = Ctx { rt: &rt, fe, src, dst: &dst, backend: None, buf: &buf, final_data: true };
+        let ctx = Ctx { rt, fe, src, dst: &dst, backend: None, buf: &buf, final_data: true };
         fe.use_backends.iter().find(|r| eval(&r.cond, &ctx) == Tri::Yes).map(|r| r.backend).or(fe.default_backend)
     };
     let Some(be_idx) = be_idx else { return End::NoBackend };
@@ -230,7 +230,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<S
     // 6. Connect.
     let mut key = PickKey { src: src.map(|s| s.ip()), hash: None };
     if let Some(hk) = &be.hash_key {
-        let ctx = Ctx { rt: &rt, fe, src, dst: &dst, backend: Some(be_idx), buf: &buf, final_data: true };
+        let ctx = Ctx { rt, fe, src, dst: &dst, backend: Some(be_idx), buf: &buf, final_data: true };
         if let Ok(Some(sample)) = hk.expr.eval(&ctx) {
             let bytes: Vec<u8> = match sample {
                 crate::route::eval::Sample::Str(s) => s.into_bytes(),
@@ -245,7 +245,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<S
     let Some((server_idx, server)) = connect(be, &key, &dst).await else {
         return End::NoServer;
     };
-    let srv = be.state.servers[server_idx].clone();
+    let srv = &be.state.servers[server_idx];
     let _slot = SlotGuard { be: &be.state, idx: server_idx };
     if let EpollConn::Tcp(s) = &server {
         let _ = s.set_nodelay(true);
@@ -269,7 +269,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<S
         }
         srv.bytes_in.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
     }
-    let end = tunnel_pub(&w, fe, be, &client, &server, &srv).await;
+    let end = tunnel_pub(&w, fe, be, &client, &server, srv).await;
     if (fe.nolinger || be.nolinger)
         && let EpollConn::Tcp(s) = &server
     {

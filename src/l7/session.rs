@@ -612,13 +612,13 @@ fn conn_header(close: bool, version: Version) -> ConnHeader {
 
 /// Runs one client connection to its end.
 pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<std::net::SocketAddr>) -> End {
-    let rt = w.rt.clone();
+    let rt = &*w.rt;
     let fe = &rt.frontends[fe_idx];
     if let EpollConn::Tcp(s) = &client {
         let _ = s.set_nodelay(true);
     }
     let dst = Dst { cell: std::cell::OnceCell::new(), client: &client };
-    let conn_ctx = HttpCtx { rt: &rt, fe, src: peer, dst: &dst, backend: None, body_pending: false, req_buf: &[], req: None, res: None };
+    let conn_ctx = HttpCtx { rt, fe, src: peer, dst: &dst, backend: None, body_pending: false, req_buf: &[], req: None, res: None };
     let limits = h1::Limits::default();
     let head_timeout = fe.timeout_http_request.or(fe.timeout_client).or(Some(DEFAULT_HEAD_TIMEOUT));
     let keepalive_timeout = fe.timeout_http_keep_alive.or(fe.timeout_http_request).or(fe.timeout_client);
@@ -743,7 +743,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
             let _ = send(&client, error_out(&base, 503), fe.timeout_client).await;
             break End::NoServer;
         };
-        let srv = be.state.servers[srv_idx].clone();
+        let srv = &be.state.servers[srv_idx];
         let _slot = crate::l4::session::SlotGuard { be: &be.state, idx: srv_idx };
         if let Some(name) = &be.send_name_header {
             edits.push(Edit::Set { name: name.clone(), value: srv.name.as_bytes().to_vec() });
@@ -776,7 +776,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         if r.is_err() {
             // A reused connection the server closed meanwhile: a safe request goes again on a
             // new connection; anything else gets 502.
-            let fresh = if reused && retryable { resend(&srv, &dst, be, &mut out_buf).await } else { None };
+            let fresh = if reused && retryable { resend(srv, &dst, be, &mut out_buf).await } else { None };
             match fresh {
                 Some(c) => {
                     server = c;
@@ -819,7 +819,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                 }
                 // The server closed a reused connection without answering: it was stale. A safe
                 // request is sent again on a new connection.
-                HeadRead::Closed if reused && retryable && sbuf.is_empty() => match resend(&srv, &dst, be, &mut out_buf).await {
+                HeadRead::Closed if reused && retryable && sbuf.is_empty() => match resend(srv, &dst, be, &mut out_buf).await {
                     Some(c) => {
                         server = c;
                         reused = false;
@@ -921,7 +921,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
             if !cbuf.is_empty() && send(&server, std::mem::take(&mut cbuf), be.timeout_server).await.0.is_err() {
                 break End::ServerError;
             }
-            break crate::l4::session::tunnel_pub(&w, fe, be, &client, &server, &srv).await;
+            break crate::l4::session::tunnel_pub(&w, fe, be, &client, &server, srv).await;
         }
         match forward_body(&server, &mut rest, &client, rframing, be.timeout_server, fe.timeout_client).await {
             BodyEnd::Done => {}
