@@ -252,3 +252,44 @@ fn an_inherited_fd_listener_serves_connections() {
     let _ = child.wait();
     assert_eq!(got, b"over an inherited socket");
 }
+
+#[test]
+fn dash_sf_soft_stops_the_old_process_and_dash_st_terminates_it() {
+    let be = Backend::echo();
+    // -sf: the old process has no session and finishes at once.
+    let (p1, p2) = (free_port(), free_port());
+    let mut old = Sluiced::start(&listen_cfg(p1, &be.addr(), ""), &[p1]);
+    let _new = Sluiced::start_args(&listen_cfg(p2, &be.addr(), ""), &[p2], &["-sf", &old.pid().to_string()]);
+    assert_eq!(old.wait_exit(Duration::from_secs(3)), Some(0), "-sf did not stop the old process");
+    // -st: the old process goes even with a session open.
+    let (p3, p4) = (free_port(), free_port());
+    let mut old = Sluiced::start(&listen_cfg(p3, &be.addr(), ""), &[p3]);
+    let _open = TcpStream::connect(("127.0.0.1", p3)).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let _new = Sluiced::start_args(&listen_cfg(p4, &be.addr(), ""), &[p4], &["-st", &old.pid().to_string()]);
+    assert_eq!(old.wait_exit(Duration::from_secs(1)), Some(0), "-st did not terminate the old process");
+}
+
+/// The CPUs each worker thread of `pid` may run on, by thread name.
+fn worker_cpus(pid: i32) -> std::collections::HashMap<String, String> {
+    let mut m = std::collections::HashMap::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
+        let name = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default().trim().to_owned();
+        let status = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
+        if let Some(l) = status.lines().find(|l| l.starts_with("Cpus_allowed_list:")) {
+            m.insert(name, l["Cpus_allowed_list:".len()..].trim().to_owned());
+        }
+    }
+    m
+}
+
+#[test]
+fn cpu_map_pins_each_worker_thread() {
+    let be = Backend::echo();
+    let port = free_port();
+    let cfg = listen_cfg(port, &be.addr(), "").replace("defaults", "global\n  nbthread 2\n  cpu-map auto:1-2 1 0\ndefaults");
+    let s = Sluiced::start(&cfg, &[port]);
+    let cpus = worker_cpus(s.pid());
+    assert_eq!(cpus.get("sluiced-w1").map(String::as_str), Some("1"), "{cpus:?}");
+    assert_eq!(cpus.get("sluiced-w2").map(String::as_str), Some("0"), "{cpus:?}");
+}
