@@ -222,7 +222,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<S
     // 5. Backend.
     let be_idx = {
         let ctx = Ctx { rt, fe, src, dst: &dst, backend: None, buf: &buf, final_data: true };
-        fe.use_backends.iter().find(|r| eval(&r.cond, &ctx) == Tri::Yes).map(|r| r.backend).or(fe.default_backend)
+        fe.select_backend(&rt.backends, &ctx)
     };
     let Some(be_idx) = be_idx else { return End::NoBackend };
     let be = &rt.backends[be_idx];

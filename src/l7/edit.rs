@@ -455,10 +455,18 @@ impl<'a> EditedView<'a> {
         for i in 0..self.header_count() {
             let (name, value) = self.header(i);
             if conn != ConnHeader::Preserve && name.eq_ignore_ascii_case(b"connection") {
+                // An `upgrade` token names the Upgrade field: it goes when that field went (as
+                // `Upgrade: h2c` does), and so does `HTTP2-Settings`, which only h2c uses.
+                let upgrade_left = (0..self.header_count()).any(|j| self.header(j).0.eq_ignore_ascii_case(b"upgrade"));
                 let kept: Vec<&[u8]> = value_spans(value)
                     .into_iter()
                     .filter_map(|s| value.get(s))
-                    .filter(|t| !t.eq_ignore_ascii_case(b"close") && !t.eq_ignore_ascii_case(b"keep-alive"))
+                    .filter(|t| {
+                        !t.eq_ignore_ascii_case(b"close")
+                            && !t.eq_ignore_ascii_case(b"keep-alive")
+                            && !t.eq_ignore_ascii_case(b"http2-settings")
+                            && (upgrade_left || !t.eq_ignore_ascii_case(b"upgrade"))
+                    })
                     .collect();
                 if !kept.is_empty() {
                     header(out, name, &kept.join(&b", "[..]));

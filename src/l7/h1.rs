@@ -764,6 +764,33 @@ enum ChunkState {
 /// Longest chunk-size line (extensions included), and longest trailer section.
 const MAX_FRAMING_LINE: usize = 16384;
 
+/// The data of the complete chunks at the start of `raw`, a chunked body whose framing
+/// [`Chunked`] already accepted (`req.body` of a buffered chunked request): sizes, extensions,
+/// CRLFs and trailers dropped. Stops at the last chunk or at the first incomplete one.
+pub fn dechunk(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while let Some(eol) = raw.get(i..).and_then(|r| r.windows(2).position(|w| w == b"\r\n")) {
+        let line = &raw[i..i + eol];
+        let hex = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+        let Some(size) = std::str::from_utf8(&line[..hex]).ok().and_then(|h| usize::from_str_radix(h, 16).ok()) else { break };
+        let start = i + eol + 2;
+        if size == 0 {
+            break;
+        }
+        match raw.get(start..start.saturating_add(size)) {
+            Some(data) => out.extend_from_slice(data),
+            None => {
+                // An incomplete last chunk: what arrived of it is part of the body so far.
+                out.extend_from_slice(raw.get(start..).unwrap_or_default());
+                break;
+            }
+        }
+        i = start + size + 2;
+    }
+    out
+}
+
 /// A streaming validator of chunked framing: bytes are checked as they pass, never rewritten.
 #[derive(Clone, Debug)]
 pub struct Chunked {
@@ -1602,6 +1629,13 @@ mod tests {
     #[test]
     fn response_304_has_no_body() {
         assert_eq!(response(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n", b"GET"), Ok(Framing::None));
+    }
+
+    #[test]
+    fn dechunk_keeps_only_the_data() {
+        assert_eq!(dechunk(b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\n"), b"hello world");
+        assert_eq!(dechunk(b"5\r\nhel"), b"hel");
+        assert_eq!(dechunk(b""), b"");
     }
 
     #[test]

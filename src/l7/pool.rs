@@ -1,14 +1,15 @@
 //! Per-worker pool of idle server connections, for `http-reuse`. A connection goes back to the
 //! pool only after a complete response on a connection both sides keep alive; it is taken out
 //! for one request at a time. Idle connections hold no server slot (`maxconn` counts streams).
+//! `pool-max-conn` bounds the idle connections of a server across all workers: a shared counter
+//! goes up when one is kept and down when one is taken out.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 
+use crate::route::PoolLimit;
 use crate::runtime::io::EpollConn;
-
-/// Idle connections per server kept at most when `pool-max-conn` is not set.
-const DEFAULT_KEEP: usize = 64;
 
 #[derive(Debug, Default)]
 pub struct ServerPool {
@@ -19,10 +20,11 @@ impl ServerPool {
     /// An idle connection to server `srv` of backend `be`. With `check`, one the server closed
     /// meanwhile is skipped (a `MSG_PEEK` per take); without, the caller retries on a new
     /// connection when the reused one turns out closed.
-    pub fn take(&self, be: usize, srv: usize, check: bool) -> Option<EpollConn> {
+    pub fn take(&self, be: usize, srv: usize, check: bool, limit: &PoolLimit) -> Option<EpollConn> {
         let mut idle = self.idle.borrow_mut();
         let list = idle.get_mut(&(be, srv))?;
         while let Some(c) = list.pop() {
+            limit.idle.fetch_sub(1, Ordering::Relaxed);
             if !check || still_open(&c) {
                 return Some(c);
             }
@@ -30,13 +32,15 @@ impl ServerPool {
         None
     }
 
-    /// Keeps `c` for reuse, up to `max` idle connections for that server (`None`: the default).
-    pub fn put(&self, be: usize, srv: usize, c: EpollConn, max: Option<usize>) {
-        let mut idle = self.idle.borrow_mut();
-        let list = idle.entry((be, srv)).or_default();
-        if list.len() < max.unwrap_or(DEFAULT_KEEP) {
-            list.push(c);
+    /// Keeps `c` for reuse unless the server has `pool-max-conn` idle connections already (then
+    /// `c` is closed).
+    pub fn put(&self, be: usize, srv: usize, c: EpollConn, limit: &PoolLimit) {
+        let kept = limit.idle.fetch_add(1, Ordering::Relaxed);
+        if limit.max.is_some_and(|m| kept >= m) {
+            limit.idle.fetch_sub(1, Ordering::Relaxed);
+            return;
         }
+        self.idle.borrow_mut().entry((be, srv)).or_default().push(c);
     }
 
     pub fn idle_count(&self) -> usize {

@@ -39,12 +39,12 @@ use super::reply::Response;
 use super::rules::{self, Flow, HttpRule};
 use crate::balance::PickKey;
 use crate::l4::session::{Dst, End, Worker};
-use crate::route::eval::{HttpMsg, Sample, StreamCtx, Tri};
+use crate::route::eval::{HttpMsg, Sample, StreamCtx};
 use crate::route::{Backend, Frontend, HttpKeyPart, ProxyHttpRt, RouteTable};
 use crate::runtime::io::{Conn, EpollConn, write_all};
 
-/// HAProxy's `tune.bufsize` default.
-const BUFSIZE: usize = 16384;
+/// How much room a body read makes in a full buffer.
+const READ_CHUNK: usize = 16384;
 /// Default `timeout http-request` when neither it nor `timeout client` is set.
 const DEFAULT_HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -55,11 +55,13 @@ pub struct Msg<'a> {
     pub view: EditedView<'a>,
     /// The first request of the connection (`http_first_req`).
     pub first: bool,
+    /// The body read before the rules ran (`option http-buffer-request`), de-chunked.
+    pub body: Option<&'a [u8]>,
 }
 
 impl<'a> Msg<'a> {
     pub fn new(buf: &'a [u8], head: &'a Head, first: bool) -> Msg<'a> {
-        Msg { buf, view: EditedView::new(buf, head, &Edits::new()), first }
+        Msg { buf, view: EditedView::new(buf, head, &Edits::new()), first, body: None }
     }
 }
 
@@ -84,6 +86,9 @@ impl HttpMsg for Msg<'_> {
     }
     fn first_request(&self) -> bool {
         self.first
+    }
+    fn body(&self) -> Option<&[u8]> {
+        self.body
     }
 }
 
@@ -178,7 +183,7 @@ async fn read_head(
             }
         }
         if buf.len() == buf.capacity() {
-            buf.reserve(BUFSIZE.saturating_sub(buf.capacity()).max(1024));
+            buf.reserve(limits.max_head.saturating_sub(buf.capacity()).max(1024));
         }
         let waited = match deadline {
             Some(d) => tokio::time::timeout_at(d, c.ready(Interest::READABLE)).await.ok(),
@@ -236,7 +241,7 @@ async fn send(c: &EpollConn, data: Vec<u8>, idle: Option<Duration>) -> (io::Resu
 /// Reads more into `buf` with an idle timeout; `Ok(0)` is end of stream.
 async fn recv(c: &EpollConn, buf: &mut Vec<u8>, idle: Option<Duration>) -> io::Result<usize> {
     if buf.len() == buf.capacity() {
-        buf.reserve(BUFSIZE);
+        buf.reserve(READ_CHUNK);
     }
     if let Some(t) = idle {
         match tokio::time::timeout(t, c.ready(Interest::READABLE)).await {
@@ -325,6 +330,137 @@ async fn forward_body(
     }
 }
 
+/// Reads the body of the request whose head takes `head_len` bytes of `buf` into `buf`, until it
+/// is complete (`Ok(true)`) or `buf` holds `bufsize` bytes (`Ok(false)`), checking chunked
+/// framing. `Err` carries the status to answer: 408 when `within` ends first, 400 for bad
+/// framing, 0 when the client went away.
+async fn buffer_body(c: &EpollConn, buf: &mut Vec<u8>, head_len: usize, framing: Framing, bufsize: usize, within: Option<Duration>) -> Result<bool, u16> {
+    let deadline = within.map(|d| Instant::now() + d);
+    loop {
+        let complete = match framing {
+            Framing::Length(n) => (buf.len() - head_len) as u64 >= n,
+            Framing::Chunked => {
+                let mut ch = h1::Chunked::new();
+                ch.feed(&buf[head_len..]).map_err(|e| e.status)?.done
+            }
+            Framing::None => true,
+            Framing::Close => false,
+        };
+        if complete {
+            return Ok(true);
+        }
+        if buf.len() >= bufsize {
+            return Ok(false);
+        }
+        let idle = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if idle == Some(Duration::ZERO) {
+            return Err(408);
+        }
+        match recv(c, buf, idle).await {
+            Ok(0) => return Err(0),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(408),
+            Err(_) => return Err(0),
+        }
+    }
+}
+
+/// Returns when the client closed its side (end of stream or error); never when it sends data
+/// (a pipelined request is not a close).
+async fn client_gone(c: &EpollConn) {
+    use std::os::fd::AsRawFd;
+    loop {
+        if c.ready(Interest::READABLE).await.is_err() {
+            return;
+        }
+        let mut b = [0u8; 1];
+        let peeked = c.try_io(Interest::READABLE, || {
+            nix::sys::socket::recv(c.fd().as_raw_fd(), &mut b, nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT)
+                .map_err(io::Error::from)
+        });
+        match peeked {
+            Ok(0) => return,
+            Ok(_) => std::future::pending::<()>().await,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// The most body bytes read and discarded after a request answered without forwarding it (deny,
+/// return, redirect) to keep the connection: a larger body closes it.
+const DRAIN_MAX: u64 = 1 << 20;
+/// How long a closing connection keeps reading what the client still sends, so that its unread
+/// data does not make the kernel reset the connection before the answer was read.
+const LINGER: Duration = Duration::from_millis(500);
+
+/// Reads and discards the body of an answered request, checking its framing; `pending` holds
+/// what was read after the head and, on success, what follows the body (the next request).
+/// Gives up (false) past [`DRAIN_MAX`] bytes, on bad framing, on error, or when `within` ends.
+async fn drain_body(src: &EpollConn, pending: &mut Vec<u8>, framing: Framing, within: Option<Duration>) -> bool {
+    let deadline = within.map(|d| Instant::now() + d);
+    let mut remaining = match framing {
+        Framing::Length(n) => n,
+        Framing::Chunked => u64::MAX,
+        Framing::None => return true,
+        Framing::Close => return false,
+    };
+    let mut chunked = matches!(framing, Framing::Chunked).then(h1::Chunked::new);
+    let mut total = 0u64;
+    loop {
+        let take = match &mut chunked {
+            Some(ch) => match ch.feed(pending) {
+                Ok(p) => {
+                    if p.done {
+                        remaining = 0;
+                    }
+                    p.consumed
+                }
+                Err(_) => return false,
+            },
+            None => {
+                let t = pending.len().min(usize::try_from(remaining).unwrap_or(usize::MAX));
+                remaining -= t as u64;
+                t
+            }
+        };
+        pending.drain(..take);
+        total += take as u64;
+        if remaining == 0 {
+            return true;
+        }
+        if total > DRAIN_MAX {
+            return false;
+        }
+        let idle = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if idle == Some(Duration::ZERO) {
+            return false;
+        }
+        match recv(src, pending, idle).await {
+            Ok(0) | Err(_) => return false,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Closes the sending side, then reads and discards what the client still sends for at most
+/// [`LINGER`], so the answer already sent is not lost to a reset.
+async fn linger_close(c: &EpollConn, buf: &mut Vec<u8>) {
+    let _ = c.shutdown_write();
+    let deadline = Instant::now() + LINGER;
+    loop {
+        buf.clear();
+        let idle = deadline.saturating_duration_since(Instant::now());
+        if idle.is_zero() {
+            return;
+        }
+        match recv(c, buf, Some(idle)).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
 /// Moves a body that is already complete in `pending` to the end of `out` (after the head), so
 /// head and body leave in one write; returns the framing still to stream (`None` when all of it
 /// moved). A body only partly there stays, to be streamed and checked by [`forward_body`].
@@ -356,6 +492,24 @@ fn header_has_token(buf: &[u8], head: &Head, name: &str, token: &str) -> bool {
         buf[f.name.clone()].eq_ignore_ascii_case(name.as_bytes())
             && buf[f.value.clone()].split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
     })
+}
+
+/// Removes the `h2c` upgrade offer (RFC 9113 3.1 dropped it; sluiced speaks HTTP/1.1 to servers
+/// and cannot follow a switch to h2c), as HAProxy does: the `h2c` token of `Upgrade` (the field
+/// when it is the only one) and `HTTP2-Settings`. The `Connection` tokens naming them go when
+/// the head is written. Returns whether another upgrade is still offered.
+fn strip_h2c(buf: &[u8], head: &Head, edits: &mut Edits) -> bool {
+    let mut others: Vec<&[u8]> = Vec::new();
+    for f in head.fields.iter().filter(|f| buf[f.name.clone()].eq_ignore_ascii_case(b"upgrade")) {
+        others.extend(buf[f.value.clone()].split(|&b| b == b',').map(<[u8]>::trim_ascii).filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case(b"h2c")));
+    }
+    edits.push(if others.is_empty() {
+        Edit::Del { name: "upgrade".into(), matching: edit::NameMatch::Str }
+    } else {
+        Edit::Set { name: "upgrade".into(), value: others.join(&b", "[..]) }
+    });
+    edits.push(Edit::Del { name: "http2-settings".into(), matching: edit::NameMatch::Str });
+    !others.is_empty()
 }
 
 /// True when the message asks to keep its connection open after it.
@@ -486,6 +640,18 @@ fn after_response(base: &HttpCtx<'_>, req: Option<&Msg<'_>>, resp: Response) -> 
     }
     out.extend_from_slice(resp.bytes.get(head.len..).unwrap_or(b""));
     (out, resp.close)
+}
+
+/// `monitor-uri`: 200 for a request whose target (or, for a URI starting with `/`, the path of an
+/// absolute target) is the monitor URI, 503 when a `monitor fail` condition holds; `None` for any
+/// other request.
+fn monitor_status(fe: &Frontend, base: &HttpCtx<'_>, msg: &Msg<'_>, target: &[u8]) -> Option<u16> {
+    let uri = fe.http.monitor_uri.as_deref()?;
+    if target != uri && !(uri.first() == Some(&b'/') && path_of(target) == uri) {
+        return None;
+    }
+    let ctx = HttpCtx { req: Some(msg), req_buf: msg.buf, ..*base };
+    Some(if fe.http.monitor_fail.iter().any(|c| c.eval(&ctx) == crate::route::eval::Tri::Yes) { 503 } else { 200 })
 }
 
 /// An error sluiced answers itself (400, 408, 502, 503, 504...): the backend's page for the
@@ -619,10 +785,11 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
     }
     let dst = Dst { cell: std::cell::OnceCell::new(), client: &client };
     let conn_ctx = HttpCtx { rt, fe, src: peer, dst: &dst, backend: None, body_pending: false, req_buf: &[], req: None, res: None };
-    let limits = h1::Limits::default();
+    let limits = rt.process.head_limits;
+    let bufsize = rt.process.bufsize;
     let head_timeout = fe.timeout_http_request.or(fe.timeout_client).or(Some(DEFAULT_HEAD_TIMEOUT));
     let keepalive_timeout = fe.timeout_http_keep_alive.or(fe.timeout_http_request).or(fe.timeout_client);
-    let mut cbuf: Vec<u8> = w.buffers.get(BUFSIZE);
+    let mut cbuf: Vec<u8> = w.buffers.get(bufsize);
     // Reused across transactions so that a kept-alive request allocates nothing for them.
     let mut req_head = Head::default();
     let mut res_head = Head::default();
@@ -654,23 +821,60 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         };
         let client_keep = wants_keep_alive(&cbuf, head) && fe.http_keep_alive;
         let is_head_method = &cbuf[head.method.clone()] == b"HEAD";
-        let body_pending = !matches!(framing, Framing::None | Framing::Length(0));
+        let mut body_pending = !matches!(framing, Framing::None | Framing::Length(0));
+
+        // `option http-buffer-request`: the body (as much as the buffer holds) is read before
+        // the rules run, within `timeout http-request`; a client waiting for `100 Continue` gets
+        // it first.
+        let mut chunked_body: Option<Vec<u8>> = None;
+        if fe.buffer_request && body_pending {
+            if cbuf.len() == head.len
+                && head.version == Version::Http11
+                && header_has_token(&cbuf, head, "expect", "100-continue")
+                && send(&client, b"HTTP/1.1 100 Continue\r\n\r\n".to_vec(), fe.timeout_client).await.0.is_err()
+            {
+                break End::ClientError;
+            }
+            match buffer_body(&client, &mut cbuf, head.len, framing, bufsize, head_timeout).await {
+                Ok(whole) => {
+                    body_pending = !whole;
+                    if matches!(framing, Framing::Chunked) {
+                        chunked_body = Some(h1::dechunk(&cbuf[head.len..]));
+                    }
+                }
+                Err(status) => {
+                    if status != 0 {
+                        let _ = send(&client, error_out(&conn_ctx, status), fe.timeout_client).await;
+                    }
+                    break if status == 408 { End::ClientTimeout } else { End::ClientError };
+                }
+            }
+        }
+        let body: Option<&[u8]> = match (&chunked_body, framing) {
+            (Some(b), _) => Some(b),
+            (None, Framing::Length(n)) if fe.buffer_request => Some(&cbuf[head.len..cbuf.len().min(head.len.saturating_add(n as usize))]),
+            _ => None,
+        };
 
         // 2. Rules, 3. the backend, its rules, then `option forwardfor`/`originalto`, which
         //    HAProxy applies after the rules.
         let (verdict, mut edits, be_idx, hash) = {
             let mut base = HttpCtx { body_pending, ..conn_ctx };
             let mut msg = Msg::new(&cbuf, head, first);
+            msg.body = body;
             let mut edits = Edits::new();
-            let mut flow = rules::run(&fe.http.request_rules, &base, &mut msg, None, true, &mut edits);
+            let mut flow = match monitor_status(fe, &base, &msg, &cbuf[head.target.clone()]) {
+                // `monitor-uri` is answered before any rule runs, as in HAProxy.
+                Some(status) => Flow::Reply(super::reply::error_response(status, &rules::error_tables(&base), &|f| rules::eval_format(f, &base))),
+                None => rules::run(&fe.http.request_rules, &base, &mut msg, None, true, &mut edits),
+            };
             if matches!(flow, Flow::Continue) {
                 flow = rules::run(&fe.http.redirects, &base, &mut msg, None, true, &mut edits);
             }
             let mut hash = None;
             if matches!(flow, Flow::Continue) {
                 let ctx = HttpCtx { req: Some(&msg), req_buf: &cbuf, ..base };
-                base.backend =
-                    fe.use_backends.iter().find(|r| r.cond.as_ref().is_none_or(|c| c.eval(&ctx) == Tri::Yes)).map(|r| r.backend).or(fe.default_backend);
+                base.backend = fe.select_backend(&rt.backends, &ctx);
                 if let Some(b) = base.backend.filter(|b| Some(*b) != fe.own_backend) {
                     flow = rules::run(&rt.backends[b].http.request_rules, &base, &mut msg, None, true, &mut edits);
                 }
@@ -714,13 +918,29 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                 break End::Rejected;
             }
             Verdict::Reply { bytes, close } => {
-                // The request body, if any, must not be read as the next request: drain it
-                // (bounded by its framing) or close.
-                let close = close || !client_keep || body_pending;
+                // The request body, if any, must not be read as the next request: it is drained
+                // (its framing checked, at most `DRAIN_MAX` bytes) before the next request is
+                // read, or the connection closes. A client waiting for `100 Continue` never
+                // sends it: that connection closes.
+                let awaits_continue = body_pending && cbuf.len() == head.len && header_has_token(&cbuf, head, "expect", "100-continue");
+                let drainable = match framing {
+                    Framing::Length(n) => n <= DRAIN_MAX,
+                    Framing::Chunked => true,
+                    Framing::None => true,
+                    Framing::Close => false,
+                };
+                let close = close || !client_keep || awaits_continue || !drainable;
                 let out = if close { with_close(bytes) } else { bytes };
                 let (r, _) = send(&client, out, fe.timeout_client).await;
                 cbuf.drain(..head.len);
-                if r.is_err() || close {
+                if r.is_err() {
+                    break End::ClientError;
+                }
+                if close {
+                    linger_close(&client, &mut cbuf).await;
+                    break End::Done;
+                }
+                if body_pending && !drain_body(&client, &mut cbuf, framing, head_timeout).await {
                     break End::Done;
                 }
                 first = false;
@@ -764,6 +984,11 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         if expects_continue {
             edits.push(Edit::Del { name: "expect".into(), matching: edit::NameMatch::Str });
         }
+        let mut offers_upgrade = head.fields.iter().any(|f| cbuf[f.name.clone()].eq_ignore_ascii_case(b"upgrade"));
+        if offers_upgrade && header_has_token(&cbuf, head, "upgrade", "h2c") {
+            offers_upgrade = strip_h2c(&cbuf, head, &mut edits);
+        }
+        let is_connect = &cbuf[head.method.clone()] == b"CONNECT";
         edit::write_head(&cbuf, head, &edits, true, conn_header(!server_keep, head.version), &mut out);
         cbuf.drain(..body_start);
         if expects_continue && send(&client, b"HTTP/1.1 100 Continue\r\n\r\n".to_vec(), fe.timeout_client).await.0.is_err() {
@@ -807,9 +1032,25 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         // What the client sent after the body stays in `cbuf`: it is the next request.
 
         // 5. Response.
-        let mut sbuf: Vec<u8> = w.buffers.get(BUFSIZE);
+        let mut sbuf: Vec<u8> = w.buffers.get(bufsize);
         let rframing = loop {
-            match read_head(&server, &mut sbuf, &mut res_head, &limits, be.timeout_server, be.timeout_server, h1::parse_response_into).await {
+            let waited = read_head(&server, &mut sbuf, &mut res_head, &limits, be.timeout_server, be.timeout_server, h1::parse_response_into);
+            let got = if be.abortonclose {
+                tokio::select! {
+                    r = waited => Some(r),
+                    () = client_gone(&client) => None,
+                }
+            } else {
+                Some(waited.await)
+            };
+            let Some(got) = got else {
+                // `option abortonclose`: the client left while its request waited for the answer;
+                // the server connection closes with the request.
+                w.buffers.put(sbuf);
+                w.buffers.put(cbuf);
+                return End::ClientError;
+            };
+            match got {
                 HeadRead::Ok => {}
                 HeadRead::Timeout | HeadRead::Idle => {
                     let _ = send(&client, error_out(&base, 504), fe.timeout_client).await;
@@ -849,7 +1090,20 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                 }
                 continue;
             }
-            match h1::response_framing(&sbuf, rhead, is_head_method) {
+            if rhead.status == 101 && !offers_upgrade {
+                // Switching protocols nobody asked to switch to: the server is confused.
+                let _ = send(&client, error_out(&base, 502), fe.timeout_client).await;
+                w.buffers.put(sbuf);
+                return End::ServerError;
+            }
+            let method: &[u8] = if is_head_method {
+                b"HEAD"
+            } else if is_connect {
+                b"CONNECT"
+            } else {
+                b"GET"
+            };
+            match h1::response_framing_for(&sbuf, rhead, method) {
                 Ok(f) => break f,
                 Err(_) => {
                     let _ = send(&client, error_out(&base, 502), fe.timeout_client).await;
@@ -859,7 +1113,8 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
             }
         };
         let rhead = &res_head;
-        let upgrade = rhead.status == 101;
+        // A real 101 to an upgrade offer, or a 2xx to CONNECT: the connection becomes a tunnel.
+        let upgrade = rhead.status == 101 || (is_connect && (200..300).contains(&rhead.status));
         let server_keeps = wants_keep_alive(&sbuf, rhead) && !matches!(rframing, Framing::Close) && !upgrade;
         let keep = client_keep && !matches!(rframing, Framing::Close) && !upgrade;
         let mut out = std::mem::take(&mut out_buf);
@@ -933,7 +1188,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         let clean = rest.is_empty();
         w.buffers.put(rest);
         if server_keeps && server_keep && clean && be.reuse_allowed {
-            w.http_pool.put(be_idx, srv_idx, server, None);
+            w.http_pool.put(be_idx, srv_idx, server, &be.pool_limits[srv_idx]);
         }
         if !keep {
             break End::Done;
@@ -958,7 +1213,7 @@ async fn server_conn(w: &Worker, be_idx: usize, be: &Backend, key: &PickKey, dst
     if be.reuse_allowed {
         // Pick first, so balancing and maxconn hold, then look for an idle connection to it.
         if let crate::balance::Pick::Server(i) = be.state.pick(key, &[]) {
-            if let Some(c) = w.http_pool.take(be_idx, i, check_idle) {
+            if let Some(c) = w.http_pool.take(be_idx, i, check_idle, &be.pool_limits[i]) {
                 return Some((i, c, true));
             }
             be.state.release(i);

@@ -31,7 +31,23 @@ use eval::CompiledCond;
 /// registry is parsed and checked only. This module is the one reader of the model, so it is the
 /// one place that can say which keywords take effect; the generated reference reads this list.
 pub const IMPLEMENTED: &[(&str, &[&str])] = &[
-    ("global", &["daemon", "maxconn", "pidfile", "nbthread", "cpu-map", "hard-stop-after", "tune.pipesize", "nosplice", "zero-warning"]),
+    (
+        "global",
+        &[
+            "daemon",
+            "maxconn",
+            "pidfile",
+            "nbthread",
+            "cpu-map",
+            "hard-stop-after",
+            "tune.pipesize",
+            "nosplice",
+            "zero-warning",
+            "tune.bufsize",
+            "tune.maxrewrite",
+            "tune.http.maxhdr",
+        ],
+    ),
     (
         "proxies",
         &[
@@ -87,12 +103,29 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "option http-server-close",
             "option httpclose",
             "http-reuse",
+            "option abortonclose",
+            "option http-buffer-request",
+            "monitor-uri",
+            "monitor fail",
         ],
     ),
     ("bind options", &["name", "backlog", "accept-proxy", "v4v6", "v6only", "defer-accept", "tfo", "transparent", "interface", "mss", "tcp-ut", "mode"]),
     (
         "server options",
-        &["weight", "backup", "no-backup", "disabled", "enabled", "maxconn", "send-proxy", "no-send-proxy", "send-proxy-v2", "no-send-proxy-v2", "init-addr"],
+        &[
+            "weight",
+            "backup",
+            "no-backup",
+            "disabled",
+            "enabled",
+            "maxconn",
+            "send-proxy",
+            "no-send-proxy",
+            "send-proxy-v2",
+            "no-send-proxy-v2",
+            "init-addr",
+            "pool-max-conn",
+        ],
     ),
     ("tcp-request connection actions", &["accept", "reject", "expect-proxy"]),
     ("tcp-request content actions", &["accept", "reject"]),
@@ -143,11 +176,20 @@ pub struct L4Rule {
     pub cond: Option<CompiledCond>,
 }
 
-/// A `use_backend` rule with its backend resolved to an index.
+/// A `use_backend` rule with its backend resolved to an index, or a name built per request.
 #[derive(Debug)]
 pub struct BackendRule {
-    pub backend: usize,
+    pub backend: BackendChoice,
     pub cond: Option<CompiledCond>,
+}
+
+/// The backend a `use_backend` rule names.
+#[derive(Debug)]
+pub enum BackendChoice {
+    Index(usize),
+    /// `use_backend %[...]`: the log-format is evaluated per request and the result looked up by
+    /// name; no backend of that name means the rule does not apply (HAProxy goes on to the next).
+    Dynamic(logformat::CompiledLf),
 }
 
 /// Splicing policy for a proxy: `mode tcp` splices unless `no option splice-auto` (or the global
@@ -188,8 +230,32 @@ pub struct Frontend {
     pub own_backend: Option<usize>,
     /// `timeout tarpit` (`timeout connect` when unset): how long `tarpit` holds a request.
     pub timeout_tarpit: Option<Duration>,
+    /// `option http-buffer-request` here or in a backend this frontend names: the request body
+    /// (as much as fits in the buffer) is read before the rules run, for `req.body`.
+    pub buffer_request: bool,
     /// Admission limit shared by every worker (`maxconn`): a semaphore with that many permits.
     pub limit: Option<Arc<tokio::sync::Semaphore>>,
+}
+
+impl Frontend {
+    /// The backend for a stream, as HAProxy's switching rules pick it: the first `use_backend`
+    /// whose condition holds, else `default_backend`. A dynamic name that names no backend stops
+    /// the search and falls back to `default_backend`.
+    pub fn select_backend(&self, backends: &[Backend], ctx: &dyn eval::StreamCtx) -> Option<usize> {
+        for r in &self.use_backends {
+            if !r.cond.as_ref().is_none_or(|c| c.eval(ctx) == eval::Tri::Yes) {
+                continue;
+            }
+            return match &r.backend {
+                BackendChoice::Index(i) => Some(*i),
+                BackendChoice::Dynamic(lf) => {
+                    let name = lf.eval(ctx);
+                    backends.iter().position(|b| b.name == name).or(self.default_backend)
+                }
+            };
+        }
+        self.default_backend
+    }
 }
 
 /// A backend as the workers see it.
@@ -223,6 +289,22 @@ pub struct Backend {
     pub http_key: Option<HttpKey>,
     /// `http-send-name-header`: the request header that carries the chosen server's name.
     pub send_name_header: Option<String>,
+    /// `option abortonclose`: a client that closes while its request waits for the server's
+    /// answer aborts the request (the server connection closes) instead of being answered.
+    pub abortonclose: bool,
+    /// `option http-buffer-request` in this backend.
+    pub buffer_request: bool,
+    /// Per server (same index as the state's servers): `pool-max-conn` and the idle connections
+    /// all workers keep for it.
+    pub pool_limits: Vec<PoolLimit>,
+}
+
+/// `pool-max-conn` of a server: at most `max` idle connections kept by all workers together
+/// (`None`: unlimited, `-1` in the configuration), counted in `idle`.
+#[derive(Debug)]
+pub struct PoolLimit {
+    pub max: Option<usize>,
+    pub idle: std::sync::atomic::AtomicUsize,
 }
 
 /// The HTTP side of a proxy as the data plane runs it (empty outside `mode http`).
@@ -237,6 +319,10 @@ pub struct ProxyHttpRt {
     pub errors: crate::l7::reply::ErrorResponses,
     pub forwardfor: Option<crate::l7::config::ForwardFor>,
     pub originalto: Option<crate::l7::config::OriginalTo>,
+    /// `monitor-uri`: requests for it are answered here, 200 or (when a `monitor fail` condition
+    /// holds) 503, and never forwarded.
+    pub monitor_uri: Option<Vec<u8>>,
+    pub monitor_fail: Vec<CompiledCond>,
 }
 
 /// A request part `balance` hashes in `mode http`.
@@ -264,7 +350,7 @@ pub struct HashKey {
 }
 
 /// Process-wide settings the runtime reads.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Process {
     /// Worker threads; `None` is one per available CPU.
     pub nbthread: Option<u32>,
@@ -276,10 +362,14 @@ pub struct Process {
     pub pidfile: Option<String>,
     pub pipesize: Option<usize>,
     pub nosplice: bool,
+    /// `tune.bufsize`: the size of a stream buffer.
+    pub bufsize: usize,
+    /// `tune.bufsize - tune.maxrewrite` and `tune.http.maxhdr`: what a message head may take.
+    pub head_limits: crate::l7::h1::Limits,
 }
 
 /// The compiled, immutable routing table.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RouteTable {
     pub frontends: Vec<Frontend>,
     pub backends: Vec<Backend>,
@@ -371,6 +461,8 @@ fn compile_http(p: &Proxy, cfg: &Config, loader: &mut crate::l7::reply::FileLoad
         errors,
         forwardfor: h.forwardfor.clone(),
         originalto: h.originalto.clone(),
+        monitor_uri: h.monitor_uri.as_ref().map(|u| u.as_bytes().to_vec()),
+        monitor_fail: h.monitor_fail.iter().filter_map(|r| r.cond.as_ref()).map(|c| CompiledCond::compile(c, &p.acls)).collect::<Result<_, _>>()?,
     })
 }
 
@@ -392,13 +484,15 @@ impl RouteTable {
         let g = &cfg.global;
         let nosplice = g.runtime.nosplice;
         // HAProxy requires a reply to fit in a buffer (`tune.bufsize`, 16384 by default).
-        let mut loader = crate::l7::reply::FileLoader::new(16384);
+        let mut loader = crate::l7::reply::FileLoader::new(g.runtime.tune.bufsize() as usize);
         let mut backends = Vec::new();
         let mut index = std::collections::HashMap::new();
         for (pi, p) in cfg.proxies.iter().enumerate().filter(|(_, p)| p.kind.has_backend()) {
             let mut servers = Vec::new();
+            let mut pool_limits = Vec::new();
             for (si, s) in p.servers.iter().enumerate() {
                 let o = &s.opts;
+                pool_limits.push(PoolLimit { max: o.pool_max_conn.and_then(|n| usize::try_from(n).ok()), idle: std::sync::atomic::AtomicUsize::new(0) });
                 let (addr, unresolved) = match server_addr(&s.addr, s.resolved) {
                     Ok(a) => (a, false),
                     Err(_) if matches!(s.addr.kind, AddrKind::Inet { host: Host::Name(_), .. }) => (ServerAddr::Unresolved, true),
@@ -464,6 +558,9 @@ impl RouteTable {
                 http: compile_http(p, cfg, &mut loader, diags)?,
                 http_key,
                 send_name_header: if p.mode == Mode::Http { p.http.send_name_header.clone() } else { None },
+                pool_limits,
+                abortonclose: p.options.abortonclose.unwrap_or(false),
+                buffer_request: p.mode == Mode::Http && p.http.options.buffer_request.unwrap_or(false),
             });
         }
         let mut frontends = Vec::new();
@@ -479,13 +576,23 @@ impl RouteTable {
                     crate::config::model::BackendTarget::Named(n) => {
                         let backend = *index.get(n.as_str()).ok_or_else(|| format!("backend '{n}' vanished during compilation"))?;
                         let cond = u.cond.as_ref().map(|c| CompiledCond::compile(c, &p.acls)).transpose()?;
-                        use_backends.push(BackendRule { backend, cond });
+                        use_backends.push(BackendRule { backend: BackendChoice::Index(backend), cond });
                     }
-                    crate::config::model::BackendTarget::Dynamic(_) => {
-                        diags.warning(Some(&u.span), Some("use_backend"), "dynamic backend names are parsed but not implemented yet: the rule has no effect");
+                    crate::config::model::BackendTarget::Dynamic(lf) => {
+                        let cond = u.cond.as_ref().map(|c| CompiledCond::compile(c, &p.acls)).transpose()?;
+                        let lf = logformat::CompiledLf::compile(lf).map_err(|e| format!("{}: use_backend: {e}", u.span))?;
+                        use_backends.push(BackendRule { backend: BackendChoice::Dynamic(lf), cond });
                     }
                 }
             }
+            let names_buffering = default_backend
+                .into_iter()
+                .chain(use_backends.iter().filter_map(|u| match u.backend {
+                    BackendChoice::Index(i) => Some(i),
+                    BackendChoice::Dynamic(_) => None,
+                }))
+                .any(|i| backends[i].buffer_request);
+            let buffer_request = p.mode == Mode::Http && (p.http.options.buffer_request.unwrap_or(false) || names_buffering);
             frontends.push(Frontend {
                 name: p.name.clone(),
                 id: p.id.unwrap_or(pi as u32 + 1),
@@ -507,6 +614,7 @@ impl RouteTable {
                 http: compile_http(p, cfg, &mut loader, diags)?,
                 own_backend: if p.kind == ProxyKind::Listen { index.get(p.name.as_str()).copied() } else { None },
                 timeout_tarpit: p.timeouts.tarpit.or(p.timeouts.connect),
+                buffer_request,
                 limit: p.maxconn.map(|m| Arc::new(tokio::sync::Semaphore::new(m as usize))),
             });
         }
@@ -520,6 +628,11 @@ impl RouteTable {
             pidfile: g.pidfile.clone(),
             pipesize: g.runtime.tune.pipesize.map(|v| v as usize),
             nosplice,
+            bufsize: g.runtime.tune.bufsize() as usize,
+            head_limits: crate::l7::h1::Limits {
+                max_head: (g.runtime.tune.bufsize() - g.runtime.tune.maxrewrite().min(g.runtime.tune.bufsize() / 2)) as usize,
+                max_headers: g.runtime.tune.http_maxhdr.unwrap_or(101) as usize,
+            },
         };
         Ok(RouteTable { frontends, backends, process, userlists: cfg.userlists.clone() })
     }

@@ -1,0 +1,266 @@
+//! `mode http`: what happens to connections and messages around the rules: `monitor-uri`, dynamic
+//! `use_backend`, `tune.bufsize`, `pool-max-conn`, draining a denied request's body, `Upgrade:
+//! h2c`, `CONNECT` tunnels, `option http-buffer-request` and `option abortonclose`. Raw-socket
+//! clients against the real binary and backends written here.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+fn lower(s: &[u8]) -> String {
+    String::from_utf8_lossy(s).to_ascii_lowercase()
+}
+
+#[test]
+fn monitor_uri_answers_200_without_reaching_the_server() {
+    let (be, seen) = http_backend(|_| ok_response("app"));
+    let port = free_port();
+    let _s = Sluiced::start(&http_cfg(port, "  monitor-uri /healthz\n  http-request deny", &format!("  server s {}", be.addr())), &[port]);
+    // Answered before the rules: the deny-everything rule does not see it.
+    let (status, _, body) = http_request(port, b"GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("200 OK"), "{:?}", String::from_utf8_lossy(&body));
+    // An absolute target with that path matches too; another path does not.
+    assert_eq!(http_request(port, b"GET http://h/healthz HTTP/1.1\r\nHost: h\r\n\r\n").0, 200);
+    assert_eq!(http_request(port, b"GET /healthz2 HTTP/1.1\r\nHost: h\r\n\r\n").0, 403);
+    assert!(seen.lock().unwrap().requests.is_empty());
+}
+
+#[test]
+fn monitor_fail_makes_monitor_uri_answer_503() {
+    let (be, _) = http_backend(|_| ok_response("app"));
+    let port = free_port();
+    let fe = "  monitor-uri /healthz\n  acl site_dead nbsrv(b) lt 1\n  monitor fail if site_dead";
+    let _s = Sluiced::start(&http_cfg(port, fe, &format!("  server s {} disabled", be.addr())), &[port]);
+    let (status, _, _) = http_request(port, b"GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_eq!(status, 503);
+}
+
+#[test]
+fn dynamic_use_backend_routes_by_the_evaluated_name_and_falls_back_to_default() {
+    let (a, a_seen) = http_backend(|_| ok_response("pool-a"));
+    let (b, _) = http_backend(|_| ok_response("default"));
+    let port = free_port();
+    let cfg = format!(
+        "defaults\n  mode http\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\nfrontend f\n  bind 127.0.0.1:{port}\n  use_backend be_%[req.hdr(x-pool),lower]\n  default_backend b\nbackend be_a\n  server s {}\nbackend b\n  server s {}\n",
+        a.addr(),
+        b.addr()
+    );
+    let _s = Sluiced::start(&cfg, &[port]);
+    let (_, _, body) = http_request(port, b"GET / HTTP/1.1\r\nHost: h\r\nX-Pool: A\r\n\r\n");
+    assert_eq!(body, b"pool-a");
+    let (_, _, body) = http_request(port, b"GET / HTTP/1.1\r\nHost: h\r\nX-Pool: nosuch\r\n\r\n");
+    assert_eq!(body, b"default");
+    let (_, _, body) = http_request(port, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_eq!(body, b"default");
+    assert_eq!(a_seen.lock().unwrap().requests.len(), 1);
+}
+
+#[test]
+fn tune_bufsize_bounds_the_request_head() {
+    let (be, seen) = http_backend(|_| ok_response("ok"));
+    let port = free_port();
+    let cfg = format!("global\n  tune.bufsize 4096\n  tune.maxrewrite 1024\n{}", http_cfg(port, "", &format!("  server s {}", be.addr())));
+    let _s = Sluiced::start(&cfg, &[port]);
+    // 3000 bytes of head fit in 4096 - 1024; 3500 do not.
+    let fits = format!("GET / HTTP/1.1\r\nHost: h\r\nX-Pad: {}\r\n\r\n", "a".repeat(2950));
+    assert_eq!(http_request(port, fits.as_bytes()).0, 200);
+    let too_big = format!("GET / HTTP/1.1\r\nHost: h\r\nX-Pad: {}\r\n\r\n", "a".repeat(3500));
+    assert_eq!(http_request(port, too_big.as_bytes()).0, 431);
+    assert_eq!(seen.lock().unwrap().requests.len(), 1);
+}
+
+#[test]
+fn pool_max_conn_zero_keeps_no_idle_server_connection() {
+    let (be, seen) = http_backend(|_| ok_response("k"));
+    let port = free_port();
+    let _s = Sluiced::start(&http_cfg(port, "", &format!("  server s {} pool-max-conn 0", be.addr())), &[port]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    for _ in 0..5 {
+        c.write_all(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        assert_eq!(read_response(&mut c).0, 200);
+    }
+    assert_eq!(seen.lock().unwrap().connections, 5, "no connection may be kept for reuse");
+}
+
+#[test]
+fn a_denied_request_body_is_drained_and_the_next_request_is_served() {
+    let (be, seen) = http_backend(|req| ok_response(&format!("{}", req.len())));
+    let port = free_port();
+    let _s = Sluiced::start(&http_cfg(port, "  http-request deny if { path /deny }", &format!("  server s {}", be.addr())), &[port]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    // The body looks like a request: it must never be taken for one.
+    let smuggled = "GET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n";
+    c.write_all(format!("POST /deny HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\n\r\n", smuggled.len()).as_bytes()).unwrap();
+    let (status, head, _) = read_response(&mut c);
+    assert_eq!(status, 403);
+    assert!(!lower(head.as_bytes()).contains("connection: close"), "{head}");
+    c.write_all(smuggled.as_bytes()).unwrap();
+    c.write_all(b"GET /next HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut c).0, 200);
+    let s = seen.lock().unwrap();
+    assert_eq!(s.requests.len(), 1);
+    assert!(s.requests[0].starts_with(b"GET /next "), "{:?}", String::from_utf8_lossy(&s.requests[0]));
+}
+
+#[test]
+fn a_denied_chunked_body_is_drained_with_its_framing_checked() {
+    let (be, seen) = http_backend(|_| ok_response("next"));
+    let port = free_port();
+    let _s = Sluiced::start(&http_cfg(port, "  http-request deny if { path /deny }", &format!("  server s {}", be.addr())), &[port]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(b"POST /deny HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET /next HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut c).0, 403);
+    let (status, _, body) = read_response(&mut c);
+    assert_eq!((status, body.as_slice()), (200, b"next".as_slice()));
+    assert_eq!(seen.lock().unwrap().requests.len(), 1);
+}
+
+#[test]
+fn a_denied_request_with_a_body_too_large_to_drain_closes_the_connection() {
+    let (be, seen) = http_backend(|_| ok_response("x"));
+    let port = free_port();
+    let _s = Sluiced::start(&http_cfg(port, "  http-request deny", &format!("  server s {}", be.addr())), &[port]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 100000000\r\n\r\nsome").unwrap();
+    let got = read_to_end(&mut c, Duration::from_secs(5)).unwrap_or_default();
+    let text = lower(&got);
+    assert!(text.starts_with("http/1.1 403") && text.contains("connection: close"), "{text}");
+    assert!(seen.lock().unwrap().requests.is_empty());
+}
+
+#[test]
+fn upgrade_h2c_is_removed_before_the_request_reaches_the_server() {
+    let (be, seen) = http_backend(|_| ok_response("h1"));
+    let port = free_port();
+    let _s = Sluiced::start(&http_cfg(port, "", &format!("  server s {}", be.addr())), &[port]);
+    let (status, _, body) = http_request(
+        port,
+        b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
+    );
+    assert_eq!((status, body.as_slice()), (200, b"h1".as_slice()));
+    let req = lower(&seen.lock().unwrap().requests[0]);
+    assert!(!req.contains("h2c") && !req.contains("http2-settings") && !req.contains("upgrade"), "{req}");
+}
+
+#[test]
+fn a_101_without_an_upgrade_offer_gets_502() {
+    let be = Backend::start(|mut c| {
+        let mut b = [0u8; 4096];
+        let _ = c.read(&mut b);
+        let _ = c.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+        std::thread::sleep(Duration::from_millis(300));
+    });
+    let port = free_port();
+    let _s = Sluiced::start(&http_cfg(port, "", &format!("  server s {}", be.addr())), &[port]);
+    assert_eq!(http_request(port, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n").0, 502);
+}
+
+#[test]
+fn connect_becomes_a_tunnel_after_a_2xx() {
+    let be = Backend::start(|mut c| {
+        let mut b = [0u8; 4096];
+        let n = c.read(&mut b).unwrap_or(0);
+        assert!(b[..n].starts_with(b"CONNECT db.internal:5432 HTTP/1.1\r\n"), "{:?}", String::from_utf8_lossy(&b[..n]));
+        let _ = c.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+        loop {
+            match c.read(&mut b) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    let mut out = b"echo:".to_vec();
+                    out.extend_from_slice(&b[..n]);
+                    if c.write_all(&out).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    let port = free_port();
+    let _s = Sluiced::start(&http_cfg(port, "", &format!("  timeout tunnel 5s\n  server s {}", be.addr())), &[port]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(b"CONNECT db.internal:5432 HTTP/1.1\r\nHost: db.internal:5432\r\n\r\n").unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut b = vec![0u8; 4096];
+    let n = c.read(&mut b).unwrap();
+    assert!(b[..n].starts_with(b"HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&b[..n]));
+    // Bytes that are not HTTP go through both ways.
+    c.write_all(b"\x00\x01raw").unwrap();
+    let mut echo = [0u8; 10];
+    c.read_exact(&mut echo).unwrap();
+    assert_eq!(&echo, b"echo:\x00\x01raw");
+}
+
+#[test]
+fn http_buffer_request_lets_rules_match_the_body() {
+    let (be, seen) = http_backend(|_| ok_response("stored"));
+    let port = free_port();
+    let fe = "  option http-buffer-request\n  http-request deny if { req.body -m sub secret }";
+    let _s = Sluiced::start(&http_cfg(port, fe, &format!("  server s {}", be.addr())), &[port]);
+    // The body arrives after the head, in two pieces: the rule still sees all of it.
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 12\r\n\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    c.write_all(b"my se").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    c.write_all(b"cret!!!").unwrap();
+    assert_eq!(read_response(&mut c).0, 403);
+    // A chunked body is matched de-chunked, and an innocent one reaches the server intact.
+    let (status, _, _) = http_request(port, b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nsec\r\n3\r\nret\r\n0\r\n\r\n");
+    assert_eq!(status, 403);
+    let (status, _, _) = http_request(port, b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello");
+    assert_eq!(status, 200);
+    let s = seen.lock().unwrap();
+    assert_eq!(s.requests.len(), 1);
+    assert!(s.requests[0].ends_with(b"\r\n\r\nhello"));
+}
+
+#[test]
+fn abortonclose_closes_the_server_connection_when_the_client_leaves() {
+    // The server answers after 1.5 s; it records whether the proxy closed the connection first.
+    let aborted = Arc::new(AtomicBool::new(false));
+    let a2 = aborted.clone();
+    let be = Backend::start(move |mut c| {
+        let mut b = [0u8; 4096];
+        let _ = c.read(&mut b);
+        c.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+        if let Ok(0) = c.read(&mut b) {
+            a2.store(true, Ordering::SeqCst);
+        }
+        let _ = c.write_all(&ok_response("late"));
+    });
+    let port = free_port();
+    let _s = Sluiced::start(&http_cfg(port, "", &format!("  option abortonclose\n  server s {}", be.addr())), &[port]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(b"GET /slow HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    let start = Instant::now();
+    while !aborted.load(Ordering::SeqCst) && start.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(aborted.load(Ordering::SeqCst), "the server connection stayed open after the client left");
+}
+
+#[test]
+fn without_abortonclose_a_half_closed_client_still_gets_its_answer() {
+    let be = Backend::start(|mut c| {
+        let mut b = [0u8; 4096];
+        let _ = c.read(&mut b);
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = c.write_all(&ok_response("late"));
+    });
+    let port = free_port();
+    let _s = Sluiced::start(&http_cfg(port, "", &format!("  server s {}", be.addr())), &[port]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(b"GET /slow HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    let (status, _, body) = read_response(&mut c);
+    assert_eq!((status, body.as_slice()), (200, b"late".as_slice()));
+}
