@@ -347,6 +347,58 @@ fn content_inspection_routes_tls_by_sni() {
     assert_eq!(hello("other.example.com"), b'b');
 }
 
+/// A frontend on `port` whose `tcp-request` lines are `rules`, sending to `ba` when `var(sess.n)`
+/// is 1 and to `bb` otherwise.
+fn var_routing_cfg(port: u16, rules: &str, a: &Backend, b: &Backend) -> String {
+    format!(
+        "defaults\n  mode tcp\n  timeout connect 1s\n  timeout client 10s\n  timeout server 10s\nfrontend f\n  bind 127.0.0.1:{port}\n  tcp-request inspect-delay 2s\n{rules}\n  use_backend ba if {{ var(sess.n) -m int 1 }}\n  default_backend bb\nbackend ba\n  server a {}\nbackend bb\n  server b {}\n",
+        a.addr(),
+        b.addr()
+    )
+}
+
+/// Sends `parts` with a pause between them; returns the first byte the backend answers.
+fn server_after(port: u16, parts: &[&[u8]]) -> u8 {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    for p in parts {
+        c.write_all(p).unwrap();
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    let mut line = [0u8; 2];
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.read_exact(&mut line).unwrap();
+    line[0]
+}
+
+#[test]
+fn a_content_rule_variable_chooses_the_backend() {
+    let (a, b) = (Backend::named("a"), Backend::named("b"));
+    let port = free_port();
+    let rules = "  tcp-request content set-var(sess.n) int(1) if { req.payload(0,4) -m str PING }";
+    let _s = Sluiced::start(&var_routing_cfg(port, rules, &a, &b), &[port]);
+    assert_eq!(server_after(port, &[b"PI", b"NG"]), b'a');
+    assert_eq!(server_after(port, &[b"PONG"]), b'b');
+}
+
+#[test]
+fn content_rules_resume_at_the_waiting_rule_so_earlier_variable_actions_run_once() {
+    let (a, b) = (Backend::named("a"), Backend::named("b"));
+    let port = free_port();
+    // Re-running the first rule on each piece of data would count past 1.
+    let rules = "  tcp-request content set-var(sess.n) var(sess.n,0),add(1)\n  tcp-request content accept if { req.len ge 6 }";
+    let _s = Sluiced::start(&var_routing_cfg(port, rules, &a, &b), &[port]);
+    assert_eq!(server_after(port, &[b"ab", b"cd", b"ef"]), b'a');
+}
+
+#[test]
+fn connection_and_session_rule_variables_reach_the_content_rules() {
+    let (a, b) = (Backend::named("a"), Backend::named("b"));
+    let port = free_port();
+    let rules = "  tcp-request connection set-var(sess.c) int(1)\n  tcp-request session set-var(sess.n) var(sess.c)";
+    let _s = Sluiced::start(&var_routing_cfg(port, rules, &a, &b), &[port]);
+    assert_eq!(server_after(port, &[b"x"]), b'a');
+}
+
 /// A minimal TLS 1.2 ClientHello with one cipher suite and an SNI extension.
 fn client_hello(sni: &str) -> Vec<u8> {
     let name = sni.as_bytes();

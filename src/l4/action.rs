@@ -509,7 +509,8 @@ pub fn parse_var_name(text: &str) -> Result<VarName, String> {
     Ok(VarName { scope, name: name.to_owned() })
 }
 
-fn parse_var_cond(text: &str) -> Result<VarCond, String> {
+/// One `set-var` condition: `ifexists`, `ifgt`...
+pub fn parse_var_cond(text: &str) -> Result<VarCond, String> {
     Ok(match text.trim() {
         "ifexists" => VarCond::IfExists,
         "ifnotexists" => VarCond::IfNotExists,

@@ -155,6 +155,9 @@ pub static CONNECTION_ACTIONS: &[ActionDef<TcpAction>] = &[
     SET_MARK,
     SET_TOS,
     CAPTURE,
+    SET_VAR,
+    SET_VAR_FMT,
+    UNSET_VAR,
     SILENT_DROP,
 ];
 
@@ -422,6 +425,16 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn connection_rules_have_the_variable_actions() {
+        let t = tcp(&format!(
+            "{FE}  tcp-request connection set-var(sess.a) src\n  tcp-request connection set-var-fmt(sess.b) %[src]\n  tcp-request connection unset-var(sess.a)\n"
+        ));
+        assert!(matches!(&t.connection_rules[0].action, TcpAction::Common(CommonAction::SetVar { .. })));
+        assert!(matches!(&t.connection_rules[1].action, TcpAction::Common(CommonAction::SetVarFmt { .. })));
+        assert!(matches!(&t.connection_rules[2].action, TcpAction::Common(CommonAction::UnsetVar { .. })));
     }
 
     #[test]

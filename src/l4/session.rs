@@ -2,11 +2,16 @@
 //!
 //! 1. **Accepted**: the worker's accept loop has a client socket and its admission permits.
 //! 2. **Connection rules**: `tcp-request connection` rules run on the addresses alone
-//!    (`accept`, `reject`, `expect-proxy layer4`).
+//!    (`accept`, `reject`, `expect-proxy layer4`, variables).
 //! 3. **PROXY header**: with `accept-proxy` (or `expect-proxy`), the header is read and the original
-//!    addresses replace the socket's for every later step.
+//!    addresses replace the socket's for every later step. Then the `tcp-request session` rules.
 //! 4. **Content inspection**: `tcp-request content` rules run on the request bytes received so far,
-//!    waiting up to `tcp-request inspect-delay` for the data a rule needs.
+//!    waiting up to `tcp-request inspect-delay` for the data a rule needs; a rule waiting for data
+//!    resumes where it stopped, so the variable actions before it run once.
+//!
+//! A `mode http` connection runs its connection and session rules through
+//! `connection_rules_pass` before its first request; the variables they set (`sess.`) are the
+//! HTTP session's.
 //! 5. **Backend**: the first matching `use_backend`, else `default_backend` (a listen's own).
 //! 6. **Connect**: a server is picked (queueing up to `timeout queue` when all are full), connected
 //!    within `timeout connect`, retried `retries` times and redispatched with `option redispatch`.
@@ -14,7 +19,7 @@
 //!    both directions are forwarded with `splice(2)` (or buffered copies), each end-of-stream
 //!    propagated as a half-close, until both directions have ended or a timeout fires.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -27,6 +32,7 @@ use tokio::time::Instant;
 use crate::balance::state::ConnectAddr;
 use crate::balance::{BackendState, Pick, PickKey};
 use crate::route::eval::{StreamCtx, Tri};
+use crate::route::vars::{VarStore, Vars};
 use crate::route::{Backend, Frontend, L4Action, L4Rule, RouteTable};
 use crate::runtime::io::{Conn, EpollConn, write_all};
 use crate::runtime::pipe::PipePool;
@@ -84,6 +90,7 @@ struct Ctx<'a> {
     backend: Option<usize>,
     buf: &'a [u8],
     final_data: bool,
+    vars: &'a RefCell<Vars>,
 }
 
 impl StreamCtx for Ctx<'_> {
@@ -111,6 +118,9 @@ impl StreamCtx for Ctx<'_> {
     fn req_final(&self) -> bool {
         self.final_data
     }
+    fn vars(&self) -> Option<VarStore<'_>> {
+        Some(VarStore { stream: self.vars, proc: &self.rt.proc_vars })
+    }
 }
 
 /// What a session needs from its worker.
@@ -124,7 +134,7 @@ pub struct Worker {
     pub splice_ok: Cell<bool>,
 }
 
-fn eval(rule_cond: &Option<crate::route::eval::CompiledCond>, ctx: &Ctx<'_>) -> Tri {
+fn eval(rule_cond: &Option<crate::route::eval::CompiledCond>, ctx: &dyn StreamCtx) -> Tri {
     match rule_cond {
         None => Tri::Yes,
         Some(c) => c.eval(ctx),
@@ -150,18 +160,18 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<S
         dst.set(local);
     }
     let mut expect_proxy = accept_proxy;
+    // Empty unless a rule sets a variable: a connection without variables allocates nothing.
+    let vars = RefCell::new(Vars::default());
 
     // 2. Connection rules.
     {
-        let ctx = Ctx { rt, fe, src, dst: &dst, backend: None, buf: &[], final_data: true };
-        match run_rules(&fe.connection_rules, &ctx) {
-            Some(L4Action::Reject) => return End::Rejected,
-            Some(L4Action::ExpectProxy) => expect_proxy = true,
-            _ => {}
+        let ctx = Ctx { rt, fe, src, dst: &dst, backend: None, buf: &[], final_data: true, vars: &vars };
+        if run_rules(&fe.connection_rules, &ctx) {
+            return End::Rejected;
         }
         // `expect-proxy` may come after an `accept` of another rule: HAProxy runs rules until a
         // final one, and `expect-proxy` is not final.
-        if fe.connection_rules.iter().any(|r| r.action == L4Action::ExpectProxy && eval(&r.cond, &ctx) == Tri::Yes) {
+        if fe.connection_rules.iter().any(|r| matches!(r.action, L4Action::ExpectProxy) && eval(&r.cond, &ctx) == Tri::Yes) {
             expect_proxy = true;
         }
     }
@@ -194,14 +204,20 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<S
         }
     }
 
+    // Session rules, with the addresses the PROXY header gave.
+    if run_rules(&fe.session_rules, &Ctx { rt, fe, src, dst: &dst, backend: None, buf: &[], final_data: true, vars: &vars }) {
+        return End::Rejected;
+    }
+
     // 4. Content inspection.
     if !fe.content_rules.is_empty() {
         let deadline = fe.inspect_delay.map(|d| Instant::now() + d);
         let mut client_eof = false;
+        let mut next_rule = 0;
         loop {
             let final_data = client_eof || buf.len() >= INSPECT_MAX || deadline.is_none_or(|d| Instant::now() >= d);
-            let ctx = Ctx { rt, fe, src, dst: &dst, backend: None, buf: &buf, final_data };
-            match content_decision(&fe.content_rules, &ctx) {
+            let ctx = Ctx { rt, fe, src, dst: &dst, backend: None, buf: &buf, final_data, vars: &vars };
+            match content_decision(&fe.content_rules, &ctx, &mut next_rule) {
                 Decision::Reject => return End::Rejected,
                 Decision::Accept => break,
                 Decision::Wait if !final_data => {}
@@ -221,7 +237,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<S
 
     // 5. Backend.
     let be_idx = {
-        let ctx = Ctx { rt, fe, src, dst: &dst, backend: None, buf: &buf, final_data: true };
+        let ctx = Ctx { rt, fe, src, dst: &dst, backend: None, buf: &buf, final_data: true, vars: &vars };
         fe.select_backend(&rt.backends, &ctx)
     };
     let Some(be_idx) = be_idx else { return End::NoBackend };
@@ -230,7 +246,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<S
     // 6. Connect.
     let mut key = PickKey { src: src.map(|s| s.ip()), hash: None };
     if let Some(hk) = &be.hash_key {
-        let ctx = Ctx { rt, fe, src, dst: &dst, backend: Some(be_idx), buf: &buf, final_data: true };
+        let ctx = Ctx { rt, fe, src, dst: &dst, backend: Some(be_idx), buf: &buf, final_data: true, vars: &vars };
         if let Ok(Some(sample)) = hk.expr.eval(&ctx) {
             let bytes: Vec<u8> = match sample {
                 crate::route::eval::Sample::Str(s) => s.into_bytes(),
@@ -278,18 +294,28 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<S
     end
 }
 
-/// The first final action of `rules` whose condition holds (connection rules see no data, so a
-/// miss is a no-match there).
-fn run_rules(rules: &[L4Rule], ctx: &Ctx<'_>) -> Option<L4Action> {
+/// Runs `rules` in order until a final one (`accept`, `reject`) matches, running the variable
+/// actions on the way; true when a `reject` matched. Connection and session rules see no data, so
+/// a miss is a no-match there.
+fn run_rules(rules: &[L4Rule], ctx: &dyn StreamCtx) -> bool {
     for r in rules {
         if eval(&r.cond, ctx) == Tri::Yes {
-            match r.action {
-                L4Action::ExpectProxy => continue,
-                a => return Some(a),
+            match &r.action {
+                L4Action::Accept => return false,
+                L4Action::Reject => return true,
+                L4Action::ExpectProxy => {}
+                L4Action::Var(v) => v.run(ctx),
             }
         }
     }
-    None
+    false
+}
+
+/// Runs the `tcp-request connection` and `tcp-request session` rules of a `mode http` frontend
+/// (whose connections do not pass through [`run`]); false when one rejects the connection.
+/// `expect-proxy` is not acted on in `mode http`.
+pub(crate) fn connection_rules_pass(fe: &Frontend, ctx: &dyn StreamCtx) -> bool {
+    !run_rules(&fe.connection_rules, ctx) && !run_rules(&fe.session_rules, ctx)
 }
 
 enum Decision {
@@ -299,20 +325,23 @@ enum Decision {
     Wait,
 }
 
-/// HAProxy's content-rule evaluation: rules run in order; a rule whose condition misses waits
-/// for more data (until the inspect delay ends); the first matching `accept` or `reject` decides;
-/// no match at all accepts.
-fn content_decision(rules: &[L4Rule], ctx: &Ctx<'_>) -> Decision {
-    for r in rules {
+/// HAProxy's content-rule evaluation: rules run in order from `next`; a rule whose condition
+/// misses waits for more data (until the inspect delay ends) and is where the next evaluation
+/// resumes, so the rules before it (variable actions) do not run twice; the first matching
+/// `accept` or `reject` decides; no match at all accepts.
+fn content_decision(rules: &[L4Rule], ctx: &dyn StreamCtx, next: &mut usize) -> Decision {
+    while let Some(r) = rules.get(*next) {
         match eval(&r.cond, ctx) {
             Tri::Miss => return Decision::Wait,
-            Tri::No => continue,
-            Tri::Yes => match r.action {
+            Tri::No => {}
+            Tri::Yes => match &r.action {
                 L4Action::Accept => return Decision::Accept,
                 L4Action::Reject => return Decision::Reject,
-                L4Action::ExpectProxy => continue,
+                L4Action::ExpectProxy => {}
+                L4Action::Var(v) => v.run(ctx),
             },
         }
+        *next += 1;
     }
     Decision::Accept
 }

@@ -6,19 +6,25 @@
 //! at once, so the conditions and values of later rules see the message as edited so far, as in
 //! HAProxy. Log-format values are evaluated per message.
 //!
-//! `set-var`, `unset-var` and the other actions not compiled here are parsed only: the routing
-//! table reports them when it compiles.
+//! `set-var`, `set-var-fmt` and `unset-var` store in the stream's variables
+//! ([`crate::route::vars`]); `capture` stores in the transaction's capture slots
+//! ([`crate::route::capture`]). The actions not compiled here are parsed only: the routing table
+//! reports them when it compiles.
 
 use regex::bytes::Regex;
 
 use crate::config::logformat::LogFormat;
 use crate::config::model::HttpErrors;
+use crate::l4::action::{CaptureSlot, CommonAction};
 use crate::l7::config::{HttpAction, Redirect, RequestPart};
 use crate::l7::edit::{Edit, Edits, NameMatch, TargetPart, byte_regex};
 use crate::l7::reply::{CompiledReply, ErrorResponses, FileLoader, RedirectRequest, ReplyKind, Response, error_response, redirect_response};
 use crate::l7::session::{HttpCtx, Msg};
-use crate::route::eval::{CompiledCond, HttpMsg, StreamCtx, Tri};
+use crate::log::config::CaptureDir;
+use crate::route::capture::CaptureConfig;
+use crate::route::eval::{CompiledCond, CompiledSample, HttpMsg, StreamCtx, Tri};
 use crate::route::logformat::CompiledLf;
+use crate::route::vars::VarAction;
 
 /// Which rule set a rule belongs to: it decides the defaults (`deny` answers 403 to a request,
 /// 502 in place of a response) and which message the rewrites apply to.
@@ -45,6 +51,14 @@ pub enum Action {
     Auth(Option<String>),
     /// A rewrite of the message.
     Rewrite(Rewrite),
+    /// `set-var`, `set-var-fmt`, `unset-var`.
+    Var(VarAction),
+    /// `capture <expr> len <n>|id <n>`: the value, as a string, into a slot of the frontend.
+    Capture {
+        expr: CompiledSample,
+        dir: CaptureDir,
+        slot: usize,
+    },
 }
 
 /// A rewrite whose values are evaluated per message.
@@ -66,15 +80,50 @@ pub struct HttpRule {
     pub cond: Option<CompiledCond>,
 }
 
-/// What the files and sections replies may name, while the routing table compiles.
+/// What the files and sections replies may name, and the capture slots, while the routing table
+/// compiles.
 pub struct CompileEnv<'a> {
     pub sections: &'a [HttpErrors],
     pub loader: &'a mut FileLoader,
+    /// The proxy's capture slots when it has a frontend; a backend cannot check `id`s, which
+    /// name slots of whatever frontend passes the request on.
+    pub captures: Option<&'a CaptureConfig>,
+    /// The slot of each `http-request capture ... len` rule not compiled yet, in rule order.
+    pub capture_len_slots: std::vec::IntoIter<usize>,
 }
 
-/// Compiles an action; `None` when the data plane does not implement it (it is then parsed only).
-pub fn compile_action(a: &HttpAction, env: &mut CompileEnv<'_>) -> Result<Option<Action>, String> {
+/// `capture <expr> len <n>|id <n>` of a rule set: where the value goes.
+fn compile_capture(expr: &crate::config::expr::SampleExpr, slot: CaptureSlot, stage: Stage, env: &mut CompileEnv<'_>) -> Result<Action, String> {
+    let dir = if stage == Stage::Request { CaptureDir::Request } else { CaptureDir::Response };
+    let slot = match slot {
+        CaptureSlot::Len(_) => match env.captures {
+            Some(_) => env.capture_len_slots.next().ok_or("capture slot numbering failed")?,
+            None => return Err(
+                "'capture ... len' needs a frontend: declare the slot in the frontend with 'declare capture request len <n>' and use 'capture ... id <n>' here"
+                    .into(),
+            ),
+        },
+        CaptureSlot::Id(id) => {
+            let id = id as usize;
+            let count = env.captures.map(|c| if dir == CaptureDir::Request { c.req_lens.len() } else { c.res_lens.len() });
+            if count.is_some_and(|n| id >= n) {
+                return Err(format!("unable to find capture id '{id}' referenced by the capture rule (declare it with 'declare capture')"));
+            }
+            id
+        }
+    };
+    Ok(Action::Capture { expr: CompiledSample::compile(expr)?, dir, slot })
+}
+
+/// Compiles an action of the `stage` rule set; `None` when the data plane does not implement it
+/// (it is then parsed only).
+pub fn compile_action(a: &HttpAction, stage: Stage, env: &mut CompileEnv<'_>) -> Result<Option<Action>, String> {
     let reply = |r, kind, env: &mut CompileEnv<'_>| CompiledReply::compile(r, kind, env.sections, env.loader);
+    if let HttpAction::Common(c) = a
+        && let Some(v) = VarAction::compile(c)?
+    {
+        return Ok(Some(Action::Var(v)));
+    }
     Ok(Some(match a {
         HttpAction::Allow => Action::Allow,
         HttpAction::Reject => Action::Reject,
@@ -103,6 +152,7 @@ pub fn compile_action(a: &HttpAction, env: &mut CompileEnv<'_>) -> Result<Option
             Action::Rewrite(Rewrite::ReplaceTarget(part, byte_regex(regex)?, CompiledLf::compile(replace)?))
         }
         HttpAction::SetStatus { status, reason } => Action::Rewrite(Rewrite::SetStatus(*status, reason.as_ref().map(|r| r.clone().into_bytes()))),
+        HttpAction::Common(CommonAction::Capture { expr, slot }) => compile_capture(expr, *slot, stage, env)?,
         _ => return Ok(None),
     }))
 }
@@ -168,6 +218,16 @@ pub(crate) fn run(rules: &[HttpRule], base: &HttpCtx<'_>, msg: &mut Msg<'_>, oth
                 return Flow::Reply(resp);
             }
             Action::Rewrite(w) => rewrite(w, &ctx, is_request),
+            Action::Var(v) => {
+                v.run(&ctx);
+                None
+            }
+            Action::Capture { expr, dir, slot } => {
+                if let Ok(Some(v)) = expr.eval_ref(&ctx) {
+                    base.captures.borrow_mut().store(*dir, *slot, &v.as_bytes());
+                }
+                None
+            }
         };
         if let Some(e) = edit {
             msg.view.apply(&e);

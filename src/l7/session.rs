@@ -25,6 +25,11 @@
 //! 6. **Keep-alive**: both connections stay open when both sides agree and the response was
 //!    complete; the server connection returns to the worker's pool, and bytes the client already
 //!    sent (pipelining) start the next transaction.
+//!
+//! Before the first request the frontend's `tcp-request connection` and `session` rules run
+//! (accept, reject, variables). Each transaction starts with empty `txn.`/`req.` variables and
+//! capture slots; the header captures are taken from the heads before the rules run, and the
+//! `req.` variables end when the response head arrives.
 
 use std::io;
 use std::rc::Rc;
@@ -105,6 +110,10 @@ pub(crate) struct HttpCtx<'a> {
     pub req_buf: &'a [u8],
     pub req: Option<&'a dyn HttpMsg>,
     pub res: Option<&'a dyn HttpMsg>,
+    /// The connection's variables (`sess.`, and `txn.`/`req.`/`res.` of the current transaction).
+    pub vars: &'a std::cell::RefCell<crate::route::vars::Vars>,
+    /// The capture slots of the current transaction.
+    pub captures: &'a std::cell::RefCell<crate::route::capture::Captured>,
 }
 
 impl StreamCtx for HttpCtx<'_> {
@@ -140,6 +149,12 @@ impl StreamCtx for HttpCtx<'_> {
     }
     fn userlist(&self, name: &str) -> Option<&crate::config::model::Userlist> {
         self.rt.userlists.iter().find(|u| u.name == name)
+    }
+    fn vars(&self) -> Option<crate::route::vars::VarStore<'_>> {
+        Some(crate::route::vars::VarStore { stream: self.vars, proc: &self.rt.proc_vars })
+    }
+    fn captures(&self) -> Option<&std::cell::RefCell<crate::route::capture::Captured>> {
+        Some(self.captures)
     }
 }
 
@@ -784,7 +799,14 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         let _ = s.set_nodelay(true);
     }
     let dst = Dst { cell: std::cell::OnceCell::new(), client: &client };
-    let conn_ctx = HttpCtx { rt, fe, src: peer, dst: &dst, backend: None, body_pending: false, req_buf: &[], req: None, res: None };
+    let vars = std::cell::RefCell::new(crate::route::vars::Vars::default());
+    let captures = std::cell::RefCell::new(crate::route::capture::Captured::new(&fe.captures));
+    let conn_ctx =
+        HttpCtx { rt, fe, src: peer, dst: &dst, backend: None, body_pending: false, req_buf: &[], req: None, res: None, vars: &vars, captures: &captures };
+    // `tcp-request connection` and `tcp-request session` rules: accept, reject, variables.
+    if !crate::l4::session::connection_rules_pass(fe, &conn_ctx) {
+        return End::Rejected;
+    }
     let limits = rt.process.head_limits;
     let bufsize = rt.process.bufsize;
     let head_timeout = fe.timeout_http_request.or(fe.timeout_client).or(Some(DEFAULT_HEAD_TIMEOUT));
@@ -797,6 +819,8 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
     let mut first = true;
     let end = loop {
         // 1. Request head.
+        vars.borrow_mut().new_transaction();
+        captures.borrow_mut().new_transaction();
         let first_wait = if first { head_timeout } else { keepalive_timeout };
         match read_head(&client, &mut cbuf, &mut req_head, &limits, first_wait, head_timeout, h1::parse_request_into).await {
             HeadRead::Ok => {}
@@ -862,6 +886,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
             let mut base = HttpCtx { body_pending, ..conn_ctx };
             let mut msg = Msg::new(&cbuf, head, first);
             msg.body = body;
+            captures.borrow_mut().headers(&fe.captures.req_headers, crate::log::config::CaptureDir::Request, &msg);
             let mut edits = Edits::new();
             let mut flow = match monitor_status(fe, &base, &msg, &cbuf[head.target.clone()]) {
                 // `monitor-uri` is answered before any rule runs, as in HAProxy.
@@ -1126,6 +1151,8 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
             out.extend_from_slice(&sbuf[..rhead.len]);
         } else {
             let mut msg = Msg::new(&sbuf, rhead, true);
+            vars.borrow_mut().start_response();
+            captures.borrow_mut().headers(&fe.captures.res_headers, crate::log::config::CaptureDir::Response, &msg);
             let mut redits = Edits::new();
             for set in rule_sets(&base, true, |h| &h.response_rules) {
                 flow = rules::run(set, &base, &mut msg, None, false, &mut redits);

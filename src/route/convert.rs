@@ -1,6 +1,8 @@
 //! Converters, compiled once (masks parsed, regexes built, map files read and indexed) and applied
 //! to a [`SampleRef`]. A converter that cannot apply to its input, or that is not implemented yet
-//! (variables, stick tables), makes the sample absent.
+//! (stick tables), makes the sample absent. Converters that read or write variables (`concat`,
+//! the arithmetic ones with a variable operand, `strcmp`, `secure_memcmp`, `set-var`,
+//! `unset-var`) reach them through the stream.
 //!
 //! Converters that shorten or keep their input (`field`, `word`, `bytes`, `lower` on lower-case
 //! text) keep borrowing from the request buffer instead of copying.
@@ -12,9 +14,11 @@ use std::sync::{Arc, OnceLock};
 
 use sha1::Digest;
 
-use super::eval::SampleRef;
+use super::eval::{SampleRef, StreamCtx};
 use super::map::{self, MapFile, MapMatch, MapOut, MapValue};
+use super::vars::VarConds;
 use crate::config::expr::Call;
+use crate::l4::action::{VarName, parse_var_cond, parse_var_name};
 
 const IMPLEMENTED: &[&str] = &[
     "lower",
@@ -54,6 +58,10 @@ const IMPLEMENTED: &[&str] = &[
     "sha2",
     "host_only",
     "port_only",
+    "strcmp",
+    "secure_memcmp",
+    "set-var",
+    "unset-var",
 ];
 
 /// The converters applied for real; the registry's others make the sample absent for now.
@@ -98,6 +106,13 @@ pub(crate) enum Arith {
     Xor,
 }
 
+/// The operand of an arithmetic converter: a constant, or a variable read when applied.
+#[derive(Debug)]
+pub(crate) enum Operand {
+    Int(i64),
+    Var(VarName),
+}
+
 /// One piece of a `regsub` replacement: text, or a capture group (`\1`).
 #[derive(Debug)]
 pub(crate) enum Subst {
@@ -128,8 +143,10 @@ pub(crate) enum Conv {
         delims: Box<[u8]>,
         count: i64,
     },
+    /// `concat([<start>][,<var>][,<end>])`: a variable that is not set adds nothing.
     Concat {
         start: Box<[u8]>,
+        var: Option<VarName>,
         end: Box<[u8]>,
     },
     Hex,
@@ -138,7 +155,7 @@ pub(crate) enum Conv {
         func: Hash,
         avalanche: bool,
     },
-    Arith(Arith, i64),
+    Arith(Arith, Operand),
     Neg,
     Cpl,
     Not,
@@ -167,6 +184,14 @@ pub(crate) enum Conv {
     Sha2(u16),
     HostOnly,
     PortOnly,
+    StrCmp(VarName),
+    SecureMemcmp(VarName),
+    /// `set-var(<var>[,<cond>...])`: stores the input and passes it on.
+    SetVar {
+        var: VarName,
+        conds: VarConds,
+    },
+    UnsetVar(VarName),
     /// Known to the registry, not applied at this layer: the sample becomes absent.
     Unsupported,
 }
@@ -179,14 +204,21 @@ fn int_arg(call: &Call, i: usize) -> Result<Option<i64>, String> {
     arg(call, i).map(|a| a.parse::<i64>().map_err(|_| format!("{}: argument {} '{a}' is not an integer", call.name, i + 1))).transpose()
 }
 
+/// A variable argument. `check.` variables (health checks) and malformed names, which the
+/// expression parser already reported, are never found: `None`.
+fn var_arg(call: &Call, i: usize) -> Option<VarName> {
+    arg(call, i).and_then(|a| parse_var_name(a).ok())
+}
+
 impl Conv {
     pub fn compile(call: &Call) -> Result<Conv, String> {
         let name = call.name.as_str();
-        let arith = |op| match arg(call, 0).map(str::parse::<i64>) {
-            Some(Ok(n)) => Conv::Arith(op, n),
-            // A variable operand: variables come with the HTTP layer.
+        let arith = |op| match (arg(call, 0).map(str::parse::<i64>), var_arg(call, 0)) {
+            (Some(Ok(n)), _) => Conv::Arith(op, Operand::Int(n)),
+            (_, Some(v)) => Conv::Arith(op, Operand::Var(v)),
             _ => Conv::Unsupported,
         };
+        let with_var = |f: fn(VarName) -> Conv| var_arg(call, 0).map_or(Conv::Unsupported, f);
         if let Some((method, out)) = map::parse_converter_name(name) {
             return compile_map(call, method, out);
         }
@@ -215,11 +247,9 @@ impl Conv {
                 if name == "field" { Conv::Field { index, delims, count } } else { Conv::Word { index, delims, count } }
             }
             "concat" => {
-                // The variable in the middle is looked up at run time; variables come with the
-                // HTTP layer, and HAProxy leaves a missing variable out.
                 let start = call.args.first().map(|s| s.as_bytes().into()).unwrap_or_default();
                 let end = call.args.get(2).map(|s| s.as_bytes().into()).unwrap_or_default();
-                Conv::Concat { start, end }
+                Conv::Concat { start, var: var_arg(call, 1), end }
             }
             "hex" => Conv::Hex,
             "base64" => Conv::Base64,
@@ -279,13 +309,25 @@ impl Conv {
             },
             "host_only" => Conv::HostOnly,
             "port_only" => Conv::PortOnly,
+            "strcmp" => with_var(Conv::StrCmp),
+            "secure_memcmp" => with_var(Conv::SecureMemcmp),
+            "set-var" => {
+                let conds = call.args.iter().skip(1).filter(|c| !c.is_empty()).map(|c| parse_var_cond(c)).collect::<Result<Vec<_>, _>>()?;
+                match var_arg(call, 0) {
+                    Some(var) => Conv::SetVar { var, conds: VarConds::from_config(&conds) },
+                    None => Conv::Unsupported,
+                }
+            }
+            "unset-var" => with_var(Conv::UnsetVar),
             _ if super::sample::registry().converter(name).is_some() => Conv::Unsupported,
             _ => return Err(format!("unknown converter '{name}'")),
         })
     }
 
-    /// The converted sample, or `None` when it does not apply to the input.
-    pub fn apply<'a>(&'a self, v: SampleRef<'a>) -> Option<SampleRef<'a>> {
+    /// The converted sample, or `None` when it does not apply to the input. `ctx` is the stream,
+    /// for the converters that use variables.
+    pub fn apply<'a>(&'a self, v: SampleRef<'a>, ctx: &dyn StreamCtx) -> Option<SampleRef<'a>> {
+        let var = |name: &VarName| ctx.vars().and_then(|s| s.get(name));
         match self {
             Conv::Lower => Some(SampleRef::Str(map_case(v.into_bytes(), false))),
             Conv::Upper => Some(SampleRef::Str(map_case(v.into_bytes(), true))),
@@ -313,14 +355,17 @@ impl Conv {
                 let r = word(&b, *index, delims, *count)?;
                 Some(SampleRef::Str(slice_cow(b, r)))
             }
-            Conv::Concat { start, end } => {
+            Conv::Concat { start, var: name, end } => {
                 let b = v.into_bytes();
-                if start.is_empty() && end.is_empty() {
+                let middle = name.as_ref().and_then(var).map(|s| s.into_ref().into_bytes());
+                let middle = middle.as_deref().unwrap_or_default();
+                if start.is_empty() && middle.is_empty() && end.is_empty() {
                     return Some(SampleRef::Str(b));
                 }
-                let mut out = Vec::with_capacity(start.len() + b.len() + end.len());
-                out.extend_from_slice(start);
+                let mut out = Vec::with_capacity(b.len() + start.len() + middle.len() + end.len());
                 out.extend_from_slice(&b);
+                out.extend_from_slice(start);
+                out.extend_from_slice(middle);
                 out.extend_from_slice(end);
                 Some(SampleRef::Str(Cow::Owned(out)))
             }
@@ -336,7 +381,14 @@ impl Conv {
                 };
                 Some(SampleRef::Int(i64::from(if *avalanche { full_hash(h) } else { h })))
             }
-            Conv::Arith(op, n) => Some(SampleRef::Int(arith(*op, v.as_int()?, *n))),
+            Conv::Arith(op, operand) => {
+                // A variable that is not set, or not a number, fails the converter, as in HAProxy.
+                let n = match operand {
+                    Operand::Int(n) => *n,
+                    Operand::Var(name) => var(name)?.into_ref().as_int()?,
+                };
+                Some(SampleRef::Int(arith(*op, v.as_int()?, n)))
+            }
             Conv::Neg => Some(SampleRef::Int(v.as_int()?.saturating_neg())),
             Conv::Cpl => Some(SampleRef::Int(!v.as_int()?)),
             Conv::Not => Some(SampleRef::Bool(v.as_int()? == 0)),
@@ -381,6 +433,29 @@ impl Conv {
                 let b = v.as_bytes();
                 let port = host_port_split(&b).and_then(|(_, p)| std::str::from_utf8(p).ok()?.parse::<u16>().ok());
                 Some(SampleRef::Int(port.map_or(0, i64::from)))
+            }
+            Conv::StrCmp(name) => {
+                let other = var(name)?.into_ref();
+                let (a, b) = (v.as_bytes(), other.as_bytes());
+                // HAProxy's: memcmp over the common length, then the difference of the lengths.
+                let diff = a.iter().zip(b.iter()).find(|(x, y)| x != y).map(|(x, y)| i64::from(*x) - i64::from(*y));
+                Some(SampleRef::Int(diff.unwrap_or(a.len() as i64 - b.len() as i64)))
+            }
+            Conv::SecureMemcmp(name) => {
+                let other = var(name)?.into_ref();
+                let (a, b) = (v.as_bytes(), other.as_bytes());
+                // Every byte is compared whatever the first difference, so the time says nothing.
+                let same = a.len() == b.len() && a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
+                Some(SampleRef::Bool(same))
+            }
+            // Not stored (a condition failed, or the scope is not available) fails the converter,
+            // as HAProxy's does.
+            Conv::SetVar { var: name, conds } => ctx.vars()?.set(name, v.to_sample(), *conds).then_some(v),
+            Conv::UnsetVar(name) => {
+                if let Some(s) = ctx.vars() {
+                    s.unset(name);
+                }
+                Some(v)
             }
             Conv::Unsupported => None,
         }

@@ -12,11 +12,14 @@
 //! expression: matching a string or a payload slice allocates nothing.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
 
 use super::acl::{self, CompiledAcl};
+use super::capture::Captured;
 use super::convert::Conv;
 use super::fetch::{Fetch, Fetched};
+use super::vars::VarStore;
 use crate::balance::BackendState;
 use crate::config::expr::{AclRef, Condition, Polarity, SampleExpr};
 use crate::config::model::{AclDecl, Userlist};
@@ -32,6 +35,19 @@ pub enum Sample {
     Ip(IpAddr),
     Str(String),
     Bin(Vec<u8>),
+}
+
+impl Sample {
+    /// The value as a [`SampleRef`] that owns it (a variable's copy, for instance).
+    pub fn into_ref(self) -> SampleRef<'static> {
+        match self {
+            Sample::Bool(b) => SampleRef::Bool(b),
+            Sample::Int(n) => SampleRef::Int(n),
+            Sample::Ip(a) => SampleRef::Ip(a),
+            Sample::Str(s) => SampleRef::Str(Cow::Owned(s.into_bytes())),
+            Sample::Bin(b) => SampleRef::Bin(Cow::Owned(b)),
+        }
+    }
 }
 
 /// A sample value that may borrow from the stream's buffer or from the compiled expression. Strings
@@ -214,6 +230,16 @@ pub trait StreamCtx {
     fn userlist(&self, _name: &str) -> Option<&Userlist> {
         None
     }
+    /// The variables the stream reads and writes (`var()`, `set-var`); with `None` variables are
+    /// absent and setting one does nothing.
+    fn vars(&self) -> Option<VarStore<'_>> {
+        None
+    }
+    /// The capture slots of the current transaction (`capture.req.hdr`, `capture ... id`); with
+    /// `None` captures are absent.
+    fn captures(&self) -> Option<&RefCell<Captured>> {
+        None
+    }
 }
 
 /// A condition ready to evaluate.
@@ -319,7 +345,7 @@ impl CompiledSample {
             let mut value = Some(v);
             for c in &self.converters {
                 let Some(v) = value else { break };
-                value = c.apply(v);
+                value = c.apply(v, ctx);
             }
             value.is_some_and(|v| pred(&v))
         })
@@ -331,7 +357,7 @@ impl CompiledSample {
         let mut value = value;
         for c in &self.converters {
             let Some(v) = value else { break };
-            value = c.apply(v);
+            value = c.apply(v, ctx);
         }
         Fetched { value, may_change }
     }

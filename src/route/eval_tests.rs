@@ -6,7 +6,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use super::capture::Captured;
 use super::eval::{CompiledCond, CompiledSample, HttpMsg, Sample, StreamCtx, Tri, implemented_converters, implemented_fetches};
+use super::vars::{ProcVars, VarConds, VarStore, Vars};
 use crate::balance::{AdminState, Algorithm, BackendState, BalanceOpts, PickKey, ServerAddr, ServerState};
 use crate::config::diag::Span;
 use crate::config::expr::{parse_acl, parse_condition, parse_sample};
@@ -33,6 +35,8 @@ struct Ctx {
     req: Option<Msg>,
     res: Option<Msg>,
     userlists: Vec<Userlist>,
+    vars: Option<(std::cell::RefCell<Vars>, ProcVars)>,
+    captures: Option<std::cell::RefCell<Captured>>,
 }
 
 /// An HTTP message parsed from its HTTP/1 text: the start line, headers, a blank line, the body.
@@ -112,7 +116,17 @@ impl Ctx {
             req: None,
             res: None,
             userlists: Vec::new(),
+            vars: None,
+            captures: None,
         }
+    }
+    /// A stream with variables, `vars` set in it first (`txn.n=int:3`, `txn.s=str:ab`).
+    fn with_vars(vars: &[(&str, Sample)]) -> Ctx {
+        let c = Ctx { vars: Some((Default::default(), ProcVars::default())), ..Ctx::new() };
+        for (name, v) in vars {
+            assert!(c.vars().unwrap().set(&crate::l4::action::parse_var_name(name).unwrap(), v.clone(), VarConds::default()));
+        }
+        c
     }
     /// A stream with the request in `raw`.
     fn http(raw: &str) -> Ctx {
@@ -173,6 +187,12 @@ impl StreamCtx for Ctx {
     }
     fn userlist(&self, name: &str) -> Option<&Userlist> {
         self.userlists.iter().find(|u| u.name == name)
+    }
+    fn vars(&self) -> Option<VarStore<'_>> {
+        self.vars.as_ref().map(|(stream, proc)| VarStore { stream, proc })
+    }
+    fn captures(&self) -> Option<&std::cell::RefCell<Captured>> {
+        self.captures.as_ref()
     }
 }
 
@@ -688,7 +708,7 @@ fn word_converter() {
 
 #[test]
 fn encoding_converters() {
-    assert_eq!(str_of("str(ab),concat(<,,>)"), "<ab>");
+    assert_eq!(str_of("str(ab),concat(<,,>)"), "ab<>", "everything goes after the input, as in HAProxy");
     assert_eq!(str_of("str(ab),concat(,txn.missing,)"), "ab");
     assert_eq!(str_of("str(a\u{ab}),hex"), "61C2AB");
     assert_eq!(str_of("src,hex"), "0A010203");
@@ -738,7 +758,7 @@ fn arithmetic_converters() {
     assert_eq!(sample("int(5),even", &Ctx::new()), Ok(Some(Sample::Bool(false))));
     assert_eq!(int_of("str(41),add(1)"), 42, "strings are cast to integers");
     assert_eq!(sample("str(x),add(1)", &Ctx::new()), Ok(None));
-    assert_eq!(sample("int(1),add(txn.n)", &Ctx::new()), Ok(None), "variables are not implemented yet");
+    assert_eq!(sample("int(1),add(txn.n)", &Ctx::new()), Ok(None), "a stream without variables");
     assert_eq!(eval("if { be_conn,not }", &Ctx::new()), Yes);
 }
 
@@ -757,7 +777,88 @@ fn regsub_converter() {
 #[test]
 fn unimplemented_converters_make_the_sample_absent() {
     assert_eq!(sample("str(a),in_table(t)", &Ctx::new()), Ok(None));
-    assert_eq!(sample("str(a),set-var(txn.x)", &Ctx::new()), Ok(None));
+}
+
+// Variables.
+
+#[test]
+fn var_fetch_returns_the_stored_type_or_the_default_as_a_string() {
+    let c = Ctx::with_vars(&[("txn.n", Sample::Int(3)), ("sess.s", Sample::Str("ab".into()))]);
+    assert_eq!(sample("var(txn.n)", &c), Ok(Some(Sample::Int(3))));
+    assert_eq!(sample("var(sess.s)", &c), Ok(Some(Sample::Str("ab".into()))));
+    assert_eq!(sample("var(txn.none)", &c), Ok(None));
+    assert_eq!(sample("var(txn.none,dflt)", &c), Ok(Some(Sample::Str("dflt".into()))));
+    assert_eq!(sample("var(txn.n,dflt)", &c), Ok(Some(Sample::Int(3))));
+    assert_eq!(sample("var(check.x,d)", &c), Ok(None), "check. variables never exist on a stream");
+    assert_eq!(eval("if { var(txn.n) 3 }", &c), Yes);
+    assert_eq!(eval("if { var(sess.s) -m beg a }", &c), Yes);
+    assert_eq!(eval("if { var(txn.none) -m found }", &c), No);
+}
+
+#[test]
+fn concat_appends_a_variable_between_its_constants() {
+    let c = Ctx::with_vars(&[("txn.host", Sample::Str("h".into())), ("txn.n", Sample::Int(7))]);
+    assert_eq!(sample("str(a),concat(<,txn.host,>)", &c), Ok(Some(Sample::Str("a<h>".into()))));
+    assert_eq!(sample("str(a),concat(:,txn.n)", &c), Ok(Some(Sample::Str("a:7".into()))));
+    assert_eq!(sample("str(a),concat(:,txn.none,!)", &c), Ok(Some(Sample::Str("a:!".into()))));
+}
+
+#[test]
+fn arithmetic_takes_a_variable_operand() {
+    let c = Ctx::with_vars(&[("txn.n", Sample::Int(5)), ("txn.s", Sample::Str("x".into())), ("txn.d", Sample::Str("2".into()))]);
+    assert_eq!(sample("int(1),add(txn.n)", &c), Ok(Some(Sample::Int(6))));
+    assert_eq!(sample("int(20),div(txn.n)", &c), Ok(Some(Sample::Int(4))));
+    assert_eq!(sample("int(6),mul(txn.d)", &c), Ok(Some(Sample::Int(12))), "a numeric string is cast");
+    assert_eq!(sample("int(1),sub(txn.s)", &c), Ok(None), "not a number: the converter fails");
+    assert_eq!(sample("int(1),add(txn.none)", &c), Ok(None), "not set: the converter fails");
+}
+
+#[test]
+fn set_var_converter_stores_and_passes_the_value_on() {
+    let c = Ctx::with_vars(&[("txn.old", Sample::Str("o".into()))]);
+    assert_eq!(sample("str(abc),set-var(txn.x),upper", &c), Ok(Some(Sample::Str("ABC".into()))));
+    assert_eq!(sample("var(txn.x)", &c), Ok(Some(Sample::Str("abc".into()))));
+    assert_eq!(sample("int(4),set-var(req.n)", &c), Ok(Some(Sample::Int(4))));
+    assert_eq!(sample("var(req.n)", &c), Ok(Some(Sample::Int(4))), "the stored type is kept");
+    assert_eq!(sample("str(new),set-var(txn.old,ifnotexists)", &c), Ok(None), "a condition that fails makes the sample absent");
+    assert_eq!(sample("var(txn.old)", &c), Ok(Some(Sample::Str("o".into()))));
+    assert_eq!(sample("str(a),unset-var(txn.old)", &c), Ok(Some(Sample::Str("a".into()))));
+    assert_eq!(sample("var(txn.old)", &c), Ok(None));
+    assert_eq!(sample("str(a),set-var(txn.x)", &Ctx::new()), Ok(None), "no variables on this stream");
+}
+
+#[test]
+fn set_var_converter_refuses_unknown_conditions() {
+    let e = CompiledSample::compile(&parse_sample("str(a),set-var(txn.x,ifwhatever)").unwrap()).unwrap_err();
+    assert!(e.contains("ifwhatever"), "{e}");
+}
+
+#[test]
+fn strcmp_and_secure_memcmp_compare_with_a_variable() {
+    let c = Ctx::with_vars(&[("txn.a", Sample::Str("abc".into()))]);
+    assert_eq!(sample("str(abc),strcmp(txn.a)", &c), Ok(Some(Sample::Int(0))));
+    assert!(matches!(sample("str(abd),strcmp(txn.a)", &c), Ok(Some(Sample::Int(n))) if n > 0));
+    assert!(matches!(sample("str(ab),strcmp(txn.a)", &c), Ok(Some(Sample::Int(n))) if n < 0));
+    assert_eq!(sample("str(abc),strcmp(txn.none)", &c), Ok(None));
+    assert_eq!(sample("str(abc),secure_memcmp(txn.a)", &c), Ok(Some(Sample::Bool(true))));
+    assert_eq!(sample("str(abd),secure_memcmp(txn.a)", &c), Ok(Some(Sample::Bool(false))));
+    assert_eq!(sample("str(abcd),secure_memcmp(txn.a)", &c), Ok(Some(Sample::Bool(false))));
+    assert_eq!(eval("if { req.hdr(x-a),strcmp(txn.a) eq 0 }", &Ctx { req: Some(Msg::parse(b"GET / HTTP/1.1\r\nX-A: abc\r\n\r\n")), ..c }), Yes);
+}
+
+#[test]
+fn capture_fetches_read_the_transaction_slots() {
+    use crate::log::config::CaptureDir;
+    let cfg = super::capture::CaptureConfig { req_lens: vec![4, 4], res_lens: vec![2], ..Default::default() };
+    let mut cap = Captured::new(&cfg);
+    cap.store(CaptureDir::Request, 1, b"hello");
+    cap.store(CaptureDir::Response, 0, b"xyz");
+    let c = Ctx { captures: Some(std::cell::RefCell::new(cap)), ..Ctx::new() };
+    assert_eq!(sample("capture.req.hdr(1)", &c), Ok(Some(Sample::Str("hell".into()))));
+    assert_eq!(sample("capture.req.hdr(0)", &c), Ok(None), "nothing captured in slot 0");
+    assert_eq!(sample("capture.req.hdr(9)", &c), Ok(None));
+    assert_eq!(sample("capture.res.hdr(0)", &c), Ok(Some(Sample::Str("xy".into()))));
+    assert_eq!(sample("capture.req.hdr(1)", &Ctx::new()), Ok(None));
 }
 
 #[test]

@@ -4,9 +4,10 @@
 //!
 //! A fetch that needs request bytes that have not arrived returns no value with `may_change` set,
 //! unless the stream says its data is final. HTTP fetches are absent on streams without an HTTP
-//! message. Fetches the registry knows but sluiced cannot answer yet (TLS termination, stick
-//! tables, variables) compile to [`Fetch::Unsupported`] and are absent: an ACL on them does not
-//! match.
+//! message. Variables and captures are read through the stream ([`StreamCtx::vars`],
+//! [`StreamCtx::captures`]). Fetches the registry knows but sluiced cannot answer yet (TLS
+//! termination, stick tables) compile to [`Fetch::Unsupported`] and are absent: an ACL on them
+//! does not match.
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -16,7 +17,9 @@ use super::eval::{SampleRef, StreamCtx};
 use super::http_fetch::HttpFetch;
 use crate::balance::{AdminState, BackendState};
 use crate::config::expr::Call;
+use crate::l4::action::{VarName, parse_var_name};
 use crate::l4::clienthello;
+use crate::log::config::CaptureDir;
 
 /// The fetches evaluated for real; every other fetch of the registry is absent for now.
 const IMPLEMENTED: &[&str] = &[
@@ -88,6 +91,9 @@ const IMPLEMENTED: &[&str] = &[
     "http_auth_type",
     "capture.req.method",
     "capture.req.uri",
+    "capture.req.hdr",
+    "capture.res.hdr",
+    "var",
     "status",
     "res.ver",
     "resp_ver",
@@ -167,6 +173,13 @@ pub(crate) enum Fetch {
     Http(HttpFetch),
     /// Waits for the end of the inspection, then true (the `WAIT_END` predefined ACL).
     WaitEnd,
+    /// `var(<name>[,<default>])`: the default, when given, is a string.
+    Var {
+        var: VarName,
+        default: Option<Box<[u8]>>,
+    },
+    /// `capture.req.hdr(<idx>)`, `capture.res.hdr(<idx>)`.
+    Capture(CaptureDir, usize),
     /// Known to the registry, not evaluated at this layer: always absent.
     Unsupported,
 }
@@ -247,6 +260,15 @@ impl Fetch {
             "req.ssl_ver" | "req_ssl_ver" => Fetch::SslVer,
             "req.proto_http" | "req_proto_http" => Fetch::ProtoHttp,
             "wait_end" => Fetch::WaitEnd,
+            // A `check.` variable belongs to health checks: never set on a stream.
+            "var" => match parse_var_name(call.args.first().map(String::as_str).unwrap_or_default()) {
+                Ok(var) => Fetch::Var { var, default: call.args.get(1).map(|d| d.as_bytes().into()) },
+                Err(_) => Fetch::Unsupported,
+            },
+            "capture.req.hdr" | "capture.res.hdr" => {
+                let dir = if name == "capture.req.hdr" { CaptureDir::Request } else { CaptureDir::Response };
+                Fetch::Capture(dir, usize::try_from(int_arg(call, 0)?.unwrap_or(0)).map_err(|_| format!("{name}: negative index"))?)
+            }
             _ if super::sample::registry().fetch(name).is_some() => Fetch::Unsupported,
             _ => return Err(format!("unknown fetch method '{name}'")),
         })
@@ -291,6 +313,11 @@ impl Fetch {
                 }
             }
             Fetch::Http(h) => opt(h.eval(ctx)),
+            Fetch::Var { var, default } => match ctx.vars().and_then(|v| v.get(var)) {
+                Some(v) => Fetched::value(v.into_ref()),
+                None => opt(default.as_ref().map(|d| SampleRef::Str(Cow::Borrowed(d)))),
+            },
+            Fetch::Capture(dir, idx) => opt(ctx.captures().and_then(|c| c.borrow().get(*dir, *idx).map(|b| SampleRef::Str(Cow::Owned(b.to_vec()))))),
             Fetch::Unsupported => Fetched::absent(),
         }
     }

@@ -6,6 +6,7 @@
 
 pub mod acl;
 mod auth;
+pub mod capture;
 pub mod convert;
 pub mod eval;
 #[cfg(test)]
@@ -15,6 +16,7 @@ mod http_fetch;
 pub mod logformat;
 mod map;
 pub mod sample;
+pub mod vars;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,6 +86,7 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "balance",
             "hash-type",
             "tcp-request connection",
+            "tcp-request session",
             "tcp-request content",
             "tcp-request inspect-delay",
             "timeout http-request",
@@ -107,6 +110,9 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "option http-buffer-request",
             "monitor-uri",
             "monitor fail",
+            "capture request header",
+            "capture response header",
+            "declare capture",
         ],
     ),
     ("bind options", &["name", "backlog", "accept-proxy", "v4v6", "v6only", "defer-accept", "tfo", "transparent", "interface", "mss", "tcp-ut", "mode"]),
@@ -127,8 +133,9 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "pool-max-conn",
         ],
     ),
-    ("tcp-request connection actions", &["accept", "reject", "expect-proxy"]),
-    ("tcp-request content actions", &["accept", "reject"]),
+    ("tcp-request connection actions", &["accept", "reject", "expect-proxy", "set-var", "set-var-fmt", "unset-var"]),
+    ("tcp-request session actions", &["accept", "reject", "set-var", "set-var-fmt", "unset-var"]),
+    ("tcp-request content actions", &["accept", "reject", "set-var", "set-var-fmt", "unset-var"]),
     (
         "http-request actions",
         &[
@@ -152,21 +159,45 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "replace-path",
             "replace-pathq",
             "replace-uri",
+            "set-var",
+            "set-var-fmt",
+            "unset-var",
+            "capture",
         ],
     ),
     (
         "http-response actions",
-        &["allow", "deny", "return", "redirect", "set-header", "add-header", "del-header", "replace-header", "replace-value", "set-status"],
+        &[
+            "allow",
+            "deny",
+            "return",
+            "redirect",
+            "set-header",
+            "add-header",
+            "del-header",
+            "replace-header",
+            "replace-value",
+            "set-status",
+            "set-var",
+            "set-var-fmt",
+            "unset-var",
+            "capture",
+        ],
     ),
-    ("http-after-response actions", &["allow", "set-header", "add-header", "del-header", "replace-header", "replace-value", "set-status"]),
+    (
+        "http-after-response actions",
+        &["allow", "set-header", "add-header", "del-header", "replace-header", "replace-value", "set-status", "set-var", "set-var-fmt", "unset-var", "capture"],
+    ),
 ];
 
 /// What a `tcp-request` rule does, as far as the data plane implements it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum L4Action {
     Accept,
     Reject,
     ExpectProxy,
+    /// `set-var`, `set-var-fmt`, `unset-var`: not final, the rules go on.
+    Var(vars::VarAction),
 }
 
 /// A compiled `tcp-request` rule.
@@ -211,6 +242,8 @@ pub struct Frontend {
     pub timeout_client: Option<Duration>,
     pub timeout_client_fin: Option<Duration>,
     pub connection_rules: Vec<L4Rule>,
+    /// `tcp-request session`: after the PROXY header, before content inspection.
+    pub session_rules: Vec<L4Rule>,
     pub content_rules: Vec<L4Rule>,
     pub inspect_delay: Option<Duration>,
     pub use_backends: Vec<BackendRule>,
@@ -235,6 +268,8 @@ pub struct Frontend {
     pub buffer_request: bool,
     /// Admission limit shared by every worker (`maxconn`): a semaphore with that many permits.
     pub limit: Option<Arc<tokio::sync::Semaphore>>,
+    /// `mode http`: the capture slots of each transaction.
+    pub captures: capture::CaptureConfig,
 }
 
 impl Frontend {
@@ -376,6 +411,8 @@ pub struct RouteTable {
     pub process: Process,
     /// `userlist` sections, for `http_auth` and `http-request auth`.
     pub userlists: Vec<crate::config::model::Userlist>,
+    /// The `proc.` variables: shared by every worker, as long as this table serves.
+    pub proc_vars: vars::ProcVars,
 }
 
 fn server_addr(a: &Address, resolved: Option<std::net::IpAddr>) -> Result<ServerAddr, String> {
@@ -404,11 +441,16 @@ fn server_addr(a: &Address, resolved: Option<std::net::IpAddr>) -> Result<Server
 fn compile_rules(p: &Proxy, rules: &[Rule<TcpAction>], stage: &str, diags: &mut Diags) -> Result<Vec<L4Rule>, String> {
     let mut out = Vec::new();
     for r in rules {
-        let action = match &r.action {
-            TcpAction::Accept => L4Action::Accept,
-            TcpAction::Reject => L4Action::Reject,
-            TcpAction::ExpectProxy => L4Action::ExpectProxy,
-            other => {
+        let var = match &r.action {
+            TcpAction::Common(c) => vars::VarAction::compile(c).map_err(|e| format!("{}: {stage}: {e}", r.span))?,
+            _ => None,
+        };
+        let action = match (&r.action, var) {
+            (TcpAction::Accept, _) => L4Action::Accept,
+            (TcpAction::Reject, _) => L4Action::Reject,
+            (TcpAction::ExpectProxy, _) => L4Action::ExpectProxy,
+            (_, Some(v)) => L4Action::Var(v),
+            (other, None) => {
                 diags.warning(Some(&r.span), Some(stage), format!("action {other:?} is parsed but not implemented yet: it has no effect"));
                 continue;
             }
@@ -422,18 +464,23 @@ fn compile_rules(p: &Proxy, rules: &[Rule<TcpAction>], stage: &str, diags: &mut 
 fn compile_http_rule_set(
     p: &Proxy,
     rules: &[Rule<crate::l7::config::HttpAction>],
-    stage: &str,
+    stage: crate::l7::rules::Stage,
     env: &mut crate::l7::rules::CompileEnv<'_>,
     diags: &mut Diags,
 ) -> Result<Vec<crate::l7::rules::HttpRule>, String> {
     let mut out = Vec::new();
+    let stage_name = match stage {
+        crate::l7::rules::Stage::Request => "http-request",
+        crate::l7::rules::Stage::Response => "http-response",
+        crate::l7::rules::Stage::AfterResponse => "http-after-response",
+    };
     for r in rules {
-        match crate::l7::rules::compile_action(&r.action, env).map_err(|e| format!("{}: {stage}: {e}", r.span))? {
+        match crate::l7::rules::compile_action(&r.action, stage, env).map_err(|e| format!("{}: {stage_name}: {e}", r.span))? {
             Some(action) => {
                 let cond = r.cond.as_ref().map(|c| CompiledCond::compile(c, &p.acls)).transpose()?;
                 out.push(crate::l7::rules::HttpRule { action, cond });
             }
-            None => diags.warning(Some(&r.span), Some(stage), "this action is parsed but not implemented yet: it has no effect"),
+            None => diags.warning(Some(&r.span), Some(stage_name), "this action is parsed but not implemented yet: it has no effect"),
         }
     }
     Ok(out)
@@ -446,7 +493,14 @@ fn compile_http(p: &Proxy, cfg: &Config, loader: &mut crate::l7::reply::FileLoad
         return Ok(ProxyHttpRt::default());
     }
     let errors = crate::l7::reply::ErrorResponses::compile(&p.http, &cfg.http_errors, loader).map_err(|e| format!("proxy '{}': {}", p.name, e.join("; ")))?;
-    let mut env = crate::l7::rules::CompileEnv { sections: &cfg.http_errors, loader };
+    let (captures, len_slots) = capture::CaptureConfig::compile(p);
+    let mut env = crate::l7::rules::CompileEnv {
+        sections: &cfg.http_errors,
+        loader,
+        captures: p.kind.has_frontend().then_some(&captures),
+        capture_len_slots: len_slots.into_iter(),
+    };
+    use crate::l7::rules::Stage;
     let h = &p.http;
     let mut redirects = Vec::new();
     for r in &h.redirects {
@@ -454,10 +508,10 @@ fn compile_http(p: &Proxy, cfg: &Config, loader: &mut crate::l7::reply::FileLoad
         redirects.push(crate::l7::rules::HttpRule { action: crate::l7::rules::Action::Redirect(r.action.clone()), cond });
     }
     Ok(ProxyHttpRt {
-        request_rules: compile_http_rule_set(p, &h.request_rules, "http-request", &mut env, diags)?,
+        request_rules: compile_http_rule_set(p, &h.request_rules, Stage::Request, &mut env, diags)?,
         redirects,
-        response_rules: compile_http_rule_set(p, &h.response_rules, "http-response", &mut env, diags)?,
-        after_response_rules: compile_http_rule_set(p, &h.after_response_rules, "http-after-response", &mut env, diags)?,
+        response_rules: compile_http_rule_set(p, &h.response_rules, Stage::Response, &mut env, diags)?,
+        after_response_rules: compile_http_rule_set(p, &h.after_response_rules, Stage::AfterResponse, &mut env, diags)?,
         errors,
         forwardfor: h.forwardfor.clone(),
         originalto: h.originalto.clone(),
@@ -593,6 +647,11 @@ impl RouteTable {
                 }))
                 .any(|i| backends[i].buffer_request);
             let buffer_request = p.mode == Mode::Http && (p.http.options.buffer_request.unwrap_or(false) || names_buffering);
+            if p.mode == Mode::Http
+                && let Some(r) = p.l4.content_rules.first()
+            {
+                diags.warning(Some(&r.span), Some("tcp-request content"), "content rules are not run in mode http yet: they have no effect");
+            }
             frontends.push(Frontend {
                 name: p.name.clone(),
                 id: p.id.unwrap_or(pi as u32 + 1),
@@ -602,6 +661,7 @@ impl RouteTable {
                 timeout_client: p.timeouts.client,
                 timeout_client_fin: p.timeouts.client_fin,
                 connection_rules: compile_rules(p, &p.l4.connection_rules, "tcp-request connection", diags)?,
+                session_rules: compile_rules(p, &p.l4.session_rules, "tcp-request session", diags)?,
                 content_rules: compile_rules(p, &p.l4.content_rules, "tcp-request content", diags)?,
                 inspect_delay: p.l4.request_inspect_delay,
                 use_backends,
@@ -616,6 +676,7 @@ impl RouteTable {
                 timeout_tarpit: p.timeouts.tarpit.or(p.timeouts.connect),
                 buffer_request,
                 limit: p.maxconn.map(|m| Arc::new(tokio::sync::Semaphore::new(m as usize))),
+                captures: capture::CaptureConfig::compile(p).0,
             });
         }
         let cpu_map = crate::runtime::config::worker_cpus(&g.runtime);
@@ -634,7 +695,7 @@ impl RouteTable {
                 max_headers: g.runtime.tune.http_maxhdr.unwrap_or(101) as usize,
             },
         };
-        Ok(RouteTable { frontends, backends, process, userlists: cfg.userlists.clone() })
+        Ok(RouteTable { frontends, backends, process, userlists: cfg.userlists.clone(), proc_vars: vars::ProcVars::default() })
     }
 
     /// Compiles, discarding warnings (for `-c` and tests that only need success or failure).

@@ -1021,12 +1021,12 @@ fn converters() -> Vec<SampleDef> {
         ),
         def(
             "set-var",
-            &[A::Var, A::Str],
+            &[A::Var, A::Str, A::Str, A::Str, A::Str],
             1,
             T::Any,
             d!(
-                "set-var(<var>[,<cond>])",
-                "The input unchanged, stored in a variable on the way.",
+                "set-var(<var>[,<cond>...])",
+                "The input unchanged, stored in a variable on the way (absent when a condition such as ifnotexists prevents it).",
                 "http-request set-header X-H %[req.hdr(host),set-var(txn.host)]"
             ),
         ),
