@@ -346,9 +346,17 @@ impl Drop for SlotGuard<'_> {
 /// backend's retries and redispatch policy. Returns the server index (with its slot held) and the
 /// connection.
 pub(crate) async fn connect(be: &Backend, key: &PickKey, dst: &Dst<'_>) -> Option<(usize, EpollConn)> {
+    let idx = pick_queued(be, key, &[]).await?;
+    connect_from(be, key, dst, idx).await
+}
+
+/// Connects to server `idx`, whose slot the caller already holds (a pick, or cookie persistence),
+/// with the backend's retries and redispatch policy: a redispatch picks another server with `key`.
+/// Returns the server finally connected to (its slot held) and the connection; `None` has
+/// released every slot.
+pub(crate) async fn connect_from(be: &Backend, key: &PickKey, dst: &Dst<'_>, mut idx: usize) -> Option<(usize, EpollConn)> {
     let state = &be.state;
     let mut tried: Vec<usize> = Vec::new();
-    let mut idx = pick_queued(be, key, &tried).await?;
     let mut attempt: u32 = 0;
     loop {
         let srv = &state.servers[idx];

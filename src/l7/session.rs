@@ -956,12 +956,13 @@ async fn resend(srv: &crate::balance::ServerState, dst: &Dst<'_>, be: &Backend, 
 
 async fn server_conn(w: &Worker, be_idx: usize, be: &Backend, key: &PickKey, dst: &Dst<'_>, check_idle: bool) -> Option<(usize, EpollConn, bool)> {
     if be.reuse_allowed {
-        // Pick first, so balancing and maxconn hold, then look for an idle connection to it.
+        // Pick first, so balancing and maxconn hold, then look for an idle connection to it; without
+        // one, connect to the server picked (picking again would advance the algorithm twice).
         if let crate::balance::Pick::Server(i) = be.state.pick(key, &[]) {
             if let Some(c) = w.http_pool.take(be_idx, i, check_idle) {
                 return Some((i, c, true));
             }
-            be.state.release(i);
+            return crate::l4::session::connect_from(be, key, dst, i).await.map(|(i, c)| (i, c, false));
         }
     }
     crate::l4::session::connect(be, key, dst).await.map(|(i, c)| (i, c, false))
