@@ -405,6 +405,33 @@ pub(crate) async fn connect_from(be: &Backend, key: &PickKey, dst: &Dst<'_>, mut
     }
 }
 
+/// Reserves a slot on server `i` for a stream that must go there (cookie persistence), waiting
+/// up to `timeout queue` while it is at `maxconn`; false when none freed in time.
+pub(crate) async fn take_queued(be: &Backend, i: usize) -> bool {
+    let state = &be.state;
+    let deadline = be.timeout_queue.map(|d| Instant::now() + d);
+    loop {
+        let notified = state.slot_freed.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if state.take(i) {
+            return true;
+        }
+        state.servers[i].queued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let woke = match deadline {
+            Some(d) => tokio::time::timeout_at(d, notified).await.is_ok(),
+            None => {
+                notified.await;
+                true
+            }
+        };
+        state.servers[i].queued.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        if !woke {
+            return false;
+        }
+    }
+}
+
 /// Picks a server, waiting up to `timeout queue` for a slot when all are full.
 async fn pick_queued(be: &Backend, key: &PickKey, exclude: &[usize]) -> Option<usize> {
     let state = &be.state;

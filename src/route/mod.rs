@@ -87,12 +87,27 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "option http-server-close",
             "option httpclose",
             "http-reuse",
+            "cookie",
+            "option persist",
         ],
     ),
     ("bind options", &["name", "backlog", "accept-proxy", "v4v6", "v6only", "defer-accept", "tfo", "transparent", "interface", "mss", "tcp-ut", "mode"]),
     (
         "server options",
-        &["weight", "backup", "no-backup", "disabled", "enabled", "maxconn", "send-proxy", "no-send-proxy", "send-proxy-v2", "no-send-proxy-v2", "init-addr"],
+        &[
+            "weight",
+            "backup",
+            "no-backup",
+            "disabled",
+            "enabled",
+            "maxconn",
+            "send-proxy",
+            "no-send-proxy",
+            "send-proxy-v2",
+            "no-send-proxy-v2",
+            "init-addr",
+            "cookie",
+        ],
     ),
     ("tcp-request connection actions", &["accept", "reject", "expect-proxy"]),
     ("tcp-request content actions", &["accept", "reject"]),
@@ -223,6 +238,8 @@ pub struct Backend {
     pub http_key: Option<HttpKey>,
     /// `http-send-name-header`: the request header that carries the chosen server's name.
     pub send_name_header: Option<String>,
+    /// `mode http`: `cookie` persistence with the servers' `cookie` values and `option persist`.
+    pub cookie: Option<crate::l7::cookie::Persistence>,
 }
 
 /// The HTTP side of a proxy as the data plane runs it (empty outside `mode http`).
@@ -374,6 +391,24 @@ fn compile_http(p: &Proxy, cfg: &Config, loader: &mut crate::l7::reply::FileLoad
     })
 }
 
+/// `cookie` persistence of a backend, in `mode http` only (HAProxy ignores it elsewhere too).
+fn compile_cookie(p: &Proxy, diags: &mut Diags) -> Option<crate::l7::cookie::Persistence> {
+    let c = p.balance.cookie.as_ref()?;
+    if p.mode != Mode::Http {
+        diags.warning(Some(&p.span), Some("cookie"), format!("backend '{}': cookie persistence needs mode http: it is ignored", p.name));
+        return None;
+    }
+    if c.dynamic {
+        diags.warning(
+            Some(&p.span),
+            Some("cookie"),
+            format!("backend '{}': dynamic cookies are parsed but not implemented yet: servers without a 'cookie' value get none", p.name),
+        );
+    }
+    let values = p.servers.iter().map(|s| s.opts.cookie.clone()).collect();
+    Some(crate::l7::cookie::Persistence::compile(c, p.options.persist.unwrap_or(false), values))
+}
+
 fn splice_of(p: &Proxy, nosplice: bool) -> Splice {
     if nosplice || p.mode != Mode::Tcp {
         return Splice { request: false, response: false };
@@ -464,6 +499,7 @@ impl RouteTable {
                 http: compile_http(p, cfg, &mut loader, diags)?,
                 http_key,
                 send_name_header: if p.mode == Mode::Http { p.http.send_name_header.clone() } else { None },
+                cookie: compile_cookie(p, diags),
             });
         }
         let mut frontends = Vec::new();
