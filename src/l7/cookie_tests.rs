@@ -328,3 +328,26 @@ fn set_fields_rewrites_and_removes_fields_in_order() {
     let e = Edit::SetFields { name: "cookie".into(), values: vec![Some(b"A".to_vec()), None] };
     assert_eq!(edited(raw, [e]), "GET / HTTP/1.1\r\nCookie: A\r\nHost: h\r\nCookie: c\r\n\r\n");
 }
+
+/// The routing table of `cfg` and the warnings compiling it gave.
+fn compiled(cfg: &str) -> (crate::route::RouteTable, Vec<String>) {
+    let mut diags = crate::config::diag::Diags::default();
+    let rt = crate::route::RouteTable::compile_with(&crate::config::testing::ok(cfg), &mut diags).unwrap();
+    (rt, diags.warnings().map(|d| d.msg.clone()).collect())
+}
+
+#[test]
+fn the_routing_table_carries_cookie_persistence_in_mode_http_only() {
+    let be = |mode: &str, cookie: &str| format!("backend b\n  mode {mode}\n  cookie {cookie}\n  server s1 127.0.0.1:1 cookie a\n  server s2 127.0.0.1:2\n");
+    let (rt, warnings) = compiled(&be("http", "SRV insert"));
+    let p = rt.backends[0].cookie.as_ref().expect("compiled");
+    assert_eq!(p.values, [Some("a".to_owned()), None]);
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let (rt, warnings) = compiled(&be("tcp", "SRV insert"));
+    assert!(rt.backends[0].cookie.is_none());
+    assert!(warnings.iter().any(|w| w.contains("needs mode http")), "{warnings:?}");
+    let (_, warnings) = compiled(&be("http", "SRV insert dynamic"));
+    assert!(warnings.iter().any(|w| w.contains("dynamic cookies are parsed but not implemented")), "{warnings:?}");
+    let (rt, _) = compiled(&format!("{}  option persist\n", be("http", "SRV")));
+    assert!(rt.backends[0].cookie.as_ref().unwrap().persist);
+}
