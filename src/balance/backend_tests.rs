@@ -244,3 +244,17 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn take_reserves_a_slot_on_a_named_server_within_its_maxconn() {
+    let be = backend(Balance::RoundRobin, 2, 0, BalanceOpts::default());
+    be.servers[1].maxconn.store(1, Ordering::Relaxed);
+    be.servers[1].set_up(false);
+    assert!(be.take(1), "the algorithm is not asked: a down server's slot can be taken");
+    assert!(!be.take(1), "maxconn holds");
+    assert_eq!((be.servers[1].cur_conns.load(Ordering::Relaxed), be.servers[1].total_conns.load(Ordering::Relaxed)), (1, 1));
+    be.release(1);
+    assert!(be.take(1));
+    assert!(!be.take(7), "no such server");
+    assert_eq!(picks(&be, 3), vec![0, 0, 0], "the down server is still not balanced to");
+}

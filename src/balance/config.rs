@@ -1,5 +1,6 @@
 //! Configuration of load balancing: `balance`, `hash-type`, `hash-balance-factor`, `cookie`,
-//! `persist rdp-cookie`. Parsed into a typed model; the algorithms come with a later issue.
+//! `persist rdp-cookie`, parsed into a typed model. The algorithms live next to this file; cookie
+//! persistence, which reads and writes HTTP headers, runs in `l7::cookie`.
 
 use std::time::Duration;
 
@@ -188,7 +189,7 @@ pub fn proxy_keywords() -> Vec<ProxyKeyword> {
             doc!(
                 Parsed,
                 "cookie <name> [rewrite|insert|prefix] [indirect] [nocache] [postonly] [preserve] [httponly] [secure] [domain <d>]* [maxidle <t>] [maxlife <t>] [dynamic] [attr <v>]*",
-                "Sends a client back to the server named by a cookie.",
+                "Sends a client back to the server named by a cookie (mode http; 'dynamic' is parsed only).",
                 "cookie SRV insert indirect nocache"
             ),
         ),

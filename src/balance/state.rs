@@ -258,6 +258,19 @@ impl BackendState {
         }
     }
 
+    /// Reserves a slot on server `i` without asking the algorithm, for a stream that must go to
+    /// that server (cookie persistence): `maxconn` still holds. False when the server is full.
+    /// Pair with [`release`](Self::release).
+    pub fn take(&self, i: usize) -> bool {
+        let Some(s) = self.servers.get(i) else { return false };
+        if !s.try_acquire() {
+            return false;
+        }
+        s.total_conns.fetch_add(1, Ordering::Relaxed);
+        self.total_conns.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
     /// Releases the slot of server `i` and wakes one stream waiting in the queue.
     pub fn release(&self, i: usize) {
         self.servers[i].release();

@@ -276,7 +276,7 @@ pub fn proxy_keywords() -> Vec<ProxyKeyword> {
         crate::bool_option!("splice-auto", S::ALL, options.splice_auto, "Uses kernel splicing in both directions when it pays."),
         crate::bool_option!("splice-request", S::ALL, options.splice_request, "Uses kernel splicing from client to server."),
         crate::bool_option!("splice-response", S::ALL, options.splice_response, "Uses kernel splicing from server to client."),
-        crate::bool_option!("persist", S::BE, options.persist, "Keeps sending a persistent client to its server even when it is down."),
+        crate::bool_option!("persist", S::BE, options.persist, "Keeps sending a persistent client to its server even when it is down or in maintenance."),
         crate::bool_option!("transparent", S::BE, options.transparent, "Connects to the client's original destination address."),
         crate::bool_option!("independent-streams", S::ALL, options.independent_streams, "Lets read and write timeouts of each side advance independently."),
         crate::bool_option!("socket-stats", S::FE, options.socket_stats, "Keeps statistics per listening socket."),

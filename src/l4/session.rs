@@ -375,9 +375,17 @@ impl Drop for SlotGuard<'_> {
 /// backend's retries and redispatch policy. Returns the server index (with its slot held) and the
 /// connection.
 pub(crate) async fn connect(be: &Backend, key: &PickKey, dst: &Dst<'_>) -> Option<(usize, EpollConn)> {
+    let idx = pick_queued(be, key, &[]).await?;
+    connect_from(be, key, dst, idx).await
+}
+
+/// Connects to server `idx`, whose slot the caller already holds (a pick, or cookie persistence),
+/// with the backend's retries and redispatch policy: a redispatch picks another server with `key`.
+/// Returns the server finally connected to (its slot held) and the connection; `None` has
+/// released every slot.
+pub(crate) async fn connect_from(be: &Backend, key: &PickKey, dst: &Dst<'_>, mut idx: usize) -> Option<(usize, EpollConn)> {
     let state = &be.state;
     let mut tried: Vec<usize> = Vec::new();
-    let mut idx = pick_queued(be, key, &tried).await?;
     let mut attempt: u32 = 0;
     loop {
         let srv = &state.servers[idx];
@@ -422,6 +430,33 @@ pub(crate) async fn connect(be: &Backend, key: &PickKey, dst: &Dst<'_>) -> Optio
             // HAProxy waits min(timeout connect, 1s) before retrying the same server.
             let pause = be.timeout_connect.unwrap_or(Duration::from_secs(1)).min(Duration::from_secs(1));
             tokio::time::sleep(pause).await;
+        }
+    }
+}
+
+/// Reserves a slot on server `i` for a stream that must go there (cookie persistence), waiting
+/// up to `timeout queue` while it is at `maxconn`; false when none freed in time.
+pub(crate) async fn take_queued(be: &Backend, i: usize) -> bool {
+    let state = &be.state;
+    let deadline = be.timeout_queue.map(|d| Instant::now() + d);
+    loop {
+        let notified = state.slot_freed.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if state.take(i) {
+            return true;
+        }
+        state.servers[i].queued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let woke = match deadline {
+            Some(d) => tokio::time::timeout_at(d, notified).await.is_ok(),
+            None => {
+                notified.await;
+                true
+            }
+        };
+        state.servers[i].queued.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        if !woke {
+            return false;
         }
     }
 }

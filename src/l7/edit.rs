@@ -105,6 +105,14 @@ pub enum Edit {
         regex: Regex,
         replacement: Vec<u8>,
     },
+    /// Gives the fields named `name`, in order, new values: the n-th gets `values[n]`, or is
+    /// removed when that is `None`; fields past the end of `values` are kept. Computed from the
+    /// message as edited so far, by cookie persistence ([`super::cookie`]), which rewrites single
+    /// cookies inside `Cookie` and `Set-Cookie` fields.
+    SetFields {
+        name: String,
+        values: Vec<Option<Vec<u8>>>,
+    },
     SetMethod(Vec<u8>),
     /// Replaces the path, keeping the query string (and the scheme and authority of an absolute URI).
     SetPath(Vec<u8>),
@@ -241,6 +249,23 @@ impl Edited {
                         *v = Part::Own(new);
                     }
                 }
+            }
+            Edit::SetFields { name, values } => {
+                let mut n = 0;
+                self.fields.retain_mut(|(f, v)| {
+                    if !named(f, name) {
+                        return true;
+                    }
+                    n += 1;
+                    match values.get(n - 1) {
+                        None => true,
+                        Some(None) => false,
+                        Some(Some(new)) => {
+                            *v = Part::Own(new.clone());
+                            true
+                        }
+                    }
+                });
             }
             Edit::SetMethod(m) => self.method = Part::Own(m.clone()),
             Edit::SetUri(u) => self.target = Part::Own(u.clone()),

@@ -1,7 +1,8 @@
-//! L7 (HTTP) proxying: configuration, HTTP/1 framing, rules, head rewrites, the responses sluiced
-//! builds itself, sessions, and the server connection pool.
+//! L7 (HTTP) proxying: configuration, HTTP/1 framing, rules, head rewrites, cookie persistence, the
+//! responses sluiced builds itself, sessions, and the server connection pool.
 
 pub mod config;
+pub mod cookie;
 pub mod edit;
 pub mod h1;
 pub mod pool;

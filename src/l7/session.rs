@@ -10,18 +10,19 @@
 //!    ([`super::rules`]): they may answer (return, deny, redirect, auth, tarpit), close (reject),
 //!    or record edits that later rules see.
 //! 3. **Backend and server**: `use_backend`/`default_backend`, the backend's `http-request`
-//!    rules, then `option forwardfor`/`originalto`; a server is picked by the backend's
-//!    algorithm (with the `balance uri|url_param|hdr|hash` key of the edited request); an idle
-//!    pooled connection to it is reused when `http-reuse` allows, else a new one is opened with
-//!    the backend's retries and redispatch. `http-send-name-header` names the server.
+//!    rules, then `option forwardfor`/`originalto`; the server a persistence cookie names
+//!    ([`super::cookie`]) is used as is, else one is picked by the backend's algorithm (with the
+//!    `balance uri|url_param|hdr|hash` key of the edited request); an idle pooled connection to
+//!    it is reused when `http-reuse` allows, else a new one is opened with the backend's retries
+//!    and redispatch. `http-send-name-header` names the server.
 //! 4. **Request**: the head is written with the edits applied, then the body streams through,
 //!    checked as it passes (content-length counted, chunked framing validated).
 //! 5. **Response**: 1xx heads are passed on until the final one; its framing decides how the body
 //!    is read (length, chunked, until close, or none for HEAD/204/304). A malformed response is
 //!    answered with 502 and the server connection is not reused. `http-response` rules (the
-//!    backend's, then the frontend's) and `http-after-response` rules edit the head as it is
-//!    written; every response sluiced generates (errors from the proxies' error pages, replies,
-//!    redirects) also passes through `http-after-response`.
+//!    backend's, then the frontend's), cookie persistence and `http-after-response` rules edit
+//!    the head as it is written; every response sluiced generates (errors from the proxies' error
+//!    pages, replies, redirects) also passes through `http-after-response`.
 //! 6. **Keep-alive**: both connections stay open when both sides agree and the response was
 //!    complete; the server connection returns to the worker's pool, and bytes the client already
 //!    sent (pipelining) start the next transaction.
@@ -38,6 +39,7 @@ use std::time::Duration;
 use tokio::io::Interest;
 use tokio::time::Instant;
 
+use super::cookie;
 use super::edit::{self, ConnHeader, Edit, EditedView, Edits};
 use super::h1::{self, Framing, Head, Version};
 use super::reply::Response;
@@ -977,6 +979,15 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
             break End::NoBackend;
         };
         let be = &rt.backends[be_idx];
+        // Cookie persistence: the server the request's cookie names, and the cookie as the server
+        // is to see it.
+        let visit = be.cookie.as_ref().map(|ck| {
+            let (visit, edit) = ck.on_request(&be.state.servers, &EditedView::new(&cbuf, head, &edits), cookie::now());
+            if let Some(e) = edit {
+                edits.push(e);
+            }
+            visit
+        });
 
         // 3. Server connection.
         let key = PickKey { src: peer.map(|s| s.ip()), hash };
@@ -984,7 +995,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         // turns out closed (HAProxy does the same); only the others need an idle connection
         // checked before use.
         let retryable = matches!(framing, Framing::None) && matches!(&cbuf[head.method.clone()], b"GET" | b"HEAD" | b"OPTIONS" | b"TRACE" | b"PUT" | b"DELETE");
-        let Some((srv_idx, mut server, mut reused)) = server_conn(&w, be_idx, be, &key, &dst, !retryable).await else {
+        let Some((srv_idx, mut server, mut reused)) = server_conn(&w, be_idx, be, &key, &dst, !retryable, visit.and_then(|v| v.server)).await else {
             let _ = send(&client, error_out(&base, 503), fe.timeout_client).await;
             break End::NoServer;
         };
@@ -1161,6 +1172,11 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                 }
             }
             if matches!(flow, Flow::Continue) {
+                if let (Some(ck), Some(visit)) = (&be.cookie, &visit) {
+                    for e in ck.on_response(visit, srv_idx, &msg.view, cookie::now()) {
+                        msg.view.apply(&e);
+                    }
+                }
                 for set in rule_sets(&base, true, |h| &h.after_response_rules) {
                     let _ = rules::run(set, &base, &mut msg, None, false, &mut redits);
                 }
@@ -1226,7 +1242,6 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
     end
 }
 
-/// A connection to a server of `be`: an idle pooled one when `http-reuse` allows, else a new one.
 /// Sends `out` (a whole request) again, to the same server on a new connection.
 async fn resend(srv: &crate::balance::ServerState, dst: &Dst<'_>, be: &Backend, out: &mut Vec<u8>) -> Option<EpollConn> {
     let addr = srv.addr.resolve(dst.get())?;
@@ -1236,14 +1251,37 @@ async fn resend(srv: &crate::balance::ServerState, dst: &Dst<'_>, be: &Backend, 
     r.ok().map(|()| c)
 }
 
-async fn server_conn(w: &Worker, be_idx: usize, be: &Backend, key: &PickKey, dst: &Dst<'_>, check_idle: bool) -> Option<(usize, EpollConn, bool)> {
+/// A connection to a server of `be`: an idle pooled one when `http-reuse` allows, else a new one.
+/// `direct` is the server cookie persistence chose: it gets the request without balancing, after
+/// waiting for a free slot on it (up to `timeout queue`), unless a retry redispatches.
+async fn server_conn(
+    w: &Worker,
+    be_idx: usize,
+    be: &Backend,
+    key: &PickKey,
+    dst: &Dst<'_>,
+    check_idle: bool,
+    direct: Option<usize>,
+) -> Option<(usize, EpollConn, bool)> {
+    if let Some(i) = direct {
+        if !crate::l4::session::take_queued(be, i).await {
+            return None;
+        }
+        if be.reuse_allowed
+            && let Some(c) = w.http_pool.take(be_idx, i, check_idle, &be.pool_limits[i])
+        {
+            return Some((i, c, true));
+        }
+        return crate::l4::session::connect_from(be, key, dst, i).await.map(|(i, c)| (i, c, false));
+    }
     if be.reuse_allowed {
-        // Pick first, so balancing and maxconn hold, then look for an idle connection to it.
+        // Pick first, so balancing and maxconn hold, then look for an idle connection to it; without
+        // one, connect to the server picked (picking again would advance the algorithm twice).
         if let crate::balance::Pick::Server(i) = be.state.pick(key, &[]) {
             if let Some(c) = w.http_pool.take(be_idx, i, check_idle, &be.pool_limits[i]) {
                 return Some((i, c, true));
             }
-            be.state.release(i);
+            return crate::l4::session::connect_from(be, key, dst, i).await.map(|(i, c)| (i, c, false));
         }
     }
     crate::l4::session::connect(be, key, dst).await.map(|(i, c)| (i, c, false))

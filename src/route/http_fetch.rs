@@ -459,27 +459,6 @@ impl<'a> Iterator for Cookies<'a> {
     }
 }
 
-/// Where a cookie value ends: at a `,` or `;` outside a quoted string.
-fn cookie_value_end(s: &[u8], from: usize) -> usize {
-    let (mut quoted, mut escaped) = (false, false);
-    for (i, &c) in s.iter().enumerate().skip(from) {
-        if escaped {
-            escaped = false;
-        } else if quoted {
-            match c {
-                b'\\' => escaped = true,
-                b'"' => quoted = false,
-                _ => {}
-            }
-        } else if c == b'"' {
-            quoted = true;
-        } else if c == b',' || c == b';' {
-            return i;
-        }
-    }
-    s.len()
-}
-
 /// HAProxy's `http_extract_cookie_value`, from `*pos` in one header value: the value of the next
 /// `name=value` pair whose name is `name` (any name when `None`). Attributes starting with `$` and
 /// pairs without `=` are skipped; in a Set-Cookie header (`!list`) only the first pair is a cookie.
@@ -508,7 +487,7 @@ fn find_cookie<'a>(hdr: &'a [u8], pos: &mut usize, name: Option<&[u8]>, list: bo
             while vb < end && is_spht(hdr[vb]) {
                 vb += 1;
             }
-            let next = cookie_value_end(hdr, vb);
+            let next = crate::l7::cookie::value_end(hdr, vb);
             let mut ve = next;
             while ve > vb && is_spht(hdr[ve - 1]) {
                 ve -= 1;

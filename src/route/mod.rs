@@ -113,6 +113,8 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "capture request header",
             "capture response header",
             "declare capture",
+            "cookie",
+            "option persist",
         ],
     ),
     ("bind options", &["name", "backlog", "accept-proxy", "v4v6", "v6only", "defer-accept", "tfo", "transparent", "interface", "mss", "tcp-ut", "mode"]),
@@ -131,6 +133,7 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "no-send-proxy-v2",
             "init-addr",
             "pool-max-conn",
+            "cookie",
         ],
     ),
     ("tcp-request connection actions", &["accept", "reject", "expect-proxy", "set-var", "set-var-fmt", "unset-var"]),
@@ -332,6 +335,8 @@ pub struct Backend {
     /// Per server (same index as the state's servers): `pool-max-conn` and the idle connections
     /// all workers keep for it.
     pub pool_limits: Vec<PoolLimit>,
+    /// `mode http`: `cookie` persistence with the servers' `cookie` values and `option persist`.
+    pub cookie: Option<crate::l7::cookie::Persistence>,
 }
 
 /// `pool-max-conn` of a server: at most `max` idle connections kept by all workers together
@@ -520,6 +525,24 @@ fn compile_http(p: &Proxy, cfg: &Config, loader: &mut crate::l7::reply::FileLoad
     })
 }
 
+/// `cookie` persistence of a backend, in `mode http` only (HAProxy ignores it elsewhere too).
+fn compile_cookie(p: &Proxy, diags: &mut Diags) -> Option<crate::l7::cookie::Persistence> {
+    let c = p.balance.cookie.as_ref()?;
+    if p.mode != Mode::Http {
+        diags.warning(Some(&p.span), Some("cookie"), format!("backend '{}': cookie persistence needs mode http: it is ignored", p.name));
+        return None;
+    }
+    if c.dynamic {
+        diags.warning(
+            Some(&p.span),
+            Some("cookie"),
+            format!("backend '{}': dynamic cookies are parsed but not implemented yet: servers without a 'cookie' value get none", p.name),
+        );
+    }
+    let values = p.servers.iter().map(|s| s.opts.cookie.clone()).collect();
+    Some(crate::l7::cookie::Persistence::compile(c, p.options.persist.unwrap_or(false), values))
+}
+
 fn splice_of(p: &Proxy, nosplice: bool) -> Splice {
     if nosplice || p.mode != Mode::Tcp {
         return Splice { request: false, response: false };
@@ -615,6 +638,7 @@ impl RouteTable {
                 pool_limits,
                 abortonclose: p.options.abortonclose.unwrap_or(false),
                 buffer_request: p.mode == Mode::Http && p.http.options.buffer_request.unwrap_or(false),
+                cookie: compile_cookie(p, diags),
             });
         }
         let mut frontends = Vec::new();
