@@ -264,3 +264,27 @@ fn without_abortonclose_a_half_closed_client_still_gets_its_answer() {
     let (status, _, body) = read_response(&mut c);
     assert_eq!((status, body.as_slice()), (200, b"late".as_slice()));
 }
+
+#[test]
+fn set_src_changes_the_address_acls_and_forwardfor_see() {
+    let (be, seen) = http_backend(|_| ok_response("ok"));
+    let port = free_port();
+    let fe = "  option forwardfor\n  http-request set-src hdr(x-real-ip) if { hdr(x-real-ip) -m found }\n  http-request deny if { src 10.0.0.0/8 }";
+    let _s = Sluiced::start(&http_cfg(port, fe, &format!("  server s {}", be.addr())), &[port]);
+    assert_eq!(http_request(port, b"GET / HTTP/1.1\r\nHost: h\r\nX-Real-IP: 10.9.9.9\r\n\r\n").0, 403);
+    assert_eq!(http_request(port, b"GET / HTTP/1.1\r\nHost: h\r\nX-Real-IP: 192.0.2.7\r\n\r\n").0, 200);
+    assert_eq!(http_request(port, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n").0, 200);
+    let s = seen.lock().unwrap();
+    assert!(lower(&s.requests[0]).contains("x-forwarded-for: 192.0.2.7\r\n"), "{:?}", String::from_utf8_lossy(&s.requests[0]));
+    assert!(lower(&s.requests[1]).contains("x-forwarded-for: 127.0.0.1\r\n"), "{:?}", String::from_utf8_lossy(&s.requests[1]));
+}
+
+#[test]
+fn set_dst_and_set_dst_port_change_what_dst_fetches_return() {
+    let (be, seen) = http_backend(|_| ok_response("ok"));
+    let port = free_port();
+    let fe = "  http-request set-dst ipv4(192.0.2.1)\n  http-request set-dst-port int(8443)\n  http-request set-header X-Dst %[dst]:%[dst_port]";
+    let _s = Sluiced::start(&http_cfg(port, fe, &format!("  server s {}", be.addr())), &[port]);
+    assert_eq!(http_request(port, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n").0, 200);
+    assert!(lower(&seen.lock().unwrap().requests[0]).contains("x-dst: 192.0.2.1:8443\r\n"));
+}

@@ -65,19 +65,28 @@ pub enum End {
 /// The address the client connected to, looked up on first use: most sessions never need it, and
 /// `getsockname(2)` on every accept is a system call per connection for nothing.
 pub(crate) struct Dst<'a> {
-    pub(crate) cell: std::cell::OnceCell<Option<SocketAddr>>,
+    /// The address once known: looked up on first use, or set (PROXY protocol, `set-dst`).
+    pub(crate) cell: std::cell::Cell<Option<Option<SocketAddr>>>,
     pub(crate) client: &'a EpollConn,
 }
 
-impl Dst<'_> {
+impl<'a> Dst<'a> {
+    pub(crate) fn new(client: &'a EpollConn) -> Dst<'a> {
+        Dst { cell: std::cell::Cell::new(None), client }
+    }
     pub(crate) fn get(&self) -> Option<SocketAddr> {
-        *self.cell.get_or_init(|| match self.client {
+        if let Some(v) = self.cell.get() {
+            return v;
+        }
+        let v = match self.client {
             EpollConn::Tcp(s) => s.local_addr().ok(),
             EpollConn::Unix(_) => None,
-        })
+        };
+        self.cell.set(Some(v));
+        v
     }
-    fn set(&self, v: Option<SocketAddr>) {
-        let _ = self.cell.set(v);
+    pub(crate) fn set(&self, v: Option<SocketAddr>) {
+        self.cell.set(Some(v));
     }
 }
 
@@ -155,7 +164,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<S
         }
     }
     let mut src = peer;
-    let dst = Dst { cell: std::cell::OnceCell::new(), client: &client };
+    let dst = Dst::new(&client);
     if local.is_some() {
         dst.set(local);
     }

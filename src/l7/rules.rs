@@ -15,14 +15,14 @@ use regex::bytes::Regex;
 
 use crate::config::logformat::LogFormat;
 use crate::config::model::HttpErrors;
-use crate::l4::action::{CaptureSlot, CommonAction};
+use crate::l4::action::{AddrPart, CaptureSlot, CommonAction};
 use crate::l7::config::{HttpAction, Redirect, RequestPart};
 use crate::l7::edit::{Edit, Edits, NameMatch, TargetPart, byte_regex};
 use crate::l7::reply::{CompiledReply, ErrorResponses, FileLoader, RedirectRequest, ReplyKind, Response, error_response, redirect_response};
 use crate::l7::session::{HttpCtx, Msg};
 use crate::log::config::CaptureDir;
 use crate::route::capture::CaptureConfig;
-use crate::route::eval::{CompiledCond, CompiledSample, HttpMsg, StreamCtx, Tri};
+use crate::route::eval::{CompiledCond, CompiledSample, HttpMsg, SampleRef, StreamCtx, Tri};
 use crate::route::logformat::CompiledLf;
 use crate::route::vars::VarAction;
 
@@ -53,6 +53,9 @@ pub enum Action {
     Rewrite(Rewrite),
     /// `set-var`, `set-var-fmt`, `unset-var`.
     Var(VarAction),
+    /// `set-src`, `set-dst`, `set-src-port`, `set-dst-port`: the addresses later rules, the
+    /// balancing, `option forwardfor` and servers without an address of their own see.
+    SetAddr(AddrPart, CompiledSample),
     /// `capture <expr> len <n>|id <n>`: the value, as a string, into a slot of the frontend.
     Capture {
         expr: CompiledSample,
@@ -123,6 +126,11 @@ pub fn compile_action(a: &HttpAction, stage: Stage, env: &mut CompileEnv<'_>) ->
         && let Some(v) = VarAction::compile(c)?
     {
         return Ok(Some(Action::Var(v)));
+    }
+    if let HttpAction::Common(CommonAction::SetAddr { part, expr }) = a
+        && stage == Stage::Request
+    {
+        return Ok(Some(Action::SetAddr(*part, CompiledSample::compile(expr)?)));
     }
     Ok(Some(match a {
         HttpAction::Allow => Action::Allow,
@@ -222,6 +230,12 @@ pub(crate) fn run(rules: &[HttpRule], base: &HttpCtx<'_>, msg: &mut Msg<'_>, oth
                 v.run(&ctx);
                 None
             }
+            Action::SetAddr(part, expr) => {
+                if let Ok(Some(v)) = expr.eval_ref(&ctx) {
+                    set_addr(base, *part, &v);
+                }
+                None
+            }
             Action::Capture { expr, dir, slot } => {
                 if let Ok(Some(v)) = expr.eval_ref(&ctx) {
                     base.captures.borrow_mut().store(*dir, *slot, &v.as_bytes());
@@ -235,6 +249,42 @@ pub(crate) fn run(rules: &[HttpRule], base: &HttpCtx<'_>, msg: &mut Msg<'_>, oth
         }
     }
     Flow::Continue
+}
+
+/// Applies `set-src`/`set-dst` (an address; the port is kept when the family allows, else 0)
+/// or `set-src-port`/`set-dst-port` (an integer). A value of the wrong kind changes nothing.
+fn set_addr(base: &HttpCtx<'_>, part: AddrPart, v: &SampleRef<'_>) {
+    use std::net::SocketAddr;
+    let with_ip = |old: Option<SocketAddr>| v.as_ip().map(|ip| SocketAddr::new(ip, old.filter(|o| o.is_ipv4() == ip.is_ipv4()).map_or(0, |o| o.port())));
+    let with_port = |old: Option<SocketAddr>| {
+        let port = v.as_int().and_then(|p| u16::try_from(p).ok())?;
+        old.map(|mut a| {
+            a.set_port(port);
+            a
+        })
+    };
+    match part {
+        AddrPart::Src => {
+            if let Some(a) = with_ip(base.src.get()) {
+                base.src.set(Some(a));
+            }
+        }
+        AddrPart::SrcPort => {
+            if let Some(a) = with_port(base.src.get()) {
+                base.src.set(Some(a));
+            }
+        }
+        AddrPart::Dst => {
+            if let Some(a) = with_ip(base.dst.get()) {
+                base.dst.set(Some(a));
+            }
+        }
+        AddrPart::DstPort => {
+            if let Some(a) = with_port(base.dst.get()) {
+                base.dst.set(Some(a));
+            }
+        }
+    }
 }
 
 /// The stream with `msg` as the request or the response.

@@ -104,7 +104,8 @@ impl HttpMsg for Msg<'_> {
 pub(crate) struct HttpCtx<'a> {
     pub rt: &'a RouteTable,
     pub fe: &'a Frontend,
-    pub src: Option<std::net::SocketAddr>,
+    /// The client's address: the connection's, until `set-src` changes it.
+    pub src: &'a std::cell::Cell<Option<std::net::SocketAddr>>,
     pub dst: &'a Dst<'a>,
     pub backend: Option<usize>,
     /// The request body has not been read yet: a redirect then closes the connection.
@@ -120,7 +121,7 @@ pub(crate) struct HttpCtx<'a> {
 
 impl StreamCtx for HttpCtx<'_> {
     fn src(&self) -> Option<std::net::SocketAddr> {
-        self.src
+        self.src.get()
     }
     fn dst(&self) -> Option<std::net::SocketAddr> {
         self.dst.get()
@@ -800,11 +801,12 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
     if let EpollConn::Tcp(s) = &client {
         let _ = s.set_nodelay(true);
     }
-    let dst = Dst { cell: std::cell::OnceCell::new(), client: &client };
+    let dst = Dst::new(&client);
+    let src = std::cell::Cell::new(peer);
     let vars = std::cell::RefCell::new(crate::route::vars::Vars::default());
     let captures = std::cell::RefCell::new(crate::route::capture::Captured::new(&fe.captures));
     let conn_ctx =
-        HttpCtx { rt, fe, src: peer, dst: &dst, backend: None, body_pending: false, req_buf: &[], req: None, res: None, vars: &vars, captures: &captures };
+        HttpCtx { rt, fe, src: &src, dst: &dst, backend: None, body_pending: false, req_buf: &[], req: None, res: None, vars: &vars, captures: &captures };
     // `tcp-request connection` and `tcp-request session` rules: accept, reject, variables.
     if !crate::l4::session::connection_rules_pass(fe, &conn_ctx) {
         return End::Rejected;
@@ -909,7 +911,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
             if matches!(flow, Flow::Continue) {
                 let be = base.backend.and_then(|b| rt.backends.get(b));
                 let ff = be.and_then(|b| b.http.forwardfor.as_ref()).or(fe.http.forwardfor.as_ref());
-                if let Some(e) = ff.and_then(|ff| edit::forwardfor(ff, peer.map(|p| p.ip()), &msg)) {
+                if let Some(e) = ff.and_then(|ff| edit::forwardfor(ff, src.get().map(|p| p.ip()), &msg)) {
                     msg.view.apply(&e);
                     edits.push(e);
                 }
@@ -990,7 +992,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         });
 
         // 3. Server connection.
-        let key = PickKey { src: peer.map(|s| s.ip()), hash };
+        let key = PickKey { src: src.get().map(|s| s.ip()), hash };
         // A bodiless idempotent request can be sent again on a new connection when a reused one
         // turns out closed (HAProxy does the same); only the others need an idle connection
         // checked before use.

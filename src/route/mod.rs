@@ -166,6 +166,10 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "set-var-fmt",
             "unset-var",
             "capture",
+            "set-src",
+            "set-dst",
+            "set-src-port",
+            "set-dst-port",
         ],
     ),
     (
