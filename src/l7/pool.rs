@@ -5,7 +5,6 @@
 //! goes up when one is kept and down when one is taken out.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 use crate::route::PoolLimit;
@@ -13,7 +12,9 @@ use crate::runtime::io::EpollConn;
 
 #[derive(Debug, Default)]
 pub struct ServerPool {
-    idle: RefCell<HashMap<(usize, usize), Vec<EpollConn>>>,
+    /// Indexed by backend, then server: grown on first use, so a take or a put is two indexings
+    /// (a hash map cost a SipHash per request).
+    idle: RefCell<Vec<Vec<Vec<EpollConn>>>>,
 }
 
 impl ServerPool {
@@ -22,7 +23,7 @@ impl ServerPool {
     /// connection when the reused one turns out closed.
     pub fn take(&self, be: usize, srv: usize, check: bool, limit: &PoolLimit) -> Option<EpollConn> {
         let mut idle = self.idle.borrow_mut();
-        let list = idle.get_mut(&(be, srv))?;
+        let list = idle.get_mut(be)?.get_mut(srv)?;
         while let Some(c) = list.pop() {
             limit.idle.fetch_sub(1, Ordering::Relaxed);
             if !check || still_open(&c) {
@@ -40,11 +41,19 @@ impl ServerPool {
             limit.idle.fetch_sub(1, Ordering::Relaxed);
             return;
         }
-        self.idle.borrow_mut().entry((be, srv)).or_default().push(c);
+        let mut idle = self.idle.borrow_mut();
+        if idle.len() <= be {
+            idle.resize_with(be + 1, Vec::new);
+        }
+        let servers = &mut idle[be];
+        if servers.len() <= srv {
+            servers.resize_with(srv + 1, Vec::new);
+        }
+        servers[srv].push(c);
     }
 
     pub fn idle_count(&self) -> usize {
-        self.idle.borrow().values().map(Vec::len).sum()
+        self.idle.borrow().iter().flatten().map(Vec::len).sum()
     }
 }
 

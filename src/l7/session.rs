@@ -237,6 +237,15 @@ async fn send(c: &EpollConn, data: Vec<u8>, idle: Option<Duration>) -> (io::Resu
         Some(t) => {
             let mut from = 0;
             let mut data = data;
+            // Most writes go through at once: try before arming a timer.
+            while from < data.len() {
+                match c.try_write_now(&data[from..]) {
+                    Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), data),
+                    Ok(n) => from += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => return (Err(e), data),
+                }
+            }
             while from < data.len() {
                 match tokio::time::timeout(t, c.ready(Interest::WRITABLE)).await {
                     Err(_) => return (Err(io::ErrorKind::TimedOut.into()), data),

@@ -54,6 +54,17 @@ impl AsFd for EpollConn {
     }
 }
 
+impl EpollConn {
+    /// One non-blocking write attempt, without waiting for readiness: `WouldBlock` when the
+    /// socket is not known writable or its buffer is full.
+    pub fn try_write_now(&self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            EpollConn::Tcp(s) => s.try_write(buf),
+            EpollConn::Unix(s) => s.try_write(buf),
+        }
+    }
+}
+
 impl Conn for EpollConn {
     async fn read(&self, mut buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
         if buf.capacity() == buf.len() {
