@@ -8,7 +8,11 @@
 //!   `FATAL: role "nobody" does not exist`);
 //! * anything else → `L7STS "PostgreSQL unknown error"`.
 //!
-//! The check never answers an authentication request: once judged, the engine closes.
+//! The check never answers an authentication request: once judged, the engine closes. Like
+//! HAProxy it judges the first message only, so a role unknown to a server that `trust`s it still
+//! passes (PostgreSQL sends AuthenticationOk before it looks the role up), and so does any user
+//! the server asks a password of; only errors sent first (`pg_hba.conf` rejects or lacks an
+//! entry, too many connections, the server starting up or shutting down) fail the check.
 
 use super::{Conversation, Outcome, Step};
 use crate::check::config::CheckStatus;
