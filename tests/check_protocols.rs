@@ -283,6 +283,12 @@ fn mysql_check_against_a_real_mariadb() {
     let o = converse(db.port, mysql::mysql(Some("haproxy"), true));
     assert_eq!(o.status, CheckStatus::L7Ok, "{o:?}");
     assert!(o.info.contains("MariaDB"), "{o:?}");
+    // The same in the pre-4.1 format.
+    let o = converse(db.port, mysql::mysql(Some("haproxy"), false));
+    assert_eq!(o.status, CheckStatus::L7Ok, "{o:?}");
+    let o = converse(db.port, mysql::mysql(Some("nobody"), false));
+    assert_eq!((o.status, o.code), (CheckStatus::L7Sts, Some(1045)), "{o:?}");
+    assert!(o.info.starts_with("Access denied for user 'nobody'@"), "{o:?}");
     // An unknown user: the server's error.
     let o = converse(db.port, mysql::mysql(Some("nobody"), true));
     assert_eq!(o.status, CheckStatus::L7Sts, "{o:?}");
