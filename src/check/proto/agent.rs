@@ -7,9 +7,9 @@
 //! |---|---|
 //! | `75%` | weight = 75 % of the server's *initial* (configured) weight, capped at 256 |
 //! | `maxconn:30` | the server's maxconn becomes 30 (0 = unlimited) |
-//! | `ready` | administrative state back to READY: cancels DRAIN and MAINT set by the agent |
+//! | `ready` | administrative state back to READY: cancels any forced DRAIN or MAINT (as the CLI's `set server state ready`) |
 //! | `drain` | administrative state DRAIN: only persistent connections reach it (weight reported as 0) |
-//! | `maint` | administrative state MAINT: no new connections at all, health checks paused |
+//! | `maint` | administrative state MAINT: no new connections at all, health checks paused (the agent check goes on, so the agent can say `ready`) |
 //! | `up` | operational state UP again, if the health check also says the server is up |
 //! | `down`, `fail`, `stopped` | operational state DOWN at once (no `fall` count); the word tells why |
 //! | `# text` | the rest of the line is a description, logged with the state change |
@@ -27,8 +27,9 @@
 //! * [`AgentReply::weight_for`]`(initial_weight)` → the server's current weight (a weight of 0
 //!   makes the server show as DRAIN without changing its admin state);
 //! * `maxconn` → the server's maxconn;
-//! * `admin`: `Ready` clears the DRAIN/MAINT *that the agent set* (not one set from the CLI),
-//!   `Drain` / `Maint` set it;
+//! * `admin`: `Drain` / `Maint` force that administrative state (the same flags as the CLI's
+//!   `set server state drain|maint`), `Ready` clears both; only the agent (or the CLI) reverts
+//!   what the agent set;
 //! * `health`: `Down`/`Fail`/`Stopped` force the server's operational state to DOWN immediately,
 //!   with [`AgentReply::reason`] as the log's info (e.g. `"via agent : down (disk full)"`);
 //!   `Up` lifts only a DOWN the agent caused: the server is UP again if its health check (when it

@@ -6,7 +6,8 @@
 //!   the protocol, which is all the check asks (HAProxy accepts these since its issue #1508);
 //! * `E` (ErrorResponse) → `L7RSP` with the server's error as info (for example
 //!   `FATAL: role "nobody" does not exist`);
-//! * anything else → `L7STS "PostgreSQL unknown error"`.
+//! * anything else → `L7STS "PostgreSQL unknown error"`; the server closing without a word →
+//!   `L7RSP "Empty response"`.
 //!
 //! The check never answers an authentication request: once judged, the engine closes. Like
 //! HAProxy it judges the first message only, so a role unknown to a server that `trust`s it still
@@ -118,6 +119,7 @@ impl Conversation for PgSql {
         match self.judge(data) {
             Some(o) => o,
             // An ErrorResponse cut short still says what it is.
+            None if data.is_empty() => Outcome::new(CheckStatus::L7Rsp, "Empty response"),
             None if data.first() == Some(&b'E') => Outcome::new(CheckStatus::L7Rsp, error_text(data.get(5..).unwrap_or_default())),
             None => unknown(),
         }
@@ -189,7 +191,7 @@ mod tests {
     #[test]
     fn closed_early() {
         let mut c = pgsql("u");
-        assert_eq!(c.closed(b""), unknown());
+        assert_eq!(c.closed(b""), Outcome::new(CheckStatus::L7Rsp, "Empty response"));
         assert_eq!(c.closed(b"R\0\0"), unknown());
         assert_eq!(c.closed(b"E\0\0\0\x40SFATAL\0Mtoo many"), Outcome::new(CheckStatus::L7Rsp, "FATAL: too many"));
         assert_eq!(c.timed_out().status, CheckStatus::L7Tout);

@@ -1,6 +1,7 @@
 //! `option redis-check`: HAProxy sends `PING` as a RESP array (`*1\r\n$4\r\nPING\r\n`) and
 //! expects `+PONG\r\n`: that is `L7OK "Redis server is ok"`; any other first line (`-NOAUTH
-//! Authentication required.`, `-LOADING ...`) is `L7STS` with that line as info.
+//! Authentication required.`, `-LOADING ...`) is `L7STS` with that line as info. A server that
+//! closes without a word is `L7RSP "Empty response"`.
 
 use super::{Conversation, Outcome, Step};
 use crate::check::config::CheckStatus;
@@ -42,6 +43,9 @@ impl Conversation for Redis {
     }
 
     fn closed(&mut self, data: &[u8]) -> Outcome {
+        if data.is_empty() {
+            return Outcome::new(CheckStatus::L7Rsp, "Empty response");
+        }
         let line = data.split(|&b| b == b'\n').next().unwrap_or_default();
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         // "+PONG" without its CRLF is not the reply HAProxy expects.
@@ -83,7 +87,7 @@ mod tests {
     #[test]
     fn closed_early() {
         let mut c = redis();
-        assert_eq!(c.closed(b""), Outcome::new(CheckStatus::L7Sts, ""));
+        assert_eq!(c.closed(b""), Outcome::new(CheckStatus::L7Rsp, "Empty response"));
         assert_eq!(c.closed(b"+PONG"), Outcome::new(CheckStatus::L7Sts, "+PONG"));
         assert_eq!(c.closed(b"+PONG\r\n"), Outcome::new(CheckStatus::L7Ok, "Redis server is ok"));
     }
