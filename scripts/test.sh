@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. On a fresh machine (as root) it first installs the real servers the
-# integration tests put behind sluiced: PostgreSQL and Redis.
+# integration tests put behind sluiced or health-check: PostgreSQL, Redis and MariaDB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+{ command -v mariadbd || command -v /usr/sbin/mariadbd; } >/dev/null 2>&1 || need+=(mariadb-server)
 command -v psql >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

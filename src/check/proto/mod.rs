@@ -68,3 +68,10 @@ pub trait Conversation: Send {
         Outcome::new(CheckStatus::L7Tout, "")
     }
 }
+
+pub mod agent;
+pub mod ldap;
+pub mod mysql;
+pub mod pgsql;
+pub mod redis;
+pub mod smtp;
