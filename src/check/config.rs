@@ -226,7 +226,7 @@ impl PartialEq for CheckRegex {
 impl Eq for CheckRegex {}
 
 impl CheckRegex {
-    fn new(pattern: &str) -> Result<CheckRegex, String> {
+    pub(crate) fn new(pattern: &str) -> Result<CheckRegex, String> {
         let regex = regex::Regex::new(pattern).map_err(|e| format!("invalid regex '{pattern}' : {}", e.to_string().lines().last().unwrap_or_default()))?;
         Ok(CheckRegex { pattern: pattern.to_owned(), regex })
     }
