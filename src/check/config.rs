@@ -1,6 +1,6 @@
 //! Configuration of health checks: `check` server options, `option httpchk`, `http-check`,
 //! `tcp-check`, protocol checks, agent checks and the check globals. Parsed into a typed model; the
-//! checks themselves come with a later issue.
+//! checks themselves run in the engine (engine.rs).
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -318,13 +318,13 @@ pub struct AgentCheck {
 /// `init-state`: the state a checked server starts in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InitState {
-    /// Up, and down after one failed check.
+    /// Up, and down after one failed check (the default, as in HAProxy).
     Up,
     /// Down, and up after one successful check.
     Down,
     /// Up, and down after `fall` failed checks.
     FullyUp,
-    /// Down, and up after `rise` successful checks (the default).
+    /// Down, and up after `rise` successful checks.
     FullyDown,
 }
 
