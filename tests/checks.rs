@@ -268,3 +268,27 @@ fn slowstart_ramps_a_returning_server_in() {
     drop(b);
     drop(s);
 }
+
+#[test]
+fn observed_connection_errors_mark_down_with_on_error_mark_down() {
+    let a = Backend::named("a");
+    let (healthy, _) = responder(|_| Vec::new());
+    let dead = free_port();
+    let port = free_port();
+    // b's checks pass (they go to `healthy`), but its traffic port is closed: only `observe`
+    // can take it out.
+    let s = Sluiced::start(
+        &cfg(
+            port,
+            &format!(
+                "  balance roundrobin\n  retries 0\n  server a {} check inter 10s\n  server b 127.0.0.1:{dead} check inter 10s port {} observe layer4 error-limit 2 on-error mark-down",
+                a.addr(),
+                healthy.port
+            ),
+        ),
+        &[port],
+    );
+    assert!(settles_on(port, "a"));
+    let err = stop(s);
+    assert!(err.contains("Server l/b is DOWN, reason: Health analyze, info: \"Detected 2 consecutive errors\""), "{err}");
+}

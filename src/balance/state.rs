@@ -84,6 +84,23 @@ pub struct ServerState {
     pub redispatches: AtomicU64,
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
+    /// `observe`: which live-traffic errors count against the server's health.
+    pub observe: Observe,
+    /// Consecutive errors seen on live traffic under `observe`; the check engine reads and resets
+    /// it, and acts (`on-error`) once it reaches `error-limit`.
+    pub observed_errors: AtomicU32,
+}
+
+/// `observe` of a server: what the data plane reports to the check engine.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Observe {
+    #[default]
+    None,
+    /// Connection errors count; a successful connection clears the count.
+    Layer4,
+    /// Connection errors, invalid responses and 5xx statuses (except 501 and 505) count; any
+    /// other status clears the count.
+    Layer7,
 }
 
 impl ServerState {
@@ -108,6 +125,33 @@ impl ServerState {
             redispatches: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
+            observe: Observe::None,
+            observed_errors: AtomicU32::new(0),
+        }
+    }
+
+    /// The data plane reports a connection attempt to this server (`observe`).
+    pub fn observe_connect(&self, ok: bool) {
+        match (self.observe, ok) {
+            (Observe::None, _) | (Observe::Layer7, true) => {}
+            (_, false) => {
+                self.observed_errors.fetch_add(1, Ordering::Relaxed);
+            }
+            (Observe::Layer4, true) => self.observed_errors.store(0, Ordering::Relaxed),
+        }
+    }
+
+    /// The data plane reports a response (`None`: invalid or missing) from this server
+    /// (`observe layer7`).
+    pub fn observe_response(&self, status: Option<u16>) {
+        if self.observe != Observe::Layer7 {
+            return;
+        }
+        match status {
+            Some(s) if !(500..600).contains(&s) || s == 501 || s == 505 => self.observed_errors.store(0, Ordering::Relaxed),
+            _ => {
+                self.observed_errors.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 

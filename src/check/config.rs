@@ -209,6 +209,9 @@ pub enum CheckStatus {
     L7Tout,
     L6Tout,
     L4Tout,
+    /// Not a check result: `observe` saw `error-limit` consecutive errors on live traffic
+    /// (HAProxy's `HANA`). Never written in a configuration.
+    Hana,
 }
 
 /// A regular expression with its source, compiled when the configuration is read.

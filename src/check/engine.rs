@@ -61,8 +61,21 @@ struct Plan {
     slowstart: Option<Duration>,
     log_health_checks: bool,
     spread: u32,
+    /// `observe` is on: watch `ServerState::observed_errors`.
+    observe: bool,
+    error_limit: u32,
+    on_error: OnError,
     /// Servers that `track` this one: (backend index, server).
     trackers: Vec<(usize, Arc<ServerState>)>,
+}
+
+/// `on-error`: what `error-limit` consecutive errors seen on live traffic do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OnError {
+    FastInter,
+    FailCheck,
+    SuddenDeath,
+    MarkDown,
 }
 
 /// Starts the check thread when any server is checked. The thread lives as long as the process.
@@ -104,6 +117,7 @@ fn plans(cfg: &Config, rt: &Arc<RouteTable>) -> Vec<Plan> {
             let Some((bi, server)) = find_server(rt, &p.name, &s.name) else { continue };
             let Some(target) = check_target(&server.addr, o.check.addr, o.check.port) else { continue };
             let inter = o.check.inter.unwrap_or(DEFAULT_INTER);
+            let observe = server.observe != crate::balance::Observe::None;
             out.push(Plan {
                 rt: rt.clone(),
                 backend: bi,
@@ -122,6 +136,14 @@ fn plans(cfg: &Config, rt: &Arc<RouteTable>) -> Vec<Plan> {
                 slowstart: o.slowstart,
                 log_health_checks: p.log.log_health_checks.unwrap_or(false),
                 spread,
+                observe,
+                error_limit: o.error_limit.unwrap_or(10).max(1),
+                on_error: match o.on_error.as_deref() {
+                    Some("fastinter") => OnError::FastInter,
+                    Some("sudden-death") => OnError::SuddenDeath,
+                    Some("mark-down") => OnError::MarkDown,
+                    _ => OnError::FailCheck,
+                },
                 trackers: trackers(cfg, rt, p, &s.name),
             });
         }
@@ -185,8 +207,8 @@ async fn run(plan: Plan) {
     let mut ramp: Option<tokio::task::JoinHandle<()>> = None;
     loop {
         let started = Instant::now();
-        let outcome = if plan.server.admin() == crate::balance::AdminState::Maint { None } else { Some(check_once(&plan).await) };
-        if let Some(outcome) = outcome {
+        if plan.server.admin() != crate::balance::AdminState::Maint {
+            let outcome = check_once(&plan).await;
             let took = started.elapsed();
             let was_up = health.is_up();
             let change = if outcome.passed() { health.success() } else { health.failure() };
@@ -194,15 +216,7 @@ async fn run(plan: Plan) {
                 log_check(&plan, &outcome, took, &health);
             }
             if let Some(t) = change {
-                if let Some(r) = ramp.take() {
-                    r.abort();
-                }
-                apply(&plan, t, &outcome, took);
-                if t == Transition::Up
-                    && let Some(ss) = plan.slowstart
-                {
-                    ramp = Some(tokio::spawn(slowstart(plan.server.clone(), plan.rt.backends[plan.backend].state.clone(), ss)));
-                }
+                transition(&plan, &mut ramp, t, &outcome, took);
             }
         }
         let next = if health.fully_down() {
@@ -212,7 +226,46 @@ async fn run(plan: Plan) {
         } else {
             plan.inter
         };
-        tokio::time::sleep(jitter(next, plan.spread, &seed).saturating_sub(started.elapsed().min(next / 2))).await;
+        let mut wake = tokio::time::Instant::now() + jitter(next, plan.spread, &seed).saturating_sub(started.elapsed().min(next / 2));
+        // Sleep until the next check; under `observe`, wake every 50ms to act on live errors.
+        loop {
+            if plan.observe && plan.server.observed_errors.load(Ordering::Relaxed) >= plan.error_limit {
+                plan.server.observed_errors.store(0, Ordering::Relaxed);
+                let outcome = Outcome::new(CheckStatus::Hana, format!("Detected {} consecutive errors", plan.error_limit));
+                let change = match plan.on_error {
+                    OnError::FastInter => None,
+                    OnError::FailCheck => health.failure(),
+                    OnError::SuddenDeath => {
+                        health.sudden_death();
+                        None
+                    }
+                    OnError::MarkDown => health.mark_down(),
+                };
+                if let Some(t) = change {
+                    transition(&plan, &mut ramp, t, &outcome, Duration::ZERO);
+                }
+                // Every `on-error` mode checks again after `fastinter`.
+                wake = tokio::time::Instant::now() + plan.fastinter;
+            }
+            let now = tokio::time::Instant::now();
+            if now >= wake {
+                break;
+            }
+            let nap = if plan.observe { (wake - now).min(Duration::from_millis(50)) } else { wake - now };
+            tokio::time::sleep(nap).await;
+        }
+    }
+}
+
+fn transition(plan: &Plan, ramp: &mut Option<tokio::task::JoinHandle<()>>, t: Transition, outcome: &Outcome, took: Duration) {
+    if let Some(r) = ramp.take() {
+        r.abort();
+    }
+    apply(plan, t, outcome, took);
+    if t == Transition::Up
+        && let Some(ss) = plan.slowstart
+    {
+        *ramp = Some(tokio::spawn(slowstart(plan.server.clone(), plan.rt.backends[plan.backend].state.clone(), ss)));
     }
 }
 

@@ -73,6 +73,13 @@ impl Health {
         None
     }
 
+    /// One more failure will take the server DOWN (`on-error sudden-death`).
+    pub fn sudden_death(&mut self) {
+        if self.up {
+            self.health = self.health.min(self.rise);
+        }
+    }
+
     /// Forces DOWN at once (`on-error mark-down`).
     pub fn mark_down(&mut self) -> Option<Transition> {
         self.health = self.rise.min(self.health);
@@ -120,6 +127,17 @@ mod tests {
     fn init_down_goes_up_after_one_success() {
         let mut h = Health::new(3, 2, Some(InitState::Down));
         assert_eq!(h.success(), Some(Transition::Up));
+    }
+
+    #[test]
+    fn sudden_death_and_mark_down() {
+        let mut h = Health::new(2, 5, Some(InitState::FullyUp));
+        h.sudden_death();
+        assert!(h.is_up());
+        assert_eq!(h.failure(), Some(Transition::Down));
+        let mut h = Health::new(2, 5, Some(InitState::FullyUp));
+        assert_eq!(h.mark_down(), Some(Transition::Down));
+        assert_eq!(h.mark_down(), None);
     }
 
     #[test]

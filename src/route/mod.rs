@@ -155,6 +155,9 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "init-state",
             "slowstart",
             "track",
+            "observe",
+            "error-limit",
+            "on-error",
         ],
     ),
     ("http-check rules", &["send", "expect", "comment"]),
@@ -606,6 +609,11 @@ impl RouteTable {
                 st.maxconn.store(o.maxconn.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
                 st.maxqueue = o.maxqueue.unwrap_or(0);
                 st.send_proxy = if o.send_proxy_v2 { 2 } else { u8::from(o.send_proxy) };
+                st.observe = match o.observe.as_deref() {
+                    Some("layer4") if o.check.enabled => balance::Observe::Layer4,
+                    Some("layer7") if o.check.enabled => balance::Observe::Layer7,
+                    _ => balance::Observe::None,
+                };
                 if o.disabled || unresolved {
                     st.set_admin(balance::AdminState::Maint);
                 }
