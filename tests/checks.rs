@@ -292,3 +292,54 @@ fn observed_connection_errors_mark_down_with_on_error_mark_down() {
     let err = stop(s);
     assert!(err.contains("Server l/b is DOWN, reason: Health analyze, info: \"Detected 2 consecutive errors\""), "{err}");
 }
+
+#[test]
+fn disable_on_404_stops_new_traffic_but_keeps_the_server_up() {
+    let (a, b) = (Backend::named("a"), Backend::named("b"));
+    let (ok, _) = responder(|_| b"HTTP/1.0 200 OK\r\n\r\n".to_vec());
+    let (gone, _) = responder(|_| b"HTTP/1.0 404 Not Found\r\n\r\n".to_vec());
+    let port = free_port();
+    let s = Sluiced::start(
+        &cfg(
+            port,
+            &format!(
+                "  option httpchk\n  http-check disable-on-404\n  server a {} check inter 100ms port {}\n  server b {} check inter 100ms port {}",
+                a.addr(),
+                ok.port,
+                b.addr(),
+                gone.port
+            ),
+        ),
+        &[port],
+    );
+    assert!(settles_on(port, "a"));
+    let err = stop(s);
+    assert!(err.contains("Server l/b is stopping, reason: Layer7 check conditionally passed, code: 404, info: \"Not Found\""), "{err}");
+    assert!(!err.contains("is DOWN"), "{err}");
+}
+
+#[test]
+fn tcp_check_connect_port_sends_checks_elsewhere() {
+    let a = Backend::named("a");
+    let (pong, seen) = responder(|_| b"+PONG\r\n".to_vec());
+    let port = free_port();
+    let s = Sluiced::start(
+        &cfg(
+            port,
+            &format!(
+                "  option tcp-check\n  tcp-check connect port {}\n  tcp-check send PING\\r\\n\n  tcp-check expect string +PONG\n  server a {} check inter 100ms",
+                pong.port,
+                a.addr()
+            ),
+        ),
+        &[port],
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while seen.lock().unwrap().len() < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(which_server(port), "a");
+    let err = stop(s);
+    assert!(seen.lock().unwrap().len() >= 3, "{err}");
+    assert!(!err.contains("is DOWN"), "{err}");
+}

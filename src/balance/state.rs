@@ -69,6 +69,9 @@ pub struct ServerState {
     admin: AtomicU8,
     /// Operational state from health checks; true until a check says otherwise.
     up: AtomicBool,
+    /// Up but taking no new traffic from balancing (HAProxy's NOLB): an HTTP check answered 404
+    /// under `http-check disable-on-404`. Persistent clients still reach the server.
+    nolb: AtomicBool,
     /// Connections open to this server now, across all workers.
     pub cur_conns: AtomicU32,
     /// 0 is unlimited.
@@ -114,6 +117,7 @@ impl ServerState {
             initial_weight: weight,
             admin: AtomicU8::new(AdminState::Ready as u8),
             up: AtomicBool::new(true),
+            nolb: AtomicBool::new(false),
             cur_conns: AtomicU32::new(0),
             maxconn: AtomicU32::new(0),
             maxqueue: 0,
@@ -171,12 +175,18 @@ impl ServerState {
     pub fn set_up(&self, up: bool) {
         self.up.store(up, Ordering::Relaxed);
     }
+    pub fn is_nolb(&self) -> bool {
+        self.nolb.load(Ordering::Relaxed)
+    }
+    pub fn set_nolb(&self, nolb: bool) {
+        self.nolb.store(nolb, Ordering::Relaxed);
+    }
     pub fn weight(&self) -> u32 {
         self.weight.load(Ordering::Relaxed)
     }
-    /// Eligible for load balancing: ready, up, and a non-zero weight.
+    /// Eligible for load balancing: ready, up (and not NOLB), and a non-zero weight.
     pub fn usable(&self) -> bool {
-        self.admin() == AdminState::Ready && self.is_up() && self.weight() > 0
+        self.admin() == AdminState::Ready && self.is_up() && !self.is_nolb() && self.weight() > 0
     }
     /// True when a new connection fits under `maxconn`.
     pub fn has_slot(&self) -> bool {

@@ -37,6 +37,8 @@ impl Conversation for PlainConnect {
 pub struct HttpCheck {
     request: Vec<u8>,
     expects: Vec<Expect<HttpMatch>>,
+    /// `http-check disable-on-404`: a 404 is `L7OKC`, the server stays up but takes no new traffic.
+    disable_on_404: bool,
 }
 
 impl HttpCheck {
@@ -78,7 +80,12 @@ impl HttpCheck {
         }
         req.push_str("\r\n");
         req.push_str(&body);
-        HttpCheck { request: req.into_bytes(), expects }
+        HttpCheck { request: req.into_bytes(), expects, disable_on_404: false }
+    }
+
+    pub fn disable_on_404(mut self, on: bool) -> HttpCheck {
+        self.disable_on_404 = on;
+        self
     }
 
     /// Judges a complete (or closed) answer.
@@ -102,6 +109,9 @@ impl HttpCheck {
             }
         }
         let with_code = |status, info: String| Step::Done(Outcome { status, code: Some(u32::from(code)), info });
+        if self.disable_on_404 && code == 404 {
+            return with_code(CheckStatus::L7OkC, phrase);
+        }
         if self.expects.is_empty() {
             return if (200..400).contains(&code) { with_code(CheckStatus::L7Ok, phrase) } else { with_code(CheckStatus::L7Sts, phrase) };
         }
@@ -335,6 +345,12 @@ mod tests {
         assert_eq!(http(vec![ns], b"HTTP/1.1 200 OK\r\ncontent-length: 8\r\n\r\nis ready").status, CheckStatus::L7Rsp);
         let rs = HttpCheckRule::Expect(expect(HttpMatch::RStatus(CheckRegex::new("^2").unwrap()), false));
         assert_eq!(http(vec![rs], b"HTTP/1.1 250 X\r\n\r\n").status, CheckStatus::L7Ok);
+    }
+
+    #[test]
+    fn disable_on_404_passes_conditionally() {
+        let mut c = HttpCheck::new(&HttpChk::default(), &[]).disable_on_404(true);
+        assert!(matches!(c.received(b"HTTP/1.1 404 Not Found\r\n\r\n"), Step::Done(o) if o.status == CheckStatus::L7OkC));
     }
 
     #[test]

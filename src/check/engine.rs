@@ -32,7 +32,7 @@ pub fn conversation(check: &ProxyCheck) -> Box<dyn Conversation> {
     let http_rules: Vec<_> = check.http_rules.iter().map(|r| r.rule.clone()).collect();
     match &check.kind {
         None => Box::new(PlainConnect),
-        Some(CheckKind::Http(chk)) => Box::new(HttpCheck::new(chk, &http_rules)),
+        Some(CheckKind::Http(chk)) => Box::new(HttpCheck::new(chk, &http_rules).disable_on_404(check.disable_on_404)),
         Some(CheckKind::Tcp) => Box::new(TcpCheck::new(&check.tcp_rules.iter().map(|r| r.rule.clone()).collect::<Vec<_>>())),
         // PROTOCOL CHECKS: replace this arm by one arm per kind as src/check/proto/<kind>.rs lands,
         // e.g. `Some(CheckKind::PgSql { user }) => Box::new(proto::pgsql::PgSql::new(user)),`.
@@ -115,7 +115,16 @@ fn plans(cfg: &Config, rt: &Arc<RouteTable>) -> Vec<Plan> {
                 continue;
             }
             let Some((bi, server)) = find_server(rt, &p.name, &s.name) else { continue };
-            let Some(target) = check_target(&server.addr, o.check.addr, o.check.port) else { continue };
+            let connect = first_connect(&p.check);
+            let port = connect.and_then(|c| match c.port {
+                Some(super::config::CheckPort::Number(n)) => Some(n),
+                _ => None,
+            });
+            let addr = connect.and_then(|c| match c.addr.as_ref().map(|a| &a.kind) {
+                Some(crate::config::addr::AddrKind::Inet { host: crate::config::addr::Host::Ip(ip), .. }) => Some(*ip),
+                _ => None,
+            });
+            let Some(target) = check_target(&server.addr, addr.or(o.check.addr), port.or(o.check.port)) else { continue };
             let inter = o.check.inter.unwrap_or(DEFAULT_INTER);
             let observe = server.observe != crate::balance::Observe::None;
             out.push(Plan {
@@ -132,7 +141,7 @@ fn plans(cfg: &Config, rt: &Arc<RouteTable>) -> Vec<Plan> {
                 init: o.check.init_state,
                 timeout_connect: p.timeouts.connect,
                 timeout_check: p.timeouts.check,
-                send_proxy: o.check.send_proxy,
+                send_proxy: o.check.send_proxy || connect.is_some_and(|c| c.send_proxy),
                 slowstart: o.slowstart,
                 log_health_checks: p.log.log_health_checks.unwrap_or(false),
                 spread,
@@ -149,6 +158,23 @@ fn plans(cfg: &Config, rt: &Arc<RouteTable>) -> Vec<Plan> {
         }
     }
     out
+}
+
+/// The `connect` rule the check opens with, if any (`tcp-check connect port 6379`): its port,
+/// address and `send-proxy` apply to the check connection. Later `connect` rules are not run.
+fn first_connect(check: &ProxyCheck) -> Option<&super::config::CheckConnect> {
+    use super::config::{HttpCheckRule, TcpCheckRule};
+    match check.kind {
+        Some(CheckKind::Tcp) => check.tcp_rules.iter().map(|r| &r.rule).find(|r| !matches!(r, TcpCheckRule::Comment(_))).and_then(|r| match r {
+            TcpCheckRule::Connect(c) => Some(c),
+            _ => None,
+        }),
+        Some(CheckKind::Http(_)) => check.http_rules.iter().map(|r| &r.rule).find(|r| !matches!(r, HttpCheckRule::Comment(_))).and_then(|r| match r {
+            HttpCheckRule::Connect(c) => Some(c),
+            _ => None,
+        }),
+        _ => None,
+    }
 }
 
 /// Every server whose `track` names `backend/server` (or `server` in the same backend).
@@ -217,6 +243,12 @@ async fn run(plan: Plan) {
             }
             if let Some(t) = change {
                 transition(&plan, &mut ramp, t, &outcome, took);
+            }
+            let nolb = outcome.status == CheckStatus::L7OkC && health.is_up();
+            if !health.is_up() {
+                plan.server.set_nolb(false);
+            } else if nolb != plan.server.is_nolb() {
+                set_nolb(&plan, nolb, &outcome, took);
             }
         }
         let next = if health.fully_down() {
@@ -374,12 +406,30 @@ fn set_state(rt: &RouteTable, bi: usize, s: &ServerState, t: Transition, why: &s
     }
 }
 
+/// `http-check disable-on-404`: an UP server answering 404 stops taking new traffic
+/// ("stopping", HAProxy's NOLB) and takes it again once it answers with a success.
+fn set_nolb(plan: &Plan, nolb: bool, o: &Outcome, took: Duration) {
+    let be = &plan.rt.backends[plan.backend];
+    let st = &be.state;
+    plan.server.set_nolb(nolb);
+    st.algo.rebuild(&st.servers);
+    let (active, backup) = counts(st);
+    let state = if nolb { "stopping" } else { "UP" };
+    let msg = format!(
+        "Server {}/{} is {state}, {}. {active} active and {backup} backup servers online. 0 sessions requeued, {} total in queue.",
+        be.name,
+        plan.server.name,
+        detail(o, took),
+        st.queued.load(Ordering::Relaxed)
+    );
+    crate::log::backend_event(&plan.rt, plan.backend, Level::Notice, &msg);
+}
+
 /// `option log-health-checks`: a check result that moved the health counter without a state change.
 fn log_check(plan: &Plan, o: &Outcome, took: Duration, h: &Health) {
     let be = &plan.rt.backends[plan.backend];
     let verdict = if o.passed() { "succeeded" } else { "failed" };
-    let state = if h.is_up() { "UP" } else { "DOWN" };
-    let msg = format!("Health check for server {}/{} {verdict}, {}, status: {state}.", be.name, plan.server.name, detail(o, took));
+    let msg = format!("Health check for server {}/{} {verdict}, {}, status: {}.", be.name, plan.server.name, detail(o, took), h.status_text());
     crate::log::backend_event(&plan.rt, plan.backend, Level::Notice, &msg);
 }
 

@@ -51,6 +51,11 @@ impl Health {
         self.health != 0 && self.health != self.max()
     }
 
+    /// HAProxy's `status: 2/3 UP` of health check log lines: progress towards the other state.
+    pub fn status_text(&self) -> String {
+        if self.up { format!("{}/{} UP", self.health + 1 - self.rise.min(self.health + 1), self.fall) } else { format!("{}/{} DOWN", self.health, self.rise) }
+    }
+
     pub fn success(&mut self) -> Option<Transition> {
         if self.health < self.max() {
             self.health += 1;
@@ -138,6 +143,17 @@ mod tests {
         let mut h = Health::new(2, 5, Some(InitState::FullyUp));
         assert_eq!(h.mark_down(), Some(Transition::Down));
         assert_eq!(h.mark_down(), None);
+    }
+
+    #[test]
+    fn status_text_counts_towards_the_other_state() {
+        let mut h = Health::new(2, 3, Some(InitState::FullyUp));
+        assert_eq!(h.status_text(), "3/3 UP");
+        h.failure();
+        assert_eq!(h.status_text(), "2/3 UP");
+        let mut h = Health::new(2, 3, Some(InitState::FullyDown));
+        h.success();
+        assert_eq!(h.status_text(), "1/2 DOWN");
     }
 
     #[test]

@@ -160,7 +160,7 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "on-error",
         ],
     ),
-    ("http-check rules", &["send", "expect", "comment"]),
+    ("http-check rules", &["send", "expect", "comment", "disable-on-404"]),
     ("tcp-check rules", &["send", "send-binary", "expect", "comment"]),
     ("tcp-request connection actions", &["accept", "reject", "expect-proxy", "set-var", "set-var-fmt", "unset-var"]),
     ("tcp-request session actions", &["accept", "reject", "set-var", "set-var-fmt", "unset-var"]),
