@@ -61,6 +61,9 @@ struct Plan {
     slowstart: Option<Duration>,
     log_health_checks: bool,
     spread: u32,
+    /// How long to wait before the first check: the checks of all servers are spread evenly
+    /// over one interval (capped by `max-spread-checks`), as HAProxy does at start-up.
+    first_delay: Duration,
     /// `observe` is on: watch `ServerState::observed_errors`.
     observe: bool,
     error_limit: u32,
@@ -145,6 +148,7 @@ fn plans(cfg: &Config, rt: &Arc<RouteTable>) -> Vec<Plan> {
                 slowstart: o.slowstart,
                 log_health_checks: p.log.log_health_checks.unwrap_or(false),
                 spread,
+                first_delay: Duration::ZERO,
                 observe,
                 error_limit: o.error_limit.unwrap_or(10).max(1),
                 on_error: match o.on_error.as_deref() {
@@ -156,6 +160,11 @@ fn plans(cfg: &Config, rt: &Arc<RouteTable>) -> Vec<Plan> {
                 trackers: trackers(cfg, rt, p, &s.name),
             });
         }
+    }
+    let n = out.len() as u32;
+    for (i, p) in out.iter_mut().enumerate() {
+        let d = p.inter * i as u32 / n.max(1);
+        p.first_delay = cfg.global.check.max_spread_checks.map_or(d, |m| d.min(m));
     }
     out
 }
@@ -227,9 +236,7 @@ async fn run(plan: Plan) {
     for (_, t) in &plan.trackers {
         t.set_up(health.is_up());
     }
-    // The first checks are spread over one interval so that servers are not all probed at once.
-    let first = Duration::from_millis(plan.inter.as_millis() as u64 * (plan.server.id as u64 % 8) / 8);
-    tokio::time::sleep(jitter(first, plan.spread, &seed)).await;
+    tokio::time::sleep(jitter(plan.first_delay, plan.spread, &seed)).await;
     let mut ramp: Option<tokio::task::JoinHandle<()>> = None;
     loop {
         let started = Instant::now();

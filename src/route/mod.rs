@@ -49,6 +49,7 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "tune.maxrewrite",
             "tune.http.maxhdr",
             "spread-checks",
+            "max-spread-checks",
         ],
     ),
     (
