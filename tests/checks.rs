@@ -245,7 +245,7 @@ fn slowstart_ramps_a_returning_server_in() {
         &cfg(
             port,
             &format!(
-                "  balance roundrobin\n  server a {} weight 20 check inter 100ms\n  server b 127.0.0.1:{pb} weight 20 check inter 100ms rise 1 slowstart 4s",
+                "  balance roundrobin\n  server a {} weight 20 check inter 100ms\n  server b 127.0.0.1:{pb} weight 20 check inter 100ms rise 1 slowstart 6s",
                 a.addr()
             ),
         ),
@@ -257,12 +257,17 @@ fn slowstart_ramps_a_returning_server_in() {
         let mut buf = [0u8; 64];
         while matches!(c.read(&mut buf), Ok(n) if n > 0) {}
     });
-    assert!(reaches(port, "b"));
+    // The first check that reaches b brings it UP (rise 1).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while b.accepted.load(std::sync::atomic::Ordering::Relaxed) == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(150));
     // Right after coming UP, b's weight is a small part of a's: it gets far less than half.
     let early = (0..40).filter(|_| which_server(port) == "b").count();
     assert!(early < 14, "b got {early} of 40 right after coming up");
     // Once the period is over, both share evenly.
-    std::thread::sleep(Duration::from_millis(4200));
+    std::thread::sleep(Duration::from_millis(6200));
     let late = (0..40).filter(|_| which_server(port) == "b").count();
     assert!((16..=24).contains(&late), "b got {late} of 40 after slowstart");
     drop(b);
