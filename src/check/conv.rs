@@ -280,6 +280,14 @@ fn hex_decode(s: &str) -> Vec<u8> {
 }
 
 impl Conversation for TcpCheck {
+    fn timed_out(&mut self) -> Outcome {
+        let tout = match self.rules.get(self.next) {
+            Some(TcpCheckRule::Expect(e)) => e.tout_status,
+            _ => None,
+        };
+        Outcome::new(tout.unwrap_or(CheckStatus::L7Tout), format!("TCPCHK timeout at step {}", self.next + 1))
+    }
+
     fn start(&mut self) -> Step {
         self.next = 0;
         self.mark = 0;

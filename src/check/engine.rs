@@ -230,7 +230,8 @@ fn jitter(d: Duration, percent: u32, seed: &AtomicU64) -> Duration {
 }
 
 async fn run(plan: Plan) {
-    let seed = AtomicU64::new(Instant::now().elapsed().as_nanos() as u64 ^ (plan.server.id as u64) << 32 ^ plan.target.port() as u64);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos() as u64;
+    let seed = AtomicU64::new(now ^ (u64::from(plan.server.id) << 32) ^ u64::from(plan.target.port()));
     let mut health = Health::new(plan.rise, plan.fall, plan.init);
     plan.server.set_up(health.is_up());
     for (_, t) in &plan.trackers {
