@@ -394,7 +394,7 @@ fn set_state(rt: &RouteTable, bi: usize, s: &ServerState, t: Transition, why: &s
     let st = &be.state;
     let up = t == Transition::Up;
     s.set_up(up);
-    st.algo.rebuild(&st.servers);
+    st.state_changed();
     let (active, backup) = counts(st);
     let name = format!("{}/{}", be.name, s.name);
     let sessions = s.cur_conns.load(Ordering::Relaxed);
@@ -420,7 +420,7 @@ fn set_nolb(plan: &Plan, nolb: bool, o: &Outcome, took: Duration) {
     let be = &plan.rt.backends[plan.backend];
     let st = &be.state;
     plan.server.set_nolb(nolb);
-    st.algo.rebuild(&st.servers);
+    st.state_changed();
     let (active, backup) = counts(st);
     let state = if nolb { "stopping" } else { "UP" };
     let msg = format!(
@@ -456,12 +456,12 @@ async fn slowstart(s: Arc<ServerState>, st: Arc<BackendState>, period: Duration)
         let frac = started.elapsed().as_secs_f64() / period.as_secs_f64();
         if frac >= 1.0 {
             s.weight.store(full, Ordering::Relaxed);
-            st.algo.rebuild(&st.servers);
+            st.state_changed();
             return;
         }
         let w = ((f64::from(full) * frac).ceil() as u32).clamp(1, full);
         s.weight.store(w, Ordering::Relaxed);
-        st.algo.rebuild(&st.servers);
+        st.state_changed();
         tokio::time::sleep(step).await;
     }
 }
