@@ -83,7 +83,9 @@ fn server_on_a_closed_port_goes_down_and_traffic_goes_to_the_other() {
     assert!(settles_on(port, "a"));
     let err = stop(s);
     assert!(err.contains("Server l/dead is DOWN, reason: Layer4 connection problem, info: \"Connection refused\", check duration: "), "{err}");
-    assert!(err.contains("1 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue."), "{err}");
+    // A client connection may be retrying towards `dead` when it goes down: it counts as active.
+    assert!(err.contains("1 active and 0 backup servers left. "), "{err}");
+    assert!(err.contains(" sessions active, 0 requeued, 0 remaining in queue."), "{err}");
     assert!(!err.contains("Server l/a is DOWN"), "{err}");
 }
 
