@@ -216,7 +216,7 @@ fn all_servers_down_logs_no_server_available() {
     let port = free_port();
     let (d1, d2) = (free_port(), free_port());
     let s = Sluiced::start(&cfg(port, &format!("  server x 127.0.0.1:{d1} check inter 100ms\n  server y 127.0.0.1:{d2} check inter 100ms")), &[port]);
-    std::thread::sleep(Duration::from_millis(600));
+    std::thread::sleep(Duration::from_millis(1000));
     let err = stop(s);
     assert!(err.contains("backend l has no server available!"), "{err}");
 }
