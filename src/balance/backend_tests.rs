@@ -258,3 +258,15 @@ fn take_reserves_a_slot_on_a_named_server_within_its_maxconn() {
     assert!(!be.take(7), "no such server");
     assert_eq!(picks(&be, 3), vec![0, 0, 0], "the down server is still not balanced to");
 }
+
+#[test]
+fn nolb_server_is_up_but_takes_no_new_traffic() {
+    let be = backend(Balance::RoundRobin, 2, 1, BalanceOpts::default());
+    be.servers[0].set_nolb(true);
+    be.state_changed();
+    assert!(be.servers[0].is_up());
+    assert_eq!(counts_of(&picks(&be, 20), 3), vec![0, 20, 0]);
+    be.servers[1].set_nolb(true);
+    be.state_changed();
+    assert_eq!(counts_of(&picks(&be, 20), 3), vec![0, 0, 20], "the backup takes over when every active is NOLB");
+}

@@ -69,6 +69,9 @@ pub struct ServerState {
     admin: AtomicU8,
     /// Operational state from health checks; true until a check says otherwise.
     up: AtomicBool,
+    /// Up but taking no new traffic from balancing (HAProxy's NOLB): an HTTP check answered 404
+    /// under `http-check disable-on-404`. Persistent clients still reach the server.
+    nolb: AtomicBool,
     /// Connections open to this server now, across all workers.
     pub cur_conns: AtomicU32,
     /// 0 is unlimited.
@@ -84,6 +87,23 @@ pub struct ServerState {
     pub redispatches: AtomicU64,
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
+    /// `observe`: which live-traffic errors count against the server's health.
+    pub observe: Observe,
+    /// Consecutive errors seen on live traffic under `observe`; the check engine reads and resets
+    /// it, and acts (`on-error`) once it reaches `error-limit`.
+    pub observed_errors: AtomicU32,
+}
+
+/// `observe` of a server: what the data plane reports to the check engine.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Observe {
+    #[default]
+    None,
+    /// Connection errors count; a successful connection clears the count.
+    Layer4,
+    /// Connection errors, invalid responses and 5xx statuses (except 501 and 505) count; any
+    /// other status clears the count.
+    Layer7,
 }
 
 impl ServerState {
@@ -97,6 +117,7 @@ impl ServerState {
             initial_weight: weight,
             admin: AtomicU8::new(AdminState::Ready as u8),
             up: AtomicBool::new(true),
+            nolb: AtomicBool::new(false),
             cur_conns: AtomicU32::new(0),
             maxconn: AtomicU32::new(0),
             maxqueue: 0,
@@ -108,6 +129,33 @@ impl ServerState {
             redispatches: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
+            observe: Observe::None,
+            observed_errors: AtomicU32::new(0),
+        }
+    }
+
+    /// The data plane reports a connection attempt to this server (`observe`).
+    pub fn observe_connect(&self, ok: bool) {
+        match (self.observe, ok) {
+            (Observe::None, _) | (Observe::Layer7, true) => {}
+            (_, false) => {
+                self.observed_errors.fetch_add(1, Ordering::Relaxed);
+            }
+            (Observe::Layer4, true) => self.observed_errors.store(0, Ordering::Relaxed),
+        }
+    }
+
+    /// The data plane reports a response (`None`: invalid or missing) from this server
+    /// (`observe layer7`).
+    pub fn observe_response(&self, status: Option<u16>) {
+        if self.observe != Observe::Layer7 {
+            return;
+        }
+        match status {
+            Some(s) if !(500..600).contains(&s) || s == 501 || s == 505 => self.observed_errors.store(0, Ordering::Relaxed),
+            _ => {
+                self.observed_errors.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -127,12 +175,18 @@ impl ServerState {
     pub fn set_up(&self, up: bool) {
         self.up.store(up, Ordering::Relaxed);
     }
+    pub fn is_nolb(&self) -> bool {
+        self.nolb.load(Ordering::Relaxed)
+    }
+    pub fn set_nolb(&self, nolb: bool) {
+        self.nolb.store(nolb, Ordering::Relaxed);
+    }
     pub fn weight(&self) -> u32 {
         self.weight.load(Ordering::Relaxed)
     }
-    /// Eligible for load balancing: ready, up, and a non-zero weight.
+    /// Eligible for load balancing: ready, up (and not NOLB), and a non-zero weight.
     pub fn usable(&self) -> bool {
-        self.admin() == AdminState::Ready && self.is_up() && self.weight() > 0
+        self.admin() == AdminState::Ready && self.is_up() && !self.is_nolb() && self.weight() > 0
     }
     /// True when a new connection fits under `maxconn`.
     pub fn has_slot(&self) -> bool {

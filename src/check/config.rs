@@ -1,6 +1,6 @@
 //! Configuration of health checks: `check` server options, `option httpchk`, `http-check`,
 //! `tcp-check`, protocol checks, agent checks and the check globals. Parsed into a typed model; the
-//! checks themselves come with a later issue.
+//! checks themselves run in the engine (engine.rs).
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -209,6 +209,9 @@ pub enum CheckStatus {
     L7Tout,
     L6Tout,
     L4Tout,
+    /// Not a check result: `observe` saw `error-limit` consecutive errors on live traffic
+    /// (HAProxy's `HANA`). Never written in a configuration.
+    Hana,
 }
 
 /// A regular expression with its source, compiled when the configuration is read.
@@ -226,7 +229,7 @@ impl PartialEq for CheckRegex {
 impl Eq for CheckRegex {}
 
 impl CheckRegex {
-    fn new(pattern: &str) -> Result<CheckRegex, String> {
+    pub(crate) fn new(pattern: &str) -> Result<CheckRegex, String> {
         let regex = regex::Regex::new(pattern).map_err(|e| format!("invalid regex '{pattern}' : {}", e.to_string().lines().last().unwrap_or_default()))?;
         Ok(CheckRegex { pattern: pattern.to_owned(), regex })
     }
@@ -318,13 +321,13 @@ pub struct AgentCheck {
 /// `init-state`: the state a checked server starts in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InitState {
-    /// Up, and down after one failed check.
+    /// Up, and down after one failed check (the default, as in HAProxy).
     Up,
     /// Down, and up after one successful check.
     Down,
     /// Up, and down after `fall` failed checks.
     FullyUp,
-    /// Down, and up after `rise` successful checks (the default).
+    /// Down, and up after `rise` successful checks.
     FullyDown,
 }
 

@@ -403,6 +403,7 @@ pub(crate) async fn connect_from(be: &Backend, key: &PickKey, dst: &Dst<'_>, mut
             Some(addr) => connect_one(&addr, be.timeout_connect).await,
             None => Err(io::Error::new(io::ErrorKind::InvalidInput, "no port to connect to")),
         };
+        srv.observe_connect(result.is_ok());
         match result {
             Ok(c) => return Some((idx, c)),
             Err(_) => {

@@ -1121,6 +1121,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                     }
                 },
                 HeadRead::Closed | HeadRead::Aborted | HeadRead::Invalid(_) => {
+                    srv.observe_response(None);
                     let _ = send(&client, error_out(&base, 502), fe.timeout_client).await;
                     w.buffers.put(sbuf);
                     w.buffers.put(cbuf);
@@ -1128,6 +1129,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                 }
             }
             let rhead = &res_head;
+            srv.observe_response(Some(rhead.status));
             if (100..200).contains(&rhead.status) && rhead.status != 101 {
                 // Interim responses pass through as they are.
                 let interim = sbuf[..rhead.len].to_vec();

@@ -48,6 +48,8 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "tune.bufsize",
             "tune.maxrewrite",
             "tune.http.maxhdr",
+            "spread-checks",
+            "max-spread-checks",
         ],
     ),
     (
@@ -115,6 +117,12 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "declare capture",
             "cookie",
             "option persist",
+            "option httpchk",
+            "http-check",
+            "option tcp-check",
+            "tcp-check",
+            "timeout check",
+            "option log-health-checks",
         ],
     ),
     ("bind options", &["name", "backlog", "accept-proxy", "v4v6", "v6only", "defer-accept", "tfo", "transparent", "interface", "mss", "tcp-ut", "mode"]),
@@ -134,8 +142,27 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "init-addr",
             "pool-max-conn",
             "cookie",
+            "check",
+            "no-check",
+            "inter",
+            "fastinter",
+            "downinter",
+            "rise",
+            "fall",
+            "port",
+            "addr",
+            "check-send-proxy",
+            "no-check-send-proxy",
+            "init-state",
+            "slowstart",
+            "track",
+            "observe",
+            "error-limit",
+            "on-error",
         ],
     ),
+    ("http-check rules", &["send", "expect", "comment", "disable-on-404"]),
+    ("tcp-check rules", &["send", "send-binary", "expect", "comment"]),
     ("tcp-request connection actions", &["accept", "reject", "expect-proxy", "set-var", "set-var-fmt", "unset-var"]),
     ("tcp-request session actions", &["accept", "reject", "set-var", "set-var-fmt", "unset-var"]),
     ("tcp-request content actions", &["accept", "reject", "set-var", "set-var-fmt", "unset-var"]),
@@ -583,6 +610,11 @@ impl RouteTable {
                 st.maxconn.store(o.maxconn.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
                 st.maxqueue = o.maxqueue.unwrap_or(0);
                 st.send_proxy = if o.send_proxy_v2 { 2 } else { u8::from(o.send_proxy) };
+                st.observe = match o.observe.as_deref() {
+                    Some("layer4") if o.check.enabled => balance::Observe::Layer4,
+                    Some("layer7") if o.check.enabled => balance::Observe::Layer7,
+                    _ => balance::Observe::None,
+                };
                 if o.disabled || unresolved {
                     st.set_admin(balance::AdminState::Maint);
                 }

@@ -82,7 +82,12 @@ pub fn run(cfg: &Config, opts: RunOpts) -> i32 {
     let hard_stop_after = rt.process.hard_stop_after;
     let limits = Limits { global: rt.process.maxconn.map(|m| Arc::new(tokio::sync::Semaphore::new(m as usize))) };
     let (stop_tx, stop_rx) = watch::channel(Stop::Run);
-    let handles = match worker::spawn(Arc::new(rt), listeners, stop_rx, limits) {
+    let rt = Arc::new(rt);
+    if let Err(e) = crate::check::engine::spawn(cfg, &rt) {
+        alert(&format!("cannot start the health check thread: {e}"));
+        return 1;
+    }
+    let handles = match worker::spawn(rt, listeners, stop_rx, limits) {
         Ok(h) => h,
         Err(e) => {
             alert(&format!("cannot start worker threads: {e}"));

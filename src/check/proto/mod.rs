@@ -40,6 +40,7 @@ pub fn reason(status: CheckStatus) -> &'static str {
         CheckStatus::L7Rsp => "Layer7 invalid response",
         CheckStatus::L7Sts => "Layer7 wrong status",
         CheckStatus::L7Tout => "Layer7 timeout",
+        CheckStatus::Hana => "Health analyze",
     }
 }
 

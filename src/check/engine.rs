@@ -1,0 +1,495 @@
+//! The check engine: one thread of its own (`sluiced-checks`, a current-thread tokio runtime) runs
+//! one task per checked server, off the data path. A task connects, runs the backend's
+//! [`Conversation`], feeds the result to the server's rise/fall counter ([`Health`]) and, on a
+//! transition, flips the shared [`ServerState`] that balancing reads, logs HAProxy's lines through
+//! [`crate::log::backend_event`], and carries the change to the servers that `track` this one.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::config::{CheckKind, CheckStatus, ProxyCheck};
+use super::conv::{HttpCheck, PlainConnect, TcpCheck};
+use super::health::{Health, Transition};
+use super::proto::{Conversation, Outcome, Step, reason};
+use crate::balance::{BackendState, ServerAddr, ServerState};
+use crate::config::model::{Config, Proxy};
+use crate::log::config::Level;
+use crate::route::RouteTable;
+
+/// HAProxy's defaults: `inter 2s`, `rise 2`, `fall 3`.
+const DEFAULT_INTER: Duration = Duration::from_secs(2);
+const DEFAULT_RISE: u32 = 2;
+const DEFAULT_FALL: u32 = 3;
+
+/// Builds the conversation of one check. Kinds whose conversation is not written yet check with
+/// a plain connect.
+pub fn conversation(check: &ProxyCheck) -> Box<dyn Conversation> {
+    let http_rules: Vec<_> = check.http_rules.iter().map(|r| r.rule.clone()).collect();
+    match &check.kind {
+        None => Box::new(PlainConnect),
+        Some(CheckKind::Http(chk)) => Box::new(HttpCheck::new(chk, &http_rules).disable_on_404(check.disable_on_404)),
+        Some(CheckKind::Tcp) => Box::new(TcpCheck::new(&check.tcp_rules.iter().map(|r| r.rule.clone()).collect::<Vec<_>>())),
+        // PROTOCOL CHECKS: replace this arm by one arm per kind as src/check/proto/<kind>.rs lands,
+        // e.g. `Some(CheckKind::PgSql { user }) => Box::new(proto::pgsql::PgSql::new(user)),`.
+        Some(CheckKind::PgSql { .. } | CheckKind::MySql { .. } | CheckKind::Redis | CheckKind::Smtp { .. } | CheckKind::Ldap | CheckKind::SslHello) => {
+            Box::new(PlainConnect)
+        }
+    }
+}
+
+/// What one server's check task needs, resolved from the configuration once.
+struct Plan {
+    rt: Arc<RouteTable>,
+    backend: usize,
+    server: Arc<ServerState>,
+    check: ProxyCheck,
+    target: SocketAddr,
+    inter: Duration,
+    fastinter: Duration,
+    downinter: Duration,
+    rise: u32,
+    fall: u32,
+    init: Option<super::config::InitState>,
+    timeout_connect: Option<Duration>,
+    timeout_check: Option<Duration>,
+    send_proxy: bool,
+    slowstart: Option<Duration>,
+    log_health_checks: bool,
+    spread: u32,
+    /// How long to wait before the first check: the checks of all servers are spread evenly
+    /// over one interval (capped by `max-spread-checks`), as HAProxy does at start-up.
+    first_delay: Duration,
+    /// `observe` is on: watch `ServerState::observed_errors`.
+    observe: bool,
+    error_limit: u32,
+    on_error: OnError,
+    /// Servers that `track` this one: (backend index, server).
+    trackers: Vec<(usize, Arc<ServerState>)>,
+}
+
+/// `on-error`: what `error-limit` consecutive errors seen on live traffic do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OnError {
+    FastInter,
+    FailCheck,
+    SuddenDeath,
+    MarkDown,
+}
+
+/// Starts the check thread when any server is checked. The thread lives as long as the process.
+pub fn spawn(cfg: &Config, rt: &Arc<RouteTable>) -> std::io::Result<()> {
+    let plans = plans(cfg, rt);
+    if plans.is_empty() {
+        return Ok(());
+    }
+    std::thread::Builder::new().name("sluiced-checks".into()).spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            eprintln!("[ALERT]    ({}) : cannot start the health check runtime", std::process::id());
+            return;
+        };
+        runtime.block_on(async move {
+            let tasks: Vec<_> = plans.into_iter().map(|p| tokio::spawn(run(p))).collect();
+            for t in tasks {
+                let _ = t.await;
+            }
+        });
+    })?;
+    Ok(())
+}
+
+fn find_server(rt: &RouteTable, backend: &str, server: &str) -> Option<(usize, Arc<ServerState>)> {
+    let bi = rt.backends.iter().position(|b| b.name == backend)?;
+    let s = rt.backends[bi].state.servers.iter().find(|s| s.name == server)?;
+    Some((bi, s.clone()))
+}
+
+fn plans(cfg: &Config, rt: &Arc<RouteTable>) -> Vec<Plan> {
+    let spread = cfg.global.check.spread_checks.unwrap_or(0).min(50);
+    let mut out = Vec::new();
+    for p in cfg.proxies.iter().filter(|p| p.kind.has_backend()) {
+        for s in &p.servers {
+            let o = &s.opts;
+            if !o.check.enabled || o.disabled || o.track.is_some() {
+                continue;
+            }
+            let Some((bi, server)) = find_server(rt, &p.name, &s.name) else { continue };
+            let connect = first_connect(&p.check);
+            let port = connect.and_then(|c| match c.port {
+                Some(super::config::CheckPort::Number(n)) => Some(n),
+                _ => None,
+            });
+            let addr = connect.and_then(|c| match c.addr.as_ref().map(|a| &a.kind) {
+                Some(crate::config::addr::AddrKind::Inet { host: crate::config::addr::Host::Ip(ip), .. }) => Some(*ip),
+                _ => None,
+            });
+            let Some(target) = check_target(&server.addr, addr.or(o.check.addr), port.or(o.check.port)) else { continue };
+            let inter = o.check.inter.unwrap_or(DEFAULT_INTER);
+            let observe = server.observe != crate::balance::Observe::None;
+            out.push(Plan {
+                rt: rt.clone(),
+                backend: bi,
+                server,
+                check: p.check.clone(),
+                target,
+                inter,
+                fastinter: o.check.fastinter.unwrap_or(inter),
+                downinter: o.check.downinter.unwrap_or(inter),
+                rise: o.check.rise.unwrap_or(DEFAULT_RISE),
+                fall: o.check.fall.unwrap_or(DEFAULT_FALL),
+                init: o.check.init_state,
+                timeout_connect: p.timeouts.connect,
+                timeout_check: p.timeouts.check,
+                send_proxy: o.check.send_proxy || connect.is_some_and(|c| c.send_proxy),
+                slowstart: o.slowstart,
+                log_health_checks: p.log.log_health_checks.unwrap_or(false),
+                spread,
+                first_delay: Duration::ZERO,
+                observe,
+                error_limit: o.error_limit.unwrap_or(10).max(1),
+                on_error: match o.on_error.as_deref() {
+                    Some("fastinter") => OnError::FastInter,
+                    Some("sudden-death") => OnError::SuddenDeath,
+                    Some("mark-down") => OnError::MarkDown,
+                    _ => OnError::FailCheck,
+                },
+                trackers: trackers(cfg, rt, p, &s.name),
+            });
+        }
+    }
+    let n = out.len() as u32;
+    for (i, p) in out.iter_mut().enumerate() {
+        let d = p.inter * i as u32 / n.max(1);
+        p.first_delay = cfg.global.check.max_spread_checks.map_or(d, |m| d.min(m));
+    }
+    out
+}
+
+/// The `connect` rule the check opens with, if any (`tcp-check connect port 6379`): its port,
+/// address and `send-proxy` apply to the check connection. Later `connect` rules are not run.
+fn first_connect(check: &ProxyCheck) -> Option<&super::config::CheckConnect> {
+    use super::config::{HttpCheckRule, TcpCheckRule};
+    match check.kind {
+        Some(CheckKind::Tcp) => check.tcp_rules.iter().map(|r| &r.rule).find(|r| !matches!(r, TcpCheckRule::Comment(_))).and_then(|r| match r {
+            TcpCheckRule::Connect(c) => Some(c),
+            _ => None,
+        }),
+        Some(CheckKind::Http(_)) => check.http_rules.iter().map(|r| &r.rule).find(|r| !matches!(r, HttpCheckRule::Comment(_))).and_then(|r| match r {
+            HttpCheckRule::Connect(c) => Some(c),
+            _ => None,
+        }),
+        _ => None,
+    }
+}
+
+/// Every server whose `track` names `backend/server` (or `server` in the same backend).
+fn trackers(cfg: &Config, rt: &RouteTable, tracked_in: &Proxy, tracked: &str) -> Vec<(usize, Arc<ServerState>)> {
+    let mut out = Vec::new();
+    for p in cfg.proxies.iter().filter(|p| p.kind.has_backend()) {
+        for s in &p.servers {
+            let Some(t) = &s.opts.track else { continue };
+            let (be, srv) = t.split_once('/').unwrap_or((p.name.as_str(), t.as_str()));
+            if be == tracked_in.name
+                && srv == tracked
+                && let Some(found) = find_server(rt, &p.name, &s.name)
+            {
+                out.push(found);
+            }
+        }
+    }
+    out
+}
+
+/// Where checks go: `addr` and `port` override the server's own address.
+fn check_target(addr: &ServerAddr, ip: Option<std::net::IpAddr>, port: Option<u16>) -> Option<SocketAddr> {
+    let base = match addr {
+        ServerAddr::Inet(a) => Some(*a),
+        ServerAddr::InetSamePort(i) | ServerAddr::InetOffset(i, _) => port.map(|p| SocketAddr::new(*i, p)),
+        ServerAddr::Unix(_) | ServerAddr::Unresolved => None,
+    }?;
+    Some(SocketAddr::new(ip.unwrap_or(base.ip()), port.unwrap_or(base.port())))
+}
+
+/// A cheap pseudo-random source for `spread-checks`; no need for a cryptographic one.
+fn jitter(d: Duration, percent: u32, seed: &AtomicU64) -> Duration {
+    if percent == 0 {
+        return d;
+    }
+    let mut x = seed.load(Ordering::Relaxed) ^ 0x9E37_79B9_7F4A_7C15;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    seed.store(x, Ordering::Relaxed);
+    let span = d.as_millis() as u64 * u64::from(percent) / 100;
+    let ms = d.as_millis() as u64 - span + if span == 0 { 0 } else { x % (2 * span + 1) };
+    Duration::from_millis(ms)
+}
+
+async fn run(plan: Plan) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos() as u64;
+    let seed = AtomicU64::new(now ^ (u64::from(plan.server.id) << 32) ^ u64::from(plan.target.port()));
+    let mut health = Health::new(plan.rise, plan.fall, plan.init);
+    plan.server.set_up(health.is_up());
+    for (_, t) in &plan.trackers {
+        t.set_up(health.is_up());
+    }
+    tokio::time::sleep(jitter(plan.first_delay, plan.spread, &seed)).await;
+    let mut ramp: Option<tokio::task::JoinHandle<()>> = None;
+    loop {
+        let started = Instant::now();
+        if plan.server.admin() != crate::balance::AdminState::Maint {
+            let outcome = check_once(&plan).await;
+            let took = started.elapsed();
+            let was_up = health.is_up();
+            let change = if outcome.passed() { health.success() } else { health.failure() };
+            if plan.log_health_checks && change.is_none() && (outcome.passed() != was_up || health.transitioning()) {
+                log_check(&plan, &outcome, took, &health);
+            }
+            if let Some(t) = change {
+                transition(&plan, &mut ramp, t, &outcome, took);
+            }
+            let nolb = outcome.status == CheckStatus::L7OkC && health.is_up();
+            if !health.is_up() {
+                plan.server.set_nolb(false);
+            } else if nolb != plan.server.is_nolb() {
+                set_nolb(&plan, nolb, &outcome, took);
+            }
+        }
+        let next = if health.fully_down() {
+            plan.downinter
+        } else if health.transitioning() {
+            plan.fastinter
+        } else {
+            plan.inter
+        };
+        let mut wake = tokio::time::Instant::now() + jitter(next, plan.spread, &seed).saturating_sub(started.elapsed().min(next / 2));
+        // Sleep until the next check; under `observe`, wake every 50ms to act on live errors.
+        loop {
+            if plan.observe && plan.server.observed_errors.load(Ordering::Relaxed) >= plan.error_limit {
+                plan.server.observed_errors.store(0, Ordering::Relaxed);
+                let outcome = Outcome::new(CheckStatus::Hana, format!("Detected {} consecutive errors", plan.error_limit));
+                let change = match plan.on_error {
+                    OnError::FastInter => None,
+                    OnError::FailCheck => health.failure(),
+                    OnError::SuddenDeath => {
+                        health.sudden_death();
+                        None
+                    }
+                    OnError::MarkDown => health.mark_down(),
+                };
+                if let Some(t) = change {
+                    transition(&plan, &mut ramp, t, &outcome, Duration::ZERO);
+                }
+                // Every `on-error` mode checks again after `fastinter`.
+                wake = tokio::time::Instant::now() + plan.fastinter;
+            }
+            let now = tokio::time::Instant::now();
+            if now >= wake {
+                break;
+            }
+            let nap = if plan.observe { (wake - now).min(Duration::from_millis(50)) } else { wake - now };
+            tokio::time::sleep(nap).await;
+        }
+    }
+}
+
+fn transition(plan: &Plan, ramp: &mut Option<tokio::task::JoinHandle<()>>, t: Transition, outcome: &Outcome, took: Duration) {
+    if let Some(r) = ramp.take() {
+        r.abort();
+    }
+    apply(plan, t, outcome, took);
+    if t == Transition::Up
+        && let Some(ss) = plan.slowstart
+    {
+        *ramp = Some(tokio::spawn(slowstart(plan.server.clone(), plan.rt.backends[plan.backend].state.clone(), ss)));
+    }
+}
+
+/// One check: connect (bounded by `timeout connect`, and by `inter` too when `timeout check` is
+/// set, as HAProxy does), then the conversation, bounded by `timeout check`, or `inter` without it.
+async fn check_once(plan: &Plan) -> Outcome {
+    let connect_limit = plan.timeout_connect.map_or(plan.inter, |c| c.min(plan.inter));
+    let mut stream = match tokio::time::timeout(connect_limit, TcpStream::connect(plan.target)).await {
+        Err(_) => return Outcome::new(CheckStatus::L4Tout, ""),
+        Ok(Err(e)) => return Outcome::new(CheckStatus::L4Con, os_error_text(&e)),
+        Ok(Ok(s)) => s,
+    };
+    let _ = stream.set_nodelay(true);
+    if plan.send_proxy {
+        let hdr = crate::l4::proxy_protocol::encode_v1(stream.local_addr().ok(), Some(plan.target));
+        if stream.write_all(&hdr).await.is_err() {
+            return Outcome::new(CheckStatus::L4Con, "Connection reset by peer");
+        }
+    }
+    let mut conv = conversation(&plan.check);
+    let deadline = tokio::time::Instant::now() + plan.timeout_check.unwrap_or(plan.inter);
+    let mut data = Vec::new();
+    let mut step = conv.start();
+    let mut buf = vec![0u8; 16384];
+    loop {
+        match step {
+            Step::Done(o) => return o,
+            Step::Send(bytes) => {
+                if !bytes.is_empty() && stream.write_all(&bytes).await.is_err() {
+                    return conv.closed(&data);
+                }
+            }
+            Step::NeedMore => {}
+        }
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return conv.timed_out(),
+            Ok(Ok(0)) | Ok(Err(_)) => return conv.closed(&data),
+            Ok(Ok(n)) => {
+                data.extend_from_slice(&buf[..n]);
+                step = conv.received(&data);
+            }
+        }
+    }
+}
+
+/// The error text HAProxy quotes: the C library's message, without Rust's `(os error N)`.
+fn os_error_text(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_owned(),
+        None => s,
+    }
+}
+
+fn counts(b: &BackendState) -> (usize, usize) {
+    let active = b.servers.iter().filter(|s| !s.backup && s.usable()).count();
+    let backup = b.servers.iter().filter(|s| s.backup && s.usable()).count();
+    (active, backup)
+}
+
+fn detail(o: &Outcome, took: Duration) -> String {
+    let mut s = format!("reason: {}", reason(o.status));
+    if let Some(c) = o.code {
+        s.push_str(&format!(", code: {c}"));
+    }
+    if !o.info.is_empty() {
+        s.push_str(&format!(", info: \"{}\"", o.info));
+    }
+    s.push_str(&format!(", check duration: {}ms", took.as_millis()));
+    s
+}
+
+/// Applies a transition to the server and its trackers, and logs it as HAProxy does.
+fn apply(plan: &Plan, t: Transition, o: &Outcome, took: Duration) {
+    let be = &plan.rt.backends[plan.backend];
+    let what = detail(o, took);
+    set_state(&plan.rt, plan.backend, &plan.server, t, &what);
+    for (bi, s) in &plan.trackers {
+        let via = format!("via {}/{}", be.name, plan.server.name);
+        set_state(&plan.rt, *bi, s, t, &via);
+    }
+}
+
+fn set_state(rt: &RouteTable, bi: usize, s: &ServerState, t: Transition, why: &str) {
+    let be = &rt.backends[bi];
+    let st = &be.state;
+    let up = t == Transition::Up;
+    s.set_up(up);
+    st.state_changed();
+    let (active, backup) = counts(st);
+    let name = format!("{}/{}", be.name, s.name);
+    let sessions = s.cur_conns.load(Ordering::Relaxed);
+    let queued = st.queued.load(Ordering::Relaxed);
+    let sep = if why.starts_with("via") { " " } else { ", " };
+    if up {
+        let msg = format!("Server {name} is UP{sep}{why}. {active} active and {backup} backup servers online. 0 sessions requeued, {queued} total in queue.");
+        crate::log::backend_event(rt, bi, Level::Notice, &msg);
+    } else {
+        let msg = format!(
+            "Server {name} is DOWN{sep}{why}. {active} active and {backup} backup servers left. {sessions} sessions active, 0 requeued, 0 remaining in queue."
+        );
+        crate::log::backend_event(rt, bi, Level::Alert, &msg);
+        if active + backup == 0 {
+            crate::log::backend_event(rt, bi, Level::Emerg, &format!("backend {} has no server available!", be.name));
+        }
+    }
+}
+
+/// `http-check disable-on-404`: an UP server answering 404 stops taking new traffic
+/// ("stopping", HAProxy's NOLB) and takes it again once it answers with a success.
+fn set_nolb(plan: &Plan, nolb: bool, o: &Outcome, took: Duration) {
+    let be = &plan.rt.backends[plan.backend];
+    let st = &be.state;
+    plan.server.set_nolb(nolb);
+    st.state_changed();
+    let (active, backup) = counts(st);
+    let state = if nolb { "stopping" } else { "UP" };
+    let msg = format!(
+        "Server {}/{} is {state}, {}. {active} active and {backup} backup servers online. 0 sessions requeued, {} total in queue.",
+        be.name,
+        plan.server.name,
+        detail(o, took),
+        st.queued.load(Ordering::Relaxed)
+    );
+    crate::log::backend_event(&plan.rt, plan.backend, Level::Notice, &msg);
+}
+
+/// `option log-health-checks`: a check result that moved the health counter without a state change.
+fn log_check(plan: &Plan, o: &Outcome, took: Duration, h: &Health) {
+    let be = &plan.rt.backends[plan.backend];
+    let verdict = if o.passed() { "succeeded" } else { "failed" };
+    let msg = format!("Health check for server {}/{} {verdict}, {}, status: {}.", be.name, plan.server.name, detail(o, took), h.status_text());
+    crate::log::backend_event(&plan.rt, plan.backend, Level::Notice, &msg);
+}
+
+/// `slowstart`: after coming UP, the server's weight grows from about 1/20th to its configured
+/// value over the period, in 1/20th steps (at most one per 100ms), rebuilding the algorithm's
+/// schedule at each step as a runtime weight change does.
+async fn slowstart(s: Arc<ServerState>, st: Arc<BackendState>, period: Duration) {
+    const STEPS: u32 = 20;
+    let full = s.initial_weight;
+    if full == 0 || period.is_zero() {
+        return;
+    }
+    let step = (period / STEPS).max(Duration::from_millis(100));
+    let started = Instant::now();
+    loop {
+        let frac = started.elapsed().as_secs_f64() / period.as_secs_f64();
+        if frac >= 1.0 {
+            s.weight.store(full, Ordering::Relaxed);
+            st.state_changed();
+            return;
+        }
+        let w = ((f64::from(full) * frac).ceil() as u32).clamp(1, full);
+        s.weight.store(w, Ordering::Relaxed);
+        st.state_changed();
+        tokio::time::sleep(step).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_takes_addr_and_port_overrides() {
+        let a = ServerAddr::Inet("127.0.0.1:80".parse().unwrap());
+        assert_eq!(check_target(&a, None, Some(81)), Some("127.0.0.1:81".parse().unwrap()));
+        assert_eq!(check_target(&a, Some("127.0.0.2".parse().unwrap()), None), Some("127.0.0.2:80".parse().unwrap()));
+        assert_eq!(check_target(&ServerAddr::InetSamePort("127.0.0.1".parse().unwrap()), None, None), None);
+    }
+
+    #[test]
+    fn jitter_stays_within_spread() {
+        let seed = AtomicU64::new(7);
+        for _ in 0..100 {
+            let d = jitter(Duration::from_millis(1000), 10, &seed);
+            assert!((900..=1100).contains(&(d.as_millis() as u64)), "{d:?}");
+        }
+    }
+
+    #[test]
+    fn error_text_drops_the_os_error_suffix() {
+        let e = std::io::Error::from_raw_os_error(111);
+        assert_eq!(os_error_text(&e), "Connection refused");
+    }
+}
