@@ -321,3 +321,36 @@ fn agent_check_reads_the_agents_line() {
     assert_eq!(r.admin, Some(agent::AgentAdmin::Drain));
     assert_eq!(r.description.as_deref(), Some("nightly backup"));
 }
+
+/// Waits (at most 5 s) until sluiced's stderr so far contains `what`; returns all of it.
+fn stderr_until(s: &mut Sluiced, what: &str) -> String {
+    s.signal("TERM");
+    s.wait_exit(Duration::from_secs(5));
+    let err = s.stderr();
+    assert!(err.contains(what), "expected {what:?} in sluiced's stderr:\n{err}");
+    err
+}
+
+#[test]
+fn redis_check_through_the_engine_marks_a_password_protected_redis_down() {
+    let (_open, open_port) = start_redis(&[]);
+    let (_locked, locked_port) = start_redis(&["--requirepass", "s3cret"]);
+    let port = free_port();
+    let cfg = format!(
+        "global\n  nbthread 1\ndefaults\n  mode tcp\n  timeout connect 1s\n  timeout client 5s\n  timeout server 5s\nlisten redis\n  bind 127.0.0.1:{port}\n  option redis-check\n  default-server check inter 100ms rise 1 fall 1\n  server open 127.0.0.1:{open_port}\n  server locked 127.0.0.1:{locked_port}\n"
+    );
+    let mut s = Sluiced::start(&cfg, &[port]);
+    std::thread::sleep(Duration::from_millis(800));
+    // Only the open Redis answers through the proxy now: every PING gets +PONG.
+    for _ in 0..6 {
+        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        c.write_all(b"PING\r\n").unwrap();
+        let mut b = [0u8; 64];
+        let n = c.read(&mut b).unwrap();
+        assert_eq!(&b[..n], b"+PONG\r\n");
+    }
+    let err = stderr_until(&mut s, "Server redis/locked is DOWN, reason: Layer7 wrong status");
+    assert!(err.contains("info: \"-NOAUTH"), "{err}");
+    assert!(!err.contains("Server redis/open is DOWN"), "{err}");
+}

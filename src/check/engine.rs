@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 use super::config::{CheckKind, CheckStatus, ProxyCheck};
 use super::conv::{HttpCheck, PlainConnect, TcpCheck};
 use super::health::{Health, Transition};
-use super::proto::{Conversation, Outcome, Step, reason};
+use super::proto::{self, Conversation, Outcome, Step, reason};
 use crate::balance::{BackendState, ServerAddr, ServerState};
 use crate::config::model::{Config, Proxy};
 use crate::log::config::Level;
@@ -34,11 +34,13 @@ pub fn conversation(check: &ProxyCheck) -> Box<dyn Conversation> {
         None => Box::new(PlainConnect),
         Some(CheckKind::Http(chk)) => Box::new(HttpCheck::new(chk, &http_rules).disable_on_404(check.disable_on_404)),
         Some(CheckKind::Tcp) => Box::new(TcpCheck::new(&check.tcp_rules.iter().map(|r| r.rule.clone()).collect::<Vec<_>>())),
-        // PROTOCOL CHECKS: replace this arm by one arm per kind as src/check/proto/<kind>.rs lands,
-        // e.g. `Some(CheckKind::PgSql { user }) => Box::new(proto::pgsql::PgSql::new(user)),`.
-        Some(CheckKind::PgSql { .. } | CheckKind::MySql { .. } | CheckKind::Redis | CheckKind::Smtp { .. } | CheckKind::Ldap | CheckKind::SslHello) => {
-            Box::new(PlainConnect)
-        }
+        Some(CheckKind::PgSql { user }) => proto::pgsql::pgsql(user),
+        Some(CheckKind::MySql { user, post_41 }) => proto::mysql::mysql(user.as_deref(), *post_41),
+        Some(CheckKind::Redis) => proto::redis::redis(),
+        Some(CheckKind::Smtp { ehlo, domain }) => proto::smtp::smtp(*ehlo, domain),
+        Some(CheckKind::Ldap) => proto::ldap::ldap(),
+        // `option ssl-hello-chk` needs a TLS ClientHello: until TLS exists it is a connect check.
+        Some(CheckKind::SslHello) => Box::new(PlainConnect),
     }
 }
 
