@@ -1,12 +1,159 @@
-//! See config.rs.
+//! Logging: syslog and stdout sinks ([`sink`]), the per-stream record sessions fill
+//! ([`record::LogRecord`]), log-format evaluation against it ([`format`]), and the backend events
+//! health checks report ([`backend_event`]).
+//!
+//! Nothing here blocks a worker: a line is formatted on the worker and sent with a non-blocking
+//! datagram `send`; a full socket buffer drops the line and counts it in [`DROPPED`]. Standard
+//! output and error go through a bounded channel to one writer thread, with the same rule.
 pub mod config;
+pub mod format;
+pub mod record;
+pub mod sink;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use config::{Facility, Level, LogEntry, LogLineFormat, LogStyle, Logger};
+
+/// Log lines dropped because a sink could not take them at once (full socket buffer, full
+/// stdout queue, unreachable target). Read by the stats output.
+pub static DROPPED: AtomicU64 = AtomicU64::new(0);
+/// Log lines handed to a sink.
+pub static SENT: AtomicU64 = AtomicU64::new(0);
+
+/// One log target, ready to send.
+#[derive(Debug)]
+pub struct CompiledLogger {
+    pub sink: Arc<sink::Sink>,
+    pub len: usize,
+    pub format: LogLineFormat,
+    pub facility: Facility,
+    pub max_level: Option<Level>,
+    pub min_level: Option<Level>,
+}
+
+/// Where and how a proxy logs, compiled. A proxy without `log` lines has none: its sessions fill
+/// no record.
+#[derive(Debug)]
+pub struct LogRt {
+    pub loggers: Vec<CompiledLogger>,
+    /// `log-tag`, or the global one, or the program name.
+    pub tag: String,
+    /// `log-send-hostname`: the host name put in the header.
+    pub hostname: Option<String>,
+    /// The access-log format (`option httplog`, `option tcplog`, `log-format`, or the default).
+    pub format: format::LogLf,
+    pub dontlognull: bool,
+    pub separate_errors: bool,
+    pub dontlog_normal: bool,
+    /// `unique-id-format`.
+    pub unique_id: Option<format::LogLf>,
+    /// `unique-id-header`.
+    pub unique_id_header: Option<String>,
+}
+
+/// The default format of a proxy with `log` but no `option httplog`/`tcplog`/`log-format`:
+/// HAProxy logs just the connection.
+pub const DEFAULT_LOG_FORMAT: &str = "%ci:%cp [%t] %ft %b/%s";
+
+/// The program name, HAProxy's default tag.
+fn program_name() -> String {
+    std::env::args().next().and_then(|a| std::path::Path::new(&a).file_name().map(|f| f.to_string_lossy().into_owned())).unwrap_or_else(|| "sluiced".into())
+}
+
+pub(crate) fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_owned()).unwrap_or_else(|_| "localhost".into())
+}
+
+impl LogRt {
+    /// Compiles the logging of proxy `p`; `None` when it has no log target. Warnings (targets not
+    /// supported yet) go to `warn`.
+    pub fn compile(p: &crate::config::model::Proxy, g: &config::GlobalLog, warn: &mut dyn FnMut(String)) -> Result<Option<Arc<LogRt>>, String> {
+        let mut loggers = Vec::new();
+        for e in &p.log.loggers {
+            match e {
+                LogEntry::Global(_) => {
+                    for l in &g.loggers {
+                        loggers.push(compile_logger(l, warn));
+                    }
+                }
+                LogEntry::Logger(l) => loggers.push(compile_logger(l, warn)),
+            }
+        }
+        let loggers: Vec<CompiledLogger> = loggers.into_iter().flatten().collect();
+        if loggers.is_empty() {
+            return Ok(None);
+        }
+        let text = match &p.log.style {
+            Some(LogStyle::Tcp) => crate::config::logformat::TCP_LOG_FORMAT,
+            Some(LogStyle::Http) => crate::config::logformat::HTTP_LOG_FORMAT,
+            Some(LogStyle::HttpClf) => crate::config::logformat::CLF_HTTP_LOG_FORMAT,
+            Some(LogStyle::Https) => crate::config::logformat::HTTPS_LOG_FORMAT,
+            Some(LogStyle::Custom(_)) => "",
+            None => DEFAULT_LOG_FORMAT,
+        };
+        let lf = match &p.log.style {
+            Some(LogStyle::Custom(lf)) => lf.clone(),
+            _ => crate::config::logformat::parse_log_format(text)?,
+        };
+        let hostname = g.send_hostname.then(|| g.hostname.clone().unwrap_or_else(host_name));
+        Ok(Some(Arc::new(LogRt {
+            loggers,
+            tag: p.log.tag.clone().or_else(|| g.tag.clone()).unwrap_or_else(program_name),
+            hostname,
+            format: format::LogLf::compile(&lf)?,
+            dontlognull: p.log.dontlognull.unwrap_or(false),
+            separate_errors: p.log.log_separate_errors.unwrap_or(false),
+            dontlog_normal: p.log.dontlog_normal.unwrap_or(false),
+            unique_id: p.log.unique_id_format.as_ref().map(format::LogLf::compile).transpose()?,
+            unique_id_header: p.log.unique_id_header.clone(),
+        })))
+    }
+
+    /// Sends `msg` at `level` to every logger of this proxy that takes it.
+    pub fn send(&self, level: Level, msg: &str) {
+        let mut buf = Vec::with_capacity(msg.len() + 64);
+        let now = std::time::SystemTime::now();
+        for l in &self.loggers {
+            if l.max_level.is_some_and(|max| level > max) {
+                continue;
+            }
+            let level = match l.min_level {
+                Some(min) if level < min => min,
+                _ => level,
+            };
+            buf.clear();
+            sink::frame(&mut buf, l.format, l.facility, level, now, self.hostname.as_deref(), &self.tag, std::process::id(), msg, l.len);
+            l.sink.send(&buf);
+        }
+    }
+}
+
+fn compile_logger(l: &Logger, warn: &mut dyn FnMut(String)) -> Option<CompiledLogger> {
+    let sink = match sink::Sink::open(&l.target) {
+        Ok(s) => s,
+        Err(e) => {
+            warn(format!("{}: log target not used: {e}", l.span));
+            return None;
+        }
+    };
+    Some(CompiledLogger { sink, len: l.len as usize, format: l.format, facility: l.facility, max_level: l.max_level, min_level: l.min_level })
+}
 
 /// Reports an event of backend `backend` (a server going up or down, `backend X has no server
-/// available!`) at `level`: to the backend's log targets and, as HAProxy does when not quiet, to
-/// stderr as a `[WARNING]`/`[ALERT]` line. Until log targets are implemented this only writes
-/// stderr.
+/// available!`) at `level`: to the backend's log targets and, as HAProxy does when not in daemon
+/// mode, to stderr as a `[WARNING]`/`[ALERT]` line.
 pub fn backend_event(rt: &crate::route::RouteTable, backend: usize, level: config::Level, msg: &str) {
-    let _ = (rt, backend);
-    let tag = if matches!(level, config::Level::Emerg | config::Level::Alert | config::Level::Crit) { "ALERT" } else { "WARNING" };
-    eprintln!("[{tag}]    ({}) : {msg}", std::process::id());
+    if let Some(log) = rt.backends.get(backend).and_then(|b| b.log.as_ref()) {
+        log.send(level, msg);
+    }
+    if !rt.process.daemon {
+        let tag = if matches!(level, config::Level::Emerg | config::Level::Alert | config::Level::Crit) { "ALERT" } else { "WARNING" };
+        eprintln!("[{tag}]    ({}) : {msg}", std::process::id());
+    }
+}
+
+/// Counts a line a sink could not take.
+pub(crate) fn dropped() {
+    DROPPED.fetch_add(1, Ordering::Relaxed);
 }
