@@ -31,6 +31,7 @@ use tokio::time::Instant;
 
 use crate::balance::state::ConnectAddr;
 use crate::balance::{BackendState, Pick, PickKey};
+use crate::log::record::{Cause, LogRecord};
 use crate::route::eval::{StreamCtx, Tri};
 use crate::route::vars::{VarStore, Vars};
 use crate::route::{Backend, Frontend, L4Action, L4Rule, RouteTable};
@@ -150,8 +151,32 @@ fn eval(rule_cond: &Option<crate::route::eval::CompiledCond>, ctx: &dyn StreamCt
     }
 }
 
-/// Runs one client connection to its end.
+/// Runs one client connection to its end, then logs it when the frontend logs.
 pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<SocketAddr>, local: Option<SocketAddr>, accept_proxy: bool) -> End {
+    let Some(log) = w.rt.frontends[fe_idx].log.clone() else {
+        return session(w, fe_idx, client, peer, local, accept_proxy, &mut None).await;
+    };
+    let fe_name = &w.rt.frontends[fe_idx].name;
+    let mut rec = Some(Box::new(LogRecord::new(std::time::SystemTime::now(), std::time::Instant::now(), peer, local, fe_name, false)));
+    let end = session(w, fe_idx, client, peer, local, accept_proxy, &mut rec).await;
+    if let Some(mut r) = rec {
+        r.end = Some(std::time::Instant::now());
+        r.cause = Cause::of(end);
+        log.emit(&r, None);
+    }
+    end
+}
+
+/// The session itself; `rec`, when the frontend logs, collects what its log line says.
+async fn session(
+    w: Rc<Worker>,
+    fe_idx: usize,
+    client: EpollConn,
+    peer: Option<SocketAddr>,
+    local: Option<SocketAddr>,
+    accept_proxy: bool,
+    rec: &mut Option<Box<LogRecord>>,
+) -> End {
     let rt = &*w.rt;
     let fe = &rt.frontends[fe_idx];
     if let EpollConn::Tcp(s) = &client {
@@ -198,6 +223,9 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<S
                     if h.src.is_some() {
                         src = h.src;
                         dst.set(h.dst);
+                        if let Some(r) = rec.as_deref_mut() {
+                            r.client = src;
+                        }
                     }
                     buf.drain(..n);
                     break;
@@ -251,6 +279,10 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<S
     };
     let Some(be_idx) = be_idx else { return End::NoBackend };
     let be = &rt.backends[be_idx];
+    if let Some(r) = rec.as_deref_mut() {
+        r.frontend_addr = dst.get();
+        r.backend = Some(be.name.clone());
+    }
 
     // 6. Connect.
     let mut key = PickKey { src: src.map(|s| s.ip()), hash: None };
@@ -267,11 +299,17 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<S
             key.hash = Some(crate::balance::hash_bytes(hk.function, hk.avalanche, &bytes));
         }
     }
+    if let Some(r) = rec.as_deref_mut() {
+        r.connect_start = Some(std::time::Instant::now());
+    }
     let Some((server_idx, server)) = connect(be, &key, &dst).await else {
         return End::NoServer;
     };
     let srv = &be.state.servers[server_idx];
     let _slot = SlotGuard { be: &be.state, idx: server_idx };
+    if let Some(r) = rec.as_deref_mut() {
+        r.connected(be, server_idx, &server);
+    }
     if let EpollConn::Tcp(s) = &server {
         let _ = s.set_nodelay(true);
         if be.srvtcpka {
@@ -294,7 +332,13 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<S
         }
         srv.bytes_in.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
     }
-    let end = tunnel_pub(&w, fe, be, &client, &server, srv).await;
+    let io = crate::log::record::Transfer::default();
+    io.up.set(buf.len() as u64);
+    let end = tunnel_pub(&w, fe, be, &client, &server, srv, &io).await;
+    if let Some(r) = rec.as_deref_mut() {
+        r.bytes_in = io.up.get();
+        r.bytes_out = io.down.get();
+    }
     if (fe.nolinger || be.nolinger)
         && let EpollConn::Tcp(s) = &server
     {
@@ -575,7 +619,7 @@ async fn splice_dir(
     dst: &EpollConn,
     s_side: &Side,
     d_side: &Side,
-    counter: &std::sync::atomic::AtomicU64,
+    counter: &Counter<'_>,
 ) -> Result<(), DirEnd> {
     let mut pipe = pool.get().map_err(|_| DirEnd::Error(true))?;
     let result = async {
@@ -603,7 +647,7 @@ async fn splice_dir(
                     Ok(m) => {
                         pipe.pending -= m;
                         d_side.touch();
-                        counter.fetch_add(m as u64, std::sync::atomic::Ordering::Relaxed);
+                        counter.add(m as u64);
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                     Err(_) => return Err(DirEnd::Error(false)),
@@ -627,7 +671,7 @@ async fn copy_dir(
     dst: &EpollConn,
     s_side: &Side,
     d_side: &Side,
-    counter: &std::sync::atomic::AtomicU64,
+    counter: &Counter<'_>,
 ) -> Result<(), DirEnd> {
     let mut buf = w.buffers.get(COPY_CHUNK);
     let r = copy_loop(w, splice_ok, &mut buf, src, dst, s_side, d_side, counter).await;
@@ -644,7 +688,7 @@ async fn copy_loop(
     dst: &EpollConn,
     s_side: &Side,
     d_side: &Side,
-    counter: &std::sync::atomic::AtomicU64,
+    counter: &Counter<'_>,
 ) -> Result<(), DirEnd> {
     loop {
         ready_or_idle(src, Interest::READABLE, s_side, d_side).await?;
@@ -673,7 +717,7 @@ async fn copy_loop(
                 Ok(m) => {
                     from += m;
                     d_side.touch();
-                    counter.fetch_add(m as u64, std::sync::atomic::Ordering::Relaxed);
+                    counter.add(m as u64);
                 }
                 Err(_) => return Err(DirEnd::Error(false)),
             }
@@ -692,18 +736,41 @@ async fn forward(
     dst: &EpollConn,
     s_side: &Side,
     d_side: &Side,
-    counter: &std::sync::atomic::AtomicU64,
+    counter: &Counter<'_>,
 ) -> Result<(), DirEnd> {
     copy_dir(w, splice_on && w.splice_ok.get(), src, dst, s_side, d_side, counter).await
 }
 
+/// A byte counter of one direction: the server's, and the stream's for its log line.
+pub(crate) struct Counter<'a> {
+    srv: &'a std::sync::atomic::AtomicU64,
+    stream: &'a std::cell::Cell<u64>,
+}
+
+impl Counter<'_> {
+    fn add(&self, n: u64) {
+        self.srv.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        self.stream.set(self.stream.get() + n);
+    }
+}
+
 /// The bidirectional forwarding of step 7, also used by HTTP once a `101` switched protocols.
-pub(crate) async fn tunnel_pub(w: &Worker, fe: &Frontend, be: &Backend, client: &EpollConn, server: &EpollConn, srv: &crate::balance::ServerState) -> End {
+/// `io` counts the bytes moved each way.
+pub(crate) async fn tunnel_pub(
+    w: &Worker,
+    fe: &Frontend,
+    be: &Backend,
+    client: &EpollConn,
+    server: &EpollConn,
+    srv: &crate::balance::ServerState,
+    io: &crate::log::record::Transfer,
+) -> End {
     // Once connected, `timeout tunnel` replaces the client and server timeouts when set.
     let c_side = Side::new(be.timeout_tunnel.or(fe.timeout_client));
     let s_side = Side::new(be.timeout_tunnel.or(be.timeout_server));
-    let c2s = forward(w, be.splice.request, client, server, &c_side, &s_side, &srv.bytes_in);
-    let s2c = forward(w, be.splice.response, server, client, &s_side, &c_side, &srv.bytes_out);
+    let (up, down) = (Counter { srv: &srv.bytes_in, stream: &io.up }, Counter { srv: &srv.bytes_out, stream: &io.down });
+    let c2s = forward(w, be.splice.request, client, server, &c_side, &s_side, &up);
+    let s2c = forward(w, be.splice.response, server, client, &s_side, &c_side, &down);
     tokio::pin!(c2s, s2c);
     let (mut c_done, mut s_done) = (false, false);
     let fail = |e: DirEnd, client_is_src: bool| -> End {

@@ -157,3 +157,22 @@ pub fn backend_event(rt: &crate::route::RouteTable, backend: usize, level: confi
 pub(crate) fn dropped() {
     DROPPED.fetch_add(1, Ordering::Relaxed);
 }
+
+impl LogRt {
+    /// Logs the end of a stream or HTTP transaction: skips what `option dontlognull` and
+    /// `option dontlog-normal` leave out, and logs errors at `err` with `option
+    /// log-separate-errors` (`info` otherwise).
+    pub fn emit(&self, rec: &record::LogRecord, ctx: Option<&dyn crate::route::eval::StreamCtx>) {
+        if self.dontlognull && rec.is_null() {
+            return;
+        }
+        let err = rec.is_error();
+        if self.dontlog_normal && !err {
+            return;
+        }
+        let level = if err && self.separate_errors { Level::Err } else { Level::Info };
+        let mut line = String::with_capacity(256);
+        self.format.eval(rec, ctx, &mut line);
+        self.send(level, &line);
+    }
+}

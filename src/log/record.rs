@@ -296,3 +296,57 @@ mod tests {
         assert_eq!((fresh.tw(), fresh.tc(), fresh.tr()), (-1, -1, -1));
     }
 }
+
+/// Bytes a tunnel moved for one stream, per direction.
+#[derive(Debug, Default)]
+pub struct Transfer {
+    /// Client to server.
+    pub up: std::cell::Cell<u64>,
+    /// Server to client.
+    pub down: std::cell::Cell<u64>,
+}
+
+impl LogRecord {
+    /// The server connection is up: the server, the addresses, and the connection counts.
+    pub fn connected(&mut self, be: &crate::route::Backend, server: usize, conn: &crate::runtime::io::EpollConn) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.connect_done = Some(Instant::now());
+        let srv = &be.state.servers[server];
+        self.server = Some(srv.name.clone());
+        if let crate::runtime::io::EpollConn::Tcp(s) = conn {
+            self.server_addr = s.peer_addr().ok();
+            self.backend_src = s.local_addr().ok();
+        }
+        let bc: u32 = be.state.servers.iter().map(|s| s.cur_conns.load(Relaxed)).sum();
+        // Process-wide and frontend counts are not kept yet: the backend's stands in.
+        self.conns = [bc, bc, bc, srv.cur_conns.load(Relaxed), 0];
+        self.queues = [srv.queued.load(Relaxed), be.state.queued.load(Relaxed)];
+    }
+}
+
+impl LogRecord {
+    /// Copies the transaction's captured headers for `%hr`/`%hs`.
+    pub fn take_captures(&mut self, c: &crate::route::capture::Captured, cfg: &crate::route::capture::CaptureConfig) {
+        use crate::log::config::CaptureDir;
+        let get = |dir, n: usize| (0..n).map(|i| c.get(dir, i).map(|v| String::from_utf8_lossy(v).into_owned())).collect();
+        self.req_captures = get(CaptureDir::Request, cfg.req_lens.len());
+        self.res_captures = get(CaptureDir::Response, cfg.res_lens.len());
+    }
+
+    /// The request head is in: its first line, for `%r`.
+    pub fn request_head(&mut self, buf: &[u8], head_len: usize) {
+        self.req_done = Some(Instant::now());
+        self.bytes_in += head_len as u64;
+        let line = &buf[..memchr::memchr(b'\n', buf).unwrap_or(buf.len()).min(head_len)];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        self.request_line = Some(String::from_utf8_lossy(line).into_owned());
+    }
+
+    /// A response was sent to the client: its status and size.
+    pub fn response(&mut self, bytes: &[u8]) {
+        if bytes.len() >= 12 && bytes.starts_with(b"HTTP/") {
+            self.status = std::str::from_utf8(&bytes[9..12]).ok().and_then(|s| s.parse().ok());
+        }
+        self.bytes_out += bytes.len() as u64;
+    }
+}
