@@ -613,14 +613,7 @@ async fn ready_or_idle(c: &EpollConn, interest: Interest, a: &Side, b: &Side) ->
 }
 
 /// Moves one direction with splice until end of stream.
-async fn splice_dir(
-    pool: &PipePool,
-    src: &EpollConn,
-    dst: &EpollConn,
-    s_side: &Side,
-    d_side: &Side,
-    counter: &Counter<'_>,
-) -> Result<(), DirEnd> {
+async fn splice_dir(pool: &PipePool, src: &EpollConn, dst: &EpollConn, s_side: &Side, d_side: &Side, counter: &Counter<'_>) -> Result<(), DirEnd> {
     let mut pipe = pool.get().map_err(|_| DirEnd::Error(true))?;
     let result = async {
         loop {
@@ -664,15 +657,7 @@ async fn splice_dir(
 /// allowed, until a read fills the whole buffer: a transfer that large is worth splicing, and the
 /// rest of the direction is handed to [`splice_dir`] (HAProxy's `splice-auto` does the same).
 /// Small exchanges stay on `recv`/`send`, where a short read tells the socket is drained.
-async fn copy_dir(
-    w: &Worker,
-    splice_ok: bool,
-    src: &EpollConn,
-    dst: &EpollConn,
-    s_side: &Side,
-    d_side: &Side,
-    counter: &Counter<'_>,
-) -> Result<(), DirEnd> {
+async fn copy_dir(w: &Worker, splice_ok: bool, src: &EpollConn, dst: &EpollConn, s_side: &Side, d_side: &Side, counter: &Counter<'_>) -> Result<(), DirEnd> {
     let mut buf = w.buffers.get(COPY_CHUNK);
     let r = copy_loop(w, splice_ok, &mut buf, src, dst, s_side, d_side, counter).await;
     w.buffers.put(buf);
@@ -729,15 +714,7 @@ async fn copy_loop(
 }
 
 /// One direction: buffered copies, switching to splice for large transfers when allowed.
-async fn forward(
-    w: &Worker,
-    splice_on: bool,
-    src: &EpollConn,
-    dst: &EpollConn,
-    s_side: &Side,
-    d_side: &Side,
-    counter: &Counter<'_>,
-) -> Result<(), DirEnd> {
+async fn forward(w: &Worker, splice_on: bool, src: &EpollConn, dst: &EpollConn, s_side: &Side, d_side: &Side, counter: &Counter<'_>) -> Result<(), DirEnd> {
     copy_dir(w, splice_on && w.splice_ok.get(), src, dst, s_side, d_side, counter).await
 }
 

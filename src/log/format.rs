@@ -37,6 +37,8 @@ pub struct LogLf {
 /// A value before encoding.
 enum Val<'a> {
     None,
+    /// Nothing at all, and the separator after it collapses (`%hr` without captures).
+    Empty,
     Int(i64),
     Str(std::borrow::Cow<'a, str>),
 }
@@ -90,6 +92,9 @@ impl LogLf {
             let (key, val) = match p {
                 Part::Text(t) => {
                     if !self.json {
+                        // As in HAProxy, spaces are separators: an item that wrote nothing does
+                        // not leave two of them in a row.
+                        let t = if out.ends_with(' ') { t.trim_start_matches(' ') } else { t };
                         out.push_str(t);
                     }
                     continue;
@@ -117,7 +122,7 @@ impl LogLf {
                 json_str(out, key);
                 out.push_str(": ");
                 match val {
-                    Val::None => out.push_str("null"),
+                    Val::None | Val::Empty => out.push_str("null"),
                     Val::Int(i) => {
                         let _ = write!(out, "{i}");
                     }
@@ -126,6 +131,7 @@ impl LogLf {
                 continue;
             }
             match val {
+                Val::Empty => {}
                 Val::None => out.push_str(if f.quote { "\"\"" } else { "-" }),
                 Val::Int(i) if f.hex => {
                     let _ = write!(out, "{:X}", i);
@@ -133,6 +139,15 @@ impl LogLf {
                 Val::Int(i) => {
                     let _ = write!(out, "{i}");
                 }
+                Val::Str(s) if f.hex && s.parse::<std::net::IpAddr>().is_ok() => match s.parse::<std::net::IpAddr>() {
+                    Ok(std::net::IpAddr::V4(ip)) => {
+                        let _ = write!(out, "{:08X}", u32::from(ip));
+                    }
+                    Ok(std::net::IpAddr::V6(ip)) => {
+                        let _ = write!(out, "{:032X}", u128::from(ip));
+                    }
+                    Err(_) => {}
+                },
                 Val::Str(s) => {
                     if f.quote {
                         out.push('"');
@@ -195,7 +210,7 @@ fn date(out: &mut String, t: std::time::SystemTime, gmt: bool, ms: bool) {
 
 fn captures(list: &[Option<String>], clf: bool) -> Val<'static> {
     if list.is_empty() {
-        return Val::None;
+        return Val::Empty;
     }
     let mut s = String::new();
     if clf {
@@ -373,6 +388,7 @@ mod tests {
             ("%bi:%bp", "-:-"),
             ("%T", "20/Jun/2024:09:47:56 +0000"),
             ("%Ts %{+X}Ts %ms", "1718876876 6673FACC 123"),
+            ("%{+X}o%ci:%cp_%si", "0A000001:9C40_0A000003"),
             ("%Tq %TR %Th %Ti %Tu %Td", "2 2 0 0 7 1"),
             ("%U %B %ST", "77 379 200"),
             ("%HM|%HU|%HP|%HQ|%HV", "GET|/a/b?x=1|/a/b|?x=1|HTTP/1.1"),
@@ -384,7 +400,7 @@ mod tests {
         }
         let mut none = LogRecord::new(UNIX_EPOCH, Instant::now(), None, None, "fe", true);
         none.end = Some(none.accept);
-        assert_eq!(ev("%b/%s %r %ST %hr", &none), "<NOSRV>/<NOSRV> <BADREQ> -1 -");
+        assert_eq!(ev("%b/%s %r %ST %hr %hs %{+Q}r", &none), "<NOSRV>/<NOSRV> <BADREQ> -1 \"<BADREQ>\"");
     }
 
     #[test]

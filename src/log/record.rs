@@ -105,7 +105,14 @@ fn ms(a: Instant, b: Option<Instant>) -> i64 {
 }
 
 impl LogRecord {
-    pub fn new(accept_date: SystemTime, accept: Instant, client: Option<SocketAddr>, frontend_addr: Option<SocketAddr>, frontend: &str, http: bool) -> LogRecord {
+    pub fn new(
+        accept_date: SystemTime,
+        accept: Instant,
+        client: Option<SocketAddr>,
+        frontend_addr: Option<SocketAddr>,
+        frontend: &str,
+        http: bool,
+    ) -> LogRecord {
         LogRecord {
             accept_date,
             accept,
@@ -143,8 +150,9 @@ impl LogRecord {
     pub fn next_transaction(&mut self) {
         let now = Instant::now();
         let date = SystemTime::now();
-        *self = LogRecord { req_start: now, req_start_date: date, ..LogRecord::new(self.accept_date, self.accept, self.client, self.frontend_addr, "", self.http) }
-            .with_frontend(std::mem::take(&mut self.frontend));
+        *self =
+            LogRecord { req_start: now, req_start_date: date, ..LogRecord::new(self.accept_date, self.accept, self.client, self.frontend_addr, "", self.http) }
+                .with_frontend(std::mem::take(&mut self.frontend));
     }
 
     fn with_frontend(mut self, f: String) -> LogRecord {

@@ -144,7 +144,18 @@ impl Tm {
 /// Frames `msg` for a target of format `fmt`, appending to `out`, cut to `len` bytes including
 /// the final newline.
 #[allow(clippy::too_many_arguments)]
-pub fn frame(out: &mut Vec<u8>, fmt: LogLineFormat, facility: Facility, level: Level, now: SystemTime, host: Option<&str>, tag: &str, pid: u32, msg: &str, len: usize) {
+pub fn frame(
+    out: &mut Vec<u8>,
+    fmt: LogLineFormat,
+    facility: Facility,
+    level: Level,
+    now: SystemTime,
+    host: Option<&str>,
+    tag: &str,
+    pid: u32,
+    msg: &str,
+    len: usize,
+) {
     let pri = (facility as u32) * 8 + level as u32;
     let tm = Tm::from(now);
     let start = out.len();
