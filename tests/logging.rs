@@ -250,6 +250,32 @@ fn unique_id_reaches_the_backend_and_the_log() {
 }
 
 #[test]
+fn unique_id_header_without_log_target() {
+    let (be, seen) = http_backend(|_| ok_response("hello"));
+    let port = free_port();
+    let fe = "  unique-id-format \"%{+X}o%ci_%pid\"\n  unique-id-header X-Unique-ID";
+    let _s = Sluiced::start(&http_cfg(port, fe, &format!("  server s {}", be.addr())), &[port]);
+    http_request(port, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    let req = String::from_utf8_lossy(&seen.lock().unwrap().requests[0]).to_ascii_lowercase();
+    assert!(req.contains("x-unique-id: 7f000001_"), "{req}");
+}
+
+#[test]
+fn tcplog_in_a_tcp_mode_listen_section_with_httplog() {
+    let (sys, lp) = syslog();
+    let be = Backend::echo();
+    let port = free_port();
+    let _s = Sluiced::start(&tcp_logged(port, lp, "  option httplog", &format!("  server s {}", be.addr())), &[port]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(b"ping").unwrap();
+    let mut got = [0u8; 4];
+    c.read_exact(&mut got).unwrap();
+    drop(c);
+    let l = line(&sys);
+    matches(&l, &format!(r"{HEADER}127\.0\.0\.1:\d+ {DATE} f b/s \d+/\d+/\d+ 4 [-C]D? ?"));
+}
+
+#[test]
 fn separate_errors_log_at_err() {
     let (sys, lp) = syslog();
     let closed = free_port();

@@ -81,10 +81,22 @@ impl LogRt {
             }
         }
         let loggers: Vec<CompiledLogger> = loggers.into_iter().flatten().collect();
-        if loggers.is_empty() {
+        // A unique id is computed (for `unique-id-header`) even when nothing is logged.
+        if loggers.is_empty() && p.log.unique_id_format.is_none() {
             return Ok(None);
         }
-        let text = match &p.log.style {
+        let http = p.mode == crate::config::model::Mode::Http;
+        let style = match &p.log.style {
+            // HAProxy turns `option httplog` in a TCP proxy into `option tcplog`, with a warning.
+            Some(LogStyle::Http | LogStyle::HttpClf | LogStyle::Https) if !http => {
+                if p.kind.has_frontend() {
+                    warn(format!("proxy '{}': 'option httplog' in mode tcp: logging in the tcplog format", p.name));
+                }
+                Some(&LogStyle::Tcp)
+            }
+            s => s.as_ref(),
+        };
+        let text = match style {
             Some(LogStyle::Tcp) => crate::config::logformat::TCP_LOG_FORMAT,
             Some(LogStyle::Http) => crate::config::logformat::HTTP_LOG_FORMAT,
             Some(LogStyle::HttpClf) => crate::config::logformat::CLF_HTTP_LOG_FORMAT,
@@ -92,7 +104,7 @@ impl LogRt {
             Some(LogStyle::Custom(_)) => "",
             None => DEFAULT_LOG_FORMAT,
         };
-        let lf = match &p.log.style {
+        let lf = match style {
             Some(LogStyle::Custom(lf)) => lf.clone(),
             _ => crate::config::logformat::parse_log_format(text)?,
         };
@@ -163,7 +175,7 @@ impl LogRt {
     /// `option dontlog-normal` leave out, and logs errors at `err` with `option
     /// log-separate-errors` (`info` otherwise).
     pub fn emit(&self, rec: &record::LogRecord, ctx: Option<&dyn crate::route::eval::StreamCtx>) {
-        if self.dontlognull && rec.is_null() {
+        if self.loggers.is_empty() || (self.dontlognull && rec.is_null()) {
             return;
         }
         let err = rec.is_error();

@@ -238,6 +238,31 @@ mod tests {
     }
 
     #[test]
+    fn unix_datagram_sink() {
+        let dir = std::env::temp_dir().join(format!("sluiced-log-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("log.sock");
+        let _ = std::fs::remove_file(&path);
+        let rx = UnixDatagram::bind(&path).unwrap();
+        let sink = Sink::open(&LogTarget::Unix(path.clone())).unwrap();
+        sink.send(b"<134>hello\n");
+        let mut buf = [0u8; 64];
+        let n = rx.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"<134>hello\n");
+        // Nobody listening: the line is dropped and counted, the sender does not wait.
+        let _ = std::fs::remove_file(&path);
+        let before = crate::log::DROPPED.load(std::sync::atomic::Ordering::Relaxed);
+        sink.send(b"lost\n");
+        assert!(crate::log::DROPPED.load(std::sync::atomic::Ordering::Relaxed) > before);
+    }
+
+    #[test]
+    fn unsupported_targets_are_errors() {
+        assert!(Sink::open(&LogTarget::Ring("r".into())).is_err());
+        assert!(Sink::open(&LogTarget::Fd(5)).is_err());
+    }
+
+    #[test]
     fn len_truncates_including_newline() {
         let long = "x".repeat(200);
         let s = framed(LogLineFormat::Raw, None, &long, 80);
