@@ -188,3 +188,50 @@ impl LogRt {
         self.send(level, &line);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::UdpSocket;
+
+    fn table(text: &str) -> crate::route::RouteTable {
+        crate::route::RouteTable::compile(&crate::config::testing::ok(text)).unwrap()
+    }
+
+    fn recv(s: &UdpSocket) -> Option<String> {
+        let mut buf = [0u8; 2048];
+        s.recv(&mut buf).ok().map(|n| String::from_utf8_lossy(&buf[..n]).into_owned())
+    }
+
+    #[test]
+    fn backend_events_reach_the_backends_loggers_with_level_filters() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(std::time::Duration::from_millis(500))).unwrap();
+        let port = rx.local_addr().unwrap().port();
+        let rt = table(&format!(
+            "global\n  log 127.0.0.1:{port} local0 notice\n  log-tag haproxy\n  daemon\ndefaults\n  mode tcp\n  log global\nbackend be1\n  server srv1 127.0.0.1:1\nbackend quiet\n  no log\n  server s 127.0.0.1:1\n"
+        ));
+        backend_event(&rt, 0, Level::Alert, "backend be1 has no server available!");
+        let l = recv(&rx).unwrap();
+        assert!(l.starts_with("<129>"), "{l}");
+        assert!(l.ends_with(&format!(" haproxy[{}]: backend be1 has no server available!\n", std::process::id())), "{l}");
+        // `info` is less severe than the target's `notice`: filtered out.
+        backend_event(&rt, 0, Level::Info, "dropped");
+        // A backend with `no log` sends nothing.
+        backend_event(&rt, 1, Level::Alert, "nothing");
+        assert_eq!(recv(&rx), None);
+    }
+
+    #[test]
+    fn minlevel_clamps_and_len_cuts() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(std::time::Duration::from_millis(500))).unwrap();
+        let port = rx.local_addr().unwrap().port();
+        let rt = table(&format!(
+            "global\n  daemon\nbackend be1\n  mode tcp\n  log 127.0.0.1:{port} len 80 format raw local0 debug warning\n  server srv1 127.0.0.1:1\n"
+        ));
+        let log = rt.backends[0].log.as_ref().unwrap();
+        log.send(Level::Emerg, &"y".repeat(100));
+        assert_eq!(recv(&rx).unwrap().len(), 80);
+    }
+}
