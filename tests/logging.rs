@@ -314,3 +314,26 @@ fn stdout_target() {
     let got = rx.recv_timeout(Duration::from_secs(5)).expect("a line on stdout");
     assert_eq!(String::from_utf8_lossy(&got), "stdout GET /out 200\n");
 }
+
+#[test]
+fn keep_alive_requests_log_one_line_each_with_idle_time() {
+    let (sys, lp) = syslog();
+    let (be, _) = http_backend(|_| ok_response("hello"));
+    let port = free_port();
+    let cfg = http_logged(port, lp, "  log-format \"%Ti %TR %Ta %{+Q}r\"", &format!("  server s {}", be.addr()));
+    let _s = Sluiced::start(&cfg, &[port]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(b"GET /one HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut c).0, 200);
+    let first = matches(&line(&sys), &format!(r#"{HEADER}(\d+) (\d+) (\d+) "GET /one HTTP/1\.1"\n$"#));
+    assert!(num(&first, 1) >= 0);
+    std::thread::sleep(Duration::from_millis(300));
+    c.write_all(b"GET /two HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut c).0, 200);
+    let second = matches(&line(&sys), &format!(r#"{HEADER}(\d+) (\d+) (\d+) "GET /two HTTP/1\.1"\n$"#));
+    // The pause is idle time, not request time.
+    assert!(num(&second, 1) >= 250, "Ti {}", &second[1]);
+    assert!(num(&second, 2) < 250, "TR {}", &second[2]);
+    drop(c);
+    no_line(&sys, Duration::from_millis(300));
+}

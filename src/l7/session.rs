@@ -190,9 +190,13 @@ async fn read_head(
     first_byte: Option<Duration>,
     whole: Option<Duration>,
     parse: ParseInto,
+    started_at: Option<&std::cell::Cell<Option<std::time::Instant>>>,
 ) -> HeadRead {
     let mut deadline = if buf.is_empty() { first_byte.map(|d| Instant::now() + d) } else { whole.map(|d| Instant::now() + d) };
     let mut started = !buf.is_empty();
+    if let Some(at) = started_at {
+        at.set(started.then(std::time::Instant::now));
+    }
     loop {
         if !buf.is_empty() {
             match parse(buf, limits, head) {
@@ -224,6 +228,9 @@ async fn read_head(
                 if !started {
                     started = true;
                     deadline = whole.map(|d| Instant::now() + d);
+                    if let Some(at) = started_at {
+                        at.set(Some(std::time::Instant::now()));
+                    }
                 }
             }
             Err(_) => return if started { HeadRead::Aborted } else { HeadRead::Closed },
@@ -835,16 +842,20 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                 r.take_captures(&captures.borrow(), &fe.captures);
                 log.emit(r, Some(&conn_ctx));
             }
-            r.next_transaction();
+            if !first {
+                r.next_transaction();
+            }
         }
         // 1. Request head.
         vars.borrow_mut().new_transaction();
         captures.borrow_mut().new_transaction();
         let first_wait = if first { head_timeout } else { keepalive_timeout };
-        match read_head(&client, &mut cbuf, &mut req_head, &limits, first_wait, head_timeout, h1::parse_request_into).await {
+        let started_at = std::cell::Cell::new(None);
+        let timed = rec.is_some().then_some(&started_at);
+        match read_head(&client, &mut cbuf, &mut req_head, &limits, first_wait, head_timeout, h1::parse_request_into, timed).await {
             HeadRead::Ok => {
                 if let Some(r) = rec.as_deref_mut() {
-                    r.request_head(&cbuf, req_head.len);
+                    r.request_head(&cbuf, req_head.len, started_at.get());
                 }
             }
             HeadRead::Closed | HeadRead::Idle => break End::Done,
@@ -1120,7 +1131,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         // 5. Response.
         let mut sbuf: Vec<u8> = w.buffers.get(bufsize);
         let rframing = loop {
-            let waited = read_head(&server, &mut sbuf, &mut res_head, &limits, be.timeout_server, be.timeout_server, h1::parse_response_into);
+            let waited = read_head(&server, &mut sbuf, &mut res_head, &limits, be.timeout_server, be.timeout_server, h1::parse_response_into, None);
             let got = if be.abortonclose {
                 tokio::select! {
                     r = waited => Some(r),

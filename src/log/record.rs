@@ -64,7 +64,11 @@ impl Cause {
 pub struct LogRecord {
     pub accept_date: SystemTime,
     pub accept: Instant,
-    /// When this transaction's request started (the accept for TCP and the first request).
+    /// When this transaction began waiting for its request: the accept, or the end of the
+    /// previous transaction on a kept-alive connection.
+    pub txn_start: Instant,
+    pub txn_start_date: SystemTime,
+    /// When the request's first byte arrived (the accept for TCP).
     pub req_start: Instant,
     pub req_start_date: SystemTime,
     pub req_done: Option<Instant>,
@@ -116,6 +120,8 @@ impl LogRecord {
         LogRecord {
             accept_date,
             accept,
+            txn_start: accept,
+            txn_start_date: accept_date,
             req_start: accept,
             req_start_date: accept_date,
             req_done: None,
@@ -188,9 +194,12 @@ impl LogRecord {
     pub fn th(&self) -> i64 {
         0
     }
-    /// `%Ti`: idle time before the request.
+    /// `%Ti`: idle time before the request's first byte.
     pub fn ti(&self) -> i64 {
-        0
+        if !self.http {
+            return -1;
+        }
+        self.req_start.saturating_duration_since(self.txn_start).as_millis() as i64
     }
     /// `%TR`
     pub fn t_request(&self) -> i64 {
@@ -300,6 +309,13 @@ mod tests {
         r.end = Some(t0 + Duration::from_millis(30));
         assert_eq!((r.t_request(), r.tw(), r.tc(), r.tr(), r.ta(), r.tt()), (5, 1, 3, 10, 30, 30));
         assert_eq!((r.tq(), r.tu(), r.td()), (5, 19, 11));
+        // A kept-alive request: idle time, then the head from its first byte.
+        let mut k = rec(true);
+        let t1 = k.txn_start;
+        k.request_head(b"GET / HTTP/1.1\r\n\r\n", 18, Some(t1 + Duration::from_millis(40)));
+        k.req_done = Some(t1 + Duration::from_millis(45));
+        assert_eq!((k.ti(), k.t_request(), k.tq()), (40, 5, 45));
+        assert_eq!(k.request_line.as_deref(), Some("GET / HTTP/1.1"));
         let fresh = rec(true);
         assert_eq!((fresh.tw(), fresh.tc(), fresh.tr()), (-1, -1, -1));
     }
@@ -341,9 +357,13 @@ impl LogRecord {
         self.res_captures = get(CaptureDir::Response, cfg.res_lens.len());
     }
 
-    /// The request head is in: its first line, for `%r`.
-    pub fn request_head(&mut self, buf: &[u8], head_len: usize) {
+    /// The request head is in: its first line, for `%r`; `first_byte` is when it began.
+    pub fn request_head(&mut self, buf: &[u8], head_len: usize, first_byte: Option<Instant>) {
         self.req_done = Some(Instant::now());
+        if let Some(t) = first_byte {
+            self.req_start = t;
+            self.req_start_date = self.txn_start_date + t.saturating_duration_since(self.txn_start);
+        }
         self.bytes_in += head_len as u64;
         let line = &buf[..memchr::memchr(b'\n', buf).unwrap_or(buf.len()).min(head_len)];
         let line = line.strip_suffix(b"\r").unwrap_or(line);
