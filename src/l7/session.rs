@@ -181,7 +181,9 @@ enum HeadRead {
 type ParseInto = fn(&[u8], &h1::Limits, &mut Head) -> Result<bool, h1::H1Error>;
 
 /// Reads until `parse` finds a complete head in `buf`, parsed into `head`. `first_byte` bounds
-/// the wait for the first byte; `whole` bounds the head from its first byte.
+/// the wait for the first byte; `whole` bounds the head from its first byte. `started_at`, when
+/// the transaction is logged, receives the time of the first byte.
+#[allow(clippy::too_many_arguments)]
 async fn read_head(
     c: &EpollConn,
     buf: &mut Vec<u8>,
