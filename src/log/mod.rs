@@ -18,6 +18,8 @@ use config::{Facility, Level, LogEntry, LogLineFormat, LogStyle, Logger};
 /// Log lines dropped because a sink could not take them at once (full socket buffer, full
 /// stdout queue, unreachable target). Read by the stats output.
 pub static DROPPED: AtomicU64 = AtomicU64::new(0);
+/// `-q` or `-D` on the command line: backend events are not echoed to stderr.
+pub static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 /// Log lines handed to a sink.
 pub static SENT: AtomicU64 = AtomicU64::new(0);
 
@@ -154,12 +156,12 @@ fn compile_logger(l: &Logger, warn: &mut dyn FnMut(String)) -> Option<CompiledLo
 
 /// Reports an event of backend `backend` (a server going up or down, `backend X has no server
 /// available!`) at `level`: to the backend's log targets and, as HAProxy does when not in daemon
-/// mode, to stderr as a `[WARNING]`/`[ALERT]` line.
+/// mode (`daemon`, `-D`) nor quiet (`-q`), to stderr as a `[WARNING]`/`[ALERT]` line.
 pub fn backend_event(rt: &crate::route::RouteTable, backend: usize, level: config::Level, msg: &str) {
     if let Some(log) = rt.backends.get(backend).and_then(|b| b.log.as_ref()) {
         log.send(level, msg);
     }
-    if !rt.process.daemon {
+    if !rt.process.daemon && !QUIET.load(Ordering::Relaxed) {
         let tag = if matches!(level, config::Level::Emerg | config::Level::Alert | config::Level::Crit) { "ALERT" } else { "WARNING" };
         eprintln!("[{tag}]    ({}) : {msg}", std::process::id());
     }
