@@ -337,3 +337,19 @@ fn keep_alive_requests_log_one_line_each_with_idle_time() {
     drop(c);
     no_line(&sys, Duration::from_millis(300));
 }
+
+#[test]
+fn tcp_log_format_with_samples() {
+    let (sys, lp) = syslog();
+    let be = Backend::echo();
+    let port = free_port();
+    let fe = "  tcp-request connection set-var(sess.tag) str(tagged)\n  log-format \"%ci %[src] %[dst_port] %[var(sess.tag)] %[be_name] %U/%B\"";
+    let _s = Sluiced::start(&tcp_logged(port, lp, fe, &format!("  server s {}", be.addr())), &[port]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(b"abc").unwrap();
+    let mut got = [0u8; 3];
+    c.read_exact(&mut got).unwrap();
+    drop(c);
+    let l = line(&sys);
+    matches(&l, &format!(r"{HEADER}127\.0\.0\.1 127\.0\.0\.1 {port} tagged b 3/3\n$"));
+}

@@ -153,33 +153,43 @@ fn eval(rule_cond: &Option<crate::route::eval::CompiledCond>, ctx: &dyn StreamCt
 
 /// Runs one client connection to its end, then logs it when the frontend logs.
 pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<SocketAddr>, local: Option<SocketAddr>, accept_proxy: bool) -> End {
+    let dst = Dst::new(&client);
+    if local.is_some() {
+        dst.set(local);
+    }
+    // Empty unless a rule sets a variable: a connection without variables allocates nothing.
+    let vars = RefCell::new(Vars::default());
     let Some(log) = w.rt.frontends[fe_idx].log.clone() else {
-        return session(w, fe_idx, client, peer, local, accept_proxy, &mut None).await;
+        return session(w, fe_idx, &client, &dst, &vars, peer, accept_proxy, &mut None).await;
     };
     let fe_name = &w.rt.frontends[fe_idx].name;
     let mut rec = Some(Box::new(LogRecord::new(std::time::SystemTime::now(), std::time::Instant::now(), peer, local, fe_name, false)));
-    let end = session(w, fe_idx, client, peer, local, accept_proxy, &mut rec).await;
+    let end = session(w.clone(), fe_idx, &client, &dst, &vars, peer, accept_proxy, &mut rec).await;
     if let Some(mut r) = rec {
         r.end = Some(std::time::Instant::now());
         r.cause = Cause::of(end);
-        log.emit(&r, None);
+        let (rt, fe) = (&*w.rt, &w.rt.frontends[fe_idx]);
+        let ctx = Ctx { rt, fe, src: r.client, dst: &dst, backend: r.backend_idx, buf: &[], final_data: true, vars: &vars };
+        log.emit(&r, Some(&ctx));
     }
     end
 }
 
 /// The session itself; `rec`, when the frontend logs, collects what its log line says.
+#[allow(clippy::too_many_arguments)]
 async fn session(
     w: Rc<Worker>,
     fe_idx: usize,
-    client: EpollConn,
+    client: &EpollConn,
+    dst: &Dst<'_>,
+    vars: &RefCell<Vars>,
     peer: Option<SocketAddr>,
-    local: Option<SocketAddr>,
     accept_proxy: bool,
     rec: &mut Option<Box<LogRecord>>,
 ) -> End {
     let rt = &*w.rt;
     let fe = &rt.frontends[fe_idx];
-    if let EpollConn::Tcp(s) = &client {
+    if let EpollConn::Tcp(s) = client {
         let _ = s.set_nodelay(true);
         if fe.clitcpka {
             let _ = socket2::SockRef::from(s).set_keepalive(true);
@@ -189,17 +199,11 @@ async fn session(
         }
     }
     let mut src = peer;
-    let dst = Dst::new(&client);
-    if local.is_some() {
-        dst.set(local);
-    }
     let mut expect_proxy = accept_proxy;
-    // Empty unless a rule sets a variable: a connection without variables allocates nothing.
-    let vars = RefCell::new(Vars::default());
 
     // 2. Connection rules.
     {
-        let ctx = Ctx { rt, fe, src, dst: &dst, backend: None, buf: &[], final_data: true, vars: &vars };
+        let ctx = Ctx { rt, fe, src, dst, backend: None, buf: &[], final_data: true, vars };
         if run_rules(&fe.connection_rules, &ctx) {
             return End::Rejected;
         }
@@ -233,7 +237,7 @@ async fn session(
                 Ok(None) if buf.len() < 536 => {}
                 _ => return End::BadProxyHeader,
             }
-            match read_until(&client, buf, deadline).await {
+            match read_until(client, buf, deadline).await {
                 (Ok(0), _) => return End::BadProxyHeader,
                 (Ok(_), b) => buf = b,
                 (Err(e), _) => return if e.kind() == io::ErrorKind::TimedOut { End::ClientTimeout } else { End::ClientError },
@@ -242,7 +246,7 @@ async fn session(
     }
 
     // Session rules, with the addresses the PROXY header gave.
-    if run_rules(&fe.session_rules, &Ctx { rt, fe, src, dst: &dst, backend: None, buf: &[], final_data: true, vars: &vars }) {
+    if run_rules(&fe.session_rules, &Ctx { rt, fe, src, dst, backend: None, buf: &[], final_data: true, vars }) {
         return End::Rejected;
     }
 
@@ -253,14 +257,14 @@ async fn session(
         let mut next_rule = 0;
         loop {
             let final_data = client_eof || buf.len() >= INSPECT_MAX || deadline.is_none_or(|d| Instant::now() >= d);
-            let ctx = Ctx { rt, fe, src, dst: &dst, backend: None, buf: &buf, final_data, vars: &vars };
+            let ctx = Ctx { rt, fe, src, dst, backend: None, buf: &buf, final_data, vars };
             match content_decision(&fe.content_rules, &ctx, &mut next_rule) {
                 Decision::Reject => return End::Rejected,
                 Decision::Accept => break,
                 Decision::Wait if !final_data => {}
                 Decision::Wait => break,
             }
-            match read_until(&client, buf, deadline).await {
+            match read_until(client, buf, deadline).await {
                 (Ok(0), b) => {
                     buf = b;
                     client_eof = true;
@@ -274,7 +278,7 @@ async fn session(
 
     // 5. Backend.
     let be_idx = {
-        let ctx = Ctx { rt, fe, src, dst: &dst, backend: None, buf: &buf, final_data: true, vars: &vars };
+        let ctx = Ctx { rt, fe, src, dst, backend: None, buf: &buf, final_data: true, vars };
         fe.select_backend(&rt.backends, &ctx)
     };
     let Some(be_idx) = be_idx else { return End::NoBackend };
@@ -282,12 +286,13 @@ async fn session(
     if let Some(r) = rec.as_deref_mut() {
         r.frontend_addr = dst.get();
         r.backend = Some(be.name.clone());
+        r.backend_idx = Some(be_idx);
     }
 
     // 6. Connect.
     let mut key = PickKey { src: src.map(|s| s.ip()), hash: None };
     if let Some(hk) = &be.hash_key {
-        let ctx = Ctx { rt, fe, src, dst: &dst, backend: Some(be_idx), buf: &buf, final_data: true, vars: &vars };
+        let ctx = Ctx { rt, fe, src, dst, backend: Some(be_idx), buf: &buf, final_data: true, vars };
         if let Ok(Some(sample)) = hk.expr.eval(&ctx) {
             let bytes: Vec<u8> = match sample {
                 crate::route::eval::Sample::Str(s) => s.into_bytes(),
@@ -302,7 +307,7 @@ async fn session(
     if let Some(r) = rec.as_deref_mut() {
         r.connect_start = Some(std::time::Instant::now());
     }
-    let Some((server_idx, server)) = connect(be, &key, &dst).await else {
+    let Some((server_idx, server)) = connect(be, &key, dst).await else {
         return End::NoServer;
     };
     let srv = &be.state.servers[server_idx];
@@ -334,7 +339,7 @@ async fn session(
     }
     let io = crate::log::record::Transfer::default();
     io.up.set(buf.len() as u64);
-    let end = tunnel_pub(&w, fe, be, &client, &server, srv, &io).await;
+    let end = tunnel_pub(&w, fe, be, client, &server, srv, &io).await;
     if let Some(r) = rec.as_deref_mut() {
         r.bytes_in = io.up.get();
         r.bytes_out = io.down.get();

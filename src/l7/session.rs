@@ -842,7 +842,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                 r.end = Some(std::time::Instant::now());
                 r.client = src.get();
                 r.take_captures(&captures.borrow(), &fe.captures);
-                log.emit(r, Some(&conn_ctx));
+                log.emit(r, Some(&HttpCtx { backend: r.backend_idx, ..conn_ctx }));
             }
             if !first {
                 r.next_transaction();
@@ -1023,6 +1023,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         let be = &rt.backends[be_idx];
         if let Some(r) = rec.as_deref_mut() {
             r.backend = Some(be.name.clone());
+            r.backend_idx = Some(be_idx);
             r.connect_start = Some(std::time::Instant::now());
         }
         // Cookie persistence: the server the request's cookie names, and the cookie as the server
@@ -1330,7 +1331,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                 r.cause = Cause::ClientAbort;
             }
             r.take_captures(&captures.borrow(), &fe.captures);
-            log.emit(r, Some(&conn_ctx));
+            log.emit(r, Some(&HttpCtx { backend: r.backend_idx, ..conn_ctx }));
         }
     }
     end

@@ -80,6 +80,8 @@ pub struct LogRecord {
     pub frontend_addr: Option<SocketAddr>,
     pub frontend: String,
     pub backend: Option<String>,
+    /// The backend's index in the routing table, for samples evaluated at log time.
+    pub backend_idx: Option<usize>,
     pub server: Option<String>,
     pub server_addr: Option<SocketAddr>,
     pub backend_src: Option<SocketAddr>,
@@ -133,6 +135,7 @@ impl LogRecord {
             frontend_addr,
             frontend: frontend.to_owned(),
             backend: None,
+            backend_idx: None,
             server: None,
             server_addr: None,
             backend_src: None,
