@@ -353,3 +353,16 @@ fn tcp_log_format_with_samples() {
     let l = line(&sys);
     matches(&l, &format!(r"{HEADER}127\.0\.0\.1 127\.0\.0\.1 {port} tagged b 3/3\n$"));
 }
+
+#[test]
+fn default_format_logs_the_connection_at_accept() {
+    let (sys, lp) = syslog();
+    let (be, _) = http_backend(|_| ok_response("hello"));
+    let port = free_port();
+    let _s = Sluiced::start(&http_logged(port, lp, "", &format!("  server s {}", be.addr())), &[port]);
+    let c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let l = line(&sys);
+    matches(&l, &format!(r"{HEADER}Connect from 127\.0\.0\.1:\d+ to 127\.0\.0\.1:{port} \(f/HTTP\)\n$"));
+    drop(c);
+    no_line(&sys, Duration::from_millis(300));
+}

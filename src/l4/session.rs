@@ -163,6 +163,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<S
         return session(w, fe_idx, &client, &dst, &vars, peer, accept_proxy, &mut None).await;
     };
     let fe_name = &w.rt.frontends[fe_idx].name;
+    log.log_connect(fe_name, peer, dst.get());
     let mut rec = Some(Box::new(LogRecord::new(std::time::SystemTime::now(), std::time::Instant::now(), peer, local, fe_name, false)));
     let end = session(w.clone(), fe_idx, &client, &dst, &vars, peer, accept_proxy, &mut rec).await;
     if let Some(mut r) = rec {

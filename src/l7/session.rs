@@ -834,6 +834,9 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
     let mut out_buf: Vec<u8> = Vec::new();
     let mut first = true;
     // The log line of the current transaction, when the frontend logs.
+    if let Some(log) = &fe.log {
+        log.log_connect(&fe.name, peer, dst.get());
+    }
     let mut rec = fe.log.as_ref().map(|_| Box::new(LogRecord::new(std::time::SystemTime::now(), std::time::Instant::now(), peer, dst.get(), &fe.name, true)));
     let end = 'txn: loop {
         if let (Some(r), Some(log)) = (rec.as_deref_mut(), &fe.log) {

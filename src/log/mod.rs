@@ -52,10 +52,13 @@ pub struct LogRt {
     pub unique_id: Option<format::LogLf>,
     /// `unique-id-header`.
     pub unique_id_header: Option<String>,
+    /// No `option httplog`/`tcplog`/`log-format`: HAProxy's old default format, one `Connect
+    /// from` line at accept time instead of a line at the end; the mode (`HTTP`, `TCP`) it names.
+    pub connect_mode: Option<&'static str>,
 }
 
-/// The default format of a proxy with `log` but no `option httplog`/`tcplog`/`log-format`:
-/// HAProxy logs just the connection.
+/// The format `%`-variables see for a proxy without `option httplog`/`tcplog`/`log-format`
+/// (whose line is [`LogRt::log_connect`]'s).
 pub const DEFAULT_LOG_FORMAT: &str = "%ci:%cp [%t] %ft %b/%s";
 
 /// The program name, HAProxy's default tag.
@@ -121,6 +124,7 @@ impl LogRt {
             dontlog_normal: p.log.dontlog_normal.unwrap_or(false),
             unique_id: p.log.unique_id_format.as_ref().map(format::LogLf::compile).transpose()?,
             unique_id_header: p.log.unique_id_header.clone(),
+            connect_mode: style.is_none().then_some(if http { "HTTP" } else { "TCP" }),
         })))
     }
 
@@ -154,6 +158,19 @@ fn compile_logger(l: &Logger, warn: &mut dyn FnMut(String)) -> Option<CompiledLo
     Some(CompiledLogger { sink, len: l.len as usize, format: l.format, facility: l.facility, max_level: l.max_level, min_level: l.min_level })
 }
 
+impl LogRt {
+    /// HAProxy's default format, logged at accept when no other is set:
+    /// `Connect from 10.0.1.2:33312 to 10.0.3.31:8012 (www/HTTP)`.
+    pub fn log_connect(&self, frontend: &str, client: Option<std::net::SocketAddr>, local: Option<std::net::SocketAddr>) {
+        let Some(mode) = self.connect_mode else { return };
+        if self.loggers.is_empty() {
+            return;
+        }
+        let addr = |a: Option<std::net::SocketAddr>| a.map_or("-:-".to_owned(), |a| format!("{}:{}", a.ip(), a.port()));
+        self.send(Level::Info, &format!("Connect from {} to {} ({frontend}/{mode})", addr(client), addr(local)));
+    }
+}
+
 /// Reports an event of backend `backend` (a server going up or down, `backend X has no server
 /// available!`) at `level`: to the backend's log targets and, as HAProxy does when not in daemon
 /// mode (`daemon`, `-D`) nor quiet (`-q`), to stderr as a `[WARNING]`/`[ALERT]` line.
@@ -177,7 +194,7 @@ impl LogRt {
     /// `option dontlog-normal` leave out, and logs errors at `err` with `option
     /// log-separate-errors` (`info` otherwise).
     pub fn emit(&self, rec: &record::LogRecord, ctx: Option<&dyn crate::route::eval::StreamCtx>) {
-        if self.loggers.is_empty() || (self.dontlognull && rec.is_null()) {
+        if self.loggers.is_empty() || self.connect_mode.is_some() || (self.dontlognull && rec.is_null()) {
             return;
         }
         let err = rec.is_error();
