@@ -31,6 +31,7 @@ use tokio::time::Instant;
 
 use crate::balance::state::ConnectAddr;
 use crate::balance::{BackendState, Pick, PickKey};
+use crate::log::record::{Cause, LogRecord};
 use crate::route::eval::{StreamCtx, Tri};
 use crate::route::vars::{VarStore, Vars};
 use crate::route::{Backend, Frontend, L4Action, L4Rule, RouteTable};
@@ -150,11 +151,46 @@ fn eval(rule_cond: &Option<crate::route::eval::CompiledCond>, ctx: &dyn StreamCt
     }
 }
 
-/// Runs one client connection to its end.
+/// Runs one client connection to its end, then logs it when the frontend logs.
 pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<SocketAddr>, local: Option<SocketAddr>, accept_proxy: bool) -> End {
+    let dst = Dst::new(&client);
+    if local.is_some() {
+        dst.set(local);
+    }
+    // Empty unless a rule sets a variable: a connection without variables allocates nothing.
+    let vars = RefCell::new(Vars::default());
+    let Some(log) = w.rt.frontends[fe_idx].log.clone() else {
+        return session(w, fe_idx, &client, &dst, &vars, peer, accept_proxy, &mut None).await;
+    };
+    let fe_name = &w.rt.frontends[fe_idx].name;
+    log.log_connect(fe_name, peer, dst.get());
+    let mut rec = Some(Box::new(LogRecord::new(std::time::SystemTime::now(), std::time::Instant::now(), peer, local, fe_name, false)));
+    let end = session(w.clone(), fe_idx, &client, &dst, &vars, peer, accept_proxy, &mut rec).await;
+    if let Some(mut r) = rec {
+        r.end = Some(std::time::Instant::now());
+        r.cause = Cause::of(end);
+        let (rt, fe) = (&*w.rt, &w.rt.frontends[fe_idx]);
+        let ctx = Ctx { rt, fe, src: r.client, dst: &dst, backend: r.backend_idx, buf: &[], final_data: true, vars: &vars };
+        log.emit(&r, Some(&ctx));
+    }
+    end
+}
+
+/// The session itself; `rec`, when the frontend logs, collects what its log line says.
+#[allow(clippy::too_many_arguments)]
+async fn session(
+    w: Rc<Worker>,
+    fe_idx: usize,
+    client: &EpollConn,
+    dst: &Dst<'_>,
+    vars: &RefCell<Vars>,
+    peer: Option<SocketAddr>,
+    accept_proxy: bool,
+    rec: &mut Option<Box<LogRecord>>,
+) -> End {
     let rt = &*w.rt;
     let fe = &rt.frontends[fe_idx];
-    if let EpollConn::Tcp(s) = &client {
+    if let EpollConn::Tcp(s) = client {
         let _ = s.set_nodelay(true);
         if fe.clitcpka {
             let _ = socket2::SockRef::from(s).set_keepalive(true);
@@ -164,17 +200,11 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<S
         }
     }
     let mut src = peer;
-    let dst = Dst::new(&client);
-    if local.is_some() {
-        dst.set(local);
-    }
     let mut expect_proxy = accept_proxy;
-    // Empty unless a rule sets a variable: a connection without variables allocates nothing.
-    let vars = RefCell::new(Vars::default());
 
     // 2. Connection rules.
     {
-        let ctx = Ctx { rt, fe, src, dst: &dst, backend: None, buf: &[], final_data: true, vars: &vars };
+        let ctx = Ctx { rt, fe, src, dst, backend: None, buf: &[], final_data: true, vars };
         if run_rules(&fe.connection_rules, &ctx) {
             return End::Rejected;
         }
@@ -198,6 +228,9 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<S
                     if h.src.is_some() {
                         src = h.src;
                         dst.set(h.dst);
+                        if let Some(r) = rec.as_deref_mut() {
+                            r.client = src;
+                        }
                     }
                     buf.drain(..n);
                     break;
@@ -205,7 +238,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<S
                 Ok(None) if buf.len() < 536 => {}
                 _ => return End::BadProxyHeader,
             }
-            match read_until(&client, buf, deadline).await {
+            match read_until(client, buf, deadline).await {
                 (Ok(0), _) => return End::BadProxyHeader,
                 (Ok(_), b) => buf = b,
                 (Err(e), _) => return if e.kind() == io::ErrorKind::TimedOut { End::ClientTimeout } else { End::ClientError },
@@ -214,7 +247,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<S
     }
 
     // Session rules, with the addresses the PROXY header gave.
-    if run_rules(&fe.session_rules, &Ctx { rt, fe, src, dst: &dst, backend: None, buf: &[], final_data: true, vars: &vars }) {
+    if run_rules(&fe.session_rules, &Ctx { rt, fe, src, dst, backend: None, buf: &[], final_data: true, vars }) {
         return End::Rejected;
     }
 
@@ -225,14 +258,14 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<S
         let mut next_rule = 0;
         loop {
             let final_data = client_eof || buf.len() >= INSPECT_MAX || deadline.is_none_or(|d| Instant::now() >= d);
-            let ctx = Ctx { rt, fe, src, dst: &dst, backend: None, buf: &buf, final_data, vars: &vars };
+            let ctx = Ctx { rt, fe, src, dst, backend: None, buf: &buf, final_data, vars };
             match content_decision(&fe.content_rules, &ctx, &mut next_rule) {
                 Decision::Reject => return End::Rejected,
                 Decision::Accept => break,
                 Decision::Wait if !final_data => {}
                 Decision::Wait => break,
             }
-            match read_until(&client, buf, deadline).await {
+            match read_until(client, buf, deadline).await {
                 (Ok(0), b) => {
                     buf = b;
                     client_eof = true;
@@ -246,16 +279,21 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<S
 
     // 5. Backend.
     let be_idx = {
-        let ctx = Ctx { rt, fe, src, dst: &dst, backend: None, buf: &buf, final_data: true, vars: &vars };
+        let ctx = Ctx { rt, fe, src, dst, backend: None, buf: &buf, final_data: true, vars };
         fe.select_backend(&rt.backends, &ctx)
     };
     let Some(be_idx) = be_idx else { return End::NoBackend };
     let be = &rt.backends[be_idx];
+    if let Some(r) = rec.as_deref_mut() {
+        r.frontend_addr = dst.get();
+        r.backend = Some(be.name.clone());
+        r.backend_idx = Some(be_idx);
+    }
 
     // 6. Connect.
     let mut key = PickKey { src: src.map(|s| s.ip()), hash: None };
     if let Some(hk) = &be.hash_key {
-        let ctx = Ctx { rt, fe, src, dst: &dst, backend: Some(be_idx), buf: &buf, final_data: true, vars: &vars };
+        let ctx = Ctx { rt, fe, src, dst, backend: Some(be_idx), buf: &buf, final_data: true, vars };
         if let Ok(Some(sample)) = hk.expr.eval(&ctx) {
             let bytes: Vec<u8> = match sample {
                 crate::route::eval::Sample::Str(s) => s.into_bytes(),
@@ -267,11 +305,17 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<S
             key.hash = Some(crate::balance::hash_bytes(hk.function, hk.avalanche, &bytes));
         }
     }
-    let Some((server_idx, server)) = connect(be, &key, &dst).await else {
+    if let Some(r) = rec.as_deref_mut() {
+        r.connect_start = Some(std::time::Instant::now());
+    }
+    let Some((server_idx, server)) = connect(be, &key, dst).await else {
         return End::NoServer;
     };
     let srv = &be.state.servers[server_idx];
     let _slot = SlotGuard { be: &be.state, idx: server_idx };
+    if let Some(r) = rec.as_deref_mut() {
+        r.connected(be, server_idx, &server);
+    }
     if let EpollConn::Tcp(s) = &server {
         let _ = s.set_nodelay(true);
         if be.srvtcpka {
@@ -294,7 +338,13 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<S
         }
         srv.bytes_in.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
     }
-    let end = tunnel_pub(&w, fe, be, &client, &server, srv).await;
+    let io = crate::log::record::Transfer::default();
+    io.up.set(buf.len() as u64);
+    let end = tunnel_pub(&w, fe, be, client, &server, srv, &io).await;
+    if let Some(r) = rec.as_deref_mut() {
+        r.bytes_in = io.up.get();
+        r.bytes_out = io.down.get();
+    }
     if (fe.nolinger || be.nolinger)
         && let EpollConn::Tcp(s) = &server
     {
@@ -570,14 +620,7 @@ async fn ready_or_idle(c: &EpollConn, interest: Interest, a: &Side, b: &Side) ->
 }
 
 /// Moves one direction with splice until end of stream.
-async fn splice_dir(
-    pool: &PipePool,
-    src: &EpollConn,
-    dst: &EpollConn,
-    s_side: &Side,
-    d_side: &Side,
-    counter: &std::sync::atomic::AtomicU64,
-) -> Result<(), DirEnd> {
+async fn splice_dir(pool: &PipePool, src: &EpollConn, dst: &EpollConn, s_side: &Side, d_side: &Side, counter: &Counter<'_>) -> Result<(), DirEnd> {
     let mut pipe = pool.get().map_err(|_| DirEnd::Error(true))?;
     let result = async {
         loop {
@@ -604,7 +647,7 @@ async fn splice_dir(
                     Ok(m) => {
                         pipe.pending -= m;
                         d_side.touch();
-                        counter.fetch_add(m as u64, std::sync::atomic::Ordering::Relaxed);
+                        counter.add(m as u64);
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                     Err(_) => return Err(DirEnd::Error(false)),
@@ -621,15 +664,7 @@ async fn splice_dir(
 /// allowed, until a read fills the whole buffer: a transfer that large is worth splicing, and the
 /// rest of the direction is handed to [`splice_dir`] (HAProxy's `splice-auto` does the same).
 /// Small exchanges stay on `recv`/`send`, where a short read tells the socket is drained.
-async fn copy_dir(
-    w: &Worker,
-    splice_ok: bool,
-    src: &EpollConn,
-    dst: &EpollConn,
-    s_side: &Side,
-    d_side: &Side,
-    counter: &std::sync::atomic::AtomicU64,
-) -> Result<(), DirEnd> {
+async fn copy_dir(w: &Worker, splice_ok: bool, src: &EpollConn, dst: &EpollConn, s_side: &Side, d_side: &Side, counter: &Counter<'_>) -> Result<(), DirEnd> {
     let mut buf = w.buffers.get(COPY_CHUNK);
     let r = copy_loop(w, splice_ok, &mut buf, src, dst, s_side, d_side, counter).await;
     w.buffers.put(buf);
@@ -645,7 +680,7 @@ async fn copy_loop(
     dst: &EpollConn,
     s_side: &Side,
     d_side: &Side,
-    counter: &std::sync::atomic::AtomicU64,
+    counter: &Counter<'_>,
 ) -> Result<(), DirEnd> {
     loop {
         ready_or_idle(src, Interest::READABLE, s_side, d_side).await?;
@@ -674,7 +709,7 @@ async fn copy_loop(
                 Ok(m) => {
                     from += m;
                     d_side.touch();
-                    counter.fetch_add(m as u64, std::sync::atomic::Ordering::Relaxed);
+                    counter.add(m as u64);
                 }
                 Err(_) => return Err(DirEnd::Error(false)),
             }
@@ -686,25 +721,40 @@ async fn copy_loop(
 }
 
 /// One direction: buffered copies, switching to splice for large transfers when allowed.
-async fn forward(
-    w: &Worker,
-    splice_on: bool,
-    src: &EpollConn,
-    dst: &EpollConn,
-    s_side: &Side,
-    d_side: &Side,
-    counter: &std::sync::atomic::AtomicU64,
-) -> Result<(), DirEnd> {
+async fn forward(w: &Worker, splice_on: bool, src: &EpollConn, dst: &EpollConn, s_side: &Side, d_side: &Side, counter: &Counter<'_>) -> Result<(), DirEnd> {
     copy_dir(w, splice_on && w.splice_ok.get(), src, dst, s_side, d_side, counter).await
 }
 
+/// A byte counter of one direction: the server's, and the stream's for its log line.
+pub(crate) struct Counter<'a> {
+    srv: &'a std::sync::atomic::AtomicU64,
+    stream: &'a std::cell::Cell<u64>,
+}
+
+impl Counter<'_> {
+    fn add(&self, n: u64) {
+        self.srv.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        self.stream.set(self.stream.get() + n);
+    }
+}
+
 /// The bidirectional forwarding of step 7, also used by HTTP once a `101` switched protocols.
-pub(crate) async fn tunnel_pub(w: &Worker, fe: &Frontend, be: &Backend, client: &EpollConn, server: &EpollConn, srv: &crate::balance::ServerState) -> End {
+/// `io` counts the bytes moved each way.
+pub(crate) async fn tunnel_pub(
+    w: &Worker,
+    fe: &Frontend,
+    be: &Backend,
+    client: &EpollConn,
+    server: &EpollConn,
+    srv: &crate::balance::ServerState,
+    io: &crate::log::record::Transfer,
+) -> End {
     // Once connected, `timeout tunnel` replaces the client and server timeouts when set.
     let c_side = Side::new(be.timeout_tunnel.or(fe.timeout_client));
     let s_side = Side::new(be.timeout_tunnel.or(be.timeout_server));
-    let c2s = forward(w, be.splice.request, client, server, &c_side, &s_side, &srv.bytes_in);
-    let s2c = forward(w, be.splice.response, server, client, &s_side, &c_side, &srv.bytes_out);
+    let (up, down) = (Counter { srv: &srv.bytes_in, stream: &io.up }, Counter { srv: &srv.bytes_out, stream: &io.down });
+    let c2s = forward(w, be.splice.request, client, server, &c_side, &s_side, &up);
+    let s2c = forward(w, be.splice.response, server, client, &s_side, &c_side, &down);
     tokio::pin!(c2s, s2c);
     let (mut c_done, mut s_done) = (false, false);
     let fail = |e: DirEnd, client_is_src: bool| -> End {

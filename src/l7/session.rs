@@ -46,6 +46,7 @@ use super::reply::Response;
 use super::rules::{self, Flow, HttpRule};
 use crate::balance::PickKey;
 use crate::l4::session::{Dst, End, Worker};
+use crate::log::record::{Cause, LogRecord};
 use crate::route::eval::{HttpMsg, Sample, StreamCtx};
 use crate::route::{Backend, Frontend, HttpKeyPart, ProxyHttpRt, RouteTable};
 use crate::runtime::io::{Conn, EpollConn, write_all};
@@ -180,7 +181,9 @@ enum HeadRead {
 type ParseInto = fn(&[u8], &h1::Limits, &mut Head) -> Result<bool, h1::H1Error>;
 
 /// Reads until `parse` finds a complete head in `buf`, parsed into `head`. `first_byte` bounds
-/// the wait for the first byte; `whole` bounds the head from its first byte.
+/// the wait for the first byte; `whole` bounds the head from its first byte. `started_at`, when
+/// the transaction is logged, receives the time of the first byte.
+#[allow(clippy::too_many_arguments)]
 async fn read_head(
     c: &EpollConn,
     buf: &mut Vec<u8>,
@@ -189,9 +192,13 @@ async fn read_head(
     first_byte: Option<Duration>,
     whole: Option<Duration>,
     parse: ParseInto,
+    started_at: Option<&std::cell::Cell<Option<std::time::Instant>>>,
 ) -> HeadRead {
     let mut deadline = if buf.is_empty() { first_byte.map(|d| Instant::now() + d) } else { whole.map(|d| Instant::now() + d) };
     let mut started = !buf.is_empty();
+    if let Some(at) = started_at {
+        at.set(started.then(std::time::Instant::now));
+    }
     loop {
         if !buf.is_empty() {
             match parse(buf, limits, head) {
@@ -223,6 +230,9 @@ async fn read_head(
                 if !started {
                     started = true;
                     deadline = whole.map(|d| Instant::now() + d);
+                    if let Some(at) = started_at {
+                        at.set(Some(std::time::Instant::now()));
+                    }
                 }
             }
             Err(_) => return if started { HeadRead::Aborted } else { HeadRead::Closed },
@@ -301,6 +311,7 @@ async fn forward_body(
     framing: Framing,
     src_idle: Option<Duration>,
     dst_idle: Option<Duration>,
+    moved: &std::cell::Cell<u64>,
 ) -> BodyEnd {
     let mut remaining: u64 = match framing {
         Framing::None => return BodyEnd::Done,
@@ -338,6 +349,7 @@ async fn forward_body(
                 if let Err(e) = r {
                     return if e.kind() == io::ErrorKind::TimedOut { BodyEnd::DstTimeout } else { BodyEnd::DstError };
                 }
+                moved.set(moved.get() + take as u64);
                 if chunked.is_none() && remaining != u64::MAX {
                     remaining -= take as u64;
                 }
@@ -830,21 +842,44 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
     let mut res_head = Head::default();
     let mut out_buf: Vec<u8> = Vec::new();
     let mut first = true;
-    let end = loop {
+    // The log line of the current transaction, when the frontend logs.
+    if let Some(log) = &fe.log {
+        log.log_connect(&fe.name, peer, dst.get());
+    }
+    let mut rec = fe.log.as_ref().map(|_| Box::new(LogRecord::new(std::time::SystemTime::now(), std::time::Instant::now(), peer, dst.get(), &fe.name, true)));
+    let end = 'txn: loop {
+        if let (Some(r), Some(log)) = (rec.as_deref_mut(), &fe.log) {
+            // The previous transaction completed: log it, then start the next record.
+            if r.request_line.is_some() {
+                r.end = Some(std::time::Instant::now());
+                r.client = src.get();
+                r.take_captures(&captures.borrow(), &fe.captures);
+                log.emit(r, Some(&HttpCtx { backend: r.backend_idx, ..conn_ctx }));
+            }
+            if !first {
+                r.next_transaction();
+            }
+        }
         // 1. Request head.
         vars.borrow_mut().new_transaction();
         captures.borrow_mut().new_transaction();
         let first_wait = if first { head_timeout } else { keepalive_timeout };
-        match read_head(&client, &mut cbuf, &mut req_head, &limits, first_wait, head_timeout, h1::parse_request_into).await {
-            HeadRead::Ok => {}
+        let started_at = std::cell::Cell::new(None);
+        let timed = rec.is_some().then_some(&started_at);
+        match read_head(&client, &mut cbuf, &mut req_head, &limits, first_wait, head_timeout, h1::parse_request_into, timed).await {
+            HeadRead::Ok => {
+                if let Some(r) = rec.as_deref_mut() {
+                    r.request_head(&cbuf, req_head.len, started_at.get());
+                }
+            }
             HeadRead::Closed | HeadRead::Idle => break End::Done,
             HeadRead::Aborted => break End::ClientError,
             HeadRead::Timeout => {
-                let _ = send(&client, error_out(&conn_ctx, 408), fe.timeout_client).await;
+                send_error(&client, error_out(&conn_ctx, 408), fe.timeout_client, &mut rec).await;
                 break End::ClientTimeout;
             }
             HeadRead::Invalid(e) => {
-                let _ = send(&client, error_out(&conn_ctx, e.status), fe.timeout_client).await;
+                send_error(&client, error_out(&conn_ctx, e.status), fe.timeout_client, &mut rec).await;
                 break End::Rejected;
             }
         }
@@ -852,7 +887,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         let framing = match h1::request_framing(&cbuf, head) {
             Ok(f) => f,
             Err(e) => {
-                let _ = send(&client, error_out(&conn_ctx, e.status), fe.timeout_client).await;
+                send_error(&client, error_out(&conn_ctx, e.status), fe.timeout_client, &mut rec).await;
                 break End::Rejected;
             }
         };
@@ -881,7 +916,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                 }
                 Err(status) => {
                     if status != 0 {
-                        let _ = send(&client, error_out(&conn_ctx, status), fe.timeout_client).await;
+                        send_error(&client, error_out(&conn_ctx, status), fe.timeout_client, &mut rec).await;
                     }
                     break if status == 408 { End::ClientTimeout } else { End::ClientError };
                 }
@@ -952,7 +987,12 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                 if let Some(t) = fe.timeout_tarpit {
                     tokio::time::sleep(t).await;
                 }
-                let _ = send(&client, with_close(bytes), fe.timeout_client).await;
+                let bytes = with_close(bytes);
+                if let Some(r) = rec.as_deref_mut() {
+                    r.response(&bytes);
+                    r.phase = Some(b'T');
+                }
+                let _ = send(&client, bytes, fe.timeout_client).await;
                 break End::Rejected;
             }
             Verdict::Reply { bytes, close } => {
@@ -969,6 +1009,9 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                 };
                 let close = close || !client_keep || awaits_continue || !drainable;
                 let out = if close { with_close(bytes) } else { bytes };
+                if let Some(r) = rec.as_deref_mut() {
+                    r.response(&out);
+                }
                 let (r, _) = send(&client, out, fe.timeout_client).await;
                 cbuf.drain(..head.len);
                 if r.is_err() {
@@ -986,10 +1029,15 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
             }
         }
         let Some(be_idx) = be_idx else {
-            let _ = send(&client, error_out(&base, 503), fe.timeout_client).await;
+            send_error(&client, error_out(&base, 503), fe.timeout_client, &mut rec).await;
             break End::NoBackend;
         };
         let be = &rt.backends[be_idx];
+        if let Some(r) = rec.as_deref_mut() {
+            r.backend = Some(be.name.clone());
+            r.backend_idx = Some(be_idx);
+            r.connect_start = Some(std::time::Instant::now());
+        }
         // Cookie persistence: the server the request's cookie names, and the cookie as the server
         // is to see it.
         let visit = be.cookie.as_ref().map(|ck| {
@@ -1007,11 +1055,23 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         // checked before use.
         let retryable = matches!(framing, Framing::None) && matches!(&cbuf[head.method.clone()], b"GET" | b"HEAD" | b"OPTIONS" | b"TRACE" | b"PUT" | b"DELETE");
         let Some((srv_idx, mut server, mut reused)) = server_conn(&w, be_idx, be, &key, &dst, !retryable, visit.and_then(|v| v.server)).await else {
-            let _ = send(&client, error_out(&base, 503), fe.timeout_client).await;
+            send_error(&client, error_out(&base, 503), fe.timeout_client, &mut rec).await;
             break End::NoServer;
         };
         let srv = &be.state.servers[srv_idx];
         let _slot = crate::l4::session::SlotGuard { be: &be.state, idx: srv_idx };
+        if let (Some(r), Some(log)) = (rec.as_deref_mut(), &fe.log) {
+            r.connected(be, srv_idx, &server);
+            // `unique-id-format`: computed once the server is known, sent as `unique-id-header`.
+            if let Some(uid) = &log.unique_id {
+                let mut id = String::new();
+                uid.eval(r, Some(&base), &mut id);
+                if let Some(h) = &log.unique_id_header {
+                    edits.push(Edit::Set { name: h.clone(), value: id.clone().into_bytes() });
+                }
+                r.unique_id = Some(id);
+            }
+        }
         if let Some(name) = &be.send_name_header {
             edits.push(Edit::Set { name: name.clone(), value: srv.name.as_bytes().to_vec() });
         }
@@ -1055,24 +1115,29 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                     reused = false;
                 }
                 None => {
-                    let _ = send(&client, error_out(&base, 502), fe.timeout_client).await;
+                    send_error(&client, error_out(&base, 502), fe.timeout_client, &mut rec).await;
                     break End::ServerError;
                 }
             }
         }
-        match forward_body(&client, &mut cbuf, &server, framing, fe.timeout_client, be.timeout_server).await {
+        let moved = std::cell::Cell::new(0u64);
+        let sent_body = forward_body(&client, &mut cbuf, &server, framing, fe.timeout_client, be.timeout_server, &moved).await;
+        if let Some(r) = rec.as_deref_mut() {
+            r.bytes_in += moved.get();
+        }
+        match sent_body {
             BodyEnd::Done => {}
             BodyEnd::Invalid(e) => {
-                let _ = send(&client, error_out(&base, e.status), fe.timeout_client).await;
+                send_error(&client, error_out(&base, e.status), fe.timeout_client, &mut rec).await;
                 break End::Rejected;
             }
             BodyEnd::SrcTimeout => {
-                let _ = send(&client, error_out(&base, 408), fe.timeout_client).await;
+                send_error(&client, error_out(&base, 408), fe.timeout_client, &mut rec).await;
                 break End::ClientTimeout;
             }
             BodyEnd::SrcError => break End::ClientError,
             BodyEnd::DstTimeout | BodyEnd::DstError => {
-                let _ = send(&client, error_out(&base, 502), fe.timeout_client).await;
+                send_error(&client, error_out(&base, 502), fe.timeout_client, &mut rec).await;
                 break End::ServerError;
             }
         }
@@ -1081,7 +1146,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         // 5. Response.
         let mut sbuf: Vec<u8> = w.buffers.get(bufsize);
         let rframing = loop {
-            let waited = read_head(&server, &mut sbuf, &mut res_head, &limits, be.timeout_server, be.timeout_server, h1::parse_response_into);
+            let waited = read_head(&server, &mut sbuf, &mut res_head, &limits, be.timeout_server, be.timeout_server, h1::parse_response_into, None);
             let got = if be.abortonclose {
                 tokio::select! {
                     r = waited => Some(r),
@@ -1094,16 +1159,14 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                 // `option abortonclose`: the client left while its request waited for the answer;
                 // the server connection closes with the request.
                 w.buffers.put(sbuf);
-                w.buffers.put(cbuf);
-                return End::ClientError;
+                break 'txn End::ClientError;
             };
             match got {
                 HeadRead::Ok => {}
                 HeadRead::Timeout | HeadRead::Idle => {
-                    let _ = send(&client, error_out(&base, 504), fe.timeout_client).await;
+                    send_error(&client, error_out(&base, 504), fe.timeout_client, &mut rec).await;
                     w.buffers.put(sbuf);
-                    w.buffers.put(cbuf);
-                    return End::ServerTimeout;
+                    break 'txn End::ServerTimeout;
                 }
                 // The server closed a reused connection without answering: it was stale. A safe
                 // request is sent again on a new connection.
@@ -1114,18 +1177,16 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                         continue;
                     }
                     None => {
-                        let _ = send(&client, error_out(&base, 502), fe.timeout_client).await;
+                        send_error(&client, error_out(&base, 502), fe.timeout_client, &mut rec).await;
                         w.buffers.put(sbuf);
-                        w.buffers.put(cbuf);
-                        return End::ServerError;
+                        break 'txn End::ServerError;
                     }
                 },
                 HeadRead::Closed | HeadRead::Aborted | HeadRead::Invalid(_) => {
                     srv.observe_response(None);
-                    let _ = send(&client, error_out(&base, 502), fe.timeout_client).await;
+                    send_error(&client, error_out(&base, 502), fe.timeout_client, &mut rec).await;
                     w.buffers.put(sbuf);
-                    w.buffers.put(cbuf);
-                    return End::ServerError;
+                    break 'txn End::ServerError;
                 }
             }
             let rhead = &res_head;
@@ -1135,15 +1196,15 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                 let interim = sbuf[..rhead.len].to_vec();
                 sbuf.drain(..rhead.len);
                 if send(&client, interim, fe.timeout_client).await.0.is_err() {
-                    return End::ClientError;
+                    break 'txn End::ClientError;
                 }
                 continue;
             }
             if rhead.status == 101 && !offers_upgrade {
                 // Switching protocols nobody asked to switch to: the server is confused.
-                let _ = send(&client, error_out(&base, 502), fe.timeout_client).await;
+                send_error(&client, error_out(&base, 502), fe.timeout_client, &mut rec).await;
                 w.buffers.put(sbuf);
-                return End::ServerError;
+                break 'txn End::ServerError;
             }
             let method: &[u8] = if is_head_method {
                 b"HEAD"
@@ -1155,13 +1216,17 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
             match h1::response_framing_for(&sbuf, rhead, method) {
                 Ok(f) => break f,
                 Err(_) => {
-                    let _ = send(&client, error_out(&base, 502), fe.timeout_client).await;
+                    send_error(&client, error_out(&base, 502), fe.timeout_client, &mut rec).await;
                     w.buffers.put(sbuf);
-                    return End::ServerError;
+                    break 'txn End::ServerError;
                 }
             }
         };
         let rhead = &res_head;
+        if let Some(r) = rec.as_deref_mut() {
+            r.resp_head = Some(std::time::Instant::now());
+            r.status = Some(rhead.status);
+        }
         // A real 101 to an upgrade offer, or a 2xx to CONNECT: the connection becomes a tunnel.
         let upgrade = rhead.status == 101 || (is_connect && (200..300).contains(&rhead.status));
         let server_keeps = wants_keep_alive(&sbuf, rhead) && !matches!(rframing, Framing::Close) && !upgrade;
@@ -1208,6 +1273,9 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                 let (bytes, close) = after_response(&base, None, r);
                 let close = close || !keep;
                 let out = if close { with_close(bytes) } else { bytes };
+                if let Some(r) = rec.as_deref_mut() {
+                    r.response(&out);
+                }
                 if send(&client, out, fe.timeout_client).await.0.is_err() || close {
                     break End::Done;
                 }
@@ -1218,6 +1286,9 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         sbuf.drain(..rhead.len);
         let mut rest = sbuf;
         let rframing = if upgrade { rframing } else { absorb_body(&mut out, &mut rest, rframing) };
+        if let Some(r) = rec.as_deref_mut() {
+            r.bytes_out += out.len() as u64;
+        }
         let (r, b) = send(&client, out, fe.timeout_client).await;
         out_buf = b;
         if r.is_err() {
@@ -1232,9 +1303,20 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
             if !cbuf.is_empty() && send(&server, std::mem::take(&mut cbuf), be.timeout_server).await.0.is_err() {
                 break End::ServerError;
             }
-            break crate::l4::session::tunnel_pub(&w, fe, be, &client, &server, srv).await;
+            let io = crate::log::record::Transfer::default();
+            let end = crate::l4::session::tunnel_pub(&w, fe, be, &client, &server, srv, &io).await;
+            if let Some(r) = rec.as_deref_mut() {
+                r.bytes_in += io.up.get();
+                r.bytes_out += io.down.get();
+            }
+            break end;
         }
-        match forward_body(&server, &mut rest, &client, rframing, be.timeout_server, fe.timeout_client).await {
+        let moved = std::cell::Cell::new(0u64);
+        let sent_body = forward_body(&server, &mut rest, &client, rframing, be.timeout_server, fe.timeout_client, &moved).await;
+        if let Some(r) = rec.as_deref_mut() {
+            r.bytes_out += moved.get();
+        }
+        match sent_body {
             BodyEnd::Done => {}
             BodyEnd::Invalid(_) | BodyEnd::SrcError | BodyEnd::SrcTimeout => break End::ServerError,
             BodyEnd::DstTimeout => break End::ClientTimeout,
@@ -1252,7 +1334,29 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         first = false;
     };
     w.buffers.put(cbuf);
+    if let (Some(r), Some(log)) = (rec.as_deref_mut(), &fe.log) {
+        // A kept-alive connection closing between requests has nothing to log.
+        if r.request_line.is_some() || first || end != End::Done {
+            r.end = Some(std::time::Instant::now());
+            r.client = src.get();
+            r.cause = Cause::of(end);
+            if r.request_line.is_none() && end == End::Done {
+                // Closed before sending a whole request: HAProxy's `CR`.
+                r.cause = Cause::ClientAbort;
+            }
+            r.take_captures(&captures.borrow(), &fe.captures);
+            log.emit(r, Some(&HttpCtx { backend: r.backend_idx, ..conn_ctx }));
+        }
+    }
     end
+}
+
+/// Sends a proxy-made error answer to the client, noting its status and size for the log.
+async fn send_error(c: &EpollConn, bytes: Vec<u8>, idle: Option<Duration>, rec: &mut Option<Box<LogRecord>>) {
+    if let Some(r) = rec.as_deref_mut() {
+        r.response(&bytes);
+    }
+    let _ = send(c, bytes, idle).await;
 }
 
 /// Sends `out` (a whole request) again, to the same server on a new connection.

@@ -50,6 +50,9 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "tune.http.maxhdr",
             "spread-checks",
             "max-spread-checks",
+            "log",
+            "log-tag",
+            "log-send-hostname",
         ],
     ),
     (
@@ -128,6 +131,16 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "tcp-check",
             "timeout check",
             "option log-health-checks",
+            "log",
+            "log-tag",
+            "log-format",
+            "option httplog",
+            "option tcplog",
+            "option dontlognull",
+            "option dontlog-normal",
+            "option log-separate-errors",
+            "unique-id-format",
+            "unique-id-header",
         ],
     ),
     ("bind options", &["name", "backlog", "accept-proxy", "v4v6", "v6only", "defer-accept", "tfo", "transparent", "interface", "mss", "tcp-ut", "mode"]),
@@ -309,6 +322,8 @@ pub struct Frontend {
     pub limit: Option<Arc<tokio::sync::Semaphore>>,
     /// `mode http`: the capture slots of each transaction.
     pub captures: capture::CaptureConfig,
+    /// Access logging; `None` when the frontend has no log target, so sessions record nothing.
+    pub log: Option<Arc<crate::log::LogRt>>,
 }
 
 impl Frontend {
@@ -373,6 +388,8 @@ pub struct Backend {
     pub pool_limits: Vec<PoolLimit>,
     /// `mode http`: `cookie` persistence with the servers' `cookie` values and `option persist`.
     pub cookie: Option<crate::l7::cookie::Persistence>,
+    /// Where server state changes are logged (`backend_event`).
+    pub log: Option<Arc<crate::log::LogRt>>,
 }
 
 /// `pool-max-conn` of a server: at most `max` idle connections kept by all workers together
@@ -454,6 +471,15 @@ pub struct RouteTable {
     pub userlists: Vec<crate::config::model::Userlist>,
     /// The `proc.` variables: shared by every worker, as long as this table serves.
     pub proc_vars: vars::ProcVars,
+}
+
+fn compile_log(p: &crate::config::model::Proxy, cfg: &Config, diags: &mut Diags) -> Result<Option<Arc<crate::log::LogRt>>, String> {
+    let mut warnings = Vec::new();
+    let log = crate::log::LogRt::compile(p, &cfg.global.log, &mut |w| warnings.push(w)).map_err(|e| format!("proxy '{}': {e}", p.name))?;
+    for w in warnings {
+        diags.warning(Some(&p.span), Some("log"), w);
+    }
+    Ok(log)
 }
 
 fn server_addr(a: &Address, resolved: Option<std::net::IpAddr>) -> Result<ServerAddr, String> {
@@ -680,6 +706,7 @@ impl RouteTable {
                 abortonclose: p.options.abortonclose.unwrap_or(false),
                 buffer_request: p.mode == Mode::Http && p.http.options.buffer_request.unwrap_or(false),
                 cookie: compile_cookie(p, diags),
+                log: compile_log(p, cfg, diags)?,
             });
         }
         let mut frontends = Vec::new();
@@ -742,6 +769,7 @@ impl RouteTable {
                 buffer_request,
                 limit: p.maxconn.map(|m| Arc::new(tokio::sync::Semaphore::new(m as usize))),
                 captures: capture::CaptureConfig::compile(p).0,
+                log: compile_log(p, cfg, diags)?,
             });
         }
         let cpu_map = crate::runtime::config::worker_cpus(&g.runtime);

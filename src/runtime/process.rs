@@ -41,6 +41,7 @@ pub fn run(cfg: &Config, opts: RunOpts) -> i32 {
     if !opts.quiet {
         eprint!("{}", diags.render(std::process::id()));
     }
+    crate::log::QUIET.store(opts.quiet || opts.daemon, std::sync::atomic::Ordering::Relaxed);
     if rt.frontends.is_empty() {
         alert("config : no frontend or listen section with a 'bind' line: nothing to run.");
         return 1;

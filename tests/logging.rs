@@ -1,0 +1,368 @@
+//! Logging: the real daemon sends syslog lines to a UDP socket the test owns (or to its standard
+//! output), and each line is compared field by field with HAProxy's formats. Timers are matched
+//! as numbers, never as exact values.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::time::Duration;
+
+use regex::Regex;
+use support::*;
+
+/// A syslog receiver on an ephemeral port.
+fn syslog() -> (UdpSocket, u16) {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let port = s.local_addr().unwrap().port();
+    (s, port)
+}
+
+/// The next datagram, as text.
+fn line(s: &UdpSocket) -> String {
+    let mut buf = [0u8; 65536];
+    let n = s.recv(&mut buf).expect("a log line within 5 s");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// No datagram within `wait`.
+fn no_line(s: &UdpSocket, wait: Duration) {
+    s.set_read_timeout(Some(wait)).unwrap();
+    let mut buf = [0u8; 65536];
+    if let Ok(n) = s.recv(&mut buf) {
+        panic!("unexpected log line: {}", String::from_utf8_lossy(&buf[..n]));
+    }
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+}
+
+/// The RFC3164 header HAProxy writes with `log-tag haproxy`, facility local0, level info; the
+/// message follows.
+const HEADER: &str = r"^<134>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d haproxy\[\d+\]: ";
+const DATE: &str = r"\[\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d\.\d{3}\]";
+
+fn matches(line: &str, re: &str) -> regex::Captures<'static> {
+    let re = Regex::new(re).unwrap();
+    let line: &'static str = Box::leak(line.to_owned().into_boxed_str());
+    re.captures(line).unwrap_or_else(|| panic!("log line {line:?} does not match {re}"))
+}
+
+fn num(c: &regex::Captures<'_>, i: usize) -> i64 {
+    c[i].parse().unwrap()
+}
+
+/// An HTTP configuration logging to `log_port`, with `fe` and `be` lines.
+fn http_logged(port: u16, log_port: u16, fe: &str, be: &str) -> String {
+    format!(
+        "global\n  log 127.0.0.1:{log_port} local0\n  log-tag haproxy\ndefaults\n  mode http\n  log global\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n  timeout http-request 2s\nfrontend f\n  bind 127.0.0.1:{port}\n{fe}\n  default_backend b\nbackend b\n{be}\n"
+    )
+}
+
+fn tcp_logged(port: u16, log_port: u16, fe: &str, be: &str) -> String {
+    format!(
+        "global\n  log 127.0.0.1:{log_port} local0\n  log-tag haproxy\ndefaults\n  mode tcp\n  log global\n  option tcplog\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\nfrontend f\n  bind 127.0.0.1:{port}\n{fe}\n  default_backend b\nbackend b\n{be}\n"
+    )
+}
+
+#[test]
+fn httplog_request() {
+    let (sys, lp) = syslog();
+    let (be, _) = http_backend(|_| ok_response("hello"));
+    let port = free_port();
+    let cfg = http_logged(
+        port,
+        lp,
+        "  option httplog\n  capture request header Host len 20\n  capture response header Server len 10",
+        &format!("  server s {}", be.addr()),
+    );
+    let _s = Sluiced::start(&cfg, &[port]);
+    let (status, _, _) = http_request(port, b"GET /x?y=1 HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n");
+    assert_eq!(status, 200);
+    let l = line(&sys);
+    let c = matches(
+        &l,
+        &format!(
+            r#"{HEADER}127\.0\.0\.1:(\d+) {DATE} f b/s (\d+)/(\d+)/(\d+)/(\d+)/(\d+) 200 (\d+) - - ---- (\d+)/(\d+)/(\d+)/(\d+)/0 0/0 \{{example\.com\}} \{{\}} "GET /x\?y=1 HTTP/1\.1"\n$"#
+        ),
+    );
+    assert!(num(&c, 1) > 0);
+    let (tr, tw, tc, tr2, ta) = (num(&c, 2), num(&c, 3), num(&c, 4), num(&c, 5), num(&c, 6));
+    assert!(tr >= 0 && tw >= 0 && tc >= 0 && tr2 >= 0 && ta >= tr + tw + tc + tr2 - 1, "{l}");
+    assert!(num(&c, 7) > 0, "bytes sent to the client: {l}");
+}
+
+#[test]
+fn tcplog_session() {
+    let (sys, lp) = syslog();
+    let be = Backend::echo();
+    let port = free_port();
+    let _s = Sluiced::start(&tcp_logged(port, lp, "", &format!("  server s {}", be.addr())), &[port]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(b"hello world").unwrap();
+    let mut got = [0u8; 11];
+    c.read_exact(&mut got).unwrap();
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    let _ = read_to_end(&mut c, Duration::from_secs(5));
+    drop(c);
+    let l = line(&sys);
+    let c = matches(&l, &format!(r"{HEADER}127\.0\.0\.1:\d+ {DATE} f b/s (\d+)/(\d+)/(\d+) 11 -- \d+/\d+/\d+/\d+/0 0/0\n$"));
+    let (tw, tc, tt) = (num(&c, 1), num(&c, 2), num(&c, 3));
+    assert!(tw >= 0 && tc >= 0 && tt >= tw + tc, "{l}");
+}
+
+#[test]
+fn custom_log_format_and_rfc5424() {
+    let (sys, lp) = syslog();
+    let (be, _) = http_backend(|_| ok_response("hello"));
+    let port = free_port();
+    let cfg = format!(
+        "global\n  log 127.0.0.1:{lp} format rfc5424 local1 info\n  log-tag lb\ndefaults\n  mode http\n  log global\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\nfrontend f\n  bind 127.0.0.1:{port}\n  log-format \"%ci %HM %HP %HQ %HV %ST %b/%s %{{+Q}}r %[src] %U\"\n  default_backend b\nbackend b\n  server s {}\n",
+        be.addr()
+    );
+    let _s = Sluiced::start(&cfg, &[port]);
+    let (status, _, _) = http_request(port, b"POST /p?q=2 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc");
+    assert_eq!(status, 200);
+    let l = line(&sys);
+    let c = matches(
+        &l,
+        r#"^<142>1 \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00 - lb \d+ - - 127\.0\.0\.1 POST /p \?q=2 HTTP/1\.1 200 b/s "POST /p\?q=2 HTTP/1\.1" 127\.0\.0\.1 (\d+)\n$"#,
+    );
+    assert!(num(&c, 1) > 60, "bytes uploaded, head and body: {l}");
+}
+
+#[test]
+fn json_log_format() {
+    let (sys, lp) = syslog();
+    let (be, _) = http_backend(|_| ok_response("hello"));
+    let port = free_port();
+    let cfg = http_logged(
+        port,
+        lp,
+        "  capture request header User-Agent len 30\n  log-format \"%{+json}o %ci %ST %HU %b %Tc %hr\"",
+        &format!("  server s {}", be.addr()),
+    );
+    let _s = Sluiced::start(&cfg, &[port]);
+    http_request(port, b"GET /j?a=1 HTTP/1.1\r\nHost: a\r\nUser-Agent: say \"hi\"\r\nConnection: close\r\n\r\n");
+    let l = line(&sys);
+    matches(&l, &format!(r#"{HEADER}\{{"ci": "127\.0\.0\.1", "ST": 200, "HU": "/j\?a=1", "b": "b", "Tc": \d+, "hr": "\{{say \\"hi\\"\}}"\}}\n$"#));
+}
+
+#[test]
+fn client_timeout_is_cd() {
+    let (sys, lp) = syslog();
+    // A server that accepts and says nothing.
+    let be = Backend::start(|mut s| {
+        let _ = read_to_end(&mut s, Duration::from_secs(5));
+    });
+    let port = free_port();
+    let cfg = tcp_logged(port, lp, "  timeout client 300ms", &format!("  timeout server 5s\n  server s {}", be.addr())).replace("  timeout client 10s\n", "");
+    let _s = Sluiced::start(&cfg, &[port]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(b"x").unwrap();
+    let l = line(&sys);
+    matches(&l, &format!(r"{HEADER}127\.0\.0\.1:\d+ {DATE} f b/s \d+/\d+/\d+ 0 cD "));
+}
+
+#[test]
+fn server_timeout_is_sh() {
+    let (sys, lp) = syslog();
+    let be = Backend::start(|mut s| {
+        let _ = read_to_end(&mut s, Duration::from_secs(5));
+    });
+    let port = free_port();
+    let cfg = http_logged(port, lp, "  option httplog", &format!("  timeout server 300ms\n  server s {}", be.addr())).replace("  timeout server 10s\n", "");
+    let _s = Sluiced::start(&cfg, &[port]);
+    let (status, _, _) = http_request(port, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(status, 504);
+    let l = line(&sys);
+    matches(&l, &format!(r#"{HEADER}127\.0\.0\.1:\d+ {DATE} f b/s \d+/\d+/\d+/-1/\d+ 504 \d+ - - sH-- "#));
+}
+
+#[test]
+fn refused_connection_is_sc() {
+    let (sys, lp) = syslog();
+    let closed = free_port();
+    let port = free_port();
+    let _s = Sluiced::start(&tcp_logged(port, lp, "", &format!("  server s 127.0.0.1:{closed}")), &[port]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let _ = read_to_end(&mut c, Duration::from_secs(5));
+    let l = line(&sys);
+    matches(&l, &format!(r"{HEADER}127\.0\.0\.1:\d+ {DATE} f b/<NOSRV> \d+/-1/\d+ 0 SC "));
+}
+
+#[test]
+fn client_abort_is_c() {
+    let (sys, lp) = syslog();
+    let (be, _) = http_backend(|_| ok_response("hello"));
+    let port = free_port();
+    let cfg = http_logged(port, lp, "  option httplog", &format!("  server s {}", be.addr()));
+    let _s = Sluiced::start(&cfg, &[port]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    // A body announced and never sent: the client leaves in the middle of it.
+    c.write_all(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nabc").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    drop(c);
+    let l = line(&sys);
+    matches(&l, &format!(r#"{HEADER}127\.0\.0\.1:\d+ {DATE} f b/s \S+ -?\d+ \d+ - - C[DH]-- "#));
+}
+
+#[test]
+fn dontlognull_skips_empty_connections() {
+    let (sys, lp) = syslog();
+    let (be, _) = http_backend(|_| ok_response("hello"));
+    let port = free_port();
+    let cfg = http_logged(port, lp, "  option httplog\n  option dontlognull", &format!("  server s {}", be.addr()));
+    let _s = Sluiced::start(&cfg, &[port]);
+    drop(TcpStream::connect(("127.0.0.1", port)).unwrap());
+    no_line(&sys, Duration::from_millis(300));
+    http_request(port, b"GET /real HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    assert!(line(&sys).contains("\"GET /real HTTP/1.1\""));
+}
+
+#[test]
+fn empty_connection_is_logged_without_dontlognull() {
+    let (sys, lp) = syslog();
+    let (be, _) = http_backend(|_| ok_response("hello"));
+    let port = free_port();
+    let _s = Sluiced::start(&http_logged(port, lp, "  option httplog", &format!("  server s {}", be.addr())), &[port]);
+    drop(TcpStream::connect(("127.0.0.1", port)).unwrap());
+    let l = line(&sys);
+    matches(&l, &format!(r#"{HEADER}127\.0\.0\.1:\d+ {DATE} f <NOSRV>/<NOSRV> -?\d+/-1/-1/-1/\d+ -1 0 - - CR-- .*"<BADREQ>"\n$"#));
+}
+
+#[test]
+fn unique_id_reaches_the_backend_and_the_log() {
+    let (sys, lp) = syslog();
+    let (be, seen) = http_backend(|_| ok_response("hello"));
+    let port = free_port();
+    let cfg = http_logged(
+        port,
+        lp,
+        "  unique-id-format \"%{+X}o%ci:%cp_%Ts\"\n  unique-id-header X-Unique-ID\n  log-format \"id=%ID\"",
+        &format!("  server s {}", be.addr()),
+    );
+    let _s = Sluiced::start(&cfg, &[port]);
+    http_request(port, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    let l = line(&sys);
+    let c = matches(&l, &format!(r"{HEADER}id=(7F000001:[0-9A-F]+_[0-9A-F]+)\n$"));
+    let req = String::from_utf8_lossy(&seen.lock().unwrap().requests[0]).into_owned();
+    assert!(req.to_ascii_lowercase().contains(&format!("x-unique-id: {}", &c[1]).to_ascii_lowercase()), "{req}");
+}
+
+#[test]
+fn unique_id_header_without_log_target() {
+    let (be, seen) = http_backend(|_| ok_response("hello"));
+    let port = free_port();
+    let fe = "  unique-id-format \"%{+X}o%ci_%pid\"\n  unique-id-header X-Unique-ID";
+    let _s = Sluiced::start(&http_cfg(port, fe, &format!("  server s {}", be.addr())), &[port]);
+    http_request(port, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    let req = String::from_utf8_lossy(&seen.lock().unwrap().requests[0]).to_ascii_lowercase();
+    assert!(req.contains("x-unique-id: 7f000001_"), "{req}");
+}
+
+#[test]
+fn tcplog_in_a_tcp_mode_listen_section_with_httplog() {
+    let (sys, lp) = syslog();
+    let be = Backend::echo();
+    let port = free_port();
+    let _s = Sluiced::start(&tcp_logged(port, lp, "  option httplog", &format!("  server s {}", be.addr())), &[port]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(b"ping").unwrap();
+    let mut got = [0u8; 4];
+    c.read_exact(&mut got).unwrap();
+    drop(c);
+    let l = line(&sys);
+    matches(&l, &format!(r"{HEADER}127\.0\.0\.1:\d+ {DATE} f b/s \d+/\d+/\d+ 4 (--|CD) "));
+}
+
+#[test]
+fn separate_errors_log_at_err() {
+    let (sys, lp) = syslog();
+    let closed = free_port();
+    let port = free_port();
+    let cfg = http_logged(port, lp, "  option httplog\n  option log-separate-errors", &format!("  server s 127.0.0.1:{closed}"));
+    let _s = Sluiced::start(&cfg, &[port]);
+    let (status, _, _) = http_request(port, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(status, 503);
+    // local0.err = 16 * 8 + 3
+    assert!(line(&sys).starts_with("<131>"));
+}
+
+#[test]
+fn stdout_target() {
+    let (be, _) = http_backend(|_| ok_response("hello"));
+    let port = free_port();
+    let cfg = format!(
+        "defaults\n  mode http\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\nfrontend f\n  bind 127.0.0.1:{port}\n  log stdout format raw local0\n  log-format \"stdout %HM %HU %ST\"\n  default_backend b\nbackend b\n  server s {}\n",
+        be.addr()
+    );
+    let mut s = Sluiced::start(&cfg, &[port]);
+    http_request(port, b"GET /out HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    let mut out = s.child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 256];
+        let mut got = Vec::new();
+        while !got.ends_with(b"\n") {
+            match out.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        let _ = tx.send(got);
+    });
+    let got = rx.recv_timeout(Duration::from_secs(5)).expect("a line on stdout");
+    assert_eq!(String::from_utf8_lossy(&got), "stdout GET /out 200\n");
+}
+
+#[test]
+fn keep_alive_requests_log_one_line_each_with_idle_time() {
+    let (sys, lp) = syslog();
+    let (be, _) = http_backend(|_| ok_response("hello"));
+    let port = free_port();
+    let cfg = http_logged(port, lp, "  log-format \"%Ti %TR %Ta %{+Q}r\"", &format!("  server s {}", be.addr()));
+    let _s = Sluiced::start(&cfg, &[port]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(b"GET /one HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut c).0, 200);
+    let first = matches(&line(&sys), &format!(r#"{HEADER}(\d+) (\d+) (\d+) "GET /one HTTP/1\.1"\n$"#));
+    assert!(num(&first, 1) >= 0);
+    std::thread::sleep(Duration::from_millis(300));
+    c.write_all(b"GET /two HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut c).0, 200);
+    let second = matches(&line(&sys), &format!(r#"{HEADER}(\d+) (\d+) (\d+) "GET /two HTTP/1\.1"\n$"#));
+    // The pause is idle time, not request time.
+    assert!(num(&second, 1) >= 250, "Ti {}", &second[1]);
+    assert!(num(&second, 2) < 250, "TR {}", &second[2]);
+    drop(c);
+    no_line(&sys, Duration::from_millis(300));
+}
+
+#[test]
+fn tcp_log_format_with_samples() {
+    let (sys, lp) = syslog();
+    let be = Backend::echo();
+    let port = free_port();
+    let fe = "  tcp-request connection set-var(sess.tag) str(tagged)\n  log-format \"%ci %[src] %[dst_port] %[var(sess.tag)] %[be_name] %U/%B\"";
+    let _s = Sluiced::start(&tcp_logged(port, lp, fe, &format!("  server s {}", be.addr())), &[port]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(b"abc").unwrap();
+    let mut got = [0u8; 3];
+    c.read_exact(&mut got).unwrap();
+    drop(c);
+    let l = line(&sys);
+    matches(&l, &format!(r"{HEADER}127\.0\.0\.1 127\.0\.0\.1 {port} tagged b 3/3\n$"));
+}
+
+#[test]
+fn default_format_logs_the_connection_at_accept() {
+    let (sys, lp) = syslog();
+    let (be, _) = http_backend(|_| ok_response("hello"));
+    let port = free_port();
+    let _s = Sluiced::start(&http_logged(port, lp, "", &format!("  server s {}", be.addr())), &[port]);
+    let c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let l = line(&sys);
+    matches(&l, &format!(r"{HEADER}Connect from 127\.0\.0\.1:\d+ to 127\.0\.0\.1:{port} \(f/HTTP\)\n$"));
+    drop(c);
+    no_line(&sys, Duration::from_millis(300));
+}
