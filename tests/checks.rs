@@ -350,3 +350,53 @@ fn tcp_check_connect_port_sends_checks_elsewhere() {
     assert!(seen.lock().unwrap().len() >= 3, "{err}");
     assert!(!err.contains("is DOWN"), "{err}");
 }
+
+/// An agent on a free port answering every connection with the current `line`.
+fn agent(line: Arc<Mutex<String>>) -> Backend {
+    Backend::start(move |mut c: TcpStream| {
+        let reply = line.lock().unwrap().clone();
+        let _ = c.write_all(reply.as_bytes());
+    })
+}
+
+#[test]
+fn agent_replies_mark_down_drain_and_bring_back_a_server() {
+    let a = Backend::named("a");
+    let b = Backend::named("b");
+    let line = Arc::new(Mutex::new("up 100%\n".to_owned()));
+    let ag = agent(line.clone());
+    let port = free_port();
+    let backend = format!("  balance roundrobin\n  server a {} agent-check agent-port {} agent-inter 100ms\n  server b {}\n", a.addr(), ag.port, b.addr());
+    let s = Sluiced::start(&cfg(port, &backend), &[port]);
+    assert!(reaches(port, "a"), "the agent said up: a takes traffic");
+    *line.lock().unwrap() = "down # disk full\n".to_owned();
+    assert!(settles_on(port, "b"), "the agent said down: only b takes traffic");
+    *line.lock().unwrap() = "up drain\n".to_owned();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(settles_on(port, "b"), "draining: a takes no new traffic");
+    *line.lock().unwrap() = "up ready 100%\n".to_owned();
+    assert!(reaches(port, "a"), "ready again: a is back");
+    let err = stop(s);
+    assert!(err.contains("Server l/a is DOWN, reason: Layer7 wrong status, info: \"via agent : down (disk full)\""), "{err}");
+    assert!(err.contains("Server l/a is UP, reason: Layer7 check passed, info: \"via agent : up\""), "{err}");
+}
+
+#[test]
+fn agent_weight_percentage_shifts_the_balance() {
+    let a = Backend::named("a");
+    let b = Backend::named("b");
+    let line = Arc::new(Mutex::new("10%\n".to_owned()));
+    let ag = agent(line);
+    let port = free_port();
+    let backend = format!(
+        "  balance roundrobin\n  server a {} weight 100 agent-check agent-port {} agent-inter 100ms\n  server b {} weight 100\n",
+        a.addr(),
+        ag.port,
+        b.addr()
+    );
+    let _s = Sluiced::start(&cfg(port, &backend), &[port]);
+    std::thread::sleep(Duration::from_millis(500));
+    let hits_a = (0..44).filter(|_| which_server(port) == "a").count();
+    // Weights 10 and 100: a gets about 1 in 11.
+    assert!(hits_a <= 8, "a got {hits_a} of 44 with 10% of its weight");
+}

@@ -72,6 +72,9 @@ pub struct ServerState {
     /// Up but taking no new traffic from balancing (HAProxy's NOLB): an HTTP check answered 404
     /// under `http-check disable-on-404`. Persistent clients still reach the server.
     nolb: AtomicBool,
+    /// An agent check said `down`, `fail` or `stopped`: down whatever the health check says,
+    /// until the agent says `up`.
+    agent_down: AtomicBool,
     /// Connections open to this server now, across all workers.
     pub cur_conns: AtomicU32,
     /// 0 is unlimited.
@@ -118,6 +121,7 @@ impl ServerState {
             admin: AtomicU8::new(AdminState::Ready as u8),
             up: AtomicBool::new(true),
             nolb: AtomicBool::new(false),
+            agent_down: AtomicBool::new(false),
             cur_conns: AtomicU32::new(0),
             maxconn: AtomicU32::new(0),
             maxqueue: 0,
@@ -169,8 +173,15 @@ impl ServerState {
     pub fn set_admin(&self, s: AdminState) {
         self.admin.store(s as u8, Ordering::Relaxed);
     }
+    /// Operationally up: the health check (or its absence) says so and no agent says down.
     pub fn is_up(&self) -> bool {
-        self.up.load(Ordering::Relaxed)
+        self.up.load(Ordering::Relaxed) && !self.agent_down.load(Ordering::Relaxed)
+    }
+    pub fn set_agent_down(&self, down: bool) {
+        self.agent_down.store(down, Ordering::Relaxed);
+    }
+    pub fn is_agent_down(&self) -> bool {
+        self.agent_down.load(Ordering::Relaxed)
     }
     pub fn set_up(&self, up: bool) {
         self.up.store(up, Ordering::Relaxed);

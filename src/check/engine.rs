@@ -83,10 +83,149 @@ enum OnError {
     MarkDown,
 }
 
+/// An agent check of one server (`agent-check`): a side channel, run by its own task beside the
+/// health check.
+struct AgentPlan {
+    rt: Arc<RouteTable>,
+    backend: usize,
+    server: Arc<ServerState>,
+    target: SocketAddr,
+    inter: Duration,
+    timeout: Duration,
+    send: Option<String>,
+}
+
+fn agent_plans(cfg: &Config, rt: &Arc<RouteTable>) -> Vec<AgentPlan> {
+    let mut out = Vec::new();
+    for p in cfg.proxies.iter().filter(|p| p.kind.has_backend()) {
+        for s in p.servers.iter().filter(|s| s.opts.check.agent.enabled && !s.opts.disabled) {
+            let a = &s.opts.check.agent;
+            let Some((bi, server)) = find_server(rt, &p.name, &s.name) else { continue };
+            let ip = match &a.addr {
+                Some(crate::config::addr::Host::Ip(ip)) => Some(*ip),
+                _ => None,
+            };
+            // HAProxy needs `agent-port`: without it there is nothing to connect to.
+            let Some(target) = a.port.and_then(|port| check_target(&server.addr, ip, Some(port))) else { continue };
+            let inter = a.inter.or(s.opts.check.inter).unwrap_or(DEFAULT_INTER);
+            out.push(AgentPlan { rt: rt.clone(), backend: bi, server, target, inter, timeout: p.timeouts.check.unwrap_or(inter), send: a.send.clone() });
+        }
+    }
+    out
+}
+
+/// Asks the agent every `agent-inter` and applies its reply as HAProxy does (see
+/// `proto::agent`): weight, maxconn, drain/maint/ready, and down/up. A failed connection to the
+/// agent changes nothing.
+async fn run_agent(plan: AgentPlan) {
+    use super::proto::agent::{AgentAdmin, agent, parse_agent_reply};
+    let be = &plan.rt.backends[plan.backend];
+    loop {
+        let started = Instant::now();
+        let outcome = match tokio::time::timeout(plan.timeout, async {
+            let mut stream = TcpStream::connect(plan.target).await.ok()?;
+            let mut conv = agent(plan.send.as_deref());
+            let mut data = Vec::new();
+            let mut step = conv.start();
+            let mut buf = vec![0u8; 1024];
+            loop {
+                match step {
+                    Step::Done(o) => return Some(o),
+                    Step::Send(bytes) => {
+                        if !bytes.is_empty() && stream.write_all(&bytes).await.is_err() {
+                            return Some(conv.closed(&data));
+                        }
+                    }
+                    Step::NeedMore => {}
+                }
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return Some(conv.closed(&data)),
+                    Ok(n) => {
+                        data.extend_from_slice(&buf[..n]);
+                        step = conv.received(&data);
+                    }
+                }
+            }
+        })
+        .await
+        {
+            Ok(Some(o)) => Some(o),
+            _ => None,
+        };
+        if let Some(o) = outcome {
+            let reply = parse_agent_reply(&o.info);
+            // The log line quotes the agent's verdict as the check's info, as HAProxy does.
+            let what = detail(&Outcome { info: reply.reason(), ..o.clone() }, started.elapsed());
+            let s = &plan.server;
+            let mut changed = false;
+            if let Some(w) = reply.weight_for(s.initial_weight)
+                && w != s.weight()
+            {
+                s.weight.store(w, Ordering::Relaxed);
+                changed = true;
+            }
+            if let Some(m) = reply.maxconn {
+                s.maxconn.store(m, Ordering::Relaxed);
+            }
+            match reply.admin {
+                Some(AgentAdmin::Drain) if s.admin() != crate::balance::AdminState::Drain => {
+                    s.set_admin(crate::balance::AdminState::Drain);
+                    changed = true;
+                }
+                Some(AgentAdmin::Maint) if s.admin() != crate::balance::AdminState::Maint => {
+                    s.set_admin(crate::balance::AdminState::Maint);
+                    changed = true;
+                }
+                Some(AgentAdmin::Ready) if s.admin() != crate::balance::AdminState::Ready => {
+                    s.set_admin(crate::balance::AdminState::Ready);
+                    changed = true;
+                }
+                _ => {}
+            }
+            if reply.marks_down() && !s.is_agent_down() {
+                let was_up = s.is_up();
+                s.set_agent_down(true);
+                be.state.state_changed();
+                if was_up {
+                    let (active, backup) = counts(&be.state);
+                    let msg = format!(
+                        "Server {}/{} is DOWN, {what}. {active} active and {backup} backup servers left. {} sessions active, 0 requeued, 0 remaining in queue.",
+                        be.name,
+                        s.name,
+                        s.cur_conns.load(Ordering::Relaxed)
+                    );
+                    crate::log::backend_event(&plan.rt, plan.backend, Level::Alert, &msg);
+                    if active + backup == 0 {
+                        crate::log::backend_event(&plan.rt, plan.backend, Level::Emerg, &format!("backend {} has no server available!", be.name));
+                    }
+                }
+                changed = false;
+            } else if reply.health == Some(super::proto::agent::AgentHealth::Up) && s.is_agent_down() {
+                s.set_agent_down(false);
+                be.state.state_changed();
+                if s.is_up() {
+                    let (active, backup) = counts(&be.state);
+                    let msg = format!(
+                        "Server {}/{} is UP, {what}. {active} active and {backup} backup servers online. 0 sessions requeued, 0 total in queue.",
+                        be.name, s.name
+                    );
+                    crate::log::backend_event(&plan.rt, plan.backend, Level::Notice, &msg);
+                }
+                changed = false;
+            }
+            if changed {
+                be.state.state_changed();
+            }
+        }
+        tokio::time::sleep(plan.inter).await;
+    }
+}
+
 /// Starts the check thread when any server is checked. The thread lives as long as the process.
 pub fn spawn(cfg: &Config, rt: &Arc<RouteTable>) -> std::io::Result<()> {
     let plans = plans(cfg, rt);
-    if plans.is_empty() {
+    let agents = agent_plans(cfg, rt);
+    if plans.is_empty() && agents.is_empty() {
         return Ok(());
     }
     std::thread::Builder::new().name("sluiced-checks".into()).spawn(move || {
@@ -95,7 +234,8 @@ pub fn spawn(cfg: &Config, rt: &Arc<RouteTable>) -> std::io::Result<()> {
             return;
         };
         runtime.block_on(async move {
-            let tasks: Vec<_> = plans.into_iter().map(|p| tokio::spawn(run(p))).collect();
+            let mut tasks: Vec<_> = plans.into_iter().map(|p| tokio::spawn(run(p))).collect();
+            tasks.extend(agents.into_iter().map(|a| tokio::spawn(run_agent(a))));
             for t in tasks {
                 let _ = t.await;
             }
