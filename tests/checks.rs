@@ -400,3 +400,47 @@ fn agent_weight_percentage_shifts_the_balance() {
     // Weights 10 and 100: a gets about 1 in 11.
     assert!(hits_a <= 8, "a got {hits_a} of 44 with 10% of its weight");
 }
+
+#[test]
+fn on_marked_down_shutdown_sessions_closes_the_servers_open_sessions() {
+    // The server keeps its connection open (echo) while checks go to a port that can be closed.
+    let echo = Backend::echo();
+    let check_port = TcpListener::bind("127.0.0.1:0").unwrap();
+    let cp = check_port.local_addr().unwrap().port();
+    let checks = Backend::start_on(check_port, |_c: TcpStream| {});
+    let port = free_port();
+    let backend = format!("  server e {} check port {cp} inter 100ms on-marked-down shutdown-sessions\n", echo.addr());
+    let _s = Sluiced::start(&cfg(port, &backend), &[port]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.write_all(b"ping").unwrap();
+    let mut b = [0u8; 4];
+    c.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"ping");
+    // The check port goes away: the server is marked DOWN and its session is closed.
+    drop(checks);
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let r = c.read_to_end(&mut rest);
+    assert!(r.is_ok() && rest.is_empty(), "the session should end with a clean close: {r:?}");
+    assert!(started.elapsed() < Duration::from_secs(4));
+}
+
+#[test]
+fn without_shutdown_sessions_a_down_server_keeps_its_open_session() {
+    let echo = Backend::echo();
+    let check_port = TcpListener::bind("127.0.0.1:0").unwrap();
+    let cp = check_port.local_addr().unwrap().port();
+    let checks = Backend::start_on(check_port, |_c: TcpStream| {});
+    let port = free_port();
+    let backend = format!("  server e {} check port {cp} inter 100ms\n", echo.addr());
+    let _s = Sluiced::start(&cfg(port, &backend), &[port]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    drop(checks);
+    std::thread::sleep(Duration::from_millis(600));
+    c.write_all(b"still").unwrap();
+    let mut b = [0u8; 5];
+    c.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"still");
+}

@@ -75,6 +75,16 @@ pub struct ServerState {
     /// An agent check said `down`, `fail` or `stopped`: down whatever the health check says,
     /// until the agent says `up`.
     agent_down: AtomicBool,
+    /// `on-marked-down shutdown-sessions`: going DOWN closes the sessions this server carries.
+    pub on_down_kill: bool,
+    /// `on-marked-up shutdown-backup-sessions`: coming UP closes the backup servers' sessions.
+    pub on_up_kill_backups: bool,
+    /// Sessions that may be shut down by a state change watch this: bumped, then notified.
+    pub kill_epoch: AtomicU64,
+    pub kill: tokio::sync::Notify,
+    /// Some state change may shut this server's sessions down (set when the routing table is
+    /// compiled): only then do its tunnels watch [`Self::kill`].
+    pub killable: AtomicBool,
     /// Connections open to this server now, across all workers.
     pub cur_conns: AtomicU32,
     /// 0 is unlimited.
@@ -122,6 +132,11 @@ impl ServerState {
             up: AtomicBool::new(true),
             nolb: AtomicBool::new(false),
             agent_down: AtomicBool::new(false),
+            on_down_kill: false,
+            on_up_kill_backups: false,
+            kill_epoch: AtomicU64::new(0),
+            kill: tokio::sync::Notify::new(),
+            killable: AtomicBool::new(false),
             cur_conns: AtomicU32::new(0),
             maxconn: AtomicU32::new(0),
             maxqueue: 0,
@@ -176,6 +191,23 @@ impl ServerState {
     /// Operationally up: the health check (or its absence) says so and no agent says down.
     pub fn is_up(&self) -> bool {
         self.up.load(Ordering::Relaxed) && !self.agent_down.load(Ordering::Relaxed)
+    }
+    /// Closes the sessions this server carries now (`shutdown-sessions`).
+    pub fn shutdown_sessions(&self) {
+        self.kill_epoch.fetch_add(1, Ordering::SeqCst);
+        self.kill.notify_waiters();
+    }
+    /// Resolves once [`Self::shutdown_sessions`] ran after `epoch` was read.
+    pub async fn killed_since(&self, epoch: u64) {
+        loop {
+            let n = self.kill.notified();
+            tokio::pin!(n);
+            n.as_mut().enable();
+            if self.kill_epoch.load(Ordering::SeqCst) != epoch {
+                return;
+            }
+            n.await;
+        }
     }
     pub fn set_agent_down(&self, down: bool) {
         self.agent_down.store(down, Ordering::Relaxed);

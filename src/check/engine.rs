@@ -537,6 +537,12 @@ fn set_state(rt: &RouteTable, bi: usize, s: &ServerState, t: Transition, why: &s
     let up = t == Transition::Up;
     s.set_up(up);
     st.state_changed();
+    if !up && s.on_down_kill {
+        s.shutdown_sessions();
+    }
+    if up && s.on_up_kill_backups && !s.backup {
+        st.servers.iter().filter(|b| b.backup).for_each(|b| b.shutdown_sessions());
+    }
     let (active, backup) = counts(st);
     let name = format!("{}/{}", be.name, s.name);
     let sessions = s.cur_conns.load(Ordering::Relaxed);

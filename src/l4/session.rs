@@ -61,6 +61,8 @@ pub enum End {
     ServerError,
     /// The worker is stopping.
     Stopped,
+    /// A server state change shut the session down (`on-marked-down shutdown-sessions`).
+    Killed,
 }
 
 /// The address the client connected to, looked up on first use: most sessions never need it, and
@@ -757,6 +759,10 @@ pub(crate) async fn tunnel_pub(
     let s2c = forward(w, be.splice.response, server, client, &s_side, &c_side, &down);
     tokio::pin!(c2s, s2c);
     let (mut c_done, mut s_done) = (false, false);
+    let killable = srv.killable.load(std::sync::atomic::Ordering::Relaxed);
+    let epoch = srv.kill_epoch.load(std::sync::atomic::Ordering::SeqCst);
+    let killed = srv.killed_since(epoch);
+    tokio::pin!(killed);
     let fail = |e: DirEnd, client_is_src: bool| -> End {
         match e {
             DirEnd::Timeout(src_side) => {
@@ -795,6 +801,7 @@ pub(crate) async fn tunnel_pub(
                 }
                 Err(e) => return fail(e, false),
             },
+            () = &mut killed, if killable => return End::Killed,
         }
         if c_done && s_done {
             return End::Done;

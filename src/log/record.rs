@@ -54,7 +54,7 @@ impl Cause {
             End::ClientTimeout => Cause::ClientTimeout,
             End::ServerTimeout => Cause::ServerTimeout,
             End::ClientError => Cause::ClientAbort,
-            End::Stopped => Cause::Killed,
+            End::Stopped | End::Killed => Cause::Killed,
         }
     }
 }

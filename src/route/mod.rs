@@ -163,6 +163,8 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "agent-addr",
             "agent-inter",
             "agent-send",
+            "on-marked-down",
+            "on-marked-up",
             "pool-max-conn",
             "cookie",
             "check",
@@ -645,6 +647,8 @@ impl RouteTable {
                 let mut st = ServerState::new(&s.name, s.id.unwrap_or(si as u32 + 1), addr, o.weight.unwrap_or(1), o.backup);
                 st.maxconn.store(o.maxconn.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
                 st.maxqueue = o.maxqueue.unwrap_or(0);
+                st.on_down_kill = o.on_marked_down.as_deref() == Some("shutdown-sessions");
+                st.on_up_kill_backups = o.on_marked_up.as_deref() == Some("shutdown-backup-sessions");
                 st.send_proxy = if o.send_proxy_v2 { 2 } else { u8::from(o.send_proxy) };
                 st.observe = match o.observe.as_deref() {
                     Some("layer4") if o.check.enabled => balance::Observe::Layer4,
@@ -680,6 +684,12 @@ impl RouteTable {
                         ),
                     ),
                 }
+            }
+            // A backup's sessions may be shut down when an active server with
+            // `on-marked-up shutdown-backup-sessions` comes up.
+            let backups_killable = servers.iter().any(|s: &ServerState| !s.backup && s.on_up_kill_backups);
+            for s in &servers {
+                s.killable.store(s.on_down_kill || (s.backup && backups_killable), std::sync::atomic::Ordering::Relaxed);
             }
             let opts = BalanceOpts { allbackups: p.options.allbackups.unwrap_or(false) };
             let state = Arc::new(BackendState::new(&p.name, servers, algo, opts));
