@@ -288,3 +288,33 @@ fn set_dst_and_set_dst_port_change_what_dst_fetches_return() {
     assert_eq!(http_request(port, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n").0, 200);
     assert!(lower(&seen.lock().unwrap().requests[0]).contains("x-dst: 192.0.2.1:8443\r\n"));
 }
+
+#[test]
+fn a_closing_client_leaves_its_server_connection_in_the_pool() {
+    let (be, seen) = http_backend(|_| ok_response("k"));
+    let port = free_port();
+    // One worker: idle server connections are pooled per worker.
+    let _s = Sluiced::start(&format!("global\n  nbthread 1\n{}", http_cfg(port, "", &format!("  server s {}", be.addr()))), &[port]);
+    for _ in 0..5 {
+        let (status, head, _) = http_request(port, b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+        assert_eq!(status, 200);
+        assert!(lower(head.as_bytes()).contains("connection: close"), "{head}");
+    }
+    let s = seen.lock().unwrap();
+    assert_eq!(s.requests.len(), 5);
+    assert_eq!(s.connections, 1, "five closing clients should share one pooled server connection");
+    assert!(!lower(&s.requests[0]).contains("connection: close"), "{:?}", String::from_utf8_lossy(&s.requests[0]));
+}
+
+#[test]
+fn http_server_close_in_the_frontend_closes_server_connections() {
+    let (be, seen) = http_backend(|_| ok_response("k"));
+    let port = free_port();
+    let _s = Sluiced::start(&http_cfg(port, "  option http-server-close", &format!("  server s {}", be.addr())), &[port]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    for _ in 0..3 {
+        c.write_all(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        assert_eq!(read_response(&mut c).0, 200);
+    }
+    assert_eq!(seen.lock().unwrap().connections, 3);
+}

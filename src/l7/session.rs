@@ -1077,7 +1077,10 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         }
 
         // 4. Request head and body.
-        let server_keep = be.http_keep_alive && client_keep;
+        // The server connection outlives a client that closes (`Connection: close`, HTTP/1.0):
+        // it goes back to the pool for the next client, as HAProxy's keep-alive mode does. Only
+        // `option http-server-close` or `httpclose` (frontend or backend) close it.
+        let server_keep = be.http_keep_alive && fe.http_server_keep_alive;
         let mut out = std::mem::take(&mut out_buf);
         out.clear();
         // `Expect: 100-continue` with the body not yet sent: the client waits for a 100 before

@@ -316,6 +316,9 @@ pub struct Frontend {
     pub timeout_http_keep_alive: Option<Duration>,
     /// `mode http`: the client connection stays open between requests (not `option httpclose`).
     pub http_keep_alive: bool,
+    /// `mode http`: server connections may stay open after a response (neither `option
+    /// http-server-close` nor `option httpclose` here).
+    pub http_server_keep_alive: bool,
     /// `mode http`: the rules and HTTP settings of this proxy.
     pub http: ProxyHttpRt,
     /// A listen's own backend: its rules are the frontend's and run once.
@@ -778,6 +781,7 @@ impl RouteTable {
                 timeout_http_request: p.timeouts.http_request,
                 timeout_http_keep_alive: p.timeouts.http_keep_alive,
                 http_keep_alive: !matches!(p.http.conn_mode, Some(crate::l7::config::HttpConnMode::Close)),
+                http_server_keep_alive: matches!(p.http.conn_mode, None | Some(crate::l7::config::HttpConnMode::KeepAlive)),
                 http: compile_http(p, cfg, &mut loader, diags)?,
                 own_backend: if p.kind == ProxyKind::Listen { index.get(p.name.as_str()).copied() } else { None },
                 timeout_tarpit: p.timeouts.tarpit.or(p.timeouts.connect),
