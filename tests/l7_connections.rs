@@ -318,3 +318,18 @@ fn http_server_close_in_the_frontend_closes_server_connections() {
     }
     assert_eq!(seen.lock().unwrap().connections, 3);
 }
+
+#[test]
+fn http_reuse_safe_gives_a_first_post_a_new_server_connection() {
+    let (be, seen) = http_backend(|_| ok_response("k"));
+    let port = free_port();
+    let _s = Sluiced::start(&format!("global\n  nbthread 1\n{}", http_cfg(port, "", &format!("  server s {}", be.addr()))), &[port]);
+    let get = b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n";
+    assert_eq!(http_request(port, get).0, 200);
+    // A POST cannot be sent again if the idle connection turns out closed: not reused.
+    assert_eq!(http_request(port, b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi").0, 200);
+    assert_eq!(seen.lock().unwrap().connections, 2);
+    // A GET can: it takes an idle connection.
+    assert_eq!(http_request(port, get).0, 200);
+    assert_eq!(seen.lock().unwrap().connections, 2);
+}

@@ -1054,7 +1054,18 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         // turns out closed (HAProxy does the same); only the others need an idle connection
         // checked before use.
         let retryable = matches!(framing, Framing::None) && matches!(&cbuf[head.method.clone()], b"GET" | b"HEAD" | b"OPTIONS" | b"TRACE" | b"PUT" | b"DELETE");
-        let Some((srv_idx, mut server, mut reused)) = server_conn(&w, be_idx, be, &key, &dst, !retryable, visit.and_then(|v| v.server)).await else {
+        // `http-reuse safe` (the default): the first request of a client connection only takes
+        // an idle connection when it can be retried on a new one should the idle one turn out
+        // closed (HAProxy never reuses for a first request; sluiced's own retry makes that
+        // safe); `aggressive`/`always` reuse for any request, after a liveness check.
+        let pool_use = if retryable {
+            PoolUse::Trusted
+        } else if first && !be.reuse_first_unsafe {
+            PoolUse::Skip
+        } else {
+            PoolUse::Checked
+        };
+        let Some((srv_idx, mut server, mut reused)) = server_conn(&w, be_idx, be, &key, &dst, pool_use, visit.and_then(|v| v.server)).await else {
             send_error(&client, error_out(&base, 503), fe.timeout_client, &mut rec).await;
             break End::NoServer;
         };
@@ -1371,6 +1382,17 @@ async fn resend(srv: &crate::balance::ServerState, dst: &Dst<'_>, be: &Backend, 
     r.ok().map(|()| c)
 }
 
+/// Whether a request may take an idle pooled connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PoolUse {
+    /// No: a new connection.
+    Skip,
+    /// Yes, after checking it is still open (the request cannot be sent again).
+    Checked,
+    /// Yes, as it is: a closed one is detected on use and the request sent again.
+    Trusted,
+}
+
 /// A connection to a server of `be`: an idle pooled one when `http-reuse` allows, else a new one.
 /// `direct` is the server cookie persistence chose: it gets the request without balancing, after
 /// waiting for a free slot on it (up to `timeout queue`), unless a retry redispatches.
@@ -1380,21 +1402,21 @@ async fn server_conn(
     be: &Backend,
     key: &PickKey,
     dst: &Dst<'_>,
-    check_idle: bool,
+    pool_use: PoolUse,
     direct: Option<usize>,
 ) -> Option<(usize, EpollConn, bool)> {
+    let check_idle = pool_use == PoolUse::Checked;
+    let reuse = be.reuse_allowed && pool_use != PoolUse::Skip;
     if let Some(i) = direct {
         if !crate::l4::session::take_queued(be, i).await {
             return None;
         }
-        if be.reuse_allowed
-            && let Some(c) = w.http_pool.take(be_idx, i, check_idle, &be.pool_limits[i])
-        {
+        if reuse && let Some(c) = w.http_pool.take(be_idx, i, check_idle, &be.pool_limits[i]) {
             return Some((i, c, true));
         }
         return crate::l4::session::connect_from(be, key, dst, i).await.map(|(i, c)| (i, c, false));
     }
-    if be.reuse_allowed {
+    if reuse {
         // Pick first, so balancing and maxconn hold, then look for an idle connection to it; without
         // one, connect to the server picked (picking again would advance the algorithm twice).
         if let crate::balance::Pick::Server(i) = be.state.pick(key, &[]) {

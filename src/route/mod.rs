@@ -382,6 +382,8 @@ pub struct Backend {
     pub http_keep_alive: bool,
     /// `mode http`: idle server connections may be reused (`http-reuse` other than `never`).
     pub reuse_allowed: bool,
+    /// `http-reuse aggressive|always`: a first request that cannot be retried may reuse too.
+    pub reuse_first_unsafe: bool,
     /// `mode http`: the rules and HTTP settings of this proxy.
     pub http: ProxyHttpRt,
     /// `balance uri|url_param|hdr` in `mode http`: the request part to hash into the pick key.
@@ -717,6 +719,7 @@ impl RouteTable {
                 http_keep_alive: matches!(p.http.conn_mode, None | Some(crate::l7::config::HttpConnMode::KeepAlive)),
                 reuse_allowed: matches!(p.http.conn_mode, None | Some(crate::l7::config::HttpConnMode::KeepAlive))
                     && !matches!(p.http.reuse, Some(crate::l7::config::HttpReuse::Never)),
+                reuse_first_unsafe: matches!(p.http.reuse, Some(crate::l7::config::HttpReuse::Aggressive | crate::l7::config::HttpReuse::Always)),
                 http: compile_http(p, cfg, &mut loader, diags)?,
                 http_key,
                 send_name_header: if p.mode == Mode::Http { p.http.send_name_header.clone() } else { None },
