@@ -12,13 +12,13 @@ pub const HAPROXY_COMPAT_VERSION: &str = "3.4";
 /// HAProxy's feature names and whether this build has each. A feature turns `+` when the code that
 /// provides it lands, not before.
 pub const FEATURES: &[(&str, bool)] = &[
-    ("EPOLL", false),
+    ("EPOLL", true),
     ("POLL", false),
-    ("LINUX_SPLICE", false),
+    ("LINUX_SPLICE", true),
     ("LINUX_TPROXY", false),
-    ("REUSEPORT", false),
-    ("THREAD", false),
-    ("CPU_AFFINITY", false),
+    ("REUSEPORT", true),
+    ("THREAD", true),
+    ("CPU_AFFINITY", true),
     ("TFO", false),
     ("NS", false),
     ("OPENSSL", false),
