@@ -1,2 +1,3 @@
 //! See config.rs.
 pub mod config;
+pub mod stats;
