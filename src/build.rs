@@ -23,7 +23,7 @@ pub const FEATURES: &[(&str, bool)] = &[
     ("NS", false),
     ("OPENSSL", false),
     ("RUSTLS", false),
-    ("PROMEX", false),
+    ("PROMEX", true),
     ("IO_URING", false),
     ("LUA", false),
     ("PCRE2", false),
@@ -33,7 +33,7 @@ pub const FEATURES: &[(&str, bool)] = &[
 ];
 
 /// The `use-service` names this build can serve.
-pub const SERVICES: &[&str] = &[];
+pub const SERVICES: &[&str] = &["prometheus-exporter"];
 
 /// True when `name` is a feature this build has.
 pub fn has_feature(name: &str) -> bool {

@@ -163,6 +163,7 @@ pub fn version_text(level: u8) -> String {
 
 /// Runs the command line; returns the exit status.
 pub fn run(args: &[String]) -> i32 {
+    crate::control::prometheus::mark_start();
     let pid = std::process::id();
     let cli = match parse_args(args) {
         Ok(c) => c,

@@ -13,6 +13,7 @@ pub mod config;
 pub mod first;
 pub mod hash;
 pub mod hashing;
+pub mod latency;
 pub mod leastconn;
 pub mod random;
 pub mod roundrobin;

@@ -105,6 +105,8 @@ pub struct ServerState {
     /// Consecutive errors seen on live traffic under `observe`; the check engine reads and resets
     /// it, and acts (`on-error`) once it reaches `error-limit`.
     pub observed_errors: AtomicU32,
+    /// HTTP transactions this server answered, for the `sluiced_server_*_seconds` histograms.
+    pub latency: super::latency::Latency,
 }
 
 /// `observe` of a server: what the data plane reports to the check engine.
@@ -150,6 +152,7 @@ impl ServerState {
             bytes_out: AtomicU64::new(0),
             observe: Observe::None,
             observed_errors: AtomicU32::new(0),
+            latency: super::latency::Latency::default(),
         }
     }
 
@@ -300,6 +303,8 @@ pub struct BackendState {
     pub total_conns: AtomicU64,
     /// Connections that found no server at all.
     pub no_server: AtomicU64,
+    /// HTTP transactions of this backend, for the `sluiced_backend_*_seconds` histograms.
+    pub latency: super::latency::Latency,
 }
 
 impl BackendState {
@@ -315,6 +320,7 @@ impl BackendState {
             queued: AtomicU32::new(0),
             total_conns: AtomicU64::new(0),
             no_server: AtomicU64::new(0),
+            latency: super::latency::Latency::default(),
         }
     }
 

@@ -1,3 +1,4 @@
 //! See config.rs.
 pub mod config;
+pub mod prometheus;
 pub mod stats;

@@ -15,7 +15,7 @@ use regex::bytes::Regex;
 
 use crate::config::logformat::LogFormat;
 use crate::config::model::HttpErrors;
-use crate::l4::action::{AddrPart, CaptureSlot, CommonAction};
+use crate::l4::action::{AddrPart, CaptureSlot, CommonAction, Service};
 use crate::l7::config::{HttpAction, Redirect, RequestPart};
 use crate::l7::edit::{Edit, Edits, NameMatch, TargetPart, byte_regex};
 use crate::l7::reply::{CompiledReply, ErrorResponses, FileLoader, RedirectRequest, ReplyKind, Response, error_response, redirect_response};
@@ -62,6 +62,8 @@ pub enum Action {
         dir: CaptureDir,
         slot: usize,
     },
+    /// `use-service prometheus-exporter`: answers with the metrics exposition.
+    PrometheusExporter,
 }
 
 /// A rewrite whose values are evaluated per message.
@@ -161,6 +163,7 @@ pub fn compile_action(a: &HttpAction, stage: Stage, env: &mut CompileEnv<'_>) ->
         }
         HttpAction::SetStatus { status, reason } => Action::Rewrite(Rewrite::SetStatus(*status, reason.as_ref().map(|r| r.clone().into_bytes()))),
         HttpAction::Common(CommonAction::Capture { expr, slot }) => compile_capture(expr, *slot, stage, env)?,
+        HttpAction::UseService(Service::PrometheusExporter) if stage == Stage::Request => Action::PrometheusExporter,
         _ => return Ok(None),
     }))
 }
@@ -206,6 +209,7 @@ pub(crate) fn run(rules: &[HttpRule], base: &HttpCtx<'_>, msg: &mut Msg<'_>, oth
             Action::Allow => return Flow::Continue,
             Action::Reject => return Flow::Reject,
             Action::Reply(rep) => return Flow::Reply(rep.render(&error_tables(&ctx), &lf)),
+            Action::PrometheusExporter => return Flow::Reply(crate::control::prometheus::response(base.rt, msg.uri())),
             Action::Tarpit(rep) => return Flow::Tarpit(rep.render(&error_tables(&ctx), &lf)),
             Action::Redirect(red) => {
                 let req: &dyn HttpMsg = if is_request { &*msg } else { other.map_or(&*msg as &dyn HttpMsg, |o| o as &dyn HttpMsg) };

@@ -883,6 +883,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                 break End::Rejected;
             }
         }
+        let t_req = std::time::Instant::now();
         let head = &req_head;
         let framing = match h1::request_framing(&cbuf, head) {
             Ok(f) => f,
@@ -1139,6 +1140,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         if let Some(r) = rec.as_deref_mut() {
             r.bytes_in += moved.get();
         }
+        let t_sent = std::time::Instant::now();
         match sent_body {
             BodyEnd::Done => {}
             BodyEnd::Invalid(e) => {
@@ -1236,7 +1238,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                 }
             }
         };
-        let rhead = &res_head;
+        let (rhead, t_res) = (&res_head, std::time::Instant::now());
         if let Some(r) = rec.as_deref_mut() {
             r.resp_head = Some(std::time::Instant::now());
             r.status = Some(rhead.status);
@@ -1336,6 +1338,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
             BodyEnd::DstTimeout => break End::ClientTimeout,
             BodyEnd::DstError => break End::ClientError,
         }
+        crate::balance::latency::record(&fe.latency, &be.state, srv_idx, t_req, t_sent, t_res);
         // 6. Keep-alive.
         let clean = rest.is_empty();
         w.buffers.put(rest);

@@ -222,6 +222,7 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "set-dst",
             "set-src-port",
             "set-dst-port",
+            "use-service",
         ],
     ),
     (
@@ -334,6 +335,8 @@ pub struct Frontend {
     pub captures: capture::CaptureConfig,
     /// Access logging; `None` when the frontend has no log target, so sessions record nothing.
     pub log: Option<Arc<crate::log::LogRt>>,
+    /// HTTP transactions of this frontend, for the `sluiced_frontend_*_seconds` histogram.
+    pub latency: crate::balance::latency::Latency,
 }
 
 impl Frontend {
@@ -792,6 +795,7 @@ impl RouteTable {
                 limit: p.maxconn.map(|m| Arc::new(tokio::sync::Semaphore::new(m as usize))),
                 captures: capture::CaptureConfig::compile(p).0,
                 log: compile_log(p, cfg, diags)?,
+                latency: Default::default(),
             });
         }
         let cpu_map = crate::runtime::config::worker_cpus(&g.runtime);
