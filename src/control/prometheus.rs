@@ -156,18 +156,26 @@ fn escape_label(out: &mut String, v: &str) {
 
 /// HAProxy's server states as the `state` label of `haproxy_server_status` lists them.
 const SERVER_STATES: [&str; 5] = ["DOWN", "UP", "MAINT", "DRAIN", "NOLB"];
-/// HAProxy's backend states for `haproxy_backend_status`.
-const BACKEND_STATES: [&str; 2] = ["DOWN", "UP"];
+/// HAProxy's frontend and backend states for `haproxy_{frontend,backend}_status`.
+const PROXY_STATES: [&str; 2] = ["DOWN", "UP"];
 
-/// The `state` label value of a server now.
+/// The `state` label value of a server now, in HAProxy's precedence: maintenance, then the
+/// operational state (down, NOLB), then drain.
 fn server_state(s: &ServerState) -> &'static str {
     match s.admin() {
         AdminState::Maint => "MAINT",
         _ if !s.is_up() => "DOWN",
+        _ if s.is_nolb() => "NOLB",
         AdminState::Drain => "DRAIN",
-        AdminState::Ready if !s.usable() => "NOLB",
         AdminState::Ready => "UP",
     }
+}
+
+/// The backend's total effective weight: its active servers', or its backups' when no active
+/// server takes traffic (HAProxy's `tot_weight`).
+fn backend_weight(be: &BackendState) -> u64 {
+    let active: u64 = be.servers.iter().filter(|s| !s.backup).map(|s| effective_weight(s)).sum();
+    if active > 0 { active } else { be.servers.iter().filter(|s| s.backup).map(|s| effective_weight(s)).sum() }
 }
 
 /// The effective weight a server contributes to its backend now (0 when it takes no traffic).
@@ -247,9 +255,12 @@ fn render_process(o: &mut Out, rt: &RouteTable) {
 
 fn render_frontends(o: &mut Out, rt: &RouteTable) {
     let name = "haproxy_frontend_status";
-    o.family(name, "gauge", "Current status of the service (frontend: 0=STOP, 1=UP)");
+    o.family(name, "gauge", "Current status of the service, per state label value.");
     for fe in &rt.frontends {
-        o.sample(name, &[("proxy", &fe.name)], 1);
+        // A frontend in the routing table is listening: disabled ones are not compiled in.
+        for st in PROXY_STATES {
+            o.sample(name, &[("proxy", &fe.name), ("state", st)], u8::from(st == "UP"));
+        }
     }
     let name = "haproxy_frontend_limit_sessions";
     o.family(name, "gauge", "Frontend/listener/server's maxconn, backend's fullconn");
@@ -289,17 +300,16 @@ fn render_backends(o: &mut Out, rt: &RouteTable) {
     let name = "haproxy_backend_status";
     o.family(name, "gauge", "Current status of the service, per state label value.");
     for be in &rt.backends {
-        let up = be.state.usable_count() > 0;
-        for st in BACKEND_STATES {
+        // UP while some server takes traffic, or when there is no server at all (as HAProxy).
+        let up = backend_weight(&be.state) > 0 || be.state.servers.is_empty();
+        for st in PROXY_STATES {
             o.sample(name, &[("proxy", &be.name), ("state", st)], u8::from((st == "UP") == up));
         }
     }
     let name = "haproxy_backend_weight";
     o.family(name, "gauge", "Service weight");
     for be in &rt.backends {
-        let active: u64 = be.state.servers.iter().filter(|s| !s.backup).map(|s| effective_weight(s)).sum();
-        let w = if active > 0 { active } else { be.state.servers.iter().filter(|s| s.backup).map(|s| effective_weight(s)).sum() };
-        o.sample(name, &[("proxy", &be.name)], w);
+        o.sample(name, &[("proxy", &be.name)], backend_weight(&be.state));
     }
     for (metric, help, backup) in [("active_servers", "Current number of active servers", false), ("backup_servers", "Current number of backup servers", true)]
     {

@@ -59,12 +59,15 @@ fn labels_are_the_exporters() {
     assert!(text.contains("haproxy_process_max_connections 100\n"));
     assert!(text.contains("haproxy_frontend_limit_sessions{proxy=\"fe\"} 10\n"));
     assert!(text.contains("haproxy_backend_active_servers{proxy=\"be\"} 1\n"));
+    assert!(text.contains("haproxy_frontend_status{proxy=\"fe\",state=\"UP\"} 1\n"));
+    assert!(text.contains("haproxy_frontend_status{proxy=\"fe\",state=\"DOWN\"} 0\n"));
     assert!(text.contains("haproxy_backend_status{proxy=\"be\",state=\"UP\"} 1\n"));
     assert!(text.contains("haproxy_backend_status{proxy=\"be\",state=\"DOWN\"} 0\n"));
     assert!(text.contains("haproxy_server_status{proxy=\"be\",server=\"s1\",state=\"UP\"} 1\n"));
     assert!(text.contains("haproxy_server_status{proxy=\"be\",server=\"s3\",state=\"MAINT\"} 1\n"));
     assert!(text.contains("haproxy_server_limit_sessions{proxy=\"be\",server=\"s1\"} 5\n"));
     assert!(text.contains("haproxy_server_backup{proxy=\"be\",server=\"s2\"} 1\n"));
+    assert!(text.contains("haproxy_backend_weight{proxy=\"be\"} 1\n"));
     // One series per state, exactly one of them at 1.
     let s1: Vec<&str> = text.lines().filter(|l| l.starts_with("haproxy_server_status{proxy=\"be\",server=\"s1\"")).collect();
     assert_eq!(s1.len(), SERVER_STATES.len());
@@ -135,4 +138,22 @@ fn the_response_is_a_complete_http_answer() {
     assert!(head.contains(&format!("content-length: {}", body.len())));
     assert!(body.starts_with("# HELP haproxy_process_nbthread "));
     assert!(!r.close);
+}
+
+#[test]
+fn server_states_follow_haproxys_precedence() {
+    let rt = table();
+    let s = &rt.backends[0].state.servers[0];
+    assert_eq!(server_state(s), "UP");
+    s.set_admin(AdminState::Drain);
+    assert_eq!(server_state(s), "DRAIN");
+    s.set_nolb(true);
+    assert_eq!(server_state(s), "NOLB");
+    s.set_admin(AdminState::Maint);
+    assert_eq!(server_state(s), "MAINT");
+    // s1 takes no traffic: the backup s2 carries the backend's weight.
+    assert_eq!(backend_weight(&rt.backends[0].state), 1);
+    rt.backends[0].state.servers[1].set_admin(AdminState::Maint);
+    assert_eq!(backend_weight(&rt.backends[0].state), 0);
+    assert!(render(&rt, Query::default()).contains("haproxy_backend_status{proxy=\"be\",state=\"DOWN\"} 1\n"));
 }
