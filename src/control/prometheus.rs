@@ -307,7 +307,7 @@ fn render_backends(o: &mut Out, rt: &RouteTable) {
         }
     }
     let name = "haproxy_backend_weight";
-    o.family(name, "gauge", "Service weight");
+    o.family(name, "gauge", "Server's effective weight, or sum of active servers' effective weights for a backend");
     for be in &rt.backends {
         o.sample(name, &[("proxy", &be.name)], backend_weight(&be.state));
     }
@@ -361,8 +361,8 @@ fn render_servers(o: &mut Out, rt: &RouteTable, no_maint: bool) {
     }
     type Gauge = (&'static str, &'static str, fn(&ServerState) -> u64);
     let gauges: [Gauge; 4] = [
-        ("weight", "Server's effective weight", effective_weight),
-        ("uweight", "Server's user weight", |s| u64::from(s.weight.load(Ordering::Relaxed))),
+        ("weight", "Server's effective weight, or sum of active servers' effective weights for a backend", effective_weight),
+        ("uweight", "Server's user weight, or sum of active servers' user weights for a backend", |s| u64::from(s.weight.load(Ordering::Relaxed))),
         ("active", "Total number of active UP servers with a non-zero weight", |s| u64::from(!s.backup)),
         ("backup", "Total number of backup UP servers with a non-zero weight", |s| u64::from(s.backup)),
     ];
