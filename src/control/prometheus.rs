@@ -311,6 +311,12 @@ fn render_backends(o: &mut Out, rt: &RouteTable) {
     for be in &rt.backends {
         o.sample(name, &[("proxy", &be.name)], backend_weight(&be.state));
     }
+    let name = "haproxy_backend_uweight";
+    o.family(name, "gauge", "Server's user weight, or sum of active servers' user weights for a backend");
+    for be in &rt.backends {
+        let w: u64 = be.state.servers.iter().filter(|s| !s.backup && s.usable()).map(|s| u64::from(s.weight.load(Ordering::Relaxed))).sum();
+        o.sample(name, &[("proxy", &be.name)], w);
+    }
     for (metric, help, backup) in [("active_servers", "Current number of active servers", false), ("backup_servers", "Current number of backup servers", true)]
     {
         let name = format!("haproxy_backend_{metric}");
@@ -350,6 +356,11 @@ fn render_servers(o: &mut Out, rt: &RouteTable, no_maint: bool) {
         if m > 0 {
             o.sample(name, &[("proxy", &be.name), ("server", &s.name)], m);
         }
+    }
+    let name = "haproxy_server_queue_limit";
+    o.family(name, "gauge", "Limit on the number of connections in queue, for servers only (maxqueue argument)");
+    for (be, s) in servers().filter(|(_, s)| s.maxqueue > 0) {
+        o.sample(name, &[("proxy", &be.name), ("server", &s.name)], s.maxqueue);
     }
     let name = "haproxy_server_status";
     o.family(name, "gauge", "Current status of the service, per state label value.");

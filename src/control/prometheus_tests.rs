@@ -11,7 +11,7 @@ fn table() -> RouteTable {
     RouteTable::compile(&crate::config::testing::ok(
         "global\n    maxconn 100\n\
          frontend fe\n    mode http\n    bind 127.0.0.1:0\n    maxconn 10\n    default_backend be\n\
-         backend be\n    mode http\n    server s1 127.0.0.1:1 maxconn 5\n    server s2 127.0.0.1:2 backup\n    server s3 127.0.0.1:3 disabled\n",
+         backend be\n    mode http\n    server s1 127.0.0.1:1 maxconn 5 maxqueue 7\n    server s2 127.0.0.1:2 backup\n    server s3 127.0.0.1:3 disabled\n",
     ))
     .unwrap()
 }
@@ -68,6 +68,8 @@ fn labels_are_the_exporters() {
     assert!(text.contains("haproxy_server_limit_sessions{proxy=\"be\",server=\"s1\"} 5\n"));
     assert!(text.contains("haproxy_server_backup{proxy=\"be\",server=\"s2\"} 1\n"));
     assert!(text.contains("haproxy_backend_weight{proxy=\"be\"} 1\n"));
+    assert!(text.contains("haproxy_backend_uweight{proxy=\"be\"} 1\n"));
+    assert!(text.contains("haproxy_server_queue_limit{proxy=\"be\",server=\"s1\"} 7\n"));
     // One series per state, exactly one of them at 1.
     let s1: Vec<&str> = text.lines().filter(|l| l.starts_with("haproxy_server_status{proxy=\"be\",server=\"s1\"")).collect();
     assert_eq!(s1.len(), SERVER_STATES.len());
