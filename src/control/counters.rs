@@ -51,6 +51,12 @@ impl ProxyCounters {
     }
 }
 
+/// A response from a server went to the client: counted on its frontend and its backend.
+pub fn count_response(fe: &ProxyCounters, be: &ProxyCounters, status: u16) {
+    fe.response(status);
+    be.response(status);
+}
+
 /// What the statistics show of a backend's configuration that its runtime state does not hold.
 #[derive(Clone, Debug, Default)]
 pub struct BackendStatsInfo {

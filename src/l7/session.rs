@@ -930,6 +930,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
 
         // 2. Rules, 3. the backend, its rules, then `option forwardfor`/`originalto`, which
         //    HAProxy applies after the rules.
+        fe.counters.request();
         let (verdict, mut edits, be_idx, hash) = {
             let mut base = HttpCtx { body_pending, ..conn_ctx };
             let mut msg = Msg::new(&cbuf, head, first);
@@ -939,7 +940,11 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
             let mut flow = match monitor_status(fe, &base, &msg, &cbuf[head.target.clone()]) {
                 // `monitor-uri` is answered before any rule runs, as in HAProxy.
                 Some(status) => Flow::Reply(super::reply::error_response(status, &rules::error_tables(&base), &|f| rules::eval_format(f, &base))),
-                None => rules::run(&fe.http.request_rules, &base, &mut msg, None, true, &mut edits),
+                // The stats page (`stats uri`) is answered there too, before the rules.
+                None => match crate::control::page::serve(rt, fe, &msg) {
+                    Some(page) => Flow::Reply(page),
+                    None => rules::run(&fe.http.request_rules, &base, &mut msg, None, true, &mut edits),
+                },
             };
             if matches!(flow, Flow::Continue) {
                 flow = rules::run(&fe.http.redirects, &base, &mut msg, None, true, &mut edits);
@@ -1033,6 +1038,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
             break End::NoBackend;
         };
         let be = &rt.backends[be_idx];
+        be.counters.request();
         if let Some(r) = rec.as_deref_mut() {
             r.backend = Some(be.name.clone());
             r.backend_idx = Some(be_idx);
@@ -1237,6 +1243,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
             }
         };
         let rhead = &res_head;
+        crate::control::counters::count_response(&fe.counters, &be.counters, rhead.status);
         if let Some(r) = rec.as_deref_mut() {
             r.resp_head = Some(std::time::Instant::now());
             r.status = Some(rhead.status);
