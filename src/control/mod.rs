@@ -1,5 +1,5 @@
 //! See config.rs.
 pub mod config;
-pub mod stats;
 pub mod counters;
 pub mod page;
+pub mod stats;

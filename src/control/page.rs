@@ -23,11 +23,7 @@ pub fn serve(rt: &RouteTable, fe: &Frontend, req: &dyn HttpMsg) -> Option<Respon
     }
     let csv = rest.windows(4).any(|w| w == b";csv");
     let norefresh = rest.windows(10).any(|w| w == b";norefresh");
-    let (ctype, body) = if csv {
-        ("text/plain", stats::show_stat(rt, stats::Format::Csv, StatFilter::default()))
-    } else {
-        ("text/html", html(rt, page))
-    };
+    let (ctype, body) = if csv { ("text/plain", stats::show_stat(rt, stats::Format::Csv, StatFilter::default())) } else { ("text/html", html(rt, page)) };
     let mut out = format!("HTTP/1.1 200 OK\r\ncache-control: no-cache\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\n", body.len());
     if let Some(r) = page.refresh.filter(|_| !csv && !norefresh) {
         let _ = write!(out, "refresh: {}\r\n", r.as_secs().max(1));
@@ -125,7 +121,7 @@ pub fn html(rt: &RouteTable, page: &StatsPage) -> String {
     }
     o.push_str("</h1>\n");
     if let Some(node) = &page.show_node {
-        let _ = writeln!(o, "<p>Node: {}</p>", esc(node.as_deref().unwrap_or("")));
+        let _ = writeln!(o, "<p>Node: {}</p>", esc(&node.clone().unwrap_or_else(stats::hostname)));
     }
     if let Some(Some(desc)) = &page.show_desc {
         let _ = writeln!(o, "<p>Description: {}</p>", esc(desc));
@@ -137,7 +133,7 @@ pub fn html(rt: &RouteTable, page: &StatsPage) -> String {
     while i < rows.len() {
         let name = rows[i].text("pxname");
         let end = rows[i..].iter().position(|r| r.text("pxname") != name || r.iid != rows[i].iid).map_or(rows.len(), |n| i + n);
-        if page.scope.is_empty() || page.scope.iter().any(|s| *s == name) {
+        if page.scope.is_empty() || page.scope.contains(&name) {
             table(&mut o, &name, &rows[i..end]);
         }
         i = end;
