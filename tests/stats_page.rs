@@ -115,3 +115,17 @@ fn auth_answers_401_until_the_credentials_match() {
     assert_eq!(status, 200);
     tags_balance(&body).unwrap();
 }
+
+#[test]
+fn generated_errors_count_in_the_response_classes() {
+    let port = free_port();
+    let dead = free_port();
+    let _s = Sluiced::start(&cfg(port, "  stats uri /st", &format!("127.0.0.1:{dead}")), &[port]);
+    assert_eq!(get(port, "/", "").0, 503);
+    let csv = get(port, "/st;csv", "").2;
+    let field = |sv: &str, i: usize| csv.lines().find(|l| l.split(',').nth(1) == Some(sv)).unwrap().split(',').nth(i).unwrap().to_owned();
+    // hrsp_5xx is column 43, econ 13.
+    assert_eq!(field("FRONTEND", 43), "1", "{csv}");
+    assert_eq!(field("BACKEND", 43), "1", "{csv}");
+    assert_ne!(field("s1", 13), "0", "{csv}");
+}

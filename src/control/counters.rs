@@ -57,6 +57,20 @@ pub fn count_response(fe: &ProxyCounters, be: &ProxyCounters, status: u16) {
     be.response(status);
 }
 
+/// A response sluiced generated itself (an error, a deny, a redirect, the stats page...): counted
+/// on the frontend, and on the backend when one was chosen.
+pub fn count_generated(fe: &crate::route::Frontend, be: Option<&crate::route::Backend>, status: u16) {
+    fe.counters.response(status);
+    if let Some(be) = be {
+        be.counters.response(status);
+    }
+}
+
+/// The status of a serialized response (`HTTP/1.1 200 OK...`); 0 when it cannot be read.
+pub fn status_of(resp: &[u8]) -> u16 {
+    resp.get(9..12).and_then(|d| std::str::from_utf8(d).ok()).and_then(|d| d.parse().ok()).unwrap_or(0)
+}
+
 /// What the statistics show of a backend's configuration that its runtime state does not hold.
 #[derive(Clone, Debug, Default)]
 pub struct BackendStatsInfo {
@@ -80,6 +94,8 @@ mod tests {
         }
         let v: Vec<u64> = c.responses.iter().map(ProxyCounters::get).collect();
         assert_eq!(v, [1, 2, 1, 1, 1, 1]);
+        assert_eq!(status_of(b"HTTP/1.1 403 Forbidden\r\n"), 403);
+        assert_eq!(status_of(b"HTTP/1.1"), 0);
         c.session_start();
         c.session_start();
         c.session_end();

@@ -697,6 +697,7 @@ fn monitor_status(fe: &Frontend, base: &HttpCtx<'_>, msg: &Msg<'_>, target: &[u8
 /// status, then the frontend's, then the built-in one, through `http-after-response`; the
 /// connection closes afterwards.
 fn error_out(base: &HttpCtx<'_>, status: u16) -> Vec<u8> {
+    crate::control::counters::count_generated(base.fe, base.backend.and_then(|b| base.rt.backends.get(b)), status);
     let resp = if super::reply::BUILTIN_ERROR_CODES.contains(&status) {
         super::reply::error_response(status, &rules::error_tables(base), &|f| rules::eval_format(f, base))
     } else {
@@ -1014,6 +1015,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                 };
                 let close = close || !client_keep || awaits_continue || !drainable;
                 let out = if close { with_close(bytes) } else { bytes };
+                crate::control::counters::count_generated(fe, base.backend.and_then(|b| rt.backends.get(b)), crate::control::counters::status_of(&out));
                 if let Some(r) = rec.as_deref_mut() {
                     r.response(&out);
                 }
