@@ -60,6 +60,7 @@ fn the_page_is_well_formed_html() {
     assert!(lower.contains("refresh: 5\r\n"), "{head}");
     assert!(body.starts_with("<!DOCTYPE html>"), "{body}");
     tags_balance(&body).unwrap();
+    assert!(body.contains("<td>no check</td>"), "{body}");
     assert!(body.contains("<td>s1</td>") && body.contains("<td>BACKEND</td>") && body.contains("<td>FRONTEND</td>"), "{body}");
     // Any other request still goes to the backend.
     assert_eq!(get(port, "/other", "").2, "x");

@@ -460,9 +460,10 @@ fn mode_name(m: Mode) -> &'static str {
 pub fn server_status(s: &ServerState, checked: bool) -> &'static str {
     match s.admin() {
         AdminState::Maint => "MAINT",
+        _ if s.is_agent_down() => "DOWN (agent)",
+        _ if !s.is_up() => "DOWN",
+        _ if s.is_nolb() => "NOLB",
         AdminState::Drain => "DRAIN",
-        AdminState::Ready if !s.is_up() => "DOWN",
-        AdminState::Ready if s.is_nolb() => "NOLB",
         AdminState::Ready if !checked => "no check",
         AdminState::Ready => "UP",
     }
@@ -769,8 +770,16 @@ fn tag_words(t: &str) -> (&'static str, &'static str, &'static str) {
     (origin, nature, scope)
 }
 
+/// The non-empty fields of a row with their position and name as the typed and JSON forms number
+/// them: the module fields follow the standard ones, `-` being a CSV separator only.
+fn typed_fields(r: &StatRow) -> impl Iterator<Item = (usize, &'static str, &Value)> {
+    let names = STAT_COLUMNS.iter().chain(MODULE_COLUMNS).copied().filter(|n| *n != "-");
+    let values = r.fields.iter().enumerate().filter(|(i, _)| *i != STAT_COLUMNS.len()).map(|(_, v)| v);
+    names.zip(values).enumerate().filter_map(|(i, (n, v))| v.as_ref().map(|v| (i, n, v)))
+}
+
 /// `show stat`: the CSV header (`# pxname,svname,...`) and one row per frontend, server and
-/// backend, or the typed/JSON forms (standard columns only; the module columns are CSV-only).
+/// backend, or the typed/JSON forms. Ends with an empty line.
 pub fn show_stat(rt: &RouteTable, format: Format, filter: StatFilter) -> String {
     let rows = stat_rows(rt, filter);
     let mut out = String::new();
@@ -784,15 +793,13 @@ pub fn show_stat(rt: &RouteTable, format: Format, filter: StatFilter) -> String 
         }
         Format::Typed => {
             for r in &rows {
-                for (i, (name, v)) in STAT_COLUMNS.iter().zip(&r.fields).enumerate() {
-                    if let Some(v) = v {
-                        let _ = write!(out, "{}.{}.{}.{i}.{name}.1:{}:{}:", r.objtype.letter(), r.iid, r.sid, tags(name), v.type_name());
-                        v.write_plain(&mut out);
-                        out.push('\n');
-                    }
+                for (i, name, v) in typed_fields(r) {
+                    let _ = write!(out, "{}.{}.{}.{i}.{name}.1:{}:{}:", r.objtype.letter(), r.iid, r.sid, tags(name), v.type_name());
+                    v.write_plain(&mut out);
+                    out.push('\n');
                 }
-                out.push('\n');
             }
+            out.push('\n');
         }
         Format::Json => {
             out.push('[');
@@ -802,8 +809,7 @@ pub fn show_stat(rt: &RouteTable, format: Format, filter: StatFilter) -> String 
                 }
                 out.push('[');
                 let mut first = true;
-                for (i, (name, v)) in STAT_COLUMNS.iter().zip(&r.fields).enumerate() {
-                    let Some(v) = v else { continue };
+                for (i, name, v) in typed_fields(r) {
                     if !first {
                         out.push(',');
                     }
@@ -1058,9 +1064,16 @@ mod tests {
         let rows = stat_rows(&rt, StatFilter::default());
         assert_eq!(rows[1].text("status"), "UP");
         assert_eq!(rows[5].text("status"), "UP");
+        let s2 = &rt.backends[0].state.servers[1];
+        s2.set_admin(AdminState::Drain);
+        assert_eq!(stat_rows(&rt, StatFilter::default())[2].text("status"), "DRAIN");
+        s2.set_up(false);
+        assert_eq!(stat_rows(&rt, StatFilter::default())[2].text("status"), "DOWN");
         rt.backends[0].state.servers[0].set_admin(AdminState::Maint);
         assert_eq!(stat_rows(&rt, StatFilter::default())[1].text("status"), "MAINT");
         let typed = show_stat(&rt, Format::Typed, StatFilter::default());
+        assert!(!typed.trim_end().contains("\n\n") && typed.ends_with("\n\n"), "{typed}");
+        assert!(typed.contains(".118.ssl_sess.1:"), "{typed}");
         let first = typed.lines().next().unwrap();
         assert!(first.starts_with("F.") && first.ends_with(".0.pxname.1:KNSV:str:fe_http"), "{first}");
         // The tags and types of the sample's fields are HAProxy's.
