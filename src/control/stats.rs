@@ -46,6 +46,22 @@ pub struct ProcessInfo {
     pub ulimit_n: u64,
 }
 
+impl ProcessInfo {
+    /// This process's facts: its pid, `nbthread` workers, started at `start`, and its open-files limit.
+    pub fn for_this_process(nbthread: u32, start: std::time::SystemTime) -> ProcessInfo {
+        let now = std::time::SystemTime::now();
+        let ulimit_n = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).map_or(0, |(soft, _)| soft);
+        ProcessInfo {
+            pid: std::process::id(),
+            nbthread,
+            start_unix_secs: start.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+            uptime_secs: now.duration_since(start).map_or(0, |d| d.as_secs()),
+            curr_conns: None,
+            ulimit_n,
+        }
+    }
+}
+
 /// The standard `show stat` columns (HAProxy's `stat_cols_px`), in order.
 pub const STAT_COLUMNS: &[&str] = &[
     "pxname",
@@ -1101,6 +1117,9 @@ mod tests {
         assert!(text.contains("\nUptime: 0d 0h00m04s\n") && text.contains("\nPid: 42\n") && text.contains("\nMaxconn: 9984\n"), "{text}");
         assert!(text.ends_with("\n\n"));
         assert_eq!(show_info(&rt, &info, Format::Typed).lines().next(), Some("0.Name.1:POS:str:HAProxy"));
+        let me = ProcessInfo::for_this_process(1, std::time::SystemTime::now() - std::time::Duration::from_secs(3));
+        assert_eq!((me.pid, me.uptime_secs), (std::process::id(), 3));
+        assert!(me.ulimit_n > 0);
     }
 
     #[test]
