@@ -697,6 +697,7 @@ fn monitor_status(fe: &Frontend, base: &HttpCtx<'_>, msg: &Msg<'_>, target: &[u8
 /// status, then the frontend's, then the built-in one, through `http-after-response`; the
 /// connection closes afterwards.
 fn error_out(base: &HttpCtx<'_>, status: u16) -> Vec<u8> {
+    crate::control::counters::count_generated(base.fe, base.backend.and_then(|b| base.rt.backends.get(b)), status);
     let resp = if super::reply::BUILTIN_ERROR_CODES.contains(&status) {
         super::reply::error_response(status, &rules::error_tables(base), &|f| rules::eval_format(f, base))
     } else {
@@ -931,6 +932,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
 
         // 2. Rules, 3. the backend, its rules, then `option forwardfor`/`originalto`, which
         //    HAProxy applies after the rules.
+        fe.counters.request();
         let (verdict, mut edits, be_idx, hash) = {
             let mut base = HttpCtx { body_pending, ..conn_ctx };
             let mut msg = Msg::new(&cbuf, head, first);
@@ -940,7 +942,11 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
             let mut flow = match monitor_status(fe, &base, &msg, &cbuf[head.target.clone()]) {
                 // `monitor-uri` is answered before any rule runs, as in HAProxy.
                 Some(status) => Flow::Reply(super::reply::error_response(status, &rules::error_tables(&base), &|f| rules::eval_format(f, &base))),
-                None => rules::run(&fe.http.request_rules, &base, &mut msg, None, true, &mut edits),
+                // The stats page (`stats uri`) is answered there too, before the rules.
+                None => match crate::control::page::serve(rt, fe, &msg) {
+                    Some(page) => Flow::Reply(page),
+                    None => rules::run(&fe.http.request_rules, &base, &mut msg, None, true, &mut edits),
+                },
             };
             if matches!(flow, Flow::Continue) {
                 flow = rules::run(&fe.http.redirects, &base, &mut msg, None, true, &mut edits);
@@ -1010,6 +1016,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                 };
                 let close = close || !client_keep || awaits_continue || !drainable;
                 let out = if close { with_close(bytes) } else { bytes };
+                crate::control::counters::count_generated(fe, base.backend.and_then(|b| rt.backends.get(b)), crate::control::counters::status_of(&out));
                 if let Some(r) = rec.as_deref_mut() {
                     r.response(&out);
                 }
@@ -1034,6 +1041,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
             break End::NoBackend;
         };
         let be = &rt.backends[be_idx];
+        be.counters.request();
         if let Some(r) = rec.as_deref_mut() {
             r.backend = Some(be.name.clone());
             r.backend_idx = Some(be_idx);
@@ -1239,6 +1247,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
             }
         };
         let (rhead, t_res) = (&res_head, std::time::Instant::now());
+        crate::control::counters::count_response(&fe.counters, &be.counters, rhead.status);
         if let Some(r) = rec.as_deref_mut() {
             r.resp_head = Some(std::time::Instant::now());
             r.status = Some(rhead.status);

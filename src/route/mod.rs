@@ -115,6 +115,16 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "option http-buffer-request",
             "monitor-uri",
             "monitor fail",
+            "stats enable",
+            "stats uri",
+            "stats realm",
+            "stats auth",
+            "stats refresh",
+            "stats hide-version",
+            "stats show-legends",
+            "stats show-node",
+            "stats show-desc",
+            "stats scope",
             "capture request header",
             "capture response header",
             "declare capture",
@@ -337,6 +347,10 @@ pub struct Frontend {
     pub log: Option<Arc<crate::log::LogRt>>,
     /// HTTP transactions of this frontend, for the `sluiced_frontend_*_seconds` histogram.
     pub latency: crate::balance::latency::Latency,
+    /// Sessions, requests and responses, for `show stat` and the stats page.
+    pub counters: Arc<crate::control::counters::ProxyCounters>,
+    /// `stats enable` and friends: the HTTP stats page this proxy answers, if any.
+    pub stats_page: Option<Arc<crate::control::config::StatsPage>>,
 }
 
 impl Frontend {
@@ -405,6 +419,10 @@ pub struct Backend {
     pub cookie: Option<crate::l7::cookie::Persistence>,
     /// Where server state changes are logged (`backend_event`).
     pub log: Option<Arc<crate::log::LogRt>>,
+    /// Sessions, requests and responses, for `show stat` and the stats page.
+    pub counters: Arc<crate::control::counters::ProxyCounters>,
+    /// Configuration the statistics show (algorithm, checks).
+    pub stats_info: crate::control::counters::BackendStatsInfo,
 }
 
 /// `pool-max-conn` of a server: at most `max` idle connections kept by all workers together
@@ -668,6 +686,11 @@ impl RouteTable {
                 }
                 servers.push(st);
             }
+            let stats_info = crate::control::counters::BackendStatsInfo {
+                algo: crate::control::stats::algo_name(p.balance.algo.as_ref()),
+                checks: p.servers.iter().map(|s| s.opts.check.enabled.then(|| (s.opts.check.rise.unwrap_or(2), s.opts.check.fall.unwrap_or(3)))).collect(),
+                slim: p.fullconn.or(p.maxconn),
+            };
             let algo = balance::build_algorithm(p.balance.algo.as_ref(), p.balance.hash_type.as_ref());
             // `balance hash <expr>` hashes a sample the evaluator computes; `uri`, `url_param` and
             // `hdr` hash a request part in mode http; `rdp-cookie` is parsed only.
@@ -731,6 +754,8 @@ impl RouteTable {
                 buffer_request: p.mode == Mode::Http && p.http.options.buffer_request.unwrap_or(false),
                 cookie: compile_cookie(p, diags),
                 log: compile_log(p, cfg, diags)?,
+                counters: Default::default(),
+                stats_info,
             });
         }
         let mut frontends = Vec::new();
@@ -796,6 +821,8 @@ impl RouteTable {
                 captures: capture::CaptureConfig::compile(p).0,
                 log: compile_log(p, cfg, diags)?,
                 latency: Default::default(),
+                counters: Default::default(),
+                stats_page: (p.stats.enabled && p.mode == Mode::Http).then(|| Arc::new(p.stats.clone())),
             });
         }
         let cpu_map = crate::runtime::config::worker_cpus(&g.runtime);

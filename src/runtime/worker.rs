@@ -179,11 +179,14 @@ impl AcceptLoop {
         let (w, active, drained) = (self.w.clone(), self.active.clone(), self.drained.clone());
         active.set(active.get() + 1);
         tokio::task::spawn_local(async move {
+            let counters = w.rt.frontends[fe].counters.clone();
+            counters.session_start();
             let _end = if w.rt.frontends[fe].mode == crate::config::model::Mode::Http {
                 crate::l7::session::run(w, fe, conn, peer).await
             } else {
                 session::run(w, fe, conn, peer, local, accept_proxy).await
             };
+            counters.session_end();
             drop(permits);
             active.set(active.get() - 1);
             if active.get() == 0 {

@@ -1,0 +1,132 @@
+//! The HTTP stats page and the statistics renderers, against HAProxy's reference formats
+//! (`tests/data/haproxy/`, copied from HAProxy 3.4's output): config in, bytes out.
+
+mod support;
+
+use std::io::Write;
+use std::net::TcpStream;
+
+use support::*;
+
+fn reference(name: &str) -> String {
+    std::fs::read_to_string(format!("{}/tests/data/haproxy/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+fn get(port: u16, target: &str, extra: &str) -> (u16, String, String) {
+    let (s, h, b) = http_request(port, format!("GET {target} HTTP/1.1\r\nHost: x\r\n{extra}\r\n").as_bytes());
+    (s, h, String::from_utf8(b).unwrap())
+}
+
+/// Tags open and close in order (void elements aside): enough to catch broken markup.
+fn tags_balance(html: &str) -> Result<(), String> {
+    const VOID: &[&str] = &["meta", "br", "hr", "img", "input", "link"];
+    let mut stack: Vec<String> = Vec::new();
+    let mut rest = html;
+    while let Some(start) = rest.find('<') {
+        let end = rest[start..].find('>').ok_or("unclosed <")? + start;
+        let tag = &rest[start + 1..end];
+        rest = &rest[end + 1..];
+        if tag.starts_with('!') {
+            continue;
+        }
+        if let Some(name) = tag.strip_prefix('/') {
+            match stack.pop() {
+                Some(open) if open == name => {}
+                other => return Err(format!("</{name}> closes {other:?}")),
+            }
+        } else {
+            let name = tag.split([' ', '/']).next().unwrap_or("").to_ascii_lowercase();
+            if !VOID.contains(&name.as_str()) {
+                stack.push(name);
+            }
+        }
+    }
+    if stack.is_empty() { Ok(()) } else { Err(format!("left open: {stack:?}")) }
+}
+
+fn cfg(port: u16, stats: &str, server: &str) -> String {
+    http_cfg(port, stats, &format!("  balance roundrobin\n  server s1 {server}"))
+}
+
+#[test]
+fn the_page_is_well_formed_html() {
+    let (be, _) = http_backend(|_| ok_response("x"));
+    let port = free_port();
+    let _s = Sluiced::start(&cfg(port, "  stats enable\n  stats refresh 5s\n  stats show-legends", &be.addr()), &[port]);
+    let (status, head, body) = get(port, "/haproxy?stats", "");
+    assert_eq!(status, 200, "{head}");
+    let lower = head.to_ascii_lowercase();
+    assert!(lower.contains("content-type: text/html"), "{head}");
+    assert!(lower.contains("refresh: 5\r\n"), "{head}");
+    assert!(body.starts_with("<!DOCTYPE html>"), "{body}");
+    tags_balance(&body).unwrap();
+    assert!(body.contains("<td>no check</td>"), "{body}");
+    assert!(body.contains("<td>s1</td>") && body.contains("<td>BACKEND</td>") && body.contains("<td>FRONTEND</td>"), "{body}");
+    // Any other request still goes to the backend.
+    assert_eq!(get(port, "/other", "").2, "x");
+}
+
+#[test]
+fn csv_has_the_reference_header_and_counters_move() {
+    let (be, _) = http_backend(|_| ok_response("x"));
+    let port = free_port();
+    let _s = Sluiced::start(&cfg(port, "  stats uri /st", &be.addr()), &[port]);
+    let stot = |csv: &str, sv: &str| -> u64 {
+        let header: Vec<&str> = csv.lines().next().unwrap().trim_start_matches("# ").split(',').collect();
+        let i = header.iter().position(|c| *c == "stot").unwrap();
+        let row = csv.lines().find(|l| l.split(',').nth(1) == Some(sv)).unwrap();
+        row.split(',').nth(i).unwrap().parse().unwrap()
+    };
+    let (status, head, csv) = get(port, "/st;csv", "");
+    assert_eq!(status, 200);
+    assert!(head.to_ascii_lowercase().contains("content-type: text/plain"), "{head}");
+    let reference_header = reference("sample_show_stat.csv").lines().next().unwrap().to_owned();
+    assert_eq!(csv.lines().next().unwrap(), reference_header);
+    let n = reference_header.matches(',').count();
+    for line in csv.lines().skip(1).filter(|l| !l.is_empty()) {
+        assert_eq!(line.matches(',').count(), n, "{line}");
+    }
+    let before = stot(&csv, "s1");
+    for _ in 0..3 {
+        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        assert_eq!(read_response(&mut c).0, 200);
+    }
+    let csv = get(port, "/st;csv", "").2;
+    assert_eq!(stot(&csv, "s1"), before + 3, "{csv}");
+    assert!(stot(&csv, "FRONTEND") >= 4, "{csv}");
+    let hrsp_2xx = |csv: &str| -> u64 {
+        let row = csv.lines().find(|l| l.split(',').nth(1) == Some("BACKEND")).unwrap();
+        row.split(',').nth(40).unwrap().parse().unwrap()
+    };
+    assert_eq!(hrsp_2xx(&csv), 3, "{csv}");
+}
+
+#[test]
+fn auth_answers_401_until_the_credentials_match() {
+    let (be, _) = http_backend(|_| ok_response("x"));
+    let port = free_port();
+    let _s = Sluiced::start(&cfg(port, "  stats uri /st\n  stats realm Ops\\ area\n  stats auth admin:s3cret", &be.addr()), &[port]);
+    let (status, head, _) = get(port, "/st", "");
+    assert_eq!(status, 401);
+    assert!(head.to_ascii_lowercase().contains("www-authenticate: basic realm=\"ops area\""), "{head}");
+    // admin:wrong, then admin:s3cret.
+    assert_eq!(get(port, "/st", "Authorization: Basic YWRtaW46d3Jvbmc=\r\n").0, 401);
+    let (status, _, body) = get(port, "/st", "Authorization: Basic YWRtaW46czNjcmV0\r\n");
+    assert_eq!(status, 200);
+    tags_balance(&body).unwrap();
+}
+
+#[test]
+fn generated_errors_count_in_the_response_classes() {
+    let port = free_port();
+    let dead = free_port();
+    let _s = Sluiced::start(&cfg(port, "  stats uri /st", &format!("127.0.0.1:{dead}")), &[port]);
+    assert_eq!(get(port, "/", "").0, 503);
+    let csv = get(port, "/st;csv", "").2;
+    let field = |sv: &str, i: usize| csv.lines().find(|l| l.split(',').nth(1) == Some(sv)).unwrap().split(',').nth(i).unwrap().to_owned();
+    // hrsp_5xx is column 43, econ 13.
+    assert_eq!(field("FRONTEND", 43), "1", "{csv}");
+    assert_eq!(field("BACKEND", 43), "1", "{csv}");
+    assert_ne!(field("s1", 13), "0", "{csv}");
+}
