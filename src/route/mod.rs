@@ -53,6 +53,9 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "log",
             "log-tag",
             "log-send-hostname",
+            "stats socket",
+            "stats timeout",
+            "stats maxconn",
         ],
     ),
     (
@@ -334,6 +337,8 @@ pub struct Frontend {
     pub captures: capture::CaptureConfig,
     /// Access logging; `None` when the frontend has no log target, so sessions record nothing.
     pub log: Option<Arc<crate::log::LogRt>>,
+    /// `disable frontend` on the stats socket: the workers stop accepting until it is cleared.
+    pub paused: std::sync::atomic::AtomicBool,
 }
 
 impl Frontend {
@@ -792,6 +797,7 @@ impl RouteTable {
                 limit: p.maxconn.map(|m| Arc::new(tokio::sync::Semaphore::new(m as usize))),
                 captures: capture::CaptureConfig::compile(p).0,
                 log: compile_log(p, cfg, diags)?,
+                paused: std::sync::atomic::AtomicBool::new(false),
             });
         }
         let cpu_map = crate::runtime::config::worker_cpus(&g.runtime);
