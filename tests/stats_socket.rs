@@ -1,0 +1,198 @@
+//! The stats socket: the real daemon with `stats socket` lines, talked to through real unix and
+//! TCP streams and through `socat`, with named backends to see where connections land.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+struct Setup {
+    _d: Sluiced,
+    _a: Backend,
+    _b: Backend,
+    port: u16,
+    admin: PathBuf,
+    user: PathBuf,
+}
+
+/// A TCP proxy in front of two named servers `a` and `b`, an admin and a user socket, and `extra`
+/// more global lines.
+fn setup(extra: &str) -> Setup {
+    let (a, b) = (Backend::named("a"), Backend::named("b"));
+    let port = free_port();
+    let dir = temp_dir("stats");
+    let (admin, user) = (dir.join("s.sock"), dir.join("u.sock"));
+    let cfg = format!(
+        "global\n  nbthread 1\n  stats socket {} level admin\n  stats socket {} level user\n{extra}defaults\n  mode tcp\n  timeout connect 1s\n  timeout client 10s\n  timeout server 10s\nlisten l\n  bind 127.0.0.1:{port}\n  server a {}\n  server b {}\n",
+        admin.display(),
+        user.display(),
+        a.addr(),
+        b.addr()
+    );
+    let d = Sluiced::start(&cfg, &[port]);
+    Setup { _d: d, _a: a, _b: b, port, admin, user }
+}
+
+/// Sends one line on a fresh connection and reads until the daemon closes.
+fn ask(sock: &Path, line: &str) -> String {
+    let mut c = UnixStream::connect(sock).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.write_all(format!("{line}\n").as_bytes()).unwrap();
+    let mut out = String::new();
+    c.read_to_string(&mut out).unwrap();
+    out
+}
+
+fn socat(target: &str, line: &str) -> String {
+    let mut child = std::process::Command::new("socat")
+        .args(["-t", "5", "-", target])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("socat is installed");
+    child.stdin.take().unwrap().write_all(format!("{line}\n").as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// True when 8 connections in a row land on `want`.
+fn all_on(port: u16, want: &str) -> bool {
+    (0..8).all(|_| which_server(port) == want)
+}
+
+#[test]
+fn help_unknown_chaining_and_show_backend() {
+    let s = setup("");
+    let help = ask(&s.admin, "help");
+    assert!(help.contains("show backend"), "{help}");
+    assert!(help.ends_with("\n\n"), "{help:?}");
+    let unknown = ask(&s.admin, "frobnicate now");
+    assert!(unknown.starts_with("Unknown command: 'frobnicate now', but maybe one of the following ones is a better match:\n"), "{unknown}");
+    assert_eq!(ask(&s.admin, "show backend"), "# name\nl\n\n");
+    assert_eq!(ask(&s.admin, "show backend; get weight l/a;get weight l/zz"), "# name\nl\n\n1 (initial 1)\n\nNo such server.\n\n");
+    assert_eq!(socat(&format!("UNIX-CONNECT:{}", s.admin.display()), "show backend"), "# name\nl\n\n");
+}
+
+#[test]
+fn levels_refuse_what_the_socket_may_not_do() {
+    let s = setup("");
+    assert_eq!(ask(&s.user, "disable server l/a"), "Permission denied\n\n");
+    assert_eq!(ask(&s.user, "set weight l/a 0; get weight l/a"), "Permission denied\n\n1 (initial 1)\n\n");
+    assert_eq!(ask(&s.user, "clear counters"), "Permission denied\n\n");
+    assert!(!ask(&s.user, "help").contains("disable server"));
+}
+
+#[test]
+fn prompt_mode_runs_commands_until_quit() {
+    let s = setup("");
+    let mut c = UnixStream::connect(&s.admin).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 4096];
+    let mut read_until_prompt = |c: &mut UnixStream| {
+        let mut got = Vec::new();
+        while !got.ends_with(b"> ") {
+            let n = c.read(&mut buf).unwrap();
+            assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8(got).unwrap()
+    };
+    c.write_all(b"prompt\n").unwrap();
+    assert_eq!(read_until_prompt(&mut c), "> ");
+    c.write_all(b"show backend\n").unwrap();
+    assert_eq!(read_until_prompt(&mut c), "# name\nl\n\n> ");
+    c.write_all(b"get weight l/b\n").unwrap();
+    assert_eq!(read_until_prompt(&mut c), "1 (initial 1)\n\n> ");
+    c.write_all(b"quit\n").unwrap();
+    let mut rest = Vec::new();
+    c.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty(), "{rest:?}");
+}
+
+#[test]
+fn disable_server_takes_it_out_and_enable_brings_it_back() {
+    let s = setup("");
+    assert_eq!(ask(&s.admin, "disable server l/a"), "\n");
+    assert!(all_on(s.port, "b"));
+    assert_eq!(ask(&s.admin, "enable server l/a"), "\n");
+    assert!((0..8).any(|_| which_server(s.port) == "a"));
+    assert_eq!(ask(&s.admin, "set server l/b state maint"), "\n");
+    assert!(all_on(s.port, "a"));
+    assert_eq!(ask(&s.admin, "set server l/b state bogus"), "'set server <srv> state' expects 'ready', 'drain' and 'maint'.\n\n");
+}
+
+#[test]
+fn drain_keeps_open_connections_and_sends_new_ones_elsewhere() {
+    let s = setup("");
+    // Find a connection that landed on `a` and keep it.
+    let held = loop {
+        let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut line = [0u8; 2];
+        c.read_exact(&mut line).unwrap();
+        if &line == b"a\n" {
+            break c;
+        }
+    };
+    assert_eq!(ask(&s.admin, "set server l/a state drain"), "\n");
+    assert!(all_on(s.port, "b"));
+    // The held connection is still open: writing works and no end of stream comes.
+    let mut held = held;
+    held.write_all(b"still here\n").unwrap();
+    held.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let mut b = [0u8; 1];
+    let r = held.read(&mut b);
+    assert!(matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut), "{r:?}");
+}
+
+#[test]
+fn set_weight_and_get_weight() {
+    let s = setup("");
+    assert_eq!(ask(&s.admin, "set weight l/a 10; get weight l/a"), "\n10 (initial 1)\n\n");
+    assert_eq!(ask(&s.admin, "set server l/a weight 300"), "Absolute weight can only be between 0 and 256 inclusive.\n\n");
+    assert_eq!(ask(&s.admin, "set weight l/a 0"), "\n");
+    assert!(all_on(s.port, "b"));
+    assert_eq!(ask(&s.admin, "set weight l/a 100%; get weight l/a"), "\n1 (initial 1)\n\n");
+}
+
+#[test]
+fn disable_frontend_stops_accepting_until_enabled() {
+    let s = setup("");
+    assert_eq!(ask(&s.admin, "disable frontend l"), "\n");
+    let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let mut b = [0u8; 2];
+    assert!(c.read(&mut b).is_err(), "served while disabled");
+    assert_eq!(ask(&s.admin, "enable frontend l"), "\n");
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let start = Instant::now();
+    c.read_exact(&mut b).unwrap();
+    assert!(start.elapsed() < Duration::from_secs(2));
+    assert_eq!(ask(&s.admin, "disable frontend nope"), "No such frontend.\n\n");
+}
+
+#[test]
+fn ipv4_socket_answers_over_tcp() {
+    let p = free_port();
+    let s = setup(&format!("  stats socket ipv4@127.0.0.1:{p} level operator\n  stats timeout 2s\n  stats maxconn 4\n"));
+    assert_eq!(socat(&format!("TCP:127.0.0.1:{p}"), "show backend"), "# name\nl\n\n");
+    assert_eq!(socat(&format!("TCP:127.0.0.1:{p}"), "clear counters; disable server l/a"), "\nPermission denied\n\n");
+    let _ = s;
+}
+
+#[test]
+fn an_overlong_line_is_refused() {
+    let s = setup("");
+    let mut c = UnixStream::connect(&s.admin).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let big = vec![b'x'; 100 * 1024];
+    let _ = c.write_all(&big);
+    let mut out = String::new();
+    let _ = c.read_to_string(&mut out);
+    assert_eq!(out, "Command line too long.\n\n");
+}
