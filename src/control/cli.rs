@@ -429,3 +429,71 @@ fn now_text() -> String {
     let tm = crate::log::sink::Tm::from(std::time::SystemTime::now());
     format!("{:02}/{}/{:04}:{:02}:{:02}:{:02}.{:03}", tm.day, tm.month_name(), tm.year, tm.hour, tm.min, tm.sec, tm.micros / 1000)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> Ctx {
+        let text = "defaults\n    mode tcp\nfrontend f\n    bind :8080\n    default_backend be\nbackend be\n    server s1 127.0.0.1:1 weight 20\n    server s2 127.0.0.1:2\n";
+        Ctx::new(Arc::new(RouteTable::compile(&crate::config::testing::ok(text)).unwrap()))
+    }
+
+    #[test]
+    fn lines_split_at_unescaped_semicolons() {
+        assert_eq!(split_commands("show info; show stat"), vec![vec!["show", "info"], vec!["show", "stat"]]);
+        assert_eq!(split_commands("set map m a\\;b c ;; "), vec![vec!["set", "map", "m", "a;b", "c"]]);
+        assert!(split_commands("  ").is_empty());
+    }
+
+    #[test]
+    fn levels_follow_haproxy() {
+        assert_eq!(level_of(&["show", "stat"]), Some(StatsLevel::User));
+        assert_eq!(level_of(&["clear", "counters"]), Some(StatsLevel::Operator));
+        assert_eq!(level_of(&["clear", "counters", "all"]), Some(StatsLevel::Admin));
+        assert_eq!(level_of(&["set", "weight", "b/s", "1"]), Some(StatsLevel::Admin));
+        assert_eq!(level_of(&["frob"]), None);
+        let c = ctx();
+        assert_eq!(run(&c, StatsLevel::Operator, &["disable", "server", "be/s1"]), "Permission denied\n");
+        assert_eq!(run(&c, StatsLevel::Operator, &["clear", "counters"]), "");
+        assert!(run(&c, StatsLevel::User, &["frob"]).starts_with("Unknown command: 'frob'"));
+    }
+
+    #[test]
+    fn weights_absolute_and_relative() {
+        assert_eq!(parse_weight("7", 20), Ok(7));
+        assert_eq!(parse_weight("50%", 20), Ok(10));
+        assert!(parse_weight("257", 1).is_err());
+        assert!(parse_weight("x", 1).is_err());
+        let c = ctx();
+        let (out, outcome) = run_line(&c, StatsLevel::Admin, "set weight be/s1 50%; get weight be/s1; get weight be/nope", false);
+        assert_eq!(out, "\n10 (initial 20)\n\nNo such server.\n\n");
+        assert_eq!(outcome, Outcome::Continue);
+    }
+
+    #[test]
+    fn server_states_change_the_shared_state() {
+        let c = ctx();
+        let s = c.rt.backends[0].state.servers[1].clone();
+        run(&c, StatsLevel::Admin, &["set", "server", "be/s2", "state", "drain"]);
+        assert_eq!(s.admin(), AdminState::Drain);
+        run(&c, StatsLevel::Admin, &["disable", "server", "be/s2"]);
+        assert_eq!(s.admin(), AdminState::Maint);
+        run(&c, StatsLevel::Admin, &["set", "server", "be/s2", "health", "down"]);
+        assert!(!s.is_up());
+        run(&c, StatsLevel::Admin, &["set", "server", "be/s2", "agent", "down"]);
+        assert!(s.is_agent_down());
+        run(&c, StatsLevel::Admin, &["set", "maxconn", "server", "be/s2", "5"]);
+        assert_eq!(s.maxconn.load(Ordering::Relaxed), 5);
+        run(&c, StatsLevel::Admin, &["disable", "frontend", "f"]);
+        assert!(c.rt.frontends[0].paused.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn prompt_and_quit() {
+        let c = ctx();
+        assert_eq!(run_line(&c, StatsLevel::User, "prompt", false), (String::new(), Outcome::Interactive(true)));
+        assert_eq!(run_line(&c, StatsLevel::User, "prompt", true).1, Outcome::Interactive(false));
+        assert_eq!(run_line(&c, StatsLevel::User, "show backend; quit; show backend", true), ("# name\nbe\n\n".into(), Outcome::Quit));
+    }
+}
