@@ -75,6 +75,11 @@ pub struct ServerState {
     /// An agent check said `down`, `fail` or `stopped`: down whatever the health check says,
     /// until the agent says `up`.
     agent_down: AtomicBool,
+    /// `disable health` on the stats socket: no health check is sent and the server counts as
+    /// up, until `enable health`.
+    pub check_disabled: AtomicBool,
+    /// `disable agent` on the stats socket: no agent check is sent, until `enable agent`.
+    pub agent_disabled: AtomicBool,
     /// `on-marked-down shutdown-sessions`: going DOWN closes the sessions this server carries.
     pub on_down_kill: bool,
     /// `on-marked-up shutdown-backup-sessions`: coming UP closes the backup servers' sessions.
@@ -132,6 +137,8 @@ impl ServerState {
             up: AtomicBool::new(true),
             nolb: AtomicBool::new(false),
             agent_down: AtomicBool::new(false),
+            check_disabled: AtomicBool::new(false),
+            agent_disabled: AtomicBool::new(false),
             on_down_kill: false,
             on_up_kill_backups: false,
             kill_epoch: AtomicU64::new(0),

@@ -274,9 +274,24 @@ fn exec(ctx: &Ctx, level: StatsLevel, words: &[&str]) -> Result<String, String> 
         ["set", "weight", ..] => return Err("Require 'backend/server' and 'weight' or 'weight%'.\n".into()),
         ["set", "server", target, rest @ ..] => set_server(rt, target, rest)?,
         ["set", "server"] => return Err("Require 'backend/server'.\n".into()),
-        ["enable" | "disable", "health" | "agent", target, ..] => {
-            server(rt, target)?;
-            return Err("Enabling or disabling checks at run time is not supported yet; use 'set server <b>/<s> health|agent' to force a state.\n".into());
+        ["enable" | "disable", what @ ("health" | "agent"), target, ..] => {
+            let (be, s) = server(rt, target)?;
+            let off = words[0] == "disable";
+            if *what == "health" {
+                s.check_disabled.store(off, Ordering::Relaxed);
+                if off {
+                    // HAProxy: the last result is ignored and the server counts as up.
+                    s.set_up(true);
+                    s.set_nolb(false);
+                }
+            } else {
+                s.agent_disabled.store(off, Ordering::Relaxed);
+                if off {
+                    s.set_agent_down(false);
+                }
+            }
+            be.state.state_changed();
+            String::new()
         }
         ["disable" | "enable", "frontend", name, ..] => {
             let Some(fe) = rt.frontends.iter().find(|f| f.name == *name) else {
@@ -483,6 +498,12 @@ mod tests {
         assert!(!s.is_up());
         run(&c, StatsLevel::Admin, &["set", "server", "be/s2", "agent", "down"]);
         assert!(s.is_agent_down());
+        run(&c, StatsLevel::Admin, &["disable", "health", "be/s2"]);
+        assert!(s.check_disabled.load(Ordering::Relaxed));
+        run(&c, StatsLevel::Admin, &["disable", "agent", "be/s2"]);
+        assert!(s.is_up() && !s.is_agent_down());
+        run(&c, StatsLevel::Admin, &["enable", "health", "be/s2"]);
+        assert!(!s.check_disabled.load(Ordering::Relaxed));
         run(&c, StatsLevel::Admin, &["set", "maxconn", "server", "be/s2", "5"]);
         assert_eq!(s.maxconn.load(Ordering::Relaxed), 5);
         run(&c, StatsLevel::Admin, &["disable", "frontend", "f"]);
