@@ -196,3 +196,35 @@ fn an_overlong_line_is_refused() {
     let _ = c.read_to_string(&mut out);
     assert_eq!(out, "Command line too long.\n\n");
 }
+
+#[test]
+fn disable_health_brings_a_failing_server_back_and_enable_health_resumes_checks() {
+    let (a, b) = (Backend::named("a"), Backend::named("b"));
+    let (port, dead) = (free_port(), free_port());
+    let sock = temp_dir("stats").join("s.sock");
+    let cfg = format!(
+        "global\n  nbthread 1\n  stats socket {} level admin\ndefaults\n  mode tcp\n  timeout connect 1s\n  timeout client 10s\n  timeout server 10s\nlisten l\n  bind 127.0.0.1:{port}\n  server a {} check inter 100ms fall 1 port {dead}\n  server b {}\n",
+        sock.display(),
+        a.addr(),
+        b.addr()
+    );
+    let mut d = Sluiced::start(&cfg, &[port]);
+    let settles = |want: &str| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if all_on(port, want) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    };
+    assert!(settles("b"), "a never went down");
+    assert_eq!(ask(&sock, "disable health l/a"), "\n");
+    assert!((0..8).any(|_| which_server(port) == "a"), "a not back after disable health");
+    assert_eq!(ask(&sock, "enable health l/a"), "\n");
+    let resumed = settles("b");
+    d.signal("TERM");
+    d.wait_exit(Duration::from_secs(5));
+    assert!(resumed, "checks did not resume: {}", d.stderr());
+}

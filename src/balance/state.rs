@@ -222,6 +222,11 @@ impl ServerState {
     pub fn is_agent_down(&self) -> bool {
         self.agent_down.load(Ordering::Relaxed)
     }
+    /// The health verdict alone (ignoring the agent), as the check engine or the stats socket
+    /// last set it.
+    pub fn health_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
     pub fn set_up(&self, up: bool) {
         self.up.store(up, Ordering::Relaxed);
     }

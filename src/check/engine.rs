@@ -387,9 +387,14 @@ async fn run(plan: Plan) {
     let mut ramp: Option<tokio::task::JoinHandle<()>> = None;
     loop {
         let started = Instant::now();
+        // The stats socket may have forced the verdict (`set server health`, `disable health`):
+        // checks go on from the forced state.
+        if plan.server.health_up() != health.is_up() {
+            let forced = if plan.server.health_up() { super::config::InitState::Up } else { super::config::InitState::Down };
+            health = Health::new(plan.rise, plan.fall, Some(forced));
+        }
         if plan.server.check_disabled.load(Ordering::Relaxed) {
-            // The stats socket made the server count as up; checks resume from there.
-            health = Health::new(plan.rise, plan.fall, None);
+            // Not checked: the server counts as up until `enable health`.
         } else if plan.server.admin() != crate::balance::AdminState::Maint {
             let outcome = check_once(&plan).await;
             let took = started.elapsed();
