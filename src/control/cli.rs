@@ -74,6 +74,8 @@ pub const COMMANDS: &[(&str, &str, StatsLevel)] = &[
     ("set maxconn server <bk>/<srv> <n>", "change a server's maxconn setting", StatsLevel::Admin),
     ("set maxconn frontend <frontend> <n>", "change a frontend's maxconn setting", StatsLevel::Admin),
     ("set maxconn global <n>", "change the per-process maxconn setting", StatsLevel::Admin),
+    ("add server <bk>/<srv> [args]*", "add a bare server in a backend (not supported yet)", StatsLevel::Admin),
+    ("del server <bk>/<srv>", "remove a server (not supported yet)", StatsLevel::Admin),
 ];
 
 /// The command keywords (first words of each usage) that name a command, with its level.
@@ -88,6 +90,7 @@ fn level_of(words: &[&str]) -> Option<StatsLevel> {
         ("enable" | "disable", "server" | "health" | "agent" | "frontend") => StatsLevel::Admin,
         ("set", "server" | "weight" | "maxconn") => StatsLevel::Admin,
         ("add" | "del" | "set" | "clear", "map" | "acl") => StatsLevel::Admin,
+        ("add" | "del", "server") => StatsLevel::Admin,
         _ => return None,
     })
 }
@@ -248,6 +251,8 @@ fn exec(ctx: &Ctx, level: StatsLevel, words: &[&str]) -> Result<String, String> 
         ["show", "acl" | "map", ..] | ["add" | "del" | "set" | "clear", "map" | "acl", ..] => {
             return Err("Maps and ACL files are compiled into the routing table and cannot be listed or changed at run time yet.\n".into());
         }
+        // A backend's server list is part of the compiled table, shared without a lock.
+        ["add" | "del", "server", ..] => return Err("Adding or deleting servers at run time is not supported yet.\n".into()),
         ["get", "weight", target, ..] => {
             let (_, s) = server(rt, target)?;
             format!("{} (initial {})\n", s.weight(), s.initial_weight)
