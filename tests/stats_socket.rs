@@ -228,3 +228,20 @@ fn disable_health_brings_a_failing_server_back_and_enable_health_resumes_checks(
     d.wait_exit(Duration::from_secs(5));
     assert!(resumed, "checks did not resume: {}", d.stderr());
 }
+
+#[test]
+fn a_stale_socket_file_is_replaced_and_mode_applies() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp_dir("stats");
+    let sock = dir.join("s.sock");
+    // A socket file left behind by a process that is gone.
+    drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+    let port = free_port();
+    let cfg = format!(
+        "global\n  stats socket {} mode 600 level user\ndefaults\n  mode tcp\n  timeout connect 1s\n  timeout client 1s\n  timeout server 1s\nlisten l\n  bind 127.0.0.1:{port}\n  server a 127.0.0.1:1\n",
+        sock.display()
+    );
+    let _d = Sluiced::start(&cfg, &[port]);
+    assert_eq!(std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(ask(&sock, "show backend"), "# name\nl\n\n");
+}
