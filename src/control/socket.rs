@@ -225,7 +225,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(conn: S, ctx: &Ctx, level: Sta
         let mut out = out.into_bytes();
         match outcome {
             Outcome::Quit => {
-                let _ = w.write_all(&out).await;
+                let _ = tokio::time::timeout(timeout, w.write_all(&out)).await;
                 return;
             }
             Outcome::Interactive(on) => interactive = on,
@@ -234,7 +234,9 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(conn: S, ctx: &Ctx, level: Sta
         if interactive {
             out.extend_from_slice(b"> ");
         }
-        if w.write_all(&out).await.is_err() || w.flush().await.is_err() || !interactive {
+        // A client that stops reading holds its slot no longer than `stats timeout`.
+        let sent = tokio::time::timeout(timeout, async { w.write_all(&out).await.and(w.flush().await) }).await;
+        if !matches!(sent, Ok(Ok(()))) || !interactive {
             let _ = w.shutdown().await;
             return;
         }
