@@ -75,6 +75,11 @@ pub struct ServerState {
     /// An agent check said `down`, `fail` or `stopped`: down whatever the health check says,
     /// until the agent says `up`.
     agent_down: AtomicBool,
+    /// `disable health` on the stats socket: no health check is sent and the server counts as
+    /// up, until `enable health`.
+    pub check_disabled: AtomicBool,
+    /// `disable agent` on the stats socket: no agent check is sent, until `enable agent`.
+    pub agent_disabled: AtomicBool,
     /// `on-marked-down shutdown-sessions`: going DOWN closes the sessions this server carries.
     pub on_down_kill: bool,
     /// `on-marked-up shutdown-backup-sessions`: coming UP closes the backup servers' sessions.
@@ -134,6 +139,8 @@ impl ServerState {
             up: AtomicBool::new(true),
             nolb: AtomicBool::new(false),
             agent_down: AtomicBool::new(false),
+            check_disabled: AtomicBool::new(false),
+            agent_disabled: AtomicBool::new(false),
             on_down_kill: false,
             on_up_kill_backups: false,
             kill_epoch: AtomicU64::new(0),
@@ -217,6 +224,11 @@ impl ServerState {
     }
     pub fn is_agent_down(&self) -> bool {
         self.agent_down.load(Ordering::Relaxed)
+    }
+    /// The health verdict alone (ignoring the agent), as the check engine or the stats socket
+    /// last set it.
+    pub fn health_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
     }
     pub fn set_up(&self, up: bool) {
         self.up.store(up, Ordering::Relaxed);

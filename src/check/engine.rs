@@ -121,6 +121,10 @@ async fn run_agent(plan: AgentPlan) {
     use super::proto::agent::{AgentAdmin, agent, parse_agent_reply};
     let be = &plan.rt.backends[plan.backend];
     loop {
+        if plan.server.agent_disabled.load(Ordering::Relaxed) {
+            tokio::time::sleep(plan.inter).await;
+            continue;
+        }
         let started = Instant::now();
         let outcome = match tokio::time::timeout(plan.timeout, async {
             let mut stream = TcpStream::connect(plan.target).await.ok()?;
@@ -383,7 +387,15 @@ async fn run(plan: Plan) {
     let mut ramp: Option<tokio::task::JoinHandle<()>> = None;
     loop {
         let started = Instant::now();
-        if plan.server.admin() != crate::balance::AdminState::Maint {
+        // The stats socket may have forced the verdict (`set server health`, `disable health`):
+        // checks go on from the forced state.
+        if plan.server.health_up() != health.is_up() {
+            let forced = if plan.server.health_up() { super::config::InitState::Up } else { super::config::InitState::Down };
+            health = Health::new(plan.rise, plan.fall, Some(forced));
+        }
+        if plan.server.check_disabled.load(Ordering::Relaxed) {
+            // Not checked: the server counts as up until `enable health`.
+        } else if plan.server.admin() != crate::balance::AdminState::Maint {
             let outcome = check_once(&plan).await;
             let took = started.elapsed();
             let was_up = health.is_up();

@@ -53,6 +53,9 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "log",
             "log-tag",
             "log-send-hostname",
+            "stats socket",
+            "stats timeout",
+            "stats maxconn",
         ],
     ),
     (
@@ -351,6 +354,8 @@ pub struct Frontend {
     pub counters: Arc<crate::control::counters::ProxyCounters>,
     /// `stats enable` and friends: the HTTP stats page this proxy answers, if any.
     pub stats_page: Option<Arc<crate::control::config::StatsPage>>,
+    /// `disable frontend` on the stats socket: the workers stop accepting until it is cleared.
+    pub paused: std::sync::atomic::AtomicBool,
 }
 
 impl Frontend {
@@ -823,6 +828,7 @@ impl RouteTable {
                 latency: Default::default(),
                 counters: Default::default(),
                 stats_page: (p.stats.enabled && p.mode == Mode::Http).then(|| Arc::new(p.stats.clone())),
+                paused: std::sync::atomic::AtomicBool::new(false),
             });
         }
         let cpu_map = crate::runtime::config::worker_cpus(&g.runtime);

@@ -55,6 +55,13 @@ pub fn run(cfg: &Config, opts: RunOpts) -> i32 {
             return 1;
         }
     };
+    let stats_sockets = match crate::control::socket::bind_all(&cfg.global.stats) {
+        Ok(s) => s,
+        Err(e) => {
+            alert(&format!("Starting proxies: {e}"));
+            return 1;
+        }
+    };
     if let Some(mb) = opts.mem_limit_mb {
         let bytes = mb.saturating_mul(1024 * 1024);
         if let Err(e) = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_AS, bytes, bytes) {
@@ -86,6 +93,10 @@ pub fn run(cfg: &Config, opts: RunOpts) -> i32 {
     let rt = Arc::new(rt);
     if let Err(e) = crate::check::engine::spawn(cfg, &rt) {
         alert(&format!("cannot start the health check thread: {e}"));
+        return 1;
+    }
+    if let Err(e) = crate::control::socket::spawn(rt.clone(), &cfg.global.stats, stats_sockets) {
+        alert(&format!("cannot start the stats socket thread: {e}"));
         return 1;
     }
     let handles = match worker::spawn(rt, listeners, stop_rx, limits) {

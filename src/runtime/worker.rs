@@ -216,6 +216,13 @@ impl AcceptLoop {
                 r = l.accept() => r,
                 _ = Self::until_stop(&mut stop) => return,
             };
+            // `disable frontend`: a connection accepted meanwhile waits until `enable frontend`.
+            while self.w.rt.frontends[fe].paused.load(std::sync::atomic::Ordering::Relaxed) {
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
+                    _ = Self::until_stop(&mut stop) => return,
+                }
+            }
             let permits = tokio::select! {
                 p = self.admit(fe) => match p { Some(p) => p, None => return },
                 _ = Self::until_stop(&mut stop) => return,

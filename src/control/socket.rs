@@ -1,0 +1,244 @@
+//! The stats socket: HAProxy's runtime API on unix, TCP and inherited (`fd@N`) listeners. One
+//! thread with a current-thread runtime serves every socket; commands act on the shared server
+//! and backend state (atomics), never on the routing table itself.
+//!
+//! A connection reads one line, runs its `;`-separated commands and closes, unless `prompt` makes
+//! it interactive (`> ` prompt, commands until `quit`). Each answer ends with an empty line.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+
+use super::cli::{self, Ctx, Outcome};
+use super::config::{GlobalStats, StatsLevel, StatsSocket};
+use crate::config::addr::{AddrKind, Host, PortSpec};
+use crate::route::RouteTable;
+
+/// Default idle timeout of a runtime API connection (`stats timeout`).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default number of concurrent runtime API connections (`stats maxconn`).
+pub const DEFAULT_MAXCONN: u32 = 10;
+/// A command line longer than this is refused: a client cannot make the daemon buffer more.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// A bound stats socket, not yet served.
+pub struct BoundSocket {
+    listener: StdListener,
+    level: StatsLevel,
+}
+
+enum StdListener {
+    Tcp(std::net::TcpListener),
+    Unix(std::os::unix::net::UnixListener),
+}
+
+/// Binds every `stats socket`. Called before the process detaches, so a bind error is seen by
+/// whoever started it.
+pub fn bind_all(stats: &GlobalStats) -> Result<Vec<BoundSocket>, String> {
+    stats.sockets.iter().map(|s| Ok(BoundSocket { listener: bind(s)?, level: s.level })).collect()
+}
+
+fn bind(s: &StatsSocket) -> Result<StdListener, String> {
+    let text = &s.addr.text;
+    match &s.addr.kind {
+        AddrKind::Unix(path) => {
+            // A socket file left by a previous process would make bind fail; anything else at
+            // that path is not ours to remove.
+            use std::os::unix::fs::FileTypeExt;
+            if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+                let _ = std::fs::remove_file(path);
+            }
+            let l = std::os::unix::net::UnixListener::bind(path).map_err(|e| format!("stats socket '{text}': cannot bind: {e}"))?;
+            if let Some(mode) = s.mode {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| format!("stats socket '{text}': cannot chmod: {e}"))?;
+            }
+            chown(path, s)?;
+            l.set_nonblocking(true).map_err(|e| e.to_string())?;
+            Ok(StdListener::Unix(l))
+        }
+        AddrKind::Inet { host, port: PortSpec::Fixed(port), .. } => {
+            let ip = match host {
+                Host::Wildcard => std::net::IpAddr::from([0, 0, 0, 0]),
+                Host::Ip(ip) => *ip,
+                Host::Name(n) => {
+                    use std::net::ToSocketAddrs;
+                    (n.as_str(), *port)
+                        .to_socket_addrs()
+                        .ok()
+                        .and_then(|mut a| a.next())
+                        .map(|a| a.ip())
+                        .ok_or_else(|| format!("stats socket '{text}': cannot resolve '{n}'"))?
+                }
+            };
+            let l = std::net::TcpListener::bind((ip, *port)).map_err(|e| format!("stats socket '{text}': cannot bind: {e}"))?;
+            l.set_nonblocking(true).map_err(|e| e.to_string())?;
+            Ok(StdListener::Tcp(l))
+        }
+        AddrKind::Fd(n) => {
+            let l = crate::runtime::sys::take_listening_fd(*n)?;
+            l.set_nonblocking(true).map_err(|e| e.to_string())?;
+            Ok(StdListener::Tcp(l))
+        }
+        _ => Err(format!("stats socket '{text}': this address form is not supported (unix path, ipv4@/ipv6@ address:port, or fd@N)")),
+    }
+}
+
+/// `uid`/`gid`/`user`/`group` of a unix stats socket; only root may give a file away, so
+/// otherwise they are left alone (as HAProxy, which applies them before dropping privileges).
+fn chown(path: &std::path::Path, s: &StatsSocket) -> Result<(), String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    let uid = match (&s.uid, &s.user) {
+        (Some(u), _) => Some(*u),
+        (None, Some(name)) => {
+            Some(nix::unistd::User::from_name(name).ok().flatten().ok_or_else(|| format!("stats socket: unknown user '{name}'"))?.uid.as_raw())
+        }
+        _ => None,
+    };
+    let gid = match (&s.gid, &s.group) {
+        (Some(g), _) => Some(*g),
+        (None, Some(name)) => {
+            Some(nix::unistd::Group::from_name(name).ok().flatten().ok_or_else(|| format!("stats socket: unknown group '{name}'"))?.gid.as_raw())
+        }
+        _ => None,
+    };
+    if uid.is_none() && gid.is_none() {
+        return Ok(());
+    }
+    nix::unistd::chown(path, uid.map(nix::unistd::Uid::from_raw), gid.map(nix::unistd::Gid::from_raw))
+        .map_err(|e| format!("stats socket '{}': cannot chown: {e}", path.display()))
+}
+
+/// Starts the stats socket thread; does nothing without sockets.
+pub fn spawn(rt: Arc<RouteTable>, stats: &GlobalStats, sockets: Vec<BoundSocket>) -> std::io::Result<()> {
+    if sockets.is_empty() {
+        return Ok(());
+    }
+    let timeout = stats.timeout.unwrap_or(DEFAULT_TIMEOUT);
+    let slots = Arc::new(tokio::sync::Semaphore::new(stats.maxconn.unwrap_or(DEFAULT_MAXCONN) as usize));
+    let ctx = Arc::new(Ctx::new(rt));
+    std::thread::Builder::new().name("sluiced-stats".into()).spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            eprintln!("[ALERT]    ({}) : cannot start the stats socket runtime", std::process::id());
+            return;
+        };
+        runtime.block_on(async move {
+            let mut tasks = Vec::new();
+            for s in sockets {
+                let (ctx, slots) = (ctx.clone(), slots.clone());
+                tasks.push(tokio::spawn(accept_loop(s, ctx, slots, timeout)));
+            }
+            for t in tasks {
+                let _ = t.await;
+            }
+        });
+    })?;
+    Ok(())
+}
+
+async fn accept_loop(s: BoundSocket, ctx: Arc<Ctx>, slots: Arc<tokio::sync::Semaphore>, timeout: Duration) {
+    enum L {
+        Tcp(tokio::net::TcpListener),
+        Unix(tokio::net::UnixListener),
+    }
+    let l = match s.listener {
+        StdListener::Tcp(t) => tokio::net::TcpListener::from_std(t).map(L::Tcp),
+        StdListener::Unix(u) => tokio::net::UnixListener::from_std(u).map(L::Unix),
+    };
+    let Ok(l) = l else { return };
+    loop {
+        // `stats maxconn`: while full, connections wait in the kernel's backlog.
+        let Ok(permit) = slots.clone().acquire_owned().await else { return };
+        let (ctx, level) = (ctx.clone(), s.level);
+        match &l {
+            L::Tcp(t) => match t.accept().await {
+                Ok((c, _)) => {
+                    tokio::spawn(async move {
+                        serve(c, &ctx, level, timeout).await;
+                        drop(permit);
+                    });
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            },
+            L::Unix(u) => match u.accept().await {
+                Ok((c, _)) => {
+                    tokio::spawn(async move {
+                        serve(c, &ctx, level, timeout).await;
+                        drop(permit);
+                    });
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            },
+        }
+    }
+}
+
+/// Reads one line of at most [`MAX_LINE`] bytes; `None` at end of stream, on error or on a
+/// timeout; `Some(Err(()))` when the line is too long.
+async fn read_line<R: AsyncRead + Unpin>(r: &mut BufReader<R>, timeout: Duration) -> Option<Result<String, ()>> {
+    let mut line = Vec::new();
+    loop {
+        let buf = match tokio::time::timeout(timeout, r.fill_buf()).await {
+            Ok(Ok(b)) => b,
+            _ => return None,
+        };
+        if buf.is_empty() {
+            return if line.is_empty() { None } else { Some(Ok(String::from_utf8_lossy(&line).into_owned())) };
+        }
+        let (take, done) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        line.extend_from_slice(&buf[..take]);
+        r.consume(take);
+        if line.len() > MAX_LINE {
+            return Some(Err(()));
+        }
+        if done {
+            line.pop();
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            return Some(Ok(String::from_utf8_lossy(&line).into_owned()));
+        }
+    }
+}
+
+/// One runtime API connection.
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(conn: S, ctx: &Ctx, level: StatsLevel, timeout: Duration) {
+    let (r, mut w) = tokio::io::split(conn);
+    let mut r = BufReader::new(r);
+    let mut interactive = false;
+    loop {
+        let line = match read_line(&mut r, timeout).await {
+            None => return,
+            Some(Err(())) => {
+                let _ = w.write_all(b"Command line too long.\n\n").await;
+                return;
+            }
+            Some(Ok(l)) => l,
+        };
+        let (out, outcome) = cli::run_line(ctx, level, &line, interactive);
+        let mut out = out.into_bytes();
+        match outcome {
+            Outcome::Quit => {
+                let _ = tokio::time::timeout(timeout, w.write_all(&out)).await;
+                return;
+            }
+            Outcome::Interactive(on) => interactive = on,
+            Outcome::Continue => {}
+        }
+        if interactive {
+            out.extend_from_slice(b"> ");
+        }
+        // A client that stops reading holds its slot no longer than `stats timeout`.
+        let sent = tokio::time::timeout(timeout, async { w.write_all(&out).await.and(w.flush().await) }).await;
+        if !matches!(sent, Ok(Ok(()))) || !interactive {
+            let _ = w.shutdown().await;
+            return;
+        }
+    }
+}
