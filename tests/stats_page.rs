@@ -71,12 +71,13 @@ fn csv_has_the_reference_header_and_counters_move() {
     let (be, _) = http_backend(|_| ok_response("x"));
     let port = free_port();
     let _s = Sluiced::start(&cfg(port, "  stats uri /st", &be.addr()), &[port]);
-    let stot = |csv: &str, sv: &str| -> u64 {
+    let col = |csv: &str, sv: &str, name: &str| -> u64 {
         let header: Vec<&str> = csv.lines().next().unwrap().trim_start_matches("# ").split(',').collect();
-        let i = header.iter().position(|c| *c == "stot").unwrap();
+        let i = header.iter().position(|c| *c == name).unwrap();
         let row = csv.lines().find(|l| l.split(',').nth(1) == Some(sv)).unwrap();
         row.split(',').nth(i).unwrap().parse().unwrap()
     };
+    let stot = |csv: &str, sv: &str| col(csv, sv, "stot");
     let (status, head, csv) = get(port, "/st;csv", "");
     assert_eq!(status, 200);
     assert!(head.to_ascii_lowercase().contains("content-type: text/plain"), "{head}");
@@ -100,6 +101,9 @@ fn csv_has_the_reference_header_and_counters_move() {
         row.split(',').nth(40).unwrap().parse().unwrap()
     };
     assert_eq!(hrsp_2xx(&csv), 3, "{csv}");
+    // HTTP traffic counts in the server's byte counters: three requests in, three answers out.
+    assert!(col(&csv, "s1", "bin") >= 3 * "GET / HTTP/1.1\r\n\r\n".len() as u64, "{csv}");
+    assert!(col(&csv, "s1", "bout") >= 3 * ok_response("x").len() as u64, "{csv}");
 }
 
 #[test]

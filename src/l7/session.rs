@@ -1126,6 +1126,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         }
         // A body already complete in the buffer goes out with the head, in one write.
         let framing = absorb_body(&mut out, &mut cbuf, framing);
+        srv.bytes_in.fetch_add(out.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let (r, b) = send(&server, out, be.timeout_server).await;
         out_buf = b;
         if r.is_err() {
@@ -1145,6 +1146,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         }
         let moved = std::cell::Cell::new(0u64);
         let sent_body = forward_body(&client, &mut cbuf, &server, framing, fe.timeout_client, be.timeout_server, &moved).await;
+        srv.bytes_in.fetch_add(moved.get(), std::sync::atomic::Ordering::Relaxed);
         if let Some(r) = rec.as_deref_mut() {
             r.bytes_in += moved.get();
         }
@@ -1311,6 +1313,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         sbuf.drain(..rhead.len);
         let mut rest = sbuf;
         let rframing = if upgrade { rframing } else { absorb_body(&mut out, &mut rest, rframing) };
+        srv.bytes_out.fetch_add(out.len() as u64, std::sync::atomic::Ordering::Relaxed);
         if let Some(r) = rec.as_deref_mut() {
             r.bytes_out += out.len() as u64;
         }
@@ -1338,6 +1341,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         }
         let moved = std::cell::Cell::new(0u64);
         let sent_body = forward_body(&server, &mut rest, &client, rframing, be.timeout_server, fe.timeout_client, &moved).await;
+        srv.bytes_out.fetch_add(moved.get(), std::sync::atomic::Ordering::Relaxed);
         if let Some(r) = rec.as_deref_mut() {
             r.bytes_out += moved.get();
         }
