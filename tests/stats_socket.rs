@@ -268,3 +268,34 @@ fn show_stat_through_socat_has_haproxys_header_and_one_row_per_object() {
     let info = ask(&s.admin, "show info");
     assert!(info.lines().any(|l| l == "Name: HAProxy") && info.lines().any(|l| l.starts_with("Pid: ")), "{info}");
 }
+
+#[test]
+fn show_stat_reports_the_last_health_check() {
+    let dir = temp_dir("statschk");
+    let sock = dir.join("s.sock");
+    let up = Backend::named("up");
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let port = free_port();
+    let cfg = format!(
+        "global\n  stats socket {} level admin\ndefaults\n  mode tcp\n  timeout connect 1s\n  timeout client 5s\n  timeout server 5s\nlisten l\n  bind 127.0.0.1:{port}\n  default-server check inter 100ms\n  server up {}\n  server dead 127.0.0.1:{dead_port}\n",
+        sock.display(),
+        up.addr()
+    );
+    let _s = Sluiced::start(&cfg, &[port]);
+    std::thread::sleep(Duration::from_millis(500));
+    let out = ask(&sock, "show stat");
+    let header: Vec<&str> = out.lines().next().unwrap().trim_start_matches("# ").split(',').collect();
+    let field = |sv: &str, name: &str| -> String {
+        let i = header.iter().position(|c| *c == name).unwrap();
+        let row = out.lines().find(|l| l.split(',').nth(1) == Some(sv)).unwrap();
+        row.split(',').nth(i).unwrap().to_owned()
+    };
+    assert_eq!(field("up", "check_status"), "L4OK", "{out}");
+    assert_eq!(field("dead", "check_status"), "L4CON", "{out}");
+    assert_eq!(field("dead", "last_chk"), "Connection refused", "{out}");
+    assert_eq!(field("dead", "check_desc"), "Layer4 connection problem", "{out}");
+    assert_eq!(field("dead", "status"), "DOWN", "{out}");
+    assert!(field("dead", "chkfail").parse::<u64>().unwrap() >= 1, "{out}");
+}

@@ -32,5 +32,5 @@ pub use leastconn::LeastConn;
 pub use random::Random;
 pub use roundrobin::RoundRobin;
 pub use source::Source;
-pub use state::{AdminState, Algorithm, BackendState, BalanceOpts, Observe, Pick, PickKey, ServerAddr, ServerState};
+pub use state::{AdminState, Algorithm, BackendState, BalanceOpts, CheckReport, Observe, Pick, PickKey, ServerAddr, ServerState};
 pub use static_rr::StaticRr;

@@ -84,6 +84,11 @@ pub struct ServerState {
     pub on_down_kill: bool,
     /// `on-marked-up shutdown-backup-sessions`: coming UP closes the backup servers' sessions.
     pub on_up_kill_backups: bool,
+    /// The last health check's result, for `show stat` (`check_status`, `check_code`,
+    /// `check_duration`, `last_chk`); `None` before the first check.
+    pub last_check: std::sync::Mutex<Option<CheckReport>>,
+    /// Failed health checks so far (`chkfail`).
+    pub check_fails: AtomicU64,
     /// Sessions that may be shut down by a state change watch this: bumped, then notified.
     pub kill_epoch: AtomicU64,
     pub kill: tokio::sync::Notify,
@@ -126,6 +131,19 @@ pub enum Observe {
     Layer7,
 }
 
+/// One health check result as the statistics print it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckReport {
+    /// HAProxy's short status: `L4OK`, `L4CON`, `L7STS`...
+    pub status: &'static str,
+    /// Its description: `Layer4 check passed`...
+    pub reason: &'static str,
+    pub code: Option<u32>,
+    pub duration_ms: u64,
+    /// The info text (`Connection refused`, the HTTP reason...).
+    pub desc: String,
+}
+
 impl ServerState {
     pub fn new(name: &str, id: u32, addr: ServerAddr, weight: u32, backup: bool) -> ServerState {
         ServerState {
@@ -143,6 +161,8 @@ impl ServerState {
             agent_disabled: AtomicBool::new(false),
             on_down_kill: false,
             on_up_kill_backups: false,
+            last_check: std::sync::Mutex::new(None),
+            check_fails: AtomicU64::new(0),
             kill_epoch: AtomicU64::new(0),
             kill: tokio::sync::Notify::new(),
             killable: AtomicBool::new(false),

@@ -398,6 +398,18 @@ async fn run(plan: Plan) {
         } else if plan.server.admin() != crate::balance::AdminState::Maint {
             let outcome = check_once(&plan).await;
             let took = started.elapsed();
+            if !outcome.passed() {
+                plan.server.check_fails.fetch_add(1, Ordering::Relaxed);
+            }
+            if let Ok(mut last) = plan.server.last_check.lock() {
+                *last = Some(crate::balance::CheckReport {
+                    status: proto::short_name(outcome.status),
+                    reason: reason(outcome.status),
+                    code: outcome.code,
+                    duration_ms: took.as_millis() as u64,
+                    desc: outcome.info.clone(),
+                });
+            }
             let was_up = health.is_up();
             let change = if outcome.passed() { health.success() } else { health.failure() };
             if plan.log_health_checks && change.is_none() && (outcome.passed() != was_up || health.transitioning()) {

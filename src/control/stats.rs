@@ -591,7 +591,16 @@ pub fn server_row(be: &Backend, i: usize) -> StatRow {
     r.u32("rate", 0);
     r.u32("rate_max", 0);
     if let Some((rise, fall)) = check {
-        r.u64("chkfail", 0);
+        r.u64("chkfail", load(&s.check_fails));
+        if let Some(c) = s.last_check.lock().ok().and_then(|l| l.clone()) {
+            r.s("check_status", c.status.to_owned());
+            if let Some(code) = c.code {
+                r.u32("check_code", u64::from(code));
+            }
+            r.u64("check_duration", c.duration_ms);
+            r.s("last_chk", c.desc);
+            r.s("check_desc", c.reason.to_owned());
+        }
         r.u32("check_rise", u64::from(rise));
         r.u32("check_fall", u64::from(fall));
         r.u32("check_health", if s.is_up() { u64::from(rise + fall - 1) } else { 0 });

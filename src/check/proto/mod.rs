@@ -44,6 +44,24 @@ pub fn reason(status: CheckStatus) -> &'static str {
     }
 }
 
+/// HAProxy's short name for a status, as `show stat`'s `check_status` prints it.
+pub fn short_name(status: CheckStatus) -> &'static str {
+    match status {
+        CheckStatus::L4Ok => "L4OK",
+        CheckStatus::L6Ok => "L6OK",
+        CheckStatus::L7Ok => "L7OK",
+        CheckStatus::L7OkC => "L7OKC",
+        CheckStatus::L4Con => "L4CON",
+        CheckStatus::L4Tout => "L4TOUT",
+        CheckStatus::L6Rsp => "L6RSP",
+        CheckStatus::L6Tout => "L6TOUT",
+        CheckStatus::L7Rsp => "L7RSP",
+        CheckStatus::L7Sts => "L7STS",
+        CheckStatus::L7Tout => "L7TOUT",
+        CheckStatus::Hana => "HANA",
+    }
+}
+
 /// The next step of a conversation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
