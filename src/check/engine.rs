@@ -126,34 +126,13 @@ async fn run_agent(plan: AgentPlan) {
             continue;
         }
         let started = Instant::now();
-        let outcome = match tokio::time::timeout(plan.timeout, async {
-            let mut stream = TcpStream::connect(plan.target).await.ok()?;
-            let mut conv = agent(plan.send.as_deref());
-            let mut data = Vec::new();
-            let mut step = conv.start();
-            let mut buf = vec![0u8; 1024];
-            loop {
-                match step {
-                    Step::Done(o) => return Some(o),
-                    Step::Send(bytes) => {
-                        if !bytes.is_empty() && stream.write_all(&bytes).await.is_err() {
-                            return Some(conv.closed(&data));
-                        }
-                    }
-                    Step::NeedMore => {}
-                }
-                match stream.read(&mut buf).await {
-                    Ok(0) | Err(_) => return Some(conv.closed(&data)),
-                    Ok(n) => {
-                        data.extend_from_slice(&buf[..n]);
-                        step = conv.received(&data);
-                    }
-                }
+        // An agent that cannot be reached or does not answer in time changes nothing.
+        let deadline = tokio::time::Instant::now() + plan.timeout;
+        let outcome = match tokio::time::timeout_at(deadline, TcpStream::connect(plan.target)).await {
+            Ok(Ok(mut stream)) => {
+                let o = converse(&mut stream, agent(plan.send.as_deref()), deadline).await;
+                (!matches!(o.status, CheckStatus::L7Tout)).then_some(o)
             }
-        })
-        .await
-        {
-            Ok(Some(o)) => Some(o),
             _ => None,
         };
         if let Some(o) = outcome {
@@ -491,8 +470,12 @@ async fn check_once(plan: &Plan) -> Outcome {
             return Outcome::new(CheckStatus::L4Con, "Connection reset by peer");
         }
     }
-    let mut conv = conversation(&plan.check);
     let deadline = tokio::time::Instant::now() + plan.timeout_check.unwrap_or(plan.inter);
+    converse(&mut stream, conversation(&plan.check), deadline).await
+}
+
+/// Runs a conversation over a connected stream until it decides, the peer closes, or `deadline`.
+async fn converse(stream: &mut TcpStream, mut conv: Box<dyn Conversation>, deadline: tokio::time::Instant) -> Outcome {
     let mut data = Vec::new();
     let mut step = conv.start();
     let mut buf = vec![0u8; 16384];

@@ -302,6 +302,49 @@ enum BodyEnd {
     Invalid(h1::H1Error),
 }
 
+/// How many of the bytes that pass belong to a body, by its framing: a Content-Length counted
+/// down, chunked framing checked as it goes ([`h1::Chunked`]), or everything until close.
+struct BodyMeter {
+    remaining: u64,
+    chunked: Option<h1::Chunked>,
+}
+
+impl BodyMeter {
+    fn new(framing: Framing) -> BodyMeter {
+        let remaining = match framing {
+            Framing::None => 0,
+            Framing::Length(n) => n,
+            Framing::Chunked | Framing::Close => u64::MAX,
+        };
+        BodyMeter { remaining, chunked: matches!(framing, Framing::Chunked).then(h1::Chunked::new) }
+    }
+
+    /// How many of the first bytes of `data` belong to the body; they count as passed.
+    fn take(&mut self, data: &[u8]) -> Result<usize, h1::H1Error> {
+        match &mut self.chunked {
+            Some(ch) => {
+                let p = ch.feed(data)?;
+                if p.done {
+                    self.remaining = 0;
+                }
+                Ok(p.consumed)
+            }
+            None => {
+                let t = data.len().min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+                if self.remaining != u64::MAX {
+                    self.remaining -= t as u64;
+                }
+                Ok(t)
+            }
+        }
+    }
+
+    /// The whole body has passed (never for a body delimited by the close).
+    fn done(&self) -> bool {
+        self.remaining == 0
+    }
+}
+
 /// Streams a body from `src` to `dst`. `pending` holds bytes already read from `src` after the
 /// head; on return it holds what follows the body (the next pipelined message).
 async fn forward_body(
@@ -313,25 +356,12 @@ async fn forward_body(
     dst_idle: Option<Duration>,
     moved: &std::cell::Cell<u64>,
 ) -> BodyEnd {
-    let mut remaining: u64 = match framing {
-        Framing::None => return BodyEnd::Done,
-        Framing::Length(n) => n,
-        Framing::Chunked | Framing::Close => u64::MAX,
-    };
-    let mut chunked = matches!(framing, Framing::Chunked).then(h1::Chunked::new);
+    let mut meter = BodyMeter::new(framing);
     loop {
         if !pending.is_empty() {
-            let take = match &mut chunked {
-                Some(ch) => match ch.feed(pending) {
-                    Ok(p) => {
-                        if p.done {
-                            remaining = 0;
-                        }
-                        p.consumed
-                    }
-                    Err(e) => return BodyEnd::Invalid(e),
-                },
-                None => pending.len().min(usize::try_from(remaining).unwrap_or(usize::MAX)),
+            let take = match meter.take(pending) {
+                Ok(t) => t,
+                Err(e) => return BodyEnd::Invalid(e),
             };
             if take > 0 {
                 let r = if take == pending.len() {
@@ -350,12 +380,9 @@ async fn forward_body(
                     return if e.kind() == io::ErrorKind::TimedOut { BodyEnd::DstTimeout } else { BodyEnd::DstError };
                 }
                 moved.set(moved.get() + take as u64);
-                if chunked.is_none() && remaining != u64::MAX {
-                    remaining -= take as u64;
-                }
             }
         }
-        if remaining == 0 {
+        if meter.done() {
             return BodyEnd::Done;
         }
         match recv(src, pending, src_idle).await {
@@ -375,17 +402,11 @@ async fn forward_body(
 /// framing, 0 when the client went away.
 async fn buffer_body(c: &EpollConn, buf: &mut Vec<u8>, head_len: usize, framing: Framing, bufsize: usize, within: Option<Duration>) -> Result<bool, u16> {
     let deadline = within.map(|d| Instant::now() + d);
+    let mut meter = BodyMeter::new(framing);
+    let mut checked = head_len;
     loop {
-        let complete = match framing {
-            Framing::Length(n) => (buf.len() - head_len) as u64 >= n,
-            Framing::Chunked => {
-                let mut ch = h1::Chunked::new();
-                ch.feed(&buf[head_len..]).map_err(|e| e.status)?.done
-            }
-            Framing::None => true,
-            Framing::Close => false,
-        };
-        if complete {
+        checked += meter.take(&buf[checked..]).map_err(|e| e.status)?;
+        if meter.done() {
             return Ok(true);
         }
         if buf.len() >= bufsize {
@@ -437,35 +458,17 @@ const LINGER: Duration = Duration::from_millis(500);
 /// what was read after the head and, on success, what follows the body (the next request).
 /// Gives up (false) past [`DRAIN_MAX`] bytes, on bad framing, on error, or when `within` ends.
 async fn drain_body(src: &EpollConn, pending: &mut Vec<u8>, framing: Framing, within: Option<Duration>) -> bool {
+    if matches!(framing, Framing::Close) {
+        return false;
+    }
     let deadline = within.map(|d| Instant::now() + d);
-    let mut remaining = match framing {
-        Framing::Length(n) => n,
-        Framing::Chunked => u64::MAX,
-        Framing::None => return true,
-        Framing::Close => return false,
-    };
-    let mut chunked = matches!(framing, Framing::Chunked).then(h1::Chunked::new);
+    let mut meter = BodyMeter::new(framing);
     let mut total = 0u64;
     loop {
-        let take = match &mut chunked {
-            Some(ch) => match ch.feed(pending) {
-                Ok(p) => {
-                    if p.done {
-                        remaining = 0;
-                    }
-                    p.consumed
-                }
-                Err(_) => return false,
-            },
-            None => {
-                let t = pending.len().min(usize::try_from(remaining).unwrap_or(usize::MAX));
-                remaining -= t as u64;
-                t
-            }
-        };
+        let Ok(take) = meter.take(pending) else { return false };
         pending.drain(..take);
         total += take as u64;
-        if remaining == 0 {
+        if meter.done() {
             return true;
         }
         if total > DRAIN_MAX {
@@ -504,25 +507,14 @@ async fn linger_close(c: &EpollConn, buf: &mut Vec<u8>) {
 /// head and body leave in one write; returns the framing still to stream (`None` when all of it
 /// moved). A body only partly there stays, to be streamed and checked by [`forward_body`].
 fn absorb_body(out: &mut Vec<u8>, pending: &mut Vec<u8>, framing: Framing) -> Framing {
-    match framing {
-        Framing::Length(n) if (pending.len() as u64) >= n => {
-            let n = n as usize;
+    let mut meter = BodyMeter::new(framing);
+    match meter.take(pending) {
+        Ok(n) if meter.done() => {
             out.extend_from_slice(&pending[..n]);
             pending.drain(..n);
             Framing::None
         }
-        Framing::Chunked => {
-            let mut ch = h1::Chunked::new();
-            match ch.feed(pending) {
-                Ok(p) if p.done => {
-                    out.extend_from_slice(&pending[..p.consumed]);
-                    pending.drain(..p.consumed);
-                    Framing::None
-                }
-                _ => framing,
-            }
-        }
-        f => f,
+        _ => framing,
     }
 }
 
