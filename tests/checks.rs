@@ -41,6 +41,13 @@ fn reaches(port: u16, want: &str) -> bool {
     false
 }
 
+/// Servers `a` and `b` of `listen l` on `port`, each checked every 100ms on its own check port,
+/// after the `check` lines (`option httpchk`...).
+fn start_pair(port: u16, check: &str, a: (&Backend, u16), b: (&Backend, u16)) -> Sluiced {
+    let servers = format!("  server a {} check inter 100ms port {}\n  server b {} check inter 100ms port {}", a.0.addr(), a.1, b.0.addr(), b.1);
+    Sluiced::start(&cfg(port, &format!("{check}\n{servers}")), &[port])
+}
+
 fn stop(mut s: Sluiced) -> String {
     s.signal("TERM");
     s.wait_exit(Duration::from_secs(5));
@@ -117,19 +124,7 @@ fn httpchk_503_marks_down_with_the_reason_line() {
     let (ok, seen) = responder(|_| b"HTTP/1.0 200 OK\r\ncontent-length: 0\r\n\r\n".to_vec());
     let (sick, _) = responder(|_| b"HTTP/1.0 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n".to_vec());
     let port = free_port();
-    let s = Sluiced::start(
-        &cfg(
-            port,
-            &format!(
-                "  option httpchk GET /health\n  server a {} check inter 100ms port {}\n  server b {} check inter 100ms port {}",
-                a.addr(),
-                ok.port,
-                b.addr(),
-                sick.port
-            ),
-        ),
-        &[port],
-    );
+    let s = start_pair(port, "  option httpchk GET /health", (&a, ok.port), (&b, sick.port));
     assert!(settles_on(port, "a"));
     let err = stop(s);
     assert!(err.contains("Server l/b is DOWN, reason: Layer7 wrong status, code: 503, info: \"Service Unavailable\", check duration: "), "{err}");
@@ -144,18 +139,11 @@ fn http_check_send_and_expect_string() {
     let (ready, seen) = responder(|_| b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nready".to_vec());
     let (starting, _) = responder(|_| b"HTTP/1.1 200 OK\r\ncontent-length: 8\r\n\r\nstarting".to_vec());
     let port = free_port();
-    let s = Sluiced::start(
-        &cfg(
-            port,
-            &format!(
-                "  option httpchk\n  http-check send meth GET uri /ready ver HTTP/1.1 hdr Host svc.local\n  http-check expect string ready\n  server a {} check inter 100ms port {}\n  server b {} check inter 100ms port {}",
-                a.addr(),
-                ready.port,
-                b.addr(),
-                starting.port
-            ),
-        ),
-        &[port],
+    let s = start_pair(
+        port,
+        "  option httpchk\n  http-check send meth GET uri /ready ver HTTP/1.1 hdr Host svc.local\n  http-check expect string ready",
+        (&a, ready.port),
+        (&b, starting.port),
     );
     assert!(settles_on(port, "a"));
     let err = stop(s);
@@ -170,19 +158,7 @@ fn tcp_check_send_and_expect() {
     let (pong, seen) = responder(|_| b"+PONG\r\n".to_vec());
     let (err_srv, _) = responder(|_| b"-ERR loading\r\n".to_vec());
     let port = free_port();
-    let s = Sluiced::start(
-        &cfg(
-            port,
-            &format!(
-                "  option tcp-check\n  tcp-check send PING\\r\\n\n  tcp-check expect string +PONG\n  server a {} check inter 100ms port {}\n  server b {} check inter 100ms port {}",
-                a.addr(),
-                pong.port,
-                b.addr(),
-                err_srv.port
-            ),
-        ),
-        &[port],
-    );
+    let s = start_pair(port, "  option tcp-check\n  tcp-check send PING\\r\\n\n  tcp-check expect string +PONG", (&a, pong.port), (&b, err_srv.port));
     assert!(settles_on(port, "a"));
     let err = stop(s);
     assert!(err.contains("Server l/b is DOWN, reason: Layer7 invalid response"), "{err}");
@@ -306,19 +282,7 @@ fn disable_on_404_stops_new_traffic_but_keeps_the_server_up() {
     let (ok, _) = responder(|_| b"HTTP/1.0 200 OK\r\n\r\n".to_vec());
     let (gone, _) = responder(|_| b"HTTP/1.0 404 Not Found\r\n\r\n".to_vec());
     let port = free_port();
-    let s = Sluiced::start(
-        &cfg(
-            port,
-            &format!(
-                "  option httpchk\n  http-check disable-on-404\n  server a {} check inter 100ms port {}\n  server b {} check inter 100ms port {}",
-                a.addr(),
-                ok.port,
-                b.addr(),
-                gone.port
-            ),
-        ),
-        &[port],
-    );
+    let s = start_pair(port, "  option httpchk\n  http-check disable-on-404", (&a, ok.port), (&b, gone.port));
     assert!(settles_on(port, "a"));
     let err = stop(s);
     assert!(err.contains("Server l/b is stopping, reason: Layer7 check conditionally passed, code: 404, info: \"Not Found\""), "{err}");
