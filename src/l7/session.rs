@@ -876,7 +876,9 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                 break End::Rejected;
             }
         }
-        let t_req = std::time::Instant::now();
+        // Latency histograms, when a Prometheus exporter will read them.
+        let timed = rt.time_transactions;
+        let t_req = timed.then(std::time::Instant::now);
         let head = &req_head;
         let framing = match h1::request_framing(&cbuf, head) {
             Ok(f) => f,
@@ -1142,7 +1144,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         if let Some(r) = rec.as_deref_mut() {
             r.bytes_in += moved.get();
         }
-        let t_sent = std::time::Instant::now();
+        let t_sent = timed.then(std::time::Instant::now);
         match sent_body {
             BodyEnd::Done => {}
             BodyEnd::Invalid(e) => {
@@ -1240,7 +1242,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                 }
             }
         };
-        let (rhead, t_res) = (&res_head, std::time::Instant::now());
+        let (rhead, t_res) = (&res_head, timed.then(std::time::Instant::now));
         crate::control::counters::count_response(&fe.counters, &be.counters, rhead.status);
         if let Some(r) = rec.as_deref_mut() {
             r.resp_head = Some(std::time::Instant::now());
@@ -1343,7 +1345,9 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
             BodyEnd::DstTimeout => break End::ClientTimeout,
             BodyEnd::DstError => break End::ClientError,
         }
-        crate::balance::latency::record(&fe.latency, &be.state, srv_idx, t_req, t_sent, t_res);
+        if let (Some(t_req), Some(t_sent), Some(t_res)) = (t_req, t_sent, t_res) {
+            crate::balance::latency::record(&fe.latency, &be.state, srv_idx, t_req, t_sent, t_res);
+        }
         // 6. Keep-alive.
         let clean = rest.is_empty();
         w.buffers.put(rest);

@@ -505,6 +505,9 @@ pub struct RouteTable {
     pub frontends: Vec<Frontend>,
     pub backends: Vec<Backend>,
     pub process: Process,
+    /// Some proxy serves the Prometheus exporter: HTTP transactions are timed into the latency
+    /// histograms (otherwise nothing would read them).
+    pub time_transactions: bool,
     /// `userlist` sections, for `http_auth` and `http-request auth`.
     pub userlists: Vec<crate::config::model::Userlist>,
     /// The `proc.` variables: shared by every worker, as long as this table serves.
@@ -847,7 +850,11 @@ impl RouteTable {
                 max_headers: g.runtime.tune.http_maxhdr.unwrap_or(101) as usize,
             },
         };
-        Ok(RouteTable { frontends, backends, process, userlists: cfg.userlists.clone(), proc_vars: vars::ProcVars::default() })
+        // The latency histograms are read only by the Prometheus exporter: without one the
+        // sessions do not time transactions for them.
+        let exported = |h: &ProxyHttpRt| h.request_rules.iter().any(|r| matches!(r.action, crate::l7::rules::Action::PrometheusExporter));
+        let time_transactions = frontends.iter().any(|f| exported(&f.http)) || backends.iter().any(|b| exported(&b.http));
+        Ok(RouteTable { frontends, backends, process, userlists: cfg.userlists.clone(), proc_vars: vars::ProcVars::default(), time_transactions })
     }
 
     /// Compiles, discarding warnings (for `-c` and tests that only need success or failure).
