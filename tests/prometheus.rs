@@ -15,7 +15,7 @@ const REQUESTS: u64 = 5;
 fn cfg(web: u16, metrics: u16, server: &str) -> String {
     format!(
         "defaults\n  mode http\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n\
-         frontend web\n  bind 127.0.0.1:{web}\n  default_backend app\n\
+         frontend web\n  bind 127.0.0.1:{web}\n  http-request deny if {{ path /deny }}\n  default_backend app\n\
          frontend stats\n  bind 127.0.0.1:{metrics}\n  http-request use-service prometheus-exporter if {{ path /metrics }}\n  http-request return status 404\n\
          backend app\n  server s1 {server}\n  server s2 127.0.0.1:1 disabled\n"
     )
@@ -98,6 +98,55 @@ fn scope_and_no_maint_filter_the_scrape() {
     // Other paths of the scrape frontend are not the exporter's.
     assert_eq!(http_request(metrics, b"GET /other HTTP/1.1\r\nHost: m\r\n\r\n").0, 404);
     promtool_check(&scrape(metrics, "/metrics"));
+}
+
+#[test]
+fn frontend_and_backend_traffic_counters_are_exported() {
+    let (_s, web, metrics, _be) = start();
+    let mut c = TcpStream::connect(("127.0.0.1", web)).unwrap();
+    for i in 0..REQUESTS {
+        c.write_all(format!("GET /{i} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes()).unwrap();
+        assert_eq!(read_response(&mut c).0, 200);
+    }
+    c.write_all(b"GET /deny HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut c).0, 403);
+    drop(c);
+    // A request with a space in a header name: 400, counted as a request error.
+    assert_eq!(http_request(web, b"GET / HTTP/1.1\r\nHost: h\r\nBad Header: x\r\n\r\n").0, 400);
+    let text = scrape(metrics, "/metrics");
+    let fe = |m: &str| value(&text, &format!("haproxy_frontend_{m}{{proxy=\"web\"}}"));
+    assert_eq!(fe("http_requests_total"), (REQUESTS + 1) as f64, "the bad request never became a request");
+    assert_eq!(fe("requests_denied_total"), 1.0);
+    assert_eq!(fe("request_errors_total"), 1.0);
+    assert_eq!(fe("sessions_total"), 2.0);
+    assert!(fe("bytes_in_total") > 0.0 && fe("bytes_out_total") > 0.0);
+    assert_eq!(value(&text, "haproxy_frontend_http_responses_total{proxy=\"web\",code=\"2xx\"}"), REQUESTS as f64);
+    assert_eq!(value(&text, "haproxy_frontend_http_responses_total{proxy=\"web\",code=\"4xx\"}"), 2.0);
+    assert_eq!(value(&text, "haproxy_backend_http_requests_total{proxy=\"app\"}"), REQUESTS as f64);
+    assert_eq!(value(&text, "haproxy_backend_http_responses_total{proxy=\"app\",code=\"2xx\"}"), REQUESTS as f64);
+    // The scrape frontend counts itself: this scrape's session is open.
+    assert!(value(&text, "haproxy_frontend_current_sessions{proxy=\"stats\"}") >= 1.0);
+    promtool_check(&text);
+}
+
+#[test]
+fn a_head_scrape_has_the_headers_and_no_body() {
+    let (_s, _web, metrics, _be) = start();
+    let mut c = TcpStream::connect(("127.0.0.1", metrics)).unwrap();
+    c.write_all(b"HEAD /metrics HTTP/1.1\r\nHost: m\r\n\r\nGET /other HTTP/1.1\r\nHost: m\r\n\r\n").unwrap();
+    c.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 65536];
+    // The HEAD answer (headers only) then the 404 of the next request, and nothing in between.
+    while !String::from_utf8_lossy(&got).contains("404") {
+        let n = std::io::Read::read(&mut c, &mut buf).unwrap();
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    let (first, rest) = text.split_once("\r\n\r\n").unwrap();
+    assert!(first.starts_with("HTTP/1.1 200") && first.to_ascii_lowercase().contains("content-length: "), "{first}");
+    assert!(rest.starts_with("HTTP/1.1 404"), "a body followed the HEAD answer: {rest:.200}");
 }
 
 /// `promtool check metrics` on the exposition: it must be there (CI installs it) and accept it.

@@ -266,7 +266,11 @@ fn exec(ctx: &Ctx, level: StatsLevel, words: &[&str]) -> Result<String, String> 
         }
         ["get", "weight"] => return Err("Require 'backend/server'.\n".into()),
         ["clear", "counters", "all"] => {
+            for fe in &rt.frontends {
+                fe.counters.clear();
+            }
             for b in &rt.backends {
+                b.counters.clear();
                 b.state.total_conns.store(0, Ordering::Relaxed);
                 b.state.no_server.store(0, Ordering::Relaxed);
                 for s in &b.state.servers {
@@ -277,8 +281,13 @@ fn exec(ctx: &Ctx, level: StatsLevel, words: &[&str]) -> Result<String, String> 
             }
             String::new()
         }
-        // Only maxima are cleared without `all`; sluiced keeps none yet.
-        ["clear", "counters", ..] => String::new(),
+        // Without `all`, only the maxima go back to the current values.
+        ["clear", "counters", ..] => {
+            for c in rt.frontends.iter().map(|f| &f.counters).chain(rt.backends.iter().map(|b| &b.counters)) {
+                c.clear_max();
+            }
+            String::new()
+        }
         ["disable", "server", target, ..] => set_admin(rt, target, AdminState::Maint)?,
         ["enable", "server", target, ..] => set_admin(rt, target, AdminState::Ready)?,
         ["disable" | "enable", "server"] => return Err("Require 'backend/server'.\n".into()),

@@ -1,33 +1,117 @@
 //! Counters the statistics read that the balancer's own state does not keep: sessions, requests,
-//! bytes and HTTP response classes of a frontend or a backend. One per proxy side, shared by every
-//! worker; the data plane only adds to them (Relaxed atomics, no allocation), `show stat` and the
-//! stats page read them.
+//! denials, errors, bytes and HTTP response classes of a frontend or a backend.
+//!
+//! The per-request counters are per worker: each worker adds to its own cache-line-aligned shard
+//! (Relaxed atomics, no allocation, no line shared with another worker), and `show stat`, the
+//! stats page and Prometheus sum the shards when they read. Only the current and maximum session
+//! counts, which need a process-wide view at every change and move once per session, are shared.
 
+use std::cell::Cell;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-/// The counters of one frontend or one backend.
+thread_local! {
+    /// The shard this thread adds to: its worker's index; 0 for threads that are not workers.
+    static SHARD: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Called once by each worker thread when it starts, with its index.
+pub fn set_worker(index: usize) {
+    SHARD.with(|s| s.set(index));
+}
+
+/// How many shards a counter set has: one per CPU (the default worker count); workers beyond it
+/// share shards, which stays correct since shards are atomics.
+fn shard_count() -> usize {
+    static N: OnceLock<usize> = OnceLock::new();
+    *N.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 64))
+}
+
+/// One worker's part of a [`ProxyCounters`], alone on its cache lines.
 #[derive(Debug, Default)]
+#[repr(align(128))]
+pub struct Shard {
+    /// Sessions accepted (frontend) or sent to this backend.
+    pub sessions: AtomicU64,
+    /// HTTP requests received (frontend) or forwarded (backend).
+    pub requests: AtomicU64,
+    /// Requests denied by rules (`deny`, `reject`, `tarpit`, `auth`).
+    pub denied_requests: AtomicU64,
+    /// Invalid requests (frontend).
+    pub request_errors: AtomicU64,
+    /// Bytes received from clients (frontend) / sent to servers (backend).
+    pub bytes_in: AtomicU64,
+    /// Bytes sent to clients (frontend) / received from servers (backend).
+    pub bytes_out: AtomicU64,
+    /// HTTP responses by class: 1xx, 2xx, 3xx, 4xx, 5xx, other.
+    pub responses: [AtomicU64; 6],
+}
+
+/// The counters of one frontend or one backend.
+#[derive(Debug)]
 pub struct ProxyCounters {
     /// Sessions open now (frontend) — the server side counts its own connections.
     pub cur_sessions: AtomicU64,
     /// Highest `cur_sessions` seen.
     pub max_sessions: AtomicU64,
-    /// Sessions accepted (frontend) or sent to this backend.
-    pub sessions: AtomicU64,
-    /// HTTP requests received (frontend) or forwarded (backend).
-    pub requests: AtomicU64,
-    /// Requests denied by rules.
-    pub denied_requests: AtomicU64,
-    /// Invalid requests (frontend).
-    pub request_errors: AtomicU64,
-    /// HTTP responses by class: 1xx, 2xx, 3xx, 4xx, 5xx, other.
-    pub responses: [AtomicU64; 6],
+    shards: Box<[Shard]>,
+}
+
+impl Default for ProxyCounters {
+    fn default() -> ProxyCounters {
+        ProxyCounters { cur_sessions: AtomicU64::new(0), max_sessions: AtomicU64::new(0), shards: (0..shard_count()).map(|_| Shard::default()).collect() }
+    }
 }
 
 impl ProxyCounters {
+    /// This worker's shard.
+    #[inline]
+    pub fn mine(&self) -> &Shard {
+        &self.shards[SHARD.with(Cell::get) % self.shards.len()]
+    }
+    /// A counter summed over every worker.
+    pub fn sum(&self, f: impl Fn(&Shard) -> &AtomicU64) -> u64 {
+        self.shards.iter().map(|s| f(s).load(Relaxed)).sum()
+    }
+    pub fn sessions(&self) -> u64 {
+        self.sum(|s| &s.sessions)
+    }
+    pub fn requests(&self) -> u64 {
+        self.sum(|s| &s.requests)
+    }
+    pub fn denied_requests(&self) -> u64 {
+        self.sum(|s| &s.denied_requests)
+    }
+    pub fn request_errors(&self) -> u64 {
+        self.sum(|s| &s.request_errors)
+    }
+    pub fn bytes_in(&self) -> u64 {
+        self.sum(|s| &s.bytes_in)
+    }
+    pub fn bytes_out(&self) -> u64 {
+        self.sum(|s| &s.bytes_out)
+    }
+    /// Responses per class (1xx..5xx, other), summed.
+    pub fn responses(&self) -> [u64; 6] {
+        std::array::from_fn(|i| self.sum(|s| &s.responses[i]))
+    }
+    /// `clear counters all`: every counter back to 0.
+    pub fn clear(&self) {
+        self.max_sessions.store(self.cur_sessions.load(Relaxed), Relaxed);
+        for s in self.shards.iter() {
+            for c in [&s.sessions, &s.requests, &s.denied_requests, &s.request_errors, &s.bytes_in, &s.bytes_out].into_iter().chain(&s.responses) {
+                c.store(0, Relaxed);
+            }
+        }
+    }
+    /// `clear counters`: the maxima back to the current values.
+    pub fn clear_max(&self) {
+        self.max_sessions.store(self.cur_sessions.load(Relaxed), Relaxed);
+    }
+
     /// A session starts: counts it and tracks the maximum of the open ones.
     pub fn session_start(&self) {
-        self.sessions.fetch_add(1, Relaxed);
+        self.mine().sessions.fetch_add(1, Relaxed);
         let cur = self.cur_sessions.fetch_add(1, Relaxed) + 1;
         self.max_sessions.fetch_max(cur, Relaxed);
     }
@@ -35,8 +119,30 @@ impl ProxyCounters {
     pub fn session_end(&self) {
         self.cur_sessions.fetch_sub(1, Relaxed);
     }
+    /// A session sent to this backend (counted without the current/maximum pair, which the
+    /// servers keep for a backend).
+    pub fn session(&self) {
+        self.mine().sessions.fetch_add(1, Relaxed);
+    }
     pub fn request(&self) {
-        self.requests.fetch_add(1, Relaxed);
+        self.mine().requests.fetch_add(1, Relaxed);
+    }
+    pub fn denied(&self) {
+        self.mine().denied_requests.fetch_add(1, Relaxed);
+    }
+    pub fn request_error(&self) {
+        self.mine().request_errors.fetch_add(1, Relaxed);
+    }
+    pub fn add_in(&self, n: u64) {
+        self.mine().bytes_in.fetch_add(n, Relaxed);
+    }
+    pub fn add_out(&self, n: u64) {
+        self.mine().bytes_out.fetch_add(n, Relaxed);
+    }
+    pub fn bytes(&self, bytes_in: u64, bytes_out: u64) {
+        let s = self.mine();
+        s.bytes_in.fetch_add(bytes_in, Relaxed);
+        s.bytes_out.fetch_add(bytes_out, Relaxed);
     }
     /// A response with this status went to the client.
     pub fn response(&self, status: u16) {
@@ -44,7 +150,7 @@ impl ProxyCounters {
             100..=599 => usize::from(status / 100 - 1),
             _ => 5,
         };
-        self.responses[class].fetch_add(1, Relaxed);
+        self.mine().responses[class].fetch_add(1, Relaxed);
     }
     pub fn get(c: &AtomicU64) -> u64 {
         c.load(Relaxed)
@@ -92,13 +198,36 @@ mod tests {
         for s in [101, 200, 204, 302, 404, 503, 700] {
             c.response(s);
         }
-        let v: Vec<u64> = c.responses.iter().map(ProxyCounters::get).collect();
-        assert_eq!(v, [1, 2, 1, 1, 1, 1]);
+        assert_eq!(c.responses(), [1, 2, 1, 1, 1, 1]);
         assert_eq!(status_of(b"HTTP/1.1 403 Forbidden\r\n"), 403);
         assert_eq!(status_of(b"HTTP/1.1"), 0);
         c.session_start();
         c.session_start();
         c.session_end();
         assert_eq!((ProxyCounters::get(&c.cur_sessions), ProxyCounters::get(&c.max_sessions)), (1, 2));
+        assert_eq!(c.sessions(), 2);
+    }
+
+    #[test]
+    fn workers_add_to_their_own_shards_and_reads_sum_them() {
+        let c = std::sync::Arc::new(ProxyCounters::default());
+        let threads: Vec<_> = (0..4)
+            .map(|i| {
+                let c = c.clone();
+                std::thread::spawn(move || {
+                    set_worker(i);
+                    for _ in 0..1000 {
+                        c.request();
+                    }
+                    c.bytes(10, 20);
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!((c.requests(), c.bytes_in(), c.bytes_out()), (4000, 40, 80));
+        c.clear();
+        assert_eq!(c.requests(), 0);
     }
 }

@@ -3,8 +3,7 @@
 //! dashboards and alerts read sluiced unchanged; plus latency histograms under `sluiced_*` names.
 //!
 //! What is emitted: only the metrics sluiced measures. A metric HAProxy has and sluiced does not
-//! count yet (SSL, compression, cache, rates, check history, per-frontend traffic until the
-//! frontend counters land) is left out rather than exported as a constant 0: a 0 would make a
+//! count yet (SSL, compression, cache, rates, check history) is left out rather than exported as a constant 0: a 0 would make a
 //! dashboard say "no errors" when the truth is "not counted", and HAProxy's exporter itself leaves
 //! out what does not apply to a proxy, so consumers already handle a missing series.
 //!
@@ -19,6 +18,7 @@ use std::sync::atomic::Ordering;
 
 use crate::balance::latency::{BOUNDS_US, Histogram};
 use crate::balance::{AdminState, BackendState, ServerState};
+use crate::control::counters::ProxyCounters;
 use crate::l7::reply::Response;
 use crate::route::RouteTable;
 
@@ -267,17 +267,43 @@ fn render_frontends(o: &mut Out, rt: &RouteTable) {
     for fe in rt.frontends.iter().filter(|f| f.maxconn.is_some()) {
         o.sample(name, &[("proxy", &fe.name)], fe.maxconn.unwrap_or(0));
     }
-    let name = "haproxy_frontend_current_sessions";
-    o.family(name, "gauge", "Number of current sessions on the frontend, backend or server");
-    for fe in &rt.frontends {
-        if let (Some(max), Some(limit)) = (fe.maxconn, &fe.limit) {
-            o.sample(name, &[("proxy", &fe.name)], (max as usize).saturating_sub(limit.available_permits()));
+    type FeMetric = (&'static str, &'static str, &'static str, fn(&ProxyCounters) -> u64);
+    let counters: [FeMetric; 8] = [
+        ("current_sessions", "gauge", "Number of current sessions on the frontend, backend or server", |c| ProxyCounters::get(&c.cur_sessions)),
+        ("max_sessions", "gauge", "Maximum observed number of sessions on the frontend, backend or server", |c| ProxyCounters::get(&c.max_sessions)),
+        ("sessions_total", "counter", "Total number of sessions since process started", ProxyCounters::sessions),
+        ("bytes_in_total", "counter", "Total number of request bytes since process started", ProxyCounters::bytes_in),
+        ("bytes_out_total", "counter", "Total number of response bytes since process started", ProxyCounters::bytes_out),
+        ("requests_denied_total", "counter", "Total number of denied requests since process started", ProxyCounters::denied_requests),
+        ("request_errors_total", "counter", "Total number of invalid requests since process started", ProxyCounters::request_errors),
+        ("http_requests_total", "counter", "Total number of HTTP requests processed by this object since the worker process started", ProxyCounters::requests),
+    ];
+    for (metric, kind, help, f) in counters {
+        let name = format!("haproxy_frontend_{metric}");
+        o.family(&name, kind, help);
+        for fe in rt.frontends.iter().filter(|fe| !metric.starts_with("http_") || fe.mode == crate::config::model::Mode::Http) {
+            o.sample(&name, &[("proxy", &fe.name)], f(&fe.counters));
         }
     }
+    http_responses(
+        o,
+        "haproxy_frontend_http_responses_total",
+        rt.frontends.iter().filter(|f| f.mode == crate::config::model::Mode::Http).map(|f| (&*f.name, &*f.counters)),
+    );
     let name = "sluiced_frontend_total_time_seconds";
     o.family(name, "histogram", "Time from a complete request head to the end of the response, per HTTP transaction forwarded to a server");
     for fe in rt.frontends.iter().filter(|f| f.mode == crate::config::model::Mode::Http) {
         o.histogram(name, &[("proxy", &fe.name)], &fe.latency.total);
+    }
+}
+
+/// `<name>{proxy="...",code="1xx"}` ... `code="other"`: HTTP responses per status class.
+fn http_responses<'a>(o: &mut Out, name: &str, proxies: impl Iterator<Item = (&'a str, &'a ProxyCounters)>) {
+    o.family(name, "counter", "Total number of HTTP responses, per status class (code label), since the worker process started");
+    for (proxy, c) in proxies {
+        for (code, v) in ["1xx", "2xx", "3xx", "4xx", "5xx", "other"].into_iter().zip(c.responses()) {
+            o.sample(name, &[("proxy", proxy), ("code", code)], v);
+        }
     }
 }
 
@@ -297,6 +323,18 @@ fn render_backends(o: &mut Out, rt: &RouteTable) {
             o.sample(&name, &[("proxy", &be.name)], v);
         }
     }
+    let http_backends = || rt.backends.iter().filter(|b| b.mode == crate::config::model::Mode::Http);
+    let name = "haproxy_backend_requests_denied_total";
+    o.family(name, "counter", "Total number of denied requests since process started");
+    for be in &rt.backends {
+        o.sample(name, &[("proxy", &be.name)], be.counters.denied_requests());
+    }
+    let name = "haproxy_backend_http_requests_total";
+    o.family(name, "counter", "Total number of HTTP requests processed by this object since the worker process started");
+    for be in http_backends() {
+        o.sample(name, &[("proxy", &be.name)], be.counters.requests());
+    }
+    http_responses(o, "haproxy_backend_http_responses_total", http_backends().map(|b| (&*b.name, &*b.counters)));
     let name = "haproxy_backend_status";
     o.family(name, "gauge", "Current status of the service, per state label value.");
     for be in &rt.backends {

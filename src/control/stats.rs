@@ -497,8 +497,8 @@ fn addr_text(a: &ServerAddr) -> Option<String> {
 }
 
 fn http_counters(r: &mut StatRow, c: &ProxyCounters) {
-    for (name, v) in ["hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx", "hrsp_other"].iter().zip(&c.responses) {
-        r.u64(name, load(v));
+    for (name, v) in ["hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx", "hrsp_other"].iter().zip(c.responses()) {
+        r.u64(name, v);
     }
 }
 
@@ -514,10 +514,10 @@ pub fn frontend_row(rt: &RouteTable, fe: &Frontend) -> StatRow {
     if let Some(m) = fe.maxconn.or(rt.process.maxconn) {
         r.u32("slim", u64::from(m));
     }
-    r.u64("stot", load(&c.sessions));
+    r.u64("stot", c.sessions());
     r.zeros(&["bin", "bout", "dresp", "comp_in", "comp_out", "comp_byp", "comp_rsp", "dcon", "dses", "wrew", "eint"]);
-    r.u64("dreq", load(&c.denied_requests));
-    r.u64("ereq", load(&c.request_errors));
+    r.u64("dreq", c.denied_requests());
+    r.u64("ereq", c.request_errors());
     r.s("status", "OPEN");
     r.u32("pid", 1);
     r.u32("iid", u64::from(fe.id));
@@ -528,26 +528,26 @@ pub fn frontend_row(rt: &RouteTable, fe: &Frontend) -> StatRow {
     r.u32("rate_max", 0);
     r.u32("req_rate", 0);
     r.u32("req_rate_max", 0);
-    r.u64("req_tot", if http { load(&c.requests) } else { 0 });
+    r.u64("req_tot", if http { c.requests() } else { 0 });
     r.s("mode", mode_name(fe.mode));
     r.u32("conn_rate", 0);
     r.u32("conn_rate_max", 0);
-    r.u64("conn_tot", load(&c.sessions));
+    r.u64("conn_tot", c.sessions());
     if http {
         http_counters(&mut r, c);
         r.zeros(&["intercepted", "cache_lookups", "cache_hits"]);
     }
     r.zeros(&["sess_other", "h2sess", "h3sess", "req_other", "h2req", "h3req"]);
-    r.u64("h1sess", if http { load(&c.sessions) } else { 0 });
-    r.u64("h1req", if http { load(&c.requests) } else { 0 });
+    r.u64("h1sess", if http { c.sessions() } else { 0 });
+    r.u64("h1req", if http { c.requests() } else { 0 });
     r.zeros(&["reqbin", "reqbout", "resbin", "resbout"]);
     r.s("-", "-");
     for m in &MODULE_COLUMNS[1..] {
         r.u64(m, 0);
     }
     if http {
-        r.u64("h1_total_connections", load(&c.sessions));
-        r.u64("h1_total_streams", load(&c.requests));
+        r.u64("h1_total_connections", c.sessions());
+        r.u64("h1_total_streams", c.requests());
     }
     r
 }
@@ -652,7 +652,7 @@ pub fn backend_row(be: &Backend) -> StatRow {
     r.u64("stot", load(&st.total_conns));
     r.u64("bin", sum(&|s| load(&s.bytes_in)));
     r.u64("bout", sum(&|s| load(&s.bytes_out)));
-    r.u64("dreq", load(&c.denied_requests));
+    r.u64("dreq", c.denied_requests());
     r.u64("dresp", 0);
     r.u64("econ", sum(&|s| load(&s.conn_errors)));
     r.u64("eresp", 0);
@@ -671,7 +671,7 @@ pub fn backend_row(be: &Backend) -> StatRow {
     r.u32("rate_max", 0);
     if http {
         http_counters(&mut r, c);
-        r.u64("req_tot", load(&c.requests));
+        r.u64("req_tot", c.requests());
         r.zeros(&["cache_lookups", "cache_hits"]);
     }
     r.zeros(&["cli_abrt", "srv_abrt", "comp_in", "comp_out", "comp_byp", "comp_rsp", "qtime", "ctime", "rtime", "ttime", "wrew", "reuse"]);
@@ -692,7 +692,7 @@ pub fn backend_row(be: &Backend) -> StatRow {
     }
     if http {
         r.u64("h1_total_connections", load(&st.total_conns));
-        r.u64("h1_total_streams", load(&c.requests));
+        r.u64("h1_total_streams", c.requests());
     }
     r
 }
@@ -868,8 +868,8 @@ pub fn uptime_text(secs: u64) -> String {
 /// identify the product by it, and `Version`/`Build info` say that this is sluiced.
 pub fn info_values(rt: &RouteTable, info: &ProcessInfo) -> Vec<(&'static str, Value)> {
     let sum_fe = |f: &dyn Fn(&ProxyCounters) -> u64| rt.frontends.iter().map(|fe| f(&fe.counters)).sum::<u64>();
-    let cum_conns = sum_fe(&|c| load(&c.sessions));
-    let cum_req = sum_fe(&|c| load(&c.requests));
+    let cum_conns = sum_fe(&|c| c.sessions());
+    let cum_req = sum_fe(&|c| c.requests());
     let curr = info.curr_conns.unwrap_or_else(|| sum_fe(&|c| load(&c.cur_sessions)));
     let maxconn = u64::from(rt.process.maxconn.unwrap_or(0));
     let listeners = rt.frontends.iter().map(|f| f.binds.len() as u64).sum::<u64>();

@@ -40,8 +40,10 @@ pub enum Stage {
 pub enum Action {
     /// Stops this rule set; the message goes on.
     Allow,
-    /// Answers with the reply instead of the message (deny, return).
+    /// Answers with the reply instead of the message (`return`).
     Reply(CompiledReply),
+    /// `deny`: answers with the reply and counts a denied request.
+    Deny(CompiledReply),
     /// Holds the request for `timeout tarpit`, then answers with the reply.
     Tarpit(CompiledReply),
     /// Closes the connection without an answer.
@@ -137,7 +139,7 @@ pub fn compile_action(a: &HttpAction, stage: Stage, env: &mut CompileEnv<'_>) ->
     Ok(Some(match a {
         HttpAction::Allow => Action::Allow,
         HttpAction::Reject => Action::Reject,
-        HttpAction::Deny(r) => Action::Reply(reply(r, ReplyKind::Error, env)?),
+        HttpAction::Deny(r) => Action::Deny(reply(r, ReplyKind::Error, env)?),
         HttpAction::Return(r) => Action::Reply(reply(r, ReplyKind::Return, env)?),
         HttpAction::Tarpit(r) => Action::Tarpit(reply(r, ReplyKind::Error, env)?),
         HttpAction::Redirect(r) => Action::Redirect(r.clone()),
@@ -196,6 +198,17 @@ pub(crate) fn error_tables<'a>(ctx: &HttpCtx<'a>) -> Vec<&'a ErrorResponses> {
     t
 }
 
+/// A request denied by a rule (`deny`, `reject`, `tarpit`) counts in `dreq` of the frontend, and
+/// of the backend once one is chosen, as in HAProxy.
+fn count_denied(base: &HttpCtx<'_>, is_request: bool) {
+    if is_request {
+        base.fe.counters.denied();
+        if let Some(be) = base.backend.and_then(|b| base.rt.backends.get(b)) {
+            be.counters.denied();
+        }
+    }
+}
+
 /// Runs `rules` on `msg`. For a request `other` is `None`; for a response it is the request when
 /// it is still at hand. Rewrites go to `msg` (so later rules see them) and to `edits`.
 pub(crate) fn run(rules: &[HttpRule], base: &HttpCtx<'_>, msg: &mut Msg<'_>, other: Option<&Msg<'_>>, is_request: bool, edits: &mut Edits) -> Flow {
@@ -207,10 +220,20 @@ pub(crate) fn run(rules: &[HttpRule], base: &HttpCtx<'_>, msg: &mut Msg<'_>, oth
         let lf = |f: &LogFormat| eval_format(f, &ctx);
         let edit = match &r.action {
             Action::Allow => return Flow::Continue,
-            Action::Reject => return Flow::Reject,
+            Action::Reject => {
+                count_denied(base, is_request);
+                return Flow::Reject;
+            }
             Action::Reply(rep) => return Flow::Reply(rep.render(&error_tables(&ctx), &lf)),
+            Action::Deny(rep) => {
+                count_denied(base, is_request);
+                return Flow::Reply(rep.render(&error_tables(&ctx), &lf));
+            }
             Action::PrometheusExporter => return Flow::Reply(crate::control::prometheus::response(base.rt, msg.uri())),
-            Action::Tarpit(rep) => return Flow::Tarpit(rep.render(&error_tables(&ctx), &lf)),
+            Action::Tarpit(rep) => {
+                count_denied(base, is_request);
+                return Flow::Tarpit(rep.render(&error_tables(&ctx), &lf));
+            }
             Action::Redirect(red) => {
                 let req: &dyn HttpMsg = if is_request { &*msg } else { other.map_or(&*msg as &dyn HttpMsg, |o| o as &dyn HttpMsg) };
                 let host = (0..req.header_count()).map(|i| req.header(i)).find(|(n, _)| n.eq_ignore_ascii_case(b"host")).map(|(_, v)| v);

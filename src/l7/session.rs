@@ -872,6 +872,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                 break End::ClientTimeout;
             }
             HeadRead::Invalid(e) => {
+                fe.counters.request_error();
                 send_error(&client, error_out(&conn_ctx, e.status), fe.timeout_client, &mut rec).await;
                 break End::Rejected;
             }
@@ -883,6 +884,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         let framing = match h1::request_framing(&cbuf, head) {
             Ok(f) => f,
             Err(e) => {
+                fe.counters.request_error();
                 send_error(&client, error_out(&conn_ctx, e.status), fe.timeout_client, &mut rec).await;
                 break End::Rejected;
             }
@@ -996,7 +998,13 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                 let _ = send(&client, bytes, fe.timeout_client).await;
                 break End::Rejected;
             }
-            Verdict::Reply { bytes, close } => {
+            Verdict::Reply { mut bytes, close } => {
+                // An answer to HEAD has the head of the answer to GET and no body (RFC 9110
+                // 9.3.2): the generated answers (return, deny, stats page, exporter) are built
+                // with their body and lose it here.
+                if is_head_method && let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+                    bytes.truncate(end + 4);
+                }
                 // The request body, if any, must not be read as the next request: it is drained
                 // (its framing checked, at most `DRAIN_MAX` bytes) before the next request is
                 // read, or the connection closes. A client waiting for `100 Continue` never
@@ -1120,7 +1128,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         }
         // A body already complete in the buffer goes out with the head, in one write.
         let framing = absorb_body(&mut out, &mut cbuf, framing);
-        srv.bytes_in.fetch_add(out.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let head_bytes = out.len() as u64;
         let (r, b) = send(&server, out, be.timeout_server).await;
         out_buf = b;
         if r.is_err() {
@@ -1140,7 +1148,10 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         }
         let moved = std::cell::Cell::new(0u64);
         let sent_body = forward_body(&client, &mut cbuf, &server, framing, fe.timeout_client, be.timeout_server, &moved).await;
-        srv.bytes_in.fetch_add(moved.get(), std::sync::atomic::Ordering::Relaxed);
+        let req_bytes = head_bytes + moved.get();
+        srv.bytes_in.fetch_add(req_bytes, std::sync::atomic::Ordering::Relaxed);
+        fe.counters.add_in(req_bytes);
+        be.counters.add_in(req_bytes);
         if let Some(r) = rec.as_deref_mut() {
             r.bytes_in += moved.get();
         }
@@ -1307,9 +1318,9 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         sbuf.drain(..rhead.len);
         let mut rest = sbuf;
         let rframing = if upgrade { rframing } else { absorb_body(&mut out, &mut rest, rframing) };
-        srv.bytes_out.fetch_add(out.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let res_head_bytes = out.len() as u64;
         if let Some(r) = rec.as_deref_mut() {
-            r.bytes_out += out.len() as u64;
+            r.bytes_out += res_head_bytes;
         }
         let (r, b) = send(&client, out, fe.timeout_client).await;
         out_buf = b;
@@ -1326,7 +1337,10 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                 break End::ServerError;
             }
             let io = crate::log::record::Transfer::default();
+            srv.bytes_out.fetch_add(res_head_bytes, std::sync::atomic::Ordering::Relaxed);
             let end = crate::l4::session::tunnel_pub(&w, fe, be, &client, &server, srv, &io).await;
+            fe.counters.bytes(io.up.get(), io.down.get() + res_head_bytes);
+            be.counters.bytes(io.up.get(), io.down.get() + res_head_bytes);
             if let Some(r) = rec.as_deref_mut() {
                 r.bytes_in += io.up.get();
                 r.bytes_out += io.down.get();
@@ -1335,7 +1349,10 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         }
         let moved = std::cell::Cell::new(0u64);
         let sent_body = forward_body(&server, &mut rest, &client, rframing, be.timeout_server, fe.timeout_client, &moved).await;
-        srv.bytes_out.fetch_add(moved.get(), std::sync::atomic::Ordering::Relaxed);
+        let res_bytes = res_head_bytes + moved.get();
+        srv.bytes_out.fetch_add(res_bytes, std::sync::atomic::Ordering::Relaxed);
+        fe.counters.add_out(res_bytes);
+        be.counters.add_out(res_bytes);
         if let Some(r) = rec.as_deref_mut() {
             r.bytes_out += moved.get();
         }

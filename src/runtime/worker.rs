@@ -64,6 +64,7 @@ pub fn spawn(
             if let Some(c) = cpus {
                 pin(&c);
             }
+            crate::control::counters::set_worker(i);
             worker_main(rt, ls, stop, limits);
         })?);
     }
