@@ -134,3 +134,63 @@ fn generated_errors_count_in_the_response_classes() {
     assert_eq!(field("BACKEND", 43), "1", "{csv}");
     assert_ne!(field("s1", 13), "0", "{csv}");
 }
+
+/// A POST of the page's admin form, as a browser sends it.
+fn post(port: u16, uri: &str, form: &str) -> (u16, String) {
+    let req = format!("POST {uri} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}", form.len());
+    let (s, h, _) = http_request(port, req.as_bytes());
+    (s, h)
+}
+
+fn location(head: &str) -> String {
+    head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("location: ").map(str::to_string)).unwrap_or_default()
+}
+
+#[test]
+fn stats_admin_form_changes_server_states_when_the_condition_holds() {
+    let (b1, _) = http_backend(|_| ok_response("one"));
+    let (b2, _) = http_backend(|_| ok_response("two"));
+    let port = free_port();
+    let backend = format!("  balance roundrobin\n  server s1 {}\n  server s2 {}", b1.addr(), b2.addr());
+    let stats = "  stats uri /st\n  stats admin if { src 127.0.0.1 } { req.hdr(x-admin) yes }";
+    let _s = Sluiced::start(&http_cfg(port, stats, &backend), &[port]);
+
+    // The page, read by a real HTML parser: a form with a checkbox per server and the actions.
+    let page = |extra: &str| scraper::Html::parse_document(&get(port, "/st", extra).2);
+    let sel = |s: &str| scraper::Selector::parse(s).unwrap();
+    let admin_page = page("X-Admin: yes\r\n");
+    assert!(admin_page.errors.is_empty(), "{:?}", admin_page.errors);
+    let boxes: Vec<String> = admin_page.select(&sel("form input[type=checkbox][name=s]")).map(|e| e.value().attr("value").unwrap().to_string()).collect();
+    assert_eq!(boxes, ["s1", "s2"]);
+    let actions: Vec<&str> = admin_page.select(&sel("form select[name=action] option")).map(|e| e.value().attr("value").unwrap()).collect();
+    assert!(actions.contains(&"maint") && actions.contains(&"drain") && actions.contains(&"ready"), "{actions:?}");
+    let b = admin_page.select(&sel("form input[name=b]")).next().unwrap().value().attr("value").unwrap().to_string();
+    // Without the condition, no form.
+    assert_eq!(page("").select(&sel("form")).count(), 0);
+
+    // The condition does not hold: denied, nothing changes.
+    let (status, head) = post(port, "/st", &format!("s=s1&action=maint&b={}", b.replace('#', "%23")));
+    assert_eq!((status, location(&head)), (303, "/st;st=deny".to_string()), "{head}");
+    let servers = |n: usize| (0..n).map(|_| get(port, "/", "").2).collect::<Vec<_>>();
+    assert!(servers(4).contains(&"one".to_string()));
+
+    // It holds: s1 goes to maintenance and takes no more traffic.
+    let form = format!("s=s1&action=maint&b={}", b.replace('#', "%23"));
+    let req = format!("POST /st HTTP/1.1\r\nHost: x\r\nX-Admin: yes\r\nContent-Length: {}\r\n\r\n{form}", form.len());
+    let (status, head, _) = http_request(port, req.as_bytes());
+    assert_eq!((status, location(&head)), (303, "/st;st=done".to_string()), "{head}");
+    assert!(servers(6).iter().all(|s| s == "two"));
+    let csv = get(port, "/st;csv", "").2;
+    assert!(csv.lines().any(|l| l.starts_with("b,s1,") && l.contains(",MAINT,")), "{csv}");
+    // The page then says so.
+    assert!(get(port, "/st;st=DONE", "X-Admin: yes\r\n").2.contains("Action processed successfully."));
+
+    // A bad form: ERRP; back to ready by backend name.
+    let send = |form: &str| {
+        let req = format!("POST /st HTTP/1.1\r\nHost: x\r\nX-Admin: yes\r\nContent-Length: {}\r\n\r\n{form}", form.len());
+        location(&http_request(port, req.as_bytes()).1)
+    };
+    assert_eq!(send("s=s1&action=frob&b=b"), "/st;st=errp");
+    assert_eq!(send("s=s1&s=nosuch&action=ready&b=b"), "/st;st=part");
+    assert!(servers(6).contains(&"one".to_string()));
+}

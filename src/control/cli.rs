@@ -295,25 +295,7 @@ fn exec(ctx: &Ctx, level: StatsLevel, words: &[&str]) -> Result<String, String> 
         ["set", "weight", ..] => return Err("Require 'backend/server' and 'weight' or 'weight%'.\n".into()),
         ["set", "server", target, rest @ ..] => set_server(rt, target, rest)?,
         ["set", "server"] => return Err("Require 'backend/server'.\n".into()),
-        ["enable" | "disable", what @ ("health" | "agent"), target, ..] => {
-            let (be, s) = server(rt, target)?;
-            let off = words[0] == "disable";
-            if *what == "health" {
-                s.check_disabled.store(off, Ordering::Relaxed);
-                if off {
-                    // HAProxy: the last result is ignored and the server counts as up.
-                    s.set_up(true);
-                    s.set_nolb(false);
-                }
-            } else {
-                s.agent_disabled.store(off, Ordering::Relaxed);
-                if off {
-                    s.set_agent_down(false);
-                }
-            }
-            be.state.state_changed();
-            String::new()
-        }
+        ["enable" | "disable", what @ ("health" | "agent"), target, ..] => toggle_check(rt, target, what, words[0] == "disable")?,
         ["disable" | "enable", "frontend", name, ..] => {
             let Some(fe) = rt.frontends.iter().find(|f| f.name == *name) else {
                 return Err("No such frontend.\n".into());
@@ -338,6 +320,26 @@ fn exec(ctx: &Ctx, level: StatsLevel, words: &[&str]) -> Result<String, String> 
         ["set", "maxconn", ..] => return Err("'set maxconn' only supports 'frontend', 'server', and 'global'.\n".into()),
         _ => format!("Unknown command: '{}', but maybe one of the following ones is a better match:\n{}", words.join(" "), help(level, &words[..1])),
     })
+}
+
+/// `enable|disable health|agent <bk>/<srv>`.
+pub(crate) fn toggle_check(rt: &RouteTable, target: &str, what: &str, off: bool) -> Result<String, String> {
+    let (be, s) = server(rt, target)?;
+    if what == "health" {
+        s.check_disabled.store(off, Ordering::Relaxed);
+        if off {
+            // HAProxy: the last result is ignored and the server counts as up.
+            s.set_up(true);
+            s.set_nolb(false);
+        }
+    } else {
+        s.agent_disabled.store(off, Ordering::Relaxed);
+        if off {
+            s.set_agent_down(false);
+        }
+    }
+    be.state.state_changed();
+    Ok(String::new())
 }
 
 fn format_of(args: &[&str]) -> Format {
@@ -393,7 +395,7 @@ fn set_weight(rt: &RouteTable, target: &str, w: &str) -> Result<String, String> 
     Ok(String::new())
 }
 
-fn set_server(rt: &RouteTable, target: &str, rest: &[&str]) -> Result<String, String> {
+pub(crate) fn set_server(rt: &RouteTable, target: &str, rest: &[&str]) -> Result<String, String> {
     let (be, s) = server(rt, target)?;
     match rest {
         ["state", st, ..] => {

@@ -250,7 +250,7 @@ pub fn proxy_keywords() -> Vec<ProxyKeyword> {
             doc!(
                 Parsed,
                 "stats admin if|unless <cond>",
-                "Enables the stats page's admin actions (server state, weight) when the condition holds.",
+                "Enables the stats page's admin actions when the condition holds: each backend's table gets a form (a checkbox per server; set state ready/drain/maint, force health or agent up/down, enable/disable checks, kill sessions) posted to the stats URI and answered with a 303 to `<uri>;st=DONE|PART|NONE|ERRP|DENY`. A frontend with `stats admin` reads request bodies before its rules, as with `option http-buffer-request`.",
                 "stats admin if LOCALHOST"
             ),
         ),

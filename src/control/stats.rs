@@ -515,7 +515,9 @@ pub fn frontend_row(rt: &RouteTable, fe: &Frontend) -> StatRow {
         r.u32("slim", u64::from(m));
     }
     r.u64("stot", c.sessions());
-    r.zeros(&["bin", "bout", "dresp", "comp_in", "comp_out", "comp_byp", "comp_rsp", "dcon", "dses", "wrew", "eint"]);
+    r.u64("bin", c.bytes_in());
+    r.u64("bout", c.bytes_out());
+    r.zeros(&["dresp", "comp_in", "comp_out", "comp_byp", "comp_rsp", "dcon", "dses", "wrew", "eint"]);
     r.u64("dreq", c.denied_requests());
     r.u64("ereq", c.request_errors());
     r.s("status", "OPEN");

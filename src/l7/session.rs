@@ -939,7 +939,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                 // `monitor-uri` is answered before any rule runs, as in HAProxy.
                 Some(status) => Flow::Reply(super::reply::error_response(status, &rules::error_tables(&base), &|f| rules::eval_format(f, &base))),
                 // The stats page (`stats uri`) is answered there too, before the rules.
-                None => match crate::control::page::serve(rt, fe, &msg) {
+                None => match crate::control::page::serve(rt, fe, &msg, &|| rules::stats_admin_allowed(&base, &msg)) {
                     Some(page) => Flow::Reply(page),
                     None => rules::run(&fe.http.request_rules, &base, &mut msg, None, true, &mut edits),
                 },

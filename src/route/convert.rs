@@ -647,6 +647,11 @@ fn hex_value(c: u8) -> Option<u8> {
     char::from(c).to_digit(16).and_then(|d| u8::try_from(d).ok())
 }
 
+/// A value of an `application/x-www-form-urlencoded` body: `%XX` escapes and `+` decoded.
+pub(crate) fn form_decode(b: &[u8]) -> Option<Vec<u8>> {
+    url_dec(Cow::Borrowed(b), true).map(Cow::into_owned)
+}
+
 /// HAProxy's `url_decode`: `%XX` escapes decoded (an invalid one fails), `+` a space in a form or
 /// after a `?`; the input ends at a NUL byte.
 fn url_dec(b: Cow<'_, [u8]>, mut in_form: bool) -> Option<Cow<'_, [u8]>> {

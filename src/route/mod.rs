@@ -125,6 +125,7 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "stats refresh",
             "stats hide-version",
             "stats show-legends",
+            "stats admin",
             "stats show-node",
             "stats show-desc",
             "stats scope",
@@ -354,6 +355,8 @@ pub struct Frontend {
     pub counters: Arc<crate::control::counters::ProxyCounters>,
     /// `stats enable` and friends: the HTTP stats page this proxy answers, if any.
     pub stats_page: Option<Arc<crate::control::config::StatsPage>>,
+    /// `stats admin if|unless <cond>`: the page's admin actions are allowed when one holds.
+    pub stats_admin: Vec<CompiledCond>,
     /// `disable frontend` on the stats socket: the workers stop accepting until it is cleared.
     pub paused: std::sync::atomic::AtomicBool,
 }
@@ -795,7 +798,10 @@ impl RouteTable {
                     BackendChoice::Dynamic(_) => None,
                 }))
                 .any(|i| backends[i].buffer_request);
-            let buffer_request = p.mode == Mode::Http && (p.http.options.buffer_request.unwrap_or(false) || names_buffering);
+            // A stats page with admin actions reads their form from the POST body: the frontend
+            // waits for bodies, as `option http-buffer-request` does.
+            let stats_admin = p.stats.enabled && !p.stats.admin.is_empty();
+            let buffer_request = p.mode == Mode::Http && (p.http.options.buffer_request.unwrap_or(false) || names_buffering || stats_admin);
             if p.mode == Mode::Http
                 && let Some(r) = p.l4.content_rules.first()
             {
@@ -831,6 +837,7 @@ impl RouteTable {
                 latency: Default::default(),
                 counters: Default::default(),
                 stats_page: (p.stats.enabled && p.mode == Mode::Http).then(|| Arc::new(p.stats.clone())),
+                stats_admin: p.stats.admin.iter().map(|a| CompiledCond::compile(&a.cond, &p.acls)).collect::<Result<_, _>>()?,
                 paused: std::sync::atomic::AtomicBool::new(false),
             });
         }
