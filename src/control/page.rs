@@ -243,7 +243,7 @@ pub fn html(rt: &RouteTable, page: &StatsPage, admin: bool, st: Option<&str>) ->
         if page.scope.is_empty() || page.scope.contains(&name) {
             let form = admin && rows[i..end].iter().any(|r| r.objtype == stats::ObjType::Server);
             if form {
-                let _ = write!(o, "<form method=\"post\" action=\"{}\">\n", esc(page.uri()));
+                let _ = writeln!(o, "<form method=\"post\" action=\"{}\">", esc(page.uri()));
             }
             table(&mut o, &name, &rows[i..end], form);
             if form {
