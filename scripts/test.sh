@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. On a fresh machine (as root) it first installs the real servers the
-# integration tests put behind sluiced or health-check: PostgreSQL, Redis and MariaDB.
+# integration tests put behind sluiced or health-check (PostgreSQL, Redis, MariaDB) and the operators'
+# tools the stats socket is tested with (socat, hatop in tmux, promtool).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,13 +9,17 @@ need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 { command -v mariadbd || command -v /usr/sbin/mariadbd; } >/dev/null 2>&1 || need+=(mariadb-server)
 command -v psql >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+# The operators' tools the stats socket is tested with.
+for t in socat hatop tmux promtool; do
+  command -v $t >/dev/null 2>&1 || need+=("$([ $t = promtool ] && echo prometheus || echo $t)")
+done
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   else
-    echo "scripts/test.sh: please install ${need[*]} (the database tests need them)" >&2
+    echo "scripts/test.sh: please install ${need[*]} (the database and stats tests need them)" >&2
     exit 1
   fi
 fi

@@ -46,6 +46,8 @@ pub enum Outcome {
     Continue,
     /// `prompt` switched interactive mode on (`true`) or off.
     Interactive(bool),
+    /// `set timeout cli <delay>`: this connection's idle timeout.
+    Timeout(std::time::Duration),
     Quit,
 }
 
@@ -54,6 +56,7 @@ pub const COMMANDS: &[(&str, &str, StatsLevel)] = &[
     ("help [<command>]", "list matching or all commands", StatsLevel::User),
     ("prompt", "toggle interactive mode with prompt", StatsLevel::User),
     ("quit", "disconnect", StatsLevel::User),
+    ("set timeout cli <delay>", "change this connection's idle timeout (seconds by default)", StatsLevel::User),
     ("show version", "show version of the current process", StatsLevel::User),
     ("show info [typed|json]", "report information about the running process", StatsLevel::User),
     ("show stat [typed|json] [<iid> <type> <sid>]", "report counters for each proxy and server", StatsLevel::User),
@@ -90,6 +93,7 @@ fn level_of(words: &[&str]) -> Option<StatsLevel> {
     let w = |i: usize| words.get(i).copied().unwrap_or("");
     Some(match (w(0), w(1)) {
         ("help" | "prompt" | "quit", _) => StatsLevel::User,
+        ("set", "timeout") => StatsLevel::User,
         ("show", "version" | "info" | "stat" | "servers" | "backend" | "env" | "activity" | "sess" | "errors" | "acl" | "map") => StatsLevel::User,
         ("get", "weight") => StatsLevel::User,
         ("clear", "counters") if w(2) == "all" => StatsLevel::Admin,
@@ -177,6 +181,18 @@ pub fn run_line(ctx: &Ctx, level: StatsLevel, line: &str, interactive: bool) -> 
             ["prompt", ..] => {
                 interactive_now = !interactive_now;
                 outcome = Outcome::Interactive(interactive_now);
+                continue;
+            }
+            ["set", "timeout", "cli", d] => {
+                match crate::config::units::parse_time_unit(d, "s") {
+                    Ok(t) if !t.is_zero() => outcome = Outcome::Timeout(t),
+                    _ => out.push_str("Expects an integer value.\n"),
+                }
+                out.push('\n');
+                continue;
+            }
+            ["set", "timeout", ..] => {
+                out.push_str("'set timeout' only supports 'cli'.\n\n");
                 continue;
             }
             _ => {}

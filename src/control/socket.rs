@@ -208,7 +208,7 @@ async fn read_line<R: AsyncRead + Unpin>(r: &mut BufReader<R>, timeout: Duration
 }
 
 /// One runtime API connection.
-async fn serve<S: AsyncRead + AsyncWrite + Unpin>(conn: S, ctx: &Ctx, level: StatsLevel, timeout: Duration) {
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(conn: S, ctx: &Ctx, level: StatsLevel, mut timeout: Duration) {
     let (r, mut w) = tokio::io::split(conn);
     let mut r = BufReader::new(r);
     let mut interactive = false;
@@ -229,6 +229,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(conn: S, ctx: &Ctx, level: Sta
                 return;
             }
             Outcome::Interactive(on) => interactive = on,
+            Outcome::Timeout(t) => timeout = t,
             Outcome::Continue => {}
         }
         if interactive {
