@@ -194,3 +194,27 @@ fn stats_admin_form_changes_server_states_when_the_condition_holds() {
     assert_eq!(send("s=s1&s=nosuch&action=ready&b=b"), "/st;st=part");
     assert!(servers(6).contains(&"one".to_string()));
 }
+
+#[test]
+fn a_backend_section_serves_its_stats_page_to_requests_routed_to_it() {
+    let (app, _) = http_backend(|_| ok_response("app"));
+    let port = free_port();
+    let cfg = format!(
+        "defaults\n  mode http\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n\
+         frontend f\n  bind 127.0.0.1:{port}\n  use_backend be_stats if {{ path_beg /admin }}\n  default_backend app\n\
+         backend be_stats\n  stats enable\n  stats uri /admin/stats\n\
+         backend app\n  server s1 {}\n",
+        app.addr()
+    );
+    let _s = Sluiced::start(&cfg, &[port]);
+    let (status, head, body) = get(port, "/admin/stats", "");
+    assert_eq!(status, 200, "{head}");
+    let doc = scraper::Html::parse_document(&body);
+    let rows: Vec<String> = doc.select(&scraper::Selector::parse("tr td:first-child").unwrap()).map(|e| e.text().collect()).collect();
+    assert!(rows.contains(&"s1".to_string()) && rows.contains(&"FRONTEND".to_string()), "{rows:?}");
+    // Its CSV form too; other requests go to the default backend.
+    assert_eq!(get(port, "/admin/stats;csv", "").0, 200);
+    assert_eq!(get(port, "/other", "").2, "app");
+    // A request routed to the stats backend outside its URI gets HAProxy's 503 (no server).
+    assert_eq!(get(port, "/admin/else", "").0, 503);
+}

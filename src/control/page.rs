@@ -1,6 +1,7 @@
 //! The HTTP stats page (`stats enable`, `stats uri`, ...): an HTML table per proxy, or with
 //! `;csv` in the URI the `show stat` CSV. The HTTP session calls [`serve`] for every request of a
-//! frontend with a stats page, before its `http-request` rules run, as it does for `monitor-uri`.
+//! frontend with a stats page, before its `http-request` rules run, as it does for `monitor-uri`;
+//! a `backend` section with `stats enable` answers the requests routed to it, after its rules.
 //!
 //! Implemented: `stats enable`, `uri` (a prefix of the request target, as in HAProxy), `realm`,
 //! `auth`, `refresh`, `hide-version`, `show-legends`, `scope`, `show-node`, `show-desc`, and
@@ -14,19 +15,26 @@ use std::fmt::Write;
 use crate::control::config::StatsPage;
 use crate::control::stats::{self, StatFilter, StatRow};
 use crate::l7::reply::Response;
+use crate::route::RouteTable;
+use crate::route::eval::CompiledCond;
 use crate::route::eval::HttpMsg;
-use crate::route::{Frontend, RouteTable};
 
 /// The answer of `fe`'s stats page to `req`; `None` when the request is not for the page.
-/// `admin` tells whether `stats admin` allows this request's admin actions; it is only asked for
-/// requests of the page.
-pub fn serve(rt: &RouteTable, fe: &Frontend, req: &dyn HttpMsg, admin: &dyn Fn() -> bool) -> Option<Response> {
-    let page = fe.stats_page.as_deref()?;
+/// `admin` tells whether `stats admin` allows this request's admin actions (given the page's
+/// admin conditions); it is only asked for requests of the page.
+pub fn serve(
+    rt: &RouteTable,
+    page: Option<&StatsPage>,
+    admin_conds: &[CompiledCond],
+    req: &dyn HttpMsg,
+    admin: &dyn Fn(&[CompiledCond]) -> bool,
+) -> Option<Response> {
+    let page = page?;
     let rest = after_uri(req.uri(), page.uri().as_bytes())?;
     if !page.auth.is_empty() && !authorized(page, req) {
         return Some(unauthorized(page));
     }
-    let admin = !fe.stats_admin.is_empty() && admin();
+    let admin = !admin_conds.is_empty() && admin(admin_conds);
     if req.method() == b"POST" {
         let status = if admin { post(rt, req.body().unwrap_or_default()) } else { "DENY" };
         let location = format!("{};st={status}", page.uri());

@@ -315,10 +315,11 @@ fn set_addr(base: &HttpCtx<'_>, part: AddrPart, v: &SampleRef<'_>) {
 }
 
 /// The stream with `msg` as the request or the response.
-/// Whether the stats page's admin actions are allowed for `msg` (`stats admin if <cond>`).
-pub(crate) fn stats_admin_allowed(base: &HttpCtx<'_>, msg: &Msg<'_>) -> bool {
+/// Whether a stats page's admin actions are allowed for `msg`: one of its `stats admin if <cond>`
+/// conditions holds.
+pub(crate) fn stats_admin_allowed(conds: &[crate::route::eval::CompiledCond], base: &HttpCtx<'_>, msg: &Msg<'_>) -> bool {
     let ctx = with_msg(base, msg, None, true);
-    base.fe.stats_admin.iter().any(|c| c.eval(&ctx) == Tri::Yes)
+    conds.iter().any(|c| c.eval(&ctx) == Tri::Yes)
 }
 
 fn with_msg<'b>(base: &HttpCtx<'b>, msg: &'b Msg<'_>, other: Option<&'b Msg<'_>>, is_request: bool) -> HttpCtx<'b> {

@@ -939,7 +939,8 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                 // `monitor-uri` is answered before any rule runs, as in HAProxy.
                 Some(status) => Flow::Reply(super::reply::error_response(status, &rules::error_tables(&base), &|f| rules::eval_format(f, &base))),
                 // The stats page (`stats uri`) is answered there too, before the rules.
-                None => match crate::control::page::serve(rt, fe, &msg, &|| rules::stats_admin_allowed(&base, &msg)) {
+                None => match crate::control::page::serve(rt, fe.stats_page.as_deref(), &fe.stats_admin, &msg, &|c| rules::stats_admin_allowed(c, &base, &msg))
+                {
                     Some(page) => Flow::Reply(page),
                     None => rules::run(&fe.http.request_rules, &base, &mut msg, None, true, &mut edits),
                 },
@@ -952,7 +953,15 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                 let ctx = HttpCtx { req: Some(&msg), req_buf: &cbuf, ..base };
                 base.backend = fe.select_backend(&rt.backends, &ctx);
                 if let Some(b) = base.backend.filter(|b| Some(*b) != fe.own_backend) {
-                    flow = rules::run(&rt.backends[b].http.request_rules, &base, &mut msg, None, true, &mut edits);
+                    let be = &rt.backends[b];
+                    flow = rules::run(&be.http.request_rules, &base, &mut msg, None, true, &mut edits);
+                    // A `backend` section with `stats enable` answers its page after its rules.
+                    if matches!(flow, Flow::Continue)
+                        && let Some(page) =
+                            crate::control::page::serve(rt, be.stats_page.as_deref(), &be.stats_admin, &msg, &|c| rules::stats_admin_allowed(c, &base, &msg))
+                    {
+                        flow = Flow::Reply(page);
+                    }
                 }
             }
             if matches!(flow, Flow::Continue) {

@@ -431,6 +431,10 @@ pub struct Backend {
     pub counters: Arc<crate::control::counters::ProxyCounters>,
     /// Configuration the statistics show (algorithm, checks).
     pub stats_info: crate::control::counters::BackendStatsInfo,
+    /// `stats enable` in a `backend` section: the page requests routed here are answered with.
+    pub stats_page: Option<Arc<crate::control::config::StatsPage>>,
+    /// `stats admin if|unless <cond>` of that page.
+    pub stats_admin: Vec<CompiledCond>,
 }
 
 /// `pool-max-conn` of a server: at most `max` idle connections kept by all workers together
@@ -762,7 +766,10 @@ impl RouteTable {
                 send_name_header: if p.mode == Mode::Http { p.http.send_name_header.clone() } else { None },
                 pool_limits,
                 abortonclose: p.options.abortonclose.unwrap_or(false),
-                buffer_request: p.mode == Mode::Http && p.http.options.buffer_request.unwrap_or(false),
+                buffer_request: p.mode == Mode::Http && (p.http.options.buffer_request.unwrap_or(false) || !p.stats.admin.is_empty()),
+                // A `backend` section's own stats page (a `listen` section's is its frontend's).
+                stats_page: (p.stats.enabled && p.mode == Mode::Http && p.kind == ProxyKind::Backend).then(|| Arc::new(p.stats.clone())),
+                stats_admin: p.stats.admin.iter().map(|a| CompiledCond::compile(&a.cond, &p.acls)).collect::<Result<_, _>>()?,
                 cookie: compile_cookie(p, diags),
                 log: compile_log(p, cfg, diags)?,
                 counters: Default::default(),
