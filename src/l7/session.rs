@@ -808,8 +808,35 @@ fn conn_header(close: bool, version: Version) -> ConnHeader {
     }
 }
 
-/// Runs one client connection to its end.
-pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<std::net::SocketAddr>) -> End {
+/// The wait for an idle new connection's first bytes, before its session state exists: at most
+/// the time the first request head may take. Frontends with `tcp-request connection|session` rules
+/// do not wait here: their rules run at once, as HAProxy runs them on accept.
+pub async fn wait_first_bytes(fe: &Frontend, client: &EpollConn) {
+    if !(fe.connection_rules.is_empty() && fe.session_rules.is_empty()) {
+        return;
+    }
+    let head_timeout = fe.timeout_http_request.or(fe.timeout_client).unwrap_or(DEFAULT_HEAD_TIMEOUT);
+    // A new socket may be reported readable before any byte arrived: a one-byte peek tells, and
+    // its `WouldBlock` clears the readiness so that the next wait is for real data (or the end).
+    let first_bytes = async {
+        loop {
+            if client.ready(Interest::READABLE).await.is_err() {
+                return;
+            }
+            let peek = client.try_io(Interest::READABLE, || {
+                nix::sys::socket::recv(std::os::fd::AsRawFd::as_raw_fd(&client.fd()), &mut [0u8; 1], nix::sys::socket::MsgFlags::MSG_PEEK)
+                    .map_err(io::Error::from)
+            });
+            if !matches!(&peek, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(head_timeout, first_bytes).await;
+}
+
+/// Runs one client connection, accepted at `accepted`, to its end.
+pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<std::net::SocketAddr>, accepted: std::time::Instant) -> End {
     let rt = &*w.rt;
     let fe = &rt.frontends[fe_idx];
     if let EpollConn::Tcp(s) = &client {
@@ -856,7 +883,9 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         // 1. Request head.
         vars.borrow_mut().new_transaction();
         captures.borrow_mut().new_transaction();
-        let first_wait = if first { head_timeout } else { keepalive_timeout };
+        // The first head may take `timeout http-request` from the accept, part of which may have
+        // gone waiting for the first bytes.
+        let first_wait = if first { head_timeout.map(|t| t.saturating_sub(accepted.elapsed())) } else { keepalive_timeout };
         let started_at = std::cell::Cell::new(None);
         let timed = rec.is_some().then_some(&started_at);
         match read_head(&client, &mut cbuf, &mut req_head, &limits, first_wait, head_timeout, h1::parse_request_into, timed).await {

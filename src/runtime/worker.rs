@@ -179,13 +179,18 @@ impl AcceptLoop {
     ) {
         let (w, active, drained) = (self.w.clone(), self.active.clone(), self.drained.clone());
         active.set(active.get() + 1);
-        tokio::task::spawn_local(async move {
+        let fut = async move {
             let counters = w.rt.frontends[fe].counters.clone();
             counters.session_start();
+            let accepted = std::time::Instant::now();
+            // The session futures are boxed, and an HTTP connection without connection or
+            // session rules first waits for its first bytes in this small task: an idle client
+            // connection costs the task and its socket, not a whole session's state.
             let _end = if w.rt.frontends[fe].mode == crate::config::model::Mode::Http {
-                crate::l7::session::run(w, fe, conn, peer).await
+                crate::l7::session::wait_first_bytes(&w.rt.frontends[fe], &conn).await;
+                Box::pin(crate::l7::session::run(w, fe, conn, peer, accepted)).await
             } else {
-                session::run(w, fe, conn, peer, local, accept_proxy).await
+                Box::pin(session::run(w, fe, conn, peer, local, accept_proxy)).await
             };
             counters.session_end();
             drop(permits);
@@ -193,7 +198,8 @@ impl AcceptLoop {
             if active.get() == 0 {
                 drained.notify_one();
             }
-        });
+        };
+        tokio::task::spawn_local(fut);
     }
 
     async fn until_stop(stop: &mut watch::Receiver<Stop>) {
