@@ -249,7 +249,7 @@ impl PatUser for LiveAcl {
     }
 
     /// Tries each entry of each reference alone, to name the one that matches first.
-    fn lookup(&self, input: &str, entries: &dyn Fn(&PatRef) -> Vec<Entry>, _map: bool) -> String {
+    fn lookup(&self, input: &str, entries: &dyn Fn(&PatRef) -> Vec<Entry>, map: bool) -> String {
         let method = self.body.method;
         let mut line = format!("type={}, case={}", method.name(), if self.body.ignore_case { "insensitive" } else { "sensitive" });
         let sample = cli_sample(input, method);
@@ -264,12 +264,13 @@ impl PatUser for LiveAcl {
                 }
             }
         }
-        match found {
-            Some(k) => {
-                let tree = matches!(method, MatchMethod::Str | MatchMethod::Ip);
-                line.push_str(&format!(", match=yes, idx={}, pattern=\"{k}\"\n", if tree { "tree" } else { "list" }));
-            }
-            None => line.push_str(", match=no\n"),
+        let idx = if matches!(method, MatchMethod::Str | MatchMethod::Ip) { "tree" } else { "list" };
+        // `get map` names the key and, since an ACL keeps no value, `value=none`, as HAProxy.
+        match (found, map) {
+            (Some(k), false) => line.push_str(&format!(", match=yes, idx={idx}, pattern=\"{k}\"\n")),
+            (Some(k), true) => line.push_str(&format!(", found=yes, idx={idx}, key=\"{k}\", value=none\n")),
+            (None, false) => line.push_str(", match=no\n"),
+            (None, true) => line.push_str(", found=no\n"),
         }
         line
     }

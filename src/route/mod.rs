@@ -39,6 +39,8 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
         &[
             "daemon",
             "maxconn",
+            "maxconnrate",
+            "maxsessrate",
             "pidfile",
             "nbthread",
             "cpu-map",

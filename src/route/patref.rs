@@ -217,6 +217,8 @@ impl Collecting {
             r.id.store(id, Ordering::Relaxed);
             refs.push(r);
         }
+        // Listed by id, as HAProxy sorts its references once the ids are known.
+        refs.sort_by_key(|r| r.id());
         PatRegistry { refs }
     }
 }
