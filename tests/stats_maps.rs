@@ -110,12 +110,18 @@ fn show_map_lists_files_with_ids_and_entries_by_reference() {
     let b_ref = entries[1].split(' ').next().unwrap();
     assert_eq!(ask(&r.sock, &format!("set map {m} #{b_ref} one")), "\n");
     assert_eq!(get(r.port, "b.example", "/").1, "one");
-    assert_eq!(ask(&r.sock, &format!("get map {m} b.example")), "type=str, case=sensitive, found=yes, idx=tree, key=\"b.example\", value=\"one\", type=\"str\"\n\n");
+    assert_eq!(
+        ask(&r.sock, &format!("get map {m} b.example")),
+        "type=str, case=sensitive, found=yes, idx=tree, key=\"b.example\", value=\"one\", type=\"str\"\n\n"
+    );
     assert_eq!(ask(&r.sock, &format!("get map {m} c.example")), "type=str, case=sensitive, found=no\n\n");
     assert_eq!(ask(&r.sock, &format!("del map {m} #{b_ref}")), "\n");
     assert_eq!(get(r.port, "b.example", "/").1, "dflt");
     assert_eq!(ask(&r.sock, "show map /nope.map"), "Unknown map identifier. Please use #<id> or <file>.\n\n");
-    assert_eq!(ask(&r.sock, &format!("add map {m} k")), "'add map' expects three parameters (map identifier, key and value) or one parameter (map identifier) and a payload\n\n");
+    assert_eq!(
+        ask(&r.sock, &format!("add map {m} k")),
+        "'add map' expects three parameters (map identifier, key and value) or one parameter (map identifier) and a payload\n\n"
+    );
     assert_eq!(ask(&r.sock, &format!("set map {m} nope x")), "entry not found.\n\n");
     assert_eq!(ask(&r.sock, &format!("show map @0 {m}")), ask(&r.sock, &format!("show map {m}")));
 }

@@ -79,7 +79,8 @@ mod tests {
     use super::*;
 
     fn table(global: &str) -> RouteTable {
-        let text = format!("global\n{global}defaults\n    mode tcp\nfrontend f\n    bind :8080\n    default_backend be\nbackend be\n    server s1 127.0.0.1:1\n");
+        let text =
+            format!("global\n{global}defaults\n    mode tcp\nfrontend f\n    bind :8080\n    default_backend be\nbackend be\n    server s1 127.0.0.1:1\n");
         RouteTable::compile(&crate::config::testing::ok(&text)).unwrap()
     }
 

@@ -354,7 +354,8 @@ impl LiveMap {
     /// The map `path` for `method` and `out`: shared with every converter of the routing table
     /// being compiled that reads the same file the same way.
     pub fn load(path: &str, method: MapMatch, out: MapOut) -> Result<Arc<LiveMap>, String> {
-        let pref = patref::for_file(path, true, None).map_err(|e| format!("cannot open map file '{path}': {}", e.trim_start_matches(&format!("cannot open file '{path}': "))))?;
+        let pref = patref::for_file(path, true, None)
+            .map_err(|e| format!("cannot open map file '{path}': {}", e.trim_start_matches(&format!("cannot open file '{path}': "))))?;
         thread_local! {
             static SHARED: std::cell::RefCell<Vec<Weak<LiveMap>>> = const { std::cell::RefCell::new(Vec::new()) };
         }

@@ -879,7 +879,16 @@ impl RouteTable {
         let time_transactions = frontends.iter().any(|f| exported(&f.http)) || backends.iter().any(|b| exported(&b.http));
         let limits = Arc::new(crate::runtime::limit::ProcessLimits::new(g.maxconn, g.maxconnrate, g.maxsessrate));
         let patterns = collecting.finish();
-        Ok(RouteTable { frontends, backends, process, userlists: cfg.userlists.clone(), proc_vars: vars::ProcVars::default(), time_transactions, limits, patterns })
+        Ok(RouteTable {
+            frontends,
+            backends,
+            process,
+            userlists: cfg.userlists.clone(),
+            proc_vars: vars::ProcVars::default(),
+            time_transactions,
+            limits,
+            patterns,
+        })
     }
 
     /// Compiles, discarding warnings (for `-c` and tests that only need success or failure).

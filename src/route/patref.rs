@@ -232,9 +232,8 @@ impl Drop for Collecting {
 /// The reference for file `path` read as a map (`map_format`) or as a list of patterns, shared
 /// within the routing table being compiled; the file is read when first named.
 pub(crate) fn for_file(path: &str, map_format: bool, unique_id: Option<i64>) -> Result<Arc<PatRef>, String> {
-    let found = BUILDING.with(|b| {
-        b.borrow().as_ref().and_then(|b| b.refs.iter().find(|(_, r)| r.reference == path && r.map_format == map_format).map(|(_, r)| r.clone()))
-    });
+    let found = BUILDING
+        .with(|b| b.borrow().as_ref().and_then(|b| b.refs.iter().find(|(_, r)| r.reference == path && r.map_format == map_format).map(|(_, r)| r.clone())));
     if let Some(r) = found {
         return Ok(r);
     }

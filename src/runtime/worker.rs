@@ -10,8 +10,8 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use super::io::EpollConn;
-use super::listener::{BoundListener, StdListener};
 use super::limit::ConnSlot;
+use super::listener::{BoundListener, StdListener};
 use super::pipe::PipePool;
 use crate::l4::session::{self, Worker};
 use crate::route::RouteTable;
@@ -42,11 +42,7 @@ fn pin(cpus: &[usize]) {
 
 /// Starts one thread per entry of `listeners`. Each thread returns when told to stop and, on a
 /// soft stop, once its sessions have ended.
-pub fn spawn(
-    rt: Arc<RouteTable>,
-    listeners: Vec<Vec<BoundListener>>,
-    stop: watch::Receiver<Stop>,
-) -> std::io::Result<Vec<std::thread::JoinHandle<()>>> {
+pub fn spawn(rt: Arc<RouteTable>, listeners: Vec<Vec<BoundListener>>, stop: watch::Receiver<Stop>) -> std::io::Result<Vec<std::thread::JoinHandle<()>>> {
     let mut handles = Vec::new();
     for (i, ls) in listeners.into_iter().enumerate() {
         let rt = rt.clone();
