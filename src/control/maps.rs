@@ -196,3 +196,51 @@ fn clear(rt: &RouteTable, kind: Kind, args: &[&str]) -> Result<String, String> {
         .map(|()| String::new())
         .map_err(refused)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A table reading `hosts.map` as `map_str_int` and `map_beg`, and an ACL file with `-u 5`.
+    fn table(tag: &str) -> (RouteTable, String, String) {
+        let dir = std::env::temp_dir().join(format!("sluiced-maps-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (map, list) = (dir.join("hosts.map"), dir.join("nets.lst"));
+        std::fs::write(&map, "a 1\n# comment\nb 2\n").unwrap();
+        std::fs::write(&list, "10.0.0.0/8\n").unwrap();
+        let (m, l) = (map.display().to_string(), list.display().to_string());
+        let text = format!(
+            "defaults\n    mode http\nfrontend f\n    bind :8080\n    acl nets src -u 5 -f {l}\n    http-request deny if nets\n    http-request set-var(txn.n) req.hdr(host),map_str_int({m})\n    use_backend %[req.hdr(host),map_beg({m},be)]\nbackend be\n    server s1 127.0.0.1:1\n"
+        );
+        (RouteTable::compile(&crate::config::testing::ok(&text)).unwrap(), m, l)
+    }
+
+    #[test]
+    fn references_are_numbered_after_the_explicit_ids_and_listed_by_id() {
+        let (rt, m, l) = table("ids");
+        let ids: Vec<(i64, String)> = rt.patterns.refs.iter().map(|r| (r.id(), r.reference.clone())).collect();
+        // In the order the routing table compiles them (`use_backend` before `http-request`).
+        assert_eq!(ids, vec![(0, m.clone()), (1, String::new()), (5, l.clone())]);
+        assert_eq!(run(&rt, "show", "map", &[]).unwrap().lines().count(), 2);
+        assert!(run(&rt, "show", "acl", &["#5"]).unwrap().ends_with(" 10.0.0.0/8\n"));
+        assert_eq!(run(&rt, "show", "acl", &[&m]), Err(Kind::Acl.unknown()), "a map file used by no ACL is not an ACL");
+    }
+
+    #[test]
+    fn a_value_one_reader_cannot_parse_changes_nothing() {
+        let (rt, m, _) = table("refuse");
+        assert_eq!(run(&rt, "add", "map", &[&m, "c", "three"]), Err("'three' is not an integer.\n".into()));
+        assert_eq!(run(&rt, "show", "map", &[&m]).unwrap().lines().count(), 2);
+        assert_eq!(run(&rt, "add", "map", &[&m, "c", "3"]), Ok(String::new()));
+        let get = run(&rt, "get", "map", &[&m, "c"]).unwrap();
+        assert_eq!(
+            get,
+            "type=beg, case=sensitive, found=yes, idx=tree, key=\"c\", value=\"3\", type=\"str\"\n\
+             type=str, case=sensitive, found=yes, idx=tree, key=\"c\", value=\"3\", type=\"sint\"\n"
+        );
+        assert_eq!(run(&rt, "show", "map", &["@1", &m]).unwrap_err().lines().count(), 1);
+        assert_eq!(run(&rt, "del", "map", &[&m, "#0xzz"]), Err("Malformed identifier. Please use #<id> or <file>.\n".into()));
+        assert_eq!(run(&rt, "clear", "map", &[]), Err("Missing map identifier.\n".into()));
+        assert_eq!(run(&rt, "get", "acl", &["#5"]), Err("Missing ACL identifier and/or key.\n".into()));
+    }
+}
