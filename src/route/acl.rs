@@ -254,7 +254,9 @@ impl PatUser for LiveAcl {
         let mut line = format!("type={}, case={}", method.name(), if self.body.ignore_case { "insensitive" } else { "sensitive" });
         let sample = cli_sample(input, method);
         let mut found = None;
-        'refs: for r in &self.refs {
+        // Most lookups miss: the whole matcher says so before any entry is tried alone.
+        let any = sample.as_ref().is_some_and(|s| self.matcher.load().matches(s, &CliCtx));
+        'refs: for r in self.refs.iter().filter(|_| any) {
             for e in entries(r) {
                 let one = |p: &PatRef| if std::ptr::eq(p, &**r) { vec![e.clone()] } else { Vec::new() };
                 let hit = build_matcher(&self.body, std::iter::once(r), &one).is_ok_and(|m| sample.as_ref().is_some_and(|s| m.matches(s, &CliCtx)));
