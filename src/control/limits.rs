@@ -18,9 +18,7 @@ pub fn set_maxconn_frontend(rt: &RouteTable, name: Option<&str>, value: Option<&
     if n < 0 {
         return Err("Value out of range.\n".into());
     }
-    if let Some(l) = &fe.limit {
-        l.set(u32::try_from(n).unwrap_or(u32::MAX));
-    }
+    fe.limit.set(u32::try_from(n).unwrap_or(u32::MAX));
     Ok(String::new())
 }
 
@@ -109,7 +107,7 @@ mod tests {
         assert_eq!(set_maxconn_frontend(&rt, Some("f"), None), Err("Integer value expected.\n".into()));
         assert_eq!(set_maxconn_frontend(&rt, Some("f"), Some("-1")), Err("Value out of range.\n".into()));
         set_maxconn_frontend(&rt, Some("f"), Some("7")).unwrap();
-        assert_eq!(rt.frontends[0].limit.as_ref().unwrap().max(), Some(7));
+        assert_eq!(rt.frontends[0].limit.max(), Some(7));
         set_rate_limit(&rt, &["connections", "global", "5"]).unwrap();
         set_rate_limit(&rt, &["sessions", "global", "6"]).unwrap();
         assert_eq!((rt.limits.conn_rate.limit(), rt.limits.sess_rate.limit()), (5, 6));

@@ -512,7 +512,7 @@ pub fn frontend_row(rt: &RouteTable, fe: &Frontend) -> StatRow {
     r.u32("scur", load(&c.cur_sessions));
     r.u32("smax", load(&c.max_sessions));
     // The limits as `set maxconn frontend|global` left them.
-    if let Some(m) = fe.limit.as_ref().and_then(|l| l.max()).or_else(|| rt.limits.maxconn.max()) {
+    if let Some(m) = fe.limit.max().or_else(|| rt.limits.maxconn.max()) {
         r.u32("slim", u64::from(m));
     }
     r.u64("stot", c.sessions());

@@ -347,8 +347,8 @@ pub struct Frontend {
     /// (as much as fits in the buffer) is read before the rules run, for `req.body`.
     pub buffer_request: bool,
     /// Admission limit shared by every worker (`maxconn`, changed by `set maxconn frontend`);
-    /// always present, without a limit when none is set.
-    pub limit: Option<Arc<crate::runtime::limit::ConnLimit>>,
+    /// without a limit when none is set.
+    pub limit: Arc<crate::runtime::limit::ConnLimit>,
     /// `mode http`: the capture slots of each transaction.
     pub captures: capture::CaptureConfig,
     /// Access logging; `None` when the frontend has no log target, so sessions record nothing.
@@ -847,7 +847,7 @@ impl RouteTable {
                 own_backend: if p.kind == ProxyKind::Listen { index.get(p.name.as_str()).copied() } else { None },
                 timeout_tarpit: p.timeouts.tarpit.or(p.timeouts.connect),
                 buffer_request,
-                limit: Some(crate::runtime::limit::ConnLimit::new(p.maxconn)),
+                limit: crate::runtime::limit::ConnLimit::new(p.maxconn),
                 captures: capture::CaptureConfig::compile(p).0,
                 log: compile_log(p, cfg, diags)?,
                 latency: Default::default(),

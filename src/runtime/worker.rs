@@ -136,7 +136,7 @@ impl AcceptLoop {
         let limits = &self.w.rt.limits;
         limits.conn_rate.room().await;
         limits.sess_rate.room().await;
-        for l in [Some(&limits.maxconn), self.w.rt.frontends[fe].limit.as_ref()].into_iter().flatten() {
+        for l in [&limits.maxconn, &self.w.rt.frontends[fe].limit] {
             if !l.room().await {
                 return false;
             }
@@ -146,15 +146,12 @@ impl AcceptLoop {
 
     /// Counts an accepted connection in the rates and takes its slots (waiting if another worker
     /// took the last one in between: the connection is held, not served, until there is room).
-    async fn admit(&self, fe: usize) -> Option<(ConnSlot, Option<ConnSlot>)> {
+    async fn admit(&self, fe: usize) -> Option<(ConnSlot, ConnSlot)> {
         let limits = &self.w.rt.limits;
         limits.conn_rate.admit().await;
         limits.sess_rate.admit().await;
         let g = limits.maxconn.acquire().await?;
-        let f = match &self.w.rt.frontends[fe].limit {
-            Some(l) => Some(l.acquire().await?),
-            None => None,
-        };
+        let f = self.w.rt.frontends[fe].limit.acquire().await?;
         Some((g, f))
     }
 
