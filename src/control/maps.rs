@@ -212,7 +212,10 @@ mod tests {
         let text = format!(
             "defaults\n    mode http\nfrontend f\n    bind :8080\n    acl nets src -u 5 -f {l}\n    http-request deny if nets\n    http-request set-var(txn.n) req.hdr(host),map_str_int({m})\n    use_backend %[req.hdr(host),map_beg({m},be)]\nbackend be\n    server s1 127.0.0.1:1\n"
         );
-        (RouteTable::compile(&crate::config::testing::ok(&text)).unwrap(), m, l)
+        let rt = RouteTable::compile(&crate::config::testing::ok(&text)).unwrap();
+        // Read once compiled: changes are in memory from now on.
+        std::fs::remove_dir_all(&dir).unwrap();
+        (rt, m, l)
     }
 
     #[test]
