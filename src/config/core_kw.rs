@@ -1181,7 +1181,12 @@ pub fn global_keywords() -> Vec<GlobalKeyword> {
                 g.maxconnrate = Some(one_u32(a, "rate")?);
                 Ok(())
             },
-            doc!(Parsed, "maxconnrate <n>", "Process-wide maximum of accepted connections per second.", "maxconnrate 5000"),
+            doc!(
+                Parsed,
+                "maxconnrate <n>",
+                "Process-wide maximum of accepted connections per second; beyond it the workers stop accepting until the next second (set rate-limit connections global changes it).",
+                "maxconnrate 5000"
+            ),
         ),
         gkw(
             "maxsessrate",
@@ -1189,7 +1194,12 @@ pub fn global_keywords() -> Vec<GlobalKeyword> {
                 g.maxsessrate = Some(one_u32(a, "rate")?);
                 Ok(())
             },
-            doc!(Parsed, "maxsessrate <n>", "Process-wide maximum of new sessions per second.", "maxsessrate 5000"),
+            doc!(
+                Parsed,
+                "maxsessrate <n>",
+                "Process-wide maximum of new sessions per second, counted when a connection is accepted (set rate-limit sessions global changes it).",
+                "maxsessrate 5000"
+            ),
         ),
         gkw(
             "maxsslconn",

@@ -405,7 +405,7 @@ pub fn parse_acl(words: &[Word]) -> Result<AclBody, String> {
 
 const INT_OPS: &[&str] = &["eq", "ge", "gt", "le", "lt"];
 
-fn parse_values(body: &AclBody, values: &[Word]) -> Result<Vec<Pattern>, String> {
+pub(crate) fn parse_values(body: &AclBody, values: &[Word]) -> Result<Vec<Pattern>, String> {
     if matches!(body.method, MatchMethod::Found | MatchMethod::Bool) {
         return Ok(Vec::new());
     }
@@ -463,7 +463,7 @@ fn parse_int_value(v: &str) -> Result<i64, String> {
 }
 
 /// One value for the body's match method.
-fn parse_pattern(v: &str, body: &AclBody) -> Result<Pattern, String> {
+pub(crate) fn parse_pattern(v: &str, body: &AclBody) -> Result<Pattern, String> {
     match body.method {
         MatchMethod::Int | MatchMethod::Len => match v.split_once(':') {
             Some((lo, hi)) => {

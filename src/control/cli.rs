@@ -67,8 +67,10 @@ pub const COMMANDS: &[(&str, &str, StatsLevel)] = &[
     ("show activity", "show per-thread activity stats (for support/developers)", StatsLevel::User),
     ("show sess", "report the list of current sessions", StatsLevel::User),
     ("show errors", "report last request and/or response errors for each proxy", StatsLevel::User),
-    ("show acl", "report available acls or dump an acl's contents", StatsLevel::User),
-    ("show map", "report available maps or dump a map's contents", StatsLevel::User),
+    ("show acl [<acl>]", "report available acls or dump an acl's contents", StatsLevel::User),
+    ("show map [<map>]", "report available maps or dump a map's contents", StatsLevel::User),
+    ("get acl <acl> <value>", "report the patterns matching a sample for an ACL", StatsLevel::User),
+    ("get map <map> <value>", "report the keys and values matching a sample for a map", StatsLevel::User),
     ("get weight <bk>/<srv>", "report a server's current weight", StatsLevel::User),
     ("clear counters [all]", "clear max statistics counters (or all counters)", StatsLevel::Operator),
     ("disable server <bk>/<srv>", "disable a server for maintenance (use 'set server' instead)", StatsLevel::Admin),
@@ -84,6 +86,14 @@ pub const COMMANDS: &[(&str, &str, StatsLevel)] = &[
     ("set maxconn server <bk>/<srv> <n>", "change a server's maxconn setting", StatsLevel::Admin),
     ("set maxconn frontend <frontend> <n>", "change a frontend's maxconn setting", StatsLevel::Admin),
     ("set maxconn global <n>", "change the per-process maxconn setting", StatsLevel::Admin),
+    ("set rate-limit <setting> <value>", "change a rate limiting value", StatsLevel::Admin),
+    ("add acl <acl> <pattern>", "add an acl entry", StatsLevel::Admin),
+    ("add map <map> <key> <value>", "add a map entry", StatsLevel::Admin),
+    ("clear acl <acl>", "clear the contents of this acl", StatsLevel::Admin),
+    ("clear map <map>", "clear the contents of this map", StatsLevel::Admin),
+    ("del acl <acl> [<key>|#<ref>]", "delete acl entries matching <key>", StatsLevel::Admin),
+    ("del map <map> [<key>|#<ref>]", "delete map entries matching <key>", StatsLevel::Admin),
+    ("set map <map> [<key>|#<ref>] <value>", "modify a map entry", StatsLevel::Admin),
     ("add server <bk>/<srv> [args]*", "add a bare server in a backend (not supported yet)", StatsLevel::Admin),
     ("del server <bk>/<srv>", "remove a server (not supported yet)", StatsLevel::Admin),
 ];
@@ -99,7 +109,8 @@ fn level_of(words: &[&str]) -> Option<StatsLevel> {
         ("clear", "counters") if w(2) == "all" => StatsLevel::Admin,
         ("clear", "counters") => StatsLevel::Operator,
         ("enable" | "disable", "server" | "health" | "agent" | "frontend") => StatsLevel::Admin,
-        ("set", "server" | "weight" | "maxconn") => StatsLevel::Admin,
+        ("get", "map" | "acl") => StatsLevel::User,
+        ("set", "server" | "weight" | "maxconn" | "rate-limit") => StatsLevel::Admin,
         ("add" | "del" | "set" | "clear", "map" | "acl") => StatsLevel::Admin,
         ("add" | "del", "server") => StatsLevel::Admin,
         _ => return None,
@@ -271,9 +282,7 @@ fn exec(ctx: &Ctx, level: StatsLevel, words: &[&str]) -> Result<String, String> 
         ["show", "sess", ..] => String::new(),
         // No error capture exists: HAProxy's answer when nothing was captured.
         ["show", "errors", ..] => format!("Total events captured on [{}] : 0\n", now_text()),
-        ["show", "acl" | "map", ..] | ["add" | "del" | "set" | "clear", "map" | "acl", ..] => {
-            return Err("Maps and ACL files are compiled into the routing table and cannot be listed or changed at run time yet.\n".into());
-        }
+        ["show" | "get" | "add" | "del" | "set" | "clear", kind @ ("map" | "acl"), rest @ ..] => super::maps::run(rt, words[0], kind, rest)?,
         // A backend's server list is part of the compiled table, shared without a lock.
         ["add" | "del", "server", ..] => return Err("Adding or deleting servers at run time is not supported yet.\n".into()),
         ["get", "weight", target, ..] => {
@@ -326,13 +335,9 @@ fn exec(ctx: &Ctx, level: StatsLevel, words: &[&str]) -> Result<String, String> 
             s.maxconn.store(n, Ordering::Relaxed);
             String::new()
         }
-        ["set", "maxconn", "frontend", name, ..] => {
-            if !rt.frontends.iter().any(|f| f.name == *name) {
-                return Err("No such frontend.\n".into());
-            }
-            return Err("A frontend's maxconn cannot be changed at run time yet.\n".into());
-        }
-        ["set", "maxconn", "global", ..] => return Err("The global maxconn cannot be changed at run time yet.\n".into()),
+        ["set", "maxconn", "frontend", rest @ ..] => super::limits::set_maxconn_frontend(rt, rest.first().copied(), rest.get(1).copied())?,
+        ["set", "maxconn", "global", rest @ ..] => super::limits::set_maxconn_global(rt, rest.first().copied())?,
+        ["set", "rate-limit", rest @ ..] => super::limits::set_rate_limit(rt, rest)?,
         ["set", "maxconn", ..] => return Err("'set maxconn' only supports 'frontend', 'server', and 'global'.\n".into()),
         _ => format!("Unknown command: '{}', but maybe one of the following ones is a better match:\n{}", words.join(" "), help(level, &words[..1])),
     })

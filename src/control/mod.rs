@@ -2,6 +2,8 @@
 pub mod cli;
 pub mod config;
 pub mod counters;
+pub mod limits;
+pub mod maps;
 pub mod page;
 pub mod prometheus;
 pub mod socket;

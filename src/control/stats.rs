@@ -511,7 +511,8 @@ pub fn frontend_row(rt: &RouteTable, fe: &Frontend) -> StatRow {
     r.s("svname", "FRONTEND");
     r.u32("scur", load(&c.cur_sessions));
     r.u32("smax", load(&c.max_sessions));
-    if let Some(m) = fe.maxconn.or(rt.process.maxconn) {
+    // The limits as `set maxconn frontend|global` left them.
+    if let Some(m) = fe.limit.max().or_else(|| rt.limits.maxconn.max()) {
         r.u32("slim", u64::from(m));
     }
     r.u64("stot", c.sessions());
@@ -873,7 +874,9 @@ pub fn info_values(rt: &RouteTable, info: &ProcessInfo) -> Vec<(&'static str, Va
     let cum_conns = sum_fe(&|c| c.sessions());
     let cum_req = sum_fe(&|c| c.requests());
     let curr = info.curr_conns.unwrap_or_else(|| sum_fe(&|c| load(&c.cur_sessions)));
-    let maxconn = u64::from(rt.process.maxconn.unwrap_or(0));
+    let limits = &rt.limits;
+    let maxconn = u64::from(limits.maxconn.max().unwrap_or(0));
+    let hard_maxconn = u64::from(limits.hard_maxconn.unwrap_or(0));
     let listeners = rt.frontends.iter().map(|f| f.binds.len() as u64).sum::<u64>();
     let bytes_out = rt.backends.iter().flat_map(|b| b.state.servers.iter()).map(|s| load(&s.bytes_in)).sum::<u64>();
     let version = version_string();
@@ -890,7 +893,14 @@ pub fn info_values(rt: &RouteTable, info: &ProcessInfo) -> Vec<(&'static str, Va
                 "Uptime" => Value::Str(uptime_text(info.uptime_secs)),
                 "Uptime_sec" => Value::U32(info.uptime_secs),
                 "Ulimit-n" | "Maxsock" => Value::U32(info.ulimit_n),
-                "Maxconn" | "Hard_maxconn" => Value::U32(maxconn),
+                "Maxconn" => Value::U32(maxconn),
+                "Hard_maxconn" => Value::U32(hard_maxconn),
+                "ConnRate" => Value::U32(u64::from(limits.conn_rate.current())),
+                "ConnRateLimit" => Value::U32(u64::from(limits.conn_rate.limit())),
+                "MaxConnRate" => Value::U32(u64::from(limits.conn_rate.max_seen())),
+                "SessRate" => Value::U32(u64::from(limits.sess_rate.current())),
+                "SessRateLimit" => Value::U32(u64::from(limits.sess_rate.limit())),
+                "MaxSessRate" => Value::U32(u64::from(limits.sess_rate.max_seen())),
                 "CurrConns" => Value::U32(curr),
                 "CumConns" => Value::U32(cum_conns),
                 "CumReq" => Value::U32(cum_req),

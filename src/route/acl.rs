@@ -4,9 +4,14 @@
 
 use std::collections::HashSet;
 use std::net::{IpAddr, ToSocketAddrs};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use super::eval::{CompiledSample, SampleRef, StreamCtx, Tri};
-use crate::config::expr::{AclBody, MatchMethod, Pattern, parse_acl};
+use super::patref::{self, Entry, PatRef, PatUser};
+use crate::config::diag::Span;
+use crate::config::expr::{AclBody, MatchMethod, Pattern, parse_acl, parse_pattern, parse_values};
 use crate::config::lex::Word;
 use crate::config::model::AclDecl;
 
@@ -39,9 +44,9 @@ const PREDEFINED: &[(&str, &str)] = &[
 
 /// Compiles the ACL `name`: the proxy's declarations of that name, ORed, or else a predefined one.
 pub(crate) fn compile_named(name: &str, acls: &[AclDecl]) -> Result<CompiledAcl, String> {
-    let bodies: Vec<AclBody> = acls.iter().filter(|d| d.name == name).map(|d| d.body.clone()).collect();
-    if !bodies.is_empty() {
-        return CompiledAcl::compile(&bodies).map_err(|e| format!("ACL '{name}': {e}"));
+    let decls: Vec<(&AclBody, Option<&Span>)> = acls.iter().filter(|d| d.name == name).map(|d| (&d.body, Some(&d.span))).collect();
+    if !decls.is_empty() {
+        return CompiledAcl::compile_live(&decls).map_err(|e| format!("ACL '{name}': {e}"));
     }
     predefined(name).ok_or_else(|| format!("unknown ACL '{name}'"))?
 }
@@ -53,11 +58,11 @@ pub(crate) fn predefined(name: &str) -> Option<Result<CompiledAcl, String>> {
             fetch: crate::config::expr::Call { name: "wait_end".into(), args: Vec::new() },
             converters: Vec::new(),
         });
-        return Some(sample.map(|sample| CompiledAcl { exprs: vec![AclExpr { sample, matcher: Matcher::Bool }] }));
+        return Some(sample.map(|sample| CompiledAcl { exprs: vec![AclExpr { sample, matcher: AclMatcher::Fixed(Matcher::Bool) }] }));
     }
     let (_, text) = PREDEFINED.iter().find(|(n, _)| *n == name)?;
     let words: Vec<Word> = text.split_whitespace().map(Word::bare).collect();
-    Some(parse_acl(&words).and_then(|body| CompiledAcl::compile(std::slice::from_ref(&body))).map_err(|e| format!("predefined ACL '{name}': {e}")))
+    Some(parse_acl(&words).and_then(|body| CompiledAcl::compile_fixed(std::slice::from_ref(&body))).map_err(|e| format!("predefined ACL '{name}': {e}")))
 }
 
 /// An ACL: one expression per declaration line, ORed.
@@ -69,13 +74,38 @@ pub(crate) struct CompiledAcl {
 #[derive(Debug)]
 struct AclExpr {
     sample: CompiledSample,
-    matcher: Matcher,
+    matcher: AclMatcher,
+}
+
+/// A predefined ACL's patterns never change; a configured ACL's may, through the runtime API.
+#[derive(Debug)]
+enum AclMatcher {
+    Fixed(Matcher),
+    Live(Arc<LiveAcl>),
 }
 
 impl CompiledAcl {
+    /// An inline ACL (`{ ... }`): its `-f` files can be changed at run time.
     pub fn compile(bodies: &[AclBody]) -> Result<CompiledAcl, String> {
-        let exprs =
-            bodies.iter().map(|b| Ok(AclExpr { sample: CompiledSample::compile(&b.expr)?, matcher: Matcher::compile(b)? })).collect::<Result<_, String>>()?;
+        let decls: Vec<(&AclBody, Option<&Span>)> = bodies.iter().map(|b| (b, None)).collect();
+        Self::compile_live(&decls)
+    }
+
+    /// Each body with its pattern references: its `-f` files and, for a declaration (with its
+    /// place in the configuration), the values on its line.
+    fn compile_live(decls: &[(&AclBody, Option<&Span>)]) -> Result<CompiledAcl, String> {
+        let exprs = decls
+            .iter()
+            .map(|(b, at)| Ok(AclExpr { sample: CompiledSample::compile(&b.expr)?, matcher: AclMatcher::Live(LiveAcl::compile(b, *at)?) }))
+            .collect::<Result<_, String>>()?;
+        Ok(CompiledAcl { exprs })
+    }
+
+    fn compile_fixed(bodies: &[AclBody]) -> Result<CompiledAcl, String> {
+        let exprs = bodies
+            .iter()
+            .map(|b| Ok(AclExpr { sample: CompiledSample::compile(&b.expr)?, matcher: AclMatcher::Fixed(Matcher::compile(b)?) }))
+            .collect::<Result<_, String>>()?;
         Ok(CompiledAcl { exprs })
     }
 
@@ -84,7 +114,15 @@ impl CompiledAcl {
     pub fn eval(&self, ctx: &dyn StreamCtx) -> Tri {
         let mut result = Tri::No;
         for e in &self.exprs {
-            let (hit, may_change) = e.sample.any_value(ctx, &mut |v| e.matcher.matches(v, ctx));
+            let live;
+            let matcher = match &e.matcher {
+                AclMatcher::Fixed(m) => m,
+                AclMatcher::Live(l) => {
+                    live = l.matcher.load();
+                    &**live
+                }
+            };
+            let (hit, may_change) = e.sample.any_value(ctx, &mut |v| matcher.matches(v, ctx));
             let t = match (hit, may_change) {
                 (true, _) => Tri::Yes,
                 (false, true) => Tri::Miss,
@@ -96,6 +134,147 @@ impl CompiledAcl {
             }
         }
         result
+    }
+}
+
+/// An ACL expression whose patterns come from pattern references (its line's values, its `-f`
+/// files), rebuilt whole when the runtime API changes one of them and read without a lock.
+#[derive(Debug)]
+pub(crate) struct LiveAcl {
+    /// The body without its patterns: how patterns parse and match.
+    body: AclBody,
+    /// The line's values first (when listed), then each `-f` file.
+    refs: Vec<Arc<PatRef>>,
+    matcher: ArcSwap<Matcher>,
+}
+
+impl LiveAcl {
+    fn compile(b: &AclBody, at: Option<&Span>) -> Result<Arc<LiveAcl>, String> {
+        let mut body = b.clone();
+        body.patterns.clear();
+        let mut refs = Vec::new();
+        let fetch = &b.expr.fetch.name;
+        // An `acl` line's values are listed by `show acl` as HAProxy does (`acl 'src' file 'x'
+        // line 3`); an inline ACL's values have no line to name and stay as written.
+        let values = match at {
+            Some(span) => {
+                let key = format!("{}:{}:{}", span.file, span.line, b.values.join(" "));
+                patref::for_values(&b.values, b.unique_id.filter(|_| b.files.is_empty()), Some(key))
+            }
+            None => patref::unlisted_values(&b.values),
+        };
+        let used_at = match at {
+            Some(span) => format!("acl at file '{}' line {}", span.file, span.line),
+            None => "acl".to_owned(),
+        };
+        refs.push((values, at.map(|span| format!("acl '{fetch}' file '{}' line {}", span.file, span.line))));
+        for f in &b.files {
+            let r = patref::for_file(f, b.map_files, b.unique_id)?;
+            refs.push((r, Some(used_at.clone())));
+        }
+        let view = |p: &PatRef| p.entries();
+        let matcher = build_matcher(&body, refs.iter().map(|(r, _)| r), &view)?;
+        let live = Arc::new(LiveAcl { body, refs: refs.iter().map(|(r, _)| r.clone()).collect(), matcher: ArcSwap::from_pointee(matcher) });
+        let user: Arc<dyn PatUser> = live.clone();
+        for (r, used) in refs {
+            if let Some(used) = used {
+                r.add_user(Arc::downgrade(&user), false, used);
+            }
+        }
+        Ok(live)
+    }
+}
+
+/// The matcher of `body` over the patterns of `refs`: a line's values parse as on the line
+/// (operators included), a file's entries one pattern each (a map file's keys).
+fn build_matcher<'a>(body: &AclBody, refs: impl Iterator<Item = &'a Arc<PatRef>>, view: &dyn Fn(&PatRef) -> Vec<Entry>) -> Result<Matcher, String> {
+    let mut b = body.clone();
+    for r in refs {
+        let entries = view(r);
+        if r.reference.is_empty() {
+            let words: Vec<Word> = entries.iter().map(|e| Word::bare(&e.key)).collect();
+            b.patterns.extend(parse_values(body, &words)?);
+        } else {
+            for e in &entries {
+                b.patterns.push(parse_pattern(&e.key, body)?);
+            }
+        }
+    }
+    Matcher::compile(&b)
+}
+
+/// What `get acl` matches against: no stream, only the value typed.
+struct CliCtx;
+
+impl StreamCtx for CliCtx {
+    fn src(&self) -> Option<std::net::SocketAddr> {
+        None
+    }
+    fn dst(&self) -> Option<std::net::SocketAddr> {
+        None
+    }
+    fn frontend_name(&self) -> &str {
+        ""
+    }
+    fn frontend_id(&self) -> u32 {
+        0
+    }
+    fn backend(&self, _name: &str) -> Option<&crate::balance::BackendState> {
+        None
+    }
+    fn current_backend(&self) -> Option<&crate::balance::BackendState> {
+        None
+    }
+    fn req_buffer(&self) -> &[u8] {
+        &[]
+    }
+    fn req_final(&self) -> bool {
+        true
+    }
+}
+
+/// `input` as the sample type `method` compares.
+fn cli_sample(input: &str, method: MatchMethod) -> Option<SampleRef<'_>> {
+    Some(match method {
+        MatchMethod::Int | MatchMethod::Bool => SampleRef::Int(input.trim().parse().ok()?),
+        MatchMethod::Ip => SampleRef::Ip(input.trim().parse().ok()?),
+        _ => SampleRef::Str(std::borrow::Cow::Borrowed(input.as_bytes())),
+    })
+}
+
+impl PatUser for LiveAcl {
+    fn stage(self: Arc<Self>, view: &dyn Fn(&PatRef) -> Vec<Entry>) -> Result<Box<dyn FnOnce() + '_>, String> {
+        let m = build_matcher(&self.body, self.refs.iter(), view)?;
+        Ok(Box::new(move || self.matcher.store(Arc::new(m))))
+    }
+
+    /// Tries each entry of each reference alone, to name the one that matches first.
+    fn lookup(&self, input: &str, entries: &dyn Fn(&PatRef) -> Vec<Entry>, map: bool) -> String {
+        let method = self.body.method;
+        let mut line = format!("type={}, case={}", method.name(), if self.body.ignore_case { "insensitive" } else { "sensitive" });
+        let sample = cli_sample(input, method);
+        let mut found = None;
+        // Most lookups miss: the whole matcher says so before any entry is tried alone.
+        let any = sample.as_ref().is_some_and(|s| self.matcher.load().matches(s, &CliCtx));
+        'refs: for r in self.refs.iter().filter(|_| any) {
+            for e in entries(r) {
+                let one = |p: &PatRef| if std::ptr::eq(p, &**r) { vec![e.clone()] } else { Vec::new() };
+                let hit = build_matcher(&self.body, std::iter::once(r), &one).is_ok_and(|m| sample.as_ref().is_some_and(|s| m.matches(s, &CliCtx)));
+                if hit {
+                    found = Some(e.key.clone());
+                    break 'refs;
+                }
+            }
+        }
+        let idx = if matches!(method, MatchMethod::Str | MatchMethod::Ip) { "tree" } else { "list" };
+        // `get map` names the key and, since an ACL keeps no value, `value=none`, as HAProxy.
+        match (found, map) {
+            (Some(k), false) => line.push_str(&format!(", match=yes, idx={idx}, pattern=\"{k}\"\n")),
+            (Some(k), true) => line.push_str(&format!(", found=yes, idx={idx}, key=\"{k}\", value=none\n")),
+            (None, false) => line.push_str(", match=no\n"),
+            (None, true) => line.push_str(", found=no\n"),
+        }
+        line
     }
 }
 

@@ -15,7 +15,7 @@ use std::sync::{Arc, OnceLock};
 use sha1::Digest;
 
 use super::eval::{SampleRef, StreamCtx};
-use super::map::{self, MapFile, MapMatch, MapOut, MapValue};
+use super::map::{self, LiveMap, MapMatch, MapOut, MapValue};
 use super::vars::VarConds;
 use crate::config::expr::Call;
 use crate::l4::action::{VarName, parse_var_cond, parse_var_name};
@@ -167,9 +167,10 @@ pub(crate) enum Conv {
         subst: Vec<Subst>,
         global: bool,
     },
-    /// `map_<match>_<out>(<file>[,<default>])`: the file was read when compiled.
+    /// `map_<match>_<out>(<file>[,<default>])`: the file was read when compiled; the runtime API
+    /// may change its entries since.
     Map {
-        map: Arc<MapFile>,
+        map: Arc<LiveMap>,
         default: Option<MapValue>,
     },
     /// `url_dec([<in_form>])`: `+` is a space everywhere with `in_form`, else only after a `?`.
@@ -397,14 +398,16 @@ impl Conv {
             Conv::Odd => Some(SampleRef::Bool(v.as_int()? & 1 == 1)),
             Conv::RegSub { re, subst, global } => Some(SampleRef::Str(regsub(v.into_bytes(), re, subst, *global))),
             Conv::Map { map, default } => {
+                let map = map.current();
                 // An input that cannot be cast to the key type fails, default or not, as in HAProxy.
                 let found = match map.method() {
                     MapMatch::Int => map.lookup_int(v.as_int()?),
                     MapMatch::Ip => map.lookup_ip(v.as_ip()?),
                     _ => map.lookup_bytes(&v.as_bytes()),
                 };
+                // The index may be replaced once this returns: a string value is copied out.
                 Some(match found.or(default.as_ref())? {
-                    MapValue::Str(s) => SampleRef::Str(Cow::Borrowed(s)),
+                    MapValue::Str(s) => SampleRef::Str(Cow::Owned(s.to_vec())),
                     MapValue::Int(n) => SampleRef::Int(*n),
                     MapValue::Ip(a) => SampleRef::Ip(*a),
                 })
@@ -466,7 +469,7 @@ impl Conv {
 fn compile_map(call: &Call, method: MapMatch, out: MapOut) -> Result<Conv, String> {
     let name = call.name.as_str();
     let path = arg(call, 0).ok_or_else(|| format!("{name}: missing map file"))?;
-    let map = map::load_shared(path, method, out).map_err(|e| format!("{name}: {e}"))?;
+    let map = LiveMap::load(path, method, out).map_err(|e| format!("{name}: {e}"))?;
     let default = match call.args.get(1) {
         // An empty default is an empty string, and no default for the other outputs.
         Some(d) if out == MapOut::Str || !d.is_empty() => Some(MapValue::parse(d.as_bytes(), out).map_err(|e| format!("{name}: default value {e}"))?),

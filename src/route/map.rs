@@ -11,13 +11,17 @@
 //! The file format is HAProxy's: one `key value` per line, the value being the rest of the line
 //! after the blanks that follow the key; blank lines and `#` comments are skipped.
 //!
-//! A file read for one converter is shared with every other converter that reads the same file the
-//! same way, as long as the file has not changed: a reload re-reads changed files.
+//! A file is one pattern reference ([`super::patref`]) per routing table, read once; every
+//! converter that reads it the same way shares one index, rebuilt when the runtime API changes
+//! the reference.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::time::SystemTime;
+use std::sync::{Arc, Weak};
+
+use arc_swap::ArcSwap;
+
+use super::patref::{self, Entry, PatRef, PatUser};
 
 /// How keys are compared with the input (the `map_<match>` part of the converter name).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -155,7 +159,7 @@ pub(crate) struct MapFile {
 }
 
 /// One `key value` line of a map file, with its line number.
-fn entries(text: &[u8]) -> impl Iterator<Item = (usize, &[u8], &[u8])> {
+pub(crate) fn entries(text: &[u8]) -> impl Iterator<Item = (usize, &[u8], &[u8])> {
     text.split(|&c| c == b'\n').enumerate().filter_map(|(n, line)| {
         let blank = |c: &u8| *c == b' ' || *c == b'\t';
         let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -214,20 +218,15 @@ fn v6_mask(prefix: u32) -> u128 {
 }
 
 impl MapFile {
-    /// Reads and indexes `path`. Errors name the file and, for a bad line, the line.
-    pub fn load(path: &str, method: MapMatch, out: MapOut) -> Result<MapFile, String> {
-        let cannot = |e: &dyn std::fmt::Display| format!("cannot open map file '{path}': {e}");
-        let meta = std::fs::metadata(path).map_err(|e| cannot(&e))?;
-        // Only regular files: reading a device such as /dev/zero would never end.
-        if !meta.is_file() {
-            return Err(cannot(&"not a regular file"));
-        }
-        let text = std::fs::read(path).map_err(|e| cannot(&e))?;
-        Self::parse(path, &text, method, out)
+    /// Indexes the entries of a pattern reference; an error comes with the position of the entry
+    /// (from 0) whose key or value is wrong.
+    pub fn from_entries(list: &[super::patref::Entry], method: MapMatch, out: MapOut) -> Result<MapFile, (usize, String)> {
+        let it = list.iter().enumerate().map(|(i, e)| (i, e.key.as_bytes(), e.value.as_deref().unwrap_or("").as_bytes()));
+        Self::build(it, method, out)
     }
 
-    /// Indexes the text of a map file.
-    pub fn parse(path: &str, text: &[u8], method: MapMatch, out: MapOut) -> Result<MapFile, String> {
+    /// Indexes `(line, key, value)` entries; an error comes with the entry's line.
+    fn build<'a>(list: impl Iterator<Item = (usize, &'a [u8], &'a [u8])>, method: MapMatch, out: MapOut) -> Result<MapFile, (usize, String)> {
         let mut index = match method {
             MapMatch::Str => Index::Str(HashMap::new()),
             MapMatch::Beg => Index::Beg(Vec::new()),
@@ -237,8 +236,8 @@ impl MapFile {
             MapMatch::Ip => Index::Ip { v4: PrefixTable::new(), v6: PrefixTable::new() },
         };
         let mut values = Vec::new();
-        for (line, key, value) in entries(text) {
-            let bad = |e: String| format!("map file '{path}' line {line}: {e}");
+        for (line, key, value) in list {
+            let bad = |e: String| (line, e);
             let entry = u32::try_from(values.len()).map_err(|_| bad("too many entries".into()))?;
             values.push(MapValue::parse(value, out).map_err(bad)?);
             let key_text = || String::from_utf8_lossy(key);
@@ -285,6 +284,11 @@ impl MapFile {
 
     /// The value for a string input (every method but `int` and `ip`).
     pub fn lookup_bytes(&self, s: &[u8]) -> Option<&MapValue> {
+        self.values.get(self.find_bytes(s)?)
+    }
+
+    /// The entry (its position in the file) a string input matches.
+    pub fn find_bytes(&self, s: &[u8]) -> Option<usize> {
         let entry = match &self.index {
             Index::Str(h) => h.get(s).copied(),
             Index::Beg(by_len) => by_len.iter().filter(|(l, _)| *l <= s.len()).find_map(|(l, h)| h.get(&s[..*l]).copied()),
@@ -300,23 +304,35 @@ impl MapFile {
             Index::Reg(res) => res.iter().position(|r| r.is_match(s)).and_then(|i| u32::try_from(i).ok()),
             Index::Int(_) | Index::Ip { .. } => None,
         };
-        self.values.get(usize::try_from(entry?).ok()?)
+        usize::try_from(entry?).ok()
     }
 
     pub fn lookup_int(&self, n: i64) -> Option<&MapValue> {
+        self.values.get(self.find_int(n)?)
+    }
+
+    pub fn find_int(&self, n: i64) -> Option<usize> {
         let Index::Int(ranges) = &self.index else { return None };
-        self.values.get(ranges.iter().position(|&(lo, hi)| lo <= n && n <= hi)?)
+        ranges.iter().position(|&(lo, hi)| lo <= n && n <= hi)
+    }
+
+    pub fn value(&self, entry: usize) -> Option<&MapValue> {
+        self.values.get(entry)
     }
 
     /// IPv4 inputs are also looked up as IPv4-mapped IPv6 addresses, and mapped IPv6 inputs as
     /// IPv4, as HAProxy does.
     pub fn lookup_ip(&self, a: IpAddr) -> Option<&MapValue> {
+        self.values.get(self.find_ip(a)?)
+    }
+
+    pub fn find_ip(&self, a: IpAddr) -> Option<usize> {
         let Index::Ip { v4, v6 } = &self.index else { return None };
         let entry = match a {
             IpAddr::V4(a) => v4.lookup(u32::from(a)).or_else(|| v6.lookup(u128::from(a.to_ipv6_mapped()))),
             IpAddr::V6(a) => v6.lookup(u128::from(a)).or_else(|| a.to_ipv4_mapped().and_then(|m| v4.lookup(u32::from(m)))),
         };
-        self.values.get(usize::try_from(entry?).ok()?)
+        usize::try_from(entry?).ok()
     }
 
     pub fn method(&self) -> MapMatch {
@@ -324,44 +340,104 @@ impl MapFile {
     }
 }
 
-/// What identifies a file's content well enough to share its index: where it is, when it was last
-/// changed and how long it is, and how it is read.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct CacheKey {
-    path: std::path::PathBuf,
-    modified: Option<SystemTime>,
-    len: u64,
+/// A map converter's view of a pattern reference: the index for its match method and output
+/// type, swapped whole when the reference changes (`add map`, ...), read without a lock.
+#[derive(Debug)]
+pub(crate) struct LiveMap {
     method: MapMatch,
     out: MapOut,
+    pref: Arc<PatRef>,
+    map: ArcSwap<MapFile>,
 }
 
-type Cache = Mutex<HashMap<CacheKey, Weak<MapFile>>>;
-
-/// Maps still in use by some routing table. Only compilation touches it, never the data plane.
-static CACHE: OnceLock<Cache> = OnceLock::new();
-
-/// The map `path` read for `method` and `out`: shared with a converter that already read the same
-/// unchanged file the same way, else read now.
-pub(crate) fn load_shared(path: &str, method: MapMatch, out: MapOut) -> Result<Arc<MapFile>, String> {
-    let key = std::fs::metadata(path).ok().map(|m| CacheKey {
-        path: std::fs::canonicalize(path).unwrap_or_else(|_| path.into()),
-        modified: m.modified().ok(),
-        len: m.len(),
-        method,
-        out,
-    });
-    let cache = CACHE.get_or_init(Cache::default);
-    if let Some(k) = &key
-        && let Some(map) = cache.lock().ok().and_then(|c| c.get(k).and_then(Weak::upgrade))
-    {
-        return Ok(map);
+impl LiveMap {
+    /// The map `path` for `method` and `out`: shared with every converter of the routing table
+    /// being compiled that reads the same file the same way.
+    pub fn load(path: &str, method: MapMatch, out: MapOut) -> Result<Arc<LiveMap>, String> {
+        let pref = patref::for_file(path, true, None)
+            .map_err(|e| format!("cannot open map file '{path}': {}", e.trim_start_matches(&format!("cannot open file '{path}': "))))?;
+        thread_local! {
+            static SHARED: std::cell::RefCell<Vec<Weak<LiveMap>>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        let found = SHARED.with(|s| {
+            let mut s = s.borrow_mut();
+            s.retain(|w| w.strong_count() > 0);
+            s.iter().filter_map(Weak::upgrade).find(|m| Arc::ptr_eq(&m.pref, &pref) && m.method == method && m.out == out)
+        });
+        if let Some(m) = found {
+            return Ok(m);
+        }
+        let file = MapFile::from_entries(&pref.entries(), method, out).map_err(|(i, e)| {
+            // Name the line: the entries are the file's lines without blanks and comments.
+            let line = std::fs::read(path).ok().and_then(|t| entries(&t).nth(i).map(|(n, _, _)| n)).unwrap_or(0);
+            format!("map file '{path}' line {line}: {e}")
+        })?;
+        let live = Arc::new(LiveMap { method, out, pref: pref.clone(), map: ArcSwap::from_pointee(file) });
+        let user: Arc<dyn PatUser> = live.clone();
+        pref.add_user(Arc::downgrade(&user), true, "map".into());
+        SHARED.with(|s| s.borrow_mut().push(Arc::downgrade(&live)));
+        Ok(live)
     }
-    let map = Arc::new(MapFile::load(path, method, out)?);
-    if let (Some(k), Ok(mut c)) = (key, cache.lock()) {
-        c.retain(|_, w| w.strong_count() > 0);
-        c.insert(k, Arc::downgrade(&map));
+
+    /// The index now; a change installs a new one, this one stays valid while held.
+    pub fn current(&self) -> arc_swap::Guard<Arc<MapFile>> {
+        self.map.load()
     }
-    Ok(map)
+}
+
+/// HAProxy's name of a match method.
+pub(crate) fn method_name(m: MapMatch) -> &'static str {
+    match m {
+        MapMatch::Str => "str",
+        MapMatch::Beg => "beg",
+        MapMatch::Sub => "sub",
+        MapMatch::Dir => "dir",
+        MapMatch::Dom => "dom",
+        MapMatch::End => "end",
+        MapMatch::Reg => "reg",
+        MapMatch::Int => "int",
+        MapMatch::Ip => "ip",
+    }
+}
+
+impl PatUser for LiveMap {
+    fn stage(self: Arc<Self>, view: &dyn Fn(&PatRef) -> Vec<Entry>) -> Result<Box<dyn FnOnce() + '_>, String> {
+        let file = MapFile::from_entries(&view(&self.pref), self.method, self.out).map_err(|(_, e)| e)?;
+        Ok(Box::new(move || self.map.store(Arc::new(file))))
+    }
+
+    fn lookup(&self, input: &str, entries: &dyn Fn(&PatRef) -> Vec<Entry>, map: bool) -> String {
+        let file = self.map.load();
+        let found = match self.method {
+            MapMatch::Int => input.trim().parse().ok().and_then(|n| file.find_int(n)),
+            MapMatch::Ip => input.trim().parse().ok().and_then(|a| file.find_ip(a)),
+            _ => file.find_bytes(input.as_bytes()),
+        };
+        let mut line = format!("type={}, case=sensitive", method_name(self.method));
+        let (yes, no) = if map { (", found=yes", ", found=no") } else { (", match=yes", ", match=no") };
+        let list = entries(&self.pref);
+        match found.and_then(|i| Some((list.get(i)?, file.value(i)?))) {
+            None => line.push_str(no),
+            Some((e, v)) => {
+                line.push_str(yes);
+                let tree = matches!(self.method, MapMatch::Str | MapMatch::Beg | MapMatch::Ip);
+                line.push_str(if tree { ", idx=tree" } else { ", idx=list" });
+                if map {
+                    let ty = match v {
+                        MapValue::Str(_) => "str",
+                        MapValue::Int(_) => "sint",
+                        MapValue::Ip(IpAddr::V4(_)) => "ipv4",
+                        MapValue::Ip(IpAddr::V6(_)) => "ipv6",
+                    };
+                    line.push_str(&format!(", key=\"{}\", value=\"{}\", type=\"{ty}\"", e.key, e.value.as_deref().unwrap_or("")));
+                } else {
+                    line.push_str(&format!(", pattern=\"{}\"", e.key));
+                }
+            }
+        }
+        line.push('\n');
+        line
+    }
 }
 
 #[cfg(test)]
@@ -376,24 +452,6 @@ mod tests {
         assert_eq!(parse_converter_name("map_str_str"), Some((MapMatch::Str, MapOut::Str)));
         assert_eq!(parse_converter_name("map_x"), None);
         assert_eq!(parse_converter_name("mapper"), None);
-    }
-
-    #[test]
-    fn one_unchanged_file_is_read_once() {
-        let dir = std::env::temp_dir().join(format!("sluiced-map-share-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let f = dir.join("m.map");
-        std::fs::write(&f, "a 1\n").unwrap();
-        let p = f.to_str().unwrap();
-        let a = load_shared(p, MapMatch::Str, MapOut::Str).unwrap();
-        let b = load_shared(p, MapMatch::Str, MapOut::Str).unwrap();
-        assert!(Arc::ptr_eq(&a, &b));
-        let other_kind = load_shared(p, MapMatch::Beg, MapOut::Str).unwrap();
-        assert!(!Arc::ptr_eq(&a, &other_kind));
-        std::fs::write(&f, "a 22\n").unwrap();
-        let c = load_shared(p, MapMatch::Str, MapOut::Int).unwrap();
-        assert_eq!(c.lookup_bytes(b"a"), Some(&MapValue::Int(22)));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

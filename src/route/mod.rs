@@ -14,7 +14,8 @@ mod eval_tests;
 pub mod fetch;
 mod http_fetch;
 pub mod logformat;
-mod map;
+pub(crate) mod map;
+pub mod patref;
 pub mod sample;
 pub mod vars;
 
@@ -38,6 +39,8 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
         &[
             "daemon",
             "maxconn",
+            "maxconnrate",
+            "maxsessrate",
             "pidfile",
             "nbthread",
             "cpu-map",
@@ -343,8 +346,9 @@ pub struct Frontend {
     /// `option http-buffer-request` here or in a backend this frontend names: the request body
     /// (as much as fits in the buffer) is read before the rules run, for `req.body`.
     pub buffer_request: bool,
-    /// Admission limit shared by every worker (`maxconn`): a semaphore with that many permits.
-    pub limit: Option<Arc<tokio::sync::Semaphore>>,
+    /// Admission limit shared by every worker (`maxconn`, changed by `set maxconn frontend`);
+    /// without a limit when none is set.
+    pub limit: Arc<crate::runtime::limit::ConnLimit>,
     /// `mode http`: the capture slots of each transaction.
     pub captures: capture::CaptureConfig,
     /// Access logging; `None` when the frontend has no log target, so sessions record nothing.
@@ -519,6 +523,10 @@ pub struct RouteTable {
     pub userlists: Vec<crate::config::model::Userlist>,
     /// The `proc.` variables: shared by every worker, as long as this table serves.
     pub proc_vars: vars::ProcVars,
+    /// Global `maxconn`, `maxconnrate`, `maxsessrate`, as the runtime API last set them.
+    pub limits: Arc<crate::runtime::limit::ProcessLimits>,
+    /// Map files, ACL pattern files and ACL lines' values, as `show map` and `show acl` list them.
+    pub patterns: patref::PatRegistry,
 }
 
 fn compile_log(p: &crate::config::model::Proxy, cfg: &Config, diags: &mut Diags) -> Result<Option<Arc<crate::log::LogRt>>, String> {
@@ -668,6 +676,7 @@ impl RouteTable {
     /// Compiles a validated configuration. Warnings (parsed-only features that will have no
     /// effect) go to `diags`; an error is a configuration the data plane cannot run.
     pub fn compile_with(cfg: &Config, diags: &mut Diags) -> Result<RouteTable, String> {
+        let collecting = patref::Collecting::start();
         let g = &cfg.global;
         let nosplice = g.runtime.nosplice;
         // HAProxy requires a reply to fit in a buffer (`tune.bufsize`, 16384 by default).
@@ -838,7 +847,7 @@ impl RouteTable {
                 own_backend: if p.kind == ProxyKind::Listen { index.get(p.name.as_str()).copied() } else { None },
                 timeout_tarpit: p.timeouts.tarpit.or(p.timeouts.connect),
                 buffer_request,
-                limit: p.maxconn.map(|m| Arc::new(tokio::sync::Semaphore::new(m as usize))),
+                limit: crate::runtime::limit::ConnLimit::new(p.maxconn),
                 captures: capture::CaptureConfig::compile(p).0,
                 log: compile_log(p, cfg, diags)?,
                 latency: Default::default(),
@@ -868,7 +877,18 @@ impl RouteTable {
         // sessions do not time transactions for them.
         let exported = |h: &ProxyHttpRt| h.request_rules.iter().any(|r| matches!(r.action, crate::l7::rules::Action::PrometheusExporter));
         let time_transactions = frontends.iter().any(|f| exported(&f.http)) || backends.iter().any(|b| exported(&b.http));
-        Ok(RouteTable { frontends, backends, process, userlists: cfg.userlists.clone(), proc_vars: vars::ProcVars::default(), time_transactions })
+        let limits = Arc::new(crate::runtime::limit::ProcessLimits::new(g.maxconn, g.maxconnrate, g.maxsessrate));
+        let patterns = collecting.finish();
+        Ok(RouteTable {
+            frontends,
+            backends,
+            process,
+            userlists: cfg.userlists.clone(),
+            proc_vars: vars::ProcVars::default(),
+            time_transactions,
+            limits,
+            patterns,
+        })
     }
 
     /// Compiles, discarding warnings (for `-c` and tests that only need success or failure).

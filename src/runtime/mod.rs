@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod io;
+pub mod limit;
 pub mod listener;
 pub mod pipe;
 pub mod process;

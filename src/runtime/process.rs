@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
-use super::worker::{self, Limits, Stop};
+use super::worker::{self, Stop};
 use crate::config::diag::{Diags, Severity, format_line};
 use crate::config::model::Config;
 use crate::route::RouteTable;
@@ -88,7 +88,6 @@ pub fn run(cfg: &Config, opts: RunOpts) -> i32 {
         }
     }
     let hard_stop_after = rt.process.hard_stop_after;
-    let limits = Limits { global: rt.process.maxconn.map(|m| Arc::new(tokio::sync::Semaphore::new(m as usize))) };
     let (stop_tx, stop_rx) = watch::channel(Stop::Run);
     let rt = Arc::new(rt);
     if let Err(e) = crate::check::engine::spawn(cfg, &rt) {
@@ -99,7 +98,7 @@ pub fn run(cfg: &Config, opts: RunOpts) -> i32 {
         alert(&format!("cannot start the stats socket thread: {e}"));
         return 1;
     }
-    let handles = match worker::spawn(rt, listeners, stop_rx, limits) {
+    let handles = match worker::spawn(rt, listeners, stop_rx) {
         Ok(h) => h,
         Err(e) => {
             alert(&format!("cannot start worker threads: {e}"));

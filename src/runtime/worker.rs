@@ -7,9 +7,10 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::watch;
 
 use super::io::EpollConn;
+use super::limit::ConnSlot;
 use super::listener::{BoundListener, StdListener};
 use super::pipe::PipePool;
 use crate::l4::session::{self, Worker};
@@ -30,13 +31,6 @@ const PIPES_KEPT: usize = 256;
 /// Idle copy buffers a worker keeps for reuse.
 const BUFFERS_KEPT: usize = 1024;
 
-/// Process-wide admission limits.
-#[derive(Clone, Debug)]
-pub struct Limits {
-    /// Global `maxconn`.
-    pub global: Option<Arc<Semaphore>>,
-}
-
 fn pin(cpus: &[usize]) {
     let mut set = nix::sched::CpuSet::new();
     for &c in cpus {
@@ -48,30 +42,24 @@ fn pin(cpus: &[usize]) {
 
 /// Starts one thread per entry of `listeners`. Each thread returns when told to stop and, on a
 /// soft stop, once its sessions have ended.
-pub fn spawn(
-    rt: Arc<RouteTable>,
-    listeners: Vec<Vec<BoundListener>>,
-    stop: watch::Receiver<Stop>,
-    limits: Limits,
-) -> std::io::Result<Vec<std::thread::JoinHandle<()>>> {
+pub fn spawn(rt: Arc<RouteTable>, listeners: Vec<Vec<BoundListener>>, stop: watch::Receiver<Stop>) -> std::io::Result<Vec<std::thread::JoinHandle<()>>> {
     let mut handles = Vec::new();
     for (i, ls) in listeners.into_iter().enumerate() {
         let rt = rt.clone();
         let stop = stop.clone();
-        let limits = limits.clone();
         let cpus = rt.process.cpu_map.get(i).cloned().flatten();
         handles.push(std::thread::Builder::new().name(format!("sluiced-w{}", i + 1)).spawn(move || {
             if let Some(c) = cpus {
                 pin(&c);
             }
             crate::control::counters::set_worker(i);
-            worker_main(rt, ls, stop, limits);
+            worker_main(rt, ls, stop);
         })?);
     }
     Ok(handles)
 }
 
-fn worker_main(rt: Arc<RouteTable>, listeners: Vec<BoundListener>, mut stop: watch::Receiver<Stop>, limits: Limits) {
+fn worker_main(rt: Arc<RouteTable>, listeners: Vec<BoundListener>, mut stop: watch::Receiver<Stop>) {
     // A `LocalRuntime` runs `!Send` tasks in its own scheduler. A `LocalSet` driven by
     // `block_on` would do the same, but every `spawn_local` then wakes the root future through the
     // driver: an eventfd write per accepted connection, for nothing.
@@ -93,7 +81,7 @@ fn worker_main(rt: Arc<RouteTable>, listeners: Vec<BoundListener>, mut stop: wat
     let drained = Rc::new(tokio::sync::Notify::new());
     runtime.block_on(async move {
         for l in listeners {
-            let accept = AcceptLoop { w: w.clone(), limits: limits.clone(), stop: stop.clone(), active: active.clone(), drained: drained.clone() };
+            let accept = AcceptLoop { w: w.clone(), stop: stop.clone(), active: active.clone(), drained: drained.clone() };
             match l.listener {
                 StdListener::Tcp(t) => match tokio::net::TcpListener::from_std(t) {
                     Ok(t) => {
@@ -133,38 +121,37 @@ fn worker_main(rt: Arc<RouteTable>, listeners: Vec<BoundListener>, mut stop: wat
 
 struct AcceptLoop {
     w: Rc<Worker>,
-    limits: Limits,
     stop: watch::Receiver<Stop>,
     active: Rc<Cell<usize>>,
     drained: Rc<tokio::sync::Notify>,
 }
 
 impl AcceptLoop {
-    /// Waits until the global and the frontend `maxconn` both have room, without holding a slot:
-    /// while either is full the listener is not accepted from, so new connections wait in the
+    /// Waits until the global and the frontend `maxconn` both have room and the global rates
+    /// (`maxconnrate`, `maxsessrate`) allow one more connection this second, without holding a
+    /// slot: while any is full the listener is not accepted from, so new connections wait in the
     /// kernel's backlog. Holding a slot while waiting in `accept` would strand it on a worker whose
     /// listener gets no connection while another worker's queue fills.
     async fn room(&self, fe: usize) -> bool {
-        for s in [&self.limits.global, &self.w.rt.frontends[fe].limit].into_iter().flatten() {
-            match s.acquire().await {
-                Ok(p) => drop(p),
-                Err(_) => return false,
+        let limits = &self.w.rt.limits;
+        limits.conn_rate.room().await;
+        limits.sess_rate.room().await;
+        for l in [&limits.maxconn, &self.w.rt.frontends[fe].limit] {
+            if !l.room().await {
+                return false;
             }
         }
         true
     }
 
-    /// Takes the slots for an accepted connection (waiting if another worker took the last one
-    /// in between: the connection is held, not served, until a slot frees).
-    async fn admit(&self, fe: usize) -> Option<(Option<OwnedSemaphorePermit>, Option<OwnedSemaphorePermit>)> {
-        let g = match &self.limits.global {
-            Some(s) => Some(s.clone().acquire_owned().await.ok()?),
-            None => None,
-        };
-        let f = match &self.w.rt.frontends[fe].limit {
-            Some(s) => Some(s.clone().acquire_owned().await.ok()?),
-            None => None,
-        };
+    /// Counts an accepted connection in the rates and takes its slots (waiting if another worker
+    /// took the last one in between: the connection is held, not served, until there is room).
+    async fn admit(&self, fe: usize) -> Option<(ConnSlot, ConnSlot)> {
+        let limits = &self.w.rt.limits;
+        limits.conn_rate.admit().await;
+        limits.sess_rate.admit().await;
+        let g = limits.maxconn.acquire().await?;
+        let f = self.w.rt.frontends[fe].limit.acquire().await?;
         Some((g, f))
     }
 
