@@ -166,7 +166,7 @@ fn proxy(origin_port: u16) -> (u16, tokio::sync::oneshot::Sender<()>, std::threa
             let accept = async {
                 loop {
                     let Ok((sock, peer)) = l.accept().await else { continue };
-                    tokio::task::spawn_local(sluiced::l7::session::run(w.clone(), 0, EpollConn::Tcp(sock), Some(peer)));
+                    tokio::task::spawn_local(sluiced::l7::session::run(w.clone(), 0, EpollConn::Tcp(sock), Some(peer), std::time::Instant::now()));
                 }
             };
             tokio::select! {
