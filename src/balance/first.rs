@@ -2,10 +2,10 @@
 //! connection, so servers fill one after the other and the last ones can be powered down.
 //! The backend's eligibility check already refuses full servers (`maxconn`).
 
-use std::sync::Arc;
 
+use super::list::ServerList;
 use super::schedule::pickable;
-use super::state::{Algorithm, PickKey, ServerState};
+use super::state::{Algorithm, PickKey};
 
 #[derive(Debug, Default)]
 pub struct First;
@@ -17,7 +17,7 @@ impl First {
 }
 
 impl Algorithm for First {
-    fn pick(&self, servers: &[Arc<ServerState>], eligible: &dyn Fn(usize) -> bool, _key: &PickKey) -> Option<usize> {
+    fn pick(&self, servers: &ServerList, eligible: &dyn Fn(usize) -> bool, _key: &PickKey) -> Option<usize> {
         (0..servers.len()).filter(|&i| pickable(servers, eligible, i)).min_by_key(|&i| (servers[i].id, i))
     }
 }

@@ -10,12 +10,12 @@
 //! robin.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
+use super::list::ServerList;
 use super::config::HashMethod;
 use super::hash::avalanche;
 use super::hashing::HashBalancer;
-use super::state::{Algorithm, PickKey, ServerState};
+use super::state::{Algorithm, PickKey};
 
 #[derive(Debug)]
 pub struct Source {
@@ -39,14 +39,14 @@ impl Source {
 }
 
 impl Algorithm for Source {
-    fn pick(&self, servers: &[Arc<ServerState>], eligible: &dyn Fn(usize) -> bool, key: &PickKey) -> Option<usize> {
+    fn pick(&self, servers: &ServerList, eligible: &dyn Fn(usize) -> bool, key: &PickKey) -> Option<usize> {
         match key.src {
             Some(ip) => self.hashing.pick_hash(servers, eligible, u64::from(self.address_hash(ip))),
             None => self.hashing.pick(servers, eligible, &PickKey::default()),
         }
     }
 
-    fn rebuild(&self, servers: &[Arc<ServerState>]) {
+    fn rebuild(&self, servers: &ServerList) {
         self.hashing.rebuild(servers);
     }
 }
@@ -70,7 +70,7 @@ mod tests {
             .collect()
     }
 
-    fn assign(a: &Source, s: &[Arc<ServerState>], ips: &[IpAddr]) -> Vec<usize> {
+    fn assign(a: &Source, s: &ServerList, ips: &[IpAddr]) -> Vec<usize> {
         ips.iter().map(|&ip| a.pick(s, &|i| s[i].usable(), &PickKey { src: Some(ip), hash: None }).unwrap()).collect()
     }
 

@@ -438,7 +438,7 @@ fn show_servers_conn(rt: &RouteTable, backend: Option<&str>) -> Result<String, S
         String::from("# bkname/svname bkid/svid addr port - purge_delay used_cur used_max need_est unsafe_nb safe_nb idle_lim idle_cur idle_per_thr[]\n");
     for be in rt.backends.iter().filter(|b| backend.is_none_or(|n| n == b.name)) {
         for s in &be.state.servers {
-            let (addr, port) = match &s.addr {
+            let (addr, port) = match &**s.addr() {
                 crate::balance::state::ServerAddr::Inet(a) => (a.ip().to_string(), a.port().to_string()),
                 crate::balance::state::ServerAddr::InetSamePort(ip) | crate::balance::state::ServerAddr::InetOffset(ip, _) => (ip.to_string(), "0".into()),
                 crate::balance::state::ServerAddr::Unix(p) => (p.display().to_string(), "0".into()),

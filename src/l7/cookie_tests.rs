@@ -9,7 +9,7 @@ use crate::l7::h1;
 /// A fixed "now" (seconds since the epoch) for the date tests.
 const NOW: u32 = 1_700_000_000;
 
-fn servers(n: usize) -> Vec<Arc<ServerState>> {
+fn servers(n: usize) -> crate::balance::ServerList {
     (0..n).map(|i| Arc::new(ServerState::new(&format!("s{}", i + 1), i as u32 + 1, ServerAddr::Inet(([127, 0, 0, 1], 1).into()), 1, false))).collect()
 }
 
@@ -202,8 +202,9 @@ fn maxidle_and_maxlife_ignore_old_and_future_cookies() {
 /// The response `raw` to a request with `cookies` served by server `srv`, as the client gets it.
 fn respond(p: &Persistence, cookies: &[&str], method: &str, srv: usize, raw: &str) -> String {
     let r = req(cookies).replacen("GET", method, 1);
-    let (visit, _) = with_msg(&r, |v| p.on_request(&servers(3), v, NOW));
-    let edits = with_msg(raw, |v| p.on_response(&visit, srv, v, NOW));
+    let list = servers(3);
+    let (visit, _) = with_msg(&r, |v| p.on_request(&list, v, NOW));
+    let edits = with_msg(raw, |v| p.on_response(&visit, &list, srv, v, NOW));
     edited(raw, edits)
 }
 
