@@ -83,6 +83,9 @@ pub struct ServerState {
     deleted: AtomicBool,
     /// Added with `add server` (not in the configuration).
     pub dynamic: bool,
+    /// Other configuration elements name this server (`track`, `use-server`): it cannot be
+    /// deleted at run time.
+    pub referenced: bool,
     pub backup: bool,
     /// `cookie` value for persistence.
     pub cookie: Option<String>,
@@ -182,6 +185,7 @@ impl ServerState {
             conn_epoch: AtomicU32::new(0),
             deleted: AtomicBool::new(false),
             dynamic: false,
+            referenced: false,
             backup,
             cookie: None,
             pool: PoolLimit::default(),

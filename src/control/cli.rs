@@ -81,8 +81,8 @@ pub const COMMANDS: &[(&str, &str, StatsLevel)] = &[
     ("set maxconn server <bk>/<srv> <n>", "change a server's maxconn setting", StatsLevel::Admin),
     ("set maxconn frontend <frontend> <n>", "change a frontend's maxconn setting", StatsLevel::Admin),
     ("set maxconn global <n>", "change the per-process maxconn setting", StatsLevel::Admin),
-    ("add server <bk>/<srv> [args]*", "add a bare server in a backend (not supported yet)", StatsLevel::Admin),
-    ("del server <bk>/<srv>", "remove a server (not supported yet)", StatsLevel::Admin),
+    ("add server <bk>/<srv> [args]*", "add a bare server in a backend", StatsLevel::Admin),
+    ("del server <bk>/<srv>", "remove a server", StatsLevel::Admin),
 ];
 
 /// The command keywords (first words of each usage) that name a command, with its level.
@@ -258,8 +258,8 @@ fn exec(ctx: &Ctx, level: StatsLevel, words: &[&str]) -> Result<String, String> 
         ["show", "acl" | "map", ..] | ["add" | "del" | "set" | "clear", "map" | "acl", ..] => {
             return Err("Maps and ACL files are compiled into the routing table and cannot be listed or changed at run time yet.\n".into());
         }
-        // A backend's server list is part of the compiled table, shared without a lock.
-        ["add" | "del", "server", ..] => return Err("Adding or deleting servers at run time is not supported yet.\n".into()),
+        ["add", "server", rest @ ..] => super::servers::add_server(rt, rest)?,
+        ["del", "server", rest @ ..] => super::servers::del_server(rt, rest)?,
         ["get", "weight", target, ..] => {
             let (_, s) = server(rt, target)?;
             format!("{} (initial {})\n", s.weight(), s.initial_weight)
@@ -414,8 +414,7 @@ fn set_server(rt: &RouteTable, target: &str, rest: &[&str]) -> Result<String, St
             "down" => s.set_agent_down(true),
             _ => return Err("'set server <srv> agent' expects 'up' or 'down'.\n".into()),
         },
-        // Servers' addresses are part of the compiled table and shared without a lock.
-        ["addr", ..] => return Err("Changing a server's address at run time is not supported yet.\n".into()),
+        ["addr", rest @ ..] => return super::servers::set_addr(s, &be.state, rest),
         ["maxconn", n, ..] => {
             let n: u32 = n.parse().map_err(|_| "Invalid maxconn value.\n".to_string())?;
             s.maxconn.store(n, Ordering::Relaxed);

@@ -4,5 +4,6 @@ pub mod config;
 pub mod counters;
 pub mod page;
 pub mod prometheus;
+pub mod servers;
 pub mod socket;
 pub mod stats;

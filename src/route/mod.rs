@@ -450,6 +450,18 @@ pub(crate) fn server_state(name: &str, id: u32, addr: ServerAddr, o: &crate::con
     st
 }
 
+/// Some other part of the configuration names server `name` of `p` (a `track`, a `use-server`
+/// rule): HAProxy refuses to delete such a server at run time.
+fn referenced(cfg: &Config, p: &Proxy, name: &str) -> bool {
+    let tracks = cfg.proxies.iter().filter(|q| q.kind.has_backend()).flat_map(|q| q.servers.iter().map(move |s| (q, s))).any(|(q, s)| {
+        s.opts.track.as_deref().is_some_and(|t| match t.split_once('/') {
+            Some((b, srv)) => b == p.name && srv == name,
+            None => q.name == p.name && t == name,
+        })
+    });
+    tracks || p.use_servers.iter().any(|u| u.server == name)
+}
+
 /// HAProxy takes dynamic servers only in backends whose algorithm is not map-based: not
 /// `static-rr`, and hashing only with `hash-type consistent`.
 fn dynamic_servers_allowed(algo: Option<&balance::config::Balance>, hash_type: Option<&balance::config::HashType>) -> bool {
@@ -699,7 +711,8 @@ impl RouteTable {
                     Err(_) if matches!(s.addr.kind, AddrKind::Inet { host: Host::Name(_), .. }) => (ServerAddr::Unresolved, true),
                     Err(e) => return Err(format!("{}: server {}/{}: {e}", s.span, p.name, s.name)),
                 };
-                let st = server_state(&s.name, s.id.unwrap_or(si as u32 + 1), addr, o);
+                let mut st = server_state(&s.name, s.id.unwrap_or(si as u32 + 1), addr, o);
+                st.referenced = referenced(cfg, p, &s.name);
                 if o.disabled || unresolved {
                     st.set_admin(balance::AdminState::Maint);
                 }
