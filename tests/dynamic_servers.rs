@@ -45,10 +45,14 @@ fn stat_status(sock: &Path, srv: &str) -> Option<String> {
 
 /// The server names `show servers state` lists, with their ids.
 fn state_servers(sock: &Path) -> Vec<(String, String)> {
-    ask(sock, "show servers state").lines().skip(2).filter_map(|l| {
-        let f: Vec<&str> = l.split(' ').collect();
-        (f.len() > 4).then(|| (f[3].to_owned(), f[2].to_owned()))
-    }).collect()
+    ask(sock, "show servers state")
+        .lines()
+        .skip(2)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (f.len() > 4).then(|| (f[3].to_owned(), f[2].to_owned()))
+        })
+        .collect()
 }
 
 fn stats_socket() -> PathBuf {
@@ -228,7 +232,11 @@ fn set_server_addr_does_not_reuse_idle_connections_to_the_old_address() {
     let (one, seen_one) = http_backend(|_| ok_response("one"));
     let (two, _) = http_backend(|_| ok_response("two"));
     let (sock, port) = (stats_socket(), free_port());
-    let cfg = format!("global\n  nbthread 1\n  stats socket {} level admin\n{}", sock.display(), http_cfg(port, "", &format!("  http-reuse always\n  server s1 {}", one.addr())));
+    let cfg = format!(
+        "global\n  nbthread 1\n  stats socket {} level admin\n{}",
+        sock.display(),
+        http_cfg(port, "", &format!("  http-reuse always\n  server s1 {}", one.addr()))
+    );
     let _d = Sluiced::start(&cfg, &[port]);
     let get = || http_request(port, b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").2;
     // Two requests on two client connections share one pooled server connection.

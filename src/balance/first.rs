@@ -2,7 +2,6 @@
 //! connection, so servers fill one after the other and the last ones can be powered down.
 //! The backend's eligibility check already refuses full servers (`maxconn`).
 
-
 use super::list::ServerList;
 use super::schedule::pickable;
 use super::state::{Algorithm, PickKey};
@@ -25,9 +24,10 @@ impl Algorithm for First {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::balance::state::ServerAddr;
+    use crate::balance::state::{ServerAddr, ServerState};
+    use std::sync::Arc;
 
-    fn with_ids(ids: &[u32]) -> Vec<Arc<ServerState>> {
+    fn with_ids(ids: &[u32]) -> ServerList {
         let addr = ServerAddr::Inet("127.0.0.1:80".parse().unwrap());
         ids.iter().map(|&id| Arc::new(ServerState::new(&format!("s{id}"), id, addr.clone(), 1, false))).collect()
     }
@@ -48,6 +48,6 @@ mod tests {
     #[test]
     fn nothing_eligible_picks_nothing() {
         assert_eq!(First.pick(&with_ids(&[1]), &|_| false, &PickKey::default()), None);
-        assert_eq!(First.pick(&[], &|_| true, &PickKey::default()), None);
+        assert_eq!(First.pick(&ServerList::new(), &|_| true, &PickKey::default()), None);
     }
 }

@@ -16,10 +16,9 @@
 //! same way, and the other servers' keys do not move. Without a hash (the sample is absent), the
 //! pick is round robin.
 
-
-use super::list::ServerList;
 use super::config::HashMethod;
 use super::hash::fold32;
+use super::list::ServerList;
 use super::roundrobin::RoundRobin;
 use super::schedule::{GroupTables, Snapshot, WeightSource, first_pickable};
 use super::state::{Algorithm, PickKey};
@@ -230,7 +229,7 @@ mod tests {
 
     #[test]
     fn backups_take_keys_when_actives_are_refused() {
-        let s: Vec<Arc<ServerState>> = vec![Arc::new(server(0, 1, false)), Arc::new(server(1, 1, true))];
+        let s: ServerList = [server(0, 1, false), server(1, 1, true)].into_iter().map(std::sync::Arc::new).collect();
         for method in [HashMethod::MapBased, HashMethod::Consistent] {
             let b = HashBalancer::new(method);
             b.rebuild(&s);
@@ -251,8 +250,8 @@ mod tests {
     fn empty_backend_picks_nothing() {
         for method in [HashMethod::MapBased, HashMethod::Consistent] {
             let b = HashBalancer::new(method);
-            b.rebuild(&[]);
-            assert_eq!(b.pick(&[], &|_| true, &key(1)), None);
+            b.rebuild(&ServerList::new());
+            assert_eq!(b.pick(&ServerList::new(), &|_| true, &key(1)), None);
             let s = weighted(&[0, 0]);
             b.rebuild(&s);
             assert_eq!(b.pick(&s, &|_| true, &key(1)), None);

@@ -106,7 +106,7 @@ mod tests {
 
     #[test]
     fn empty_or_zero_weight_backends_pick_nothing() {
-        assert_eq!(LeastConn::new().pick(&[], &|_| true, &PickKey::default()), None);
+        assert_eq!(LeastConn::new().pick(&ServerList::new(), &|_| true, &PickKey::default()), None);
         assert_eq!(LeastConn::new().pick(&weighted(&[0, 0]), &|_| true, &PickKey::default()), None);
     }
 }

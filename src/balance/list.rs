@@ -74,7 +74,18 @@ impl ServerList {
     /// Every slot with its index, deleted servers included (for what keeps per-index state, such
     /// as the algorithms' schedules).
     pub fn slots(&self) -> impl Iterator<Item = &Arc<ServerState>> + '_ {
-        (0..self.len()).filter_map(|i| self.get(i))
+        let len = self.len();
+        // Bucket by bucket: a slice walk, not a lookup per index.
+        self.buckets
+            .iter()
+            .enumerate()
+            .map_while(move |(b, bucket)| {
+                let start = (1usize << (b as u32 + FIRST_SHIFT)) - (1 << FIRST_SHIFT);
+                (start < len).then_some((bucket, start))
+            })
+            .flat_map(move |(bucket, start)| {
+                bucket.get().into_iter().flat_map(move |slots| slots[..(len - start).min(slots.len())].iter().filter_map(OnceLock::get))
+            })
     }
 
     /// The live servers, in order (deleted ones left out).

@@ -5,8 +5,8 @@ use std::cell::Cell;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 
-use super::list::ServerList;
 use super::leastconn::cmp_load;
+use super::list::ServerList;
 use super::schedule::{GroupTables, Snapshot, WeightSource, scan_from};
 use super::state::{Algorithm, PickKey};
 
@@ -116,7 +116,7 @@ mod tests {
         let r = Random::new(3);
         r.rebuild(&s);
         assert_eq!(r.pick(&s, &|_| false, &PickKey::default()), None);
-        assert_eq!(Random::new(0).pick(&[], &|_| true, &PickKey::default()), None);
+        assert_eq!(Random::new(0).pick(&ServerList::new(), &|_| true, &PickKey::default()), None);
     }
 
     #[test]

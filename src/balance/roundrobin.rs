@@ -160,8 +160,8 @@ mod tests {
     #[test]
     fn empty_and_all_zero_backends_pick_nothing() {
         let rr = RoundRobin::new();
-        rr.rebuild(&[]);
-        assert_eq!(rr.pick(&[], &|_| true, &PickKey::default()), None);
+        rr.rebuild(&ServerList::new());
+        assert_eq!(rr.pick(&ServerList::new(), &|_| true, &PickKey::default()), None);
         let s = weighted(&[0, 0]);
         rr.rebuild(&s);
         assert_eq!(rr.pick(&s, &|_| true, &PickKey::default()), None);

@@ -11,10 +11,10 @@
 
 use std::net::IpAddr;
 
-use super::list::ServerList;
 use super::config::HashMethod;
 use super::hash::avalanche;
 use super::hashing::HashBalancer;
+use super::list::ServerList;
 use super::state::{Algorithm, PickKey};
 
 #[derive(Debug)]
@@ -81,8 +81,8 @@ mod tests {
         let a = Source::new(method, false);
         a.rebuild(&five);
         let before = assign(&a, &five, &ips);
-        let mut six = five.clone();
-        six.push(Arc::new(server(5, 1, false)));
+        let six: ServerList = five.slots().cloned().collect();
+        six.push(std::sync::Arc::new(server(5, 1, false)));
         a.rebuild(&six);
         let after = assign(&a, &six, &ips);
         before.iter().zip(&after).filter(|(x, y)| x != y).count() as f64 / ips.len() as f64

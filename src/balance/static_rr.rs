@@ -1,7 +1,6 @@
 //! `balance static-rr`: weighted round robin over the configured weights. The stats socket may
 //! only set a server's weight to 0 (out) or back (in); the schedule keeps the configured shares.
 
-
 use super::list::ServerList;
 use super::roundrobin::RoundRobin;
 use super::schedule::WeightSource;

@@ -117,7 +117,13 @@ fn agent_plans(cfg: &Config, rt: &Arc<RouteTable>) -> Vec<AgentPlan> {
     out
 }
 
-fn agent_plan(rt: &Arc<RouteTable>, backend: usize, server: Arc<ServerState>, o: &crate::config::model::ServerOpts, timeout: Option<Duration>) -> Option<AgentPlan> {
+fn agent_plan(
+    rt: &Arc<RouteTable>,
+    backend: usize,
+    server: Arc<ServerState>,
+    o: &crate::config::model::ServerOpts,
+    timeout: Option<Duration>,
+) -> Option<AgentPlan> {
     let a = &o.check.agent;
     let agent_ip = match &a.addr {
         Some(crate::config::addr::Host::Ip(ip)) => Some(*ip),

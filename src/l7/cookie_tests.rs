@@ -10,7 +10,9 @@ use crate::l7::h1;
 const NOW: u32 = 1_700_000_000;
 
 fn servers(n: usize) -> crate::balance::ServerList {
-    (0..n).map(|i| Arc::new(ServerState::new(&format!("s{}", i + 1), i as u32 + 1, ServerAddr::Inet(([127, 0, 0, 1], 1).into()), 1, false))).collect()
+    (0..n)
+        .map(|i| std::sync::Arc::new(ServerState::new(&format!("s{}", i + 1), i as u32 + 1, ServerAddr::Inet(([127, 0, 0, 1], 1).into()), 1, false)))
+        .collect()
 }
 
 fn persistence(mode: Option<CookieMode>, f: impl FnOnce(&mut CookiePersistence)) -> Persistence {
@@ -54,7 +56,7 @@ fn req(cookies: &[&str]) -> String {
 }
 
 /// What `p` makes of `raw` with `servers`: the visit, and the request the server receives.
-fn request(p: &Persistence, servers: &[Arc<ServerState>], raw: &str) -> (Visit, String) {
+fn request(p: &Persistence, servers: &crate::balance::ServerList, raw: &str) -> (Visit, String) {
     let (visit, edit) = with_msg(raw, |v| p.on_request(servers, v, NOW));
     (visit, edited(raw, edit))
 }

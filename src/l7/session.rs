@@ -1428,9 +1428,7 @@ async fn server_conn(
     // moved meanwhile, the epoch is already stale and the connection is not pooled.
     let connect_to = |i: usize| {
         let epoch = be.state.servers[i].conn_epoch();
-        async move {
-            crate::l4::session::connect_from(be, key, dst, i).await.map(|(j, c)| (j, c, false, if j == i { epoch } else { pool::EPOCH_UNKNOWN }))
-        }
+        async move { crate::l4::session::connect_from(be, key, dst, i).await.map(|(j, c)| (j, c, false, if j == i { epoch } else { pool::EPOCH_UNKNOWN })) }
     };
     if let Some(i) = direct {
         if !crate::l4::session::take_queued(be, i).await {
