@@ -271,3 +271,21 @@ fn added_server_with_check_goes_down_when_nothing_listens() {
     assert_eq!(ask(&sock, "disable server l/c; del server l/c"), "\nServer deleted.\n\n");
     assert_eq!(stat_status(&sock, "c"), None);
 }
+
+#[test]
+fn added_server_appears_in_prometheus_and_the_stats_page_until_deleted() {
+    let a = Backend::named("a");
+    let (sock, port, web) = (stats_socket(), free_port(), free_port());
+    let extra =
+        format!("frontend web\n  mode http\n  bind 127.0.0.1:{web}\n  stats uri /st\n  http-request use-service prometheus-exporter if {{ path /metrics }}\n");
+    let _d = tcp_proxy(&sock, port, &format!("  server a {}\n", a.addr()), &extra);
+    let get = |path: &str| String::from_utf8(http_request(web, format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes()).2).unwrap();
+    let metric = "haproxy_server_status{proxy=\"l\",server=\"dyn\",state=\"MAINT\"} 1";
+    assert!(!get("/metrics").contains(metric));
+    assert_eq!(ask(&sock, "add server l/dyn 127.0.0.1:1"), "New server registered.\n\n");
+    assert!(get("/metrics").contains(metric), "the new server is exported");
+    assert!(get("/st;csv").lines().any(|l| l.starts_with("l,dyn,")), "and on the stats page");
+    assert_eq!(ask(&sock, "del server l/dyn"), "Server deleted.\n\n");
+    assert!(!get("/metrics").contains("server=\"dyn\""));
+    assert!(!get("/st;csv").lines().any(|l| l.starts_with("l,dyn,")));
+}

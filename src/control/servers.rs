@@ -242,3 +242,93 @@ pub fn set_addr(s: &ServerState, be_state: &crate::balance::BackendState, rest: 
     msg.push_str(&format!(" by '{UPDATER}'\n"));
     Ok(msg)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::cli::{Ctx, run};
+    use crate::control::config::StatsLevel;
+
+    fn ctx(balance: &str) -> Ctx {
+        let text = format!(
+            "defaults\n    mode tcp\nbackend be\n    {balance}\n    server s1 127.0.0.1:1\n    server s2 127.0.0.1\n    server s3 127.0.0.1:+10\n    server u /tmp/sluiced-test.sock\n"
+        );
+        Ctx::new(Arc::new(RouteTable::compile(&crate::config::testing::ok(&text)).unwrap()))
+    }
+
+    fn cmd(c: &Ctx, line: &str) -> String {
+        run(c, StatsLevel::Admin, &line.split(' ').collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn added_server_takes_the_next_slot_a_fresh_id_and_starts_in_maintenance() {
+        let c = ctx("balance roundrobin");
+        assert_eq!(cmd(&c, "add server be/n 127.0.0.1:9 weight 7 maxconn 3 maxqueue 2 backup send-proxy-v2 cookie k"), "New server registered.\n");
+        let st = &c.rt.backends[0].state;
+        let (i, s) = st.servers.find("n").unwrap();
+        assert_eq!((i, s.id, s.weight(), s.maxconn.load(Ordering::Relaxed), s.maxqueue), (4, 5, 7, 3, 2));
+        assert!(s.backup && s.dynamic && s.send_proxy == 2 && s.cookie.as_deref() == Some("k"));
+        assert_eq!(s.admin(), AdminState::Maint);
+        assert_eq!(run(&c, StatsLevel::Operator, &["add", "server", "be/m", "127.0.0.1:9"]), "Permission denied\n");
+        assert_eq!(cmd(&c, "add server be/s1 127.0.0.1:9"), "Already exists a server with the same name in backend.\n");
+        assert_eq!(cmd(&c, "add server be/n2 127.0.0.1:9 track s1"), "'track' option is not accepted for dynamic server\n");
+    }
+
+    #[test]
+    fn deleted_server_frees_its_name_but_not_its_id() {
+        let c = ctx("balance leastconn");
+        assert_eq!(cmd(&c, "del server be/s1"), "Only servers in maintenance mode can be deleted.\n");
+        c.rt.backends[0].state.servers[0].cur_conns.store(1, Ordering::Relaxed);
+        assert_eq!(cmd(&c, "disable server be/s1"), "");
+        assert_eq!(cmd(&c, "del server be/s1"), "Server still has connections attached to it, cannot remove it.\n");
+        c.rt.backends[0].state.servers[0].cur_conns.store(0, Ordering::Relaxed);
+        assert_eq!(cmd(&c, "del server be/s1"), "Server deleted.\n");
+        assert_eq!(cmd(&c, "del server be/s1"), "No such server.\n");
+        assert_eq!(cmd(&c, "add server be/s1 127.0.0.1:2"), "New server registered.\n");
+        let (i, s) = c.rt.backends[0].state.servers.find("s1").unwrap();
+        assert_eq!((i, s.id), (4, 5));
+        assert!(c.rt.backends[0].state.servers[0].is_deleted());
+    }
+
+    #[test]
+    fn address_changes_answer_what_changed() {
+        let c = ctx("balance roundrobin");
+        let s = c.rt.backends[0].state.servers[0].clone();
+        let epoch = s.conn_epoch();
+        assert_eq!(cmd(&c, "set server be/s1 addr 127.0.0.2"), "IP changed from '127.0.0.1' to '127.0.0.2' by 'stats socket command'\n");
+        assert_eq!(**s.addr(), ServerAddr::Inet("127.0.0.2:1".parse().unwrap()));
+        assert_ne!(s.conn_epoch(), epoch);
+        let epoch = s.conn_epoch();
+        assert_eq!(cmd(&c, "set server be/s1 addr 127.0.0.2 port 1"), "no need to change the addr, no need to change the port by 'stats socket command'\n");
+        assert_eq!(s.conn_epoch(), epoch, "nothing changed, nothing is closed");
+        assert_eq!(cmd(&c, "set server be/s2 addr 127.0.0.3"), "IP changed from '127.0.0.1' to '127.0.0.3' by 'stats socket command'\n");
+        assert_eq!(**c.rt.backends[0].state.servers[1].addr(), ServerAddr::InetSamePort("127.0.0.3".parse().unwrap()));
+        assert_eq!(cmd(&c, "set server be/s3 addr 127.0.0.3 port 80"), "can't set a fixed port because the server uses port mapping\n");
+        assert_eq!(cmd(&c, "set server be/u addr 127.0.0.3"), "Update for the current server address family is only supported through configuration file\n");
+    }
+
+    #[test]
+    fn map_based_hashing_refuses_dynamic_servers_consistent_hashing_takes_them() {
+        let refused = "Backend does not support dynamic servers : backend 'be' uses a non dynamic load balancing method.\n";
+        assert_eq!(cmd(&ctx("balance static-rr"), "add server be/n 127.0.0.1:9"), refused);
+        assert_eq!(cmd(&ctx("balance source"), "add server be/n 127.0.0.1:9"), refused);
+        assert_eq!(cmd(&ctx("balance first"), "add server be/n 127.0.0.1:9"), "New server registered.\n");
+        assert_eq!(cmd(&ctx("balance random"), "add server be/n 127.0.0.1:9"), "New server registered.\n");
+        let c = ctx("balance source\n    hash-type consistent");
+        assert_eq!(cmd(&c, "add server be/n 127.0.0.1:9"), "New server registered.\n");
+        // Once enabled, the ring places it.
+        assert_eq!(cmd(&c, "enable server be/n"), "");
+        let st = &c.rt.backends[0].state;
+        let key = |i: u8| crate::balance::PickKey { src: Some(std::net::IpAddr::from([10, 0, 0, i])), hash: None };
+        let picked: Vec<usize> = (0..=255)
+            .filter_map(|i| match st.pick(&key(i), &[]) {
+                crate::balance::Pick::Server(s) => {
+                    st.release(s);
+                    Some(s)
+                }
+                _ => None,
+            })
+            .collect();
+        assert!(picked.contains(&4), "{picked:?}");
+    }
+}
