@@ -220,7 +220,7 @@ fn set_server_addr_moves_new_connections_to_another_backend() {
     );
     assert!(all_on(port, "c"));
     assert_eq!(ask(&sock, "set server l/s addr 127.0.0.2"), "no need to change the addr by 'stats socket command'\n\n");
-    assert!(ask(&sock, "show servers state").contains(&format!(" s 127.0.0.2 ")));
+    assert!(ask(&sock, "show servers state").contains(" s 127.0.0.2 "));
     assert_eq!(ask(&sock, "set server l/s addr"), "set server <b>/<s> addr requires an address and optionally a port.\n\n");
     assert_eq!(ask(&sock, "set server l/s addr nowhere"), "Invalid addr 'nowhere'\n\n");
     assert_eq!(ask(&sock, "set server l/s addr 127.0.0.1 port x"), "problem converting port 'x' to an int\n\n");

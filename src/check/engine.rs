@@ -231,7 +231,7 @@ async fn run_agent(plan: AgentPlan) {
 
 /// A task for the check thread.
 enum Job {
-    Health(Plan),
+    Health(Box<Plan>),
     Agent(AgentPlan),
 }
 
@@ -279,7 +279,7 @@ fn start_thread() -> std::io::Result<tokio::sync::mpsc::UnboundedSender<Job>> {
         runtime.block_on(async move {
             while let Some(job) = rx.recv().await {
                 match job {
-                    Job::Health(p) => tokio::spawn(run(p)),
+                    Job::Health(p) => tokio::spawn(run(*p)),
                     Job::Agent(a) => tokio::spawn(run_agent(a)),
                 };
             }
@@ -308,7 +308,7 @@ pub fn spawn(cfg: &Config, rt: &Arc<RouteTable>) -> std::io::Result<()> {
     let spread = cfg.global.check.spread_checks.unwrap_or(0).min(50);
     let engine = ENGINE.get_or_init(|| Engine { jobs: std::sync::Mutex::new(None), backends, spread });
     for p in plans(cfg, rt) {
-        engine.send(Job::Health(p))?;
+        engine.send(Job::Health(Box::new(p)))?;
     }
     for a in agent_plans(cfg, rt) {
         engine.send(Job::Agent(a))?;
@@ -350,7 +350,7 @@ pub fn add_server(rt: &Arc<RouteTable>, backend: usize, server: &Arc<ServerState
             on_error: on_error(o.on_error.as_deref()),
             trackers: Vec::new(),
         };
-        engine.send(Job::Health(plan)).map_err(|e| e.to_string())?;
+        engine.send(Job::Health(Box::new(plan))).map_err(|e| e.to_string())?;
     }
     if o.check.agent.enabled
         && let Some(a) = agent_plan(rt, backend, server.clone(), o, b.timeout_check)
