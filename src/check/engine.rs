@@ -680,7 +680,7 @@ fn apply(plan: &Plan, t: Transition, o: &Outcome, took: Duration) {
     let be = &plan.rt.backends[plan.backend];
     let what = detail(o, took);
     set_state(&plan.rt, plan.backend, &plan.server, t, &what);
-    for (bi, s) in &plan.trackers {
+    for (bi, s) in plan.trackers.iter().filter(|(_, s)| !s.is_deleted()) {
         let via = format!("via {}/{}", be.name, plan.server.name);
         set_state(&plan.rt, *bi, s, t, &via);
     }
