@@ -220,7 +220,7 @@ proptest::proptest! {
         changed_after_rebuild in proptest::collection::vec(0u32..4, 8),
         hash in proptest::option::of(proptest::num::u64::ANY),
     ) {
-        let states: Vec<std::sync::Arc<ServerState>> = servers.iter().enumerate().map(|(i, &(w, backup, up, admin))| {
+        let states: crate::balance::ServerList = servers.iter().enumerate().map(|(i, &(w, backup, up, admin))| {
             let s = server(i, w, backup);
             s.set_up(up);
             s.set_admin([AdminState::Ready, AdminState::Drain, AdminState::Maint][usize::from(admin)]);

@@ -2,10 +2,9 @@
 //! connection, so servers fill one after the other and the last ones can be powered down.
 //! The backend's eligibility check already refuses full servers (`maxconn`).
 
-use std::sync::Arc;
-
+use super::list::ServerList;
 use super::schedule::pickable;
-use super::state::{Algorithm, PickKey, ServerState};
+use super::state::{Algorithm, PickKey};
 
 #[derive(Debug, Default)]
 pub struct First;
@@ -17,7 +16,7 @@ impl First {
 }
 
 impl Algorithm for First {
-    fn pick(&self, servers: &[Arc<ServerState>], eligible: &dyn Fn(usize) -> bool, _key: &PickKey) -> Option<usize> {
+    fn pick(&self, servers: &ServerList, eligible: &dyn Fn(usize) -> bool, _key: &PickKey) -> Option<usize> {
         (0..servers.len()).filter(|&i| pickable(servers, eligible, i)).min_by_key(|&i| (servers[i].id, i))
     }
 }
@@ -25,9 +24,10 @@ impl Algorithm for First {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::balance::state::ServerAddr;
+    use crate::balance::state::{ServerAddr, ServerState};
+    use std::sync::Arc;
 
-    fn with_ids(ids: &[u32]) -> Vec<Arc<ServerState>> {
+    fn with_ids(ids: &[u32]) -> ServerList {
         let addr = ServerAddr::Inet("127.0.0.1:80".parse().unwrap());
         ids.iter().map(|&id| Arc::new(ServerState::new(&format!("s{id}"), id, addr.clone(), 1, false))).collect()
     }
@@ -48,6 +48,6 @@ mod tests {
     #[test]
     fn nothing_eligible_picks_nothing() {
         assert_eq!(First.pick(&with_ids(&[1]), &|_| false, &PickKey::default()), None);
-        assert_eq!(First.pick(&[], &|_| true, &PickKey::default()), None);
+        assert_eq!(First.pick(&ServerList::new(), &|_| true, &PickKey::default()), None);
     }
 }

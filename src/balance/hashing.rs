@@ -16,13 +16,12 @@
 //! same way, and the other servers' keys do not move. Without a hash (the sample is absent), the
 //! pick is round robin.
 
-use std::sync::Arc;
-
 use super::config::HashMethod;
 use super::hash::fold32;
+use super::list::ServerList;
 use super::roundrobin::RoundRobin;
 use super::schedule::{GroupTables, Snapshot, WeightSource, first_pickable};
-use super::state::{Algorithm, PickKey, ServerState};
+use super::state::{Algorithm, PickKey};
 
 /// Ring points per unit of weight: enough that each server's share of the ring stays within a
 /// few percent of its weight's share.
@@ -47,9 +46,9 @@ struct Ring {
 }
 
 impl Ring {
-    fn build(servers: &[Arc<ServerState>], weights: &[u32], backup: bool) -> Ring {
+    fn build(servers: &ServerList, weights: &[u32], backup: bool) -> Ring {
         let owners: Vec<(usize, u32)> =
-            servers.iter().zip(weights).enumerate().filter(|(_, (s, w))| s.backup == backup && **w > 0).map(|(i, (_, &w))| (i, w)).collect();
+            servers.slots().zip(weights).enumerate().filter(|(_, (s, w))| s.backup == backup && **w > 0).map(|(i, (_, &w))| (i, w)).collect();
         let total_weight: u64 = owners.iter().map(|&(_, w)| u64::from(w)).sum();
         let per_weight = u64::from(POINTS_PER_WEIGHT).min(MAX_RING_POINTS / total_weight.max(1)).max(1);
         let mut points = Vec::new();
@@ -62,7 +61,7 @@ impl Ring {
         Ring { points, members: owners.len() }
     }
 
-    fn lookup(&self, h: u32, servers: &[Arc<ServerState>], eligible: &dyn Fn(usize) -> bool) -> Option<usize> {
+    fn lookup(&self, h: u32, servers: &ServerList, eligible: &dyn Fn(usize) -> bool) -> Option<usize> {
         let len = self.points.len();
         let start = self.points.partition_point(|&(p, _)| p < h);
         first_pickable((0..len).map(|off| self.points[(start + off) % len].1 as usize), self.members, servers, eligible)
@@ -80,11 +79,11 @@ fn ring_point(id: u32, k: u64) -> u32 {
     (z >> 32) as u32
 }
 
-fn build_map(servers: &[Arc<ServerState>], weights: &[u32]) -> HashTables {
+fn build_map(servers: &ServerList, weights: &[u32]) -> HashTables {
     HashTables::Map(GroupTables::build(servers, weights))
 }
 
-fn build_ring(servers: &[Arc<ServerState>], weights: &[u32]) -> HashTables {
+fn build_ring(servers: &ServerList, weights: &[u32]) -> HashTables {
     HashTables::Ring([Ring::build(servers, weights, false), Ring::build(servers, weights, true)])
 }
 
@@ -105,7 +104,7 @@ impl HashBalancer {
     }
 
     /// The server for hash `h`, walking on past servers that may not take the pick.
-    pub(crate) fn pick_hash(&self, servers: &[Arc<ServerState>], eligible: &dyn Fn(usize) -> bool, h: u64) -> Option<usize> {
+    pub(crate) fn pick_hash(&self, servers: &ServerList, eligible: &dyn Fn(usize) -> bool, h: u64) -> Option<usize> {
         let h = fold32(h);
         let built = self.tables.load(servers);
         let found = match &built.value {
@@ -125,14 +124,14 @@ impl HashBalancer {
 }
 
 impl Algorithm for HashBalancer {
-    fn pick(&self, servers: &[Arc<ServerState>], eligible: &dyn Fn(usize) -> bool, key: &PickKey) -> Option<usize> {
+    fn pick(&self, servers: &ServerList, eligible: &dyn Fn(usize) -> bool, key: &PickKey) -> Option<usize> {
         match key.hash {
             Some(h) => self.pick_hash(servers, eligible, h),
             None => self.fallback.pick(servers, eligible, key),
         }
     }
 
-    fn rebuild(&self, servers: &[Arc<ServerState>]) {
+    fn rebuild(&self, servers: &ServerList) {
         self.tables.rebuild(servers);
         self.fallback.rebuild(servers);
     }
@@ -148,7 +147,7 @@ mod tests {
         PickKey { src: None, hash: Some(u64::from(avalanche(h))) }
     }
 
-    fn assignments(b: &HashBalancer, s: &[Arc<ServerState>], keys: u32) -> Vec<usize> {
+    fn assignments(b: &HashBalancer, s: &ServerList, keys: u32) -> Vec<usize> {
         (0..keys).map(|k| b.pick(s, &|i| s[i].usable(), &key(k)).unwrap()).collect()
     }
 
@@ -230,7 +229,7 @@ mod tests {
 
     #[test]
     fn backups_take_keys_when_actives_are_refused() {
-        let s: Vec<Arc<ServerState>> = vec![Arc::new(server(0, 1, false)), Arc::new(server(1, 1, true))];
+        let s: ServerList = [server(0, 1, false), server(1, 1, true)].into_iter().map(std::sync::Arc::new).collect();
         for method in [HashMethod::MapBased, HashMethod::Consistent] {
             let b = HashBalancer::new(method);
             b.rebuild(&s);
@@ -251,8 +250,8 @@ mod tests {
     fn empty_backend_picks_nothing() {
         for method in [HashMethod::MapBased, HashMethod::Consistent] {
             let b = HashBalancer::new(method);
-            b.rebuild(&[]);
-            assert_eq!(b.pick(&[], &|_| true, &key(1)), None);
+            b.rebuild(&ServerList::new());
+            assert_eq!(b.pick(&ServerList::new(), &|_| true, &key(1)), None);
             let s = weighted(&[0, 0]);
             b.rebuild(&s);
             assert_eq!(b.pick(&s, &|_| true, &key(1)), None);

@@ -5,9 +5,9 @@
 //! order as counts move, which suits the tens of servers a backend usually has.
 
 use std::cmp::Ordering as CmpOrdering;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use super::list::ServerList;
 use super::schedule::pickable;
 use super::state::{Algorithm, PickKey, ServerState};
 
@@ -32,7 +32,7 @@ impl LeastConn {
 }
 
 impl Algorithm for LeastConn {
-    fn pick(&self, servers: &[Arc<ServerState>], eligible: &dyn Fn(usize) -> bool, _key: &PickKey) -> Option<usize> {
+    fn pick(&self, servers: &ServerList, eligible: &dyn Fn(usize) -> bool, _key: &PickKey) -> Option<usize> {
         let n = servers.len();
         if n == 0 {
             return None;
@@ -56,7 +56,7 @@ mod tests {
     use super::*;
     use crate::balance::testing::{counts_of, servers, weighted};
 
-    fn pick(a: &LeastConn, s: &[Arc<ServerState>]) -> usize {
+    fn pick(a: &LeastConn, s: &ServerList) -> usize {
         a.pick(s, &|_| true, &PickKey::default()).unwrap()
     }
 
@@ -106,7 +106,7 @@ mod tests {
 
     #[test]
     fn empty_or_zero_weight_backends_pick_nothing() {
-        assert_eq!(LeastConn::new().pick(&[], &|_| true, &PickKey::default()), None);
+        assert_eq!(LeastConn::new().pick(&ServerList::new(), &|_| true, &PickKey::default()), None);
         assert_eq!(LeastConn::new().pick(&weighted(&[0, 0]), &|_| true, &PickKey::default()), None);
     }
 }

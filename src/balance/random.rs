@@ -4,11 +4,11 @@
 use std::cell::Cell;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
-use std::sync::Arc;
 
 use super::leastconn::cmp_load;
+use super::list::ServerList;
 use super::schedule::{GroupTables, Snapshot, WeightSource, scan_from};
-use super::state::{Algorithm, PickKey, ServerState};
+use super::state::{Algorithm, PickKey};
 
 /// Draws beyond this many add cost and no spread: with 64 draws the least loaded server is
 /// found almost surely in any backend of usual size.
@@ -28,7 +28,7 @@ impl Random {
 }
 
 impl Algorithm for Random {
-    fn pick(&self, servers: &[Arc<ServerState>], eligible: &dyn Fn(usize) -> bool, _key: &PickKey) -> Option<usize> {
+    fn pick(&self, servers: &ServerList, eligible: &dyn Fn(usize) -> bool, _key: &PickKey) -> Option<usize> {
         let built = self.table.load(servers);
         for table in built.value.groups() {
             if table.is_empty() {
@@ -50,7 +50,7 @@ impl Algorithm for Random {
         scan_from(next_random() as usize, servers, eligible)
     }
 
-    fn rebuild(&self, servers: &[Arc<ServerState>]) {
+    fn rebuild(&self, servers: &ServerList) {
         self.table.rebuild(servers);
     }
 }
@@ -116,7 +116,7 @@ mod tests {
         let r = Random::new(3);
         r.rebuild(&s);
         assert_eq!(r.pick(&s, &|_| false, &PickKey::default()), None);
-        assert_eq!(Random::new(0).pick(&[], &|_| true, &PickKey::default()), None);
+        assert_eq!(Random::new(0).pick(&ServerList::new(), &|_| true, &PickKey::default()), None);
     }
 
     #[test]

@@ -6,11 +6,11 @@
 //! the scheduled server may not take this pick (full, excluded, down, weight 0) the pick takes
 //! the next turns, then walks the schedule to the next server that may.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use super::list::ServerList;
 use super::schedule::{GroupTables, Snapshot, WeightSource, pickable, scan_from};
-use super::state::{Algorithm, PickKey, ServerState};
+use super::state::{Algorithm, PickKey};
 
 /// Turns taken when the scheduled server may not take the pick, before walking the schedule.
 /// Taking a fresh turn hands the skipped turn to the whole schedule in proportion to weight,
@@ -41,7 +41,7 @@ impl Default for RoundRobin {
 }
 
 impl Algorithm for RoundRobin {
-    fn pick(&self, servers: &[Arc<ServerState>], eligible: &dyn Fn(usize) -> bool, _key: &PickKey) -> Option<usize> {
+    fn pick(&self, servers: &ServerList, eligible: &dyn Fn(usize) -> bool, _key: &PickKey) -> Option<usize> {
         let built = self.schedule.load(servers);
         for (group, table) in built.value.groups().into_iter().enumerate() {
             if table.is_empty() {
@@ -65,7 +65,7 @@ impl Algorithm for RoundRobin {
         scan_from(self.counters[0].fetch_add(1, Ordering::Relaxed), servers, eligible)
     }
 
-    fn rebuild(&self, servers: &[Arc<ServerState>]) {
+    fn rebuild(&self, servers: &ServerList) {
         self.schedule.rebuild(servers);
     }
 }
@@ -75,7 +75,7 @@ mod tests {
     use super::*;
     use crate::balance::testing::{counts_of, servers, weighted};
 
-    fn picks(rr: &RoundRobin, servers: &[Arc<ServerState>], n: usize) -> Vec<usize> {
+    fn picks(rr: &RoundRobin, servers: &ServerList, n: usize) -> Vec<usize> {
         (0..n).map(|_| rr.pick(servers, &|_| true, &PickKey::default()).unwrap()).collect()
     }
 
@@ -160,8 +160,8 @@ mod tests {
     #[test]
     fn empty_and_all_zero_backends_pick_nothing() {
         let rr = RoundRobin::new();
-        rr.rebuild(&[]);
-        assert_eq!(rr.pick(&[], &|_| true, &PickKey::default()), None);
+        rr.rebuild(&ServerList::new());
+        assert_eq!(rr.pick(&ServerList::new(), &|_| true, &PickKey::default()), None);
         let s = weighted(&[0, 0]);
         rr.rebuild(&s);
         assert_eq!(rr.pick(&s, &|_| true, &PickKey::default()), None);

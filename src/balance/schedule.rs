@@ -12,11 +12,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arc_swap::{ArcSwap, Guard};
 
+use super::list::ServerList;
 use super::state::ServerState;
 
 /// Server `i` may take this pick: it exists, the backend's check accepts it, and its current
 /// weight is not 0 (a weight set to 0 by the stats socket counts before any rebuild).
-pub(crate) fn pickable(servers: &[Arc<ServerState>], eligible: &dyn Fn(usize) -> bool, i: usize) -> bool {
+pub(crate) fn pickable(servers: &ServerList, eligible: &dyn Fn(usize) -> bool, i: usize) -> bool {
     i < servers.len() && servers[i].weight() > 0 && eligible(i)
 }
 
@@ -24,12 +25,7 @@ pub(crate) fn pickable(servers: &[Arc<ServerState>], eligible: &dyn Fn(usize) ->
 /// `members` distinct servers may appear many times. Stops once every member was found not
 /// pickable, so a walk over a large table of full servers costs one check per server, not per
 /// slot; the bookkeeping is only allocated when the first candidate is refused.
-pub(crate) fn first_pickable(
-    candidates: impl Iterator<Item = usize>,
-    members: usize,
-    servers: &[Arc<ServerState>],
-    eligible: &dyn Fn(usize) -> bool,
-) -> Option<usize> {
+pub(crate) fn first_pickable(candidates: impl Iterator<Item = usize>, members: usize, servers: &ServerList, eligible: &dyn Fn(usize) -> bool) -> Option<usize> {
     let mut refused: Vec<bool> = Vec::new();
     let mut refused_count = 0;
     for i in candidates {
@@ -55,7 +51,7 @@ pub(crate) fn first_pickable(
 
 /// The first pickable server scanning every server once, from `start`: the last resort of every
 /// algorithm, so that a pick succeeds whenever some server may take it, even with a stale table.
-pub(crate) fn scan_from(start: usize, servers: &[Arc<ServerState>], eligible: &dyn Fn(usize) -> bool) -> Option<usize> {
+pub(crate) fn scan_from(start: usize, servers: &ServerList, eligible: &dyn Fn(usize) -> bool) -> Option<usize> {
     let n = servers.len();
     (0..n).map(|off| (start + off) % n).find(|&i| pickable(servers, eligible, i))
 }
@@ -128,7 +124,7 @@ impl WeightTable {
     }
 
     /// The first pickable server from slot `start` on, walking the table at most once around.
-    pub(crate) fn walk(&self, start: usize, servers: &[Arc<ServerState>], eligible: &dyn Fn(usize) -> bool) -> Option<usize> {
+    pub(crate) fn walk(&self, start: usize, servers: &ServerList, eligible: &dyn Fn(usize) -> bool) -> Option<usize> {
         let len = self.slots.len();
         if len == 0 {
             return None;
@@ -150,9 +146,9 @@ pub(crate) struct GroupTables {
 }
 
 impl GroupTables {
-    pub(crate) fn build(servers: &[Arc<ServerState>], weights: &[u32]) -> GroupTables {
+    pub(crate) fn build(servers: &ServerList, weights: &[u32]) -> GroupTables {
         let group = |backup: bool| -> Vec<(usize, u32)> {
-            servers.iter().zip(weights).enumerate().filter(|(_, (s, _))| s.backup == backup).map(|(i, (_, &w))| (i, w)).collect()
+            servers.slots().zip(weights).enumerate().filter(|(_, (s, _))| s.backup == backup).map(|(i, (_, &w))| (i, w)).collect()
         };
         GroupTables { active: WeightTable::build(&group(false)), backup: WeightTable::build(&group(true)) }
     }
@@ -180,7 +176,7 @@ pub(crate) struct Built<T> {
 pub(crate) struct Snapshot<T> {
     current: ArcSwap<Built<T>>,
     source: WeightSource,
-    build: fn(&[Arc<ServerState>], &[u32]) -> T,
+    build: fn(&ServerList, &[u32]) -> T,
     ticks: AtomicUsize,
 }
 
@@ -188,18 +184,23 @@ pub(crate) struct Snapshot<T> {
 pub(crate) const CHECK_EVERY: usize = 64;
 
 impl<T> Snapshot<T> {
-    pub(crate) fn new(source: WeightSource, build: fn(&[Arc<ServerState>], &[u32]) -> T) -> Snapshot<T> {
-        Snapshot { current: ArcSwap::from_pointee(Built { weights: Vec::new(), value: build(&[], &[]) }), source, build, ticks: AtomicUsize::new(0) }
+    pub(crate) fn new(source: WeightSource, build: fn(&ServerList, &[u32]) -> T) -> Snapshot<T> {
+        Snapshot {
+            current: ArcSwap::from_pointee(Built { weights: Vec::new(), value: build(&ServerList::new(), &[]) }),
+            source,
+            build,
+            ticks: AtomicUsize::new(0),
+        }
     }
 
-    pub(crate) fn rebuild(&self, servers: &[Arc<ServerState>]) {
-        let weights: Vec<u32> = servers.iter().map(|s| self.source.effective(s)).collect();
+    pub(crate) fn rebuild(&self, servers: &ServerList) {
+        let weights: Vec<u32> = servers.slots().map(|s| self.source.effective(s)).collect();
         let value = (self.build)(servers, &weights);
         self.current.store(Arc::new(Built { weights, value }));
     }
 
     /// The current table, rebuilt first when the periodic check finds it stale.
-    pub(crate) fn load(&self, servers: &[Arc<ServerState>]) -> Guard<Arc<Built<T>>> {
+    pub(crate) fn load(&self, servers: &ServerList) -> Guard<Arc<Built<T>>> {
         let built = self.current.load();
         if self.ticks.fetch_add(1, Ordering::Relaxed).is_multiple_of(CHECK_EVERY) && self.is_stale(&built, servers) {
             self.rebuild(servers);
@@ -210,15 +211,15 @@ impl<T> Snapshot<T> {
 
     /// Rebuilds when server `i`, just picked from `built`, no longer has the weight it was built
     /// with; the pick stands, the next ones see the new table.
-    pub(crate) fn confirm(&self, built: &Built<T>, servers: &[Arc<ServerState>], i: usize) {
+    pub(crate) fn confirm(&self, built: &Built<T>, servers: &ServerList, i: usize) {
         let now = servers.get(i).map(|s| self.source.effective(s));
         if built.weights.get(i).copied() != now {
             self.rebuild(servers);
         }
     }
 
-    fn is_stale(&self, built: &Built<T>, servers: &[Arc<ServerState>]) -> bool {
-        built.weights.len() != servers.len() || servers.iter().zip(&built.weights).any(|(s, &w)| self.source.effective(s) != w)
+    fn is_stale(&self, built: &Built<T>, servers: &ServerList) -> bool {
+        built.weights.len() != servers.len() || servers.slots().zip(&built.weights).any(|(s, &w)| self.source.effective(s) != w)
     }
 }
 
@@ -280,6 +281,6 @@ mod tests {
     fn empty_table_walks_to_nothing() {
         let t = WeightTable::build(&[]);
         assert!(t.is_empty());
-        assert_eq!(t.walk(7, &[], &|_| true), None);
+        assert_eq!(t.walk(7, &ServerList::new(), &|_| true), None);
     }
 }

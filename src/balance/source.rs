@@ -10,12 +10,12 @@
 //! robin.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use super::config::HashMethod;
 use super::hash::avalanche;
 use super::hashing::HashBalancer;
-use super::state::{Algorithm, PickKey, ServerState};
+use super::list::ServerList;
+use super::state::{Algorithm, PickKey};
 
 #[derive(Debug)]
 pub struct Source {
@@ -39,14 +39,14 @@ impl Source {
 }
 
 impl Algorithm for Source {
-    fn pick(&self, servers: &[Arc<ServerState>], eligible: &dyn Fn(usize) -> bool, key: &PickKey) -> Option<usize> {
+    fn pick(&self, servers: &ServerList, eligible: &dyn Fn(usize) -> bool, key: &PickKey) -> Option<usize> {
         match key.src {
             Some(ip) => self.hashing.pick_hash(servers, eligible, u64::from(self.address_hash(ip))),
             None => self.hashing.pick(servers, eligible, &PickKey::default()),
         }
     }
 
-    fn rebuild(&self, servers: &[Arc<ServerState>]) {
+    fn rebuild(&self, servers: &ServerList) {
         self.hashing.rebuild(servers);
     }
 }
@@ -70,7 +70,7 @@ mod tests {
             .collect()
     }
 
-    fn assign(a: &Source, s: &[Arc<ServerState>], ips: &[IpAddr]) -> Vec<usize> {
+    fn assign(a: &Source, s: &ServerList, ips: &[IpAddr]) -> Vec<usize> {
         ips.iter().map(|&ip| a.pick(s, &|i| s[i].usable(), &PickKey { src: Some(ip), hash: None }).unwrap()).collect()
     }
 
@@ -81,8 +81,8 @@ mod tests {
         let a = Source::new(method, false);
         a.rebuild(&five);
         let before = assign(&a, &five, &ips);
-        let mut six = five.clone();
-        six.push(Arc::new(server(5, 1, false)));
+        let six: ServerList = five.slots().cloned().collect();
+        six.push(std::sync::Arc::new(server(5, 1, false)));
         a.rebuild(&six);
         let after = assign(&a, &six, &ips);
         before.iter().zip(&after).filter(|(x, y)| x != y).count() as f64 / ips.len() as f64

@@ -5,7 +5,11 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+use arc_swap::ArcSwap;
+
+use super::list::ServerList;
 
 /// Administrative state, set by configuration (`disabled`) and the stats socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,13 +59,41 @@ pub enum ConnectAddr {
     Unix(PathBuf),
 }
 
+/// `pool-max-conn` of a server: at most `max` idle connections kept by all workers together
+/// (`None`: unlimited, `-1` in the configuration), counted in `idle`.
+#[derive(Debug, Default)]
+pub struct PoolLimit {
+    pub max: Option<usize>,
+    pub idle: AtomicUsize,
+}
+
 /// One server, shared by every worker.
 #[derive(Debug)]
 pub struct ServerState {
     pub name: String,
     pub id: u32,
-    pub addr: ServerAddr,
+    /// Where the server is reached; `set server addr` swaps it, so workers load it per connection
+    /// (a lock-free `ArcSwap` load, no allocation).
+    addr: ArcSwap<ServerAddr>,
+    /// Bumped when the address changes or the server is deleted: idle pooled connections made
+    /// before are closed instead of reused.
+    conn_epoch: AtomicU32,
+    /// `del server` removed it: its slot in [`ServerList`] stays as a tombstone, never picked and
+    /// never listed.
+    deleted: AtomicBool,
+    /// Added with `add server` (not in the configuration).
+    pub dynamic: bool,
+    /// Other configuration elements name this server (`track`, `use-server`): it cannot be
+    /// deleted at run time.
+    pub referenced: bool,
     pub backup: bool,
+    /// `cookie` value for persistence.
+    pub cookie: Option<String>,
+    /// `pool-max-conn` and the idle connections all workers keep for this server.
+    pub pool: PoolLimit,
+    /// `check` with its `rise`/`fall`, for servers added at run time (the statistics read the
+    /// configured servers' from the backend's `stats_info`).
+    pub dynamic_check: Option<(u32, u32)>,
     /// Current user weight (0..=256); changeable at run time.
     pub weight: AtomicU32,
     /// The weight from the configuration.
@@ -149,8 +181,15 @@ impl ServerState {
         ServerState {
             name: name.to_owned(),
             id,
-            addr,
+            addr: ArcSwap::from_pointee(addr),
+            conn_epoch: AtomicU32::new(0),
+            deleted: AtomicBool::new(false),
+            dynamic: false,
+            referenced: false,
             backup,
+            cookie: None,
+            pool: PoolLimit::default(),
+            dynamic_check: None,
             weight: AtomicU32::new(weight),
             initial_weight: weight,
             admin: AtomicU8::new(AdminState::Ready as u8),
@@ -181,6 +220,32 @@ impl ServerState {
             observed_errors: AtomicU32::new(0),
             latency: super::latency::Latency::default(),
         }
+    }
+
+    /// Where the server is reached now.
+    pub fn addr(&self) -> arc_swap::Guard<Arc<ServerAddr>> {
+        self.addr.load()
+    }
+    /// Moves the server (`set server addr`): new connections go to `addr`; idle pooled ones to
+    /// the old address are not reused.
+    pub fn set_addr(&self, addr: ServerAddr) {
+        self.addr.store(Arc::new(addr));
+        self.conn_epoch.fetch_add(1, Ordering::AcqRel);
+    }
+    /// Changes with the address and on deletion: a pooled connection made under another epoch
+    /// goes to an address the server no longer has.
+    pub fn conn_epoch(&self) -> u32 {
+        self.conn_epoch.load(Ordering::Acquire)
+    }
+    pub fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::Acquire)
+    }
+    /// `del server`: in maintenance for good, out of every listing, its idle connections closed.
+    pub fn mark_deleted(&self) {
+        self.set_admin(AdminState::Maint);
+        self.deleted.store(true, Ordering::Release);
+        self.conn_epoch.fetch_add(1, Ordering::AcqRel);
+        self.shutdown_sessions();
     }
 
     /// The data plane reports a connection attempt to this server (`observe`).
@@ -309,9 +374,9 @@ pub enum Pick {
 /// An algorithm picks one of the servers `eligible` accepts. It does not reserve the slot; the
 /// backend does, and asks again (with that server excluded) if the reservation loses a race.
 pub trait Algorithm: Send + Sync + std::fmt::Debug {
-    fn pick(&self, servers: &[Arc<ServerState>], eligible: &dyn Fn(usize) -> bool, key: &PickKey) -> Option<usize>;
+    fn pick(&self, servers: &ServerList, eligible: &dyn Fn(usize) -> bool, key: &PickKey) -> Option<usize>;
     /// Called when weights or states changed, for algorithms that precompute a schedule or a ring.
-    fn rebuild(&self, _servers: &[Arc<ServerState>]) {}
+    fn rebuild(&self, _servers: &ServerList) {}
 }
 
 /// Options of the backend that shape selection.
@@ -325,7 +390,8 @@ pub struct BalanceOpts {
 #[derive(Debug)]
 pub struct BackendState {
     pub name: String,
-    pub servers: Vec<Arc<ServerState>>,
+    /// Append-only, indices stable for the backend's life (see [`ServerList`]).
+    pub servers: ServerList,
     pub algo: Box<dyn Algorithm>,
     pub opts: BalanceOpts,
     /// Woken whenever a server slot is released, for streams waiting in the backend queue.
@@ -335,13 +401,16 @@ pub struct BackendState {
     pub total_conns: AtomicU64,
     /// Connections that found no server at all.
     pub no_server: AtomicU64,
+    /// Bumped when a server moves or is deleted: the workers' idle pools then close connections
+    /// to the old address.
+    pub conn_changes: AtomicU64,
     /// HTTP transactions of this backend, for the `sluiced_backend_*_seconds` histograms.
     pub latency: super::latency::Latency,
 }
 
 impl BackendState {
     pub fn new(name: &str, servers: Vec<ServerState>, algo: Box<dyn Algorithm>, opts: BalanceOpts) -> BackendState {
-        let servers: Vec<Arc<ServerState>> = servers.into_iter().map(Arc::new).collect();
+        let servers: ServerList = servers.into_iter().map(Arc::new).collect();
         algo.rebuild(&servers);
         BackendState {
             name: name.to_owned(),
@@ -352,6 +421,7 @@ impl BackendState {
             queued: AtomicU32::new(0),
             total_conns: AtomicU64::new(0),
             no_server: AtomicU64::new(0),
+            conn_changes: AtomicU64::new(0),
             latency: super::latency::Latency::default(),
         }
     }
@@ -410,6 +480,19 @@ impl BackendState {
     pub fn release(&self, i: usize) {
         self.servers[i].release();
         self.slot_freed.notify_one();
+    }
+
+    /// A server moved (`set server addr`) or was deleted: idle pooled connections to it go.
+    pub fn conn_changed(&self) {
+        self.conn_changes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds a server at run time; returns its index. It is picked once usable (after
+    /// `enable server` for a server added in maintenance).
+    pub fn add_server(&self, s: Arc<ServerState>) -> usize {
+        let i = self.servers.push(s);
+        self.state_changed();
+        i
     }
 
     /// Recomputes what the algorithm precomputed after a weight or state change.

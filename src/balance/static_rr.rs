@@ -1,11 +1,10 @@
 //! `balance static-rr`: weighted round robin over the configured weights. The stats socket may
 //! only set a server's weight to 0 (out) or back (in); the schedule keeps the configured shares.
 
-use std::sync::Arc;
-
+use super::list::ServerList;
 use super::roundrobin::RoundRobin;
 use super::schedule::WeightSource;
-use super::state::{Algorithm, PickKey, ServerState};
+use super::state::{Algorithm, PickKey};
 
 #[derive(Debug)]
 pub struct StaticRr {
@@ -25,11 +24,11 @@ impl Default for StaticRr {
 }
 
 impl Algorithm for StaticRr {
-    fn pick(&self, servers: &[Arc<ServerState>], eligible: &dyn Fn(usize) -> bool, key: &PickKey) -> Option<usize> {
+    fn pick(&self, servers: &ServerList, eligible: &dyn Fn(usize) -> bool, key: &PickKey) -> Option<usize> {
         self.rr.pick(servers, eligible, key)
     }
 
-    fn rebuild(&self, servers: &[Arc<ServerState>]) {
+    fn rebuild(&self, servers: &ServerList) {
         self.rr.rebuild(servers);
     }
 }
@@ -40,7 +39,7 @@ mod tests {
     use crate::balance::testing::{counts_of, weighted};
     use std::sync::atomic::Ordering;
 
-    fn picks(a: &StaticRr, s: &[Arc<ServerState>], n: usize) -> Vec<usize> {
+    fn picks(a: &StaticRr, s: &ServerList, n: usize) -> Vec<usize> {
         (0..n).map(|_| a.pick(s, &|_| true, &PickKey::default()).unwrap()).collect()
     }
 

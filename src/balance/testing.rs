@@ -2,15 +2,16 @@
 
 use std::sync::Arc;
 
+use super::list::ServerList;
 use super::state::{ServerAddr, ServerState};
 
 /// Active servers `s0..`, ids from 1, with these weights.
-pub(crate) fn weighted(weights: &[u32]) -> Vec<Arc<ServerState>> {
+pub(crate) fn weighted(weights: &[u32]) -> ServerList {
     weights.iter().enumerate().map(|(i, &w)| Arc::new(server(i, w, false))).collect()
 }
 
 /// `n` active servers of weight 1.
-pub(crate) fn servers(n: usize) -> Vec<Arc<ServerState>> {
+pub(crate) fn servers(n: usize) -> ServerList {
     weighted(&vec![1; n])
 }
 

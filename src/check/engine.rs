@@ -50,7 +50,10 @@ struct Plan {
     backend: usize,
     server: Arc<ServerState>,
     check: ProxyCheck,
-    target: SocketAddr,
+    /// `addr`/`port` (or a leading `connect` rule's): where checks go instead of the server's
+    /// own address, which is read at each check (`set server addr` moves the checks too).
+    check_ip: Option<std::net::IpAddr>,
+    check_port: Option<u16>,
     inter: Duration,
     fastinter: Duration,
     downinter: Duration,
@@ -89,29 +92,47 @@ struct AgentPlan {
     rt: Arc<RouteTable>,
     backend: usize,
     server: Arc<ServerState>,
-    target: SocketAddr,
+    agent_ip: Option<std::net::IpAddr>,
+    agent_port: u16,
     inter: Duration,
     timeout: Duration,
     send: Option<String>,
+}
+
+impl Plan {
+    /// Where the next check goes; `None` when the server has no address to check.
+    fn target(&self) -> Option<SocketAddr> {
+        check_target(&self.server.addr(), self.check_ip, self.check_port)
+    }
 }
 
 fn agent_plans(cfg: &Config, rt: &Arc<RouteTable>) -> Vec<AgentPlan> {
     let mut out = Vec::new();
     for p in cfg.proxies.iter().filter(|p| p.kind.has_backend()) {
         for s in p.servers.iter().filter(|s| s.opts.check.agent.enabled && !s.opts.disabled) {
-            let a = &s.opts.check.agent;
             let Some((bi, server)) = find_server(rt, &p.name, &s.name) else { continue };
-            let ip = match &a.addr {
-                Some(crate::config::addr::Host::Ip(ip)) => Some(*ip),
-                _ => None,
-            };
-            // HAProxy needs `agent-port`: without it there is nothing to connect to.
-            let Some(target) = a.port.and_then(|port| check_target(&server.addr, ip, Some(port))) else { continue };
-            let inter = a.inter.or(s.opts.check.inter).unwrap_or(DEFAULT_INTER);
-            out.push(AgentPlan { rt: rt.clone(), backend: bi, server, target, inter, timeout: p.timeouts.check.unwrap_or(inter), send: a.send.clone() });
+            out.extend(agent_plan(rt, bi, server, &s.opts, p.timeouts.check));
         }
     }
     out
+}
+
+fn agent_plan(
+    rt: &Arc<RouteTable>,
+    backend: usize,
+    server: Arc<ServerState>,
+    o: &crate::config::model::ServerOpts,
+    timeout: Option<Duration>,
+) -> Option<AgentPlan> {
+    let a = &o.check.agent;
+    let agent_ip = match &a.addr {
+        Some(crate::config::addr::Host::Ip(ip)) => Some(*ip),
+        _ => None,
+    };
+    // HAProxy needs `agent-port`: without it there is nothing to connect to.
+    let agent_port = a.port?;
+    let inter = a.inter.or(o.check.inter).unwrap_or(DEFAULT_INTER);
+    Some(AgentPlan { rt: rt.clone(), backend, server, agent_ip, agent_port, inter, timeout: timeout.unwrap_or(inter), send: a.send.clone() })
 }
 
 /// Asks the agent every `agent-inter` and applies its reply as HAProxy does (see
@@ -121,14 +142,18 @@ async fn run_agent(plan: AgentPlan) {
     use super::proto::agent::{AgentAdmin, agent, parse_agent_reply};
     let be = &plan.rt.backends[plan.backend];
     loop {
-        if plan.server.agent_disabled.load(Ordering::Relaxed) {
+        if plan.server.is_deleted() {
+            return;
+        }
+        let target = check_target(&plan.server.addr(), plan.agent_ip, Some(plan.agent_port));
+        let Some(target) = target.filter(|_| !plan.server.agent_disabled.load(Ordering::Relaxed)) else {
             tokio::time::sleep(plan.inter).await;
             continue;
-        }
+        };
         let started = Instant::now();
         // An agent that cannot be reached or does not answer in time changes nothing.
         let deadline = tokio::time::Instant::now() + plan.timeout;
-        let outcome = match tokio::time::timeout_at(deadline, TcpStream::connect(plan.target)).await {
+        let outcome = match tokio::time::timeout_at(deadline, TcpStream::connect(target)).await {
             Ok(Ok(mut stream)) => {
                 let o = converse(&mut stream, agent(plan.send.as_deref()), deadline).await;
                 (!matches!(o.status, CheckStatus::L7Tout)).then_some(o)
@@ -204,27 +229,144 @@ async fn run_agent(plan: AgentPlan) {
     }
 }
 
-/// Starts the check thread when any server is checked. The thread lives as long as the process.
-pub fn spawn(cfg: &Config, rt: &Arc<RouteTable>) -> std::io::Result<()> {
-    let plans = plans(cfg, rt);
-    let agents = agent_plans(cfg, rt);
-    if plans.is_empty() && agents.is_empty() {
-        return Ok(());
+/// A task for the check thread.
+enum Job {
+    Health(Box<Plan>),
+    Agent(AgentPlan),
+}
+
+/// What a backend's checks share, kept for servers added at run time (`add server ... check`).
+#[derive(Clone)]
+struct BackendChecks {
+    check: ProxyCheck,
+    timeout_connect: Option<Duration>,
+    timeout_check: Option<Duration>,
+    log_health_checks: bool,
+}
+
+/// The check thread, started with the first checked server (at start-up, or by `add server`),
+/// and the backends' check settings by backend name.
+struct Engine {
+    jobs: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedSender<Job>>>,
+    backends: std::collections::HashMap<String, BackendChecks>,
+    spread: u32,
+}
+
+static ENGINE: std::sync::OnceLock<Engine> = std::sync::OnceLock::new();
+
+impl Engine {
+    /// Hands a task to the check thread, starting the thread if it is not running yet.
+    fn send(&self, job: Job) -> std::io::Result<()> {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        if jobs.is_none() {
+            *jobs = Some(start_thread()?);
+        }
+        if let Some(tx) = jobs.as_ref() {
+            let _ = tx.send(job);
+        }
+        Ok(())
     }
+}
+
+/// The `sluiced-checks` thread: runs every task it is handed. It lives as long as the process.
+fn start_thread() -> std::io::Result<tokio::sync::mpsc::UnboundedSender<Job>> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Job>();
     std::thread::Builder::new().name("sluiced-checks".into()).spawn(move || {
         let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
             eprintln!("[ALERT]    ({}) : cannot start the health check runtime", std::process::id());
             return;
         };
         runtime.block_on(async move {
-            let mut tasks: Vec<_> = plans.into_iter().map(|p| tokio::spawn(run(p))).collect();
-            tasks.extend(agents.into_iter().map(|a| tokio::spawn(run_agent(a))));
-            for t in tasks {
-                let _ = t.await;
+            while let Some(job) = rx.recv().await {
+                match job {
+                    Job::Health(p) => tokio::spawn(run(*p)),
+                    Job::Agent(a) => tokio::spawn(run_agent(a)),
+                };
             }
         });
     })?;
+    Ok(tx)
+}
+
+/// Starts the checks of the configured servers (the check thread starts when any server is
+/// checked), and keeps each backend's check settings for servers added at run time.
+pub fn spawn(cfg: &Config, rt: &Arc<RouteTable>) -> std::io::Result<()> {
+    let backends = cfg
+        .proxies
+        .iter()
+        .filter(|p| p.kind.has_backend())
+        .map(|p| {
+            let b = BackendChecks {
+                check: p.check.clone(),
+                timeout_connect: p.timeouts.connect,
+                timeout_check: p.timeouts.check,
+                log_health_checks: p.log.log_health_checks.unwrap_or(false),
+            };
+            (p.name.clone(), b)
+        })
+        .collect();
+    let spread = cfg.global.check.spread_checks.unwrap_or(0).min(50);
+    let engine = ENGINE.get_or_init(|| Engine { jobs: std::sync::Mutex::new(None), backends, spread });
+    for p in plans(cfg, rt) {
+        engine.send(Job::Health(Box::new(p)))?;
+    }
+    for a in agent_plans(cfg, rt) {
+        engine.send(Job::Agent(a))?;
+    }
     Ok(())
+}
+
+/// Starts the health check (and agent check) of a server added at run time with `check` (or
+/// `agent-check`). Its checks stay off until `enable health` (`enable agent`), as HAProxy's do
+/// for dynamic servers, and stop when the server is deleted.
+pub fn add_server(rt: &Arc<RouteTable>, backend: usize, server: &Arc<ServerState>, o: &crate::config::model::ServerOpts) -> Result<(), String> {
+    let Some(engine) = ENGINE.get() else { return Err("health checks are not running in this process".into()) };
+    let be = &rt.backends[backend];
+    let Some(b) = engine.backends.get(&be.name) else { return Err(format!("no check settings for backend '{}'", be.name)) };
+    if o.check.enabled {
+        let inter = o.check.inter.unwrap_or(DEFAULT_INTER);
+        let plan = Plan {
+            rt: rt.clone(),
+            backend,
+            server: server.clone(),
+            check: b.check.clone(),
+            check_ip: o.check.addr,
+            check_port: o.check.port,
+            inter,
+            fastinter: o.check.fastinter.unwrap_or(inter),
+            downinter: o.check.downinter.unwrap_or(inter),
+            rise: o.check.rise.unwrap_or(DEFAULT_RISE),
+            fall: o.check.fall.unwrap_or(DEFAULT_FALL),
+            init: o.check.init_state,
+            timeout_connect: b.timeout_connect,
+            timeout_check: b.timeout_check,
+            send_proxy: o.check.send_proxy,
+            slowstart: o.slowstart,
+            log_health_checks: b.log_health_checks,
+            spread: engine.spread,
+            first_delay: Duration::ZERO,
+            observe: server.observe != crate::balance::Observe::None,
+            error_limit: o.error_limit.unwrap_or(10).max(1),
+            on_error: on_error(o.on_error.as_deref()),
+            trackers: Vec::new(),
+        };
+        engine.send(Job::Health(Box::new(plan))).map_err(|e| e.to_string())?;
+    }
+    if o.check.agent.enabled
+        && let Some(a) = agent_plan(rt, backend, server.clone(), o, b.timeout_check)
+    {
+        engine.send(Job::Agent(a)).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn on_error(s: Option<&str>) -> OnError {
+    match s {
+        Some("fastinter") => OnError::FastInter,
+        Some("sudden-death") => OnError::SuddenDeath,
+        Some("mark-down") => OnError::MarkDown,
+        _ => OnError::FailCheck,
+    }
 }
 
 fn find_server(rt: &RouteTable, backend: &str, server: &str) -> Option<(usize, Arc<ServerState>)> {
@@ -252,7 +394,10 @@ fn plans(cfg: &Config, rt: &Arc<RouteTable>) -> Vec<Plan> {
                 Some(crate::config::addr::AddrKind::Inet { host: crate::config::addr::Host::Ip(ip), .. }) => Some(*ip),
                 _ => None,
             });
-            let Some(target) = check_target(&server.addr, addr.or(o.check.addr), port.or(o.check.port)) else { continue };
+            let (check_ip, check_port) = (addr.or(o.check.addr), port.or(o.check.port));
+            if check_target(&server.addr(), check_ip, check_port).is_none() {
+                continue;
+            }
             let inter = o.check.inter.unwrap_or(DEFAULT_INTER);
             let observe = server.observe != crate::balance::Observe::None;
             out.push(Plan {
@@ -260,7 +405,8 @@ fn plans(cfg: &Config, rt: &Arc<RouteTable>) -> Vec<Plan> {
                 backend: bi,
                 server,
                 check: p.check.clone(),
-                target,
+                check_ip,
+                check_port,
                 inter,
                 fastinter: o.check.fastinter.unwrap_or(inter),
                 downinter: o.check.downinter.unwrap_or(inter),
@@ -276,12 +422,7 @@ fn plans(cfg: &Config, rt: &Arc<RouteTable>) -> Vec<Plan> {
                 first_delay: Duration::ZERO,
                 observe,
                 error_limit: o.error_limit.unwrap_or(10).max(1),
-                on_error: match o.on_error.as_deref() {
-                    Some("fastinter") => OnError::FastInter,
-                    Some("sudden-death") => OnError::SuddenDeath,
-                    Some("mark-down") => OnError::MarkDown,
-                    _ => OnError::FailCheck,
-                },
+                on_error: on_error(o.on_error.as_deref()),
                 trackers: trackers(cfg, rt, p, &s.name),
             });
         }
@@ -356,7 +497,7 @@ fn jitter(d: Duration, percent: u32, seed: &AtomicU64) -> Duration {
 
 async fn run(plan: Plan) {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos() as u64;
-    let seed = AtomicU64::new(now ^ (u64::from(plan.server.id) << 32) ^ u64::from(plan.target.port()));
+    let seed = AtomicU64::new(now ^ (u64::from(plan.server.id) << 32) ^ plan.backend as u64);
     let mut health = Health::new(plan.rise, plan.fall, plan.init);
     plan.server.set_up(health.is_up());
     for (_, t) in &plan.trackers {
@@ -365,6 +506,12 @@ async fn run(plan: Plan) {
     tokio::time::sleep(jitter(plan.first_delay, plan.spread, &seed)).await;
     let mut ramp: Option<tokio::task::JoinHandle<()>> = None;
     loop {
+        if plan.server.is_deleted() {
+            if let Some(r) = ramp.take() {
+                r.abort();
+            }
+            return;
+        }
         let started = Instant::now();
         // The stats socket may have forced the verdict (`set server health`, `disable health`):
         // checks go on from the forced state.
@@ -458,14 +605,15 @@ fn transition(plan: &Plan, ramp: &mut Option<tokio::task::JoinHandle<()>>, t: Tr
 /// set, as HAProxy does), then the conversation, bounded by `timeout check`, or `inter` without it.
 async fn check_once(plan: &Plan) -> Outcome {
     let connect_limit = plan.timeout_connect.map_or(plan.inter, |c| c.min(plan.inter));
-    let mut stream = match tokio::time::timeout(connect_limit, TcpStream::connect(plan.target)).await {
+    let Some(target) = plan.target() else { return Outcome::new(CheckStatus::L4Con, "No address to check") };
+    let mut stream = match tokio::time::timeout(connect_limit, TcpStream::connect(target)).await {
         Err(_) => return Outcome::new(CheckStatus::L4Tout, ""),
         Ok(Err(e)) => return Outcome::new(CheckStatus::L4Con, os_error_text(&e)),
         Ok(Ok(s)) => s,
     };
     let _ = stream.set_nodelay(true);
     if plan.send_proxy {
-        let hdr = crate::l4::proxy_protocol::encode_v1(stream.local_addr().ok(), Some(plan.target));
+        let hdr = crate::l4::proxy_protocol::encode_v1(stream.local_addr().ok(), Some(target));
         if stream.write_all(&hdr).await.is_err() {
             return Outcome::new(CheckStatus::L4Con, "Connection reset by peer");
         }
@@ -532,7 +680,7 @@ fn apply(plan: &Plan, t: Transition, o: &Outcome, took: Duration) {
     let be = &plan.rt.backends[plan.backend];
     let what = detail(o, took);
     set_state(&plan.rt, plan.backend, &plan.server, t, &what);
-    for (bi, s) in &plan.trackers {
+    for (bi, s) in plan.trackers.iter().filter(|(_, s)| !s.is_deleted()) {
         let via = format!("via {}/{}", be.name, plan.server.name);
         set_state(&plan.rt, *bi, s, t, &via);
     }

@@ -94,8 +94,8 @@ pub const COMMANDS: &[(&str, &str, StatsLevel)] = &[
     ("del acl <acl> [<key>|#<ref>]", "delete acl entries matching <key>", StatsLevel::Admin),
     ("del map <map> [<key>|#<ref>]", "delete map entries matching <key>", StatsLevel::Admin),
     ("set map <map> [<key>|#<ref>] <value>", "modify a map entry", StatsLevel::Admin),
-    ("add server <bk>/<srv> [args]*", "add a bare server in a backend (not supported yet)", StatsLevel::Admin),
-    ("del server <bk>/<srv>", "remove a server (not supported yet)", StatsLevel::Admin),
+    ("add server <bk>/<srv> [args]*", "add a bare server in a backend", StatsLevel::Admin),
+    ("del server <bk>/<srv>", "remove a server", StatsLevel::Admin),
 ];
 
 /// The command keywords (first words of each usage) that name a command, with its level.
@@ -283,8 +283,8 @@ fn exec(ctx: &Ctx, level: StatsLevel, words: &[&str]) -> Result<String, String> 
         // No error capture exists: HAProxy's answer when nothing was captured.
         ["show", "errors", ..] => format!("Total events captured on [{}] : 0\n", now_text()),
         ["show" | "get" | "add" | "del" | "set" | "clear", kind @ ("map" | "acl"), rest @ ..] => super::maps::run(rt, words[0], kind, rest)?,
-        // A backend's server list is part of the compiled table, shared without a lock.
-        ["add" | "del", "server", ..] => return Err("Adding or deleting servers at run time is not supported yet.\n".into()),
+        ["add", "server", rest @ ..] => super::servers::add_server(rt, rest)?,
+        ["del", "server", rest @ ..] => super::servers::del_server(rt, rest)?,
         ["get", "weight", target, ..] => {
             let (_, s) = server(rt, target)?;
             format!("{} (initial {})\n", s.weight(), s.initial_weight)
@@ -446,8 +446,7 @@ pub(crate) fn set_server(rt: &RouteTable, target: &str, rest: &[&str]) -> Result
             "down" => s.set_agent_down(true),
             _ => return Err("'set server <srv> agent' expects 'up' or 'down'.\n".into()),
         },
-        // Servers' addresses are part of the compiled table and shared without a lock.
-        ["addr", ..] => return Err("Changing a server's address at run time is not supported yet.\n".into()),
+        ["addr", rest @ ..] => return super::servers::set_addr(s, &be.state, rest),
         ["maxconn", n, ..] => {
             let n: u32 = n.parse().map_err(|_| "Invalid maxconn value.\n".to_string())?;
             s.maxconn.store(n, Ordering::Relaxed);
@@ -470,7 +469,7 @@ fn show_servers_conn(rt: &RouteTable, backend: Option<&str>) -> Result<String, S
         String::from("# bkname/svname bkid/svid addr port - purge_delay used_cur used_max need_est unsafe_nb safe_nb idle_lim idle_cur idle_per_thr[]\n");
     for be in rt.backends.iter().filter(|b| backend.is_none_or(|n| n == b.name)) {
         for s in &be.state.servers {
-            let (addr, port) = match &s.addr {
+            let (addr, port) = match &**s.addr() {
                 crate::balance::state::ServerAddr::Inet(a) => (a.ip().to_string(), a.port().to_string()),
                 crate::balance::state::ServerAddr::InetSamePort(ip) | crate::balance::state::ServerAddr::InetOffset(ip, _) => (ip.to_string(), "0".into()),
                 crate::balance::state::ServerAddr::Unix(p) => (p.display().to_string(), "0".into()),

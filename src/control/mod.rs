@@ -6,5 +6,6 @@ pub mod limits;
 pub mod maps;
 pub mod page;
 pub mod prometheus;
+pub mod servers;
 pub mod socket;
 pub mod stats;

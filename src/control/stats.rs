@@ -558,7 +558,7 @@ pub fn frontend_row(rt: &RouteTable, fe: &Frontend) -> StatRow {
 /// The row of one server of a backend.
 pub fn server_row(be: &Backend, i: usize) -> StatRow {
     let s = &be.state.servers[i];
-    let check = be.stats_info.checks.get(i).copied().flatten();
+    let check = be.stats_info.checks.get(i).copied().flatten().or(s.dynamic_check);
     let http = be.mode == Mode::Http;
     let mut r = StatRow::new(ObjType::Server, be.id, s.id);
     r.s("pxname", be.name.clone());
@@ -613,7 +613,7 @@ pub fn server_row(be: &Backend, i: usize) -> StatRow {
     }
     r.zeros(&["cli_abrt", "srv_abrt", "qtime", "ctime", "rtime", "ttime", "wrew", "reuse", "srv_icur"]);
     r.set("lastsess", Value::S32(-1));
-    if let Some(a) = addr_text(&s.addr) {
+    if let Some(a) = addr_text(&s.addr()) {
         r.s("addr", a);
     }
     r.s("mode", mode_name(be.mode));
@@ -719,7 +719,7 @@ pub fn stat_rows(rt: &RouteTable, filter: StatFilter) -> Vec<StatRow> {
         }
         if let Some(be) = rt.backends.iter().find(|b| b.id == id && b.name == name) {
             if types & 4 != 0 {
-                for (i, s) in be.state.servers.iter().enumerate() {
+                for (i, s) in be.state.servers.indexed() {
                     if filter.sid.is_none_or(|sid| sid == -1 || sid == i64::from(s.id)) {
                         rows.push(server_row(be, i));
                     }
@@ -985,9 +985,9 @@ pub fn show_servers_state(rt: &RouteTable, backend: Option<&str>) -> String {
     let mut bes: Vec<&Backend> = rt.backends.iter().filter(|b| backend.is_none_or(|n| n == b.name || n.parse::<u32>().ok() == Some(b.id))).collect();
     bes.sort_by_key(|b| b.id);
     for be in bes {
-        for (i, s) in be.state.servers.iter().enumerate() {
-            let check = be.stats_info.checks.get(i).copied().flatten();
-            let (ip, port) = match &s.addr {
+        for (i, s) in be.state.servers.indexed() {
+            let check = be.stats_info.checks.get(i).copied().flatten().or(s.dynamic_check);
+            let (ip, port) = match &**s.addr() {
                 ServerAddr::Inet(sa) => (sa.ip().to_string(), sa.port()),
                 ServerAddr::InetSamePort(ip) | ServerAddr::InetOffset(ip, _) => (ip.to_string(), 0),
                 ServerAddr::Unix(p) => (p.display().to_string(), 0),

@@ -452,8 +452,14 @@ pub(crate) async fn connect_from(be: &Backend, key: &PickKey, dst: &Dst<'_>, mut
     let mut attempt: u32 = 0;
     loop {
         let srv = &state.servers[idx];
-        let needs_dst = matches!(srv.addr, crate::balance::ServerAddr::InetSamePort(_) | crate::balance::ServerAddr::InetOffset(..));
-        let result = match srv.addr.resolve(if needs_dst { dst.get() } else { None }) {
+        // The address is read per attempt (`set server addr` may move the server) and the guard
+        // dropped before the connect waits.
+        let target = {
+            let addr = srv.addr();
+            let needs_dst = matches!(**addr, crate::balance::ServerAddr::InetSamePort(_) | crate::balance::ServerAddr::InetOffset(..));
+            addr.resolve(if needs_dst { dst.get() } else { None })
+        };
+        let result = match target {
             Some(addr) => connect_one(&addr, be.timeout_connect).await,
             None => Err(io::Error::new(io::ErrorKind::InvalidInput, "no port to connect to")),
         };

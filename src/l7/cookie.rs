@@ -28,10 +28,9 @@
 //! `dynamic` cookies, `force-persist` and `ignore-persist` are not implemented.
 
 use std::ops::Range;
-use std::sync::Arc;
 
 use crate::balance::config::{CookieMode, CookiePersistence};
-use crate::balance::{AdminState, ServerState};
+use crate::balance::{AdminState, ServerList, ServerState};
 use crate::l7::edit::Edit;
 use crate::route::eval::HttpMsg;
 
@@ -123,7 +122,7 @@ impl Persistence {
     /// needs to know and the edit that removes or strips the persistence cookie in the request
     /// sent to the server, if any. Call when the request rules have run, with the request as they
     /// left it.
-    pub fn on_request(&self, servers: &[Arc<ServerState>], req: &dyn HttpMsg, now: u32) -> (Visit, Option<Edit>) {
+    pub fn on_request(&self, servers: &ServerList, req: &dyn HttpMsg, now: u32) -> (Visit, Option<Edit>) {
         let method = req.method();
         let mut visit = Visit { post: method == b"POST", cacheable_method: matches!(method, b"GET" | b"HEAD" | b"OPTIONS" | b"TRACE"), ..Visit::default() };
         let mut values: Vec<Option<Vec<u8>>> = Vec::new();
@@ -146,7 +145,7 @@ impl Persistence {
 
     /// One `Cookie` header: looks the persistence cookie up and returns the header's new value
     /// (`Some(None)`: remove the header) when it changes.
-    fn request_header(&self, h: &[u8], servers: &[Arc<ServerState>], now: u32, visit: &mut Visit) -> Option<Option<Vec<u8>>> {
+    fn request_header(&self, h: &[u8], servers: &ServerList, now: u32, visit: &mut Visit) -> Option<Option<Vec<u8>>> {
         let prefix = self.mode == Some(CookieMode::Prefix);
         // The pairs kept, with what to cut out of each, and whether a removed one went before.
         let mut kept: Vec<(Pair, Option<Range<usize>>, bool)> = Vec::new();
@@ -258,27 +257,32 @@ impl Persistence {
     }
 
     /// The first server in declaration order with cookie value `id` that may take the request.
-    fn find_server(&self, servers: &[Arc<ServerState>], id: &[u8]) -> Option<usize> {
+    fn find_server(&self, servers: &ServerList, id: &[u8]) -> Option<usize> {
         if id.is_empty() {
             return None;
         }
-        self.values
-            .iter()
-            .enumerate()
-            .filter(|(_, v)| v.as_deref().map(str::as_bytes) == Some(id))
-            .map(|(i, _)| i)
-            .find(|&i| self.persist || servers.get(i).is_some_and(|s| reachable(s)))
+        (0..servers.len().max(self.values.len()))
+            .filter(|&i| self.value_of(servers, i).map(str::as_bytes) == Some(id))
+            .find(|&i| self.persist || servers.get(i).is_some_and(|s| !s.is_deleted() && reachable(s)))
+    }
+
+    /// The `cookie` value of server `i`: from the configuration, or given to `add server`.
+    fn value_of<'a>(&'a self, servers: &'a ServerList, i: usize) -> Option<&'a str> {
+        match self.values.get(i) {
+            Some(v) => v.as_deref(),
+            None => servers.get(i).and_then(|s| s.cookie.as_deref()),
+        }
     }
 
     /// The edits the response from server `srv` needs, in order (`now`: seconds since the epoch).
     /// Call after the `http-response` rules, with the response as they left it.
-    pub fn on_response(&self, visit: &Visit, srv: usize, res: &dyn HttpMsg, now: u32) -> Vec<Edit> {
+    pub fn on_response(&self, visit: &Visit, servers: &ServerList, srv: usize, res: &dyn HttpMsg, now: u32) -> Vec<Edit> {
         let mut edits = Vec::new();
         if res.status() < 200 {
             return edits;
         }
         let direct = visit.server == Some(srv);
-        let value = self.values.get(srv).and_then(Option::as_deref);
+        let value = self.value_of(servers, srv);
         let insert = self.mode == Some(CookieMode::Insert);
         // The server's own Set-Cookie NAME=...
         let mut server_set_it = false;

@@ -9,8 +9,10 @@ use crate::l7::h1;
 /// A fixed "now" (seconds since the epoch) for the date tests.
 const NOW: u32 = 1_700_000_000;
 
-fn servers(n: usize) -> Vec<Arc<ServerState>> {
-    (0..n).map(|i| Arc::new(ServerState::new(&format!("s{}", i + 1), i as u32 + 1, ServerAddr::Inet(([127, 0, 0, 1], 1).into()), 1, false))).collect()
+fn servers(n: usize) -> crate::balance::ServerList {
+    (0..n)
+        .map(|i| std::sync::Arc::new(ServerState::new(&format!("s{}", i + 1), i as u32 + 1, ServerAddr::Inet(([127, 0, 0, 1], 1).into()), 1, false)))
+        .collect()
 }
 
 fn persistence(mode: Option<CookieMode>, f: impl FnOnce(&mut CookiePersistence)) -> Persistence {
@@ -54,7 +56,7 @@ fn req(cookies: &[&str]) -> String {
 }
 
 /// What `p` makes of `raw` with `servers`: the visit, and the request the server receives.
-fn request(p: &Persistence, servers: &[Arc<ServerState>], raw: &str) -> (Visit, String) {
+fn request(p: &Persistence, servers: &crate::balance::ServerList, raw: &str) -> (Visit, String) {
     let (visit, edit) = with_msg(raw, |v| p.on_request(servers, v, NOW));
     (visit, edited(raw, edit))
 }
@@ -202,8 +204,9 @@ fn maxidle_and_maxlife_ignore_old_and_future_cookies() {
 /// The response `raw` to a request with `cookies` served by server `srv`, as the client gets it.
 fn respond(p: &Persistence, cookies: &[&str], method: &str, srv: usize, raw: &str) -> String {
     let r = req(cookies).replacen("GET", method, 1);
-    let (visit, _) = with_msg(&r, |v| p.on_request(&servers(3), v, NOW));
-    let edits = with_msg(raw, |v| p.on_response(&visit, srv, v, NOW));
+    let list = servers(3);
+    let (visit, _) = with_msg(&r, |v| p.on_request(&list, v, NOW));
+    let edits = with_msg(raw, |v| p.on_response(&visit, &list, srv, v, NOW));
     edited(raw, edits)
 }
 

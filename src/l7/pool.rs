@@ -3,57 +3,98 @@
 //! for one request at a time. Idle connections hold no server slot (`maxconn` counts streams).
 //! `pool-max-conn` bounds the idle connections of a server across all workers: a shared counter
 //! goes up when one is kept and down when one is taken out.
+//!
+//! Servers come and go at run time (`add server`, `del server`) and move (`set server addr`):
+//! the lists grow when a server index is first seen, and each connection carries the server's
+//! connection epoch from when it was opened. A connection from another epoch goes to an address
+//! the server no longer has (or to a deleted server): it is closed, never reused. When the
+//! backend's epoch count moved since this worker last looked (one relaxed load per put), the
+//! backend's lists are swept, so such connections are closed soon, not only when taken.
 
 use std::cell::RefCell;
 use std::sync::atomic::Ordering;
 
-use crate::route::PoolLimit;
+use crate::balance::{BackendState, ServerState};
 use crate::runtime::io::EpollConn;
+
+/// The epoch of a connection opened while the server may have moved (a redispatch, or a pick
+/// made by the connect path itself): never pooled.
+pub const EPOCH_UNKNOWN: u32 = u32::MAX;
+
+#[derive(Debug, Default)]
+struct BackendIdle {
+    /// `BackendState::conn_changes` when this worker last swept the backend.
+    seen_changes: u64,
+    /// Indexed by server: (connection epoch, connection).
+    servers: Vec<Vec<(u32, EpollConn)>>,
+}
 
 #[derive(Debug, Default)]
 pub struct ServerPool {
     /// Indexed by backend, then server: grown on first use, so a take or a put is two indexings
     /// (a hash map cost a SipHash per request).
-    idle: RefCell<Vec<Vec<Vec<EpollConn>>>>,
+    idle: RefCell<Vec<BackendIdle>>,
 }
 
 impl ServerPool {
-    /// An idle connection to server `srv` of backend `be`. With `check`, one the server closed
-    /// meanwhile is skipped (a `MSG_PEEK` per take); without, the caller retries on a new
-    /// connection when the reused one turns out closed.
-    pub fn take(&self, be: usize, srv: usize, check: bool, limit: &PoolLimit) -> Option<EpollConn> {
+    /// An idle connection to server `srv` of backend `be`, with its epoch. With `check`, one the
+    /// server closed meanwhile is skipped (a `MSG_PEEK` per take); without, the caller retries on
+    /// a new connection when the reused one turns out closed. Connections from another epoch
+    /// than the server's are closed.
+    pub fn take(&self, be: usize, srv: usize, check: bool, server: &ServerState) -> Option<(EpollConn, u32)> {
         let mut idle = self.idle.borrow_mut();
-        let list = idle.get_mut(be)?.get_mut(srv)?;
-        while let Some(c) = list.pop() {
-            limit.idle.fetch_sub(1, Ordering::Relaxed);
-            if !check || still_open(&c) {
-                return Some(c);
+        let list = idle.get_mut(be)?.servers.get_mut(srv)?;
+        let now = server.conn_epoch();
+        while let Some((epoch, c)) = list.pop() {
+            server.pool.idle.fetch_sub(1, Ordering::Relaxed);
+            if epoch == now && (!check || still_open(&c)) {
+                return Some((c, epoch));
             }
         }
         None
     }
 
-    /// Keeps `c` for reuse unless the server has `pool-max-conn` idle connections already (then
-    /// `c` is closed).
-    pub fn put(&self, be: usize, srv: usize, c: EpollConn, limit: &PoolLimit) {
-        let kept = limit.idle.fetch_add(1, Ordering::Relaxed);
-        if limit.max.is_some_and(|m| kept >= m) {
-            limit.idle.fetch_sub(1, Ordering::Relaxed);
-            return;
-        }
+    /// Keeps `c` (opened under `epoch`) for reuse unless the server moved or was deleted since,
+    /// or has `pool-max-conn` idle connections already (then `c` is closed).
+    pub fn put(&self, be: usize, state: &BackendState, srv: usize, c: EpollConn, epoch: u32) {
+        let server = &state.servers[srv];
         let mut idle = self.idle.borrow_mut();
         if idle.len() <= be {
-            idle.resize_with(be + 1, Vec::new);
+            idle.resize_with(be + 1, BackendIdle::default);
         }
-        let servers = &mut idle[be];
-        if servers.len() <= srv {
-            servers.resize_with(srv + 1, Vec::new);
+        let b = &mut idle[be];
+        let changes = state.conn_changes.load(Ordering::Relaxed);
+        if changes != b.seen_changes {
+            b.seen_changes = changes;
+            sweep(b, state);
         }
-        servers[srv].push(c);
+        if epoch != server.conn_epoch() {
+            return;
+        }
+        let kept = server.pool.idle.fetch_add(1, Ordering::Relaxed);
+        if server.pool.max.is_some_and(|m| kept >= m) {
+            server.pool.idle.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        if b.servers.len() <= srv {
+            b.servers.resize_with(srv + 1, Vec::new);
+        }
+        b.servers[srv].push((epoch, c));
     }
 
     pub fn idle_count(&self) -> usize {
-        self.idle.borrow().iter().flatten().map(Vec::len).sum()
+        self.idle.borrow().iter().flat_map(|b| &b.servers).map(Vec::len).sum()
+    }
+}
+
+/// Closes the backend's idle connections whose server moved or was deleted.
+fn sweep(b: &mut BackendIdle, state: &BackendState) {
+    for (i, list) in b.servers.iter_mut().enumerate() {
+        let Some(s) = state.servers.get(i) else { continue };
+        let now = s.conn_epoch();
+        let before = list.len();
+        list.retain(|(epoch, _)| *epoch == now);
+        s.pool.idle.fetch_sub(before - list.len(), Ordering::Relaxed);
     }
 }
 

@@ -42,6 +42,7 @@ use tokio::time::Instant;
 use super::cookie;
 use super::edit::{self, ConnHeader, Edit, EditedView, Edits};
 use super::h1::{self, Framing, Head, Version};
+use super::pool;
 use super::reply::Response;
 use super::rules::{self, Flow, HttpRule};
 use crate::balance::PickKey;
@@ -1114,7 +1115,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         } else {
             PoolUse::Checked
         };
-        let Some((srv_idx, mut server, mut reused)) = server_conn(&w, be_idx, be, &key, &dst, pool_use, visit.and_then(|v| v.server)).await else {
+        let Some((srv_idx, mut server, mut reused, mut epoch)) = server_conn(&w, be_idx, be, &key, &dst, pool_use, visit.and_then(|v| v.server)).await else {
             send_error(&client, error_out(&base, 503), fe.timeout_client, &mut rec).await;
             break End::NoServer;
         };
@@ -1174,8 +1175,9 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
             // new connection; anything else gets 502.
             let fresh = if reused && retryable { resend(srv, &dst, be, &mut out_buf).await } else { None };
             match fresh {
-                Some(c) => {
+                Some((c, e)) => {
                     server = c;
+                    epoch = e;
                     reused = false;
                 }
                 None => {
@@ -1240,8 +1242,9 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                 // The server closed a reused connection without answering: it was stale. A safe
                 // request is sent again on a new connection.
                 HeadRead::Closed if reused && retryable && sbuf.is_empty() => match resend(srv, &dst, be, &mut out_buf).await {
-                    Some(c) => {
+                    Some((c, e)) => {
                         server = c;
+                        epoch = e;
                         reused = false;
                         continue;
                     }
@@ -1321,7 +1324,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
             }
             if matches!(flow, Flow::Continue) {
                 if let (Some(ck), Some(visit)) = (&be.cookie, &visit) {
-                    for e in ck.on_response(visit, srv_idx, &msg.view, cookie::now()) {
+                    for e in ck.on_response(visit, &be.state.servers, srv_idx, &msg.view, cookie::now()) {
                         msg.view.apply(&e);
                     }
                 }
@@ -1407,7 +1410,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         let clean = rest.is_empty();
         w.buffers.put(rest);
         if server_keeps && server_keep && clean && be.reuse_allowed {
-            w.http_pool.put(be_idx, srv_idx, server, &be.pool_limits[srv_idx]);
+            w.http_pool.put(be_idx, &be.state, srv_idx, server, epoch);
         }
         if !keep {
             break End::Done;
@@ -1440,13 +1443,15 @@ async fn send_error(c: &EpollConn, bytes: Vec<u8>, idle: Option<Duration>, rec: 
     let _ = send(c, bytes, idle).await;
 }
 
-/// Sends `out` (a whole request) again, to the same server on a new connection.
-async fn resend(srv: &crate::balance::ServerState, dst: &Dst<'_>, be: &Backend, out: &mut Vec<u8>) -> Option<EpollConn> {
-    let addr = srv.addr.resolve(dst.get())?;
+/// Sends `out` (a whole request) again, to the same server on a new connection; returns it with
+/// the server's connection epoch read before its address.
+async fn resend(srv: &crate::balance::ServerState, dst: &Dst<'_>, be: &Backend, out: &mut Vec<u8>) -> Option<(EpollConn, u32)> {
+    let epoch = srv.conn_epoch();
+    let addr = srv.addr().resolve(dst.get())?;
     let c = crate::l4::session::connect_one(&addr, be.timeout_connect).await.ok()?;
     let (r, b) = send(&c, std::mem::take(out), be.timeout_server).await;
     *out = b;
-    r.ok().map(|()| c)
+    r.ok().map(|()| (c, epoch))
 }
 
 /// Whether a request may take an idle pooled connection.
@@ -1471,27 +1476,33 @@ async fn server_conn(
     dst: &Dst<'_>,
     pool_use: PoolUse,
     direct: Option<usize>,
-) -> Option<(usize, EpollConn, bool)> {
+) -> Option<(usize, EpollConn, bool, u32)> {
     let check_idle = pool_use == PoolUse::Checked;
     let reuse = be.reuse_allowed && pool_use != PoolUse::Skip;
+    // A new connection to server `i` carries the epoch read before its address: if the server
+    // moved meanwhile, the epoch is already stale and the connection is not pooled.
+    let connect_to = |i: usize| {
+        let epoch = be.state.servers[i].conn_epoch();
+        async move { crate::l4::session::connect_from(be, key, dst, i).await.map(|(j, c)| (j, c, false, if j == i { epoch } else { pool::EPOCH_UNKNOWN })) }
+    };
     if let Some(i) = direct {
         if !crate::l4::session::take_queued(be, i).await {
             return None;
         }
-        if reuse && let Some(c) = w.http_pool.take(be_idx, i, check_idle, &be.pool_limits[i]) {
-            return Some((i, c, true));
+        if reuse && let Some((c, epoch)) = w.http_pool.take(be_idx, i, check_idle, &be.state.servers[i]) {
+            return Some((i, c, true, epoch));
         }
-        return crate::l4::session::connect_from(be, key, dst, i).await.map(|(i, c)| (i, c, false));
+        return connect_to(i).await;
     }
     if reuse {
         // Pick first, so balancing and maxconn hold, then look for an idle connection to it; without
         // one, connect to the server picked (picking again would advance the algorithm twice).
         if let crate::balance::Pick::Server(i) = be.state.pick(key, &[]) {
-            if let Some(c) = w.http_pool.take(be_idx, i, check_idle, &be.pool_limits[i]) {
-                return Some((i, c, true));
+            if let Some((c, epoch)) = w.http_pool.take(be_idx, i, check_idle, &be.state.servers[i]) {
+                return Some((i, c, true, epoch));
             }
-            return crate::l4::session::connect_from(be, key, dst, i).await.map(|(i, c)| (i, c, false));
+            return connect_to(i).await;
         }
     }
-    crate::l4::session::connect(be, key, dst).await.map(|(i, c)| (i, c, false))
+    crate::l4::session::connect(be, key, dst).await.map(|(i, c)| (i, c, false, pool::EPOCH_UNKNOWN))
 }

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::capture::Captured;
@@ -20,7 +19,7 @@ use crate::l4::clienthello::tests::{build_hello, openssl_hello, sni_ext};
 struct FirstUsable;
 
 impl Algorithm for FirstUsable {
-    fn pick(&self, servers: &[Arc<ServerState>], eligible: &dyn Fn(usize) -> bool, _key: &PickKey) -> Option<usize> {
+    fn pick(&self, servers: &crate::balance::ServerList, eligible: &dyn Fn(usize) -> bool, _key: &PickKey) -> Option<usize> {
         (0..servers.len()).find(|&i| eligible(i))
     }
 }
@@ -502,12 +501,15 @@ fn backend_state_fetches() {
     assert_eq!(sample("connslots", &c), Ok(Some(Sample::Int(-1))));
     assert_eq!(eval("if { connslots(be_app) lt 0 }", &c), Yes);
     assert_eq!(sample("connslots(be_empty)", &c), Ok(Some(Sample::Int(0))));
-    let mut limited = backend("be_lim", 2);
-    for s in &mut limited.servers {
-        let s = Arc::get_mut(s).unwrap();
-        s.maxconn.store(10, Ordering::Relaxed);
-        s.maxqueue = 5;
-    }
+    let servers = (0..2)
+        .map(|i| {
+            let mut s = ServerState::new(&format!("s{i}"), i + 1, ServerAddr::Inet(format!("127.0.0.1:{}", 8000 + i).parse().unwrap()), 1, false);
+            s.maxconn.store(10, Ordering::Relaxed);
+            s.maxqueue = 5;
+            s
+        })
+        .collect();
+    let limited = BackendState::new("be_lim", servers, Box::new(FirstUsable), BalanceOpts::default());
     limited.servers[0].cur_conns.store(4, Ordering::Relaxed);
     limited.servers[1].queued.store(2, Ordering::Relaxed);
     let c = Ctx { backends: vec![limited], ..Ctx::new() };

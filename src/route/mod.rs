@@ -424,9 +424,9 @@ pub struct Backend {
     pub abortonclose: bool,
     /// `option http-buffer-request` in this backend.
     pub buffer_request: bool,
-    /// Per server (same index as the state's servers): `pool-max-conn` and the idle connections
-    /// all workers keep for it.
-    pub pool_limits: Vec<PoolLimit>,
+    /// `add server` may add servers: the algorithm is not map-based (HAProxy refuses `static-rr`
+    /// and hashing without `hash-type consistent`).
+    pub dynamic_servers: bool,
     /// `mode http`: `cookie` persistence with the servers' `cookie` values and `option persist`.
     pub cookie: Option<crate::l7::cookie::Persistence>,
     /// Where server state changes are logged (`backend_event`).
@@ -441,12 +441,47 @@ pub struct Backend {
     pub stats_admin: Vec<CompiledCond>,
 }
 
-/// `pool-max-conn` of a server: at most `max` idle connections kept by all workers together
-/// (`None`: unlimited, `-1` in the configuration), counted in `idle`.
-#[derive(Debug)]
-pub struct PoolLimit {
-    pub max: Option<usize>,
-    pub idle: std::sync::atomic::AtomicUsize,
+pub use crate::balance::PoolLimit;
+
+/// The shared state of one server from its options: what a `server` line and `add server` build.
+pub(crate) fn server_state(name: &str, id: u32, addr: ServerAddr, o: &crate::config::model::ServerOpts) -> ServerState {
+    let mut st = ServerState::new(name, id, addr, o.weight.unwrap_or(1), o.backup);
+    st.maxconn.store(o.maxconn.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
+    st.maxqueue = o.maxqueue.unwrap_or(0);
+    st.on_down_kill = o.on_marked_down.as_deref() == Some("shutdown-sessions");
+    st.on_up_kill_backups = o.on_marked_up.as_deref() == Some("shutdown-backup-sessions");
+    st.send_proxy = if o.send_proxy_v2 { 2 } else { u8::from(o.send_proxy) };
+    st.observe = match o.observe.as_deref() {
+        Some("layer4") if o.check.enabled => balance::Observe::Layer4,
+        Some("layer7") if o.check.enabled => balance::Observe::Layer7,
+        _ => balance::Observe::None,
+    };
+    st.cookie = o.cookie.clone();
+    st.pool.max = o.pool_max_conn.and_then(|n| usize::try_from(n).ok());
+    st
+}
+
+/// Some other part of the configuration names server `name` of `p` (a `track`, a `use-server`
+/// rule): HAProxy refuses to delete such a server at run time.
+fn referenced(cfg: &Config, p: &Proxy, name: &str) -> bool {
+    let tracks = cfg.proxies.iter().filter(|q| q.kind.has_backend()).flat_map(|q| q.servers.iter().map(move |s| (q, s))).any(|(q, s)| {
+        s.opts.track.as_deref().is_some_and(|t| match t.split_once('/') {
+            Some((b, srv)) => b == p.name && srv == name,
+            None => q.name == p.name && t == name,
+        })
+    });
+    tracks || p.use_servers.iter().any(|u| u.server == name)
+}
+
+/// HAProxy takes dynamic servers only in backends whose algorithm is not map-based: not
+/// `static-rr`, and hashing only with `hash-type consistent`.
+fn dynamic_servers_allowed(algo: Option<&balance::config::Balance>, hash_type: Option<&balance::config::HashType>) -> bool {
+    use balance::config::Balance as B;
+    match algo {
+        None | Some(B::RoundRobin | B::LeastConn | B::First | B::Random { .. }) => true,
+        Some(B::StaticRr) => false,
+        Some(_) => hash_type.is_some_and(|h| h.method == balance::config::HashMethod::Consistent),
+    }
 }
 
 /// The HTTP side of a proxy as the data plane runs it (empty outside `mode http`).
@@ -538,7 +573,7 @@ fn compile_log(p: &crate::config::model::Proxy, cfg: &Config, diags: &mut Diags)
     Ok(log)
 }
 
-fn server_addr(a: &Address, resolved: Option<std::net::IpAddr>) -> Result<ServerAddr, String> {
+pub(crate) fn server_addr(a: &Address, resolved: Option<std::net::IpAddr>) -> Result<ServerAddr, String> {
     match &a.kind {
         AddrKind::Inet { host: Host::Ip(ip), port, .. } => Ok(match port {
             PortSpec::Fixed(p) => ServerAddr::Inet(std::net::SocketAddr::new(*ip, *p)),
@@ -685,26 +720,15 @@ impl RouteTable {
         let mut index = std::collections::HashMap::new();
         for (pi, p) in cfg.proxies.iter().enumerate().filter(|(_, p)| p.kind.has_backend()) {
             let mut servers = Vec::new();
-            let mut pool_limits = Vec::new();
             for (si, s) in p.servers.iter().enumerate() {
                 let o = &s.opts;
-                pool_limits.push(PoolLimit { max: o.pool_max_conn.and_then(|n| usize::try_from(n).ok()), idle: std::sync::atomic::AtomicUsize::new(0) });
                 let (addr, unresolved) = match server_addr(&s.addr, s.resolved) {
                     Ok(a) => (a, false),
                     Err(_) if matches!(s.addr.kind, AddrKind::Inet { host: Host::Name(_), .. }) => (ServerAddr::Unresolved, true),
                     Err(e) => return Err(format!("{}: server {}/{}: {e}", s.span, p.name, s.name)),
                 };
-                let mut st = ServerState::new(&s.name, s.id.unwrap_or(si as u32 + 1), addr, o.weight.unwrap_or(1), o.backup);
-                st.maxconn.store(o.maxconn.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
-                st.maxqueue = o.maxqueue.unwrap_or(0);
-                st.on_down_kill = o.on_marked_down.as_deref() == Some("shutdown-sessions");
-                st.on_up_kill_backups = o.on_marked_up.as_deref() == Some("shutdown-backup-sessions");
-                st.send_proxy = if o.send_proxy_v2 { 2 } else { u8::from(o.send_proxy) };
-                st.observe = match o.observe.as_deref() {
-                    Some("layer4") if o.check.enabled => balance::Observe::Layer4,
-                    Some("layer7") if o.check.enabled => balance::Observe::Layer7,
-                    _ => balance::Observe::None,
-                };
+                let mut st = server_state(&s.name, s.id.unwrap_or(si as u32 + 1), addr, o);
+                st.referenced = referenced(cfg, p, &s.name);
                 if o.disabled || unresolved {
                     st.set_admin(balance::AdminState::Maint);
                 }
@@ -773,7 +797,7 @@ impl RouteTable {
                 http: compile_http(p, cfg, &mut loader, diags)?,
                 http_key,
                 send_name_header: if p.mode == Mode::Http { p.http.send_name_header.clone() } else { None },
-                pool_limits,
+                dynamic_servers: dynamic_servers_allowed(p.balance.algo.as_ref(), p.balance.hash_type.as_ref()),
                 abortonclose: p.options.abortonclose.unwrap_or(false),
                 buffer_request: p.mode == Mode::Http && (p.http.options.buffer_request.unwrap_or(false) || !p.stats.admin.is_empty()),
                 // A `backend` section's own stats page (a `listen` section's is its frontend's).
