@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::config::StatsLevel;
+use super::{errors, sessions};
 use super::stats::{self, Format, ProcessInfo, StatFilter};
 use crate::balance::state::{AdminState, ServerState};
 use crate::route::{Backend, RouteTable};
@@ -65,8 +66,8 @@ pub const COMMANDS: &[(&str, &str, StatsLevel)] = &[
     ("show backend", "list backends in the current running config", StatsLevel::User),
     ("show env [var]", "dump environment variables known to the process", StatsLevel::User),
     ("show activity", "show per-thread activity stats (for support/developers)", StatsLevel::User),
-    ("show sess", "report the list of current sessions", StatsLevel::User),
-    ("show errors", "report last request and/or response errors for each proxy", StatsLevel::User),
+    ("show sess [<id>|all|help]", "report the list of current sessions or dump this exact session", StatsLevel::Operator),
+    ("show errors [<px>] [request|response]", "report last request and/or response errors for each proxy", StatsLevel::Operator),
     ("show acl", "report available acls or dump an acl's contents", StatsLevel::User),
     ("show map", "report available maps or dump a map's contents", StatsLevel::User),
     ("get weight <bk>/<srv>", "report a server's current weight", StatsLevel::User),
@@ -86,6 +87,8 @@ pub const COMMANDS: &[(&str, &str, StatsLevel)] = &[
     ("set maxconn global <n>", "change the per-process maxconn setting", StatsLevel::Admin),
     ("add server <bk>/<srv> [args]*", "add a bare server in a backend (not supported yet)", StatsLevel::Admin),
     ("del server <bk>/<srv>", "remove a server (not supported yet)", StatsLevel::Admin),
+    ("shutdown session <id>", "kill a specific session", StatsLevel::Admin),
+    ("shutdown sessions server <bk>/<srv>", "kill sessions on a server", StatsLevel::Admin),
 ];
 
 /// The command keywords (first words of each usage) that name a command, with its level.
@@ -94,7 +97,8 @@ fn level_of(words: &[&str]) -> Option<StatsLevel> {
     Some(match (w(0), w(1)) {
         ("help" | "prompt" | "quit", _) => StatsLevel::User,
         ("set", "timeout") => StatsLevel::User,
-        ("show", "version" | "info" | "stat" | "servers" | "backend" | "env" | "activity" | "sess" | "errors" | "acl" | "map") => StatsLevel::User,
+        ("show", "version" | "info" | "stat" | "servers" | "backend" | "env" | "activity" | "acl" | "map") => StatsLevel::User,
+        ("show", "sess" | "errors") => StatsLevel::Operator,
         ("get", "weight") => StatsLevel::User,
         ("clear", "counters") if w(2) == "all" => StatsLevel::Admin,
         ("clear", "counters") => StatsLevel::Operator,
@@ -102,6 +106,7 @@ fn level_of(words: &[&str]) -> Option<StatsLevel> {
         ("set", "server" | "weight" | "maxconn") => StatsLevel::Admin,
         ("add" | "del" | "set" | "clear", "map" | "acl") => StatsLevel::Admin,
         ("add" | "del", "server") => StatsLevel::Admin,
+        ("shutdown", "session" | "sessions") => StatsLevel::Admin,
         _ => return None,
     })
 }
@@ -266,11 +271,16 @@ fn exec(ctx: &Ctx, level: StatsLevel, words: &[&str]) -> Result<String, String> 
                 ctx.started.elapsed().subsec_micros()
             )
         }
-        // Sessions live in their workers and are not listed anywhere: the answer is empty, as
-        // HAProxy's with no session.
-        ["show", "sess", ..] => String::new(),
-        // No error capture exists: HAProxy's answer when nothing was captured.
-        ["show", "errors", ..] => format!("Total events captured on [{}] : 0\n", now_text()),
+        ["show", "sess", rest @ ..] => sessions::show_sess(sessions::registry(), rt, rest)?,
+        ["shutdown", "session", rest @ ..] => sessions::shutdown_session(sessions::registry(), rest.first().copied())?,
+        ["shutdown", "sessions", "server", target, ..] => {
+            let (be, s) = server(rt, target)?;
+            let be_idx = rt.backends.iter().position(|b| std::ptr::eq(b, be)).unwrap_or_default();
+            let srv_idx = be.state.servers.iter().position(|x| Arc::ptr_eq(x, s)).unwrap_or_default();
+            sessions::shutdown_server_sessions(sessions::registry(), be_idx, srv_idx)
+        }
+        ["shutdown", "sessions", ..] => return Err("Require 'backend/server'.\n".into()),
+        ["show", "errors", rest @ ..] => errors::store().show(rt, rest)?,
         ["show", "acl" | "map", ..] | ["add" | "del" | "set" | "clear", "map" | "acl", ..] => {
             return Err("Maps and ACL files are compiled into the routing table and cannot be listed or changed at run time yet.\n".into());
         }
@@ -476,12 +486,6 @@ fn show_servers_conn(rt: &RouteTable, backend: Option<&str>) -> Result<String, S
         }
     }
     Ok(out)
-}
-
-/// Now as HAProxy dates its captures: `22/Nov/2026:14:35:47.123`.
-fn now_text() -> String {
-    let tm = crate::log::sink::Tm::from(std::time::SystemTime::now());
-    format!("{:02}/{}/{:04}:{:02}:{:02}:{:02}.{:03}", tm.day, tm.month_name(), tm.year, tm.hour, tm.min, tm.sec, tm.micros / 1000)
 }
 
 #[cfg(test)]

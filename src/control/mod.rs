@@ -2,7 +2,9 @@
 pub mod cli;
 pub mod config;
 pub mod counters;
+pub mod errors;
 pub mod page;
 pub mod prometheus;
+pub mod sessions;
 pub mod socket;
 pub mod stats;

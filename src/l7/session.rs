@@ -808,8 +808,16 @@ fn conn_header(close: bool, version: Version) -> ConnHeader {
     }
 }
 
-/// Runs one client connection to its end.
-pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<std::net::SocketAddr>) -> End {
+/// Runs one client connection to its end, or until `shutdown session` kills it: both of its
+/// connections close then (the transaction in progress is not logged).
+pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<std::net::SocketAddr>, sess: &crate::control::sessions::Session) -> End {
+    tokio::select! {
+        end = serve(w, fe_idx, client, peer, sess) => end,
+        () = sess.killed() => End::Killed,
+    }
+}
+
+async fn serve(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<std::net::SocketAddr>, sess: &crate::control::sessions::Session) -> End {
     let rt = &*w.rt;
     let fe = &rt.frontends[fe_idx];
     if let EpollConn::Tcp(s) = &client {
@@ -854,6 +862,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
             }
         }
         // 1. Request head.
+        sess.idle();
         vars.borrow_mut().new_transaction();
         captures.borrow_mut().new_transaction();
         let first_wait = if first { head_timeout } else { keepalive_timeout };
@@ -861,6 +870,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         let timed = rec.is_some().then_some(&started_at);
         match read_head(&client, &mut cbuf, &mut req_head, &limits, first_wait, head_timeout, h1::parse_request_into, timed).await {
             HeadRead::Ok => {
+                sess.new_transaction();
                 if let Some(r) = rec.as_deref_mut() {
                     r.request_head(&cbuf, req_head.len, started_at.get());
                 }
@@ -873,6 +883,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
             }
             HeadRead::Invalid(e) => {
                 fe.counters.request_error();
+                crate::control::errors::request_error(rt, fe_idx, src.get(), &cbuf, None, &e);
                 send_error(&client, error_out(&conn_ctx, e.status), fe.timeout_client, &mut rec).await;
                 break End::Rejected;
             }
@@ -885,6 +896,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
             Ok(f) => f,
             Err(e) => {
                 fe.counters.request_error();
+                crate::control::errors::request_error(rt, fe_idx, src.get(), &cbuf, Some(head), &e);
                 send_error(&client, error_out(&conn_ctx, e.status), fe.timeout_client, &mut rec).await;
                 break End::Rejected;
             }
@@ -1053,6 +1065,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         };
         let be = &rt.backends[be_idx];
         be.counters.request();
+        sess.set_backend(Some(be_idx));
         if let Some(r) = rec.as_deref_mut() {
             r.backend = Some(be.name.clone());
             r.backend_idx = Some(be_idx);
@@ -1091,6 +1104,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         };
         let srv = &be.state.servers[srv_idx];
         let _slot = crate::l4::session::SlotGuard { be: &be.state, idx: srv_idx };
+        sess.set_server(Some(srv_idx));
         if let (Some(r), Some(log)) = (rec.as_deref_mut(), &fe.log) {
             r.connected(be, srv_idx, &server);
             // `unique-id-format`: computed once the server is known, sent as `unique-id-header`.
@@ -1223,6 +1237,9 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                     }
                 },
                 HeadRead::Closed | HeadRead::Aborted | HeadRead::Invalid(_) => {
+                    if let HeadRead::Invalid(e) = &got {
+                        crate::control::errors::response_error(rt, fe_idx, be_idx, srv_idx, src.get(), &sbuf, None, e);
+                    }
                     srv.observe_response(None);
                     send_error(&client, error_out(&base, 502), fe.timeout_client, &mut rec).await;
                     w.buffers.put(sbuf);
@@ -1255,7 +1272,8 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
             };
             match h1::response_framing_for(&sbuf, rhead, method) {
                 Ok(f) => break f,
-                Err(_) => {
+                Err(e) => {
+                    crate::control::errors::response_error(rt, fe_idx, be_idx, srv_idx, src.get(), &sbuf, Some(rhead), &e);
                     send_error(&client, error_out(&base, 502), fe.timeout_client, &mut rec).await;
                     w.buffers.put(sbuf);
                     break 'txn End::ServerError;

@@ -12,6 +12,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use super::io::EpollConn;
 use super::listener::{BoundListener, StdListener};
 use super::pipe::PipePool;
+use crate::control::sessions::NewSession;
 use crate::l4::session::{self, Worker};
 use crate::route::RouteTable;
 
@@ -65,13 +66,13 @@ pub fn spawn(
                 pin(&c);
             }
             crate::control::counters::set_worker(i);
-            worker_main(rt, ls, stop, limits);
+            worker_main(i, rt, ls, stop, limits);
         })?);
     }
     Ok(handles)
 }
 
-fn worker_main(rt: Arc<RouteTable>, listeners: Vec<BoundListener>, mut stop: watch::Receiver<Stop>, limits: Limits) {
+fn worker_main(index: usize, rt: Arc<RouteTable>, listeners: Vec<BoundListener>, mut stop: watch::Receiver<Stop>, limits: Limits) {
     // A `LocalRuntime` runs `!Send` tasks in its own scheduler. A `LocalSet` driven by
     // `block_on` would do the same, but every `spawn_local` then wakes the root future through the
     // driver: an eventfd write per accepted connection, for nothing.
@@ -87,6 +88,7 @@ fn worker_main(rt: Arc<RouteTable>, listeners: Vec<BoundListener>, mut stop: wat
         buffers: super::pipe::BufferPool::new(BUFFERS_KEPT),
         http_pool: crate::l7::pool::ServerPool::default(),
         splice_ok: Cell::new(!rt.process.nosplice),
+        sessions: crate::control::sessions::registry().shard(index),
         rt,
     });
     let active = Rc::new(Cell::new(0usize));
@@ -168,9 +170,11 @@ impl AcceptLoop {
         Some((g, f))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn start(
         &self,
         fe: usize,
+        bind: usize,
         conn: EpollConn,
         peer: Option<std::net::SocketAddr>,
         local: Option<std::net::SocketAddr>,
@@ -182,11 +186,14 @@ impl AcceptLoop {
         tokio::task::spawn_local(async move {
             let counters = w.rt.frontends[fe].counters.clone();
             counters.session_start();
+            // Listed by `show sess` until the session ends.
+            let sess = w.sessions.register(NewSession { frontend: fe, bind, src: peer }, crate::control::sessions::registry().epoch());
             let _end = if w.rt.frontends[fe].mode == crate::config::model::Mode::Http {
-                crate::l7::session::run(w, fe, conn, peer).await
+                crate::l7::session::run(w.clone(), fe, conn, peer, &sess).await
             } else {
-                session::run(w, fe, conn, peer, local, accept_proxy).await
+                session::run(w.clone(), fe, conn, peer, local, accept_proxy, &sess).await
             };
+            drop(sess);
             counters.session_end();
             drop(permits);
             active.set(active.get() - 1);
@@ -230,7 +237,7 @@ impl AcceptLoop {
             };
             match accepted {
                 // The local address is looked up by the session only if something needs it.
-                Ok((conn, peer)) => self.start(fe, conn, peer, None, accept_proxy, permits),
+                Ok((conn, peer)) => self.start(fe, bind, conn, peer, None, accept_proxy, permits),
                 // Out of descriptors or memory: back off instead of spinning on the listener.
                 Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
             }
