@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::config::StatsLevel;
-use super::{errors, sessions};
 use super::stats::{self, Format, ProcessInfo, StatFilter};
+use super::{errors, sessions};
 use crate::balance::state::{AdminState, ServerState};
 use crate::route::{Backend, RouteTable};
 

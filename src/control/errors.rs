@@ -114,13 +114,15 @@ impl Store {
         // HAProxy: a proxy name, else a number (-1: all); 0 or garbage names no proxy.
         let iid: i64 = match args.first() {
             None => -1,
-            Some(a) => match rt.frontends.iter().map(|f| (f.name.as_str(), f.id)).chain(rt.backends.iter().map(|b| (b.name.as_str(), b.id))).find(|(n, _)| n == a) {
-                Some((_, id)) => i64::from(id),
-                None => match a.parse::<i64>() {
-                    Ok(0) | Err(_) => return Err("No such proxy.\n".into()),
-                    Ok(n) => n,
-                },
-            },
+            Some(a) => {
+                match rt.frontends.iter().map(|f| (f.name.as_str(), f.id)).chain(rt.backends.iter().map(|b| (b.name.as_str(), b.id))).find(|(n, _)| n == a) {
+                    Some((_, id)) => i64::from(id),
+                    None => match a.parse::<i64>() {
+                        Ok(0) | Err(_) => return Err("No such proxy.\n".into()),
+                        Ok(n) => n,
+                    },
+                }
+            }
         };
         let (want_req, want_res) = match args.get(1).copied() {
             Some("request") => (true, false),
@@ -129,7 +131,8 @@ impl Store {
         };
         let slots = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = format!("Total events captured on [{}] : {}\n", date(SystemTime::now()), slots.events);
-        let mut ids: Vec<(u32, &str)> = rt.frontends.iter().map(|f| (f.id, f.name.as_str())).chain(rt.backends.iter().map(|b| (b.id, b.name.as_str()))).collect();
+        let mut ids: Vec<(u32, &str)> =
+            rt.frontends.iter().map(|f| (f.id, f.name.as_str())).chain(rt.backends.iter().map(|b| (b.id, b.name.as_str()))).collect();
         ids.sort_unstable();
         ids.dedup();
         for (id, name) in ids {

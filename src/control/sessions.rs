@@ -383,14 +383,7 @@ fn detail(rt: &RouteTable, s: &Session, now: SystemTime, out: &mut String) {
         }
         None => out.push_str("  backend=<NONE> (id=-1 mode=-)\n  server=<NONE> (id=-1)\n"),
     }
-    let _ = writeln!(
-        out,
-        "  task={:#x} (state=0x00 nice=0 calls={} tid={} age={})",
-        s.id,
-        s.calls.load(Ordering::Relaxed),
-        s.worker,
-        age(s, now)
-    );
+    let _ = writeln!(out, "  task={:#x} (state=0x00 nice=0 calls={} tid={} age={})", s.id, s.calls.load(Ordering::Relaxed), s.worker, age(s, now));
 }
 
 const SHOW_SESS_HELP: &str = "Usage: show sess [<id> | all | help]\n\

@@ -472,7 +472,8 @@ fn parse_error_position(w: &[u8], reason: &str, max_headers: usize, request: boo
         let t0 = line.iter().position(|&b| b == b' ').map_or(0, |i| i + 1);
         let t = &line[t0.min(line.len())..];
         let t = &t[..t.iter().position(|&b| b == b' ').unwrap_or(t.len())];
-        let bad = t.iter().position(|&b| !TARGET[b as usize]).or_else(|| memchr::memchr_iter(b'%', t).find(|&i| !percent_encoding_ok(&t[i..(i + 3).min(t.len())])));
+        let bad =
+            t.iter().position(|&b| !TARGET[b as usize]).or_else(|| memchr::memchr_iter(b'%', t).find(|&i| !percent_encoding_ok(&t[i..(i + 3).min(t.len())])));
         return start + t0 + bad.unwrap_or(0);
     }
     if reason == "too many headers" {
