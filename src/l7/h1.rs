@@ -621,7 +621,7 @@ fn framing_error_position(buf: &[u8], head: &Head, reason: &str) -> usize {
         "missing Host" => Some(head.len.saturating_sub(2)),
         "duplicate Host" => named(b"host").nth(1).map(|f| f.name.start),
         "invalid Host" | "Host differs from target authority" => first(b"host").map(|f| f.value.start),
-        _ => named(b"transfer-encoding").last().map(|f| f.value.start),
+        _ => named(b"transfer-encoding").next_back().map(|f| f.value.start),
     };
     found.unwrap_or(0)
 }
