@@ -253,3 +253,15 @@ fn show_errors_reports_an_invalid_response_from_a_server() {
     assert!(!ask(&s.admin, "show errors -1 request").contains("invalid response"));
     assert!(ask(&s.admin, "show errors fx response").contains("invalid response"), "the frontend's id finds the response it received");
 }
+
+#[test]
+fn show_errors_reports_bad_chunked_framing_in_a_request_body() {
+    let s = setup();
+    let mut c = TcpStream::connect(("127.0.0.1", s.http)).unwrap();
+    c.write_all(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\nzz\r\n").unwrap();
+    assert_eq!(read_response(&mut c).0, 400);
+    let out = ask(&s.admin, "show errors fh request");
+    assert!(out.contains("] frontend fh (#3): invalid request\n  backend bh (#4), server h (#1), event #0, "), "{out}");
+    assert!(out.contains("error at position 9\n  reason: invalid chunk size\n"), "{out}");
+    assert!(out.contains("  00000  4\\r\\n\n  00003  abcd\\r\\n\n  00009  zz\\r\\n\n"), "{out}");
+}

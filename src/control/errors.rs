@@ -268,6 +268,24 @@ pub fn response_error(
     store().capture(&ev, rt.process.bufsize);
 }
 
+/// Captures a body whose chunked framing broke at offset `pos` of `buf` (the bytes not forwarded
+/// yet), on the frontend for a request and on the backend for a response.
+#[allow(clippy::too_many_arguments)]
+pub fn body_error(
+    rt: &RouteTable,
+    dir: Dir,
+    frontend: usize,
+    backend: usize,
+    server: usize,
+    src: Option<SocketAddr>,
+    buf: &[u8],
+    pos: usize,
+    e: &crate::l7::h1::H1Error,
+) {
+    let ev = Event { dir, frontend, backend: Some(backend), server: Some(server), src, buf, pos, reason: e.reason };
+    store().capture(&ev, rt.process.bufsize);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

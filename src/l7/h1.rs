@@ -980,6 +980,8 @@ pub struct Chunked {
     line: usize,
     /// Status of errors: 400 for request bodies, 502 for response bodies.
     status: u16,
+    /// Where in the input of the failing [`Chunked::feed`] call the framing broke.
+    failed_at: usize,
 }
 
 impl Default for Chunked {
@@ -991,7 +993,7 @@ impl Default for Chunked {
 impl Chunked {
     /// A validator for a request body: errors are 400.
     pub fn new() -> Chunked {
-        Chunked { state: ChunkState::Size, size: 0, line: 0, status: 400 }
+        Chunked { state: ChunkState::Size, size: 0, line: 0, status: 400, failed_at: 0 }
     }
 
     /// A validator for a response body: errors are 502.
@@ -1004,6 +1006,12 @@ impl Chunked {
         self.state == ChunkState::Done
     }
 
+    /// After [`Chunked::feed`] failed: the offset in its input of the byte the framing broke on
+    /// (`show errors`).
+    pub fn failed_at(&self) -> usize {
+        self.failed_at
+    }
+
     /// Checks the next bytes of the body. Stops after the final CRLF (what follows belongs to the
     /// next message). After an error, every call returns that error.
     pub fn feed(&mut self, data: &[u8]) -> Result<Progress, H1Error> {
@@ -1012,7 +1020,11 @@ impl Chunked {
         while i < data.len() {
             match self.state {
                 Done => break,
-                Failed(reason) => return Err(H1Error { status: self.status, reason }),
+                Failed(reason) => {
+                    // `i > 0`: it failed in this call, on the byte before `i`.
+                    self.failed_at = if i > 0 { i - 1 } else { self.failed_at };
+                    return Err(H1Error { status: self.status, reason });
+                }
                 Data => {
                     // The chunk's bytes are skipped in one step, whatever they are.
                     let take = self.size.min((data.len() - i) as u64) as usize;
@@ -1031,7 +1043,10 @@ impl Chunked {
             self.state = self.step(b);
         }
         match self.state {
-            Failed(reason) => Err(H1Error { status: self.status, reason }),
+            Failed(reason) => {
+                self.failed_at = if i > 0 { i - 1 } else { self.failed_at };
+                Err(H1Error { status: self.status, reason })
+            }
             state => Ok(Progress { consumed: i, done: state == Done }),
         }
     }
@@ -2209,5 +2224,18 @@ mod tests {
         let head = parse_response(raw, &limits()).unwrap().unwrap();
         let e = response_framing_for(raw, &head, b"GET").unwrap_err();
         assert_eq!(error_position(raw, Some(&head), &e, &limits(), false), 36);
+    }
+
+    #[test]
+    fn chunked_failure_offset_is_the_byte_it_broke_on() {
+        let mut c = Chunked::new();
+        assert!(c.feed(b"3\r\nabc\r\nzz\r\n").is_err());
+        assert_eq!(c.failed_at(), 8);
+        let mut c = Chunked::new();
+        assert!(c.feed(b"5\r\nab").is_ok());
+        assert!(c.feed(b"cdeXY").is_err(), "no CRLF after the chunk's data");
+        assert_eq!(c.failed_at(), 3, "an offset in the failing call's input");
+        assert!(c.feed(b"\r\n").is_err());
+        assert_eq!(c.failed_at(), 3, "a later call keeps the offset");
     }
 }

@@ -299,7 +299,8 @@ enum BodyEnd {
     DstTimeout,
     SrcError,
     DstError,
-    Invalid(h1::H1Error),
+    /// Bad chunked framing, at this offset of the source's unforwarded bytes.
+    Invalid(h1::H1Error, usize),
 }
 
 /// How many of the bytes that pass belong to a body, by its framing: a Content-Length counted
@@ -343,6 +344,11 @@ impl BodyMeter {
     fn done(&self) -> bool {
         self.remaining == 0
     }
+
+    /// After [`Self::take`] failed: the offset of the byte the framing broke on in its input.
+    fn failed_at(&self) -> usize {
+        self.chunked.as_ref().map_or(0, h1::Chunked::failed_at)
+    }
 }
 
 /// Streams a body from `src` to `dst`. `pending` holds bytes already read from `src` after the
@@ -361,7 +367,7 @@ async fn forward_body(
         if !pending.is_empty() {
             let take = match meter.take(pending) {
                 Ok(t) => t,
-                Err(e) => return BodyEnd::Invalid(e),
+                Err(e) => return BodyEnd::Invalid(e, meter.failed_at()),
             };
             if take > 0 {
                 let r = if take == pending.len() {
@@ -1181,7 +1187,8 @@ async fn serve(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<std
         let t_sent = timed.then(std::time::Instant::now);
         match sent_body {
             BodyEnd::Done => {}
-            BodyEnd::Invalid(e) => {
+            BodyEnd::Invalid(e, at) => {
+                crate::control::errors::body_error(rt, crate::control::errors::Dir::Request, fe_idx, be_idx, srv_idx, src.get(), &cbuf, at, &e);
                 send_error(&client, error_out(&base, e.status), fe.timeout_client, &mut rec).await;
                 break End::Rejected;
             }
@@ -1385,7 +1392,11 @@ async fn serve(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<std
         }
         match sent_body {
             BodyEnd::Done => {}
-            BodyEnd::Invalid(_) | BodyEnd::SrcError | BodyEnd::SrcTimeout => break End::ServerError,
+            BodyEnd::Invalid(e, at) => {
+                crate::control::errors::body_error(rt, crate::control::errors::Dir::Response, fe_idx, be_idx, srv_idx, src.get(), &rest, at, &e);
+                break End::ServerError;
+            }
+            BodyEnd::SrcError | BodyEnd::SrcTimeout => break End::ServerError,
             BodyEnd::DstTimeout => break End::ClientTimeout,
             BodyEnd::DstError => break End::ClientError,
         }
