@@ -19,7 +19,8 @@ struct Setup {
     tcp: u16,
     /// The `mode http` frontend `fh` (backend `bh`, server `h`; `/slow` is answered after 3 s).
     http: u16,
-    /// The `mode http` frontend `fx` (backend `bx`, server `x`, whose responses are invalid).
+    /// The `mode http` frontend `fx` (backend `bx`, server `x`, whose responses are invalid: a
+    /// space in a header name, or bad chunked framing for `/chunked`).
     bad: u16,
     admin: PathBuf,
     user: PathBuf,
@@ -33,7 +34,13 @@ fn setup() -> Setup {
         }
         ok_response("hi")
     });
-    let (x, _) = http_backend(|_| b"HTTP/1.1 200 OK\r\nBad Header: x\r\ncontent-length: 0\r\n\r\n".to_vec());
+    let (x, _) = http_backend(|req| {
+        if req.starts_with(b"GET /chunked") {
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n4\r\nabcd\r\nzz\r\n".to_vec()
+        } else {
+            b"HTTP/1.1 200 OK\r\nBad Header: x\r\ncontent-length: 0\r\n\r\n".to_vec()
+        }
+    });
     let (tcp, http, bad) = (free_port(), free_port(), free_port());
     let dir = temp_dir("sessions");
     let (admin, user) = (dir.join("admin.sock"), dir.join("user.sock"));
@@ -264,4 +271,17 @@ fn show_errors_reports_bad_chunked_framing_in_a_request_body() {
     assert!(out.contains("] frontend fh (#3): invalid request\n  backend bh (#4), server h (#1), event #0, "), "{out}");
     assert!(out.contains("error at position 9\n  reason: invalid chunk size\n"), "{out}");
     assert!(out.contains("  00000  4\\r\\n\n  00003  abcd\\r\\n\n  00009  zz\\r\\n\n"), "{out}");
+}
+
+#[test]
+fn show_errors_reports_bad_chunked_framing_in_a_response_body() {
+    let s = setup();
+    let mut c = TcpStream::connect(("127.0.0.1", s.bad)).unwrap();
+    c.write_all(b"GET /chunked HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+    // The head went out before the body broke: the connection just closes.
+    let got = read_to_end(&mut c, Duration::from_secs(5)).unwrap();
+    assert!(got.starts_with(b"HTTP/1.1 200 OK\r\n"), "{:?}", String::from_utf8_lossy(&got));
+    let out = ask(&s.admin, "show errors bx response");
+    assert!(out.contains("] backend bx (#6): invalid response\n  frontend fx (#5), server x (#1), event #0, "), "{out}");
+    assert!(out.contains("error at position 9\n  reason: invalid chunk size\n"), "{out}");
 }
