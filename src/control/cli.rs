@@ -510,6 +510,10 @@ mod tests {
         assert_eq!(level_of(&["clear", "counters"]), Some(StatsLevel::Operator));
         assert_eq!(level_of(&["clear", "counters", "all"]), Some(StatsLevel::Admin));
         assert_eq!(level_of(&["set", "weight", "b/s", "1"]), Some(StatsLevel::Admin));
+        assert_eq!(level_of(&["show", "sess"]), Some(StatsLevel::Operator));
+        assert_eq!(level_of(&["show", "errors"]), Some(StatsLevel::Operator));
+        assert_eq!(level_of(&["shutdown", "session", "0x1"]), Some(StatsLevel::Admin));
+        assert_eq!(level_of(&["shutdown", "sessions", "server", "b/s"]), Some(StatsLevel::Admin));
         assert_eq!(level_of(&["frob"]), None);
         let c = ctx();
         assert_eq!(run(&c, StatsLevel::Operator, &["disable", "server", "be/s1"]), "Permission denied\n");
