@@ -22,6 +22,9 @@ struct Setup {
     /// The `mode http` frontend `fx` (backend `bx`, server `x`, whose responses are invalid: a
     /// space in a header name, or bad chunked framing for `/chunked`).
     bad: u16,
+    /// The `mode http` frontend `fs` (backend `bh`) with the stats page and its admin form on
+    /// `/st`: its request bodies are read before the rules run.
+    page: u16,
     admin: PathBuf,
     user: PathBuf,
 }
@@ -41,7 +44,7 @@ fn setup() -> Setup {
             b"HTTP/1.1 200 OK\r\nBad Header: x\r\ncontent-length: 0\r\n\r\n".to_vec()
         }
     });
-    let (tcp, http, bad) = (free_port(), free_port(), free_port());
+    let (tcp, http, bad, page) = (free_port(), free_port(), free_port(), free_port());
     let dir = temp_dir("sessions");
     let (admin, user) = (dir.join("admin.sock"), dir.join("user.sock"));
     let cfg = format!(
@@ -52,15 +55,16 @@ fn setup() -> Setup {
          frontend fh\n  bind 127.0.0.1:{http}\n  default_backend bh\n\
          backend bh\n  server h {}\n\
          frontend fx\n  bind 127.0.0.1:{bad}\n  default_backend bx\n\
-         backend bx\n  server x {}\n",
+         backend bx\n  server x {}\n\
+         frontend fs\n  bind 127.0.0.1:{page}\n  stats uri /st\n  stats admin if {{ src 127.0.0.1 }}\n  default_backend bh\n",
         admin.display(),
         user.display(),
         echo.addr(),
         h.addr(),
         x.addr()
     );
-    let d = Sluiced::start(&cfg, &[tcp, http, bad]);
-    Setup { _d: d, _servers: vec![echo, h, x], tcp, http, bad, admin, user }
+    let d = Sluiced::start(&cfg, &[tcp, http, bad, page]);
+    Setup { _d: d, _servers: vec![echo, h, x], tcp, http, bad, page, admin, user }
 }
 
 /// Sends one line on a fresh connection and reads until the daemon closes.
@@ -271,6 +275,16 @@ fn show_errors_reports_bad_chunked_framing_in_a_request_body() {
     assert!(out.contains("] frontend fh (#3): invalid request\n  backend bh (#4), server h (#1), event #0, "), "{out}");
     assert!(out.contains("error at position 9\n  reason: invalid chunk size\n"), "{out}");
     assert!(out.contains("  00000  4\\r\\n\n  00003  abcd\\r\\n\n  00009  zz\\r\\n\n"), "{out}");
+
+    // A frontend that reads the body before its rules (here for the stats admin form) refuses it
+    // before choosing a backend: the dump has the head too.
+    let mut c = TcpStream::connect(("127.0.0.1", s.page)).unwrap();
+    c.write_all(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\nzz\r\n").unwrap();
+    assert_eq!(read_response(&mut c).0, 400);
+    let out = ask(&s.admin, "show errors fs");
+    assert!(out.contains("] frontend fs (#7): invalid request\n  backend <NONE> (#-1), server <NONE> (#-1), event #1, "), "{out}");
+    assert!(out.contains("  len 69, wraps at 16384, error at position 65\n  reason: invalid chunk size\n"), "{out}");
+    assert!(out.contains("  00056  4\\r\\n\n  00059  abcd\\r\\n\n  00065  zz\\r\\n\n"), "{out}");
 }
 
 #[test]
@@ -284,4 +298,17 @@ fn show_errors_reports_bad_chunked_framing_in_a_response_body() {
     let out = ask(&s.admin, "show errors bx response");
     assert!(out.contains("] backend bx (#6): invalid response\n  frontend fx (#5), server x (#1), event #0, "), "{out}");
     assert!(out.contains("error at position 9\n  reason: invalid chunk size\n"), "{out}");
+}
+
+#[test]
+fn the_stats_pages_kill_sessions_action_closes_the_servers_sessions() {
+    let s = setup();
+    let mut t = tcp_client(s.tcp);
+    sess_line(&s.admin, &t, "srv=e");
+    let form = "s=e&action=shutdown&b=bt";
+    let req = format!("POST /st HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}", form.len());
+    let (status, head, _) = http_request(s.page, req.as_bytes());
+    assert_eq!(status, 303, "{head}");
+    assert!(head.to_ascii_lowercase().contains("st=done"), "{head}");
+    assert!(closed(&mut t), "the session on bt/e is closed");
 }

@@ -286,6 +286,15 @@ pub fn body_error(
     store().capture(&ev, rt.process.bufsize);
 }
 
+/// Captures a request whose chunked body, read into `buf` after its head (`option
+/// http-buffer-request`), has bad framing: the body is checked again to find where.
+pub fn buffered_body_error(rt: &RouteTable, frontend: usize, src: Option<SocketAddr>, buf: &[u8], head_len: usize) {
+    let mut chunked = crate::l7::h1::Chunked::new();
+    let Err(e) = chunked.feed(buf.get(head_len..).unwrap_or_default()) else { return };
+    let ev = Event { dir: Dir::Request, frontend, backend: None, server: None, src, buf, pos: head_len + chunked.failed_at(), reason: e.reason };
+    store().capture(&ev, rt.process.bufsize);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -931,6 +931,9 @@ async fn serve(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<std
                     }
                 }
                 Err(status) => {
+                    if status == 400 {
+                        crate::control::errors::buffered_body_error(rt, fe_idx, src.get(), &cbuf, head.len);
+                    }
                     if status != 0 {
                         send_error(&client, error_out(&conn_ctx, status), fe.timeout_client, &mut rec).await;
                     }
