@@ -2211,6 +2211,19 @@ mod tests {
     }
 
     #[test]
+    fn error_position_of_a_head_too_large_is_the_limit() {
+        let l = Limits { max_head: 64, max_headers: 10 };
+        let mut raw = b"GET / HTTP/1.1\r\nHost: a\r\nX: ".to_vec();
+        raw.resize(100, b'a');
+        let e = parse_request(&raw, &l).unwrap_err();
+        assert_eq!((e.status, error_position(&raw, None, &e, &l, true)), (431, 64));
+        let l = Limits { max_head: 4096, max_headers: 1 };
+        let raw = b"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\n\r\n";
+        let e = parse_request(raw, &l).unwrap_err();
+        assert_eq!((e.reason, error_position(raw, None, &e, &l, true)), ("too many headers", 25), "the first field past the limit");
+    }
+
+    #[test]
     fn error_position_of_a_missing_host_is_the_end_of_the_head() {
         assert_eq!(position(b"GET / HTTP/1.1\r\nX: a\r\n\r\n"), 22);
     }
