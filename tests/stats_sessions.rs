@@ -312,3 +312,51 @@ fn the_stats_pages_kill_sessions_action_closes_the_servers_sessions() {
     assert!(head.to_ascii_lowercase().contains("st=done"), "{head}");
     assert!(closed(&mut t), "the session on bt/e is closed");
 }
+
+#[test]
+fn a_killed_session_is_logged_with_termination_state_k() {
+    let log = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    log.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let echo = Backend::echo();
+    let (h, _) = http_backend(|_| {
+        std::thread::sleep(Duration::from_secs(3));
+        ok_response("late")
+    });
+    let (tcp, http) = (free_port(), free_port());
+    let admin = temp_dir("sessions-log").join("admin.sock");
+    let cfg = format!(
+        "global\n  stats socket {} level admin\n  log 127.0.0.1:{} local0\n\
+         defaults\n  log global\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n\
+         frontend ft\n  mode tcp\n  option tcplog\n  bind 127.0.0.1:{tcp}\n  default_backend bt\n\
+         backend bt\n  mode tcp\n  server e {}\n\
+         frontend fh\n  mode http\n  option httplog\n  bind 127.0.0.1:{http}\n  default_backend bh\n\
+         backend bh\n  mode http\n  server h {}\n",
+        admin.display(),
+        log.local_addr().unwrap().port(),
+        echo.addr(),
+        h.addr()
+    );
+    let _d = Sluiced::start(&cfg, &[tcp, http]);
+    // `KD` in tcplog, four characters in httplog.
+    let state = regex::Regex::new(r" K[A-Z-](?:[A-Z-]{2})? ").unwrap();
+    let next_line = || {
+        let mut buf = [0u8; 65536];
+        let n = log.recv(&mut buf).expect("a log line within 5 s");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+
+    let mut t = tcp_client(tcp);
+    let line = sess_line(&admin, &t, "fe=ft");
+    assert_eq!(ask(&admin, &format!("shutdown session {}", id_of(&line))), "\n");
+    assert!(closed(&mut t));
+    let l = next_line();
+    assert!(l.contains(" ft bt/e ") && state.is_match(&l), "{l}");
+
+    let mut c = TcpStream::connect(("127.0.0.1", http)).unwrap();
+    c.write_all(b"GET /late HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+    let line = sess_line(&admin, &c, "srv=h");
+    assert_eq!(ask(&admin, &format!("shutdown session {}", id_of(&line))), "\n");
+    assert!(closed(&mut c), "the client does not wait for the server's answer");
+    let l = next_line();
+    assert!(l.contains(" fh bh/h ") && l.contains("\"GET /late HTTP/1.1\"") && state.is_match(&l), "{l}");
+}

@@ -815,15 +815,37 @@ fn conn_header(close: bool, version: Version) -> ConnHeader {
 }
 
 /// Runs one client connection to its end, or until `shutdown session` kills it: both of its
-/// connections close then (the transaction in progress is not logged).
+/// connections close then, and the transaction in progress is logged with termination state `K`
+/// (without the sample fetches of the log format, whose stream is gone).
 pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<std::net::SocketAddr>, sess: &crate::control::sessions::Session) -> End {
-    tokio::select! {
-        end = serve(w, fe_idx, client, peer, sess) => end,
-        () = sess.killed() => End::Killed,
+    // The log line of the transaction in progress, when the frontend logs: kept here so that it
+    // outlives a killed session.
+    let mut rec = None;
+    let done = tokio::select! {
+        end = serve(w.clone(), fe_idx, client, peer, sess, &mut rec) => Some(end),
+        () = sess.killed() => None,
+    };
+    if let Some(end) = done {
+        return end;
     }
+    if let (Some(r), Some(log)) = (rec.as_deref_mut(), &w.rt.frontends[fe_idx].log)
+        && r.request_line.is_some()
+    {
+        r.end = Some(std::time::Instant::now());
+        r.cause = Cause::Killed;
+        log.emit(r, None);
+    }
+    End::Killed
 }
 
-async fn serve(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<std::net::SocketAddr>, sess: &crate::control::sessions::Session) -> End {
+async fn serve(
+    w: Rc<Worker>,
+    fe_idx: usize,
+    client: EpollConn,
+    peer: Option<std::net::SocketAddr>,
+    sess: &crate::control::sessions::Session,
+    rec: &mut Option<Box<LogRecord>>,
+) -> End {
     let rt = &*w.rt;
     let fe = &rt.frontends[fe_idx];
     if let EpollConn::Tcp(s) = &client {
@@ -853,7 +875,7 @@ async fn serve(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<std
     if let Some(log) = &fe.log {
         log.log_connect(&fe.name, peer, dst.get());
     }
-    let mut rec = fe.log.as_ref().map(|_| Box::new(LogRecord::new(std::time::SystemTime::now(), std::time::Instant::now(), peer, dst.get(), &fe.name, true)));
+    *rec = fe.log.as_ref().map(|_| Box::new(LogRecord::new(std::time::SystemTime::now(), std::time::Instant::now(), peer, dst.get(), &fe.name, true)));
     let end = 'txn: loop {
         if let (Some(r), Some(log)) = (rec.as_deref_mut(), &fe.log) {
             // The previous transaction completed: log it, then start the next record.
@@ -884,13 +906,13 @@ async fn serve(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<std
             HeadRead::Closed | HeadRead::Idle => break End::Done,
             HeadRead::Aborted => break End::ClientError,
             HeadRead::Timeout => {
-                send_error(&client, error_out(&conn_ctx, 408), fe.timeout_client, &mut rec).await;
+                send_error(&client, error_out(&conn_ctx, 408), fe.timeout_client, rec).await;
                 break End::ClientTimeout;
             }
             HeadRead::Invalid(e) => {
                 fe.counters.request_error();
                 crate::control::errors::request_error(rt, fe_idx, src.get(), &cbuf, None, &e);
-                send_error(&client, error_out(&conn_ctx, e.status), fe.timeout_client, &mut rec).await;
+                send_error(&client, error_out(&conn_ctx, e.status), fe.timeout_client, rec).await;
                 break End::Rejected;
             }
         }
@@ -903,7 +925,7 @@ async fn serve(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<std
             Err(e) => {
                 fe.counters.request_error();
                 crate::control::errors::request_error(rt, fe_idx, src.get(), &cbuf, Some(head), &e);
-                send_error(&client, error_out(&conn_ctx, e.status), fe.timeout_client, &mut rec).await;
+                send_error(&client, error_out(&conn_ctx, e.status), fe.timeout_client, rec).await;
                 break End::Rejected;
             }
         };
@@ -935,7 +957,7 @@ async fn serve(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<std
                         crate::control::errors::buffered_body_error(rt, fe_idx, src.get(), &cbuf, head.len);
                     }
                     if status != 0 {
-                        send_error(&client, error_out(&conn_ctx, status), fe.timeout_client, &mut rec).await;
+                        send_error(&client, error_out(&conn_ctx, status), fe.timeout_client, rec).await;
                     }
                     break if status == 408 { End::ClientTimeout } else { End::ClientError };
                 }
@@ -1069,7 +1091,7 @@ async fn serve(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<std
             }
         }
         let Some(be_idx) = be_idx else {
-            send_error(&client, error_out(&base, 503), fe.timeout_client, &mut rec).await;
+            send_error(&client, error_out(&base, 503), fe.timeout_client, rec).await;
             break End::NoBackend;
         };
         let be = &rt.backends[be_idx];
@@ -1108,7 +1130,7 @@ async fn serve(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<std
             PoolUse::Checked
         };
         let Some((srv_idx, mut server, mut reused)) = server_conn(&w, be_idx, be, &key, &dst, pool_use, visit.and_then(|v| v.server)).await else {
-            send_error(&client, error_out(&base, 503), fe.timeout_client, &mut rec).await;
+            send_error(&client, error_out(&base, 503), fe.timeout_client, rec).await;
             break End::NoServer;
         };
         let srv = &be.state.servers[srv_idx];
@@ -1173,7 +1195,7 @@ async fn serve(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<std
                     reused = false;
                 }
                 None => {
-                    send_error(&client, error_out(&base, 502), fe.timeout_client, &mut rec).await;
+                    send_error(&client, error_out(&base, 502), fe.timeout_client, rec).await;
                     break End::ServerError;
                 }
             }
@@ -1192,16 +1214,16 @@ async fn serve(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<std
             BodyEnd::Done => {}
             BodyEnd::Invalid(e, at) => {
                 crate::control::errors::body_error(rt, crate::control::errors::Dir::Request, fe_idx, be_idx, srv_idx, src.get(), &cbuf, at, &e);
-                send_error(&client, error_out(&base, e.status), fe.timeout_client, &mut rec).await;
+                send_error(&client, error_out(&base, e.status), fe.timeout_client, rec).await;
                 break End::Rejected;
             }
             BodyEnd::SrcTimeout => {
-                send_error(&client, error_out(&base, 408), fe.timeout_client, &mut rec).await;
+                send_error(&client, error_out(&base, 408), fe.timeout_client, rec).await;
                 break End::ClientTimeout;
             }
             BodyEnd::SrcError => break End::ClientError,
             BodyEnd::DstTimeout | BodyEnd::DstError => {
-                send_error(&client, error_out(&base, 502), fe.timeout_client, &mut rec).await;
+                send_error(&client, error_out(&base, 502), fe.timeout_client, rec).await;
                 break End::ServerError;
             }
         }
@@ -1228,7 +1250,7 @@ async fn serve(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<std
             match got {
                 HeadRead::Ok => {}
                 HeadRead::Timeout | HeadRead::Idle => {
-                    send_error(&client, error_out(&base, 504), fe.timeout_client, &mut rec).await;
+                    send_error(&client, error_out(&base, 504), fe.timeout_client, rec).await;
                     w.buffers.put(sbuf);
                     break 'txn End::ServerTimeout;
                 }
@@ -1241,7 +1263,7 @@ async fn serve(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<std
                         continue;
                     }
                     None => {
-                        send_error(&client, error_out(&base, 502), fe.timeout_client, &mut rec).await;
+                        send_error(&client, error_out(&base, 502), fe.timeout_client, rec).await;
                         w.buffers.put(sbuf);
                         break 'txn End::ServerError;
                     }
@@ -1251,7 +1273,7 @@ async fn serve(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<std
                         crate::control::errors::response_error(rt, fe_idx, be_idx, srv_idx, src.get(), &sbuf, None, e);
                     }
                     srv.observe_response(None);
-                    send_error(&client, error_out(&base, 502), fe.timeout_client, &mut rec).await;
+                    send_error(&client, error_out(&base, 502), fe.timeout_client, rec).await;
                     w.buffers.put(sbuf);
                     break 'txn End::ServerError;
                 }
@@ -1269,7 +1291,7 @@ async fn serve(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<std
             }
             if rhead.status == 101 && !offers_upgrade {
                 // Switching protocols nobody asked to switch to: the server is confused.
-                send_error(&client, error_out(&base, 502), fe.timeout_client, &mut rec).await;
+                send_error(&client, error_out(&base, 502), fe.timeout_client, rec).await;
                 w.buffers.put(sbuf);
                 break 'txn End::ServerError;
             }
@@ -1284,7 +1306,7 @@ async fn serve(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<std
                 Ok(f) => break f,
                 Err(e) => {
                     crate::control::errors::response_error(rt, fe_idx, be_idx, srv_idx, src.get(), &sbuf, Some(rhead), &e);
-                    send_error(&client, error_out(&base, 502), fe.timeout_client, &mut rec).await;
+                    send_error(&client, error_out(&base, 502), fe.timeout_client, rec).await;
                     w.buffers.put(sbuf);
                     break 'txn End::ServerError;
                 }
