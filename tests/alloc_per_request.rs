@@ -158,6 +158,7 @@ fn proxy(origin_port: u16) -> (u16, tokio::sync::oneshot::Sender<()>, std::threa
             buffers: sluiced::runtime::pipe::BufferPool::new(1024),
             http_pool: sluiced::l7::pool::ServerPool::default(),
             splice_ok: Cell::new(!rt.process.nosplice),
+            sessions: sluiced::control::sessions::registry().shard(0),
             rt,
         });
         COUNTED.with(|c| c.set(true));
@@ -166,7 +167,12 @@ fn proxy(origin_port: u16) -> (u16, tokio::sync::oneshot::Sender<()>, std::threa
             let accept = async {
                 loop {
                     let Ok((sock, peer)) = l.accept().await else { continue };
-                    tokio::task::spawn_local(sluiced::l7::session::run(w.clone(), 0, EpollConn::Tcp(sock), Some(peer), std::time::Instant::now()));
+                    let w = w.clone();
+                    tokio::task::spawn_local(async move {
+                        let new = sluiced::control::sessions::NewSession { frontend: 0, bind: 0, src: Some(peer) };
+                        let sess = w.sessions.register(new, 0);
+                        sluiced::l7::session::run(w.clone(), 0, EpollConn::Tcp(sock), Some(peer), std::time::Instant::now(), &sess).await
+                    });
                 }
             };
             tokio::select! {

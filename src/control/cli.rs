@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 
 use super::config::StatsLevel;
 use super::stats::{self, Format, ProcessInfo, StatFilter};
+use super::{errors, sessions};
 use crate::balance::state::{AdminState, ServerState};
 use crate::route::{Backend, RouteTable};
 
@@ -65,8 +66,8 @@ pub const COMMANDS: &[(&str, &str, StatsLevel)] = &[
     ("show backend", "list backends in the current running config", StatsLevel::User),
     ("show env [var]", "dump environment variables known to the process", StatsLevel::User),
     ("show activity", "show per-thread activity stats (for support/developers)", StatsLevel::User),
-    ("show sess", "report the list of current sessions", StatsLevel::User),
-    ("show errors", "report last request and/or response errors for each proxy", StatsLevel::User),
+    ("show sess [<id>|all|help]", "report the list of current sessions or dump this exact session", StatsLevel::Operator),
+    ("show errors [<px>] [request|response]", "report last request and/or response errors for each proxy", StatsLevel::Operator),
     ("show acl [<acl>]", "report available acls or dump an acl's contents", StatsLevel::User),
     ("show map [<map>]", "report available maps or dump a map's contents", StatsLevel::User),
     ("get acl <acl> <value>", "report the patterns matching a sample for an ACL", StatsLevel::User),
@@ -96,6 +97,8 @@ pub const COMMANDS: &[(&str, &str, StatsLevel)] = &[
     ("set map <map> [<key>|#<ref>] <value>", "modify a map entry", StatsLevel::Admin),
     ("add server <bk>/<srv> [args]*", "add a bare server in a backend", StatsLevel::Admin),
     ("del server <bk>/<srv>", "remove a server", StatsLevel::Admin),
+    ("shutdown session <id>", "kill a specific session", StatsLevel::Admin),
+    ("shutdown sessions server <bk>/<srv>", "kill sessions on a server", StatsLevel::Admin),
 ];
 
 /// The command keywords (first words of each usage) that name a command, with its level.
@@ -104,7 +107,8 @@ fn level_of(words: &[&str]) -> Option<StatsLevel> {
     Some(match (w(0), w(1)) {
         ("help" | "prompt" | "quit", _) => StatsLevel::User,
         ("set", "timeout") => StatsLevel::User,
-        ("show", "version" | "info" | "stat" | "servers" | "backend" | "env" | "activity" | "sess" | "errors" | "acl" | "map") => StatsLevel::User,
+        ("show", "version" | "info" | "stat" | "servers" | "backend" | "env" | "activity" | "acl" | "map") => StatsLevel::User,
+        ("show", "sess" | "errors") => StatsLevel::Operator,
         ("get", "weight") => StatsLevel::User,
         ("clear", "counters") if w(2) == "all" => StatsLevel::Admin,
         ("clear", "counters") => StatsLevel::Operator,
@@ -113,6 +117,7 @@ fn level_of(words: &[&str]) -> Option<StatsLevel> {
         ("set", "server" | "weight" | "maxconn" | "rate-limit") => StatsLevel::Admin,
         ("add" | "del" | "set" | "clear", "map" | "acl") => StatsLevel::Admin,
         ("add" | "del", "server") => StatsLevel::Admin,
+        ("shutdown", "session" | "sessions") => StatsLevel::Admin,
         _ => return None,
     })
 }
@@ -277,11 +282,16 @@ fn exec(ctx: &Ctx, level: StatsLevel, words: &[&str]) -> Result<String, String> 
                 ctx.started.elapsed().subsec_micros()
             )
         }
-        // Sessions live in their workers and are not listed anywhere: the answer is empty, as
-        // HAProxy's with no session.
-        ["show", "sess", ..] => String::new(),
-        // No error capture exists: HAProxy's answer when nothing was captured.
-        ["show", "errors", ..] => format!("Total events captured on [{}] : 0\n", now_text()),
+        ["show", "sess", rest @ ..] => sessions::show_sess(sessions::registry(), rt, rest)?,
+        ["shutdown", "session", rest @ ..] => sessions::shutdown_session(sessions::registry(), rest.first().copied())?,
+        ["shutdown", "sessions", "server", target, ..] => {
+            let (be, s) = server(rt, target)?;
+            let be_idx = rt.backends.iter().position(|b| std::ptr::eq(b, be)).unwrap_or_default();
+            let srv_idx = be.state.servers.indexed().find(|(_, x)| Arc::ptr_eq(x, s)).map(|(i, _)| i).unwrap_or_default();
+            sessions::shutdown_server_sessions(sessions::registry(), be_idx, srv_idx)
+        }
+        ["shutdown", "sessions", ..] => return Err("Require 'backend/server'.\n".into()),
+        ["show", "errors", rest @ ..] => errors::store().show(rt, rest)?,
         ["show" | "get" | "add" | "del" | "set" | "clear", kind @ ("map" | "acl"), rest @ ..] => super::maps::run(rt, words[0], kind, rest)?,
         ["add", "server", rest @ ..] => super::servers::add_server(rt, rest)?,
         ["del", "server", rest @ ..] => super::servers::del_server(rt, rest)?,
@@ -482,12 +492,6 @@ fn show_servers_conn(rt: &RouteTable, backend: Option<&str>) -> Result<String, S
     Ok(out)
 }
 
-/// Now as HAProxy dates its captures: `22/Nov/2026:14:35:47.123`.
-fn now_text() -> String {
-    let tm = crate::log::sink::Tm::from(std::time::SystemTime::now());
-    format!("{:02}/{}/{:04}:{:02}:{:02}:{:02}.{:03}", tm.day, tm.month_name(), tm.year, tm.hour, tm.min, tm.sec, tm.micros / 1000)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -510,6 +514,10 @@ mod tests {
         assert_eq!(level_of(&["clear", "counters"]), Some(StatsLevel::Operator));
         assert_eq!(level_of(&["clear", "counters", "all"]), Some(StatsLevel::Admin));
         assert_eq!(level_of(&["set", "weight", "b/s", "1"]), Some(StatsLevel::Admin));
+        assert_eq!(level_of(&["show", "sess"]), Some(StatsLevel::Operator));
+        assert_eq!(level_of(&["show", "errors"]), Some(StatsLevel::Operator));
+        assert_eq!(level_of(&["shutdown", "session", "0x1"]), Some(StatsLevel::Admin));
+        assert_eq!(level_of(&["shutdown", "sessions", "server", "b/s"]), Some(StatsLevel::Admin));
         assert_eq!(level_of(&["frob"]), None);
         let c = ctx();
         assert_eq!(run(&c, StatsLevel::Operator, &["disable", "server", "be/s1"]), "Permission denied\n");

@@ -2,10 +2,12 @@
 pub mod cli;
 pub mod config;
 pub mod counters;
+pub mod errors;
 pub mod limits;
 pub mod maps;
 pub mod page;
 pub mod prometheus;
 pub mod servers;
+pub mod sessions;
 pub mod socket;
 pub mod stats;

@@ -117,9 +117,11 @@ fn post(rt: &RouteTable, body: &[u8]) -> &'static str {
             "adown" => set("agent", "down"),
             "dhlth" | "ehlth" => super::cli::toggle_check(rt, &target, "health", action == "dhlth").is_ok(),
             "dagent" | "eagent" => super::cli::toggle_check(rt, &target, "agent", action == "dagent").is_ok(),
-            "shutdown" => match be.state.servers.iter().find(|x| x.name == *s) {
-                Some(srv) => {
-                    srv.shutdown_sessions();
+            // HAProxy's `shutdown sessions server`: every session on the server, HTTP ones included.
+            "shutdown" => match be.state.servers.iter().position(|x| x.name == *s) {
+                Some(i) => {
+                    let be_idx = rt.backends.iter().position(|b| std::ptr::eq(b, be)).unwrap_or_default();
+                    super::sessions::shutdown_server_sessions(super::sessions::registry(), be_idx, i);
                     true
                 }
                 None => false,

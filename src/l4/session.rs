@@ -144,6 +144,8 @@ pub struct Worker {
     pub buffers: crate::runtime::pipe::BufferPool,
     /// Splicing allowed at all (`nosplice` off, and the kernel accepted it so far).
     pub splice_ok: Cell<bool>,
+    /// This worker's sessions, for `show sess` and `shutdown session`.
+    pub sessions: std::sync::Arc<crate::control::sessions::Shard>,
 }
 
 fn eval(rule_cond: &Option<crate::route::eval::CompiledCond>, ctx: &dyn StreamCtx) -> Tri {
@@ -153,8 +155,18 @@ fn eval(rule_cond: &Option<crate::route::eval::CompiledCond>, ctx: &dyn StreamCt
     }
 }
 
-/// Runs one client connection to its end, then logs it when the frontend logs.
-pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<SocketAddr>, local: Option<SocketAddr>, accept_proxy: bool) -> End {
+/// Runs one client connection to its end, or until `shutdown session` kills it, then logs it when
+/// the frontend logs.
+pub async fn run(
+    w: Rc<Worker>,
+    fe_idx: usize,
+    client: EpollConn,
+    peer: Option<SocketAddr>,
+    local: Option<SocketAddr>,
+    accept_proxy: bool,
+    sess: &crate::control::sessions::Session,
+) -> End {
+    sess.new_transaction();
     let dst = Dst::new(&client);
     if local.is_some() {
         dst.set(local);
@@ -162,12 +174,19 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<S
     // Empty unless a rule sets a variable: a connection without variables allocates nothing.
     let vars = RefCell::new(Vars::default());
     let Some(log) = w.rt.frontends[fe_idx].log.clone() else {
-        return session(w, fe_idx, &client, &dst, &vars, peer, accept_proxy, &mut None).await;
+        let mut no_log = None;
+        return tokio::select! {
+            end = session(w, fe_idx, &client, &dst, &vars, peer, accept_proxy, sess, &mut no_log) => end,
+            () = sess.killed() => End::Killed,
+        };
     };
     let fe_name = &w.rt.frontends[fe_idx].name;
     log.log_connect(fe_name, peer, dst.get());
     let mut rec = Some(Box::new(LogRecord::new(std::time::SystemTime::now(), std::time::Instant::now(), peer, local, fe_name, false)));
-    let end = session(w.clone(), fe_idx, &client, &dst, &vars, peer, accept_proxy, &mut rec).await;
+    let end = tokio::select! {
+        end = session(w.clone(), fe_idx, &client, &dst, &vars, peer, accept_proxy, sess, &mut rec) => end,
+        () = sess.killed() => End::Killed,
+    };
     if let Some(mut r) = rec {
         r.end = Some(std::time::Instant::now());
         r.cause = Cause::of(end);
@@ -188,6 +207,7 @@ async fn session(
     vars: &RefCell<Vars>,
     peer: Option<SocketAddr>,
     accept_proxy: bool,
+    sess: &crate::control::sessions::Session,
     rec: &mut Option<Box<LogRecord>>,
 ) -> End {
     let rt = &*w.rt;
@@ -230,6 +250,7 @@ async fn session(
                     if h.src.is_some() {
                         src = h.src;
                         dst.set(h.dst);
+                        sess.set_src(src);
                         if let Some(r) = rec.as_deref_mut() {
                             r.client = src;
                         }
@@ -286,6 +307,7 @@ async fn session(
     };
     let Some(be_idx) = be_idx else { return End::NoBackend };
     let be = &rt.backends[be_idx];
+    sess.set_backend(Some(be_idx));
     if let Some(r) = rec.as_deref_mut() {
         r.frontend_addr = dst.get();
         r.backend = Some(be.name.clone());
@@ -315,6 +337,7 @@ async fn session(
     };
     let srv = &be.state.servers[server_idx];
     let _slot = SlotGuard { be: &be.state, idx: server_idx };
+    sess.set_server(Some(server_idx));
     if let Some(r) = rec.as_deref_mut() {
         r.connected(be, server_idx, &server);
     }

@@ -448,6 +448,185 @@ fn diagnose_fields(w: &[u8], mut p: usize, status: u16) -> H1Error {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Error positions (`show errors`)
+
+/// Where in `buf` the head refused with `e` went wrong, for `show errors`: the first byte a
+/// malformed line breaks on, the start of the field a framing rule refused (`head` is the parsed
+/// head then), or the end of what was read for a head too large or cut short. Called on the
+/// error path only: the head is walked again.
+pub fn error_position(buf: &[u8], head: Option<&Head>, e: &H1Error, limits: &Limits, request: bool) -> usize {
+    match head {
+        Some(h) => framing_error_position(buf, h, e.reason),
+        None => parse_error_position(&buf[..buf.len().min(limits.max_head)], e.reason, limits.max_headers, request),
+    }
+}
+
+fn parse_error_position(w: &[u8], reason: &str, max_headers: usize, request: bool) -> usize {
+    let start = if request { leading_crlfs(w) } else { 0 };
+    let line_end = |from: usize| memchr::memchr(b'\n', &w[from.min(w.len())..]).map(|i| from + i);
+    let first_end = line_end(start).unwrap_or(w.len());
+    let line = &w[start..first_end];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if reason.contains("target") {
+        // The target is the second word of the request line: its first bad byte, or its start.
+        let t0 = line.iter().position(|&b| b == b' ').map_or(0, |i| i + 1);
+        let t = &line[t0.min(line.len())..];
+        let t = &t[..t.iter().position(|&b| b == b' ').unwrap_or(t.len())];
+        let bad =
+            t.iter().position(|&b| !TARGET[b as usize]).or_else(|| memchr::memchr_iter(b'%', t).find(|&i| !percent_encoding_ok(&t[i..(i + 3).min(t.len())])));
+        return start + t0 + bad.unwrap_or(0);
+    }
+    if reason == "too many headers" {
+        // The first field line past the limit.
+        let mut p = first_end + 1;
+        for _ in 0..max_headers {
+            match line_end(p) {
+                Some(e) => p = e + 1,
+                None => return w.len(),
+            }
+        }
+        return p.min(w.len());
+    }
+    walk_head(w, start, request).err().unwrap_or(w.len())
+}
+
+/// The first byte of `w`, from `p`, that breaks RFC 9112's head grammar; `Ok` when none does (the
+/// head is incomplete, or only a rule beyond the grammar refused it).
+fn walk_head(w: &[u8], mut p: usize, request: bool) -> Result<(), usize> {
+    // The byte at `$p`; the walk ends without finding anything where the input ends.
+    macro_rules! at {
+        ($p:expr) => {
+            match w.get($p) {
+                Some(&b) => b,
+                None => return Ok(()),
+            }
+        };
+    }
+    macro_rules! version {
+        () => {
+            for want in b"HTTP/1." {
+                if at!(p) != *want {
+                    return Err(p);
+                }
+                p += 1;
+            }
+            if !matches!(at!(p), b'0' | b'1') {
+                return Err(p);
+            }
+            p += 1;
+        };
+    }
+    macro_rules! line_end {
+        () => {
+            if at!(p) != b'\r' {
+                return Err(p);
+            }
+            if at!(p + 1) != b'\n' {
+                return Err(p + 1);
+            }
+            p += 2;
+        };
+    }
+    if request {
+        let method = p;
+        while TCHAR[at!(p) as usize] {
+            p += 1;
+        }
+        if at!(p) != b' ' || p == method {
+            return Err(p);
+        }
+        p += 1;
+        while TARGET[at!(p) as usize] {
+            p += 1;
+        }
+        if at!(p) != b' ' {
+            return Err(p);
+        }
+        p += 1;
+        version!();
+    } else {
+        version!();
+        if at!(p) != b' ' {
+            return Err(p);
+        }
+        p += 1;
+        for _ in 0..3 {
+            if !at!(p).is_ascii_digit() {
+                return Err(p);
+            }
+            p += 1;
+        }
+        if !matches!(at!(p), b' ' | b'\r') {
+            return Err(p);
+        }
+        while !matches!(at!(p), b'\r' | b'\n') {
+            if !is_value_byte(w[p]) {
+                return Err(p);
+            }
+            p += 1;
+        }
+    }
+    line_end!();
+    loop {
+        match at!(p) {
+            b'\r' => return if at!(p + 1) == b'\n' { Ok(()) } else { Err(p + 1) },
+            b' ' | b'\t' | b'\n' => return Err(p),
+            _ => {}
+        }
+        let name = p;
+        while TCHAR[at!(p) as usize] {
+            p += 1;
+        }
+        if at!(p) != b':' || p == name {
+            return Err(p);
+        }
+        p += 1;
+        while !matches!(at!(p), b'\r' | b'\n') {
+            if !is_value_byte(w[p]) {
+                return Err(p);
+            }
+            p += 1;
+        }
+        line_end!();
+    }
+}
+
+/// The field a framing rule refused: the value of the Content-Length, Transfer-Encoding or Host
+/// at fault, the name of a duplicate or look-alike field, the end of the head for a missing Host.
+fn framing_error_position(buf: &[u8], head: &Head, reason: &str) -> usize {
+    let named = |name: &'static [u8]| head.fields.iter().filter(move |f| slice(buf, &f.name).eq_ignore_ascii_case(name));
+    let first = |name: &'static [u8]| named(name).next();
+    let found = match reason {
+        "underscore in framing header name" => first(b"content_length").into_iter().chain(first(b"transfer_encoding")).map(|f| f.name.start).min(),
+        "invalid Content-Length" | "differing Content-Length values" => {
+            // The first field whose value does not parse, or differs from the first value.
+            let mut seen: Option<&[u8]> = None;
+            named(b"content-length")
+                .find(|f| {
+                    slice(buf, &f.value).split(|&b| b == b',').map(trim_ows).any(|v| {
+                        let bad = v.is_empty() || !v.iter().all(u8::is_ascii_digit) || seen.is_some_and(|s| s != v);
+                        seen = seen.or(Some(v));
+                        bad
+                    })
+                })
+                .map(|f| f.value.start)
+        }
+        "Content-Length with Transfer-Encoding" | "body in CONNECT request" | "body framing in 1xx or 204 response" => {
+            let (cl, te) = (first(b"content-length"), first(b"transfer-encoding"));
+            match (cl, te) {
+                (Some(c), Some(t)) => Some(c.name.start.max(t.name.start)),
+                (c, t) => c.or(t).map(|f| f.name.start),
+            }
+        }
+        "missing Host" => Some(head.len.saturating_sub(2)),
+        "duplicate Host" => named(b"host").nth(1).map(|f| f.name.start),
+        "invalid Host" | "Host differs from target authority" => first(b"host").map(|f| f.value.start),
+        _ => named(b"transfer-encoding").next_back().map(|f| f.value.start),
+    };
+    found.unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------------------------
 // Authorities (Host, CONNECT and absolute-form targets)
 
 /// An authority without userinfo: `host[:port]`, host a reg-name or an IP-literal.
@@ -801,6 +980,8 @@ pub struct Chunked {
     line: usize,
     /// Status of errors: 400 for request bodies, 502 for response bodies.
     status: u16,
+    /// Where in the input of the failing [`Chunked::feed`] call the framing broke.
+    failed_at: usize,
 }
 
 impl Default for Chunked {
@@ -812,7 +993,7 @@ impl Default for Chunked {
 impl Chunked {
     /// A validator for a request body: errors are 400.
     pub fn new() -> Chunked {
-        Chunked { state: ChunkState::Size, size: 0, line: 0, status: 400 }
+        Chunked { state: ChunkState::Size, size: 0, line: 0, status: 400, failed_at: 0 }
     }
 
     /// A validator for a response body: errors are 502.
@@ -825,6 +1006,12 @@ impl Chunked {
         self.state == ChunkState::Done
     }
 
+    /// After [`Chunked::feed`] failed: the offset in its input of the byte the framing broke on
+    /// (`show errors`).
+    pub fn failed_at(&self) -> usize {
+        self.failed_at
+    }
+
     /// Checks the next bytes of the body. Stops after the final CRLF (what follows belongs to the
     /// next message). After an error, every call returns that error.
     pub fn feed(&mut self, data: &[u8]) -> Result<Progress, H1Error> {
@@ -833,7 +1020,11 @@ impl Chunked {
         while i < data.len() {
             match self.state {
                 Done => break,
-                Failed(reason) => return Err(H1Error { status: self.status, reason }),
+                Failed(reason) => {
+                    // `i > 0`: it failed in this call, on the byte before `i`.
+                    self.failed_at = if i > 0 { i - 1 } else { self.failed_at };
+                    return Err(H1Error { status: self.status, reason });
+                }
                 Data => {
                     // The chunk's bytes are skipped in one step, whatever they are.
                     let take = self.size.min((data.len() - i) as u64) as usize;
@@ -852,7 +1043,10 @@ impl Chunked {
             self.state = self.step(b);
         }
         match self.state {
-            Failed(reason) => Err(H1Error { status: self.status, reason }),
+            Failed(reason) => {
+                self.failed_at = if i > 0 { i - 1 } else { self.failed_at };
+                Err(H1Error { status: self.status, reason })
+            }
             state => Ok(Progress { consumed: i, done: state == Done }),
         }
     }
@@ -1975,5 +2169,86 @@ mod tests {
             });
             prop_assert_eq!(whole, split);
         }
+    }
+
+    // --- error positions (`show errors`) -----------------------------------------------------
+
+    fn position(raw: &[u8]) -> usize {
+        match parse_request(raw, &limits()) {
+            Err(e) => error_position(raw, None, &e, &limits(), true),
+            Ok(Some(head)) => {
+                let e = request_framing(raw, &head).expect_err("refused");
+                error_position(raw, Some(&head), &e, &limits(), true)
+            }
+            Ok(None) => panic!("incomplete"),
+        }
+    }
+
+    #[test]
+    fn error_position_is_the_space_before_the_colon() {
+        assert_eq!(position(b"GET / HTTP/1.1\r\nHost : a\r\n\r\n"), 20);
+    }
+
+    #[test]
+    fn error_position_is_the_colon_of_an_empty_name() {
+        assert_eq!(position(b"GET / HTTP/1.1\r\nHost: localhost\r\n:empty header\r\n\r\n"), 33);
+    }
+
+    #[test]
+    fn error_position_is_the_bad_content_length_value() {
+        let raw = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1x\r\n\r\n";
+        assert_eq!(position(raw), 42);
+        let raw = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n";
+        assert_eq!(position(raw), 61);
+    }
+
+    #[test]
+    fn error_position_in_request_line() {
+        assert_eq!(position(b"GET /a{b HTTP/1.1\r\nHost: a\r\n\r\n"), 6);
+        assert_eq!(position(b"GET / HTTP/1.1\nHost: a\r\n\r\n"), 14);
+        assert_eq!(position(b"GET / HTTP/2.0\r\nHost: a\r\n\r\n"), 11);
+        assert_eq!(position(b"GET * HTTP/1.1\r\nHost: a\r\n\r\n"), 4);
+    }
+
+    #[test]
+    fn error_position_of_a_head_too_large_is_the_limit() {
+        let l = Limits { max_head: 64, max_headers: 10 };
+        let mut raw = b"GET / HTTP/1.1\r\nHost: a\r\nX: ".to_vec();
+        raw.resize(100, b'a');
+        let e = parse_request(&raw, &l).unwrap_err();
+        assert_eq!((e.status, error_position(&raw, None, &e, &l, true)), (431, 64));
+        let l = Limits { max_head: 4096, max_headers: 1 };
+        let raw = b"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\n\r\n";
+        let e = parse_request(raw, &l).unwrap_err();
+        assert_eq!((e.reason, error_position(raw, None, &e, &l, true)), ("too many headers", 25), "the first field past the limit");
+    }
+
+    #[test]
+    fn error_position_of_a_missing_host_is_the_end_of_the_head() {
+        assert_eq!(position(b"GET / HTTP/1.1\r\nX: a\r\n\r\n"), 22);
+    }
+
+    #[test]
+    fn error_position_in_a_response() {
+        let raw = b"HTTP/1.1 2x0 OK\r\n\r\n";
+        let e = parse_response(raw, &limits()).unwrap_err();
+        assert_eq!(error_position(raw, None, &e, &limits(), false), 10);
+        let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let head = parse_response(raw, &limits()).unwrap().unwrap();
+        let e = response_framing_for(raw, &head, b"GET").unwrap_err();
+        assert_eq!(error_position(raw, Some(&head), &e, &limits(), false), 36);
+    }
+
+    #[test]
+    fn chunked_failure_offset_is_the_byte_it_broke_on() {
+        let mut c = Chunked::new();
+        assert!(c.feed(b"3\r\nabc\r\nzz\r\n").is_err());
+        assert_eq!(c.failed_at(), 8);
+        let mut c = Chunked::new();
+        assert!(c.feed(b"5\r\nab").is_ok());
+        assert!(c.feed(b"cdeXY").is_err(), "no CRLF after the chunk's data");
+        assert_eq!(c.failed_at(), 3, "an offset in the failing call's input");
+        assert!(c.feed(b"\r\n").is_err());
+        assert_eq!(c.failed_at(), 3, "a later call keeps the offset");
     }
 }

@@ -300,7 +300,8 @@ enum BodyEnd {
     DstTimeout,
     SrcError,
     DstError,
-    Invalid(h1::H1Error),
+    /// Bad chunked framing, at this offset of the source's unforwarded bytes.
+    Invalid(h1::H1Error, usize),
 }
 
 /// How many of the bytes that pass belong to a body, by its framing: a Content-Length counted
@@ -344,6 +345,11 @@ impl BodyMeter {
     fn done(&self) -> bool {
         self.remaining == 0
     }
+
+    /// After [`Self::take`] failed: the offset of the byte the framing broke on in its input.
+    fn failed_at(&self) -> usize {
+        self.chunked.as_ref().map_or(0, h1::Chunked::failed_at)
+    }
 }
 
 /// Streams a body from `src` to `dst`. `pending` holds bytes already read from `src` after the
@@ -362,7 +368,7 @@ async fn forward_body(
         if !pending.is_empty() {
             let take = match meter.take(pending) {
                 Ok(t) => t,
-                Err(e) => return BodyEnd::Invalid(e),
+                Err(e) => return BodyEnd::Invalid(e, meter.failed_at()),
             };
             if take > 0 {
                 let r = if take == pending.len() {
@@ -836,8 +842,46 @@ pub async fn wait_first_bytes(fe: &Frontend, client: &EpollConn) {
     let _ = tokio::time::timeout(head_timeout, first_bytes).await;
 }
 
-/// Runs one client connection, accepted at `accepted`, to its end.
-pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<std::net::SocketAddr>, accepted: std::time::Instant) -> End {
+/// Runs one client connection, accepted at `accepted`, to its end, or until `shutdown session` kills it: both of its
+/// connections close then, and the transaction in progress is logged with termination state `K`
+/// (without the sample fetches of the log format, whose stream is gone).
+pub async fn run(
+    w: Rc<Worker>,
+    fe_idx: usize,
+    client: EpollConn,
+    peer: Option<std::net::SocketAddr>,
+    accepted: std::time::Instant,
+    sess: &crate::control::sessions::Session,
+) -> End {
+    // The log line of the transaction in progress, when the frontend logs: kept here so that it
+    // outlives a killed session.
+    let mut rec = None;
+    let done = tokio::select! {
+        end = serve(w.clone(), fe_idx, client, peer, accepted, sess, &mut rec) => Some(end),
+        () = sess.killed() => None,
+    };
+    if let Some(end) = done {
+        return end;
+    }
+    if let (Some(r), Some(log)) = (rec.as_deref_mut(), &w.rt.frontends[fe_idx].log)
+        && r.request_line.is_some()
+    {
+        r.end = Some(std::time::Instant::now());
+        r.cause = Cause::Killed;
+        log.emit(r, None);
+    }
+    End::Killed
+}
+
+async fn serve(
+    w: Rc<Worker>,
+    fe_idx: usize,
+    client: EpollConn,
+    peer: Option<std::net::SocketAddr>,
+    accepted: std::time::Instant,
+    sess: &crate::control::sessions::Session,
+    rec: &mut Option<Box<LogRecord>>,
+) -> End {
     let rt = &*w.rt;
     let fe = &rt.frontends[fe_idx];
     if let EpollConn::Tcp(s) = &client {
@@ -867,7 +911,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
     if let Some(log) = &fe.log {
         log.log_connect(&fe.name, peer, dst.get());
     }
-    let mut rec = fe.log.as_ref().map(|_| Box::new(LogRecord::new(std::time::SystemTime::now(), std::time::Instant::now(), peer, dst.get(), &fe.name, true)));
+    *rec = fe.log.as_ref().map(|_| Box::new(LogRecord::new(std::time::SystemTime::now(), std::time::Instant::now(), peer, dst.get(), &fe.name, true)));
     let end = 'txn: loop {
         if let (Some(r), Some(log)) = (rec.as_deref_mut(), &fe.log) {
             // The previous transaction completed: log it, then start the next record.
@@ -882,6 +926,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
             }
         }
         // 1. Request head.
+        sess.idle();
         vars.borrow_mut().new_transaction();
         captures.borrow_mut().new_transaction();
         // The first head may take `timeout http-request` from the accept, part of which may have
@@ -891,6 +936,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         let timed = rec.is_some().then_some(&started_at);
         match read_head(&client, &mut cbuf, &mut req_head, &limits, first_wait, head_timeout, h1::parse_request_into, timed).await {
             HeadRead::Ok => {
+                sess.new_transaction();
                 if let Some(r) = rec.as_deref_mut() {
                     r.request_head(&cbuf, req_head.len, started_at.get());
                 }
@@ -898,12 +944,13 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
             HeadRead::Closed | HeadRead::Idle => break End::Done,
             HeadRead::Aborted => break End::ClientError,
             HeadRead::Timeout => {
-                send_error(&client, error_out(&conn_ctx, 408), fe.timeout_client, &mut rec).await;
+                send_error(&client, error_out(&conn_ctx, 408), fe.timeout_client, rec).await;
                 break End::ClientTimeout;
             }
             HeadRead::Invalid(e) => {
                 fe.counters.request_error();
-                send_error(&client, error_out(&conn_ctx, e.status), fe.timeout_client, &mut rec).await;
+                crate::control::errors::request_error(rt, fe_idx, src.get(), &cbuf, None, &e);
+                send_error(&client, error_out(&conn_ctx, e.status), fe.timeout_client, rec).await;
                 break End::Rejected;
             }
         }
@@ -915,7 +962,8 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
             Ok(f) => f,
             Err(e) => {
                 fe.counters.request_error();
-                send_error(&client, error_out(&conn_ctx, e.status), fe.timeout_client, &mut rec).await;
+                crate::control::errors::request_error(rt, fe_idx, src.get(), &cbuf, Some(head), &e);
+                send_error(&client, error_out(&conn_ctx, e.status), fe.timeout_client, rec).await;
                 break End::Rejected;
             }
         };
@@ -943,8 +991,11 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                     }
                 }
                 Err(status) => {
+                    if status == 400 {
+                        crate::control::errors::buffered_body_error(rt, fe_idx, src.get(), &cbuf, head.len);
+                    }
                     if status != 0 {
-                        send_error(&client, error_out(&conn_ctx, status), fe.timeout_client, &mut rec).await;
+                        send_error(&client, error_out(&conn_ctx, status), fe.timeout_client, rec).await;
                     }
                     break if status == 408 { End::ClientTimeout } else { End::ClientError };
                 }
@@ -1078,11 +1129,12 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
             }
         }
         let Some(be_idx) = be_idx else {
-            send_error(&client, error_out(&base, 503), fe.timeout_client, &mut rec).await;
+            send_error(&client, error_out(&base, 503), fe.timeout_client, rec).await;
             break End::NoBackend;
         };
         let be = &rt.backends[be_idx];
         be.counters.request();
+        sess.set_backend(Some(be_idx));
         if let Some(r) = rec.as_deref_mut() {
             r.backend = Some(be.name.clone());
             r.backend_idx = Some(be_idx);
@@ -1116,11 +1168,12 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
             PoolUse::Checked
         };
         let Some((srv_idx, mut server, mut reused, mut epoch)) = server_conn(&w, be_idx, be, &key, &dst, pool_use, visit.and_then(|v| v.server)).await else {
-            send_error(&client, error_out(&base, 503), fe.timeout_client, &mut rec).await;
+            send_error(&client, error_out(&base, 503), fe.timeout_client, rec).await;
             break End::NoServer;
         };
         let srv = &be.state.servers[srv_idx];
         let _slot = crate::l4::session::SlotGuard { be: &be.state, idx: srv_idx };
+        sess.set_server(Some(srv_idx));
         if let (Some(r), Some(log)) = (rec.as_deref_mut(), &fe.log) {
             r.connected(be, srv_idx, &server);
             // `unique-id-format`: computed once the server is known, sent as `unique-id-header`.
@@ -1181,7 +1234,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                     reused = false;
                 }
                 None => {
-                    send_error(&client, error_out(&base, 502), fe.timeout_client, &mut rec).await;
+                    send_error(&client, error_out(&base, 502), fe.timeout_client, rec).await;
                     break End::ServerError;
                 }
             }
@@ -1198,17 +1251,18 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         let t_sent = timed.then(std::time::Instant::now);
         match sent_body {
             BodyEnd::Done => {}
-            BodyEnd::Invalid(e) => {
-                send_error(&client, error_out(&base, e.status), fe.timeout_client, &mut rec).await;
+            BodyEnd::Invalid(e, at) => {
+                crate::control::errors::body_error(rt, crate::control::errors::Dir::Request, fe_idx, be_idx, srv_idx, src.get(), &cbuf, at, &e);
+                send_error(&client, error_out(&base, e.status), fe.timeout_client, rec).await;
                 break End::Rejected;
             }
             BodyEnd::SrcTimeout => {
-                send_error(&client, error_out(&base, 408), fe.timeout_client, &mut rec).await;
+                send_error(&client, error_out(&base, 408), fe.timeout_client, rec).await;
                 break End::ClientTimeout;
             }
             BodyEnd::SrcError => break End::ClientError,
             BodyEnd::DstTimeout | BodyEnd::DstError => {
-                send_error(&client, error_out(&base, 502), fe.timeout_client, &mut rec).await;
+                send_error(&client, error_out(&base, 502), fe.timeout_client, rec).await;
                 break End::ServerError;
             }
         }
@@ -1235,7 +1289,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
             match got {
                 HeadRead::Ok => {}
                 HeadRead::Timeout | HeadRead::Idle => {
-                    send_error(&client, error_out(&base, 504), fe.timeout_client, &mut rec).await;
+                    send_error(&client, error_out(&base, 504), fe.timeout_client, rec).await;
                     w.buffers.put(sbuf);
                     break 'txn End::ServerTimeout;
                 }
@@ -1249,14 +1303,17 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                         continue;
                     }
                     None => {
-                        send_error(&client, error_out(&base, 502), fe.timeout_client, &mut rec).await;
+                        send_error(&client, error_out(&base, 502), fe.timeout_client, rec).await;
                         w.buffers.put(sbuf);
                         break 'txn End::ServerError;
                     }
                 },
                 HeadRead::Closed | HeadRead::Aborted | HeadRead::Invalid(_) => {
+                    if let HeadRead::Invalid(e) = &got {
+                        crate::control::errors::response_error(rt, fe_idx, be_idx, srv_idx, src.get(), &sbuf, None, e);
+                    }
                     srv.observe_response(None);
-                    send_error(&client, error_out(&base, 502), fe.timeout_client, &mut rec).await;
+                    send_error(&client, error_out(&base, 502), fe.timeout_client, rec).await;
                     w.buffers.put(sbuf);
                     break 'txn End::ServerError;
                 }
@@ -1274,7 +1331,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
             }
             if rhead.status == 101 && !offers_upgrade {
                 // Switching protocols nobody asked to switch to: the server is confused.
-                send_error(&client, error_out(&base, 502), fe.timeout_client, &mut rec).await;
+                send_error(&client, error_out(&base, 502), fe.timeout_client, rec).await;
                 w.buffers.put(sbuf);
                 break 'txn End::ServerError;
             }
@@ -1287,8 +1344,9 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
             };
             match h1::response_framing_for(&sbuf, rhead, method) {
                 Ok(f) => break f,
-                Err(_) => {
-                    send_error(&client, error_out(&base, 502), fe.timeout_client, &mut rec).await;
+                Err(e) => {
+                    crate::control::errors::response_error(rt, fe_idx, be_idx, srv_idx, src.get(), &sbuf, Some(rhead), &e);
+                    send_error(&client, error_out(&base, 502), fe.timeout_client, rec).await;
                     w.buffers.put(sbuf);
                     break 'txn End::ServerError;
                 }
@@ -1399,7 +1457,11 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         }
         match sent_body {
             BodyEnd::Done => {}
-            BodyEnd::Invalid(_) | BodyEnd::SrcError | BodyEnd::SrcTimeout => break End::ServerError,
+            BodyEnd::Invalid(e, at) => {
+                crate::control::errors::body_error(rt, crate::control::errors::Dir::Response, fe_idx, be_idx, srv_idx, src.get(), &rest, at, &e);
+                break End::ServerError;
+            }
+            BodyEnd::SrcError | BodyEnd::SrcTimeout => break End::ServerError,
             BodyEnd::DstTimeout => break End::ClientTimeout,
             BodyEnd::DstError => break End::ClientError,
         }

@@ -13,6 +13,7 @@ use super::io::EpollConn;
 use super::limit::ConnSlot;
 use super::listener::{BoundListener, StdListener};
 use super::pipe::PipePool;
+use crate::control::sessions::NewSession;
 use crate::l4::session::{self, Worker};
 use crate::route::RouteTable;
 
@@ -53,13 +54,13 @@ pub fn spawn(rt: Arc<RouteTable>, listeners: Vec<Vec<BoundListener>>, stop: watc
                 pin(&c);
             }
             crate::control::counters::set_worker(i);
-            worker_main(rt, ls, stop);
+            worker_main(i, rt, ls, stop);
         })?);
     }
     Ok(handles)
 }
 
-fn worker_main(rt: Arc<RouteTable>, listeners: Vec<BoundListener>, mut stop: watch::Receiver<Stop>) {
+fn worker_main(index: usize, rt: Arc<RouteTable>, listeners: Vec<BoundListener>, mut stop: watch::Receiver<Stop>) {
     // A `LocalRuntime` runs `!Send` tasks in its own scheduler. A `LocalSet` driven by
     // `block_on` would do the same, but every `spawn_local` then wakes the root future through the
     // driver: an eventfd write per accepted connection, for nothing.
@@ -75,6 +76,7 @@ fn worker_main(rt: Arc<RouteTable>, listeners: Vec<BoundListener>, mut stop: wat
         buffers: super::pipe::BufferPool::new(BUFFERS_KEPT),
         http_pool: crate::l7::pool::ServerPool::default(),
         splice_ok: Cell::new(!rt.process.nosplice),
+        sessions: crate::control::sessions::registry().shard(index),
         rt,
     });
     let active = Rc::new(Cell::new(0usize));
@@ -155,9 +157,11 @@ impl AcceptLoop {
         Some((g, f))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn start(
         &self,
         fe: usize,
+        bind: usize,
         conn: EpollConn,
         peer: Option<std::net::SocketAddr>,
         local: Option<std::net::SocketAddr>,
@@ -170,15 +174,18 @@ impl AcceptLoop {
             let counters = w.rt.frontends[fe].counters.clone();
             counters.session_start();
             let accepted = std::time::Instant::now();
+            // Listed by `show sess` until the session ends.
+            let sess = w.sessions.register(NewSession { frontend: fe, bind, src: peer }, crate::control::sessions::registry().epoch());
             // The session futures are boxed, and an HTTP connection without connection or
             // session rules first waits for its first bytes in this small task: an idle client
             // connection costs the task and its socket, not a whole session's state.
             let _end = if w.rt.frontends[fe].mode == crate::config::model::Mode::Http {
                 crate::l7::session::wait_first_bytes(&w.rt.frontends[fe], &conn).await;
-                Box::pin(crate::l7::session::run(w, fe, conn, peer, accepted)).await
+                Box::pin(crate::l7::session::run(w.clone(), fe, conn, peer, accepted, &sess)).await
             } else {
-                Box::pin(session::run(w, fe, conn, peer, local, accept_proxy)).await
+                Box::pin(session::run(w.clone(), fe, conn, peer, local, accept_proxy, &sess)).await
             };
+            drop(sess);
             counters.session_end();
             drop(permits);
             active.set(active.get() - 1);
@@ -223,7 +230,7 @@ impl AcceptLoop {
             };
             match accepted {
                 // The local address is looked up by the session only if something needs it.
-                Ok((conn, peer)) => self.start(fe, conn, peer, None, accept_proxy, permits),
+                Ok((conn, peer)) => self.start(fe, bind, conn, peer, None, accept_proxy, permits),
                 // Out of descriptors or memory: back off instead of spinning on the listener.
                 Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
             }
