@@ -108,10 +108,13 @@ pub fn resolve_server_names(cfg: &mut Config, diags: &mut Diags) {
     }
 }
 
-/// A file named by the configuration must exist when it is checked, as HAProxy loads it then.
+/// A file named by the configuration must exist when it is checked, as HAProxy loads it then,
+/// and be a file: a directory would pass here and fail when the routing table reads it.
 pub fn check_file(path: &str, span: &super::diag::Span, kw: &str, diags: &mut Diags) {
-    if std::fs::metadata(path).is_err() {
-        diags.alert(Some(span), Some(kw), format!("cannot open file '{path}'"));
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => diags.alert(Some(span), Some(kw), format!("'{path}' is a directory, not a file")),
+        Ok(_) => {}
+        Err(_) => diags.alert(Some(span), Some(kw), format!("cannot open file '{path}'")),
     }
 }
 

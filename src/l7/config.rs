@@ -431,6 +431,7 @@ fn status_code(a: &ActionArgs<'_>, text: &str, range: std::ops::RangeInclusive<u
 
 fn check_file(path: &str) -> Result<(), String> {
     match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Err(format!("'{path}' is a directory, not a file")),
         Ok(_) => Ok(()),
         Err(_) => Err(format!("cannot open file '{path}'")),
     }
@@ -1554,6 +1555,8 @@ mod tests {
         assert!(has(&req_err("return content-type text/html file /nonexistent/x.html"), &["t.cfg:5", "cannot open file '/nonexistent/x.html'"]));
         let HttpAction::Return(r) = req(&format!("return content-type text/plain file {}", existing_file())) else { panic!() };
         assert_eq!(r.body, ReplyBody::File(existing_file()));
+        // A directory is no reply file: it would pass here and fail when the table reads it.
+        assert!(has(&req_err("return content-type text/html file /tmp"), &["t.cfg:5", "'/tmp' is a directory"]));
     }
 
     #[test]
