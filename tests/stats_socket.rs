@@ -299,3 +299,38 @@ fn show_stat_reports_the_last_health_check() {
     assert_eq!(field("dead", "status"), "DOWN", "{out}");
     assert!(field("dead", "chkfail").parse::<u64>().unwrap() >= 1, "{out}");
 }
+
+/// `show stat` sums the counters of every worker: with two workers, sessions spread over both
+/// (the kernel balances `SO_REUSEPORT` listeners) are all counted on the frontend, the backend and
+/// the server, and bytes too.
+#[test]
+fn counters_of_both_workers_are_summed() {
+    let a = Backend::named("a");
+    let port = free_port();
+    let sock = temp_dir("stats2").join("s.sock");
+    let cfg = format!(
+        "global\n  nbthread 2\n  stats socket {} level admin\ndefaults\n  mode tcp\n  timeout connect 1s\n  timeout client 10s\n  timeout server 10s\nlisten l\n  bind 127.0.0.1:{port}\n  server a {}\n",
+        sock.display(),
+        a.addr()
+    );
+    let _d = Sluiced::start(&cfg, &[port]);
+    const N: u64 = 40;
+    for _ in 0..N {
+        assert_eq!(which_server(port), "a");
+    }
+    // The last session may still be ending on its worker: wait until the frontend has none open.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut csv = ask(&sock, "show stat");
+    while Instant::now() < deadline && !csv.lines().any(|l| l.starts_with("l,FRONTEND,") && l.split(',').nth(4) == Some("0")) {
+        std::thread::sleep(Duration::from_millis(50));
+        csv = ask(&sock, "show stat");
+    }
+    let header: Vec<&str> = csv.lines().next().unwrap().trim_start_matches("# ").split(',').collect();
+    let field = |sv: &str, name: &str| -> u64 {
+        let i = header.iter().position(|c| *c == name).unwrap();
+        let row = csv.lines().find(|l| l.split(',').nth(1) == Some(sv)).unwrap();
+        row.split(',').nth(i).unwrap().parse().unwrap_or(0)
+    };
+    assert_eq!((field("FRONTEND", "stot"), field("a", "stot"), field("BACKEND", "stot")), (N, N, N), "{csv}");
+    assert!(field("a", "bout") >= N, "{csv}");
+}

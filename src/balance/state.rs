@@ -5,6 +5,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
+
+use crate::control::counters::Sharded;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use arc_swap::ArcSwap;
@@ -65,6 +67,24 @@ pub enum ConnectAddr {
 pub struct PoolLimit {
     pub max: Option<usize>,
     pub idle: AtomicUsize,
+}
+
+/// A server's traffic counters: one set per worker, each on its own cache lines, summed when read.
+#[derive(Debug, Default)]
+pub struct ServerCounts {
+    pub total_conns: AtomicU64,
+    pub conn_errors: AtomicU64,
+    pub retries: AtomicU64,
+    pub redispatches: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+}
+
+/// A backend's own counters, per worker like [`ServerCounts`].
+#[derive(Debug, Default)]
+pub struct BackendCounts {
+    pub total_conns: AtomicU64,
+    pub no_server: AtomicU64,
 }
 
 /// One server, shared by every worker.
@@ -136,12 +156,8 @@ pub struct ServerState {
     pub queued: AtomicU32,
     /// PROXY protocol version to send: 0 none, 1 or 2.
     pub send_proxy: u8,
-    pub total_conns: AtomicU64,
-    pub conn_errors: AtomicU64,
-    pub retries: AtomicU64,
-    pub redispatches: AtomicU64,
-    pub bytes_in: AtomicU64,
-    pub bytes_out: AtomicU64,
+    /// Traffic counters, per worker (summed by [`Self::total_conns`] and the other readers).
+    pub counts: Sharded<ServerCounts>,
     /// `observe`: which live-traffic errors count against the server's health.
     pub observe: Observe,
     /// Consecutive errors seen on live traffic under `observe`; the check engine reads and resets
@@ -210,12 +226,7 @@ impl ServerState {
             maxqueue: 0,
             queued: AtomicU32::new(0),
             send_proxy: 0,
-            total_conns: AtomicU64::new(0),
-            conn_errors: AtomicU64::new(0),
-            retries: AtomicU64::new(0),
-            redispatches: AtomicU64::new(0),
-            bytes_in: AtomicU64::new(0),
-            bytes_out: AtomicU64::new(0),
+            counts: Sharded::default(),
             observe: Observe::None,
             observed_errors: AtomicU32::new(0),
             latency: super::latency::Latency::default(),
@@ -249,6 +260,33 @@ impl ServerState {
     }
 
     /// The data plane reports a connection attempt to this server (`observe`).
+    pub fn total_conns(&self) -> u64 {
+        self.counts.sum(|c| &c.total_conns)
+    }
+    pub fn conn_errors(&self) -> u64 {
+        self.counts.sum(|c| &c.conn_errors)
+    }
+    pub fn retries(&self) -> u64 {
+        self.counts.sum(|c| &c.retries)
+    }
+    pub fn redispatches(&self) -> u64 {
+        self.counts.sum(|c| &c.redispatches)
+    }
+    pub fn bytes_in(&self) -> u64 {
+        self.counts.sum(|c| &c.bytes_in)
+    }
+    pub fn bytes_out(&self) -> u64 {
+        self.counts.sum(|c| &c.bytes_out)
+    }
+    /// `clear counters all`.
+    pub fn clear_counts(&self) {
+        for c in self.counts.each() {
+            for a in [&c.total_conns, &c.conn_errors, &c.retries, &c.redispatches, &c.bytes_in, &c.bytes_out] {
+                a.store(0, Ordering::Relaxed);
+            }
+        }
+    }
+
     pub fn observe_connect(&self, ok: bool) {
         match (self.observe, ok) {
             (Observe::None, _) | (Observe::Layer7, true) => {}
@@ -398,9 +436,8 @@ pub struct BackendState {
     pub slot_freed: tokio::sync::Notify,
     /// Streams waiting in the backend queue now.
     pub queued: AtomicU32,
-    pub total_conns: AtomicU64,
-    /// Connections that found no server at all.
-    pub no_server: AtomicU64,
+    /// Connections sent to the backend, and those that found no server at all, per worker.
+    pub counts: Sharded<BackendCounts>,
     /// Bumped when a server moves or is deleted: the workers' idle pools then close connections
     /// to the old address.
     pub conn_changes: AtomicU64,
@@ -419,14 +456,27 @@ impl BackendState {
             opts,
             slot_freed: tokio::sync::Notify::new(),
             queued: AtomicU32::new(0),
-            total_conns: AtomicU64::new(0),
-            no_server: AtomicU64::new(0),
+            counts: Sharded::default(),
             conn_changes: AtomicU64::new(0),
             latency: super::latency::Latency::default(),
         }
     }
 
     /// Usable servers now (`nbsrv`): active ones, or backups when no active one is usable.
+    pub fn total_conns(&self) -> u64 {
+        self.counts.sum(|c| &c.total_conns)
+    }
+    pub fn no_server(&self) -> u64 {
+        self.counts.sum(|c| &c.no_server)
+    }
+    /// `clear counters all`.
+    pub fn clear_counts(&self) {
+        for c in self.counts.each() {
+            c.total_conns.store(0, Ordering::Relaxed);
+            c.no_server.store(0, Ordering::Relaxed);
+        }
+    }
+
     pub fn usable_count(&self) -> usize {
         let active = self.servers.iter().filter(|s| !s.backup && s.usable()).count();
         if active > 0 { active } else { self.servers.iter().filter(|s| s.backup && s.usable()).count() }
@@ -454,8 +504,8 @@ impl BackendState {
                 return if others_usable { Pick::Full } else { Pick::NoServer };
             };
             if self.servers[i].try_acquire() {
-                self.servers[i].total_conns.fetch_add(1, Ordering::Relaxed);
-                self.total_conns.fetch_add(1, Ordering::Relaxed);
+                self.servers[i].counts.mine().total_conns.fetch_add(1, Ordering::Relaxed);
+                self.counts.mine().total_conns.fetch_add(1, Ordering::Relaxed);
                 return Pick::Server(i);
             }
             // Lost a race for the last slot with another worker: try the others.
@@ -471,8 +521,8 @@ impl BackendState {
         if !s.try_acquire() {
             return false;
         }
-        s.total_conns.fetch_add(1, Ordering::Relaxed);
-        self.total_conns.fetch_add(1, Ordering::Relaxed);
+        s.counts.mine().total_conns.fetch_add(1, Ordering::Relaxed);
+        self.counts.mine().total_conns.fetch_add(1, Ordering::Relaxed);
         true
     }
 

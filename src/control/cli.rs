@@ -272,7 +272,7 @@ fn exec(ctx: &Ctx, level: StatsLevel, words: &[&str]) -> Result<String, String> 
         },
         ["show", "activity", ..] => {
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-            let conns: u64 = rt.backends.iter().map(|b| b.state.total_conns.load(Ordering::Relaxed)).sum();
+            let conns: u64 = rt.backends.iter().map(|b| b.state.total_conns()).sum();
             format!(
                 "thread_id: 0 (1..{})\ndate_now: {}.{:06}\nuptime_now: {}.{:06}\nctr0: {conns} (connections to servers)\n",
                 rt.process.nbthread.unwrap_or(1),
@@ -306,12 +306,9 @@ fn exec(ctx: &Ctx, level: StatsLevel, words: &[&str]) -> Result<String, String> 
             }
             for b in &rt.backends {
                 b.counters.clear();
-                b.state.total_conns.store(0, Ordering::Relaxed);
-                b.state.no_server.store(0, Ordering::Relaxed);
+                b.state.clear_counts();
                 for s in &b.state.servers {
-                    for c in [&s.total_conns, &s.conn_errors, &s.retries, &s.redispatches, &s.bytes_in, &s.bytes_out] {
-                        c.store(0, Ordering::Relaxed);
-                    }
+                    s.clear_counts();
                 }
             }
             String::new()

@@ -27,9 +27,41 @@ fn shard_count() -> usize {
     *N.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 64))
 }
 
-/// One worker's part of a [`ProxyCounters`], alone on its cache lines.
+/// A value per worker, each alone on its cache lines: workers add to [`Sharded::mine`], readers
+/// sum every shard with [`Sharded::sum`].
+#[derive(Debug)]
+pub struct Sharded<T> {
+    shards: Box<[Padded<T>]>,
+}
+
 #[derive(Debug, Default)]
 #[repr(align(128))]
+struct Padded<T>(T);
+
+impl<T: Default> Default for Sharded<T> {
+    fn default() -> Sharded<T> {
+        Sharded { shards: (0..shard_count()).map(|_| Padded(T::default())).collect() }
+    }
+}
+
+impl<T> Sharded<T> {
+    /// This worker's shard.
+    #[inline]
+    pub fn mine(&self) -> &T {
+        &self.shards[SHARD.with(Cell::get) % self.shards.len()].0
+    }
+    /// A counter summed over every worker.
+    pub fn sum(&self, f: impl Fn(&T) -> &AtomicU64) -> u64 {
+        self.shards.iter().map(|s| f(&s.0).load(Relaxed)).sum()
+    }
+    /// Every shard, to clear them.
+    pub fn each(&self) -> impl Iterator<Item = &T> {
+        self.shards.iter().map(|s| &s.0)
+    }
+}
+
+/// One worker's part of a [`ProxyCounters`].
+#[derive(Debug, Default)]
 pub struct Shard {
     /// Sessions accepted (frontend) or sent to this backend.
     pub sessions: AtomicU64,
@@ -54,12 +86,12 @@ pub struct ProxyCounters {
     pub cur_sessions: AtomicU64,
     /// Highest `cur_sessions` seen.
     pub max_sessions: AtomicU64,
-    shards: Box<[Shard]>,
+    shards: Sharded<Shard>,
 }
 
 impl Default for ProxyCounters {
     fn default() -> ProxyCounters {
-        ProxyCounters { cur_sessions: AtomicU64::new(0), max_sessions: AtomicU64::new(0), shards: (0..shard_count()).map(|_| Shard::default()).collect() }
+        ProxyCounters { cur_sessions: AtomicU64::new(0), max_sessions: AtomicU64::new(0), shards: Sharded::default() }
     }
 }
 
@@ -67,11 +99,11 @@ impl ProxyCounters {
     /// This worker's shard.
     #[inline]
     pub fn mine(&self) -> &Shard {
-        &self.shards[SHARD.with(Cell::get) % self.shards.len()]
+        self.shards.mine()
     }
     /// A counter summed over every worker.
     pub fn sum(&self, f: impl Fn(&Shard) -> &AtomicU64) -> u64 {
-        self.shards.iter().map(|s| f(s).load(Relaxed)).sum()
+        self.shards.sum(f)
     }
     pub fn sessions(&self) -> u64 {
         self.sum(|s| &s.sessions)
@@ -98,7 +130,7 @@ impl ProxyCounters {
     /// `clear counters all`: every counter back to 0.
     pub fn clear(&self) {
         self.max_sessions.store(self.cur_sessions.load(Relaxed), Relaxed);
-        for s in self.shards.iter() {
+        for s in self.shards.each() {
             for c in [&s.sessions, &s.requests, &s.denied_requests, &s.request_errors, &s.bytes_in, &s.bytes_out].into_iter().chain(&s.responses) {
                 c.store(0, Relaxed);
             }

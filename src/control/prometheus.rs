@@ -193,15 +193,13 @@ type ServerMetric = (&'static str, &'static str, &'static str, fn(&ServerState) 
 const SERVER_COUNTERS: &[ServerMetric] = &[
     ("current_queue", "gauge", "Number of current queued connections", |s| u64::from(s.queued.load(Ordering::Relaxed))),
     ("current_sessions", "gauge", "Number of current sessions on the frontend, backend or server", |s| u64::from(s.cur_conns.load(Ordering::Relaxed))),
-    ("sessions_total", "counter", "Total number of sessions since process started", |s| s.total_conns.load(Ordering::Relaxed)),
-    ("bytes_in_total", "counter", "Total number of request bytes since process started", |s| s.bytes_in.load(Ordering::Relaxed)),
-    ("bytes_out_total", "counter", "Total number of response bytes since process started", |s| s.bytes_out.load(Ordering::Relaxed)),
-    ("connection_errors_total", "counter", "Total number of failed connections to server since the worker process started", |s| {
-        s.conn_errors.load(Ordering::Relaxed)
-    }),
-    ("retry_warnings_total", "counter", "Total number of server connection retries since the worker process started", |s| s.retries.load(Ordering::Relaxed)),
+    ("sessions_total", "counter", "Total number of sessions since process started", |s| s.total_conns()),
+    ("bytes_in_total", "counter", "Total number of request bytes since process started", |s| s.bytes_in()),
+    ("bytes_out_total", "counter", "Total number of response bytes since process started", |s| s.bytes_out()),
+    ("connection_errors_total", "counter", "Total number of failed connections to server since the worker process started", |s| s.conn_errors()),
+    ("retry_warnings_total", "counter", "Total number of server connection retries since the worker process started", |s| s.retries()),
     ("redispatch_warnings_total", "counter", "Total number of server redispatches due to connection failures since the worker process started", |s| {
-        s.redispatches.load(Ordering::Relaxed)
+        s.redispatches()
     }),
 ];
 
@@ -318,7 +316,7 @@ fn render_backends(o: &mut Out, rt: &RouteTable) {
             }
             if *metric == "sessions_total" {
                 // The backend counts its own sessions, including those that found no server.
-                v = be.state.total_conns.load(Ordering::Relaxed);
+                v = be.state.total_conns();
             }
             o.sample(&name, &[("proxy", &be.name)], v);
         }

@@ -571,14 +571,14 @@ pub fn server_row(be: &Backend, i: usize) -> StatRow {
     if maxconn > 0 {
         r.u32("slim", u64::from(maxconn));
     }
-    r.u64("stot", load(&s.total_conns));
-    r.u64("bin", load(&s.bytes_in));
-    r.u64("bout", load(&s.bytes_out));
+    r.u64("stot", s.total_conns());
+    r.u64("bin", s.bytes_in());
+    r.u64("bout", s.bytes_out());
     r.u64("dresp", 0);
-    r.u64("econ", load(&s.conn_errors));
+    r.u64("econ", s.conn_errors());
     r.u64("eresp", 0);
-    r.u64("wretr", load(&s.retries));
-    r.u64("wredis", load(&s.redispatches));
+    r.u64("wretr", s.retries());
+    r.u64("wredis", s.redispatches());
     r.s("status", server_status(s, check.is_some()));
     r.u32("weight", u64::from(s.weight()));
     r.u32("act", u64::from(!s.backup));
@@ -589,7 +589,7 @@ pub fn server_row(be: &Backend, i: usize) -> StatRow {
     r.u32("pid", 1);
     r.u32("iid", u64::from(be.id));
     r.u32("sid", u64::from(s.id));
-    r.u64("lbtot", load(&s.total_conns));
+    r.u64("lbtot", s.total_conns());
     r.u32("type", 2);
     r.u32("rate", 0);
     r.u32("rate_max", 0);
@@ -617,15 +617,15 @@ pub fn server_row(be: &Backend, i: usize) -> StatRow {
         r.s("addr", a);
     }
     r.s("mode", mode_name(be.mode));
-    r.u64("connect", load(&s.total_conns));
+    r.u64("connect", s.total_conns());
     r.zeros(&["qtime_max", "ctime_max", "rtime_max", "ttime_max", "eint", "idle_conn_cur", "safe_conn_cur", "need_conn_est", "priv_idle_cur"]);
     r.u32("used_conn_cur", u64::from(s.cur_conns.load(Relaxed)));
     r.u32("uweight", u64::from(s.weight()));
     r.u32("srid", 0);
-    r.u64("reqbin", load(&s.bytes_in));
+    r.u64("reqbin", s.bytes_in());
     r.u64("reqbout", 0);
     r.u64("resbin", 0);
-    r.u64("resbout", load(&s.bytes_out));
+    r.u64("resbout", s.bytes_out());
     r.s("-", "-");
     for m in &MODULE_COLUMNS[1..6] {
         r.u64(m, 0);
@@ -652,15 +652,15 @@ pub fn backend_row(be: &Backend) -> StatRow {
     if let Some(m) = be.stats_info.slim {
         r.u32("slim", u64::from(m));
     }
-    r.u64("stot", load(&st.total_conns));
-    r.u64("bin", sum(&|s| load(&s.bytes_in)));
-    r.u64("bout", sum(&|s| load(&s.bytes_out)));
+    r.u64("stot", st.total_conns());
+    r.u64("bin", sum(&|s| s.bytes_in()));
+    r.u64("bout", sum(&|s| s.bytes_out()));
     r.u64("dreq", c.denied_requests());
     r.u64("dresp", 0);
-    r.u64("econ", sum(&|s| load(&s.conn_errors)));
+    r.u64("econ", sum(&|s| s.conn_errors()));
     r.u64("eresp", 0);
-    r.u64("wretr", sum(&|s| load(&s.retries)));
-    r.u64("wredis", sum(&|s| load(&s.redispatches)));
+    r.u64("wretr", sum(&|s| s.retries()));
+    r.u64("wredis", sum(&|s| s.redispatches()));
     r.s("status", if act + bck > 0 { "UP" } else { "DOWN" });
     r.u32("weight", weight);
     r.u32("act", act);
@@ -668,7 +668,7 @@ pub fn backend_row(be: &Backend) -> StatRow {
     r.u32("pid", 1);
     r.u32("iid", u64::from(be.id));
     r.u32("sid", 0);
-    r.u64("lbtot", load(&st.total_conns));
+    r.u64("lbtot", st.total_conns());
     r.u32("type", 1);
     r.u32("rate", 0);
     r.u32("rate_max", 0);
@@ -681,20 +681,20 @@ pub fn backend_row(be: &Backend) -> StatRow {
     r.set("lastsess", Value::S32(-1));
     r.s("mode", mode_name(be.mode));
     r.s("algo", be.stats_info.algo);
-    r.u64("connect", load(&st.total_conns));
+    r.u64("connect", st.total_conns());
     r.zeros(&["qtime_max", "ctime_max", "rtime_max", "ttime_max", "eint"]);
     r.u32("uweight", weight);
     r.zeros(&["agg_server_status", "agg_server_check_status", "agg_check_status"]);
-    r.u64("reqbin", sum(&|s| load(&s.bytes_in)));
+    r.u64("reqbin", sum(&|s| s.bytes_in()));
     r.u64("reqbout", 0);
     r.u64("resbin", 0);
-    r.u64("resbout", sum(&|s| load(&s.bytes_out)));
+    r.u64("resbout", sum(&|s| s.bytes_out()));
     r.s("-", "-");
     for m in &MODULE_COLUMNS[1..] {
         r.u64(m, 0);
     }
     if http {
-        r.u64("h1_total_connections", load(&st.total_conns));
+        r.u64("h1_total_connections", st.total_conns());
         r.u64("h1_total_streams", c.requests());
     }
     r
@@ -878,7 +878,7 @@ pub fn info_values(rt: &RouteTable, info: &ProcessInfo) -> Vec<(&'static str, Va
     let maxconn = u64::from(limits.maxconn.max().unwrap_or(0));
     let hard_maxconn = u64::from(limits.hard_maxconn.unwrap_or(0));
     let listeners = rt.frontends.iter().map(|f| f.binds.len() as u64).sum::<u64>();
-    let bytes_out = rt.backends.iter().flat_map(|b| b.state.servers.iter()).map(|s| load(&s.bytes_in)).sum::<u64>();
+    let bytes_out = rt.backends.iter().flat_map(|b| b.state.servers.iter()).map(|s| s.bytes_in()).sum::<u64>();
     let version = version_string();
     INFO_FIELDS
         .iter()

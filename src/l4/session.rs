@@ -361,7 +361,7 @@ async fn session(
         if write_all(&server, first, 0).await.0.is_err() {
             return End::ServerError;
         }
-        srv.bytes_in.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        srv.counts.mine().bytes_in.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
     }
     let io = crate::log::record::Transfer::default();
     io.up.set(buf.len() as u64);
@@ -490,7 +490,7 @@ pub(crate) async fn connect_from(be: &Backend, key: &PickKey, dst: &Dst<'_>, mut
         match result {
             Ok(c) => return Some((idx, c)),
             Err(_) => {
-                srv.conn_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                srv.counts.mine().conn_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         }
         if attempt >= be.retries {
@@ -498,7 +498,7 @@ pub(crate) async fn connect_from(be: &Backend, key: &PickKey, dst: &Dst<'_>, mut
             return None;
         }
         attempt += 1;
-        srv.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        srv.counts.mine().retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let retries_left = be.retries - attempt;
         let redispatch_now = match be.redispatch {
             None => false,
@@ -510,7 +510,7 @@ pub(crate) async fn connect_from(be: &Backend, key: &PickKey, dst: &Dst<'_>, mut
         if redispatch_now {
             tried.push(idx);
             state.release(idx);
-            srv.redispatches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            srv.counts.mine().redispatches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             match pick_queued(be, key, &tried).await {
                 Some(i) => idx = i,
                 // Every other server failed too: try the excluded ones again.
@@ -566,7 +566,7 @@ async fn pick_queued(be: &Backend, key: &PickKey, exclude: &[usize]) -> Option<u
         match state.pick(key, exclude) {
             Pick::Server(i) => return Some(i),
             Pick::NoServer => {
-                state.no_server.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                state.counts.mine().no_server.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 return None;
             }
             Pick::Full => {}
@@ -785,7 +785,8 @@ pub(crate) async fn tunnel_pub(
     // Once connected, `timeout tunnel` replaces the client and server timeouts when set.
     let c_side = Side::new(be.timeout_tunnel.or(fe.timeout_client));
     let s_side = Side::new(be.timeout_tunnel.or(be.timeout_server));
-    let (up, down) = (Counter { srv: &srv.bytes_in, stream: &io.up }, Counter { srv: &srv.bytes_out, stream: &io.down });
+    let mine = srv.counts.mine();
+    let (up, down) = (Counter { srv: &mine.bytes_in, stream: &io.up }, Counter { srv: &mine.bytes_out, stream: &io.down });
     let c2s = forward(w, be.splice.request, client, server, &c_side, &s_side, &up);
     let s2c = forward(w, be.splice.response, server, client, &s_side, &c_side, &down);
     tokio::pin!(c2s, s2c);

@@ -1242,7 +1242,7 @@ async fn serve(
         let moved = std::cell::Cell::new(0u64);
         let sent_body = forward_body(&client, &mut cbuf, &server, framing, fe.timeout_client, be.timeout_server, &moved).await;
         let req_bytes = head_bytes + moved.get();
-        srv.bytes_in.fetch_add(req_bytes, std::sync::atomic::Ordering::Relaxed);
+        srv.counts.mine().bytes_in.fetch_add(req_bytes, std::sync::atomic::Ordering::Relaxed);
         fe.counters.add_in(req_bytes);
         be.counters.add_in(req_bytes);
         if let Some(r) = rec.as_deref_mut() {
@@ -1436,7 +1436,7 @@ async fn serve(
                 break End::ServerError;
             }
             let io = crate::log::record::Transfer::default();
-            srv.bytes_out.fetch_add(res_head_bytes, std::sync::atomic::Ordering::Relaxed);
+            srv.counts.mine().bytes_out.fetch_add(res_head_bytes, std::sync::atomic::Ordering::Relaxed);
             let end = crate::l4::session::tunnel_pub(&w, fe, be, &client, &server, srv, &io).await;
             fe.counters.bytes(io.up.get(), io.down.get() + res_head_bytes);
             be.counters.bytes(io.up.get(), io.down.get() + res_head_bytes);
@@ -1449,7 +1449,7 @@ async fn serve(
         let moved = std::cell::Cell::new(0u64);
         let sent_body = forward_body(&server, &mut rest, &client, rframing, be.timeout_server, fe.timeout_client, &moved).await;
         let res_bytes = res_head_bytes + moved.get();
-        srv.bytes_out.fetch_add(res_bytes, std::sync::atomic::Ordering::Relaxed);
+        srv.counts.mine().bytes_out.fetch_add(res_bytes, std::sync::atomic::Ordering::Relaxed);
         fe.counters.add_out(res_bytes);
         be.counters.add_out(res_bytes);
         if let Some(r) = rec.as_deref_mut() {
