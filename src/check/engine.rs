@@ -503,8 +503,10 @@ async fn run(plan: Plan) {
     for (_, t) in &plan.trackers {
         t.set_up(health.is_up());
     }
-    tokio::time::sleep(jitter(plan.first_delay, plan.spread, &seed)).await;
     let mut ramp: Option<tokio::task::JoinHandle<()>> = None;
+    // The first check waits its turn (checks are spread over `inter`), but live errors seen
+    // meanwhile are acted on at once.
+    nap_until(&plan, &mut health, &mut ramp, tokio::time::Instant::now() + jitter(plan.first_delay, plan.spread, &seed)).await;
     loop {
         if plan.server.is_deleted() {
             if let Some(r) = ramp.take() {
@@ -558,34 +560,39 @@ async fn run(plan: Plan) {
         } else {
             plan.inter
         };
-        let mut wake = tokio::time::Instant::now() + jitter(next, plan.spread, &seed).saturating_sub(started.elapsed().min(next / 2));
-        // Sleep until the next check; under `observe`, wake every 50ms to act on live errors.
-        loop {
-            if plan.observe && plan.server.observed_errors.load(Ordering::Relaxed) >= plan.error_limit {
-                plan.server.observed_errors.store(0, Ordering::Relaxed);
-                let outcome = Outcome::new(CheckStatus::Hana, format!("Detected {} consecutive errors", plan.error_limit));
-                let change = match plan.on_error {
-                    OnError::FastInter => None,
-                    OnError::FailCheck => health.failure(),
-                    OnError::SuddenDeath => {
-                        health.sudden_death();
-                        None
-                    }
-                    OnError::MarkDown => health.mark_down(),
-                };
-                if let Some(t) = change {
-                    transition(&plan, &mut ramp, t, &outcome, Duration::ZERO);
+        let wake = tokio::time::Instant::now() + jitter(next, plan.spread, &seed).saturating_sub(started.elapsed().min(next / 2));
+        nap_until(&plan, &mut health, &mut ramp, wake).await;
+    }
+}
+
+/// Sleeps until `wake`, the next check; under `observe`, wakes every 50ms to act on the errors
+/// live traffic reported (`on-error`), which may bring the next check closer.
+async fn nap_until(plan: &Plan, health: &mut Health, ramp: &mut Option<tokio::task::JoinHandle<()>>, mut wake: tokio::time::Instant) {
+    loop {
+        if plan.observe && plan.server.observed_errors.load(Ordering::Relaxed) >= plan.error_limit {
+            plan.server.observed_errors.store(0, Ordering::Relaxed);
+            let outcome = Outcome::new(CheckStatus::Hana, format!("Detected {} consecutive errors", plan.error_limit));
+            let change = match plan.on_error {
+                OnError::FastInter => None,
+                OnError::FailCheck => health.failure(),
+                OnError::SuddenDeath => {
+                    health.sudden_death();
+                    None
                 }
-                // Every `on-error` mode checks again after `fastinter`.
-                wake = tokio::time::Instant::now() + plan.fastinter;
+                OnError::MarkDown => health.mark_down(),
+            };
+            if let Some(t) = change {
+                transition(plan, ramp, t, &outcome, Duration::ZERO);
             }
-            let now = tokio::time::Instant::now();
-            if now >= wake {
-                break;
-            }
-            let nap = if plan.observe { (wake - now).min(Duration::from_millis(50)) } else { wake - now };
-            tokio::time::sleep(nap).await;
+            // Every `on-error` mode checks again after `fastinter`.
+            wake = tokio::time::Instant::now() + plan.fastinter;
         }
+        let now = tokio::time::Instant::now();
+        if now >= wake {
+            break;
+        }
+        let nap = if plan.observe { (wake - now).min(Duration::from_millis(50)) } else { wake - now };
+        tokio::time::sleep(nap).await;
     }
 }
 

@@ -57,6 +57,33 @@ pub struct NewSession {
     pub src: Option<SocketAddr>,
 }
 
+/// The future of [`Session::killed`]. The session task polls it at every wake-up (it is one
+/// branch of a `select!`), so after the first poll, which stores the task's waker, a poll is one
+/// atomic load: no lock, no waiter list.
+pub struct Killed<'a> {
+    session: &'a Session,
+    registered: bool,
+}
+
+impl Future for Killed<'_> {
+    type Output = ();
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if self.session.killed.load(Ordering::Acquire) {
+            return std::task::Poll::Ready(());
+        }
+        if !self.registered {
+            // A session's task is polled by its one worker with the same waker for its whole
+            // life, so storing it once is enough.
+            *self.session.waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
+            self.registered = true;
+            if self.session.killed.load(Ordering::SeqCst) {
+                return std::task::Poll::Ready(());
+            }
+        }
+        std::task::Poll::Pending
+    }
+}
+
 /// One client connection as the stats socket sees it.
 #[derive(Debug)]
 pub struct Session {
@@ -80,7 +107,8 @@ pub struct Session {
     /// Transactions started: HTTP requests, 1 for a TCP session (`calls=`).
     calls: AtomicU32,
     killed: AtomicBool,
-    kill: tokio::sync::Notify,
+    /// The session task's waker, stored by [`Killed`] on its first poll, woken by [`Session::kill`].
+    waker: Mutex<Option<std::task::Waker>>,
 }
 
 impl Session {
@@ -118,20 +146,14 @@ impl Session {
     /// `shutdown session`: the session's task ends at its next wake-up, which this causes.
     pub fn kill(&self) {
         self.killed.store(true, Ordering::SeqCst);
-        self.kill.notify_waiters();
+        if let Some(w) = self.waker.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            w.wake();
+        }
     }
     /// Resolves once [`Self::kill`] ran. The session's task selects on it; dropping the session
     /// future closes both of its connections.
-    pub async fn killed(&self) {
-        loop {
-            let n = self.kill.notified();
-            tokio::pin!(n);
-            n.as_mut().enable();
-            if self.killed.load(Ordering::SeqCst) {
-                return;
-            }
-            n.await;
-        }
+    pub fn killed(&self) -> Killed<'_> {
+        Killed { session: self, registered: false }
     }
 }
 
@@ -174,7 +196,7 @@ impl Shard {
             server: AtomicU32::new(NONE),
             calls: AtomicU32::new(0),
             killed: AtomicBool::new(false),
-            kill: tokio::sync::Notify::new(),
+            waker: Mutex::new(None),
         });
         let slot = match slots.free.pop() {
             Some(i) => {

@@ -176,6 +176,7 @@ pub async fn run(
     let Some(log) = w.rt.frontends[fe_idx].log.clone() else {
         let mut no_log = None;
         return tokio::select! {
+            biased;
             end = session(w, fe_idx, &client, &dst, &vars, peer, accept_proxy, sess, &mut no_log) => end,
             () = sess.killed() => End::Killed,
         };
@@ -184,6 +185,7 @@ pub async fn run(
     log.log_connect(fe_name, peer, dst.get());
     let mut rec = Some(Box::new(LogRecord::new(std::time::SystemTime::now(), std::time::Instant::now(), peer, local, fe_name, false)));
     let end = tokio::select! {
+        biased;
         end = session(w.clone(), fe_idx, &client, &dst, &vars, peer, accept_proxy, sess, &mut rec) => end,
         () = sess.killed() => End::Killed,
     };

@@ -857,6 +857,7 @@ pub async fn run(
     // outlives a killed session.
     let mut rec = None;
     let done = tokio::select! {
+        biased;
         end = serve(w.clone(), fe_idx, client, peer, accepted, sess, &mut rec) => Some(end),
         () = sess.killed() => None,
     };
