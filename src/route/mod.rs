@@ -461,16 +461,27 @@ pub(crate) fn server_state(name: &str, id: u32, addr: ServerAddr, o: &crate::con
     st
 }
 
+/// The servers that some `track` names, as (backend, server): HAProxy refuses to delete such a
+/// server at run time. Collected once, so that marking the servers stays linear in their number.
+fn tracked_servers(cfg: &Config) -> std::collections::HashSet<(&str, &str)> {
+    cfg.proxies
+        .iter()
+        .filter(|q| q.kind.has_backend())
+        .flat_map(|q| q.servers.iter().map(move |s| (q, s)))
+        .filter_map(|(q, s)| {
+            let t = s.opts.track.as_deref()?;
+            Some(match t.split_once('/') {
+                Some((b, srv)) => (b, srv),
+                None => (q.name.as_str(), t),
+            })
+        })
+        .collect()
+}
+
 /// Some other part of the configuration names server `name` of `p` (a `track`, a `use-server`
 /// rule): HAProxy refuses to delete such a server at run time.
-fn referenced(cfg: &Config, p: &Proxy, name: &str) -> bool {
-    let tracks = cfg.proxies.iter().filter(|q| q.kind.has_backend()).flat_map(|q| q.servers.iter().map(move |s| (q, s))).any(|(q, s)| {
-        s.opts.track.as_deref().is_some_and(|t| match t.split_once('/') {
-            Some((b, srv)) => b == p.name && srv == name,
-            None => q.name == p.name && t == name,
-        })
-    });
-    tracks || p.use_servers.iter().any(|u| u.server == name)
+fn referenced(tracked: &std::collections::HashSet<(&str, &str)>, p: &Proxy, name: &str) -> bool {
+    tracked.contains(&(p.name.as_str(), name)) || p.use_servers.iter().any(|u| u.server == name)
 }
 
 /// HAProxy takes dynamic servers only in backends whose algorithm is not map-based: not
@@ -718,6 +729,7 @@ impl RouteTable {
         let mut loader = crate::l7::reply::FileLoader::new(g.runtime.tune.bufsize() as usize);
         let mut backends = Vec::new();
         let mut index = std::collections::HashMap::new();
+        let tracked = tracked_servers(cfg);
         for (pi, p) in cfg.proxies.iter().enumerate().filter(|(_, p)| p.kind.has_backend()) {
             let mut servers = Vec::new();
             for (si, s) in p.servers.iter().enumerate() {
@@ -728,7 +740,7 @@ impl RouteTable {
                     Err(e) => return Err(format!("{}: server {}/{}: {e}", s.span, p.name, s.name)),
                 };
                 let mut st = server_state(&s.name, s.id.unwrap_or(si as u32 + 1), addr, o);
-                st.referenced = referenced(cfg, p, &s.name);
+                st.referenced = referenced(&tracked, p, &s.name);
                 if o.disabled || unresolved {
                     st.set_admin(balance::AdminState::Maint);
                 }
