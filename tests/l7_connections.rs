@@ -336,3 +336,45 @@ fn http_reuse_safe_gives_a_first_post_a_new_server_connection() {
     assert_eq!(http_request(port, get).0, 200);
     assert_eq!(seen.lock().unwrap().connections, 2);
 }
+
+/// Idle new connections are parked by their worker (no session yet) until their first bytes:
+/// many of them cost little, each is served when it speaks, and one that never speaks is closed
+/// once `timeout http-request` runs out, with nothing sent back.
+#[test]
+fn idle_new_connections_are_served_when_they_speak_and_closed_when_they_never_do() {
+    let (be, seen) = http_backend(|_| ok_response("app"));
+    let port = free_port();
+    let cfg = format!(
+        "global\n  nbthread 2\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n  timeout http-request 1s\n\
+         frontend f\n  bind 127.0.0.1:{port}\n  default_backend b\nbackend b\n  server s {}\n",
+        be.addr()
+    );
+    let s = Sluiced::start(&cfg, &[port]);
+    let idle: Vec<TcpStream> = (0..200).map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // A new client is served meanwhile, and so is each parked one once it sends its request
+    // (within the 1 s from its accept).
+    assert_eq!(http_request(port, b"GET /new HTTP/1.1\r\nHost: h\r\n\r\n").0, 200);
+    let mut spoke: Vec<TcpStream> = idle.into_iter().take(20).collect();
+    for c in &mut spoke {
+        c.write_all(b"GET /late HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+    }
+    for c in &mut spoke {
+        assert_eq!(read_response(c).0, 200);
+    }
+    assert_eq!(seen.lock().unwrap().requests.len(), 21);
+    // The parked-and-served clients are kept alive: a second request on one still works.
+    spoke[0].write_all(b"GET /again HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut spoke[0]).0, 200);
+    // A parked client that never speaks is closed after `timeout http-request`, silently.
+    let mut quiet = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    quiet.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let t0 = Instant::now();
+    let mut buf = Vec::new();
+    let n = quiet.read_to_end(&mut buf);
+    assert!(matches!(n, Ok(0)) || n.is_err(), "{n:?}");
+    assert!(buf.is_empty(), "sent {:?}", String::from_utf8_lossy(&buf));
+    let waited = t0.elapsed();
+    assert!(waited >= Duration::from_millis(800) && waited < Duration::from_secs(4), "closed after {waited:?}");
+    drop(s);
+}

@@ -815,31 +815,11 @@ fn conn_header(close: bool, version: Version) -> ConnHeader {
     }
 }
 
-/// The wait for an idle new connection's first bytes, before its session state exists: at most
-/// the time the first request head may take. Frontends with `tcp-request connection|session` rules
-/// do not wait here: their rules run at once, as HAProxy runs them on accept.
-pub async fn wait_first_bytes(fe: &Frontend, client: &EpollConn) {
-    if !(fe.connection_rules.is_empty() && fe.session_rules.is_empty()) {
-        return;
-    }
-    let head_timeout = fe.timeout_http_request.or(fe.timeout_client).unwrap_or(DEFAULT_HEAD_TIMEOUT);
-    // A new socket may be reported readable before any byte arrived: a one-byte peek tells, and
-    // its `WouldBlock` clears the readiness so that the next wait is for real data (or the end).
-    let first_bytes = async {
-        loop {
-            if client.ready(Interest::READABLE).await.is_err() {
-                return;
-            }
-            let peek = client.try_io(Interest::READABLE, || {
-                nix::sys::socket::recv(std::os::fd::AsRawFd::as_raw_fd(&client.fd()), &mut [0u8; 1], nix::sys::socket::MsgFlags::MSG_PEEK)
-                    .map_err(io::Error::from)
-            });
-            if !matches!(&peek, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
-                return;
-            }
-        }
-    };
-    let _ = tokio::time::timeout(head_timeout, first_bytes).await;
+/// How long a new connection may take to send its first request head: `timeout http-request`,
+/// else `timeout client`, else sluiced's default. The worker parks an idle new connection that
+/// long at most (`runtime::park`).
+pub fn first_head_timeout(fe: &Frontend) -> Duration {
+    fe.timeout_http_request.or(fe.timeout_client).unwrap_or(DEFAULT_HEAD_TIMEOUT)
 }
 
 /// Runs one client connection, accepted at `accepted`, to its end, or until `shutdown session` kills it: both of its
@@ -908,10 +888,8 @@ async fn serve(
     let mut res_head = Head::default();
     let mut out_buf: Vec<u8> = Vec::new();
     let mut first = true;
-    // The log line of the current transaction, when the frontend logs.
-    if let Some(log) = &fe.log {
-        log.log_connect(&fe.name, peer, dst.get());
-    }
+    // The log line of the current transaction, when the frontend logs. (The `Connect from`
+    // line of the default format is written by the worker at accept, before any parking.)
     *rec = fe.log.as_ref().map(|_| Box::new(LogRecord::new(std::time::SystemTime::now(), std::time::Instant::now(), peer, dst.get(), &fe.name, true)));
     let end = 'txn: loop {
         if let (Some(r), Some(log)) = (rec.as_deref_mut(), &fe.log) {

@@ -161,6 +161,11 @@ fn compile_logger(l: &Logger, warn: &mut dyn FnMut(String)) -> Option<CompiledLo
 impl LogRt {
     /// HAProxy's default format, logged at accept when no other is set:
     /// `Connect from 10.0.1.2:33312 to 10.0.3.31:8012 (www/HTTP)`.
+    /// Whether [`Self::log_connect`] writes anything (the default format with a logger).
+    pub fn logs_connect(&self) -> bool {
+        self.connect_mode.is_some() && !self.loggers.is_empty()
+    }
+
     pub fn log_connect(&self, frontend: &str, client: Option<std::net::SocketAddr>, local: Option<std::net::SocketAddr>) {
         let Some(mode) = self.connect_mode else { return };
         if self.loggers.is_empty() {

@@ -4,6 +4,7 @@ pub mod config;
 pub mod io;
 pub mod limit;
 pub mod listener;
+pub mod park;
 pub mod pipe;
 pub mod process;
 pub mod sockopt;

@@ -4,6 +4,7 @@
 //! (atomics) and the admission semaphores.
 
 use std::cell::Cell;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use tokio::sync::watch;
 use super::io::EpollConn;
 use super::limit::ConnSlot;
 use super::listener::{BoundListener, StdListener};
+use super::park::{Parked, Parking};
 use super::pipe::PipePool;
 use crate::control::sessions::NewSession;
 use crate::l4::session::{self, Worker};
@@ -82,8 +84,21 @@ fn worker_main(index: usize, rt: Arc<RouteTable>, listeners: Vec<BoundListener>,
     let active = Rc::new(Cell::new(0usize));
     let drained = Rc::new(tokio::sync::Notify::new());
     runtime.block_on(async move {
+        let parking = match Parking::new() {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("sluiced: cannot start a worker: {e}");
+                return;
+            }
+        };
+        let sp = Rc::new(Spawner { w: w.clone(), active: active.clone(), drained: drained.clone(), parking });
+        let parked = sp.clone();
+        tokio::task::spawn_local(async move {
+            let (a, b) = (parked.clone(), parked.clone());
+            parked.parking.run(move |p| a.spawn_parked(p), move |p| b.expire(p)).await;
+        });
         for l in listeners {
-            let accept = AcceptLoop { w: w.clone(), stop: stop.clone(), active: active.clone(), drained: drained.clone() };
+            let accept = AcceptLoop { sp: sp.clone(), stop: stop.clone() };
             match l.listener {
                 StdListener::Tcp(t) => match tokio::net::TcpListener::from_std(t) {
                     Ok(t) => {
@@ -105,6 +120,10 @@ fn worker_main(index: usize, rt: Arc<RouteTable>, listeners: Vec<BoundListener>,
                 Stop::Hard => return,
                 Stop::Soft if active.get() == 0 => return,
                 Stop::Soft => {
+                    // Parked connections have sent nothing: they close now.
+                    for p in sp.parking.take_all() {
+                        sp.expire(p);
+                    }
                     tokio::select! {
                         _ = drained.notified() => {}
                         r = stop.changed() => if r.is_err() { return },
@@ -122,10 +141,77 @@ fn worker_main(index: usize, rt: Arc<RouteTable>, listeners: Vec<BoundListener>,
 }
 
 struct AcceptLoop {
-    w: Rc<Worker>,
+    sp: Rc<Spawner>,
     stop: watch::Receiver<Stop>,
+}
+
+/// Starts sessions on a worker, and holds its parked connections.
+struct Spawner {
+    w: Rc<Worker>,
+    /// Sessions running now; a soft stop waits for them.
     active: Rc<Cell<usize>>,
     drained: Rc<tokio::sync::Notify>,
+    parking: Parking,
+}
+
+/// True when the client has sent nothing yet: a one-byte peek, straight to the kernel (tokio's
+/// cached readiness of a new socket says nothing about data).
+fn nothing_received(s: &tokio::net::TcpStream) -> bool {
+    let r = nix::sys::socket::recv(s.as_raw_fd(), &mut [0u8; 1], nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT);
+    r == Err(nix::errno::Errno::EAGAIN)
+}
+
+impl Spawner {
+    /// Runs the session of a connection accepted at `accepted` (and counted in its frontend's
+    /// sessions) in a task of its own.
+    #[allow(clippy::too_many_arguments)]
+    fn spawn(
+        &self,
+        fe: usize,
+        bind: usize,
+        conn: EpollConn,
+        peer: Option<std::net::SocketAddr>,
+        local: Option<std::net::SocketAddr>,
+        accept_proxy: bool,
+        permits: (ConnSlot, ConnSlot),
+        accepted: std::time::Instant,
+    ) {
+        let (w, active, drained) = (self.w.clone(), self.active.clone(), self.drained.clone());
+        active.set(active.get() + 1);
+        tokio::task::spawn_local(async move {
+            // Listed by `show sess` until the session ends.
+            let sess = w.sessions.register(NewSession { frontend: fe, bind, src: peer }, crate::control::sessions::registry().epoch());
+            // Boxed: the task stays small until its session runs.
+            let _end = if w.rt.frontends[fe].mode == crate::config::model::Mode::Http {
+                Box::pin(crate::l7::session::run(w.clone(), fe, conn, peer, accepted, &sess)).await
+            } else {
+                Box::pin(session::run(w.clone(), fe, conn, peer, local, accept_proxy, &sess)).await
+            };
+            drop(sess);
+            w.rt.frontends[fe].counters.session_end();
+            drop(permits);
+            active.set(active.get() - 1);
+            if active.get() == 0 {
+                drained.notify_one();
+            }
+        });
+    }
+
+    /// A parked connection's first bytes arrived: its session starts.
+    fn spawn_parked(&self, p: Parked) {
+        let (fe, bind) = (p.fe as usize, p.bind as usize);
+        match tokio::net::TcpStream::from_std(p.stream) {
+            Ok(s) => self.spawn(fe, bind, EpollConn::Tcp(s), p.peer, None, false, p.permits, p.accepted),
+            Err(_) => self.w.rt.frontends[fe].counters.session_end(),
+        }
+    }
+
+    /// A parked connection sent nothing within `timeout http-request`, or the worker stops: it
+    /// closes, as HAProxy closes a connection that sent no request.
+    fn expire(&self, p: Parked) {
+        self.w.rt.frontends[p.fe as usize].counters.session_end();
+        drop(p);
+    }
 }
 
 impl AcceptLoop {
@@ -135,10 +221,10 @@ impl AcceptLoop {
     /// kernel's backlog. Holding a slot while waiting in `accept` would strand it on a worker whose
     /// listener gets no connection while another worker's queue fills.
     async fn room(&self, fe: usize) -> bool {
-        let limits = &self.w.rt.limits;
+        let limits = &self.sp.w.rt.limits;
         limits.conn_rate.room().await;
         limits.sess_rate.room().await;
-        for l in [&limits.maxconn, &self.w.rt.frontends[fe].limit] {
+        for l in [&limits.maxconn, &self.sp.w.rt.frontends[fe].limit] {
             if !l.room().await {
                 return false;
             }
@@ -149,14 +235,17 @@ impl AcceptLoop {
     /// Counts an accepted connection in the rates and takes its slots (waiting if another worker
     /// took the last one in between: the connection is held, not served, until there is room).
     async fn admit(&self, fe: usize) -> Option<(ConnSlot, ConnSlot)> {
-        let limits = &self.w.rt.limits;
+        let limits = &self.sp.w.rt.limits;
         limits.conn_rate.admit().await;
         limits.sess_rate.admit().await;
         let g = limits.maxconn.acquire().await?;
-        let f = self.w.rt.frontends[fe].limit.acquire().await?;
+        let f = self.sp.w.rt.frontends[fe].limit.acquire().await?;
         Some((g, f))
     }
 
+    /// Starts the session of an accepted connection, or parks it (`runtime::park`) when it is
+    /// an HTTP connection that has sent nothing yet and no `tcp-request connection|session` rule
+    /// must run on accept.
     #[allow(clippy::too_many_arguments)]
     fn start(
         &self,
@@ -166,34 +255,39 @@ impl AcceptLoop {
         peer: Option<std::net::SocketAddr>,
         local: Option<std::net::SocketAddr>,
         accept_proxy: bool,
-        permits: impl Sized + 'static,
+        permits: (ConnSlot, ConnSlot),
     ) {
-        let (w, active, drained) = (self.w.clone(), self.active.clone(), self.drained.clone());
-        active.set(active.get() + 1);
-        let fut = async move {
-            let counters = w.rt.frontends[fe].counters.clone();
-            counters.session_start();
-            let accepted = std::time::Instant::now();
-            // Listed by `show sess` until the session ends.
-            let sess = w.sessions.register(NewSession { frontend: fe, bind, src: peer }, crate::control::sessions::registry().epoch());
-            // The session futures are boxed, and an HTTP connection without connection or
-            // session rules first waits for its first bytes in this small task: an idle client
-            // connection costs the task and its socket, not a whole session's state.
-            let _end = if w.rt.frontends[fe].mode == crate::config::model::Mode::Http {
-                crate::l7::session::wait_first_bytes(&w.rt.frontends[fe], &conn).await;
-                Box::pin(crate::l7::session::run(w.clone(), fe, conn, peer, accepted, &sess)).await
-            } else {
-                Box::pin(session::run(w.clone(), fe, conn, peer, local, accept_proxy, &sess)).await
+        let sp = &self.sp;
+        let front = &sp.w.rt.frontends[fe];
+        front.counters.session_start();
+        let accepted = std::time::Instant::now();
+        let http = front.mode == crate::config::model::Mode::Http;
+        // The default log format's `Connect from` line is written at accept.
+        if http && let Some(log) = front.log.as_ref().filter(|l| l.logs_connect()) {
+            let local = match &conn {
+                EpollConn::Tcp(s) => s.local_addr().ok(),
+                EpollConn::Unix(_) => None,
             };
-            drop(sess);
-            counters.session_end();
-            drop(permits);
-            active.set(active.get() - 1);
-            if active.get() == 0 {
-                drained.notify_one();
-            }
+            log.log_connect(&front.name, peer, local);
+        }
+        let parkable = http && front.connection_rules.is_empty() && front.session_rules.is_empty();
+        let conn = match conn {
+            EpollConn::Tcp(s) if parkable && nothing_received(&s) => match s.into_std() {
+                Ok(stream) => {
+                    let p = Parked { stream, peer, fe: fe as u32, bind: bind as u32, accepted, permits };
+                    match sp.parking.park(p, crate::l7::session::first_head_timeout(front)) {
+                        Ok(()) => return,
+                        Err(p) => return sp.spawn_parked(p),
+                    }
+                }
+                Err(_) => {
+                    front.counters.session_end();
+                    return;
+                }
+            },
+            c => c,
         };
-        tokio::task::spawn_local(fut);
+        sp.spawn(fe, bind, conn, peer, local, accept_proxy, permits, accepted);
     }
 
     async fn until_stop(stop: &mut watch::Receiver<Stop>) {
@@ -206,7 +300,7 @@ impl AcceptLoop {
 
     /// Accepts on `l` until the worker stops.
     async fn run(self, l: Listener, fe: usize, bind: usize) {
-        let accept_proxy = self.w.rt.frontends[fe].binds[bind].accept_proxy;
+        let accept_proxy = self.sp.w.rt.frontends[fe].binds[bind].accept_proxy;
         let mut stop = self.stop.clone();
         loop {
             tokio::select! {
@@ -218,7 +312,7 @@ impl AcceptLoop {
                 _ = Self::until_stop(&mut stop) => return,
             };
             // `disable frontend`: a connection accepted meanwhile waits until `enable frontend`.
-            while self.w.rt.frontends[fe].paused.load(std::sync::atomic::Ordering::Relaxed) {
+            while self.sp.w.rt.frontends[fe].paused.load(std::sync::atomic::Ordering::Relaxed) {
                 tokio::select! {
                     _ = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
                     _ = Self::until_stop(&mut stop) => return,
