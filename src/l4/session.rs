@@ -35,7 +35,7 @@ use crate::log::record::{Cause, LogRecord};
 use crate::route::eval::{StreamCtx, Tri};
 use crate::route::vars::{VarStore, Vars};
 use crate::route::{Backend, Frontend, L4Action, L4Rule, RouteTable};
-use crate::runtime::io::{Conn, EpollConn, write_all};
+use crate::runtime::io::{Conn, EpollConn, Transport, write_all};
 use crate::runtime::pipe::PipePool;
 
 /// How much one splice call moves at most.
@@ -70,18 +70,18 @@ pub enum End {
 pub(crate) struct Dst<'a> {
     /// The address once known: looked up on first use, or set (PROXY protocol, `set-dst`).
     pub(crate) cell: std::cell::Cell<Option<Option<SocketAddr>>>,
-    pub(crate) client: &'a EpollConn,
+    pub(crate) client: &'a Transport,
 }
 
 impl<'a> Dst<'a> {
-    pub(crate) fn new(client: &'a EpollConn) -> Dst<'a> {
+    pub(crate) fn new(client: &'a Transport) -> Dst<'a> {
         Dst { cell: std::cell::Cell::new(None), client }
     }
     pub(crate) fn get(&self) -> Option<SocketAddr> {
         if let Some(v) = self.cell.get() {
             return v;
         }
-        let v = match self.client {
+        let v = match self.client.socket() {
             EpollConn::Tcp(s) => s.local_addr().ok(),
             EpollConn::Unix(_) => None,
         };
@@ -133,6 +133,9 @@ impl StreamCtx for Ctx<'_> {
     fn vars(&self) -> Option<VarStore<'_>> {
         Some(VarStore { stream: self.vars, proc: &self.rt.proc_vars })
     }
+    fn tls(&self) -> Option<&crate::tls::TlsInfo> {
+        self.dst.client.tls()
+    }
 }
 
 /// What a session needs from its worker.
@@ -154,7 +157,7 @@ fn eval(rule_cond: &Option<crate::route::eval::CompiledCond>, ctx: &dyn StreamCt
 }
 
 /// Runs one client connection to its end, then logs it when the frontend logs.
-pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<SocketAddr>, local: Option<SocketAddr>, accept_proxy: bool) -> End {
+pub async fn run(w: Rc<Worker>, fe_idx: usize, client: Transport, peer: Option<SocketAddr>, local: Option<SocketAddr>, accept_proxy: bool) -> End {
     let dst = Dst::new(&client);
     if local.is_some() {
         dst.set(local);
@@ -183,7 +186,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<S
 async fn session(
     w: Rc<Worker>,
     fe_idx: usize,
-    client: &EpollConn,
+    client: &Transport,
     dst: &Dst<'_>,
     vars: &RefCell<Vars>,
     peer: Option<SocketAddr>,
@@ -192,7 +195,7 @@ async fn session(
 ) -> End {
     let rt = &*w.rt;
     let fe = &rt.frontends[fe_idx];
-    if let EpollConn::Tcp(s) = client {
+    if let EpollConn::Tcp(s) = client.socket() {
         let _ = s.set_nodelay(true);
         if fe.clitcpka {
             let _ = socket2::SockRef::from(s).set_keepalive(true);
@@ -316,9 +319,9 @@ async fn session(
     let srv = &be.state.servers[server_idx];
     let _slot = SlotGuard { be: &be.state, idx: server_idx };
     if let Some(r) = rec.as_deref_mut() {
-        r.connected(be, server_idx, &server);
+        r.connected(be, server_idx, server.socket());
     }
-    if let EpollConn::Tcp(s) = &server {
+    if let EpollConn::Tcp(s) = server.socket() {
         let _ = s.set_nodelay(true);
         if be.srvtcpka {
             let _ = socket2::SockRef::from(s).set_keepalive(true);
@@ -350,7 +353,7 @@ async fn session(
         r.bytes_out = io.down.get();
     }
     if (fe.nolinger || be.nolinger)
-        && let EpollConn::Tcp(s) = &server
+        && let EpollConn::Tcp(s) = server.socket()
     {
         let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
     }
@@ -411,7 +414,7 @@ fn content_decision(rules: &[L4Rule], ctx: &dyn StreamCtx, next: &mut usize) -> 
 
 /// Reads more into `buf`, failing with `TimedOut` at `deadline`. The deadline bounds the wait for
 /// readiness only, so a timeout never drops the buffer inside a pending read.
-async fn read_until(c: &EpollConn, buf: Vec<u8>, deadline: Option<Instant>) -> (io::Result<usize>, Vec<u8>) {
+async fn read_until(c: &Transport, buf: Vec<u8>, deadline: Option<Instant>) -> (io::Result<usize>, Vec<u8>) {
     if let Some(d) = deadline {
         match tokio::time::timeout_at(d, c.ready(Interest::READABLE)).await {
             Ok(Ok(())) => {}
@@ -437,7 +440,7 @@ impl Drop for SlotGuard<'_> {
 /// Picks a server, waiting in the backend queue while all are full, and connects to it with the
 /// backend's retries and redispatch policy. Returns the server index (with its slot held) and the
 /// connection.
-pub(crate) async fn connect(be: &Backend, key: &PickKey, dst: &Dst<'_>) -> Option<(usize, EpollConn)> {
+pub(crate) async fn connect(be: &Backend, key: &PickKey, dst: &Dst<'_>) -> Option<(usize, Transport)> {
     let idx = pick_queued(be, key, &[]).await?;
     connect_from(be, key, dst, idx).await
 }
@@ -446,7 +449,7 @@ pub(crate) async fn connect(be: &Backend, key: &PickKey, dst: &Dst<'_>) -> Optio
 /// with the backend's retries and redispatch policy: a redispatch picks another server with `key`.
 /// Returns the server finally connected to (its slot held) and the connection; `None` has
 /// released every slot.
-pub(crate) async fn connect_from(be: &Backend, key: &PickKey, dst: &Dst<'_>, mut idx: usize) -> Option<(usize, EpollConn)> {
+pub(crate) async fn connect_from(be: &Backend, key: &PickKey, dst: &Dst<'_>, mut idx: usize) -> Option<(usize, Transport)> {
     let state = &be.state;
     let mut tried: Vec<usize> = Vec::new();
     let mut attempt: u32 = 0;
@@ -454,7 +457,7 @@ pub(crate) async fn connect_from(be: &Backend, key: &PickKey, dst: &Dst<'_>, mut
         let srv = &state.servers[idx];
         let needs_dst = matches!(srv.addr, crate::balance::ServerAddr::InetSamePort(_) | crate::balance::ServerAddr::InetOffset(..));
         let result = match srv.addr.resolve(if needs_dst { dst.get() } else { None }) {
-            Some(addr) => connect_one(&addr, be.timeout_connect).await,
+            Some(addr) => open(be, idx, &addr).await,
             None => Err(io::Error::new(io::ErrorKind::InvalidInput, "no port to connect to")),
         };
         srv.observe_connect(result.is_ok());
@@ -557,6 +560,11 @@ async fn pick_queued(be: &Backend, key: &PickKey, exclude: &[usize]) -> Option<u
     }
 }
 
+/// Opens a connection to server `idx` of `be` at `addr`, within `timeout connect`.
+pub(crate) async fn open(be: &Backend, _idx: usize, addr: &ConnectAddr) -> io::Result<Transport> {
+    connect_one(addr, be.timeout_connect).await.map(Transport::Plain)
+}
+
 pub(crate) async fn connect_one(addr: &ConnectAddr, timeout: Option<Duration>) -> io::Result<EpollConn> {
     let fut = async {
         match addr {
@@ -599,7 +607,7 @@ enum DirEnd {
 }
 
 /// Waits for readiness on `c`, or fails when either side of the tunnel has been idle too long.
-async fn ready_or_idle(c: &EpollConn, interest: Interest, a: &Side, b: &Side) -> Result<(), DirEnd> {
+async fn ready_or_idle(c: &Transport, interest: Interest, a: &Side, b: &Side) -> Result<(), DirEnd> {
     loop {
         let deadline = match (a.deadline(), b.deadline()) {
             (Some(x), Some(y)) => Some(x.min(y)),
@@ -624,7 +632,7 @@ async fn ready_or_idle(c: &EpollConn, interest: Interest, a: &Side, b: &Side) ->
 }
 
 /// Moves one direction with splice until end of stream.
-async fn splice_dir(pool: &PipePool, src: &EpollConn, dst: &EpollConn, s_side: &Side, d_side: &Side, counter: &Counter<'_>) -> Result<(), DirEnd> {
+async fn splice_dir(pool: &PipePool, src: &Transport, dst: &Transport, s_side: &Side, d_side: &Side, counter: &Counter<'_>) -> Result<(), DirEnd> {
     let mut pipe = pool.get().map_err(|_| DirEnd::Error(true))?;
     let result = async {
         loop {
@@ -668,7 +676,7 @@ async fn splice_dir(pool: &PipePool, src: &EpollConn, dst: &EpollConn, s_side: &
 /// allowed, until a read fills the whole buffer: a transfer that large is worth splicing, and the
 /// rest of the direction is handed to [`splice_dir`] (HAProxy's `splice-auto` does the same).
 /// Small exchanges stay on `recv`/`send`, where a short read tells the socket is drained.
-async fn copy_dir(w: &Worker, splice_ok: bool, src: &EpollConn, dst: &EpollConn, s_side: &Side, d_side: &Side, counter: &Counter<'_>) -> Result<(), DirEnd> {
+async fn copy_dir(w: &Worker, splice_ok: bool, src: &Transport, dst: &Transport, s_side: &Side, d_side: &Side, counter: &Counter<'_>) -> Result<(), DirEnd> {
     let mut buf = w.buffers.get(COPY_CHUNK);
     let r = copy_loop(w, splice_ok, &mut buf, src, dst, s_side, d_side, counter).await;
     w.buffers.put(buf);
@@ -680,8 +688,8 @@ async fn copy_loop(
     w: &Worker,
     splice_ok: bool,
     buf: &mut Vec<u8>,
-    src: &EpollConn,
-    dst: &EpollConn,
+    src: &Transport,
+    dst: &Transport,
     s_side: &Side,
     d_side: &Side,
     counter: &Counter<'_>,
@@ -725,7 +733,7 @@ async fn copy_loop(
 }
 
 /// One direction: buffered copies, switching to splice for large transfers when allowed.
-async fn forward(w: &Worker, splice_on: bool, src: &EpollConn, dst: &EpollConn, s_side: &Side, d_side: &Side, counter: &Counter<'_>) -> Result<(), DirEnd> {
+async fn forward(w: &Worker, splice_on: bool, src: &Transport, dst: &Transport, s_side: &Side, d_side: &Side, counter: &Counter<'_>) -> Result<(), DirEnd> {
     copy_dir(w, splice_on && w.splice_ok.get(), src, dst, s_side, d_side, counter).await
 }
 
@@ -748,8 +756,8 @@ pub(crate) async fn tunnel_pub(
     w: &Worker,
     fe: &Frontend,
     be: &Backend,
-    client: &EpollConn,
-    server: &EpollConn,
+    client: &Transport,
+    server: &Transport,
     srv: &crate::balance::ServerState,
     io: &crate::log::record::Transfer,
 ) -> End {
@@ -757,8 +765,10 @@ pub(crate) async fn tunnel_pub(
     let c_side = Side::new(be.timeout_tunnel.or(fe.timeout_client));
     let s_side = Side::new(be.timeout_tunnel.or(be.timeout_server));
     let (up, down) = (Counter { srv: &srv.bytes_in, stream: &io.up }, Counter { srv: &srv.bytes_out, stream: &io.down });
-    let c2s = forward(w, be.splice.request, client, server, &c_side, &s_side, &up);
-    let s2c = forward(w, be.splice.response, server, client, &s_side, &c_side, &down);
+    // TLS records cannot be spliced: a TLS side copies through user space.
+    let plain = client.spliceable() && server.spliceable();
+    let c2s = forward(w, plain && be.splice.request, client, server, &c_side, &s_side, &up);
+    let s2c = forward(w, plain && be.splice.response, server, client, &s_side, &c_side, &down);
     tokio::pin!(c2s, s2c);
     let (mut c_done, mut s_done) = (false, false);
     let killable = srv.killable.load(std::sync::atomic::Ordering::Relaxed);

@@ -8,20 +8,20 @@ use std::cell::RefCell;
 use std::sync::atomic::Ordering;
 
 use crate::route::PoolLimit;
-use crate::runtime::io::EpollConn;
+use crate::runtime::io::{EpollConn, Transport};
 
 #[derive(Debug, Default)]
 pub struct ServerPool {
     /// Indexed by backend, then server: grown on first use, so a take or a put is two indexings
     /// (a hash map cost a SipHash per request).
-    idle: RefCell<Vec<Vec<Vec<EpollConn>>>>,
+    idle: RefCell<Vec<Vec<Vec<Transport>>>>,
 }
 
 impl ServerPool {
     /// An idle connection to server `srv` of backend `be`. With `check`, one the server closed
     /// meanwhile is skipped (a `MSG_PEEK` per take); without, the caller retries on a new
     /// connection when the reused one turns out closed.
-    pub fn take(&self, be: usize, srv: usize, check: bool, limit: &PoolLimit) -> Option<EpollConn> {
+    pub fn take(&self, be: usize, srv: usize, check: bool, limit: &PoolLimit) -> Option<Transport> {
         let mut idle = self.idle.borrow_mut();
         let list = idle.get_mut(be)?.get_mut(srv)?;
         while let Some(c) = list.pop() {
@@ -35,7 +35,7 @@ impl ServerPool {
 
     /// Keeps `c` for reuse unless the server has `pool-max-conn` idle connections already (then
     /// `c` is closed).
-    pub fn put(&self, be: usize, srv: usize, c: EpollConn, limit: &PoolLimit) {
+    pub fn put(&self, be: usize, srv: usize, c: Transport, limit: &PoolLimit) {
         let kept = limit.idle.fetch_add(1, Ordering::Relaxed);
         if limit.max.is_some_and(|m| kept >= m) {
             limit.idle.fetch_sub(1, Ordering::Relaxed);
@@ -59,11 +59,11 @@ impl ServerPool {
 
 /// False when the server closed (or sent unexpected bytes on) an idle connection: a
 /// non-blocking peek that finds end of stream or data means it cannot carry a new request.
-fn still_open(c: &EpollConn) -> bool {
+fn still_open(c: &Transport) -> bool {
     use nix::sys::socket::{MsgFlags, recv};
     use std::os::fd::AsRawFd;
     let mut b = [0u8; 1];
-    let fd = match c {
+    let fd = match c.socket() {
         EpollConn::Tcp(s) => s.as_raw_fd(),
         EpollConn::Unix(s) => s.as_raw_fd(),
     };

@@ -49,7 +49,7 @@ use crate::l4::session::{Dst, End, Worker};
 use crate::log::record::{Cause, LogRecord};
 use crate::route::eval::{HttpMsg, Sample, StreamCtx};
 use crate::route::{Backend, Frontend, HttpKeyPart, ProxyHttpRt, RouteTable};
-use crate::runtime::io::{Conn, EpollConn, write_all};
+use crate::runtime::io::{Conn, EpollConn, Transport, write_all};
 
 /// How much room a body read makes in a full buffer.
 const READ_CHUNK: usize = 16384;
@@ -160,6 +160,9 @@ impl StreamCtx for HttpCtx<'_> {
     fn captures(&self) -> Option<&std::cell::RefCell<crate::route::capture::Captured>> {
         Some(self.captures)
     }
+    fn tls(&self) -> Option<&crate::tls::TlsInfo> {
+        self.dst.client.tls()
+    }
 }
 
 /// What reading a head produced.
@@ -185,7 +188,7 @@ type ParseInto = fn(&[u8], &h1::Limits, &mut Head) -> Result<bool, h1::H1Error>;
 /// the transaction is logged, receives the time of the first byte.
 #[allow(clippy::too_many_arguments)]
 async fn read_head(
-    c: &EpollConn,
+    c: &Transport,
     buf: &mut Vec<u8>,
     head: &mut Head,
     limits: &h1::Limits,
@@ -241,7 +244,7 @@ async fn read_head(
 }
 
 /// Writes `data`, failing with `TimedOut` after `idle` without progress.
-async fn send(c: &EpollConn, data: Vec<u8>, idle: Option<Duration>) -> (io::Result<()>, Vec<u8>) {
+async fn send(c: &Transport, data: Vec<u8>, idle: Option<Duration>) -> (io::Result<()>, Vec<u8>) {
     match idle {
         None => write_all(c, data, 0).await,
         Some(t) => {
@@ -262,7 +265,15 @@ async fn send(c: &EpollConn, data: Vec<u8>, idle: Option<Duration>) -> (io::Resu
                     Ok(Err(e)) => return (Err(e), data),
                     Ok(Ok(())) => {}
                 }
-                let (r, b) = c.write(data, from).await;
+                // A TLS write waits for its records to leave: bounded by the same idle time (a
+                // plain write after readiness does not wait).
+                let (r, b) = match c {
+                    Transport::Plain(_) => c.write(data, from).await,
+                    Transport::Tls(_) => match tokio::time::timeout(t, c.write(data, from)).await {
+                        Ok(done) => done,
+                        Err(_) => return (Err(io::ErrorKind::TimedOut.into()), Vec::new()),
+                    },
+                };
                 data = b;
                 match r {
                     Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), data),
@@ -276,7 +287,7 @@ async fn send(c: &EpollConn, data: Vec<u8>, idle: Option<Duration>) -> (io::Resu
 }
 
 /// Reads more into `buf` with an idle timeout; `Ok(0)` is end of stream.
-async fn recv(c: &EpollConn, buf: &mut Vec<u8>, idle: Option<Duration>) -> io::Result<usize> {
+async fn recv(c: &Transport, buf: &mut Vec<u8>, idle: Option<Duration>) -> io::Result<usize> {
     if buf.len() == buf.capacity() {
         buf.reserve(READ_CHUNK);
     }
@@ -348,9 +359,9 @@ impl BodyMeter {
 /// Streams a body from `src` to `dst`. `pending` holds bytes already read from `src` after the
 /// head; on return it holds what follows the body (the next pipelined message).
 async fn forward_body(
-    src: &EpollConn,
+    src: &Transport,
     pending: &mut Vec<u8>,
-    dst: &EpollConn,
+    dst: &Transport,
     framing: Framing,
     src_idle: Option<Duration>,
     dst_idle: Option<Duration>,
@@ -400,7 +411,7 @@ async fn forward_body(
 /// is complete (`Ok(true)`) or `buf` holds `bufsize` bytes (`Ok(false)`), checking chunked
 /// framing. `Err` carries the status to answer: 408 when `within` ends first, 400 for bad
 /// framing, 0 when the client went away.
-async fn buffer_body(c: &EpollConn, buf: &mut Vec<u8>, head_len: usize, framing: Framing, bufsize: usize, within: Option<Duration>) -> Result<bool, u16> {
+async fn buffer_body(c: &Transport, buf: &mut Vec<u8>, head_len: usize, framing: Framing, bufsize: usize, within: Option<Duration>) -> Result<bool, u16> {
     let deadline = within.map(|d| Instant::now() + d);
     let mut meter = BodyMeter::new(framing);
     let mut checked = head_len;
@@ -427,8 +438,11 @@ async fn buffer_body(c: &EpollConn, buf: &mut Vec<u8>, head_len: usize, framing:
 
 /// Returns when the client closed its side (end of stream or error); never when it sends data
 /// (a pipelined request is not a close).
-async fn client_gone(c: &EpollConn) {
+async fn client_gone(c: &Transport) {
     use std::os::fd::AsRawFd;
+    if let Transport::Tls(t) = c {
+        return t.peer_gone().await;
+    }
     loop {
         if c.ready(Interest::READABLE).await.is_err() {
             return;
@@ -457,7 +471,7 @@ const LINGER: Duration = Duration::from_millis(500);
 /// Reads and discards the body of an answered request, checking its framing; `pending` holds
 /// what was read after the head and, on success, what follows the body (the next request).
 /// Gives up (false) past [`DRAIN_MAX`] bytes, on bad framing, on error, or when `within` ends.
-async fn drain_body(src: &EpollConn, pending: &mut Vec<u8>, framing: Framing, within: Option<Duration>) -> bool {
+async fn drain_body(src: &Transport, pending: &mut Vec<u8>, framing: Framing, within: Option<Duration>) -> bool {
     if matches!(framing, Framing::Close) {
         return false;
     }
@@ -487,7 +501,7 @@ async fn drain_body(src: &EpollConn, pending: &mut Vec<u8>, framing: Framing, wi
 
 /// Closes the sending side, then reads and discards what the client still sends for at most
 /// [`LINGER`], so the answer already sent is not lost to a reset.
-async fn linger_close(c: &EpollConn, buf: &mut Vec<u8>) {
+async fn linger_close(c: &Transport, buf: &mut Vec<u8>) {
     let _ = c.shutdown_write();
     let deadline = Instant::now() + LINGER;
     loop {
@@ -809,10 +823,10 @@ fn conn_header(close: bool, version: Version) -> ConnHeader {
 }
 
 /// Runs one client connection to its end.
-pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<std::net::SocketAddr>) -> End {
+pub async fn run(w: Rc<Worker>, fe_idx: usize, client: Transport, peer: Option<std::net::SocketAddr>) -> End {
     let rt = &*w.rt;
     let fe = &rt.frontends[fe_idx];
-    if let EpollConn::Tcp(s) = &client {
+    if let EpollConn::Tcp(s) = client.socket() {
         let _ = s.set_nodelay(true);
     }
     let dst = Dst::new(&client);
@@ -1092,7 +1106,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         let srv = &be.state.servers[srv_idx];
         let _slot = crate::l4::session::SlotGuard { be: &be.state, idx: srv_idx };
         if let (Some(r), Some(log)) = (rec.as_deref_mut(), &fe.log) {
-            r.connected(be, srv_idx, &server);
+            r.connected(be, srv_idx, server.socket());
             // `unique-id-format`: computed once the server is known, sent as `unique-id-header`.
             if let Some(uid) = &log.unique_id {
                 let mut id = String::new();
@@ -1143,7 +1157,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         if r.is_err() {
             // A reused connection the server closed meanwhile: a safe request goes again on a
             // new connection; anything else gets 502.
-            let fresh = if reused && retryable { resend(srv, &dst, be, &mut out_buf).await } else { None };
+            let fresh = if reused && retryable { resend(srv_idx, &dst, be, &mut out_buf).await } else { None };
             match fresh {
                 Some(c) => {
                     server = c;
@@ -1210,7 +1224,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                 }
                 // The server closed a reused connection without answering: it was stale. A safe
                 // request is sent again on a new connection.
-                HeadRead::Closed if reused && retryable && sbuf.is_empty() => match resend(srv, &dst, be, &mut out_buf).await {
+                HeadRead::Closed if reused && retryable && sbuf.is_empty() => match resend(srv_idx, &dst, be, &mut out_buf).await {
                     Some(c) => {
                         server = c;
                         reused = false;
@@ -1404,7 +1418,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
 }
 
 /// Sends a proxy-made error answer to the client, noting its status and size for the log.
-async fn send_error(c: &EpollConn, bytes: Vec<u8>, idle: Option<Duration>, rec: &mut Option<Box<LogRecord>>) {
+async fn send_error(c: &Transport, bytes: Vec<u8>, idle: Option<Duration>, rec: &mut Option<Box<LogRecord>>) {
     if let Some(r) = rec.as_deref_mut() {
         r.response(&bytes);
     }
@@ -1412,9 +1426,9 @@ async fn send_error(c: &EpollConn, bytes: Vec<u8>, idle: Option<Duration>, rec: 
 }
 
 /// Sends `out` (a whole request) again, to the same server on a new connection.
-async fn resend(srv: &crate::balance::ServerState, dst: &Dst<'_>, be: &Backend, out: &mut Vec<u8>) -> Option<EpollConn> {
-    let addr = srv.addr.resolve(dst.get())?;
-    let c = crate::l4::session::connect_one(&addr, be.timeout_connect).await.ok()?;
+async fn resend(srv_idx: usize, dst: &Dst<'_>, be: &Backend, out: &mut Vec<u8>) -> Option<Transport> {
+    let addr = be.state.servers[srv_idx].addr.resolve(dst.get())?;
+    let c = crate::l4::session::open(be, srv_idx, &addr).await.ok()?;
     let (r, b) = send(&c, std::mem::take(out), be.timeout_server).await;
     *out = b;
     r.ok().map(|()| c)
@@ -1442,7 +1456,7 @@ async fn server_conn(
     dst: &Dst<'_>,
     pool_use: PoolUse,
     direct: Option<usize>,
-) -> Option<(usize, EpollConn, bool)> {
+) -> Option<(usize, Transport, bool)> {
     let check_idle = pool_use == PoolUse::Checked;
     let reuse = be.reuse_allowed && pool_use != PoolUse::Skip;
     if let Some(i) = direct {

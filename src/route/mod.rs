@@ -312,6 +312,8 @@ pub struct Frontend {
     pub id: u32,
     pub mode: Mode,
     pub binds: Vec<Bind>,
+    /// Per bind (same index): the TLS settings of an `ssl` bind, `None` for plain ones.
+    pub tls: Vec<Option<Arc<crate::tls::Acceptor>>>,
     pub maxconn: Option<u32>,
     pub timeout_client: Option<Duration>,
     pub timeout_client_fin: Option<Duration>,
@@ -777,7 +779,21 @@ impl RouteTable {
             });
         }
         let mut frontends = Vec::new();
+        let tls_cache = crate::tls::server::session_cache(&g.tls);
         for (pi, p) in cfg.proxies.iter().enumerate().filter(|(_, p)| p.kind.has_frontend() && !p.disabled) {
+            let mut tls = Vec::new();
+            for b in &p.binds {
+                let mut warnings = Vec::new();
+                let acceptor = crate::tls::server::compile_bind(&b.tls, &g.tls, &tls_cache, p.mode == Mode::Http, &mut |w| warnings.push(w))
+                    .map_err(|e| format!("parsing [{}] : 'bind' : {e}", b.span))?;
+                if acceptor.is_some() && b.accept_proxy {
+                    return Err(format!("parsing [{}] : 'bind' : 'accept-proxy' on an 'ssl' bind is not supported yet", b.span));
+                }
+                for w in warnings {
+                    diags.warning(Some(&b.span), Some("bind"), w);
+                }
+                tls.push(acceptor);
+            }
             let default_backend = match (&p.default_backend, p.kind) {
                 (Some(n), _) => Some(*index.get(n.name.as_str()).ok_or_else(|| format!("backend '{}' vanished during compilation", n.name))?),
                 (None, ProxyKind::Listen) => index.get(p.name.as_str()).copied(),
@@ -819,6 +835,7 @@ impl RouteTable {
                 id: p.id.unwrap_or(pi as u32 + 1),
                 mode: p.mode,
                 binds: p.binds.clone(),
+                tls,
                 maxconn: p.maxconn,
                 timeout_client: p.timeouts.client,
                 timeout_client_fin: p.timeouts.client_fin,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
-use super::io::EpollConn;
+use super::io::{EpollConn, Transport};
 use super::listener::{BoundListener, StdListener};
 use super::pipe::PipePool;
 use crate::l4::session::{self, Worker};
@@ -168,9 +168,11 @@ impl AcceptLoop {
         Some((g, f))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn start(
         &self,
         fe: usize,
+        bind: usize,
         conn: EpollConn,
         peer: Option<std::net::SocketAddr>,
         local: Option<std::net::SocketAddr>,
@@ -182,11 +184,17 @@ impl AcceptLoop {
         tokio::task::spawn_local(async move {
             let counters = w.rt.frontends[fe].counters.clone();
             counters.session_start();
-            let _end = if w.rt.frontends[fe].mode == crate::config::model::Mode::Http {
-                crate::l7::session::run(w, fe, conn, peer).await
-            } else {
-                session::run(w, fe, conn, peer, local, accept_proxy).await
+            let client = match w.rt.frontends[fe].tls.get(bind).and_then(Option::as_ref) {
+                None => Some(Transport::Plain(conn)),
+                Some(acceptor) => tls_handshake(conn, acceptor, w.rt.frontends[fe].timeout_client).await,
             };
+            if let Some(client) = client {
+                let _end = if w.rt.frontends[fe].mode == crate::config::model::Mode::Http {
+                    crate::l7::session::run(w, fe, client, peer).await
+                } else {
+                    session::run(w, fe, client, peer, local, accept_proxy).await
+                };
+            }
             counters.session_end();
             drop(permits);
             active.set(active.get() - 1);
@@ -230,11 +238,24 @@ impl AcceptLoop {
             };
             match accepted {
                 // The local address is looked up by the session only if something needs it.
-                Ok((conn, peer)) => self.start(fe, conn, peer, None, accept_proxy, permits),
+                Ok((conn, peer)) => self.start(fe, bind, conn, peer, None, accept_proxy, permits),
                 // Out of descriptors or memory: back off instead of spinning on the listener.
                 Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
             }
         }
+    }
+}
+
+/// How long a TLS handshake may take when `timeout client` is not set.
+const DEFAULT_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Terminates TLS on an accepted connection, within `timeout client`; `None` when the
+/// handshake fails or times out (the connection is closed).
+async fn tls_handshake(conn: EpollConn, acceptor: &crate::tls::Acceptor, timeout: Option<std::time::Duration>) -> Option<Transport> {
+    let hs = crate::tls::TlsConn::accept(conn, acceptor);
+    match tokio::time::timeout(timeout.unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT), hs).await {
+        Ok(Ok(t)) => Some(Transport::Tls(Box::new(t))),
+        _ => None,
     }
 }
 

@@ -1,2 +1,11 @@
-//! See config.rs.
+//! TLS: the only module that uses rustls. `config` parses the keywords, `server` compiles a
+//! `bind ... ssl` line into a rustls configuration with its certificate resolver, `conn` runs TLS
+//! over a plain connection through the session I/O trait, `der` reads the certificate fields the
+//! fetches show.
 pub mod config;
+pub mod conn;
+pub mod der;
+pub mod server;
+
+pub use conn::{TlsConn, TlsInfo};
+pub use server::Acceptor;
