@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use sluiced::config::load_str;
 use sluiced::l4::session::Worker;
 use sluiced::route::RouteTable;
-use sluiced::runtime::io::EpollConn;
+use sluiced::runtime::io::{EpollConn, Transport};
 
 // ---------------------------------------------------------------- the counting allocator
 
@@ -166,7 +166,7 @@ fn proxy(origin_port: u16) -> (u16, tokio::sync::oneshot::Sender<()>, std::threa
             let accept = async {
                 loop {
                     let Ok((sock, peer)) = l.accept().await else { continue };
-                    tokio::task::spawn_local(sluiced::l7::session::run(w.clone(), 0, EpollConn::Tcp(sock), Some(peer)));
+                    tokio::task::spawn_local(sluiced::l7::session::run(w.clone(), 0, Transport::Plain(EpollConn::Tcp(sock)), Some(peer)));
                 }
             };
             tokio::select! {

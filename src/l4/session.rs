@@ -170,6 +170,9 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: Transport, peer: Option<S
     let fe_name = &w.rt.frontends[fe_idx].name;
     log.log_connect(fe_name, peer, dst.get());
     let mut rec = Some(Box::new(LogRecord::new(std::time::SystemTime::now(), std::time::Instant::now(), peer, local, fe_name, false)));
+    if let Some(r) = rec.as_deref_mut() {
+        r.tls = client.tls().map(|t| (t.protocol, t.cipher));
+    }
     let end = session(w.clone(), fe_idx, &client, &dst, &vars, peer, accept_proxy, &mut rec).await;
     if let Some(mut r) = rec {
         r.end = Some(std::time::Instant::now());

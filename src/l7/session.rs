@@ -853,7 +853,11 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: Transport, peer: Option<s
     if let Some(log) = &fe.log {
         log.log_connect(&fe.name, peer, dst.get());
     }
-    let mut rec = fe.log.as_ref().map(|_| Box::new(LogRecord::new(std::time::SystemTime::now(), std::time::Instant::now(), peer, dst.get(), &fe.name, true)));
+    let mut rec = fe.log.as_ref().map(|_| {
+        let mut r = Box::new(LogRecord::new(std::time::SystemTime::now(), std::time::Instant::now(), peer, dst.get(), &fe.name, true));
+        r.tls = client.tls().map(|t| (t.protocol, t.cipher));
+        r
+    });
     let end = 'txn: loop {
         if let (Some(r), Some(log)) = (rec.as_deref_mut(), &fe.log) {
             // The previous transaction completed: log it, then start the next record.

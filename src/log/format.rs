@@ -260,7 +260,12 @@ fn var<'a>(rec: &'a LogRecord, v: &str) -> Val<'a> {
         "bp" => addr_port(rec.backend_src),
         "si" => addr_ip(rec.server_addr),
         "sp" => addr_port(rec.server_addr),
-        "f" | "ft" => s(&rec.frontend),
+        "f" => s(&rec.frontend),
+        // HAProxy marks a TLS frontend's name with `~`.
+        "ft" if rec.tls.is_some() => owned(format!("{}~", rec.frontend)),
+        "ft" => s(&rec.frontend),
+        "sslv" => rec.tls.map_or(Val::None, |t| s(t.0)),
+        "sslc" => rec.tls.map_or(Val::None, |t| s(t.1)),
         "b" => rec.backend.as_deref().map_or(s("<NOSRV>"), s),
         "s" => rec.server.as_deref().map_or(s("<NOSRV>"), s),
         "t" | "tr" | "trl" | "T" | "Tl" | "trg" => {
@@ -320,7 +325,7 @@ fn var<'a>(rec: &'a LogRecord, v: &str) -> Val<'a> {
         "ID" => rec.unique_id.as_deref().map_or(Val::None, s),
         "pid" => Val::Int(i64::from(std::process::id())),
         "H" => owned(super::host_name()),
-        "CC" | "CS" | "sslc" | "sslv" => Val::None,
+        "CC" | "CS" => Val::None,
         "lc" | "rt" => Val::Int(0),
         _ => Val::None,
     }

@@ -406,7 +406,7 @@ impl Fetch {
 }
 
 fn tls_fetch(ctx: &dyn StreamCtx, f: TlsFetch) -> Option<SampleRef<'_>> {
-    let str_ref = |s: &'static str| (!s.is_empty()).then(|| SampleRef::Str(Cow::Borrowed(s.as_bytes())));
+    let str_ref = |s: &'static str| (!s.is_empty()).then_some(SampleRef::Str(Cow::Borrowed(s.as_bytes())));
     match f {
         TlsFetch::Fc => return Some(SampleRef::Bool(ctx.tls().is_some())),
         TlsFetch::ConnNoError => return Some(SampleRef::Int(0)),

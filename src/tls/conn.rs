@@ -240,13 +240,19 @@ impl TlsConn {
             if self.wait_readable().await.is_err() {
                 return;
             }
-            let mut tls = self.tls.borrow_mut();
-            match tls.reader().fill_buf() {
-                Ok(b) if !b.is_empty() && !self.failed.get() => {
-                    drop(tls);
-                    std::future::pending::<()>().await
+            // 0: data waits; 1: nothing yet; 2: closed or failed.
+            let state = {
+                let mut tls = self.tls.borrow_mut();
+                match tls.reader().fill_buf() {
+                    _ if self.failed.get() => 2,
+                    Ok(b) if !b.is_empty() => 0,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock && !self.eof.get() => 1,
+                    _ => 2,
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock && !self.eof.get() && !self.failed.get() => {}
+            };
+            match state {
+                0 => std::future::pending::<()>().await,
+                1 => {}
                 _ => return,
             }
         }

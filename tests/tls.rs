@@ -1,0 +1,539 @@
+//! TLS termination: certificates made with the `openssl` CLI in each test, clients that are real
+//! TLS stacks (rustls in the test, `curl`, `openssl s_client`), the real daemon in between.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject};
+use support::*;
+
+/// A test PKI: a CA and the certificates it signs, as PEM files in a directory of the test's own.
+struct Pki {
+    dir: PathBuf,
+    ca: String,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// `openssl req -newkey` arguments for a key type.
+fn newkey(kind: &str) -> Vec<&'static str> {
+    match kind {
+        "rsa" => vec!["-newkey", "rsa:2048"],
+        "ed25519" => vec!["-newkey", "ed25519"],
+        _ => vec!["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+    }
+}
+
+impl Pki {
+    fn new(tag: &str) -> Pki {
+        let dir = temp_dir(tag);
+        Pki::with_ca(dir, "ca")
+    }
+
+    /// Another CA in the same directory.
+    fn with_ca(dir: PathBuf, ca: &str) -> Pki {
+        let mut args = vec!["req", "-x509", "-nodes", "-days", "30", "-subj"];
+        let subj = format!("/O=Sluiced Tests/CN=Test CA {ca}");
+        args.push(&subj);
+        args.extend(newkey("ec"));
+        let (key, pem) = (format!("{ca}.key"), format!("{ca}.pem"));
+        args.extend(["-keyout", &key, "-out", &pem]);
+        openssl(&dir, &args);
+        Pki { dir, ca: ca.to_string() }
+    }
+
+    fn ca_pem(&self) -> PathBuf {
+        self.dir.join(format!("{}.pem", self.ca))
+    }
+
+    /// A certificate for `cn` with the DNS names `sans` (server) or for client authentication,
+    /// signed by the CA; returns the path of the bundle (chain and key).
+    fn issue(&self, name: &str, kind: &str, subj: &str, sans: &[&str], client: bool) -> PathBuf {
+        let (key, csr, crt) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.crt"));
+        let mut args = vec!["req", "-new", "-nodes", "-subj", subj, "-keyout", &key, "-out", &csr];
+        args.extend(newkey(kind));
+        openssl(&self.dir, &args);
+        let ext = self.dir.join(format!("{name}.ext"));
+        let mut text = String::from(if client { "extendedKeyUsage=clientAuth\n" } else { "extendedKeyUsage=serverAuth\n" });
+        if !sans.is_empty() {
+            text.push_str(&format!("subjectAltName={}\n", sans.iter().map(|s| format!("DNS:{s}")).collect::<Vec<_>>().join(",")));
+        }
+        std::fs::write(&ext, text).unwrap();
+        let (ca_pem, ca_key) = (format!("{}.pem", self.ca), format!("{}.key", self.ca));
+        openssl(
+            &self.dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                &ca_pem,
+                "-CAkey",
+                &ca_key,
+                "-CAcreateserial",
+                "-days",
+                "30",
+                "-out",
+                &crt,
+                "-extfile",
+                ext.to_str().unwrap(),
+            ],
+        );
+        let bundle = self.dir.join(format!("{name}.pem"));
+        let mut b = std::fs::read(self.dir.join(&crt)).unwrap();
+        b.extend(std::fs::read(self.dir.join(&key)).unwrap());
+        std::fs::write(&bundle, b).unwrap();
+        bundle
+    }
+}
+
+/// The first certificate of a PEM file, DER.
+fn cert_der(pem: &Path) -> Vec<u8> {
+    CertificateDer::pem_file_iter(pem).unwrap().next().unwrap().unwrap().as_ref().to_vec()
+}
+
+/// Accepts any server certificate: for tests that look at which one was sent.
+#[derive(Debug)]
+struct AnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCert {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A rustls client: verifying against `ca` (or accepting anything), offering `alpn`, presenting
+/// the bundle `client_cert`.
+fn client(ca: Option<&Path>, alpn: &[&str], client_cert: Option<&Path>) -> Arc<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let b = rustls::ClientConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions().unwrap();
+    let b = match ca {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in CertificateDer::pem_file_iter(ca).unwrap() {
+                roots.add(c.unwrap()).unwrap();
+            }
+            b.with_root_certificates(roots)
+        }
+        None => b.dangerous().with_custom_certificate_verifier(Arc::new(AnyCert(provider))),
+    };
+    let mut cfg = match client_cert {
+        Some(p) => {
+            let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(p).unwrap().map(|c| c.unwrap()).collect();
+            b.with_client_auth_cert(chain, PrivateKeyDer::from_pem_file(p).unwrap()).unwrap()
+        }
+        None => b.with_no_client_auth(),
+    };
+    cfg.alpn_protocols = alpn.iter().map(|a| a.as_bytes().to_vec()).collect();
+    Arc::new(cfg)
+}
+
+/// What one TLS exchange saw.
+struct Exchange {
+    peer_cert: Vec<u8>,
+    alpn: Option<Vec<u8>>,
+    /// Everything read after sending the request, until the server closed.
+    reply: String,
+}
+
+/// Connects with SNI `sni`, sends `request` and reads until the server closes. `Err` when the
+/// handshake fails.
+fn exchange(port: u16, sni: &str, cfg: Arc<rustls::ClientConfig>, request: &[u8]) -> Result<Exchange, String> {
+    let name = ServerName::try_from(sni.to_string()).unwrap();
+    let conn = rustls::ClientConnection::new(cfg, name).unwrap();
+    let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut s = rustls::StreamOwned::new(conn, sock);
+    s.write_all(request).map_err(|e| e.to_string())?;
+    s.flush().map_err(|e| e.to_string())?;
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => reply.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) if reply.is_empty() => return Err(e.to_string()),
+            Err(_) => break,
+        }
+    }
+    let peer_cert = s.conn.peer_certificates().and_then(|p| p.first()).map(|c| c.as_ref().to_vec()).unwrap_or_default();
+    Ok(Exchange { peer_cert, alpn: s.conn.alpn_protocol().map(<[u8]>::to_vec), reply: String::from_utf8_lossy(&reply).into_owned() })
+}
+
+const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+
+fn defaults(mode: &str) -> String {
+    format!("global\n  nbthread 1\ndefaults\n  mode {mode}\n  timeout connect 2s\n  timeout client 5s\n  timeout server 5s\n")
+}
+
+/// An HTTP frontend answering with the TLS facts of the connection.
+fn facts_cfg(port: u16, bind_opts: &str) -> String {
+    format!(
+        "{}frontend f\n  bind 127.0.0.1:{port} {bind_opts}\n  http-request return status 200 content-type text/plain lf-string \"ssl=%[ssl_fc] sni=%[ssl_fc_sni] proto=%[ssl_fc_protocol] cipher=%[ssl_fc_cipher] alpn=%[ssl_fc_alpn] used=%[ssl_c_used] verify=%[ssl_c_verify] s_dn=%[ssl_c_s_dn] i_dn=%[ssl_c_i_dn] cn=%[ssl_c_s_dn(CN)] sha1=%[ssl_c_sha1,hex]\"\n",
+        defaults("http")
+    )
+}
+
+#[test]
+fn sni_picks_the_exact_name_the_wildcard_and_the_first_certificate_as_default() {
+    let pki = Pki::new("sni");
+    let a = pki.issue("a", "ec", "/CN=a.example.com", &["a.example.com"], false);
+    let certs = pki.dir.join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    let b = pki.issue("b", "rsa", "/CN=b.example.com", &["b.example.com"], false);
+    let c = pki.issue("c", "ed25519", "/CN=c", &["*.c.example.com"], false);
+    std::fs::copy(&b, certs.join("b.pem")).unwrap();
+    std::fs::copy(&c, certs.join("c.pem")).unwrap();
+    let port = free_port();
+    let _s = Sluiced::start(&facts_cfg(port, &format!("ssl crt {} crt {}/", a.display(), certs.display())), &[port]);
+    let any = client(None, &[], None);
+    for (sni, want) in [("a.example.com", &a), ("B.Example.com", &b), ("x.c.example.com", &c), ("c.example.com", &a), ("other.example.org", &a)] {
+        let e = exchange(port, sni, any.clone(), GET).unwrap();
+        assert_eq!(e.peer_cert, cert_der(want), "SNI {sni} got another certificate");
+        assert!(e.reply.contains(&format!("sni={} ", sni.to_ascii_lowercase())), "{}", e.reply);
+    }
+    // A verifying client accepts each certificate for its own name.
+    let verifying = client(Some(&pki.ca_pem()), &[], None);
+    for sni in ["a.example.com", "b.example.com", "y.c.example.com"] {
+        let e = exchange(port, sni, verifying.clone(), GET).unwrap();
+        assert!(e.reply.starts_with("HTTP/1.1 200"), "{}", e.reply);
+        assert!(e.reply.contains("ssl=1 ") && e.reply.contains("proto=TLSv1.3"), "{}", e.reply);
+    }
+}
+
+#[test]
+fn strict_sni_refuses_a_name_no_certificate_has() {
+    let pki = Pki::new("strict");
+    let a = pki.issue("a", "ec", "/CN=a.example.com", &["a.example.com"], false);
+    let port = free_port();
+    let _s = Sluiced::start(&facts_cfg(port, &format!("ssl crt {} strict-sni", a.display())), &[port]);
+    assert!(exchange(port, "a.example.com", client(None, &[], None), GET).is_ok());
+    assert!(exchange(port, "b.example.com", client(None, &[], None), GET).is_err());
+}
+
+#[test]
+fn crt_list_names_override_the_certificate_names() {
+    let pki = Pki::new("crtlist");
+    let a = pki.issue("a", "ec", "/CN=a.example.com", &["a.example.com"], false);
+    let b = pki.issue("b", "ec", "/CN=b.example.com", &["b.example.com"], false);
+    let list = pki.dir.join("list.txt");
+    std::fs::write(&list, format!("# default first\n{}\n{} [] www.example.net *.example.io !b.example.com\n", a.display(), b.display())).unwrap();
+    let port = free_port();
+    let _s = Sluiced::start(&facts_cfg(port, &format!("ssl crt-list {}", list.display())), &[port]);
+    let any = client(None, &[], None);
+    for (sni, want) in [("www.example.net", &b), ("z.example.io", &b), ("b.example.com", &a), ("a.example.com", &a)] {
+        assert_eq!(exchange(port, sni, any.clone(), GET).unwrap().peer_cert, cert_der(want), "SNI {sni}");
+    }
+}
+
+#[test]
+fn alpn_is_negotiated_and_h2_is_not_offered_in_mode_http() {
+    let pki = Pki::new("alpn");
+    let a = pki.issue("a", "ec", "/CN=a.example.com", &["a.example.com"], false);
+    let port = free_port();
+    let _s = Sluiced::start(&facts_cfg(port, &format!("ssl crt {} alpn h2,http/1.1", a.display())), &[port]);
+    let e = exchange(port, "a.example.com", client(None, &["h2", "http/1.1"], None), GET).unwrap();
+    assert_eq!(e.alpn.as_deref(), Some(b"http/1.1".as_slice()));
+    assert!(e.reply.contains("alpn=http/1.1 "), "{}", e.reply);
+    // In mode tcp the list is offered as written.
+    let echo = Backend::echo();
+    let tport = free_port();
+    let cfg = format!(
+        "{}frontend t\n  bind 127.0.0.1:{tport} ssl crt {} alpn h2,foo\n  default_backend b\nbackend b\n  server s {}\n",
+        defaults("tcp"),
+        a.display(),
+        echo.addr()
+    );
+    let _t = Sluiced::start(&cfg, &[tport]);
+    let e = exchange(tport, "a.example.com", client(None, &["foo"], None), b"ping").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(e.alpn.as_deref(), Some(b"foo".as_slice()));
+}
+
+#[test]
+fn client_certificates_required_optional_and_refused() {
+    let pki = Pki::new("mtls");
+    let srv = pki.issue("srv", "ec", "/CN=a.example.com", &["a.example.com"], false);
+    let good = pki.issue("alice", "ec", "/C=FR/O=Example/OU=ops/CN=alice", &[], true);
+    let rogue_ca = Pki::with_ca(pki.dir.clone(), "rogue");
+    let bad = rogue_ca.issue("mallory", "ec", "/CN=mallory", &[], true);
+    let ca = pki.ca_pem();
+    let (req_port, opt_port) = (free_port(), free_port());
+    let cfg = facts_cfg(req_port, &format!("ssl crt {} ca-file {} verify required", srv.display(), ca.display()))
+        + &format!("  bind 127.0.0.1:{opt_port} ssl crt {} ca-file {} verify optional\n", srv.display(), ca.display());
+    let _s = Sluiced::start(&cfg, &[req_port, opt_port]);
+    let e = exchange(req_port, "a.example.com", client(None, &[], Some(&good)), GET).unwrap();
+    assert!(e.reply.contains("used=1 verify=0 "), "{}", e.reply);
+    assert!(e.reply.contains("s_dn=/C=FR/O=Example/OU=ops/CN=alice "), "{}", e.reply);
+    assert!(e.reply.contains("i_dn=/O=Sluiced Tests/CN=Test CA ca "), "{}", e.reply);
+    assert!(e.reply.contains("cn=alice "), "{}", e.reply);
+    let sha1 = Command::new("openssl").args(["x509", "-noout", "-fingerprint", "-sha1", "-in"]).arg(&good).output().unwrap();
+    let sha1 = String::from_utf8_lossy(&sha1.stdout).trim().rsplit('=').next().unwrap().replace(':', "");
+    assert!(e.reply.contains(&format!("sha1={sha1}")), "want {sha1}: {}", e.reply);
+    // Without a certificate, or with one of another CA: refused.
+    assert!(exchange(req_port, "a.example.com", client(None, &[], None), GET).is_err());
+    assert!(exchange(req_port, "a.example.com", client(None, &[], Some(&bad)), GET).is_err());
+    // Optional: without one the connection is served; a bad one is still refused.
+    let e = exchange(opt_port, "a.example.com", client(None, &[], None), GET).unwrap();
+    assert!(e.reply.contains("used=0 ") && e.reply.contains("s_dn=- "), "{}", e.reply);
+    assert!(exchange(opt_port, "a.example.com", client(None, &[], Some(&bad)), GET).is_err());
+    assert!(exchange(opt_port, "a.example.com", client(None, &[], Some(&good)), GET).unwrap().reply.contains("cn=alice "));
+}
+
+#[test]
+fn curl_gets_https_and_plain_http_is_redirected_with_ssl_fc() {
+    let pki = Pki::new("curl");
+    let a = pki.issue("a", "rsa", "/CN=a.example.com", &["a.example.com"], false);
+    let (plain, tls) = (free_port(), free_port());
+    let cfg = format!(
+        "{}frontend f\n  bind 127.0.0.1:{plain}\n  bind 127.0.0.1:{tls} ssl crt {}\n  http-request redirect scheme https unless {{ ssl_fc }}\n  http-request set-header X-Forwarded-Proto https if {{ ssl_fc }}\n  http-request return status 200 content-type text/plain lf-string \"proto=%[req.hdr(x-forwarded-proto)] %[ssl_fc_protocol]\"\n",
+        defaults("http"),
+        a.display()
+    );
+    let _s = Sluiced::start(&cfg, &[plain, tls]);
+    let out = Command::new("curl")
+        .args(["-s", "-i", "--cacert"])
+        .arg(pki.ca_pem())
+        .args(["--resolve", &format!("a.example.com:{tls}:127.0.0.1"), &format!("https://a.example.com:{tls}/p")])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "curl failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.starts_with("HTTP/1.1 200") && text.contains("proto=https TLSv1.3"), "{text}");
+    let (status, head, _) = http_request(plain, b"GET /p?q=1 HTTP/1.1\r\nHost: a.example.com\r\n\r\n");
+    assert_eq!(status, 302, "{head}");
+    assert!(head.to_ascii_lowercase().contains("location: https://a.example.com/p?q=1"), "{head}");
+}
+
+#[test]
+fn tcp_mode_terminates_tls_in_front_of_a_plain_service() {
+    let pki = Pki::new("tcp");
+    let a = pki.issue("a", "ec", "/CN=db.example.com", &["db.example.com"], false);
+    let echo = Backend::echo();
+    let port = free_port();
+    let cfg = format!(
+        "{}frontend t\n  bind 127.0.0.1:{port} ssl crt {}\n  tcp-request content reject if !{{ ssl_fc }}\n  default_backend b\nbackend b\n  server s {}\n",
+        defaults("tcp"),
+        a.display(),
+        echo.addr()
+    );
+    let _s = Sluiced::start(&cfg, &[port]);
+    // A megabyte each way through the TLS side and the plain side.
+    let name = ServerName::try_from("db.example.com").unwrap();
+    let conn = rustls::ClientConnection::new(client(Some(&pki.ca_pem()), &[], None), name).unwrap();
+    let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut s = rustls::StreamOwned::new(conn, sock);
+    let data = random_bytes(1 << 20, 7);
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    let mut sent = 0;
+    for chunk in data.chunks(64 * 1024) {
+        s.write_all(chunk).unwrap();
+        s.flush().unwrap();
+        sent += chunk.len();
+        while got.len() < sent {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "closed early");
+            got.extend_from_slice(&buf[..n]);
+        }
+    }
+    assert_eq!(got.len(), data.len());
+    assert!(got == data, "the echoed bytes differ");
+}
+
+/// Open descriptors of a process.
+fn fd_count(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+}
+
+/// CPU time used by a process so far, in clock ticks.
+fn cpu_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+/// Waits until the connection is closed by the peer; panics after 5 s.
+fn closed_by_peer(mut c: TcpStream) {
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return,
+            Err(e) => panic!("the connection stayed open: {e}"),
+        }
+    }
+}
+
+/// The first bytes of a real ClientHello (from a rustls client writing into a buffer).
+fn client_hello() -> Vec<u8> {
+    let mut c = rustls::ClientConnection::new(client(None, &[], None), ServerName::try_from("a.example.com").unwrap()).unwrap();
+    let mut out = Vec::new();
+    c.write_tls(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn bad_handshakes_close_the_connection_without_spinning_or_leaking() {
+    let pki = Pki::new("bad");
+    let a = pki.issue("a", "ec", "/CN=a.example.com", &["a.example.com"], false);
+    let port = free_port();
+    let s = Sluiced::start(&facts_cfg(port, &format!("ssl crt {}", a.display())), &[port]);
+    // Warm up (the first handshake allocates what later ones reuse).
+    exchange(port, "a.example.com", client(None, &[], None), GET).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let fds_before = fd_count(s.pid());
+    let hello = client_hello();
+    for round in 0..20 {
+        // Garbage instead of a handshake.
+        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.write_all(&random_bytes(300, round)).unwrap();
+        closed_by_peer(c);
+        // A ClientHello, then a close of the sending side.
+        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.write_all(&hello).unwrap();
+        c.shutdown(std::net::Shutdown::Write).unwrap();
+        closed_by_peer(c);
+        // A record cut short, then a close.
+        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.write_all(&hello[..hello.len() / 2]).unwrap();
+        c.shutdown(std::net::Shutdown::Write).unwrap();
+        closed_by_peer(c);
+    }
+    // A client that sends half a ClientHello and waits: closed within `timeout client`, and the
+    // worker does not spin meanwhile.
+    let mut idle = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    idle.write_all(&hello[..10]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let t0 = cpu_ticks(s.pid());
+    std::thread::sleep(Duration::from_secs(1));
+    let used = cpu_ticks(s.pid()) - t0;
+    assert!(used < 20, "the process used {used} ticks in a second while idle");
+    let started = Instant::now();
+    closed_by_peer(idle);
+    assert!(started.elapsed() < Duration::from_secs(6));
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(fd_count(s.pid()), fds_before, "descriptors leaked");
+    // Still serving.
+    assert!(exchange(port, "a.example.com", client(None, &[], None), GET).unwrap().reply.starts_with("HTTP/1.1 200"));
+}
+
+/// Runs `openssl s_client` once, saving or reusing a session; returns its output.
+fn s_client(port: u16, extra: &[&str]) -> String {
+    let mut child = Command::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}"), "-servername", "a.example.com"])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The request asks the server to close after answering: s_client then exits on its own,
+    // having read the session tickets (closing its input early could lose them).
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(GET).unwrap();
+    let mut out = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    drop(stdin);
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child.wait().unwrap();
+    out + &err
+}
+
+#[test]
+fn sessions_are_resumed_with_tickets_and_with_the_cache() {
+    let pki = Pki::new("resume");
+    let a = pki.issue("a", "ec", "/CN=a.example.com", &["a.example.com"], false);
+    let (tickets, cache) = (free_port(), free_port());
+    let cfg = facts_cfg(tickets, &format!("ssl crt {}", a.display())) + &format!("  bind 127.0.0.1:{cache} ssl crt {} no-tls-tickets\n", a.display());
+    let _s = Sluiced::start(&cfg, &[tickets, cache]);
+    for (port, version) in [(tickets, "-tls1_3"), (tickets, "-tls1_2"), (cache, "-tls1_2"), (cache, "-tls1_3")] {
+        let sess = pki.dir.join(format!("sess-{port}{version}.pem"));
+        let first = s_client(port, &[version, "-sess_out", sess.to_str().unwrap()]);
+        assert!(first.contains("New, TLSv1."), "{version} first handshake: {first}");
+        let second = s_client(port, &[version, "-sess_in", sess.to_str().unwrap()]);
+        assert!(second.contains("Reused, TLSv1."), "{version} on port {port}: the second handshake was not resumed:\n{second}");
+    }
+}
+
+/// `sluiced -c` on a configuration; returns (success, stderr).
+fn check(cfg: &str) -> (bool, String) {
+    let dir = temp_dir("check");
+    let f = dir.join("t.cfg");
+    std::fs::write(&f, cfg).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sluiced")).args(["-c", "-f", f.to_str().unwrap()]).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn configuration_errors_name_the_bind_line() {
+    let pki = Pki::new("cfgerr");
+    let a = pki.issue("a", "ec", "/CN=a", &["a"], false);
+    let b = pki.issue("b", "ec", "/CN=b", &["b"], false);
+    // A certificate with the key of another one.
+    let mismatched = pki.dir.join("mismatch.pem");
+    let mut m = std::fs::read(pki.dir.join("a.crt")).unwrap();
+    m.extend(std::fs::read(pki.dir.join("b.key")).unwrap());
+    std::fs::write(&mismatched, m).unwrap();
+    let _ = b;
+    let cases = [
+        (format!("ssl crt {}", mismatched.display()), "inconsistencies between private key and certificate"),
+        (format!("ssl crt {}", pki.dir.join("a.crt").display()), "no private key"),
+        (format!("ssl crt {} ssl-max-ver TLSv1.1", a.display()), "only TLSv1.2 and TLSv1.3"),
+        (format!("ssl crt {} ciphers DES-CBC3-SHA:RC4-SHA", a.display()), "selects no cipher"),
+        (format!("ssl crt {} verify required", a.display()), "no CA file"),
+        ("ssl".to_string(), "needs at least one 'crt'"),
+    ];
+    for (opts, want) in cases {
+        let (ok, err) = check(&format!("{}frontend f\n  bind 127.0.0.1:1 {opts}\n  http-request return status 200\n", defaults("http")));
+        assert!(!ok, "'{opts}' was accepted");
+        assert!(err.contains("t.cfg:9] : 'bind' : ") && err.contains(want), "'{opts}': {err}");
+    }
+    let (ok, err) = check(&format!(
+        "{}frontend f\n  bind 127.0.0.1:1 ssl crt {} ciphers ECDHE+AESGCM:DHE-RSA-AES128-GCM-SHA256 ciphersuites TLS_AES_128_GCM_SHA256 curves X25519:P-256\n  http-request return status 200\n",
+        defaults("http"),
+        a.display()
+    ));
+    assert!(ok, "{err}");
+}
