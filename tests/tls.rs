@@ -537,3 +537,149 @@ fn configuration_errors_name_the_bind_line() {
     ));
     assert!(ok, "{err}");
 }
+
+/// What a TLS backend saw of one connection.
+#[derive(Debug, Clone)]
+struct BackendSeen {
+    sni: Option<String>,
+    resumed: bool,
+    client_cert: bool,
+}
+
+/// An HTTPS server with the bundle `cert`, optionally requiring client certificates of `client_ca`;
+/// answers each request (keep-alive) with `sni=<name>` and records every connection.
+fn tls_backend(cert: &Path, client_ca: Option<&Path>) -> (Backend, Arc<std::sync::Mutex<Vec<BackendSeen>>>) {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert).unwrap().map(|c| c.unwrap()).collect();
+    let key = PrivateKeyDer::from_pem_file(cert).unwrap();
+    let b = rustls::ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions().unwrap();
+    let b = match client_ca {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in CertificateDer::pem_file_iter(ca).unwrap() {
+                roots.add(c.unwrap()).unwrap();
+            }
+            b.with_client_cert_verifier(rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider).build().unwrap())
+        }
+        None => b.with_no_client_auth(),
+    };
+    let cfg = Arc::new(b.with_single_cert(chain, key).unwrap());
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    let be = Backend::start(move |sock| {
+        let conn = rustls::ServerConnection::new(cfg.clone()).unwrap();
+        let mut s = rustls::StreamOwned::new(conn, sock);
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let mut recorded = false;
+        loop {
+            let n = match s.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            if !recorded {
+                recorded = true;
+                seen2.lock().unwrap().push(BackendSeen {
+                    sni: s.conn.server_name().map(str::to_owned),
+                    resumed: s.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
+                    client_cert: s.conn.peer_certificates().is_some(),
+                });
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                buf.drain(..end + 4);
+                let body = format!("sni={}", s.conn.server_name().unwrap_or("-"));
+                let resp = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+                if s.write_all(resp.as_bytes()).and_then(|_| s.flush()).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    (be, seen)
+}
+
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    let (status, _, body) = http_request(port, format!("GET {path} HTTP/1.1\r\nHost: api.internal\r\nConnection: close\r\n\r\n").as_bytes());
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[test]
+fn servers_behind_tls_are_verified_or_not_as_configured() {
+    let pki = Pki::new("srv");
+    let api = pki.issue("api", "ec", "/CN=api.internal", &["api.internal"], false);
+    let rogue = Pki::with_ca(pki.dir.clone(), "rogue");
+    let fake = rogue.issue("fake", "ec", "/CN=api.internal", &["api.internal"], false);
+    let (good_be, good_seen) = tls_backend(&api, None);
+    let (fake_be, _) = tls_backend(&fake, None);
+    let ca = pki.ca_pem();
+    let port = free_port();
+    let lines = [
+        ("/sni", format!("server s {} ssl verify required ca-file {} sni str(api.internal)", good_be.addr(), ca.display())),
+        ("/hostsni", format!("server s {} ssl verify required ca-file {} sni req.hdr(host)", good_be.addr(), ca.display())),
+        ("/chain", format!("server s {} ssl verify required ca-file {}", good_be.addr(), ca.display())),
+        ("/wronghost", format!("server s {} ssl verify required ca-file {} verifyhost other.internal", good_be.addr(), ca.display())),
+        ("/rogue", format!("server s {} ssl verify required ca-file {} sni str(api.internal)", fake_be.addr(), ca.display())),
+        ("/none", format!("server s {} ssl verify none sni str(api.internal)", fake_be.addr())),
+    ];
+    let mut cfg = format!("{}  retries 0\nfrontend f\n  bind 127.0.0.1:{port}\n", defaults("http"));
+    for (i, (path, _)) in lines.iter().enumerate() {
+        cfg.push_str(&format!("  use_backend b{i} if {{ path {path} }}\n"));
+    }
+    for (i, (_, server)) in lines.iter().enumerate() {
+        cfg.push_str(&format!("backend b{i}\n  {server}\n"));
+    }
+    let _s = Sluiced::start(&cfg, &[port]);
+    assert_eq!(http_get(port, "/sni"), (200, "sni=api.internal".to_string()));
+    assert_eq!(http_get(port, "/hostsni"), (200, "sni=api.internal".to_string()));
+    // Without SNI or verifyhost only the chain is verified, as HAProxy does.
+    assert_eq!(http_get(port, "/chain"), (200, "sni=-".to_string()));
+    assert_eq!(http_get(port, "/wronghost").0, 503);
+    assert_eq!(http_get(port, "/rogue").0, 503);
+    assert_eq!(http_get(port, "/none"), (200, "sni=api.internal".to_string()));
+    assert!(good_seen.lock().unwrap().iter().all(|s| !s.client_cert));
+}
+
+#[test]
+fn server_tls_sessions_are_resumed_and_client_certificates_presented() {
+    let pki = Pki::new("srvres");
+    let api = pki.issue("api", "ec", "/CN=api.internal", &["api.internal"], false);
+    let me = pki.issue("lb", "ec", "/CN=sluiced", &[], true);
+    let (be, seen) = tls_backend(&api, Some(&pki.ca_pem()));
+    let port = free_port();
+    let cfg = format!(
+        "{}frontend f\n  bind 127.0.0.1:{port}\n  default_backend b\nbackend b\n  http-reuse never\n  server s {} ssl verify required ca-file {} crt {} sni str(api.internal)\n",
+        defaults("http"),
+        be.addr(),
+        pki.ca_pem().display(),
+        me.display()
+    );
+    let _s = Sluiced::start(&cfg, &[port]);
+    for _ in 0..3 {
+        assert_eq!(http_get(port, "/"), (200, "sni=api.internal".to_string()));
+    }
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert!(seen.iter().all(|s| s.client_cert), "{seen:?}");
+    assert!(!seen[0].resumed && seen[1].resumed && seen[2].resumed, "{seen:?}");
+}
+
+#[test]
+fn tcp_mode_reencrypts_to_a_tls_server() {
+    let pki = Pki::new("tcpre");
+    let front = pki.issue("front", "ec", "/CN=db.example.com", &["db.example.com"], false);
+    let api = pki.issue("api", "ec", "/CN=api.internal", &["api.internal"], false);
+    let (be, _) = tls_backend(&api, None);
+    let port = free_port();
+    let cfg = format!(
+        "{}frontend t\n  bind 127.0.0.1:{port} ssl crt {}\n  default_backend b\nbackend b\n  server s {} ssl verify required ca-file {} sni ssl_fc_sni\n",
+        defaults("tcp"),
+        front.display(),
+        be.addr(),
+        pki.ca_pem().display()
+    );
+    let _s = Sluiced::start(&cfg, &[port]);
+    let e = exchange(port, "api.internal", client(None, &[], None), b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let reply = e.map(|e| e.reply).unwrap_or_default();
+    assert!(reply.starts_with("HTTP/1.1 200") && reply.ends_with("sni=api.internal"), "{reply}");
+}

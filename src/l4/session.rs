@@ -316,7 +316,11 @@ async fn session(
     if let Some(r) = rec.as_deref_mut() {
         r.connect_start = Some(std::time::Instant::now());
     }
-    let Some((server_idx, server)) = connect(be, &key, dst).await else {
+    let sni = be.tls_sni.as_ref().and_then(|e| {
+        let ctx = Ctx { rt, fe, src, dst, backend: Some(be_idx), buf: &buf, final_data: true, vars };
+        sample_text(e, &ctx)
+    });
+    let Some((server_idx, server)) = connect(be, &key, dst, sni.as_deref()).await else {
         return End::NoServer;
     };
     let srv = &be.state.servers[server_idx];
@@ -361,6 +365,19 @@ async fn session(
         let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
     }
     end
+}
+
+/// A sample as text (the SNI sent to a server), `None` when absent or empty.
+pub(crate) fn sample_text(e: &crate::route::eval::CompiledSample, ctx: &dyn StreamCtx) -> Option<String> {
+    use crate::route::eval::Sample;
+    let s = match e.eval(ctx).ok()?? {
+        Sample::Str(s) => s,
+        Sample::Bin(b) => String::from_utf8(b).ok()?,
+        Sample::Int(i) => i.to_string(),
+        Sample::Ip(ip) => ip.to_string(),
+        Sample::Bool(_) => return None,
+    };
+    (!s.is_empty()).then_some(s)
 }
 
 /// Runs `rules` in order until a final one (`accept`, `reject`) matches, running the variable
@@ -443,16 +460,16 @@ impl Drop for SlotGuard<'_> {
 /// Picks a server, waiting in the backend queue while all are full, and connects to it with the
 /// backend's retries and redispatch policy. Returns the server index (with its slot held) and the
 /// connection.
-pub(crate) async fn connect(be: &Backend, key: &PickKey, dst: &Dst<'_>) -> Option<(usize, Transport)> {
+pub(crate) async fn connect(be: &Backend, key: &PickKey, dst: &Dst<'_>, sni: Option<&str>) -> Option<(usize, Transport)> {
     let idx = pick_queued(be, key, &[]).await?;
-    connect_from(be, key, dst, idx).await
+    connect_from(be, key, dst, idx, sni).await
 }
 
 /// Connects to server `idx`, whose slot the caller already holds (a pick, or cookie persistence),
 /// with the backend's retries and redispatch policy: a redispatch picks another server with `key`.
 /// Returns the server finally connected to (its slot held) and the connection; `None` has
 /// released every slot.
-pub(crate) async fn connect_from(be: &Backend, key: &PickKey, dst: &Dst<'_>, mut idx: usize) -> Option<(usize, Transport)> {
+pub(crate) async fn connect_from(be: &Backend, key: &PickKey, dst: &Dst<'_>, mut idx: usize, sni: Option<&str>) -> Option<(usize, Transport)> {
     let state = &be.state;
     let mut tried: Vec<usize> = Vec::new();
     let mut attempt: u32 = 0;
@@ -460,7 +477,7 @@ pub(crate) async fn connect_from(be: &Backend, key: &PickKey, dst: &Dst<'_>, mut
         let srv = &state.servers[idx];
         let needs_dst = matches!(srv.addr, crate::balance::ServerAddr::InetSamePort(_) | crate::balance::ServerAddr::InetOffset(..));
         let result = match srv.addr.resolve(if needs_dst { dst.get() } else { None }) {
-            Some(addr) => open(be, idx, &addr).await,
+            Some(addr) => open(be, idx, &addr, sni).await,
             None => Err(io::Error::new(io::ErrorKind::InvalidInput, "no port to connect to")),
         };
         srv.observe_connect(result.is_ok());
@@ -563,9 +580,24 @@ async fn pick_queued(be: &Backend, key: &PickKey, exclude: &[usize]) -> Option<u
     }
 }
 
-/// Opens a connection to server `idx` of `be` at `addr`, within `timeout connect`.
-pub(crate) async fn open(be: &Backend, _idx: usize, addr: &ConnectAddr) -> io::Result<Transport> {
-    connect_one(addr, be.timeout_connect).await.map(Transport::Plain)
+/// Opens a connection to server `idx` of `be` at `addr` within `timeout connect`, and runs the
+/// TLS handshake (sending `sni`) for an `ssl` server, within `timeout connect` too.
+pub(crate) async fn open(be: &Backend, idx: usize, addr: &ConnectAddr, sni: Option<&str>) -> io::Result<Transport> {
+    let c = connect_one(addr, be.timeout_connect).await?;
+    let Some(tls) = be.tls.get(idx).and_then(Option::as_ref) else { return Ok(Transport::Plain(c)) };
+    if let EpollConn::Tcp(s) = &c {
+        let _ = s.set_nodelay(true);
+    }
+    let ip = match addr {
+        ConnectAddr::Inet(a) => Some(a.ip()),
+        ConnectAddr::Unix(_) => None,
+    };
+    let hs = tls.connect(c, sni, ip);
+    match tokio::time::timeout(be.timeout_connect.unwrap_or(Duration::from_secs(10)), hs).await {
+        Ok(Ok(t)) => Ok(Transport::Tls(Box::new(t))),
+        Ok(Err(e)) => Err(io::Error::new(io::ErrorKind::ConnectionAborted, e.to_string())),
+        Err(_) => Err(io::ErrorKind::TimedOut.into()),
+    }
 }
 
 pub(crate) async fn connect_one(addr: &ConnectAddr, timeout: Option<Duration>) -> io::Result<EpollConn> {

@@ -947,7 +947,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: Transport, peer: Option<s
         // 2. Rules, 3. the backend, its rules, then `option forwardfor`/`originalto`, which
         //    HAProxy applies after the rules.
         fe.counters.request();
-        let (verdict, mut edits, be_idx, hash) = {
+        let (verdict, mut edits, be_idx, hash, sni) = {
             let mut base = HttpCtx { body_pending, ..conn_ctx };
             let mut msg = Msg::new(&cbuf, head, first);
             msg.body = body;
@@ -967,6 +967,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: Transport, peer: Option<s
                 flow = rules::run(&fe.http.redirects, &base, &mut msg, None, true, &mut edits);
             }
             let mut hash = None;
+            let mut sni = None;
             if matches!(flow, Flow::Continue) {
                 let ctx = HttpCtx { req: Some(&msg), req_buf: &cbuf, ..base };
                 base.backend = fe.select_backend(&rt.backends, &ctx);
@@ -996,6 +997,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: Transport, peer: Option<s
                 }
                 if let Some(be) = be {
                     hash = pick_hash(be, &HttpCtx { req: Some(&msg), req_buf: &cbuf, ..base }, &msg);
+                    sni = be.tls_sni.as_ref().and_then(|e| crate::l4::session::sample_text(e, &HttpCtx { req: Some(&msg), req_buf: &cbuf, ..base }));
                 }
             }
             let verdict = match flow {
@@ -1007,7 +1009,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: Transport, peer: Option<s
                 }
                 Flow::Tarpit(r) => Verdict::Tarpit { bytes: after_response(&base, Some(&msg), r).0 },
             };
-            (verdict, edits, base.backend, hash)
+            (verdict, edits, base.backend, hash, sni)
         };
         let base = HttpCtx { body_pending, backend: be_idx, ..conn_ctx };
         match verdict {
@@ -1103,7 +1105,8 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: Transport, peer: Option<s
         } else {
             PoolUse::Checked
         };
-        let Some((srv_idx, mut server, mut reused)) = server_conn(&w, be_idx, be, &key, &dst, pool_use, visit.and_then(|v| v.server)).await else {
+        let Some((srv_idx, mut server, mut reused)) = server_conn(&w, be_idx, be, &key, &dst, pool_use, visit.and_then(|v| v.server), sni.as_deref()).await
+        else {
             send_error(&client, error_out(&base, 503), fe.timeout_client, &mut rec).await;
             break End::NoServer;
         };
@@ -1161,7 +1164,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: Transport, peer: Option<s
         if r.is_err() {
             // A reused connection the server closed meanwhile: a safe request goes again on a
             // new connection; anything else gets 502.
-            let fresh = if reused && retryable { resend(srv_idx, &dst, be, &mut out_buf).await } else { None };
+            let fresh = if reused && retryable { resend(srv_idx, &dst, be, sni.as_deref(), &mut out_buf).await } else { None };
             match fresh {
                 Some(c) => {
                     server = c;
@@ -1228,7 +1231,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: Transport, peer: Option<s
                 }
                 // The server closed a reused connection without answering: it was stale. A safe
                 // request is sent again on a new connection.
-                HeadRead::Closed if reused && retryable && sbuf.is_empty() => match resend(srv_idx, &dst, be, &mut out_buf).await {
+                HeadRead::Closed if reused && retryable && sbuf.is_empty() => match resend(srv_idx, &dst, be, sni.as_deref(), &mut out_buf).await {
                     Some(c) => {
                         server = c;
                         reused = false;
@@ -1395,7 +1398,9 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: Transport, peer: Option<s
         // 6. Keep-alive.
         let clean = rest.is_empty();
         w.buffers.put(rest);
-        if server_keeps && server_keep && clean && be.reuse_allowed {
+        // A TLS connection opened with a per-request SNI is not shared with other requests.
+        let sni_bound = be.tls_sni.is_some() && server.tls().is_some();
+        if server_keeps && server_keep && clean && be.reuse_allowed && !sni_bound {
             w.http_pool.put(be_idx, srv_idx, server, &be.pool_limits[srv_idx]);
         }
         if !keep {
@@ -1430,9 +1435,9 @@ async fn send_error(c: &Transport, bytes: Vec<u8>, idle: Option<Duration>, rec: 
 }
 
 /// Sends `out` (a whole request) again, to the same server on a new connection.
-async fn resend(srv_idx: usize, dst: &Dst<'_>, be: &Backend, out: &mut Vec<u8>) -> Option<Transport> {
+async fn resend(srv_idx: usize, dst: &Dst<'_>, be: &Backend, sni: Option<&str>, out: &mut Vec<u8>) -> Option<Transport> {
     let addr = be.state.servers[srv_idx].addr.resolve(dst.get())?;
-    let c = crate::l4::session::open(be, srv_idx, &addr).await.ok()?;
+    let c = crate::l4::session::open(be, srv_idx, &addr, sni).await.ok()?;
     let (r, b) = send(&c, std::mem::take(out), be.timeout_server).await;
     *out = b;
     r.ok().map(|()| c)
@@ -1460,6 +1465,7 @@ async fn server_conn(
     dst: &Dst<'_>,
     pool_use: PoolUse,
     direct: Option<usize>,
+    sni: Option<&str>,
 ) -> Option<(usize, Transport, bool)> {
     let check_idle = pool_use == PoolUse::Checked;
     let reuse = be.reuse_allowed && pool_use != PoolUse::Skip;
@@ -1470,7 +1476,7 @@ async fn server_conn(
         if reuse && let Some(c) = w.http_pool.take(be_idx, i, check_idle, &be.pool_limits[i]) {
             return Some((i, c, true));
         }
-        return crate::l4::session::connect_from(be, key, dst, i).await.map(|(i, c)| (i, c, false));
+        return crate::l4::session::connect_from(be, key, dst, i, sni).await.map(|(i, c)| (i, c, false));
     }
     if reuse {
         // Pick first, so balancing and maxconn hold, then look for an idle connection to it; without
@@ -1479,8 +1485,8 @@ async fn server_conn(
             if let Some(c) = w.http_pool.take(be_idx, i, check_idle, &be.pool_limits[i]) {
                 return Some((i, c, true));
             }
-            return crate::l4::session::connect_from(be, key, dst, i).await.map(|(i, c)| (i, c, false));
+            return crate::l4::session::connect_from(be, key, dst, i, sni).await.map(|(i, c)| (i, c, false));
         }
     }
-    crate::l4::session::connect(be, key, dst).await.map(|(i, c)| (i, c, false))
+    crate::l4::session::connect(be, key, dst, sni).await.map(|(i, c)| (i, c, false))
 }

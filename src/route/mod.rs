@@ -413,6 +413,11 @@ pub struct Backend {
     pub reuse_first_unsafe: bool,
     /// `mode http`: the rules and HTTP settings of this proxy.
     pub http: ProxyHttpRt,
+    /// Per server (same index as the state's servers): TLS towards an `ssl` server.
+    pub tls: Vec<Option<Arc<crate::tls::client::Connector>>>,
+    /// The `sni` expression of the backend's `ssl` servers (one for all of them), evaluated per
+    /// stream before connecting.
+    pub tls_sni: Option<eval::CompiledSample>,
     /// `balance uri|url_param|hdr` in `mode http`: the request part to hash into the pick key.
     pub http_key: Option<HttpKey>,
     /// `http-send-name-header`: the request header that carries the chosen server's name.
@@ -679,8 +684,19 @@ impl RouteTable {
         for (pi, p) in cfg.proxies.iter().enumerate().filter(|(_, p)| p.kind.has_backend()) {
             let mut servers = Vec::new();
             let mut pool_limits = Vec::new();
+            let mut server_tls = Vec::new();
+            let mut tls_sni: Option<&crate::config::expr::SampleExpr> = None;
             for (si, s) in p.servers.iter().enumerate() {
                 let o = &s.opts;
+                server_tls.push(crate::tls::client::compile_server(&o.tls, &g.tls).map_err(|e| format!("parsing [{}] : 'server' : {e}", s.span))?);
+                if o.tls.ssl
+                    && let Some(e) = &o.tls.sni
+                {
+                    if tls_sni.is_some_and(|prev| prev != e) {
+                        return Err(format!("parsing [{}] : 'server' : the servers of a backend must share one 'sni' expression for now", s.span));
+                    }
+                    tls_sni = Some(e);
+                }
                 pool_limits.push(PoolLimit { max: o.pool_max_conn.and_then(|n| usize::try_from(n).ok()), idle: std::sync::atomic::AtomicUsize::new(0) });
                 let (addr, unresolved) = match server_addr(&s.addr, s.resolved) {
                     Ok(a) => (a, false),
@@ -764,6 +780,8 @@ impl RouteTable {
                     && !matches!(p.http.reuse, Some(crate::l7::config::HttpReuse::Never)),
                 reuse_first_unsafe: matches!(p.http.reuse, Some(crate::l7::config::HttpReuse::Aggressive | crate::l7::config::HttpReuse::Always)),
                 http: compile_http(p, cfg, &mut loader, diags)?,
+                tls: server_tls,
+                tls_sni: tls_sni.map(eval::CompiledSample::compile).transpose()?,
                 http_key,
                 send_name_header: if p.mode == Mode::Http { p.http.send_name_header.clone() } else { None },
                 pool_limits,

@@ -2,6 +2,7 @@
 //! `bind ... ssl` line into a rustls configuration with its certificate resolver, `conn` runs TLS
 //! over a plain connection through the session I/O trait, `der` reads the certificate fields the
 //! fetches show.
+pub mod client;
 pub mod config;
 pub mod conn;
 pub mod der;

@@ -370,7 +370,7 @@ pub fn provider(
     Ok(CryptoProvider { cipher_suites: suites, kx_groups, ..base })
 }
 
-fn load_roots(path: &Path) -> Result<RootCertStore, String> {
+pub(crate) fn load_roots(path: &Path) -> Result<RootCertStore, String> {
     let pem = read(path, "CA file")?;
     let mut roots = RootCertStore::empty();
     for c in CertificateDer::pem_slice_iter(&pem) {
@@ -383,7 +383,7 @@ fn load_roots(path: &Path) -> Result<RootCertStore, String> {
     Ok(roots)
 }
 
-fn load_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, String> {
+pub(crate) fn load_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, String> {
     let pem = read(path, "CRL file")?;
     let crls: Vec<_> = CertificateRevocationListDer::pem_slice_iter(&pem)
         .collect::<Result<_, _>>()
