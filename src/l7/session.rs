@@ -1457,6 +1457,7 @@ enum PoolUse {
 /// A connection to a server of `be`: an idle pooled one when `http-reuse` allows, else a new one.
 /// `direct` is the server cookie persistence chose: it gets the request without balancing, after
 /// waiting for a free slot on it (up to `timeout queue`), unless a retry redispatches.
+#[allow(clippy::too_many_arguments)]
 async fn server_conn(
     w: &Worker,
     be_idx: usize,
