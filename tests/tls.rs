@@ -660,7 +660,7 @@ fn server_tls_sessions_are_resumed_and_client_certificates_presented() {
     }
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 3, "{seen:?}");
-    assert!(seen.iter().all(|s| s.client_cert), "{seen:?}");
+    assert!(seen.iter().all(|s| s.client_cert && s.sni.as_deref() == Some("api.internal")), "{seen:?}");
     assert!(!seen[0].resumed && seen[1].resumed && seen[2].resumed, "{seen:?}");
 }
 
