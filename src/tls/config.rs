@@ -438,7 +438,12 @@ pub fn bind_options() -> Vec<BindOption> {
                 "bind :443 ssl crt /etc/sluiced/site.pem ssl-max-ver TLSv1.3"
             ),
         ),
-        bind_text!("ciphers", ciphers, "TLS 1.2 and older cipher list, OpenSSL syntax.", "bind :443 ssl crt /etc/sluiced/site.pem ciphers ECDHE+AESGCM"),
+        bind_text!(
+            "ciphers",
+            ciphers,
+            "TLS 1.2 cipher list in OpenSSL syntax, mapped onto rustls' suites; names rustls lacks select nothing, a list that selects nothing is an error.",
+            "bind :443 ssl crt /etc/sluiced/site.pem ciphers ECDHE+AESGCM"
+        ),
         bind_text!(
             "ciphersuites",
             ciphersuites,
@@ -537,7 +542,7 @@ pub fn bind_options() -> Vec<BindOption> {
         proto_flag!(bopt, "force-tlsv12", "Accepts only TLS 1.2.", "bind :443 ssl crt /etc/sluiced/site.pem force-tlsv12"),
         proto_flag!(bopt, "force-tlsv13", "Accepts only TLS 1.3.", "bind :443 ssl crt /etc/sluiced/site.pem force-tlsv13"),
         bind_flag!("strict-sni", strict_sni, "Refuses handshakes whose SNI matches no certificate instead of using the default one."),
-        bind_flag!("allow-0rtt", allow_0rtt, "Accepts TLS 1.3 early data (0-RTT)."),
+        bind_flag!("allow-0rtt", allow_0rtt, "Accepts TLS 1.3 early data (0-RTT); sluiced never does and warns."),
         bind_flag!("no-tls-tickets", no_tls_tickets, "Disables stateless session resumption with tickets."),
         bind_flag!("prefer-client-ciphers", prefer_client_ciphers, "Uses the client's cipher preference instead of the server's."),
         bopt(
