@@ -97,6 +97,22 @@ impl Pki {
     }
 }
 
+impl Pki {
+    /// Revokes the certificate `name` and writes the CA's CRL; returns its path.
+    fn revoke(&self, name: &str) -> PathBuf {
+        std::fs::write(self.dir.join("index.txt"), "").unwrap();
+        std::fs::write(self.dir.join("crlnumber"), "01\n").unwrap();
+        let cnf = format!(
+            "[ ca ]\ndefault_ca = d\n[ d ]\ndatabase = index.txt\ncrlnumber = crlnumber\ndefault_md = sha256\ndefault_crl_days = 30\ncertificate = {0}.pem\nprivate_key = {0}.key\n",
+            self.ca
+        );
+        std::fs::write(self.dir.join("ca.cnf"), cnf).unwrap();
+        openssl(&self.dir, &["ca", "-config", "ca.cnf", "-revoke", &format!("{name}.crt")]);
+        openssl(&self.dir, &["ca", "-config", "ca.cnf", "-gencrl", "-out", "crl.pem"]);
+        self.dir.join("crl.pem")
+    }
+}
+
 /// The first certificate of a PEM file, DER.
 fn cert_der(pem: &Path) -> Vec<u8> {
     CertificateDer::pem_file_iter(pem).unwrap().next().unwrap().unwrap().as_ref().to_vec()
@@ -314,6 +330,56 @@ fn client_certificates_required_optional_and_refused() {
     assert!(e.reply.contains("used=0 ") && e.reply.contains("s_dn=- "), "{}", e.reply);
     assert!(exchange(opt_port, "a.example.com", client(None, &[], Some(&bad)), GET).is_err());
     assert!(exchange(opt_port, "a.example.com", client(None, &[], Some(&good)), GET).unwrap().reply.contains("cn=alice "));
+}
+
+#[test]
+fn a_revoked_client_certificate_is_refused_with_crl_file() {
+    let pki = Pki::new("crl");
+    let srv = pki.issue("srv", "ec", "/CN=a.example.com", &["a.example.com"], false);
+    let alice = pki.issue("alice", "ec", "/CN=alice", &[], true);
+    let bob = pki.issue("bob", "ec", "/CN=bob", &[], true);
+    let crl = pki.revoke("bob");
+    let port = free_port();
+    let _s = Sluiced::start(&facts_cfg(port, &format!("ssl crt {} ca-file {} crl-file {} verify required", srv.display(), pki.ca_pem().display(), crl.display())), &[port]);
+    assert!(exchange(port, "a.example.com", client(None, &[], Some(&alice)), GET).unwrap().reply.contains("cn=alice "));
+    assert!(exchange(port, "a.example.com", client(None, &[], Some(&bob)), GET).is_err(), "bob's revoked certificate was accepted");
+}
+
+/// The first line the daemon writes on its standard output, within 5 s.
+fn stdout_line(s: &mut Sluiced) -> String {
+    let mut out = s.child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1024];
+        let mut got = Vec::new();
+        while !got.ends_with(b"\n") {
+            match out.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        let _ = tx.send(got);
+    });
+    String::from_utf8_lossy(&rx.recv_timeout(Duration::from_secs(5)).expect("a line on stdout")).into_owned()
+}
+
+#[test]
+fn option_httpslog_logs_the_tls_version_cipher_and_sni() {
+    let pki = Pki::new("httpslog");
+    let a = pki.issue("a", "ec", "/CN=a.example.com", &["a.example.com"], false);
+    let port = free_port();
+    let cfg = format!(
+        "{}frontend fe\n  bind 127.0.0.1:{port} ssl crt {}\n  log stdout format raw local0\n  option httpslog\n  http-request return status 200\n",
+        defaults("http"),
+        a.display()
+    );
+    let mut s = Sluiced::start(&cfg, &[port]);
+    exchange(port, "a.example.com", client(None, &[], None), GET).unwrap();
+    let line = stdout_line(&mut s);
+    // `%ft` ends with `~` on TLS; the tail is fc_err/ssl_fc_err/ssl_c_err/ssl_c_ca_err/resumed,
+    // then SNI/version/cipher.
+    assert!(line.contains("] fe~ "), "{line}");
+    assert!(line.trim_end().ends_with("/0/0/0 a.example.com/TLSv1.3/TLS_AES_256_GCM_SHA384"), "{line}");
 }
 
 #[test]
