@@ -340,7 +340,10 @@ fn a_revoked_client_certificate_is_refused_with_crl_file() {
     let bob = pki.issue("bob", "ec", "/CN=bob", &[], true);
     let crl = pki.revoke("bob");
     let port = free_port();
-    let _s = Sluiced::start(&facts_cfg(port, &format!("ssl crt {} ca-file {} crl-file {} verify required", srv.display(), pki.ca_pem().display(), crl.display())), &[port]);
+    let _s = Sluiced::start(
+        &facts_cfg(port, &format!("ssl crt {} ca-file {} crl-file {} verify required", srv.display(), pki.ca_pem().display(), crl.display())),
+        &[port],
+    );
     assert!(exchange(port, "a.example.com", client(None, &[], Some(&alice)), GET).unwrap().reply.contains("cn=alice "));
     assert!(exchange(port, "a.example.com", client(None, &[], Some(&bob)), GET).is_err(), "bob's revoked certificate was accepted");
 }
@@ -748,4 +751,40 @@ fn tcp_mode_reencrypts_to_a_tls_server() {
     let e = exchange(port, "api.internal", client(None, &[], None), b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     let reply = e.map(|e| e.reply).unwrap_or_default();
     assert!(reply.starts_with("HTTP/1.1 200") && reply.ends_with("sni=api.internal"), "{reply}");
+}
+
+#[test]
+fn check_ssl_runs_health_checks_over_tls() {
+    let pki = Pki::new("checkssl");
+    let api = pki.issue("api", "ec", "/CN=api.internal", &["api.internal"], false);
+    let rogue = Pki::with_ca(pki.dir.clone(), "rogue");
+    let fake = rogue.issue("fake", "ec", "/CN=api.internal", &["api.internal"], false);
+    let (good, good_seen) = tls_backend(&api, None);
+    let (bad, _) = tls_backend(&fake, None);
+    let plain = Backend::named("plain");
+    let port = free_port();
+    let ca = pki.ca_pem();
+    let cfg = format!(
+        "{}frontend f\n  bind 127.0.0.1:{port}\n  default_backend be\nbackend be\n  option httpchk GET /health\n  server good {} ssl verify required ca-file {} sni str(api.internal) check inter 100ms check-sni api.internal\n  server fake {} ssl verify required ca-file {} check inter 100ms check-sni api.internal\n  server plain {} check inter 100ms check-ssl verify none\n",
+        defaults("http"),
+        good.addr(),
+        ca.display(),
+        bad.addr(),
+        ca.display(),
+        plain.addr()
+    );
+    let mut s = Sluiced::start(&cfg, &[port]);
+    std::thread::sleep(Duration::from_millis(1500));
+    // Only the good server takes traffic.
+    for _ in 0..6 {
+        assert_eq!(http_get(port, "/"), (200, "sni=api.internal".to_string()));
+    }
+    s.signal("TERM");
+    s.wait_exit(Duration::from_secs(5));
+    let err = s.stderr();
+    assert!(err.contains("Server be/fake is DOWN, reason: Layer6"), "{err}");
+    assert!(err.contains("Server be/plain is DOWN, reason: Layer6"), "{err}");
+    assert!(!err.contains("Server be/good is DOWN"), "{err}");
+    // The checks reached the good server over TLS with their SNI.
+    assert!(good_seen.lock().unwrap().len() > 6);
 }

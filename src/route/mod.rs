@@ -274,6 +274,10 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "no-ssl-reuse",
             "tls-tickets",
             "no-tls-tickets",
+            "check-ssl",
+            "no-check-ssl",
+            "check-sni",
+            "check-alpn",
         ],
     ),
     ("http-check rules", &["send", "expect", "comment", "disable-on-404"]),
@@ -765,6 +769,9 @@ impl RouteTable {
             for (si, s) in p.servers.iter().enumerate() {
                 let o = &s.opts;
                 server_tls.push(crate::tls::client::compile_server(&o.tls, &g.tls).map_err(|e| format!("parsing [{}] : 'server' : {e}", s.span))?);
+                if o.check.ssl && !o.tls.ssl {
+                    crate::check::engine::check_tls(&o.tls, &o.check, &g.tls).map_err(|e| format!("parsing [{}] : 'server' : check-ssl: {e}", s.span))?;
+                }
                 if o.tls.ssl
                     && let Some(e) = &o.tls.sni
                 {
