@@ -788,3 +788,30 @@ fn check_ssl_runs_health_checks_over_tls() {
     // The checks reached the good server over TLS with their SNI.
     assert!(good_seen.lock().unwrap().len() > 6);
 }
+
+#[test]
+fn accept_proxy_on_an_ssl_bind_reads_the_header_before_the_handshake() {
+    let pki = Pki::new("proxyssl");
+    let a = pki.issue("a", "ec", "/CN=a.example.com", &["a.example.com"], false);
+    let port = free_port();
+    let cfg = format!(
+        "{}frontend f\n  bind 127.0.0.1:{port} accept-proxy ssl crt {}\n  http-request return status 200 content-type text/plain lf-string \"src=%[src]:%[src_port] sni=%[ssl_fc_sni]\"\n",
+        defaults("http"),
+        a.display()
+    );
+    let _s = Sluiced::start(&cfg, &[port]);
+    let mut sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    sock.write_all(b"PROXY TCP4 10.1.2.3 10.0.0.1 5555 443\r\n").unwrap();
+    let conn = rustls::ClientConnection::new(client(None, &[], None), ServerName::try_from("a.example.com").unwrap()).unwrap();
+    let mut s = rustls::StreamOwned::new(conn, sock);
+    s.write_all(GET).unwrap();
+    let mut reply = Vec::new();
+    let _ = s.read_to_end(&mut reply);
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.contains("src=10.1.2.3:5555 sni=a.example.com"), "{reply}");
+    // Without the header the connection is closed.
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(&client_hello()).unwrap();
+    closed_by_peer(c);
+}

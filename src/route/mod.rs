@@ -887,9 +887,6 @@ impl RouteTable {
                 let mut warnings = Vec::new();
                 let acceptor = crate::tls::server::compile_bind(&b.tls, &g.tls, &tls_cache, p.mode == Mode::Http, &mut |w| warnings.push(w))
                     .map_err(|e| format!("parsing [{}] : 'bind' : {e}", b.span))?;
-                if acceptor.is_some() && b.accept_proxy {
-                    return Err(format!("parsing [{}] : 'bind' : 'accept-proxy' on an 'ssl' bind is not supported yet", b.span));
-                }
                 for w in warnings {
                     diags.warning(Some(&b.span), Some("bind"), w);
                 }

@@ -184,9 +184,23 @@ impl AcceptLoop {
         tokio::task::spawn_local(async move {
             let counters = w.rt.frontends[fe].counters.clone();
             counters.session_start();
+            let (mut peer, mut local, mut accept_proxy) = (peer, local, accept_proxy);
             let client = match w.rt.frontends[fe].tls.get(bind).and_then(Option::as_ref) {
                 None => Some(Transport::Plain(conn)),
-                Some(acceptor) => tls_handshake(conn, acceptor, w.rt.frontends[fe].timeout_client).await,
+                Some(acceptor) => {
+                    // The PROXY header comes before the TLS handshake: read it off the socket
+                    // first; the session then takes its addresses as the connection's.
+                    let header = if accept_proxy { proxy_header(&conn, w.rt.frontends[fe].timeout_client).await } else { Some((None, None)) };
+                    match header {
+                        Some((src, dst)) => {
+                            peer = src.or(peer);
+                            local = dst.or(local);
+                            accept_proxy = false;
+                            tls_handshake(conn, acceptor, w.rt.frontends[fe].timeout_client).await
+                        }
+                        None => None,
+                    }
+                }
             };
             if let Some(client) = client {
                 let _end = if w.rt.frontends[fe].mode == crate::config::model::Mode::Http {
@@ -257,6 +271,42 @@ async fn tls_handshake(conn: EpollConn, acceptor: &crate::tls::Acceptor, timeout
         Ok(Ok(t)) => Some(Transport::Tls(Box::new(t))),
         _ => None,
     }
+}
+
+/// Reads a PROXY protocol header off `conn` without reading past it (the TLS handshake follows):
+/// peeks until a whole header is there, then consumes exactly its bytes. `None` when it is
+/// invalid, incomplete in time, or the peer left; else the addresses it carries (none for LOCAL).
+async fn proxy_header(conn: &EpollConn, timeout: Option<std::time::Duration>) -> Option<(Option<std::net::SocketAddr>, Option<std::net::SocketAddr>)> {
+    use crate::runtime::io::Conn;
+    use std::os::fd::AsRawFd;
+    let read = async {
+        let mut peek = [0u8; 536];
+        loop {
+            conn.ready(tokio::io::Interest::READABLE).await.ok()?;
+            let n = conn
+                .try_io(tokio::io::Interest::READABLE, || {
+                    nix::sys::socket::recv(conn.fd().as_raw_fd(), &mut peek, nix::sys::socket::MsgFlags::MSG_PEEK).map_err(std::io::Error::from)
+                })
+                .ok();
+            let Some(n) = n else { continue };
+            if n == 0 {
+                return None;
+            }
+            match crate::l4::proxy_protocol::parse(&peek[..n]) {
+                Ok(Some((h, len))) => {
+                    let mut sink = vec![0u8; len];
+                    let mut got = 0;
+                    while got < len {
+                        got += conn.try_read_now(&mut sink[got..]).ok().filter(|&k| k > 0)?;
+                    }
+                    return Some((h.src, h.dst));
+                }
+                Ok(None) if n < peek.len() => conn.drained(),
+                _ => return None,
+            }
+        }
+    };
+    tokio::time::timeout(timeout.unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT), read).await.ok().flatten()
 }
 
 /// A listener registered with the worker's reactor.

@@ -33,6 +33,11 @@ pub fn session_cache(g: &GlobalTls) -> SessionCache {
     }
 }
 
+/// A cache that keeps nothing (for checking a configuration).
+pub fn no_session_cache() -> SessionCache {
+    Arc::new(rustls::server::NoServerSessionStorage {})
+}
+
 /// One certificate with the names it answers for.
 struct Loaded {
     key: Arc<CertifiedKey>,
