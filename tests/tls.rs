@@ -815,3 +815,37 @@ fn accept_proxy_on_an_ssl_bind_reads_the_header_before_the_handshake() {
     c.write_all(&client_hello()).unwrap();
     closed_by_peer(c);
 }
+
+/// Sends one line to the stats socket and reads until the daemon closes.
+fn ask(sock: &Path, line: &str) -> String {
+    let mut c = std::os::unix::net::UnixStream::connect(sock).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.write_all(format!("{line}\n").as_bytes()).unwrap();
+    let mut out = String::new();
+    c.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn show_ssl_cert_lists_the_files_and_details_one() {
+    let pki = Pki::new("showcert");
+    let a = pki.issue("a", "ec", "/O=Example/CN=a.example.com", &["a.example.com", "www.example.com"], false);
+    let b = pki.issue("b", "rsa", "/CN=b.example.com", &["b.example.com"], false);
+    let port = free_port();
+    let sock = pki.dir.join("stats.sock");
+    let cfg = facts_cfg(port, &format!("ssl crt {} crt {}", a.display(), b.display()))
+        .replace("defaults\n", &format!("  stats socket {} level admin\ndefaults\n", sock.display()));
+    let _s = Sluiced::start(&cfg, &[port]);
+    let list = ask(&sock, "show ssl cert");
+    assert_eq!(list, format!("# filename\n{}\n{}\n\n", a.display(), b.display()));
+    let one = ask(&sock, &format!("show ssl cert {}", a.display()));
+    let serial = Command::new("openssl").args(["x509", "-noout", "-serial", "-in"]).arg(&a).output().unwrap();
+    let serial = String::from_utf8_lossy(&serial.stdout).trim().trim_start_matches("serial=").to_string();
+    let end = Command::new("openssl").args(["x509", "-noout", "-enddate", "-in"]).arg(&a).output().unwrap();
+    let end = String::from_utf8_lossy(&end.stdout).trim().trim_start_matches("notAfter=").to_string();
+    assert!(one.starts_with(&format!("Filename: {}\nStatus: Used\nSerial: {serial}\n", a.display())), "{one}");
+    assert!(one.contains(&format!("notAfter: {end}\n")), "want {end}: {one}");
+    assert!(one.contains("Subject: /O=Example/CN=a.example.com\n") && one.contains("Issuer: /O=Sluiced Tests/CN=Test CA ca\n"), "{one}");
+    assert!(one.contains("Subject Alternative Name: DNS:a.example.com, DNS:www.example.com\n"), "{one}");
+    assert_eq!(ask(&sock, "show ssl cert /nonexistent.pem"), "Can't display the certificate: Not found or the certificate is a bundle!\n\n");
+}

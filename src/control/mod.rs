@@ -5,4 +5,5 @@ pub mod counters;
 pub mod page;
 pub mod prometheus;
 pub mod socket;
+pub mod ssl;
 pub mod stats;

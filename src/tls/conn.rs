@@ -169,7 +169,11 @@ impl TlsConn {
             Ok(0) => self.eof.set(true),
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-            Err(e) => return Err(HandshakeError::Io(e)),
+            Err(e) => {
+                // A reset: every later read or write fails too.
+                self.failed.set(true);
+                return Err(HandshakeError::Io(e));
+            }
         }
         match tls.process_new_packets() {
             Ok(_) => {

@@ -165,3 +165,54 @@ pub fn dns_names(cert: &[u8]) -> Vec<String> {
     }
     names
 }
+
+/// The serial number, as upper-case hexadecimal (a leading zero byte of the DER integer
+/// dropped).
+pub fn serial_hex(cert: &[u8]) -> Option<String> {
+    let f = tbs(cert)?;
+    let b = f.get(1)?.body;
+    let b = if b.len() > 1 && b[0] == 0 { &b[1..] } else { b };
+    Some(b.iter().map(|x| format!("{x:02X}")).collect())
+}
+
+/// `notBefore` and `notAfter` as OpenSSL prints them (`Sep 13 21:20:24 2019 GMT`).
+pub fn validity(cert: &[u8]) -> Option<(String, String)> {
+    let f = tbs(cert)?;
+    let mut it = elements(f.get(4)?.body);
+    let (a, b) = (it.next()?, it.next()?);
+    Some((asn1_time(&a)?, asn1_time(&b)?))
+}
+
+fn asn1_time(t: &Tlv<'_>) -> Option<String> {
+    let s = std::str::from_utf8(t.body).ok()?;
+    let (year, rest) = match t.tag {
+        0x17 => {
+            let yy: u32 = s.get(..2)?.parse().ok()?;
+            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, s.get(2..)?)
+        }
+        0x18 => (s.get(..4)?.parse().ok()?, s.get(4..)?),
+        _ => return None,
+    };
+    let n = |r: std::ops::Range<usize>| rest.get(r).and_then(|v| v.parse::<u32>().ok());
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let month = MONTHS.get(usize::try_from(n(0..2)?).ok()?.checked_sub(1)?)?;
+    Some(format!("{month} {:>2} {:02}:{:02}:{:02} {year} GMT", n(2..4)?, n(4..6)?, n(6..8)?, n(8..10)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_print_as_openssl_does() {
+        assert_eq!(asn1_time(&Tlv { tag: 0x17, body: b"190913212024Z" }).unwrap(), "Sep 13 21:20:24 2019 GMT");
+        assert_eq!(asn1_time(&Tlv { tag: 0x18, body: b"21260105010203Z" }).unwrap(), "Jan  5 01:02:03 2126 GMT");
+    }
+
+    #[test]
+    fn dn_forms() {
+        let e = vec![("C".to_string(), "FR".to_string()), ("O".to_string(), "A, B".to_string()), ("CN".to_string(), "x".to_string())];
+        assert_eq!(format_dn(&e, false), "/C=FR/O=A, B/CN=x");
+        assert_eq!(format_dn(&e, true), "CN=x,O=A\\, B,C=FR");
+    }
+}

@@ -20,6 +20,15 @@ use super::config::{BindTls, GlobalTls, TlsProtocols, TlsVersion, Verify};
 #[derive(Debug)]
 pub struct Acceptor {
     pub config: Arc<ServerConfig>,
+    /// The certificate files loaded, in order, with their chains (`show ssl cert`).
+    files: Vec<(PathBuf, Arc<CertifiedKey>)>,
+}
+
+impl Acceptor {
+    /// The certificate files of this bind and the DER certificates of each (leaf first).
+    pub fn certificates(&self) -> impl Iterator<Item = (&Path, Vec<&[u8]>)> {
+        self.files.iter().map(|(p, k)| (p.as_path(), k.cert.iter().map(|c| c.as_ref()).collect()))
+    }
 }
 
 /// The session cache shared by every `ssl` bind of the process (HAProxy's is process-wide too).
@@ -40,6 +49,8 @@ pub fn no_session_cache() -> SessionCache {
 
 /// One certificate with the names it answers for.
 struct Loaded {
+    /// The file it was read from.
+    path: PathBuf,
     key: Arc<CertifiedKey>,
     /// SNI names (lower case; `*.x` for wildcards), from a crt-list filter or the certificate.
     names: Vec<String>,
@@ -159,7 +170,7 @@ fn load_crt(path: &Path, provider: &CryptoProvider, out: &mut Vec<Loaded>) -> Re
     }
     let key = load_certified_key(path, provider)?;
     let names = key.cert.first().map(|c| super::der::dns_names(c)).unwrap_or_default();
-    out.push(Loaded { key, names });
+    out.push(Loaded { path: path.to_path_buf(), key, names });
     Ok(())
 }
 
@@ -454,6 +465,7 @@ pub fn compile_bind(t: &BindTls, g: &GlobalTls, cache: &SessionCache, http: bool
     if t.tls_ticket_keys.is_some() {
         warn("'tls-ticket-keys' is ignored: ticket keys are generated in memory and rotated".into());
     }
+    let files = certs.iter().map(|c| (c.path.clone(), c.key.clone())).collect();
     let mut cfg = builder.with_cert_resolver(Arc::new(CertStore::new(certs, t.strict_sni)));
     cfg.ignore_client_order = !(t.prefer_client_ciphers || d.prefer_client_ciphers);
     let mut alpn: Vec<&String> = t.alpn.iter().flatten().collect();
@@ -468,7 +480,7 @@ pub fn compile_bind(t: &BindTls, g: &GlobalTls, cache: &SessionCache, http: bool
     }
     cfg.max_early_data_size = 0;
     cfg.max_fragment_size = g.maxrecord.filter(|&n| n > 0).map(|n| (n as usize).max(32));
-    Ok(Some(Arc::new(Acceptor { config: Arc::new(cfg) })))
+    Ok(Some(Arc::new(Acceptor { config: Arc::new(cfg), files })))
 }
 
 #[cfg(test)]
