@@ -849,3 +849,67 @@ fn show_ssl_cert_lists_the_files_and_details_one() {
     assert!(one.contains("Subject Alternative Name: DNS:a.example.com, DNS:www.example.com\n"), "{one}");
     assert_eq!(ask(&sock, "show ssl cert /nonexistent.pem"), "Can't display the certificate: Not found or the certificate is a bundle!\n\n");
 }
+
+#[test]
+fn large_bodies_cross_https_both_ways_on_a_kept_alive_connection() {
+    let pki = Pki::new("large");
+    let a = pki.issue("a", "ec", "/CN=a.example.com", &["a.example.com"], false);
+    let big = random_bytes(3 << 20, 11);
+    let big2 = big.clone();
+    // The server answers a POST with the size of what it got, a GET with 3 MiB.
+    let (be, seen) = http_backend(move |req| {
+        if req.starts_with(b"POST") {
+            let head_end = req.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+            ok_response(&format!("got {}", req.len() - head_end))
+        } else {
+            let mut r = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", big2.len()).into_bytes();
+            r.extend_from_slice(&big2);
+            r
+        }
+    });
+    let port = free_port();
+    let cfg =
+        format!("{}frontend f\n  bind 127.0.0.1:{port} ssl crt {}\n  default_backend b\nbackend b\n  server s {}\n", defaults("http"), a.display(), be.addr());
+    let _s = Sluiced::start(&cfg, &[port]);
+    let conn = rustls::ClientConnection::new(client(Some(&pki.ca_pem()), &[], None), ServerName::try_from("a.example.com").unwrap()).unwrap();
+    let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut s = rustls::StreamOwned::new(conn, sock);
+    let upload = random_bytes(2 << 20, 12);
+    for round in 0..2 {
+        s.write_all(format!("POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n", upload.len()).as_bytes()).unwrap();
+        s.write_all(&upload).unwrap();
+        s.flush().unwrap();
+        let (status, body) = read_https_response(&mut s);
+        assert_eq!((status, body), (200, format!("got {}", upload.len()).into_bytes()), "round {round}");
+        s.write_all(b"GET /down HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+        s.flush().unwrap();
+        let (status, body) = read_https_response(&mut s);
+        assert_eq!(status, 200);
+        assert!(body == big, "round {round}: the downloaded body differs ({} bytes)", body.len());
+    }
+    assert_eq!(seen.lock().unwrap().connections, 1);
+}
+
+/// Reads one response with a Content-Length body from a TLS stream.
+fn read_https_response(s: &mut impl Read) -> (u16, Vec<u8>) {
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 65536];
+    let head_end = loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p + 4;
+        }
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "closed before the head");
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let status: u16 = head[9..12].parse().unwrap();
+    let len: usize = head.lines().find_map(|l| l.strip_prefix("content-length:")).map(|v| v.trim().parse().unwrap()).unwrap_or(0);
+    while buf.len() < head_end + len {
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "closed in the body");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    (status, buf[head_end..head_end + len].to_vec())
+}
