@@ -913,3 +913,24 @@ fn read_https_response(s: &mut impl Read) -> (u16, Vec<u8>) {
     }
     (status, buf[head_end..head_end + len].to_vec())
 }
+
+#[test]
+fn ignored_verification_errors_let_the_client_in_and_show_in_ssl_c_verify() {
+    let pki = Pki::new("ignore");
+    let srv = pki.issue("srv", "ec", "/CN=a.example.com", &["a.example.com"], false);
+    let good = pki.issue("alice", "ec", "/CN=alice", &[], true);
+    let rogue = Pki::with_ca(pki.dir.clone(), "rogue");
+    let stranger = rogue.issue("stranger", "ec", "/CN=stranger", &[], true);
+    let ca = pki.ca_pem();
+    let (lenient, strict) = (free_port(), free_port());
+    let cfg = facts_cfg(lenient, &format!("ssl crt {} ca-file {} verify optional crt-ignore-err 20", srv.display(), ca.display()))
+        + &format!("  bind 127.0.0.1:{strict} ssl crt {} ca-file {} verify optional crt-ignore-err X509_V_ERR_CERT_HAS_EXPIRED\n", srv.display(), ca.display());
+    let _s = Sluiced::start(&cfg, &[lenient, strict]);
+    // An unknown issuer (20) is let through and reported.
+    let e = exchange(lenient, "a.example.com", client(None, &[], Some(&stranger)), GET).unwrap();
+    assert!(e.reply.contains("used=1 verify=20 ") && e.reply.contains("cn=stranger "), "{}", e.reply);
+    let e = exchange(lenient, "a.example.com", client(None, &[], Some(&good)), GET).unwrap();
+    assert!(e.reply.contains("used=1 verify=0 "), "{}", e.reply);
+    // Only expired certificates are let through here.
+    assert!(exchange(strict, "a.example.com", client(None, &[], Some(&stranger)), GET).is_err());
+}

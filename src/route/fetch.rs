@@ -224,8 +224,11 @@ pub(crate) enum TlsFetch {
     Resumed,
     /// `ssl_c_used`, `ssl_fc_has_crt`.
     HasCert,
-    /// `ssl_c_verify`, `ssl_c_err`, `ssl_c_ca_err`, `ssl_fc_err`: 0 on TLS, as any verification
-    /// or library error fails the handshake in sluiced.
+    /// `ssl_c_verify`, `ssl_c_err`: the verification error `ca-ignore-err`/`crt-ignore-err` let
+    /// through, else 0.
+    VerifyError,
+    /// `ssl_c_ca_err`, `ssl_fc_err`: 0 on TLS (rustls does not tell an error's depth in the
+    /// chain, and any library error fails the handshake).
     NoError,
     /// `fc_err`: 0 on every connection that reached the rules.
     ConnNoError,
@@ -326,7 +329,8 @@ impl Fetch {
             "ssl_fc_alpn" => Fetch::Tls(TlsFetch::Alpn),
             "ssl_fc_is_resumed" => Fetch::Tls(TlsFetch::Resumed),
             "ssl_fc_has_crt" | "ssl_c_used" => Fetch::Tls(TlsFetch::HasCert),
-            "ssl_c_verify" | "ssl_c_err" | "ssl_c_ca_err" | "ssl_fc_err" => Fetch::Tls(TlsFetch::NoError),
+            "ssl_c_verify" | "ssl_c_err" => Fetch::Tls(TlsFetch::VerifyError),
+            "ssl_c_ca_err" | "ssl_fc_err" => Fetch::Tls(TlsFetch::NoError),
             "ssl_c_sha1" => Fetch::Tls(TlsFetch::Sha1),
             "ssl_c_s_dn" | "ssl_c_i_dn" => {
                 let occ = int_arg(call, 1)?.unwrap_or(1);
@@ -423,6 +427,7 @@ fn tls_fetch(ctx: &dyn StreamCtx, f: TlsFetch) -> Option<SampleRef<'_>> {
         TlsFetch::Resumed => Some(SampleRef::Bool(t.resumed)),
         TlsFetch::HasCert => Some(SampleRef::Bool(t.peer_cert.is_some())),
         TlsFetch::NoError => Some(SampleRef::Int(0)),
+        TlsFetch::VerifyError => Some(SampleRef::Int(t.verify_error)),
         TlsFetch::Sha1 => t.peer_cert.as_deref().map(|c| {
             use sha1::Digest;
             SampleRef::Bin(Cow::Owned(sha1::Sha1::digest(c).to_vec()))

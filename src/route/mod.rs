@@ -208,6 +208,8 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "strict-sni",
             "no-tls-tickets",
             "prefer-client-ciphers",
+            "ca-ignore-err",
+            "crt-ignore-err",
         ],
     ),
     (

@@ -39,6 +39,9 @@ pub struct TlsInfo {
     pub resumed: bool,
     /// The peer's certificate (DER), when it presented one.
     pub peer_cert: Option<Vec<u8>>,
+    /// OpenSSL's id of the verification error `ca-ignore-err`/`crt-ignore-err` let through
+    /// (`ssl_c_verify`, `ssl_c_err`); 0 when none.
+    pub verify_error: i64,
 }
 
 impl TlsInfo {
@@ -58,6 +61,7 @@ impl TlsInfo {
             alpn: c.alpn_protocol().map(<[u8]>::to_vec),
             resumed: c.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
             peer_cert: c.peer_certificates().and_then(|p| p.first()).map(|c| c.as_ref().to_vec()),
+            verify_error: 0,
         }
     }
 }
@@ -122,7 +126,17 @@ impl TlsConn {
     /// Runs the server side of a handshake on an accepted connection.
     pub async fn accept(io: EpollConn, acceptor: &super::server::Acceptor) -> Result<TlsConn, HandshakeError> {
         let c = rustls::ServerConnection::new(acceptor.config.clone()).map_err(HandshakeError::Tls)?;
-        Self::handshake(io, c.into()).await
+        let mut t = Self::handshake(io, c.into()).await?;
+        // A certificate accepted despite an error: which one, for `ssl_c_verify`.
+        if let Some(strict) = &acceptor.reverify {
+            let tls = t.tls.borrow();
+            if let Some([end, rest @ ..]) = tls.peer_certificates()
+                && let Err(e) = strict.verify_client_cert(end, rest, rustls_pki_types::UnixTime::now())
+            {
+                t.info.verify_error = super::server::x509_error(&e).0;
+            }
+        }
+        Ok(t)
     }
 
     /// Runs the client side of a handshake on a connection to a server.

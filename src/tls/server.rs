@@ -14,7 +14,7 @@ use rustls::{RootCertStore, ServerConfig, SupportedCipherSuite, SupportedProtoco
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 
-use super::config::{BindTls, GlobalTls, TlsProtocols, TlsVersion, Verify};
+use super::config::{BindTls, GlobalTls, IgnoreErrors, TlsProtocols, TlsVersion, Verify};
 
 /// A compiled `ssl` bind: what a worker needs to terminate TLS on its connections.
 #[derive(Debug)]
@@ -22,6 +22,9 @@ pub struct Acceptor {
     pub config: Arc<ServerConfig>,
     /// The certificate files loaded, in order, with their chains (`show ssl cert`).
     files: Vec<(PathBuf, Arc<CertifiedKey>)>,
+    /// With `ca-ignore-err`/`crt-ignore-err`: the strict verifier, run again on an accepted
+    /// client certificate to tell `ssl_c_verify` what was ignored.
+    pub(crate) reverify: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
 }
 
 impl Acceptor {
@@ -438,6 +441,7 @@ pub fn compile_bind(t: &BindTls, g: &GlobalTls, cache: &SessionCache, http: bool
     }
     let builder = ServerConfig::builder_with_provider(provider.clone()).with_protocol_versions(&versions).map_err(|e| e.to_string())?;
     let verify = t.verify.unwrap_or(Verify::None);
+    let mut reverify = None;
     let builder = match (verify, &t.ca_file) {
         (Verify::None, _) => builder.with_no_client_auth(),
         (_, None) => return Err("verify is enabled but no CA file specified ('ca-file')".into()),
@@ -450,14 +454,18 @@ pub fn compile_bind(t: &BindTls, g: &GlobalTls, cache: &SessionCache, http: bool
             if v == Verify::Optional {
                 vb = vb.allow_unauthenticated();
             }
-            builder.with_client_cert_verifier(vb.build().map_err(|e| format!("cannot verify client certificates: {e}"))?)
+            let strict = vb.build().map_err(|e| format!("cannot verify client certificates: {e}"))?;
+            if t.ca_ignore_err.is_some() || t.crt_ignore_err.is_some() {
+                reverify = Some(strict.clone());
+                let ignore = [t.ca_ignore_err.clone(), t.crt_ignore_err.clone()].into_iter().flatten().collect();
+                builder.with_client_cert_verifier(Arc::new(Ignoring { strict, ignore }))
+            } else {
+                builder.with_client_cert_verifier(strict)
+            }
         }
     };
     if verify == Verify::None && t.crl_file.is_some() {
         warn("'crl-file' has no effect without 'verify optional' or 'verify required'".into());
-    }
-    if t.ca_ignore_err.is_some() || t.crt_ignore_err.is_some() {
-        warn("'ca-ignore-err' and 'crt-ignore-err' are not implemented: any verification error fails the handshake".into());
     }
     if t.allow_0rtt {
         warn("'allow-0rtt' is ignored: sluiced never accepts TLS 1.3 early data".into());
@@ -480,7 +488,86 @@ pub fn compile_bind(t: &BindTls, g: &GlobalTls, cache: &SessionCache, http: bool
     }
     cfg.max_early_data_size = 0;
     cfg.max_fragment_size = g.maxrecord.filter(|&n| n > 0).map(|n| (n as usize).max(32));
-    Ok(Some(Arc::new(Acceptor { config: Arc::new(cfg), files })))
+    Ok(Some(Arc::new(Acceptor { config: Arc::new(cfg), files, reverify })))
+}
+
+/// OpenSSL's verification error id and name for a rustls verification error (1, unspecified,
+/// for what has no counterpart).
+pub fn x509_error(e: &rustls::Error) -> (i64, &'static str) {
+    use rustls::CertificateError as C;
+    match e {
+        rustls::Error::InvalidCertificate(c) => match c {
+            C::Expired | C::ExpiredContext { .. } => (10, "X509_V_ERR_CERT_HAS_EXPIRED"),
+            C::NotValidYet | C::NotValidYetContext { .. } => (9, "X509_V_ERR_CERT_NOT_YET_VALID"),
+            C::Revoked => (23, "X509_V_ERR_CERT_REVOKED"),
+            C::UnknownIssuer => (20, "X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY"),
+            C::BadSignature => (7, "X509_V_ERR_CERT_SIGNATURE_FAILURE"),
+            C::UnhandledCriticalExtension => (34, "X509_V_ERR_UNHANDLED_CRITICAL_EXTENSION"),
+            C::InvalidPurpose | C::InvalidPurposeContext { .. } => (26, "X509_V_ERR_INVALID_PURPOSE"),
+            C::UnknownRevocationStatus => (3, "X509_V_ERR_UNABLE_TO_GET_CRL"),
+            C::ExpiredRevocationList | C::ExpiredRevocationListContext { .. } => (12, "X509_V_ERR_CRL_HAS_EXPIRED"),
+            _ => (1, "X509_V_ERR_UNSPECIFIED"),
+        },
+        _ => (1, "X509_V_ERR_UNSPECIFIED"),
+    }
+}
+
+/// A client certificate verifier that lets through the errors `ca-ignore-err`/`crt-ignore-err`
+/// name. rustls does not say at which depth of the chain an error is, so either list applies to
+/// any error.
+#[derive(Debug)]
+struct Ignoring {
+    strict: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+    ignore: Vec<IgnoreErrors>,
+}
+
+impl rustls::server::danger::ClientCertVerifier for Ignoring {
+    fn offer_client_auth(&self) -> bool {
+        self.strict.offer_client_auth()
+    }
+    fn client_auth_mandatory(&self) -> bool {
+        self.strict.client_auth_mandatory()
+    }
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.strict.root_hint_subjects()
+    }
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        match self.strict.verify_client_cert(end_entity, intermediates, now) {
+            Err(e) => {
+                let (id, name) = x509_error(&e);
+                let ignored = self.ignore.iter().any(|i| match i {
+                    IgnoreErrors::All => true,
+                    IgnoreErrors::Codes(c) => c.iter().any(|c| c == name || c.parse::<i64>() == Ok(id)),
+                });
+                if ignored { Ok(rustls::server::danger::ClientCertVerified::assertion()) } else { Err(e) }
+            }
+            ok => ok,
+        }
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.strict.verify_tls12_signature(m, c, d)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.strict.verify_tls13_signature(m, c, d)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.strict.supported_verify_schemes()
+    }
 }
 
 #[cfg(test)]
