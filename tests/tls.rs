@@ -656,10 +656,13 @@ fn tls_backend(cert: &Path, client_ca: Option<&Path>) -> (Backend, Arc<std::sync
             }
             buf.extend_from_slice(&chunk[..n]);
             while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let close = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase().contains("connection: close");
                 buf.drain(..end + 4);
                 let body = format!("sni={}", s.conn.server_name().unwrap_or("-"));
                 let resp = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len());
-                if s.write_all(resp.as_bytes()).and_then(|_| s.flush()).is_err() {
+                if s.write_all(resp.as_bytes()).and_then(|_| s.flush()).is_err() || close {
+                    s.conn.send_close_notify();
+                    let _ = s.flush();
                     return;
                 }
             }
@@ -748,7 +751,7 @@ fn tcp_mode_reencrypts_to_a_tls_server() {
         pki.ca_pem().display()
     );
     let _s = Sluiced::start(&cfg, &[port]);
-    let e = exchange(port, "api.internal", client(None, &[], None), b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let e = exchange(port, "api.internal", client(None, &[], None), GET);
     let reply = e.map(|e| e.reply).unwrap_or_default();
     assert!(reply.starts_with("HTTP/1.1 200") && reply.ends_with("sni=api.internal"), "{reply}");
 }
@@ -933,4 +936,29 @@ fn ignored_verification_errors_let_the_client_in_and_show_in_ssl_c_verify() {
     assert!(e.reply.contains("used=1 verify=0 "), "{}", e.reply);
     // Only expired certificates are let through here.
     assert!(exchange(strict, "a.example.com", client(None, &[], Some(&stranger)), GET).is_err());
+}
+
+#[test]
+fn sni_pass_through_and_termination_side_by_side() {
+    let pki = Pki::new("sidebyside");
+    let term = pki.issue("term", "ec", "/CN=term.example.com", &["term.example.com"], false);
+    let pass = pki.issue("pass", "ec", "/CN=pass.example.com", &["pass.example.com"], false);
+    // The pass-through server terminates TLS itself.
+    let (pass_be, pass_seen) = tls_backend(&pass, None);
+    let (front, inner) = (free_port(), free_port());
+    let cfg = format!(
+        "{}frontend sni\n  bind 127.0.0.1:{front}\n  tcp-request inspect-delay 2s\n  tcp-request content accept if {{ req.ssl_hello_type 1 }}\n  use_backend passthrough if {{ req.ssl_sni -i pass.example.com }}\n  default_backend terminate\nbackend passthrough\n  server p {}\nbackend terminate\n  server t 127.0.0.1:{inner} send-proxy\nfrontend https\n  mode http\n  bind 127.0.0.1:{inner} accept-proxy ssl crt {}\n  http-request return status 200 content-type text/plain lf-string \"terminated sni=%[ssl_fc_sni] src=%[src]\"\n",
+        defaults("tcp"),
+        pass_be.addr(),
+        term.display()
+    );
+    let _s = Sluiced::start(&cfg, &[front, inner]);
+    let verifying = client(Some(&pki.ca_pem()), &[], None);
+    let e = exchange(front, "term.example.com", verifying.clone(), GET).unwrap();
+    assert!(e.reply.contains("terminated sni=term.example.com src=127.0.0.1"), "{}", e.reply);
+    assert_eq!(e.peer_cert, cert_der(&term));
+    let e = exchange(front, "pass.example.com", verifying, GET).unwrap();
+    assert!(e.reply.ends_with("sni=pass.example.com"), "{}", e.reply);
+    assert_eq!(e.peer_cert, cert_der(&pass));
+    assert_eq!(pass_seen.lock().unwrap().len(), 1);
 }
