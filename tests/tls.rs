@@ -962,3 +962,23 @@ fn sni_pass_through_and_termination_side_by_side() {
     assert_eq!(e.peer_cert, cert_der(&pass));
     assert_eq!(pass_seen.lock().unwrap().len(), 1);
 }
+
+#[test]
+fn a_failed_handshake_is_logged_as_haproxy_does() {
+    let pki = Pki::new("hslog");
+    let a = pki.issue("a", "ec", "/CN=a.example.com", &["a.example.com"], false);
+    let port = free_port();
+    let cfg = format!(
+        "{}frontend fe\n  bind 127.0.0.1:{port} ssl crt {} name https\n  log stdout format raw local0\n  option httplog\n  http-request return status 200\n",
+        defaults("http"),
+        a.display()
+    );
+    let mut s = Sluiced::start(&cfg, &[port]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let local = c.local_addr().unwrap();
+    c.write_all(b"this is not TLS\r\n\r\n").unwrap();
+    closed_by_peer(c);
+    let line = stdout_line(&mut s);
+    assert!(line.starts_with(&format!("127.0.0.1:{} [", local.port())), "{line}");
+    assert!(line.trim_end().ends_with("] fe/https: SSL handshake failure"), "{line}");
+}

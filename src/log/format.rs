@@ -197,6 +197,11 @@ fn json_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// The local date with milliseconds, as `%tr` prints it (`22/Nov/2026:16:10:00.123`).
+pub(crate) fn date_ms(out: &mut String, t: std::time::SystemTime) {
+    date(out, t, false, true);
+}
+
 fn date(out: &mut String, t: std::time::SystemTime, gmt: bool, ms: bool) {
     let tm = super::sink::Tm::from(t);
     let _ = write!(out, "{:02}/{}/{:04}:{:02}:{:02}:{:02}", tm.day, tm.month_name(), tm.year, tm.hour, tm.min, tm.sec);

@@ -196,7 +196,16 @@ impl AcceptLoop {
                             peer = src.or(peer);
                             local = dst.or(local);
                             accept_proxy = false;
-                            tls_handshake(conn, acceptor, w.rt.frontends[fe].timeout_client).await
+                            let accepted = std::time::SystemTime::now();
+                            let t = tls_handshake(conn, acceptor, w.rt.frontends[fe].timeout_client).await;
+                            if t.is_none()
+                                && let Some(log) = &w.rt.frontends[fe].log
+                            {
+                                let f = &w.rt.frontends[fe];
+                                let bind_name = f.binds[bind].name.clone().unwrap_or_else(|| (bind + 1).to_string());
+                                log.log_embryonic(peer, accepted, &f.name, &bind_name, "SSL handshake failure");
+                            }
+                            t
                         }
                         None => None,
                     }
