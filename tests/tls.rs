@@ -222,7 +222,7 @@ fn defaults(mode: &str) -> String {
 /// An HTTP frontend answering with the TLS facts of the connection.
 fn facts_cfg(port: u16, bind_opts: &str) -> String {
     format!(
-        "{}frontend f\n  bind 127.0.0.1:{port} {bind_opts}\n  http-request return status 200 content-type text/plain lf-string \"ssl=%[ssl_fc] sni=%[ssl_fc_sni] proto=%[ssl_fc_protocol] cipher=%[ssl_fc_cipher] alpn=%[ssl_fc_alpn] used=%[ssl_c_used] verify=%[ssl_c_verify] s_dn=%[ssl_c_s_dn] i_dn=%[ssl_c_i_dn] cn=%[ssl_c_s_dn(CN)] sha1=%[ssl_c_sha1,hex]\"\n",
+        "{}frontend f\n  bind 127.0.0.1:{port} {bind_opts}\n  http-request return status 200 content-type text/plain lf-string \"ssl=%[ssl_fc] sni=%[ssl_fc_sni] proto=%[ssl_fc_protocol] cipher=%[ssl_fc_cipher] alpn=%[ssl_fc_alpn] used=%[ssl_c_used] verify=%[ssl_c_verify] s_dn=%[ssl_c_s_dn] i_dn=%[ssl_c_i_dn] cn=%[ssl_c_s_dn(CN)] sha1=%[ssl_c_sha1,hex] serial=%[ssl_c_serial,hex] keysize=%[ssl_fc_use_keysize]\"\n",
         defaults("http")
     )
 }
@@ -321,7 +321,10 @@ fn client_certificates_required_optional_and_refused() {
     assert!(e.reply.contains("cn=alice "), "{}", e.reply);
     let sha1 = Command::new("openssl").args(["x509", "-noout", "-fingerprint", "-sha1", "-in"]).arg(&good).output().unwrap();
     let sha1 = String::from_utf8_lossy(&sha1.stdout).trim().rsplit('=').next().unwrap().replace(':', "");
-    assert!(e.reply.contains(&format!("sha1={sha1}")), "want {sha1}: {}", e.reply);
+    assert!(e.reply.contains(&format!("sha1={sha1} ")), "want {sha1}: {}", e.reply);
+    let serial = Command::new("openssl").args(["x509", "-noout", "-serial", "-in"]).arg(&good).output().unwrap();
+    let serial = String::from_utf8_lossy(&serial.stdout).trim().trim_start_matches("serial=").to_string();
+    assert!(e.reply.contains(&format!("serial={serial} keysize=256")), "want {serial}: {}", e.reply);
     // Without a certificate, or with one of another CA: refused.
     assert!(exchange(req_port, "a.example.com", client(None, &[], None), GET).is_err());
     assert!(exchange(req_port, "a.example.com", client(None, &[], Some(&bad)), GET).is_err());

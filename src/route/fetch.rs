@@ -122,6 +122,8 @@ const IMPLEMENTED: &[&str] = &[
     "ssl_c_s_dn",
     "ssl_c_i_dn",
     "ssl_c_sha1",
+    "ssl_c_serial",
+    "ssl_fc_use_keysize",
 ];
 
 /// The sample fetches evaluated for real; the registry's others evaluate to "absent" for now.
@@ -233,6 +235,10 @@ pub(crate) enum TlsFetch {
     /// `fc_err`: 0 on every connection that reached the rules.
     ConnNoError,
     Sha1,
+    /// `ssl_c_serial`: the client certificate's serial number, binary.
+    Serial,
+    /// `ssl_fc_use_keysize`: the symmetric key size of the cipher, in bits.
+    KeySize,
 }
 
 /// Where `req.payload_lv`'s block starts.
@@ -332,6 +338,8 @@ impl Fetch {
             "ssl_c_verify" | "ssl_c_err" => Fetch::Tls(TlsFetch::VerifyError),
             "ssl_c_ca_err" | "ssl_fc_err" => Fetch::Tls(TlsFetch::NoError),
             "ssl_c_sha1" => Fetch::Tls(TlsFetch::Sha1),
+            "ssl_c_serial" => Fetch::Tls(TlsFetch::Serial),
+            "ssl_fc_use_keysize" => Fetch::Tls(TlsFetch::KeySize),
             "ssl_c_s_dn" | "ssl_c_i_dn" => {
                 let occ = int_arg(call, 1)?.unwrap_or(1);
                 if occ == 0 {
@@ -428,6 +436,12 @@ fn tls_fetch(ctx: &dyn StreamCtx, f: TlsFetch) -> Option<SampleRef<'_>> {
         TlsFetch::HasCert => Some(SampleRef::Bool(t.peer_cert.is_some())),
         TlsFetch::NoError => Some(SampleRef::Int(0)),
         TlsFetch::VerifyError => Some(SampleRef::Int(t.verify_error)),
+        TlsFetch::Serial => t.peer_cert.as_deref().and_then(crate::tls::der::serial).map(|s| SampleRef::Bin(Cow::Owned(s))),
+        TlsFetch::KeySize => match t.cipher {
+            "" => None,
+            c if c.contains("AES128") || c.contains("AES_128") => Some(SampleRef::Int(128)),
+            _ => Some(SampleRef::Int(256)),
+        },
         TlsFetch::Sha1 => t.peer_cert.as_deref().map(|c| {
             use sha1::Digest;
             SampleRef::Bin(Cow::Owned(sha1::Sha1::digest(c).to_vec()))

@@ -166,13 +166,16 @@ pub fn dns_names(cert: &[u8]) -> Vec<String> {
     names
 }
 
-/// The serial number, as upper-case hexadecimal (a leading zero byte of the DER integer
-/// dropped).
-pub fn serial_hex(cert: &[u8]) -> Option<String> {
+/// The serial number's bytes (a leading zero byte of the DER integer dropped).
+pub fn serial(cert: &[u8]) -> Option<Vec<u8>> {
     let f = tbs(cert)?;
     let b = f.get(1)?.body;
-    let b = if b.len() > 1 && b[0] == 0 { &b[1..] } else { b };
-    Some(b.iter().map(|x| format!("{x:02X}")).collect())
+    Some(if b.len() > 1 && b[0] == 0 { &b[1..] } else { b }.to_vec())
+}
+
+/// The serial number, as upper-case hexadecimal.
+pub fn serial_hex(cert: &[u8]) -> Option<String> {
+    Some(serial(cert)?.iter().map(|x| format!("{x:02X}")).collect())
 }
 
 /// `notBefore` and `notAfter` as OpenSSL prints them (`Sep 13 21:20:24 2019 GMT`).
