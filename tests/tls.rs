@@ -985,3 +985,41 @@ fn a_failed_handshake_is_logged_as_haproxy_does() {
     assert!(line.starts_with(&format!("127.0.0.1:{} [", local.port())), "{line}");
     assert!(line.trim_end().ends_with("] fe/https: SSL handshake failure"), "{line}");
 }
+
+/// One `openssl s_client` handshake with `args`; true when it negotiated a cipher.
+fn handshake_ok(port: u16, args: &[&str]) -> bool {
+    let out = Command::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}"), "-servername", "a.example.com"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.contains("New, TLSv1") && !text.contains("Cipher is (NONE)")
+}
+
+#[test]
+fn no_weak_protocol_or_cipher_is_accepted() {
+    let pki = Pki::new("weak");
+    let ec = pki.issue("a", "ec", "/CN=a.example.com", &["a.example.com"], false);
+    let rsa = pki.issue("r", "rsa", "/CN=a.example.com", &["a.example.com"], false);
+    let port = free_port();
+    let _s = Sluiced::start(&facts_cfg(port, &format!("ssl crt {} crt {}", ec.display(), rsa.display())), &[port]);
+    assert!(handshake_ok(port, &["-tls1_3"]));
+    assert!(handshake_ok(port, &["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"]));
+    assert!(handshake_ok(port, &["-tls1_2", "-cipher", "ECDHE-RSA-CHACHA20-POLY1305"]));
+    for old in ["-tls1", "-tls1_1"] {
+        assert!(!handshake_ok(port, &[old, "-cipher", "DEFAULT@SECLEVEL=0"]), "{old} was accepted");
+    }
+    for weak in [
+        "AES128-SHA",
+        "AES256-GCM-SHA384",
+        "ECDHE-RSA-AES128-SHA",
+        "ECDHE-ECDSA-AES256-SHA384",
+        "DHE-RSA-AES128-GCM-SHA256",
+        "DES-CBC3-SHA",
+        "NULL-SHA256:@SECLEVEL=0",
+    ] {
+        assert!(!handshake_ok(port, &["-tls1_2", "-cipher", weak]), "{weak} was accepted");
+    }
+}
