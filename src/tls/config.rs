@@ -555,7 +555,7 @@ pub fn bind_options() -> Vec<BindOption> {
             doc!(
                 Parsed,
                 "tls-ticket-keys <file>",
-                "File of base64 session ticket keys, so several nodes can resume each other's sessions.",
+                "File of base64 session ticket keys shared by several nodes; sluiced ignores it with a warning and rotates its own keys in memory.",
                 "bind :443 ssl crt /etc/sluiced/site.pem tls-ticket-keys /etc/sluiced/tickets.key"
             ),
         ),
