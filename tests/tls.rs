@@ -1023,3 +1023,65 @@ fn no_weak_protocol_or_cipher_is_accepted() {
         assert!(!handshake_ok(port, &["-tls1_2", "-cipher", weak]), "{weak} was accepted");
     }
 }
+
+#[test]
+fn a_websocket_upgrade_over_https_tunnels_through_tls() {
+    let pki = Pki::new("wss");
+    let a = pki.issue("a", "ec", "/CN=a.example.com", &["a.example.com"], false);
+    let be = Backend::start(|mut c| {
+        let mut b = [0u8; 65536];
+        let _ = c.read(&mut b);
+        let _ = c.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+        loop {
+            match c.read(&mut b) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if c.write_all(&b[..n]).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    let port = free_port();
+    let cfg = format!(
+        "{}frontend f\n  bind 127.0.0.1:{port} ssl crt {}\n  default_backend b\nbackend b\n  timeout tunnel 5s\n  server s {}\n",
+        defaults("http"),
+        a.display(),
+        be.addr()
+    );
+    let _s = Sluiced::start(&cfg, &[port]);
+    let conn = rustls::ClientConnection::new(client(None, &[], None), ServerName::try_from("a.example.com").unwrap()).unwrap();
+    let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut s = rustls::StreamOwned::new(conn, sock);
+    s.write_all(b"GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: x\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        .unwrap();
+    s.flush().unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    // 512 KiB through the tunnel and back.
+    let data = random_bytes(512 * 1024, 5);
+    let mut got = vec![0u8; data.len()];
+    let mut sent = 0;
+    let mut read = 0;
+    while read < data.len() {
+        if sent < data.len() {
+            let end = (sent + 32 * 1024).min(data.len());
+            s.write_all(&data[sent..end]).unwrap();
+            s.flush().unwrap();
+            sent = end;
+        }
+        while read < sent {
+            let n = s.read(&mut got[read..sent]).unwrap();
+            assert!(n > 0, "the tunnel closed");
+            read += n;
+        }
+    }
+    assert!(got == data, "the echoed bytes differ");
+}
