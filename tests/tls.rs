@@ -1085,3 +1085,28 @@ fn a_websocket_upgrade_over_https_tunnels_through_tls() {
     }
     assert!(got == data, "the echoed bytes differ");
 }
+
+#[test]
+fn tls_ticket_keys_let_a_session_resume_on_another_process() {
+    let pki = Pki::new("ticketkeys");
+    let a = pki.issue("a", "ec", "/CN=a.example.com", &["a.example.com"], false);
+    let keys = pki.dir.join("tickets.key");
+    let raw = random_bytes(48, 99);
+    let out = Command::new("base64").arg("-w0").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().and_then(|mut c| {
+        c.stdin.take().unwrap().write_all(&raw)?;
+        c.wait_with_output()
+    });
+    std::fs::write(&keys, format!("{}\n", String::from_utf8_lossy(&out.unwrap().stdout))).unwrap();
+    let (p1, p2) = (free_port(), free_port());
+    let opts = format!("ssl crt {} tls-ticket-keys {}", a.display(), keys.display());
+    // Two processes, each with its own session cache: only the shared keys can resume.
+    let _s1 = Sluiced::start(&facts_cfg(p1, &opts), &[p1]);
+    let _s2 = Sluiced::start(&facts_cfg(p2, &opts), &[p2]);
+    for version in ["-tls1_3", "-tls1_2"] {
+        let sess = pki.dir.join(format!("sess{version}.pem"));
+        let first = s_client(p1, &[version, "-sess_out", sess.to_str().unwrap()]);
+        assert!(first.contains("New, TLSv1."), "{first}");
+        let second = s_client(p2, &[version, "-sess_in", sess.to_str().unwrap()]);
+        assert!(second.contains("Reused, TLSv1."), "{version}: not resumed on the other process:\n{second}");
+    }
+}

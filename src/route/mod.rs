@@ -210,6 +210,7 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "prefer-client-ciphers",
             "ca-ignore-err",
             "crt-ignore-err",
+            "tls-ticket-keys",
         ],
     ),
     (

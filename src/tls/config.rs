@@ -555,7 +555,7 @@ pub fn bind_options() -> Vec<BindOption> {
             doc!(
                 Parsed,
                 "tls-ticket-keys <file>",
-                "File of base64 session ticket keys shared by several nodes; sluiced ignores it with a warning and rotates its own keys in memory.",
+                "File of base64 session ticket keys (48 or 80 bytes each) shared by several nodes; the last key seals new tickets, every key opens them.",
                 "bind :443 ssl crt /etc/sluiced/site.pem tls-ticket-keys /etc/sluiced/tickets.key"
             ),
         ),

@@ -7,6 +7,7 @@ pub mod config;
 pub mod conn;
 pub mod der;
 pub mod server;
+pub mod tickets;
 
 pub use conn::{TlsConn, TlsInfo};
 pub use server::Acceptor;

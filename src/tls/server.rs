@@ -470,9 +470,6 @@ pub fn compile_bind(t: &BindTls, g: &GlobalTls, cache: &SessionCache, http: bool
     if t.allow_0rtt {
         warn("'allow-0rtt' is ignored: sluiced never accepts TLS 1.3 early data".into());
     }
-    if t.tls_ticket_keys.is_some() {
-        warn("'tls-ticket-keys' is ignored: ticket keys are generated in memory and rotated".into());
-    }
     let files = certs.iter().map(|c| (c.path.clone(), c.key.clone())).collect();
     let mut cfg = builder.with_cert_resolver(Arc::new(CertStore::new(certs, t.strict_sni)));
     cfg.ignore_client_order = !(t.prefer_client_ciphers || d.prefer_client_ciphers);
@@ -484,7 +481,10 @@ pub fn compile_bind(t: &BindTls, g: &GlobalTls, cache: &SessionCache, http: bool
     cfg.alpn_protocols = alpn.into_iter().map(|p| p.as_bytes().to_vec()).collect();
     cfg.session_storage = cache.clone();
     if !(t.no_tls_tickets || d.no_tls_tickets) {
-        cfg.ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| format!("cannot create session ticket keys: {e}"))?;
+        cfg.ticketer = match &t.tls_ticket_keys {
+            Some(f) => Arc::new(super::tickets::FileTicketer::load(f)?),
+            None => rustls::crypto::ring::Ticketer::new().map_err(|e| format!("cannot create session ticket keys: {e}"))?,
+        };
     }
     cfg.max_early_data_size = 0;
     cfg.max_fragment_size = g.maxrecord.filter(|&n| n > 0).map(|n| (n as usize).max(32));
