@@ -13,6 +13,10 @@ command -v psql >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/initdb >/dev/nul
 for t in socat hatop tmux promtool; do
   command -v $t >/dev/null 2>&1 || need+=("$([ $t = promtool ] && echo prometheus || echo $t)")
 done
+# The TLS tests make their certificates with openssl and use curl and openssl s_client as clients.
+for t in openssl curl; do
+  command -v $t >/dev/null 2>&1 || need+=("$t")
+done
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive

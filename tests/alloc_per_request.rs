@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use sluiced::config::load_str;
 use sluiced::l4::session::Worker;
 use sluiced::route::RouteTable;
-use sluiced::runtime::io::EpollConn;
+use sluiced::runtime::io::{EpollConn, Transport};
 
 // ---------------------------------------------------------------- the counting allocator
 
@@ -171,7 +171,7 @@ fn proxy(origin_port: u16) -> (u16, tokio::sync::oneshot::Sender<()>, std::threa
                     tokio::task::spawn_local(async move {
                         let new = sluiced::control::sessions::NewSession { frontend: 0, bind: 0, src: Some(peer) };
                         let sess = w.sessions.register(new, 0);
-                        sluiced::l7::session::run(w.clone(), 0, EpollConn::Tcp(sock), Some(peer), std::time::Instant::now(), &sess).await
+                        sluiced::l7::session::run(w.clone(), 0, Transport::Plain(EpollConn::Tcp(sock)), Some(peer), std::time::Instant::now(), &sess).await
                     });
                 }
             };

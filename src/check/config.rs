@@ -1449,7 +1449,7 @@ mod tests {
     #[test]
     fn server_check_options_parse() {
         let c = server(
-            "check inter 5s fastinter 500ms downinter 10s rise 3 fall 2 port 8080 addr 10.0.1.1 check-send-proxy check-ssl check-sni app.example.com check-alpn h2,http/1.1 check-proto h2 init-state fully-down",
+            "check inter 5s fastinter 500ms downinter 10s rise 3 fall 2 port 8080 addr 10.0.1.1 check-send-proxy check-ssl check-sni app.example.com check-alpn h2,http/1.1 check-proto h2 init-state fully-down verify none",
         );
         assert!(c.enabled && c.send_proxy && c.ssl);
         assert_eq!(c.inter, Some(Duration::from_secs(5)));

@@ -62,6 +62,9 @@ struct Plan {
     init: Option<super::config::InitState>,
     timeout_connect: Option<Duration>,
     timeout_check: Option<Duration>,
+    /// Checks over TLS (`check-ssl`, or an `ssl` server checked on its own address and port),
+    /// with the SNI `check-sni` gives.
+    tls: Option<(Arc<crate::tls::client::Connector>, Option<String>)>,
     send_proxy: bool,
     slowstart: Option<Duration>,
     log_health_checks: bool,
@@ -272,15 +275,16 @@ impl Engine {
 fn start_thread() -> std::io::Result<tokio::sync::mpsc::UnboundedSender<Job>> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Job>();
     std::thread::Builder::new().name("sluiced-checks".into()).spawn(move || {
-        let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+        // A local runtime: TLS checks hold a connection whose state is not `Sync`.
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build_local(tokio::runtime::LocalOptions::default()) else {
             eprintln!("[ALERT]    ({}) : cannot start the health check runtime", std::process::id());
             return;
         };
         runtime.block_on(async move {
             while let Some(job) = rx.recv().await {
                 match job {
-                    Job::Health(p) => tokio::spawn(run(*p)),
-                    Job::Agent(a) => tokio::spawn(run_agent(a)),
+                    Job::Health(p) => tokio::task::spawn_local(run(*p)),
+                    Job::Agent(a) => tokio::task::spawn_local(run_agent(a)),
                 };
             }
         });
@@ -349,6 +353,8 @@ pub fn add_server(rt: &Arc<RouteTable>, backend: usize, server: &Arc<ServerState
             error_limit: o.error_limit.unwrap_or(10).max(1),
             on_error: on_error(o.on_error.as_deref()),
             trackers: Vec::new(),
+            // `ssl` is not taken by `add server`: its checks are plain.
+            tls: None,
         };
         engine.send(Job::Health(Box::new(plan))).map_err(|e| e.to_string())?;
     }
@@ -400,6 +406,12 @@ fn plans(cfg: &Config, rt: &Arc<RouteTable>) -> Vec<Plan> {
             }
             let inter = o.check.inter.unwrap_or(DEFAULT_INTER);
             let observe = server.observe != crate::balance::Observe::None;
+            // Checks of an `ssl` server use TLS unless they go to another port or address.
+            let overridden = port.or(o.check.port).is_some() || addr.or(o.check.addr).is_some();
+            let tls = (o.check.ssl || (o.tls.ssl && !overridden))
+                .then(|| check_tls(&o.tls, &o.check, &cfg.global.tls).ok())
+                .flatten()
+                .map(|c| (c, o.check.sni.clone()));
             out.push(Plan {
                 rt: rt.clone(),
                 backend: bi,
@@ -415,6 +427,7 @@ fn plans(cfg: &Config, rt: &Arc<RouteTable>) -> Vec<Plan> {
                 init: o.check.init_state,
                 timeout_connect: p.timeouts.connect,
                 timeout_check: p.timeouts.check,
+                tls,
                 send_proxy: o.check.send_proxy || connect.is_some_and(|c| c.send_proxy),
                 slowstart: o.slowstart,
                 log_health_checks: p.log.log_health_checks.unwrap_or(false),
@@ -433,6 +446,21 @@ fn plans(cfg: &Config, rt: &Arc<RouteTable>) -> Vec<Plan> {
         p.first_delay = cfg.global.check.max_spread_checks.map_or(d, |m| d.min(m));
     }
     out
+}
+
+/// The TLS settings of a server's checks: the server's, with `check-alpn` when given. The route
+/// compiler has already refused settings that do not compile.
+pub fn check_tls(
+    t: &crate::tls::config::ServerTls,
+    c: &super::config::ServerCheck,
+    g: &crate::tls::config::GlobalTls,
+) -> Result<Arc<crate::tls::client::Connector>, String> {
+    let mut t = t.clone();
+    t.ssl = true;
+    if let Some(a) = &c.alpn {
+        t.alpn = Some(a.clone());
+    }
+    crate::tls::client::compile_server(&t, g).map(|c| c.expect("ssl is set"))
 }
 
 /// The `connect` rule the check opens with, if any (`tcp-check connect port 6379`): its port,
@@ -626,7 +654,47 @@ async fn check_once(plan: &Plan) -> Outcome {
         }
     }
     let deadline = tokio::time::Instant::now() + plan.timeout_check.unwrap_or(plan.inter);
-    converse(&mut stream, conversation(&plan.check), deadline).await
+    let Some((connector, sni)) = &plan.tls else {
+        return converse(&mut stream, conversation(&plan.check), deadline).await;
+    };
+    let hs = connector.connect(crate::runtime::io::EpollConn::Tcp(stream), sni.as_deref(), Some(target.ip()));
+    let tls = match tokio::time::timeout(connect_limit, hs).await {
+        Err(_) => return Outcome::new(CheckStatus::L6Tout, ""),
+        Ok(Err(e)) => return Outcome::new(CheckStatus::L6Rsp, e.to_string()),
+        Ok(Ok(t)) => t,
+    };
+    let o = converse_tls(&tls, conversation(&plan.check), deadline).await;
+    // A bare connect check that completed its handshake is a layer 6 success.
+    if o.status == CheckStatus::L4Ok { Outcome::new(CheckStatus::L6Ok, "") } else { o }
+}
+
+/// [`converse`] over a TLS connection.
+async fn converse_tls(c: &crate::tls::TlsConn, mut conv: Box<dyn Conversation>, deadline: tokio::time::Instant) -> Outcome {
+    use crate::runtime::io::Conn;
+    let mut data = Vec::new();
+    let mut step = conv.start();
+    let mut buf = Vec::with_capacity(16384);
+    loop {
+        match step {
+            Step::Done(o) => return o,
+            Step::Send(bytes) => {
+                if !bytes.is_empty() && !matches!(tokio::time::timeout_at(deadline, crate::runtime::io::write_all(c, bytes, 0)).await, Ok((Ok(()), _))) {
+                    return conv.closed(&data);
+                }
+            }
+            Step::NeedMore => {}
+        }
+        buf.clear();
+        match tokio::time::timeout_at(deadline, c.read(std::mem::take(&mut buf))).await {
+            Err(_) => return conv.timed_out(),
+            Ok((Ok(0) | Err(_), _)) => return conv.closed(&data),
+            Ok((Ok(n), b)) => {
+                data.extend_from_slice(&b[..n]);
+                buf = b;
+                step = conv.received(&data);
+            }
+        }
+    }
 }
 
 /// Runs a conversation over a connected stream until it decides, the peer closes, or `deadline`.

@@ -205,6 +205,47 @@ fn check_tls_files(cfg: &Config, p: &Proxy, diags: &mut Diags) {
             }
         }
     }
+    check_tls_settings(cfg, p, diags);
+}
+
+/// Loads what the TLS settings name (certificates, keys, CAs, CRLs) and checks that the TLS
+/// library can run them, as the routing table will: a configuration that validates compiles.
+fn check_tls_settings(cfg: &Config, p: &Proxy, diags: &mut Diags) {
+    let g = &cfg.global.tls;
+    let no_cache = crate::tls::server::no_session_cache();
+    // Files that do not exist were reported on their own.
+    let all_exist = |paths: Vec<std::path::PathBuf>| paths.iter().all(|f| std::fs::metadata(f).is_ok());
+    if p.kind.has_frontend() {
+        for b in &p.binds {
+            let files =
+                b.tls.crts.iter().chain(&b.tls.crt_lists).map(|c| g.crt_path(c)).chain(b.tls.ca_file.iter().chain(&b.tls.crl_file).map(|c| g.ca_path(c)));
+            if !all_exist(files.collect()) {
+                continue;
+            }
+            if let Err(e) = crate::tls::server::compile_bind(&b.tls, g, &no_cache, p.mode == super::model::Mode::Http, &mut |_| {}) {
+                diags.alert(Some(&b.span), Some("bind"), e);
+            }
+        }
+    }
+    if p.kind.has_backend() {
+        for s in &p.servers {
+            let o = &s.opts;
+            let files = o.tls.crt.iter().map(|c| g.crt_path(c)).chain(o.tls.ca_file.iter().chain(&o.tls.crl_file).map(|c| g.ca_path(c)));
+            if !all_exist(files.collect()) {
+                continue;
+            }
+            let r = crate::tls::client::compile_server(&o.tls, g).map(drop).and_then(|()| {
+                if o.check.ssl && !o.tls.ssl {
+                    crate::check::engine::check_tls(&o.tls, &o.check, g).map(drop).map_err(|e| format!("check-ssl: {e}"))
+                } else {
+                    Ok(())
+                }
+            });
+            if let Err(e) = r {
+                diags.alert(Some(&s.span), Some("server"), e);
+            }
+        }
+    }
 }
 
 /// True when `r` names something whose declaration was already reported as invalid.

@@ -72,6 +72,7 @@ pub const COMMANDS: &[(&str, &str, StatsLevel)] = &[
     ("show map [<map>]", "report available maps or dump a map's contents", StatsLevel::User),
     ("get acl <acl> <value>", "report the patterns matching a sample for an ACL", StatsLevel::User),
     ("get map <map> <value>", "report the keys and values matching a sample for a map", StatsLevel::User),
+    ("show ssl cert [<certfile>]", "display the SSL certificates used in memory, or the details of a file", StatsLevel::User),
     ("get weight <bk>/<srv>", "report a server's current weight", StatsLevel::User),
     ("clear counters [all]", "clear max statistics counters (or all counters)", StatsLevel::Operator),
     ("disable server <bk>/<srv>", "disable a server for maintenance (use 'set server' instead)", StatsLevel::Admin),
@@ -110,6 +111,7 @@ fn level_of(words: &[&str]) -> Option<StatsLevel> {
         ("show", "version" | "info" | "stat" | "servers" | "backend" | "env" | "activity" | "acl" | "map") => StatsLevel::User,
         ("show", "sess" | "errors") => StatsLevel::Operator,
         ("get", "weight") => StatsLevel::User,
+        ("show", "ssl") if w(2) == "cert" => StatsLevel::User,
         ("clear", "counters") if w(2) == "all" => StatsLevel::Admin,
         ("clear", "counters") => StatsLevel::Operator,
         ("enable" | "disable", "server" | "health" | "agent" | "frontend") => StatsLevel::Admin,
@@ -258,6 +260,7 @@ fn exec(ctx: &Ctx, level: StatsLevel, words: &[&str]) -> Result<String, String> 
             without_blank(stats::show_servers_state(rt, rest.first().copied()))
         }
         ["show", "servers", "conn", rest @ ..] => show_servers_conn(rt, rest.first().copied())?,
+        ["show", "ssl", "cert", rest @ ..] => super::ssl::show_cert(rt, rest.first().copied())?,
         ["show", "backend", ..] => {
             let mut out = String::from("# name\n");
             for b in &rt.backends {

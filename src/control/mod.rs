@@ -10,4 +10,5 @@ pub mod prometheus;
 pub mod servers;
 pub mod sessions;
 pub mod socket;
+pub mod ssl;
 pub mod stats;

@@ -35,7 +35,7 @@ use crate::log::record::{Cause, LogRecord};
 use crate::route::eval::{StreamCtx, Tri};
 use crate::route::vars::{VarStore, Vars};
 use crate::route::{Backend, Frontend, L4Action, L4Rule, RouteTable};
-use crate::runtime::io::{Conn, EpollConn, write_all};
+use crate::runtime::io::{Conn, EpollConn, Transport, write_all};
 use crate::runtime::pipe::PipePool;
 
 /// How much one splice call moves at most.
@@ -70,18 +70,18 @@ pub enum End {
 pub(crate) struct Dst<'a> {
     /// The address once known: looked up on first use, or set (PROXY protocol, `set-dst`).
     pub(crate) cell: std::cell::Cell<Option<Option<SocketAddr>>>,
-    pub(crate) client: &'a EpollConn,
+    pub(crate) client: &'a Transport,
 }
 
 impl<'a> Dst<'a> {
-    pub(crate) fn new(client: &'a EpollConn) -> Dst<'a> {
+    pub(crate) fn new(client: &'a Transport) -> Dst<'a> {
         Dst { cell: std::cell::Cell::new(None), client }
     }
     pub(crate) fn get(&self) -> Option<SocketAddr> {
         if let Some(v) = self.cell.get() {
             return v;
         }
-        let v = match self.client {
+        let v = match self.client.socket() {
             EpollConn::Tcp(s) => s.local_addr().ok(),
             EpollConn::Unix(_) => None,
         };
@@ -133,6 +133,9 @@ impl StreamCtx for Ctx<'_> {
     fn vars(&self) -> Option<VarStore<'_>> {
         Some(VarStore { stream: self.vars, proc: &self.rt.proc_vars })
     }
+    fn tls(&self) -> Option<&crate::tls::TlsInfo> {
+        self.dst.client.tls()
+    }
 }
 
 /// What a session needs from its worker.
@@ -160,7 +163,7 @@ fn eval(rule_cond: &Option<crate::route::eval::CompiledCond>, ctx: &dyn StreamCt
 pub async fn run(
     w: Rc<Worker>,
     fe_idx: usize,
-    client: EpollConn,
+    client: Transport,
     peer: Option<SocketAddr>,
     local: Option<SocketAddr>,
     accept_proxy: bool,
@@ -184,6 +187,9 @@ pub async fn run(
     let fe_name = &w.rt.frontends[fe_idx].name;
     log.log_connect(fe_name, peer, dst.get());
     let mut rec = Some(Box::new(LogRecord::new(std::time::SystemTime::now(), std::time::Instant::now(), peer, local, fe_name, false)));
+    if let Some(r) = rec.as_deref_mut() {
+        r.tls = client.tls().map(|t| (t.protocol, t.cipher));
+    }
     let end = tokio::select! {
         biased;
         end = session(w.clone(), fe_idx, &client, &dst, &vars, peer, accept_proxy, sess, &mut rec) => end,
@@ -204,7 +210,7 @@ pub async fn run(
 async fn session(
     w: Rc<Worker>,
     fe_idx: usize,
-    client: &EpollConn,
+    client: &Transport,
     dst: &Dst<'_>,
     vars: &RefCell<Vars>,
     peer: Option<SocketAddr>,
@@ -214,7 +220,7 @@ async fn session(
 ) -> End {
     let rt = &*w.rt;
     let fe = &rt.frontends[fe_idx];
-    if let EpollConn::Tcp(s) = client {
+    if let EpollConn::Tcp(s) = client.socket() {
         let _ = s.set_nodelay(true);
         if fe.clitcpka {
             let _ = socket2::SockRef::from(s).set_keepalive(true);
@@ -334,16 +340,20 @@ async fn session(
     if let Some(r) = rec.as_deref_mut() {
         r.connect_start = Some(std::time::Instant::now());
     }
-    let Some((server_idx, server)) = connect(be, &key, dst).await else {
+    let sni = be.tls_sni.as_ref().and_then(|e| {
+        let ctx = Ctx { rt, fe, src, dst, backend: Some(be_idx), buf: &buf, final_data: true, vars };
+        sample_text(e, &ctx)
+    });
+    let Some((server_idx, server, _)) = connect(be, &key, dst, sni.as_deref()).await else {
         return End::NoServer;
     };
     let srv = &be.state.servers[server_idx];
     let _slot = SlotGuard { be: &be.state, idx: server_idx };
     sess.set_server(Some(server_idx));
     if let Some(r) = rec.as_deref_mut() {
-        r.connected(be, server_idx, &server);
+        r.connected(be, server_idx, server.socket());
     }
-    if let EpollConn::Tcp(s) = &server {
+    if let EpollConn::Tcp(s) = server.socket() {
         let _ = s.set_nodelay(true);
         if be.srvtcpka {
             let _ = socket2::SockRef::from(s).set_keepalive(true);
@@ -375,11 +385,24 @@ async fn session(
         r.bytes_out = io.down.get();
     }
     if (fe.nolinger || be.nolinger)
-        && let EpollConn::Tcp(s) = &server
+        && let EpollConn::Tcp(s) = server.socket()
     {
         let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
     }
     end
+}
+
+/// A sample as text (the SNI sent to a server), `None` when absent or empty.
+pub(crate) fn sample_text(e: &crate::route::eval::CompiledSample, ctx: &dyn StreamCtx) -> Option<String> {
+    use crate::route::eval::Sample;
+    let s = match e.eval(ctx).ok()?? {
+        Sample::Str(s) => s,
+        Sample::Bin(b) => String::from_utf8(b).ok()?,
+        Sample::Int(i) => i.to_string(),
+        Sample::Ip(ip) => ip.to_string(),
+        Sample::Bool(_) => return None,
+    };
+    (!s.is_empty()).then_some(s)
 }
 
 /// Runs `rules` in order until a final one (`accept`, `reject`) matches, running the variable
@@ -436,7 +459,7 @@ fn content_decision(rules: &[L4Rule], ctx: &dyn StreamCtx, next: &mut usize) -> 
 
 /// Reads more into `buf`, failing with `TimedOut` at `deadline`. The deadline bounds the wait for
 /// readiness only, so a timeout never drops the buffer inside a pending read.
-async fn read_until(c: &EpollConn, buf: Vec<u8>, deadline: Option<Instant>) -> (io::Result<usize>, Vec<u8>) {
+async fn read_until(c: &Transport, buf: Vec<u8>, deadline: Option<Instant>) -> (io::Result<usize>, Vec<u8>) {
     if let Some(d) = deadline {
         match tokio::time::timeout_at(d, c.ready(Interest::READABLE)).await {
             Ok(Ok(())) => {}
@@ -460,37 +483,39 @@ impl Drop for SlotGuard<'_> {
 }
 
 /// Picks a server, waiting in the backend queue while all are full, and connects to it with the
-/// backend's retries and redispatch policy. Returns the server index (with its slot held) and the
-/// connection.
-pub(crate) async fn connect(be: &Backend, key: &PickKey, dst: &Dst<'_>) -> Option<(usize, EpollConn)> {
+/// backend's retries and redispatch policy. Returns the server index (with its slot held), the
+/// connection, and the server's connection epoch read before its address (for the idle pool).
+pub(crate) async fn connect(be: &Backend, key: &PickKey, dst: &Dst<'_>, sni: Option<&str>) -> Option<(usize, Transport, u32)> {
     let idx = pick_queued(be, key, &[]).await?;
-    connect_from(be, key, dst, idx).await
+    connect_from(be, key, dst, idx, sni).await
 }
 
 /// Connects to server `idx`, whose slot the caller already holds (a pick, or cookie persistence),
 /// with the backend's retries and redispatch policy: a redispatch picks another server with `key`.
-/// Returns the server finally connected to (its slot held) and the connection; `None` has
-/// released every slot.
-pub(crate) async fn connect_from(be: &Backend, key: &PickKey, dst: &Dst<'_>, mut idx: usize) -> Option<(usize, EpollConn)> {
+/// Returns the server finally connected to (its slot held), the connection and that server's
+/// connection epoch read before its address; `None` has released every slot.
+pub(crate) async fn connect_from(be: &Backend, key: &PickKey, dst: &Dst<'_>, mut idx: usize, sni: Option<&str>) -> Option<(usize, Transport, u32)> {
     let state = &be.state;
     let mut tried: Vec<usize> = Vec::new();
     let mut attempt: u32 = 0;
     loop {
         let srv = &state.servers[idx];
         // The address is read per attempt (`set server addr` may move the server) and the guard
-        // dropped before the connect waits.
+        // dropped before the connect waits; the epoch before it, so that a move in between makes
+        // the connection's epoch stale (never pooled) rather than wrong.
+        let epoch = srv.conn_epoch();
         let target = {
             let addr = srv.addr();
             let needs_dst = matches!(**addr, crate::balance::ServerAddr::InetSamePort(_) | crate::balance::ServerAddr::InetOffset(..));
             addr.resolve(if needs_dst { dst.get() } else { None })
         };
         let result = match target {
-            Some(addr) => connect_one(&addr, be.timeout_connect).await,
+            Some(addr) => open(be, idx, &addr, sni).await,
             None => Err(io::Error::new(io::ErrorKind::InvalidInput, "no port to connect to")),
         };
         srv.observe_connect(result.is_ok());
         match result {
-            Ok(c) => return Some((idx, c)),
+            Ok(c) => return Some((idx, c, epoch)),
             Err(_) => {
                 srv.counts.mine().conn_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
@@ -588,6 +613,26 @@ async fn pick_queued(be: &Backend, key: &PickKey, exclude: &[usize]) -> Option<u
     }
 }
 
+/// Opens a connection to server `idx` of `be` at `addr` within `timeout connect`, and runs the
+/// TLS handshake (sending `sni`) for an `ssl` server, within `timeout connect` too.
+pub(crate) async fn open(be: &Backend, idx: usize, addr: &ConnectAddr, sni: Option<&str>) -> io::Result<Transport> {
+    let c = connect_one(addr, be.timeout_connect).await?;
+    let Some(tls) = be.tls.get(idx).and_then(Option::as_ref) else { return Ok(Transport::Plain(c)) };
+    if let EpollConn::Tcp(s) = &c {
+        let _ = s.set_nodelay(true);
+    }
+    let ip = match addr {
+        ConnectAddr::Inet(a) => Some(a.ip()),
+        ConnectAddr::Unix(_) => None,
+    };
+    let hs = tls.connect(c, sni, ip);
+    match tokio::time::timeout(be.timeout_connect.unwrap_or(Duration::from_secs(10)), hs).await {
+        Ok(Ok(t)) => Ok(Transport::Tls(Box::new(t))),
+        Ok(Err(e)) => Err(io::Error::new(io::ErrorKind::ConnectionAborted, e.to_string())),
+        Err(_) => Err(io::ErrorKind::TimedOut.into()),
+    }
+}
+
 pub(crate) async fn connect_one(addr: &ConnectAddr, timeout: Option<Duration>) -> io::Result<EpollConn> {
     let fut = async {
         match addr {
@@ -630,7 +675,7 @@ enum DirEnd {
 }
 
 /// Waits for readiness on `c`, or fails when either side of the tunnel has been idle too long.
-async fn ready_or_idle(c: &EpollConn, interest: Interest, a: &Side, b: &Side) -> Result<(), DirEnd> {
+async fn ready_or_idle(c: &Transport, interest: Interest, a: &Side, b: &Side) -> Result<(), DirEnd> {
     loop {
         let deadline = match (a.deadline(), b.deadline()) {
             (Some(x), Some(y)) => Some(x.min(y)),
@@ -655,7 +700,7 @@ async fn ready_or_idle(c: &EpollConn, interest: Interest, a: &Side, b: &Side) ->
 }
 
 /// Moves one direction with splice until end of stream.
-async fn splice_dir(pool: &PipePool, src: &EpollConn, dst: &EpollConn, s_side: &Side, d_side: &Side, counter: &Counter<'_>) -> Result<(), DirEnd> {
+async fn splice_dir(pool: &PipePool, src: &Transport, dst: &Transport, s_side: &Side, d_side: &Side, counter: &Counter<'_>) -> Result<(), DirEnd> {
     let mut pipe = pool.get().map_err(|_| DirEnd::Error(true))?;
     let result = async {
         loop {
@@ -699,7 +744,7 @@ async fn splice_dir(pool: &PipePool, src: &EpollConn, dst: &EpollConn, s_side: &
 /// allowed, until a read fills the whole buffer: a transfer that large is worth splicing, and the
 /// rest of the direction is handed to [`splice_dir`] (HAProxy's `splice-auto` does the same).
 /// Small exchanges stay on `recv`/`send`, where a short read tells the socket is drained.
-async fn copy_dir(w: &Worker, splice_ok: bool, src: &EpollConn, dst: &EpollConn, s_side: &Side, d_side: &Side, counter: &Counter<'_>) -> Result<(), DirEnd> {
+async fn copy_dir(w: &Worker, splice_ok: bool, src: &Transport, dst: &Transport, s_side: &Side, d_side: &Side, counter: &Counter<'_>) -> Result<(), DirEnd> {
     let mut buf = w.buffers.get(COPY_CHUNK);
     let r = copy_loop(w, splice_ok, &mut buf, src, dst, s_side, d_side, counter).await;
     w.buffers.put(buf);
@@ -711,8 +756,8 @@ async fn copy_loop(
     w: &Worker,
     splice_ok: bool,
     buf: &mut Vec<u8>,
-    src: &EpollConn,
-    dst: &EpollConn,
+    src: &Transport,
+    dst: &Transport,
     s_side: &Side,
     d_side: &Side,
     counter: &Counter<'_>,
@@ -756,7 +801,7 @@ async fn copy_loop(
 }
 
 /// One direction: buffered copies, switching to splice for large transfers when allowed.
-async fn forward(w: &Worker, splice_on: bool, src: &EpollConn, dst: &EpollConn, s_side: &Side, d_side: &Side, counter: &Counter<'_>) -> Result<(), DirEnd> {
+async fn forward(w: &Worker, splice_on: bool, src: &Transport, dst: &Transport, s_side: &Side, d_side: &Side, counter: &Counter<'_>) -> Result<(), DirEnd> {
     copy_dir(w, splice_on && w.splice_ok.get(), src, dst, s_side, d_side, counter).await
 }
 
@@ -779,8 +824,8 @@ pub(crate) async fn tunnel_pub(
     w: &Worker,
     fe: &Frontend,
     be: &Backend,
-    client: &EpollConn,
-    server: &EpollConn,
+    client: &Transport,
+    server: &Transport,
     srv: &crate::balance::ServerState,
     io: &crate::log::record::Transfer,
 ) -> End {
@@ -789,8 +834,10 @@ pub(crate) async fn tunnel_pub(
     let s_side = Side::new(be.timeout_tunnel.or(be.timeout_server));
     let mine = srv.counts.mine();
     let (up, down) = (Counter { srv: &mine.bytes_in, stream: &io.up }, Counter { srv: &mine.bytes_out, stream: &io.down });
-    let c2s = forward(w, be.splice.request, client, server, &c_side, &s_side, &up);
-    let s2c = forward(w, be.splice.response, server, client, &s_side, &c_side, &down);
+    // TLS records cannot be spliced: a TLS side copies through user space.
+    let plain = client.spliceable() && server.spliceable();
+    let c2s = forward(w, plain && be.splice.request, client, server, &c_side, &s_side, &up);
+    let s2c = forward(w, plain && be.splice.response, server, client, &s_side, &c_side, &down);
     tokio::pin!(c2s, s2c);
     let (mut c_done, mut s_done) = (false, false);
     let killable = srv.killable.load(std::sync::atomic::Ordering::Relaxed);

@@ -42,7 +42,6 @@ use tokio::time::Instant;
 use super::cookie;
 use super::edit::{self, ConnHeader, Edit, EditedView, Edits};
 use super::h1::{self, Framing, Head, Version};
-use super::pool;
 use super::reply::Response;
 use super::rules::{self, Flow, HttpRule};
 use crate::balance::PickKey;
@@ -50,7 +49,7 @@ use crate::l4::session::{Dst, End, Worker};
 use crate::log::record::{Cause, LogRecord};
 use crate::route::eval::{HttpMsg, Sample, StreamCtx};
 use crate::route::{Backend, Frontend, HttpKeyPart, ProxyHttpRt, RouteTable};
-use crate::runtime::io::{Conn, EpollConn, write_all};
+use crate::runtime::io::{Conn, EpollConn, Transport, write_all};
 
 /// How much room a body read makes in a full buffer.
 const READ_CHUNK: usize = 16384;
@@ -161,6 +160,9 @@ impl StreamCtx for HttpCtx<'_> {
     fn captures(&self) -> Option<&std::cell::RefCell<crate::route::capture::Captured>> {
         Some(self.captures)
     }
+    fn tls(&self) -> Option<&crate::tls::TlsInfo> {
+        self.dst.client.tls()
+    }
 }
 
 /// What reading a head produced.
@@ -186,7 +188,7 @@ type ParseInto = fn(&[u8], &h1::Limits, &mut Head) -> Result<bool, h1::H1Error>;
 /// the transaction is logged, receives the time of the first byte.
 #[allow(clippy::too_many_arguments)]
 async fn read_head(
-    c: &EpollConn,
+    c: &Transport,
     buf: &mut Vec<u8>,
     head: &mut Head,
     limits: &h1::Limits,
@@ -242,7 +244,7 @@ async fn read_head(
 }
 
 /// Writes `data`, failing with `TimedOut` after `idle` without progress.
-async fn send(c: &EpollConn, data: Vec<u8>, idle: Option<Duration>) -> (io::Result<()>, Vec<u8>) {
+async fn send(c: &Transport, data: Vec<u8>, idle: Option<Duration>) -> (io::Result<()>, Vec<u8>) {
     match idle {
         None => write_all(c, data, 0).await,
         Some(t) => {
@@ -263,7 +265,15 @@ async fn send(c: &EpollConn, data: Vec<u8>, idle: Option<Duration>) -> (io::Resu
                     Ok(Err(e)) => return (Err(e), data),
                     Ok(Ok(())) => {}
                 }
-                let (r, b) = c.write(data, from).await;
+                // A TLS write waits for its records to leave: bounded by the same idle time (a
+                // plain write after readiness does not wait).
+                let (r, b) = match c {
+                    Transport::Plain(_) => c.write(data, from).await,
+                    Transport::Tls(_) => match tokio::time::timeout(t, c.write(data, from)).await {
+                        Ok(done) => done,
+                        Err(_) => return (Err(io::ErrorKind::TimedOut.into()), Vec::new()),
+                    },
+                };
                 data = b;
                 match r {
                     Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), data),
@@ -277,7 +287,7 @@ async fn send(c: &EpollConn, data: Vec<u8>, idle: Option<Duration>) -> (io::Resu
 }
 
 /// Reads more into `buf` with an idle timeout; `Ok(0)` is end of stream.
-async fn recv(c: &EpollConn, buf: &mut Vec<u8>, idle: Option<Duration>) -> io::Result<usize> {
+async fn recv(c: &Transport, buf: &mut Vec<u8>, idle: Option<Duration>) -> io::Result<usize> {
     if buf.len() == buf.capacity() {
         buf.reserve(READ_CHUNK);
     }
@@ -355,9 +365,9 @@ impl BodyMeter {
 /// Streams a body from `src` to `dst`. `pending` holds bytes already read from `src` after the
 /// head; on return it holds what follows the body (the next pipelined message).
 async fn forward_body(
-    src: &EpollConn,
+    src: &Transport,
     pending: &mut Vec<u8>,
-    dst: &EpollConn,
+    dst: &Transport,
     framing: Framing,
     src_idle: Option<Duration>,
     dst_idle: Option<Duration>,
@@ -407,7 +417,7 @@ async fn forward_body(
 /// is complete (`Ok(true)`) or `buf` holds `bufsize` bytes (`Ok(false)`), checking chunked
 /// framing. `Err` carries the status to answer: 408 when `within` ends first, 400 for bad
 /// framing, 0 when the client went away.
-async fn buffer_body(c: &EpollConn, buf: &mut Vec<u8>, head_len: usize, framing: Framing, bufsize: usize, within: Option<Duration>) -> Result<bool, u16> {
+async fn buffer_body(c: &Transport, buf: &mut Vec<u8>, head_len: usize, framing: Framing, bufsize: usize, within: Option<Duration>) -> Result<bool, u16> {
     let deadline = within.map(|d| Instant::now() + d);
     let mut meter = BodyMeter::new(framing);
     let mut checked = head_len;
@@ -434,8 +444,11 @@ async fn buffer_body(c: &EpollConn, buf: &mut Vec<u8>, head_len: usize, framing:
 
 /// Returns when the client closed its side (end of stream or error); never when it sends data
 /// (a pipelined request is not a close).
-async fn client_gone(c: &EpollConn) {
+async fn client_gone(c: &Transport) {
     use std::os::fd::AsRawFd;
+    if let Transport::Tls(t) = c {
+        return t.peer_gone().await;
+    }
     loop {
         if c.ready(Interest::READABLE).await.is_err() {
             return;
@@ -464,7 +477,7 @@ const LINGER: Duration = Duration::from_millis(500);
 /// Reads and discards the body of an answered request, checking its framing; `pending` holds
 /// what was read after the head and, on success, what follows the body (the next request).
 /// Gives up (false) past [`DRAIN_MAX`] bytes, on bad framing, on error, or when `within` ends.
-async fn drain_body(src: &EpollConn, pending: &mut Vec<u8>, framing: Framing, within: Option<Duration>) -> bool {
+async fn drain_body(src: &Transport, pending: &mut Vec<u8>, framing: Framing, within: Option<Duration>) -> bool {
     if matches!(framing, Framing::Close) {
         return false;
     }
@@ -494,7 +507,7 @@ async fn drain_body(src: &EpollConn, pending: &mut Vec<u8>, framing: Framing, wi
 
 /// Closes the sending side, then reads and discards what the client still sends for at most
 /// [`LINGER`], so the answer already sent is not lost to a reset.
-async fn linger_close(c: &EpollConn, buf: &mut Vec<u8>) {
+async fn linger_close(c: &Transport, buf: &mut Vec<u8>) {
     let _ = c.shutdown_write();
     let deadline = Instant::now() + LINGER;
     loop {
@@ -828,7 +841,7 @@ pub fn first_head_timeout(fe: &Frontend) -> Duration {
 pub async fn run(
     w: Rc<Worker>,
     fe_idx: usize,
-    client: EpollConn,
+    client: Transport,
     peer: Option<std::net::SocketAddr>,
     accepted: std::time::Instant,
     sess: &crate::control::sessions::Session,
@@ -857,7 +870,7 @@ pub async fn run(
 async fn serve(
     w: Rc<Worker>,
     fe_idx: usize,
-    client: EpollConn,
+    client: Transport,
     peer: Option<std::net::SocketAddr>,
     accepted: std::time::Instant,
     sess: &crate::control::sessions::Session,
@@ -865,7 +878,7 @@ async fn serve(
 ) -> End {
     let rt = &*w.rt;
     let fe = &rt.frontends[fe_idx];
-    if let EpollConn::Tcp(s) = &client {
+    if let EpollConn::Tcp(s) = client.socket() {
         let _ = s.set_nodelay(true);
     }
     let dst = Dst::new(&client);
@@ -890,7 +903,11 @@ async fn serve(
     let mut first = true;
     // The log line of the current transaction, when the frontend logs. (The `Connect from`
     // line of the default format is written by the worker at accept, before any parking.)
-    *rec = fe.log.as_ref().map(|_| Box::new(LogRecord::new(std::time::SystemTime::now(), std::time::Instant::now(), peer, dst.get(), &fe.name, true)));
+    *rec = fe.log.as_ref().map(|_| {
+        let mut r = Box::new(LogRecord::new(std::time::SystemTime::now(), std::time::Instant::now(), peer, dst.get(), &fe.name, true));
+        r.tls = client.tls().map(|t| (t.protocol, t.cipher));
+        r
+    });
     let end = 'txn: loop {
         if let (Some(r), Some(log)) = (rec.as_deref_mut(), &fe.log) {
             // The previous transaction completed: log it, then start the next record.
@@ -989,7 +1006,7 @@ async fn serve(
         // 2. Rules, 3. the backend, its rules, then `option forwardfor`/`originalto`, which
         //    HAProxy applies after the rules.
         fe.counters.request();
-        let (verdict, mut edits, be_idx, hash) = {
+        let (verdict, mut edits, be_idx, hash, sni) = {
             let mut base = HttpCtx { body_pending, ..conn_ctx };
             let mut msg = Msg::new(&cbuf, head, first);
             msg.body = body;
@@ -1009,6 +1026,7 @@ async fn serve(
                 flow = rules::run(&fe.http.redirects, &base, &mut msg, None, true, &mut edits);
             }
             let mut hash = None;
+            let mut sni = None;
             if matches!(flow, Flow::Continue) {
                 let ctx = HttpCtx { req: Some(&msg), req_buf: &cbuf, ..base };
                 base.backend = fe.select_backend(&rt.backends, &ctx);
@@ -1038,6 +1056,7 @@ async fn serve(
                 }
                 if let Some(be) = be {
                     hash = pick_hash(be, &HttpCtx { req: Some(&msg), req_buf: &cbuf, ..base }, &msg);
+                    sni = be.tls_sni.as_ref().and_then(|e| crate::l4::session::sample_text(e, &HttpCtx { req: Some(&msg), req_buf: &cbuf, ..base }));
                 }
             }
             let verdict = match flow {
@@ -1049,7 +1068,7 @@ async fn serve(
                 }
                 Flow::Tarpit(r) => Verdict::Tarpit { bytes: after_response(&base, Some(&msg), r).0 },
             };
-            (verdict, edits, base.backend, hash)
+            (verdict, edits, base.backend, hash, sni)
         };
         let base = HttpCtx { body_pending, backend: be_idx, ..conn_ctx };
         match verdict {
@@ -1146,7 +1165,9 @@ async fn serve(
         } else {
             PoolUse::Checked
         };
-        let Some((srv_idx, mut server, mut reused, mut epoch)) = server_conn(&w, be_idx, be, &key, &dst, pool_use, visit.and_then(|v| v.server)).await else {
+        let Some((srv_idx, mut server, mut reused, mut epoch)) =
+            server_conn(&w, be_idx, be, &key, &dst, pool_use, visit.and_then(|v| v.server), sni.as_deref()).await
+        else {
             send_error(&client, error_out(&base, 503), fe.timeout_client, rec).await;
             break End::NoServer;
         };
@@ -1154,7 +1175,7 @@ async fn serve(
         let _slot = crate::l4::session::SlotGuard { be: &be.state, idx: srv_idx };
         sess.set_server(Some(srv_idx));
         if let (Some(r), Some(log)) = (rec.as_deref_mut(), &fe.log) {
-            r.connected(be, srv_idx, &server);
+            r.connected(be, srv_idx, server.socket());
             // `unique-id-format`: computed once the server is known, sent as `unique-id-header`.
             if let Some(uid) = &log.unique_id {
                 let mut id = String::new();
@@ -1205,7 +1226,7 @@ async fn serve(
         if r.is_err() {
             // A reused connection the server closed meanwhile: a safe request goes again on a
             // new connection; anything else gets 502.
-            let fresh = if reused && retryable { resend(srv, &dst, be, &mut out_buf).await } else { None };
+            let fresh = if reused && retryable { resend(srv, srv_idx, &dst, be, sni.as_deref(), &mut out_buf).await } else { None };
             match fresh {
                 Some((c, e)) => {
                     server = c;
@@ -1274,7 +1295,7 @@ async fn serve(
                 }
                 // The server closed a reused connection without answering: it was stale. A safe
                 // request is sent again on a new connection.
-                HeadRead::Closed if reused && retryable && sbuf.is_empty() => match resend(srv, &dst, be, &mut out_buf).await {
+                HeadRead::Closed if reused && retryable && sbuf.is_empty() => match resend(srv, srv_idx, &dst, be, sni.as_deref(), &mut out_buf).await {
                     Some((c, e)) => {
                         server = c;
                         epoch = e;
@@ -1450,7 +1471,9 @@ async fn serve(
         // 6. Keep-alive.
         let clean = rest.is_empty();
         w.buffers.put(rest);
-        if server_keeps && server_keep && clean && be.reuse_allowed {
+        // A TLS connection opened with a per-request SNI is not shared with other requests.
+        let sni_bound = be.tls_sni.is_some() && server.tls().is_some();
+        if server_keeps && server_keep && clean && be.reuse_allowed && !sni_bound {
             w.http_pool.put(be_idx, &be.state, srv_idx, server, epoch);
         }
         if !keep {
@@ -1477,7 +1500,7 @@ async fn serve(
 }
 
 /// Sends a proxy-made error answer to the client, noting its status and size for the log.
-async fn send_error(c: &EpollConn, bytes: Vec<u8>, idle: Option<Duration>, rec: &mut Option<Box<LogRecord>>) {
+async fn send_error(c: &Transport, bytes: Vec<u8>, idle: Option<Duration>, rec: &mut Option<Box<LogRecord>>) {
     if let Some(r) = rec.as_deref_mut() {
         r.response(&bytes);
     }
@@ -1486,10 +1509,17 @@ async fn send_error(c: &EpollConn, bytes: Vec<u8>, idle: Option<Duration>, rec: 
 
 /// Sends `out` (a whole request) again, to the same server on a new connection; returns it with
 /// the server's connection epoch read before its address.
-async fn resend(srv: &crate::balance::ServerState, dst: &Dst<'_>, be: &Backend, out: &mut Vec<u8>) -> Option<(EpollConn, u32)> {
+async fn resend(
+    srv: &crate::balance::ServerState,
+    srv_idx: usize,
+    dst: &Dst<'_>,
+    be: &Backend,
+    sni: Option<&str>,
+    out: &mut Vec<u8>,
+) -> Option<(Transport, u32)> {
     let epoch = srv.conn_epoch();
     let addr = srv.addr().resolve(dst.get())?;
-    let c = crate::l4::session::connect_one(&addr, be.timeout_connect).await.ok()?;
+    let c = crate::l4::session::open(be, srv_idx, &addr, sni).await.ok()?;
     let (r, b) = send(&c, std::mem::take(out), be.timeout_server).await;
     *out = b;
     r.ok().map(|()| (c, epoch))
@@ -1509,6 +1539,7 @@ enum PoolUse {
 /// A connection to a server of `be`: an idle pooled one when `http-reuse` allows, else a new one.
 /// `direct` is the server cookie persistence chose: it gets the request without balancing, after
 /// waiting for a free slot on it (up to `timeout queue`), unless a retry redispatches.
+#[allow(clippy::too_many_arguments)]
 async fn server_conn(
     w: &Worker,
     be_idx: usize,
@@ -1517,15 +1548,13 @@ async fn server_conn(
     dst: &Dst<'_>,
     pool_use: PoolUse,
     direct: Option<usize>,
-) -> Option<(usize, EpollConn, bool, u32)> {
+    sni: Option<&str>,
+) -> Option<(usize, Transport, bool, u32)> {
     let check_idle = pool_use == PoolUse::Checked;
     let reuse = be.reuse_allowed && pool_use != PoolUse::Skip;
-    // A new connection to server `i` carries the epoch read before its address: if the server
-    // moved meanwhile, the epoch is already stale and the connection is not pooled.
-    let connect_to = |i: usize| {
-        let epoch = be.state.servers[i].conn_epoch();
-        async move { crate::l4::session::connect_from(be, key, dst, i).await.map(|(j, c)| (j, c, false, if j == i { epoch } else { pool::EPOCH_UNKNOWN })) }
-    };
+    // A new connection carries the epoch its server had before its address was read: if the
+    // server moved meanwhile, the epoch is already stale and the connection is not pooled.
+    let connect_to = |i: usize| async move { crate::l4::session::connect_from(be, key, dst, i, sni).await.map(|(j, c, e)| (j, c, false, e)) };
     if let Some(i) = direct {
         if !crate::l4::session::take_queued(be, i).await {
             return None;
@@ -1545,5 +1574,5 @@ async fn server_conn(
             return connect_to(i).await;
         }
     }
-    crate::l4::session::connect(be, key, dst).await.map(|(i, c)| (i, c, false, pool::EPOCH_UNKNOWN))
+    crate::l4::session::connect(be, key, dst, sni).await.map(|(i, c, e)| (i, c, false, e))
 }

@@ -197,6 +197,11 @@ fn json_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// The local date with milliseconds, as `%tr` prints it (`22/Nov/2026:16:10:00.123`).
+pub(crate) fn date_ms(out: &mut String, t: std::time::SystemTime) {
+    date(out, t, false, true);
+}
+
 fn date(out: &mut String, t: std::time::SystemTime, gmt: bool, ms: bool) {
     let tm = super::sink::Tm::from(t);
     let _ = write!(out, "{:02}/{}/{:04}:{:02}:{:02}:{:02}", tm.day, tm.month_name(), tm.year, tm.hour, tm.min, tm.sec);
@@ -260,7 +265,12 @@ fn var<'a>(rec: &'a LogRecord, v: &str) -> Val<'a> {
         "bp" => addr_port(rec.backend_src),
         "si" => addr_ip(rec.server_addr),
         "sp" => addr_port(rec.server_addr),
-        "f" | "ft" => s(&rec.frontend),
+        "f" => s(&rec.frontend),
+        // HAProxy marks a TLS frontend's name with `~`.
+        "ft" if rec.tls.is_some() => owned(format!("{}~", rec.frontend)),
+        "ft" => s(&rec.frontend),
+        "sslv" => rec.tls.map_or(Val::None, |t| s(t.0)),
+        "sslc" => rec.tls.map_or(Val::None, |t| s(t.1)),
         "b" => rec.backend.as_deref().map_or(s("<NOSRV>"), s),
         "s" => rec.server.as_deref().map_or(s("<NOSRV>"), s),
         "t" | "tr" | "trl" | "T" | "Tl" | "trg" => {
@@ -320,7 +330,7 @@ fn var<'a>(rec: &'a LogRecord, v: &str) -> Val<'a> {
         "ID" => rec.unique_id.as_deref().map_or(Val::None, s),
         "pid" => Val::Int(i64::from(std::process::id())),
         "H" => owned(super::host_name()),
-        "CC" | "CS" | "sslc" | "sslv" => Val::None,
+        "CC" | "CS" => Val::None,
         "lc" | "rt" => Val::Int(0),
         _ => Val::None,
     }

@@ -159,13 +159,27 @@ fn compile_logger(l: &Logger, warn: &mut dyn FnMut(String)) -> Option<CompiledLo
 }
 
 impl LogRt {
-    /// HAProxy's default format, logged at accept when no other is set:
-    /// `Connect from 10.0.1.2:33312 to 10.0.3.31:8012 (www/HTTP)`.
     /// Whether [`Self::log_connect`] writes anything (the default format with a logger).
     pub fn logs_connect(&self) -> bool {
         self.connect_mode.is_some() && !self.loggers.is_empty()
     }
 
+    /// HAProxy's line for a connection that ended before it became a session (a failed TLS
+    /// handshake): `<ip>:<port> [<accept date>] <frontend>/<bind>: <message>`. Not logged with
+    /// `option dontlognull`.
+    pub fn log_embryonic(&self, client: Option<std::net::SocketAddr>, accepted: std::time::SystemTime, frontend: &str, bind: &str, msg: &str) {
+        if self.loggers.is_empty() || self.dontlognull {
+            return;
+        }
+        let mut date = String::new();
+        format::date_ms(&mut date, accepted);
+        let addr = client.map_or("-:-".to_owned(), |a| format!("{}:{}", a.ip(), a.port()));
+        let level = if self.separate_errors { Level::Err } else { Level::Info };
+        self.send(level, &format!("{addr} [{date}] {frontend}/{bind}: {msg}"));
+    }
+
+    /// HAProxy's default format, logged at accept when no other is set:
+    /// `Connect from 10.0.1.2:33312 to 10.0.3.31:8012 (www/HTTP)`.
     pub fn log_connect(&self, frontend: &str, client: Option<std::net::SocketAddr>, local: Option<std::net::SocketAddr>) {
         let Some(mode) = self.connect_mode else { return };
         if self.loggers.is_empty() {

@@ -104,6 +104,8 @@ pub struct LogRecord {
     pub req_captures: Vec<Option<String>>,
     pub res_captures: Vec<Option<String>>,
     pub unique_id: Option<String>,
+    /// The front connection's TLS version and cipher (`%sslv`, `%sslc`; `%ft` ends with `~`).
+    pub tls: Option<(&'static str, &'static str)>,
 }
 
 fn ms(a: Instant, b: Option<Instant>) -> i64 {
@@ -152,6 +154,7 @@ impl LogRecord {
             req_captures: Vec::new(),
             res_captures: Vec::new(),
             unique_id: None,
+            tls: None,
         }
     }
 
@@ -159,9 +162,13 @@ impl LogRecord {
     pub fn next_transaction(&mut self) {
         let now = Instant::now();
         let date = SystemTime::now();
-        *self =
-            LogRecord { req_start: now, req_start_date: date, ..LogRecord::new(self.accept_date, self.accept, self.client, self.frontend_addr, "", self.http) }
-                .with_frontend(std::mem::take(&mut self.frontend));
+        *self = LogRecord {
+            req_start: now,
+            req_start_date: date,
+            tls: self.tls,
+            ..LogRecord::new(self.accept_date, self.accept, self.client, self.frontend_addr, "", self.http)
+        }
+        .with_frontend(std::mem::take(&mut self.frontend));
     }
 
     fn with_frontend(mut self, f: String) -> LogRecord {

@@ -240,6 +240,10 @@ pub trait StreamCtx {
     fn captures(&self) -> Option<&RefCell<Captured>> {
         None
     }
+    /// What the TLS handshake of the front connection settled; `None` on a plain connection.
+    fn tls(&self) -> Option<&crate::tls::TlsInfo> {
+        None
+    }
 }
 
 /// A condition ready to evaluate.

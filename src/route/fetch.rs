@@ -105,6 +105,25 @@ const IMPLEMENTED: &[&str] = &[
     "res.hdr_val",
     "res.cook",
     "scook",
+    "fc_err",
+    "ssl_fc",
+    "ssl_fc_sni",
+    "ssl_fc_has_sni",
+    "ssl_fc_protocol",
+    "ssl_fc_cipher",
+    "ssl_fc_alpn",
+    "ssl_fc_is_resumed",
+    "ssl_fc_err",
+    "ssl_fc_has_crt",
+    "ssl_c_used",
+    "ssl_c_verify",
+    "ssl_c_err",
+    "ssl_c_ca_err",
+    "ssl_c_s_dn",
+    "ssl_c_i_dn",
+    "ssl_c_sha1",
+    "ssl_c_serial",
+    "ssl_fc_use_keysize",
 ];
 
 /// The sample fetches evaluated for real; the registry's others evaluate to "absent" for now.
@@ -180,8 +199,46 @@ pub(crate) enum Fetch {
     },
     /// `capture.req.hdr(<idx>)`, `capture.res.hdr(<idx>)`.
     Capture(CaptureDir, usize),
+    /// A fact of the front connection's TLS handshake.
+    Tls(TlsFetch),
+    /// `ssl_c_s_dn`/`ssl_c_i_dn`: a name of the client certificate, whole or one entry.
+    ClientDn {
+        issuer: bool,
+        entry: Option<String>,
+        /// Which occurrence of `entry`: 1 is the first, -1 the last.
+        occ: i64,
+        rfc2253: bool,
+    },
     /// Known to the registry, not evaluated at this layer: always absent.
     Unsupported,
+}
+
+/// The TLS fetches without arguments.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum TlsFetch {
+    /// `ssl_fc`: true on TLS, false on a plain connection.
+    Fc,
+    Sni,
+    HasSni,
+    Protocol,
+    Cipher,
+    Alpn,
+    Resumed,
+    /// `ssl_c_used`, `ssl_fc_has_crt`.
+    HasCert,
+    /// `ssl_c_verify`, `ssl_c_err`: the verification error `ca-ignore-err`/`crt-ignore-err` let
+    /// through, else 0.
+    VerifyError,
+    /// `ssl_c_ca_err`, `ssl_fc_err`: 0 on TLS (rustls does not tell an error's depth in the
+    /// chain, and any library error fails the handshake).
+    NoError,
+    /// `fc_err`: 0 on every connection that reached the rules.
+    ConnNoError,
+    Sha1,
+    /// `ssl_c_serial`: the client certificate's serial number, binary.
+    Serial,
+    /// `ssl_fc_use_keysize`: the symmetric key size of the cipher, in bits.
+    KeySize,
 }
 
 /// Where `req.payload_lv`'s block starts.
@@ -269,6 +326,27 @@ impl Fetch {
                 let dir = if name == "capture.req.hdr" { CaptureDir::Request } else { CaptureDir::Response };
                 Fetch::Capture(dir, usize::try_from(int_arg(call, 0)?.unwrap_or(0)).map_err(|_| format!("{name}: negative index"))?)
             }
+            "fc_err" => Fetch::Tls(TlsFetch::ConnNoError),
+            "ssl_fc" => Fetch::Tls(TlsFetch::Fc),
+            "ssl_fc_sni" => Fetch::Tls(TlsFetch::Sni),
+            "ssl_fc_has_sni" => Fetch::Tls(TlsFetch::HasSni),
+            "ssl_fc_protocol" => Fetch::Tls(TlsFetch::Protocol),
+            "ssl_fc_cipher" => Fetch::Tls(TlsFetch::Cipher),
+            "ssl_fc_alpn" => Fetch::Tls(TlsFetch::Alpn),
+            "ssl_fc_is_resumed" => Fetch::Tls(TlsFetch::Resumed),
+            "ssl_fc_has_crt" | "ssl_c_used" => Fetch::Tls(TlsFetch::HasCert),
+            "ssl_c_verify" | "ssl_c_err" => Fetch::Tls(TlsFetch::VerifyError),
+            "ssl_c_ca_err" | "ssl_fc_err" => Fetch::Tls(TlsFetch::NoError),
+            "ssl_c_sha1" => Fetch::Tls(TlsFetch::Sha1),
+            "ssl_c_serial" => Fetch::Tls(TlsFetch::Serial),
+            "ssl_fc_use_keysize" => Fetch::Tls(TlsFetch::KeySize),
+            "ssl_c_s_dn" | "ssl_c_i_dn" => {
+                let occ = int_arg(call, 1)?.unwrap_or(1);
+                if occ == 0 {
+                    return Err(format!("{name}: the occurrence must not be 0"));
+                }
+                Fetch::ClientDn { issuer: name == "ssl_c_i_dn", entry: arg(call, 0).map(str::to_owned), occ, rfc2253: arg(call, 2) == Some("rfc2253") }
+            }
             _ if super::sample::registry().fetch(name).is_some() => Fetch::Unsupported,
             _ => return Err(format!("unknown fetch method '{name}'")),
         })
@@ -318,6 +396,8 @@ impl Fetch {
                 None => opt(default.as_ref().map(|d| SampleRef::Str(Cow::Borrowed(d)))),
             },
             Fetch::Capture(dir, idx) => opt(ctx.captures().and_then(|c| c.borrow().get(*dir, *idx).map(|b| SampleRef::Str(Cow::Owned(b.to_vec()))))),
+            Fetch::Tls(f) => opt(tls_fetch(ctx, *f)),
+            Fetch::ClientDn { issuer, entry, occ, rfc2253 } => opt(client_dn(ctx, *issuer, entry.as_deref(), *occ, *rfc2253)),
             Fetch::Unsupported => Fetched::absent(),
         }
     }
@@ -335,6 +415,54 @@ impl Fetch {
             }
         }
     }
+}
+
+fn tls_fetch(ctx: &dyn StreamCtx, f: TlsFetch) -> Option<SampleRef<'_>> {
+    let str_ref = |s: &'static str| (!s.is_empty()).then_some(SampleRef::Str(Cow::Borrowed(s.as_bytes())));
+    match f {
+        TlsFetch::Fc => return Some(SampleRef::Bool(ctx.tls().is_some())),
+        TlsFetch::ConnNoError => return Some(SampleRef::Int(0)),
+        _ => {}
+    }
+    let t = ctx.tls()?;
+    match f {
+        TlsFetch::Fc | TlsFetch::ConnNoError => None,
+        TlsFetch::Sni => t.sni.as_deref().map(|s| SampleRef::Str(Cow::Borrowed(s.as_bytes()))),
+        TlsFetch::HasSni => Some(SampleRef::Bool(t.sni.is_some())),
+        TlsFetch::Protocol => str_ref(t.protocol),
+        TlsFetch::Cipher => str_ref(t.cipher),
+        TlsFetch::Alpn => t.alpn.as_deref().map(|a| SampleRef::Str(Cow::Borrowed(a))),
+        TlsFetch::Resumed => Some(SampleRef::Bool(t.resumed)),
+        TlsFetch::HasCert => Some(SampleRef::Bool(t.peer_cert.is_some())),
+        TlsFetch::NoError => Some(SampleRef::Int(0)),
+        TlsFetch::VerifyError => Some(SampleRef::Int(t.verify_error)),
+        TlsFetch::Serial => t.peer_cert.as_deref().and_then(crate::tls::der::serial).map(|s| SampleRef::Bin(Cow::Owned(s))),
+        TlsFetch::KeySize => match t.cipher {
+            "" => None,
+            c if c.contains("AES128") || c.contains("AES_128") => Some(SampleRef::Int(128)),
+            _ => Some(SampleRef::Int(256)),
+        },
+        TlsFetch::Sha1 => t.peer_cert.as_deref().map(|c| {
+            use sha1::Digest;
+            SampleRef::Bin(Cow::Owned(sha1::Sha1::digest(c).to_vec()))
+        }),
+    }
+}
+
+/// HAProxy's `ssl_c_s_dn`/`ssl_c_i_dn`: the whole name in OpenSSL's one-line form (or RFC 2253),
+/// or the value of the `occ`th `entry` (negative: from the end).
+fn client_dn<'a>(ctx: &'a dyn StreamCtx, issuer: bool, entry: Option<&str>, occ: i64, rfc2253: bool) -> Option<SampleRef<'a>> {
+    let cert = ctx.tls()?.peer_cert.as_deref()?;
+    let entries = crate::tls::der::dn_entries(cert, issuer)?;
+    let value = match entry {
+        None => crate::tls::der::format_dn(&entries, rfc2253),
+        Some(e) => {
+            let mut found = entries.iter().filter(|(k, _)| k.eq_ignore_ascii_case(e)).map(|(_, v)| v);
+            let v = if occ > 0 { found.nth(usize::try_from(occ - 1).ok()?) } else { found.rev().nth(usize::try_from(-occ - 1).ok()?) };
+            v?.clone()
+        }
+    };
+    Some(SampleRef::Str(Cow::Owned(value.into_bytes())))
 }
 
 fn opt(v: Option<SampleRef<'_>>) -> Fetched<'_> {

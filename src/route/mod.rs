@@ -59,6 +59,18 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "stats socket",
             "stats timeout",
             "stats maxconn",
+            "ssl-default-bind-options",
+            "ssl-default-bind-ciphers",
+            "ssl-default-bind-ciphersuites",
+            "ssl-default-bind-curves",
+            "ssl-default-server-options",
+            "ssl-default-server-ciphers",
+            "ssl-default-server-ciphersuites",
+            "ssl-server-verify",
+            "crt-base",
+            "ca-base",
+            "tune.ssl.cachesize",
+            "tune.ssl.maxrecord",
         ],
     ),
     (
@@ -152,6 +164,7 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "log-tag",
             "log-format",
             "option httplog",
+            "option httpslog",
             "option tcplog",
             "option dontlognull",
             "option dontlog-normal",
@@ -160,7 +173,49 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "unique-id-header",
         ],
     ),
-    ("bind options", &["name", "backlog", "accept-proxy", "v4v6", "v6only", "defer-accept", "tfo", "transparent", "interface", "mss", "tcp-ut", "mode"]),
+    (
+        "bind options",
+        &[
+            "name",
+            "backlog",
+            "accept-proxy",
+            "v4v6",
+            "v6only",
+            "defer-accept",
+            "tfo",
+            "transparent",
+            "interface",
+            "mss",
+            "tcp-ut",
+            "mode",
+            "ssl",
+            "crt",
+            "crt-list",
+            "alpn",
+            "ssl-min-ver",
+            "ssl-max-ver",
+            "ciphers",
+            "ciphersuites",
+            "curves",
+            "ecdhe",
+            "ca-file",
+            "crl-file",
+            "verify",
+            "no-sslv3",
+            "no-tlsv10",
+            "no-tlsv11",
+            "no-tlsv12",
+            "no-tlsv13",
+            "force-tlsv12",
+            "force-tlsv13",
+            "strict-sni",
+            "no-tls-tickets",
+            "prefer-client-ciphers",
+            "ca-ignore-err",
+            "crt-ignore-err",
+            "tls-ticket-keys",
+        ],
+    ),
     (
         "server options",
         &[
@@ -201,6 +256,34 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "observe",
             "error-limit",
             "on-error",
+            "ssl",
+            "no-ssl",
+            "verify",
+            "verifyhost",
+            "ca-file",
+            "crl-file",
+            "crt",
+            "sni",
+            "alpn",
+            "ssl-min-ver",
+            "ssl-max-ver",
+            "ciphers",
+            "ciphersuites",
+            "no-sslv3",
+            "no-tlsv10",
+            "no-tlsv11",
+            "no-tlsv12",
+            "no-tlsv13",
+            "force-tlsv12",
+            "force-tlsv13",
+            "ssl-reuse",
+            "no-ssl-reuse",
+            "tls-tickets",
+            "no-tls-tickets",
+            "check-ssl",
+            "no-check-ssl",
+            "check-sni",
+            "check-alpn",
         ],
     ),
     ("http-check rules", &["send", "expect", "comment", "disable-on-404"]),
@@ -315,6 +398,8 @@ pub struct Frontend {
     pub id: u32,
     pub mode: Mode,
     pub binds: Vec<Bind>,
+    /// Per bind (same index): the TLS settings of an `ssl` bind, `None` for plain ones.
+    pub tls: Vec<Option<Arc<crate::tls::Acceptor>>>,
     pub maxconn: Option<u32>,
     pub timeout_client: Option<Duration>,
     pub timeout_client_fin: Option<Duration>,
@@ -415,6 +500,11 @@ pub struct Backend {
     pub reuse_first_unsafe: bool,
     /// `mode http`: the rules and HTTP settings of this proxy.
     pub http: ProxyHttpRt,
+    /// Per server (same index as the state's servers): TLS towards an `ssl` server.
+    pub tls: Vec<Option<Arc<crate::tls::client::Connector>>>,
+    /// The `sni` expression of the backend's `ssl` servers (one for all of them), evaluated per
+    /// stream before connecting.
+    pub tls_sni: Option<eval::CompiledSample>,
     /// `balance uri|url_param|hdr` in `mode http`: the request part to hash into the pick key.
     pub http_key: Option<HttpKey>,
     /// `http-send-name-header`: the request header that carries the chosen server's name.
@@ -732,8 +822,22 @@ impl RouteTable {
         let tracked = tracked_servers(cfg);
         for (pi, p) in cfg.proxies.iter().enumerate().filter(|(_, p)| p.kind.has_backend()) {
             let mut servers = Vec::new();
+            let mut server_tls = Vec::new();
+            let mut tls_sni: Option<&crate::config::expr::SampleExpr> = None;
             for (si, s) in p.servers.iter().enumerate() {
                 let o = &s.opts;
+                server_tls.push(crate::tls::client::compile_server(&o.tls, &g.tls).map_err(|e| format!("parsing [{}] : 'server' : {e}", s.span))?);
+                if o.check.ssl && !o.tls.ssl {
+                    crate::check::engine::check_tls(&o.tls, &o.check, &g.tls).map_err(|e| format!("parsing [{}] : 'server' : check-ssl: {e}", s.span))?;
+                }
+                if o.tls.ssl
+                    && let Some(e) = &o.tls.sni
+                {
+                    if tls_sni.is_some_and(|prev| prev != e) {
+                        return Err(format!("parsing [{}] : 'server' : the servers of a backend must share one 'sni' expression for now", s.span));
+                    }
+                    tls_sni = Some(e);
+                }
                 let (addr, unresolved) = match server_addr(&s.addr, s.resolved) {
                     Ok(a) => (a, false),
                     Err(_) if matches!(s.addr.kind, AddrKind::Inet { host: Host::Name(_), .. }) => (ServerAddr::Unresolved, true),
@@ -807,6 +911,8 @@ impl RouteTable {
                     && !matches!(p.http.reuse, Some(crate::l7::config::HttpReuse::Never)),
                 reuse_first_unsafe: matches!(p.http.reuse, Some(crate::l7::config::HttpReuse::Aggressive | crate::l7::config::HttpReuse::Always)),
                 http: compile_http(p, cfg, &mut loader, diags)?,
+                tls: server_tls,
+                tls_sni: tls_sni.map(eval::CompiledSample::compile).transpose()?,
                 http_key,
                 send_name_header: if p.mode == Mode::Http { p.http.send_name_header.clone() } else { None },
                 dynamic_servers: dynamic_servers_allowed(p.balance.algo.as_ref(), p.balance.hash_type.as_ref()),
@@ -822,7 +928,18 @@ impl RouteTable {
             });
         }
         let mut frontends = Vec::new();
+        let tls_cache = crate::tls::server::session_cache(&g.tls);
         for (pi, p) in cfg.proxies.iter().enumerate().filter(|(_, p)| p.kind.has_frontend() && !p.disabled) {
+            let mut tls = Vec::new();
+            for b in &p.binds {
+                let mut warnings = Vec::new();
+                let acceptor = crate::tls::server::compile_bind(&b.tls, &g.tls, &tls_cache, p.mode == Mode::Http, &mut |w| warnings.push(w))
+                    .map_err(|e| format!("parsing [{}] : 'bind' : {e}", b.span))?;
+                for w in warnings {
+                    diags.warning(Some(&b.span), Some("bind"), w);
+                }
+                tls.push(acceptor);
+            }
             let default_backend = match (&p.default_backend, p.kind) {
                 (Some(n), _) => Some(*index.get(n.name.as_str()).ok_or_else(|| format!("backend '{}' vanished during compilation", n.name))?),
                 (None, ProxyKind::Listen) => index.get(p.name.as_str()).copied(),
@@ -864,6 +981,7 @@ impl RouteTable {
                 id: p.id.unwrap_or(pi as u32 + 1),
                 mode: p.mode,
                 binds: p.binds.clone(),
+                tls,
                 maxconn: p.maxconn,
                 timeout_client: p.timeouts.client,
                 timeout_client_fin: p.timeouts.client_fin,

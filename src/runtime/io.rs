@@ -63,6 +63,20 @@ impl EpollConn {
             EpollConn::Unix(s) => s.try_write(buf),
         }
     }
+    /// [`try_write_now`](Self::try_write_now) with several slices in one system call.
+    pub fn try_write_vectored_now(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            EpollConn::Tcp(s) => s.try_write_vectored(bufs),
+            EpollConn::Unix(s) => s.try_write_vectored(bufs),
+        }
+    }
+    /// One non-blocking read attempt: `WouldBlock` when nothing is there.
+    pub fn try_read_now(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            EpollConn::Tcp(s) => s.try_read(buf),
+            EpollConn::Unix(s) => s.try_read(buf),
+        }
+    }
 }
 
 impl Conn for EpollConn {
@@ -143,4 +157,80 @@ pub async fn write_all<C: Conn>(c: &C, mut buf: Vec<u8>, mut from: usize) -> (io
         }
     }
     (Ok(()), buf)
+}
+
+/// A client or server connection as sessions hold it: a plain socket, or TLS over one. Plain
+/// connections pay one branch per operation and no allocation; a TLS connection is boxed (its
+/// rustls state is large) so plain sessions stay small.
+#[derive(Debug)]
+pub enum Transport {
+    Plain(EpollConn),
+    Tls(Box<crate::tls::TlsConn>),
+}
+
+impl Transport {
+    /// The socket under the connection (addresses, socket options).
+    pub fn socket(&self) -> &EpollConn {
+        match self {
+            Transport::Plain(c) => c,
+            Transport::Tls(t) => t.socket(),
+        }
+    }
+    /// What the TLS handshake settled, on a TLS connection.
+    pub fn tls(&self) -> Option<&crate::tls::TlsInfo> {
+        match self {
+            Transport::Plain(_) => None,
+            Transport::Tls(t) => Some(t.info()),
+        }
+    }
+    /// Bytes can be spliced between the socket and a pipe: the stream is not encrypted.
+    pub fn spliceable(&self) -> bool {
+        matches!(self, Transport::Plain(_))
+    }
+    /// One non-blocking write attempt; on TLS always `WouldBlock` (a TLS write may have to wait
+    /// for its records to leave, so it goes through [`Conn::write`]).
+    pub fn try_write_now(&self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Transport::Plain(c) => c.try_write_now(buf),
+            Transport::Tls(_) => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+}
+
+impl Conn for Transport {
+    async fn read(&self, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
+        match self {
+            Transport::Plain(c) => c.read(buf).await,
+            Transport::Tls(t) => t.read(buf).await,
+        }
+    }
+    async fn write(&self, buf: Vec<u8>, from: usize) -> (io::Result<usize>, Vec<u8>) {
+        match self {
+            Transport::Plain(c) => c.write(buf, from).await,
+            Transport::Tls(t) => t.write(buf, from).await,
+        }
+    }
+    fn shutdown_write(&self) -> io::Result<()> {
+        match self {
+            Transport::Plain(c) => c.shutdown_write(),
+            Transport::Tls(t) => t.shutdown_write(),
+        }
+    }
+    async fn ready(&self, interest: Interest) -> io::Result<()> {
+        match self {
+            Transport::Plain(c) => c.ready(interest).await,
+            Transport::Tls(t) => t.ready(interest).await,
+        }
+    }
+    fn try_io<R>(&self, interest: Interest, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+        self.socket().try_io(interest, f)
+    }
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.socket().fd()
+    }
+    fn drained(&self) {
+        if let Transport::Plain(c) = self {
+            c.drained()
+        }
+    }
 }

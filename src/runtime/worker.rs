@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use super::io::EpollConn;
+use super::io::{EpollConn, Transport};
 use super::limit::ConnSlot;
 use super::listener::{BoundListener, StdListener};
 use super::park::{Parked, Parking};
@@ -179,15 +179,44 @@ impl Spawner {
         let (w, active, drained) = (self.w.clone(), self.active.clone(), self.drained.clone());
         active.set(active.get() + 1);
         tokio::task::spawn_local(async move {
-            // Listed by `show sess` until the session ends.
-            let sess = w.sessions.register(NewSession { frontend: fe, bind, src: peer }, crate::control::sessions::registry().epoch());
-            // Boxed: the task stays small until its session runs.
-            let _end = if w.rt.frontends[fe].mode == crate::config::model::Mode::Http {
-                Box::pin(crate::l7::session::run(w.clone(), fe, conn, peer, accepted, &sess)).await
-            } else {
-                Box::pin(session::run(w.clone(), fe, conn, peer, local, accept_proxy, &sess)).await
+            let (mut peer, mut local, mut accept_proxy) = (peer, local, accept_proxy);
+            let client = match w.rt.frontends[fe].tls.get(bind).and_then(Option::as_ref) {
+                None => Some(Transport::Plain(conn)),
+                Some(acceptor) => {
+                    // The PROXY header comes before the TLS handshake: read it off the socket
+                    // first; the session then takes its addresses as the connection's.
+                    let header = if accept_proxy { proxy_header(&conn, w.rt.frontends[fe].timeout_client).await } else { Some((None, None)) };
+                    match header {
+                        Some((src, dst)) => {
+                            peer = src.or(peer);
+                            local = dst.or(local);
+                            accept_proxy = false;
+                            let accepted = std::time::SystemTime::now();
+                            let t = Box::pin(tls_handshake(conn, acceptor, w.rt.frontends[fe].timeout_client)).await;
+                            if t.is_none()
+                                && let Some(log) = &w.rt.frontends[fe].log
+                            {
+                                let f = &w.rt.frontends[fe];
+                                let bind_name = f.binds[bind].name.clone().unwrap_or_else(|| (bind + 1).to_string());
+                                log.log_embryonic(peer, accepted, &f.name, &bind_name, "SSL handshake failure");
+                            }
+                            t
+                        }
+                        None => None,
+                    }
+                }
             };
-            drop(sess);
+            if let Some(client) = client {
+                // Listed by `show sess` until the session ends.
+                let sess = w.sessions.register(NewSession { frontend: fe, bind, src: peer }, crate::control::sessions::registry().epoch());
+                // Boxed: the task stays small until its session runs.
+                let _end = if w.rt.frontends[fe].mode == crate::config::model::Mode::Http {
+                    Box::pin(crate::l7::session::run(w.clone(), fe, client, peer, accepted, &sess)).await
+                } else {
+                    Box::pin(session::run(w.clone(), fe, client, peer, local, accept_proxy, &sess)).await
+                };
+                drop(sess);
+            }
             w.rt.frontends[fe].counters.session_end();
             drop(permits);
             active.set(active.get() - 1);
@@ -201,7 +230,10 @@ impl Spawner {
     fn spawn_parked(&self, p: Parked) {
         let (fe, bind) = (p.fe as usize, p.bind as usize);
         match tokio::net::TcpStream::from_std(p.stream) {
-            Ok(s) => self.spawn(fe, bind, EpollConn::Tcp(s), p.peer, None, false, p.permits, p.accepted),
+            Ok(s) => {
+                let accept_proxy = self.w.rt.frontends[fe].binds[bind].accept_proxy;
+                self.spawn(fe, bind, EpollConn::Tcp(s), p.peer, None, accept_proxy, p.permits, p.accepted)
+            }
             Err(_) => self.w.rt.frontends[fe].counters.session_end(),
         }
     }
@@ -330,6 +362,55 @@ impl AcceptLoop {
             }
         }
     }
+}
+
+/// How long a TLS handshake may take when `timeout client` is not set.
+const DEFAULT_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Terminates TLS on an accepted connection, within `timeout client`; `None` when the
+/// handshake fails or times out (the connection is closed).
+async fn tls_handshake(conn: EpollConn, acceptor: &crate::tls::Acceptor, timeout: Option<std::time::Duration>) -> Option<Transport> {
+    let hs = crate::tls::TlsConn::accept(conn, acceptor);
+    match tokio::time::timeout(timeout.unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT), hs).await {
+        Ok(Ok(t)) => Some(Transport::Tls(Box::new(t))),
+        _ => None,
+    }
+}
+
+/// Reads a PROXY protocol header off `conn` without reading past it (the TLS handshake follows):
+/// peeks until a whole header is there, then consumes exactly its bytes. `None` when it is
+/// invalid, incomplete in time, or the peer left; else the addresses it carries (none for LOCAL).
+async fn proxy_header(conn: &EpollConn, timeout: Option<std::time::Duration>) -> Option<(Option<std::net::SocketAddr>, Option<std::net::SocketAddr>)> {
+    use crate::runtime::io::Conn;
+    use std::os::fd::AsRawFd;
+    let read = async {
+        let mut peek = [0u8; 536];
+        loop {
+            conn.ready(tokio::io::Interest::READABLE).await.ok()?;
+            let n = conn
+                .try_io(tokio::io::Interest::READABLE, || {
+                    nix::sys::socket::recv(conn.fd().as_raw_fd(), &mut peek, nix::sys::socket::MsgFlags::MSG_PEEK).map_err(std::io::Error::from)
+                })
+                .ok();
+            let Some(n) = n else { continue };
+            if n == 0 {
+                return None;
+            }
+            match crate::l4::proxy_protocol::parse(&peek[..n]) {
+                Ok(Some((h, len))) => {
+                    let mut sink = vec![0u8; len];
+                    let mut got = 0;
+                    while got < len {
+                        got += conn.try_read_now(&mut sink[got..]).ok().filter(|&k| k > 0)?;
+                    }
+                    return Some((h.src, h.dst));
+                }
+                Ok(None) if n < peek.len() => conn.drained(),
+                _ => return None,
+            }
+        }
+    };
+    tokio::time::timeout(timeout.unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT), read).await.ok().flatten()
 }
 
 /// A listener registered with the worker's reactor.

@@ -438,7 +438,12 @@ pub fn bind_options() -> Vec<BindOption> {
                 "bind :443 ssl crt /etc/sluiced/site.pem ssl-max-ver TLSv1.3"
             ),
         ),
-        bind_text!("ciphers", ciphers, "TLS 1.2 and older cipher list, OpenSSL syntax.", "bind :443 ssl crt /etc/sluiced/site.pem ciphers ECDHE+AESGCM"),
+        bind_text!(
+            "ciphers",
+            ciphers,
+            "TLS 1.2 cipher list in OpenSSL syntax, mapped onto rustls' suites; names rustls lacks select nothing, a list that selects nothing is an error.",
+            "bind :443 ssl crt /etc/sluiced/site.pem ciphers ECDHE+AESGCM"
+        ),
         bind_text!(
             "ciphersuites",
             ciphersuites,
@@ -537,7 +542,7 @@ pub fn bind_options() -> Vec<BindOption> {
         proto_flag!(bopt, "force-tlsv12", "Accepts only TLS 1.2.", "bind :443 ssl crt /etc/sluiced/site.pem force-tlsv12"),
         proto_flag!(bopt, "force-tlsv13", "Accepts only TLS 1.3.", "bind :443 ssl crt /etc/sluiced/site.pem force-tlsv13"),
         bind_flag!("strict-sni", strict_sni, "Refuses handshakes whose SNI matches no certificate instead of using the default one."),
-        bind_flag!("allow-0rtt", allow_0rtt, "Accepts TLS 1.3 early data (0-RTT)."),
+        bind_flag!("allow-0rtt", allow_0rtt, "Accepts TLS 1.3 early data (0-RTT); sluiced never does and warns."),
         bind_flag!("no-tls-tickets", no_tls_tickets, "Disables stateless session resumption with tickets."),
         bind_flag!("prefer-client-ciphers", prefer_client_ciphers, "Uses the client's cipher preference instead of the server's."),
         bopt(
@@ -550,7 +555,7 @@ pub fn bind_options() -> Vec<BindOption> {
             doc!(
                 Parsed,
                 "tls-ticket-keys <file>",
-                "File of base64 session ticket keys, so several nodes can resume each other's sessions.",
+                "File of base64 session ticket keys (48 or 80 bytes each) shared by several nodes; the last key seals new tickets, every key opens them.",
                 "bind :443 ssl crt /etc/sluiced/site.pem tls-ticket-keys /etc/sluiced/tickets.key"
             ),
         ),
@@ -966,15 +971,22 @@ mod tests {
     use super::*;
     use crate::config::testing::{ok, one_alert};
 
-    /// A file that exists for the test's duration.
+    /// A self-signed ECDSA certificate with its key (CN sluiced-unit-test, valid until 2126): the
+    /// configuration loads what it names, so the files must be real.
+    const TEST_PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIBpjCCAUugAwIBAgIUBQrXpyJUbXOF3WMbCIxRTUVa4g8wCgYIKoZIzj0EAwIw\nHDEaMBgGA1UEAwwRc2x1aWNlZC11bml0LXRlc3QwIBcNMjYxMTIyMTU1OTA1WhgP\nMjEyNjEwMjkxNTU5MDVaMBwxGjAYBgNVBAMMEXNsdWljZWQtdW5pdC10ZXN0MFkw\nEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAENkf4J0RiRqmeIB3oIRX49bf5O4WU4cOI\nqZDvs7+psPYaJeoqFP48oxbPR6zkGNuf2wPz1t0idEjdF6baJk4BIaNpMGcwHQYD\nVR0OBBYEFMFNFfU0s30AMtOlSpNX2F4OgcMnMB8GA1UdIwQYMBaAFMFNFfU0s30A\nMtOlSpNX2F4OgcMnMA8GA1UdEwEB/wQFMAMBAf8wFAYDVR0RBA0wC4IJdW5pdC50\nZXN0MAoGCCqGSM49BAMCA0kAMEYCIQD3EZMFlfMXAnR124eIynhqAnsjVuVWKy0g\nc0CQguHLmgIhANHOtHXe05gzAze7x2QQsfQx1vsVMr+783vD6r3Hw97V\n-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgqaXo29Lk7L78CG75\n+wJq07iPA+XWCoX/gCv5QxDI/YGhRANCAAQ2R/gnRGJGqZ4gHeghFfj1t/k7hZTh\nw4ipkO+zv6mw9hol6ioU/jyjFs9HrOQY25/bA/PW3SJ0SN0XptomTgEh\n-----END PRIVATE KEY-----\n";
+
+    /// A file that exists for the test's duration: a certificate bundle, or `text`.
     struct TempFile(PathBuf);
 
     impl TempFile {
         fn new(tag: &str) -> TempFile {
+            Self::with(tag, TEST_PEM)
+        }
+        fn with(tag: &str, text: &str) -> TempFile {
             static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
             let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let p = std::env::temp_dir().join(format!("sluiced-tls-{}-{n}-{tag}.pem", std::process::id()));
-            std::fs::write(&p, "placeholder\n").unwrap();
+            std::fs::write(&p, text).unwrap();
             TempFile(p)
         }
         fn path(&self) -> &str {
@@ -1016,14 +1028,18 @@ mod tests {
 
     #[test]
     fn bind_crt_directory_is_accepted() {
-        let dir = std::env::temp_dir();
+        let dir = std::env::temp_dir().join(format!("sluiced-tls-dir-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("site.pem"), TEST_PEM).unwrap();
         let t = bind_tls(&format!("ssl crt {}", dir.display()));
-        assert_eq!(t.crts, vec![dir]);
+        assert_eq!(t.crts, vec![dir.clone()]);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn bind_crt_list_must_exist() {
-        let l = TempFile::new("list");
+        let c = TempFile::new("listed");
+        let l = TempFile::with("list", &format!("{}\n", c.path()));
         assert_eq!(bind_tls(&format!("ssl crt-list {}", l.path())).crt_lists, vec![l.0.clone()]);
         assert!(one_alert("frontend fe\n    bind :443 ssl crt-list /nonexistent/list.txt\n").2.contains("crt-list"));
     }
