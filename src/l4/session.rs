@@ -35,7 +35,7 @@ use crate::log::record::{Cause, LogRecord};
 use crate::route::eval::{StreamCtx, Tri};
 use crate::route::vars::{VarStore, Vars};
 use crate::route::{Backend, Frontend, L4Action, L4Rule, RouteTable};
-use crate::runtime::io::{Conn, EpollConn, write_all};
+use crate::runtime::io::{AnyConn, Conn, EpollConn, write_all};
 use crate::runtime::pipe::PipePool;
 
 /// How much one splice call moves at most.
@@ -70,21 +70,18 @@ pub enum End {
 pub(crate) struct Dst<'a> {
     /// The address once known: looked up on first use, or set (PROXY protocol, `set-dst`).
     pub(crate) cell: std::cell::Cell<Option<Option<SocketAddr>>>,
-    pub(crate) client: &'a EpollConn,
+    pub(crate) client: &'a AnyConn,
 }
 
 impl<'a> Dst<'a> {
-    pub(crate) fn new(client: &'a EpollConn) -> Dst<'a> {
+    pub(crate) fn new(client: &'a AnyConn) -> Dst<'a> {
         Dst { cell: std::cell::Cell::new(None), client }
     }
     pub(crate) fn get(&self) -> Option<SocketAddr> {
         if let Some(v) = self.cell.get() {
             return v;
         }
-        let v = match self.client {
-            EpollConn::Tcp(s) => s.local_addr().ok(),
-            EpollConn::Unix(_) => None,
-        };
+        let v = self.client.local_addr();
         self.cell.set(Some(v));
         v
     }
@@ -160,7 +157,7 @@ fn eval(rule_cond: &Option<crate::route::eval::CompiledCond>, ctx: &dyn StreamCt
 pub async fn run(
     w: Rc<Worker>,
     fe_idx: usize,
-    client: EpollConn,
+    client: AnyConn,
     peer: Option<SocketAddr>,
     local: Option<SocketAddr>,
     accept_proxy: bool,
@@ -202,7 +199,7 @@ pub async fn run(
 async fn session(
     w: Rc<Worker>,
     fe_idx: usize,
-    client: &EpollConn,
+    client: &AnyConn,
     dst: &Dst<'_>,
     vars: &RefCell<Vars>,
     peer: Option<SocketAddr>,
@@ -212,13 +209,13 @@ async fn session(
 ) -> End {
     let rt = &*w.rt;
     let fe = &rt.frontends[fe_idx];
-    if let EpollConn::Tcp(s) = client {
-        let _ = s.set_nodelay(true);
+    if let Some(s) = client.tcp() {
+        let _ = s.set_tcp_nodelay(true);
         if fe.clitcpka {
-            let _ = socket2::SockRef::from(s).set_keepalive(true);
+            let _ = s.set_keepalive(true);
         }
         if fe.nolinger {
-            let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
+            let _ = s.set_linger(Some(Duration::ZERO));
         }
     }
     let mut src = peer;
@@ -341,10 +338,10 @@ async fn session(
     if let Some(r) = rec.as_deref_mut() {
         r.connected(be, server_idx, &server);
     }
-    if let EpollConn::Tcp(s) = &server {
-        let _ = s.set_nodelay(true);
+    if let Some(s) = server.tcp() {
+        let _ = s.set_tcp_nodelay(true);
         if be.srvtcpka {
-            let _ = socket2::SockRef::from(s).set_keepalive(true);
+            let _ = s.set_keepalive(true);
         }
     }
 
@@ -373,9 +370,9 @@ async fn session(
         r.bytes_out = io.down.get();
     }
     if (fe.nolinger || be.nolinger)
-        && let EpollConn::Tcp(s) = &server
+        && let Some(s) = server.tcp()
     {
-        let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
+        let _ = s.set_linger(Some(Duration::ZERO));
     }
     end
 }
@@ -434,7 +431,7 @@ fn content_decision(rules: &[L4Rule], ctx: &dyn StreamCtx, next: &mut usize) -> 
 
 /// Reads more into `buf`, failing with `TimedOut` at `deadline`. The deadline bounds the wait for
 /// readiness only, so a timeout never drops the buffer inside a pending read.
-async fn read_until(c: &EpollConn, buf: Vec<u8>, deadline: Option<Instant>) -> (io::Result<usize>, Vec<u8>) {
+async fn read_until(c: &AnyConn, buf: Vec<u8>, deadline: Option<Instant>) -> (io::Result<usize>, Vec<u8>) {
     if let Some(d) = deadline {
         match tokio::time::timeout_at(d, c.ready(Interest::READABLE)).await {
             Ok(Ok(())) => {}
@@ -460,7 +457,7 @@ impl Drop for SlotGuard<'_> {
 /// Picks a server, waiting in the backend queue while all are full, and connects to it with the
 /// backend's retries and redispatch policy. Returns the server index (with its slot held) and the
 /// connection.
-pub(crate) async fn connect(be: &Backend, key: &PickKey, dst: &Dst<'_>) -> Option<(usize, EpollConn)> {
+pub(crate) async fn connect(be: &Backend, key: &PickKey, dst: &Dst<'_>) -> Option<(usize, AnyConn)> {
     let idx = pick_queued(be, key, &[]).await?;
     connect_from(be, key, dst, idx).await
 }
@@ -469,7 +466,7 @@ pub(crate) async fn connect(be: &Backend, key: &PickKey, dst: &Dst<'_>) -> Optio
 /// with the backend's retries and redispatch policy: a redispatch picks another server with `key`.
 /// Returns the server finally connected to (its slot held) and the connection; `None` has
 /// released every slot.
-pub(crate) async fn connect_from(be: &Backend, key: &PickKey, dst: &Dst<'_>, mut idx: usize) -> Option<(usize, EpollConn)> {
+pub(crate) async fn connect_from(be: &Backend, key: &PickKey, dst: &Dst<'_>, mut idx: usize) -> Option<(usize, AnyConn)> {
     let state = &be.state;
     let mut tried: Vec<usize> = Vec::new();
     let mut attempt: u32 = 0;
@@ -586,11 +583,20 @@ async fn pick_queued(be: &Backend, key: &PickKey, exclude: &[usize]) -> Option<u
     }
 }
 
-pub(crate) async fn connect_one(addr: &ConnectAddr, timeout: Option<Duration>) -> io::Result<EpollConn> {
+pub(crate) async fn connect_one(addr: &ConnectAddr, timeout: Option<Duration>) -> io::Result<AnyConn> {
     let fut = async {
+        // A worker on the uring backend connects through its ring; other threads (and epoll
+        // workers) through tokio.
+        if let Some(d) = crate::runtime::uring::current() {
+            let a = match addr {
+                ConnectAddr::Inet(a) => socket2::SockAddr::from(*a),
+                ConnectAddr::Unix(p) => socket2::SockAddr::unix(p)?,
+            };
+            return crate::runtime::uring::UringConn::connect(&d, &a).await.map(AnyConn::Uring);
+        }
         match addr {
-            ConnectAddr::Inet(a) => tokio::net::TcpStream::connect(a).await.map(EpollConn::Tcp),
-            ConnectAddr::Unix(p) => tokio::net::UnixStream::connect(p).await.map(EpollConn::Unix),
+            ConnectAddr::Inet(a) => tokio::net::TcpStream::connect(a).await.map(|s| AnyConn::Epoll(EpollConn::Tcp(s))),
+            ConnectAddr::Unix(p) => tokio::net::UnixStream::connect(p).await.map(|s| AnyConn::Epoll(EpollConn::Unix(s))),
         }
     };
     match timeout {
@@ -628,7 +634,7 @@ enum DirEnd {
 }
 
 /// Waits for readiness on `c`, or fails when either side of the tunnel has been idle too long.
-async fn ready_or_idle(c: &EpollConn, interest: Interest, a: &Side, b: &Side) -> Result<(), DirEnd> {
+async fn ready_or_idle(c: &AnyConn, interest: Interest, a: &Side, b: &Side) -> Result<(), DirEnd> {
     loop {
         let deadline = match (a.deadline(), b.deadline()) {
             (Some(x), Some(y)) => Some(x.min(y)),
@@ -653,7 +659,7 @@ async fn ready_or_idle(c: &EpollConn, interest: Interest, a: &Side, b: &Side) ->
 }
 
 /// Moves one direction with splice until end of stream.
-async fn splice_dir(pool: &PipePool, src: &EpollConn, dst: &EpollConn, s_side: &Side, d_side: &Side, counter: &Counter<'_>) -> Result<(), DirEnd> {
+async fn splice_dir(pool: &PipePool, src: &AnyConn, dst: &AnyConn, s_side: &Side, d_side: &Side, counter: &Counter<'_>) -> Result<(), DirEnd> {
     let mut pipe = pool.get().map_err(|_| DirEnd::Error(true))?;
     let result = async {
         loop {
@@ -697,7 +703,7 @@ async fn splice_dir(pool: &PipePool, src: &EpollConn, dst: &EpollConn, s_side: &
 /// allowed, until a read fills the whole buffer: a transfer that large is worth splicing, and the
 /// rest of the direction is handed to [`splice_dir`] (HAProxy's `splice-auto` does the same).
 /// Small exchanges stay on `recv`/`send`, where a short read tells the socket is drained.
-async fn copy_dir(w: &Worker, splice_ok: bool, src: &EpollConn, dst: &EpollConn, s_side: &Side, d_side: &Side, counter: &Counter<'_>) -> Result<(), DirEnd> {
+async fn copy_dir(w: &Worker, splice_ok: bool, src: &AnyConn, dst: &AnyConn, s_side: &Side, d_side: &Side, counter: &Counter<'_>) -> Result<(), DirEnd> {
     let mut buf = w.buffers.get(COPY_CHUNK);
     let r = copy_loop(w, splice_ok, &mut buf, src, dst, s_side, d_side, counter).await;
     w.buffers.put(buf);
@@ -709,8 +715,8 @@ async fn copy_loop(
     w: &Worker,
     splice_ok: bool,
     buf: &mut Vec<u8>,
-    src: &EpollConn,
-    dst: &EpollConn,
+    src: &AnyConn,
+    dst: &AnyConn,
     s_side: &Side,
     d_side: &Side,
     counter: &Counter<'_>,
@@ -754,7 +760,7 @@ async fn copy_loop(
 }
 
 /// One direction: buffered copies, switching to splice for large transfers when allowed.
-async fn forward(w: &Worker, splice_on: bool, src: &EpollConn, dst: &EpollConn, s_side: &Side, d_side: &Side, counter: &Counter<'_>) -> Result<(), DirEnd> {
+async fn forward(w: &Worker, splice_on: bool, src: &AnyConn, dst: &AnyConn, s_side: &Side, d_side: &Side, counter: &Counter<'_>) -> Result<(), DirEnd> {
     copy_dir(w, splice_on && w.splice_ok.get(), src, dst, s_side, d_side, counter).await
 }
 
@@ -777,8 +783,8 @@ pub(crate) async fn tunnel_pub(
     w: &Worker,
     fe: &Frontend,
     be: &Backend,
-    client: &EpollConn,
-    server: &EpollConn,
+    client: &AnyConn,
+    server: &AnyConn,
     srv: &crate::balance::ServerState,
     io: &crate::log::record::Transfer,
 ) -> End {

@@ -15,7 +15,7 @@ use std::cell::RefCell;
 use std::sync::atomic::Ordering;
 
 use crate::balance::{BackendState, ServerState};
-use crate::runtime::io::EpollConn;
+use crate::runtime::io::AnyConn;
 
 /// The epoch of a connection opened while the server may have moved (a redispatch, or a pick
 /// made by the connect path itself): never pooled.
@@ -26,7 +26,7 @@ struct BackendIdle {
     /// `BackendState::conn_changes` when this worker last swept the backend.
     seen_changes: u64,
     /// Indexed by server: (connection epoch, connection).
-    servers: Vec<Vec<(u32, EpollConn)>>,
+    servers: Vec<Vec<(u32, AnyConn)>>,
 }
 
 #[derive(Debug, Default)]
@@ -41,7 +41,7 @@ impl ServerPool {
     /// server closed meanwhile is skipped (a `MSG_PEEK` per take); without, the caller retries on
     /// a new connection when the reused one turns out closed. Connections from another epoch
     /// than the server's are closed.
-    pub fn take(&self, be: usize, srv: usize, check: bool, server: &ServerState) -> Option<(EpollConn, u32)> {
+    pub fn take(&self, be: usize, srv: usize, check: bool, server: &ServerState) -> Option<(AnyConn, u32)> {
         let mut idle = self.idle.borrow_mut();
         let list = idle.get_mut(be)?.servers.get_mut(srv)?;
         let now = server.conn_epoch();
@@ -56,7 +56,7 @@ impl ServerPool {
 
     /// Keeps `c` (opened under `epoch`) for reuse unless the server moved or was deleted since,
     /// or has `pool-max-conn` idle connections already (then `c` is closed).
-    pub fn put(&self, be: usize, state: &BackendState, srv: usize, c: EpollConn, epoch: u32) {
+    pub fn put(&self, be: usize, state: &BackendState, srv: usize, c: AnyConn, epoch: u32) {
         let server = &state.servers[srv];
         let mut idle = self.idle.borrow_mut();
         if idle.len() <= be {
@@ -100,13 +100,10 @@ fn sweep(b: &mut BackendIdle, state: &BackendState) {
 
 /// False when the server closed (or sent unexpected bytes on) an idle connection: a
 /// non-blocking peek that finds end of stream or data means it cannot carry a new request.
-fn still_open(c: &EpollConn) -> bool {
+fn still_open(c: &AnyConn) -> bool {
     use nix::sys::socket::{MsgFlags, recv};
-    use std::os::fd::AsRawFd;
+    use std::os::fd::{AsFd, AsRawFd};
     let mut b = [0u8; 1];
-    let fd = match c {
-        EpollConn::Tcp(s) => s.as_raw_fd(),
-        EpollConn::Unix(s) => s.as_raw_fd(),
-    };
+    let fd = c.as_fd().as_raw_fd();
     matches!(recv(fd, &mut b, MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT), Err(nix::errno::Errno::EAGAIN))
 }

@@ -50,7 +50,7 @@ use crate::l4::session::{Dst, End, Worker};
 use crate::log::record::{Cause, LogRecord};
 use crate::route::eval::{HttpMsg, Sample, StreamCtx};
 use crate::route::{Backend, Frontend, HttpKeyPart, ProxyHttpRt, RouteTable};
-use crate::runtime::io::{Conn, EpollConn, write_all};
+use crate::runtime::io::{AnyConn, Conn, write_all};
 
 /// How much room a body read makes in a full buffer.
 const READ_CHUNK: usize = 16384;
@@ -186,7 +186,7 @@ type ParseInto = fn(&[u8], &h1::Limits, &mut Head) -> Result<bool, h1::H1Error>;
 /// the transaction is logged, receives the time of the first byte.
 #[allow(clippy::too_many_arguments)]
 async fn read_head(
-    c: &EpollConn,
+    c: &AnyConn,
     buf: &mut Vec<u8>,
     head: &mut Head,
     limits: &h1::Limits,
@@ -242,7 +242,7 @@ async fn read_head(
 }
 
 /// Writes `data`, failing with `TimedOut` after `idle` without progress.
-async fn send(c: &EpollConn, data: Vec<u8>, idle: Option<Duration>) -> (io::Result<()>, Vec<u8>) {
+async fn send(c: &AnyConn, data: Vec<u8>, idle: Option<Duration>) -> (io::Result<()>, Vec<u8>) {
     match idle {
         None => write_all(c, data, 0).await,
         Some(t) => {
@@ -277,7 +277,7 @@ async fn send(c: &EpollConn, data: Vec<u8>, idle: Option<Duration>) -> (io::Resu
 }
 
 /// Reads more into `buf` with an idle timeout; `Ok(0)` is end of stream.
-async fn recv(c: &EpollConn, buf: &mut Vec<u8>, idle: Option<Duration>) -> io::Result<usize> {
+async fn recv(c: &AnyConn, buf: &mut Vec<u8>, idle: Option<Duration>) -> io::Result<usize> {
     if buf.len() == buf.capacity() {
         buf.reserve(READ_CHUNK);
     }
@@ -355,9 +355,9 @@ impl BodyMeter {
 /// Streams a body from `src` to `dst`. `pending` holds bytes already read from `src` after the
 /// head; on return it holds what follows the body (the next pipelined message).
 async fn forward_body(
-    src: &EpollConn,
+    src: &AnyConn,
     pending: &mut Vec<u8>,
-    dst: &EpollConn,
+    dst: &AnyConn,
     framing: Framing,
     src_idle: Option<Duration>,
     dst_idle: Option<Duration>,
@@ -407,7 +407,7 @@ async fn forward_body(
 /// is complete (`Ok(true)`) or `buf` holds `bufsize` bytes (`Ok(false)`), checking chunked
 /// framing. `Err` carries the status to answer: 408 when `within` ends first, 400 for bad
 /// framing, 0 when the client went away.
-async fn buffer_body(c: &EpollConn, buf: &mut Vec<u8>, head_len: usize, framing: Framing, bufsize: usize, within: Option<Duration>) -> Result<bool, u16> {
+async fn buffer_body(c: &AnyConn, buf: &mut Vec<u8>, head_len: usize, framing: Framing, bufsize: usize, within: Option<Duration>) -> Result<bool, u16> {
     let deadline = within.map(|d| Instant::now() + d);
     let mut meter = BodyMeter::new(framing);
     let mut checked = head_len;
@@ -434,7 +434,7 @@ async fn buffer_body(c: &EpollConn, buf: &mut Vec<u8>, head_len: usize, framing:
 
 /// Returns when the client closed its side (end of stream or error); never when it sends data
 /// (a pipelined request is not a close).
-async fn client_gone(c: &EpollConn) {
+async fn client_gone(c: &AnyConn) {
     use std::os::fd::AsRawFd;
     loop {
         if c.ready(Interest::READABLE).await.is_err() {
@@ -464,7 +464,7 @@ const LINGER: Duration = Duration::from_millis(500);
 /// Reads and discards the body of an answered request, checking its framing; `pending` holds
 /// what was read after the head and, on success, what follows the body (the next request).
 /// Gives up (false) past [`DRAIN_MAX`] bytes, on bad framing, on error, or when `within` ends.
-async fn drain_body(src: &EpollConn, pending: &mut Vec<u8>, framing: Framing, within: Option<Duration>) -> bool {
+async fn drain_body(src: &AnyConn, pending: &mut Vec<u8>, framing: Framing, within: Option<Duration>) -> bool {
     if matches!(framing, Framing::Close) {
         return false;
     }
@@ -494,7 +494,7 @@ async fn drain_body(src: &EpollConn, pending: &mut Vec<u8>, framing: Framing, wi
 
 /// Closes the sending side, then reads and discards what the client still sends for at most
 /// [`LINGER`], so the answer already sent is not lost to a reset.
-async fn linger_close(c: &EpollConn, buf: &mut Vec<u8>) {
+async fn linger_close(c: &AnyConn, buf: &mut Vec<u8>) {
     let _ = c.shutdown_write();
     let deadline = Instant::now() + LINGER;
     loop {
@@ -818,7 +818,7 @@ fn conn_header(close: bool, version: Version) -> ConnHeader {
 /// The wait for an idle new connection's first bytes, before its session state exists: at most
 /// the time the first request head may take. Frontends with `tcp-request connection|session` rules
 /// do not wait here: their rules run at once, as HAProxy runs them on accept.
-pub async fn wait_first_bytes(fe: &Frontend, client: &EpollConn) {
+pub async fn wait_first_bytes(fe: &Frontend, client: &AnyConn) {
     if !(fe.connection_rules.is_empty() && fe.session_rules.is_empty()) {
         return;
     }
@@ -848,7 +848,7 @@ pub async fn wait_first_bytes(fe: &Frontend, client: &EpollConn) {
 pub async fn run(
     w: Rc<Worker>,
     fe_idx: usize,
-    client: EpollConn,
+    client: AnyConn,
     peer: Option<std::net::SocketAddr>,
     accepted: std::time::Instant,
     sess: &crate::control::sessions::Session,
@@ -876,7 +876,7 @@ pub async fn run(
 async fn serve(
     w: Rc<Worker>,
     fe_idx: usize,
-    client: EpollConn,
+    client: AnyConn,
     peer: Option<std::net::SocketAddr>,
     accepted: std::time::Instant,
     sess: &crate::control::sessions::Session,
@@ -884,8 +884,8 @@ async fn serve(
 ) -> End {
     let rt = &*w.rt;
     let fe = &rt.frontends[fe_idx];
-    if let EpollConn::Tcp(s) = &client {
-        let _ = s.set_nodelay(true);
+    if let Some(s) = client.tcp() {
+        let _ = s.set_tcp_nodelay(true);
     }
     let dst = Dst::new(&client);
     let src = std::cell::Cell::new(peer);
@@ -1498,7 +1498,7 @@ async fn serve(
 }
 
 /// Sends a proxy-made error answer to the client, noting its status and size for the log.
-async fn send_error(c: &EpollConn, bytes: Vec<u8>, idle: Option<Duration>, rec: &mut Option<Box<LogRecord>>) {
+async fn send_error(c: &AnyConn, bytes: Vec<u8>, idle: Option<Duration>, rec: &mut Option<Box<LogRecord>>) {
     if let Some(r) = rec.as_deref_mut() {
         r.response(&bytes);
     }
@@ -1507,7 +1507,7 @@ async fn send_error(c: &EpollConn, bytes: Vec<u8>, idle: Option<Duration>, rec: 
 
 /// Sends `out` (a whole request) again, to the same server on a new connection; returns it with
 /// the server's connection epoch read before its address.
-async fn resend(srv: &crate::balance::ServerState, dst: &Dst<'_>, be: &Backend, out: &mut Vec<u8>) -> Option<(EpollConn, u32)> {
+async fn resend(srv: &crate::balance::ServerState, dst: &Dst<'_>, be: &Backend, out: &mut Vec<u8>) -> Option<(AnyConn, u32)> {
     let epoch = srv.conn_epoch();
     let addr = srv.addr().resolve(dst.get())?;
     let c = crate::l4::session::connect_one(&addr, be.timeout_connect).await.ok()?;
@@ -1538,7 +1538,7 @@ async fn server_conn(
     dst: &Dst<'_>,
     pool_use: PoolUse,
     direct: Option<usize>,
-) -> Option<(usize, EpollConn, bool, u32)> {
+) -> Option<(usize, AnyConn, bool, u32)> {
     let check_idle = pool_use == PoolUse::Checked;
     let reuse = be.reuse_allowed && pool_use != PoolUse::Skip;
     // A new connection to server `i` carries the epoch read before its address: if the server

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use super::io::EpollConn;
+use super::io::{AnyConn, EpollConn};
 use super::limit::ConnSlot;
 use super::listener::{BoundListener, StdListener};
 use super::pipe::PipePool;
@@ -82,8 +82,26 @@ fn worker_main(index: usize, rt: Arc<RouteTable>, listeners: Vec<BoundListener>,
     let active = Rc::new(Cell::new(0usize));
     let drained = Rc::new(tokio::sync::Notify::new());
     runtime.block_on(async move {
+        // The uring backend: this worker's ring. A worker that cannot have one (the process
+        // probed a ring at start, but a ring per worker may still hit a memory limit) runs epoll.
+        let uring = super::uring::selected()
+            && match super::uring::start() {
+                Ok(()) => true,
+                Err(e) => {
+                    eprintln!("sluiced: worker {}: cannot create an io_uring ring ({e}); this worker uses epoll", index + 1);
+                    false
+                }
+            };
         for l in listeners {
             let accept = AcceptLoop { w: w.clone(), stop: stop.clone(), active: active.clone(), drained: drained.clone() };
+            if uring && let Some(d) = super::uring::current() {
+                let (fd, tcp): (std::os::fd::OwnedFd, bool) = match l.listener {
+                    StdListener::Tcp(t) => (t.into(), true),
+                    StdListener::Unix(u) => (u.into(), false),
+                };
+                tokio::task::spawn_local(accept.run(Listener::Uring(super::uring::UringListener::new(d, fd, tcp)), l.frontend, l.bind));
+                continue;
+            }
             match l.listener {
                 StdListener::Tcp(t) => match tokio::net::TcpListener::from_std(t) {
                     Ok(t) => {
@@ -119,6 +137,8 @@ fn worker_main(index: usize, rt: Arc<RouteTable>, listeners: Vec<BoundListener>,
         }
     });
     // Dropping the runtime closes every session still open.
+    drop(runtime);
+    super::uring::stop();
 }
 
 struct AcceptLoop {
@@ -162,7 +182,7 @@ impl AcceptLoop {
         &self,
         fe: usize,
         bind: usize,
-        conn: EpollConn,
+        conn: AnyConn,
         peer: Option<std::net::SocketAddr>,
         local: Option<std::net::SocketAddr>,
         accept_proxy: bool,
@@ -242,13 +262,15 @@ impl AcceptLoop {
 enum Listener {
     Tcp(tokio::net::TcpListener),
     Unix(tokio::net::UnixListener),
+    Uring(super::uring::UringListener),
 }
 
 impl Listener {
-    async fn accept(&self) -> std::io::Result<(EpollConn, Option<std::net::SocketAddr>)> {
+    async fn accept(&self) -> std::io::Result<(AnyConn, Option<std::net::SocketAddr>)> {
         match self {
-            Listener::Tcp(l) => l.accept().await.map(|(s, peer)| (EpollConn::Tcp(s), Some(peer))),
-            Listener::Unix(l) => l.accept().await.map(|(s, _)| (EpollConn::Unix(s), None)),
+            Listener::Tcp(l) => l.accept().await.map(|(s, peer)| (AnyConn::Epoll(EpollConn::Tcp(s)), Some(peer))),
+            Listener::Unix(l) => l.accept().await.map(|(s, _)| (AnyConn::Epoll(EpollConn::Unix(s)), None)),
+            Listener::Uring(l) => l.accept().await.map(|(c, peer)| (AnyConn::Uring(c), peer)),
         }
     }
 }

@@ -25,6 +25,15 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     d
 }
 
+/// `--io-backend <name>` when `SLUICED_IO_BACKEND` names one: CI runs the integration suite once
+/// per backend this way. A test's own `extra` arguments come after it, so they win.
+pub fn backend_override() -> Vec<String> {
+    match std::env::var("SLUICED_IO_BACKEND") {
+        Ok(b) if !b.is_empty() => vec!["--io-backend".to_owned(), b],
+        _ => Vec::new(),
+    }
+}
+
 /// A running daemon; stopped with SIGTERM when dropped.
 pub struct Sluiced {
     pub child: Child,
@@ -43,6 +52,7 @@ impl Sluiced {
         std::fs::write(&cfg, cfg_text).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_sluiced"))
             .args(["-d", "-f", cfg.to_str().unwrap()])
+            .args(backend_override())
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
