@@ -47,18 +47,19 @@ impl Sluiced {
     }
 
     pub fn start_args(cfg_text: &str, wait_ports: &[u16], extra: &[&str]) -> Sluiced {
+        Self::start_with(cfg_text, wait_ports, extra, |_| {})
+    }
+
+    /// As [`Sluiced::start_args`], with `prepare` run on the command before it is spawned (to add
+    /// a `pre_exec` hook, say).
+    pub fn start_with(cfg_text: &str, wait_ports: &[u16], extra: &[&str], prepare: impl FnOnce(&mut Command)) -> Sluiced {
         let dir = temp_dir("cfg");
         let cfg = dir.join("sluiced.cfg");
         std::fs::write(&cfg, cfg_text).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_sluiced"))
-            .args(["-d", "-f", cfg.to_str().unwrap()])
-            .args(backend_override())
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start sluiced");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluiced"));
+        cmd.args(["-d", "-f", cfg.to_str().unwrap()]).args(backend_override()).args(extra).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        prepare(&mut cmd);
+        let child = cmd.spawn().expect("start sluiced");
         let mut s = Sluiced { child, cfg };
         for &p in wait_ports {
             s.wait_port(p);
