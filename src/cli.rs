@@ -330,4 +330,14 @@ mod tests {
     fn files_after_double_dash() {
         assert_eq!(p(&["--", "a.cfg", "b.cfg"]).unwrap().files.len(), 2);
     }
+
+    #[test]
+    fn io_backend_override_takes_one_of_three_names() {
+        use crate::runtime::config::IoBackend;
+        assert_eq!(p(&["--io-backend", "uring"]).unwrap().io_backend, Some(IoBackend::Uring));
+        assert_eq!(p(&["--io-backend", "epoll", "--io-backend", "auto"]).unwrap().io_backend, Some(IoBackend::Auto));
+        assert_eq!(p(&["-f", "a.cfg"]).unwrap().io_backend, None);
+        assert!(p(&["--io-backend", "kqueue"]).unwrap_err().contains("'--io-backend' expects 'auto', 'uring' or 'epoll', got 'kqueue'"));
+        assert!(p(&["--io-backend"]).is_err());
+    }
 }
