@@ -12,6 +12,9 @@
 //! holds whatever the kernel may touch (the read or write buffer, the socket address), so dropping
 //! an operation's future mid-flight is always safe: the slot becomes an orphan, an `ASYNC_CANCEL`
 //! is queued for it, and the buffer is freed only when the kernel's completion for it arrives.
+//! What a dropped read would have read is lost with it, as with any cancelled `recv`: session code
+//! bounds its waits for readiness with timeouts, never a read itself, and drops a read only when it
+//! ends the connection (a killed session, `abortonclose`).
 //!
 //! Choices made here:
 //! - Reads go into the caller's own buffer (`IORING_OP_RECV` into the spare capacity of the
@@ -204,6 +207,13 @@ impl Driver {
                     }
                 }
                 State::Orphan => {
+                    // An accept cancelled too late still made a connection: nobody owns it.
+                    if let Some(Slot { hold: Hold::Peer(_), .. }) = &slots[idx]
+                        && cqe.result() >= 0
+                    {
+                        // SAFETY: the kernel just returned this descriptor to nobody else.
+                        drop(unsafe { OwnedFd::from_raw_fd(cqe.result()) });
+                    }
                     slots[idx] = None;
                     self.free.borrow_mut().push(idx);
                 }
