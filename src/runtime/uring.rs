@@ -35,8 +35,9 @@
 //!   call directly. A read right after a poll reported the socket readable is one direct
 //!   `recv(MSG_DONTWAIT)`: the data is there, and a `RECV` operation would cost an
 //!   `io_uring_enter` and a turn of the driver task for a completion the kernel makes inline
-//!   (measured with callgrind: 19,926 instructions per keep-alive request with the operation,
-//!   14,410 with the direct `recv`, epoll 16,079). A read without that hint, or whose `recv`
+//!   (callgrind, instructions per keep-alive request on one connection, release build: 19,926
+//!   with the operation; 14,410 to 16,054 over four runs with the direct `recv`, the count moving
+//!   with whether a poll completes inline; epoll 16,073 to 16,079). A read without that hint, or whose `recv`
 //!   finds nothing, is a `RECV` operation. Session code waits for readiness before every read (its
 //!   timeouts bound the wait, never a read), so reads through the ring are rare today; a `Conn`
 //!   read with a deadline (a linked timeout on the `RECV`) would let the read itself be the wait
