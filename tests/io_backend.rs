@@ -269,3 +269,34 @@ fn uring_backend_closes_every_connection_it_served() {
     }
     assert!(now <= before + 2, "descriptors: {before} before, {now} after 100 connections");
 }
+
+#[test]
+fn uring_backend_serves_more_connections_at_once_than_its_submission_queue_holds() {
+    // 1,500 connections answered in the same turns of the worker re-arm 1,500 polls at once, more
+    // than the ring's 1,024 submission entries: the driver must submit early, losing none.
+    const N: usize = 1500;
+    // SAFETY: getrlimit/setrlimit on a local struct.
+    unsafe {
+        let mut l = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut l);
+        l.rlim_cur = l.rlim_max.min(8192);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &l);
+    }
+    let port = free_port();
+    let cfg = format!(
+        "global\n  nbthread 1\n  maxconn 4000\ndefaults\n  mode http\n  timeout client 20s\nfrontend f\n  bind 127.0.0.1:{port}\n  \
+         http-request return status 200 content-type text/plain string ok\n"
+    );
+    let _d = Sluiced::start_args(&cfg, &[port], &["--io-backend", "uring"]);
+    let mut conns: Vec<std::net::TcpStream> = (0..N).map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    for round in 0..2 {
+        for c in &mut conns {
+            c.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
+        }
+        for (i, c) in conns.iter_mut().enumerate() {
+            let (status, _, body) = read_response(c);
+            assert_eq!((status, body.as_slice()), (200, &b"ok"[..]), "round {round}, connection {i}");
+        }
+    }
+}

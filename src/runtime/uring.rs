@@ -238,13 +238,19 @@ impl Driver {
     /// Every pointer in `entry` stays valid until its completion is reaped: it points into the
     /// slot's `hold` or into memory that outlives the ring.
     unsafe fn push(&self, entry: squeue::Entry) {
-        let mut ring = self.ring.borrow_mut();
-        // SAFETY: the caller keeps the entry's memory valid until completion.
-        while unsafe { ring.submission().push(&entry) }.is_err() {
-            // A full submission queue: hand what is queued to the kernel now.
-            let _ = ring.submit();
+        loop {
+            // SAFETY: the caller keeps the entry's memory valid until completion.
+            let full = unsafe { self.ring.borrow_mut().submission().push(&entry) }.is_err();
+            if !full {
+                break;
+            }
+            // A full submission queue: hand what is queued to the kernel now. `EBUSY` (the
+            // completion queue overflowed) wants completions reaped first. Callers hold no borrow
+            // of the slots here, and waking a task only schedules it.
+            if self.ring.borrow().submit().is_err() {
+                self.reap();
+            }
         }
-        drop(ring);
         if !self.unsubmitted.replace(true)
             && let Some(w) = self.task.borrow().as_ref()
         {
