@@ -29,3 +29,10 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 cargo test --locked "$@"
+
+# The integration suite again on the epoll backend: the run above used the default, `auto`, which
+# is io_uring wherever the kernel allows it (tests/io_backend.rs checks which one ran, and the
+# fallback with io_uring refused by seccomp). Skipped when the caller picked tests or a backend.
+if [ $# -eq 0 ] && [ -z "${SLUICED_IO_BACKEND:-}" ]; then
+  SLUICED_IO_BACKEND=epoll cargo test --locked --test '*'
+fi

@@ -24,7 +24,7 @@ pub const FEATURES: &[(&str, bool)] = &[
     ("OPENSSL", false),
     ("RUSTLS", false),
     ("PROMEX", true),
-    ("IO_URING", false),
+    ("IO_URING", true),
     ("LUA", false),
     ("PCRE2", false),
     ("ZLIB", false),

@@ -44,6 +44,8 @@ pub struct Cli {
     /// `-W`/`-Ws`: master-worker mode.
     pub master_worker: bool,
     pub help: bool,
+    /// `--io-backend auto|uring|epoll` (sluiced's own flag): overrides the `io-backend` keyword.
+    pub io_backend: Option<crate::runtime::config::IoBackend>,
 }
 
 pub const USAGE: &str = "Usage : sluiced [-f <cfgfile|cfgdir>]* [ -vdVD ] [ -n <maxconn> ] [ -N <maxpconn> ]
@@ -65,6 +67,7 @@ pub const USAGE: &str = "Usage : sluiced [-f <cfgfile|cfgdir>]* [ -vdVD ] [ -n <
         -dW fails if any warning is emitted
         -sf/-st [pid ]* finishes/terminates old pids.
         -x <unix_socket> get listening sockets from a unix socket
+        --io-backend auto|uring|epoll overrides the 'io-backend' keyword (sluiced)
 ";
 
 fn pids(args: &[String], i: &mut usize) -> Result<Vec<u32>, String> {
@@ -126,6 +129,7 @@ pub fn parse_args(args: &[String]) -> Result<Cli, String> {
             "-x" => cli.fetch_listeners = Some(value(&mut i, a)?.into()),
             "-W" | "-Ws" => cli.master_worker = true,
             "-h" | "--help" => cli.help = true,
+            "--io-backend" => cli.io_backend = Some(io_backend(&value(&mut i, a)?)?),
             // HAProxy's debug and tuning switches (-dM, -dI, -dS, -de, -dp, -dr, -dV, -dK...): accepted, no effect.
             d if d.starts_with("-d") => {}
             other => return Err(format!("unknown option '{other}'")),
@@ -135,8 +139,46 @@ pub fn parse_args(args: &[String]) -> Result<Cli, String> {
     Ok(cli)
 }
 
+/// The value of `--io-backend`.
+fn io_backend(v: &str) -> Result<crate::runtime::config::IoBackend, String> {
+    use crate::runtime::config::IoBackend;
+    match v {
+        "auto" => Ok(IoBackend::Auto),
+        "uring" => Ok(IoBackend::Uring),
+        "epoll" => Ok(IoBackend::Epoll),
+        other => Err(format!("'--io-backend' expects 'auto', 'uring' or 'epoll', got '{other}'")),
+    }
+}
+
+/// `-vv`'s polling systems, in HAProxy's layout; `wanted` is the `--io-backend` override.
+fn pollers_text(wanted: crate::runtime::config::IoBackend) -> String {
+    use crate::runtime::config::IoBackend;
+    let probe = crate::runtime::uring::probe();
+    let uring_ok = probe.is_ok();
+    let mut s = String::from("Available polling systems :\n");
+    s.push_str(&format!("   io_uring : pref=400,  test result {}\n", if uring_ok { "OK" } else { "FAILED" }));
+    s.push_str("      epoll : pref=300,  test result OK\n");
+    let uses = match wanted {
+        IoBackend::Epoll => "epoll".to_owned(),
+        IoBackend::Uring if uring_ok => "io_uring".to_owned(),
+        IoBackend::Uring => "none (io_uring was asked for and is unavailable)".to_owned(),
+        IoBackend::Auto if uring_ok => "io_uring".to_owned(),
+        IoBackend::Auto => "epoll".to_owned(),
+    };
+    s.push_str(&format!("Total: 2 ({} usable), will use {uses}.\n", if uring_ok { 2 } else { 1 }));
+    if let Err(e) = probe {
+        s.push_str(&format!("io_uring unavailable: {e}\n"));
+    }
+    s
+}
+
 /// `-v` and `-vv` output.
 pub fn version_text(level: u8) -> String {
+    version_text_for(level, crate::runtime::config::IoBackend::Auto)
+}
+
+/// `-v` and `-vv` output when the command line chose the I/O backend `wanted`.
+pub fn version_text_for(level: u8, wanted: crate::runtime::config::IoBackend) -> String {
     let mut s = format!(
         "sluiced version {v} - HAProxy-compatible load balancer\nHAProxy version {h}.0-sluiced-{v} - behaviour of HAProxy {h} as implemented by sluiced\n",
         v = build::VERSION,
@@ -149,12 +191,8 @@ pub fn version_text(level: u8) -> String {
         s.push_str(&build::feature_line());
         s.push_str("\n\nDefault settings :\n  bufsize = 16384, maxrewrite = 1024, maxpollevents = 200\n\n");
         s.push_str(&format!("HAProxy compatibility level : {}\n\n", build::HAPROXY_COMPAT_VERSION));
-        let pollers: Vec<&str> = ["epoll", "io_uring"].into_iter().filter(|p| build::has_feature(if *p == "epoll" { "EPOLL" } else { "IO_URING" })).collect();
-        if pollers.is_empty() {
-            s.push_str("Available polling systems : none (the data plane is not built yet)\n\n");
-        } else {
-            s.push_str(&format!("Available polling systems :\n{}\n\n", pollers.join("\n")));
-        }
+        s.push_str(&pollers_text(wanted));
+        s.push('\n');
         s.push_str(&format!("Available services : {}\n", if build::SERVICES.is_empty() { "none".to_string() } else { build::SERVICES.join(" ") }));
         s.push_str("\nAvailable filters : none\n");
     }
@@ -178,7 +216,7 @@ pub fn run(args: &[String]) -> i32 {
         return 0;
     }
     if cli.version > 0 {
-        print!("{}", version_text(cli.version));
+        print!("{}", version_text_for(cli.version, cli.io_backend.unwrap_or_default()));
         return 0;
     }
     if let Some(expr) = &cli.cond {
@@ -249,6 +287,7 @@ pub fn run(args: &[String]) -> i32 {
             soft_finish: cli.soft_finish.clone(),
             terminate: cli.terminate.clone(),
             mem_limit_mb: cli.mem_limit_mb,
+            io_backend: cli.io_backend.unwrap_or(cfg.global.runtime.io_backend),
         },
     )
 }
@@ -290,5 +329,15 @@ mod tests {
     #[test]
     fn files_after_double_dash() {
         assert_eq!(p(&["--", "a.cfg", "b.cfg"]).unwrap().files.len(), 2);
+    }
+
+    #[test]
+    fn io_backend_override_takes_one_of_three_names() {
+        use crate::runtime::config::IoBackend;
+        assert_eq!(p(&["--io-backend", "uring"]).unwrap().io_backend, Some(IoBackend::Uring));
+        assert_eq!(p(&["--io-backend", "epoll", "--io-backend", "auto"]).unwrap().io_backend, Some(IoBackend::Auto));
+        assert_eq!(p(&["-f", "a.cfg"]).unwrap().io_backend, None);
+        assert!(p(&["--io-backend", "kqueue"]).unwrap_err().contains("'--io-backend' expects 'auto', 'uring' or 'epoll', got 'kqueue'"));
+        assert!(p(&["--io-backend"]).is_err());
     }
 }

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use sluiced::config::load_str;
 use sluiced::l4::session::Worker;
 use sluiced::route::RouteTable;
-use sluiced::runtime::io::{EpollConn, Transport};
+use sluiced::runtime::io::{AnyConn, EpollConn, Transport};
 
 // ---------------------------------------------------------------- the counting allocator
 
@@ -163,15 +163,32 @@ fn proxy(origin_port: u16) -> (u16, tokio::sync::oneshot::Sender<()>, std::threa
         });
         COUNTED.with(|c| c.set(true));
         runtime.block_on(async move {
-            let l = tokio::net::TcpListener::from_std(listener).unwrap();
+            // `SLUICED_IO_BACKEND=uring`: the worker's ring, as `worker_main` starts it.
+            let uring = std::env::var("SLUICED_IO_BACKEND").is_ok_and(|b| b == "uring");
+            let l = if uring {
+                sluiced::runtime::uring::start().unwrap();
+                let d = sluiced::runtime::uring::current().unwrap();
+                Listener::Uring(sluiced::runtime::uring::UringListener::new(d, listener.into(), true))
+            } else {
+                Listener::Epoll(tokio::net::TcpListener::from_std(listener).unwrap())
+            };
             let accept = async {
                 loop {
-                    let Ok((sock, peer)) = l.accept().await else { continue };
+                    let (sock, peer) = match &l {
+                        Listener::Epoll(l) => match l.accept().await {
+                            Ok((s, peer)) => (AnyConn::Epoll(EpollConn::Tcp(s)), peer),
+                            Err(_) => continue,
+                        },
+                        Listener::Uring(l) => match l.accept().await {
+                            Ok((c, Some(peer))) => (AnyConn::Uring(c), peer),
+                            _ => continue,
+                        },
+                    };
                     let w = w.clone();
                     tokio::task::spawn_local(async move {
                         let new = sluiced::control::sessions::NewSession { frontend: 0, bind: 0, src: Some(peer) };
                         let sess = w.sessions.register(new, 0);
-                        sluiced::l7::session::run(w.clone(), 0, Transport::Plain(EpollConn::Tcp(sock)), Some(peer), std::time::Instant::now(), &sess).await
+                        sluiced::l7::session::run(w.clone(), 0, Transport::Plain(sock), Some(peer), std::time::Instant::now(), &sess).await
                     });
                 }
             };
@@ -183,6 +200,11 @@ fn proxy(origin_port: u16) -> (u16, tokio::sync::oneshot::Sender<()>, std::threa
         COUNTED.with(|c| c.set(false));
     });
     (port, stop_tx, handle)
+}
+
+enum Listener {
+    Epoll(tokio::net::TcpListener),
+    Uring(sluiced::runtime::uring::UringListener),
 }
 
 /// Sends `REQUEST` and reads one whole response (head and a content-length body) into `buf`.

@@ -657,7 +657,7 @@ async fn check_once(plan: &Plan) -> Outcome {
     let Some((connector, sni)) = &plan.tls else {
         return converse(&mut stream, conversation(&plan.check), deadline).await;
     };
-    let hs = connector.connect(crate::runtime::io::EpollConn::Tcp(stream), sni.as_deref(), Some(target.ip()));
+    let hs = connector.connect(crate::runtime::io::AnyConn::Epoll(crate::runtime::io::EpollConn::Tcp(stream)), sni.as_deref(), Some(target.ip()));
     let tls = match tokio::time::timeout(connect_limit, hs).await {
         Err(_) => return Outcome::new(CheckStatus::L6Tout, ""),
         Ok(Err(e)) => return Outcome::new(CheckStatus::L6Rsp, e.to_string()),

@@ -885,7 +885,10 @@ pub fn info_values(rt: &RouteTable, info: &ProcessInfo) -> Vec<(&'static str, Va
         .map(|&name| {
             let v = match name {
                 "Name" => Value::Str("HAProxy".into()),
-                "Version" | "Build info" => Value::Str(version.clone()),
+                "Version" => Value::Str(version.clone()),
+                // A free-text field: it also names the I/O backend the workers run, which
+                // HAProxy's field list has no place for.
+                "Build info" => Value::Str(format!("{version} io-backend={}", crate::runtime::uring::active_name())),
                 "Release_date" => Value::Str(RELEASE_DATE.into()),
                 "Nbthread" => Value::U32(u64::from(info.nbthread)),
                 "Nbproc" | "Process_num" | "NbThreadGroups" => Value::U32(1),

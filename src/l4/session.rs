@@ -35,7 +35,7 @@ use crate::log::record::{Cause, LogRecord};
 use crate::route::eval::{StreamCtx, Tri};
 use crate::route::vars::{VarStore, Vars};
 use crate::route::{Backend, Frontend, L4Action, L4Rule, RouteTable};
-use crate::runtime::io::{Conn, EpollConn, Transport, write_all};
+use crate::runtime::io::{AnyConn, Conn, EpollConn, Transport, write_all};
 use crate::runtime::pipe::PipePool;
 
 /// How much one splice call moves at most.
@@ -81,10 +81,7 @@ impl<'a> Dst<'a> {
         if let Some(v) = self.cell.get() {
             return v;
         }
-        let v = match self.client.socket() {
-            EpollConn::Tcp(s) => s.local_addr().ok(),
-            EpollConn::Unix(_) => None,
-        };
+        let v = self.client.socket().local_addr();
         self.cell.set(Some(v));
         v
     }
@@ -220,13 +217,13 @@ async fn session(
 ) -> End {
     let rt = &*w.rt;
     let fe = &rt.frontends[fe_idx];
-    if let EpollConn::Tcp(s) = client.socket() {
-        let _ = s.set_nodelay(true);
+    if let Some(s) = client.socket().tcp() {
+        let _ = s.set_tcp_nodelay(true);
         if fe.clitcpka {
-            let _ = socket2::SockRef::from(s).set_keepalive(true);
+            let _ = s.set_keepalive(true);
         }
         if fe.nolinger {
-            let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
+            let _ = s.set_linger(Some(Duration::ZERO));
         }
     }
     let mut src = peer;
@@ -353,10 +350,10 @@ async fn session(
     if let Some(r) = rec.as_deref_mut() {
         r.connected(be, server_idx, server.socket());
     }
-    if let EpollConn::Tcp(s) = server.socket() {
-        let _ = s.set_nodelay(true);
+    if let Some(s) = server.socket().tcp() {
+        let _ = s.set_tcp_nodelay(true);
         if be.srvtcpka {
-            let _ = socket2::SockRef::from(s).set_keepalive(true);
+            let _ = s.set_keepalive(true);
         }
     }
 
@@ -385,9 +382,9 @@ async fn session(
         r.bytes_out = io.down.get();
     }
     if (fe.nolinger || be.nolinger)
-        && let EpollConn::Tcp(s) = server.socket()
+        && let Some(s) = server.socket().tcp()
     {
-        let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
+        let _ = s.set_linger(Some(Duration::ZERO));
     }
     end
 }
@@ -618,8 +615,8 @@ async fn pick_queued(be: &Backend, key: &PickKey, exclude: &[usize]) -> Option<u
 pub(crate) async fn open(be: &Backend, idx: usize, addr: &ConnectAddr, sni: Option<&str>) -> io::Result<Transport> {
     let c = connect_one(addr, be.timeout_connect).await?;
     let Some(tls) = be.tls.get(idx).and_then(Option::as_ref) else { return Ok(Transport::Plain(c)) };
-    if let EpollConn::Tcp(s) = &c {
-        let _ = s.set_nodelay(true);
+    if let Some(s) = c.tcp() {
+        let _ = s.set_tcp_nodelay(true);
     }
     let ip = match addr {
         ConnectAddr::Inet(a) => Some(a.ip()),
@@ -633,11 +630,20 @@ pub(crate) async fn open(be: &Backend, idx: usize, addr: &ConnectAddr, sni: Opti
     }
 }
 
-pub(crate) async fn connect_one(addr: &ConnectAddr, timeout: Option<Duration>) -> io::Result<EpollConn> {
+pub(crate) async fn connect_one(addr: &ConnectAddr, timeout: Option<Duration>) -> io::Result<AnyConn> {
     let fut = async {
+        // A worker on the uring backend connects through its ring; other threads (and epoll
+        // workers) through tokio.
+        if let Some(d) = crate::runtime::uring::current() {
+            let a = match addr {
+                ConnectAddr::Inet(a) => socket2::SockAddr::from(*a),
+                ConnectAddr::Unix(p) => socket2::SockAddr::unix(p)?,
+            };
+            return crate::runtime::uring::UringConn::connect(&d, &a).await.map(AnyConn::Uring);
+        }
         match addr {
-            ConnectAddr::Inet(a) => tokio::net::TcpStream::connect(a).await.map(EpollConn::Tcp),
-            ConnectAddr::Unix(p) => tokio::net::UnixStream::connect(p).await.map(EpollConn::Unix),
+            ConnectAddr::Inet(a) => tokio::net::TcpStream::connect(a).await.map(|s| AnyConn::Epoll(EpollConn::Tcp(s))),
+            ConnectAddr::Unix(p) => tokio::net::UnixStream::connect(p).await.map(|s| AnyConn::Epoll(EpollConn::Unix(s))),
         }
     };
     match timeout {

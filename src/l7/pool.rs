@@ -15,7 +15,7 @@ use std::cell::RefCell;
 use std::sync::atomic::Ordering;
 
 use crate::balance::{BackendState, ServerState};
-use crate::runtime::io::{EpollConn, Transport};
+use crate::runtime::io::Transport;
 
 #[derive(Debug, Default)]
 struct BackendIdle {
@@ -98,11 +98,8 @@ fn sweep(b: &mut BackendIdle, state: &BackendState) {
 /// non-blocking peek that finds end of stream or data means it cannot carry a new request.
 fn still_open(c: &Transport) -> bool {
     use nix::sys::socket::{MsgFlags, recv};
-    use std::os::fd::AsRawFd;
+    use std::os::fd::{AsFd, AsRawFd};
     let mut b = [0u8; 1];
-    let fd = match c.socket() {
-        EpollConn::Tcp(s) => s.as_raw_fd(),
-        EpollConn::Unix(s) => s.as_raw_fd(),
-    };
+    let fd = c.socket().as_fd().as_raw_fd();
     matches!(recv(fd, &mut b, MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT), Err(nix::errno::Errno::EAGAIN))
 }

@@ -49,7 +49,7 @@ use crate::l4::session::{Dst, End, Worker};
 use crate::log::record::{Cause, LogRecord};
 use crate::route::eval::{HttpMsg, Sample, StreamCtx};
 use crate::route::{Backend, Frontend, HttpKeyPart, ProxyHttpRt, RouteTable};
-use crate::runtime::io::{Conn, EpollConn, Transport, write_all};
+use crate::runtime::io::{Conn, Transport, write_all};
 
 /// How much room a body read makes in a full buffer.
 const READ_CHUNK: usize = 16384;
@@ -878,8 +878,8 @@ async fn serve(
 ) -> End {
     let rt = &*w.rt;
     let fe = &rt.frontends[fe_idx];
-    if let EpollConn::Tcp(s) = client.socket() {
-        let _ = s.set_nodelay(true);
+    if let Some(s) = client.socket().tcp() {
+        let _ = s.set_tcp_nodelay(true);
     }
     let dst = Dst::new(&client);
     let src = std::cell::Cell::new(peer);

@@ -342,14 +342,14 @@ pub struct Transfer {
 
 impl LogRecord {
     /// The server connection is up: the server, the addresses, and the connection counts.
-    pub fn connected(&mut self, be: &crate::route::Backend, server: usize, conn: &crate::runtime::io::EpollConn) {
+    pub fn connected(&mut self, be: &crate::route::Backend, server: usize, conn: &crate::runtime::io::AnyConn) {
         use std::sync::atomic::Ordering::Relaxed;
         self.connect_done = Some(Instant::now());
         let srv = &be.state.servers[server];
         self.server = Some(srv.name.clone());
-        if let crate::runtime::io::EpollConn::Tcp(s) = conn {
-            self.server_addr = s.peer_addr().ok();
-            self.backend_src = s.local_addr().ok();
+        if conn.tcp().is_some() {
+            self.server_addr = conn.peer_addr();
+            self.backend_src = conn.local_addr();
         }
         let bc: u32 = be.state.servers.iter().map(|s| s.cur_conns.load(Relaxed)).sum();
         // Process-wide and frontend counts are not kept yet: the backend's stands in.

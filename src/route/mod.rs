@@ -47,6 +47,7 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "hard-stop-after",
             "tune.pipesize",
             "nosplice",
+            "io-backend",
             "zero-warning",
             "tune.bufsize",
             "tune.maxrewrite",

@@ -386,9 +386,9 @@ pub fn global_keywords() -> Vec<GlobalKeyword> {
                 Ok(())
             },
             doc!(
-                Parsed,
+                Implemented,
                 "io-backend auto|uring|epoll",
-                "sluiced extension: the workers' I/O backend; auto (the default) uses io_uring when the kernel offers it.",
+                "sluiced extension: the workers' I/O backend; auto (the default) uses io_uring when a ring can be created with the operations needed, else epoll with one notice saying why; uring refuses to start without it. The command line's --io-backend overrides it.",
                 "io-backend epoll"
             ),
         ),

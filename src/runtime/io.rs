@@ -6,7 +6,7 @@
 //! This file holds the epoll implementation, over tokio's reactor.
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 use tokio::io::Interest;
 use tokio::net::{TcpStream, UnixStream};
@@ -164,13 +164,13 @@ pub async fn write_all<C: Conn>(c: &C, mut buf: Vec<u8>, mut from: usize) -> (io
 /// rustls state is large) so plain sessions stay small.
 #[derive(Debug)]
 pub enum Transport {
-    Plain(EpollConn),
+    Plain(AnyConn),
     Tls(Box<crate::tls::TlsConn>),
 }
 
 impl Transport {
     /// The socket under the connection (addresses, socket options).
-    pub fn socket(&self) -> &EpollConn {
+    pub fn socket(&self) -> &AnyConn {
         match self {
             Transport::Plain(c) => c,
             Transport::Tls(t) => t.socket(),
@@ -193,6 +193,60 @@ impl Transport {
         match self {
             Transport::Plain(c) => c.try_write_now(buf),
             Transport::Tls(_) => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+}
+
+/// A connection on whichever backend the worker runs: what session code holds. A plain enum, so
+/// the epoll path costs a branch per call, no allocation and no copy.
+#[derive(Debug)]
+pub enum AnyConn {
+    Epoll(EpollConn),
+    Uring(super::uring::UringConn),
+}
+
+impl AnyConn {
+    /// The socket as a TCP socket, for socket options and addresses; `None` for a UNIX socket.
+    pub fn tcp(&self) -> Option<socket2::SockRef<'_>> {
+        let tcp = match self {
+            AnyConn::Epoll(c) => matches!(c, EpollConn::Tcp(_)),
+            AnyConn::Uring(c) => c.is_tcp(),
+        };
+        tcp.then(|| socket2::SockRef::from(self))
+    }
+
+    /// The local address of a TCP socket.
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.tcp()?.local_addr().ok()?.as_socket()
+    }
+
+    /// The peer address of a TCP socket.
+    pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        self.tcp()?.peer_addr().ok()?.as_socket()
+    }
+
+    /// One non-blocking read attempt (`WouldBlock` when nothing is there), for TLS records.
+    pub fn try_read_now(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            AnyConn::Epoll(c) => c.try_read_now(buf),
+            AnyConn::Uring(c) => nix::sys::socket::recv(c.as_fd().as_raw_fd(), buf, nix::sys::socket::MsgFlags::MSG_DONTWAIT).map_err(io::Error::from),
+        }
+    }
+
+    /// One non-blocking vectored write attempt, for TLS records.
+    pub fn try_write_vectored_now(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            AnyConn::Epoll(c) => c.try_write_vectored_now(bufs),
+            AnyConn::Uring(c) => socket2::SockRef::from(c).send_vectored_with_flags(bufs, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL),
+        }
+    }
+
+    /// One non-blocking write attempt, without waiting for readiness: `WouldBlock` when the
+    /// socket is not known writable or its buffer is full.
+    pub fn try_write_now(&self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            AnyConn::Epoll(c) => c.try_write_now(buf),
+            AnyConn::Uring(c) => c.try_write_now(buf),
         }
     }
 }
@@ -231,6 +285,63 @@ impl Conn for Transport {
     fn drained(&self) {
         if let Transport::Plain(c) = self {
             c.drained()
+        }
+    }
+}
+
+impl AsFd for AnyConn {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            AnyConn::Epoll(c) => c.as_fd(),
+            AnyConn::Uring(c) => c.as_fd(),
+        }
+    }
+}
+
+impl Conn for AnyConn {
+    async fn read(&self, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
+        match self {
+            AnyConn::Epoll(c) => c.read(buf).await,
+            AnyConn::Uring(c) => c.read(buf).await,
+        }
+    }
+
+    async fn write(&self, buf: Vec<u8>, from: usize) -> (io::Result<usize>, Vec<u8>) {
+        match self {
+            AnyConn::Epoll(c) => c.write(buf, from).await,
+            AnyConn::Uring(c) => c.write(buf, from).await,
+        }
+    }
+
+    fn shutdown_write(&self) -> io::Result<()> {
+        match self {
+            AnyConn::Epoll(c) => c.shutdown_write(),
+            AnyConn::Uring(c) => c.shutdown_write(),
+        }
+    }
+
+    async fn ready(&self, interest: Interest) -> io::Result<()> {
+        match self {
+            AnyConn::Epoll(c) => c.ready(interest).await,
+            AnyConn::Uring(c) => c.ready(interest).await,
+        }
+    }
+
+    fn try_io<R>(&self, interest: Interest, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+        match self {
+            AnyConn::Epoll(c) => c.try_io(interest, f),
+            AnyConn::Uring(c) => c.try_io(interest, f),
+        }
+    }
+
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.as_fd()
+    }
+
+    fn drained(&self) {
+        match self {
+            AnyConn::Epoll(c) => c.drained(),
+            AnyConn::Uring(c) => c.drained(),
         }
     }
 }

@@ -9,4 +9,5 @@ pub mod pipe;
 pub mod process;
 pub mod sockopt;
 pub mod sys;
+pub mod uring;
 pub mod worker;

@@ -22,6 +22,8 @@ pub struct RunOpts {
     pub soft_finish: Vec<u32>,
     pub terminate: Vec<u32>,
     pub mem_limit_mb: Option<u64>,
+    /// The I/O backend asked for: `--io-backend`, else the `io-backend` keyword.
+    pub io_backend: super::config::IoBackend,
 }
 
 fn alert(msg: &str) {
@@ -45,6 +47,15 @@ pub fn run(cfg: &Config, opts: RunOpts) -> i32 {
     if rt.frontends.is_empty() {
         alert("config : no frontend or listen section with a 'bind' line: nothing to run.");
         return 1;
+    }
+    // `auto` without a usable ring says why, once, and runs on epoll.
+    match super::uring::select(opts.io_backend) {
+        Ok(Some(why)) if !opts.quiet => eprint!("{}", format_line(Severity::Notice, std::process::id(), &why)),
+        Ok(_) => {}
+        Err(e) => {
+            alert(&e);
+            return 1;
+        }
     }
     let nworkers = crate::runtime::config::thread_count(&cfg.global.runtime) as usize;
     let backlog_of = |fi: usize| cfg.proxies.iter().filter(|p| p.kind.has_frontend() && !p.disabled).nth(fi).and_then(|p| p.backlog.or(p.maxconn));

@@ -4,13 +4,13 @@
 //! (atomics) and the admission semaphores.
 
 use std::cell::Cell;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::rc::Rc;
 use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use super::io::{EpollConn, Transport};
+use super::io::{AnyConn, EpollConn, Transport};
 use super::limit::ConnSlot;
 use super::listener::{BoundListener, StdListener};
 use super::park::{Parked, Parking};
@@ -84,6 +84,16 @@ fn worker_main(index: usize, rt: Arc<RouteTable>, listeners: Vec<BoundListener>,
     let active = Rc::new(Cell::new(0usize));
     let drained = Rc::new(tokio::sync::Notify::new());
     runtime.block_on(async move {
+        // The uring backend: this worker's ring. A worker that cannot have one (the process
+        // probed a ring at start, but a ring per worker may still hit a memory limit) runs epoll.
+        let uring = super::uring::selected()
+            && match super::uring::start() {
+                Ok(()) => true,
+                Err(e) => {
+                    eprintln!("sluiced: worker {}: cannot create an io_uring ring ({e}); this worker uses epoll", index + 1);
+                    false
+                }
+            };
         let parking = match Parking::new() {
             Ok(p) => p,
             Err(e) => {
@@ -99,6 +109,14 @@ fn worker_main(index: usize, rt: Arc<RouteTable>, listeners: Vec<BoundListener>,
         });
         for l in listeners {
             let accept = AcceptLoop { sp: sp.clone(), stop: stop.clone() };
+            if uring && let Some(d) = super::uring::current() {
+                let (fd, tcp): (std::os::fd::OwnedFd, bool) = match l.listener {
+                    StdListener::Tcp(t) => (t.into(), true),
+                    StdListener::Unix(u) => (u.into(), false),
+                };
+                tokio::task::spawn_local(accept.run(Listener::Uring(super::uring::UringListener::new(d, fd, tcp)), l.frontend, l.bind));
+                continue;
+            }
             match l.listener {
                 StdListener::Tcp(t) => match tokio::net::TcpListener::from_std(t) {
                     Ok(t) => {
@@ -138,6 +156,8 @@ fn worker_main(index: usize, rt: Arc<RouteTable>, listeners: Vec<BoundListener>,
         }
     });
     // Dropping the runtime closes every session still open.
+    drop(runtime);
+    super::uring::stop();
 }
 
 struct AcceptLoop {
@@ -156,8 +176,8 @@ struct Spawner {
 
 /// True when the client has sent nothing yet: a one-byte peek, straight to the kernel (tokio's
 /// cached readiness of a new socket says nothing about data).
-fn nothing_received(s: &tokio::net::TcpStream) -> bool {
-    let r = nix::sys::socket::recv(s.as_raw_fd(), &mut [0u8; 1], nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT);
+fn nothing_received(s: &AnyConn) -> bool {
+    let r = nix::sys::socket::recv(s.as_fd().as_raw_fd(), &mut [0u8; 1], nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT);
     r == Err(nix::errno::Errno::EAGAIN)
 }
 
@@ -169,7 +189,7 @@ impl Spawner {
         &self,
         fe: usize,
         bind: usize,
-        conn: EpollConn,
+        conn: AnyConn,
         peer: Option<std::net::SocketAddr>,
         local: Option<std::net::SocketAddr>,
         accept_proxy: bool,
@@ -226,15 +246,19 @@ impl Spawner {
         });
     }
 
-    /// A parked connection's first bytes arrived: its session starts.
+    /// A parked connection's first bytes arrived: its session starts, on the worker's backend.
     fn spawn_parked(&self, p: Parked) {
         let (fe, bind) = (p.fe as usize, p.bind as usize);
-        match tokio::net::TcpStream::from_std(p.stream) {
-            Ok(s) => {
+        let conn = match super::uring::current() {
+            Some(d) => Some(AnyConn::Uring(super::uring::UringConn::from_fd(d, std::os::fd::OwnedFd::from(p.stream), true))),
+            None => tokio::net::TcpStream::from_std(p.stream).ok().map(|s| AnyConn::Epoll(EpollConn::Tcp(s))),
+        };
+        match conn {
+            Some(c) => {
                 let accept_proxy = self.w.rt.frontends[fe].binds[bind].accept_proxy;
-                self.spawn(fe, bind, EpollConn::Tcp(s), p.peer, None, accept_proxy, p.permits, p.accepted)
+                self.spawn(fe, bind, c, p.peer, None, accept_proxy, p.permits, p.accepted)
             }
-            Err(_) => self.w.rt.frontends[fe].counters.session_end(),
+            None => self.w.rt.frontends[fe].counters.session_end(),
         }
     }
 
@@ -283,7 +307,7 @@ impl AcceptLoop {
         &self,
         fe: usize,
         bind: usize,
-        conn: EpollConn,
+        conn: AnyConn,
         peer: Option<std::net::SocketAddr>,
         local: Option<std::net::SocketAddr>,
         accept_proxy: bool,
@@ -296,27 +320,27 @@ impl AcceptLoop {
         let http = front.mode == crate::config::model::Mode::Http;
         // The default log format's `Connect from` line is written at accept.
         if http && let Some(log) = front.log.as_ref().filter(|l| l.logs_connect()) {
-            let local = match &conn {
-                EpollConn::Tcp(s) => s.local_addr().ok(),
-                EpollConn::Unix(_) => None,
-            };
+            let local = conn.local_addr();
             log.log_connect(&front.name, peer, local);
         }
         let parkable = http && front.connection_rules.is_empty() && front.session_rules.is_empty();
         let conn = match conn {
-            EpollConn::Tcp(s) if parkable && nothing_received(&s) => match s.into_std() {
-                Ok(stream) => {
-                    let p = Parked { stream, peer, fe: fe as u32, bind: bind as u32, accepted, permits };
-                    match sp.parking.park(p, crate::l7::session::first_head_timeout(front)) {
-                        Ok(()) => return,
-                        Err(p) => return sp.spawn_parked(p),
-                    }
-                }
-                Err(_) => {
+            c if parkable && c.tcp().is_some() && nothing_received(&c) => {
+                let stream: Option<std::net::TcpStream> = match c {
+                    AnyConn::Epoll(EpollConn::Tcp(s)) => s.into_std().ok(),
+                    AnyConn::Uring(u) => u.into_fd().map(std::net::TcpStream::from),
+                    AnyConn::Epoll(EpollConn::Unix(_)) => None,
+                };
+                let Some(stream) = stream else {
                     front.counters.session_end();
                     return;
+                };
+                let p = Parked { stream, peer, fe: fe as u32, bind: bind as u32, accepted, permits };
+                match sp.parking.park(p, crate::l7::session::first_head_timeout(front)) {
+                    Ok(()) => return,
+                    Err(p) => return sp.spawn_parked(p),
                 }
-            },
+            }
             c => c,
         };
         sp.spawn(fe, bind, conn, peer, local, accept_proxy, permits, accepted);
@@ -369,7 +393,7 @@ const DEFAULT_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from
 
 /// Terminates TLS on an accepted connection, within `timeout client`; `None` when the
 /// handshake fails or times out (the connection is closed).
-async fn tls_handshake(conn: EpollConn, acceptor: &crate::tls::Acceptor, timeout: Option<std::time::Duration>) -> Option<Transport> {
+async fn tls_handshake(conn: AnyConn, acceptor: &crate::tls::Acceptor, timeout: Option<std::time::Duration>) -> Option<Transport> {
     let hs = crate::tls::TlsConn::accept(conn, acceptor);
     match tokio::time::timeout(timeout.unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT), hs).await {
         Ok(Ok(t)) => Some(Transport::Tls(Box::new(t))),
@@ -380,7 +404,7 @@ async fn tls_handshake(conn: EpollConn, acceptor: &crate::tls::Acceptor, timeout
 /// Reads a PROXY protocol header off `conn` without reading past it (the TLS handshake follows):
 /// peeks until a whole header is there, then consumes exactly its bytes. `None` when it is
 /// invalid, incomplete in time, or the peer left; else the addresses it carries (none for LOCAL).
-async fn proxy_header(conn: &EpollConn, timeout: Option<std::time::Duration>) -> Option<(Option<std::net::SocketAddr>, Option<std::net::SocketAddr>)> {
+async fn proxy_header(conn: &AnyConn, timeout: Option<std::time::Duration>) -> Option<(Option<std::net::SocketAddr>, Option<std::net::SocketAddr>)> {
     use crate::runtime::io::Conn;
     use std::os::fd::AsRawFd;
     let read = async {
@@ -417,13 +441,15 @@ async fn proxy_header(conn: &EpollConn, timeout: Option<std::time::Duration>) ->
 enum Listener {
     Tcp(tokio::net::TcpListener),
     Unix(tokio::net::UnixListener),
+    Uring(super::uring::UringListener),
 }
 
 impl Listener {
-    async fn accept(&self) -> std::io::Result<(EpollConn, Option<std::net::SocketAddr>)> {
+    async fn accept(&self) -> std::io::Result<(AnyConn, Option<std::net::SocketAddr>)> {
         match self {
-            Listener::Tcp(l) => l.accept().await.map(|(s, peer)| (EpollConn::Tcp(s), Some(peer))),
-            Listener::Unix(l) => l.accept().await.map(|(s, _)| (EpollConn::Unix(s), None)),
+            Listener::Tcp(l) => l.accept().await.map(|(s, peer)| (AnyConn::Epoll(EpollConn::Tcp(s)), Some(peer))),
+            Listener::Unix(l) => l.accept().await.map(|(s, _)| (AnyConn::Epoll(EpollConn::Unix(s)), None)),
+            Listener::Uring(l) => l.accept().await.map(|(c, peer)| (AnyConn::Uring(c), peer)),
         }
     }
 }

@@ -18,7 +18,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 
 use super::config::{GlobalTls, ServerTls, Verify};
 use super::conn::{HandshakeError, TlsConn};
-use crate::runtime::io::EpollConn;
+use crate::runtime::io::AnyConn;
 
 /// A compiled `ssl` server.
 #[derive(Debug)]
@@ -29,7 +29,7 @@ pub struct Connector {
 impl Connector {
     /// Runs the client handshake on a new connection to the server at `ip`, sending `sni` when
     /// given (an address is never sent as SNI).
-    pub async fn connect(&self, io: EpollConn, sni: Option<&str>, ip: Option<IpAddr>) -> Result<TlsConn, HandshakeError> {
+    pub async fn connect(&self, io: AnyConn, sni: Option<&str>, ip: Option<IpAddr>) -> Result<TlsConn, HandshakeError> {
         let name = match sni.and_then(|s| ServerName::try_from(s.to_string()).ok()) {
             Some(n) => n,
             None => ServerName::IpAddress(ip.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)).into()),

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use tokio::io::Interest;
 
-use crate::runtime::io::{Conn, EpollConn};
+use crate::runtime::io::{AnyConn, Conn};
 
 /// Plaintext encrypted per write: four full records.
 const WRITE_CHUNK: usize = 64 * 1024;
@@ -67,7 +67,7 @@ impl TlsInfo {
 }
 
 /// `io::Read`/`io::Write` over the socket without waiting: `WouldBlock` clears its readiness.
-struct Sock<'a>(&'a EpollConn);
+struct Sock<'a>(&'a AnyConn);
 
 impl Read for Sock<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -107,7 +107,7 @@ impl std::fmt::Display for HandshakeError {
 
 /// A TLS connection (either side) over a plain socket.
 pub struct TlsConn {
-    io: EpollConn,
+    io: AnyConn,
     tls: RefCell<rustls::Connection>,
     /// The socket reached end of stream.
     eof: Cell<bool>,
@@ -124,7 +124,7 @@ impl std::fmt::Debug for TlsConn {
 
 impl TlsConn {
     /// Runs the server side of a handshake on an accepted connection.
-    pub async fn accept(io: EpollConn, acceptor: &super::server::Acceptor) -> Result<TlsConn, HandshakeError> {
+    pub async fn accept(io: AnyConn, acceptor: &super::server::Acceptor) -> Result<TlsConn, HandshakeError> {
         let c = rustls::ServerConnection::new(acceptor.config.clone()).map_err(HandshakeError::Tls)?;
         let mut t = Self::handshake(io, c.into()).await?;
         // A certificate accepted despite an error: which one, for `ssl_c_verify`.
@@ -140,12 +140,12 @@ impl TlsConn {
     }
 
     /// Runs the client side of a handshake on a connection to a server.
-    pub async fn connect(io: EpollConn, config: Arc<rustls::ClientConfig>, name: rustls_pki_types::ServerName<'static>) -> Result<TlsConn, HandshakeError> {
+    pub async fn connect(io: AnyConn, config: Arc<rustls::ClientConfig>, name: rustls_pki_types::ServerName<'static>) -> Result<TlsConn, HandshakeError> {
         let c = rustls::ClientConnection::new(config, name).map_err(HandshakeError::Tls)?;
         Self::handshake(io, c.into()).await
     }
 
-    async fn handshake(io: EpollConn, c: rustls::Connection) -> Result<TlsConn, HandshakeError> {
+    async fn handshake(io: AnyConn, c: rustls::Connection) -> Result<TlsConn, HandshakeError> {
         let mut t = TlsConn { io, tls: RefCell::new(c), eof: Cell::new(false), failed: Cell::new(false), info: TlsInfo::default() };
         loop {
             t.flush().await.map_err(HandshakeError::Io)?;
@@ -170,7 +170,7 @@ impl TlsConn {
         &self.info
     }
 
-    pub fn socket(&self) -> &EpollConn {
+    pub fn socket(&self) -> &AnyConn {
         &self.io
     }
 

@@ -25,6 +25,15 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     d
 }
 
+/// `--io-backend <name>` when `SLUICED_IO_BACKEND` names one: CI runs the integration suite once
+/// per backend this way. A test's own `extra` arguments come after it, so they win.
+pub fn backend_override() -> Vec<String> {
+    match std::env::var("SLUICED_IO_BACKEND") {
+        Ok(b) if !b.is_empty() => vec!["--io-backend".to_owned(), b],
+        _ => Vec::new(),
+    }
+}
+
 /// A running daemon; stopped with SIGTERM when dropped.
 pub struct Sluiced {
     pub child: Child,
@@ -38,17 +47,19 @@ impl Sluiced {
     }
 
     pub fn start_args(cfg_text: &str, wait_ports: &[u16], extra: &[&str]) -> Sluiced {
+        Self::start_with(cfg_text, wait_ports, extra, |_| {})
+    }
+
+    /// As [`Sluiced::start_args`], with `prepare` run on the command before it is spawned (to add
+    /// a `pre_exec` hook, say).
+    pub fn start_with(cfg_text: &str, wait_ports: &[u16], extra: &[&str], prepare: impl FnOnce(&mut Command)) -> Sluiced {
         let dir = temp_dir("cfg");
         let cfg = dir.join("sluiced.cfg");
         std::fs::write(&cfg, cfg_text).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_sluiced"))
-            .args(["-d", "-f", cfg.to_str().unwrap()])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start sluiced");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluiced"));
+        cmd.args(["-d", "-f", cfg.to_str().unwrap()]).args(backend_override()).args(extra).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        prepare(&mut cmd);
+        let child = cmd.spawn().expect("start sluiced");
         let mut s = Sluiced { child, cfg };
         for &p in wait_ports {
             s.wait_port(p);
