@@ -28,7 +28,9 @@ sys.path.insert(0, os.path.join(REPO, "bench", "l4"))
 import l4bench as l4  # noqa: E402  (spawn, stop_all, free_port, CpuWindow, ... and the COMMANDS list)
 from l4bench import LOAD_CPU, PROXY_CPU, fmt, log, med, ratio, sh, shared, tail  # noqa: E402
 
-PROXIES = ["sluiced", "haproxy", "nginx"]
+# "sluiced" runs its default backend (`auto`: io_uring where the kernel allows it), "sluiced-epoll"
+# the same binary and configuration with `--io-backend epoll`.
+PROXIES = ["sluiced", "sluiced-epoll", "haproxy", "nginx"]
 TESTS = [("ka", "keep-alive"), ("close", "one request per connection")]
 BODY = "sluiced-bench: a small fixed body of 64 bytes from the origin!!\n"  # 64 bytes
 assert len(BODY) == 64
@@ -300,6 +302,15 @@ def report(args, results, unavailable, commit, started, configs):
                 f"(keep-alive {fmt(p_ka, 3)}, new connection {fmt(p_cl, 3)})."
             )
             L.append("")
+    if "sluiced" in M and "sluiced-epoll" in M:
+        s, e = M["sluiced"], M["sluiced-epoll"]
+        L.append(
+            "Backends (sluiced default / sluiced-epoll, CPU µs per request; below 1 the default backend is cheaper): "
+            f"keep-alive {fmt(ratio(s['ka']['us_per_req'], e['ka']['us_per_req']), 3)}, "
+            f"new connection {fmt(ratio(s['close']['us_per_req'], e['close']['us_per_req']), 3)}; "
+            f"epoll backend vs HAProxy keep-alive {fmt(ratio(e['ka']['us_per_req'], M.get('haproxy', {}).get('ka', {}).get('us_per_req')), 3)}."
+        )
+        L.append("")
     L.append("Every run (proxy: figure per repetition; * = CPU 0 shared with other work during that run):")
     L.append("")
 
@@ -325,7 +336,7 @@ def report(args, results, unavailable, commit, started, configs):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--proxies", default=",".join(PROXIES), help="comma-separated subset of sluiced,haproxy,nginx")
+    ap.add_argument("--proxies", default=",".join(PROXIES), help="comma-separated subset of sluiced,sluiced-epoll,haproxy,nginx")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=10, help="duration of each wrk run")
     ap.add_argument("--connections", type=int, default=50, help="wrk -c")
@@ -397,14 +408,14 @@ def main():
         fe_port = l4.free_port(taken)
         d = os.path.join(outdir, p)
         os.makedirs(d, exist_ok=True)
-        if p in ("sluiced", "haproxy"):
+        if p in ("sluiced", "sluiced-epoll", "haproxy"):
             text = haproxy_cfg(fe_port, origin_port)
             cfg = os.path.join(d, f"{p}.cfg")
-            if p == "sluiced":
+            if p.startswith("sluiced"):
                 if not os.access(args.sluiced, os.X_OK):
                     unavailable[p] = f"{args.sluiced} not built"
                     continue
-                argv = ["taskset", "-c", PROXY_CPU, args.sluiced, "-d", "-f", cfg]
+                argv = ["taskset", "-c", PROXY_CPU, args.sluiced, "-d", "-f", cfg] + (["--io-backend", "epoll"] if p == "sluiced-epoll" else [])
             else:
                 argv = ["taskset", "-c", PROXY_CPU, "haproxy", "-db", "-f", cfg]
         else:

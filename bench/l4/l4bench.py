@@ -26,7 +26,8 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PROXY_CPU = "0"
 LOAD_CPU = "1"
-PROXIES = ["sluiced", "haproxy", "nginx"]
+# "sluiced" runs its default backend (`auto`), "sluiced-epoll" the same with `--io-backend epoll`.
+PROXIES = ["sluiced", "sluiced-epoll", "haproxy", "nginx"]
 
 CHILDREN = []  # Popen objects, each the leader of its own process group
 LIFETIME = [960]  # seconds: every long-running child runs under `timeout`, in case this script is killed
@@ -520,7 +521,7 @@ def commands_and_configs(configs):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--proxies", default=",".join(PROXIES), help="comma-separated subset of sluiced,haproxy,nginx")
+    ap.add_argument("--proxies", default=",".join(PROXIES), help="comma-separated subset of sluiced,sluiced-epoll,haproxy,nginx")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--tput-seconds", type=int, default=10)
     ap.add_argument("--churn-seconds", type=int, default=10)
@@ -591,14 +592,14 @@ def main():
         fe_tput, fe_echo = free_port(taken), free_port(taken)
         d = os.path.join(outdir, p)
         os.makedirs(d, exist_ok=True)
-        if p in ("sluiced", "haproxy"):
+        if p in ("sluiced", "sluiced-epoll", "haproxy"):
             text = haproxy_cfg(fe_tput, fe_echo, iperf_port, echo_port)
             cfg = os.path.join(d, f"{p}.cfg")
-            if p == "sluiced":
+            if p.startswith("sluiced"):
                 if not os.access(args.sluiced, os.X_OK):
                     unavailable[p] = f"{args.sluiced} not built"
                     continue
-                argv = ["taskset", "-c", PROXY_CPU, args.sluiced, "-d", "-f", cfg]
+                argv = ["taskset", "-c", PROXY_CPU, args.sluiced, "-d", "-f", cfg] + (["--io-backend", "epoll"] if p == "sluiced-epoll" else [])
             else:
                 argv = ["taskset", "-c", PROXY_CPU, "haproxy", "-db", "-f", cfg]
         else:
