@@ -67,6 +67,9 @@ pub const COMMANDS: &[(&str, &str, StatsLevel)] = &[
     ("show acl", "report available acls or dump an acl's contents", StatsLevel::User),
     ("show map", "report available maps or dump a map's contents", StatsLevel::User),
     ("get weight <bk>/<srv>", "report a server's current weight", StatsLevel::User),
+    ("show table [<table> [data.<type> <op> <v>]*|[key <key>]]", "report table usage stats or dump this table's contents", StatsLevel::User),
+    ("clear table <table> [data.<type> <op> <v>]*|[key <key>]", "remove entries from a stick table", StatsLevel::Operator),
+    ("set table <table> key <key> [data.<type> <v>]*", "update or create a table entry's data", StatsLevel::Admin),
     ("clear counters [all]", "clear max statistics counters (or all counters)", StatsLevel::Operator),
     ("disable server <bk>/<srv>", "disable a server for maintenance (use 'set server' instead)", StatsLevel::Admin),
     ("enable server <bk>/<srv>", "enable a disabled server (use 'set server' instead)", StatsLevel::Admin),
@@ -92,6 +95,9 @@ fn level_of(words: &[&str]) -> Option<StatsLevel> {
         ("help" | "prompt" | "quit", _) => StatsLevel::User,
         ("show", "version" | "info" | "stat" | "servers" | "backend" | "env" | "activity" | "sess" | "errors" | "acl" | "map") => StatsLevel::User,
         ("get", "weight") => StatsLevel::User,
+        ("show", "table") => StatsLevel::User,
+        ("clear", "table") => StatsLevel::Operator,
+        ("set", "table") => StatsLevel::Admin,
         ("clear", "counters") if w(2) == "all" => StatsLevel::Admin,
         ("clear", "counters") => StatsLevel::Operator,
         ("enable" | "disable", "server" | "health" | "agent" | "frontend") => StatsLevel::Admin,
@@ -260,6 +266,9 @@ fn exec(ctx: &Ctx, level: StatsLevel, words: &[&str]) -> Result<String, String> 
         }
         // A backend's server list is part of the compiled table, shared without a lock.
         ["add" | "del", "server", ..] => return Err("Adding or deleting servers at run time is not supported yet.\n".into()),
+        ["show", "table", rest @ ..] => super::table::show(rt, rest)?,
+        ["clear", "table", rest @ ..] => super::table::clear(rt, rest)?,
+        ["set", "table", rest @ ..] => super::table::set(rt, rest)?,
         ["get", "weight", target, ..] => {
             let (_, s) = server(rt, target)?;
             format!("{} (initial {})\n", s.weight(), s.initial_weight)

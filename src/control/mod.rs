@@ -6,3 +6,5 @@ pub mod page;
 pub mod prometheus;
 pub mod socket;
 pub mod stats;
+pub mod table;
+pub mod table_metrics;

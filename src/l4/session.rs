@@ -34,6 +34,7 @@ use crate::balance::{BackendState, Pick, PickKey};
 use crate::log::record::{Cause, LogRecord};
 use crate::route::eval::{StreamCtx, Tri};
 use crate::route::vars::{VarStore, Vars};
+use crate::stick::track::{Level, StickCtrs, StickView};
 use crate::route::{Backend, Frontend, L4Action, L4Rule, RouteTable};
 use crate::runtime::io::{Conn, EpollConn, write_all};
 use crate::runtime::pipe::PipePool;
@@ -103,6 +104,7 @@ struct Ctx<'a> {
     buf: &'a [u8],
     final_data: bool,
     vars: &'a RefCell<Vars>,
+    stick: &'a RefCell<StickCtrs>,
 }
 
 impl StreamCtx for Ctx<'_> {
@@ -133,6 +135,9 @@ impl StreamCtx for Ctx<'_> {
     fn vars(&self) -> Option<VarStore<'_>> {
         Some(VarStore { stream: self.vars, proc: &self.rt.proc_vars })
     }
+    fn stick(&self) -> Option<StickView<'_>> {
+        Some(StickView { tables: &self.rt.tables, ctrs: self.stick, default_table: &self.fe.name })
+    }
 }
 
 /// What a session needs from its worker.
@@ -161,18 +166,20 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<S
     }
     // Empty unless a rule sets a variable: a connection without variables allocates nothing.
     let vars = RefCell::new(Vars::default());
+    // Three empty slots unless a rule tracks; released (conn_cur, references) when the session ends.
+    let stick = RefCell::new(StickCtrs::default());
     let Some(log) = w.rt.frontends[fe_idx].log.clone() else {
-        return session(w, fe_idx, &client, &dst, &vars, peer, accept_proxy, &mut None).await;
+        return session(w, fe_idx, &client, &dst, &vars, &stick, peer, accept_proxy, &mut None).await;
     };
     let fe_name = &w.rt.frontends[fe_idx].name;
     log.log_connect(fe_name, peer, dst.get());
     let mut rec = Some(Box::new(LogRecord::new(std::time::SystemTime::now(), std::time::Instant::now(), peer, local, fe_name, false)));
-    let end = session(w.clone(), fe_idx, &client, &dst, &vars, peer, accept_proxy, &mut rec).await;
+    let end = session(w.clone(), fe_idx, &client, &dst, &vars, &stick, peer, accept_proxy, &mut rec).await;
     if let Some(mut r) = rec {
         r.end = Some(std::time::Instant::now());
         r.cause = Cause::of(end);
         let (rt, fe) = (&*w.rt, &w.rt.frontends[fe_idx]);
-        let ctx = Ctx { rt, fe, src: r.client, dst: &dst, backend: r.backend_idx, buf: &[], final_data: true, vars: &vars };
+        let ctx = Ctx { rt, fe, src: r.client, dst: &dst, backend: r.backend_idx, buf: &[], final_data: true, vars: &vars, stick: &stick };
         log.emit(&r, Some(&ctx));
     }
     end
@@ -186,6 +193,7 @@ async fn session(
     client: &EpollConn,
     dst: &Dst<'_>,
     vars: &RefCell<Vars>,
+    stick: &RefCell<StickCtrs>,
     peer: Option<SocketAddr>,
     accept_proxy: bool,
     rec: &mut Option<Box<LogRecord>>,
@@ -206,7 +214,7 @@ async fn session(
 
     // 2. Connection rules.
     {
-        let ctx = Ctx { rt, fe, src, dst, backend: None, buf: &[], final_data: true, vars };
+        let ctx = Ctx { rt, fe, src, dst, backend: None, buf: &[], final_data: true, vars, stick };
         if run_rules(&fe.connection_rules, &ctx) {
             return End::Rejected;
         }
@@ -249,7 +257,7 @@ async fn session(
     }
 
     // Session rules, with the addresses the PROXY header gave.
-    if run_rules(&fe.session_rules, &Ctx { rt, fe, src, dst, backend: None, buf: &[], final_data: true, vars }) {
+    if run_rules(&fe.session_rules, &Ctx { rt, fe, src, dst, backend: None, buf: &[], final_data: true, vars, stick }) {
         return End::Rejected;
     }
 
@@ -260,7 +268,7 @@ async fn session(
         let mut next_rule = 0;
         loop {
             let final_data = client_eof || buf.len() >= INSPECT_MAX || deadline.is_none_or(|d| Instant::now() >= d);
-            let ctx = Ctx { rt, fe, src, dst, backend: None, buf: &buf, final_data, vars };
+            let ctx = Ctx { rt, fe, src, dst, backend: None, buf: &buf, final_data, vars, stick };
             match content_decision(&fe.content_rules, &ctx, &mut next_rule) {
                 Decision::Reject => return End::Rejected,
                 Decision::Accept => break,
@@ -281,7 +289,7 @@ async fn session(
 
     // 5. Backend.
     let be_idx = {
-        let ctx = Ctx { rt, fe, src, dst, backend: None, buf: &buf, final_data: true, vars };
+        let ctx = Ctx { rt, fe, src, dst, backend: None, buf: &buf, final_data: true, vars, stick };
         fe.select_backend(&rt.backends, &ctx)
     };
     let Some(be_idx) = be_idx else { return End::NoBackend };
@@ -295,7 +303,7 @@ async fn session(
     // 6. Connect.
     let mut key = PickKey { src: src.map(|s| s.ip()), hash: None };
     if let Some(hk) = &be.hash_key {
-        let ctx = Ctx { rt, fe, src, dst, backend: Some(be_idx), buf: &buf, final_data: true, vars };
+        let ctx = Ctx { rt, fe, src, dst, backend: Some(be_idx), buf: &buf, final_data: true, vars, stick };
         if let Ok(Some(sample)) = hk.expr.eval(&ctx) {
             let bytes: Vec<u8> = match sample {
                 crate::route::eval::Sample::Str(s) => s.into_bytes(),
@@ -366,6 +374,11 @@ fn run_rules(rules: &[L4Rule], ctx: &dyn StreamCtx) -> bool {
                 L4Action::Reject => return true,
                 L4Action::ExpectProxy => {}
                 L4Action::Var(v) => v.run(ctx),
+                L4Action::Stick(a) => {
+                    if a.run(ctx, Level::Tcp).is_err() {
+                        return true;
+                    }
+                }
             }
         }
     }
@@ -400,6 +413,11 @@ fn content_decision(rules: &[L4Rule], ctx: &dyn StreamCtx, next: &mut usize) -> 
                 L4Action::Reject => return Decision::Reject,
                 L4Action::ExpectProxy => {}
                 L4Action::Var(v) => v.run(ctx),
+                L4Action::Stick(a) => {
+                    if a.run(ctx, Level::Tcp).is_err() {
+                        return Decision::Reject;
+                    }
+                }
             },
         }
         *next += 1;

@@ -118,6 +118,8 @@ pub(crate) struct HttpCtx<'a> {
     pub vars: &'a std::cell::RefCell<crate::route::vars::Vars>,
     /// The capture slots of the current transaction.
     pub captures: &'a std::cell::RefCell<crate::route::capture::Captured>,
+    /// The connection's stick counters (`track-sc*`).
+    pub stick: &'a std::cell::RefCell<crate::stick::track::StickCtrs>,
 }
 
 impl StreamCtx for HttpCtx<'_> {
@@ -159,6 +161,9 @@ impl StreamCtx for HttpCtx<'_> {
     }
     fn captures(&self) -> Option<&std::cell::RefCell<crate::route::capture::Captured>> {
         Some(self.captures)
+    }
+    fn stick(&self) -> Option<crate::stick::track::StickView<'_>> {
+        Some(crate::stick::track::StickView { tables: &self.rt.tables, ctrs: self.stick, default_table: &self.fe.name })
     }
 }
 
@@ -690,6 +695,7 @@ fn monitor_status(fe: &Frontend, base: &HttpCtx<'_>, msg: &Msg<'_>, target: &[u8
 /// connection closes afterwards.
 fn error_out(base: &HttpCtx<'_>, status: u16) -> Vec<u8> {
     crate::control::counters::count_generated(base.fe, base.backend.and_then(|b| base.rt.backends.get(b)), status);
+    base.stick.borrow().http_status(status);
     let resp = if super::reply::BUILTIN_ERROR_CODES.contains(&status) {
         super::reply::error_response(status, &rules::error_tables(base), &|f| rules::eval_format(f, base))
     } else {
@@ -819,8 +825,22 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
     let src = std::cell::Cell::new(peer);
     let vars = std::cell::RefCell::new(crate::route::vars::Vars::default());
     let captures = std::cell::RefCell::new(crate::route::capture::Captured::new(&fe.captures));
-    let conn_ctx =
-        HttpCtx { rt, fe, src: &src, dst: &dst, backend: None, body_pending: false, req_buf: &[], req: None, res: None, vars: &vars, captures: &captures };
+    // Three empty slots unless a rule tracks.
+    let stick = std::cell::RefCell::new(crate::stick::track::StickCtrs::default());
+    let conn_ctx = HttpCtx {
+        rt,
+        fe,
+        src: &src,
+        dst: &dst,
+        backend: None,
+        body_pending: false,
+        req_buf: &[],
+        req: None,
+        res: None,
+        vars: &vars,
+        captures: &captures,
+        stick: &stick,
+    };
     // `tcp-request connection` and `tcp-request session` rules: accept, reject, variables.
     if !crate::l4::session::connection_rules_pass(fe, &conn_ctx) {
         return End::Rejected;
@@ -853,7 +873,8 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                 r.next_transaction();
             }
         }
-        // 1. Request head.
+        // 1. Request head. The counters `http-request` tracked end with their transaction.
+        stick.borrow_mut().end_transaction();
         vars.borrow_mut().new_transaction();
         captures.borrow_mut().new_transaction();
         let first_wait = if first { head_timeout } else { keepalive_timeout };
@@ -927,6 +948,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         // 2. Rules, 3. the backend, its rules, then `option forwardfor`/`originalto`, which
         //    HAProxy applies after the rules.
         fe.counters.request();
+        stick.borrow().http_request();
         let (verdict, mut edits, be_idx, hash) = {
             let mut base = HttpCtx { body_pending, ..conn_ctx };
             let mut msg = Msg::new(&cbuf, head, first);
@@ -1010,7 +1032,9 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                 };
                 let close = close || !client_keep || awaits_continue || !drainable;
                 let out = if close { with_close(bytes) } else { bytes };
-                crate::control::counters::count_generated(fe, base.backend.and_then(|b| rt.backends.get(b)), crate::control::counters::status_of(&out));
+                let status = crate::control::counters::status_of(&out);
+                crate::control::counters::count_generated(fe, base.backend.and_then(|b| rt.backends.get(b)), status);
+                stick.borrow().http_status(status);
                 if let Some(r) = rec.as_deref_mut() {
                     r.response(&out);
                 }
@@ -1244,6 +1268,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         };
         let (rhead, t_res) = (&res_head, timed.then(std::time::Instant::now));
         crate::control::counters::count_response(&fe.counters, &be.counters, rhead.status);
+        stick.borrow().http_status(rhead.status);
         if let Some(r) = rec.as_deref_mut() {
             r.resp_head = Some(std::time::Instant::now());
             r.status = Some(rhead.status);

@@ -192,6 +192,8 @@ pub(crate) enum Conv {
         conds: VarConds,
     },
     UnsetVar(VarName),
+    /// `in_table`, `table_*`: the input is a key of a stick table.
+    Stick(crate::stick::fetch::StickConv),
     /// Known to the registry, not applied at this layer: the sample becomes absent.
     Unsupported,
 }
@@ -319,7 +321,10 @@ impl Conv {
                 }
             }
             "unset-var" => with_var(Conv::UnsetVar),
-            _ if super::sample::registry().converter(name).is_some() => Conv::Unsupported,
+            _ if super::sample::registry().converter(name).is_some() => match crate::stick::fetch::StickConv::compile(name, &call.args)? {
+                Some(c) => Conv::Stick(c),
+                None => Conv::Unsupported,
+            },
             _ => return Err(format!("unknown converter '{name}'")),
         })
     }
@@ -457,6 +462,7 @@ impl Conv {
                 }
                 Some(v)
             }
+            Conv::Stick(c) => c.apply(&v, ctx),
             Conv::Unsupported => None,
         }
     }

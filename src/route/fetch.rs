@@ -180,6 +180,8 @@ pub(crate) enum Fetch {
     },
     /// `capture.req.hdr(<idx>)`, `capture.res.hdr(<idx>)`.
     Capture(CaptureDir, usize),
+    /// `sc_*`, `src_*`, `table_cnt`...: read through the stream's stick counters.
+    Stick(crate::stick::fetch::StickFetch),
     /// Known to the registry, not evaluated at this layer: always absent.
     Unsupported,
 }
@@ -269,7 +271,10 @@ impl Fetch {
                 let dir = if name == "capture.req.hdr" { CaptureDir::Request } else { CaptureDir::Response };
                 Fetch::Capture(dir, usize::try_from(int_arg(call, 0)?.unwrap_or(0)).map_err(|_| format!("{name}: negative index"))?)
             }
-            _ if super::sample::registry().fetch(name).is_some() => Fetch::Unsupported,
+            _ if super::sample::registry().fetch(name).is_some() => match crate::stick::fetch::StickFetch::compile(name, &call.args)? {
+                Some(f) => Fetch::Stick(f),
+                None => Fetch::Unsupported,
+            },
             _ => return Err(format!("unknown fetch method '{name}'")),
         })
     }
@@ -318,6 +323,7 @@ impl Fetch {
                 None => opt(default.as_ref().map(|d| SampleRef::Str(Cow::Borrowed(d)))),
             },
             Fetch::Capture(dir, idx) => opt(ctx.captures().and_then(|c| c.borrow().get(*dir, *idx).map(|b| SampleRef::Str(Cow::Owned(b.to_vec()))))),
+            Fetch::Stick(f) => opt(f.eval(ctx)),
             Fetch::Unsupported => Fetched::absent(),
         }
     }

@@ -271,6 +271,9 @@ pub enum L4Action {
     ExpectProxy,
     /// `set-var`, `set-var-fmt`, `unset-var`: not final, the rules go on.
     Var(vars::VarAction),
+    /// `track-sc*`, `sc-inc-gpc*`, `sc-set-gpt*`, `sc-take-token`: not final unless a token
+    /// bucket is empty.
+    Stick(crate::stick::track::StickAction),
 }
 
 /// A compiled `tcp-request` rule.
@@ -512,6 +515,8 @@ pub struct RouteTable {
     pub userlists: Vec<crate::config::model::Userlist>,
     /// The `proc.` variables: shared by every worker, as long as this table serves.
     pub proc_vars: vars::ProcVars,
+    /// The stick tables, shared by every worker.
+    pub tables: crate::stick::table::Tables,
 }
 
 fn compile_log(p: &crate::config::model::Proxy, cfg: &Config, diags: &mut Diags) -> Result<Option<Arc<crate::log::LogRt>>, String> {
@@ -546,18 +551,22 @@ fn server_addr(a: &Address, resolved: Option<std::net::IpAddr>) -> Result<Server
     }
 }
 
-fn compile_rules(p: &Proxy, rules: &[Rule<TcpAction>], stage: &str, diags: &mut Diags) -> Result<Vec<L4Rule>, String> {
+fn compile_rules(p: &Proxy, rules: &[Rule<TcpAction>], stage: &str, tables: &crate::stick::table::Tables, diags: &mut Diags) -> Result<Vec<L4Rule>, String> {
     let mut out = Vec::new();
     for r in rules {
-        let var = match &r.action {
-            TcpAction::Common(c) => vars::VarAction::compile(c).map_err(|e| format!("{}: {stage}: {e}", r.span))?,
-            _ => None,
+        let (var, stick) = match &r.action {
+            TcpAction::Common(c) => (
+                vars::VarAction::compile(c).map_err(|e| format!("{}: {stage}: {e}", r.span))?,
+                crate::stick::track::compile(c, &p.name, tables).map_err(|e| format!("{}: {stage}: {e}", r.span))?,
+            ),
+            _ => (None, None),
         };
         let action = match (&r.action, var) {
             (TcpAction::Accept, _) => L4Action::Accept,
             (TcpAction::Reject, _) => L4Action::Reject,
             (TcpAction::ExpectProxy, _) => L4Action::ExpectProxy,
             (_, Some(v)) => L4Action::Var(v),
+            (_, None) if stick.is_some() => L4Action::Stick(stick.expect("checked")),
             (other, None) => {
                 diags.warning(Some(&r.span), Some(stage), format!("action {other:?} is parsed but not implemented yet: it has no effect"));
                 continue;
@@ -596,7 +605,7 @@ fn compile_http_rule_set(
 
 /// Compiles the HTTP side of a proxy: its rule sets, error pages (every file is read now; a bad
 /// one is an error naming it) and `option forwardfor`/`originalto`.
-fn compile_http(p: &Proxy, cfg: &Config, loader: &mut crate::l7::reply::FileLoader, diags: &mut Diags) -> Result<ProxyHttpRt, String> {
+fn compile_http(p: &Proxy, cfg: &Config, loader: &mut crate::l7::reply::FileLoader, tables: &crate::stick::table::Tables, diags: &mut Diags) -> Result<ProxyHttpRt, String> {
     if p.mode != Mode::Http {
         return Ok(ProxyHttpRt::default());
     }
@@ -607,6 +616,8 @@ fn compile_http(p: &Proxy, cfg: &Config, loader: &mut crate::l7::reply::FileLoad
         loader,
         captures: p.kind.has_frontend().then_some(&captures),
         capture_len_slots: len_slots.into_iter(),
+        proxy: &p.name,
+        tables,
     };
     use crate::l7::rules::Stage;
     let h = &p.http;
@@ -665,6 +676,12 @@ impl RouteTable {
         let nosplice = g.runtime.nosplice;
         // HAProxy requires a reply to fit in a buffer (`tune.bufsize`, 16384 by default).
         let mut loader = crate::l7::reply::FileLoader::new(g.runtime.tune.bufsize() as usize);
+        let mut tables = crate::stick::table::Tables::default();
+        for p in &cfg.proxies {
+            if let Some(t) = &p.stick.table {
+                tables.add(crate::stick::table::Table::new(&p.name, t));
+            }
+        }
         let mut backends = Vec::new();
         let mut index = std::collections::HashMap::new();
         for (pi, p) in cfg.proxies.iter().enumerate().filter(|(_, p)| p.kind.has_backend()) {
@@ -754,7 +771,7 @@ impl RouteTable {
                 reuse_allowed: matches!(p.http.conn_mode, None | Some(crate::l7::config::HttpConnMode::KeepAlive))
                     && !matches!(p.http.reuse, Some(crate::l7::config::HttpReuse::Never)),
                 reuse_first_unsafe: matches!(p.http.reuse, Some(crate::l7::config::HttpReuse::Aggressive | crate::l7::config::HttpReuse::Always)),
-                http: compile_http(p, cfg, &mut loader, diags)?,
+                http: compile_http(p, cfg, &mut loader, &tables, diags)?,
                 http_key,
                 send_name_header: if p.mode == Mode::Http { p.http.send_name_header.clone() } else { None },
                 pool_limits,
@@ -809,9 +826,9 @@ impl RouteTable {
                 maxconn: p.maxconn,
                 timeout_client: p.timeouts.client,
                 timeout_client_fin: p.timeouts.client_fin,
-                connection_rules: compile_rules(p, &p.l4.connection_rules, "tcp-request connection", diags)?,
-                session_rules: compile_rules(p, &p.l4.session_rules, "tcp-request session", diags)?,
-                content_rules: compile_rules(p, &p.l4.content_rules, "tcp-request content", diags)?,
+                connection_rules: compile_rules(p, &p.l4.connection_rules, "tcp-request connection", &tables, diags)?,
+                session_rules: compile_rules(p, &p.l4.session_rules, "tcp-request session", &tables, diags)?,
+                content_rules: compile_rules(p, &p.l4.content_rules, "tcp-request content", &tables, diags)?,
                 inspect_delay: p.l4.request_inspect_delay,
                 use_backends,
                 default_backend,
@@ -821,7 +838,7 @@ impl RouteTable {
                 timeout_http_keep_alive: p.timeouts.http_keep_alive,
                 http_keep_alive: !matches!(p.http.conn_mode, Some(crate::l7::config::HttpConnMode::Close)),
                 http_server_keep_alive: matches!(p.http.conn_mode, None | Some(crate::l7::config::HttpConnMode::KeepAlive)),
-                http: compile_http(p, cfg, &mut loader, diags)?,
+                http: compile_http(p, cfg, &mut loader, &tables, diags)?,
                 own_backend: if p.kind == ProxyKind::Listen { index.get(p.name.as_str()).copied() } else { None },
                 timeout_tarpit: p.timeouts.tarpit.or(p.timeouts.connect),
                 buffer_request,
@@ -854,7 +871,7 @@ impl RouteTable {
         // sessions do not time transactions for them.
         let exported = |h: &ProxyHttpRt| h.request_rules.iter().any(|r| matches!(r.action, crate::l7::rules::Action::PrometheusExporter));
         let time_transactions = frontends.iter().any(|f| exported(&f.http)) || backends.iter().any(|b| exported(&b.http));
-        Ok(RouteTable { frontends, backends, process, userlists: cfg.userlists.clone(), proc_vars: vars::ProcVars::default(), time_transactions })
+        Ok(RouteTable { frontends, backends, process, userlists: cfg.userlists.clone(), proc_vars: vars::ProcVars::default(), time_transactions, tables })
     }
 
     /// Compiles, discarding warnings (for `-c` and tests that only need success or failure).

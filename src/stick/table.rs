@@ -171,7 +171,7 @@ struct Slot {
 }
 
 /// A key of the table's type.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Key {
     V4(u32),
     V6([u8; 16]),
