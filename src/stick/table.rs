@@ -193,7 +193,6 @@ enum Val {
 #[derive(Debug)]
 pub struct Entry {
     pub key: Key,
-    shard: u16,
     /// Live streams tracking the entry: never evicted or expired while not zero.
     refs: AtomicU32,
     /// Last update, for expiry.
@@ -449,7 +448,6 @@ impl Table {
         }
         let e = Arc::new(Entry {
             key: key.clone(),
-            shard: si as u16,
             refs: AtomicU32::new(0),
             touched: AtomicU64::new(now),
             uses: AtomicU32::new(1),
@@ -767,7 +765,9 @@ impl Table {
     pub fn dump_entry(&self, e: &Arc<Entry>) -> String {
         let now = now_ms();
         let exp = if self.expire == 0 { 0 } else { (e.touched.load(Ordering::Relaxed) + self.expire).saturating_sub(now) };
-        let mut out = format!("{:p}: key={} use={} exp={} shard={}", Arc::as_ptr(e), self.key_text(&e.key), e.trackers(), exp, e.shard);
+        // `shard` is HAProxy's peers shard, 0 without sharded peers (sluiced has no peers); the
+        // lock shards of this table are an internal matter.
+        let mut out = format!("{:p}: key={} use={} exp={} shard=0", Arc::as_ptr(e), self.key_text(&e.key), e.trackers(), exp);
         for dt in ALL_DT {
             let s = self.slots[dt as usize];
             if !s.present {
