@@ -302,3 +302,56 @@ fn src_fetches_and_table_converters_read_the_table() {
     assert_eq!(status, 200);
     assert_eq!(String::from_utf8_lossy(&body), "1 1 1 1 0 1 1");
 }
+
+#[test]
+fn stick_on_src_sends_a_client_back_to_the_server_it_first_got() {
+    let (a, b) = (Backend::named("a"), Backend::named("b"));
+    let port = free_port();
+    let sock = temp_dir("stick").join("s.sock");
+    let cfg = format!(
+        "global\n  nbthread 2\n  stats socket {} level admin\ndefaults\n  mode tcp\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\nlisten l\n  bind 127.0.0.1:{port}\n  balance roundrobin\n  stick-table type ip size 1k expire 30s\n  stick on src\n  server a {}\n  server b {}\n",
+        sock.display(),
+        a.addr(),
+        b.addr()
+    );
+    let _d = Sluiced::start(&cfg, &[port]);
+    let first = which_server(port);
+    for _ in 0..6 {
+        assert_eq!(which_server(port), first, "round robin would alternate; stick on src keeps the server");
+    }
+    let out = ask(&sock, "show table l");
+    let id = if first == "a" { 1 } else { 2 };
+    assert!(out.contains(&format!(" key=127.0.0.1 use=0 exp=")) && out.ends_with(&format!(" server_id={id}\n\n")), "{out}");
+    // The stored server can be changed from the stats socket.
+    let other = 3 - id;
+    assert_eq!(ask(&sock, &format!("set table l key 127.0.0.1 data.server_id {other}")), "\n");
+    let expected = if other == 1 { "a" } else { "b" };
+    for _ in 0..3 {
+        assert_eq!(which_server(port), expected);
+    }
+}
+
+#[test]
+fn stick_store_response_and_match_route_a_session_to_the_server_that_issued_it() {
+    let (a, _) = http_backend(|_| b"HTTP/1.1 200 OK\r\nx-sid: A\r\ncontent-length: 1\r\n\r\na".to_vec());
+    let (b, _) = http_backend(|_| b"HTTP/1.1 200 OK\r\nx-sid: B\r\ncontent-length: 1\r\n\r\nb".to_vec());
+    let port = free_port();
+    let cfg = format!(
+        "defaults\n  mode http\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\nfrontend f\n  bind 127.0.0.1:{port}\n  default_backend be\nbackend be\n  balance roundrobin\n  stick-table type string len 8 size 1k expire 30s\n  stick match req.hdr(x-sid)\n  stick store-response res.hdr(x-sid)\n  server a {}\n  server b {}\n",
+        a.addr(),
+        b.addr()
+    );
+    let _d = Sluiced::start(&cfg, &[port]);
+    let body = |sid: Option<&str>| {
+        let hdr = sid.map(|s| format!("x-sid: {s}\r\n")).unwrap_or_default();
+        String::from_utf8(http_request(port, format!("GET / HTTP/1.1\r\nhost: x\r\n{hdr}connection: close\r\n\r\n").as_bytes()).2).unwrap()
+    };
+    // Round robin hands out both sessions.
+    let mut seen = vec![body(None), body(None)];
+    seen.sort();
+    assert_eq!(seen, ["a", "b"]);
+    for _ in 0..4 {
+        assert_eq!(body(Some("B")), "b");
+        assert_eq!(body(Some("A")), "a");
+    }
+}

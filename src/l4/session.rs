@@ -318,9 +318,20 @@ async fn session(
     if let Some(r) = rec.as_deref_mut() {
         r.connect_start = Some(std::time::Instant::now());
     }
-    let Some((server_idx, server)) = connect(be, &key, dst).await else {
+    // `stick on|match`: the server stored for the stream's key, if usable, without balancing.
+    let stick_ctx = Ctx { rt, fe, src, dst, backend: Some(be_idx), buf: &buf, final_data: true, vars, stick };
+    let direct = be.stick.as_ref().and_then(|p| p.matched(&stick_ctx, &be.state.servers));
+    let conn = match direct {
+        Some(i) if take_queued(be, i).await => connect_from(be, &key, dst, i).await,
+        Some(_) => None,
+        None => connect(be, &key, dst).await,
+    };
+    let Some((server_idx, server)) = conn else {
         return End::NoServer;
     };
+    if let Some(p) = &be.stick {
+        p.store(&stick_ctx, be.state.servers[server_idx].id, false);
+    }
     let srv = &be.state.servers[server_idx];
     let _slot = SlotGuard { be: &be.state, idx: server_idx };
     if let Some(r) = rec.as_deref_mut() {

@@ -1092,12 +1092,19 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         } else {
             PoolUse::Checked
         };
-        let Some((srv_idx, mut server, mut reused)) = server_conn(&w, be_idx, be, &key, &dst, pool_use, visit.and_then(|v| v.server)).await else {
+        // `stick on|match`: the server stored for the request's key, when no cookie chose one.
+        let stick_msg = be.stick.as_ref().map(|_| Msg { buf: &cbuf, view: EditedView::new(&cbuf, head, &edits), first, body: None });
+        let stick_ctx = stick_msg.as_ref().map(|m| HttpCtx { req: Some(m), req_buf: &cbuf, ..base });
+        let direct = visit.and_then(|v| v.server).or_else(|| be.stick.as_ref().zip(stick_ctx.as_ref()).and_then(|(p, c)| p.matched(c, &be.state.servers)));
+        let Some((srv_idx, mut server, mut reused)) = server_conn(&w, be_idx, be, &key, &dst, pool_use, direct).await else {
             send_error(&client, error_out(&base, 503), fe.timeout_client, &mut rec).await;
             break End::NoServer;
         };
         let srv = &be.state.servers[srv_idx];
         let _slot = crate::l4::session::SlotGuard { be: &be.state, idx: srv_idx };
+        if let (Some(p), Some(c)) = (&be.stick, &stick_ctx) {
+            p.store(c, srv.id, false);
+        }
         if let (Some(r), Some(log)) = (rec.as_deref_mut(), &fe.log) {
             r.connected(be, srv_idx, &server);
             // `unique-id-format`: computed once the server is known, sent as `unique-id-header`.
@@ -1288,6 +1295,9 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
             let mut msg = Msg::new(&sbuf, rhead, true);
             vars.borrow_mut().start_response();
             captures.borrow_mut().headers(&fe.captures.res_headers, crate::log::config::CaptureDir::Response, &msg);
+            if let Some(p) = be.stick.as_ref().filter(|p| p.stores_on_response()) {
+                p.store(&HttpCtx { res: Some(&msg), ..base }, srv.id, true);
+            }
             let mut redits = Edits::new();
             for set in rule_sets(&base, true, |h| &h.response_rules) {
                 flow = rules::run(set, &base, &mut msg, None, false, &mut redits);

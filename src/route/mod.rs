@@ -425,6 +425,8 @@ pub struct Backend {
     pub pool_limits: Vec<PoolLimit>,
     /// `mode http`: `cookie` persistence with the servers' `cookie` values and `option persist`.
     pub cookie: Option<crate::l7::cookie::Persistence>,
+    /// `stick on|match|store-request|store-response`.
+    pub stick: Option<crate::stick::persist::Persistence>,
     /// Where server state changes are logged (`backend_event`).
     pub log: Option<Arc<crate::log::LogRt>>,
     /// Sessions, requests and responses, for `show stat` and the stats page.
@@ -677,9 +679,16 @@ impl RouteTable {
         // HAProxy requires a reply to fit in a buffer (`tune.bufsize`, 16384 by default).
         let mut loader = crate::l7::reply::FileLoader::new(g.runtime.tune.bufsize() as usize);
         let mut tables = crate::stick::table::Tables::default();
+        // As in HAProxy, a table that stick rules name stores `server_id` without being told.
+        let sticky: std::collections::HashSet<&str> =
+            cfg.proxies.iter().flat_map(|p| p.stick.rules.iter().map(move |r| r.table.as_deref().unwrap_or(&p.name))).collect();
         for p in &cfg.proxies {
             if let Some(t) = &p.stick.table {
-                tables.add(crate::stick::table::Table::new(&p.name, t));
+                let mut t = t.clone();
+                if sticky.contains(p.name.as_str()) && !t.store.contains(&crate::stick::config::StoreType::ServerId) {
+                    t.store.push(crate::stick::config::StoreType::ServerId);
+                }
+                tables.add(crate::stick::table::Table::new(&p.name, &t));
             }
         }
         let mut backends = Vec::new();
@@ -778,6 +787,7 @@ impl RouteTable {
                 abortonclose: p.options.abortonclose.unwrap_or(false),
                 buffer_request: p.mode == Mode::Http && p.http.options.buffer_request.unwrap_or(false),
                 cookie: compile_cookie(p, diags),
+                stick: crate::stick::persist::Persistence::compile(p, &tables)?,
                 log: compile_log(p, cfg, diags)?,
                 counters: Default::default(),
                 stats_info,

@@ -3,5 +3,6 @@
 pub mod config;
 pub mod fetch;
 pub mod freq;
+pub mod persist;
 pub mod table;
 pub mod track;
