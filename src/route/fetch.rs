@@ -107,9 +107,14 @@ const IMPLEMENTED: &[&str] = &[
     "scook",
 ];
 
-/// The sample fetches evaluated for real; the registry's others evaluate to "absent" for now.
+/// The sample fetches evaluated for real (the list above and the stick-table families); the
+/// registry's others evaluate to "absent" for now.
 pub fn implemented_fetches() -> &'static [&'static str] {
-    IMPLEMENTED
+    static ALL: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    ALL.get_or_init(|| {
+        let stick = super::sample::registry().fetches.iter().map(|d| d.name).filter(|n| matches!(crate::stick::fetch::StickFetch::compile(n, &[]), Ok(Some(_))));
+        IMPLEMENTED.iter().copied().chain(stick).collect()
+    })
 }
 
 /// A fetch's output and whether it may still change as more request data arrives (always false
