@@ -113,7 +113,7 @@ fn conn_cur_limits_concurrent_tcp_connections() {
     );
     let _d = Sluiced::start(&cfg, &[port]);
     let open = || {
-        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let c = TcpStream::connect(("127.0.0.1", port)).unwrap();
         c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
         c
     };
@@ -267,7 +267,7 @@ fn a_flood_of_one_shot_keys_never_frees_a_limited_client_and_memory_stays_bounde
         "  stick-table type string len 32 size 100 expire 60s store http_req_cnt\n  http-request track-sc0 req.hdr(x-key)\n  http-request deny deny_status 429 if { sc_http_req_cnt(0) gt 5 }",
     );
     let mut victim = TcpStream::connect(("127.0.0.1", h.port)).unwrap();
-    let mut ask_as = |c: &mut TcpStream, key: &str| {
+    let ask_as = |c: &mut TcpStream, key: &str| {
         c.write_all(format!("GET / HTTP/1.1\r\nhost: x\r\nx-key: {key}\r\n\r\n").as_bytes()).unwrap();
         read_response(c).0
     };
@@ -321,7 +321,7 @@ fn stick_on_src_sends_a_client_back_to_the_server_it_first_got() {
     }
     let out = ask(&sock, "show table l");
     let id = if first == "a" { 1 } else { 2 };
-    assert!(out.contains(&format!(" key=127.0.0.1 use=0 exp=")) && out.ends_with(&format!(" server_id={id}\n\n")), "{out}");
+    assert!(out.contains(" key=127.0.0.1 use=0 exp=") && out.ends_with(&format!(" server_id={id}\n\n")), "{out}");
     // The stored server can be changed from the stats socket.
     let other = 3 - id;
     assert_eq!(ask(&sock, &format!("set table l key 127.0.0.1 data.server_id {other}")), "\n");

@@ -26,7 +26,8 @@ fn table<'a>(rt: &'a RouteTable, name: &str) -> Result<&'a Arc<Table>, String> {
 }
 
 fn data_type(t: &Table, word: &str) -> Result<Dt, String> {
-    let name = word.strip_prefix("data.").ok_or_else(|| "Optional argument only supports \"data.<store_data_type>\" <operator> <value> or key <key>\n".to_string())?;
+    let name =
+        word.strip_prefix("data.").ok_or_else(|| "Optional argument only supports \"data.<store_data_type>\" <operator> <value> or key <key>\n".to_string())?;
     let dt = Dt::by_name(name).ok_or_else(|| "Unknown data type\n".to_string())?;
     if !t.stores(dt) {
         return Err("Data type not stored in this table\n".into());

@@ -34,10 +34,10 @@ use crate::balance::{BackendState, Pick, PickKey};
 use crate::log::record::{Cause, LogRecord};
 use crate::route::eval::{StreamCtx, Tri};
 use crate::route::vars::{VarStore, Vars};
-use crate::stick::track::{Level, StickCtrs, StickView};
 use crate::route::{Backend, Frontend, L4Action, L4Rule, RouteTable};
 use crate::runtime::io::{Conn, EpollConn, write_all};
 use crate::runtime::pipe::PipePool;
+use crate::stick::track::{Level, StickCtrs, StickView};
 
 /// How much one splice call moves at most.
 const SPLICE_CHUNK: usize = 256 * 1024;

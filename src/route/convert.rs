@@ -70,7 +70,11 @@ pub fn implemented_converters() -> &'static [&'static str] {
     ALL.get_or_init(|| {
         let maps = super::sample::registry().converters.iter().map(|d| d.name).filter(|n| map::parse_converter_name(n).is_some());
         let args = ["0".to_string(), "t".to_string()];
-        let stick = super::sample::registry().converters.iter().map(|d| d.name).filter(move |n| matches!(crate::stick::fetch::StickConv::compile(n, &args), Ok(Some(_))));
+        let stick = super::sample::registry()
+            .converters
+            .iter()
+            .map(|d| d.name)
+            .filter(move |n| matches!(crate::stick::fetch::StickConv::compile(n, &args), Ok(Some(_))));
         IMPLEMENTED.iter().copied().chain(maps).chain(stick).collect()
     })
 }

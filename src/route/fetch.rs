@@ -112,7 +112,8 @@ const IMPLEMENTED: &[&str] = &[
 pub fn implemented_fetches() -> &'static [&'static str] {
     static ALL: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
     ALL.get_or_init(|| {
-        let stick = super::sample::registry().fetches.iter().map(|d| d.name).filter(|n| matches!(crate::stick::fetch::StickFetch::compile(n, &[]), Ok(Some(_))));
+        let stick =
+            super::sample::registry().fetches.iter().map(|d| d.name).filter(|n| matches!(crate::stick::fetch::StickFetch::compile(n, &[]), Ok(Some(_))));
         IMPLEMENTED.iter().copied().chain(stick).collect()
     })
 }

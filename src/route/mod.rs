@@ -206,9 +206,67 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
     ),
     ("http-check rules", &["send", "expect", "comment", "disable-on-404"]),
     ("tcp-check rules", &["send", "send-binary", "expect", "comment"]),
-    ("tcp-request connection actions", &["accept", "reject", "expect-proxy", "set-var", "set-var-fmt", "unset-var", "track-sc0", "track-sc1", "track-sc2", "sc-inc-gpc", "sc-inc-gpc0", "sc-inc-gpc1", "sc-add-gpc", "sc-set-gpt", "sc-set-gpt0", "sc-take-token"]),
-    ("tcp-request session actions", &["accept", "reject", "set-var", "set-var-fmt", "unset-var", "track-sc0", "track-sc1", "track-sc2", "sc-inc-gpc", "sc-inc-gpc0", "sc-inc-gpc1", "sc-add-gpc", "sc-set-gpt", "sc-set-gpt0", "sc-take-token"]),
-    ("tcp-request content actions", &["accept", "reject", "set-var", "set-var-fmt", "unset-var", "track-sc0", "track-sc1", "track-sc2", "sc-inc-gpc", "sc-inc-gpc0", "sc-inc-gpc1", "sc-add-gpc", "sc-set-gpt", "sc-set-gpt0", "sc-take-token"]),
+    (
+        "tcp-request connection actions",
+        &[
+            "accept",
+            "reject",
+            "expect-proxy",
+            "set-var",
+            "set-var-fmt",
+            "unset-var",
+            "track-sc0",
+            "track-sc1",
+            "track-sc2",
+            "sc-inc-gpc",
+            "sc-inc-gpc0",
+            "sc-inc-gpc1",
+            "sc-add-gpc",
+            "sc-set-gpt",
+            "sc-set-gpt0",
+            "sc-take-token",
+        ],
+    ),
+    (
+        "tcp-request session actions",
+        &[
+            "accept",
+            "reject",
+            "set-var",
+            "set-var-fmt",
+            "unset-var",
+            "track-sc0",
+            "track-sc1",
+            "track-sc2",
+            "sc-inc-gpc",
+            "sc-inc-gpc0",
+            "sc-inc-gpc1",
+            "sc-add-gpc",
+            "sc-set-gpt",
+            "sc-set-gpt0",
+            "sc-take-token",
+        ],
+    ),
+    (
+        "tcp-request content actions",
+        &[
+            "accept",
+            "reject",
+            "set-var",
+            "set-var-fmt",
+            "unset-var",
+            "track-sc0",
+            "track-sc1",
+            "track-sc2",
+            "sc-inc-gpc",
+            "sc-inc-gpc0",
+            "sc-inc-gpc1",
+            "sc-add-gpc",
+            "sc-set-gpt",
+            "sc-set-gpt0",
+            "sc-take-token",
+        ],
+    ),
     (
         "http-request actions",
         &[
@@ -628,7 +686,13 @@ fn compile_http_rule_set(
 
 /// Compiles the HTTP side of a proxy: its rule sets, error pages (every file is read now; a bad
 /// one is an error naming it) and `option forwardfor`/`originalto`.
-fn compile_http(p: &Proxy, cfg: &Config, loader: &mut crate::l7::reply::FileLoader, tables: &crate::stick::table::Tables, diags: &mut Diags) -> Result<ProxyHttpRt, String> {
+fn compile_http(
+    p: &Proxy,
+    cfg: &Config,
+    loader: &mut crate::l7::reply::FileLoader,
+    tables: &crate::stick::table::Tables,
+    diags: &mut Diags,
+) -> Result<ProxyHttpRt, String> {
     if p.mode != Mode::Http {
         return Ok(ProxyHttpRt::default());
     }

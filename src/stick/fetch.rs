@@ -39,9 +39,16 @@ pub enum What {
 /// A compiled stick-table fetch.
 #[derive(Debug)]
 pub enum StickFetch {
-    Entry { source: Source, table: Option<Box<str>>, what: What },
+    Entry {
+        source: Source,
+        table: Option<Box<str>>,
+        what: What,
+    },
     /// `table_cnt`, `table_avl`.
-    Table { table: Option<Box<str>>, avail: bool },
+    Table {
+        table: Option<Box<str>>,
+        avail: bool,
+    },
 }
 
 fn what_of(name: &str, idx: Option<usize>) -> Option<What> {

@@ -70,8 +70,34 @@ const NDT: usize = Dt::TokenBucket as usize + 1;
 const ALL_DT: [Dt; NDT] = {
     use Dt::*;
     [
-        ServerId, Gpt0, Gpc0, Gpc0Rate, ConnCnt, ConnRate, ConnCur, SessCnt, SessRate, HttpReqCnt, HttpReqRate, HttpErrCnt, HttpErrRate, BytesInCnt, BytesInRate,
-        BytesOutCnt, BytesOutRate, Gpc1, Gpc1Rate, ServerKey, HttpFailCnt, HttpFailRate, Gpt, Gpc, GpcRate, GlitchCnt, GlitchRate, TokenBucket,
+        ServerId,
+        Gpt0,
+        Gpc0,
+        Gpc0Rate,
+        ConnCnt,
+        ConnRate,
+        ConnCur,
+        SessCnt,
+        SessRate,
+        HttpReqCnt,
+        HttpReqRate,
+        HttpErrCnt,
+        HttpErrRate,
+        BytesInCnt,
+        BytesInRate,
+        BytesOutCnt,
+        BytesOutRate,
+        Gpc1,
+        Gpc1Rate,
+        ServerKey,
+        HttpFailCnt,
+        HttpFailRate,
+        Gpt,
+        Gpc,
+        GpcRate,
+        GlitchCnt,
+        GlitchRate,
+        TokenBucket,
     ]
 };
 
@@ -340,7 +366,7 @@ impl Table {
     pub fn parse_key(&self, text: &str) -> Option<Key> {
         match self.key_type {
             KeyType::Binary { len } => {
-                if text.len() % 2 != 0 {
+                if !text.len().is_multiple_of(2) {
                     return None;
                 }
                 let mut v = (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok()).collect::<Option<Vec<u8>>>()?;
@@ -360,32 +386,20 @@ impl Table {
     }
 
     fn new_values(&self, now: u64) -> Box<[Val]> {
-        let mut v = Vec::with_capacity(self.nvals);
-        for dt in ALL_DT {
-            let s = self.slots[dt as usize];
-            if !s.present {
-                continue;
-            }
-            for _ in 0..s.count {
-                v.push(match dt {
-                    Dt::TokenBucket => Val::Bucket(Bucket::full(self.bucket.map_or(0, |b| b.1), now)),
-                    Dt::ServerKey => Val::Text(None),
-                    d if d.is_rate() => Val::Freq(FreqCtr::default()),
-                    _ => Val::Int(0),
-                });
-            }
-        }
-        // Values are laid out by declaration order (slot starts); rebuild in that order.
         let mut out = vec![Val::Int(0); self.nvals];
-        let mut i = 0;
         for dt in ALL_DT {
             let s = self.slots[dt as usize];
             if !s.present {
                 continue;
             }
+            let v = match dt {
+                Dt::TokenBucket => Val::Bucket(Bucket::full(self.bucket.map_or(0, |b| b.1), now)),
+                Dt::ServerKey => Val::Text(None),
+                d if d.is_rate() => Val::Freq(FreqCtr::default()),
+                _ => Val::Int(0),
+            };
             for k in 0..usize::from(s.count) {
-                out[usize::from(s.start) + k] = v[i].clone();
-                i += 1;
+                out[usize::from(s.start) + k] = v.clone();
             }
         }
         out.into_boxed_slice()

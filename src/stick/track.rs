@@ -134,15 +134,35 @@ impl Value {
 /// A compiled stick-counter action.
 #[derive(Debug)]
 pub enum StickAction {
-    Track { sc: u8, key: CompiledSample, table: Arc<Table> },
+    Track {
+        sc: u8,
+        key: CompiledSample,
+        table: Arc<Table>,
+    },
     /// `sc-inc-gpc0`, `sc-inc-gpc1`, `sc-inc-gpc`: the counter and its rate.
-    IncGpc { sc: u8, cnt: Dt, rate: Dt, idx: usize },
+    IncGpc {
+        sc: u8,
+        cnt: Dt,
+        rate: Dt,
+        idx: usize,
+    },
     /// `sc-add-gpc`.
-    AddGpc { sc: u8, idx: usize, value: Value },
+    AddGpc {
+        sc: u8,
+        idx: usize,
+        value: Value,
+    },
     /// `sc-set-gpt0`, `sc-set-gpt`.
-    SetGpt { sc: u8, dt: Dt, idx: usize, value: Value },
+    SetGpt {
+        sc: u8,
+        dt: Dt,
+        idx: usize,
+        value: Value,
+    },
     /// `sc-take-token(<sc>)`: final when the bucket is empty.
-    TakeToken { sc: u8 },
+    TakeToken {
+        sc: u8,
+    },
 }
 
 impl StickAction {
