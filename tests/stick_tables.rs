@@ -355,3 +355,45 @@ fn stick_store_response_and_match_route_a_session_to_the_server_that_issued_it()
         assert_eq!(body(Some("A")), "a");
     }
 }
+
+#[test]
+fn tcp_sessions_count_connections_and_bytes_in_the_tracked_entry() {
+    let b = Backend::echo();
+    let port = free_port();
+    let sock = temp_dir("stick").join("s.sock");
+    let cfg = format!(
+        "global\n  stats socket {} level admin\ndefaults\n  mode tcp\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\nlisten l\n  bind 127.0.0.1:{port}\n  stick-table type ip size 1k store conn_cnt,conn_cur,sess_cnt,bytes_in_cnt,bytes_out_cnt\n  tcp-request content track-sc2 src\n  server s1 {}\n",
+        sock.display(),
+        b.addr()
+    );
+    let _d = Sluiced::start(&cfg, &[port]);
+    for _ in 0..2 {
+        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        c.write_all(b"hello").unwrap();
+        let mut buf = [0u8; 5];
+        c.read_exact(&mut buf).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = ask(&sock, "show table l");
+        if out.contains(" conn_cnt=2 conn_cur=0 sess_cnt=2 bytes_in_cnt=10 bytes_out_cnt=10\n") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{out}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn prometheus_exports_table_size_and_use() {
+    let h = http(
+        1,
+        "  stick-table type ip size 1k store http_req_cnt\n  http-request track-sc0 src\n  http-request use-service prometheus-exporter if { path /metrics }",
+    );
+    let (status, _, body) = http_request(h.port, b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+    assert_eq!(status, 200);
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.contains("# TYPE haproxy_sticktable_size gauge\nhaproxy_sticktable_size{name=\"fe_http\",type=\"ip\"} 1024\n"), "{text}");
+    assert!(text.contains("haproxy_sticktable_used{name=\"fe_http\",type=\"ip\"} 1\n"), "{text}");
+}

@@ -362,6 +362,8 @@ async fn session(
     let io = crate::log::record::Transfer::default();
     io.up.set(buf.len() as u64);
     let end = tunnel_pub(&w, fe, be, client, &server, srv, &io).await;
+    // Tracked entries count the session's bytes when it ends.
+    stick.borrow().bytes(io.up.get(), io.down.get());
     if let Some(r) = rec.as_deref_mut() {
         r.bytes_in = io.up.get();
         r.bytes_out = io.down.get();

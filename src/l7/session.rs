@@ -1152,6 +1152,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         // A body already complete in the buffer goes out with the head, in one write.
         let framing = absorb_body(&mut out, &mut cbuf, framing);
         srv.bytes_in.fetch_add(out.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        stick.borrow().bytes(out.len() as u64, 0);
         let (r, b) = send(&server, out, be.timeout_server).await;
         out_buf = b;
         if r.is_err() {
@@ -1172,6 +1173,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         let moved = std::cell::Cell::new(0u64);
         let sent_body = forward_body(&client, &mut cbuf, &server, framing, fe.timeout_client, be.timeout_server, &moved).await;
         srv.bytes_in.fetch_add(moved.get(), std::sync::atomic::Ordering::Relaxed);
+        stick.borrow().bytes(moved.get(), 0);
         if let Some(r) = rec.as_deref_mut() {
             r.bytes_in += moved.get();
         }
@@ -1343,6 +1345,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         let mut rest = sbuf;
         let rframing = if upgrade { rframing } else { absorb_body(&mut out, &mut rest, rframing) };
         srv.bytes_out.fetch_add(out.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        stick.borrow().bytes(0, out.len() as u64);
         if let Some(r) = rec.as_deref_mut() {
             r.bytes_out += out.len() as u64;
         }
@@ -1371,6 +1374,7 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         let moved = std::cell::Cell::new(0u64);
         let sent_body = forward_body(&server, &mut rest, &client, rframing, be.timeout_server, fe.timeout_client, &moved).await;
         srv.bytes_out.fetch_add(moved.get(), std::sync::atomic::Ordering::Relaxed);
+        stick.borrow().bytes(0, moved.get());
         if let Some(r) = rec.as_deref_mut() {
             r.bytes_out += moved.get();
         }
