@@ -126,3 +126,69 @@ pub fn set(rt: &RouteTable, words: &[&str]) -> Result<String, String> {
     }
     Ok(String::new())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::cli::{Ctx, run};
+    use crate::control::config::StatsLevel;
+
+    fn ctx() -> Ctx {
+        let cfg = crate::config::testing::ok(
+            "backend t\n  stick-table type integer size 10 store gpc0,http_req_rate(1s)\nbackend s\n  stick-table type binary len 4 size 10 store gpt0\n",
+        );
+        Ctx::new(Arc::new(RouteTable::compile(&cfg).unwrap()))
+    }
+
+    #[test]
+    fn show_table_lists_every_table() {
+        let c = ctx();
+        assert_eq!(run(&c, StatsLevel::User, &["show", "table"]), "# table: t, type: integer, size:10, used:0\n# table: s, type: binary, size:10, used:0\n");
+    }
+
+    #[test]
+    fn set_then_show_prints_entries_in_key_order() {
+        let c = ctx();
+        for k in ["7", "3"] {
+            assert_eq!(run(&c, StatsLevel::Admin, &["set", "table", "t", "key", k, "data.gpc0", "2"]), "");
+        }
+        let out = run(&c, StatsLevel::User, &["show", "table", "t"]);
+        let keys: Vec<&str> = out.lines().skip(1).map(|l| l.split(" key=").nth(1).unwrap().split(' ').next().unwrap()).collect();
+        assert_eq!(keys, ["3", "7"]);
+        assert!(out.lines().nth(1).unwrap().ends_with(" use=0 exp=0 shard=0 gpc0=2 http_req_rate(1000)=0"), "{out}");
+    }
+
+    #[test]
+    fn binary_keys_are_hex_padded_to_the_length() {
+        let c = ctx();
+        assert_eq!(run(&c, StatsLevel::Admin, &["set", "table", "s", "key", "0aff", "data.gpt0", "5"]), "");
+        let out = run(&c, StatsLevel::User, &["show", "table", "s", "key", "0aff0000"]);
+        assert!(out.contains(": key=0AFF0000 use=0 exp=0 shard=0 gpt0=5\n"), "{out}");
+    }
+
+    #[test]
+    fn errors_and_levels_are_haproxys() {
+        let c = ctx();
+        assert_eq!(run(&c, StatsLevel::User, &["show", "table", "nope"]), "No such table\n");
+        assert_eq!(run(&c, StatsLevel::User, &["show", "table", "t", "data.gpt0", "gt", "1"]), "Data type not stored in this table\n");
+        assert_eq!(
+            run(&c, StatsLevel::User, &["show", "table", "t", "data.gpc0", "over", "1"]).lines().next(),
+            Some("Require and operator among \"eq\", \"ne\", \"le\", \"ge\", \"lt\", \"gt\"")
+        );
+        assert_eq!(run(&c, StatsLevel::User, &["set", "table", "t", "key", "1"]), "Permission denied\n");
+        assert_eq!(run(&c, StatsLevel::User, &["clear", "table", "t"]), "Permission denied\n");
+        assert_eq!(run(&c, StatsLevel::Operator, &["set", "table", "t", "key", "x"]), "Invalid key\n");
+    }
+
+    #[test]
+    fn clear_table_with_a_filter_keeps_the_others() {
+        let c = ctx();
+        run(&c, StatsLevel::Admin, &["set", "table", "t", "key", "1", "data.gpc0", "1"]);
+        run(&c, StatsLevel::Admin, &["set", "table", "t", "key", "2", "data.gpc0", "5"]);
+        assert_eq!(run(&c, StatsLevel::Operator, &["clear", "table", "t", "data.gpc0", "ge", "5"]), "");
+        let out = run(&c, StatsLevel::User, &["show", "table", "t"]);
+        assert!(out.starts_with("# table: t, type: integer, size:10, used:1\n") && out.contains(" key=1 "), "{out}");
+        assert_eq!(run(&c, StatsLevel::Operator, &["clear", "table", "t"]), "");
+        assert_eq!(run(&c, StatsLevel::User, &["show", "table", "t"]), "# table: t, type: integer, size:10, used:0\n");
+    }
+}
