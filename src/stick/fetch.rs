@@ -132,25 +132,21 @@ impl StickFetch {
                 Some(SampleRef::Int(if *avail { i64::from(t.size) - used } else { used }))
             }
             StickFetch::Entry { source: Source::Sc(n), table, what } => {
-                let (t, e) = {
-                    let c = view.ctrs.borrow();
-                    match &c.slots[usize::from(*n)] {
-                        Some(tr) => (tr.table.clone(), tr.entry.clone()),
-                        None if *what == What::Tracked => return Some(SampleRef::Bool(false)),
-                        None => return None,
-                    }
+                let c = view.ctrs.borrow();
+                let Some(tr) = &c.slots[usize::from(*n)] else {
+                    return (*what == What::Tracked).then_some(SampleRef::Bool(false));
                 };
                 if *what == What::Tracked {
                     return Some(SampleRef::Bool(true));
                 }
                 // With a table argument, the tracked key is looked up in that table.
-                match table.as_deref().filter(|name| *name != t.name) {
+                match table.as_deref().filter(|name| *name != tr.table.name) {
                     Some(name) => {
                         let other = view.tables.get(name)?;
-                        let e = other.lookup(&e.key);
+                        let e = other.lookup(&tr.entry.key);
                         read(other, e.as_ref(), *what, true)
                     }
-                    None => read(&t, Some(&e), *what, false),
+                    None => read(&tr.table, Some(&tr.entry), *what, false),
                 }
             }
             StickFetch::Entry { source: Source::Src, table, what } => {

@@ -24,6 +24,71 @@ use super::config::{KeyType, StickTable, StoreType};
 use super::freq::{Bucket, FreqCtr};
 use crate::route::eval::SampleRef;
 
+/// A seeded multiply-fold hasher: a few instructions for the fixed-size keys (addresses,
+/// integers), and keyed by a random seed per table so that client-chosen string keys cannot be
+/// made to collide on purpose (SipHash costs more than the rest of a lookup).
+#[derive(Clone, Copy, Debug)]
+pub struct KeyHasherBuilder {
+    seed: u64,
+}
+
+impl KeyHasherBuilder {
+    fn random() -> KeyHasherBuilder {
+        use std::hash::BuildHasher;
+        // RandomState is randomly keyed per process; its hash of a counter gives a seed.
+        static N: AtomicU64 = AtomicU64::new(0);
+        KeyHasherBuilder { seed: std::collections::hash_map::RandomState::new().hash_one(N.fetch_add(1, Ordering::Relaxed)) | 1 }
+    }
+}
+
+impl std::hash::BuildHasher for KeyHasherBuilder {
+    type Hasher = KeyHasher;
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher { state: self.seed }
+    }
+}
+
+pub struct KeyHasher {
+    state: u64,
+}
+
+const MULT: u64 = 0x9E37_79B9_7F4A_7C15;
+
+fn fold_mul(a: u64, b: u64) -> u64 {
+    let p = u128::from(a).wrapping_mul(u128::from(b));
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.write_u64(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut b = [0u8; 8];
+            b[..rest.len()].copy_from_slice(rest);
+            self.write_u64(u64::from_le_bytes(b) ^ ((rest.len() as u64) << 56));
+        }
+    }
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.state = fold_mul(self.state ^ n, MULT);
+    }
+    fn finish(&self) -> u64 {
+        fold_mul(self.state, MULT ^ 0xA076_1D64_78BD_642F)
+    }
+}
+
 /// Milliseconds on the process's clock (never 0).
 pub fn now_ms() -> u64 {
     static START: OnceLock<Instant> = OnceLock::new();
@@ -234,9 +299,9 @@ impl Entry {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct ShardInner {
-    map: HashMap<Key, usize>,
+    map: HashMap<Key, usize, KeyHasherBuilder>,
     slab: Vec<Arc<Entry>>,
     last_purge: u64,
     rng: u64,
@@ -278,6 +343,7 @@ pub struct Table {
     nvals: usize,
     shards: Box<[Mutex<ShardInner>]>,
     used: AtomicUsize,
+    hasher: KeyHasherBuilder,
 }
 
 /// How many uses an entry may accumulate; halved per second idle.
@@ -303,7 +369,10 @@ impl Table {
             }
         }
         let nshards = (t.size as usize / 1024).next_power_of_two().clamp(1, 64);
-        let shards = (0..nshards).map(|i| Mutex::new(ShardInner { rng: 0x9E37_79B9_7F4A_7C15 ^ (i as u64 + 1), ..Default::default() })).collect();
+        let hasher = KeyHasherBuilder::random();
+        let shards = (0..nshards)
+            .map(|i| Mutex::new(ShardInner { map: HashMap::with_hasher(hasher), slab: Vec::new(), last_purge: 0, rng: 0x9E37_79B9_7F4A_7C15 ^ (i as u64 + 1) }))
+            .collect();
         Table {
             name: name.to_owned(),
             key_type: t.key,
@@ -315,6 +384,7 @@ impl Table {
             nvals,
             shards,
             used: AtomicUsize::new(0),
+            hasher,
         }
     }
 
@@ -380,9 +450,9 @@ impl Table {
     }
 
     fn shard_of(&self, key: &Key) -> usize {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        key.hash(&mut h);
-        (h.finish() as usize) & (self.shards.len() - 1)
+        use std::hash::BuildHasher;
+        // The high bits: the map inside the shard uses the low ones.
+        (self.hasher.hash_one(key) >> 40) as usize & (self.shards.len() - 1)
     }
 
     fn new_values(&self, now: u64) -> Box<[Val]> {
@@ -586,7 +656,7 @@ impl Table {
         v
     }
 
-    /// Removes every untracked entry for which `keep` is false.
+    /// Removes every untracked entry for which `drop_it` is true.
     pub fn clear_where(&self, mut drop_it: impl FnMut(&Table, &Entry) -> bool) {
         for s in self.shards.iter() {
             let mut sh = lock(s);
@@ -601,19 +671,6 @@ impl Table {
                 }
             }
         }
-    }
-
-    // ---- tracking ----
-
-    /// Takes a reference for a stream tracking the entry.
-    pub fn track(&self, e: &Entry) {
-        e.refs.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Releases a stream's reference; the entry's expiry starts again now.
-    pub fn untrack(&self, e: &Entry) {
-        e.touched.store(now_ms(), Ordering::Relaxed);
-        e.refs.fetch_sub(1, Ordering::Relaxed);
     }
 
     // ---- data ----
@@ -650,31 +707,52 @@ impl Table {
     /// `http_req_rate`...), those stored.
     pub fn count(&self, e: &Entry, cnt: Dt, rate: Dt, n: u64) {
         if self.stores(cnt) || self.stores(rate) {
-            let (c, r) = (self.idx(cnt, 0), self.idx(rate, 0));
-            self.with(e, |v, now| {
-                if let Some((at, _)) = c
-                    && let Val::Int(x) = &mut v[at]
-                {
-                    *x = x.saturating_add(n);
-                }
-                if let Some((at, period)) = r
-                    && let Val::Freq(f) = &mut v[at]
-                {
-                    f.update(now, period, n.min(u64::from(u32::MAX)) as u32);
-                }
-            });
+            self.with(e, |v, now| self.bump(v, cnt, rate, n, now));
         }
     }
 
-    /// Decrements `conn_cur` (never below 0).
-    pub fn dec_conn_cur(&self, e: &Entry) {
-        if let Some((at, _)) = self.idx(Dt::ConnCur, 0) {
-            self.with(e, |v, _| {
+    fn bump(&self, v: &mut [Val], cnt: Dt, rate: Dt, n: u64, now: u64) {
+        if let Some((at, _)) = self.idx(cnt, 0)
+            && let Val::Int(x) = &mut v[at]
+        {
+            *x = x.saturating_add(n);
+        }
+        if let Some((at, period)) = self.idx(rate, 0)
+            && let Val::Freq(f) = &mut v[at]
+        {
+            f.update(now, period, n.min(u64::from(u32::MAX)) as u32);
+        }
+    }
+
+    /// A stream starts tracking the entry: a reference, and one update (under one lock) of the
+    /// connection counters (`conn_cnt`, `conn_rate`, `conn_cur`) and of the session counters
+    /// (`tcp-request`) or the request counters (`http-request`).
+    pub fn start_tracking(&self, e: &Entry, http: bool) {
+        e.refs.fetch_add(1, Ordering::Relaxed);
+        let second = if http { (Dt::HttpReqCnt, Dt::HttpReqRate) } else { (Dt::SessCnt, Dt::SessRate) };
+        self.with(e, |v, now| {
+            self.bump(v, Dt::ConnCnt, Dt::ConnRate, 1, now);
+            self.bump(v, second.0, second.1, 1, now);
+            if let Some((at, _)) = self.idx(Dt::ConnCur, 0)
+                && let Val::Int(x) = &mut v[at]
+            {
+                *x += 1;
+            }
+        });
+    }
+
+    /// The stream stops tracking the entry: `conn_cur` goes down, the reference goes, and the
+    /// expiry starts again now.
+    pub fn stop_tracking(&self, e: &Entry) {
+        match self.idx(Dt::ConnCur, 0) {
+            Some((at, _)) => self.with(e, |v, _| {
                 if let Val::Int(x) = &mut v[at] {
                     *x = x.saturating_sub(1);
                 }
-            });
+            }),
+            None => e.touched.store(now_ms(), Ordering::Relaxed),
         }
+        e.refs.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Sets a counter or tag.
@@ -880,7 +958,7 @@ mod tests {
         let t = table(50, vec![StoreType::Gpc0]);
         let kept: Vec<_> = (0..10).map(|i| t.get_or_create(ip(1_000_000 + i)).unwrap()).collect();
         for e in &kept {
-            t.track(e);
+            t.start_tracking(e, false);
         }
         for i in 0..5000 {
             t.get_or_create(ip(i)).unwrap();

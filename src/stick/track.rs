@@ -29,8 +29,7 @@ pub struct Tracked {
 
 impl Drop for Tracked {
     fn drop(&mut self) {
-        self.table.dec_conn_cur(&self.entry);
-        self.table.untrack(&self.entry);
+        self.table.stop_tracking(&self.entry);
     }
 }
 
@@ -178,13 +177,7 @@ impl StickAction {
                 // The key is evaluated before the slots are borrowed: it may read them.
                 let Some(k) = key.eval_ref(ctx).ok().flatten().and_then(|s| table.key_of(&s)) else { return Ok(()) };
                 let Some(e) = table.get_or_create(k) else { return Ok(()) };
-                table.track(&e);
-                table.count(&e, Dt::ConnCnt, Dt::ConnRate, 1);
-                table.add(&e, Dt::ConnCur, 0, 1);
-                match level {
-                    Level::Tcp => table.count(&e, Dt::SessCnt, Dt::SessRate, 1),
-                    Level::Http => table.count(&e, Dt::HttpReqCnt, Dt::HttpReqRate, 1),
-                }
+                table.start_tracking(&e, level == Level::Http);
                 view.ctrs.borrow_mut().slots[usize::from(*sc)] = Some(Tracked { table: table.clone(), entry: e, session: level == Level::Tcp });
             }
             StickAction::IncGpc { sc, cnt, rate, idx } => with_slot(&view, *sc, |t| {
