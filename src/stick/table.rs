@@ -89,10 +89,19 @@ impl Hasher for KeyHasher {
     }
 }
 
-/// Milliseconds on the process's clock (never 0).
+/// Milliseconds on a monotonic clock (never 0). The coarse clock (the kernel's tick, a few ms) is
+/// read from the vDSO in a few instructions, where `Instant::now` and its arithmetic cost a few
+/// hundred per call; HAProxy's `now_ms` is likewise updated once per poll loop, not per read.
 pub fn now_ms() -> u64 {
-    static START: OnceLock<Instant> = OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1
+    use nix::time::{ClockId, clock_gettime};
+    match clock_gettime(ClockId::CLOCK_MONOTONIC_COARSE) {
+        Ok(t) => t.tv_sec() as u64 * 1000 + t.tv_nsec() as u64 / 1_000_000 + 1,
+        Err(_) => {
+            static START: OnceLock<Instant> = OnceLock::new();
+            let d = START.get_or_init(Instant::now).elapsed();
+            d.as_secs() * 1000 + u64::from(d.subsec_millis()) + 1
+        }
+    }
 }
 
 /// A stored data type, in HAProxy's order: `show table` prints them in this order.
