@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Instructions per keep-alive HTTP request through sluiced, with and without stick-table tracking.
+"""Instructions per keep-alive HTTP request through sluiced (and HAProxy, same configuration), with
+and without stick-table tracking.
 
 The proxy under test runs under `valgrind --tool=callgrind` (release build, `nbthread 1`) in
 front of a second sluiced answering `http-request return` (not measured). One client connection
@@ -70,15 +71,17 @@ def client(port, n, keyed):
     c.close()
 
 
-def count(sluiced, d, variant, size, origin, n):
+def count(proxy, binary, d, variant, size, origin, n):
     port = free_port()
-    cfg = os.path.join(d, f"{variant}.cfg")
+    cfg = os.path.join(d, f"{proxy}.{variant}.cfg")
     with open(cfg, "w") as f:
         f.write("global\n  nbthread 1\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n")
         f.write(f"frontend fe\n  bind 127.0.0.1:{port}\n" + VARIANTS[variant].format(size=size) + "  default_backend be\n")
         f.write(f"backend be\n  server o 127.0.0.1:{origin}\n")
-    out = os.path.join(d, f"callgrind.{variant}.{n}")
-    p = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sluiced, "-f", cfg],
+    out = os.path.join(d, f"callgrind.{proxy}.{variant}.{n}")
+    # The same configuration text for both: sluiced reads HAProxy's.
+    cmd = [binary, "-f", cfg] if proxy == "sluiced" else [binary, "-db", "-f", cfg]
+    p = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"] + cmd,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         wait_port(port)
@@ -98,6 +101,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sluiced", default=os.path.join(REPO, "target/release/sluiced"))
     ap.add_argument("--variants", default="none,track,keys")
+    ap.add_argument("--proxies", default="sluiced,haproxy", help="comma-separated subset of sluiced,haproxy (haproxy skipped when not installed)")
+    ap.add_argument("--haproxy", default=shutil.which("haproxy") or "haproxy")
     ap.add_argument("--size", default="1m", help="stick-table size")
     ap.add_argument("--n1", type=int, default=500)
     ap.add_argument("--n2", type=int, default=2500)
@@ -114,19 +119,24 @@ def main():
     try:
         wait_port(origin)
         rows = []
-        for v in args.variants.split(","):
-            a = count(args.sluiced, d, v, args.size, origin, args.n1)
-            b = count(args.sluiced, d, v, args.size, origin, args.n2)
-            rows.append((v, a, b, (b - a) / (args.n2 - args.n1)))
+        for proxy in args.proxies.split(","):
+            binary = args.sluiced if proxy == "sluiced" else args.haproxy
+            if not shutil.which(binary) and not os.path.exists(binary):
+                print(f"{proxy}: not available ({binary})", file=sys.stderr)
+                continue
+            for v in args.variants.split(","):
+                a = count(proxy, binary, d, v, args.size, origin, args.n1)
+                b = count(proxy, binary, d, v, args.size, origin, args.n2)
+                rows.append((proxy, v, a, b, (b - a) / (args.n2 - args.n1)))
     finally:
         o.terminate()
         o.wait(timeout=10)
-    print(f"| variant | {args.n1} requests | {args.n2} requests | instructions per keep-alive request |")
-    print("|---|---|---|---|")
-    base = rows[0][3] if rows and rows[0][0] == "none" else None
-    for v, a, b, per in rows:
-        extra = f" ({(per / base - 1) * 100:+.1f} %)" if base and v != "none" else ""
-        print(f"| {v} | {a:,} | {b:,} | {per:,.0f}{extra} |")
+    print(f"| proxy | variant | {args.n1} requests | {args.n2} requests | instructions per keep-alive request |")
+    print("|---|---|---|---|---|")
+    base = {p: per for p, v, _, _, per in rows if v == "none"}
+    for p, v, a, b, per in rows:
+        extra = f" ({(per / base[p] - 1) * 100:+.1f} % over none)" if p in base and v != "none" else ""
+        print(f"| {p} | {v} | {a:,} | {b:,} | {per:,.0f}{extra} |")
 
 
 if __name__ == "__main__":
