@@ -507,7 +507,11 @@ impl Table {
     /// The entry of `key`, created when absent, and touched (its expiry pushed back). `None`
     /// when the table is full and nothing can be evicted (`nopurge`, or every entry tracked).
     pub fn get_or_create(&self, key: Key) -> Option<Arc<Entry>> {
-        let now = now_ms();
+        self.get_or_create_at(key, now_ms())
+    }
+
+    /// [`get_or_create`](Self::get_or_create) at `now` (read once by a caller that updates next).
+    pub fn get_or_create_at(&self, key: Key, now: u64) -> Option<Arc<Entry>> {
         let si = self.shard_of(&key);
         {
             let mut sh = lock(&self.shards[si]);
@@ -686,7 +690,10 @@ impl Table {
 
     /// Runs `f` on the entry's values under its lock, with the update time.
     fn with<R>(&self, e: &Entry, f: impl FnOnce(&mut [Val], u64) -> R) -> R {
-        let now = now_ms();
+        self.with_at(e, now_ms(), f)
+    }
+
+    fn with_at<R>(&self, e: &Entry, now: u64, f: impl FnOnce(&mut [Val], u64) -> R) -> R {
         let mut d = lock(&e.data);
         let r = f(&mut d, now);
         drop(d);
@@ -736,10 +743,10 @@ impl Table {
     /// A stream starts tracking the entry: a reference, and one update (under one lock) of the
     /// connection counters (`conn_cnt`, `conn_rate`, `conn_cur`) and of the session counters
     /// (`tcp-request`) or the request counters (`http-request`).
-    pub fn start_tracking(&self, e: &Entry, http: bool) {
+    pub fn start_tracking(&self, e: &Entry, http: bool, now: u64) {
         e.refs.fetch_add(1, Ordering::Relaxed);
         let second = if http { (Dt::HttpReqCnt, Dt::HttpReqRate) } else { (Dt::SessCnt, Dt::SessRate) };
-        self.with(e, |v, now| {
+        self.with_at(e, now, |v, now| {
             self.bump(v, Dt::ConnCnt, Dt::ConnRate, 1, now);
             self.bump(v, second.0, second.1, 1, now);
             if let Some((at, _)) = self.idx(Dt::ConnCur, 0)
@@ -967,7 +974,7 @@ mod tests {
         let t = table(50, vec![StoreType::Gpc0]);
         let kept: Vec<_> = (0..10).map(|i| t.get_or_create(ip(1_000_000 + i)).unwrap()).collect();
         for e in &kept {
-            t.start_tracking(e, false);
+            t.start_tracking(e, false, now_ms());
         }
         for i in 0..5000 {
             t.get_or_create(ip(i)).unwrap();

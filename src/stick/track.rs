@@ -176,8 +176,9 @@ impl StickAction {
                 }
                 // The key is evaluated before the slots are borrowed: it may read them.
                 let Some(k) = key.eval_ref(ctx).ok().flatten().and_then(|s| table.key_of(&s)) else { return Ok(()) };
-                let Some(e) = table.get_or_create(k) else { return Ok(()) };
-                table.start_tracking(&e, level == Level::Http);
+                let now = super::table::now_ms();
+                let Some(e) = table.get_or_create_at(k, now) else { return Ok(()) };
+                table.start_tracking(&e, level == Level::Http, now);
                 view.ctrs.borrow_mut().slots[usize::from(*sc)] = Some(Tracked { table: table.clone(), entry: e, session: level == Level::Tcp });
             }
             StickAction::IncGpc { sc, cnt, rate, idx } => with_slot(&view, *sc, |t| {
