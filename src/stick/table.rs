@@ -459,9 +459,19 @@ impl Table {
     }
 
     fn shard_of(&self, key: &Key) -> usize {
-        use std::hash::BuildHasher;
-        // The high bits: the map inside the shard uses the low ones.
-        (self.hasher.hash_one(key) >> 40) as usize & (self.shards.len() - 1)
+        if self.shards.len() == 1 {
+            return 0;
+        }
+        // Fixed-size keys are mixed with the seed in one multiply; the high bits pick the shard
+        // (the map inside uses its own full hash).
+        let h = match key {
+            Key::V4(x) | Key::Int(x) => fold_mul(u64::from(*x) ^ self.hasher.seed, MULT),
+            _ => {
+                use std::hash::BuildHasher;
+                self.hasher.hash_one(key)
+            }
+        };
+        (h >> 40) as usize & (self.shards.len() - 1)
     }
 
     fn new_values(&self, now: u64) -> Box<[Val]> {
