@@ -347,6 +347,9 @@ pub struct Table {
     pub expire: u64,
     pub nopurge: bool,
     slots: [Slot; NDT],
+    /// Bit `dt` set when the type is stored: the per-request updates of types a table does not
+    /// store cost one test.
+    stored: u32,
     /// Token bucket parameters, when stored.
     bucket: Option<(u32, u32)>,
     nvals: usize,
@@ -382,8 +385,10 @@ impl Table {
         let shards = (0..nshards)
             .map(|i| Mutex::new(ShardInner { map: HashMap::with_hasher(hasher), slab: Vec::new(), last_purge: 0, rng: 0x9E37_79B9_7F4A_7C15 ^ (i as u64 + 1) }))
             .collect();
+        let stored = ALL_DT.iter().filter(|d| slots[**d as usize].present).fold(0u32, |m, d| m | (1 << *d as u32));
         Table {
             name: name.to_owned(),
+            stored,
             key_type: t.key,
             size: t.size,
             expire: t.expire.map_or(0, |d| (d.as_millis() as u64).max(1)),
@@ -397,8 +402,9 @@ impl Table {
         }
     }
 
+    #[inline]
     pub fn stores(&self, dt: Dt) -> bool {
-        self.slots[dt as usize].present
+        self.stored & (1 << dt as u32) != 0
     }
 
     pub fn used(&self) -> usize {
@@ -731,8 +737,9 @@ impl Table {
 
     /// Adds `n` to the counter `cnt` and the rate `rate` that go together (`http_req_cnt` and
     /// `http_req_rate`...), those stored.
+    #[inline]
     pub fn count(&self, e: &Entry, cnt: Dt, rate: Dt, n: u64) {
-        if self.stores(cnt) || self.stores(rate) {
+        if self.stored & ((1 << cnt as u32) | (1 << rate as u32)) != 0 {
             self.with(e, |v, now| self.bump(v, cnt, rate, n, now));
         }
     }
