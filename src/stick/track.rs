@@ -46,8 +46,20 @@ impl StickCtrs {
         }
     }
 
+    // The per-request hooks check for an empty set inline and keep the work out of line, so a
+    // stream that tracks nothing pays a few instructions per hook and its caller's code is not
+    // changed by what tracking does.
+
     /// A new HTTP request on the connection: counted in the slots the connection tracks.
+    #[inline]
     pub fn http_request(&self) {
+        if !self.is_empty() {
+            self.http_request_slow();
+        }
+    }
+
+    #[inline(never)]
+    fn http_request_slow(&self) {
         self.each(|t| {
             if t.session {
                 t.table.count(&t.entry, Dt::HttpReqCnt, Dt::HttpReqRate, 1);
@@ -57,7 +69,15 @@ impl StickCtrs {
 
     /// The response status of a transaction: 4xx but 401 and 407 count as request errors, 5xx
     /// but 501 and 505 as failures, as in HAProxy.
+    #[inline]
     pub fn http_status(&self, status: u16) {
+        if !self.is_empty() {
+            self.http_status_slow(status);
+        }
+    }
+
+    #[inline(never)]
+    fn http_status_slow(&self, status: u16) {
         let (err, fail) = (matches!(status, 400..=499) && status != 401 && status != 407, matches!(status, 500..=599) && status != 501 && status != 505);
         if err || fail {
             self.each(|t| {
@@ -71,7 +91,15 @@ impl StickCtrs {
     }
 
     /// Bytes received from (`inb`) and sent to (`outb`) the client.
+    #[inline]
     pub fn bytes(&self, inb: u64, outb: u64) {
+        if !self.is_empty() {
+            self.bytes_slow(inb, outb);
+        }
+    }
+
+    #[inline(never)]
+    fn bytes_slow(&self, inb: u64, outb: u64) {
         self.each(|t| {
             if inb > 0 {
                 t.table.count(&t.entry, Dt::BytesInCnt, Dt::BytesInRate, inb);
@@ -83,7 +111,15 @@ impl StickCtrs {
     }
 
     /// The end of an HTTP transaction: the slots `http-request` filled are released.
+    #[inline]
     pub fn end_transaction(&mut self) {
+        if !self.is_empty() {
+            self.end_transaction_slow();
+        }
+    }
+
+    #[inline(never)]
+    fn end_transaction_slow(&mut self) {
         for s in &mut self.slots {
             if s.as_ref().is_some_and(|t| !t.session) {
                 *s = None;
@@ -91,6 +127,7 @@ impl StickCtrs {
         }
     }
 
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.slots.iter().all(Option::is_none)
     }
