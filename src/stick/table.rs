@@ -737,6 +737,7 @@ impl Table {
 
     /// Adds `n` to the counter `cnt` and the rate `rate` that go together (`http_req_cnt` and
     /// `http_req_rate`...), those stored.
+    #[inline]
     pub fn count(&self, e: &Entry, cnt: Dt, rate: Dt, n: u64) {
         if self.stored & ((1 << cnt as u32) | (1 << rate as u32)) != 0 {
             self.with(e, |v, now| self.bump(v, cnt, rate, n, now));
