@@ -695,7 +695,9 @@ fn monitor_status(fe: &Frontend, base: &HttpCtx<'_>, msg: &Msg<'_>, target: &[u8
 /// connection closes afterwards.
 fn error_out(base: &HttpCtx<'_>, status: u16) -> Vec<u8> {
     crate::control::counters::count_generated(base.fe, base.backend.and_then(|b| base.rt.backends.get(b)), status);
-    base.stick.borrow().http_status(status);
+    if !base.rt.tables.is_empty() {
+        base.stick.borrow().http_status(status);
+    }
     let resp = if super::reply::BUILTIN_ERROR_CODES.contains(&status) {
         super::reply::error_response(status, &rules::error_tables(base), &|f| rules::eval_format(f, base))
     } else {
@@ -825,8 +827,10 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
     let src = std::cell::Cell::new(peer);
     let vars = std::cell::RefCell::new(crate::route::vars::Vars::default());
     let captures = std::cell::RefCell::new(crate::route::capture::Captured::new(&fe.captures));
-    // Three empty slots unless a rule tracks.
+    // Three empty slots unless a rule tracks; without any stick table the per-request hooks are
+    // skipped altogether.
     let stick = std::cell::RefCell::new(crate::stick::track::StickCtrs::default());
+    let tracks = !rt.tables.is_empty();
     let conn_ctx = HttpCtx {
         rt,
         fe,
@@ -874,7 +878,9 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
             }
         }
         // 1. Request head. The counters `http-request` tracked end with their transaction.
-        stick.borrow_mut().end_transaction();
+        if tracks {
+            stick.borrow_mut().end_transaction();
+        }
         vars.borrow_mut().new_transaction();
         captures.borrow_mut().new_transaction();
         let first_wait = if first { head_timeout } else { keepalive_timeout };
@@ -948,7 +954,9 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         // 2. Rules, 3. the backend, its rules, then `option forwardfor`/`originalto`, which
         //    HAProxy applies after the rules.
         fe.counters.request();
-        stick.borrow().http_request();
+        if tracks {
+            stick.borrow().http_request();
+        }
         let (verdict, mut edits, be_idx, hash) = {
             let mut base = HttpCtx { body_pending, ..conn_ctx };
             let mut msg = Msg::new(&cbuf, head, first);
@@ -1034,7 +1042,9 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
                 let out = if close { with_close(bytes) } else { bytes };
                 let status = crate::control::counters::status_of(&out);
                 crate::control::counters::count_generated(fe, base.backend.and_then(|b| rt.backends.get(b)), status);
-                stick.borrow().http_status(status);
+                if tracks {
+                    stick.borrow().http_status(status);
+                }
                 if let Some(r) = rec.as_deref_mut() {
                     r.response(&out);
                 }
@@ -1152,7 +1162,9 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         // A body already complete in the buffer goes out with the head, in one write.
         let framing = absorb_body(&mut out, &mut cbuf, framing);
         srv.bytes_in.fetch_add(out.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        stick.borrow().bytes(out.len() as u64, 0);
+        if tracks {
+            stick.borrow().bytes(out.len() as u64, 0);
+        }
         let (r, b) = send(&server, out, be.timeout_server).await;
         out_buf = b;
         if r.is_err() {
@@ -1173,7 +1185,9 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         let moved = std::cell::Cell::new(0u64);
         let sent_body = forward_body(&client, &mut cbuf, &server, framing, fe.timeout_client, be.timeout_server, &moved).await;
         srv.bytes_in.fetch_add(moved.get(), std::sync::atomic::Ordering::Relaxed);
-        stick.borrow().bytes(moved.get(), 0);
+        if tracks {
+            stick.borrow().bytes(moved.get(), 0);
+        }
         if let Some(r) = rec.as_deref_mut() {
             r.bytes_in += moved.get();
         }
@@ -1277,7 +1291,9 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         };
         let (rhead, t_res) = (&res_head, timed.then(std::time::Instant::now));
         crate::control::counters::count_response(&fe.counters, &be.counters, rhead.status);
-        stick.borrow().http_status(rhead.status);
+        if tracks {
+            stick.borrow().http_status(rhead.status);
+        }
         if let Some(r) = rec.as_deref_mut() {
             r.resp_head = Some(std::time::Instant::now());
             r.status = Some(rhead.status);
@@ -1345,7 +1361,9 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         let mut rest = sbuf;
         let rframing = if upgrade { rframing } else { absorb_body(&mut out, &mut rest, rframing) };
         srv.bytes_out.fetch_add(out.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        stick.borrow().bytes(0, out.len() as u64);
+        if tracks {
+            stick.borrow().bytes(0, out.len() as u64);
+        }
         if let Some(r) = rec.as_deref_mut() {
             r.bytes_out += out.len() as u64;
         }
@@ -1374,7 +1392,9 @@ pub async fn run(w: Rc<Worker>, fe_idx: usize, client: EpollConn, peer: Option<s
         let moved = std::cell::Cell::new(0u64);
         let sent_body = forward_body(&server, &mut rest, &client, rframing, be.timeout_server, fe.timeout_client, &moved).await;
         srv.bytes_out.fetch_add(moved.get(), std::sync::atomic::Ordering::Relaxed);
-        stick.borrow().bytes(0, moved.get());
+        if tracks {
+            stick.borrow().bytes(0, moved.get());
+        }
         if let Some(r) = rec.as_deref_mut() {
             r.bytes_out += moved.get();
         }
