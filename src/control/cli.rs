@@ -74,6 +74,9 @@ pub const COMMANDS: &[(&str, &str, StatsLevel)] = &[
     ("get map <map> <value>", "report the keys and values matching a sample for a map", StatsLevel::User),
     ("show ssl cert [<certfile>]", "display the SSL certificates used in memory, or the details of a file", StatsLevel::User),
     ("get weight <bk>/<srv>", "report a server's current weight", StatsLevel::User),
+    ("show table [<table> [data.<type> <op> <v>]*|[key <key>]]", "report table usage stats or dump this table's contents", StatsLevel::User),
+    ("clear table <table> [data.<type> <op> <v>]*|[key <key>]", "remove entries from a stick table", StatsLevel::Operator),
+    ("set table <table> key <key> [data.<type> <v>]*", "update or create a table entry's data", StatsLevel::Operator),
     ("clear counters [all]", "clear max statistics counters (or all counters)", StatsLevel::Operator),
     ("disable server <bk>/<srv>", "disable a server for maintenance (use 'set server' instead)", StatsLevel::Admin),
     ("enable server <bk>/<srv>", "enable a disabled server (use 'set server' instead)", StatsLevel::Admin),
@@ -112,6 +115,9 @@ fn level_of(words: &[&str]) -> Option<StatsLevel> {
         ("show", "sess" | "errors") => StatsLevel::Operator,
         ("get", "weight") => StatsLevel::User,
         ("show", "ssl") if w(2) == "cert" => StatsLevel::User,
+        ("show", "table") => StatsLevel::User,
+        ("clear", "table") => StatsLevel::Operator,
+        ("set", "table") => StatsLevel::Operator,
         ("clear", "counters") if w(2) == "all" => StatsLevel::Admin,
         ("clear", "counters") => StatsLevel::Operator,
         ("enable" | "disable", "server" | "health" | "agent" | "frontend") => StatsLevel::Admin,
@@ -298,6 +304,9 @@ fn exec(ctx: &Ctx, level: StatsLevel, words: &[&str]) -> Result<String, String> 
         ["show" | "get" | "add" | "del" | "set" | "clear", kind @ ("map" | "acl"), rest @ ..] => super::maps::run(rt, words[0], kind, rest)?,
         ["add", "server", rest @ ..] => super::servers::add_server(rt, rest)?,
         ["del", "server", rest @ ..] => super::servers::del_server(rt, rest)?,
+        ["show", "table", rest @ ..] => super::table::show(rt, rest)?,
+        ["clear", "table", rest @ ..] => super::table::clear(rt, rest)?,
+        ["set", "table", rest @ ..] => super::table::set(rt, rest)?,
         ["get", "weight", target, ..] => {
             let (_, s) = server(rt, target)?;
             format!("{} (initial {})\n", s.weight(), s.initial_weight)

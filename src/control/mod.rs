@@ -12,3 +12,5 @@ pub mod sessions;
 pub mod socket;
 pub mod ssl;
 pub mod stats;
+pub mod table;
+pub mod table_metrics;

@@ -218,6 +218,9 @@ pub fn render(rt: &RouteTable, q: Query) -> String {
     if q.server {
         render_servers(&mut o, rt, q.no_maint);
     }
+    if q.global && q.frontend && q.backend && q.server {
+        o.text.push_str(&super::table_metrics::render(rt));
+    }
     o.text
 }
 

@@ -238,6 +238,11 @@ pub enum CommonAction {
         slot: GptSlot,
         value: IntOrExpr,
     },
+    /// `sc-take-token(<sc>)` (sluiced extension): takes a token from the `token_bucket` of the
+    /// entry tracked by counter `sc`; an empty bucket denies (HTTP 429) or rejects (TCP).
+    TakeToken {
+        sc: u8,
+    },
     /// `set-var(<var>[,<cond>...]) <expr>`.
     SetVar {
         var: VarName,
@@ -482,6 +487,10 @@ pub fn sc_add_gpc(a: &mut ActionArgs<'_>) -> Result<CommonAction, String> {
 pub fn sc_set_gpt(a: &mut ActionArgs<'_>) -> Result<CommonAction, String> {
     let (idx, sc) = parse_idx_sc(a)?;
     Ok(CommonAction::SetGpt { sc, slot: GptSlot::Array(idx), value: int_or_expr(a)? })
+}
+
+pub fn sc_take_token(a: &mut ActionArgs<'_>) -> Result<CommonAction, String> {
+    Ok(CommonAction::TakeToken { sc: parse_sc(a.paren("stick counter")?)? })
 }
 
 pub fn sc_set_gpt0(a: &mut ActionArgs<'_>) -> Result<CommonAction, String> {
@@ -810,6 +819,12 @@ pub mod docs {
         doc!(Parsed, "sc-add-gpc(<idx>,<sc>) <int|expr>", "Adds a value to element <idx> of the gpc array of the tracked entry.", "sc-add-gpc(0,1) 10");
     pub const SC_SET_GPT: Doc =
         doc!(Parsed, "sc-set-gpt(<idx>,<sc>) <int|expr>", "Sets element <idx> of the gpt array of the tracked entry.", "sc-set-gpt(0,0) 1");
+    pub const SC_TAKE_TOKEN: Doc = doc!(
+        Parsed,
+        "sc-take-token(<sc>)",
+        "sluiced extension: takes one token from the token_bucket of the entry tracked by counter <sc>; when the bucket is empty, HTTP rules answer 429 with Retry-After and TCP rules reject the connection.",
+        "sc-take-token(0)"
+    );
     pub const SC_SET_GPT0: Doc = doc!(Parsed, "sc-set-gpt0(<sc>) <int|expr>", "Sets gpt0 of the entry tracked by counter <sc>.", "sc-set-gpt0(0) 1");
     pub const SET_VAR: Doc = doc!(
         Parsed,

@@ -116,6 +116,7 @@ const SC_INC_GPC0: ActionDef<TcpAction> = common!("sc-inc-gpc0", act::sc_inc_gpc
 const SC_INC_GPC1: ActionDef<TcpAction> = common!("sc-inc-gpc1", act::sc_inc_gpc1, docs::SC_INC_GPC1);
 const SC_ADD_GPC: ActionDef<TcpAction> = common!("sc-add-gpc", act::sc_add_gpc, docs::SC_ADD_GPC);
 const SC_SET_GPT: ActionDef<TcpAction> = common!("sc-set-gpt", act::sc_set_gpt, docs::SC_SET_GPT);
+const SC_TAKE_TOKEN: ActionDef<TcpAction> = common!("sc-take-token", act::sc_take_token, docs::SC_TAKE_TOKEN);
 const SC_SET_GPT0: ActionDef<TcpAction> = common!("sc-set-gpt0", act::sc_set_gpt0, docs::SC_SET_GPT0);
 const SET_VAR: ActionDef<TcpAction> = common!("set-var", act::set_var, docs::SET_VAR);
 const SET_VAR_FMT: ActionDef<TcpAction> = common!("set-var-fmt", act::set_var_fmt, docs::SET_VAR_FMT);
@@ -150,6 +151,7 @@ pub static CONNECTION_ACTIONS: &[ActionDef<TcpAction>] = &[
     SC_ADD_GPC,
     SC_SET_GPT,
     SC_SET_GPT0,
+    SC_TAKE_TOKEN,
     SET_SRC,
     SET_DST,
     SET_MARK,
@@ -174,6 +176,7 @@ pub static SESSION_ACTIONS: &[ActionDef<TcpAction>] = &[
     SC_ADD_GPC,
     SC_SET_GPT,
     SC_SET_GPT0,
+    SC_TAKE_TOKEN,
     SET_VAR,
     SET_VAR_FMT,
     UNSET_VAR,
@@ -193,6 +196,7 @@ pub static CONTENT_ACTIONS: &[ActionDef<TcpAction>] = &[
     SC_ADD_GPC,
     SC_SET_GPT,
     SC_SET_GPT0,
+    SC_TAKE_TOKEN,
     CAPTURE,
     SET_VAR,
     SET_VAR_FMT,

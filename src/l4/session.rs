@@ -37,6 +37,7 @@ use crate::route::vars::{VarStore, Vars};
 use crate::route::{Backend, Frontend, L4Action, L4Rule, RouteTable};
 use crate::runtime::io::{AnyConn, Conn, EpollConn, Transport, write_all};
 use crate::runtime::pipe::PipePool;
+use crate::stick::track::{Level, StickCtrs, StickView};
 
 /// How much one splice call moves at most.
 const SPLICE_CHUNK: usize = 256 * 1024;
@@ -100,6 +101,7 @@ struct Ctx<'a> {
     buf: &'a [u8],
     final_data: bool,
     vars: &'a RefCell<Vars>,
+    stick: &'a RefCell<StickCtrs>,
 }
 
 impl StreamCtx for Ctx<'_> {
@@ -132,6 +134,9 @@ impl StreamCtx for Ctx<'_> {
     }
     fn tls(&self) -> Option<&crate::tls::TlsInfo> {
         self.dst.client.tls()
+    }
+    fn stick(&self) -> Option<StickView<'_>> {
+        Some(StickView { tables: &self.rt.tables, ctrs: self.stick, default_table: &self.fe.name })
     }
 }
 
@@ -173,11 +178,13 @@ pub async fn run(
     }
     // Empty unless a rule sets a variable: a connection without variables allocates nothing.
     let vars = RefCell::new(Vars::default());
+    // Three empty slots unless a rule tracks; released (conn_cur, references) when the session ends.
+    let stick = RefCell::new(StickCtrs::default());
     let Some(log) = w.rt.frontends[fe_idx].log.clone() else {
         let mut no_log = None;
         return tokio::select! {
             biased;
-            end = session(w, fe_idx, &client, &dst, &vars, peer, accept_proxy, sess, &mut no_log) => end,
+            end = session(w, fe_idx, &client, &dst, &vars, &stick, peer, accept_proxy, sess, &mut no_log) => end,
             () = sess.killed() => End::Killed,
         };
     };
@@ -189,14 +196,14 @@ pub async fn run(
     }
     let end = tokio::select! {
         biased;
-        end = session(w.clone(), fe_idx, &client, &dst, &vars, peer, accept_proxy, sess, &mut rec) => end,
+        end = session(w.clone(), fe_idx, &client, &dst, &vars, &stick, peer, accept_proxy, sess, &mut rec) => end,
         () = sess.killed() => End::Killed,
     };
     if let Some(mut r) = rec {
         r.end = Some(std::time::Instant::now());
         r.cause = Cause::of(end);
         let (rt, fe) = (&*w.rt, &w.rt.frontends[fe_idx]);
-        let ctx = Ctx { rt, fe, src: r.client, dst: &dst, backend: r.backend_idx, buf: &[], final_data: true, vars: &vars };
+        let ctx = Ctx { rt, fe, src: r.client, dst: &dst, backend: r.backend_idx, buf: &[], final_data: true, vars: &vars, stick: &stick };
         log.emit(&r, Some(&ctx));
     }
     end
@@ -210,6 +217,7 @@ async fn session(
     client: &Transport,
     dst: &Dst<'_>,
     vars: &RefCell<Vars>,
+    stick: &RefCell<StickCtrs>,
     peer: Option<SocketAddr>,
     accept_proxy: bool,
     sess: &crate::control::sessions::Session,
@@ -231,7 +239,7 @@ async fn session(
 
     // 2. Connection rules.
     {
-        let ctx = Ctx { rt, fe, src, dst, backend: None, buf: &[], final_data: true, vars };
+        let ctx = Ctx { rt, fe, src, dst, backend: None, buf: &[], final_data: true, vars, stick };
         if run_rules(&fe.connection_rules, &ctx) {
             return End::Rejected;
         }
@@ -275,7 +283,7 @@ async fn session(
     }
 
     // Session rules, with the addresses the PROXY header gave.
-    if run_rules(&fe.session_rules, &Ctx { rt, fe, src, dst, backend: None, buf: &[], final_data: true, vars }) {
+    if run_rules(&fe.session_rules, &Ctx { rt, fe, src, dst, backend: None, buf: &[], final_data: true, vars, stick }) {
         return End::Rejected;
     }
 
@@ -286,7 +294,7 @@ async fn session(
         let mut next_rule = 0;
         loop {
             let final_data = client_eof || buf.len() >= INSPECT_MAX || deadline.is_none_or(|d| Instant::now() >= d);
-            let ctx = Ctx { rt, fe, src, dst, backend: None, buf: &buf, final_data, vars };
+            let ctx = Ctx { rt, fe, src, dst, backend: None, buf: &buf, final_data, vars, stick };
             match content_decision(&fe.content_rules, &ctx, &mut next_rule) {
                 Decision::Reject => return End::Rejected,
                 Decision::Accept => break,
@@ -307,7 +315,7 @@ async fn session(
 
     // 5. Backend.
     let be_idx = {
-        let ctx = Ctx { rt, fe, src, dst, backend: None, buf: &buf, final_data: true, vars };
+        let ctx = Ctx { rt, fe, src, dst, backend: None, buf: &buf, final_data: true, vars, stick };
         fe.select_backend(&rt.backends, &ctx)
     };
     let Some(be_idx) = be_idx else { return End::NoBackend };
@@ -322,7 +330,7 @@ async fn session(
     // 6. Connect.
     let mut key = PickKey { src: src.map(|s| s.ip()), hash: None };
     if let Some(hk) = &be.hash_key {
-        let ctx = Ctx { rt, fe, src, dst, backend: Some(be_idx), buf: &buf, final_data: true, vars };
+        let ctx = Ctx { rt, fe, src, dst, backend: Some(be_idx), buf: &buf, final_data: true, vars, stick };
         if let Ok(Some(sample)) = hk.expr.eval(&ctx) {
             let bytes: Vec<u8> = match sample {
                 crate::route::eval::Sample::Str(s) => s.into_bytes(),
@@ -338,12 +346,23 @@ async fn session(
         r.connect_start = Some(std::time::Instant::now());
     }
     let sni = be.tls_sni.as_ref().and_then(|e| {
-        let ctx = Ctx { rt, fe, src, dst, backend: Some(be_idx), buf: &buf, final_data: true, vars };
+        let ctx = Ctx { rt, fe, src, dst, backend: Some(be_idx), buf: &buf, final_data: true, vars, stick };
         sample_text(e, &ctx)
     });
-    let Some((server_idx, server, _)) = connect(be, &key, dst, sni.as_deref()).await else {
+    // `stick on|match`: the server stored for the stream's key, if usable, without balancing.
+    let stick_ctx = Ctx { rt, fe, src, dst, backend: Some(be_idx), buf: &buf, final_data: true, vars, stick };
+    let direct = be.stick.as_ref().and_then(|p| p.matched(&stick_ctx, &be.state.servers));
+    let conn = match direct {
+        Some(i) if take_queued(be, i).await => connect_from(be, &key, dst, i, sni.as_deref()).await,
+        Some(_) => None,
+        None => connect(be, &key, dst, sni.as_deref()).await,
+    };
+    let Some((server_idx, server, _)) = conn else {
         return End::NoServer;
     };
+    if let Some(p) = &be.stick {
+        p.store(&stick_ctx, be.state.servers[server_idx].id, false);
+    }
     let srv = &be.state.servers[server_idx];
     let _slot = SlotGuard { be: &be.state, idx: server_idx };
     sess.set_server(Some(server_idx));
@@ -377,6 +396,8 @@ async fn session(
     let end = tunnel_pub(&w, fe, be, client, &server, srv, &io).await;
     fe.counters.bytes(io.up.get(), io.down.get());
     be.counters.bytes(io.up.get(), io.down.get());
+    // Tracked entries count the session's bytes when it ends.
+    stick.borrow().bytes(io.up.get(), io.down.get());
     if let Some(r) = rec.as_deref_mut() {
         r.bytes_in = io.up.get();
         r.bytes_out = io.down.get();
@@ -413,6 +434,11 @@ fn run_rules(rules: &[L4Rule], ctx: &dyn StreamCtx) -> bool {
                 L4Action::Reject => return true,
                 L4Action::ExpectProxy => {}
                 L4Action::Var(v) => v.run(ctx),
+                L4Action::Stick(a) => {
+                    if a.run(ctx, Level::Tcp).is_err() {
+                        return true;
+                    }
+                }
             }
         }
     }
@@ -447,6 +473,11 @@ fn content_decision(rules: &[L4Rule], ctx: &dyn StreamCtx, next: &mut usize) -> 
                 L4Action::Reject => return Decision::Reject,
                 L4Action::ExpectProxy => {}
                 L4Action::Var(v) => v.run(ctx),
+                L4Action::Stick(a) => {
+                    if a.run(ctx, Level::Tcp).is_err() {
+                        return Decision::Reject;
+                    }
+                }
             },
         }
         *next += 1;

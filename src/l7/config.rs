@@ -792,6 +792,7 @@ const SC_INC_GPC0: ActionDef<HttpAction> = common!("sc-inc-gpc0", act::sc_inc_gp
 const SC_INC_GPC1: ActionDef<HttpAction> = common!("sc-inc-gpc1", act::sc_inc_gpc1, docs::SC_INC_GPC1);
 const SC_ADD_GPC: ActionDef<HttpAction> = common!("sc-add-gpc", act::sc_add_gpc, docs::SC_ADD_GPC);
 const SC_SET_GPT: ActionDef<HttpAction> = common!("sc-set-gpt", act::sc_set_gpt, docs::SC_SET_GPT);
+const SC_TAKE_TOKEN: ActionDef<HttpAction> = common!("sc-take-token", act::sc_take_token, docs::SC_TAKE_TOKEN);
 const SC_SET_GPT0: ActionDef<HttpAction> = common!("sc-set-gpt0", act::sc_set_gpt0, docs::SC_SET_GPT0);
 const SET_LOG_LEVEL: ActionDef<HttpAction> = common!("set-log-level", act::set_log_level, docs::SET_LOG_LEVEL);
 const SILENT_DROP: ActionDef<HttpAction> = common!("silent-drop", act::silent_drop, docs::SILENT_DROP);
@@ -913,6 +914,7 @@ pub static HTTP_REQUEST_ACTIONS: &[ActionDef<HttpAction>] = &[
     SC_ADD_GPC,
     SC_SET_GPT,
     SC_SET_GPT0,
+    SC_TAKE_TOKEN,
     def(
         "disable-l7-retry",
         |a| no_args(a, HttpAction::DisableL7Retry),

@@ -66,6 +66,8 @@ pub enum Action {
     },
     /// `use-service prometheus-exporter`: answers with the metrics exposition.
     PrometheusExporter,
+    /// `track-sc*`, `sc-inc-gpc*`, `sc-set-gpt*`, `sc-take-token` (an empty bucket answers 429).
+    Stick(crate::stick::track::StickAction),
 }
 
 /// A rewrite whose values are evaluated per message.
@@ -97,6 +99,9 @@ pub struct CompileEnv<'a> {
     pub captures: Option<&'a CaptureConfig>,
     /// The slot of each `http-request capture ... len` rule not compiled yet, in rule order.
     pub capture_len_slots: std::vec::IntoIter<usize>,
+    /// The proxy the rules belong to: `track-sc` without `table` uses its table.
+    pub proxy: &'a str,
+    pub tables: &'a crate::stick::table::Tables,
 }
 
 /// `capture <expr> len <n>|id <n>` of a rule set: where the value goes.
@@ -130,6 +135,12 @@ pub fn compile_action(a: &HttpAction, stage: Stage, env: &mut CompileEnv<'_>) ->
         && let Some(v) = VarAction::compile(c)?
     {
         return Ok(Some(Action::Var(v)));
+    }
+    if let HttpAction::Common(c) = a
+        && (stage == Stage::Request || !matches!(c, CommonAction::TrackSc { .. } | CommonAction::TakeToken { .. }))
+        && let Some(s) = crate::stick::track::compile(c, env.proxy, env.tables)?
+    {
+        return Ok(Some(Action::Stick(s)));
     }
     if let HttpAction::Common(CommonAction::SetAddr { part, expr }) = a
         && stage == Stage::Request
@@ -257,6 +268,10 @@ pub(crate) fn run(rules: &[HttpRule], base: &HttpCtx<'_>, msg: &mut Msg<'_>, oth
                 v.run(&ctx);
                 None
             }
+            Action::Stick(s) => match s.run(&ctx, crate::stick::track::Level::Http) {
+                Ok(()) => None,
+                Err(wait_ms) => return Flow::Reply(too_many_requests(&error_tables(&ctx), &lf, wait_ms)),
+            },
             Action::SetAddr(part, expr) => {
                 if let Ok(Some(v)) = expr.eval_ref(&ctx) {
                     set_addr(base, *part, &v);
@@ -276,6 +291,17 @@ pub(crate) fn run(rules: &[HttpRule], base: &HttpCtx<'_>, msg: &mut Msg<'_>, oth
         }
     }
     Flow::Continue
+}
+
+/// The answer of `sc-take-token` on an empty bucket: 429 (the proxies' page for it, if any) with
+/// `Retry-After` in whole seconds, rounded up.
+fn too_many_requests(tables: &[&ErrorResponses], lf: &dyn Fn(&LogFormat) -> String, wait_ms: u64) -> Response {
+    let mut resp = error_response(429, tables, lf);
+    if let Some(pos) = resp.bytes.windows(2).position(|w| w == b"\r\n") {
+        let h = format!("\r\nretry-after: {}", wait_ms.div_ceil(1000).max(1));
+        resp.bytes.splice(pos..pos, h.bytes());
+    }
+    resp
 }
 
 /// Applies `set-src`/`set-dst` (an address; the port is kept when the family allows, else 0)

@@ -118,6 +118,8 @@ pub(crate) struct HttpCtx<'a> {
     pub vars: &'a std::cell::RefCell<crate::route::vars::Vars>,
     /// The capture slots of the current transaction.
     pub captures: &'a std::cell::RefCell<crate::route::capture::Captured>,
+    /// The connection's stick counters (`track-sc*`).
+    pub stick: &'a std::cell::RefCell<crate::stick::track::StickCtrs>,
 }
 
 impl StreamCtx for HttpCtx<'_> {
@@ -162,6 +164,9 @@ impl StreamCtx for HttpCtx<'_> {
     }
     fn tls(&self) -> Option<&crate::tls::TlsInfo> {
         self.dst.client.tls()
+    }
+    fn stick(&self) -> Option<crate::stick::track::StickView<'_>> {
+        Some(crate::stick::track::StickView { tables: &self.rt.tables, ctrs: self.stick, default_table: &self.fe.name })
     }
 }
 
@@ -710,6 +715,9 @@ fn monitor_status(fe: &Frontend, base: &HttpCtx<'_>, msg: &Msg<'_>, target: &[u8
 /// connection closes afterwards.
 fn error_out(base: &HttpCtx<'_>, status: u16) -> Vec<u8> {
     crate::control::counters::count_generated(base.fe, base.backend.and_then(|b| base.rt.backends.get(b)), status);
+    if !base.rt.tables.is_empty() {
+        base.stick.borrow().http_status(status);
+    }
     let resp = if super::reply::BUILTIN_ERROR_CODES.contains(&status) {
         super::reply::error_response(status, &rules::error_tables(base), &|f| rules::eval_format(f, base))
     } else {
@@ -885,8 +893,24 @@ async fn serve(
     let src = std::cell::Cell::new(peer);
     let vars = std::cell::RefCell::new(crate::route::vars::Vars::default());
     let captures = std::cell::RefCell::new(crate::route::capture::Captured::new(&fe.captures));
-    let conn_ctx =
-        HttpCtx { rt, fe, src: &src, dst: &dst, backend: None, body_pending: false, req_buf: &[], req: None, res: None, vars: &vars, captures: &captures };
+    // Three empty slots unless a rule tracks; without any stick table the per-request hooks are
+    // skipped altogether.
+    let stick = std::cell::RefCell::new(crate::stick::track::StickCtrs::default());
+    let tracks = !rt.tables.is_empty();
+    let conn_ctx = HttpCtx {
+        rt,
+        fe,
+        src: &src,
+        dst: &dst,
+        backend: None,
+        body_pending: false,
+        req_buf: &[],
+        req: None,
+        res: None,
+        vars: &vars,
+        captures: &captures,
+        stick: &stick,
+    };
     // `tcp-request connection` and `tcp-request session` rules: accept, reject, variables.
     if !crate::l4::session::connection_rules_pass(fe, &conn_ctx) {
         return End::Rejected;
@@ -923,6 +947,9 @@ async fn serve(
         }
         // 1. Request head.
         sess.idle();
+        if tracks {
+            stick.borrow_mut().end_transaction();
+        }
         vars.borrow_mut().new_transaction();
         captures.borrow_mut().new_transaction();
         // The first head may take `timeout http-request` from the accept, part of which may have
@@ -1006,6 +1033,9 @@ async fn serve(
         // 2. Rules, 3. the backend, its rules, then `option forwardfor`/`originalto`, which
         //    HAProxy applies after the rules.
         fe.counters.request();
+        if tracks {
+            stick.borrow().http_request();
+        }
         let (verdict, mut edits, be_idx, hash, sni) = {
             let mut base = HttpCtx { body_pending, ..conn_ctx };
             let mut msg = Msg::new(&cbuf, head, first);
@@ -1106,7 +1136,11 @@ async fn serve(
                 };
                 let close = close || !client_keep || awaits_continue || !drainable;
                 let out = if close { with_close(bytes) } else { bytes };
-                crate::control::counters::count_generated(fe, base.backend.and_then(|b| rt.backends.get(b)), crate::control::counters::status_of(&out));
+                let status = crate::control::counters::status_of(&out);
+                crate::control::counters::count_generated(fe, base.backend.and_then(|b| rt.backends.get(b)), status);
+                if tracks {
+                    stick.borrow().http_status(status);
+                }
                 if let Some(r) = rec.as_deref_mut() {
                     r.response(&out);
                 }
@@ -1165,15 +1199,20 @@ async fn serve(
         } else {
             PoolUse::Checked
         };
-        let Some((srv_idx, mut server, mut reused, mut epoch)) =
-            server_conn(&w, be_idx, be, &key, &dst, pool_use, visit.and_then(|v| v.server), sni.as_deref()).await
-        else {
+        // `stick on|match`: the server stored for the request's key, when no cookie chose one.
+        let stick_msg = be.stick.as_ref().map(|_| Msg { buf: &cbuf, view: EditedView::new(&cbuf, head, &edits), first, body: None });
+        let stick_ctx = stick_msg.as_ref().map(|m| HttpCtx { req: Some(m), req_buf: &cbuf, ..base });
+        let direct = visit.and_then(|v| v.server).or_else(|| be.stick.as_ref().zip(stick_ctx.as_ref()).and_then(|(p, c)| p.matched(c, &be.state.servers)));
+        let Some((srv_idx, mut server, mut reused, mut epoch)) = server_conn(&w, be_idx, be, &key, &dst, pool_use, direct, sni.as_deref()).await else {
             send_error(&client, error_out(&base, 503), fe.timeout_client, rec).await;
             break End::NoServer;
         };
         let srv = &be.state.servers[srv_idx];
         let _slot = crate::l4::session::SlotGuard { be: &be.state, idx: srv_idx };
         sess.set_server(Some(srv_idx));
+        if let (Some(p), Some(c)) = (&be.stick, &stick_ctx) {
+            p.store(c, srv.id, false);
+        }
         if let (Some(r), Some(log)) = (rec.as_deref_mut(), &fe.log) {
             r.connected(be, srv_idx, server.socket());
             // `unique-id-format`: computed once the server is known, sent as `unique-id-header`.
@@ -1221,6 +1260,9 @@ async fn serve(
         // A body already complete in the buffer goes out with the head, in one write.
         let framing = absorb_body(&mut out, &mut cbuf, framing);
         let head_bytes = out.len() as u64;
+        if tracks {
+            stick.borrow().bytes(head_bytes, 0);
+        }
         let (r, b) = send(&server, out, be.timeout_server).await;
         out_buf = b;
         if r.is_err() {
@@ -1245,6 +1287,9 @@ async fn serve(
         srv.counts.mine().bytes_in.fetch_add(req_bytes, std::sync::atomic::Ordering::Relaxed);
         fe.counters.add_in(req_bytes);
         be.counters.add_in(req_bytes);
+        if tracks {
+            stick.borrow().bytes(moved.get(), 0);
+        }
         if let Some(r) = rec.as_deref_mut() {
             r.bytes_in += moved.get();
         }
@@ -1354,6 +1399,9 @@ async fn serve(
         };
         let (rhead, t_res) = (&res_head, timed.then(std::time::Instant::now));
         crate::control::counters::count_response(&fe.counters, &be.counters, rhead.status);
+        if tracks {
+            stick.borrow().http_status(rhead.status);
+        }
         if let Some(r) = rec.as_deref_mut() {
             r.resp_head = Some(std::time::Instant::now());
             r.status = Some(rhead.status);
@@ -1373,6 +1421,9 @@ async fn serve(
             let mut msg = Msg::new(&sbuf, rhead, true);
             vars.borrow_mut().start_response();
             captures.borrow_mut().headers(&fe.captures.res_headers, crate::log::config::CaptureDir::Response, &msg);
+            if let Some(p) = be.stick.as_ref().filter(|p| p.stores_on_response()) {
+                p.store(&HttpCtx { res: Some(&msg), ..base }, srv.id, true);
+            }
             let mut redits = Edits::new();
             for set in rule_sets(&base, true, |h| &h.response_rules) {
                 flow = rules::run(set, &base, &mut msg, None, false, &mut redits);
@@ -1418,6 +1469,9 @@ async fn serve(
         let mut rest = sbuf;
         let rframing = if upgrade { rframing } else { absorb_body(&mut out, &mut rest, rframing) };
         let res_head_bytes = out.len() as u64;
+        if tracks {
+            stick.borrow().bytes(0, res_head_bytes);
+        }
         if let Some(r) = rec.as_deref_mut() {
             r.bytes_out += res_head_bytes;
         }
@@ -1452,6 +1506,9 @@ async fn serve(
         srv.counts.mine().bytes_out.fetch_add(res_bytes, std::sync::atomic::Ordering::Relaxed);
         fe.counters.add_out(res_bytes);
         be.counters.add_out(res_bytes);
+        if tracks {
+            stick.borrow().bytes(0, moved.get());
+        }
         if let Some(r) = rec.as_deref_mut() {
             r.bytes_out += moved.get();
         }

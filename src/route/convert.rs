@@ -69,7 +69,13 @@ pub fn implemented_converters() -> &'static [&'static str] {
     static ALL: OnceLock<Vec<&'static str>> = OnceLock::new();
     ALL.get_or_init(|| {
         let maps = super::sample::registry().converters.iter().map(|d| d.name).filter(|n| map::parse_converter_name(n).is_some());
-        IMPLEMENTED.iter().copied().chain(maps).collect()
+        let args = ["0".to_string(), "t".to_string()];
+        let stick = super::sample::registry()
+            .converters
+            .iter()
+            .map(|d| d.name)
+            .filter(move |n| matches!(crate::stick::fetch::StickConv::compile(n, &args), Ok(Some(_))));
+        IMPLEMENTED.iter().copied().chain(maps).chain(stick).collect()
     })
 }
 
@@ -193,6 +199,8 @@ pub(crate) enum Conv {
         conds: VarConds,
     },
     UnsetVar(VarName),
+    /// `in_table`, `table_*`: the input is a key of a stick table.
+    Stick(crate::stick::fetch::StickConv),
     /// Known to the registry, not applied at this layer: the sample becomes absent.
     Unsupported,
 }
@@ -320,7 +328,10 @@ impl Conv {
                 }
             }
             "unset-var" => with_var(Conv::UnsetVar),
-            _ if super::sample::registry().converter(name).is_some() => Conv::Unsupported,
+            _ if super::sample::registry().converter(name).is_some() => match crate::stick::fetch::StickConv::compile(name, &call.args)? {
+                Some(c) => Conv::Stick(c),
+                None => Conv::Unsupported,
+            },
             _ => return Err(format!("unknown converter '{name}'")),
         })
     }
@@ -460,6 +471,7 @@ impl Conv {
                 }
                 Some(v)
             }
+            Conv::Stick(c) => c.apply(&v, ctx),
             Conv::Unsupported => None,
         }
     }

@@ -244,6 +244,11 @@ pub trait StreamCtx {
     fn tls(&self) -> Option<&crate::tls::TlsInfo> {
         None
     }
+    /// The stick tables and the stream's stick counters; with `None` the stick-table fetches
+    /// are absent and the tracking actions do nothing.
+    fn stick(&self) -> Option<crate::stick::track::StickView<'_>> {
+        None
+    }
 }
 
 /// A condition ready to evaluate.

@@ -126,9 +126,15 @@ const IMPLEMENTED: &[&str] = &[
     "ssl_fc_use_keysize",
 ];
 
-/// The sample fetches evaluated for real; the registry's others evaluate to "absent" for now.
+/// The sample fetches evaluated for real (the list above and the stick-table families); the
+/// registry's others evaluate to "absent" for now.
 pub fn implemented_fetches() -> &'static [&'static str] {
-    IMPLEMENTED
+    static ALL: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    ALL.get_or_init(|| {
+        let stick =
+            super::sample::registry().fetches.iter().map(|d| d.name).filter(|n| matches!(crate::stick::fetch::StickFetch::compile(n, &[]), Ok(Some(_))));
+        IMPLEMENTED.iter().copied().chain(stick).collect()
+    })
 }
 
 /// A fetch's output and whether it may still change as more request data arrives (always false
@@ -209,6 +215,8 @@ pub(crate) enum Fetch {
         occ: i64,
         rfc2253: bool,
     },
+    /// `sc_*`, `src_*`, `table_cnt`...: read through the stream's stick counters.
+    Stick(crate::stick::fetch::StickFetch),
     /// Known to the registry, not evaluated at this layer: always absent.
     Unsupported,
 }
@@ -347,7 +355,10 @@ impl Fetch {
                 }
                 Fetch::ClientDn { issuer: name == "ssl_c_i_dn", entry: arg(call, 0).map(str::to_owned), occ, rfc2253: arg(call, 2) == Some("rfc2253") }
             }
-            _ if super::sample::registry().fetch(name).is_some() => Fetch::Unsupported,
+            _ if super::sample::registry().fetch(name).is_some() => match crate::stick::fetch::StickFetch::compile(name, &call.args)? {
+                Some(f) => Fetch::Stick(f),
+                None => Fetch::Unsupported,
+            },
             _ => return Err(format!("unknown fetch method '{name}'")),
         })
     }
@@ -398,6 +409,7 @@ impl Fetch {
             Fetch::Capture(dir, idx) => opt(ctx.captures().and_then(|c| c.borrow().get(*dir, *idx).map(|b| SampleRef::Str(Cow::Owned(b.to_vec()))))),
             Fetch::Tls(f) => opt(tls_fetch(ctx, *f)),
             Fetch::ClientDn { issuer, entry, occ, rfc2253 } => opt(client_dn(ctx, *issuer, entry.as_deref(), *occ, *rfc2253)),
+            Fetch::Stick(f) => opt(f.eval(ctx)),
             Fetch::Unsupported => Fetched::absent(),
         }
     }

@@ -172,6 +172,11 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "option log-separate-errors",
             "unique-id-format",
             "unique-id-header",
+            "stick-table",
+            "stick on",
+            "stick match",
+            "stick store-request",
+            "stick store-response",
         ],
     ),
     (
@@ -289,9 +294,67 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
     ),
     ("http-check rules", &["send", "expect", "comment", "disable-on-404"]),
     ("tcp-check rules", &["send", "send-binary", "expect", "comment"]),
-    ("tcp-request connection actions", &["accept", "reject", "expect-proxy", "set-var", "set-var-fmt", "unset-var"]),
-    ("tcp-request session actions", &["accept", "reject", "set-var", "set-var-fmt", "unset-var"]),
-    ("tcp-request content actions", &["accept", "reject", "set-var", "set-var-fmt", "unset-var"]),
+    (
+        "tcp-request connection actions",
+        &[
+            "accept",
+            "reject",
+            "expect-proxy",
+            "set-var",
+            "set-var-fmt",
+            "unset-var",
+            "track-sc0",
+            "track-sc1",
+            "track-sc2",
+            "sc-inc-gpc",
+            "sc-inc-gpc0",
+            "sc-inc-gpc1",
+            "sc-add-gpc",
+            "sc-set-gpt",
+            "sc-set-gpt0",
+            "sc-take-token",
+        ],
+    ),
+    (
+        "tcp-request session actions",
+        &[
+            "accept",
+            "reject",
+            "set-var",
+            "set-var-fmt",
+            "unset-var",
+            "track-sc0",
+            "track-sc1",
+            "track-sc2",
+            "sc-inc-gpc",
+            "sc-inc-gpc0",
+            "sc-inc-gpc1",
+            "sc-add-gpc",
+            "sc-set-gpt",
+            "sc-set-gpt0",
+            "sc-take-token",
+        ],
+    ),
+    (
+        "tcp-request content actions",
+        &[
+            "accept",
+            "reject",
+            "set-var",
+            "set-var-fmt",
+            "unset-var",
+            "track-sc0",
+            "track-sc1",
+            "track-sc2",
+            "sc-inc-gpc",
+            "sc-inc-gpc0",
+            "sc-inc-gpc1",
+            "sc-add-gpc",
+            "sc-set-gpt",
+            "sc-set-gpt0",
+            "sc-take-token",
+        ],
+    ),
     (
         "http-request actions",
         &[
@@ -324,6 +387,16 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "set-src-port",
             "set-dst-port",
             "use-service",
+            "track-sc0",
+            "track-sc1",
+            "track-sc2",
+            "sc-inc-gpc",
+            "sc-inc-gpc0",
+            "sc-inc-gpc1",
+            "sc-add-gpc",
+            "sc-set-gpt",
+            "sc-set-gpt0",
+            "sc-take-token",
         ],
     ),
     (
@@ -343,6 +416,12 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "set-var-fmt",
             "unset-var",
             "capture",
+            "sc-inc-gpc",
+            "sc-inc-gpc0",
+            "sc-inc-gpc1",
+            "sc-add-gpc",
+            "sc-set-gpt",
+            "sc-set-gpt0",
         ],
     ),
     (
@@ -359,6 +438,9 @@ pub enum L4Action {
     ExpectProxy,
     /// `set-var`, `set-var-fmt`, `unset-var`: not final, the rules go on.
     Var(vars::VarAction),
+    /// `track-sc*`, `sc-inc-gpc*`, `sc-set-gpt*`, `sc-take-token`: not final unless a token
+    /// bucket is empty.
+    Stick(crate::stick::track::StickAction),
 }
 
 /// A compiled `tcp-request` rule.
@@ -520,6 +602,8 @@ pub struct Backend {
     pub dynamic_servers: bool,
     /// `mode http`: `cookie` persistence with the servers' `cookie` values and `option persist`.
     pub cookie: Option<crate::l7::cookie::Persistence>,
+    /// `stick on|match|store-request|store-response`.
+    pub stick: Option<crate::stick::persist::Persistence>,
     /// Where server state changes are logged (`backend_event`).
     pub log: Option<Arc<crate::log::LogRt>>,
     /// Sessions, requests and responses, for `show stat` and the stats page.
@@ -664,6 +748,8 @@ pub struct RouteTable {
     pub limits: Arc<crate::runtime::limit::ProcessLimits>,
     /// Map files, ACL pattern files and ACL lines' values, as `show map` and `show acl` list them.
     pub patterns: patref::PatRegistry,
+    /// The stick tables, shared by every worker.
+    pub tables: crate::stick::table::Tables,
 }
 
 fn compile_log(p: &crate::config::model::Proxy, cfg: &Config, diags: &mut Diags) -> Result<Option<Arc<crate::log::LogRt>>, String> {
@@ -698,18 +784,22 @@ pub(crate) fn server_addr(a: &Address, resolved: Option<std::net::IpAddr>) -> Re
     }
 }
 
-fn compile_rules(p: &Proxy, rules: &[Rule<TcpAction>], stage: &str, diags: &mut Diags) -> Result<Vec<L4Rule>, String> {
+fn compile_rules(p: &Proxy, rules: &[Rule<TcpAction>], stage: &str, tables: &crate::stick::table::Tables, diags: &mut Diags) -> Result<Vec<L4Rule>, String> {
     let mut out = Vec::new();
     for r in rules {
-        let var = match &r.action {
-            TcpAction::Common(c) => vars::VarAction::compile(c).map_err(|e| format!("{}: {stage}: {e}", r.span))?,
-            _ => None,
+        let (var, stick) = match &r.action {
+            TcpAction::Common(c) => (
+                vars::VarAction::compile(c).map_err(|e| format!("{}: {stage}: {e}", r.span))?,
+                crate::stick::track::compile(c, &p.name, tables).map_err(|e| format!("{}: {stage}: {e}", r.span))?,
+            ),
+            _ => (None, None),
         };
         let action = match (&r.action, var) {
             (TcpAction::Accept, _) => L4Action::Accept,
             (TcpAction::Reject, _) => L4Action::Reject,
             (TcpAction::ExpectProxy, _) => L4Action::ExpectProxy,
             (_, Some(v)) => L4Action::Var(v),
+            (_, None) if stick.is_some() => L4Action::Stick(stick.expect("checked")),
             (other, None) => {
                 diags.warning(Some(&r.span), Some(stage), format!("action {other:?} is parsed but not implemented yet: it has no effect"));
                 continue;
@@ -748,7 +838,13 @@ fn compile_http_rule_set(
 
 /// Compiles the HTTP side of a proxy: its rule sets, error pages (every file is read now; a bad
 /// one is an error naming it) and `option forwardfor`/`originalto`.
-fn compile_http(p: &Proxy, cfg: &Config, loader: &mut crate::l7::reply::FileLoader, diags: &mut Diags) -> Result<ProxyHttpRt, String> {
+fn compile_http(
+    p: &Proxy,
+    cfg: &Config,
+    loader: &mut crate::l7::reply::FileLoader,
+    tables: &crate::stick::table::Tables,
+    diags: &mut Diags,
+) -> Result<ProxyHttpRt, String> {
     if p.mode != Mode::Http {
         return Ok(ProxyHttpRt::default());
     }
@@ -759,6 +855,8 @@ fn compile_http(p: &Proxy, cfg: &Config, loader: &mut crate::l7::reply::FileLoad
         loader,
         captures: p.kind.has_frontend().then_some(&captures),
         capture_len_slots: len_slots.into_iter(),
+        proxy: &p.name,
+        tables,
     };
     use crate::l7::rules::Stage;
     let h = &p.http;
@@ -818,6 +916,19 @@ impl RouteTable {
         let nosplice = g.runtime.nosplice;
         // HAProxy requires a reply to fit in a buffer (`tune.bufsize`, 16384 by default).
         let mut loader = crate::l7::reply::FileLoader::new(g.runtime.tune.bufsize() as usize);
+        let mut tables = crate::stick::table::Tables::default();
+        // As in HAProxy, a table that stick rules name stores `server_id` without being told.
+        let sticky: std::collections::HashSet<&str> =
+            cfg.proxies.iter().flat_map(|p| p.stick.rules.iter().map(move |r| r.table.as_deref().unwrap_or(&p.name))).collect();
+        for p in &cfg.proxies {
+            if let Some(t) = &p.stick.table {
+                let mut t = t.clone();
+                if sticky.contains(p.name.as_str()) && !t.store.contains(&crate::stick::config::StoreType::ServerId) {
+                    t.store.push(crate::stick::config::StoreType::ServerId);
+                }
+                tables.add(crate::stick::table::Table::new(&p.name, &t));
+            }
+        }
         let mut backends = Vec::new();
         let mut index = std::collections::HashMap::new();
         let tracked = tracked_servers(cfg);
@@ -911,7 +1022,7 @@ impl RouteTable {
                 reuse_allowed: matches!(p.http.conn_mode, None | Some(crate::l7::config::HttpConnMode::KeepAlive))
                     && !matches!(p.http.reuse, Some(crate::l7::config::HttpReuse::Never)),
                 reuse_first_unsafe: matches!(p.http.reuse, Some(crate::l7::config::HttpReuse::Aggressive | crate::l7::config::HttpReuse::Always)),
-                http: compile_http(p, cfg, &mut loader, diags)?,
+                http: compile_http(p, cfg, &mut loader, &tables, diags)?,
                 tls: server_tls,
                 tls_sni: tls_sni.map(eval::CompiledSample::compile).transpose()?,
                 http_key,
@@ -923,6 +1034,7 @@ impl RouteTable {
                 stats_page: (p.stats.enabled && p.mode == Mode::Http && p.kind == ProxyKind::Backend).then(|| Arc::new(p.stats.clone())),
                 stats_admin: p.stats.admin.iter().map(|a| CompiledCond::compile(&a.cond, &p.acls)).collect::<Result<_, _>>()?,
                 cookie: compile_cookie(p, diags),
+                stick: crate::stick::persist::Persistence::compile(p, &tables)?,
                 log: compile_log(p, cfg, diags)?,
                 counters: Default::default(),
                 stats_info,
@@ -986,9 +1098,9 @@ impl RouteTable {
                 maxconn: p.maxconn,
                 timeout_client: p.timeouts.client,
                 timeout_client_fin: p.timeouts.client_fin,
-                connection_rules: compile_rules(p, &p.l4.connection_rules, "tcp-request connection", diags)?,
-                session_rules: compile_rules(p, &p.l4.session_rules, "tcp-request session", diags)?,
-                content_rules: compile_rules(p, &p.l4.content_rules, "tcp-request content", diags)?,
+                connection_rules: compile_rules(p, &p.l4.connection_rules, "tcp-request connection", &tables, diags)?,
+                session_rules: compile_rules(p, &p.l4.session_rules, "tcp-request session", &tables, diags)?,
+                content_rules: compile_rules(p, &p.l4.content_rules, "tcp-request content", &tables, diags)?,
                 inspect_delay: p.l4.request_inspect_delay,
                 use_backends,
                 default_backend,
@@ -998,7 +1110,7 @@ impl RouteTable {
                 timeout_http_keep_alive: p.timeouts.http_keep_alive,
                 http_keep_alive: !matches!(p.http.conn_mode, Some(crate::l7::config::HttpConnMode::Close)),
                 http_server_keep_alive: matches!(p.http.conn_mode, None | Some(crate::l7::config::HttpConnMode::KeepAlive)),
-                http: compile_http(p, cfg, &mut loader, diags)?,
+                http: compile_http(p, cfg, &mut loader, &tables, diags)?,
                 own_backend: if p.kind == ProxyKind::Listen { index.get(p.name.as_str()).copied() } else { None },
                 timeout_tarpit: p.timeouts.tarpit.or(p.timeouts.connect),
                 buffer_request,
@@ -1043,6 +1155,7 @@ impl RouteTable {
             time_transactions,
             limits,
             patterns,
+            tables,
         })
     }
 

@@ -704,6 +704,7 @@ const DATA_TYPES: &[DataType] = &[
     DataType { name: "clr_gpc1", what: "general purpose counter 1 before clearing it", out: T::Int, families: FETCH },
     DataType { name: "tracked", what: "whether the counter is currently tracked", out: T::Bool, families: SC },
     DataType { name: "trackers", what: "the number of streams tracking the entry", out: T::Int, families: SC | TABLE },
+    DataType { name: "tokens", what: "the tokens left in the entry's token_bucket (sluiced extension)", out: T::Int, families: ALL },
 ];
 
 /// The indexed general purpose counters and tags (`sc_get_gpc(<idx>,<ctr>)`, `src_get_gpc(<idx>)`).

@@ -1,5 +1,5 @@
 //! Configuration of stick tables and stickiness: `stick-table` and the `stick on|match|store-*`
-//! rules. Parsed into a typed model; the tables themselves come with a later issue.
+//! rules. Parsed into a typed model; `table`, `track` and `persist` run them.
 
 use std::time::Duration;
 
@@ -201,7 +201,7 @@ pub fn proxy_keywords() -> Vec<ProxyKeyword> {
             doc!(
                 Parsed,
                 "stick-table type ip|ipv6|integer|string [len <n>]|binary [len <n>] size <n>[k|m] [expire <time>] [nopurge] [peers <name>] [srvkey name|addr] [write-to <table>] [recv-only] [store <type>[,<type>...]]*",
-                "Declares the proxy's stick table. Data types: server_id, server_key, gpc0, gpc0_rate(<p>), gpc1, gpc1_rate(<p>), gpc(<n>), gpc_rate(<n>,<p>), gpt0, gpt(<n>), conn_cnt, conn_cur, conn_rate(<p>), sess_cnt, sess_rate(<p>), http_req_cnt, http_req_rate(<p>), http_err_cnt, http_err_rate(<p>), http_fail_cnt, http_fail_rate(<p>), bytes_in_cnt, bytes_in_rate(<p>), bytes_out_cnt, bytes_out_rate(<p>), glitch_cnt, glitch_rate(<p>). sluiced extension (not in HAProxy): token_bucket(<rate>/<period>,<burst>) keeps a token bucket per entry, refilled with <rate> tokens every <period> and holding at most <burst>.",
+                "Declares the proxy's stick table. Data types: server_id, server_key, gpc0, gpc0_rate(<p>), gpc1, gpc1_rate(<p>), gpc(<n>), gpc_rate(<n>,<p>), gpt0, gpt(<n>), conn_cnt, conn_cur, conn_rate(<p>), sess_cnt, sess_rate(<p>), http_req_cnt, http_req_rate(<p>), http_err_cnt, http_err_rate(<p>), http_fail_cnt, http_fail_rate(<p>), bytes_in_cnt, bytes_in_rate(<p>), bytes_out_cnt, bytes_out_rate(<p>), glitch_cnt, glitch_rate(<p>). sluiced extension (not in HAProxy): token_bucket(<rate>/<period>,<burst>) keeps a token bucket per entry, refilled with <rate> tokens every <period> and holding at most <burst> (a new entry starts full); the action sc-take-token(<sc>) takes one token and answers 429 with Retry-After (HTTP) or rejects (TCP) when none is left, and sc_tokens/src_tokens read what is left. The table is shared by all workers; when full, entries no stream tracks are evicted, rarely used ones first. peers, write-to, srvkey and recv-only are parsed only.",
                 "stick-table type ip size 1m expire 10m store http_req_rate(10s),token_bucket(100/1s,300)"
             ),
         ),
