@@ -277,6 +277,19 @@ fn check_proxy(cfg: &Config, index: &Index<'_>, p: &Proxy, diags: &mut Diags) {
     for r in &p.refs {
         let ok = match r.kind {
             RefKind::Backend => index.backends.contains_key(r.name.as_str()),
+            RefKind::Table if r.name.is_empty() => {
+                // `track-sc*` without `table`: the proxy's own stick table (one already refused
+                // on its own line is not reported again).
+                let refused = p.invalid_decls.iter().any(|(k, n)| *k == RefKind::Table && *n == p.name);
+                if !tables.contains(p.name.as_str()) && !refused {
+                    diags.alert(
+                        Some(&r.span),
+                        Some(&r.keyword),
+                        format!("'{}' without 'table' tracks in the stick-table of proxy '{}', which declares none", r.keyword, p.name),
+                    );
+                }
+                continue;
+            }
             RefKind::Table => tables.contains(r.name.as_str()),
             RefKind::Userlist => cfg.userlists.iter().any(|u| u.name == r.name),
             RefKind::HttpErrors => cfg.http_errors.iter().any(|h| h.name == r.name),

@@ -451,7 +451,11 @@ pub fn track_sc(a: &mut ActionArgs<'_>, sc: u8) -> Result<CommonAction, String> 
             a.add_ref(RefKind::Table, t);
             Some(t.to_owned())
         }
-        _ => None,
+        _ => {
+            // The proxy's own table: an empty name stands for it (validation checks it exists).
+            a.add_ref(RefKind::Table, "");
+            None
+        }
     };
     Ok(CommonAction::TrackSc { sc, key, table })
 }

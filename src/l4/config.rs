@@ -386,7 +386,7 @@ mod tests {
 
     #[test]
     fn track_sc_without_table_uses_the_proxy() {
-        let t = tcp(&format!("{FE}  tcp-request connection track-sc2 src\n"));
+        let t = tcp(&format!("{FE}  stick-table type ip size 10\n  tcp-request connection track-sc2 src\n"));
         match &t.connection_rules[0].action {
             TcpAction::Common(CommonAction::TrackSc { sc, table, .. }) => {
                 assert_eq!(*sc, 2);
@@ -394,6 +394,10 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+        // Without a table of its own the proxy cannot track: an error at validation, not at compile.
+        let (line, kw, msg) = crate::config::testing::one_alert(&format!("{FE}  tcp-request connection track-sc2 src\n"));
+        assert_eq!((line, kw.as_str()), (4, "tcp-request connection"));
+        assert!(msg.contains("without 'table' tracks in the stick-table of proxy 'fe', which declares none"), "{msg}");
     }
 
     #[test]
