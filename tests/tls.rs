@@ -1231,7 +1231,10 @@ fn abort_ssl_cert_drops_the_transaction_and_keeps_the_certificate_in_use() {
     let _s = Sluiced::start(&runtime_cert_cfg(&sock, ports, &a, &b), &ports);
     let name = a.display().to_string();
 
-    assert_eq!(ask_payload(&sock, &format!("set ssl cert {name}"), &std::fs::read_to_string(&a2).unwrap()), format!("Transaction created for certificate {name}!\n\n"));
+    assert_eq!(
+        ask_payload(&sock, &format!("set ssl cert {name}"), &std::fs::read_to_string(&a2).unwrap()),
+        format!("Transaction created for certificate {name}!\n\n")
+    );
     // One transaction at a time.
     let other = b.display().to_string();
     assert_eq!(

@@ -590,8 +590,8 @@ mod tests {
     #[test]
     fn prompt_and_quit() {
         let c = ctx();
-        assert_eq!(run_line(&c, StatsLevel::User, "prompt", false), (String::new(), Outcome::Interactive(true)));
-        assert_eq!(run_line(&c, StatsLevel::User, "prompt", true).1, Outcome::Interactive(false));
-        assert_eq!(run_line(&c, StatsLevel::User, "show backend; quit; show backend", true), ("# name\nbe\n\n".into(), Outcome::Quit));
+        assert_eq!(run_line(&c, StatsLevel::User, "prompt", None, false), (String::new(), Outcome::Interactive(true)));
+        assert_eq!(run_line(&c, StatsLevel::User, "prompt", None, true).1, Outcome::Interactive(false));
+        assert_eq!(run_line(&c, StatsLevel::User, "show backend; quit; show backend", None, true), ("# name\nbe\n\n".into(), Outcome::Quit));
     }
 }

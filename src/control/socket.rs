@@ -295,3 +295,17 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(conn: S, ctx: &Ctx, level: Sta
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::payload_command;
+
+    #[test]
+    fn only_a_last_word_of_two_less_than_signs_announces_a_payload() {
+        assert_eq!(payload_command("set ssl cert /a.pem <<"), Some("set ssl cert /a.pem "));
+        assert_eq!(payload_command("set ssl cert /a.pem <<  "), Some("set ssl cert /a.pem "));
+        assert_eq!(payload_command("<<"), Some(""));
+        assert_eq!(payload_command("set ssl cert /a.pem<<"), None);
+        assert_eq!(payload_command("show ssl cert"), None);
+    }
+}
