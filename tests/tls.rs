@@ -1282,3 +1282,24 @@ fn a_payload_over_one_mib_is_refused_and_the_connection_closed() {
     // The socket still answers, and nothing changed.
     assert_eq!(ask(&sock, "show ssl cert"), format!("# filename\n{}\n{}\n\n", a.display(), b.display()));
 }
+
+#[test]
+fn a_payload_in_prompt_mode_is_read_up_to_its_empty_line_and_the_session_goes_on() {
+    let pki = Pki::new("promptcert");
+    let a = pki.issue("a", "ec", "/CN=a.example.com", &["a.example.com"], false);
+    let b = pki.issue("b", "ec", "/CN=b.example.com", &["b.example.com"], false);
+    let a2 = pki.issue("a2", "ec", "/CN=a.example.com v2", &["a.example.com"], false);
+    let sock = pki.dir.join("stats.sock");
+    let ports = [free_port(), free_port()];
+    let _s = Sluiced::start(&runtime_cert_cfg(&sock, ports, &a, &b), &ports);
+    let name = a.display().to_string();
+    let pem = std::fs::read_to_string(&a2).unwrap();
+    let mut c = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let script = format!("prompt\nset ssl cert {name} <<\n{}\n\ncommit ssl cert {name}\nquit\n", pem.trim_end());
+    c.write_all(script.as_bytes()).unwrap();
+    let mut out = String::new();
+    c.read_to_string(&mut out).unwrap();
+    assert_eq!(out, format!("> Transaction created for certificate {name}!\n\n> Committing {name}\nSuccess!\n\n> "));
+    assert_eq!(served(ports[0], "a.example.com"), cert_der(&a2));
+}
