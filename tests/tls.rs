@@ -1303,3 +1303,32 @@ fn a_payload_in_prompt_mode_is_read_up_to_its_empty_line_and_the_session_goes_on
     assert_eq!(out, format!("> Transaction created for certificate {name}!\n\n> Committing {name}\nSuccess!\n\n> "));
     assert_eq!(served(ports[0], "a.example.com"), cert_der(&a2));
 }
+
+#[test]
+fn a_certificate_replaced_in_a_crt_list_keeps_the_names_and_exclusions_of_its_line() {
+    let pki = Pki::new("crtlistcert");
+    let a = pki.issue("a", "ec", "/CN=a.example.com", &["a.example.com"], false);
+    let b = pki.issue("b", "ec", "/CN=b.example.com", &["b.example.com"], false);
+    let c = pki.issue("c", "ec", "/CN=c.example.com", &["c.example.com"], false);
+    let b2 = pki.issue("b2", "ec", "/CN=b2", &["b.example.com", "b2.example.com", "gone.example.com"], false);
+    let c2 = pki.issue("c2", "ec", "/CN=c2", &["c.example.com", "c2.example.com", "gone.example.com"], false);
+    let list = pki.dir.join("list.txt");
+    std::fs::write(&list, format!("{}\n{} [] www.example.net\n{} !gone.example.com\n", a.display(), b.display(), c.display())).unwrap();
+    let sock = pki.dir.join("stats.sock");
+    let port = free_port();
+    let cfg = facts_cfg(port, &format!("ssl crt-list {}", list.display()))
+        .replace("defaults\n", &format!("  stats socket {} level admin\ndefaults\n", sock.display()));
+    let _s = Sluiced::start(&cfg, &[port]);
+    for (file, new) in [(&b, &b2), (&c, &c2)] {
+        let name = file.display().to_string();
+        assert_eq!(
+            ask_payload(&sock, &format!("set ssl cert {name}"), &std::fs::read_to_string(new).unwrap()),
+            format!("Transaction created for certificate {name}!\n\n")
+        );
+        assert_eq!(ask(&sock, &format!("commit ssl cert {name}")), format!("Committing {name}\nSuccess!\n\n"));
+    }
+    // b's line names www.example.net only; c's line takes the certificate's names but gone.example.com.
+    for (sni, want) in [("www.example.net", &b2), ("b2.example.com", &a), ("c2.example.com", &c2), ("gone.example.com", &a), ("x.example.org", &a)] {
+        assert_eq!(served(port, sni), cert_der(want), "SNI {sni}");
+    }
+}

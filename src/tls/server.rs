@@ -57,6 +57,7 @@ impl Acceptor {
             l.key = key.clone();
             if !l.names_from_list {
                 l.names = cert_names(key);
+                l.names.retain(|n| !l.excluded.iter().any(|x| x.eq_ignore_ascii_case(n)));
             }
         }
         self.store.certs.store(Arc::new(Certs::new(loaded)));
@@ -94,6 +95,8 @@ struct Loaded {
     names: Vec<String>,
     /// `names` came from a crt-list filter, so a replaced certificate keeps them.
     names_from_list: bool,
+    /// Names a crt-list line excluded (`!name`), excluded again from a replaced certificate's.
+    excluded: Vec<String>,
 }
 
 /// Picks the certificate for a handshake: the exact SNI name, else the wildcard of its parent
@@ -232,7 +235,7 @@ fn load_crt(path: &Path, provider: &CryptoProvider, out: &mut Vec<Loaded>) -> Re
     }
     let key = load_certified_key(path, provider)?;
     let names = cert_names(&key);
-    out.push(Loaded { path: path.to_path_buf(), key, names, names_from_list: false });
+    out.push(Loaded { path: path.to_path_buf(), key, names, names_from_list: false, excluded: Vec::new() });
     Ok(())
 }
 
@@ -264,6 +267,7 @@ fn load_crt_list(path: &Path, g: &GlobalTls, provider: &CryptoProvider, out: &mu
                 l.names_from_list = true;
             }
             l.names.retain(|n| !neg.iter().any(|x| x[1..].eq_ignore_ascii_case(n)));
+            l.excluded = neg.iter().map(|x| x[1..].to_string()).collect();
             out.push(l);
         }
     }
