@@ -241,6 +241,23 @@ async fn read_payload<R: AsyncRead + Unpin>(r: &mut BufReader<R>, timeout: Durat
     }
 }
 
+/// Reads and drops the rest of a refused payload, up to its empty line, the end of the stream,
+/// or [`MAX_SKIP`] bytes (a client that never ends it is not read forever).
+async fn skip_payload<R: AsyncRead + Unpin>(r: &mut BufReader<R>, timeout: Duration) {
+    let mut skipped = 0;
+    while skipped < MAX_SKIP {
+        match read_line(r, timeout).await {
+            None => return,
+            Some(Ok(l)) if l.is_empty() => return,
+            Some(Ok(l)) => skipped += l.len() + 1,
+            Some(Err(())) => skipped += MAX_LINE,
+        }
+    }
+}
+
+/// How much of a refused payload is read and dropped at most.
+const MAX_SKIP: usize = 64 * MAX_PAYLOAD;
+
 /// A command line that ends with the word `<<` announces a payload; the line without it.
 fn payload_command(line: &str) -> Option<&str> {
     let cmd = line.trim_end().strip_suffix("<<")?;
@@ -267,8 +284,11 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(conn: S, ctx: &Ctx, level: Sta
                 Ok(p) => (cmd, Some(p)),
                 Err(PayloadError::Closed) => return,
                 Err(PayloadError::TooBig) => {
+                    // Closing with unread input would reset the connection, and the client
+                    // could lose the answer: the rest of the payload is read and dropped first.
+                    skip_payload(&mut r, timeout).await;
                     let msg = format!("Payload too big: at most {MAX_PAYLOAD} bytes.\n\n");
-                    let _ = tokio::time::timeout(timeout, w.write_all(msg.as_bytes())).await;
+                    let _ = tokio::time::timeout(timeout, async { w.write_all(msg.as_bytes()).await.and(w.shutdown().await) }).await;
                     return;
                 }
             },
