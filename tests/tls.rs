@@ -1110,3 +1110,225 @@ fn tls_ticket_keys_let_a_session_resume_on_another_process() {
         assert!(second.contains("Reused, TLSv1."), "{version}: not resumed on the other process:\n{second}");
     }
 }
+
+/// Sends `line <<` and `payload` (its lines, then the empty line that ends it) to the stats
+/// socket and reads the answer.
+fn ask_payload(sock: &Path, line: &str, payload: &str) -> String {
+    let payload = payload.trim_end_matches('\n');
+    ask(sock, &format!("{line} <<\n{payload}\n"))
+}
+
+/// A frontend with two `ssl` binds that both load `a`, the first also `b`, with a stats socket;
+/// `nbthread 2`, so a swap has to reach both workers.
+fn runtime_cert_cfg(sock: &Path, ports: [u16; 2], a: &Path, b: &Path) -> String {
+    facts_cfg(ports[0], &format!("ssl crt {} crt {}\n  bind 127.0.0.1:{} ssl crt {}", a.display(), b.display(), ports[1], a.display()))
+        .replace("global\n  nbthread 1\n", &format!("global\n  nbthread 2\n  stats socket {} level admin\n", sock.display()))
+}
+
+/// The leaf certificate a new handshake with SNI `sni` gets on `port`.
+fn served(port: u16, sni: &str) -> Vec<u8> {
+    exchange(port, sni, client(None, &[], None), GET).unwrap().peer_cert
+}
+
+#[test]
+fn set_and_commit_ssl_cert_serve_the_new_certificate_on_new_handshakes_while_open_connections_continue() {
+    let pki = Pki::new("setcert");
+    let a = pki.issue("a", "ec", "/CN=a.example.com", &["a.example.com"], false);
+    let b = pki.issue("b", "ec", "/CN=b.example.com", &["b.example.com"], false);
+    // The replacement: another key type, another subject, one more name.
+    let a2 = pki.issue("a2", "rsa", "/CN=a.example.com v2", &["a.example.com", "new.example.com"], false);
+    let sock = pki.dir.join("stats.sock");
+    let ports = [free_port(), free_port()];
+    let _s = Sluiced::start(&runtime_cert_cfg(&sock, ports, &a, &b), &ports);
+    let name = a.display().to_string();
+
+    // A keep-alive connection opened before the change.
+    let conn = rustls::ClientConnection::new(client(Some(&pki.ca_pem()), &[], None), ServerName::try_from("a.example.com").unwrap()).unwrap();
+    let tcp = TcpStream::connect(("127.0.0.1", ports[0])).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut old = rustls::StreamOwned::new(conn, tcp);
+    let keepalive = b"GET / HTTP/1.1\r\nHost: a.example.com\r\n\r\n";
+    old.write_all(keepalive).unwrap();
+    assert_eq!(read_https_response(&mut old).0, 200);
+
+    let pem = std::fs::read_to_string(&a2).unwrap();
+    assert_eq!(ask_payload(&sock, &format!("set ssl cert {name}"), &pem), format!("Transaction created for certificate {name}!\n\n"));
+    assert_eq!(ask_payload(&sock, &format!("set ssl cert {name}"), &pem), format!("Transaction updated for certificate {name}!\n\n"));
+    assert_eq!(ask(&sock, "show ssl cert"), format!("# transaction\n*{name}\n# filename\n{name}\n{}\n\n", b.display()));
+    let pending = ask(&sock, &format!("show ssl cert *{name}"));
+    assert!(pending.starts_with(&format!("Filename: *{name}\nStatus: Uncommitted\n")), "{pending}");
+    assert!(pending.contains("Subject: /CN=a.example.com v2\n"), "{pending}");
+    // Not committed yet: new handshakes still get the old certificate.
+    assert_eq!(served(ports[0], "a.example.com"), cert_der(&a));
+
+    assert_eq!(ask(&sock, &format!("commit ssl cert {name}")), format!("Committing {name}\nSuccess!\n\n"));
+    // Every bind that loaded the file, on whichever worker accepts (several connections each).
+    for port in ports {
+        for _ in 0..6 {
+            assert_eq!(served(port, "a.example.com"), cert_der(&a2), "port {port}");
+        }
+    }
+    // The new certificate's names are resolved; the other file of the bind is untouched.
+    assert_eq!(served(ports[0], "new.example.com"), cert_der(&a2));
+    assert_eq!(served(ports[0], "b.example.com"), cert_der(&b));
+    let e = exchange(ports[1], "a.example.com", client(Some(&pki.ca_pem()), &[], None), GET).unwrap();
+    assert!(e.reply.starts_with("HTTP/1.1 200"), "a verifying client accepts the new certificate: {}", e.reply);
+    // openssl sees it too.
+    let out = s_client(ports[1], &[]);
+    assert!(out.contains("CN=a.example.com v2") || out.contains("CN = a.example.com v2"), "{out}");
+
+    // The connection opened before goes on, with the certificate it was given.
+    old.write_all(keepalive).unwrap();
+    assert_eq!(read_https_response(&mut old).0, 200);
+    assert_eq!(old.conn.peer_certificates().unwrap()[0].as_ref(), cert_der(&a).as_slice());
+
+    let now = ask(&sock, &format!("show ssl cert {name}"));
+    assert!(now.starts_with(&format!("Filename: {name}\nStatus: Used\n")) && now.contains("Subject: /CN=a.example.com v2\n"), "{now}");
+    assert_eq!(ask(&sock, "show ssl cert"), format!("# filename\n{name}\n{}\n\n", b.display()));
+}
+
+#[test]
+fn a_bad_payload_or_a_key_that_does_not_match_is_refused_and_changes_nothing() {
+    let pki = Pki::new("badcert");
+    let a = pki.issue("a", "ec", "/CN=a.example.com", &["a.example.com"], false);
+    let b = pki.issue("b", "ec", "/CN=b.example.com", &["b.example.com"], false);
+    let sock = pki.dir.join("stats.sock");
+    let ports = [free_port(), free_port()];
+    let _s = Sluiced::start(&runtime_cert_cfg(&sock, ports, &a, &b), &ports);
+    let name = a.display().to_string();
+
+    let garbage = ask_payload(&sock, &format!("set ssl cert {name}"), "-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n");
+    assert!(garbage.ends_with(&format!("Can't update {name}!\n\n")), "{garbage}");
+    let no_key = ask_payload(&sock, &format!("set ssl cert {name}"), &std::fs::read_to_string(pki.dir.join("a.crt")).unwrap());
+    assert!(no_key.contains("no private key") && no_key.ends_with(&format!("Can't update {name}!\n\n")), "{no_key}");
+    // a's certificate with b's key.
+    let mut mismatched = std::fs::read_to_string(pki.dir.join("a.crt")).unwrap();
+    mismatched.push_str(&std::fs::read_to_string(pki.dir.join("b.key")).unwrap());
+    let refused = ask_payload(&sock, &format!("set ssl cert {name}"), &mismatched);
+    assert!(refused.contains("inconsistencies between private key and certificate"), "{refused}");
+    assert_eq!(
+        ask_payload(&sock, "set ssl cert /etc/other.pem", &std::fs::read_to_string(&b).unwrap()),
+        "Can't replace a certificate which is not referenced by the configuration!\n\n"
+    );
+    assert_eq!(ask(&sock, &format!("set ssl cert {name}")), "'set ssl cert' expects a filename and a certificate as a payload\n\n");
+
+    // No transaction was opened, and the certificate in use is the same.
+    assert_eq!(ask(&sock, &format!("commit ssl cert {name}")), "No ongoing transaction! !\n\n");
+    assert_eq!(ask(&sock, "show ssl cert"), format!("# filename\n{name}\n{}\n\n", b.display()));
+    for port in ports {
+        assert_eq!(served(port, "a.example.com"), cert_der(&a));
+    }
+}
+
+#[test]
+fn abort_ssl_cert_drops_the_transaction_and_keeps_the_certificate_in_use() {
+    let pki = Pki::new("abortcert");
+    let a = pki.issue("a", "ec", "/CN=a.example.com", &["a.example.com"], false);
+    let b = pki.issue("b", "ec", "/CN=b.example.com", &["b.example.com"], false);
+    let a2 = pki.issue("a2", "ec", "/CN=a.example.com v2", &["a.example.com"], false);
+    let sock = pki.dir.join("stats.sock");
+    let ports = [free_port(), free_port()];
+    let _s = Sluiced::start(&runtime_cert_cfg(&sock, ports, &a, &b), &ports);
+    let name = a.display().to_string();
+
+    assert_eq!(
+        ask_payload(&sock, &format!("set ssl cert {name}"), &std::fs::read_to_string(&a2).unwrap()),
+        format!("Transaction created for certificate {name}!\n\n")
+    );
+    // One transaction at a time.
+    let other = b.display().to_string();
+    assert_eq!(
+        ask_payload(&sock, &format!("set ssl cert {other}"), &std::fs::read_to_string(&b).unwrap()),
+        format!("The ongoing transaction is about '{name}' but you are trying to set '{other}'\n\n")
+    );
+    assert_eq!(ask(&sock, &format!("abort ssl cert {name}")), format!("Transaction aborted for certificate '{name}'!\n\n"));
+    assert_eq!(ask(&sock, &format!("abort ssl cert {name}")), "No ongoing transaction!\n\n");
+    assert_eq!(ask(&sock, &format!("commit ssl cert {name}")), "No ongoing transaction! !\n\n");
+    assert_eq!(ask(&sock, &format!("show ssl cert *{name}")), "Can't display the certificate: Not found or the certificate is a bundle!\n\n");
+    for port in ports {
+        assert_eq!(served(port, "a.example.com"), cert_der(&a));
+    }
+}
+
+#[test]
+fn a_payload_over_one_mib_is_refused_and_the_connection_closed() {
+    let pki = Pki::new("bigpayload");
+    let a = pki.issue("a", "ec", "/CN=a.example.com", &["a.example.com"], false);
+    let b = pki.issue("b", "ec", "/CN=b.example.com", &["b.example.com"], false);
+    let sock = pki.dir.join("stats.sock");
+    let ports = [free_port(), free_port()];
+    let _s = Sluiced::start(&runtime_cert_cfg(&sock, ports, &a, &b), &ports);
+
+    let mut c = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut text = format!("set ssl cert {} <<\n", a.display());
+    let line = "A".repeat(1023) + "\n";
+    while text.len() < (1 << 20) + 4096 {
+        text.push_str(&line);
+    }
+    text.push('\n');
+    // The daemon stops reading at the limit: writing the rest may fail.
+    let writer = {
+        let mut c = c.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let _ = c.write_all(text.as_bytes());
+        })
+    };
+    let mut out = String::new();
+    c.read_to_string(&mut out).unwrap();
+    assert_eq!(out, "Payload too big: at most 1048576 bytes.\n\n");
+    drop(c);
+    writer.join().unwrap();
+    // The socket still answers, and nothing changed.
+    assert_eq!(ask(&sock, "show ssl cert"), format!("# filename\n{}\n{}\n\n", a.display(), b.display()));
+}
+
+#[test]
+fn a_payload_in_prompt_mode_is_read_up_to_its_empty_line_and_the_session_goes_on() {
+    let pki = Pki::new("promptcert");
+    let a = pki.issue("a", "ec", "/CN=a.example.com", &["a.example.com"], false);
+    let b = pki.issue("b", "ec", "/CN=b.example.com", &["b.example.com"], false);
+    let a2 = pki.issue("a2", "ec", "/CN=a.example.com v2", &["a.example.com"], false);
+    let sock = pki.dir.join("stats.sock");
+    let ports = [free_port(), free_port()];
+    let _s = Sluiced::start(&runtime_cert_cfg(&sock, ports, &a, &b), &ports);
+    let name = a.display().to_string();
+    let pem = std::fs::read_to_string(&a2).unwrap();
+    let mut c = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let script = format!("prompt\nset ssl cert {name} <<\n{}\n\ncommit ssl cert {name}\nquit\n", pem.trim_end());
+    c.write_all(script.as_bytes()).unwrap();
+    let mut out = String::new();
+    c.read_to_string(&mut out).unwrap();
+    assert_eq!(out, format!("> Transaction created for certificate {name}!\n\n> Committing {name}\nSuccess!\n\n> "));
+    assert_eq!(served(ports[0], "a.example.com"), cert_der(&a2));
+}
+
+#[test]
+fn a_certificate_replaced_in_a_crt_list_keeps_the_names_and_exclusions_of_its_line() {
+    let pki = Pki::new("crtlistcert");
+    let a = pki.issue("a", "ec", "/CN=a.example.com", &["a.example.com"], false);
+    let b = pki.issue("b", "ec", "/CN=b.example.com", &["b.example.com"], false);
+    let c = pki.issue("c", "ec", "/CN=c.example.com", &["c.example.com"], false);
+    let b2 = pki.issue("b2", "ec", "/CN=b2", &["b.example.com", "b2.example.com", "gone.example.com"], false);
+    let c2 = pki.issue("c2", "ec", "/CN=c2", &["c.example.com", "c2.example.com", "gone.example.com"], false);
+    let list = pki.dir.join("list.txt");
+    std::fs::write(&list, format!("{}\n{} [] www.example.net\n{} !gone.example.com\n", a.display(), b.display(), c.display())).unwrap();
+    let sock = pki.dir.join("stats.sock");
+    let port = free_port();
+    let cfg = facts_cfg(port, &format!("ssl crt-list {}", list.display()))
+        .replace("defaults\n", &format!("  stats socket {} level admin\ndefaults\n", sock.display()));
+    let _s = Sluiced::start(&cfg, &[port]);
+    for (file, new) in [(&b, &b2), (&c, &c2)] {
+        let name = file.display().to_string();
+        assert_eq!(
+            ask_payload(&sock, &format!("set ssl cert {name}"), &std::fs::read_to_string(new).unwrap()),
+            format!("Transaction created for certificate {name}!\n\n")
+        );
+        assert_eq!(ask(&sock, &format!("commit ssl cert {name}")), format!("Committing {name}\nSuccess!\n\n"));
+    }
+    // b's line names www.example.net only; c's line takes the certificate's names but gone.example.com.
+    for (sni, want) in [("www.example.net", &b2), ("b2.example.com", &a), ("c2.example.com", &c2), ("gone.example.com", &a), ("x.example.org", &a)] {
+        assert_eq!(served(port, sni), cert_der(want), "SNI {sni}");
+    }
+}

@@ -16,12 +16,15 @@ pub struct Ctx {
     pub rt: Arc<RouteTable>,
     started: std::time::Instant,
     start_unix_secs: u64,
+    /// The certificate transaction `set ssl cert` opened, until `commit` or `abort` (one at a
+    /// time, process-wide, as in HAProxy). Only the stats thread touches it.
+    pub(super) ssl_txn: std::sync::Mutex<Option<super::ssl::Transaction>>,
 }
 
 impl Ctx {
     pub fn new(rt: Arc<RouteTable>) -> Ctx {
         let start_unix_secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        Ctx { rt, started: std::time::Instant::now(), start_unix_secs }
+        Ctx { rt, started: std::time::Instant::now(), start_unix_secs, ssl_txn: std::sync::Mutex::new(None) }
     }
 
     fn process_info(&self) -> ProcessInfo {
@@ -72,7 +75,10 @@ pub const COMMANDS: &[(&str, &str, StatsLevel)] = &[
     ("show map [<map>]", "report available maps or dump a map's contents", StatsLevel::User),
     ("get acl <acl> <value>", "report the patterns matching a sample for an ACL", StatsLevel::User),
     ("get map <map> <value>", "report the keys and values matching a sample for a map", StatsLevel::User),
-    ("show ssl cert [<certfile>]", "display the SSL certificates used in memory, or the details of a file", StatsLevel::User),
+    ("show ssl cert [[*]<certfile>]", "display the SSL certificates used in memory, or the details of a file", StatsLevel::User),
+    ("set ssl cert <certfile> <payload>", "replace a certificate file (opens a transaction)", StatsLevel::Admin),
+    ("commit ssl cert <certfile>", "commit a certificate file", StatsLevel::Admin),
+    ("abort ssl cert <certfile>", "abort a transaction for a certificate file", StatsLevel::Admin),
     ("get weight <bk>/<srv>", "report a server's current weight", StatsLevel::User),
     ("show table [<table> [data.<type> <op> <v>]*|[key <key>]]", "report table usage stats or dump this table's contents", StatsLevel::User),
     ("clear table <table> [data.<type> <op> <v>]*|[key <key>]", "remove entries from a stick table", StatsLevel::Operator),
@@ -115,6 +121,7 @@ fn level_of(words: &[&str]) -> Option<StatsLevel> {
         ("show", "sess" | "errors") => StatsLevel::Operator,
         ("get", "weight") => StatsLevel::User,
         ("show", "ssl") if w(2) == "cert" => StatsLevel::User,
+        ("set" | "commit" | "abort", "ssl") if w(2) == "cert" => StatsLevel::Admin,
         ("show", "table") => StatsLevel::User,
         ("clear", "table") => StatsLevel::Operator,
         ("set", "table") => StatsLevel::Operator,
@@ -189,8 +196,9 @@ pub fn split_commands(line: &str) -> Vec<Vec<String>> {
 }
 
 /// Runs every command of `line`; returns the output (each answer followed by an empty line) and
-/// what the connection does next.
-pub fn run_line(ctx: &Ctx, level: StatsLevel, line: &str, interactive: bool) -> (String, Outcome) {
+/// what the connection does next. `payload`: the lines that followed a line ending with `<<`,
+/// given to the last command of the line (as HAProxy does).
+pub fn run_line(ctx: &Ctx, level: StatsLevel, line: &str, payload: Option<&str>, interactive: bool) -> (String, Outcome) {
     let mut out = String::new();
     let mut outcome = Outcome::Continue;
     let mut interactive_now = interactive;
@@ -198,7 +206,8 @@ pub fn run_line(ctx: &Ctx, level: StatsLevel, line: &str, interactive: bool) -> 
     if cmds.is_empty() && interactive {
         return (String::new(), Outcome::Continue);
     }
-    for words in cmds {
+    let last = cmds.len().saturating_sub(1);
+    for (i, words) in cmds.into_iter().enumerate() {
         let words: Vec<&str> = words.iter().map(String::as_str).collect();
         match words.as_slice() {
             ["quit", ..] => return (out, Outcome::Quit),
@@ -221,7 +230,7 @@ pub fn run_line(ctx: &Ctx, level: StatsLevel, line: &str, interactive: bool) -> 
             }
             _ => {}
         }
-        out.push_str(&run(ctx, level, &words));
+        out.push_str(&run_with_payload(ctx, level, &words, payload.filter(|_| i == last)));
         out.push('\n');
     }
     (out, outcome)
@@ -229,18 +238,23 @@ pub fn run_line(ctx: &Ctx, level: StatsLevel, line: &str, interactive: bool) -> 
 
 /// Runs one command; the answer without its trailing empty line.
 pub fn run(ctx: &Ctx, level: StatsLevel, words: &[&str]) -> String {
+    run_with_payload(ctx, level, words, None)
+}
+
+/// Runs one command with its payload (`<<`), if any; the answer without its trailing empty line.
+pub fn run_with_payload(ctx: &Ctx, level: StatsLevel, words: &[&str], payload: Option<&str>) -> String {
     let Some(need) = level_of(words) else {
         return format!("Unknown command: '{}', but maybe one of the following ones is a better match:\n{}", words.join(" "), help(level, &[]));
     };
     if need > level {
         return "Permission denied\n".into();
     }
-    match exec(ctx, level, words) {
+    match exec(ctx, level, words, payload) {
         Ok(s) | Err(s) => s,
     }
 }
 
-fn exec(ctx: &Ctx, level: StatsLevel, words: &[&str]) -> Result<String, String> {
+fn exec(ctx: &Ctx, level: StatsLevel, words: &[&str], payload: Option<&str>) -> Result<String, String> {
     let rt = &ctx.rt;
     Ok(match words {
         ["help", rest @ ..] => help(level, rest),
@@ -266,7 +280,10 @@ fn exec(ctx: &Ctx, level: StatsLevel, words: &[&str]) -> Result<String, String> 
             without_blank(stats::show_servers_state(rt, rest.first().copied()))
         }
         ["show", "servers", "conn", rest @ ..] => show_servers_conn(rt, rest.first().copied())?,
-        ["show", "ssl", "cert", rest @ ..] => super::ssl::show_cert(rt, rest.first().copied())?,
+        ["show", "ssl", "cert", rest @ ..] => super::ssl::show_cert(rt, &ctx.ssl_txn, rest.first().copied())?,
+        ["set", "ssl", "cert", rest @ ..] => super::ssl::set_cert(rt, &ctx.ssl_txn, rest.first().copied(), payload)?,
+        ["commit", "ssl", "cert", rest @ ..] => super::ssl::commit_cert(rt, &ctx.ssl_txn, rest.first().copied())?,
+        ["abort", "ssl", "cert", rest @ ..] => super::ssl::abort_cert(&ctx.ssl_txn, rest.first().copied())?,
         ["show", "backend", ..] => {
             let mut out = String::from("# name\n");
             for b in &rt.backends {
@@ -541,7 +558,7 @@ mod tests {
         assert!(parse_weight("257", 1).is_err());
         assert!(parse_weight("x", 1).is_err());
         let c = ctx();
-        let (out, outcome) = run_line(&c, StatsLevel::Admin, "set weight be/s1 50%; get weight be/s1; get weight be/nope", false);
+        let (out, outcome) = run_line(&c, StatsLevel::Admin, "set weight be/s1 50%; get weight be/s1; get weight be/nope", None, false);
         assert_eq!(out, "\n10 (initial 20)\n\nNo such server.\n\n");
         assert_eq!(outcome, Outcome::Continue);
     }
@@ -573,8 +590,8 @@ mod tests {
     #[test]
     fn prompt_and_quit() {
         let c = ctx();
-        assert_eq!(run_line(&c, StatsLevel::User, "prompt", false), (String::new(), Outcome::Interactive(true)));
-        assert_eq!(run_line(&c, StatsLevel::User, "prompt", true).1, Outcome::Interactive(false));
-        assert_eq!(run_line(&c, StatsLevel::User, "show backend; quit; show backend", true), ("# name\nbe\n\n".into(), Outcome::Quit));
+        assert_eq!(run_line(&c, StatsLevel::User, "prompt", None, false), (String::new(), Outcome::Interactive(true)));
+        assert_eq!(run_line(&c, StatsLevel::User, "prompt", None, true).1, Outcome::Interactive(false));
+        assert_eq!(run_line(&c, StatsLevel::User, "show backend; quit; show backend", None, true), ("# name\nbe\n\n".into(), Outcome::Quit));
     }
 }

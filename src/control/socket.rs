@@ -3,7 +3,9 @@
 //! and backend state (atomics), never on the routing table itself.
 //!
 //! A connection reads one line, runs its `;`-separated commands and closes, unless `prompt` makes
-//! it interactive (`> ` prompt, commands until `quit`). Each answer ends with an empty line.
+//! it interactive (`> ` prompt, commands until `quit`). Each answer ends with an empty line. A
+//! line ending with the word `<<` is followed by a payload (a PEM bundle for `set ssl cert`):
+//! the lines up to the next empty one.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +23,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAXCONN: u32 = 10;
 /// A command line longer than this is refused: a client cannot make the daemon buffer more.
 pub const MAX_LINE: usize = 64 * 1024;
+/// A payload (the lines after a line ending with `<<`) larger than this is refused, for the
+/// same reason; a PEM bundle with its chain is a few KiB.
+pub const MAX_PAYLOAD: usize = 1024 * 1024;
 
 /// A bound stats socket, not yet served.
 pub struct BoundSocket {
@@ -207,6 +212,58 @@ async fn read_line<R: AsyncRead + Unpin>(r: &mut BufReader<R>, timeout: Duration
     }
 }
 
+/// Why a payload was not read whole.
+enum PayloadError {
+    /// End of stream, an error or the idle timeout before the empty line that ends it.
+    Closed,
+    TooBig,
+}
+
+/// Reads a payload: lines up to the first empty one (or the end of the stream), each kept with
+/// its `\n`; at most [`MAX_PAYLOAD`] bytes.
+async fn read_payload<R: AsyncRead + Unpin>(r: &mut BufReader<R>, timeout: Duration) -> Result<String, PayloadError> {
+    let mut payload = String::new();
+    loop {
+        match read_line(r, timeout).await {
+            // A client that sent its payload and closed its side has said all it will.
+            None if !payload.is_empty() => return Ok(payload),
+            None => return Err(PayloadError::Closed),
+            Some(Err(())) => return Err(PayloadError::TooBig),
+            Some(Ok(l)) if l.is_empty() => return Ok(payload),
+            Some(Ok(l)) => {
+                if payload.len() + l.len() + 1 > MAX_PAYLOAD {
+                    return Err(PayloadError::TooBig);
+                }
+                payload.push_str(&l);
+                payload.push('\n');
+            }
+        }
+    }
+}
+
+/// Reads and drops the rest of a refused payload, up to its empty line, the end of the stream,
+/// or [`MAX_SKIP`] bytes (a client that never ends it is not read forever).
+async fn skip_payload<R: AsyncRead + Unpin>(r: &mut BufReader<R>, timeout: Duration) {
+    let mut skipped = 0;
+    while skipped < MAX_SKIP {
+        match read_line(r, timeout).await {
+            None => return,
+            Some(Ok(l)) if l.is_empty() => return,
+            Some(Ok(l)) => skipped += l.len() + 1,
+            Some(Err(())) => skipped += MAX_LINE,
+        }
+    }
+}
+
+/// How much of a refused payload is read and dropped at most.
+const MAX_SKIP: usize = 64 * MAX_PAYLOAD;
+
+/// A command line that ends with the word `<<` announces a payload; the line without it.
+fn payload_command(line: &str) -> Option<&str> {
+    let cmd = line.trim_end().strip_suffix("<<")?;
+    (cmd.is_empty() || cmd.ends_with(|c: char| c.is_ascii_whitespace())).then_some(cmd)
+}
+
 /// One runtime API connection.
 async fn serve<S: AsyncRead + AsyncWrite + Unpin>(conn: S, ctx: &Ctx, level: StatsLevel, mut timeout: Duration) {
     let (r, mut w) = tokio::io::split(conn);
@@ -221,7 +278,22 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(conn: S, ctx: &Ctx, level: Sta
             }
             Some(Ok(l)) => l,
         };
-        let (out, outcome) = cli::run_line(ctx, level, &line, interactive);
+        let (line, payload) = match payload_command(&line) {
+            None => (line.as_str(), None),
+            Some(cmd) => match read_payload(&mut r, timeout).await {
+                Ok(p) => (cmd, Some(p)),
+                Err(PayloadError::Closed) => return,
+                Err(PayloadError::TooBig) => {
+                    // Closing with unread input would reset the connection, and the client
+                    // could lose the answer: the rest of the payload is read and dropped first.
+                    skip_payload(&mut r, timeout).await;
+                    let msg = format!("Payload too big: at most {MAX_PAYLOAD} bytes.\n\n");
+                    let _ = tokio::time::timeout(timeout, async { w.write_all(msg.as_bytes()).await.and(w.shutdown().await) }).await;
+                    return;
+                }
+            },
+        };
+        let (out, outcome) = cli::run_line(ctx, level, line, payload.as_deref(), interactive);
         let mut out = out.into_bytes();
         match outcome {
             Outcome::Quit => {
@@ -241,5 +313,19 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(conn: S, ctx: &Ctx, level: Sta
             let _ = w.shutdown().await;
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::payload_command;
+
+    #[test]
+    fn only_a_last_word_of_two_less_than_signs_announces_a_payload() {
+        assert_eq!(payload_command("set ssl cert /a.pem <<"), Some("set ssl cert /a.pem "));
+        assert_eq!(payload_command("set ssl cert /a.pem <<  "), Some("set ssl cert /a.pem "));
+        assert_eq!(payload_command("<<"), Some(""));
+        assert_eq!(payload_command("set ssl cert /a.pem<<"), None);
+        assert_eq!(payload_command("show ssl cert"), None);
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
-use rustls::sign::CertifiedKey;
+pub use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, ServerConfig, SupportedCipherSuite, SupportedProtocolVersion};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
@@ -20,18 +20,53 @@ use super::config::{BindTls, GlobalTls, IgnoreErrors, TlsProtocols, TlsVersion, 
 #[derive(Debug)]
 pub struct Acceptor {
     pub config: Arc<ServerConfig>,
-    /// The certificate files loaded, in order, with their chains (`show ssl cert`).
-    files: Vec<(PathBuf, Arc<CertifiedKey>)>,
+    /// The certificates, also the resolver of `config`: kept here so `commit ssl cert` can swap
+    /// them (the routing table, and so this acceptor, is shared by every worker).
+    store: Arc<CertStore>,
+    /// Parses a certificate given at run time with the same key provider as the bind's own.
+    provider: Arc<CryptoProvider>,
     /// With `ca-ignore-err`/`crt-ignore-err`: the strict verifier, run again on an accepted
     /// client certificate to tell `ssl_c_verify` what was ignored.
     pub(crate) reverify: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
 }
 
 impl Acceptor {
-    /// The certificate files of this bind and the DER certificates of each (leaf first).
-    pub fn certificates(&self) -> impl Iterator<Item = (&Path, Vec<&[u8]>)> {
-        self.files.iter().map(|(p, k)| (p.as_path(), k.cert.iter().map(|c| c.as_ref()).collect()))
+    /// The certificate files of this bind, in the order they were loaded, with the certificate
+    /// each serves now (its chain, leaf first, in `cert`).
+    pub fn certificates(&self) -> Vec<(PathBuf, Arc<CertifiedKey>)> {
+        self.store.certs.load().loaded.iter().map(|l| (l.path.clone(), l.key.clone())).collect()
     }
+
+    /// Whether this bind loaded the certificate file `name` (as `show ssl cert` lists it).
+    pub fn has_file(&self, name: &str) -> bool {
+        self.store.certs.load().loaded.iter().any(|l| l.path.to_str() == Some(name))
+    }
+
+    /// Parses a PEM bundle given at run time (`set ssl cert`): the chain and its matching key.
+    pub fn parse_bundle(&self, name: &str, pem: &[u8]) -> Result<Arc<CertifiedKey>, String> {
+        certified_key_from_pem(name, pem, None, &self.provider)
+    }
+
+    /// `commit ssl cert`: serves `key` for every entry loaded from the file `name`. Handshakes
+    /// that already picked a certificate keep it; the next ones resolve against the new set.
+    /// The names the certificate answers for are read again from it, unless a crt-list line
+    /// gave them.
+    pub fn replace(&self, name: &str, key: &Arc<CertifiedKey>) {
+        let mut loaded = self.store.certs.load().loaded.clone();
+        for l in loaded.iter_mut().filter(|l| l.path.to_str() == Some(name)) {
+            l.key = key.clone();
+            if !l.names_from_list {
+                l.names = cert_names(key);
+                l.names.retain(|n| !l.excluded.iter().any(|x| x.eq_ignore_ascii_case(n)));
+            }
+        }
+        self.store.certs.store(Arc::new(Certs::new(loaded)));
+    }
+}
+
+/// The SNI names of a certificate: those of its leaf (lower case; `*.x` for wildcards).
+fn cert_names(key: &CertifiedKey) -> Vec<String> {
+    key.cert.first().map(|c| super::der::dns_names(c)).unwrap_or_default()
 }
 
 /// The session cache shared by every `ssl` bind of the process (HAProxy's is process-wide too).
@@ -51,38 +86,60 @@ pub fn no_session_cache() -> SessionCache {
 }
 
 /// One certificate with the names it answers for.
+#[derive(Clone, Debug)]
 struct Loaded {
     /// The file it was read from.
     path: PathBuf,
     key: Arc<CertifiedKey>,
     /// SNI names (lower case; `*.x` for wildcards), from a crt-list filter or the certificate.
     names: Vec<String>,
+    /// `names` came from a crt-list filter, so a replaced certificate keeps them.
+    names_from_list: bool,
+    /// Names a crt-list line excluded (`!name`), excluded again from a replaced certificate's.
+    excluded: Vec<String>,
 }
 
 /// Picks the certificate for a handshake: the exact SNI name, else the wildcard of its parent
 /// domain, else the first certificate of the bind (unless `strict-sni`). Among certificates for
 /// one name (an RSA and an ECDSA one), the first whose key can sign with a scheme the client
 /// offers.
+///
+/// The certificates sit behind an `ArcSwap`: a handshake loads the current set without a lock,
+/// and `commit ssl cert` swaps in a whole new set.
 #[derive(Debug)]
 pub struct CertStore {
+    certs: arc_swap::ArcSwap<Certs>,
+    strict_sni: bool,
+}
+
+/// One immutable set of certificates of a bind, indexed by name.
+#[derive(Debug)]
+struct Certs {
+    /// In load order: the first is the default; `show ssl cert` lists them.
+    loaded: Vec<Loaded>,
     exact: HashMap<String, Vec<Arc<CertifiedKey>>>,
     wildcard: HashMap<String, Vec<Arc<CertifiedKey>>>,
-    default: Option<Arc<CertifiedKey>>,
-    strict_sni: bool,
+}
+
+impl Certs {
+    fn new(loaded: Vec<Loaded>) -> Certs {
+        let mut certs = Certs { loaded: Vec::new(), exact: HashMap::new(), wildcard: HashMap::new() };
+        for c in &loaded {
+            for n in &c.names {
+                match n.strip_prefix("*.") {
+                    Some(parent) => certs.wildcard.entry(parent.to_string()).or_default().push(c.key.clone()),
+                    None => certs.exact.entry(n.clone()).or_default().push(c.key.clone()),
+                }
+            }
+        }
+        certs.loaded = loaded;
+        certs
+    }
 }
 
 impl CertStore {
     fn new(certs: Vec<Loaded>, strict_sni: bool) -> CertStore {
-        let mut store = CertStore { exact: HashMap::new(), wildcard: HashMap::new(), default: certs.first().map(|c| c.key.clone()), strict_sni };
-        for c in certs {
-            for n in c.names {
-                match n.strip_prefix("*.") {
-                    Some(parent) => store.wildcard.entry(parent.to_string()).or_default().push(c.key.clone()),
-                    None => store.exact.entry(n).or_default().push(c.key.clone()),
-                }
-            }
-        }
-        store
+        CertStore { certs: arc_swap::ArcSwap::from_pointee(Certs::new(certs)), strict_sni }
     }
 
     fn pick(list: &[Arc<CertifiedKey>], schemes: &[rustls::SignatureScheme]) -> Option<Arc<CertifiedKey>> {
@@ -91,13 +148,14 @@ impl CertStore {
 
     /// The certificate for `sni`, as a handshake offering `schemes` gets it.
     fn lookup(&self, sni: Option<&str>, schemes: &[rustls::SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        let certs = self.certs.load();
         if let Some(name) = sni {
             let name = name.to_ascii_lowercase();
-            if let Some(l) = self.exact.get(&name) {
+            if let Some(l) = certs.exact.get(&name) {
                 return Self::pick(l, schemes);
             }
             if let Some((_, parent)) = name.split_once('.')
-                && let Some(l) = self.wildcard.get(parent)
+                && let Some(l) = certs.wildcard.get(parent)
             {
                 return Self::pick(l, schemes);
             }
@@ -105,7 +163,7 @@ impl CertStore {
                 return None;
             }
         }
-        self.default.clone()
+        certs.loaded.first().map(|c| c.key.clone())
     }
 }
 
@@ -123,28 +181,32 @@ fn read(path: &Path, what: &str) -> Result<Vec<u8>, String> {
 /// `<file>.key` as HAProxy looks for it).
 pub fn load_certified_key(path: &Path, provider: &CryptoProvider) -> Result<Arc<CertifiedKey>, String> {
     let pem = read(path, "SSL certificate")?;
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("unable to load SSL certificate from PEM file '{}' : {e:?}", path.display()))?;
+    certified_key_from_pem(&path.display().to_string(), &pem, Some(path), provider)
+}
+
+/// The chain and key of a PEM bundle named `name`; without a key in it, the key is read from
+/// `<key_beside>.key` when given. Refuses a key that does not match the leaf certificate.
+fn certified_key_from_pem(name: &str, pem: &[u8], key_beside: Option<&Path>, provider: &CryptoProvider) -> Result<Arc<CertifiedKey>, String> {
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(pem).collect::<Result<_, _>>().map_err(|e| format!("unable to load SSL certificate from PEM file '{name}' : {e:?}"))?;
     if chain.is_empty() {
-        return Err(format!("unable to load SSL certificate from PEM file '{}' : no certificate in it", path.display()));
+        return Err(format!("unable to load SSL certificate from PEM file '{name}' : no certificate in it"));
     }
-    let key = match PrivateKeyDer::from_pem_slice(&pem) {
-        Ok(k) => k,
-        Err(_) => {
+    let key = match (PrivateKeyDer::from_pem_slice(pem), key_beside) {
+        (Ok(k), _) => k,
+        (Err(_), None) => return Err(format!("unable to load SSL private key from PEM file '{name}' : no private key in it")),
+        (Err(_), Some(path)) => {
             let mut key_path = path.as_os_str().to_owned();
             key_path.push(".key");
             let key_path = PathBuf::from(key_path);
-            let k =
-                std::fs::read(&key_path).map_err(|_| format!("unable to load SSL private key from PEM file '{}' : no private key in it", path.display()))?;
+            let k = std::fs::read(&key_path).map_err(|_| format!("unable to load SSL private key from PEM file '{name}' : no private key in it"))?;
             PrivateKeyDer::from_pem_slice(&k).map_err(|e| format!("unable to load SSL private key from PEM file '{}' : {e:?}", key_path.display()))?
         }
     };
-    let signing =
-        provider.key_provider.load_private_key(key).map_err(|e| format!("unable to load SSL private key from PEM file '{}' : {e}", path.display()))?;
+    let signing = provider.key_provider.load_private_key(key).map_err(|e| format!("unable to load SSL private key from PEM file '{name}' : {e}"))?;
     let ck = CertifiedKey::new(chain, signing);
     if let Err(e) = ck.keys_match() {
-        return Err(format!("inconsistencies between private key and certificate loaded from PEM file '{}' : {e}", path.display()));
+        return Err(format!("inconsistencies between private key and certificate loaded from PEM file '{name}' : {e}"));
     }
     Ok(Arc::new(ck))
 }
@@ -172,8 +234,8 @@ fn load_crt(path: &Path, provider: &CryptoProvider, out: &mut Vec<Loaded>) -> Re
         return Ok(());
     }
     let key = load_certified_key(path, provider)?;
-    let names = key.cert.first().map(|c| super::der::dns_names(c)).unwrap_or_default();
-    out.push(Loaded { path: path.to_path_buf(), key, names });
+    let names = cert_names(&key);
+    out.push(Loaded { path: path.to_path_buf(), key, names, names_from_list: false, excluded: Vec::new() });
     Ok(())
 }
 
@@ -202,8 +264,10 @@ fn load_crt_list(path: &Path, g: &GlobalTls, provider: &CryptoProvider, out: &mu
         for mut l in loaded {
             if !pos.is_empty() {
                 l.names = pos.iter().map(|n| n.to_ascii_lowercase()).collect();
+                l.names_from_list = true;
             }
             l.names.retain(|n| !neg.iter().any(|x| x[1..].eq_ignore_ascii_case(n)));
+            l.excluded = neg.iter().map(|x| x[1..].to_string()).collect();
             out.push(l);
         }
     }
@@ -470,8 +534,8 @@ pub fn compile_bind(t: &BindTls, g: &GlobalTls, cache: &SessionCache, http: bool
     if t.allow_0rtt {
         warn("'allow-0rtt' is ignored: sluiced never accepts TLS 1.3 early data".into());
     }
-    let files = certs.iter().map(|c| (c.path.clone(), c.key.clone())).collect();
-    let mut cfg = builder.with_cert_resolver(Arc::new(CertStore::new(certs, t.strict_sni)));
+    let store = Arc::new(CertStore::new(certs, t.strict_sni));
+    let mut cfg = builder.with_cert_resolver(store.clone());
     cfg.ignore_client_order = !(t.prefer_client_ciphers || d.prefer_client_ciphers);
     let mut alpn: Vec<&String> = t.alpn.iter().flatten().collect();
     if http && alpn.iter().any(|p| *p == "h2") {
@@ -488,7 +552,7 @@ pub fn compile_bind(t: &BindTls, g: &GlobalTls, cache: &SessionCache, http: bool
     }
     cfg.max_early_data_size = 0;
     cfg.max_fragment_size = g.maxrecord.filter(|&n| n > 0).map(|n| (n as usize).max(32));
-    Ok(Some(Arc::new(Acceptor { config: Arc::new(cfg), files, reverify })))
+    Ok(Some(Arc::new(Acceptor { config: Arc::new(cfg), store, provider, reverify })))
 }
 
 /// OpenSSL's verification error id and name for a rustls verification error (1, unspecified,
