@@ -17,6 +17,8 @@ done
 for t in openssl curl; do
   command -v $t >/dev/null 2>&1 || need+=("$t")
 done
+# ... and testssl checks the default protocols and ciphers.
+command -v testssl >/dev/null 2>&1 || need+=(testssl.sh)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
