@@ -5,7 +5,9 @@ and without stick-table tracking.
 The proxy under test runs under `valgrind --tool=callgrind` (release build, `nbthread 1`) in
 front of a second sluiced answering `http-request return` (not measured). One client connection
 sends N1 and then N2 keep-alive requests in two separate runs; instructions per request =
-(total(N2) - total(N1)) / (N2 - N1), so start-up and shut-down cancel out.
+(total(N2) - total(N1)) / (N2 - N1), so start-up and shut-down cancel out. With --repeats R, each
+count is the minimum of R runs: the proxy's timer wheel and its event loop do more work when
+the run is slower in wall time (valgrind on a busy machine), which only ever adds instructions.
 
 Variants:
   none     no stick table
@@ -106,6 +108,7 @@ def main():
     ap.add_argument("--size", default="1m", help="stick-table size")
     ap.add_argument("--n1", type=int, default=500)
     ap.add_argument("--n2", type=int, default=2500)
+    ap.add_argument("--repeats", type=int, default=1, help="runs per count, the minimum is kept")
     args = ap.parse_args()
     if not shutil.which("valgrind"):
         raise SystemExit("valgrind is missing")
@@ -125,8 +128,8 @@ def main():
                 print(f"{proxy}: not available ({binary})", file=sys.stderr)
                 continue
             for v in args.variants.split(","):
-                a = count(proxy, binary, d, v, args.size, origin, args.n1)
-                b = count(proxy, binary, d, v, args.size, origin, args.n2)
+                a = min(count(proxy, binary, d, v, args.size, origin, args.n1) for _ in range(args.repeats))
+                b = min(count(proxy, binary, d, v, args.size, origin, args.n2) for _ in range(args.repeats))
                 rows.append((proxy, v, a, b, (b - a) / (args.n2 - args.n1)))
     finally:
         o.terminate()

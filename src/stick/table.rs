@@ -176,6 +176,12 @@ const ALL_DT: [Dt; NDT] = {
 };
 
 impl Dt {
+    /// The type's bit in a mask of stored types.
+    #[inline]
+    pub const fn bit(self) -> u32 {
+        1 << self as u32
+    }
+
     pub fn name(self) -> &'static str {
         use Dt::*;
         match self {
@@ -404,7 +410,13 @@ impl Table {
 
     #[inline]
     pub fn stores(&self, dt: Dt) -> bool {
-        self.stored & (1 << dt as u32) != 0
+        self.stored & dt.bit() != 0
+    }
+
+    /// The stored types as a mask of [`Dt::bit`]s.
+    #[inline]
+    pub fn stored_mask(&self) -> u32 {
+        self.stored
     }
 
     pub fn used(&self) -> usize {
@@ -763,6 +775,11 @@ impl Table {
     pub fn start_tracking(&self, e: &Entry, http: bool, now: u64) {
         e.refs.fetch_add(1, Ordering::Relaxed);
         let second = if http { (Dt::HttpReqCnt, Dt::HttpReqRate) } else { (Dt::SessCnt, Dt::SessRate) };
+        let counted = Dt::ConnCnt.bit() | Dt::ConnRate.bit() | Dt::ConnCur.bit() | second.0.bit() | second.1.bit();
+        if self.stored & counted == 0 {
+            e.touched.store(now, Ordering::Relaxed);
+            return;
+        }
         self.with_at(e, now, |v, now| {
             self.bump(v, Dt::ConnCnt, Dt::ConnRate, 1, now);
             self.bump(v, second.0, second.1, 1, now);

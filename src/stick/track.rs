@@ -10,7 +10,7 @@
 //! later HTTP request and response of the connection counts in them; slots filled by
 //! `http-request` rules end with their transaction.
 //!
-//! A stream without tracking pays for three empty slots and one check per request.
+//! A stream without tracking pays for three empty slots and one test per hook.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -37,7 +37,20 @@ impl Drop for Tracked {
 #[derive(Debug, Default)]
 pub struct StickCtrs {
     pub slots: [Option<Tracked>; 3],
+    /// The stored types of the tracked tables ([`Dt::bit`]s): a per-request hook whose types no
+    /// tracked table stores (the byte counters of a table that only stores `http_req_rate`) costs
+    /// one test, not a walk over the slots.
+    stored: u32,
+    /// Bit `n` set when slot `n` was filled by an `http-request` rule: released at the end of
+    /// the transaction.
+    http_slots: u8,
 }
+
+const REQ: u32 = Dt::HttpReqCnt.bit() | Dt::HttpReqRate.bit();
+const ERR: u32 = Dt::HttpErrCnt.bit() | Dt::HttpErrRate.bit();
+const FAIL: u32 = Dt::HttpFailCnt.bit() | Dt::HttpFailRate.bit();
+const BYTES_IN: u32 = Dt::BytesInCnt.bit() | Dt::BytesInRate.bit();
+const BYTES_OUT: u32 = Dt::BytesOutCnt.bit() | Dt::BytesOutRate.bit();
 
 impl StickCtrs {
     fn each(&self, mut f: impl FnMut(&Tracked)) {
@@ -46,14 +59,23 @@ impl StickCtrs {
         }
     }
 
-    // The per-request hooks check for an empty set inline and keep the work out of line, so a
-    // stream that tracks nothing pays a few instructions per hook and its caller's code is not
-    // changed by what tracking does.
+    /// Fills slot `sc`.
+    pub fn fill(&mut self, sc: usize, t: Tracked) {
+        self.stored |= t.table.stored_mask();
+        if !t.session {
+            self.http_slots |= 1 << sc;
+        }
+        self.slots[sc] = Some(t);
+    }
+
+    // The per-request hooks test the stored types inline and keep the work out of line, so a
+    // stream that tracks nothing, or tracks tables that do not store what the hook counts, pays
+    // a few instructions per hook and its caller's code is not changed by what tracking does.
 
     /// A new HTTP request on the connection: counted in the slots the connection tracks.
     #[inline]
     pub fn http_request(&self) {
-        if !self.is_empty() {
+        if self.stored & REQ != 0 {
             self.http_request_slow();
         }
     }
@@ -71,7 +93,7 @@ impl StickCtrs {
     /// but 501 and 505 as failures, as in HAProxy.
     #[inline]
     pub fn http_status(&self, status: u16) {
-        if !self.is_empty() {
+        if self.stored & (ERR | FAIL) != 0 && status >= 400 {
             self.http_status_slow(status);
         }
     }
@@ -93,7 +115,7 @@ impl StickCtrs {
     /// Bytes received from (`inb`) and sent to (`outb`) the client.
     #[inline]
     pub fn bytes(&self, inb: u64, outb: u64) {
-        if !self.is_empty() {
+        if self.stored & (BYTES_IN | BYTES_OUT) != 0 {
             self.bytes_slow(inb, outb);
         }
     }
@@ -113,18 +135,20 @@ impl StickCtrs {
     /// The end of an HTTP transaction: the slots `http-request` filled are released.
     #[inline]
     pub fn end_transaction(&mut self) {
-        if !self.is_empty() {
+        if self.http_slots != 0 {
             self.end_transaction_slow();
         }
     }
 
     #[inline(never)]
     fn end_transaction_slow(&mut self) {
-        for s in &mut self.slots {
-            if s.as_ref().is_some_and(|t| !t.session) {
+        for (i, s) in self.slots.iter_mut().enumerate() {
+            if self.http_slots & (1 << i) != 0 {
                 *s = None;
             }
         }
+        self.http_slots = 0;
+        self.stored = self.slots.iter().flatten().fold(0, |m, t| m | t.table.stored_mask());
     }
 
     #[inline]
@@ -216,7 +240,7 @@ impl StickAction {
                 let now = super::table::now_ms();
                 let Some(e) = table.get_or_create_at(k, now) else { return Ok(()) };
                 table.start_tracking(&e, level == Level::Http, now);
-                view.ctrs.borrow_mut().slots[usize::from(*sc)] = Some(Tracked { table: table.clone(), entry: e, session: level == Level::Tcp });
+                view.ctrs.borrow_mut().fill(usize::from(*sc), Tracked { table: table.clone(), entry: e, session: level == Level::Tcp });
             }
             StickAction::IncGpc { sc, cnt, rate, idx } => with_slot(&view, *sc, |t| {
                 t.table.add(&t.entry, *cnt, *idx, 1);
