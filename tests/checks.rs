@@ -81,7 +81,7 @@ fn responder_on(l: TcpListener, respond: impl Fn(&[u8]) -> Vec<u8> + Send + Sync
 #[test]
 fn server_on_a_closed_port_goes_down_and_traffic_goes_to_the_other() {
     let a = Backend::named("a");
-    let dead = free_port();
+    let (dead, _dead_guard) = dead_port();
     let port = free_port();
     let s = Sluiced::start(
         &cfg(port, &format!("  balance roundrobin\n  server a {} check inter 100ms\n  server dead 127.0.0.1:{dead} check inter 100ms", a.addr())),
@@ -200,7 +200,7 @@ fn all_servers_down_logs_no_server_available() {
 #[test]
 fn tracking_server_follows_the_tracked_one() {
     let (a, b, c) = (Backend::named("a"), Backend::named("b"), Backend::named("c"));
-    let dead = free_port();
+    let (dead, _dead_guard) = dead_port();
     let port = free_port();
     let s = Sluiced::start(
         &cfg(
@@ -256,7 +256,7 @@ fn slowstart_ramps_a_returning_server_in() {
 fn observed_connection_errors_mark_down_with_on_error_mark_down() {
     let a = Backend::named("a");
     let (healthy, _) = responder(|_| Vec::new());
-    let dead = free_port();
+    let (dead, _dead_guard) = dead_port();
     let port = free_port();
     // b's checks pass (they go to `healthy`), but its traffic port is closed: only `observe`
     // can take it out.

@@ -254,7 +254,7 @@ fn added_server_with_check_goes_down_when_nothing_listens() {
     let a = Backend::named("a");
     let (sock, port) = (stats_socket(), free_port());
     let _d = tcp_proxy(&sock, port, &format!("  server a {}\n", a.addr()), "");
-    let dead = free_port();
+    let (dead, _dead_guard) = dead_port();
     assert_eq!(ask(&sock, &format!("add server l/c 127.0.0.1:{dead} check inter 100ms rise 1 fall 1")), "New server registered.\n\n");
     // Checks stay off until `enable health`; the server counts as up meanwhile.
     assert_eq!(ask(&sock, "enable server l/c"), "\n");

@@ -262,7 +262,7 @@ fn frontend_maxconn_stops_accepting_at_the_limit_and_resumes_below_it() {
 #[test]
 fn a_refusing_server_is_retried_then_redispatched_and_the_client_never_notices() {
     let good = Backend::named("good");
-    let dead = free_port();
+    let (dead, _dead_guard) = dead_port();
     let port = free_port();
     let cfg = backend_cfg(
         port,
@@ -280,7 +280,7 @@ fn a_refusing_server_is_retried_then_redispatched_and_the_client_never_notices()
 
 #[test]
 fn without_redispatch_a_refusing_server_fails_the_connection() {
-    let dead = free_port();
+    let (dead, _dead_guard) = dead_port();
     let port = free_port();
     let cfg = backend_cfg(port, "  nbthread 1", &format!("  retries 1\n  timeout connect 200ms\n  server dead 127.0.0.1:{dead}"));
     let _s = Sluiced::start(&cfg, &[port]);

@@ -163,7 +163,7 @@ fn a_server_with_weight_zero_keeps_its_persistent_clients() {
 #[test]
 fn a_cookie_naming_an_unreachable_server_is_redispatched_with_option_redispatch() {
     let (a, _) = backend("s1", "");
-    let dead = free_port();
+    let (dead, _dead_guard) = dead_port();
     let port = free_port();
     let lines = format!("  retries 1\n  option redispatch\n  cookie SRV insert\n  server s1 {} cookie s1\n  server s2 127.0.0.1:{dead} cookie s2", a.addr());
     let _s = Sluiced::start(&http_cfg(port, "", &lines), &[port]);

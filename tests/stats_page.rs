@@ -124,7 +124,7 @@ fn auth_answers_401_until_the_credentials_match() {
 #[test]
 fn generated_errors_count_in_the_response_classes() {
     let port = free_port();
-    let dead = free_port();
+    let (dead, _dead_guard) = dead_port();
     let _s = Sluiced::start(&cfg(port, "  stats uri /st", &format!("127.0.0.1:{dead}")), &[port]);
     assert_eq!(get(port, "/", "").0, 503);
     let csv = get(port, "/st;csv", "").2;

@@ -17,6 +17,16 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// A port that refuses connections and that no other test can take while the returned socket
+/// lives: a socket bound to it without listening, and without `SO_REUSEADDR`, so a later bind
+/// of the same port fails instead of a test's backend answering in place of a "dead" server.
+pub fn dead_port() -> (u16, socket2::Socket) {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into()).unwrap();
+    let port = s.local_addr().unwrap().as_socket().unwrap().port();
+    (port, s)
+}
+
 /// A directory of its own for one test.
 pub fn temp_dir(tag: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
