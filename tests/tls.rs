@@ -1332,3 +1332,53 @@ fn a_certificate_replaced_in_a_crt_list_keeps_the_names_and_exclusions_of_its_li
         assert_eq!(served(port, sni), cert_der(want), "SNI {sni}");
     }
 }
+
+/// A reload as HAProxy's classic one: a new process started with `-sf <old pid>` on the same
+/// port reads the certificate file afresh and serves it to new handshakes, while the old process
+/// finishes the connections it has (a kept-alive one goes on with the old certificate) and exits
+/// once they end.
+#[test]
+fn a_reload_with_sf_serves_the_new_certificate_while_the_old_process_finishes_its_connections() {
+    let pki = Pki::new("reload");
+    let a = pki.issue("a", "ec", "/CN=a.example.com", &["a.example.com"], false);
+    let a2 = pki.issue("a2", "ec", "/CN=a.example.com v2", &["a.example.com"], false);
+    let site = pki.dir.join("site.pem");
+    std::fs::copy(&a, &site).unwrap();
+    let port = free_port();
+    let cfg = format!(
+        "{}frontend f\n  bind 127.0.0.1:{port} ssl crt {}\n  http-request return status 200 content-type text/plain string ok\n",
+        defaults("http"),
+        site.display()
+    );
+    let mut old = Sluiced::start(&cfg, &[port]);
+    let conn = rustls::ClientConnection::new(client(Some(&pki.ca_pem()), &[], None), ServerName::try_from("a.example.com").unwrap()).unwrap();
+    let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut kept = rustls::StreamOwned::new(conn, tcp);
+    let get = b"GET / HTTP/1.1\r\nHost: a.example.com\r\n\r\n";
+    kept.write_all(get).unwrap();
+    assert_eq!(read_https_response(&mut kept).0, 200);
+
+    // The certificate file changes, then the new process takes over.
+    std::fs::copy(&a2, &site).unwrap();
+    let _new = Sluiced::start_args(&cfg, &[port], &["-sf", &old.pid().to_string()]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut in_a_row = 0;
+    while in_a_row < 5 {
+        assert!(std::time::Instant::now() < deadline, "new handshakes never settled on the new certificate");
+        match exchange(port, "a.example.com", client(None, &[], None), GET) {
+            Ok(e) if e.peer_cert == cert_der(&a2) => in_a_row += 1,
+            _ => {
+                in_a_row = 0;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+    // The old process still serves the connection it had, with the old certificate...
+    kept.write_all(get).unwrap();
+    assert_eq!(read_https_response(&mut kept).0, 200);
+    assert_eq!(kept.conn.peer_certificates().unwrap()[0].as_ref(), cert_der(&a).as_slice());
+    // ...and exits once it is closed.
+    drop(kept);
+    assert_eq!(old.wait_exit(Duration::from_secs(10)), Some(0), "the old process did not finish");
+}

@@ -138,7 +138,10 @@ pub fn bind_all(rt: &RouteTable, workers: usize, backlog_of: impl Fn(usize) -> O
                 }
                 for sa in socket_addrs(a)? {
                     for w in per_worker.iter_mut() {
-                        let l = tcp_listener(sa, b, backlog_of(fi), workers > 1)?;
+                        // `SO_REUSEPORT` always, as HAProxy on Linux: the workers share the port,
+                        // and so does the next process during a reload (`-sf`), which binds while
+                        // this one still listens.
+                        let l = tcp_listener(sa, b, backlog_of(fi), true)?;
                         w.push(BoundListener { frontend: fi, bind: bi, listener: StdListener::Tcp(l) });
                     }
                 }
