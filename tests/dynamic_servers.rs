@@ -6,21 +6,10 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use support::*;
-
-/// Sends one line on a fresh connection and reads until the daemon closes.
-fn ask(sock: &Path, line: &str) -> String {
-    let mut c = UnixStream::connect(sock).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    c.write_all(format!("{line}\n").as_bytes()).unwrap();
-    let mut out = String::new();
-    c.read_to_string(&mut out).unwrap();
-    out
-}
 
 /// Asks `line` until the answer satisfies `ok`, for at most `within`; returns the last answer.
 fn ask_until(sock: &Path, line: &str, within: Duration, ok: impl Fn(&str) -> bool) -> String {

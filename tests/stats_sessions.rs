@@ -6,7 +6,6 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -65,16 +64,6 @@ fn setup() -> Setup {
     );
     let d = Sluiced::start(&cfg, &[tcp, http, bad, page]);
     Setup { _d: d, _servers: vec![echo, h, x], tcp, http, bad, page, admin, user }
-}
-
-/// Sends one line on a fresh connection and reads until the daemon closes.
-fn ask(sock: &Path, line: &str) -> String {
-    let mut c = UnixStream::connect(sock).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    c.write_all(format!("{line}\n").as_bytes()).unwrap();
-    let mut out = String::new();
-    c.read_to_string(&mut out).unwrap();
-    out
 }
 
 /// A TCP client through `ft` whose round trip to the echo server completed.

@@ -6,7 +6,7 @@ mod support;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -36,16 +36,6 @@ fn setup(extra: &str) -> Setup {
     );
     let d = Sluiced::start(&cfg, &[port]);
     Setup { _d: d, _a: a, _b: b, port, admin, user }
-}
-
-/// Sends one line on a fresh connection and reads until the daemon closes.
-fn ask(sock: &Path, line: &str) -> String {
-    let mut c = UnixStream::connect(sock).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    c.write_all(format!("{line}\n").as_bytes()).unwrap();
-    let mut out = String::new();
-    c.read_to_string(&mut out).unwrap();
-    out
 }
 
 fn socat(target: &str, line: &str) -> String {

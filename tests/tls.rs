@@ -822,16 +822,6 @@ fn accept_proxy_on_an_ssl_bind_reads_the_header_before_the_handshake() {
     closed_by_peer(c);
 }
 
-/// Sends one line to the stats socket and reads until the daemon closes.
-fn ask(sock: &Path, line: &str) -> String {
-    let mut c = std::os::unix::net::UnixStream::connect(sock).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    c.write_all(format!("{line}\n").as_bytes()).unwrap();
-    let mut out = String::new();
-    c.read_to_string(&mut out).unwrap();
-    out
-}
-
 #[test]
 fn show_ssl_cert_lists_the_files_and_details_one() {
     let pki = Pki::new("showcert");

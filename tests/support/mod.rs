@@ -27,6 +27,17 @@ pub fn dead_port() -> (u16, socket2::Socket) {
     (port, s)
 }
 
+/// Sends one line to a stats socket on a fresh connection and reads the answer until the daemon
+/// closes (non-interactive mode).
+pub fn ask(sock: &std::path::Path, line: &str) -> String {
+    let mut c = std::os::unix::net::UnixStream::connect(sock).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.write_all(format!("{line}\n").as_bytes()).unwrap();
+    let mut out = String::new();
+    c.read_to_string(&mut out).unwrap();
+    out
+}
+
 /// A directory of its own for one test.
 pub fn temp_dir(tag: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
