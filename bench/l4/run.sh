@@ -16,23 +16,7 @@ if ! command -v nginx >/dev/null; then
 elif nginx -V 2>&1 | grep -q -- '--with-stream=dynamic' && ! ls /usr/lib/nginx/modules/ngx_stream_module.so >/dev/null 2>&1; then
   need+=(libnginx-mod-stream)
 fi
-if [ ${#need[@]} -gt 0 ]; then
-  if [ "$(id -u)" != 0 ]; then
-    echo "missing: ${need[*]} (run as root to install them with apt-get)" >&2
-    exit 1
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  # Debian's postinst may start the packaged nginx on port 80; policy-rc.d stops it doing so.
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-    chmod +x /usr/sbin/policy-rc.d
-    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
-  fi
-  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-  rm -f /usr/sbin/policy-rc.d
-  trap - EXIT
-fi
+. bench/install.sh
 
 cargo build --release --quiet --bin sluiced --bin sluiced-loadgen
 

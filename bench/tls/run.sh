@@ -3,6 +3,11 @@
 # and HAProxy terminating TLS side by side; --help lists the options). See bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-for t in haproxy wrk openssl taskset; do command -v $t >/dev/null || { echo "missing: $t" >&2; exit 1; }; done
+need=()
+command -v haproxy >/dev/null || need+=(haproxy)
+command -v wrk >/dev/null || need+=(wrk)
+command -v openssl >/dev/null || need+=(openssl)
+command -v taskset >/dev/null || need+=(util-linux)
+. bench/install.sh
 cargo build --release --quiet --bin sluiced
 exec python3 bench/tls/tlsbench.py "$@"
