@@ -477,28 +477,17 @@ impl<'a> EditedView<'a> {
             out.extend(self.reason().iter().copied().filter(|&b| b != b'\r' && b != b'\n' && b != 0));
         }
         out.extend_from_slice(b"\r\n");
-        for i in 0..self.header_count() {
-            let (name, value) = self.header(i);
-            if conn != ConnHeader::Preserve && name.eq_ignore_ascii_case(b"connection") {
-                // An `upgrade` token names the Upgrade field: it goes when that field went (as
-                // `Upgrade: h2c` does), and so does `HTTP2-Settings`, which only h2c uses.
-                let upgrade_left = (0..self.header_count()).any(|j| self.header(j).0.eq_ignore_ascii_case(b"upgrade"));
-                let kept: Vec<&[u8]> = value_spans(value)
-                    .into_iter()
-                    .filter_map(|s| value.get(s))
-                    .filter(|t| {
-                        !t.eq_ignore_ascii_case(b"close")
-                            && !t.eq_ignore_ascii_case(b"keep-alive")
-                            && !t.eq_ignore_ascii_case(b"http2-settings")
-                            && (upgrade_left || !t.eq_ignore_ascii_case(b"upgrade"))
-                    })
-                    .collect();
-                if !kept.is_empty() {
-                    header(out, name, &kept.join(&b", "[..]));
+        if self.edited.is_none() {
+            self.write_parsed_fields(conn, out);
+        } else {
+            for i in 0..self.header_count() {
+                let (name, value) = self.header(i);
+                if conn != ConnHeader::Preserve && name.eq_ignore_ascii_case(b"connection") {
+                    self.write_connection(name, value, out);
+                    continue;
                 }
-                continue;
+                header(out, name, value);
             }
-            header(out, name, value);
         }
         match conn {
             ConnHeader::Close => header(out, b"connection", b"close"),
@@ -506,6 +495,65 @@ impl<'a> EditedView<'a> {
             ConnHeader::Preserve | ConnHeader::Strip => {}
         }
         out.extend_from_slice(b"\r\n");
+    }
+}
+
+impl EditedView<'_> {
+    /// The fields of an unedited head. A field already written as `name: value\r\n` in the
+    /// buffer is copied as it stands, and a run of such fields in one copy; others are written
+    /// out as that. Parsed values hold no CR, LF or NUL (the parser refuses them), so nothing
+    /// needs filtering here.
+    fn write_parsed_fields(&self, conn: ConnHeader, out: &mut Vec<u8>) {
+        let buf = self.buf;
+        let mut run = 0..0;
+        for f in &self.head.fields {
+            let (name, value) = (buf.get(f.name.clone()).unwrap_or(b""), buf.get(f.value.clone()).unwrap_or(b""));
+            if conn != ConnHeader::Preserve && name.eq_ignore_ascii_case(b"connection") {
+                out.extend_from_slice(buf.get(run.clone()).unwrap_or(b""));
+                run = 0..0;
+                self.write_connection(name, value, out);
+                continue;
+            }
+            let line_end = f.value.end + 2;
+            let as_written =
+                f.value.start == f.name.end + 2 && buf.get(f.name.end..f.value.start) == Some(b": ") && buf.get(f.value.end..line_end) == Some(b"\r\n");
+            if !as_written {
+                out.extend_from_slice(buf.get(run.clone()).unwrap_or(b""));
+                run = 0..0;
+                header(out, name, value);
+            } else if !run.is_empty() && run.end == f.name.start {
+                run.end = line_end;
+            } else {
+                out.extend_from_slice(buf.get(run.clone()).unwrap_or(b""));
+                run = f.name.start..line_end;
+            }
+        }
+        out.extend_from_slice(buf.get(run).unwrap_or(b""));
+    }
+
+    /// A `Connection` field when [`ConnHeader`] rewrites them: its `close`, `keep-alive` and
+    /// hop-by-hop upgrade tokens go, the rest stays.
+    fn write_connection(&self, name: &[u8], value: &[u8], out: &mut Vec<u8>) {
+        // The usual values leave nothing.
+        if value.eq_ignore_ascii_case(b"keep-alive") || value.eq_ignore_ascii_case(b"close") {
+            return;
+        }
+        // An `upgrade` token names the Upgrade field: it goes when that field went (as
+        // `Upgrade: h2c` does), and so does `HTTP2-Settings`, which only h2c uses.
+        let upgrade_left = (0..self.header_count()).any(|j| self.header(j).0.eq_ignore_ascii_case(b"upgrade"));
+        let kept: Vec<&[u8]> = value_spans(value)
+            .into_iter()
+            .filter_map(|s| value.get(s))
+            .filter(|t| {
+                !t.eq_ignore_ascii_case(b"close")
+                    && !t.eq_ignore_ascii_case(b"keep-alive")
+                    && !t.eq_ignore_ascii_case(b"http2-settings")
+                    && (upgrade_left || !t.eq_ignore_ascii_case(b"upgrade"))
+            })
+            .collect();
+        if !kept.is_empty() {
+            header(out, name, &kept.join(&b", "[..]));
+        }
     }
 }
 

@@ -201,6 +201,7 @@ async fn read_head(
     whole: Option<Duration>,
     parse: ParseInto,
     started_at: Option<&std::cell::Cell<Option<std::time::Instant>>>,
+    timer: &mut crate::runtime::deadline::Deadline,
 ) -> HeadRead {
     let mut deadline = if buf.is_empty() { first_byte.map(|d| Instant::now() + d) } else { whole.map(|d| Instant::now() + d) };
     let mut started = !buf.is_empty();
@@ -218,16 +219,31 @@ async fn read_head(
         if buf.len() == buf.capacity() {
             buf.reserve(limits.max_head.saturating_sub(buf.capacity()).max(1024));
         }
-        let waited = match deadline {
-            Some(d) => tokio::time::timeout_at(d, c.ready(Interest::READABLE)).await.ok(),
-            None => Some(c.ready(Interest::READABLE).await),
+        let (r, b) = if c.completes_reads() {
+            // io_uring: the read itself is the wait (a `RECV` in the ring), bounded by the
+            // deadline; no readiness poll first. A read dropped at the deadline keeps the buffer
+            // until the kernel lets go of it, and what it would have read is lost with it:
+            // every caller ends the connection on `Timeout` and `Idle`.
+            let read = c.read(std::mem::take(buf));
+            match deadline {
+                Some(d) => match timer.run(d, read).await {
+                    Some(done) => done,
+                    None => return if started { HeadRead::Timeout } else { HeadRead::Idle },
+                },
+                None => read.await,
+            }
+        } else {
+            let waited = match deadline {
+                Some(d) => timer.run(d, c.ready(Interest::READABLE)).await,
+                None => Some(c.ready(Interest::READABLE).await),
+            };
+            match waited {
+                None => return if started { HeadRead::Timeout } else { HeadRead::Idle },
+                Some(Err(_)) => return if started { HeadRead::Aborted } else { HeadRead::Closed },
+                Some(Ok(())) => {}
+            }
+            c.read(std::mem::take(buf)).await
         };
-        match waited {
-            None => return if started { HeadRead::Timeout } else { HeadRead::Idle },
-            Some(Err(_)) => return if started { HeadRead::Aborted } else { HeadRead::Closed },
-            Some(Ok(())) => {}
-        }
-        let (r, b) = c.read(std::mem::take(buf)).await;
         *buf = b;
         match r {
             Ok(0) => return if started { HeadRead::Aborted } else { HeadRead::Closed },
@@ -896,6 +912,8 @@ async fn serve(
     // Three empty slots unless a rule tracks; without any stick table the per-request hooks are
     // skipped altogether.
     let stick = std::cell::RefCell::new(crate::stick::track::StickCtrs::default());
+    // The one timer of the session's waits for heads.
+    let mut timer = crate::runtime::deadline::Deadline::new();
     let tracks = !rt.tables.is_empty();
     let conn_ctx = HttpCtx {
         rt,
@@ -957,7 +975,7 @@ async fn serve(
         let first_wait = if first { head_timeout.map(|t| t.saturating_sub(accepted.elapsed())) } else { keepalive_timeout };
         let started_at = std::cell::Cell::new(None);
         let timed = rec.is_some().then_some(&started_at);
-        match read_head(&client, &mut cbuf, &mut req_head, &limits, first_wait, head_timeout, h1::parse_request_into, timed).await {
+        match read_head(&client, &mut cbuf, &mut req_head, &limits, first_wait, head_timeout, h1::parse_request_into, timed, &mut timer).await {
             HeadRead::Ok => {
                 sess.new_transaction();
                 if let Some(r) = rec.as_deref_mut() {
@@ -1316,7 +1334,7 @@ async fn serve(
         // 5. Response.
         let mut sbuf: Vec<u8> = w.buffers.get(bufsize);
         let rframing = loop {
-            let waited = read_head(&server, &mut sbuf, &mut res_head, &limits, be.timeout_server, be.timeout_server, h1::parse_response_into, None);
+            let waited = read_head(&server, &mut sbuf, &mut res_head, &limits, be.timeout_server, be.timeout_server, h1::parse_response_into, None, &mut timer);
             let got = if be.abortonclose {
                 tokio::select! {
                     r = waited => Some(r),

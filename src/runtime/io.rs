@@ -120,6 +120,24 @@ impl Conn for EpollConn {
     }
 
     async fn ready(&self, interest: Interest) -> io::Result<()> {
+        // One direction: tokio's per-direction waker slot (`poll_*_ready`), which costs a fraction
+        // of the general `ready` future (a waiter linked into a list under the socket's lock,
+        // unlinked again on drop). Session code waits on a socket from its one task, so the single
+        // slot per direction is enough.
+        if interest == Interest::READABLE {
+            return std::future::poll_fn(|cx| match self {
+                EpollConn::Tcp(s) => s.poll_read_ready(cx),
+                EpollConn::Unix(s) => s.poll_read_ready(cx),
+            })
+            .await;
+        }
+        if interest == Interest::WRITABLE {
+            return std::future::poll_fn(|cx| match self {
+                EpollConn::Tcp(s) => s.poll_write_ready(cx),
+                EpollConn::Unix(s) => s.poll_write_ready(cx),
+            })
+            .await;
+        }
         match self {
             EpollConn::Tcp(s) => s.ready(interest).await.map(drop),
             EpollConn::Unix(s) => s.ready(interest).await.map(drop),
@@ -186,6 +204,12 @@ impl Transport {
     /// Bytes can be spliced between the socket and a pipe: the stream is not encrypted.
     pub fn spliceable(&self) -> bool {
         matches!(self, Transport::Plain(_))
+    }
+    /// A read through the io_uring backend is a completion (a `RECV` in the ring) rather than a
+    /// readiness wait and a `recv`: a session may then make the read itself its wait, bounded by
+    /// a deadline, as long as it ends the connection when the deadline drops the read.
+    pub fn completes_reads(&self) -> bool {
+        matches!(self, Transport::Plain(AnyConn::Uring(_)))
     }
     /// One non-blocking write attempt; on TLS always `WouldBlock` (a TLS write may have to wait
     /// for its records to leave, so it goes through [`Conn::write`]).

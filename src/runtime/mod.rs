@@ -1,6 +1,7 @@
 //! Worker threads, I/O backends, listeners and pipe pools.
 
 pub mod config;
+pub mod deadline;
 pub mod io;
 pub mod limit;
 pub mod listener;

@@ -140,7 +140,14 @@ pub fn current() -> Option<Rc<Driver>> {
 
 /// Creates this thread's ring and spawns its driver task on the current `LocalRuntime`/`LocalSet`.
 pub fn start() -> io::Result<()> {
-    let ring = IoUring::builder().build(RING_ENTRIES)?;
+    // COOP_TASKRUN: completions are posted when this thread next enters the kernel (it makes
+    // system calls all the time, and a thread asleep in the reactor is woken) instead of by an
+    // interrupt of the running thread per completion, which only pays where other threads reap
+    // the ring. Kernels before 5.19 refuse the flag: then the ring is made without it.
+    let ring = match IoUring::builder().setup_coop_taskrun().build(RING_ENTRIES) {
+        Ok(r) => r,
+        Err(_) => IoUring::builder().build(RING_ENTRIES)?,
+    };
     // SAFETY: the ring's descriptor stays open as long as the `AsyncFd`: both live in the driver,
     // and the `AsyncFd` is dropped first.
     let cq_ready = unsafe { AsyncFd::register_with_interest(ring.as_raw_fd(), Interest::READABLE) }.map_err(|e| e.into_parts().1)?;
