@@ -463,6 +463,15 @@ impl<'a> EditedView<'a> {
 
     /// Writes the start line and the header fields, then the empty line. See [`write_head`].
     pub fn write(&self, is_request: bool, conn: ConnHeader, out: &mut Vec<u8>) {
+        if self.edited.is_none()
+            && let Some(line) = self.start_line_as_written(is_request)
+        {
+            // The start line stands in the buffer as it would be written: it opens the run of
+            // fields copied as they stand.
+            self.write_parsed_fields(conn, out, line);
+            end_head(conn, out);
+            return;
+        }
         let version = self.version();
         if is_request {
             out.extend_from_slice(self.method());
@@ -478,7 +487,7 @@ impl<'a> EditedView<'a> {
         }
         out.extend_from_slice(b"\r\n");
         if self.edited.is_none() {
-            self.write_parsed_fields(conn, out);
+            self.write_parsed_fields(conn, out, 0..0);
         } else {
             for i in 0..self.header_count() {
                 let (name, value) = self.header(i);
@@ -489,13 +498,18 @@ impl<'a> EditedView<'a> {
                 header(out, name, value);
             }
         }
-        match conn {
-            ConnHeader::Close => header(out, b"connection", b"close"),
-            ConnHeader::KeepAlive => header(out, b"connection", b"keep-alive"),
-            ConnHeader::Preserve | ConnHeader::Strip => {}
-        }
-        out.extend_from_slice(b"\r\n");
+        end_head(conn, out);
     }
+}
+
+/// The `Connection` field [`ConnHeader`] adds, if any, then the empty line.
+fn end_head(conn: ConnHeader, out: &mut Vec<u8>) {
+    match conn {
+        ConnHeader::Close => header(out, b"connection", b"close"),
+        ConnHeader::KeepAlive => header(out, b"connection", b"keep-alive"),
+        ConnHeader::Preserve | ConnHeader::Strip => {}
+    }
+    out.extend_from_slice(b"\r\n");
 }
 
 impl EditedView<'_> {
@@ -503,9 +517,9 @@ impl EditedView<'_> {
     /// buffer is copied as it stands, and a run of such fields in one copy; others are written
     /// out as that. Parsed values hold no CR, LF or NUL (the parser refuses them), so nothing
     /// needs filtering here.
-    fn write_parsed_fields(&self, conn: ConnHeader, out: &mut Vec<u8>) {
+    fn write_parsed_fields(&self, conn: ConnHeader, out: &mut Vec<u8>, start: Range<usize>) {
         let buf = self.buf;
-        let mut run = 0..0;
+        let mut run = start;
         for f in &self.head.fields {
             let (name, value) = (buf.get(f.name.clone()).unwrap_or(b""), buf.get(f.value.clone()).unwrap_or(b""));
             if conn != ConnHeader::Preserve && name.eq_ignore_ascii_case(b"connection") {
@@ -529,6 +543,36 @@ impl EditedView<'_> {
             }
         }
         out.extend_from_slice(buf.get(run).unwrap_or(b""));
+    }
+
+    /// Where the unedited start line stands in the buffer, CRLF included, when it is byte for
+    /// byte what [`write`](Self::write) would write: `METHOD SP target SP HTTP/1.x CRLF`, or
+    /// `HTTP/1.x SP status SP reason CRLF` (parsed reasons hold no CR, LF or NUL).
+    fn start_line_as_written(&self, is_request: bool) -> Option<Range<usize>> {
+        let (buf, head) = (self.buf, self.head);
+        let version = self.version();
+        if is_request {
+            let (m, t) = (&head.method, &head.target);
+            let v = t.end + 1;
+            let end = v + version.len() + 2;
+            let ok = !m.is_empty()
+                && buf.get(m.end) == Some(&b' ')
+                && t.start == m.end + 1
+                && buf.get(t.end) == Some(&b' ')
+                && buf.get(v..v + version.len()) == Some(version)
+                && buf.get(end - 2..end) == Some(b"\r\n");
+            return ok.then_some(m.start..end);
+        }
+        let st = head.status;
+        let digits = [b'0' + (st / 100 % 10) as u8, b'0' + (st / 10 % 10) as u8, b'0' + (st % 10) as u8];
+        let r = &head.reason;
+        let ok = buf.get(..version.len()) == Some(version)
+            && buf.get(8) == Some(&b' ')
+            && buf.get(9..12) == Some(&digits[..])
+            && buf.get(12) == Some(&b' ')
+            && r.start == 13
+            && buf.get(r.end..r.end + 2) == Some(b"\r\n");
+        ok.then_some(0..r.end + 2)
     }
 
     /// A `Connection` field when [`ConnHeader`] rewrites them: its `close`, `keep-alive` and

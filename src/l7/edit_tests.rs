@@ -321,3 +321,17 @@ fn odd_heads_do_not_panic() {
     write_head(b"short", &head, &all, true, ConnHeader::Close, &mut o);
     write_head(b"short", &head, &Edits::new(), false, ConnHeader::Strip, &mut o);
 }
+
+#[test]
+fn heads_copied_as_they_stand_match_the_written_form() {
+    let e = Edits::new();
+    // A usual response: the start line and its fields in one copy, `Connection: keep-alive` out.
+    let res = b"HTTP/1.1 200 OK\r\nServer: app\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\n";
+    assert_eq!(out(res, &e, false, ConnHeader::Strip), "HTTP/1.1 200 OK\r\nServer: app\r\nContent-Length: 2\r\n\r\n");
+    // No reason phrase: the written form has the space before the empty reason.
+    let bare = b"HTTP/1.1 204\r\nServer: app\r\n\r\n";
+    assert_eq!(out(bare, &e, false, ConnHeader::Preserve), "HTTP/1.1 204 \r\nServer: app\r\n\r\n");
+    // Fields not written as `name: value` are normalised, those around them copied.
+    let odd = b"GET / HTTP/1.0\r\nA: 1\r\nB:2\r\nC: 3\r\n\r\n";
+    assert_eq!(out(odd, &e, true, ConnHeader::Preserve), "GET / HTTP/1.0\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n");
+}

@@ -176,6 +176,16 @@ fn line_ends_ok(s: &[u8]) -> bool {
     memchr::memchr_iter(b'\n', s).all(|i| i > 0 && s[i - 1] == b'\r')
 }
 
+/// [`line_ends_ok`] for a head httparse parsed whole (`w[..len]`, its start line at `start`),
+/// looking only where lines end: before each field's name, before the empty line, at the end,
+/// and in the empty lines skipped before a request line. httparse lets a line end in a bare LF
+/// but no LF anywhere else (not in a target, name, value or reason), so these are all the LFs
+/// of the head; checking them costs a few loads per line instead of a search per line.
+fn parsed_line_ends_ok(w: &[u8], len: usize, start: usize, fields: &[Field]) -> bool {
+    let crlf_before = |at: usize| at >= 2 && w.get(at - 2..at) == Some(b"\r\n");
+    leading_crlfs(w) == start && len >= 2 && crlf_before(len) && crlf_before(len - 2) && fields.iter().all(|f| crlf_before(f.name.start))
+}
+
 /// Bytes taken by CRLF pairs before a request line (RFC 9112 2.2 robustness).
 fn leading_crlfs(s: &[u8]) -> usize {
     let mut p = 0;
@@ -231,10 +241,11 @@ pub fn parse_request_into(buf: &[u8], limits: &Limits, head: &mut Head) -> Resul
         let mut req = httparse::Request::new(&mut []);
         match req.parse_with_uninit_headers(window, slots) {
             Ok(httparse::Status::Complete(len)) => {
-                if !line_ends_ok(&window[..len]) {
+                let method = offsets(buf, req.method.unwrap_or_default().as_bytes());
+                fill_fields(buf, req.headers, &mut head.fields);
+                if !parsed_line_ends_ok(window, len, method.start, &head.fields) {
                     return Err(bad_request("bare LF in head"));
                 }
-                let method = offsets(buf, req.method.unwrap_or_default().as_bytes());
                 let target = offsets(buf, req.path.unwrap_or_default().as_bytes());
                 check_target(slice(buf, &method), slice(buf, &target))?;
                 head.method = method;
@@ -243,7 +254,6 @@ pub fn parse_request_into(buf: &[u8], limits: &Limits, head: &mut Head) -> Resul
                 head.status = 0;
                 head.reason = 0..0;
                 head.len = len;
-                fill_fields(buf, req.headers, &mut head.fields);
                 Ok(true)
             }
             Ok(httparse::Status::Partial) => {
@@ -284,7 +294,8 @@ pub fn parse_response_into(buf: &[u8], limits: &Limits, head: &mut Head) -> Resu
         let mut resp = httparse::Response::new(&mut []);
         match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut resp, window, slots) {
             Ok(httparse::Status::Complete(len)) => {
-                if !line_ends_ok(&window[..len]) {
+                fill_fields(buf, resp.headers, &mut head.fields);
+                if !parsed_line_ends_ok(window, len, 0, &head.fields) {
                     return Err(bad_gateway("bare LF in head"));
                 }
                 let status = resp.code.unwrap_or_default();
@@ -299,7 +310,6 @@ pub fn parse_response_into(buf: &[u8], limits: &Limits, head: &mut Head) -> Resu
                 head.status = status;
                 head.reason = 13.min(line_end)..line_end;
                 head.len = len;
-                fill_fields(buf, resp.headers, &mut head.fields);
                 Ok(true)
             }
             Ok(httparse::Status::Partial) => {
@@ -1194,6 +1204,30 @@ mod tests {
 
     fn limits() -> Limits {
         Limits::default()
+    }
+
+    #[test]
+    fn every_bare_lf_position_is_refused_in_complete_heads() {
+        // Each CRLF of these heads in turn made a bare LF, and every CRLF prefix too: a complete
+        // head with any LF not after a CR is refused, whichever line it ends.
+        let req = b"\r\nGET /a HTTP/1.1\r\nHost: x\r\nA: 1\r\nB:2 \r\n\r\n".to_vec();
+        let res = b"HTTP/1.1 200 OK\r\nA: 1\r\nContent-Length: 0\r\n\r\n".to_vec();
+        for (base, is_req) in [(req, true), (res, false)] {
+            let crs: Vec<usize> = base.windows(2).enumerate().filter(|(_, w)| w == b"\r\n").map(|(i, _)| i).collect();
+            for &i in &crs {
+                let mut b = base.clone();
+                b.remove(i);
+                let mut head = Head::default();
+                let got = if is_req { parse_request_into(&b, &limits(), &mut head) } else { parse_response_into(&b, &limits(), &mut head) };
+                match got {
+                    Err(e) => assert_eq!(e.reason, "bare LF in head", "{:?}", String::from_utf8_lossy(&b)),
+                    Ok(done) => assert!(!done, "accepted {:?}", String::from_utf8_lossy(&b)),
+                }
+            }
+            let mut head = Head::default();
+            let got = if is_req { parse_request_into(&base, &limits(), &mut head) } else { parse_response_into(&base, &limits(), &mut head) };
+            assert_eq!(got, Ok(true));
+        }
     }
 
     /// Parses a complete request head and its framing, as the session does.

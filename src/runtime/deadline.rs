@@ -12,14 +12,22 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::Poll;
+use std::task::{Poll, Waker};
 
 use tokio::time::{Instant, Sleep};
 
 /// A timer owned by one session, for its waits one at a time.
+///
+/// The timer is armed lazily: a wait whose deadline is at or after the one the timer is armed
+/// for leaves it alone, and when it fires before the wait's own deadline it is re-armed then. A
+/// keep-alive connection whose timeouts are all the same length therefore re-arms about once per
+/// timeout period, not once per wait. The session task's waker is registered with the timer once
+/// and again only after a re-arm (or when the task's waker changed).
 #[derive(Debug, Default)]
 pub struct Deadline {
     sleep: Option<Pin<Box<Sleep>>>,
+    /// The waker the armed timer will wake.
+    registered: Option<Waker>,
 }
 
 impl Deadline {
@@ -30,22 +38,32 @@ impl Deadline {
     /// Runs `f` until it completes or `at` passes; `None` when the deadline came first.
     pub async fn run<F: Future>(&mut self, at: Instant, f: F) -> Option<F::Output> {
         let mut f = std::pin::pin!(f);
-        let mut armed = false;
         std::future::poll_fn(|cx| {
             if let Poll::Ready(v) = f.as_mut().poll(cx) {
                 return Poll::Ready(Some(v));
             }
             let sleep = match &mut self.sleep {
                 Some(s) => {
-                    if !armed {
+                    if s.deadline() > at || (s.is_elapsed() && Instant::now() < at) {
+                        // Armed too late for this wait, or fired early for it: re-arm.
                         s.as_mut().reset(at);
+                        self.registered = None;
                     }
                     s
                 }
                 None => self.sleep.insert(Box::pin(tokio::time::sleep_until(at))),
             };
-            armed = true;
-            if sleep.as_mut().poll(cx).is_ready() { Poll::Ready(None) } else { Poll::Pending }
+            if sleep.is_elapsed() {
+                // It fired at or after `at` (a timer armed earlier was re-armed above).
+                return Poll::Ready(None);
+            }
+            if !self.registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                if sleep.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(None);
+                }
+                self.registered = Some(cx.waker().clone());
+            }
+            Poll::Pending
         })
         .await
     }
@@ -66,6 +84,27 @@ mod tests {
             let mut d = Deadline::new();
             assert_eq!(d.run(Instant::now(), async { 7 }).await, Some(7));
             assert!(d.sleep.is_none());
+        });
+    }
+
+    #[test]
+    fn a_timer_armed_for_an_earlier_wait_does_not_end_a_later_one() {
+        rt().block_on(async {
+            let mut d = Deadline::new();
+            let t = Instant::now();
+            let quick = async {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                1
+            };
+            assert_eq!(d.run(t + Duration::from_millis(100), quick).await, Some(1));
+            // Still armed for t + 100 ms, which passes during this wait: the wait goes on to its
+            // own deadline and its future finishes first.
+            let slow = async {
+                tokio::time::sleep_until(t + Duration::from_millis(250)).await;
+                2
+            };
+            assert_eq!(d.run(t + Duration::from_secs(30), slow).await, Some(2));
+            assert!(t.elapsed() >= Duration::from_millis(250));
         });
     }
 
