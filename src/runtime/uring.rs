@@ -13,36 +13,35 @@
 //! an operation's future mid-flight is always safe: the slot becomes an orphan, an `ASYNC_CANCEL`
 //! is queued for it, and the buffer is freed only when the kernel's completion for it arrives.
 //! What a dropped read would have read is lost with it, as with any cancelled `recv`: session code
-//! bounds its waits for readiness with timeouts, never a read itself, and drops a read only when it
-//! ends the connection (a killed session, `abortonclose`).
+//! drops a read only when it ends the connection (a head wait past its deadline, a killed
+//! session, `abortonclose`).
 //!
 //! Choices made here:
 //! - Reads go into the caller's own buffer (`IORING_OP_RECV` into the spare capacity of the
 //!   `Vec` the session passes), not into a provided buffer ring. Session code keeps one buffer per
 //!   connection and parses heads in place in it; a provided buffer would have to be copied into
-//!   that buffer (a copy per read) or the sessions rewritten around borrowed kernel buffers. And
-//!   sessions wait for readiness before they read (so that their timeouts never drop a pending
-//!   read), so a read never parks a buffer in the kernel while the connection is idle, which is
-//!   the memory a provided buffer ring would save.
+//!   that buffer (a copy per read) or the sessions rewritten around borrowed kernel buffers. The
+//!   memory a provided buffer ring would save is the buffer of an idle connection: idle
+//!   connections that never sent a byte are parked outside the ring (`runtime::park`) without one.
+//! - An HTTP session's waits for a head are the `RECV` itself, bounded by the session's deadline
+//!   (`Transport::completes_reads`; a read dropped at the deadline ends the connection, so what
+//!   it would have read does not matter): one ring operation per wait, where a readiness poll and
+//!   then a `recv` cost an operation and a system call.
 //! - Accept is single-shot `IORING_OP_ACCEPT`, re-armed by the accept loop, not multishot: the
 //!   accept loop stops accepting while `maxconn` or a rate limit is full so that new connections
 //!   wait in the kernel's backlog (and another worker's listener can take them); a multishot
 //!   accept would keep taking connections the worker then holds unserved.
 //! - Timeouts stay tokio timers around the futures: a timed-out operation is dropped, which
 //!   cancels it as above. Linked timeouts would only duplicate that.
-//! - Readiness (`ready`, used before reads, by splice and by the first-bytes wait of idle HTTP
-//!   connections) is a one-shot `IORING_OP_POLL_ADD`; `try_io` then runs the non-blocking system
-//!   call directly. A read right after a poll reported the socket readable is one direct
-//!   `recv(MSG_DONTWAIT)`: the data is there, and a `RECV` operation would cost an
-//!   `io_uring_enter` and a turn of the driver task for a completion the kernel makes inline
-//!   (callgrind, instructions per keep-alive request on one connection, release build: 19,926
-//!   with the operation; 14,410 to 16,054 over four runs with the direct `recv`, the count moving
-//!   with whether a poll completes inline; epoll 16,073 to 16,079). A read without that hint, or whose `recv`
-//!   finds nothing, is a `RECV` operation. Session code waits for readiness before every read (its
-//!   timeouts bound the wait, never a read), so reads through the ring are rare today; a `Conn`
-//!   read with a deadline (a linked timeout on the `RECV`) would let the read itself be the wait
-//!   and drop the poll. Splice stays `splice(2)` with `SPLICE_F_NONBLOCK` (io_uring's splice parks a
-//!   kernel worker thread per pending operation).
+//! - Readiness (`ready`, used by splice, by body transfers and by the first-bytes wait of idle
+//!   HTTP connections) is a one-shot `IORING_OP_POLL_ADD`; `try_io` then runs the non-blocking
+//!   system call directly. A read right after a poll reported the socket readable is one direct
+//!   `recv(MSG_DONTWAIT)`: the data is there, and a `RECV` operation would cost a turn of the
+//!   driver task for a completion the kernel makes inline. Splice stays `splice(2)` with
+//!   `SPLICE_F_NONBLOCK` (io_uring's splice parks a kernel worker thread per pending operation).
+//! - The ring is made with `COOP_TASKRUN` and `SINGLE_ISSUER` where the kernel has them: one
+//!   thread submits and reaps, so completions need not interrupt it (bench/RESULTS.md has the
+//!   effect on system time per request).
 //! - Sockets stay `O_NONBLOCK` (readiness users call `recv`/`splice` directly); an operation that
 //!   completes with `EAGAIN` or `EINPROGRESS` waits for readiness through the ring and retries.
 //! - Closing is `IORING_OP_CLOSE`, queued with the other submissions of the tick.
