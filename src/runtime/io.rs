@@ -6,7 +6,7 @@
 //! This file holds the epoll implementation, over tokio's reactor.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 
 use tokio::io::Interest;
 use tokio::net::{TcpStream, UnixStream};
@@ -253,7 +253,7 @@ impl AnyConn {
     pub fn try_read_now(&self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             AnyConn::Epoll(c) => c.try_read_now(buf),
-            AnyConn::Uring(c) => nix::sys::socket::recv(c.as_fd().as_raw_fd(), buf, nix::sys::socket::MsgFlags::MSG_DONTWAIT).map_err(io::Error::from),
+            AnyConn::Uring(c) => c.try_read_now(buf),
         }
     }
 
@@ -261,7 +261,7 @@ impl AnyConn {
     pub fn try_write_vectored_now(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
         match self {
             AnyConn::Epoll(c) => c.try_write_vectored_now(bufs),
-            AnyConn::Uring(c) => socket2::SockRef::from(c).send_vectored_with_flags(bufs, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL),
+            AnyConn::Uring(c) => c.try_write_vectored_now(bufs),
         }
     }
 

@@ -370,11 +370,12 @@ fn poll_mask(interest: Interest) -> u32 {
     m
 }
 
-/// Waits through the ring until `fd` is ready for `interest` (or in error, or hung up).
-async fn poll_ready(d: &Rc<Driver>, fd: RawFd, interest: Interest) -> io::Result<()> {
+/// Waits through the ring until `fd` is ready for `interest` (or in error, or hung up); the poll
+/// events that came.
+async fn poll_ready(d: &Rc<Driver>, fd: RawFd, interest: Interest) -> io::Result<u32> {
     let mask = poll_mask(interest);
     let (r, _) = d.start(Hold::None, |_| opcode::PollAdd::new(types::Fd(fd), mask).build()).await;
-    if r < 0 { Err(os_err(r)) } else { Ok(()) }
+    if r < 0 { Err(os_err(r)) } else { Ok(r as u32) }
 }
 
 /// A connected stream socket on the uring backend.
@@ -382,8 +383,12 @@ pub struct UringConn {
     fd: Option<OwnedFd>,
     d: Rc<Driver>,
     tcp: bool,
-    /// A readiness poll reported the socket readable and no read has run since.
+    /// A readiness poll reported the socket readable and no read has run since, nor an attempt
+    /// through `try_io` found it empty.
     readable: Cell<bool>,
+    /// A readiness poll reported the socket writable and no attempt through `try_io` found it
+    /// full since.
+    writable: Cell<bool>,
 }
 
 impl std::fmt::Debug for UringConn {
@@ -400,7 +405,7 @@ impl UringConn {
     /// A connection on `d` over an accepted socket that waited outside the ring
     /// (`runtime::park`).
     pub fn from_fd(d: Rc<Driver>, fd: OwnedFd, tcp: bool) -> UringConn {
-        UringConn { fd: Some(fd), d, tcp, readable: Cell::new(false) }
+        UringConn { fd: Some(fd), d, tcp, readable: Cell::new(false), writable: Cell::new(false) }
     }
 
     /// The socket, out of the ring's hands (nothing is in flight on a connection no session has
@@ -416,14 +421,27 @@ impl UringConn {
 
     /// One non-blocking send attempt, without the ring: `WouldBlock` when the socket buffer is full.
     pub fn try_write_now(&self, buf: &[u8]) -> io::Result<usize> {
-        nix::sys::socket::send(self.raw(), buf, nix::sys::socket::MsgFlags::MSG_DONTWAIT | nix::sys::socket::MsgFlags::MSG_NOSIGNAL).map_err(io::Error::from)
+        self.try_io(Interest::WRITABLE, || {
+            nix::sys::socket::send(self.raw(), buf, nix::sys::socket::MsgFlags::MSG_DONTWAIT | nix::sys::socket::MsgFlags::MSG_NOSIGNAL)
+                .map_err(io::Error::from)
+        })
+    }
+
+    /// One non-blocking vectored send attempt, without the ring.
+    pub fn try_write_vectored_now(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.try_io(Interest::WRITABLE, || socket2::SockRef::from(self).send_vectored_with_flags(bufs, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL))
+    }
+
+    /// One non-blocking read attempt, without the ring: `WouldBlock` when nothing is there.
+    pub fn try_read_now(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.try_io(Interest::READABLE, || nix::sys::socket::recv(self.raw(), buf, nix::sys::socket::MsgFlags::MSG_DONTWAIT).map_err(io::Error::from))
     }
 
     /// Connects a new non-blocking socket to `addr` through the ring.
     pub async fn connect(d: &Rc<Driver>, addr: &socket2::SockAddr) -> io::Result<UringConn> {
         let tcp = addr.is_ipv4() || addr.is_ipv6();
         let sock = socket2::Socket::new(addr.domain(), socket2::Type::STREAM.nonblocking().cloexec(), None)?;
-        let c = UringConn { fd: Some(sock.into()), d: d.clone(), tcp, readable: Cell::new(false) };
+        let c = UringConn { fd: Some(sock.into()), d: d.clone(), tcp, readable: Cell::new(false), writable: Cell::new(false) };
         let fd = c.raw();
         let (r, _) = d
             .start(Hold::Addr(Box::new(addr.clone())), |h| {
@@ -522,6 +540,7 @@ impl Conn for UringConn {
             let Hold::Buf(b) = hold else { unreachable!() };
             buf = b;
             if r == -libc::EAGAIN {
+                self.writable.set(false);
                 if let Err(e) = poll_ready(&self.d, fd, Interest::WRITABLE).await {
                     return (Err(e), buf);
                 }
@@ -536,21 +555,42 @@ impl Conn for UringConn {
     }
 
     async fn ready(&self, interest: Interest) -> io::Result<()> {
-        poll_ready(&self.d, self.raw(), interest).await?;
-        if interest.is_readable() {
+        // Readiness is cached as tokio caches it on epoll: once reported, it holds until an
+        // attempt through `try_io` meets `WouldBlock`. A splice loop moving a large transfer so
+        // polls the ring only when a socket runs dry or full, not once per chunk.
+        if (!interest.is_readable() || self.readable.get()) && (!interest.is_writable() || self.writable.get()) {
+            return Ok(());
+        }
+        let events = poll_ready(&self.d, self.raw(), interest).await?;
+        let (err, rd) = ((libc::POLLERR | libc::POLLHUP) as u32, (libc::POLLIN | libc::POLLRDHUP) as u32);
+        if interest.is_readable() && events & (rd | err) != 0 {
             self.readable.set(true);
+        }
+        if interest.is_writable() && events & (libc::POLLOUT as u32 | err) != 0 {
+            self.writable.set(true);
         }
         Ok(())
     }
 
-    fn try_io<R>(&self, _interest: Interest, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
-        // No readiness is cached on this backend: a `WouldBlock` only sends the caller back to
-        // `ready`, which polls the socket afresh.
-        f()
+    fn try_io<R>(&self, interest: Interest, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+        let r = f();
+        if r.as_ref().is_err_and(|e| e.kind() == io::ErrorKind::WouldBlock) {
+            if interest.is_readable() {
+                self.readable.set(false);
+            }
+            if interest.is_writable() {
+                self.writable.set(false);
+            }
+        }
+        r
     }
 
     fn fd(&self) -> BorrowedFd<'_> {
         self.as_fd()
+    }
+
+    fn drained(&self) {
+        self.readable.set(false);
     }
 }
 
@@ -587,7 +627,13 @@ impl UringListener {
                 return Err(os_err(r));
             }
             // SAFETY: the kernel returned a new descriptor that nothing else owns.
-            let conn = UringConn { fd: Some(unsafe { OwnedFd::from_raw_fd(r) }), d: self.d.clone(), tcp: self.tcp, readable: Cell::new(false) };
+            let conn = UringConn {
+                fd: Some(unsafe { OwnedFd::from_raw_fd(r) }),
+                d: self.d.clone(),
+                tcp: self.tcp,
+                readable: Cell::new(false),
+                writable: Cell::new(false),
+            };
             let Hold::Peer(p) = hold else { unreachable!() };
             let peer = if self.tcp { sockaddr_to_std(&p.0) } else { None };
             return Ok((conn, peer));
