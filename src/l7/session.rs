@@ -1100,6 +1100,9 @@ async fn serve(
             };
             (verdict, edits, base.backend, hash, sni)
         };
+        if tracks {
+            stick.borrow().request_rules_done();
+        }
         let base = HttpCtx { body_pending, backend: be_idx, ..conn_ctx };
         match verdict {
             Verdict::Forward => {}

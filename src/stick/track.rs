@@ -11,14 +11,22 @@
 //! `http-request` rules end with their transaction.
 //!
 //! A stream without tracking pays for three empty slots and one test per hook.
+//!
+//! Every request of a keep-alive connection usually tracks the same key (`track-sc0 src`): a slot
+//! released at the end of a transaction keeps its entry, and the next `track-sc` of that slot on
+//! the same table and key takes it again without looking it up in the table, as long as the
+//! entry is still there (see [`Table::retrack`]).
+//!
+//! The `http-request` rules of one request run without waiting: they read the clock once (the
+//! coarse clock ticks every few ms anyway, and HAProxy reads it once per poll loop).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
-use super::table::{Dt, Entry, Table, Tables};
+use super::table::{Dt, Entry, Key, Table, Tables, now_ms};
 use crate::route::eval::{CompiledSample, StreamCtx};
 
-/// A filled slot.
+/// A filled slot: the stream holds a reference on the entry until [`StickCtrs`] releases it.
 #[derive(Debug)]
 pub struct Tracked {
     pub table: Arc<Table>,
@@ -27,16 +35,21 @@ pub struct Tracked {
     pub session: bool,
 }
 
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        self.table.stop_tracking(&self.entry);
-    }
-}
+/// [`StickCtrs::clock`] outside the `http-request` rules: the clock is read at each use.
+const CLOCK_OFF: u64 = u64::MAX;
 
 /// The three stick counters of a stream.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct StickCtrs {
-    pub slots: [Option<Tracked>; 3],
+    /// The slots' entries; slot `n` tracks its entry when bit `n` of `live` is set. A slot an
+    /// `http-request` rule filled keeps its entry once released at the end of the transaction:
+    /// the next `track-sc` of the slot on the same table and key takes it again without a
+    /// lookup.
+    slots: [Option<Tracked>; 3],
+    live: u8,
+    /// The time the `http-request` rules of the current request run at (0: not read yet), or
+    /// [`CLOCK_OFF`].
+    clock: Cell<u64>,
     /// The stored types of the tracked tables ([`Dt::bit`]s): a per-request hook whose types no
     /// tracked table stores (the byte counters of a table that only stores `http_req_rate`) costs
     /// one test, not a walk over the slots.
@@ -52,29 +65,100 @@ const FAIL: u32 = Dt::HttpFailCnt.bit() | Dt::HttpFailRate.bit();
 const BYTES_IN: u32 = Dt::BytesInCnt.bit() | Dt::BytesInRate.bit();
 const BYTES_OUT: u32 = Dt::BytesOutCnt.bit() | Dt::BytesOutRate.bit();
 
+impl Default for StickCtrs {
+    fn default() -> StickCtrs {
+        StickCtrs { slots: Default::default(), live: 0, clock: Cell::new(CLOCK_OFF), stored: 0, http_slots: 0 }
+    }
+}
+
+impl Drop for StickCtrs {
+    fn drop(&mut self) {
+        if self.live != 0 {
+            self.release(self.live, now_ms());
+        }
+    }
+}
+
 impl StickCtrs {
     fn each(&self, mut f: impl FnMut(&Tracked)) {
-        for t in self.slots.iter().flatten() {
-            f(t);
+        for (i, t) in self.slots.iter().enumerate() {
+            if self.live & (1 << i) != 0
+                && let Some(t) = t
+            {
+                f(t);
+            }
         }
     }
 
-    /// Fills slot `sc`.
-    pub fn fill(&mut self, sc: usize, t: Tracked) {
-        self.stored |= t.table.stored_mask();
-        if !t.session {
-            self.http_slots |= 1 << sc;
+    /// The entry slot `sc` tracks.
+    #[inline]
+    pub fn slot(&self, sc: u8) -> Option<&Tracked> {
+        if self.live & (1 << sc) == 0 {
+            return None;
         }
-        self.slots[sc] = Some(t);
+        self.slots[usize::from(sc)].as_ref()
+    }
+
+    /// The time for the stick counters now: read once for the `http-request` rules of a request.
+    #[inline]
+    pub fn now(&self) -> u64 {
+        match self.clock.get() {
+            CLOCK_OFF => now_ms(),
+            0 => {
+                let now = now_ms();
+                self.clock.set(now);
+                now
+            }
+            now => now,
+        }
+    }
+
+    /// Fills the empty slot `sc` with the entry of `key`, tracked at `now`: the entry the slot
+    /// held in the previous transaction when it is that key's, else the table's (created when
+    /// absent). Nothing when the table is full and nothing can be evicted.
+    fn track(&mut self, sc: u8, table: &Arc<Table>, key: Key, level: Level, now: u64) {
+        debug_assert!(self.slot(sc).is_none());
+        let bit = 1 << sc;
+        let http = level == Level::Http;
+        let slot = &mut self.slots[usize::from(sc)];
+        match slot {
+            Some(t) if Arc::ptr_eq(&t.table, table) && t.entry.key == key && table.retrack(&t.entry, http, now) => t.session = !http,
+            _ => match table.track_at(key, http, now) {
+                Some(entry) => *slot = Some(Tracked { table: table.clone(), entry, session: !http }),
+                None => {
+                    *slot = None;
+                    return;
+                }
+            },
+        }
+        self.live |= bit;
+        self.stored |= table.stored_mask();
+        if http {
+            self.http_slots |= bit;
+        }
+    }
+
+    /// Stops tracking in the slots of `mask` (those live) at `now`.
+    fn release(&mut self, mask: u8, now: u64) {
+        for (i, t) in self.slots.iter().enumerate() {
+            if mask & self.live & (1 << i) != 0
+                && let Some(t) = t
+            {
+                t.table.stop_tracking(&t.entry, now);
+            }
+        }
+        self.live &= !mask;
     }
 
     // The per-request hooks test the stored types inline and keep the work out of line, so a
     // stream that tracks nothing, or tracks tables that do not store what the hook counts, pays
     // a few instructions per hook and its caller's code is not changed by what tracking does.
 
-    /// A new HTTP request on the connection: counted in the slots the connection tracks.
+    /// A new HTTP request on the connection: counted in the slots the connection tracks. Its
+    /// `http-request` rules run next, up to [`request_rules_done`](Self::request_rules_done).
     #[inline]
     pub fn http_request(&self) {
+        self.clock.set(0);
         if self.stored & REQ != 0 {
             self.http_request_slow();
         }
@@ -87,6 +171,12 @@ impl StickCtrs {
                 t.table.count(&t.entry, Dt::HttpReqCnt, Dt::HttpReqRate, 1);
             }
         });
+    }
+
+    /// The `http-request` rules of the request have run: the clock is read at each use again.
+    #[inline]
+    pub fn request_rules_done(&self) {
+        self.clock.set(CLOCK_OFF);
     }
 
     /// The response status of a transaction: 4xx but 401 and 407 count as request errors, 5xx
@@ -132,7 +222,8 @@ impl StickCtrs {
         });
     }
 
-    /// The end of an HTTP transaction: the slots `http-request` filled are released.
+    /// The end of an HTTP transaction: the slots `http-request` filled are released (and their
+    /// entries kept for the next transaction).
     #[inline]
     pub fn end_transaction(&mut self) {
         if self.http_slots != 0 {
@@ -142,18 +233,19 @@ impl StickCtrs {
 
     #[inline(never)]
     fn end_transaction_slow(&mut self) {
-        for (i, s) in self.slots.iter_mut().enumerate() {
-            if self.http_slots & (1 << i) != 0 {
-                *s = None;
-            }
-        }
+        self.release(self.http_slots, now_ms());
         self.http_slots = 0;
-        self.stored = self.slots.iter().flatten().fold(0, |m, t| m | t.table.stored_mask());
+        self.stored = 0;
+        if self.live != 0 {
+            let mut stored = 0;
+            self.each(|t| stored |= t.table.stored_mask());
+            self.stored = stored;
+        }
     }
 
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.slots.iter().all(Option::is_none)
+        self.live == 0
     }
 }
 
@@ -197,32 +289,18 @@ pub enum StickAction {
     Track {
         sc: u8,
         key: CompiledSample,
+        /// The key is `src` as is (the usual case): the address is read without evaluating `key`.
+        src: bool,
         table: Arc<Table>,
     },
     /// `sc-inc-gpc0`, `sc-inc-gpc1`, `sc-inc-gpc`: the counter and its rate.
-    IncGpc {
-        sc: u8,
-        cnt: Dt,
-        rate: Dt,
-        idx: usize,
-    },
+    IncGpc { sc: u8, cnt: Dt, rate: Dt, idx: usize },
     /// `sc-add-gpc`.
-    AddGpc {
-        sc: u8,
-        idx: usize,
-        value: Value,
-    },
+    AddGpc { sc: u8, idx: usize, value: Value },
     /// `sc-set-gpt0`, `sc-set-gpt`.
-    SetGpt {
-        sc: u8,
-        dt: Dt,
-        idx: usize,
-        value: Value,
-    },
+    SetGpt { sc: u8, dt: Dt, idx: usize, value: Value },
     /// `sc-take-token(<sc>)`: final when the bucket is empty.
-    TakeToken {
-        sc: u8,
-    },
+    TakeToken { sc: u8 },
 }
 
 impl StickAction {
@@ -231,16 +309,16 @@ impl StickAction {
     pub fn run(&self, ctx: &dyn StreamCtx, level: Level) -> Result<(), u64> {
         let Some(view) = ctx.stick() else { return Ok(()) };
         match self {
-            StickAction::Track { sc, key, table } => {
-                if view.ctrs.borrow().slots[usize::from(*sc)].is_some() {
+            StickAction::Track { sc, key, src, table } => {
+                if view.ctrs.borrow().slot(*sc).is_some() {
                     return Ok(());
                 }
                 // The key is evaluated before the slots are borrowed: it may read them.
-                let Some(k) = key.eval_ref(ctx).ok().flatten().and_then(|s| table.key_of(&s)) else { return Ok(()) };
-                let now = super::table::now_ms();
-                let Some(e) = table.get_or_create_at(k, now) else { return Ok(()) };
-                table.start_tracking(&e, level == Level::Http, now);
-                view.ctrs.borrow_mut().fill(usize::from(*sc), Tracked { table: table.clone(), entry: e, session: level == Level::Tcp });
+                let k = if *src { ctx.src().and_then(|a| table.key_of_ip(a.ip())) } else { key.eval_ref(ctx).ok().flatten().and_then(|s| table.key_of(&s)) };
+                let Some(k) = k else { return Ok(()) };
+                let mut c = view.ctrs.borrow_mut();
+                let now = c.now();
+                c.track(*sc, table, k, level, now);
             }
             StickAction::IncGpc { sc, cnt, rate, idx } => with_slot(&view, *sc, |t| {
                 t.table.add(&t.entry, *cnt, *idx, 1);
@@ -263,7 +341,7 @@ impl StickAction {
             }
             StickAction::TakeToken { sc } => {
                 let c = view.ctrs.borrow();
-                if let Some(t) = &c.slots[usize::from(*sc)]
+                if let Some(t) = c.slot(*sc)
                     && let Some(r) = t.table.take_token(&t.entry)
                 {
                     return r;
@@ -275,7 +353,7 @@ impl StickAction {
 }
 
 fn with_slot(view: &StickView<'_>, sc: u8, f: impl FnOnce(&Tracked)) {
-    if let Some(t) = &view.ctrs.borrow().slots[usize::from(sc)] {
+    if let Some(t) = view.ctrs.borrow().slot(sc) {
         f(t);
     }
 }
@@ -294,7 +372,8 @@ pub fn compile(c: &crate::l4::action::CommonAction, proxy: &str, tables: &Tables
         C::TrackSc { sc, key, table } => {
             let name = table.as_deref().unwrap_or(proxy);
             let table = tables.get(name).ok_or_else(|| format!("no stick-table named '{name}'"))?.clone();
-            StickAction::Track { sc: *sc, key: CompiledSample::compile(key)?, table }
+            let src = key.fetch.name == "src" && key.fetch.args.is_empty() && key.converters.is_empty();
+            StickAction::Track { sc: *sc, key: CompiledSample::compile(key)?, src, table }
         }
         C::IncGpc { sc, slot } => match slot {
             GpcSlot::Gpc0 => StickAction::IncGpc { sc: *sc, cnt: Dt::Gpc0, rate: Dt::Gpc0Rate, idx: 0 },
