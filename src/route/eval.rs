@@ -350,6 +350,11 @@ impl CompiledSample {
     /// For ACLs: whether `pred` holds for any value of the sample (each occurrence of a header,
     /// cookie or URL parameter, converted), and whether the values may still change.
     pub(crate) fn any_value(&self, ctx: &dyn StreamCtx, pred: &mut dyn FnMut(&SampleRef<'_>) -> bool) -> (bool, bool) {
+        if !self.fetch.has_values() {
+            // One value (most fetches): no iteration to set up.
+            let Fetched { value, may_change } = self.fetched(ctx);
+            return (value.is_some_and(|v| pred(&v)), may_change);
+        }
         self.fetch.each(ctx, &mut |v| {
             let mut value = Some(v);
             for c in &self.converters {

@@ -414,6 +414,13 @@ impl Fetch {
         }
     }
 
+    /// Whether the fetch may yield several values to [`each`](Self::each) (the others yield
+    /// their sample).
+    #[inline]
+    pub fn has_values(&self) -> bool {
+        matches!(self, Fetch::Http(_))
+    }
+
     /// For ACLs: calls `f` on every value until it returns true, and says whether it did and
     /// whether the values may still change. Fetches with several values (headers, cookies, URL
     /// parameters) yield them all, as HAProxy iterates over them in ACLs; the others yield their
