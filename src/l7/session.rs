@@ -119,7 +119,7 @@ pub(crate) struct HttpCtx<'a> {
     /// The capture slots of the current transaction.
     pub captures: &'a std::cell::RefCell<crate::route::capture::Captured>,
     /// The connection's stick counters (`track-sc*`).
-    pub stick: &'a std::cell::RefCell<crate::stick::track::StickCtrs>,
+    pub stick: &'a crate::stick::track::StickCtrs,
 }
 
 impl StreamCtx for HttpCtx<'_> {
@@ -716,7 +716,7 @@ fn monitor_status(fe: &Frontend, base: &HttpCtx<'_>, msg: &Msg<'_>, target: &[u8
 fn error_out(base: &HttpCtx<'_>, status: u16) -> Vec<u8> {
     crate::control::counters::count_generated(base.fe, base.backend.and_then(|b| base.rt.backends.get(b)), status);
     if !base.rt.tables.is_empty() {
-        base.stick.borrow().http_status(status);
+        base.stick.http_status(status);
     }
     let resp = if super::reply::BUILTIN_ERROR_CODES.contains(&status) {
         super::reply::error_response(status, &rules::error_tables(base), &|f| rules::eval_format(f, base))
@@ -895,7 +895,7 @@ async fn serve(
     let captures = std::cell::RefCell::new(crate::route::capture::Captured::new(&fe.captures));
     // Three empty slots unless a rule tracks; without any stick table the per-request hooks are
     // skipped altogether.
-    let stick = std::cell::RefCell::new(crate::stick::track::StickCtrs::default());
+    let stick = crate::stick::track::StickCtrs::default();
     let tracks = !rt.tables.is_empty();
     let conn_ctx = HttpCtx {
         rt,
@@ -948,7 +948,7 @@ async fn serve(
         // 1. Request head.
         sess.idle();
         if tracks {
-            stick.borrow_mut().end_transaction();
+            stick.end_transaction();
         }
         vars.borrow_mut().new_transaction();
         captures.borrow_mut().new_transaction();
@@ -1034,7 +1034,7 @@ async fn serve(
         //    HAProxy applies after the rules.
         fe.counters.request();
         if tracks {
-            stick.borrow().http_request();
+            stick.http_request();
         }
         let (verdict, mut edits, be_idx, hash, sni) = {
             let mut base = HttpCtx { body_pending, ..conn_ctx };
@@ -1101,7 +1101,7 @@ async fn serve(
             (verdict, edits, base.backend, hash, sni)
         };
         if tracks {
-            stick.borrow().request_rules_done();
+            stick.request_rules_done();
         }
         let base = HttpCtx { body_pending, backend: be_idx, ..conn_ctx };
         match verdict {
@@ -1142,7 +1142,7 @@ async fn serve(
                 let status = crate::control::counters::status_of(&out);
                 crate::control::counters::count_generated(fe, base.backend.and_then(|b| rt.backends.get(b)), status);
                 if tracks {
-                    stick.borrow().http_status(status);
+                    stick.http_status(status);
                 }
                 if let Some(r) = rec.as_deref_mut() {
                     r.response(&out);
@@ -1264,7 +1264,7 @@ async fn serve(
         let framing = absorb_body(&mut out, &mut cbuf, framing);
         let head_bytes = out.len() as u64;
         if tracks {
-            stick.borrow().bytes(head_bytes, 0);
+            stick.bytes(head_bytes, 0);
         }
         let (r, b) = send(&server, out, be.timeout_server).await;
         out_buf = b;
@@ -1291,7 +1291,7 @@ async fn serve(
         fe.counters.add_in(req_bytes);
         be.counters.add_in(req_bytes);
         if tracks {
-            stick.borrow().bytes(moved.get(), 0);
+            stick.bytes(moved.get(), 0);
         }
         if let Some(r) = rec.as_deref_mut() {
             r.bytes_in += moved.get();
@@ -1403,7 +1403,7 @@ async fn serve(
         let (rhead, t_res) = (&res_head, timed.then(std::time::Instant::now));
         crate::control::counters::count_response(&fe.counters, &be.counters, rhead.status);
         if tracks {
-            stick.borrow().http_status(rhead.status);
+            stick.http_status(rhead.status);
         }
         if let Some(r) = rec.as_deref_mut() {
             r.resp_head = Some(std::time::Instant::now());
@@ -1473,7 +1473,7 @@ async fn serve(
         let rframing = if upgrade { rframing } else { absorb_body(&mut out, &mut rest, rframing) };
         let res_head_bytes = out.len() as u64;
         if tracks {
-            stick.borrow().bytes(0, res_head_bytes);
+            stick.bytes(0, res_head_bytes);
         }
         if let Some(r) = rec.as_deref_mut() {
             r.bytes_out += res_head_bytes;
@@ -1510,7 +1510,7 @@ async fn serve(
         fe.counters.add_out(res_bytes);
         be.counters.add_out(res_bytes);
         if tracks {
-            stick.borrow().bytes(0, moved.get());
+            stick.bytes(0, moved.get());
         }
         if let Some(r) = rec.as_deref_mut() {
             r.bytes_out += moved.get();

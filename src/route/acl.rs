@@ -127,7 +127,7 @@ impl CompiledAcl {
                     &**live
                 }
             };
-            let (hit, may_change) = e.sample.any_value(ctx, &mut |v| matcher.matches(v, ctx));
+            let (hit, may_change) = e.sample.any_value(ctx, |v| matcher.matches(v, ctx));
             let t = match (hit, may_change) {
                 (true, _) => Tri::Yes,
                 (false, true) => Tri::Miss,

@@ -349,12 +349,17 @@ impl CompiledSample {
 
     /// For ACLs: whether `pred` holds for any value of the sample (each occurrence of a header,
     /// cookie or URL parameter, converted), and whether the values may still change.
-    pub(crate) fn any_value(&self, ctx: &dyn StreamCtx, pred: &mut dyn FnMut(&SampleRef<'_>) -> bool) -> (bool, bool) {
+    #[inline]
+    pub(crate) fn any_value(&self, ctx: &dyn StreamCtx, mut pred: impl FnMut(&SampleRef<'_>) -> bool) -> (bool, bool) {
         if !self.fetch.has_values() {
             // One value (most fetches): no iteration to set up.
             let Fetched { value, may_change } = self.fetched(ctx);
             return (value.is_some_and(|v| pred(&v)), may_change);
         }
+        self.each_value(ctx, &mut pred)
+    }
+
+    fn each_value(&self, ctx: &dyn StreamCtx, pred: &mut dyn FnMut(&SampleRef<'_>) -> bool) -> (bool, bool) {
         self.fetch.each(ctx, &mut |v| {
             let mut value = Some(v);
             for c in &self.converters {

@@ -132,15 +132,18 @@ impl StickFetch {
         }))
     }
 
+    #[inline]
     pub fn eval<'a>(&self, ctx: &'a dyn StreamCtx) -> Option<SampleRef<'a>> {
+        match *self {
+            StickFetch::ScGet { sc, dt, idx } => sc_get(ctx, sc, dt, idx),
+            _ => self.eval_other(ctx),
+        }
+    }
+
+    fn eval_other<'a>(&self, ctx: &'a dyn StreamCtx) -> Option<SampleRef<'a>> {
         let view = ctx.stick()?;
         match self {
-            StickFetch::ScGet { sc, dt, idx } => {
-                let c = view.ctrs.borrow();
-                let tr = c.slot(*sc)?;
-                let v = tr.table.get_at(&tr.entry, *dt, *idx, c.now())?;
-                Some(SampleRef::Int(v.min(i64::MAX as u64) as i64))
-            }
+            StickFetch::ScGet { sc, dt, idx } => sc_get(ctx, *sc, *dt, *idx),
             StickFetch::Table { table, avail } => {
                 let t = view.tables.get(table.as_deref().unwrap_or(view.default_table))?;
                 t.purge_expired();
@@ -148,8 +151,8 @@ impl StickFetch {
                 Some(SampleRef::Int(if *avail { i64::from(t.size) - used } else { used }))
             }
             StickFetch::Entry { source: Source::Sc(n), table, what } => {
-                let c = view.ctrs.borrow();
-                let Some(tr) = c.slot(*n) else {
+                let c = view.ctrs.slots();
+                let Some(tr) = c.get(*n) else {
                     return (*what == What::Tracked).then_some(SampleRef::Bool(false));
                 };
                 if *what == What::Tracked {
@@ -160,9 +163,9 @@ impl StickFetch {
                     Some(name) => {
                         let other = view.tables.get(name)?;
                         let e = other.lookup(&tr.entry.key);
-                        read(other, e.as_ref(), *what, true, c.now())
+                        read(other, e.as_ref(), *what, true, view.ctrs.now())
                     }
-                    None => read(&tr.table, Some(&tr.entry), *what, false, c.now()),
+                    None => read(&tr.table, Some(&tr.entry), *what, false, view.ctrs.now()),
                 }
             }
             StickFetch::Entry { source: Source::Src, table, what } => {
@@ -170,10 +173,20 @@ impl StickFetch {
                 let key = t.key_of(&SampleRef::Ip(ctx.src()?.ip()))?;
                 let creates = matches!(what, What::Inc(..) | What::UpdtConnCnt);
                 let e = if creates { t.get_or_create(key) } else { t.lookup(&key) };
-                read(t, e.as_ref(), *what, true, view.ctrs.borrow().now())
+                read(t, e.as_ref(), *what, true, view.ctrs.now())
             }
         }
     }
+}
+
+/// [`StickFetch::ScGet`].
+#[inline]
+fn sc_get<'a>(ctx: &dyn StreamCtx, sc: u8, dt: Dt, idx: usize) -> Option<SampleRef<'a>> {
+    let view = ctx.stick()?;
+    let c = view.ctrs.slots();
+    let tr = c.get(sc)?;
+    let v = tr.table.get_at(&tr.entry, dt, idx, view.ctrs.now())?;
+    Some(SampleRef::Int(v.min(i64::MAX as u64) as i64))
 }
 
 /// Reads (or updates) an entry at `now`; `missing_is_zero`: an absent entry reads as 0.
@@ -238,7 +251,7 @@ impl StickConv {
         let e = t.key_of(v).and_then(|k| t.lookup(&k));
         match self.what {
             None => Some(SampleRef::Bool(e.is_some())),
-            Some(w) => read(t, Some(&e?), w, false, view.ctrs.borrow().now()),
+            Some(w) => read(t, Some(&e?), w, false, view.ctrs.now()),
         }
     }
 }

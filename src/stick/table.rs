@@ -92,16 +92,21 @@ impl Hasher for KeyHasher {
 /// Milliseconds on a monotonic clock (never 0). The coarse clock (the kernel's tick, a few ms) is
 /// read from the vDSO in a few instructions, where `Instant::now` and its arithmetic cost a few
 /// hundred per call; HAProxy's `now_ms` is likewise updated once per poll loop, not per read.
+#[inline]
 pub fn now_ms() -> u64 {
     use nix::time::{ClockId, clock_gettime};
     match clock_gettime(ClockId::CLOCK_MONOTONIC_COARSE) {
         Ok(t) => t.tv_sec() as u64 * 1000 + t.tv_nsec() as u64 / 1_000_000 + 1,
-        Err(_) => {
-            static START: OnceLock<Instant> = OnceLock::new();
-            let d = START.get_or_init(Instant::now).elapsed();
-            d.as_secs() * 1000 + u64::from(d.subsec_millis()) + 1
-        }
+        Err(_) => now_ms_fallback(),
     }
+}
+
+#[cold]
+#[inline(never)]
+fn now_ms_fallback() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let d = START.get_or_init(Instant::now).elapsed();
+    d.as_secs() * 1000 + u64::from(d.subsec_millis()) + 1
 }
 
 /// A stored data type, in HAProxy's order: `show table` prints them in this order.
@@ -493,6 +498,7 @@ impl Table {
     }
 
     /// [`key_of`](Self::key_of) an address.
+    #[inline]
     pub fn key_of_ip(&self, ip: IpAddr) -> Option<Key> {
         Some(match self.key_type {
             KeyType::Ipv4 => match ip {
@@ -789,6 +795,7 @@ impl Table {
         self.with_at(e, now_ms(), f)
     }
 
+    #[inline]
     fn with_at<R>(&self, e: &Entry, now: u64, f: impl FnOnce(&mut [Val], u64) -> R) -> R {
         let mut d = lock(&e.data);
         let r = f(&mut d, now);
@@ -878,6 +885,7 @@ impl Table {
     /// The connection counters (`conn_cnt`, `conn_rate`, `conn_cur`) and the session
     /// (`tcp-request`) or request (`http-request`) counters of a new tracking, and the entry's
     /// update time.
+    #[inline(always)]
     fn count_tracking(&self, e: &Entry, http: bool, now: u64) {
         let ops = &self.track_ops[usize::from(http)];
         if ops.is_empty() {
@@ -946,6 +954,7 @@ impl Table {
     }
 
     /// [`get`](Self::get) at `now`.
+    #[inline]
     pub fn get_at(&self, e: &Entry, dt: Dt, i: usize, now: u64) -> Option<u64> {
         let (at, period) = self.idx(dt, i)?;
         let d = lock(&e.data);

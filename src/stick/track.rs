@@ -38,48 +38,42 @@ pub struct Tracked {
 /// [`StickCtrs::clock`] outside the `http-request` rules: the clock is read at each use.
 const CLOCK_OFF: u64 = u64::MAX;
 
-/// The three stick counters of a stream.
+/// The three stick counters of a stream. The per-request hooks read `stored` and `http_slots`
+/// without borrowing the slots.
 #[derive(Debug)]
 pub struct StickCtrs {
-    /// The slots' entries; slot `n` tracks its entry when bit `n` of `live` is set. A slot an
-    /// `http-request` rule filled keeps its entry once released at the end of the transaction:
-    /// the next `track-sc` of the slot on the same table and key takes it again without a
-    /// lookup.
-    slots: [Option<Tracked>; 3],
-    live: u8,
+    slots: RefCell<Slots>,
     /// The time the `http-request` rules of the current request run at (0: not read yet), or
     /// [`CLOCK_OFF`].
     clock: Cell<u64>,
     /// The stored types of the tracked tables ([`Dt::bit`]s): a per-request hook whose types no
     /// tracked table stores (the byte counters of a table that only stores `http_req_rate`) costs
     /// one test, not a walk over the slots.
-    stored: u32,
+    stored: Cell<u32>,
     /// Bit `n` set when slot `n` was filled by an `http-request` rule: released at the end of
     /// the transaction.
-    http_slots: u8,
+    http_slots: Cell<u8>,
 }
 
-const REQ: u32 = Dt::HttpReqCnt.bit() | Dt::HttpReqRate.bit();
-const ERR: u32 = Dt::HttpErrCnt.bit() | Dt::HttpErrRate.bit();
-const FAIL: u32 = Dt::HttpFailCnt.bit() | Dt::HttpFailRate.bit();
-const BYTES_IN: u32 = Dt::BytesInCnt.bit() | Dt::BytesInRate.bit();
-const BYTES_OUT: u32 = Dt::BytesOutCnt.bit() | Dt::BytesOutRate.bit();
-
-impl Default for StickCtrs {
-    fn default() -> StickCtrs {
-        StickCtrs { slots: Default::default(), live: 0, clock: Cell::new(CLOCK_OFF), stored: 0, http_slots: 0 }
-    }
+/// The slots' entries; slot `n` tracks its entry when bit `n` of `live` is set. A slot an
+/// `http-request` rule filled keeps its entry once released at the end of the transaction: the
+/// next `track-sc` of the slot on the same table and key takes it again without a lookup.
+#[derive(Debug, Default)]
+pub struct Slots {
+    slots: [Option<Tracked>; 3],
+    live: u8,
 }
 
-impl Drop for StickCtrs {
-    fn drop(&mut self) {
-        if self.live != 0 {
-            self.release(self.live, now_ms());
+impl Slots {
+    /// The entry slot `sc` tracks.
+    #[inline]
+    pub fn get(&self, sc: u8) -> Option<&Tracked> {
+        if self.live & (1 << sc) == 0 {
+            return None;
         }
+        self.slots[usize::from(sc)].as_ref()
     }
-}
 
-impl StickCtrs {
     fn each(&self, mut f: impl FnMut(&Tracked)) {
         for (i, t) in self.slots.iter().enumerate() {
             if self.live & (1 << i) != 0
@@ -87,54 +81,6 @@ impl StickCtrs {
             {
                 f(t);
             }
-        }
-    }
-
-    /// The entry slot `sc` tracks.
-    #[inline]
-    pub fn slot(&self, sc: u8) -> Option<&Tracked> {
-        if self.live & (1 << sc) == 0 {
-            return None;
-        }
-        self.slots[usize::from(sc)].as_ref()
-    }
-
-    /// The time for the stick counters now: read once for the `http-request` rules of a request.
-    #[inline]
-    pub fn now(&self) -> u64 {
-        match self.clock.get() {
-            CLOCK_OFF => now_ms(),
-            0 => {
-                let now = now_ms();
-                self.clock.set(now);
-                now
-            }
-            now => now,
-        }
-    }
-
-    /// Fills the empty slot `sc` with the entry of `key`, tracked at `now`: the entry the slot
-    /// held in the previous transaction when it is that key's, else the table's (created when
-    /// absent). Nothing when the table is full and nothing can be evicted.
-    fn track(&mut self, sc: u8, table: &Arc<Table>, key: Key, level: Level, now: u64) {
-        debug_assert!(self.slot(sc).is_none());
-        let bit = 1 << sc;
-        let http = level == Level::Http;
-        let slot = &mut self.slots[usize::from(sc)];
-        match slot {
-            Some(t) if Arc::ptr_eq(&t.table, table) && t.entry.key == key && table.retrack(&t.entry, http, now) => t.session = !http,
-            _ => match table.track_at(key, http, now) {
-                Some(entry) => *slot = Some(Tracked { table: table.clone(), entry, session: !http }),
-                None => {
-                    *slot = None;
-                    return;
-                }
-            },
-        }
-        self.live |= bit;
-        self.stored |= table.stored_mask();
-        if http {
-            self.http_slots |= bit;
         }
     }
 
@@ -150,6 +96,81 @@ impl StickCtrs {
         self.live &= !mask;
     }
 
+    fn stored(&self) -> u32 {
+        let mut stored = 0;
+        self.each(|t| stored |= t.table.stored_mask());
+        stored
+    }
+}
+
+const REQ: u32 = Dt::HttpReqCnt.bit() | Dt::HttpReqRate.bit();
+const ERR: u32 = Dt::HttpErrCnt.bit() | Dt::HttpErrRate.bit();
+const FAIL: u32 = Dt::HttpFailCnt.bit() | Dt::HttpFailRate.bit();
+const BYTES_IN: u32 = Dt::BytesInCnt.bit() | Dt::BytesInRate.bit();
+const BYTES_OUT: u32 = Dt::BytesOutCnt.bit() | Dt::BytesOutRate.bit();
+
+impl Default for StickCtrs {
+    fn default() -> StickCtrs {
+        StickCtrs { slots: RefCell::default(), clock: Cell::new(CLOCK_OFF), stored: Cell::new(0), http_slots: Cell::new(0) }
+    }
+}
+
+impl Drop for StickCtrs {
+    fn drop(&mut self) {
+        let s = self.slots.get_mut();
+        if s.live != 0 {
+            s.release(s.live, now_ms());
+        }
+    }
+}
+
+impl StickCtrs {
+    /// The slots, borrowed: not while a rule fills one.
+    #[inline]
+    pub fn slots(&self) -> std::cell::Ref<'_, Slots> {
+        self.slots.borrow()
+    }
+
+    /// The time for the stick counters now: read once for the `http-request` rules of a request.
+    #[inline(always)]
+    pub fn now(&self) -> u64 {
+        match self.clock.get() {
+            CLOCK_OFF => now_ms(),
+            0 => {
+                let now = now_ms();
+                self.clock.set(now);
+                now
+            }
+            now => now,
+        }
+    }
+
+    /// Fills the empty slot `sc` with the entry of `key`, tracked at `now`: the entry the slot
+    /// held in the previous transaction when it is that key's, else the table's (created when
+    /// absent). Nothing when the table is full and nothing can be evicted.
+    fn track(&self, sc: u8, table: &Arc<Table>, key: Key, level: Level, now: u64) {
+        let mut s = self.slots.borrow_mut();
+        debug_assert!(s.get(sc).is_none());
+        let bit = 1 << sc;
+        let http = level == Level::Http;
+        let slot = &mut s.slots[usize::from(sc)];
+        match slot {
+            Some(t) if Arc::ptr_eq(&t.table, table) && t.entry.key == key && table.retrack(&t.entry, http, now) => t.session = !http,
+            _ => match table.track_at(key, http, now) {
+                Some(entry) => *slot = Some(Tracked { table: table.clone(), entry, session: !http }),
+                None => {
+                    *slot = None;
+                    return;
+                }
+            },
+        }
+        s.live |= bit;
+        self.stored.set(self.stored.get() | table.stored_mask());
+        if http {
+            self.http_slots.set(self.http_slots.get() | bit);
+        }
+    }
+
     // The per-request hooks test the stored types inline and keep the work out of line, so a
     // stream that tracks nothing, or tracks tables that do not store what the hook counts, pays
     // a few instructions per hook and its caller's code is not changed by what tracking does.
@@ -159,14 +180,14 @@ impl StickCtrs {
     #[inline]
     pub fn http_request(&self) {
         self.clock.set(0);
-        if self.stored & REQ != 0 {
+        if self.stored.get() & REQ != 0 {
             self.http_request_slow();
         }
     }
 
     #[inline(never)]
     fn http_request_slow(&self) {
-        self.each(|t| {
+        self.slots().each(|t| {
             if t.session {
                 t.table.count(&t.entry, Dt::HttpReqCnt, Dt::HttpReqRate, 1);
             }
@@ -183,7 +204,7 @@ impl StickCtrs {
     /// but 501 and 505 as failures, as in HAProxy.
     #[inline]
     pub fn http_status(&self, status: u16) {
-        if self.stored & (ERR | FAIL) != 0 && status >= 400 {
+        if self.stored.get() & (ERR | FAIL) != 0 && status >= 400 {
             self.http_status_slow(status);
         }
     }
@@ -192,7 +213,7 @@ impl StickCtrs {
     fn http_status_slow(&self, status: u16) {
         let (err, fail) = (matches!(status, 400..=499) && status != 401 && status != 407, matches!(status, 500..=599) && status != 501 && status != 505);
         if err || fail {
-            self.each(|t| {
+            self.slots().each(|t| {
                 if err {
                     t.table.count(&t.entry, Dt::HttpErrCnt, Dt::HttpErrRate, 1);
                 } else {
@@ -205,14 +226,14 @@ impl StickCtrs {
     /// Bytes received from (`inb`) and sent to (`outb`) the client.
     #[inline]
     pub fn bytes(&self, inb: u64, outb: u64) {
-        if self.stored & (BYTES_IN | BYTES_OUT) != 0 {
+        if self.stored.get() & (BYTES_IN | BYTES_OUT) != 0 {
             self.bytes_slow(inb, outb);
         }
     }
 
     #[inline(never)]
     fn bytes_slow(&self, inb: u64, outb: u64) {
-        self.each(|t| {
+        self.slots().each(|t| {
             if inb > 0 {
                 t.table.count(&t.entry, Dt::BytesInCnt, Dt::BytesInRate, inb);
             }
@@ -225,27 +246,22 @@ impl StickCtrs {
     /// The end of an HTTP transaction: the slots `http-request` filled are released (and their
     /// entries kept for the next transaction).
     #[inline]
-    pub fn end_transaction(&mut self) {
-        if self.http_slots != 0 {
+    pub fn end_transaction(&self) {
+        if self.http_slots.get() != 0 {
             self.end_transaction_slow();
         }
     }
 
     #[inline(never)]
-    fn end_transaction_slow(&mut self) {
-        self.release(self.http_slots, now_ms());
-        self.http_slots = 0;
-        self.stored = 0;
-        if self.live != 0 {
-            let mut stored = 0;
-            self.each(|t| stored |= t.table.stored_mask());
-            self.stored = stored;
-        }
+    fn end_transaction_slow(&self) {
+        let mut s = self.slots.borrow_mut();
+        s.release(self.http_slots.replace(0), now_ms());
+        self.stored.set(if s.live == 0 { 0 } else { s.stored() });
     }
 
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.live == 0
+        self.slots().live == 0
     }
 }
 
@@ -254,7 +270,7 @@ impl StickCtrs {
 #[derive(Clone, Copy)]
 pub struct StickView<'a> {
     pub tables: &'a Tables,
-    pub ctrs: &'a RefCell<StickCtrs>,
+    pub ctrs: &'a StickCtrs,
     pub default_table: &'a str,
 }
 
@@ -310,15 +326,13 @@ impl StickAction {
         let Some(view) = ctx.stick() else { return Ok(()) };
         match self {
             StickAction::Track { sc, key, src, table } => {
-                if view.ctrs.borrow().slot(*sc).is_some() {
+                if view.ctrs.slots().get(*sc).is_some() {
                     return Ok(());
                 }
                 // The key is evaluated before the slots are borrowed: it may read them.
                 let k = if *src { ctx.src().and_then(|a| table.key_of_ip(a.ip())) } else { key.eval_ref(ctx).ok().flatten().and_then(|s| table.key_of(&s)) };
                 let Some(k) = k else { return Ok(()) };
-                let mut c = view.ctrs.borrow_mut();
-                let now = c.now();
-                c.track(*sc, table, k, level, now);
+                view.ctrs.track(*sc, table, k, level, view.ctrs.now());
             }
             StickAction::IncGpc { sc, cnt, rate, idx } => with_slot(&view, *sc, |t| {
                 t.table.add(&t.entry, *cnt, *idx, 1);
@@ -340,8 +354,8 @@ impl StickAction {
                 }
             }
             StickAction::TakeToken { sc } => {
-                let c = view.ctrs.borrow();
-                if let Some(t) = c.slot(*sc)
+                let c = view.ctrs.slots();
+                if let Some(t) = c.get(*sc)
                     && let Some(r) = t.table.take_token(&t.entry)
                 {
                     return r;
@@ -353,7 +367,7 @@ impl StickAction {
 }
 
 fn with_slot(view: &StickView<'_>, sc: u8, f: impl FnOnce(&Tracked)) {
-    if let Some(t) = view.ctrs.borrow().slot(sc) {
+    if let Some(t) = view.ctrs.slots().get(sc) {
         f(t);
     }
 }
