@@ -14,6 +14,7 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use super::acl::{self, CompiledAcl};
 use super::capture::Captured;
@@ -52,14 +53,34 @@ impl Sample {
 
 /// A sample value that may borrow from the stream's buffer or from the compiled expression. Strings
 /// are bytes: what a client sent need not be UTF-8.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum SampleRef<'a> {
     Bool(bool),
     Int(i64),
     Ip(IpAddr),
     Str(Cow<'a, [u8]>),
+    /// A string shared with a map's index (the values of the `map*` converters): taken without
+    /// a copy, and kept if the index is replaced at run time meanwhile. In every other way a
+    /// string, as `Str` (equal to a `Str` of the same bytes).
+    SharedStr(Arc<[u8]>),
     Bin(Cow<'a, [u8]>),
 }
+
+impl PartialEq for SampleRef<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        use SampleRef::*;
+        match (self, other) {
+            (Bool(a), Bool(b)) => a == b,
+            (Int(a), Int(b)) => a == b,
+            (Ip(a), Ip(b)) => a == b,
+            (Bin(a), Bin(b)) => a == b,
+            (Str(_) | SharedStr(_), Str(_) | SharedStr(_)) => self.as_bytes() == other.as_bytes(),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for SampleRef<'_> {}
 
 impl SampleRef<'_> {
     /// An owned copy; strings that are not UTF-8 are converted lossily.
@@ -69,6 +90,7 @@ impl SampleRef<'_> {
             SampleRef::Int(n) => Sample::Int(*n),
             SampleRef::Ip(a) => Sample::Ip(*a),
             SampleRef::Str(s) => Sample::Str(String::from_utf8_lossy(s).into_owned()),
+            SampleRef::SharedStr(s) => Sample::Str(String::from_utf8_lossy(s).into_owned()),
             SampleRef::Bin(b) => Sample::Bin(b.to_vec()),
         }
     }
@@ -79,6 +101,7 @@ impl SampleRef<'_> {
             SampleRef::Bool(b) => Some(i64::from(*b)),
             SampleRef::Int(n) => Some(*n),
             SampleRef::Str(s) => std::str::from_utf8(s).ok()?.trim().parse().ok(),
+            SampleRef::SharedStr(s) => std::str::from_utf8(s).ok()?.trim().parse().ok(),
             SampleRef::Ip(_) | SampleRef::Bin(_) => None,
         }
     }
@@ -88,6 +111,7 @@ impl SampleRef<'_> {
         match self {
             SampleRef::Ip(a) => Some(*a),
             SampleRef::Str(s) => std::str::from_utf8(s).ok()?.trim().parse().ok(),
+            SampleRef::SharedStr(s) => std::str::from_utf8(s).ok()?.trim().parse().ok(),
             _ => None,
         }
     }
@@ -96,6 +120,7 @@ impl SampleRef<'_> {
     pub fn as_bytes(&self) -> Cow<'_, [u8]> {
         match self {
             SampleRef::Str(s) | SampleRef::Bin(s) => Cow::Borrowed(s.as_ref()),
+            SampleRef::SharedStr(s) => Cow::Borrowed(s),
             SampleRef::Bool(b) => Cow::Borrowed(if *b { b"1" } else { b"0" }),
             SampleRef::Int(n) => Cow::Owned(n.to_string().into_bytes()),
             SampleRef::Ip(a) => Cow::Owned(a.to_string().into_bytes()),
