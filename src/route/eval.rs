@@ -282,6 +282,8 @@ pub struct CompiledCond {
     unless: bool,
     /// ORs of ANDs of (negated, index into `acls`).
     any_of: Vec<Vec<(bool, usize)>>,
+    /// The one term when there is one (`if { ... }`, `if acl_name`): evaluated without the loops.
+    single: Option<(bool, usize)>,
     /// Each ACL the condition names, compiled once even when named several times.
     acls: Vec<CompiledAcl>,
 }
@@ -316,10 +318,23 @@ impl CompiledCond {
             }
             any_of.push(terms);
         }
-        Ok(CompiledCond { unless: cond.polarity == Polarity::Unless, any_of, acls: compiled })
+        let single = match any_of.as_slice() {
+            [group] => match group.as_slice() {
+                [term] => Some(*term),
+                _ => None,
+            },
+            _ => None,
+        };
+        Ok(CompiledCond { unless: cond.polarity == Polarity::Unless, any_of, single, acls: compiled })
     }
 
     pub fn eval(&self, ctx: &dyn StreamCtx) -> Tri {
+        if let Some((negated, i)) = self.single {
+            // One group of one term: the loops below would give the term's value.
+            let Some(acl) = self.acls.get(i) else { return Tri::No };
+            let t = acl.eval(ctx);
+            return if negated != self.unless { t.not() } else { t };
+        }
         let mut result = Tri::No;
         for group in &self.any_of {
             let mut all = Tri::Yes;

@@ -497,6 +497,15 @@ impl Table {
         })
     }
 
+    /// [`key_of`](Self::key_of) the client's address (`src`).
+    #[inline]
+    pub fn key_of_addr(&self, a: &std::net::SocketAddr) -> Option<Key> {
+        match (self.key_type, a) {
+            (KeyType::Ipv4, std::net::SocketAddr::V4(a)) => Some(Key::V4(u32::from(*a.ip()))),
+            _ => self.key_of_ip(a.ip()),
+        }
+    }
+
     /// [`key_of`](Self::key_of) an address.
     #[inline]
     pub fn key_of_ip(&self, ip: IpAddr) -> Option<Key> {

@@ -330,7 +330,7 @@ impl StickAction {
                     return Ok(());
                 }
                 // The key is evaluated before the slots are borrowed: it may read them.
-                let k = if *src { ctx.src().and_then(|a| table.key_of_ip(a.ip())) } else { key.eval_ref(ctx).ok().flatten().and_then(|s| table.key_of(&s)) };
+                let k = if *src { ctx.src().and_then(|a| table.key_of_addr(&a)) } else { key.eval_ref(ctx).ok().flatten().and_then(|s| table.key_of(&s)) };
                 let Some(k) = k else { return Ok(()) };
                 view.ctrs.track(*sc, table, k, level, view.ctrs.now());
             }
