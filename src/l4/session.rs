@@ -138,6 +138,9 @@ impl StreamCtx for Ctx<'_> {
     fn stick(&self) -> Option<StickView<'_>> {
         Some(StickView { tables: &self.rt.tables, ctrs: self.stick, default_table: &self.fe.name })
     }
+    fn stick_ctrs(&self) -> Option<&StickCtrs> {
+        Some(self.stick)
+    }
 }
 
 /// What a session needs from its worker.

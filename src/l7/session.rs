@@ -168,6 +168,9 @@ impl StreamCtx for HttpCtx<'_> {
     fn stick(&self) -> Option<crate::stick::track::StickView<'_>> {
         Some(crate::stick::track::StickView { tables: &self.rt.tables, ctrs: self.stick, default_table: &self.fe.name })
     }
+    fn stick_ctrs(&self) -> Option<&crate::stick::track::StickCtrs> {
+        Some(self.stick)
+    }
 }
 
 /// What reading a head produced.

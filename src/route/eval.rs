@@ -274,6 +274,11 @@ pub trait StreamCtx {
     fn stick(&self) -> Option<crate::stick::track::StickView<'_>> {
         None
     }
+    /// The stream's stick counters alone, as [`stick`](Self::stick) has them: what the
+    /// per-request `track-sc` and `sc_*` reads need.
+    fn stick_ctrs(&self) -> Option<&crate::stick::track::StickCtrs> {
+        self.stick().map(|v| v.ctrs)
+    }
 }
 
 /// A condition ready to evaluate.

@@ -182,10 +182,10 @@ impl StickFetch {
 /// [`StickFetch::ScGet`].
 #[inline]
 fn sc_get<'a>(ctx: &dyn StreamCtx, sc: u8, dt: Dt, idx: usize) -> Option<SampleRef<'a>> {
-    let view = ctx.stick()?;
-    let c = view.ctrs.slots();
+    let ctrs = ctx.stick_ctrs()?;
+    let c = ctrs.slots();
     let tr = c.get(sc)?;
-    let v = tr.table.get_at(&tr.entry, dt, idx, view.ctrs.now())?;
+    let v = tr.table.get_at(&tr.entry, dt, idx, ctrs.now())?;
     Some(SampleRef::Int(v.min(i64::MAX as u64) as i64))
 }
 

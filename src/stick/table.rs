@@ -921,6 +921,7 @@ impl Table {
 
     /// The stream stops tracking the entry at `now`: `conn_cur` goes down, the reference goes,
     /// and the expiry starts again.
+    #[inline]
     pub fn stop_tracking(&self, e: &Entry, now: u64) {
         match self.conn_cur {
             Some(at) => self.with_at(e, now, |v, _| {

@@ -323,24 +323,24 @@ impl StickAction {
     /// Runs the action. `Err(ms)`: `sc-take-token` found the bucket empty, the next token comes
     /// in `ms`; the rule then denies (HTTP 429) or rejects (TCP).
     pub fn run(&self, ctx: &dyn StreamCtx, level: Level) -> Result<(), u64> {
-        let Some(view) = ctx.stick() else { return Ok(()) };
+        let Some(ctrs) = ctx.stick_ctrs() else { return Ok(()) };
         match self {
             StickAction::Track { sc, key, src, table } => {
-                if view.ctrs.slots().get(*sc).is_some() {
+                if ctrs.slots().get(*sc).is_some() {
                     return Ok(());
                 }
                 // The key is evaluated before the slots are borrowed: it may read them.
                 let k = if *src { ctx.src().and_then(|a| table.key_of_addr(&a)) } else { key.eval_ref(ctx).ok().flatten().and_then(|s| table.key_of(&s)) };
                 let Some(k) = k else { return Ok(()) };
-                view.ctrs.track(*sc, table, k, level, view.ctrs.now());
+                ctrs.track(*sc, table, k, level, ctrs.now());
             }
-            StickAction::IncGpc { sc, cnt, rate, idx } => with_slot(&view, *sc, |t| {
+            StickAction::IncGpc { sc, cnt, rate, idx } => with_slot(ctrs, *sc, |t| {
                 t.table.add(&t.entry, *cnt, *idx, 1);
                 t.table.add(&t.entry, *rate, *idx, 1);
             }),
             StickAction::AddGpc { sc, idx, value } => {
                 if let Some(n) = value.eval(ctx) {
-                    with_slot(&view, *sc, |t| {
+                    with_slot(ctrs, *sc, |t| {
                         t.table.add(&t.entry, Dt::Gpc, *idx, n);
                         t.table.add(&t.entry, Dt::GpcRate, *idx, n);
                     });
@@ -348,13 +348,13 @@ impl StickAction {
             }
             StickAction::SetGpt { sc, dt, idx, value } => {
                 if let Some(n) = value.eval(ctx) {
-                    with_slot(&view, *sc, |t| {
+                    with_slot(ctrs, *sc, |t| {
                         t.table.set(&t.entry, *dt, *idx, n);
                     });
                 }
             }
             StickAction::TakeToken { sc } => {
-                let c = view.ctrs.slots();
+                let c = ctrs.slots();
                 if let Some(t) = c.get(*sc)
                     && let Some(r) = t.table.take_token(&t.entry)
                 {
@@ -366,8 +366,8 @@ impl StickAction {
     }
 }
 
-fn with_slot(view: &StickView<'_>, sc: u8, f: impl FnOnce(&Tracked)) {
-    if let Some(t) = view.ctrs.slots().get(sc) {
+fn with_slot(ctrs: &StickCtrs, sc: u8, f: impl FnOnce(&Tracked)) {
+    if let Some(t) = ctrs.slots().get(sc) {
         f(t);
     }
 }
