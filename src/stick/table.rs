@@ -695,13 +695,15 @@ impl Table {
         let n = self.shards.len();
         for k in 0..n {
             let mut sh = lock(&self.shards[(first + k) % n]);
-            // The victim had no tracker when chosen; one may have come since, without the lock.
-            if let Some(i) = self.victim(&mut sh, now)
-                && sh.slab[i].retire()
-            {
-                sh.remove_at(i);
-                self.used.fetch_sub(1, Ordering::Relaxed);
-                return true;
+            // The victim had no tracker when chosen; one may have come since, without the lock
+            // (`retrack`): it then stays, and another one is chosen.
+            for _ in 0..2 {
+                let Some(i) = self.victim(&mut sh, now) else { break };
+                if sh.slab[i].retire() {
+                    sh.remove_at(i);
+                    self.used.fetch_sub(1, Ordering::Relaxed);
+                    return true;
+                }
             }
         }
         false
@@ -1190,6 +1192,46 @@ mod tests {
         let fresh = t.track_at(ip(3), true, n0 + 62_000).unwrap();
         assert!(!Arc::ptr_eq(&fresh, &e) && cnt(&fresh) == 1);
         assert!(!t.retrack(&e, true, n0 + 62_000));
+    }
+
+    #[test]
+    fn tracking_again_and_removing_race_without_an_entry_counting_out_of_the_table() {
+        let t = table(50, vec![StoreType::HttpReqCnt]);
+        // Stops the remover when dropped, a failed assertion included.
+        struct StopOnDrop<'a>(&'a AtomicU32);
+        impl Drop for StopOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.store(1, Ordering::Relaxed);
+            }
+        }
+        let stop = AtomicU32::new(0);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                while stop.load(Ordering::Relaxed) == 0 {
+                    t.remove(&ip(1));
+                }
+            });
+            let _stop = StopOnDrop(&stop);
+            let mut e = t.track_at(ip(1), true, now_ms()).unwrap();
+            t.stop_tracking(&e, now_ms());
+            let (mut again, mut fresh) = (0, 0);
+            // Until the remover won a few times (it may not be scheduled at once).
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while again + fresh < 20_000 || (fresh < 10 && std::time::Instant::now() < until) {
+                let now = now_ms();
+                if t.retrack(&e, true, now) {
+                    again += 1;
+                } else {
+                    e = t.track_at(ip(1), true, now).unwrap();
+                    fresh += 1;
+                }
+                // Tracked: in the table, and the one its key finds.
+                assert!(t.lookup(&ip(1)).is_some_and(|x| Arc::ptr_eq(&x, &e)));
+                t.stop_tracking(&e, now);
+            }
+            assert!(again > 0, "{again} {fresh}");
+        });
+        assert!(t.used() <= 1);
     }
 
     #[test]
