@@ -63,10 +63,9 @@ fn order(n: usize, below: u32, seed: u64) -> Vec<u32> {
 #[inline(always)]
 fn track(t: &Table, k: Key) -> u64 {
     let now = now_ms();
-    let e = t.get_or_create_at(k, now).expect("room in the table");
-    t.start_tracking(&e, true, now);
-    let rate = t.get(&e, Dt::HttpReqRate, 0).unwrap_or(0);
-    t.stop_tracking(&e);
+    let e = t.track_at(k, true, now).expect("room in the table");
+    let rate = t.get_at(&e, Dt::HttpReqRate, 0, now).unwrap_or(0);
+    t.stop_tracking(&e, now);
     rate
 }
 

@@ -101,7 +101,7 @@ struct Ctx<'a> {
     buf: &'a [u8],
     final_data: bool,
     vars: &'a RefCell<Vars>,
-    stick: &'a RefCell<StickCtrs>,
+    stick: &'a StickCtrs,
 }
 
 impl StreamCtx for Ctx<'_> {
@@ -137,6 +137,9 @@ impl StreamCtx for Ctx<'_> {
     }
     fn stick(&self) -> Option<StickView<'_>> {
         Some(StickView { tables: &self.rt.tables, ctrs: self.stick, default_table: &self.fe.name })
+    }
+    fn stick_ctrs(&self) -> Option<&StickCtrs> {
+        Some(self.stick)
     }
 }
 
@@ -179,7 +182,7 @@ pub async fn run(
     // Empty unless a rule sets a variable: a connection without variables allocates nothing.
     let vars = RefCell::new(Vars::default());
     // Three empty slots unless a rule tracks; released (conn_cur, references) when the session ends.
-    let stick = RefCell::new(StickCtrs::default());
+    let stick = StickCtrs::default();
     let Some(log) = w.rt.frontends[fe_idx].log.clone() else {
         let mut no_log = None;
         return tokio::select! {
@@ -217,7 +220,7 @@ async fn session(
     client: &Transport,
     dst: &Dst<'_>,
     vars: &RefCell<Vars>,
-    stick: &RefCell<StickCtrs>,
+    stick: &StickCtrs,
     peer: Option<SocketAddr>,
     accept_proxy: bool,
     sess: &crate::control::sessions::Session,
@@ -397,7 +400,7 @@ async fn session(
     fe.counters.bytes(io.up.get(), io.down.get());
     be.counters.bytes(io.up.get(), io.down.get());
     // Tracked entries count the session's bytes when it ends.
-    stick.borrow().bytes(io.up.get(), io.down.get());
+    stick.bytes(io.up.get(), io.down.get());
     if let Some(r) = rec.as_deref_mut() {
         r.bytes_in = io.up.get();
         r.bytes_out = io.down.get();

@@ -119,7 +119,7 @@ pub(crate) struct HttpCtx<'a> {
     /// The capture slots of the current transaction.
     pub captures: &'a std::cell::RefCell<crate::route::capture::Captured>,
     /// The connection's stick counters (`track-sc*`).
-    pub stick: &'a std::cell::RefCell<crate::stick::track::StickCtrs>,
+    pub stick: &'a crate::stick::track::StickCtrs,
 }
 
 impl StreamCtx for HttpCtx<'_> {
@@ -167,6 +167,9 @@ impl StreamCtx for HttpCtx<'_> {
     }
     fn stick(&self) -> Option<crate::stick::track::StickView<'_>> {
         Some(crate::stick::track::StickView { tables: &self.rt.tables, ctrs: self.stick, default_table: &self.fe.name })
+    }
+    fn stick_ctrs(&self) -> Option<&crate::stick::track::StickCtrs> {
+        Some(self.stick)
     }
 }
 
@@ -733,7 +736,7 @@ fn monitor_status(fe: &Frontend, base: &HttpCtx<'_>, msg: &Msg<'_>, target: &[u8
 fn error_out(base: &HttpCtx<'_>, status: u16) -> Vec<u8> {
     crate::control::counters::count_generated(base.fe, base.backend.and_then(|b| base.rt.backends.get(b)), status);
     if !base.rt.tables.is_empty() {
-        base.stick.borrow().http_status(status);
+        base.stick.http_status(status);
     }
     let resp = if super::reply::BUILTIN_ERROR_CODES.contains(&status) {
         super::reply::error_response(status, &rules::error_tables(base), &|f| rules::eval_format(f, base))
@@ -912,7 +915,7 @@ async fn serve(
     let captures = std::cell::RefCell::new(crate::route::capture::Captured::new(&fe.captures));
     // Three empty slots unless a rule tracks; without any stick table the per-request hooks are
     // skipped altogether.
-    let stick = std::cell::RefCell::new(crate::stick::track::StickCtrs::default());
+    let stick = crate::stick::track::StickCtrs::default();
     // The one timer of the session's waits for heads.
     let mut timer = crate::runtime::deadline::Deadline::new();
     let tracks = !rt.tables.is_empty();
@@ -967,7 +970,7 @@ async fn serve(
         // 1. Request head.
         sess.idle();
         if tracks {
-            stick.borrow_mut().end_transaction();
+            stick.end_transaction();
         }
         vars.borrow_mut().new_transaction();
         captures.borrow_mut().new_transaction();
@@ -1053,7 +1056,7 @@ async fn serve(
         //    HAProxy applies after the rules.
         fe.counters.request();
         if tracks {
-            stick.borrow().http_request();
+            stick.http_request();
         }
         let (verdict, mut edits, be_idx, hash, sni) = {
             let mut base = HttpCtx { body_pending, ..conn_ctx };
@@ -1119,6 +1122,9 @@ async fn serve(
             };
             (verdict, edits, base.backend, hash, sni)
         };
+        if tracks {
+            stick.request_rules_done();
+        }
         let base = HttpCtx { body_pending, backend: be_idx, ..conn_ctx };
         match verdict {
             Verdict::Forward => {}
@@ -1158,7 +1164,7 @@ async fn serve(
                 let status = crate::control::counters::status_of(&out);
                 crate::control::counters::count_generated(fe, base.backend.and_then(|b| rt.backends.get(b)), status);
                 if tracks {
-                    stick.borrow().http_status(status);
+                    stick.http_status(status);
                 }
                 if let Some(r) = rec.as_deref_mut() {
                     r.response(&out);
@@ -1280,7 +1286,7 @@ async fn serve(
         let framing = absorb_body(&mut out, &mut cbuf, framing);
         let head_bytes = out.len() as u64;
         if tracks {
-            stick.borrow().bytes(head_bytes, 0);
+            stick.bytes(head_bytes, 0);
         }
         let (r, b) = send(&server, out, be.timeout_server).await;
         out_buf = b;
@@ -1307,7 +1313,7 @@ async fn serve(
         fe.counters.add_in(req_bytes);
         be.counters.add_in(req_bytes);
         if tracks {
-            stick.borrow().bytes(moved.get(), 0);
+            stick.bytes(moved.get(), 0);
         }
         if let Some(r) = rec.as_deref_mut() {
             r.bytes_in += moved.get();
@@ -1419,7 +1425,7 @@ async fn serve(
         let (rhead, t_res) = (&res_head, timed.then(std::time::Instant::now));
         crate::control::counters::count_response(&fe.counters, &be.counters, rhead.status);
         if tracks {
-            stick.borrow().http_status(rhead.status);
+            stick.http_status(rhead.status);
         }
         if let Some(r) = rec.as_deref_mut() {
             r.resp_head = Some(std::time::Instant::now());
@@ -1489,7 +1495,7 @@ async fn serve(
         let rframing = if upgrade { rframing } else { absorb_body(&mut out, &mut rest, rframing) };
         let res_head_bytes = out.len() as u64;
         if tracks {
-            stick.borrow().bytes(0, res_head_bytes);
+            stick.bytes(0, res_head_bytes);
         }
         if let Some(r) = rec.as_deref_mut() {
             r.bytes_out += res_head_bytes;
@@ -1526,7 +1532,7 @@ async fn serve(
         fe.counters.add_out(res_bytes);
         be.counters.add_out(res_bytes);
         if tracks {
-            stick.borrow().bytes(0, moved.get());
+            stick.bytes(0, moved.get());
         }
         if let Some(r) = rec.as_deref_mut() {
             r.bytes_out += moved.get();

@@ -85,8 +85,13 @@ enum AclMatcher {
 }
 
 impl CompiledAcl {
-    /// An inline ACL (`{ ... }`): its `-f` files can be changed at run time.
+    /// An inline ACL (`{ ... }`): its `-f` files can be changed at run time. Without files
+    /// nothing can change it (no command names its values): its matcher is fixed, and a rule
+    /// does not pay for reading a swappable one.
     pub fn compile(bodies: &[AclBody]) -> Result<CompiledAcl, String> {
+        if bodies.iter().all(|b| b.files.is_empty()) {
+            return Self::compile_fixed(bodies);
+        }
         let decls: Vec<(&AclBody, Option<&Span>)> = bodies.iter().map(|b| (b, None)).collect();
         Self::compile_live(&decls)
     }
@@ -122,7 +127,7 @@ impl CompiledAcl {
                     &**live
                 }
             };
-            let (hit, may_change) = e.sample.any_value(ctx, &mut |v| matcher.matches(v, ctx));
+            let (hit, may_change) = e.sample.any_value(ctx, |v| matcher.matches(v, ctx));
             let t = match (hit, may_change) {
                 (true, _) => Tri::Yes,
                 (false, true) => Tri::Miss,
@@ -465,7 +470,18 @@ impl Matcher {
         })
     }
 
+    /// Integer comparisons (`gt 10`, rates and counters against a limit) are the most frequent
+    /// per-request matches: tested here, inline, the other methods out of line.
+    #[inline]
     fn matches(&self, v: &SampleRef<'_>, ctx: &dyn StreamCtx) -> bool {
+        match self {
+            Matcher::Int(ranges) => v.as_int().is_some_and(|n| ranges.iter().any(|r| r.contains(n))),
+            _ => self.matches_other(v, ctx),
+        }
+    }
+
+    #[inline(never)]
+    fn matches_other(&self, v: &SampleRef<'_>, ctx: &dyn StreamCtx) -> bool {
         match self {
             Matcher::Found => true,
             Matcher::Bool => v.as_int().is_some_and(|n| n != 0),

@@ -416,9 +416,10 @@ impl Conv {
                     MapMatch::Ip => map.lookup_ip(v.as_ip()?),
                     _ => map.lookup_bytes(&v.as_bytes()),
                 };
-                // The index may be replaced once this returns: a string value is copied out.
+                // The index may be replaced once this returns: a string value is shared, not
+                // borrowed.
                 Some(match found.or(default.as_ref())? {
-                    MapValue::Str(s) => SampleRef::Str(Cow::Owned(s.to_vec())),
+                    MapValue::Str(s) => SampleRef::SharedStr(s.clone()),
                     MapValue::Int(n) => SampleRef::Int(*n),
                     MapValue::Ip(a) => SampleRef::Ip(*a),
                 })

@@ -14,6 +14,7 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use super::acl::{self, CompiledAcl};
 use super::capture::Captured;
@@ -52,14 +53,34 @@ impl Sample {
 
 /// A sample value that may borrow from the stream's buffer or from the compiled expression. Strings
 /// are bytes: what a client sent need not be UTF-8.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum SampleRef<'a> {
     Bool(bool),
     Int(i64),
     Ip(IpAddr),
     Str(Cow<'a, [u8]>),
+    /// A string shared with a map's index (the values of the `map*` converters): taken without
+    /// a copy, and kept if the index is replaced at run time meanwhile. In every other way a
+    /// string, as `Str` (equal to a `Str` of the same bytes).
+    SharedStr(Arc<[u8]>),
     Bin(Cow<'a, [u8]>),
 }
+
+impl PartialEq for SampleRef<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        use SampleRef::*;
+        match (self, other) {
+            (Bool(a), Bool(b)) => a == b,
+            (Int(a), Int(b)) => a == b,
+            (Ip(a), Ip(b)) => a == b,
+            (Bin(a), Bin(b)) => a == b,
+            (Str(_) | SharedStr(_), Str(_) | SharedStr(_)) => self.as_bytes() == other.as_bytes(),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for SampleRef<'_> {}
 
 impl SampleRef<'_> {
     /// An owned copy; strings that are not UTF-8 are converted lossily.
@@ -69,6 +90,7 @@ impl SampleRef<'_> {
             SampleRef::Int(n) => Sample::Int(*n),
             SampleRef::Ip(a) => Sample::Ip(*a),
             SampleRef::Str(s) => Sample::Str(String::from_utf8_lossy(s).into_owned()),
+            SampleRef::SharedStr(s) => Sample::Str(String::from_utf8_lossy(s).into_owned()),
             SampleRef::Bin(b) => Sample::Bin(b.to_vec()),
         }
     }
@@ -79,6 +101,7 @@ impl SampleRef<'_> {
             SampleRef::Bool(b) => Some(i64::from(*b)),
             SampleRef::Int(n) => Some(*n),
             SampleRef::Str(s) => std::str::from_utf8(s).ok()?.trim().parse().ok(),
+            SampleRef::SharedStr(s) => std::str::from_utf8(s).ok()?.trim().parse().ok(),
             SampleRef::Ip(_) | SampleRef::Bin(_) => None,
         }
     }
@@ -88,6 +111,7 @@ impl SampleRef<'_> {
         match self {
             SampleRef::Ip(a) => Some(*a),
             SampleRef::Str(s) => std::str::from_utf8(s).ok()?.trim().parse().ok(),
+            SampleRef::SharedStr(s) => std::str::from_utf8(s).ok()?.trim().parse().ok(),
             _ => None,
         }
     }
@@ -96,6 +120,7 @@ impl SampleRef<'_> {
     pub fn as_bytes(&self) -> Cow<'_, [u8]> {
         match self {
             SampleRef::Str(s) | SampleRef::Bin(s) => Cow::Borrowed(s.as_ref()),
+            SampleRef::SharedStr(s) => Cow::Borrowed(s),
             SampleRef::Bool(b) => Cow::Borrowed(if *b { b"1" } else { b"0" }),
             SampleRef::Int(n) => Cow::Owned(n.to_string().into_bytes()),
             SampleRef::Ip(a) => Cow::Owned(a.to_string().into_bytes()),
@@ -249,6 +274,11 @@ pub trait StreamCtx {
     fn stick(&self) -> Option<crate::stick::track::StickView<'_>> {
         None
     }
+    /// The stream's stick counters alone, as [`stick`](Self::stick) has them: what the
+    /// per-request `track-sc` and `sc_*` reads need.
+    fn stick_ctrs(&self) -> Option<&crate::stick::track::StickCtrs> {
+        self.stick().map(|v| v.ctrs)
+    }
 }
 
 /// A condition ready to evaluate.
@@ -257,6 +287,8 @@ pub struct CompiledCond {
     unless: bool,
     /// ORs of ANDs of (negated, index into `acls`).
     any_of: Vec<Vec<(bool, usize)>>,
+    /// The one term when there is one (`if { ... }`, `if acl_name`): evaluated without the loops.
+    single: Option<(bool, usize)>,
     /// Each ACL the condition names, compiled once even when named several times.
     acls: Vec<CompiledAcl>,
 }
@@ -291,10 +323,23 @@ impl CompiledCond {
             }
             any_of.push(terms);
         }
-        Ok(CompiledCond { unless: cond.polarity == Polarity::Unless, any_of, acls: compiled })
+        let single = match any_of.as_slice() {
+            [group] => match group.as_slice() {
+                [term] => Some(*term),
+                _ => None,
+            },
+            _ => None,
+        };
+        Ok(CompiledCond { unless: cond.polarity == Polarity::Unless, any_of, single, acls: compiled })
     }
 
     pub fn eval(&self, ctx: &dyn StreamCtx) -> Tri {
+        if let Some((negated, i)) = self.single {
+            // One group of one term: the loops below would give the term's value.
+            let Some(acl) = self.acls.get(i) else { return Tri::No };
+            let t = acl.eval(ctx);
+            return if negated != self.unless { t.not() } else { t };
+        }
         let mut result = Tri::No;
         for group in &self.any_of {
             let mut all = Tri::Yes;
@@ -349,7 +394,17 @@ impl CompiledSample {
 
     /// For ACLs: whether `pred` holds for any value of the sample (each occurrence of a header,
     /// cookie or URL parameter, converted), and whether the values may still change.
-    pub(crate) fn any_value(&self, ctx: &dyn StreamCtx, pred: &mut dyn FnMut(&SampleRef<'_>) -> bool) -> (bool, bool) {
+    #[inline]
+    pub(crate) fn any_value(&self, ctx: &dyn StreamCtx, mut pred: impl FnMut(&SampleRef<'_>) -> bool) -> (bool, bool) {
+        if !self.fetch.has_values() {
+            // One value (most fetches): no iteration to set up.
+            let Fetched { value, may_change } = self.fetched(ctx);
+            return (value.is_some_and(|v| pred(&v)), may_change);
+        }
+        self.each_value(ctx, &mut pred)
+    }
+
+    fn each_value(&self, ctx: &dyn StreamCtx, pred: &mut dyn FnMut(&SampleRef<'_>) -> bool) -> (bool, bool) {
         self.fetch.each(ctx, &mut |v| {
             let mut value = Some(v);
             for c in &self.converters {

@@ -1632,3 +1632,41 @@ mod http_never_panic {
         }
     }
 }
+
+#[test]
+fn use_backend_with_a_lone_sample_names_the_backend_by_the_sample_text() {
+    let d = MapDir::new("use-backend");
+    let hosts = d.file("hosts.map", "example.com b_com\nexample.org 7\n");
+    let rt = crate::route::RouteTable::compile(&crate::config::testing::ok(&format!(
+        "defaults\n  mode http\nfrontend f\n  bind 127.0.0.1:8080\n  use_backend %[req.hdr(host),lower,map({hosts})]\n  default_backend dflt\n\
+         frontend g\n  bind 127.0.0.1:8081\n  use_backend %[req.hdr(x-n),add(2)]\n  default_backend dflt\n\
+         backend b_com\nbackend 7\nbackend 42\nbackend dflt\n"
+    )))
+    .unwrap();
+    let pick = |fe: usize, raw: &str| {
+        let f = &rt.frontends[fe];
+        f.select_backend(&rt.backends, &Ctx::http(raw)).map(|i| rt.backends[i].name.clone())
+    };
+    assert_eq!(pick(0, "GET / HTTP/1.1\r\nHost: Example.COM\r\n\r\n").as_deref(), Some("b_com"));
+    assert_eq!(pick(0, "GET / HTTP/1.1\r\nHost: example.org\r\n\r\n").as_deref(), Some("7"));
+    assert_eq!(pick(0, "GET / HTTP/1.1\r\nHost: example.net\r\n\r\n").as_deref(), Some("dflt"), "not in the map: the default backend");
+    assert_eq!(pick(0, "GET / HTTP/1.1\r\n\r\n").as_deref(), Some("dflt"), "no Host header: '-', no such backend");
+    assert_eq!(pick(1, "GET / HTTP/1.1\r\nx-n: 40\r\n\r\n").as_deref(), Some("42"), "an integer names the backend by its digits");
+}
+
+#[test]
+fn a_map_string_value_is_shared_with_the_index_and_is_a_string() {
+    use super::eval::SampleRef;
+    use std::borrow::Cow;
+    let d = MapDir::new("shared");
+    let hosts = d.file("hosts.map", "example.com b_com\n");
+    let c = Ctx::http("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n");
+    let e = CompiledSample::compile(&parse_sample(&format!("req.hdr(host),map({hosts})")).unwrap()).unwrap();
+    let v = e.eval_ref(&c).unwrap().unwrap();
+    assert!(matches!(v, SampleRef::SharedStr(_)), "{v:?}");
+    assert_eq!(v, SampleRef::Str(Cow::Borrowed(b"b_com")));
+    assert_ne!(v, SampleRef::Bin(Cow::Borrowed(b"b_com")));
+    assert_eq!(v.to_sample(), Sample::Str("b_com".into()));
+    let n = CompiledSample::compile(&parse_sample(&format!("str(x),map({hosts},12)")).unwrap()).unwrap();
+    assert_eq!(n.eval_ref(&c).unwrap().unwrap().as_int(), Some(12), "a default string value casts as a string");
+}

@@ -363,7 +363,17 @@ impl Fetch {
         })
     }
 
+    #[inline]
     pub fn eval<'a>(&'a self, ctx: &'a dyn StreamCtx) -> Fetched<'a> {
+        // The stick counters' fetches are the usual per-request checks (rate limits): read
+        // without the detour through the general match.
+        if let Fetch::Stick(f) = self {
+            return opt(f.eval(ctx));
+        }
+        self.eval_any(ctx)
+    }
+
+    fn eval_any<'a>(&'a self, ctx: &'a dyn StreamCtx) -> Fetched<'a> {
         match self {
             Fetch::Bool(b) => Fetched::value(SampleRef::Bool(*b)),
             Fetch::Int(n) => Fetched::value(SampleRef::Int(*n)),
@@ -412,6 +422,13 @@ impl Fetch {
             Fetch::Stick(f) => opt(f.eval(ctx)),
             Fetch::Unsupported => Fetched::absent(),
         }
+    }
+
+    /// Whether the fetch may yield several values to [`each`](Self::each) (the others yield
+    /// their sample).
+    #[inline]
+    pub fn has_values(&self) -> bool {
+        matches!(self, Fetch::Http(_))
     }
 
     /// For ACLs: calls `f` on every value until it returns true, and says whether it did and

@@ -39,6 +39,16 @@ impl CompiledLf {
         }
     }
 
+    /// The expression, when the format is one `%[...]` and nothing else (`use_backend
+    /// %[req.hdr(host),lower,map(hosts.map)]`): its text is [`eval`](Self::eval)'s, which a
+    /// caller can compare without building a string.
+    pub fn single_sample(&self) -> Option<&CompiledSample> {
+        match self.parts.as_slice() {
+            [Part::Sample(s)] => Some(s),
+            _ => None,
+        }
+    }
+
     pub fn eval(&self, ctx: &dyn StreamCtx) -> String {
         let mut out = String::new();
         for p in &self.parts {

@@ -81,10 +81,11 @@ pub(crate) fn parse_converter_name(name: &str) -> Option<(MapMatch, MapOut)> {
     Some((MapMatch::parse(m)?, out))
 }
 
-/// A map value, parsed for the output type.
+/// A map value, parsed for the output type. A string is shared with the samples that take it:
+/// a lookup costs no copy, and a sample keeps its value when the index is replaced meanwhile.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum MapValue {
-    Str(Box<[u8]>),
+    Str(Arc<[u8]>),
     Int(i64),
     Ip(IpAddr),
 }

@@ -545,8 +545,23 @@ impl Frontend {
             return match &r.backend {
                 BackendChoice::Index(i) => Some(*i),
                 BackendChoice::Dynamic(lf) => {
-                    let name = lf.eval(ctx);
-                    backends.iter().position(|b| b.name == name).or(self.default_backend)
+                    let found = match lf.single_sample() {
+                        // The sample's text as `eval` writes it ('-' when absent), borrowed when
+                        // it is a string (map routing): no string is built per request.
+                        Some(expr) => match expr.eval_ref(ctx) {
+                            Ok(Some(v)) => {
+                                let text = v.as_bytes();
+                                let name = String::from_utf8_lossy(&text);
+                                backends.iter().position(|b| b.name == *name)
+                            }
+                            _ => backends.iter().position(|b| b.name == "-"),
+                        },
+                        None => {
+                            let name = lf.eval(ctx);
+                            backends.iter().position(|b| b.name == name)
+                        }
+                    };
+                    found.or(self.default_backend)
                 }
             };
         }

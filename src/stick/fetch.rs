@@ -39,6 +39,13 @@ pub enum What {
 /// A compiled stick-table fetch.
 #[derive(Debug)]
 pub enum StickFetch {
+    /// A value of the entry a stick counter tracks, in its table (`sc_http_req_rate(0)`): the
+    /// usual per-request check, read without the general case's dispatch.
+    ScGet {
+        sc: u8,
+        dt: Dt,
+        idx: usize,
+    },
     Entry {
         source: Source,
         table: Option<Box<str>>,
@@ -119,12 +126,24 @@ impl StickFetch {
         };
         let idx = INDEXED.contains(&rest).then(|| int(args, 0, name)).transpose()?;
         let Some(what) = what_of(rest, idx) else { return Ok(None) };
-        Ok(Some(StickFetch::Entry { source, table: table(first_arg), what }))
+        Ok(Some(match (source, table(first_arg), what) {
+            (Source::Sc(sc), None, What::Get(dt, idx)) => StickFetch::ScGet { sc, dt, idx },
+            (source, table, what) => StickFetch::Entry { source, table, what },
+        }))
     }
 
+    #[inline]
     pub fn eval<'a>(&self, ctx: &'a dyn StreamCtx) -> Option<SampleRef<'a>> {
+        match *self {
+            StickFetch::ScGet { sc, dt, idx } => sc_get(ctx, sc, dt, idx),
+            _ => self.eval_other(ctx),
+        }
+    }
+
+    fn eval_other<'a>(&self, ctx: &'a dyn StreamCtx) -> Option<SampleRef<'a>> {
         let view = ctx.stick()?;
         match self {
+            StickFetch::ScGet { sc, dt, idx } => sc_get(ctx, *sc, *dt, *idx),
             StickFetch::Table { table, avail } => {
                 let t = view.tables.get(table.as_deref().unwrap_or(view.default_table))?;
                 t.purge_expired();
@@ -132,8 +151,8 @@ impl StickFetch {
                 Some(SampleRef::Int(if *avail { i64::from(t.size) - used } else { used }))
             }
             StickFetch::Entry { source: Source::Sc(n), table, what } => {
-                let c = view.ctrs.borrow();
-                let Some(tr) = &c.slots[usize::from(*n)] else {
+                let c = view.ctrs.slots();
+                let Some(tr) = c.get(*n) else {
                     return (*what == What::Tracked).then_some(SampleRef::Bool(false));
                 };
                 if *what == What::Tracked {
@@ -144,9 +163,9 @@ impl StickFetch {
                     Some(name) => {
                         let other = view.tables.get(name)?;
                         let e = other.lookup(&tr.entry.key);
-                        read(other, e.as_ref(), *what, true)
+                        read(other, e.as_ref(), *what, true, view.ctrs.now())
                     }
-                    None => read(&tr.table, Some(&tr.entry), *what, false),
+                    None => read(&tr.table, Some(&tr.entry), *what, false, view.ctrs.now()),
                 }
             }
             StickFetch::Entry { source: Source::Src, table, what } => {
@@ -154,14 +173,24 @@ impl StickFetch {
                 let key = t.key_of(&SampleRef::Ip(ctx.src()?.ip()))?;
                 let creates = matches!(what, What::Inc(..) | What::UpdtConnCnt);
                 let e = if creates { t.get_or_create(key) } else { t.lookup(&key) };
-                read(t, e.as_ref(), *what, true)
+                read(t, e.as_ref(), *what, true, view.ctrs.now())
             }
         }
     }
 }
 
-/// Reads (or updates) an entry; `missing_is_zero`: an absent entry reads as 0.
-fn read<'a>(t: &Table, e: Option<&Arc<Entry>>, what: What, missing_is_zero: bool) -> Option<SampleRef<'a>> {
+/// [`StickFetch::ScGet`].
+#[inline]
+fn sc_get<'a>(ctx: &dyn StreamCtx, sc: u8, dt: Dt, idx: usize) -> Option<SampleRef<'a>> {
+    let ctrs = ctx.stick_ctrs()?;
+    let c = ctrs.slots();
+    let tr = c.get(sc)?;
+    let v = tr.table.get_at(&tr.entry, dt, idx, ctrs.now())?;
+    Some(SampleRef::Int(v.min(i64::MAX as u64) as i64))
+}
+
+/// Reads (or updates) an entry at `now`; `missing_is_zero`: an absent entry reads as 0.
+fn read<'a>(t: &Table, e: Option<&Arc<Entry>>, what: What, missing_is_zero: bool, now: u64) -> Option<SampleRef<'a>> {
     let Some(e) = e else {
         return match what {
             What::Get(dt, _) | What::Inc(dt, ..) | What::Clr(dt, _) | What::Kbytes(dt) if !t.stores(dt) => None,
@@ -170,14 +199,14 @@ fn read<'a>(t: &Table, e: Option<&Arc<Entry>>, what: What, missing_is_zero: bool
         };
     };
     let v = match what {
-        What::Get(dt, i) => t.get(e, dt, i)?,
+        What::Get(dt, i) => t.get_at(e, dt, i, now)?,
         What::Inc(cnt, rate, i) => {
             let v = t.add(e, cnt, i, 1)?;
             t.add(e, rate, i, 1);
             v
         }
         What::Clr(dt, i) => t.clear(e, dt, i)?,
-        What::Kbytes(dt) => t.get(e, dt, 0)? / 1024,
+        What::Kbytes(dt) => t.get_at(e, dt, 0, now)? / 1024,
         What::Tracked => return Some(SampleRef::Bool(true)),
         What::Trackers => u64::from(e.trackers()),
         What::UpdtConnCnt => t.add(e, Dt::ConnCnt, 0, 1)?,
@@ -222,7 +251,7 @@ impl StickConv {
         let e = t.key_of(v).and_then(|k| t.lookup(&k));
         match self.what {
             None => Some(SampleRef::Bool(e.is_some())),
-            Some(w) => read(t, Some(&e?), w, false),
+            Some(w) => read(t, Some(&e?), w, false, view.ctrs.now()),
         }
     }
 }

@@ -36,6 +36,7 @@ impl FreqCtr {
     }
 
     /// Events over the last `period`, as HAProxy's `read_freq_ctr_period`.
+    #[inline]
     pub fn read(&self, now: u64, period: u64) -> u32 {
         if self.tick == 0 {
             return 0;

@@ -92,16 +92,21 @@ impl Hasher for KeyHasher {
 /// Milliseconds on a monotonic clock (never 0). The coarse clock (the kernel's tick, a few ms) is
 /// read from the vDSO in a few instructions, where `Instant::now` and its arithmetic cost a few
 /// hundred per call; HAProxy's `now_ms` is likewise updated once per poll loop, not per read.
+#[inline]
 pub fn now_ms() -> u64 {
     use nix::time::{ClockId, clock_gettime};
     match clock_gettime(ClockId::CLOCK_MONOTONIC_COARSE) {
         Ok(t) => t.tv_sec() as u64 * 1000 + t.tv_nsec() as u64 / 1_000_000 + 1,
-        Err(_) => {
-            static START: OnceLock<Instant> = OnceLock::new();
-            let d = START.get_or_init(Instant::now).elapsed();
-            d.as_secs() * 1000 + u64::from(d.subsec_millis()) + 1
-        }
+        Err(_) => now_ms_fallback(),
     }
+}
+
+#[cold]
+#[inline(never)]
+fn now_ms_fallback() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let d = START.get_or_init(Instant::now).elapsed();
+    d.as_secs() * 1000 + u64::from(d.subsec_millis()) + 1
 }
 
 /// A stored data type, in HAProxy's order: `show table` prints them in this order.
@@ -299,7 +304,10 @@ enum Val {
 #[derive(Debug)]
 pub struct Entry {
     pub key: Key,
-    /// Live streams tracking the entry: never evicted or expired while not zero.
+    /// Live streams tracking the entry: never evicted or expired while not zero. [`REMOVED`] is
+    /// set, by one atomic operation that finds no tracker, when the entry leaves the table: a
+    /// stream that kept the entry of its previous request ([`Table::retrack`]) then sees that it
+    /// must look the key up again, and an entry taken out cannot go on counting unseen.
     refs: AtomicU32,
     /// Last update, for expiry.
     touched: AtomicU64,
@@ -308,9 +316,18 @@ pub struct Entry {
     data: Mutex<Box<[Val]>>,
 }
 
+/// The bit of [`Entry::refs`] that says the entry left the table.
+const REMOVED: u32 = 1 << 31;
+
 impl Entry {
     pub fn trackers(&self) -> u32 {
-        self.refs.load(Ordering::Relaxed)
+        self.refs.load(Ordering::Relaxed) & !REMOVED
+    }
+
+    /// Marks the entry removed if no stream tracks it; the caller then takes it out of its shard
+    /// (under the shard's lock). False when tracked: it stays.
+    fn retire(&self) -> bool {
+        self.refs.compare_exchange(0, REMOVED, Ordering::AcqRel, Ordering::Relaxed).is_ok()
     }
 }
 
@@ -359,9 +376,23 @@ pub struct Table {
     /// Token bucket parameters, when stored.
     bucket: Option<(u32, u32)>,
     nvals: usize,
+    /// What a stream starting to track an entry updates, from `tcp-request` (`[0]`) and from
+    /// `http-request` (`[1]`): found once here, not per request.
+    track_ops: [Box<[Op]>; 2],
+    /// Where `conn_cur` is, when stored.
+    conn_cur: Option<usize>,
     shards: Box<[Mutex<ShardInner>]>,
     used: AtomicUsize,
     hasher: KeyHasherBuilder,
+}
+
+/// One update of an entry's values.
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    /// A counter at this position goes up by one.
+    Inc(usize),
+    /// An event in the rate at this position, of this period.
+    Event(usize, u64),
 }
 
 /// How many uses an entry may accumulate; halved per second idle.
@@ -392,6 +423,18 @@ impl Table {
             .map(|i| Mutex::new(ShardInner { map: HashMap::with_hasher(hasher), slab: Vec::new(), last_purge: 0, rng: 0x9E37_79B9_7F4A_7C15 ^ (i as u64 + 1) }))
             .collect();
         let stored = ALL_DT.iter().filter(|d| slots[**d as usize].present).fold(0u32, |m, d| m | (1 << *d as u32));
+        let ops = |types: &[Dt]| -> Box<[Op]> {
+            types
+                .iter()
+                .map(|&d| slots[d as usize])
+                .zip(types)
+                .filter(|(s, _)| s.present)
+                .map(|(s, d)| if d.is_rate() { Op::Event(usize::from(s.start), s.period) } else { Op::Inc(usize::from(s.start)) })
+                .collect()
+        };
+        use Dt::*;
+        let track_ops = [ops(&[ConnCnt, ConnRate, ConnCur, SessCnt, SessRate]), ops(&[ConnCnt, ConnRate, ConnCur, HttpReqCnt, HttpReqRate])];
+        let conn_cur = slots[ConnCur as usize].present.then_some(usize::from(slots[ConnCur as usize].start));
         Table {
             name: name.to_owned(),
             stored,
@@ -402,6 +445,8 @@ impl Table {
             slots,
             bucket,
             nvals,
+            track_ops,
+            conn_cur,
             shards,
             used: AtomicUsize::new(0),
             hasher,
@@ -437,14 +482,7 @@ impl Table {
     /// convert (an IPv6 address into an `ip` table, text that is not a number...).
     pub fn key_of(&self, s: &SampleRef<'_>) -> Option<Key> {
         Some(match self.key_type {
-            KeyType::Ipv4 => match s.as_ip()? {
-                IpAddr::V4(a) => Key::V4(u32::from(a)),
-                IpAddr::V6(a) => Key::V4(u32::from(a.to_ipv4_mapped()?)),
-            },
-            KeyType::Ipv6 => match s.as_ip()? {
-                IpAddr::V4(a) => Key::V6(a.to_ipv6_mapped().octets()),
-                IpAddr::V6(a) => Key::V6(a.octets()),
-            },
+            KeyType::Ipv4 | KeyType::Ipv6 => return self.key_of_ip(s.as_ip()?),
             KeyType::Integer => Key::Int(s.as_int()? as u32),
             KeyType::String { len } => {
                 let b = s.as_bytes();
@@ -456,6 +494,31 @@ impl Table {
                 v.resize(len as usize, 0);
                 Key::Bytes(v.into())
             }
+        })
+    }
+
+    /// [`key_of`](Self::key_of) the client's address (`src`).
+    #[inline]
+    pub fn key_of_addr(&self, a: &std::net::SocketAddr) -> Option<Key> {
+        match (self.key_type, a) {
+            (KeyType::Ipv4, std::net::SocketAddr::V4(a)) => Some(Key::V4(u32::from(*a.ip()))),
+            _ => self.key_of_ip(a.ip()),
+        }
+    }
+
+    /// [`key_of`](Self::key_of) an address.
+    #[inline]
+    pub fn key_of_ip(&self, ip: IpAddr) -> Option<Key> {
+        Some(match self.key_type {
+            KeyType::Ipv4 => match ip {
+                IpAddr::V4(a) => Key::V4(u32::from(a)),
+                IpAddr::V6(a) => Key::V4(u32::from(a.to_ipv4_mapped()?)),
+            },
+            KeyType::Ipv6 => match ip {
+                IpAddr::V4(a) => Key::V6(a.to_ipv6_mapped().octets()),
+                IpAddr::V6(a) => Key::V6(a.octets()),
+            },
+            _ => return self.key_of(&SampleRef::Ip(ip)),
         })
     }
 
@@ -518,6 +581,10 @@ impl Table {
 
     fn touch(&self, e: &Entry, now: u64) {
         e.touched.store(now, Ordering::Relaxed);
+        self.touch_uses(e);
+    }
+
+    fn touch_uses(&self, e: &Entry) {
         let u = e.uses.load(Ordering::Relaxed);
         if u < MAX_USES {
             e.uses.store(u + 1, Ordering::Relaxed);
@@ -540,16 +607,29 @@ impl Table {
 
     /// [`get_or_create`](Self::get_or_create) at `now` (read once by a caller that updates next).
     pub fn get_or_create_at(&self, key: Key, now: u64) -> Option<Arc<Entry>> {
+        self.get_or_create_with(key, now, false)
+    }
+
+    /// `hold`: a stream tracks the entry, its reference taken under the shard's lock (a removal
+    /// cannot come in between).
+    fn get_or_create_with(&self, key: Key, now: u64, hold: bool) -> Option<Arc<Entry>> {
         let si = self.shard_of(&key);
+        let take = |e: &Entry| {
+            self.touch(e, now);
+            if hold {
+                e.refs.fetch_add(1, Ordering::Relaxed);
+            }
+        };
         {
             let mut sh = lock(&self.shards[si]);
             if let Some(&i) = sh.map.get(&key) {
-                let e = sh.slab[i].clone();
-                if !self.expired(&e, now) {
-                    self.touch(&e, now);
-                    return Some(e);
+                let e = &sh.slab[i];
+                // An expired entry is replaced by a fresh one (unless a stream took it again
+                // meanwhile, without the lock: it is then live).
+                if !(self.expired(e, now) && e.retire()) {
+                    take(e);
+                    return Some(e.clone());
                 }
-                // An expired entry is replaced by a fresh one.
                 sh.remove_at(i);
                 self.used.fetch_sub(1, Ordering::Relaxed);
             }
@@ -567,13 +647,13 @@ impl Table {
         if let Some(&i) = sh.map.get(&key) {
             // Another worker inserted it meanwhile.
             self.used.fetch_sub(1, Ordering::Relaxed);
-            let e = sh.slab[i].clone();
-            self.touch(&e, now);
-            return Some(e);
+            let e = &sh.slab[i];
+            take(e);
+            return Some(e.clone());
         }
         let e = Arc::new(Entry {
             key: key.clone(),
-            refs: AtomicU32::new(0),
+            refs: AtomicU32::new(u32::from(hold)),
             touched: AtomicU64::new(now),
             uses: AtomicU32::new(1),
             data: Mutex::new(self.new_values(now)),
@@ -590,7 +670,7 @@ impl Table {
         }
         let mut i = 0;
         while i < sh.slab.len() {
-            if self.expired(&sh.slab[i], now) {
+            if self.expired(&sh.slab[i], now) && sh.slab[i].retire() {
                 sh.remove_at(i);
                 self.used.fetch_sub(1, Ordering::Relaxed);
             } else {
@@ -615,10 +695,15 @@ impl Table {
         let n = self.shards.len();
         for k in 0..n {
             let mut sh = lock(&self.shards[(first + k) % n]);
-            if let Some(i) = self.victim(&mut sh, now) {
-                sh.remove_at(i);
-                self.used.fetch_sub(1, Ordering::Relaxed);
-                return true;
+            // The victim had no tracker when chosen; one may have come since, without the lock
+            // (`retrack`): it then stays, and another one is chosen.
+            for _ in 0..2 {
+                let Some(i) = self.victim(&mut sh, now) else { break };
+                if sh.slab[i].retire() {
+                    sh.remove_at(i);
+                    self.used.fetch_sub(1, Ordering::Relaxed);
+                    return true;
+                }
             }
         }
         false
@@ -678,7 +763,7 @@ impl Table {
     pub fn remove(&self, key: &Key) -> bool {
         let mut sh = lock(&self.shards[self.shard_of(key)]);
         let Some(&i) = sh.map.get(key) else { return false };
-        if sh.slab[i].refs.load(Ordering::Relaxed) != 0 {
+        if !sh.slab[i].retire() {
             return false;
         }
         sh.remove_at(i);
@@ -704,7 +789,7 @@ impl Table {
             let mut i = 0;
             while i < sh.slab.len() {
                 let e = sh.slab[i].clone();
-                if e.refs.load(Ordering::Relaxed) == 0 && drop_it(self, &e) {
+                if e.trackers() == 0 && drop_it(self, &e) && e.retire() {
                     sh.remove_at(i);
                     self.used.fetch_sub(1, Ordering::Relaxed);
                 } else {
@@ -721,6 +806,7 @@ impl Table {
         self.with_at(e, now_ms(), f)
     }
 
+    #[inline]
     fn with_at<R>(&self, e: &Entry, now: u64, f: impl FnOnce(&mut [Val], u64) -> R) -> R {
         let mut d = lock(&e.data);
         let r = f(&mut d, now);
@@ -769,40 +855,86 @@ impl Table {
         }
     }
 
-    /// A stream starts tracking the entry: a reference, and one update (under one lock) of the
-    /// connection counters (`conn_cnt`, `conn_rate`, `conn_cur`) and of the session counters
-    /// (`tcp-request`) or the request counters (`http-request`).
-    pub fn start_tracking(&self, e: &Entry, http: bool, now: u64) {
-        e.refs.fetch_add(1, Ordering::Relaxed);
-        let second = if http { (Dt::HttpReqCnt, Dt::HttpReqRate) } else { (Dt::SessCnt, Dt::SessRate) };
-        let counted = Dt::ConnCnt.bit() | Dt::ConnRate.bit() | Dt::ConnCur.bit() | second.0.bit() | second.1.bit();
-        if self.stored & counted == 0 {
+    /// A stream starts tracking the entry of `key` (created when absent): its reference, taken
+    /// with the entry, and one update (under one lock) of the connection counters (`conn_cnt`,
+    /// `conn_rate`, `conn_cur`) and of the session counters (`tcp-request`) or the request
+    /// counters (`http-request`). `None` as [`get_or_create`](Self::get_or_create).
+    pub fn track_at(&self, key: Key, http: bool, now: u64) -> Option<Arc<Entry>> {
+        let e = self.get_or_create_with(key, now, true)?;
+        self.count_tracking(&e, http, now);
+        Some(e)
+    }
+
+    /// A stream tracks again the entry it tracked last (the previous request of a keep-alive
+    /// connection, same key), without looking it up: as [`track_at`](Self::track_at) when the
+    /// entry is still in the table and not expired; false, and nothing done, when it is not (the
+    /// caller then calls `track_at`).
+    pub fn retrack(&self, e: &Entry, http: bool, now: u64) -> bool {
+        // The reference first: from then on no removal takes the entry (`retire` needs zero).
+        let before = e.refs.fetch_add(1, Ordering::Acquire);
+        if before & REMOVED != 0 || (before == 0 && self.expire != 0 && now >= e.touched.load(Ordering::Relaxed) + self.expire) {
+            // Gone, or expired: a lookup replaces it.
+            e.refs.fetch_sub(1, Ordering::Relaxed);
+            return false;
+        }
+        self.touch_uses(e);
+        self.count_tracking(e, http, now);
+        true
+    }
+
+    /// A stream starts tracking an entry it holds (from [`get_or_create`](Self::get_or_create)):
+    /// as [`track_at`](Self::track_at). False when the entry left the table meanwhile.
+    pub fn start_tracking(&self, e: &Entry, http: bool, now: u64) -> bool {
+        if e.refs.fetch_add(1, Ordering::Acquire) & REMOVED != 0 {
+            e.refs.fetch_sub(1, Ordering::Relaxed);
+            return false;
+        }
+        self.count_tracking(e, http, now);
+        true
+    }
+
+    /// The connection counters (`conn_cnt`, `conn_rate`, `conn_cur`) and the session
+    /// (`tcp-request`) or request (`http-request`) counters of a new tracking, and the entry's
+    /// update time.
+    #[inline(always)]
+    fn count_tracking(&self, e: &Entry, http: bool, now: u64) {
+        let ops = &self.track_ops[usize::from(http)];
+        if ops.is_empty() {
             e.touched.store(now, Ordering::Relaxed);
             return;
         }
         self.with_at(e, now, |v, now| {
-            self.bump(v, Dt::ConnCnt, Dt::ConnRate, 1, now);
-            self.bump(v, second.0, second.1, 1, now);
-            if let Some((at, _)) = self.idx(Dt::ConnCur, 0)
-                && let Val::Int(x) = &mut v[at]
-            {
-                *x += 1;
+            for op in ops.iter() {
+                match *op {
+                    Op::Inc(at) => {
+                        if let Val::Int(x) = &mut v[at] {
+                            *x = x.saturating_add(1);
+                        }
+                    }
+                    Op::Event(at, period) => {
+                        if let Val::Freq(f) = &mut v[at] {
+                            f.update(now, period, 1);
+                        }
+                    }
+                }
             }
         });
     }
 
-    /// The stream stops tracking the entry: `conn_cur` goes down, the reference goes, and the
-    /// expiry starts again now.
-    pub fn stop_tracking(&self, e: &Entry) {
-        match self.idx(Dt::ConnCur, 0) {
-            Some((at, _)) => self.with(e, |v, _| {
+    /// The stream stops tracking the entry at `now`: `conn_cur` goes down, the reference goes,
+    /// and the expiry starts again.
+    #[inline]
+    pub fn stop_tracking(&self, e: &Entry, now: u64) {
+        match self.conn_cur {
+            Some(at) => self.with_at(e, now, |v, _| {
                 if let Val::Int(x) = &mut v[at] {
                     *x = x.saturating_sub(1);
                 }
             }),
-            None => e.touched.store(now_ms(), Ordering::Relaxed),
+            None => e.touched.store(now, Ordering::Relaxed),
         }
-        e.refs.fetch_sub(1, Ordering::Relaxed);
+        // Release: the updates above are seen by whoever removes the entry once untracked.
+        e.refs.fetch_sub(1, Ordering::Release);
     }
 
     /// Sets a counter or tag.
@@ -830,8 +962,13 @@ impl Table {
 
     /// Reads a counter, a rate over its period, a tag or the tokens left.
     pub fn get(&self, e: &Entry, dt: Dt, i: usize) -> Option<u64> {
+        self.get_at(e, dt, i, now_ms())
+    }
+
+    /// [`get`](Self::get) at `now`.
+    #[inline]
+    pub fn get_at(&self, e: &Entry, dt: Dt, i: usize, now: u64) -> Option<u64> {
         let (at, period) = self.idx(dt, i)?;
-        let now = now_ms();
         let d = lock(&e.data);
         match &d[at] {
             Val::Int(x) => Some(*x),
@@ -1008,7 +1145,7 @@ mod tests {
         let t = table(50, vec![StoreType::Gpc0]);
         let kept: Vec<_> = (0..10).map(|i| t.get_or_create(ip(1_000_000 + i)).unwrap()).collect();
         for e in &kept {
-            t.start_tracking(e, false, now_ms());
+            assert!(t.start_tracking(e, false, now_ms()));
         }
         for i in 0..5000 {
             t.get_or_create(ip(i)).unwrap();
@@ -1016,6 +1153,98 @@ mod tests {
         for e in &kept {
             assert!(t.lookup(&e.key).is_some_and(|x| Arc::ptr_eq(&x, e)));
         }
+    }
+
+    #[test]
+    fn an_entry_is_tracked_again_only_while_it_is_in_the_table_and_not_expired() {
+        let t = table(50, vec![StoreType::HttpReqCnt]);
+        // `lookup` reads the clock: the times are the clock's, moved forward past the expiry.
+        let n0 = now_ms();
+        let cnt = |e: &Entry| t.get_at(e, Dt::HttpReqCnt, 0, n0).unwrap();
+        let e = t.track_at(ip(1), true, n0).unwrap();
+        assert_eq!((e.trackers(), cnt(&e)), (1, 1));
+        t.stop_tracking(&e, n0);
+        assert!(t.retrack(&e, true, n0 + 1_000));
+        assert_eq!((e.trackers(), cnt(&e)), (1, 2));
+        t.stop_tracking(&e, n0 + 1_000);
+        // Evicted (by keys used more): refused, nothing counted.
+        let mut i = 100;
+        while t.lookup(&ip(1)).is_some() {
+            for _ in 0..3 {
+                t.get_or_create_at(ip(i), n0).unwrap();
+            }
+            i += 1;
+            assert!(i < 100_000, "never evicted");
+        }
+        assert!(!t.retrack(&e, true, n0 + 1_000));
+        assert_eq!((e.trackers(), cnt(&e)), (0, 2));
+        // Removed: refused.
+        let e = t.track_at(ip(2), true, n0).unwrap();
+        t.stop_tracking(&e, n0);
+        assert!(t.remove(&ip(2)));
+        assert!(!t.retrack(&e, true, n0));
+        assert_eq!((e.trackers(), cnt(&e)), (0, 1));
+        // Expired (60 s after its release): refused, and a lookup replaces it.
+        let e = t.track_at(ip(3), true, n0).unwrap();
+        t.stop_tracking(&e, n0 + 2_000);
+        assert!(!t.retrack(&e, true, n0 + 62_000));
+        assert_eq!(e.trackers(), 0);
+        let fresh = t.track_at(ip(3), true, n0 + 62_000).unwrap();
+        assert!(!Arc::ptr_eq(&fresh, &e) && cnt(&fresh) == 1);
+        assert!(!t.retrack(&e, true, n0 + 62_000));
+    }
+
+    #[test]
+    fn tracking_again_and_removing_race_without_an_entry_counting_out_of_the_table() {
+        let t = table(50, vec![StoreType::HttpReqCnt]);
+        // Stops the remover when dropped, a failed assertion included.
+        struct StopOnDrop<'a>(&'a AtomicU32);
+        impl Drop for StopOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.store(1, Ordering::Relaxed);
+            }
+        }
+        let stop = AtomicU32::new(0);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                while stop.load(Ordering::Relaxed) == 0 {
+                    t.remove(&ip(1));
+                }
+            });
+            let _stop = StopOnDrop(&stop);
+            let mut e = t.track_at(ip(1), true, now_ms()).unwrap();
+            t.stop_tracking(&e, now_ms());
+            let (mut again, mut fresh) = (0, 0);
+            // Until the remover won a few times (it may not be scheduled at once).
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while again + fresh < 20_000 || (fresh < 10 && std::time::Instant::now() < until) {
+                let now = now_ms();
+                if t.retrack(&e, true, now) {
+                    again += 1;
+                } else {
+                    e = t.track_at(ip(1), true, now).unwrap();
+                    fresh += 1;
+                }
+                // Tracked: in the table, and the one its key finds.
+                assert!(t.lookup(&ip(1)).is_some_and(|x| Arc::ptr_eq(&x, &e)));
+                t.stop_tracking(&e, now);
+            }
+            assert!(again > 0, "{again} {fresh}");
+        });
+        assert!(t.used() <= 1);
+    }
+
+    #[test]
+    fn an_entry_tracked_again_is_neither_evicted_nor_removed() {
+        let t = table(50, vec![StoreType::HttpReqCnt]);
+        let e = t.track_at(ip(1), true, 1_000).unwrap();
+        t.stop_tracking(&e, 1_000);
+        assert!(t.retrack(&e, true, 1_000));
+        for i in 100..1000 {
+            t.get_or_create_at(ip(i), 1_000).unwrap();
+        }
+        assert!(!t.remove(&ip(1)));
+        assert!(t.lookup(&ip(1)).is_some_and(|x| Arc::ptr_eq(&x, &e)));
     }
 
     #[test]

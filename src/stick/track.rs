@@ -11,14 +11,22 @@
 //! `http-request` rules end with their transaction.
 //!
 //! A stream without tracking pays for three empty slots and one test per hook.
+//!
+//! Every request of a keep-alive connection usually tracks the same key (`track-sc0 src`): a slot
+//! released at the end of a transaction keeps its entry, and the next `track-sc` of that slot on
+//! the same table and key takes it again without looking it up in the table, as long as the
+//! entry is still there (see [`Table::retrack`]).
+//!
+//! The `http-request` rules of one request run without waiting: they read the clock once (the
+//! coarse clock ticks every few ms anyway, and HAProxy reads it once per poll loop).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
-use super::table::{Dt, Entry, Table, Tables};
+use super::table::{Dt, Entry, Key, Table, Tables, now_ms};
 use crate::route::eval::{CompiledSample, StreamCtx};
 
-/// A filled slot.
+/// A filled slot: the stream holds a reference on the entry until [`StickCtrs`] releases it.
 #[derive(Debug)]
 pub struct Tracked {
     pub table: Arc<Table>,
@@ -27,23 +35,72 @@ pub struct Tracked {
     pub session: bool,
 }
 
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        self.table.stop_tracking(&self.entry);
-    }
-}
+/// [`StickCtrs::clock`] outside the `http-request` rules: the clock is read at each use.
+const CLOCK_OFF: u64 = u64::MAX;
 
-/// The three stick counters of a stream.
-#[derive(Debug, Default)]
+/// The three stick counters of a stream. The per-request hooks read `stored` and `http_slots`
+/// without borrowing the slots.
+#[derive(Debug)]
 pub struct StickCtrs {
-    pub slots: [Option<Tracked>; 3],
+    slots: RefCell<Slots>,
+    /// The time the `http-request` rules of the current request run at (0: not read yet), or
+    /// [`CLOCK_OFF`].
+    clock: Cell<u64>,
     /// The stored types of the tracked tables ([`Dt::bit`]s): a per-request hook whose types no
     /// tracked table stores (the byte counters of a table that only stores `http_req_rate`) costs
     /// one test, not a walk over the slots.
-    stored: u32,
+    stored: Cell<u32>,
     /// Bit `n` set when slot `n` was filled by an `http-request` rule: released at the end of
     /// the transaction.
-    http_slots: u8,
+    http_slots: Cell<u8>,
+}
+
+/// The slots' entries; slot `n` tracks its entry when bit `n` of `live` is set. A slot an
+/// `http-request` rule filled keeps its entry once released at the end of the transaction: the
+/// next `track-sc` of the slot on the same table and key takes it again without a lookup.
+#[derive(Debug, Default)]
+pub struct Slots {
+    slots: [Option<Tracked>; 3],
+    live: u8,
+}
+
+impl Slots {
+    /// The entry slot `sc` tracks.
+    #[inline]
+    pub fn get(&self, sc: u8) -> Option<&Tracked> {
+        if self.live & (1 << sc) == 0 {
+            return None;
+        }
+        self.slots[usize::from(sc)].as_ref()
+    }
+
+    fn each(&self, mut f: impl FnMut(&Tracked)) {
+        for (i, t) in self.slots.iter().enumerate() {
+            if self.live & (1 << i) != 0
+                && let Some(t) = t
+            {
+                f(t);
+            }
+        }
+    }
+
+    /// Stops tracking in the slots of `mask` (those live) at `now`.
+    fn release(&mut self, mask: u8, now: u64) {
+        for (i, t) in self.slots.iter().enumerate() {
+            if mask & self.live & (1 << i) != 0
+                && let Some(t) = t
+            {
+                t.table.stop_tracking(&t.entry, now);
+            }
+        }
+        self.live &= !mask;
+    }
+
+    fn stored(&self) -> u32 {
+        let mut stored = 0;
+        self.each(|t| stored |= t.table.stored_mask());
+        stored
+    }
 }
 
 const REQ: u32 = Dt::HttpReqCnt.bit() | Dt::HttpReqRate.bit();
@@ -52,48 +109,102 @@ const FAIL: u32 = Dt::HttpFailCnt.bit() | Dt::HttpFailRate.bit();
 const BYTES_IN: u32 = Dt::BytesInCnt.bit() | Dt::BytesInRate.bit();
 const BYTES_OUT: u32 = Dt::BytesOutCnt.bit() | Dt::BytesOutRate.bit();
 
+impl Default for StickCtrs {
+    fn default() -> StickCtrs {
+        StickCtrs { slots: RefCell::default(), clock: Cell::new(CLOCK_OFF), stored: Cell::new(0), http_slots: Cell::new(0) }
+    }
+}
+
+impl Drop for StickCtrs {
+    fn drop(&mut self) {
+        let s = self.slots.get_mut();
+        if s.live != 0 {
+            s.release(s.live, now_ms());
+        }
+    }
+}
+
 impl StickCtrs {
-    fn each(&self, mut f: impl FnMut(&Tracked)) {
-        for t in self.slots.iter().flatten() {
-            f(t);
+    /// The slots, borrowed: not while a rule fills one.
+    #[inline]
+    pub fn slots(&self) -> std::cell::Ref<'_, Slots> {
+        self.slots.borrow()
+    }
+
+    /// The time for the stick counters now: read once for the `http-request` rules of a request.
+    #[inline(always)]
+    pub fn now(&self) -> u64 {
+        match self.clock.get() {
+            CLOCK_OFF => now_ms(),
+            0 => {
+                let now = now_ms();
+                self.clock.set(now);
+                now
+            }
+            now => now,
         }
     }
 
-    /// Fills slot `sc`.
-    pub fn fill(&mut self, sc: usize, t: Tracked) {
-        self.stored |= t.table.stored_mask();
-        if !t.session {
-            self.http_slots |= 1 << sc;
+    /// Fills the empty slot `sc` with the entry of `key`, tracked at `now`: the entry the slot
+    /// held in the previous transaction when it is that key's, else the table's (created when
+    /// absent). Nothing when the table is full and nothing can be evicted.
+    fn track(&self, sc: u8, table: &Arc<Table>, key: Key, level: Level, now: u64) {
+        let mut s = self.slots.borrow_mut();
+        debug_assert!(s.get(sc).is_none());
+        let bit = 1 << sc;
+        let http = level == Level::Http;
+        let slot = &mut s.slots[usize::from(sc)];
+        match slot {
+            Some(t) if Arc::ptr_eq(&t.table, table) && t.entry.key == key && table.retrack(&t.entry, http, now) => t.session = !http,
+            _ => match table.track_at(key, http, now) {
+                Some(entry) => *slot = Some(Tracked { table: table.clone(), entry, session: !http }),
+                None => {
+                    *slot = None;
+                    return;
+                }
+            },
         }
-        self.slots[sc] = Some(t);
+        s.live |= bit;
+        self.stored.set(self.stored.get() | table.stored_mask());
+        if http {
+            self.http_slots.set(self.http_slots.get() | bit);
+        }
     }
 
     // The per-request hooks test the stored types inline and keep the work out of line, so a
     // stream that tracks nothing, or tracks tables that do not store what the hook counts, pays
     // a few instructions per hook and its caller's code is not changed by what tracking does.
 
-    /// A new HTTP request on the connection: counted in the slots the connection tracks.
+    /// A new HTTP request on the connection: counted in the slots the connection tracks. Its
+    /// `http-request` rules run next, up to [`request_rules_done`](Self::request_rules_done).
     #[inline]
     pub fn http_request(&self) {
-        if self.stored & REQ != 0 {
+        self.clock.set(0);
+        if self.stored.get() & REQ != 0 {
             self.http_request_slow();
         }
     }
 
     #[inline(never)]
     fn http_request_slow(&self) {
-        self.each(|t| {
+        self.slots().each(|t| {
             if t.session {
                 t.table.count(&t.entry, Dt::HttpReqCnt, Dt::HttpReqRate, 1);
             }
         });
     }
 
+    /// The `http-request` rules of the request have run: the clock is read at each use again.
+    #[inline]
+    pub fn request_rules_done(&self) {
+        self.clock.set(CLOCK_OFF);
+    }
+
     /// The response status of a transaction: 4xx but 401 and 407 count as request errors, 5xx
     /// but 501 and 505 as failures, as in HAProxy.
     #[inline]
     pub fn http_status(&self, status: u16) {
-        if self.stored & (ERR | FAIL) != 0 && status >= 400 {
+        if self.stored.get() & (ERR | FAIL) != 0 && status >= 400 {
             self.http_status_slow(status);
         }
     }
@@ -102,7 +213,7 @@ impl StickCtrs {
     fn http_status_slow(&self, status: u16) {
         let (err, fail) = (matches!(status, 400..=499) && status != 401 && status != 407, matches!(status, 500..=599) && status != 501 && status != 505);
         if err || fail {
-            self.each(|t| {
+            self.slots().each(|t| {
                 if err {
                     t.table.count(&t.entry, Dt::HttpErrCnt, Dt::HttpErrRate, 1);
                 } else {
@@ -115,14 +226,14 @@ impl StickCtrs {
     /// Bytes received from (`inb`) and sent to (`outb`) the client.
     #[inline]
     pub fn bytes(&self, inb: u64, outb: u64) {
-        if self.stored & (BYTES_IN | BYTES_OUT) != 0 {
+        if self.stored.get() & (BYTES_IN | BYTES_OUT) != 0 {
             self.bytes_slow(inb, outb);
         }
     }
 
     #[inline(never)]
     fn bytes_slow(&self, inb: u64, outb: u64) {
-        self.each(|t| {
+        self.slots().each(|t| {
             if inb > 0 {
                 t.table.count(&t.entry, Dt::BytesInCnt, Dt::BytesInRate, inb);
             }
@@ -132,28 +243,25 @@ impl StickCtrs {
         });
     }
 
-    /// The end of an HTTP transaction: the slots `http-request` filled are released.
+    /// The end of an HTTP transaction: the slots `http-request` filled are released (and their
+    /// entries kept for the next transaction).
     #[inline]
-    pub fn end_transaction(&mut self) {
-        if self.http_slots != 0 {
+    pub fn end_transaction(&self) {
+        if self.http_slots.get() != 0 {
             self.end_transaction_slow();
         }
     }
 
     #[inline(never)]
-    fn end_transaction_slow(&mut self) {
-        for (i, s) in self.slots.iter_mut().enumerate() {
-            if self.http_slots & (1 << i) != 0 {
-                *s = None;
-            }
-        }
-        self.http_slots = 0;
-        self.stored = self.slots.iter().flatten().fold(0, |m, t| m | t.table.stored_mask());
+    fn end_transaction_slow(&self) {
+        let mut s = self.slots.borrow_mut();
+        s.release(self.http_slots.replace(0), now_ms());
+        self.stored.set(if s.live == 0 { 0 } else { s.stored() });
     }
 
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.slots.iter().all(Option::is_none)
+        self.slots().live == 0
     }
 }
 
@@ -162,7 +270,7 @@ impl StickCtrs {
 #[derive(Clone, Copy)]
 pub struct StickView<'a> {
     pub tables: &'a Tables,
-    pub ctrs: &'a RefCell<StickCtrs>,
+    pub ctrs: &'a StickCtrs,
     pub default_table: &'a str,
 }
 
@@ -197,58 +305,42 @@ pub enum StickAction {
     Track {
         sc: u8,
         key: CompiledSample,
+        /// The key is `src` as is (the usual case): the address is read without evaluating `key`.
+        src: bool,
         table: Arc<Table>,
     },
     /// `sc-inc-gpc0`, `sc-inc-gpc1`, `sc-inc-gpc`: the counter and its rate.
-    IncGpc {
-        sc: u8,
-        cnt: Dt,
-        rate: Dt,
-        idx: usize,
-    },
+    IncGpc { sc: u8, cnt: Dt, rate: Dt, idx: usize },
     /// `sc-add-gpc`.
-    AddGpc {
-        sc: u8,
-        idx: usize,
-        value: Value,
-    },
+    AddGpc { sc: u8, idx: usize, value: Value },
     /// `sc-set-gpt0`, `sc-set-gpt`.
-    SetGpt {
-        sc: u8,
-        dt: Dt,
-        idx: usize,
-        value: Value,
-    },
+    SetGpt { sc: u8, dt: Dt, idx: usize, value: Value },
     /// `sc-take-token(<sc>)`: final when the bucket is empty.
-    TakeToken {
-        sc: u8,
-    },
+    TakeToken { sc: u8 },
 }
 
 impl StickAction {
     /// Runs the action. `Err(ms)`: `sc-take-token` found the bucket empty, the next token comes
     /// in `ms`; the rule then denies (HTTP 429) or rejects (TCP).
     pub fn run(&self, ctx: &dyn StreamCtx, level: Level) -> Result<(), u64> {
-        let Some(view) = ctx.stick() else { return Ok(()) };
+        let Some(ctrs) = ctx.stick_ctrs() else { return Ok(()) };
         match self {
-            StickAction::Track { sc, key, table } => {
-                if view.ctrs.borrow().slots[usize::from(*sc)].is_some() {
+            StickAction::Track { sc, key, src, table } => {
+                if ctrs.slots().get(*sc).is_some() {
                     return Ok(());
                 }
                 // The key is evaluated before the slots are borrowed: it may read them.
-                let Some(k) = key.eval_ref(ctx).ok().flatten().and_then(|s| table.key_of(&s)) else { return Ok(()) };
-                let now = super::table::now_ms();
-                let Some(e) = table.get_or_create_at(k, now) else { return Ok(()) };
-                table.start_tracking(&e, level == Level::Http, now);
-                view.ctrs.borrow_mut().fill(usize::from(*sc), Tracked { table: table.clone(), entry: e, session: level == Level::Tcp });
+                let k = if *src { ctx.src().and_then(|a| table.key_of_addr(&a)) } else { key.eval_ref(ctx).ok().flatten().and_then(|s| table.key_of(&s)) };
+                let Some(k) = k else { return Ok(()) };
+                ctrs.track(*sc, table, k, level, ctrs.now());
             }
-            StickAction::IncGpc { sc, cnt, rate, idx } => with_slot(&view, *sc, |t| {
+            StickAction::IncGpc { sc, cnt, rate, idx } => with_slot(ctrs, *sc, |t| {
                 t.table.add(&t.entry, *cnt, *idx, 1);
                 t.table.add(&t.entry, *rate, *idx, 1);
             }),
             StickAction::AddGpc { sc, idx, value } => {
                 if let Some(n) = value.eval(ctx) {
-                    with_slot(&view, *sc, |t| {
+                    with_slot(ctrs, *sc, |t| {
                         t.table.add(&t.entry, Dt::Gpc, *idx, n);
                         t.table.add(&t.entry, Dt::GpcRate, *idx, n);
                     });
@@ -256,14 +348,14 @@ impl StickAction {
             }
             StickAction::SetGpt { sc, dt, idx, value } => {
                 if let Some(n) = value.eval(ctx) {
-                    with_slot(&view, *sc, |t| {
+                    with_slot(ctrs, *sc, |t| {
                         t.table.set(&t.entry, *dt, *idx, n);
                     });
                 }
             }
             StickAction::TakeToken { sc } => {
-                let c = view.ctrs.borrow();
-                if let Some(t) = &c.slots[usize::from(*sc)]
+                let c = ctrs.slots();
+                if let Some(t) = c.get(*sc)
                     && let Some(r) = t.table.take_token(&t.entry)
                 {
                     return r;
@@ -274,8 +366,8 @@ impl StickAction {
     }
 }
 
-fn with_slot(view: &StickView<'_>, sc: u8, f: impl FnOnce(&Tracked)) {
-    if let Some(t) = &view.ctrs.borrow().slots[usize::from(sc)] {
+fn with_slot(ctrs: &StickCtrs, sc: u8, f: impl FnOnce(&Tracked)) {
+    if let Some(t) = ctrs.slots().get(sc) {
         f(t);
     }
 }
@@ -294,7 +386,8 @@ pub fn compile(c: &crate::l4::action::CommonAction, proxy: &str, tables: &Tables
         C::TrackSc { sc, key, table } => {
             let name = table.as_deref().unwrap_or(proxy);
             let table = tables.get(name).ok_or_else(|| format!("no stick-table named '{name}'"))?.clone();
-            StickAction::Track { sc: *sc, key: CompiledSample::compile(key)?, table }
+            let src = key.fetch.name == "src" && key.fetch.args.is_empty() && key.converters.is_empty();
+            StickAction::Track { sc: *sc, key: CompiledSample::compile(key)?, src, table }
         }
         C::IncGpc { sc, slot } => match slot {
             GpcSlot::Gpc0 => StickAction::IncGpc { sc: *sc, cnt: Dt::Gpc0, rate: Dt::Gpc0Rate, idx: 0 },
