@@ -1,7 +1,8 @@
 //! The cost of tracking one request in a shared stick table (`bench/README.md`, "Stick-table
 //! tracking cost"): what `http-request track-sc0 src` plus a `sc_http_req_rate(0)` check do to
 //! the table per request (find or create the entry, start tracking it, read the rate, stop
-//! tracking), timed
+//! tracking; the later requests of a kept-alive connection take their entry again without the
+//! lookup, `Table::retrack`), timed
 //!
 //! - in a table of 1,000 entries and in a table pre-filled with 1,000,000 entries (keys visited
 //!   in a random order, so that most entries are not in the CPU caches), one thread;
