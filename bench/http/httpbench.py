@@ -31,6 +31,13 @@ from l4bench import LOAD_CPU, PROXY_CPU, fmt, log, med, ratio, sh, shared, tail 
 # "sluiced" runs its default backend (`auto`: io_uring where the kernel allows it), "sluiced-epoll"
 # the same binary and configuration with `--io-backend epoll`.
 PROXIES = ["sluiced", "sluiced-epoll", "haproxy", "nginx"]
+# "<proxy>-track" (sluiced, sluiced-epoll, haproxy): the same with stick-table tracking in the
+# frontend, for the cost of tracking against the same proxy without it, in the same run.
+TRACKED = ["sluiced-track", "sluiced-epoll-track", "haproxy-track"]
+TRACK_LINES = """    stick-table type ip size 1m store http_req_rate(10s)
+    http-request track-sc0 src
+    http-request deny deny_status 429 if { sc_http_req_rate(0) gt 100000000 }
+"""
 TESTS = [("ka", "keep-alive"), ("close", "one request per connection")]
 BODY = "sluiced-bench: a small fixed body of 64 bytes from the origin!!\n"  # 64 bytes
 assert len(BODY) == 64
@@ -98,8 +105,9 @@ def wait_http(p, port, timeout=5.0):
 # ---------------------------------------------------------------- configurations
 
 
-def haproxy_cfg(fe_port, origin_port):
-    """Also sluiced's: it reads HAProxy configuration."""
+def haproxy_cfg(fe_port, origin_port, track=False):
+    """Also sluiced's: it reads HAProxy configuration. `track`: stick-table tracking in the frontend."""
+    extra = TRACK_LINES if track else ""
     return f"""# Written by bench/http/httpbench.py
 global
     nbthread 1
@@ -117,7 +125,7 @@ defaults
 
 frontend fe_http
     bind 127.0.0.1:{fe_port}
-    default_backend be_origin
+{extra}    default_backend be_origin
 
 backend be_origin
     server origin 127.0.0.1:{origin_port}
@@ -311,6 +319,18 @@ def report(args, results, unavailable, commit, started, configs):
             f"epoll backend vs HAProxy keep-alive {fmt(ratio(e['ka']['us_per_req'], M.get('haproxy', {}).get('ka', {}).get('us_per_req')), 3)}."
         )
         L.append("")
+    tracked = [(p, p + "-track") for p in ("sluiced", "sluiced-epoll", "haproxy") if p in M and p + "-track" in M]
+    if tracked:
+        L.append("Stick-table tracking (`<proxy>-track`: the frontend also has `" + "`, `".join(x.strip() for x in TRACK_LINES.strip().splitlines()) + "`), CPU µs per keep-alive request with tracking / without, same proxy, same run:")
+        L.append("")
+        for p, t in tracked:
+            r = ratio(M[t]["ka"]["us_per_req"], M[p]["ka"]["us_per_req"])
+            L.append(f"- {p}: {fmt(M[p]['ka']['us_per_req'], 2)} -> {fmt(M[t]['ka']['us_per_req'], 2)} µs ({fmt(None if r is None else (r - 1) * 100, 1)} %)")
+        if "sluiced" in M and "sluiced-track" in M:
+            r = ratio(M["sluiced-track"]["ka"]["us_per_req"], M["sluiced"]["ka"]["us_per_req"])
+            ok = r is not None and r <= 1.10
+            L.append(f"- Bar (issue 7: tracking adds at most 10 % to sluiced's own keep-alive figure): **{'met' if ok else 'NOT met'}** ({fmt(r, 3)}).")
+        L.append("")
     L.append("Every run (proxy: figure per repetition; * = CPU 0 shared with other work during that run):")
     L.append("")
 
@@ -353,7 +373,7 @@ def main():
 
     proxies = [p.strip() for p in args.proxies.split(",") if p.strip()]
     for p in proxies:
-        if p not in PROXIES:
+        if p not in PROXIES + TRACKED:
             ap.error(f"unknown proxy {p}")
     tests = [t.strip() for t in args.tests.split(",") if t.strip()]
     for t in tests:
@@ -408,14 +428,15 @@ def main():
         fe_port = l4.free_port(taken)
         d = os.path.join(outdir, p)
         os.makedirs(d, exist_ok=True)
-        if p in ("sluiced", "sluiced-epoll", "haproxy"):
-            text = haproxy_cfg(fe_port, origin_port)
+        base = p.removesuffix("-track")
+        if base in ("sluiced", "sluiced-epoll", "haproxy"):
+            text = haproxy_cfg(fe_port, origin_port, track=p != base)
             cfg = os.path.join(d, f"{p}.cfg")
             if p.startswith("sluiced"):
                 if not os.access(args.sluiced, os.X_OK):
                     unavailable[p] = f"{args.sluiced} not built"
                     continue
-                argv = ["taskset", "-c", PROXY_CPU, args.sluiced, "-d", "-f", cfg] + (["--io-backend", "epoll"] if p == "sluiced-epoll" else [])
+                argv = ["taskset", "-c", PROXY_CPU, args.sluiced, "-d", "-f", cfg] + (["--io-backend", "epoll"] if base == "sluiced-epoll" else [])
             else:
                 argv = ["taskset", "-c", PROXY_CPU, "haproxy", "-db", "-f", cfg]
         else:
