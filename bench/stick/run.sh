@@ -6,13 +6,9 @@
 # to stickbench.py (--help lists them).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-if ! command -v valgrind >/dev/null; then
-  if [ "$(id -u)" != 0 ]; then
-    echo "missing: valgrind (run as root to install it with apt-get)" >&2
-    exit 1
-  fi
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends valgrind >/dev/null
-fi
+need=()
+command -v valgrind >/dev/null || need+=(valgrind)
+# shellcheck source=bench/install.sh
+source bench/install.sh
 cargo build --release --quiet --bin sluiced
 exec python3 bench/stick/stickbench.py "$@"
