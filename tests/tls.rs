@@ -823,6 +823,38 @@ fn accept_proxy_on_an_ssl_bind_reads_the_header_before_the_handshake() {
 }
 
 #[test]
+fn a_proxy_header_arriving_in_two_parts_is_waited_for_without_spinning() {
+    // The first part is peeked and found incomplete: the wait for the rest must sleep (the
+    // socket's readiness cleared), not peek again and again at the bytes already there.
+    let pki = Pki::new("proxysplit");
+    let a = pki.issue("a", "ec", "/CN=a.example.com", &["a.example.com"], false);
+    let port = free_port();
+    let cfg = format!(
+        "{}frontend f\n  bind 127.0.0.1:{port} accept-proxy ssl crt {}\n  http-request return status 200 content-type text/plain lf-string \"src=%[src]\"\n",
+        defaults("http"),
+        a.display()
+    );
+    let s = Sluiced::start(&cfg, &[port]);
+    let mut sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    sock.write_all(b"PROXY TCP4 10.1.2.3 10.0").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let before = cpu_ticks(s.pid());
+    std::thread::sleep(Duration::from_millis(800));
+    let used = cpu_ticks(s.pid()) - before;
+    // A worker spinning on the socket would use about 80 ticks of the 800 ms.
+    assert!(used < 30, "sluiced used {used} ticks of CPU while waiting for the rest of the header");
+    sock.write_all(b".0.1 5555 443\r\n").unwrap();
+    let conn = rustls::ClientConnection::new(client(None, &[], None), ServerName::try_from("a.example.com").unwrap()).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, sock);
+    tls.write_all(GET).unwrap();
+    let mut reply = Vec::new();
+    let _ = tls.read_to_end(&mut reply);
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.contains("src=10.1.2.3"), "{reply}");
+}
+
+#[test]
 fn show_ssl_cert_lists_the_files_and_details_one() {
     let pki = Pki::new("showcert");
     let a = pki.issue("a", "ec", "/O=Example/CN=a.example.com", &["a.example.com", "www.example.com"], false);

@@ -402,35 +402,42 @@ async fn tls_handshake(conn: AnyConn, acceptor: &crate::tls::Acceptor, timeout: 
 }
 
 /// Reads a PROXY protocol header off `conn` without reading past it (the TLS handshake follows):
-/// peeks until a whole header is there, then consumes exactly its bytes. `None` when it is
-/// invalid, incomplete in time, or the peer left; else the addresses it carries (none for LOCAL).
+/// peeks, and consumes only bytes known to be the header's: all it saw while the header is
+/// incomplete, exactly its length once it is whole. `None` when it is invalid, incomplete in
+/// time, or the peer left; else the addresses it carries (none for LOCAL).
 async fn proxy_header(conn: &AnyConn, timeout: Option<std::time::Duration>) -> Option<(Option<std::net::SocketAddr>, Option<std::net::SocketAddr>)> {
     use crate::runtime::io::Conn;
     use std::os::fd::AsRawFd;
     let read = async {
-        let mut peek = [0u8; 536];
+        // The header so far: the bytes taken off the socket, then what the last peek saw.
+        let mut head = [0u8; 536];
+        let mut have = 0;
         loop {
             conn.ready(tokio::io::Interest::READABLE).await.ok()?;
             let n = conn
                 .try_io(tokio::io::Interest::READABLE, || {
-                    nix::sys::socket::recv(conn.fd().as_raw_fd(), &mut peek, nix::sys::socket::MsgFlags::MSG_PEEK).map_err(std::io::Error::from)
+                    nix::sys::socket::recv(conn.fd().as_raw_fd(), &mut head[have..], nix::sys::socket::MsgFlags::MSG_PEEK).map_err(std::io::Error::from)
                 })
                 .ok();
             let Some(n) = n else { continue };
             if n == 0 {
                 return None;
             }
-            match crate::l4::proxy_protocol::parse(&peek[..n]) {
-                Ok(Some((h, len))) => {
-                    let mut sink = vec![0u8; len];
-                    let mut got = 0;
-                    while got < len {
-                        got += conn.try_read_now(&mut sink[got..]).ok().filter(|&k| k > 0)?;
-                    }
-                    return Some((h.src, h.dst));
-                }
-                Ok(None) if n < peek.len() => conn.drained(),
+            let (take, found) = match crate::l4::proxy_protocol::parse(&head[..have + n]) {
+                Ok(Some((h, len))) => (len - have, Some((h.src, h.dst))),
+                // Incomplete: every byte seen is the header's. Taking them off the socket makes
+                // the wait for the rest sleep until new bytes come; bytes left there would be
+                // reported again at once by a level-triggered poll (io_uring's), a busy loop.
+                Ok(None) if have + n < head.len() => (n, None),
                 _ => return None,
+            };
+            let mut got = 0;
+            while got < take {
+                got += conn.try_read_now(&mut head[have + got..have + take]).ok().filter(|&k| k > 0)?;
+            }
+            have += take;
+            if found.is_some() {
+                return found;
             }
         }
     };
