@@ -49,7 +49,7 @@ use crate::l4::session::{Dst, End, Worker};
 use crate::log::record::{Cause, LogRecord};
 use crate::route::eval::{HttpMsg, Sample, StreamCtx};
 use crate::route::{Backend, Frontend, HttpKeyPart, ProxyHttpRt, RouteTable};
-use crate::runtime::io::{Conn, Transport, write_all};
+use crate::runtime::io::{AnyConn, Conn, Transport, write_all};
 
 /// How much room a body read makes in a full buffer.
 const READ_CHUNK: usize = 16384;
@@ -206,7 +206,8 @@ async fn read_head(
     started_at: Option<&std::cell::Cell<Option<std::time::Instant>>>,
     timer: &mut crate::runtime::deadline::Deadline,
 ) -> HeadRead {
-    let mut deadline = if buf.is_empty() { first_byte.map(|d| Instant::now() + d) } else { whole.map(|d| Instant::now() + d) };
+    let now = crate::runtime::deadline::coarse_now;
+    let mut deadline = if buf.is_empty() { first_byte.map(|d| now() + d) } else { whole.map(|d| now() + d) };
     let mut started = !buf.is_empty();
     if let Some(at) = started_at {
         at.set(started.then(std::time::Instant::now));
@@ -236,9 +237,11 @@ async fn read_head(
                 None => read.await,
             }
         } else {
-            let waited = match deadline {
-                Some(d) => timer.run(d, c.ready(Interest::READABLE)).await,
-                None => Some(c.ready(Interest::READABLE).await),
+            let waited = match (deadline, c) {
+                // Plain epoll: tokio's readiness poll itself, not three layers of `ready` futures.
+                (Some(d), Transport::Plain(AnyConn::Epoll(e))) => timer.run(d, std::future::poll_fn(|cx| e.poll_read_ready(cx))).await,
+                (Some(d), _) => timer.run(d, c.ready(Interest::READABLE)).await,
+                (None, _) => Some(c.ready(Interest::READABLE).await),
             };
             match waited {
                 None => return if started { HeadRead::Timeout } else { HeadRead::Idle },
@@ -256,7 +259,7 @@ async fn read_head(
                 }
                 if !started {
                     started = true;
-                    deadline = whole.map(|d| Instant::now() + d);
+                    deadline = whole.map(|d| now() + d);
                     if let Some(at) = started_at {
                         at.set(Some(std::time::Instant::now()));
                     }

@@ -70,6 +70,13 @@ impl EpollConn {
             EpollConn::Unix(s) => s.try_write_vectored(bufs),
         }
     }
+    /// Polls for read readiness (tokio's per-direction slot), for a wait the caller bounds itself.
+    pub fn poll_read_ready(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<io::Result<()>> {
+        match self {
+            EpollConn::Tcp(s) => s.poll_read_ready(cx),
+            EpollConn::Unix(s) => s.poll_read_ready(cx),
+        }
+    }
     /// One non-blocking read attempt: `WouldBlock` when nothing is there.
     pub fn try_read_now(&self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
@@ -84,17 +91,19 @@ impl Conn for EpollConn {
         if buf.capacity() == buf.len() {
             buf.reserve(16 * 1024);
         }
+        // Try first: callers mostly read right after a readiness wait, and a socket tokio does
+        // not know readable fails the attempt without a system call.
         loop {
-            if let Err(e) = self.ready(Interest::READABLE).await {
-                return (Err(e), buf);
-            }
             let r = match self {
                 EpollConn::Tcp(s) => s.try_read_buf(&mut buf),
                 EpollConn::Unix(s) => s.try_read_buf(&mut buf),
             };
             match r {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 r => return (r, buf),
+            }
+            if let Err(e) = self.ready(Interest::READABLE).await {
+                return (Err(e), buf);
             }
         }
     }
@@ -125,11 +134,7 @@ impl Conn for EpollConn {
         // unlinked again on drop). Session code waits on a socket from its one task, so the single
         // slot per direction is enough.
         if interest == Interest::READABLE {
-            return std::future::poll_fn(|cx| match self {
-                EpollConn::Tcp(s) => s.poll_read_ready(cx),
-                EpollConn::Unix(s) => s.poll_read_ready(cx),
-            })
-            .await;
+            return std::future::poll_fn(|cx| self.poll_read_ready(cx)).await;
         }
         if interest == Interest::WRITABLE {
             return std::future::poll_fn(|cx| match self {

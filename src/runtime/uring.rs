@@ -26,7 +26,10 @@
 //! - An HTTP session's waits for a head are the `RECV` itself, bounded by the session's deadline
 //!   (`Transport::completes_reads`; a read dropped at the deadline ends the connection, so what
 //!   it would have read does not matter): one ring operation per wait, where a readiness poll and
-//!   then a `recv` cost an operation and a system call.
+//!   then a `recv` cost an operation and a system call. The `RECV` carries
+//!   `IORING_RECVSEND_POLL_FIRST` (Linux 5.19; dropped for good after one `EINVAL`): it is
+//!   submitted when the socket was just found empty, so the kernel arms its poll at once instead
+//!   of first trying a receive that fails.
 //! - Accept is single-shot `IORING_OP_ACCEPT`, re-armed by the accept loop, not multishot: the
 //!   accept loop stops accepting while `maxconn` or a rate limit is full so that new connections
 //!   wait in the kernel's backlog (and another worker's listener can take them); a multishot
@@ -71,6 +74,9 @@ use super::io::Conn;
 const RING_ENTRIES: u32 = 1024;
 /// The `user_data` of completions nobody waits for (cancellations, closes).
 const IGNORED: u64 = u64::MAX;
+/// `IORING_RECVSEND_POLL_FIRST` (Linux 5.19): the `RECV` arms its poll without trying the socket
+/// first (the io-uring crate does not export the constant).
+const RECVSEND_POLL_FIRST: u16 = 1;
 
 /// The opcodes a worker needs; `auto` falls back to epoll when the kernel lacks one.
 const NEEDED: &[(u8, &str)] = &[
@@ -126,6 +132,8 @@ pub struct Driver {
     unsubmitted: Cell<bool>,
     /// The driver task, woken to submit.
     task: RefCell<Option<Waker>>,
+    /// `RECV` takes `IORING_RECVSEND_POLL_FIRST`; cleared for good when the kernel refuses it.
+    poll_first: Cell<bool>,
 }
 
 thread_local! {
@@ -161,6 +169,7 @@ pub fn start() -> io::Result<()> {
         cq_ready,
         unsubmitted: Cell::new(false),
         task: RefCell::new(None),
+        poll_first: Cell::new(true),
     });
     DRIVER.with(|c| *c.borrow_mut() = Some(d.clone()));
     tokio::task::spawn_local(std::future::poll_fn(move |cx| d.drive(cx)));
@@ -499,17 +508,26 @@ impl Conn for UringConn {
             }
         }
         loop {
+            let poll_first = self.d.poll_first.get();
             let (r, hold) = self
                 .d
                 .start(Hold::Buf(buf), |h| {
                     let Hold::Buf(b) = h else { unreachable!() };
                     let spare = (b.capacity() - b.len()).min(u32::MAX as usize) as u32;
                     // SAFETY (of the pointer): the spare capacity of a Vec the slot owns.
-                    opcode::Recv::new(types::Fd(fd), unsafe { b.as_mut_ptr().add(b.len()) }, spare).build()
+                    // The socket was just found empty (or never tried): wait for data before
+                    // receiving instead of a receive that fails and then a wait.
+                    let flags = if poll_first { RECVSEND_POLL_FIRST } else { 0 };
+                    opcode::Recv::new(types::Fd(fd), unsafe { b.as_mut_ptr().add(b.len()) }, spare).ioprio(flags).build()
                 })
                 .await;
             let Hold::Buf(b) = hold else { unreachable!() };
             buf = b;
+            if r == -libc::EINVAL && poll_first {
+                // A kernel before 5.19 refuses the flag: never use it again.
+                self.d.poll_first.set(false);
+                continue;
+            }
             if r == -libc::EAGAIN {
                 if let Err(e) = poll_ready(&self.d, fd, Interest::READABLE).await {
                     return (Err(e), buf);
