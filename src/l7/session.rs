@@ -566,10 +566,11 @@ fn absorb_body(out: &mut Vec<u8>, pending: &mut Vec<u8>, framing: Framing) -> Fr
 }
 
 fn header_has_token(buf: &[u8], head: &Head, name: &str, token: &str) -> bool {
+    let (name, token) = (name.as_bytes(), token.as_bytes());
     head.fields.iter().any(|f| {
         f.name.len() == name.len()
-            && buf[f.name.clone()].eq_ignore_ascii_case(name.as_bytes())
-            && buf[f.value.clone()].split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+            && edit::lower_eq(&buf[f.name.clone()], name)
+            && buf[f.value.clone()].split(|&b| b == b',').any(|t| edit::lower_eq(t.trim_ascii(), token))
     })
 }
 
