@@ -222,7 +222,13 @@ fn count_denied(base: &HttpCtx<'_>, is_request: bool) {
 
 /// Runs `rules` on `msg`. For a request `other` is `None`; for a response it is the request when
 /// it is still at hand. Rewrites go to `msg` (so later rules see them) and to `edits`.
+#[inline]
 pub(crate) fn run(rules: &[HttpRule], base: &HttpCtx<'_>, msg: &mut Msg<'_>, other: Option<&Msg<'_>>, is_request: bool, edits: &mut Edits) -> Flow {
+    // Most rule sets of a request are empty: no call at all for them.
+    if rules.is_empty() { Flow::Continue } else { run_set(rules, base, msg, other, is_request, edits) }
+}
+
+fn run_set(rules: &[HttpRule], base: &HttpCtx<'_>, msg: &mut Msg<'_>, other: Option<&Msg<'_>>, is_request: bool, edits: &mut Edits) -> Flow {
     let mut next = 0;
     while next < rules.len() {
         // The stream as the rules see it: built once, and again after each rewrite of `msg`.

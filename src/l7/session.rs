@@ -1311,7 +1311,12 @@ async fn serve(
             }
         }
         let moved = std::cell::Cell::new(0u64);
-        let sent_body = forward_body(&client, &mut cbuf, &server, framing, fe.timeout_client, be.timeout_server, &moved).await;
+        // No body (most requests): nothing to forward, and no body future to build.
+        let sent_body = if matches!(framing, Framing::None) {
+            BodyEnd::Done
+        } else {
+            forward_body(&client, &mut cbuf, &server, framing, fe.timeout_client, be.timeout_server, &moved).await
+        };
         let req_bytes = head_bytes + moved.get();
         srv.counts.mine().bytes_in.fetch_add(req_bytes, std::sync::atomic::Ordering::Relaxed);
         fe.counters.add_in(req_bytes);
@@ -1530,7 +1535,11 @@ async fn serve(
             break end;
         }
         let moved = std::cell::Cell::new(0u64);
-        let sent_body = forward_body(&server, &mut rest, &client, rframing, be.timeout_server, fe.timeout_client, &moved).await;
+        let sent_body = if matches!(rframing, Framing::None) {
+            BodyEnd::Done
+        } else {
+            forward_body(&server, &mut rest, &client, rframing, be.timeout_server, fe.timeout_client, &moved).await
+        };
         let res_bytes = res_head_bytes + moved.get();
         srv.counts.mine().bytes_out.fetch_add(res_bytes, std::sync::atomic::Ordering::Relaxed);
         fe.counters.add_out(res_bytes);
