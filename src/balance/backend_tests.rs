@@ -226,7 +226,7 @@ proptest::proptest! {
             s.set_admin([AdminState::Ready, AdminState::Drain, AdminState::Maint][usize::from(admin)]);
             std::sync::Arc::new(s)
         }).collect();
-        let eligible = |i: usize| !refused[i] && states[i].usable();
+        let eligible = |i: usize, s: &ServerState| !refused[i] && s.usable();
         let key = PickKey { src: hash.map(|h| std::net::IpAddr::from((h as u32).to_be_bytes())), hash };
         for (balance, ht) in every_algorithm() {
             let algo = build_algorithm(Some(&balance), ht.as_ref());
@@ -234,10 +234,10 @@ proptest::proptest! {
             for (s, &w) in states.iter().zip(&changed_after_rebuild) {
                 s.weight.store(w, Ordering::Relaxed);
             }
-            let any = (0..states.len()).any(|i| eligible(i) && states[i].weight() > 0);
+            let any = (0..states.len()).any(|i| eligible(i, &states[i]) && states[i].weight() > 0);
             for _ in 0..3 {
                 match algo.pick(&states, &eligible, &key) {
-                    Some(i) => proptest::prop_assert!(i < states.len() && eligible(i) && states[i].weight() > 0, "{balance:?} picked {i}"),
+                    Some(i) => proptest::prop_assert!(i < states.len() && eligible(i, &states[i]) && states[i].weight() > 0, "{balance:?} picked {i}"),
                     None => proptest::prop_assert!(!any, "{balance:?} found nothing"),
                 }
             }
@@ -269,4 +269,62 @@ fn nolb_server_is_up_but_takes_no_new_traffic() {
     be.servers[1].set_nolb(true);
     be.state_changed();
     assert_eq!(counts_of(&picks(&be, 20), 3), vec![0, 0, 20], "the backup takes over when every active is NOLB");
+}
+
+/// What a stream waiting in the backend queue does (`pick_queued` in the data plane): register,
+/// pick, and wait for a freed slot while the servers are full.
+async fn pick_or_wait(be: &BackendState) -> usize {
+    loop {
+        let notified = be.slot_freed.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if let Pick::Server(i) = be.pick(&PickKey::default(), &[]) {
+            return i;
+        }
+        tokio::time::timeout(std::time::Duration::from_secs(10), notified).await.expect("a queued stream was not woken when a slot freed");
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap()
+}
+
+#[test]
+fn a_stream_queued_on_a_full_server_is_woken_when_a_slot_frees() {
+    let be = backend(Balance::RoundRobin, 1, 0, BalanceOpts::default());
+    be.servers[0].maxconn.store(1, Ordering::Relaxed);
+    runtime().block_on(async {
+        assert_eq!(be.pick(&PickKey::default(), &[]), Pick::Server(0));
+        let release = async {
+            while be.slot_freed.waiters() == 0 {
+                tokio::task::yield_now().await;
+            }
+            tokio::task::yield_now().await;
+            be.release(0);
+        };
+        let (i, ()) = tokio::join!(pick_or_wait(&be), release);
+        assert_eq!(i, 0);
+    });
+    assert_eq!(be.slot_freed.waiters(), 0);
+}
+
+#[test]
+fn streams_queued_on_several_threads_are_all_served() {
+    let be = backend(Balance::RoundRobin, 1, 0, BalanceOpts::default());
+    be.servers[0].maxconn.store(1, Ordering::Relaxed);
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                runtime().block_on(async {
+                    for _ in 0..2_000 {
+                        let i = pick_or_wait(&be).await;
+                        be.release(i);
+                    }
+                })
+            });
+        }
+    });
+    assert_eq!(be.servers[0].cur_conns.load(Ordering::Relaxed), 0);
+    assert_eq!(be.slot_freed.waiters(), 0);
+    assert_eq!(be.total_conns(), 8_000);
 }

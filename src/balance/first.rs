@@ -4,7 +4,7 @@
 
 use super::list::ServerList;
 use super::schedule::pickable;
-use super::state::{Algorithm, PickKey};
+use super::state::{Algorithm, PickKey, ServerState};
 
 #[derive(Debug, Default)]
 pub struct First;
@@ -16,7 +16,7 @@ impl First {
 }
 
 impl Algorithm for First {
-    fn pick(&self, servers: &ServerList, eligible: &dyn Fn(usize) -> bool, _key: &PickKey) -> Option<usize> {
+    fn pick(&self, servers: &ServerList, eligible: &dyn Fn(usize, &ServerState) -> bool, _key: &PickKey) -> Option<usize> {
         (0..servers.len()).filter(|&i| pickable(servers, eligible, i)).min_by_key(|&i| (servers[i].id, i))
     }
 }
@@ -35,19 +35,19 @@ mod tests {
     #[test]
     fn lowest_id_wins_whatever_the_order() {
         let s = with_ids(&[7, 3, 5]);
-        assert_eq!(First.pick(&s, &|_| true, &PickKey::default()), Some(1));
+        assert_eq!(First.pick(&s, &|_, _| true, &PickKey::default()), Some(1));
     }
 
     #[test]
     fn full_server_hands_over_to_the_next_id() {
         let s = with_ids(&[1, 2, 3]);
         // The backend refuses full servers through `eligible`.
-        assert_eq!(First.pick(&s, &|i| i != 0, &PickKey::default()), Some(1));
+        assert_eq!(First.pick(&s, &|i, _| i != 0, &PickKey::default()), Some(1));
     }
 
     #[test]
     fn nothing_eligible_picks_nothing() {
-        assert_eq!(First.pick(&with_ids(&[1]), &|_| false, &PickKey::default()), None);
-        assert_eq!(First.pick(&ServerList::new(), &|_| true, &PickKey::default()), None);
+        assert_eq!(First.pick(&with_ids(&[1]), &|_, _| false, &PickKey::default()), None);
+        assert_eq!(First.pick(&ServerList::new(), &|_, _| true, &PickKey::default()), None);
     }
 }

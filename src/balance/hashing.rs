@@ -21,7 +21,7 @@ use super::hash::fold32;
 use super::list::ServerList;
 use super::roundrobin::RoundRobin;
 use super::schedule::{GroupTables, Snapshot, WeightSource, first_pickable};
-use super::state::{Algorithm, PickKey};
+use super::state::{Algorithm, PickKey, ServerState};
 
 /// Ring points per unit of weight: enough that each server's share of the ring stays within a
 /// few percent of its weight's share.
@@ -61,7 +61,7 @@ impl Ring {
         Ring { points, members: owners.len() }
     }
 
-    fn lookup(&self, h: u32, servers: &ServerList, eligible: &dyn Fn(usize) -> bool) -> Option<usize> {
+    fn lookup(&self, h: u32, servers: &ServerList, eligible: &dyn Fn(usize, &ServerState) -> bool) -> Option<usize> {
         let len = self.points.len();
         let start = self.points.partition_point(|&(p, _)| p < h);
         first_pickable((0..len).map(|off| self.points[(start + off) % len].1 as usize), self.members, servers, eligible)
@@ -104,7 +104,7 @@ impl HashBalancer {
     }
 
     /// The server for hash `h`, walking on past servers that may not take the pick.
-    pub(crate) fn pick_hash(&self, servers: &ServerList, eligible: &dyn Fn(usize) -> bool, h: u64) -> Option<usize> {
+    pub(crate) fn pick_hash(&self, servers: &ServerList, eligible: &dyn Fn(usize, &ServerState) -> bool, h: u64) -> Option<usize> {
         let h = fold32(h);
         let built = self.tables.load(servers);
         let found = match &built.value {
@@ -124,7 +124,7 @@ impl HashBalancer {
 }
 
 impl Algorithm for HashBalancer {
-    fn pick(&self, servers: &ServerList, eligible: &dyn Fn(usize) -> bool, key: &PickKey) -> Option<usize> {
+    fn pick(&self, servers: &ServerList, eligible: &dyn Fn(usize, &ServerState) -> bool, key: &PickKey) -> Option<usize> {
         match key.hash {
             Some(h) => self.pick_hash(servers, eligible, h),
             None => self.fallback.pick(servers, eligible, key),
@@ -148,7 +148,7 @@ mod tests {
     }
 
     fn assignments(b: &HashBalancer, s: &ServerList, keys: u32) -> Vec<usize> {
-        (0..keys).map(|k| b.pick(s, &|i| s[i].usable(), &key(k)).unwrap()).collect()
+        (0..keys).map(|k| b.pick(s, &|i, _| s[i].usable(), &key(k)).unwrap()).collect()
     }
 
     #[test]
@@ -219,7 +219,7 @@ mod tests {
             let s = servers(4);
             let b = HashBalancer::new(method);
             b.rebuild(&s);
-            let not_one = |i: usize| i != 1;
+            let not_one = |i: usize, _: &ServerState| i != 1;
             let first: Vec<_> = (0..300).map(|k| b.pick(&s, &not_one, &key(k))).collect();
             let again: Vec<_> = (0..300).map(|k| b.pick(&s, &not_one, &key(k))).collect();
             assert_eq!(first, again);
@@ -233,7 +233,7 @@ mod tests {
         for method in [HashMethod::MapBased, HashMethod::Consistent] {
             let b = HashBalancer::new(method);
             b.rebuild(&s);
-            assert_eq!(b.pick(&s, &|i| i == 1, &key(7)), Some(1));
+            assert_eq!(b.pick(&s, &|i, _| i == 1, &key(7)), Some(1));
         }
     }
 
@@ -242,7 +242,7 @@ mod tests {
         let s = servers(3);
         let b = HashBalancer::new(HashMethod::Consistent);
         b.rebuild(&s);
-        let p: Vec<usize> = (0..30).map(|_| b.pick(&s, &|_| true, &PickKey::default()).unwrap()).collect();
+        let p: Vec<usize> = (0..30).map(|_| b.pick(&s, &|_, _| true, &PickKey::default()).unwrap()).collect();
         assert_eq!(counts_of(&p, 3), vec![10, 10, 10]);
     }
 
@@ -251,10 +251,10 @@ mod tests {
         for method in [HashMethod::MapBased, HashMethod::Consistent] {
             let b = HashBalancer::new(method);
             b.rebuild(&ServerList::new());
-            assert_eq!(b.pick(&ServerList::new(), &|_| true, &key(1)), None);
+            assert_eq!(b.pick(&ServerList::new(), &|_, _| true, &key(1)), None);
             let s = weighted(&[0, 0]);
             b.rebuild(&s);
-            assert_eq!(b.pick(&s, &|_| true, &key(1)), None);
+            assert_eq!(b.pick(&s, &|_, _| true, &key(1)), None);
         }
     }
 
@@ -264,7 +264,7 @@ mod tests {
         let b = HashBalancer::new(HashMethod::MapBased);
         b.rebuild(&s);
         let picks: std::collections::HashSet<usize> =
-            (0..64u32).map(|k| b.pick(&s, &|_| true, &PickKey { src: None, hash: Some(u64::from(avalanche(k)) << 32) }).unwrap()).collect();
+            (0..64u32).map(|k| b.pick(&s, &|_, _| true, &PickKey { src: None, hash: Some(u64::from(avalanche(k)) << 32) }).unwrap()).collect();
         assert!(picks.len() > 1);
     }
 }

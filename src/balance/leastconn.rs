@@ -32,7 +32,7 @@ impl LeastConn {
 }
 
 impl Algorithm for LeastConn {
-    fn pick(&self, servers: &ServerList, eligible: &dyn Fn(usize) -> bool, _key: &PickKey) -> Option<usize> {
+    fn pick(&self, servers: &ServerList, eligible: &dyn Fn(usize, &ServerState) -> bool, _key: &PickKey) -> Option<usize> {
         let n = servers.len();
         if n == 0 {
             return None;
@@ -57,7 +57,7 @@ mod tests {
     use crate::balance::testing::{counts_of, servers, weighted};
 
     fn pick(a: &LeastConn, s: &ServerList) -> usize {
-        a.pick(s, &|_| true, &PickKey::default()).unwrap()
+        a.pick(s, &|_, _| true, &PickKey::default()).unwrap()
     }
 
     #[test]
@@ -101,12 +101,12 @@ mod tests {
     fn ineligible_least_loaded_server_is_passed_over() {
         let s = servers(2);
         s[1].cur_conns.store(9, Ordering::Relaxed);
-        assert_eq!(LeastConn::new().pick(&s, &|i| i != 0, &PickKey::default()), Some(1));
+        assert_eq!(LeastConn::new().pick(&s, &|i, _| i != 0, &PickKey::default()), Some(1));
     }
 
     #[test]
     fn empty_or_zero_weight_backends_pick_nothing() {
-        assert_eq!(LeastConn::new().pick(&ServerList::new(), &|_| true, &PickKey::default()), None);
-        assert_eq!(LeastConn::new().pick(&weighted(&[0, 0]), &|_| true, &PickKey::default()), None);
+        assert_eq!(LeastConn::new().pick(&ServerList::new(), &|_, _| true, &PickKey::default()), None);
+        assert_eq!(LeastConn::new().pick(&weighted(&[0, 0]), &|_, _| true, &PickKey::default()), None);
     }
 }

@@ -55,6 +55,7 @@ impl ServerList {
     }
 
     /// The server in slot `i`, deleted or not.
+    #[inline]
     pub fn get(&self, i: usize) -> Option<&Arc<ServerState>> {
         let (b, off) = locate(i);
         self.buckets.get(b)?.get()?.get(off)?.get()
@@ -106,6 +107,7 @@ impl ServerList {
 
 impl std::ops::Index<usize> for ServerList {
     type Output = Arc<ServerState>;
+    #[inline]
     fn index(&self, i: usize) -> &Arc<ServerState> {
         self.get(i).expect("server index out of range")
     }

@@ -16,6 +16,7 @@ pub mod hashing;
 pub mod latency;
 pub mod leastconn;
 pub mod list;
+pub mod queue;
 pub mod random;
 pub mod roundrobin;
 mod schedule;

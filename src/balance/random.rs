@@ -8,7 +8,7 @@ use std::hash::BuildHasher;
 use super::leastconn::cmp_load;
 use super::list::ServerList;
 use super::schedule::{GroupTables, Snapshot, WeightSource, scan_from};
-use super::state::{Algorithm, PickKey};
+use super::state::{Algorithm, PickKey, ServerState};
 
 /// Draws beyond this many add cost and no spread: with 64 draws the least loaded server is
 /// found almost surely in any backend of usual size.
@@ -28,7 +28,7 @@ impl Random {
 }
 
 impl Algorithm for Random {
-    fn pick(&self, servers: &ServerList, eligible: &dyn Fn(usize) -> bool, _key: &PickKey) -> Option<usize> {
+    fn pick(&self, servers: &ServerList, eligible: &dyn Fn(usize, &ServerState) -> bool, _key: &PickKey) -> Option<usize> {
         let built = self.table.load(servers);
         for table in built.value.groups() {
             if table.is_empty() {
@@ -85,7 +85,7 @@ mod tests {
         let s = weighted(&[1, 3]);
         let r = Random::new(1);
         r.rebuild(&s);
-        let p: Vec<usize> = (0..4000).map(|_| r.pick(&s, &|_| true, &PickKey::default()).unwrap()).collect();
+        let p: Vec<usize> = (0..4000).map(|_| r.pick(&s, &|_, _| true, &PickKey::default()).unwrap()).collect();
         let c = counts_of(&p, 2);
         assert!((800..1200).contains(&c[0]), "{c:?}");
     }
@@ -96,7 +96,7 @@ mod tests {
         s[0].cur_conns.store(50, Ordering::Relaxed);
         let r = Random::new(2);
         r.rebuild(&s);
-        let p: Vec<usize> = (0..1000).map(|_| r.pick(&s, &|_| true, &PickKey::default()).unwrap()).collect();
+        let p: Vec<usize> = (0..1000).map(|_| r.pick(&s, &|_, _| true, &PickKey::default()).unwrap()).collect();
         // Server 0 wins only when both draws land on it: about a quarter of the time.
         let c = counts_of(&p, 2);
         assert!((150..350).contains(&c[0]), "{c:?}");
@@ -107,7 +107,7 @@ mod tests {
         let s = servers(4);
         let r = Random::new(2);
         r.rebuild(&s);
-        assert!((0..200).all(|_| r.pick(&s, &|i| i == 2, &PickKey::default()) == Some(2)));
+        assert!((0..200).all(|_| r.pick(&s, &|i, _| i == 2, &PickKey::default()) == Some(2)));
     }
 
     #[test]
@@ -115,8 +115,8 @@ mod tests {
         let s = servers(3);
         let r = Random::new(3);
         r.rebuild(&s);
-        assert_eq!(r.pick(&s, &|_| false, &PickKey::default()), None);
-        assert_eq!(Random::new(0).pick(&ServerList::new(), &|_| true, &PickKey::default()), None);
+        assert_eq!(r.pick(&s, &|_, _| false, &PickKey::default()), None);
+        assert_eq!(Random::new(0).pick(&ServerList::new(), &|_, _| true, &PickKey::default()), None);
     }
 
     #[test]

@@ -9,8 +9,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::list::ServerList;
-use super::schedule::{GroupTables, Snapshot, WeightSource, pickable, scan_from};
-use super::state::{Algorithm, PickKey};
+use super::schedule::{GroupTables, Snapshot, WeightSource, pickable_server, scan_from};
+use super::state::{Algorithm, PickKey, ServerState};
 
 /// Turns taken when the scheduled server may not take the pick, before walking the schedule.
 /// Taking a fresh turn hands the skipped turn to the whole schedule in proportion to weight,
@@ -41,7 +41,7 @@ impl Default for RoundRobin {
 }
 
 impl Algorithm for RoundRobin {
-    fn pick(&self, servers: &ServerList, eligible: &dyn Fn(usize) -> bool, _key: &PickKey) -> Option<usize> {
+    fn pick(&self, servers: &ServerList, eligible: &dyn Fn(usize, &ServerState) -> bool, _key: &PickKey) -> Option<usize> {
         let built = self.schedule.load(servers);
         for (group, table) in built.value.groups().into_iter().enumerate() {
             if table.is_empty() {
@@ -51,8 +51,8 @@ impl Algorithm for RoundRobin {
             for _ in 0..FRESH_TURNS {
                 n = self.counters[group].fetch_add(1, Ordering::Relaxed);
                 let i = table.slots[n % table.slots.len()];
-                if pickable(servers, eligible, i) {
-                    self.schedule.confirm(&built, servers, i);
+                if let Some(s) = pickable_server(servers, eligible, i) {
+                    self.schedule.confirm_server(&built, servers, i, s);
                     return Some(i);
                 }
             }
@@ -76,7 +76,7 @@ mod tests {
     use crate::balance::testing::{counts_of, servers, weighted};
 
     fn picks(rr: &RoundRobin, servers: &ServerList, n: usize) -> Vec<usize> {
-        (0..n).map(|_| rr.pick(servers, &|_| true, &PickKey::default()).unwrap()).collect()
+        (0..n).map(|_| rr.pick(servers, &|_, _| true, &PickKey::default()).unwrap()).collect()
     }
 
     #[test]
@@ -145,7 +145,7 @@ mod tests {
         let s = weighted(&[1, 1, 1]);
         let rr = RoundRobin::new();
         rr.rebuild(&s);
-        let p: Vec<usize> = (0..30).map(|_| rr.pick(&s, &|i| i != 1, &PickKey::default()).unwrap()).collect();
+        let p: Vec<usize> = (0..30).map(|_| rr.pick(&s, &|i, _| i != 1, &PickKey::default()).unwrap()).collect();
         assert_eq!(counts_of(&p, 3), vec![15, 0, 15]);
     }
 
@@ -154,17 +154,17 @@ mod tests {
         let s = weighted(&[1, 2]);
         let rr = RoundRobin::new();
         rr.rebuild(&s);
-        assert_eq!(rr.pick(&s, &|_| false, &PickKey::default()), None);
+        assert_eq!(rr.pick(&s, &|_, _| false, &PickKey::default()), None);
     }
 
     #[test]
     fn empty_and_all_zero_backends_pick_nothing() {
         let rr = RoundRobin::new();
         rr.rebuild(&ServerList::new());
-        assert_eq!(rr.pick(&ServerList::new(), &|_| true, &PickKey::default()), None);
+        assert_eq!(rr.pick(&ServerList::new(), &|_, _| true, &PickKey::default()), None);
         let s = weighted(&[0, 0]);
         rr.rebuild(&s);
-        assert_eq!(rr.pick(&s, &|_| true, &PickKey::default()), None);
+        assert_eq!(rr.pick(&s, &|_, _| true, &PickKey::default()), None);
     }
 
     #[test]

@@ -17,15 +17,26 @@ use super::state::ServerState;
 
 /// Server `i` may take this pick: it exists, the backend's check accepts it, and its current
 /// weight is not 0 (a weight set to 0 by the stats socket counts before any rebuild).
-pub(crate) fn pickable(servers: &ServerList, eligible: &dyn Fn(usize) -> bool, i: usize) -> bool {
-    i < servers.len() && servers[i].weight() > 0 && eligible(i)
+pub(crate) fn pickable(servers: &ServerList, eligible: &dyn Fn(usize, &ServerState) -> bool, i: usize) -> bool {
+    pickable_server(servers, eligible, i).is_some()
+}
+
+/// [`pickable`], returning the server (for the caller to use without looking it up again).
+#[inline]
+pub(crate) fn pickable_server<'a>(servers: &'a ServerList, eligible: &dyn Fn(usize, &ServerState) -> bool, i: usize) -> Option<&'a ServerState> {
+    servers.get(i).map(|s| &**s).filter(|s| s.weight() > 0 && eligible(i, s))
 }
 
 /// The first pickable server of `candidates`, a walk over a table or a ring in which each of
 /// `members` distinct servers may appear many times. Stops once every member was found not
 /// pickable, so a walk over a large table of full servers costs one check per server, not per
 /// slot; the bookkeeping is only allocated when the first candidate is refused.
-pub(crate) fn first_pickable(candidates: impl Iterator<Item = usize>, members: usize, servers: &ServerList, eligible: &dyn Fn(usize) -> bool) -> Option<usize> {
+pub(crate) fn first_pickable(
+    candidates: impl Iterator<Item = usize>,
+    members: usize,
+    servers: &ServerList,
+    eligible: &dyn Fn(usize, &ServerState) -> bool,
+) -> Option<usize> {
     let mut refused: Vec<bool> = Vec::new();
     let mut refused_count = 0;
     for i in candidates {
@@ -51,7 +62,7 @@ pub(crate) fn first_pickable(candidates: impl Iterator<Item = usize>, members: u
 
 /// The first pickable server scanning every server once, from `start`: the last resort of every
 /// algorithm, so that a pick succeeds whenever some server may take it, even with a stale table.
-pub(crate) fn scan_from(start: usize, servers: &ServerList, eligible: &dyn Fn(usize) -> bool) -> Option<usize> {
+pub(crate) fn scan_from(start: usize, servers: &ServerList, eligible: &dyn Fn(usize, &ServerState) -> bool) -> Option<usize> {
     let n = servers.len();
     (0..n).map(|off| (start + off) % n).find(|&i| pickable(servers, eligible, i))
 }
@@ -124,7 +135,7 @@ impl WeightTable {
     }
 
     /// The first pickable server from slot `start` on, walking the table at most once around.
-    pub(crate) fn walk(&self, start: usize, servers: &ServerList, eligible: &dyn Fn(usize) -> bool) -> Option<usize> {
+    pub(crate) fn walk(&self, start: usize, servers: &ServerList, eligible: &dyn Fn(usize, &ServerState) -> bool) -> Option<usize> {
         let len = self.slots.len();
         if len == 0 {
             return None;
@@ -212,8 +223,17 @@ impl<T> Snapshot<T> {
     /// Rebuilds when server `i`, just picked from `built`, no longer has the weight it was built
     /// with; the pick stands, the next ones see the new table.
     pub(crate) fn confirm(&self, built: &Built<T>, servers: &ServerList, i: usize) {
-        let now = servers.get(i).map(|s| self.source.effective(s));
-        if built.weights.get(i).copied() != now {
+        match servers.get(i) {
+            Some(s) => self.confirm_server(built, servers, i, s),
+            None if built.weights.get(i).is_some() => self.rebuild(servers),
+            None => {}
+        }
+    }
+
+    /// [`Self::confirm`] for server `s`, slot `i`, already looked up.
+    #[inline]
+    pub(crate) fn confirm_server(&self, built: &Built<T>, servers: &ServerList, i: usize, s: &ServerState) {
+        if built.weights.get(i).copied() != Some(self.source.effective(s)) {
             self.rebuild(servers);
         }
     }
@@ -281,6 +301,6 @@ mod tests {
     fn empty_table_walks_to_nothing() {
         let t = WeightTable::build(&[]);
         assert!(t.is_empty());
-        assert_eq!(t.walk(7, &ServerList::new(), &|_| true), None);
+        assert_eq!(t.walk(7, &ServerList::new(), &|_, _| true), None);
     }
 }

@@ -15,7 +15,7 @@ use super::config::HashMethod;
 use super::hash::avalanche;
 use super::hashing::HashBalancer;
 use super::list::ServerList;
-use super::state::{Algorithm, PickKey};
+use super::state::{Algorithm, PickKey, ServerState};
 
 #[derive(Debug)]
 pub struct Source {
@@ -39,7 +39,7 @@ impl Source {
 }
 
 impl Algorithm for Source {
-    fn pick(&self, servers: &ServerList, eligible: &dyn Fn(usize) -> bool, key: &PickKey) -> Option<usize> {
+    fn pick(&self, servers: &ServerList, eligible: &dyn Fn(usize, &ServerState) -> bool, key: &PickKey) -> Option<usize> {
         match key.src {
             Some(ip) => self.hashing.pick_hash(servers, eligible, u64::from(self.address_hash(ip))),
             None => self.hashing.pick(servers, eligible, &PickKey::default()),
@@ -71,7 +71,7 @@ mod tests {
     }
 
     fn assign(a: &Source, s: &ServerList, ips: &[IpAddr]) -> Vec<usize> {
-        ips.iter().map(|&ip| a.pick(s, &|i| s[i].usable(), &PickKey { src: Some(ip), hash: None }).unwrap()).collect()
+        ips.iter().map(|&ip| a.pick(s, &|i, _| s[i].usable(), &PickKey { src: Some(ip), hash: None }).unwrap()).collect()
     }
 
     /// Fraction of the clients that change server when a sixth server joins five.
@@ -146,7 +146,7 @@ mod tests {
         let s = servers(2);
         let a = Source::new(HashMethod::Consistent, false);
         a.rebuild(&s);
-        let p: Vec<usize> = (0..10).map(|_| a.pick(&s, &|_| true, &PickKey::default()).unwrap()).collect();
+        let p: Vec<usize> = (0..10).map(|_| a.pick(&s, &|_, _| true, &PickKey::default()).unwrap()).collect();
         assert_eq!(counts_of(&p, 2), vec![5, 5]);
     }
 }

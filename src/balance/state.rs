@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize,
 use arc_swap::ArcSwap;
 
 use super::list::ServerList;
+use super::queue::SlotFreed;
 
 /// Administrative state, set by configuration (`disabled`) and the stats socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -383,8 +384,9 @@ impl ServerState {
         }
         self.cur_conns.fetch_update(Ordering::AcqRel, Ordering::Relaxed, |c| (c < max).then_some(c + 1)).is_ok()
     }
+    /// SeqCst: [`SlotFreed`](super::queue::SlotFreed) relies on it to skip waking nobody.
     pub fn release(&self) {
-        self.cur_conns.fetch_sub(1, Ordering::AcqRel);
+        self.cur_conns.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -409,10 +411,12 @@ pub enum Pick {
     NoServer,
 }
 
-/// An algorithm picks one of the servers `eligible` accepts. It does not reserve the slot; the
-/// backend does, and asks again (with that server excluded) if the reservation loses a race.
+/// An algorithm picks one of the servers `eligible` accepts; it passes the server's index and the
+/// server it looked up in that slot, so that the check does not look it up again. It does not
+/// reserve the slot; the backend does, and asks again (with that server excluded) if the
+/// reservation loses a race.
 pub trait Algorithm: Send + Sync + std::fmt::Debug {
-    fn pick(&self, servers: &ServerList, eligible: &dyn Fn(usize) -> bool, key: &PickKey) -> Option<usize>;
+    fn pick(&self, servers: &ServerList, eligible: &dyn Fn(usize, &ServerState) -> bool, key: &PickKey) -> Option<usize>;
     /// Called when weights or states changed, for algorithms that precompute a schedule or a ring.
     fn rebuild(&self, _servers: &ServerList) {}
 }
@@ -433,7 +437,7 @@ pub struct BackendState {
     pub algo: Box<dyn Algorithm>,
     pub opts: BalanceOpts,
     /// Woken whenever a server slot is released, for streams waiting in the backend queue.
-    pub slot_freed: tokio::sync::Notify,
+    pub slot_freed: SlotFreed,
     /// Streams waiting in the backend queue now.
     pub queued: AtomicU32,
     /// Connections sent to the backend, and those that found no server at all, per worker.
@@ -454,7 +458,7 @@ impl BackendState {
             servers,
             algo,
             opts,
-            slot_freed: tokio::sync::Notify::new(),
+            slot_freed: SlotFreed::new(),
             queued: AtomicU32::new(0),
             counts: Sharded::default(),
             conn_changes: AtomicU64::new(0),
@@ -486,30 +490,41 @@ impl BackendState {
     /// ones a retry is redispatching away from). Active servers are used while any is usable;
     /// otherwise the first usable backup, or all of them with `option allbackups`.
     pub fn pick(&self, key: &PickKey, exclude: &[usize]) -> Pick {
-        let any_active = self.servers.iter().any(|s| !s.backup && s.usable());
-        let first_backup = if any_active { None } else { self.servers.iter().position(|s| s.backup && s.usable()) };
-        let in_set = |i: usize| {
-            let s = &self.servers[i];
-            s.usable() && if any_active { !s.backup } else { s.backup && (self.opts.allbackups || Some(i) == first_backup) }
-        };
-        if !(0..self.servers.len()).any(in_set) {
+        // One pass, which stops at the first usable active server (the common case: the first).
+        let mut any_active = false;
+        let mut first_backup = None;
+        for (i, s) in self.servers.slots().enumerate() {
+            if !s.usable() {
+                continue;
+            }
+            if !s.backup {
+                any_active = true;
+                break;
+            }
+            first_backup.get_or_insert(i);
+        }
+        // The server found above is in the set: none found, none in it.
+        if !any_active && first_backup.is_none() {
             return Pick::NoServer;
         }
-        let mut skip: Vec<usize> = exclude.to_vec();
+        let in_set =
+            |i: usize, s: &ServerState| s.usable() && if any_active { !s.backup } else { s.backup && (self.opts.allbackups || Some(i) == first_backup) };
+        // Servers whose last slot another worker took between the algorithm's check and ours.
+        let mut lost: Vec<usize> = Vec::new();
         loop {
-            let eligible = |i: usize| in_set(i) && !skip.contains(&i) && self.servers[i].has_slot();
+            let eligible = |i: usize, s: &ServerState| in_set(i, s) && s.has_slot() && !exclude.contains(&i) && !lost.contains(&i);
             let Some(i) = self.algo.pick(&self.servers, &eligible, key) else {
                 // Everything usable is full, or only excluded servers are left.
-                let others_usable = (0..self.servers.len()).any(|i| in_set(i) && !exclude.contains(&i));
+                let others_usable = (0..self.servers.len()).any(|i| !exclude.contains(&i) && in_set(i, &self.servers[i]));
                 return if others_usable { Pick::Full } else { Pick::NoServer };
             };
-            if self.servers[i].try_acquire() {
-                self.servers[i].counts.mine().total_conns.fetch_add(1, Ordering::Relaxed);
+            let s = &self.servers[i];
+            if s.try_acquire() {
+                s.counts.mine().total_conns.fetch_add(1, Ordering::Relaxed);
                 self.counts.mine().total_conns.fetch_add(1, Ordering::Relaxed);
                 return Pick::Server(i);
             }
-            // Lost a race for the last slot with another worker: try the others.
-            skip.push(i);
+            lost.push(i);
         }
     }
 
@@ -526,7 +541,7 @@ impl BackendState {
         true
     }
 
-    /// Releases the slot of server `i` and wakes one stream waiting in the queue.
+    /// Releases the slot of server `i` and wakes one stream waiting in the queue, if one waits.
     pub fn release(&self, i: usize) {
         self.servers[i].release();
         self.slot_freed.notify_one();

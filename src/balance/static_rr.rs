@@ -4,7 +4,7 @@
 use super::list::ServerList;
 use super::roundrobin::RoundRobin;
 use super::schedule::WeightSource;
-use super::state::{Algorithm, PickKey};
+use super::state::{Algorithm, PickKey, ServerState};
 
 #[derive(Debug)]
 pub struct StaticRr {
@@ -24,7 +24,7 @@ impl Default for StaticRr {
 }
 
 impl Algorithm for StaticRr {
-    fn pick(&self, servers: &ServerList, eligible: &dyn Fn(usize) -> bool, key: &PickKey) -> Option<usize> {
+    fn pick(&self, servers: &ServerList, eligible: &dyn Fn(usize, &ServerState) -> bool, key: &PickKey) -> Option<usize> {
         self.rr.pick(servers, eligible, key)
     }
 
@@ -40,7 +40,7 @@ mod tests {
     use std::sync::atomic::Ordering;
 
     fn picks(a: &StaticRr, s: &ServerList, n: usize) -> Vec<usize> {
-        (0..n).map(|_| a.pick(s, &|_| true, &PickKey::default()).unwrap()).collect()
+        (0..n).map(|_| a.pick(s, &|_, _| true, &PickKey::default()).unwrap()).collect()
     }
 
     #[test]

@@ -19,8 +19,8 @@ use crate::l4::clienthello::tests::{build_hello, openssl_hello, sni_ext};
 struct FirstUsable;
 
 impl Algorithm for FirstUsable {
-    fn pick(&self, servers: &crate::balance::ServerList, eligible: &dyn Fn(usize) -> bool, _key: &PickKey) -> Option<usize> {
-        (0..servers.len()).find(|&i| eligible(i))
+    fn pick(&self, servers: &crate::balance::ServerList, eligible: &dyn Fn(usize, &ServerState) -> bool, _key: &PickKey) -> Option<usize> {
+        (0..servers.len()).find(|&i| eligible(i, &servers[i]))
     }
 }
 
