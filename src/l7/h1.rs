@@ -140,10 +140,11 @@ const TARGET: [bool; 256] = byte_table!(
         | b'%'
 );
 
-/// RFC 3986 reg-name: unreserved, sub-delims and `%`.
-const REG_NAME: [bool; 256] = byte_table!(
+/// RFC 3986 reg-name bytes but `%` (a pct-encoded triplet, which [`authority`] checks apart):
+/// unreserved and sub-delims.
+const REG_NAME_NO_PERCENT: [bool; 256] = byte_table!(
     b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z' | b'-' | b'.' | b'_' | b'~'
-        | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' | b'%'
+        | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
 );
 
 fn is_token(s: &[u8]) -> bool {
@@ -153,6 +154,31 @@ fn is_token(s: &[u8]) -> bool {
 /// Field-value bytes (RFC 9110 5.5): HTAB, SP, VCHAR, obs-text; not NUL, CR, LF, other CTLs, DEL.
 fn is_value_byte(b: u8) -> bool {
     b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80
+}
+
+/// `s` is `lower` (lowercase) but for the case of its letters: ASCII case-insensitive equality
+/// in two to three word compares once inlined with a constant `lower`. A byte of `s` is folded
+/// with `| 0x20` only where `lower` has a letter, so nothing else passes for one (`\r | 0x20` is
+/// `-`).
+#[inline(always)]
+fn is_lowercase<const N: usize>(s: &[u8], lower: &[u8; N]) -> bool {
+    let Ok(s) = <&[u8; N]>::try_from(s) else { return false };
+    // The `W` bytes at `at`, folded, equal `lower`'s.
+    fn word_eq<const N: usize, const W: usize>(s: &[u8; N], lower: &[u8; N], at: usize) -> bool {
+        let (mut got, mut fold, mut want) = ([0u8; 8], [0u8; 8], [0u8; 8]);
+        got[..W].copy_from_slice(&s[at..at + W]);
+        want[..W].copy_from_slice(&lower[at..at + W]);
+        for (f, l) in fold.iter_mut().zip(&want) {
+            *f = if l.is_ascii_lowercase() { 0x20 } else { 0 };
+        }
+        u64::from_le_bytes(got) | u64::from_le_bytes(fold) == u64::from_le_bytes(want)
+    }
+    match N {
+        // Whole words, then one that ends at the end (overlapping the one before).
+        8.. => (0..N / 8).all(|k| word_eq::<N, 8>(s, lower, 8 * k)) && word_eq::<N, 8>(s, lower, N - 8),
+        4.. => word_eq::<N, 4>(s, lower, 0) && word_eq::<N, 4>(s, lower, N - 4),
+        _ => s.eq_ignore_ascii_case(lower),
+    }
 }
 
 fn trim_ows(mut s: &[u8]) -> &[u8] {
@@ -646,47 +672,60 @@ struct Authority<'a> {
     port: Option<u32>,
 }
 
+/// Parses `a` in one pass (it runs on the Host of every request): the host up to the first byte
+/// that cannot be part of it, then nothing or `:` and one to five digits.
 fn authority(a: &[u8]) -> Option<Authority<'_>> {
-    let (host, port) = if a.first() == Some(&b'[') {
-        let close = memchr::memchr(b']', a)?;
-        let inner = &a[1..close];
-        if inner.is_empty() || !inner.iter().all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+    let host_len = if let [b'[', inner @ ..] = a {
+        // IP-literal: hex digits, `:` and `.`, closed by the first `]`.
+        let n = inner.iter().position(|&b| !(b.is_ascii_hexdigit() || b == b':' || b == b'.')).unwrap_or(inner.len());
+        if n == 0 || inner.get(n) != Some(&b']') {
             return None;
         }
-        match &a[close + 1..] {
-            [] => (&a[..=close], None),
-            [b':', port @ ..] => (&a[..=close], Some(port)),
-            _ => return None,
-        }
+        n + 2
     } else {
-        match memchr::memchr(b':', a) {
-            Some(i) => (&a[..i], Some(&a[i + 1..])),
-            None => (a, None),
+        // reg-name (which has no `:`): unreserved and sub-delims, `%` only before two hex digits.
+        let mut n = 0;
+        loop {
+            n += a[n..].iter().position(|&b| !REG_NAME_NO_PERCENT[b as usize]).unwrap_or(a.len() - n);
+            match a.get(n..n + 3) {
+                Some([b'%', x, y]) if x.is_ascii_hexdigit() && y.is_ascii_hexdigit() => n += 3,
+                _ if a.get(n) == Some(&b'%') => return None,
+                _ => break,
+            }
         }
+        if n == 0 {
+            return None;
+        }
+        n
     };
-    if host.is_empty() || (host[0] != b'[' && (!host.iter().all(|&b| REG_NAME[b as usize]) || !percent_encoding_ok(host))) {
-        return None;
-    }
-    let port = match port {
-        None => None,
-        Some(p) if !p.is_empty() && p.len() <= 5 && p.iter().all(u8::is_ascii_digit) => Some(p.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'))),
-        Some(_) => return None,
+    let (host, rest) = a.split_at(host_len);
+    let port = match rest {
+        [] => None,
+        [b':', digits @ ..] if (1..=5).contains(&digits.len()) => {
+            let mut port = 0u32;
+            for &d in digits {
+                let d = d.wrapping_sub(b'0');
+                if d > 9 {
+                    return None;
+                }
+                port = port * 10 + u32::from(d);
+            }
+            Some(port)
+        }
+        _ => return None,
     };
     Some(Authority { host, port })
 }
 
 /// The authority of an absolute-form `http://` or `https://` target, and the scheme's port.
 fn absolute_form(target: &[u8]) -> Option<(Authority<'_>, u32)> {
-    let colon = memchr::memchr(b':', target)?;
-    let scheme = &target[..colon];
-    let default_port = if scheme.eq_ignore_ascii_case(b"http") {
-        80
-    } else if scheme.eq_ignore_ascii_case(b"https") {
-        443
+    let (rest, default_port) = if target.get(..7).is_some_and(|p| is_lowercase(p, b"http://")) {
+        (&target[7..], 80)
+    } else if target.get(..8).is_some_and(|p| is_lowercase(p, b"https://")) {
+        (&target[8..], 443)
     } else {
         return None;
     };
-    let rest = target[colon + 1..].strip_prefix(b"//")?;
     let end = rest.iter().position(|&b| b == b'/' || b == b'?').unwrap_or(rest.len());
     Some((authority(&rest[..end])?, default_port))
 }
@@ -708,6 +747,22 @@ struct ContentLength {
 
 impl ContentLength {
     fn add(&mut self, field: &[u8]) {
+        // The common case, one number of at most 19 digits (which cannot overflow), in one pass.
+        if (1..=19).contains(&field.len()) {
+            let mut n = 0u64;
+            for &b in field {
+                let d = b.wrapping_sub(b'0');
+                if d > 9 {
+                    return self.add_list(field);
+                }
+                n = n * 10 + u64::from(d);
+            }
+            return self.add_element(Some(n));
+        }
+        self.add_list(field)
+    }
+
+    fn add_list(&mut self, field: &[u8]) {
         for element in field.split(|&b| b == b',') {
             let element = trim_ows(element);
             let parsed = if element.is_empty() || !element.iter().all(u8::is_ascii_digit) {
@@ -715,11 +770,16 @@ impl ContentLength {
             } else {
                 element.iter().try_fold(0u64, |n, &d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
             };
-            match (parsed, self.value) {
-                (None, _) => self.error = self.error.or(Some("invalid Content-Length")),
-                (Some(n), Some(v)) if n != v => self.error = self.error.or(Some("differing Content-Length values")),
-                (Some(n), _) => self.value = Some(n),
-            }
+            self.add_element(parsed);
+        }
+    }
+
+    /// One element of the list: `None` when it is not a number that fits a u64.
+    fn add_element(&mut self, parsed: Option<u64>) {
+        match (parsed, self.value) {
+            (None, _) => self.error = self.error.or(Some("invalid Content-Length")),
+            (Some(n), Some(v)) if n != v => self.error = self.error.or(Some("differing Content-Length values")),
+            (Some(n), _) => self.value = Some(n),
         }
     }
 
@@ -745,6 +805,12 @@ struct TransferEncoding {
 impl TransferEncoding {
     fn add(&mut self, field: &[u8]) {
         self.present = true;
+        if is_lowercase(field, b"chunked") {
+            // The common case: what the loop below makes of a lone `chunked`.
+            self.chunked_not_last |= self.chunked_last;
+            self.chunked_last = true;
+            return;
+        }
         for element in field.split(|&b| b == b',') {
             let coding = trim_ows(element);
             if !is_token(coding) {
@@ -801,26 +867,30 @@ struct FramingFields<'a> {
     lookalike: bool,
 }
 
+// Inlined: returned, the struct would be copied out field by field.
+#[inline(always)]
 fn framing_fields<'a>(buf: &'a [u8], head: &Head) -> FramingFields<'a> {
     let mut f = FramingFields { cl: ContentLength::default(), te: TransferEncoding::default(), hosts: Hosts::default(), lookalike: false };
     for field in &head.fields {
-        // The length first: most fields are none of these, and are passed over at one compare.
+        // The length and the first letter first: most fields are none of these, and are passed
+        // over at a compare or two; the few left are compared whole.
         let name = match field.name.len() {
             4 | 14 | 17 => slice(buf, &field.name),
             _ => continue,
         };
         let value = || slice(buf, &field.value);
-        if name.eq_ignore_ascii_case(b"content-length") {
-            f.cl.add(value());
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            f.te.add(value());
-        } else if name.eq_ignore_ascii_case(b"host") {
-            if f.hosts.count == 0 {
-                f.hosts.first = value();
+        match name.first().map(|&b| b | 0x20) {
+            Some(b'c') if is_lowercase(name, b"content-length") => f.cl.add(value()),
+            Some(b't') if is_lowercase(name, b"transfer-encoding") => f.te.add(value()),
+            Some(b'h') if is_lowercase(name, b"host") => {
+                if f.hosts.count == 0 {
+                    f.hosts.first = value();
+                }
+                f.hosts.count += 1;
             }
-            f.hosts.count += 1;
-        } else if name.eq_ignore_ascii_case(b"content_length") || name.eq_ignore_ascii_case(b"transfer_encoding") {
-            f.lookalike = true;
+            Some(b'c') if is_lowercase(name, b"content_length") => f.lookalike = true,
+            Some(b't') if is_lowercase(name, b"transfer_encoding") => f.lookalike = true,
+            _ => {}
         }
     }
     f
@@ -865,7 +935,14 @@ fn check_host(method: &[u8], target: &[u8], version: Version, hosts: Hosts<'_>) 
         _ => return Err(bad_request("duplicate Host")),
     };
     let parsed = if host.is_empty() { None } else { Some(authority(host).ok_or(bad_request("invalid Host"))?) };
-    let from_target = if method == b"CONNECT" { authority(target).map(|a| (a, a.port)) } else { absolute_form(target).map(|(a, port)| (a, Some(port))) };
+    let from_target = if method == b"CONNECT" {
+        authority(target).map(|a| (a, a.port))
+    } else if target.first() == Some(&b'/') {
+        // origin-form, the common case: no authority.
+        None
+    } else {
+        absolute_form(target).map(|(a, port)| (a, Some(port)))
+    };
     match (from_target, parsed) {
         (None, _) => Ok(()),
         (Some((t, default_port)), Some(h)) if same_authority(t, h, default_port) => Ok(()),
@@ -1261,6 +1338,287 @@ mod tests {
 
     fn chunked(body: &[u8]) -> Result<Progress, H1Error> {
         Chunked::new().feed(body)
+    }
+
+    /// The authority and framing code as it was before its fast paths (a783aa0), kept as the
+    /// oracle the equivalence properties below compare the fast paths with.
+    #[allow(dead_code)]
+    mod reference {
+        use super::super::{Framing, H1Error, Head, Version, bad_gateway, bad_request, is_token, percent_encoding_ok, slice, trim_ows};
+
+        /// RFC 3986 reg-name: unreserved, sub-delims and `%`.
+        const REG_NAME: [bool; 256] = byte_table!(
+            b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z' | b'-' | b'.' | b'_' | b'~'
+                | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' | b'%'
+        );
+
+        /// An authority without userinfo: `host[:port]`, host a reg-name or an IP-literal.
+        #[derive(Clone, Copy, Debug)]
+        pub(super) struct Authority<'a> {
+            pub(super) host: &'a [u8],
+            pub(super) port: Option<u32>,
+        }
+
+        pub(super) fn authority(a: &[u8]) -> Option<Authority<'_>> {
+            let (host, port) = if a.first() == Some(&b'[') {
+                let close = memchr::memchr(b']', a)?;
+                let inner = &a[1..close];
+                if inner.is_empty() || !inner.iter().all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+                    return None;
+                }
+                match &a[close + 1..] {
+                    [] => (&a[..=close], None),
+                    [b':', port @ ..] => (&a[..=close], Some(port)),
+                    _ => return None,
+                }
+            } else {
+                match memchr::memchr(b':', a) {
+                    Some(i) => (&a[..i], Some(&a[i + 1..])),
+                    None => (a, None),
+                }
+            };
+            if host.is_empty() || (host[0] != b'[' && (!host.iter().all(|&b| REG_NAME[b as usize]) || !percent_encoding_ok(host))) {
+                return None;
+            }
+            let port = match port {
+                None => None,
+                Some(p) if !p.is_empty() && p.len() <= 5 && p.iter().all(u8::is_ascii_digit) => Some(p.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'))),
+                Some(_) => return None,
+            };
+            Some(Authority { host, port })
+        }
+
+        /// The authority of an absolute-form `http://` or `https://` target, and the scheme's port.
+        pub(super) fn absolute_form(target: &[u8]) -> Option<(Authority<'_>, u32)> {
+            let colon = memchr::memchr(b':', target)?;
+            let scheme = &target[..colon];
+            let default_port = if scheme.eq_ignore_ascii_case(b"http") {
+                80
+            } else if scheme.eq_ignore_ascii_case(b"https") {
+                443
+            } else {
+                return None;
+            };
+            let rest = target[colon + 1..].strip_prefix(b"//")?;
+            let end = rest.iter().position(|&b| b == b'/' || b == b'?').unwrap_or(rest.len());
+            Some((authority(&rest[..end])?, default_port))
+        }
+
+        /// Same host (case-insensitively) and same port once missing ports take `default_port`.
+        fn same_authority(a: Authority<'_>, b: Authority<'_>, default_port: Option<u32>) -> bool {
+            a.host.eq_ignore_ascii_case(b.host) && a.port.or(default_port) == b.port.or(default_port)
+        }
+
+        /// Content-Length fields, all of them (RFC 9110 8.6).
+        #[derive(Default)]
+        struct ContentLength {
+            value: Option<u64>,
+            error: Option<&'static str>,
+        }
+
+        impl ContentLength {
+            fn add(&mut self, field: &[u8]) {
+                for element in field.split(|&b| b == b',') {
+                    let element = trim_ows(element);
+                    let parsed = if element.is_empty() || !element.iter().all(u8::is_ascii_digit) {
+                        None
+                    } else {
+                        element.iter().try_fold(0u64, |n, &d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+                    };
+                    match (parsed, self.value) {
+                        (None, _) => self.error = self.error.or(Some("invalid Content-Length")),
+                        (Some(n), Some(v)) if n != v => self.error = self.error.or(Some("differing Content-Length values")),
+                        (Some(n), _) => self.value = Some(n),
+                    }
+                }
+            }
+
+            fn present(&self) -> bool {
+                self.value.is_some() || self.error.is_some()
+            }
+        }
+
+        /// Transfer-Encoding fields, all of them, as one list of codings (RFC 9112 6.1).
+        #[derive(Default)]
+        struct TransferEncoding {
+            present: bool,
+            /// `chunked` was the last coding so far.
+            chunked_last: bool,
+            /// A coding came after `chunked`.
+            chunked_not_last: bool,
+            /// A coding we do not know (501 on requests).
+            unknown: bool,
+            /// An empty element or one that is not a bare token.
+            invalid: bool,
+        }
+
+        impl TransferEncoding {
+            fn add(&mut self, field: &[u8]) {
+                self.present = true;
+                for element in field.split(|&b| b == b',') {
+                    let coding = trim_ows(element);
+                    if !is_token(coding) {
+                        self.invalid = true;
+                    }
+                    if self.chunked_last {
+                        self.chunked_not_last = true;
+                    }
+                    self.chunked_last = coding.eq_ignore_ascii_case(b"chunked");
+                    let known = ["gzip", "x-gzip", "deflate", "compress", "x-compress"].iter().any(|k| coding.eq_ignore_ascii_case(k.as_bytes()));
+                    if !self.chunked_last && !known {
+                        self.unknown = true;
+                    }
+                }
+            }
+
+            /// The checks common to requests and responses: whatever fails here is refused either way.
+            fn check(&self, cl: &ContentLength, version: Version) -> Result<(), &'static str> {
+                if self.present && cl.present() {
+                    return Err("Content-Length with Transfer-Encoding");
+                }
+                if let Some(e) = cl.error {
+                    return Err(e);
+                }
+                if !self.present {
+                    return Ok(());
+                }
+                if version == Version::Http10 {
+                    return Err("Transfer-Encoding in HTTP/1.0");
+                }
+                if self.invalid {
+                    return Err("invalid Transfer-Encoding");
+                }
+                if self.chunked_not_last {
+                    return Err("chunked not last in Transfer-Encoding");
+                }
+                Ok(())
+            }
+        }
+
+        /// The Host fields of a request: how many, and the value of the first.
+        #[derive(Default)]
+        struct Hosts<'a> {
+            count: usize,
+            first: &'a [u8],
+        }
+
+        /// The framing fields of a head, all of them.
+        struct FramingFields<'a> {
+            cl: ContentLength,
+            te: TransferEncoding,
+            hosts: Hosts<'a>,
+            /// `Content_Length` or `Transfer_Encoding`: some servers (CGI, WSGI) fold `_` into `-`.
+            lookalike: bool,
+        }
+
+        // Inlined: returned, the struct would be copied out field by field.
+        #[inline(always)]
+        fn framing_fields<'a>(buf: &'a [u8], head: &Head) -> FramingFields<'a> {
+            let mut f = FramingFields { cl: ContentLength::default(), te: TransferEncoding::default(), hosts: Hosts::default(), lookalike: false };
+            for field in &head.fields {
+                // The length first: most fields are none of these, and are passed over at one compare.
+                let name = match field.name.len() {
+                    4 | 14 | 17 => slice(buf, &field.name),
+                    _ => continue,
+                };
+                let value = || slice(buf, &field.value);
+                if name.eq_ignore_ascii_case(b"content-length") {
+                    f.cl.add(value());
+                } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+                    f.te.add(value());
+                } else if name.eq_ignore_ascii_case(b"host") {
+                    if f.hosts.count == 0 {
+                        f.hosts.first = value();
+                    }
+                    f.hosts.count += 1;
+                } else if name.eq_ignore_ascii_case(b"content_length") || name.eq_ignore_ascii_case(b"transfer_encoding") {
+                    f.lookalike = true;
+                }
+            }
+            f
+        }
+
+        /// The framing of a request, after checking every rule about it (Content-Length and
+        /// Transfer-Encoding together, duplicated or malformed lengths, Host, ...).
+        pub fn request_framing(buf: &[u8], head: &Head) -> Result<Framing, H1Error> {
+            let FramingFields { cl, te, hosts, lookalike } = framing_fields(buf, head);
+            if lookalike {
+                return Err(bad_request("underscore in framing header name"));
+            }
+            te.check(&cl, head.version).map_err(bad_request)?;
+            if te.present && te.unknown {
+                return Err(H1Error { status: 501, reason: "unsupported transfer coding" });
+            }
+            if te.present && !te.chunked_last {
+                return Err(bad_request("chunked not final in Transfer-Encoding"));
+            }
+            check_host(slice(buf, &head.method), slice(buf, &head.target), head.version, hosts)?;
+            if slice(buf, &head.method) == b"CONNECT" {
+                // RFC 9110 9.3.6: CONNECT has no content; whatever follows the head is the tunnel.
+                if te.present || cl.value.is_some_and(|n| n > 0) {
+                    return Err(bad_request("body in CONNECT request"));
+                }
+                return Ok(Framing::None);
+            }
+            Ok(match cl.value {
+                _ if te.present => Framing::Chunked,
+                Some(n) => Framing::Length(n),
+                None => Framing::None,
+            })
+        }
+
+        /// Host: exactly one in HTTP/1.1 (RFC 9112 3.2), at most one in HTTP/1.0, a valid authority, and
+        /// the same as the target's authority when the target has one (absolute-form, CONNECT).
+        fn check_host(method: &[u8], target: &[u8], version: Version, hosts: Hosts<'_>) -> Result<(), H1Error> {
+            let host = match hosts.count {
+                0 if version == Version::Http11 => return Err(bad_request("missing Host")),
+                0 => return Ok(()),
+                1 => hosts.first,
+                _ => return Err(bad_request("duplicate Host")),
+            };
+            let parsed = if host.is_empty() { None } else { Some(authority(host).ok_or(bad_request("invalid Host"))?) };
+            let from_target =
+                if method == b"CONNECT" { authority(target).map(|a| (a, a.port)) } else { absolute_form(target).map(|(a, port)| (a, Some(port))) };
+            match (from_target, parsed) {
+                (None, _) => Ok(()),
+                (Some((t, default_port)), Some(h)) if same_authority(t, h, default_port) => Ok(()),
+                (Some(_), _) => Err(bad_request("Host differs from target authority")),
+            }
+        }
+
+        /// The framing of a response to a request whose method was HEAD when `head_request`.
+        pub fn response_framing(buf: &[u8], head: &Head, head_request: bool) -> Result<Framing, H1Error> {
+            response_framing_for(buf, head, if head_request { b"HEAD" } else { b"GET" })
+        }
+
+        /// The framing of a response to a request with method `method` (RFC 9112 6.3): no body after
+        /// HEAD, 1xx, 204, 304 or a 2xx to CONNECT (a tunnel follows), chunked when chunked is the final
+        /// coding, else the Content-Length, else until the server closes. Errors are 502.
+        pub fn response_framing_for(buf: &[u8], head: &Head, method: &[u8]) -> Result<Framing, H1Error> {
+            let FramingFields { cl, te, lookalike, .. } = framing_fields(buf, head);
+            if lookalike {
+                return Err(bad_gateway("underscore in framing header name"));
+            }
+            te.check(&cl, head.version).map_err(bad_gateway)?;
+            let status = head.status;
+            if (100..200).contains(&status) || status == 204 {
+                // RFC 9110 8.6 and 6.1: a server MUST NOT send these; if the body follows anyway, it
+                // would be read as the next response.
+                if te.present || cl.value.is_some_and(|n| n > 0) {
+                    return Err(bad_gateway("body framing in 1xx or 204 response"));
+                }
+                return Ok(Framing::None);
+            }
+            if method == b"HEAD" || status == 304 || (method == b"CONNECT" && (200..300).contains(&status)) {
+                return Ok(Framing::None);
+            }
+            Ok(match cl.value {
+                _ if te.present && te.chunked_last => Framing::Chunked,
+                _ if te.present => Framing::Close,
+                Some(n) => Framing::Length(n),
+                None => Framing::Close,
+            })
+        }
     }
 
     // --- valid requests -----------------------------------------------------------------
@@ -2206,6 +2564,287 @@ mod tests {
                 c.feed(&raw[at..]).map(|second| Progress { consumed: first.consumed + second.consumed, done: second.done })
             });
             prop_assert_eq!(whole, split);
+        }
+    }
+
+    // --- fast paths against the reference --------------------------------------------------
+
+    fn authority_parts(a: Option<Authority<'_>>) -> Option<(&[u8], Option<u32>)> {
+        a.map(|a| (a.host, a.port))
+    }
+
+    fn reference_parts(a: Option<reference::Authority<'_>>) -> Option<(&[u8], Option<u32>)> {
+        a.map(|a| (a.host, a.port))
+    }
+
+    #[test]
+    fn authority_cases_match_reference() {
+        let cases: &[&[u8]] = &[
+            b"127.0.0.1:8080",
+            b"127.0.0.1",
+            b"EXAMPLE.com",
+            b"example.com:",
+            b"example.com:0",
+            b"example.com:65535",
+            b"example.com:99999",
+            b"example.com:123456",
+            b"example.com:+80",
+            b"example.com:8a",
+            b"example.com:80:80",
+            b":80",
+            b"",
+            b"a",
+            b"[::1]",
+            b"[::1]:443",
+            b"[::FFFF:127.0.0.1]:80",
+            b"[]",
+            b"[]:80",
+            b"[::1",
+            b"[::1]x",
+            b"[::1]:",
+            b"[::g]",
+            b"[::1]]",
+            b"[v1.a]",
+            b"a%41b",
+            b"a%4",
+            b"a%",
+            b"a%4:80",
+            b"a%zz",
+            b"%41",
+            b"a b",
+            b"a@b",
+            b"user@a:80",
+            b"a/b",
+            b"a?b",
+            b"a#b",
+            b"\xff",
+            b"a\0",
+            b"a_b-c~d!$&'()*+,;=",
+        ];
+        for &a in cases {
+            assert_eq!(authority_parts(authority(a)), reference_parts(reference::authority(a)), "{:?}", String::from_utf8_lossy(a));
+        }
+        assert_eq!(authority_parts(authority(b"[::1]:8080")), Some((&b"[::1]"[..], Some(8080))));
+        assert_eq!(authority_parts(authority(b"Example.COM")), Some((&b"Example.COM"[..], None)));
+    }
+
+    #[test]
+    fn absolute_form_cases_match_reference() {
+        let cases: &[&[u8]] = &[
+            b"/",
+            b"/a:b",
+            b"*",
+            b"http://a",
+            b"HTTP://A:80/x",
+            b"https://a",
+            b"HtTpS://[::1]:8443?q",
+            b"http:/a",
+            b"http:a",
+            b"https//a",
+            b"http",
+            b"h",
+            b"ftp://a",
+            b"httpx://a",
+            b"http://",
+            b"http:///",
+            b"http://a@b/",
+            b"http://a:99999/",
+            b"hTTp://a%41/",
+            b"example.com:80",
+        ];
+        for &t in cases {
+            let new = absolute_form(t).map(|(a, p)| (authority_parts(Some(a)), p));
+            let old = reference::absolute_form(t).map(|(a, p)| (reference_parts(Some(a)), p));
+            assert_eq!(new, old, "{:?}", String::from_utf8_lossy(t));
+        }
+    }
+
+    #[test]
+    fn is_lowercase_is_eq_ignore_ascii_case() {
+        // Every byte in every position of each name the framing looks for.
+        for name in [&b"host"[..], b"content-length", b"content_length", b"transfer-encoding", b"transfer_encoding", b"chunked", b"http://", b"https://"] {
+            for i in 0..name.len() {
+                for b in 0..=255u8 {
+                    let mut s = name.to_vec();
+                    s[i] = b;
+                    let want = s.eq_ignore_ascii_case(name);
+                    let got = match name.len() {
+                        4 => is_lowercase(&s, <&[u8; 4]>::try_from(name).unwrap()),
+                        7 => is_lowercase(&s, <&[u8; 7]>::try_from(name).unwrap()),
+                        8 => is_lowercase(&s, <&[u8; 8]>::try_from(name).unwrap()),
+                        14 => is_lowercase(&s, <&[u8; 14]>::try_from(name).unwrap()),
+                        17 => is_lowercase(&s, <&[u8; 17]>::try_from(name).unwrap()),
+                        _ => unreachable!(),
+                    };
+                    assert_eq!(got, want, "{:?}", String::from_utf8_lossy(&s));
+                }
+            }
+        }
+        assert!(is_lowercase(b"CONTENT-LENGTH", b"content-length"));
+        assert!(!is_lowercase(b"content-lengt", b"content-length"));
+        assert!(!is_lowercase(b"content-length ", b"content-length"));
+    }
+
+    #[test]
+    fn host_fast_path_cases() {
+        let req = |host: &str, target: &str, method: &str| {
+            let raw = format!("{method} {target} HTTP/1.1\r\nHost:{host}\r\n\r\n");
+            let head = parse_request(raw.as_bytes(), &limits()).unwrap().unwrap();
+            let got = request_framing(raw.as_bytes(), &head);
+            assert_eq!(got, reference::request_framing(raw.as_bytes(), &head), "{raw:?}");
+            got.map_err(|e| e.reason)
+        };
+        assert_eq!(req(" 127.0.0.1:8080", "/", "GET"), Ok(Framing::None));
+        assert_eq!(req(" [::1]:8080", "/", "GET"), Ok(Framing::None));
+        assert_eq!(req(" EXAMPLE.COM", "/", "GET"), Ok(Framing::None));
+        assert_eq!(req("", "/", "GET"), Ok(Framing::None));
+        assert_eq!(req(" a:", "/", "GET"), Err("invalid Host"));
+        assert_eq!(req(" [::1", "/", "GET"), Err("invalid Host"));
+        assert_eq!(req(" a%4", "/", "GET"), Err("invalid Host"));
+        assert_eq!(req(" Example.com", "http://example.COM:80/x", "GET"), Ok(Framing::None));
+        assert_eq!(req(" example.com:443", "HTTPS://example.com/", "GET"), Ok(Framing::None));
+        assert_eq!(req(" example.com:80", "https://example.com/", "GET"), Err("Host differs from target authority"));
+        assert_eq!(req("", "http://example.com/", "GET"), Err("Host differs from target authority"));
+        assert_eq!(req(" [::1]:443", "https://[::1]", "GET"), Ok(Framing::None));
+        assert_eq!(req(" A:443", "a:443", "CONNECT"), Ok(Framing::None));
+        assert_eq!(req(" a", "a:443", "CONNECT"), Ok(Framing::None), "a missing port is the target's");
+        assert_eq!(req(" a:80", "a:443", "CONNECT"), Err("Host differs from target authority"));
+    }
+
+    /// Field names and values that exercise every framing rule, for the properties below.
+    fn framing_field() -> impl Strategy<Value = (&'static str, &'static str)> {
+        let names = prop::sample::select(vec![
+            "Host",
+            "HOST",
+            "host",
+            "hosT",
+            "Hosts",
+            "Hos",
+            "Content-Length",
+            "content-length",
+            "CONTENT-LENGTH",
+            "Content_Length",
+            "content-lengtH",
+            "Content-Lengths",
+            "Content-Type",
+            "Transfer-Encoding",
+            "transfer-encoding",
+            "TRANSFER_ENCODING",
+            "Transfer-Encodinx",
+            "X-A",
+            "Cache-Control",
+        ]);
+        let values = prop::sample::select(vec![
+            "",
+            "0",
+            "5",
+            "05",
+            "18446744073709551615",
+            "18446744073709551616",
+            "1234567890123456789",
+            "99999999999999999999",
+            "5, 5",
+            "5,5",
+            "5, 6",
+            "5,",
+            ",5",
+            "+5",
+            "0x5",
+            "5 5",
+            "chunked",
+            "Chunked",
+            "CHUNKED",
+            "chunkedx",
+            "gzip, chunked",
+            "chunked, gzip",
+            "gzip",
+            "chunked, chunked",
+            "x-gzip,chunked",
+            "br",
+            "chunked;q=1",
+            "127.0.0.1:8080",
+            "127.0.0.1",
+            "[::1]:80",
+            "[::1]",
+            "Example.com:80",
+            "example.com",
+            "a:",
+            "a%41",
+            "a%4",
+            "[::1",
+            "a b",
+        ]);
+        (names, values)
+    }
+
+    proptest! {
+        #[test]
+        fn request_framing_matches_reference(
+            method in prop::sample::select(vec!["GET", "POST", "CONNECT", "OPTIONS", "HEAD"]),
+            target in prop::sample::select(vec!["/", "/a:b?c", "*", "http://example.com/x", "HTTP://Example.com:80", "https://example.com:443/", "http://[::1]:80/", "example.com:80", "[::1]:443", "127.0.0.1:8080"]),
+            version in prop::sample::select(vec!["HTTP/1.1", "HTTP/1.0"]),
+            fields in proptest::collection::vec(framing_field(), 0..5),
+        ) {
+            let mut raw = format!("{method} {target} {version}\r\n");
+            for (name, value) in &fields {
+                raw.push_str(&format!("{name}: {value}\r\n"));
+            }
+            raw.push_str("\r\n");
+            if let Ok(Some(head)) = parse_request(raw.as_bytes(), &limits()) {
+                prop_assert_eq!(request_framing(raw.as_bytes(), &head), reference::request_framing(raw.as_bytes(), &head), "{:?}", raw);
+            }
+        }
+
+        #[test]
+        fn response_framing_matches_reference(
+            status in prop::sample::select(vec![100u16, 101, 200, 204, 206, 304, 404]),
+            method in prop::sample::select(vec!["GET", "HEAD", "CONNECT", "POST"]),
+            version in prop::sample::select(vec!["HTTP/1.1", "HTTP/1.0"]),
+            fields in proptest::collection::vec(framing_field(), 0..5),
+        ) {
+            let mut raw = format!("{version} {status} X\r\n");
+            for (name, value) in &fields {
+                raw.push_str(&format!("{name}: {value}\r\n"));
+            }
+            raw.push_str("\r\n");
+            let head = parse_response(raw.as_bytes(), &limits()).unwrap().unwrap();
+            let method = method.as_bytes();
+            prop_assert_eq!(response_framing_for(raw.as_bytes(), &head, method), reference::response_framing_for(raw.as_bytes(), &head, method), "{:?}", raw);
+        }
+
+        #[test]
+        fn authority_matches_reference(a in proptest::collection::vec(prop::sample::select(b"[]:.%09afAFgz-_~!@/?# \0\xff".to_vec()), 0..12)) {
+            prop_assert_eq!(authority_parts(authority(&a)), reference_parts(reference::authority(&a)));
+            let mut t = b"http://".to_vec();
+            t.extend_from_slice(&a);
+            let new = absolute_form(&t).map(|(a, p)| (authority_parts(Some(a)), p));
+            let old = reference::absolute_form(&t).map(|(a, p)| (reference_parts(Some(a)), p));
+            prop_assert_eq!(new, old);
+        }
+
+        #[test]
+        fn host_and_port_match_reference(
+            host in prop_oneof!["[a-zA-Z0-9.-]{1,10}", "\\[[0-9a-fA-F:.]{1,8}\\]", "[a-fA-F0-9g.%:_\\[\\]]{0,10}"],
+            port in proptest::option::of(prop_oneof!["[0-9]{0,7}", "[0-9a+ ]{0,7}"]),
+        ) {
+            let a = match port {
+                Some(p) => format!("{host}:{p}"),
+                None => host,
+            };
+            prop_assert_eq!(authority_parts(authority(a.as_bytes())), reference_parts(reference::authority(a.as_bytes())), "{:?}", a);
+        }
+
+        #[test]
+        fn head_like_framing_matches_reference(raw in "(GET|POST|CONNECT|OPTIONS|HTTP/1\\.[01]) [ -~]{0,20}( HTTP/1\\.[01]| [0-9]{3} x)?\r\n(([A-Za-z_-]{1,8}|Host|Content-Length|Transfer-Encoding|Content_Length) ?:[ \t0-9a-z,;:\\[\\]%.]{0,12}\r\n){0,4}\r\n") {
+            let raw = raw.as_bytes();
+            if let Ok(Some(head)) = parse_request(raw, &limits()) {
+                prop_assert_eq!(request_framing(raw, &head), reference::request_framing(raw, &head));
+            }
+            if let Ok(Some(head)) = parse_response(raw, &limits()) {
+                for method in [&b"GET"[..], b"HEAD", b"CONNECT"] {
+                    prop_assert_eq!(response_framing_for(raw, &head, method), reference::response_framing_for(raw, &head, method));
+                }
+            }
         }
     }
 
