@@ -398,6 +398,8 @@ pub struct UringConn {
     /// A readiness poll reported the socket writable and no attempt through `try_io` found it
     /// full since.
     writable: Cell<bool>,
+    /// A read just came back short ([`Conn::drained`]): the next `RECV` waits for data first.
+    empty: Cell<bool>,
 }
 
 impl std::fmt::Debug for UringConn {
@@ -414,7 +416,7 @@ impl UringConn {
     /// A connection on `d` over an accepted socket that waited outside the ring
     /// (`runtime::park`).
     pub fn from_fd(d: Rc<Driver>, fd: OwnedFd, tcp: bool) -> UringConn {
-        UringConn { fd: Some(fd), d, tcp, readable: Cell::new(false), writable: Cell::new(false) }
+        UringConn { fd: Some(fd), d, tcp, readable: Cell::new(false), writable: Cell::new(false), empty: Cell::new(false) }
     }
 
     /// The socket, out of the ring's hands (nothing is in flight on a connection no session has
@@ -450,7 +452,7 @@ impl UringConn {
     pub async fn connect(d: &Rc<Driver>, addr: &socket2::SockAddr) -> io::Result<UringConn> {
         let tcp = addr.is_ipv4() || addr.is_ipv6();
         let sock = socket2::Socket::new(addr.domain(), socket2::Type::STREAM.nonblocking().cloexec(), None)?;
-        let c = UringConn { fd: Some(sock.into()), d: d.clone(), tcp, readable: Cell::new(false), writable: Cell::new(false) };
+        let c = UringConn { fd: Some(sock.into()), d: d.clone(), tcp, readable: Cell::new(false), writable: Cell::new(false), empty: Cell::new(false) };
         let fd = c.raw();
         let (r, _) = d
             .start(Hold::Addr(Box::new(addr.clone())), |h| {
@@ -508,15 +510,17 @@ impl Conn for UringConn {
             }
         }
         loop {
-            let poll_first = self.d.poll_first.get();
+            // Only where the socket was just found empty: a first read on a new connection
+            // (its request is usually there already) receives at once.
+            let poll_first = self.empty.replace(false) && self.d.poll_first.get();
             let (r, hold) = self
                 .d
                 .start(Hold::Buf(buf), |h| {
                     let Hold::Buf(b) = h else { unreachable!() };
                     let spare = (b.capacity() - b.len()).min(u32::MAX as usize) as u32;
                     // SAFETY (of the pointer): the spare capacity of a Vec the slot owns.
-                    // The socket was just found empty (or never tried): wait for data before
-                    // receiving instead of a receive that fails and then a wait.
+                    // The socket was just found empty: wait for data before receiving instead
+                    // of a receive that fails and then a wait.
                     let flags = if poll_first { RECVSEND_POLL_FIRST } else { 0 };
                     opcode::Recv::new(types::Fd(fd), unsafe { b.as_mut_ptr().add(b.len()) }, spare).ioprio(flags).build()
                 })
@@ -609,6 +613,7 @@ impl Conn for UringConn {
 
     fn drained(&self) {
         self.readable.set(false);
+        self.empty.set(true);
     }
 }
 
@@ -651,6 +656,7 @@ impl UringListener {
                 tcp: self.tcp,
                 readable: Cell::new(false),
                 writable: Cell::new(false),
+                empty: Cell::new(false),
             };
             let Hold::Peer(p) = hold else { unreachable!() };
             let peer = if self.tcp { sockaddr_to_std(&p.0) } else { None };
