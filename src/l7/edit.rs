@@ -61,26 +61,6 @@ impl NameMatch {
 
 /// The byte-oriented form of a configured regex, compiled once with the routing table: header
 /// values need not be UTF-8.
-/// `s` equals `lit` ignoring ASCII case, for a literal of lowercase letters, digits and `-`, and
-/// an `s` from a parsed head (header names and values hold no control bytes). Eight bytes at a
-/// time: with those bytes on both sides, setting bit 5 lowercases a letter and changes nothing
-/// else that could match, so one OR and one compare per word does what a per-byte
-/// `eq_ignore_ascii_case` does (the hot path compares `Connection` names and values per head).
-pub fn lower_eq(s: &[u8], lit: &[u8]) -> bool {
-    debug_assert!(lit.iter().all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'), "{lit:?}");
-    if s.len() != lit.len() {
-        return false;
-    }
-    let (mut a, mut b) = (s, lit);
-    while let (Some((x, ra)), Some((y, rb))) = (a.split_first_chunk::<8>(), b.split_first_chunk::<8>()) {
-        if u64::from_ne_bytes(*x) | 0x2020_2020_2020_2020 != u64::from_ne_bytes(*y) {
-            return false;
-        }
-        (a, b) = (ra, rb);
-    }
-    a.iter().zip(b).all(|(&x, &y)| x | 0x20 == y)
-}
-
 pub fn byte_regex(p: &Pattern) -> Result<Regex, String> {
     Regex::new(p.0.as_str()).map_err(|e| format!("invalid regex '{}': {e}", p.0.as_str()))
 }
@@ -511,7 +491,7 @@ impl<'a> EditedView<'a> {
         } else {
             for i in 0..self.header_count() {
                 let (name, value) = self.header(i);
-                if conn != ConnHeader::Preserve && lower_eq(name, b"connection") {
+                if conn != ConnHeader::Preserve && super::h1::is_lowercase(name, b"connection") {
                     self.write_connection(name, value, out);
                     continue;
                 }
@@ -542,7 +522,7 @@ impl EditedView<'_> {
         let mut run = start;
         for f in &self.head.fields {
             let (name, value) = (buf.get(f.name.clone()).unwrap_or(b""), buf.get(f.value.clone()).unwrap_or(b""));
-            if conn != ConnHeader::Preserve && lower_eq(name, b"connection") {
+            if conn != ConnHeader::Preserve && super::h1::is_lowercase(name, b"connection") {
                 out.extend_from_slice(buf.get(run.clone()).unwrap_or(b""));
                 run = 0..0;
                 self.write_connection(name, value, out);
@@ -599,7 +579,7 @@ impl EditedView<'_> {
     /// hop-by-hop upgrade tokens go, the rest stays.
     fn write_connection(&self, name: &[u8], value: &[u8], out: &mut Vec<u8>) {
         // The usual values leave nothing.
-        if lower_eq(value, b"keep-alive") || lower_eq(value, b"close") {
+        if super::h1::is_lowercase(value, b"keep-alive") || super::h1::is_lowercase(value, b"close") {
             return;
         }
         // An `upgrade` token names the Upgrade field: it goes when that field went (as

@@ -161,7 +161,7 @@ fn is_value_byte(b: u8) -> bool {
 /// with `| 0x20` only where `lower` has a letter, so nothing else passes for one (`\r | 0x20` is
 /// `-`).
 #[inline(always)]
-fn is_lowercase<const N: usize>(s: &[u8], lower: &[u8; N]) -> bool {
+pub(crate) fn is_lowercase<const N: usize>(s: &[u8], lower: &[u8; N]) -> bool {
     let Ok(s) = <&[u8; N]>::try_from(s) else { return false };
     // The `W` bytes at `at`, folded, equal `lower`'s.
     fn word_eq<const N: usize, const W: usize>(s: &[u8; N], lower: &[u8; N], at: usize) -> bool {
@@ -2662,13 +2662,35 @@ mod tests {
     #[test]
     fn is_lowercase_is_eq_ignore_ascii_case() {
         // Every byte in every position of each name the framing looks for.
-        for name in [&b"host"[..], b"content-length", b"content_length", b"transfer-encoding", b"transfer_encoding", b"chunked", b"http://", b"https://"] {
+        for name in [
+            &b"host"[..],
+            b"content-length",
+            b"content_length",
+            b"transfer-encoding",
+            b"transfer_encoding",
+            b"chunked",
+            b"http://",
+            b"https://",
+            // The session's and the head writer's names and tokens.
+            b"connection",
+            b"close",
+            b"keep-alive",
+            b"expect",
+            b"100-continue",
+            b"upgrade",
+            b"h2c",
+        ] {
             for i in 0..name.len() {
                 for b in 0..=255u8 {
                     let mut s = name.to_vec();
                     s[i] = b;
                     let want = s.eq_ignore_ascii_case(name);
                     let got = match name.len() {
+                        3 => is_lowercase(&s, <&[u8; 3]>::try_from(name).unwrap()),
+                        5 => is_lowercase(&s, <&[u8; 5]>::try_from(name).unwrap()),
+                        6 => is_lowercase(&s, <&[u8; 6]>::try_from(name).unwrap()),
+                        10 => is_lowercase(&s, <&[u8; 10]>::try_from(name).unwrap()),
+                        12 => is_lowercase(&s, <&[u8; 12]>::try_from(name).unwrap()),
                         4 => is_lowercase(&s, <&[u8; 4]>::try_from(name).unwrap()),
                         7 => is_lowercase(&s, <&[u8; 7]>::try_from(name).unwrap()),
                         8 => is_lowercase(&s, <&[u8; 8]>::try_from(name).unwrap()),

@@ -565,13 +565,10 @@ fn absorb_body(out: &mut Vec<u8>, pending: &mut Vec<u8>, framing: Framing) -> Fr
     }
 }
 
-fn header_has_token(buf: &[u8], head: &Head, name: &str, token: &str) -> bool {
-    let (name, token) = (name.as_bytes(), token.as_bytes());
-    head.fields.iter().any(|f| {
-        f.name.len() == name.len()
-            && edit::lower_eq(&buf[f.name.clone()], name)
-            && buf[f.value.clone()].split(|&b| b == b',').any(|t| edit::lower_eq(t.trim_ascii(), token))
-    })
+fn header_has_token<const N: usize, const T: usize>(buf: &[u8], head: &Head, name: &[u8; N], token: &[u8; T]) -> bool {
+    head.fields
+        .iter()
+        .any(|f| h1::is_lowercase(&buf[f.name.clone()], name) && buf[f.value.clone()].split(|&b| b == b',').any(|t| h1::is_lowercase(t.trim_ascii(), token)))
 }
 
 /// Removes the `h2c` upgrade offer (RFC 9113 3.1 dropped it; sluiced speaks HTTP/1.1 to servers
@@ -595,8 +592,8 @@ fn strip_h2c(buf: &[u8], head: &Head, edits: &mut Edits) -> bool {
 /// True when the message asks to keep its connection open after it.
 fn wants_keep_alive(buf: &[u8], head: &Head) -> bool {
     match head.version {
-        Version::Http11 => !header_has_token(buf, head, "connection", "close"),
-        Version::Http10 => header_has_token(buf, head, "connection", "keep-alive"),
+        Version::Http11 => !header_has_token(buf, head, b"connection", b"close"),
+        Version::Http10 => header_has_token(buf, head, b"connection", b"keep-alive"),
     }
 }
 
@@ -1027,7 +1024,7 @@ async fn serve(
         if fe.buffer_request && body_pending {
             if cbuf.len() == head.len
                 && head.version == Version::Http11
-                && header_has_token(&cbuf, head, "expect", "100-continue")
+                && header_has_token(&cbuf, head, b"expect", b"100-continue")
                 && send(&client, b"HTTP/1.1 100 Continue\r\n\r\n".to_vec(), fe.timeout_client).await.0.is_err()
             {
                 break End::ClientError;
@@ -1156,7 +1153,7 @@ async fn serve(
                 // (its framing checked, at most `DRAIN_MAX` bytes) before the next request is
                 // read, or the connection closes. A client waiting for `100 Continue` never
                 // sends it: that connection closes.
-                let awaits_continue = body_pending && cbuf.len() == head.len && header_has_token(&cbuf, head, "expect", "100-continue");
+                let awaits_continue = body_pending && cbuf.len() == head.len && header_has_token(&cbuf, head, b"expect", b"100-continue");
                 let drainable = match framing {
                     Framing::Length(n) => n <= DRAIN_MAX,
                     Framing::Chunked => true,
@@ -1272,12 +1269,12 @@ async fn serve(
         let expects_continue = !matches!(framing, Framing::None)
             && cbuf.len() == body_start
             && head.version == Version::Http11
-            && header_has_token(&cbuf, head, "expect", "100-continue");
+            && header_has_token(&cbuf, head, b"expect", b"100-continue");
         if expects_continue {
             edits.push(Edit::Del { name: "expect".into(), matching: edit::NameMatch::Str });
         }
         let mut offers_upgrade = head.fields.iter().any(|f| cbuf[f.name.clone()].eq_ignore_ascii_case(b"upgrade"));
-        if offers_upgrade && header_has_token(&cbuf, head, "upgrade", "h2c") {
+        if offers_upgrade && header_has_token(&cbuf, head, b"upgrade", b"h2c") {
             offers_upgrade = strip_h2c(&cbuf, head, &mut edits);
         }
         let is_connect = &cbuf[head.method.clone()] == b"CONNECT";
