@@ -35,15 +35,18 @@ pub struct ServerPool {
 impl ServerPool {
     /// An idle connection to server `srv` of backend `be`, with its epoch. With `check`, one the
     /// server closed meanwhile is skipped (a `MSG_PEEK` per take); without, the caller retries on
-    /// a new connection when the reused one turns out closed. Connections from another epoch
-    /// than the server's are closed.
+    /// a new connection when the reused one turns out closed. Either way one the backend already
+    /// knows received something while idle (bytes no request asked for, or an end; see
+    /// [`Transport::may_have_spoken`], no system call) is peeked at and skipped, so a reused
+    /// connection never hands a client what a server sent out of turn. Connections from another
+    /// epoch than the server's are closed.
     pub fn take(&self, be: usize, srv: usize, check: bool, server: &ServerState) -> Option<(Transport, u32)> {
         let mut idle = self.idle.borrow_mut();
         let list = idle.get_mut(be)?.servers.get_mut(srv)?;
         let now = server.conn_epoch();
         while let Some((epoch, c)) = list.pop() {
             server.pool.idle.fetch_sub(1, Ordering::Relaxed);
-            if epoch == now && (!check || still_open(&c)) {
+            if epoch == now && (!(check || c.may_have_spoken()) || still_open(&c)) {
                 return Some((c, epoch));
             }
         }
@@ -99,6 +102,10 @@ fn sweep(b: &mut BackendIdle, state: &BackendState) {
 fn still_open(c: &Transport) -> bool {
     use nix::sys::socket::{MsgFlags, recv};
     use std::os::fd::{AsFd, AsRawFd};
+    // On io_uring a multishot receive may have taken those bytes (or the end) already.
+    if c.read_ahead() != crate::runtime::uring::Ahead::Nothing {
+        return false;
+    }
     let mut b = [0u8; 1];
     let fd = c.socket().as_fd().as_raw_fd();
     matches!(recv(fd, &mut b, MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT), Err(nix::errno::Errno::EAGAIN))

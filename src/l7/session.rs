@@ -223,12 +223,14 @@ async fn read_head(
         if buf.len() == buf.capacity() {
             buf.reserve(limits.max_head.saturating_sub(buf.capacity()).max(1024));
         }
-        let (r, b) = if c.completes_reads() {
-            // io_uring: the read itself is the wait (a `RECV` in the ring), bounded by the
-            // deadline; no readiness poll first. A read dropped at the deadline keeps the buffer
-            // until the kernel lets go of it, and what it would have read is lost with it:
-            // every caller ends the connection on `Timeout` and `Idle`.
-            let read = c.read(std::mem::take(buf));
+        let (r, b) = if let Transport::Plain(AnyConn::Uring(u)) = c {
+            // io_uring: the read itself is the wait (a completion of the connection's
+            // multishot receive, or a `RECV` in the ring), bounded by the deadline; no readiness
+            // poll first. A `RECV` dropped at the deadline keeps the buffer until the kernel lets
+            // go of it, and what it would have read is lost with it: every caller ends the
+            // connection on `Timeout` and `Idle`.
+            u.head_wait();
+            let read = u.read(std::mem::take(buf));
             match deadline {
                 Some(d) => match timer.run(d, read).await {
                     Some(done) => done,
@@ -479,6 +481,12 @@ async fn client_gone(c: &Transport) {
     loop {
         if c.ready(Interest::READABLE).await.is_err() {
             return;
+        }
+        // io_uring's multishot receive may have taken the bytes a peek would see.
+        match c.read_ahead() {
+            crate::runtime::uring::Ahead::Data => std::future::pending::<()>().await,
+            crate::runtime::uring::Ahead::End => return,
+            crate::runtime::uring::Ahead::Nothing => {}
         }
         let mut b = [0u8; 1];
         let peeked = c.try_io(Interest::READABLE, || {
@@ -1514,6 +1522,10 @@ async fn serve(
         }
         if upgrade {
             // A real 101: from here on the connection is a tunnel (WebSocket), with `timeout tunnel`.
+            // The tunnel splices and waits on readiness: what io_uring's multishot receives read
+            // ahead is forwarded first.
+            server.stop_read_ahead(&mut rest).await;
+            client.stop_read_ahead(&mut cbuf).await;
             if !rest.is_empty() && send(&client, std::mem::take(&mut rest), fe.timeout_client).await.0.is_err() {
                 break End::ClientError;
             }

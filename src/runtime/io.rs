@@ -210,11 +210,42 @@ impl Transport {
     pub fn spliceable(&self) -> bool {
         matches!(self, Transport::Plain(_))
     }
-    /// A read through the io_uring backend is a completion (a `RECV` in the ring) rather than a
-    /// readiness wait and a `recv`: a session may then make the read itself its wait, bounded by
-    /// a deadline, as long as it ends the connection when the deadline drops the read.
-    pub fn completes_reads(&self) -> bool {
-        matches!(self, Transport::Plain(AnyConn::Uring(_)))
+    /// Says the next read waits for a head: on io_uring it may start a multishot receive
+    /// ([`UringConn::head_wait`](super::uring::UringConn::head_wait)).
+    pub fn head_wait(&self) {
+        if let Transport::Plain(AnyConn::Uring(u)) = self {
+            u.head_wait();
+        }
+    }
+    /// What the connection's multishot receive took from the socket that no read returned yet
+    /// (always nothing off io_uring): a check that peeks at the socket must look here first.
+    pub fn read_ahead(&self) -> super::uring::Ahead {
+        match self {
+            Transport::Plain(AnyConn::Uring(u)) => u.read_ahead(),
+            _ => super::uring::Ahead::Nothing,
+        }
+    }
+    /// True when an idle connection may have received something (bytes or an end) since its last
+    /// read came back short, as far as the backend knows without a system call: epoll's cached
+    /// readiness (set again only by a new event after the short read cleared it), or what
+    /// io_uring's multishot receive took. False is not a promise (a TLS connection, or an
+    /// io_uring connection without a multishot receive, always says false).
+    pub fn may_have_spoken(&self) -> bool {
+        match self {
+            Transport::Plain(AnyConn::Epoll(e)) => {
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                e.poll_read_ready(&mut cx).is_ready()
+            }
+            Transport::Plain(AnyConn::Uring(u)) => u.read_ahead() != super::uring::Ahead::Nothing,
+            Transport::Tls(_) => false,
+        }
+    }
+    /// Ends reading ahead before the socket is spliced or peeked at, appending what was read
+    /// ahead to `into` ([`UringConn::stop_read_ahead`](super::uring::UringConn::stop_read_ahead)).
+    pub async fn stop_read_ahead(&self, into: &mut Vec<u8>) {
+        if let Transport::Plain(AnyConn::Uring(u)) = self {
+            u.stop_read_ahead(into).await;
+        }
     }
     /// One non-blocking write attempt; on TLS always `WouldBlock` (a TLS write may have to wait
     /// for its records to leave, so it goes through [`Conn::write`]).

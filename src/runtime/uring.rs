@@ -1,34 +1,40 @@
 //! The io_uring backend: one ring per worker, driven from the worker's tokio `current_thread`
 //! runtime, and [`UringConn`], its implementation of the session I/O trait [`Conn`].
 //!
-//! How it is woken: the ring's own descriptor is registered with tokio's reactor through
-//! [`AsyncFd`] (the kernel reports it readable while the completion queue holds entries). One
-//! driver task per worker submits what operations queued since it last ran (so the operations of
-//! every task that ran in one scheduler tick go to the kernel in one `io_uring_enter`), reaps the
-//! completion queue and wakes the futures waiting on them. The worker stays one runtime; there is no
-//! second event loop and no thread.
-//!
-//! Ownership: every operation lives in a slot of the driver until its completion arrives. The slot
-//! holds whatever the kernel may touch (the read or write buffer, the socket address), so dropping
-//! an operation's future mid-flight is always safe: the slot becomes an orphan, an `ASYNC_CANCEL`
-//! is queued for it, and the buffer is freed only when the kernel's completion for it arrives.
-//! What a dropped read would have read is lost with it, as with any cancelled `recv`: session code
-//! drops a read only when it ends the connection (a head wait past its deadline, a killed
-//! session, `abortonclose`).
-//!
+//! How it is woken: the ring is made with `DEFER_TASKRUN` (Linux 6.1) and an eventfd registered
+//! with it sits in tokio's reactor through [`AsyncFd`]. The kernel then does the completion work
+//! of operations (the receive of a `RECV` whose poll fired, posting completions) only when this
+//! thread asks, in `io_uring_enter(GETEVENTS)`, and signals the eventfd when such work first
+//! comes. One driver task per worker submits what operations queued since it last ran (so the
+//! operations of every task that ran in one scheduler tick go to the kernel in one
+//! `io_uring_enter`), runs the kernel's deferred work when the eventfd fired, reaps the completion
+//! queue and wakes the futures waiting on them. The worker stays one runtime; there is no second
+//! event loop and no thread. On kernels without `DEFER_TASKRUN` the ring is made with
+//! `COOP_TASKRUN` (or nothing) and its own descriptor is the reactor's source instead.
+
 //! Choices made here:
 //! - Reads go into the caller's own buffer (`IORING_OP_RECV` into the spare capacity of the
-//!   `Vec` the session passes), not into a provided buffer ring. Session code keeps one buffer per
-//!   connection and parses heads in place in it; a provided buffer would have to be copied into
-//!   that buffer (a copy per read) or the sessions rewritten around borrowed kernel buffers. The
-//!   memory a provided buffer ring would save is the buffer of an idle connection: idle
-//!   connections that never sent a byte are parked outside the ring (`runtime::park`) without one.
-//! - An HTTP session's waits for a head are the `RECV` itself, bounded by the session's deadline
-//!   (`Transport::completes_reads`; a read dropped at the deadline ends the connection, so what
-//!   it would have read does not matter): one ring operation per wait, where a readiness poll and
-//!   then a `recv` cost an operation and a system call. The `RECV` carries
-//!   `IORING_RECVSEND_POLL_FIRST` (Linux 5.19; dropped for good after one `EINVAL`): it is
-//!   submitted when the socket was just found empty, so the kernel arms its poll at once instead
+//!   `Vec` the session passes), except an HTTP session's waits for a later head on a keep-alive
+//!   connection ([`UringConn::head_wait`] after a read found the socket empty): that wait starts
+//!   a multishot `RECV` into the worker's provided buffer ring, which stays armed for the
+//!   connection's later requests and responses. A head then costs one completion and a copy of
+//!   its bytes into the session's buffer, where a `RECV` per wait armed and disarmed the socket's
+//!   poll each time. Bytes received ahead wait in the connection's slot, in ring buffers, until a
+//!   read takes them; at most `STREAM_CAP` completions per connection (then the receive is
+//!   cancelled and the socket itself read, so one session that does not read cannot take every
+//!   buffer, and TCP flow control holds its peer back). Out of buffers (`ENOBUFS`) the receive
+//!   ends and reads fall back to `RECV` the same way. Readiness and `try_io` do not see bytes read
+//!   ahead: a session that will splice (a tunnel after `101`) first calls
+//!   [`UringConn::stop_read_ahead`], and peeks (a client leaving under `abortonclose`, an idle
+//!   pooled server connection) look at [`UringConn::read_ahead`] first. Sessions keep one buffer
+//!   per connection and parse heads in place in it, so the first read of a connection, body
+//!   transfers and L4 keep reading into that buffer directly.
+//! - Other waits for a head (a connection's first) are the `RECV` itself, bounded by the
+//!   session's deadline (a read dropped at the deadline ends the connection, so what it would
+//!   have read does not matter): one ring operation per wait, where a readiness poll and then a
+//!   `recv` cost an operation and a system call. The `RECV` carries
+//!   `IORING_RECVSEND_POLL_FIRST` (Linux 5.19; dropped for good after one `EINVAL`) when it is
+//!   submitted after the socket was just found empty, so the kernel arms its poll at once instead
 //!   of first trying a receive that fails.
 //! - Accept is single-shot `IORING_OP_ACCEPT`, re-armed by the accept loop, not multishot: the
 //!   accept loop stops accepting while `maxconn` or a rate limit is full so that new connections
@@ -42,9 +48,11 @@
 //!   `recv(MSG_DONTWAIT)`: the data is there, and a `RECV` operation would cost a turn of the
 //!   driver task for a completion the kernel makes inline. Splice stays `splice(2)` with
 //!   `SPLICE_F_NONBLOCK` (io_uring's splice parks a kernel worker thread per pending operation).
-//! - The ring is made with `COOP_TASKRUN` and `SINGLE_ISSUER` where the kernel has them: one
-//!   thread submits and reaps, so completions need not interrupt it (bench/RESULTS.md has the
-//!   effect on system time per request).
+//! - `DEFER_TASKRUN` (with `SINGLE_ISSUER`, which it needs) rather than `COOP_TASKRUN`: with
+//!   the latter, every completion's work interrupts whichever system call the thread makes next
+//!   (a `sendto`, `epoll_wait`) through the task-work signal path; deferred, the work of all the
+//!   completions since the eventfd fired runs in one `io_uring_enter`. bench/RESULTS.md has the
+//!   effect on CPU time per request.
 //! - Sockets stay `O_NONBLOCK` (readiness users call `recv`/`splice` directly); an operation that
 //!   completes with `EAGAIN` or `EINPROGRESS` waits for readiness through the ring and retries.
 //! - Closing is `IORING_OP_CLOSE`, queued with the other submissions of the tick.
@@ -53,6 +61,9 @@
 //! handed to the kernel points into memory owned by the operation's slot, which is freed only after
 //! the kernel's completion for that operation has been reaped (or never, when the ring is torn
 //! down with operations in flight: their memory is leaked rather than freed under the kernel).
+//! Multishot receives write into the buffer ring's buffers instead, which the driver owns until the
+//! buffer group is unregistered (and leaks if that fails); a buffer is read only between the
+//! completion that names it and its return to the ring.
 
 #![allow(unsafe_code)]
 
@@ -77,6 +88,18 @@ const IGNORED: u64 = u64::MAX;
 /// `IORING_RECVSEND_POLL_FIRST` (Linux 5.19): the `RECV` arms its poll without trying the socket
 /// first (the io-uring crate does not export the constant).
 const RECVSEND_POLL_FIRST: u16 = 1;
+/// `IORING_ENTER_GETEVENTS`: `io_uring_enter` also runs deferred completion work.
+const ENTER_GETEVENTS: u32 = 1;
+/// Provided buffers of each worker's buffer ring, for multishot receives (a power of two).
+const PBUF_ENTRIES: u16 = 256;
+/// Bytes of each provided buffer: a request or response head fits in one.
+const PBUF_SIZE: usize = 4096;
+/// The buffer group id of the ring.
+const PBUF_GROUP: u16 = 0;
+/// Completions a connection may hold unread before its multishot receive is cancelled (so one
+/// connection whose session does not read cannot take every buffer, and TCP flow control holds
+/// its peer back).
+const STREAM_CAP: usize = 4;
 
 /// The opcodes a worker needs; `auto` falls back to epoll when the kernel lacks one.
 const NEEDED: &[(u8, &str)] = &[
@@ -113,6 +136,134 @@ enum State {
     Done(i32),
     /// Its future was dropped: the slot is freed when the completion arrives.
     Orphan,
+    /// A multishot receive into the buffer ring, and what it received that was not read yet.
+    Stream(Box<Stream>),
+}
+
+/// A connection's multishot receive ([`UringConn`] holds its slot index).
+#[derive(Default)]
+struct Stream {
+    /// Completions not read yet: `(bytes, buffer id)`; 0 bytes is end of stream, a negative
+    /// count an error (both stay at the front once reached).
+    queue: std::collections::VecDeque<(i32, u16)>,
+    /// Bytes of the front buffer already read.
+    taken: usize,
+    /// The kernel may still post completions for it.
+    live: bool,
+    /// A cancellation of it was queued.
+    cancelling: bool,
+    /// Its connection is gone: buffers go back to the ring as they come, and the slot is freed
+    /// with the last completion.
+    orphan: bool,
+    /// The reader waiting for a completion.
+    waker: Option<Waker>,
+}
+
+/// What a connection's multishot receive holds that its session has not read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ahead {
+    Nothing,
+    /// Bytes.
+    Data,
+    /// End of stream or an error (after any bytes before it were read).
+    End,
+}
+
+/// What a read of a [`Stream`] found.
+enum StreamRead {
+    Data(usize),
+    Eof,
+    Err(i32),
+    /// The receive ended (cancelled, out of buffers, refused) with nothing unread: the socket
+    /// itself is read next.
+    Ended,
+}
+
+/// The worker's provided buffer ring: `PBUF_ENTRIES` buffers of `PBUF_SIZE` bytes the kernel
+/// fills for multishot receives. A buffer is the kernel's from the moment its entry is published
+/// at the tail until a completion names it; then it is ours until [`BufRing::recycle`].
+struct BufRing {
+    /// The ring of entries (page-aligned, as the kernel wants), `PBUF_ENTRIES` long.
+    ring: *mut types::BufRingEntry,
+    /// The buffers, `PBUF_ENTRIES * PBUF_SIZE` bytes.
+    bufs: *mut u8,
+    /// Our copy of the tail (the kernel reads the one in the ring).
+    tail: Cell<u16>,
+}
+
+impl BufRing {
+    fn ring_layout() -> std::alloc::Layout {
+        std::alloc::Layout::from_size_align(PBUF_ENTRIES as usize * std::mem::size_of::<types::BufRingEntry>(), 4096).expect("constant layout")
+    }
+    fn bufs_layout() -> std::alloc::Layout {
+        std::alloc::Layout::from_size_align(PBUF_ENTRIES as usize * PBUF_SIZE, 4096).expect("constant layout")
+    }
+
+    /// Allocates the ring and its buffers and registers them with `ring` as `PBUF_GROUP`; `None`
+    /// when the kernel refuses (before 5.19): the worker then reads without multishot receives.
+    fn register(ring: &IoUring) -> Option<BufRing> {
+        // SAFETY: both layouts have a non-zero size.
+        let (r, b) = unsafe { (std::alloc::alloc_zeroed(Self::ring_layout()), std::alloc::alloc(Self::bufs_layout())) };
+        if r.is_null() || b.is_null() {
+            // SAFETY: each pointer is freed only if it was allocated, with its own layout.
+            unsafe {
+                if !r.is_null() {
+                    std::alloc::dealloc(r, Self::ring_layout());
+                }
+                if !b.is_null() {
+                    std::alloc::dealloc(b, Self::bufs_layout());
+                }
+            }
+            return None;
+        }
+        let br = BufRing { ring: r.cast(), bufs: b, tail: Cell::new(0) };
+        for bid in 0..PBUF_ENTRIES {
+            br.recycle(bid);
+        }
+        // SAFETY: the ring's memory stays allocated until it is unregistered (`Drop`), or is
+        // leaked when unregistering fails.
+        let ok = unsafe { ring.submitter().register_buf_ring_with_flags(br.ring as u64, PBUF_ENTRIES, PBUF_GROUP, 0) }.is_ok();
+        if ok {
+            Some(br)
+        } else {
+            // Never registered: the kernel never saw the memory.
+            br.free();
+            None
+        }
+    }
+
+    /// Bytes `from..to` of buffer `bid`, which a completion handed back to us.
+    fn bytes(&self, bid: u16, from: usize, to: usize) -> &[u8] {
+        assert!(bid < PBUF_ENTRIES && from <= to && to <= PBUF_SIZE);
+        // SAFETY: in bounds (checked), and the kernel does not write a buffer between the
+        // completion that names it and its recycling.
+        unsafe { std::slice::from_raw_parts(self.bufs.add(bid as usize * PBUF_SIZE + from), to - from) }
+    }
+
+    /// Gives buffer `bid` back to the kernel.
+    fn recycle(&self, bid: u16) {
+        let t = self.tail.get();
+        // SAFETY: the entry at the tail is not the kernel's (it reads entries between its head and
+        // the published tail only); the tail field shares the first entry's `resv`, which the
+        // setters do not touch. The tail is published with a release store after the entry.
+        unsafe {
+            let e = &mut *self.ring.add((t & (PBUF_ENTRIES - 1)) as usize);
+            e.set_addr(self.bufs.add(bid as usize * PBUF_SIZE) as u64);
+            e.set_len(PBUF_SIZE as u32);
+            e.set_bid(bid);
+            let tail = types::BufRingEntry::tail(self.ring).cast_mut();
+            std::sync::atomic::AtomicU16::from_ptr(tail).store(t.wrapping_add(1), std::sync::atomic::Ordering::Release);
+        }
+        self.tail.set(t.wrapping_add(1));
+    }
+
+    fn free(self) {
+        // SAFETY: allocated in `register` with these layouts, and the kernel no longer uses them.
+        unsafe {
+            std::alloc::dealloc(self.ring.cast(), Self::ring_layout());
+            std::alloc::dealloc(self.bufs, Self::bufs_layout());
+        }
+    }
 }
 
 struct Slot {
@@ -122,8 +273,9 @@ struct Slot {
 
 /// One worker's ring and the operations in flight on it.
 pub struct Driver {
-    /// The ring's descriptor in tokio's reactor: readable while completions wait. Declared before
-    /// `ring` so that it is deregistered before the ring's descriptor closes.
+    /// The eventfd (or, without `DEFER_TASKRUN`, the ring's descriptor) in tokio's reactor:
+    /// readable when completion work waits. Declared before `ring` and `_events` so that it is
+    /// deregistered before the descriptor closes.
     cq_ready: AsyncFd<RawFd>,
     ring: RefCell<IoUring>,
     slots: RefCell<Vec<Option<Slot>>>,
@@ -134,6 +286,14 @@ pub struct Driver {
     task: RefCell<Option<Waker>>,
     /// `RECV` takes `IORING_RECVSEND_POLL_FIRST`; cleared for good when the kernel refuses it.
     poll_first: Cell<bool>,
+    /// The provided buffers of multishot receives; `None` when the kernel has no buffer rings.
+    bufs: Option<BufRing>,
+    /// Multishot receives work; cleared for good when the kernel refuses one.
+    multishot: Cell<bool>,
+    /// The ring was made with `DEFER_TASKRUN`: completions come only from `GETEVENTS`.
+    defer: bool,
+    /// The eventfd registered with a `DEFER_TASKRUN` ring.
+    _events: Option<OwnedFd>,
 }
 
 thread_local! {
@@ -152,17 +312,37 @@ pub fn start() -> io::Result<()> {
     // interrupt of the running thread per completion, which only pays where other threads reap
     // the ring. SINGLE_ISSUER: only this thread submits, which spares the kernel some locking.
     // Kernels before 6.0 refuse a flag: then the ring is made with fewer.
-    let ring = match IoUring::builder().setup_coop_taskrun().setup_single_issuer().build(RING_ENTRIES) {
-        Ok(r) => r,
-        Err(_) => match IoUring::builder().setup_coop_taskrun().build(RING_ENTRIES) {
-            Ok(r) => r,
-            Err(_) => IoUring::builder().build(RING_ENTRIES)?,
-        },
+    let (ring, events) = match IoUring::builder().setup_single_issuer().setup_defer_taskrun().build(RING_ENTRIES) {
+        Ok(r) => {
+            // SAFETY: plain system call; the descriptor is owned at once.
+            let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: just created, owned by nothing else.
+            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            r.submitter().register_eventfd(fd.as_raw_fd())?;
+            (r, Some(fd))
+        }
+        Err(_) => (
+            match IoUring::builder().setup_coop_taskrun().setup_single_issuer().build(RING_ENTRIES) {
+                Ok(r) => r,
+                Err(_) => match IoUring::builder().setup_coop_taskrun().build(RING_ENTRIES) {
+                    Ok(r) => r,
+                    Err(_) => IoUring::builder().build(RING_ENTRIES)?,
+                },
+            },
+            None,
+        ),
     };
+    let wake_fd = events.as_ref().map_or(ring.as_raw_fd(), |e| e.as_raw_fd());
     // SAFETY: the ring's descriptor stays open as long as the `AsyncFd`: both live in the driver,
     // and the `AsyncFd` is dropped first.
-    let cq_ready = unsafe { AsyncFd::register_with_interest(ring.as_raw_fd(), Interest::READABLE) }.map_err(|e| e.into_parts().1)?;
+    let cq_ready = unsafe { AsyncFd::register_with_interest(wake_fd, Interest::READABLE) }.map_err(|e| e.into_parts().1)?;
+    let bufs = BufRing::register(&ring);
     let d = Rc::new(Driver {
+        multishot: Cell::new(bufs.is_some()),
+        bufs,
         ring: RefCell::new(ring),
         slots: RefCell::new(Vec::new()),
         free: RefCell::new(Vec::new()),
@@ -170,6 +350,8 @@ pub fn start() -> io::Result<()> {
         unsubmitted: Cell::new(false),
         task: RefCell::new(None),
         poll_first: Cell::new(true),
+        defer: events.is_some(),
+        _events: events,
     });
     DRIVER.with(|c| *c.borrow_mut() = Some(d.clone()));
     tokio::task::spawn_local(std::future::poll_fn(move |cx| d.drive(cx)));
@@ -186,11 +368,20 @@ impl Drop for Driver {
         // Operations still in flight may be written by the kernel until the ring is torn down:
         // their memory is leaked, never freed under it.
         std::mem::forget(std::mem::take(self.slots.get_mut()));
+        // Once unregistered (from this thread, the only one that runs the ring's receives) the
+        // kernel picks no more buffers from the ring; if that fails, the buffers are leaked.
+        if let Some(b) = self.bufs.take() {
+            // Without a `Drop` of its own, a `BufRing` not freed is leaked.
+            if self.ring.get_mut().submitter().unregister_buf_ring(PBUF_GROUP).is_ok() {
+                b.free();
+            }
+        }
     }
 }
 
 impl Driver {
-    /// The driver task: submits, reaps, and waits for the ring to become readable. Never ends.
+    /// The driver task: submits, runs the kernel's deferred completion work when the eventfd
+    /// fired, reaps, and waits for the eventfd (or the ring) to become readable. Never ends.
     fn drive(&self, cx: &mut Context<'_>) -> Poll<()> {
         {
             let mut t = self.task.borrow_mut();
@@ -198,8 +389,23 @@ impl Driver {
                 *t = Some(cx.waker().clone());
             }
         }
+        let mut run = self.defer;
         loop {
-            if self.unsubmitted.replace(false) {
+            let submit = self.unsubmitted.replace(false);
+            if run {
+                // DEFER_TASKRUN: the kernel completes operations (receives the data of a `RECV`
+                // whose poll fired, posts completions) only here, everything that came since the
+                // eventfd fired in one go, instead of interrupting whatever system call this
+                // thread makes next.
+                let ring = self.ring.borrow();
+                // SAFETY: no other handle on the submission queue is alive while this one is.
+                let n = unsafe { ring.submission_shared() }.len();
+                // SAFETY: no argument is passed.
+                if unsafe { ring.submitter().enter::<libc::sigset_t>(n as u32, 0, ENTER_GETEVENTS, None) }.is_err() {
+                    self.unsubmitted.set(submit);
+                }
+                run = false;
+            } else if submit {
                 // EBUSY/EAGAIN (completion queue overflow): the reap below makes room, and the
                 // entries stay queued for the next turn.
                 if self.ring.borrow().submit().is_err() {
@@ -208,9 +414,12 @@ impl Driver {
             }
             let reaped = self.reap();
             match self.cq_ready.poll_read_ready(cx) {
-                Poll::Ready(Ok(mut g)) => g.clear_ready(),
+                Poll::Ready(Ok(mut g)) => {
+                    g.clear_ready();
+                    run = self.defer;
+                }
                 Poll::Ready(Err(_)) => return Poll::Pending,
-                Poll::Pending if reaped == 0 && !self.unsubmitted.get() => return Poll::Pending,
+                Poll::Pending if reaped == 0 && !run && !self.unsubmitted.get() => return Poll::Pending,
                 Poll::Pending => {}
             }
         }
@@ -218,37 +427,109 @@ impl Driver {
 
     fn reap(&self) -> usize {
         let mut n = 0;
-        let mut ring = self.ring.borrow_mut();
-        let mut slots = self.slots.borrow_mut();
-        for cqe in ring.completion() {
-            n += 1;
-            let ud = cqe.user_data();
-            if ud == IGNORED {
-                continue;
+        // Streams over their cap, cancelled once the ring is no longer borrowed.
+        let mut cancel: Vec<usize> = Vec::new();
+        {
+            let mut ring = self.ring.borrow_mut();
+            let mut slots = self.slots.borrow_mut();
+            for cqe in ring.completion() {
+                n += 1;
+                let ud = cqe.user_data();
+                if ud == IGNORED {
+                    continue;
+                }
+                let idx = ud as usize;
+                let Some(slot) = slots.get_mut(idx).and_then(|s| s.as_mut()) else { continue };
+                if let State::Stream(st) = &mut slot.state {
+                    if self.stream_completion(st, cqe.result(), cqe.flags()) {
+                        slots[idx] = None;
+                        self.free.borrow_mut().push(idx);
+                    } else if st.live && !st.cancelling && st.queue.len() >= STREAM_CAP {
+                        st.cancelling = true;
+                        cancel.push(idx);
+                    }
+                    continue;
+                }
+                self.completion(&mut slots, idx, cqe.result());
             }
-            let idx = ud as usize;
-            let Some(slot) = slots.get_mut(idx).and_then(|s| s.as_mut()) else { continue };
-            match std::mem::replace(&mut slot.state, State::Done(cqe.result())) {
+        }
+        for idx in cancel {
+            self.cancel(idx);
+        }
+        n
+    }
+
+    /// Files a multishot receive's completion; true when the slot is to be freed (an orphan's
+    /// last completion).
+    fn stream_completion(&self, st: &mut Stream, res: i32, flags: u32) -> bool {
+        use io_uring::cqueue;
+        if !cqueue::more(flags) {
+            st.live = false;
+        }
+        if res > 0 {
+            if let Some(bid) = cqueue::buffer_select(flags) {
+                if st.orphan {
+                    self.recycle(bid);
+                } else {
+                    st.queue.push_back((res, bid));
+                }
+            }
+        } else if res == -libc::EINVAL && st.queue.is_empty() {
+            // A kernel without multishot receives (before 6.0): never again.
+            self.multishot.set(false);
+        } else if res == 0 || (res != -libc::ENOBUFS && res != -libc::ECANCELED) {
+            // End of stream or an error, read after the data before it. Out of buffers or
+            // cancelled: nothing is lost, the socket itself is read next.
+            if !st.orphan {
+                st.queue.push_back((res, 0));
+            }
+        }
+        if st.orphan {
+            return !st.live;
+        }
+        if let Some(w) = st.waker.take() {
+            w.wake();
+        }
+        false
+    }
+
+    fn recycle(&self, bid: u16) {
+        if let Some(b) = &self.bufs {
+            b.recycle(bid);
+        }
+    }
+
+    /// Queues a cancellation of operation `idx`.
+    fn cancel(&self, idx: usize) {
+        let e = opcode::AsyncCancel::new(idx as u64).build().user_data(IGNORED);
+        // SAFETY: a cancellation points to no memory.
+        unsafe { self.push(e) };
+    }
+
+    /// Files an ordinary operation's completion.
+    fn completion(&self, slots: &mut [Option<Slot>], idx: usize, result: i32) {
+        {
+            let Some(slot) = slots.get_mut(idx).and_then(|s| s.as_mut()) else { return };
+            match std::mem::replace(&mut slot.state, State::Done(result)) {
                 State::Pending(w) => {
                     if let Some(w) = w {
                         w.wake();
                     }
+                    return;
                 }
-                State::Orphan => {
-                    // An accept cancelled too late still made a connection: nobody owns it.
-                    if let Some(Slot { hold: Hold::Peer(_), .. }) = &slots[idx]
-                        && cqe.result() >= 0
-                    {
-                        // SAFETY: the kernel just returned this descriptor to nobody else.
-                        drop(unsafe { OwnedFd::from_raw_fd(cqe.result()) });
-                    }
-                    slots[idx] = None;
-                    self.free.borrow_mut().push(idx);
-                }
-                State::Done(_) => {}
+                State::Orphan => {}
+                State::Done(_) | State::Stream(_) => return,
             }
         }
-        n
+        // An orphan. An accept cancelled too late still made a connection: nobody owns it.
+        if let Some(Slot { hold: Hold::Peer(_), .. }) = &slots[idx]
+            && result >= 0
+        {
+            // SAFETY: the kernel just returned this descriptor to nobody else.
+            drop(unsafe { OwnedFd::from_raw_fd(result) });
+        }
+        slots[idx] = None;
+        self.free.borrow_mut().push(idx);
     }
 
     /// Queues `entry` for the next submit.
@@ -302,6 +583,142 @@ impl Driver {
         Op { d: self.clone(), idx, done: false }
     }
 
+    /// Starts a multishot receive on `fd` into the buffer ring; its slot, or `None` when the
+    /// worker has no buffer ring or the kernel refused one before.
+    fn stream_start(&self, fd: RawFd) -> Option<usize> {
+        if !self.multishot.get() {
+            return None;
+        }
+        let idx = {
+            let mut slots = self.slots.borrow_mut();
+            let idx = match self.free.borrow_mut().pop() {
+                Some(i) => i,
+                None => {
+                    slots.push(None);
+                    slots.len() - 1
+                }
+            };
+            slots[idx] = Some(Slot { state: State::Stream(Box::new(Stream { live: true, ..Stream::default() })), hold: Hold::None });
+            idx
+        };
+        let e = opcode::RecvMulti::new(types::Fd(fd), PBUF_GROUP).build().user_data(idx as u64);
+        // SAFETY: the receive writes only into the buffer ring's buffers, which outlive the ring
+        // (or are leaked with it).
+        unsafe { self.push(e) };
+        Some(idx)
+    }
+
+    fn stream(slots: &mut [Option<Slot>], idx: usize) -> &mut Stream {
+        match slots[idx].as_mut().map(|s| &mut s.state) {
+            Some(State::Stream(st)) => st,
+            _ => unreachable!("a connection's stream slot lives until the connection lets go of it"),
+        }
+    }
+
+    /// Reads what stream `idx` received into the spare capacity of `buf`.
+    fn stream_read(&self, idx: usize, buf: &mut Vec<u8>, cx: &mut Context<'_>) -> Poll<StreamRead> {
+        let mut slots = self.slots.borrow_mut();
+        let st = Self::stream(&mut slots, idx);
+        let mut n = 0;
+        while let Some(&(res, bid)) = st.queue.front() {
+            if res <= 0 {
+                if n > 0 {
+                    break;
+                }
+                return Poll::Ready(if res == 0 { StreamRead::Eof } else { StreamRead::Err(res) });
+            }
+            let spare = buf.capacity() - buf.len();
+            if spare == 0 {
+                break;
+            }
+            let Some(b) = &self.bufs else { unreachable!("a stream has buffers") };
+            let k = (res as usize - st.taken).min(spare);
+            buf.extend_from_slice(b.bytes(bid, st.taken, st.taken + k));
+            n += k;
+            st.taken += k;
+            if st.taken == res as usize {
+                st.queue.pop_front();
+                st.taken = 0;
+                b.recycle(bid);
+            }
+        }
+        if n > 0 {
+            Poll::Ready(StreamRead::Data(n))
+        } else if st.live {
+            if !st.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                st.waker = Some(cx.waker().clone());
+            }
+            Poll::Pending
+        } else {
+            Poll::Ready(StreamRead::Ended)
+        }
+    }
+
+    /// Ready when stream `idx` holds something to read (true) or has ended with nothing (false).
+    fn stream_ready(&self, idx: usize, cx: &mut Context<'_>) -> Poll<bool> {
+        let mut slots = self.slots.borrow_mut();
+        let st = Self::stream(&mut slots, idx);
+        if !st.queue.is_empty() {
+            Poll::Ready(true)
+        } else if st.live {
+            if !st.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                st.waker = Some(cx.waker().clone());
+            }
+            Poll::Pending
+        } else {
+            Poll::Ready(false)
+        }
+    }
+
+    /// Cancels stream `idx` and is ready once the kernel posts nothing more for it.
+    fn stream_stop(&self, idx: usize, cx: &mut Context<'_>) -> Poll<()> {
+        let mut slots = self.slots.borrow_mut();
+        let st = Self::stream(&mut slots, idx);
+        if !st.live {
+            return Poll::Ready(());
+        }
+        st.waker = Some(cx.waker().clone());
+        if !std::mem::replace(&mut st.cancelling, true) {
+            drop(slots);
+            self.cancel(idx);
+        }
+        Poll::Pending
+    }
+
+    /// Lets go of stream `idx`: its unread buffers go back to the ring, and a live receive is
+    /// cancelled (its slot is freed with its last completion).
+    fn stream_drop(&self, idx: usize) {
+        let mut slots = self.slots.borrow_mut();
+        let st = Self::stream(&mut slots, idx);
+        for (res, bid) in st.queue.drain(..) {
+            if res > 0 {
+                self.recycle(bid);
+            }
+        }
+        if st.live {
+            st.orphan = true;
+            st.waker = None;
+            if !std::mem::replace(&mut st.cancelling, true) {
+                drop(slots);
+                self.cancel(idx);
+            }
+        } else {
+            slots[idx] = None;
+            drop(slots);
+            self.free.borrow_mut().push(idx);
+        }
+    }
+
+    /// What stream `idx` holds unread.
+    fn stream_ahead(&self, idx: usize) -> Ahead {
+        let mut slots = self.slots.borrow_mut();
+        match Self::stream(&mut slots, idx).queue.front() {
+            None => Ahead::Nothing,
+            Some(&(res, _)) if res > 0 => Ahead::Data,
+            Some(_) => Ahead::End,
+        }
+    }
+
     /// Queues a close of `fd`, which this call owns.
     fn close(&self, fd: OwnedFd) {
         let e = opcode::Close::new(types::Fd(fd.into_raw_fd())).build().user_data(IGNORED);
@@ -338,6 +755,7 @@ impl Future for Op {
                 Poll::Pending
             }
             State::Orphan => unreachable!("an orphan has no future"),
+            State::Stream(_) => unreachable!("a stream has no op"),
         }
     }
 }
@@ -400,6 +818,11 @@ pub struct UringConn {
     writable: Cell<bool>,
     /// A read just came back short ([`Conn::drained`]): the next `RECV` waits for data first.
     empty: Cell<bool>,
+    /// The next read waits for a head ([`UringConn::head_wait`]): it may start a multishot
+    /// receive.
+    head_wait: Cell<bool>,
+    /// The slot of the connection's multishot receive, while it has one.
+    stream: Cell<Option<usize>>,
 }
 
 impl std::fmt::Debug for UringConn {
@@ -416,13 +839,64 @@ impl UringConn {
     /// A connection on `d` over an accepted socket that waited outside the ring
     /// (`runtime::park`).
     pub fn from_fd(d: Rc<Driver>, fd: OwnedFd, tcp: bool) -> UringConn {
-        UringConn { fd: Some(fd), d, tcp, readable: Cell::new(false), writable: Cell::new(false), empty: Cell::new(false) }
+        UringConn::new(d, fd, tcp)
+    }
+
+    fn new(d: Rc<Driver>, fd: OwnedFd, tcp: bool) -> UringConn {
+        UringConn {
+            fd: Some(fd),
+            d,
+            tcp,
+            readable: Cell::new(false),
+            writable: Cell::new(false),
+            empty: Cell::new(false),
+            head_wait: Cell::new(false),
+            stream: Cell::new(None),
+        }
     }
 
     /// The socket, out of the ring's hands (nothing is in flight on a connection no session has
     /// used yet), to be parked.
     pub fn into_fd(mut self) -> Option<OwnedFd> {
+        debug_assert!(self.stream.get().is_none(), "a parked connection has no multishot receive");
         self.fd.take()
+    }
+
+    /// Says the next read waits for a request or response head. If the socket was just found
+    /// empty (a keep-alive wait), that read starts a multishot receive into the worker's buffer
+    /// ring, which then stays armed across the connection's later requests: each head costs a
+    /// completion, not a `RECV` armed and disarmed. Only HTTP sessions call it: once a multishot
+    /// receive runs, readiness and `try_io` no longer see the socket's bytes, so paths that
+    /// splice or peek first call [`stop_read_ahead`](Self::stop_read_ahead) (tunnels) or look at
+    /// [`read_ahead`](Self::read_ahead) (client-close and pool checks).
+    pub fn head_wait(&self) {
+        self.head_wait.set(true);
+    }
+
+    /// What the multishot receive took from the socket that no read has returned yet.
+    pub fn read_ahead(&self) -> Ahead {
+        match self.stream.get() {
+            None => Ahead::Nothing,
+            Some(idx) => self.d.stream_ahead(idx),
+        }
+    }
+
+    /// Ends the multishot receive, if any, and appends the bytes it took and no read returned to
+    /// `into`; from then on reads, readiness and `try_io` see the socket itself. An end of stream
+    /// or error it met is left to be found again on the socket.
+    pub async fn stop_read_ahead(&self, into: &mut Vec<u8>) {
+        self.head_wait.set(false);
+        let Some(idx) = self.stream.get() else { return };
+        std::future::poll_fn(|cx| self.d.stream_stop(idx, cx)).await;
+        loop {
+            into.reserve(PBUF_SIZE);
+            match std::future::poll_fn(|cx| self.d.stream_read(idx, into, cx)).await {
+                StreamRead::Data(_) => {}
+                StreamRead::Eof | StreamRead::Err(_) | StreamRead::Ended => break,
+            }
+        }
+        self.stream.set(None);
+        self.d.stream_drop(idx);
     }
 
     /// True for a TCP socket (false for a UNIX one).
@@ -452,7 +926,7 @@ impl UringConn {
     pub async fn connect(d: &Rc<Driver>, addr: &socket2::SockAddr) -> io::Result<UringConn> {
         let tcp = addr.is_ipv4() || addr.is_ipv6();
         let sock = socket2::Socket::new(addr.domain(), socket2::Type::STREAM.nonblocking().cloexec(), None)?;
-        let c = UringConn { fd: Some(sock.into()), d: d.clone(), tcp, readable: Cell::new(false), writable: Cell::new(false), empty: Cell::new(false) };
+        let c = UringConn::new(d.clone(), sock.into(), tcp);
         let fd = c.raw();
         let (r, _) = d
             .start(Hold::Addr(Box::new(addr.clone())), |h| {
@@ -480,6 +954,9 @@ impl AsFd for UringConn {
 
 impl Drop for UringConn {
     fn drop(&mut self) {
+        if let Some(idx) = self.stream.take() {
+            self.d.stream_drop(idx);
+        }
         if let Some(fd) = self.fd.take() {
             self.d.close(fd);
         }
@@ -492,6 +969,21 @@ impl Conn for UringConn {
             buf.reserve(16 * 1024);
         }
         let fd = self.raw();
+        if self.head_wait.replace(false) && self.stream.get().is_none() && self.empty.get() {
+            self.stream.set(self.d.stream_start(fd));
+        }
+        if let Some(idx) = self.stream.get() {
+            match std::future::poll_fn(|cx| self.d.stream_read(idx, &mut buf, cx)).await {
+                StreamRead::Data(n) => return (Ok(n), buf),
+                StreamRead::Eof => return (Ok(0), buf),
+                StreamRead::Err(r) => return (Err(os_err(r)), buf),
+                StreamRead::Ended => {
+                    // Cancelled at its cap or out of buffers: read the socket itself.
+                    self.stream.set(None);
+                    self.d.stream_drop(idx);
+                }
+            }
+        }
         if self.readable.replace(false) {
             // Session code waits for readiness before it reads, so the data is there: one
             // `recv` now costs less than a ring round trip (an `io_uring_enter` and a turn of the
@@ -580,6 +1072,16 @@ impl Conn for UringConn {
         // Readiness is cached as tokio caches it on epoll: once reported, it holds until an
         // attempt through `try_io` meets `WouldBlock`. A splice loop moving a large transfer so
         // polls the ring only when a socket runs dry or full, not once per chunk.
+        if let Some(idx) = self.stream.get() {
+            // Only HTTP sessions have a multishot receive, and they wait for one direction at
+            // a time.
+            debug_assert!(!interest.is_writable(), "a read-ahead connection waits for one direction");
+            if std::future::poll_fn(|cx| self.d.stream_ready(idx, cx)).await {
+                return Ok(());
+            }
+            self.stream.set(None);
+            self.d.stream_drop(idx);
+        }
         if (!interest.is_readable() || self.readable.get()) && (!interest.is_writable() || self.writable.get()) {
             return Ok(());
         }
@@ -595,6 +1097,7 @@ impl Conn for UringConn {
     }
 
     fn try_io<R>(&self, interest: Interest, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+        debug_assert!(!interest.is_readable() || self.stream.get().is_none(), "a multishot receive takes the socket's bytes first");
         let r = f();
         if r.as_ref().is_err_and(|e| e.kind() == io::ErrorKind::WouldBlock) {
             if interest.is_readable() {
@@ -650,14 +1153,7 @@ impl UringListener {
                 return Err(os_err(r));
             }
             // SAFETY: the kernel returned a new descriptor that nothing else owns.
-            let conn = UringConn {
-                fd: Some(unsafe { OwnedFd::from_raw_fd(r) }),
-                d: self.d.clone(),
-                tcp: self.tcp,
-                readable: Cell::new(false),
-                writable: Cell::new(false),
-                empty: Cell::new(false),
-            };
+            let conn = UringConn::new(self.d.clone(), unsafe { OwnedFd::from_raw_fd(r) }, self.tcp);
             let Hold::Peer(p) = hold else { unreachable!() };
             let peer = if self.tcp { sockaddr_to_std(&p.0) } else { None };
             return Ok((conn, peer));
