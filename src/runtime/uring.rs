@@ -307,24 +307,15 @@ pub fn current() -> Option<Rc<Driver>> {
 
 /// Creates this thread's ring and spawns its driver task on the current `LocalRuntime`/`LocalSet`.
 pub fn start() -> io::Result<()> {
-    // COOP_TASKRUN: completions are posted when this thread next enters the kernel (it makes
-    // system calls all the time, and a thread asleep in the reactor is woken) instead of by an
-    // interrupt of the running thread per completion, which only pays where other threads reap
-    // the ring. SINGLE_ISSUER: only this thread submits, which spares the kernel some locking.
-    // Kernels before 6.0 refuse a flag: then the ring is made with fewer.
-    let (ring, events) = match IoUring::builder().setup_single_issuer().setup_defer_taskrun().build(RING_ENTRIES) {
-        Ok(r) => {
-            // SAFETY: plain system call; the descriptor is owned at once.
-            let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-            if fd < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // SAFETY: just created, owned by nothing else.
-            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-            r.submitter().register_eventfd(fd.as_raw_fd())?;
-            (r, Some(fd))
-        }
-        Err(_) => (
+    // DEFER_TASKRUN (the module's header says why). Kernels before 6.1 refuse it: then
+    // COOP_TASKRUN, where completions are posted when this thread next enters the kernel (it
+    // makes system calls all the time, and a thread asleep in the reactor is woken) instead of by
+    // an interrupt of the running thread per completion, with the ring's own descriptor waking
+    // the driver. SINGLE_ISSUER: only this thread submits, which spares the kernel some locking.
+    // Kernels before 6.0 refuse those flags too: then the ring is made with fewer.
+    let (ring, events) = match deferred_ring() {
+        Some(pair) => pair,
+        None => (
             match IoUring::builder().setup_coop_taskrun().setup_single_issuer().build(RING_ENTRIES) {
                 Ok(r) => r,
                 Err(_) => match IoUring::builder().setup_coop_taskrun().build(RING_ENTRIES) {
@@ -356,6 +347,20 @@ pub fn start() -> io::Result<()> {
     DRIVER.with(|c| *c.borrow_mut() = Some(d.clone()));
     tokio::task::spawn_local(std::future::poll_fn(move |cx| d.drive(cx)));
     Ok(())
+}
+
+/// A `DEFER_TASKRUN` ring and the eventfd registered with it, if the kernel allows both.
+fn deferred_ring() -> Option<(IoUring, Option<OwnedFd>)> {
+    let ring = IoUring::builder().setup_single_issuer().setup_defer_taskrun().build(RING_ENTRIES).ok()?;
+    // SAFETY: plain system call; the descriptor is owned at once.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: just created, owned by nothing else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    ring.submitter().register_eventfd(fd.as_raw_fd()).ok()?;
+    Some((ring, Some(fd)))
 }
 
 /// Forgets this thread's ring (at worker exit, after its runtime is gone).
