@@ -3,8 +3,9 @@
 //! what must hold whichever way the bytes come: pipelined bursts and large bodies arrive whole
 //! and in order, bytes a client sends before a `101` reach the tunnel first, a pooled server
 //! connection that spoke out of turn is not reused (the pool looks at what was read ahead before it
-//! peeks), and `abortonclose` sees a keep-alive client
-//! leave. `scripts/test.sh` runs them on both backends.
+//! peeks), `abortonclose` sees a keep-alive client leave, and a burst of heads that came while
+//! the worker was stopped is all read (on io_uring, more completions than one `io_uring_enter`
+//! runs). `scripts/test.sh` runs them on both backends.
 
 mod support;
 
@@ -269,4 +270,38 @@ fn abortonclose_keeps_serving_a_keep_alive_client_that_pipelines_behind_a_slow_r
     assert_eq!(r.next(), (200, b"/slow 0".to_vec()));
     assert_eq!(r.next(), (200, b"/after 0".to_vec()));
     assert_eq!(seen.lock().unwrap().requests.len(), 3);
+}
+
+#[test]
+fn a_burst_of_heads_that_arrived_while_the_worker_was_stopped_is_all_answered() {
+    // Answered by the proxy itself, so answering makes no new I/O event that would wake the
+    // worker again: every head that came while it was stopped must be read in the turns after
+    // SIGCONT (on io_uring, more completions than one io_uring_enter runs).
+    let port = free_port();
+    let cfg = format!(
+        "defaults\n  mode http\n  timeout client 10s\n  timeout http-request 5s\n  timeout http-keep-alive 10s\nfrontend f\n  bind 127.0.0.1:{port}\n  http-request return status 200 content-type text/plain string ok\n"
+    );
+    let s = Sluiced::start(&cfg, &[port]);
+    let mut conns: Vec<(TcpStream, Responses)> = (0..200)
+        .map(|_| {
+            let c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            (c.try_clone().unwrap(), Responses::new(c))
+        })
+        .collect();
+    for (w, r) in conns.iter_mut() {
+        w.write_all(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        assert_eq!(r.next(), (200, b"ok".to_vec()));
+    }
+    for round in 0..3 {
+        s.signal("STOP");
+        for (w, _) in conns.iter_mut() {
+            w.write_all(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        s.signal("CONT");
+        for (i, (_, r)) in conns.iter_mut().enumerate() {
+            r.c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            assert_eq!(r.next(), (200, b"ok".to_vec()), "round {round}, connection {i}");
+        }
+    }
 }
