@@ -351,7 +351,7 @@ pub fn start() -> io::Result<()> {
 
 /// A `DEFER_TASKRUN` ring and the eventfd registered with it, if the kernel allows both.
 fn deferred_ring() -> Option<(IoUring, Option<OwnedFd>)> {
-    let ring = IoUring::builder().setup_single_issuer().setup_defer_taskrun().setup_taskrun_flag().build(RING_ENTRIES).ok()?;
+    let ring = IoUring::builder().setup_single_issuer().setup_defer_taskrun().build(RING_ENTRIES).ok()?;
     // SAFETY: plain system call; the descriptor is owned at once.
     let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
     if fd < 0 {
@@ -401,17 +401,17 @@ impl Driver {
                 // DEFER_TASKRUN: the kernel completes operations (receives the data of a `RECV`
                 // whose poll fired, posts completions) only here, everything that came since the
                 // eventfd fired in one go, instead of interrupting whatever system call this
-                // thread makes next. A call may run a bounded number of items (newer kernels); the
-                // eventfd fires only for work that finds the list empty, so leftovers are seen in
-                // the `TASKRUN` flag and run again.
+                // thread makes next. (Looping while the kernel's `TASKRUN` flag is set, to catch
+                // work a call left over, made the driver spin: the flag can stay set with no work
+                // pending. See bench/RESULTS.md, third pass.)
                 let ring = self.ring.borrow();
                 // SAFETY: no other handle on the submission queue is alive while this one is.
-                let sq = unsafe { ring.submission_shared() };
+                let n = unsafe { ring.submission_shared() }.len();
                 // SAFETY: no argument is passed.
-                if unsafe { ring.submitter().enter::<libc::sigset_t>(sq.len() as u32, 0, ENTER_GETEVENTS, None) }.is_err() {
+                if unsafe { ring.submitter().enter::<libc::sigset_t>(n as u32, 0, ENTER_GETEVENTS, None) }.is_err() {
                     self.unsubmitted.set(submit);
                 }
-                run = sq.taskrun();
+                run = false;
             } else if submit {
                 // EBUSY/EAGAIN (completion queue overflow): the reap below makes room, and the
                 // entries stay queued for the next turn.
