@@ -56,6 +56,18 @@ impl Responses {
     }
 }
 
+/// A backend's read of one request head (no body); false when the connection ended first.
+fn read_head(c: &mut TcpStream) -> bool {
+    let (mut got, mut b) = (Vec::new(), [0u8; 4096]);
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        match c.read(&mut b) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => got.extend_from_slice(&b[..n]),
+        }
+    }
+    true
+}
+
 /// The request line's target and the body's length, as the backend answers them.
 fn target_and_len(req: &[u8]) -> String {
     let line_end = req.windows(2).position(|w| w == b"\r\n").unwrap();
@@ -106,20 +118,12 @@ fn bytes_a_keep_alive_client_sends_before_the_101_reach_the_tunnel_first() {
     let be = Backend::start(|mut c| {
         let mut b = [0u8; 4096];
         // The first request, answered and kept alive; then the upgrade, answered late.
-        let mut got = Vec::new();
-        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-            match c.read(&mut b) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => got.extend_from_slice(&b[..n]),
-            }
+        if !read_head(&mut c) {
+            return;
         }
         let _ = c.write_all(&ok_response("one"));
-        let mut got = Vec::new();
-        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-            match c.read(&mut b) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => got.extend_from_slice(&b[..n]),
-            }
+        if !read_head(&mut c) {
+            return;
         }
         std::thread::sleep(Duration::from_millis(400));
         let _ = c.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
@@ -167,12 +171,8 @@ fn out_of_turn_bytes_are_not_taken_for_an_answer(third: &[u8]) {
     let be = Backend::start(|mut c| {
         let mut b = [0u8; 4096];
         for i in 0..2 {
-            let mut got = Vec::new();
-            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                match c.read(&mut b) {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => got.extend_from_slice(&b[..n]),
-                }
+            if !read_head(&mut c) {
+                return;
             }
             let _ = c.write_all(&ok_response(&format!("answer {i}")));
         }

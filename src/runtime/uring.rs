@@ -388,12 +388,7 @@ impl Driver {
     /// The driver task: submits, runs the kernel's deferred completion work when the eventfd
     /// fired, reaps, and waits for the eventfd (or the ring) to become readable. Never ends.
     fn drive(&self, cx: &mut Context<'_>) -> Poll<()> {
-        {
-            let mut t = self.task.borrow_mut();
-            if !t.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                *t = Some(cx.waker().clone());
-            }
-        }
+        keep_waker(&mut self.task.borrow_mut(), cx);
         let mut run = self.defer;
         loop {
             let submit = self.unsubmitted.replace(false);
@@ -565,20 +560,23 @@ impl Driver {
         }
     }
 
+    /// Puts `slot` in a free place (or a new one) and returns its index.
+    fn fill_slot(&self, slot: Slot) -> usize {
+        let mut slots = self.slots.borrow_mut();
+        let idx = match self.free.borrow_mut().pop() {
+            Some(i) => i,
+            None => {
+                slots.push(None);
+                slots.len() - 1
+            }
+        };
+        slots[idx] = Some(slot);
+        idx
+    }
+
     /// Starts an operation built by `make` from the slot's held memory.
     fn start(self: &Rc<Self>, hold: Hold, make: impl FnOnce(&mut Hold) -> squeue::Entry) -> Op {
-        let idx = {
-            let mut slots = self.slots.borrow_mut();
-            let idx = match self.free.borrow_mut().pop() {
-                Some(i) => i,
-                None => {
-                    slots.push(None);
-                    slots.len() - 1
-                }
-            };
-            slots[idx] = Some(Slot { state: State::Pending(None), hold });
-            idx
-        };
+        let idx = self.fill_slot(Slot { state: State::Pending(None), hold });
         let entry = {
             let mut slots = self.slots.borrow_mut();
             let slot = slots[idx].as_mut().expect("slot just filled");
@@ -596,18 +594,7 @@ impl Driver {
         if !self.multishot.get() {
             return None;
         }
-        let idx = {
-            let mut slots = self.slots.borrow_mut();
-            let idx = match self.free.borrow_mut().pop() {
-                Some(i) => i,
-                None => {
-                    slots.push(None);
-                    slots.len() - 1
-                }
-            };
-            slots[idx] = Some(Slot { state: State::Stream(Box::new(Stream { live: true, ..Stream::default() })), hold: Hold::None });
-            idx
-        };
+        let idx = self.fill_slot(Slot { state: State::Stream(Box::new(Stream { live: true, ..Stream::default() })), hold: Hold::None });
         let e = opcode::RecvMulti::new(types::Fd(fd), PBUF_GROUP).build().user_data(idx as u64);
         // SAFETY: the receive writes only into the buffer ring's buffers, which outlive the ring
         // (or are leaked with it).
@@ -652,9 +639,7 @@ impl Driver {
         if n > 0 {
             Poll::Ready(StreamRead::Data(n))
         } else if st.live {
-            if !st.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                st.waker = Some(cx.waker().clone());
-            }
+            keep_waker(&mut st.waker, cx);
             Poll::Pending
         } else {
             Poll::Ready(StreamRead::Ended)
@@ -668,9 +653,7 @@ impl Driver {
         if !st.queue.is_empty() {
             Poll::Ready(true)
         } else if st.live {
-            if !st.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                st.waker = Some(cx.waker().clone());
-            }
+            keep_waker(&mut st.waker, cx);
             Poll::Pending
         } else {
             Poll::Ready(false)
@@ -756,9 +739,7 @@ impl Future for Op {
                 Poll::Ready((r, slot.hold))
             }
             State::Pending(w) => {
-                if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                    *w = Some(cx.waker().clone());
-                }
+                keep_waker(w, cx);
                 Poll::Pending
             }
             State::Orphan => unreachable!("an orphan has no future"),
@@ -786,6 +767,13 @@ impl Drop for Op {
         let e = opcode::AsyncCancel::new(self.idx as u64).build().user_data(IGNORED);
         // SAFETY: a cancellation points to no memory.
         unsafe { self.d.push(e) };
+    }
+}
+
+/// Stores the waker of `cx` in `slot` unless the one there already wakes the same task.
+fn keep_waker(slot: &mut Option<Waker>, cx: &Context<'_>) {
+    if !slot.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+        *slot = Some(cx.waker().clone());
     }
 }
 
