@@ -112,6 +112,43 @@ fn idle_client_is_closed_after_timeout_client() {
 }
 
 #[test]
+fn a_spliced_tunnel_that_goes_quiet_is_closed_after_timeout_client_counted_from_its_last_byte() {
+    // 1 MiB each way makes both directions switch to splice; then nothing moves, and the idle
+    // timeout must count from the last spliced chunk, not from the connection's start.
+    let be = Backend::echo();
+    let port = free_port();
+    let cfg = format!(
+        "defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 600ms\n  timeout server 20s\nlisten l\n  bind 127.0.0.1:{port}\n  server s1 {}\n",
+        be.addr()
+    );
+    let _s = Sluiced::start(&cfg, &[port]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut w = c.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        // Paced so the transfer outlasts the idle timeout: it must not be cut while bytes move.
+        for _ in 0..8 {
+            w.write_all(&[3u8; 128 * 1024]).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let mut got = 0;
+    let mut buf = vec![0u8; 64 * 1024];
+    while got < 1 << 20 {
+        let n = c.read(&mut buf).unwrap();
+        assert!(n > 0, "closed after {got} bytes while the transfer was running");
+        assert!(buf[..n].iter().all(|&b| b == 3));
+        got += n;
+    }
+    writer.join().unwrap();
+    let t0 = Instant::now();
+    let rest = read_to_end(&mut c, Duration::from_secs(5));
+    let elapsed = t0.elapsed();
+    assert!(matches!(rest, Ok(ref v) if v.is_empty()), "{rest:?}");
+    assert!(elapsed >= Duration::from_millis(450) && elapsed < Duration::from_secs(3), "closed {elapsed:?} after the last byte");
+}
+
+#[test]
 fn a_download_the_client_never_answers_is_not_cut_by_timeout_client() {
     // The server streams for longer than `timeout client` while the client sends nothing: the
     // client side is active (it is being written to), so the session must live.

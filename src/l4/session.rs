@@ -697,8 +697,11 @@ impl Side {
     fn new(idle: Option<Duration>) -> Side {
         Side { last: Cell::new(Instant::now()), idle: Cell::new(idle) }
     }
+    /// Called once per chunk moved: the coarse clock (no `rdtsc`, a few ns) is plenty for idle
+    /// timeouts counted in seconds, and it is never before the precise clock, so a side never
+    /// times out early.
     fn touch(&self) {
-        self.last.set(Instant::now());
+        self.last.set(crate::runtime::deadline::coarse_now());
     }
     fn deadline(&self) -> Option<Instant> {
         self.idle.get().map(|d| self.last.get() + d)
@@ -715,16 +718,24 @@ enum DirEnd {
 }
 
 /// Waits for readiness on `c`, or fails when either side of the tunnel has been idle too long.
+///
+/// Readiness is usually cached as still there (a transfer polls again only once a socket runs
+/// dry or full), so the readiness future is polled once before any timer is made: a splice loop
+/// does not build and cancel a tokio timer entry per chunk.
 async fn ready_or_idle(c: &Transport, interest: Interest, a: &Side, b: &Side) -> Result<(), DirEnd> {
+    let mut ready = std::pin::pin!(c.ready(interest));
+    if let std::task::Poll::Ready(r) = std::future::poll_fn(|cx| std::task::Poll::Ready(ready.as_mut().poll(cx))).await {
+        return r.map_err(|_| DirEnd::Error(true));
+    }
     loop {
         let deadline = match (a.deadline(), b.deadline()) {
             (Some(x), Some(y)) => Some(x.min(y)),
             (x, y) => x.or(y),
         };
         let Some(d) = deadline else {
-            return c.ready(interest).await.map_err(|_| DirEnd::Error(true));
+            return ready.await.map_err(|_| DirEnd::Error(true));
         };
-        match tokio::time::timeout_at(d, c.ready(interest)).await {
+        match tokio::time::timeout_at(d, ready.as_mut()).await {
             Ok(r) => return r.map_err(|_| DirEnd::Error(true)),
             Err(_) => {
                 let now = Instant::now();
