@@ -717,15 +717,16 @@ enum DirEnd {
     Error(bool),
 }
 
-/// Waits for readiness on `c`, or fails when either side of the tunnel has been idle too long.
+/// Runs `fut` to completion, or fails when either side of the tunnel has been idle too long.
 ///
-/// Readiness is usually cached as still there (a transfer polls again only once a socket runs
-/// dry or full), so the readiness future is polled once before any timer is made: a splice loop
-/// does not build and cancel a tokio timer entry per chunk.
-async fn ready_or_idle(c: &Transport, interest: Interest, a: &Side, b: &Side) -> Result<(), DirEnd> {
-    let mut ready = std::pin::pin!(c.ready(interest));
-    if let std::task::Poll::Ready(r) = std::future::poll_fn(|cx| std::task::Poll::Ready(ready.as_mut().poll(cx))).await {
-        return r.map_err(|_| DirEnd::Error(true));
+/// The future stays pinned while a deadline that the other side pushed back is awaited again, so
+/// a wait that owns an operation (an io_uring `RECV`) is dropped only when the tunnel times out,
+/// and what it would have read no longer matters then. It is polled once before any timer is
+/// made: a splice loop finds readiness cached and a read finds data there most of the time, and
+/// neither should build and cancel a tokio timer entry per chunk.
+async fn or_idle<F: Future>(mut fut: std::pin::Pin<&mut F>, a: &Side, b: &Side) -> Result<F::Output, DirEnd> {
+    if let std::task::Poll::Ready(v) = std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx))).await {
+        return Ok(v);
     }
     loop {
         let deadline = match (a.deadline(), b.deadline()) {
@@ -733,10 +734,10 @@ async fn ready_or_idle(c: &Transport, interest: Interest, a: &Side, b: &Side) ->
             (x, y) => x.or(y),
         };
         let Some(d) = deadline else {
-            return ready.await.map_err(|_| DirEnd::Error(true));
+            return Ok(fut.await);
         };
-        match tokio::time::timeout_at(d, ready.as_mut()).await {
-            Ok(r) => return r.map_err(|_| DirEnd::Error(true)),
+        match tokio::time::timeout_at(d, fut.as_mut()).await {
+            Ok(v) => return Ok(v),
             Err(_) => {
                 let now = Instant::now();
                 if a.deadline().is_some_and(|x| x <= now) {
@@ -748,6 +749,20 @@ async fn ready_or_idle(c: &Transport, interest: Interest, a: &Side, b: &Side) ->
             }
         }
     }
+}
+
+/// Waits for readiness on `c`, or fails when either side of the tunnel has been idle too long.
+async fn ready_or_idle(c: &Transport, interest: Interest, a: &Side, b: &Side) -> Result<(), DirEnd> {
+    or_idle(std::pin::pin!(c.ready(interest)), a, b).await?.map_err(|_| DirEnd::Error(true))
+}
+
+/// Reads from `c` into `buf`, or fails when either side of the tunnel has been idle too long.
+/// The read waits itself (on io_uring one `RECV` that polls first, where a readiness poll and
+/// then a `recv` cost an operation and a system call).
+async fn read_or_idle(c: &Transport, buf: &mut Vec<u8>, a: &Side, b: &Side) -> Result<usize, DirEnd> {
+    let (r, back) = or_idle(std::pin::pin!(c.read(std::mem::take(buf))), a, b).await?;
+    *buf = back;
+    r.map_err(|_| DirEnd::Error(true))
 }
 
 /// Moves one direction with splice until end of stream.
@@ -814,14 +829,10 @@ async fn copy_loop(
     counter: &Counter<'_>,
 ) -> Result<(), DirEnd> {
     loop {
-        ready_or_idle(src, Interest::READABLE, s_side, d_side).await?;
         buf.clear();
-        let (r, b) = src.read(std::mem::take(buf)).await;
-        *buf = b;
-        let n = match r {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(_) => return Err(DirEnd::Error(true)),
+        let n = match read_or_idle(src, buf, s_side, d_side).await? {
+            0 => return Ok(()),
+            n => n,
         };
         s_side.touch();
         let full = n == buf.capacity();
