@@ -20,6 +20,7 @@ import shlex
 import signal
 import socket
 import subprocess
+import statistics
 import sys
 import time
 
@@ -310,6 +311,17 @@ def report(args, results, unavailable, commit, started, configs):
                 f"(keep-alive {fmt(p_ka, 3)}, new connection {fmt(p_cl, 3)})."
             )
             L.append("")
+    if "haproxy" in results:
+        # Each round runs every proxy back to back, so a ratio within one round cancels the
+        # machine's drift between rounds (this VM's speed wanders by up to a factor of two).
+        L.append("Per-round ratios of CPU µs per request to HAProxy's in the same round (median, then each round):")
+        L.append("")
+        for p in [x for x in results if x.startswith("sluiced")]:
+            for t, title in TESTS:
+                rs = [x["us_per_req"] / y["us_per_req"] for x, y in zip(results[p][t], results["haproxy"][t]) if x.get("us_per_req") and y.get("us_per_req")]
+                if rs:
+                    L.append(f"- {p}, {title}: **{fmt(statistics.median(rs), 3)}** ({', '.join(fmt(r, 2) for r in rs)})")
+        L.append("")
     if "sluiced" in M and "sluiced-epoll" in M:
         s, e = M["sluiced"], M["sluiced-epoll"]
         L.append(
