@@ -32,7 +32,8 @@
 //! - Other waits for a head (a connection's first) are the `RECV` itself, bounded by the
 //!   session's deadline (a read dropped at the deadline ends the connection, so what it would
 //!   have read does not matter): one ring operation per wait, where a readiness poll and then a
-//!   `recv` cost an operation and a system call. The `RECV` carries
+//!   `recv` cost an operation and a system call. L4 copies wait the same way (their read is kept
+//!   across idle-deadline extensions and dropped only when the tunnel ends). The `RECV` carries
 //!   `IORING_RECVSEND_POLL_FIRST` (Linux 5.19; dropped for good after one `EINVAL`) when it is
 //!   submitted after the socket was just found empty, so the kernel arms its poll at once instead
 //!   of first trying a receive that fails.
@@ -46,7 +47,9 @@
 //!   HTTP connections) is a one-shot `IORING_OP_POLL_ADD`; `try_io` then runs the non-blocking
 //!   system call directly. A read right after a poll reported the socket readable is one direct
 //!   `recv(MSG_DONTWAIT)`: the data is there, and a `RECV` operation would cost a turn of the
-//!   driver task for a completion the kernel makes inline. Splice stays `splice(2)` with
+//!   driver task for a completion the kernel makes inline. Writes mirror it: a new socket counts
+//!   as writable, and a write to a socket known to have room is one direct `send`; the ring's
+//!   `SEND` (then a poll on `EAGAIN`) is used only once a send found the socket full. Splice stays `splice(2)` with
 //!   `SPLICE_F_NONBLOCK` (io_uring's splice parks a kernel worker thread per pending operation).
 //! - `DEFER_TASKRUN` (with `SINGLE_ISSUER`, which it needs) rather than `COOP_TASKRUN`: with
 //!   the latter, every completion's work interrupts whichever system call the thread makes next
