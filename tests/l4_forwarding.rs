@@ -51,6 +51,25 @@ fn sixty_four_mib_each_way_arrive_intact_without_splice() {
 }
 
 #[test]
+fn a_copied_download_to_a_client_that_reads_late_arrives_intact() {
+    // Splicing off: every byte goes through the proxy's buffered writes, and the client's socket
+    // fills while the client does not read, so writes meet a full socket and must wait.
+    let data = random_bytes(8 << 20, 3);
+    let sent = data.clone();
+    let be = Backend::start(move |mut c| {
+        let _ = c.write_all(&sent);
+    });
+    let port = free_port();
+    let cfg = format!("global\n  nosplice\n{}", listen_cfg(port, &be.addr(), ""));
+    let _s = Sluiced::start(&cfg, &[port]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let got = read_to_end(&mut c, Duration::from_secs(30)).unwrap();
+    assert_eq!(got.len(), data.len());
+    assert!(got == data, "downloaded bytes differ");
+}
+
+#[test]
 fn client_half_close_still_gets_the_whole_reply() {
     // The server answers only once it has read the client's end of stream.
     let be = Backend::start(|mut c| {

@@ -48,9 +48,11 @@
 //!   system call directly. A read right after a poll reported the socket readable is one direct
 //!   `recv(MSG_DONTWAIT)`: the data is there, and a `RECV` operation would cost a turn of the
 //!   driver task for a completion the kernel makes inline. Writes mirror it: a new socket counts
-//!   as writable, and a write to a socket known to have room is one direct `send`; the ring's
-//!   `SEND` (then a poll on `EAGAIN`) is used only once a send found the socket full. Splice stays `splice(2)` with
-//!   `SPLICE_F_NONBLOCK` (io_uring's splice parks a kernel worker thread per pending operation).
+//!   as writable, and a write to a socket known to have room is one direct `send`; a socket
+//!   found full is polled through the ring, then sent to directly again (the ring's `SEND` only
+//!   for a write that finds the socket marked full and not polled since). Splice stays
+//!   `splice(2)` with `SPLICE_F_NONBLOCK` (io_uring's splice parks a kernel worker thread per
+//!   pending operation).
 //! - `DEFER_TASKRUN` (with `SINGLE_ISSUER`, which it needs) rather than `COOP_TASKRUN`: with
 //!   the latter, every completion's work interrupts whichever system call the thread makes next
 //!   (a `sendto`, `epoll_wait`) through the task-work signal path; deferred, the work of all the
@@ -1042,39 +1044,37 @@ impl Conn for UringConn {
 
     async fn write(&self, mut buf: Vec<u8>, from: usize) -> (io::Result<usize>, Vec<u8>) {
         let fd = self.raw();
-        if self.writable.get() {
-            // As for reads after a readiness report: a socket with room completes a send inline,
-            // so one direct `send` costs less than a ring operation and a turn of the driver
-            // task. A full socket clears the flag and waits through the ring.
-            match self.try_write_now(&buf[from..]) {
-                Ok(n) => return (Ok(n), buf),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if let Err(e) = poll_ready(&self.d, fd, Interest::WRITABLE).await {
-                        return (Err(e), buf);
-                    }
-                }
-                Err(e) => return (Err(e), buf),
-            }
-        }
         loop {
-            let (r, hold) = self
-                .d
-                .start(Hold::Buf(buf), |h| {
-                    let Hold::Buf(b) = h else { unreachable!() };
-                    let rest = &b[from..];
-                    opcode::Send::new(types::Fd(fd), rest.as_ptr(), rest.len().min(u32::MAX as usize) as u32).flags(libc::MSG_NOSIGNAL).build()
-                })
-                .await;
-            let Hold::Buf(b) = hold else { unreachable!() };
-            buf = b;
-            if r == -libc::EAGAIN {
-                self.writable.set(false);
-                if let Err(e) = poll_ready(&self.d, fd, Interest::WRITABLE).await {
-                    return (Err(e), buf);
+            if self.writable.get() {
+                // As for reads after a readiness report: a socket with room completes a send
+                // inline, so one direct `send` costs less than a ring operation and a turn of the
+                // driver task. `try_io` clears the flag when the socket is full.
+                match self.try_write_now(&buf[from..]) {
+                    Ok(n) => return (Ok(n), buf),
+                    Err(e) if e.kind() != io::ErrorKind::WouldBlock => return (Err(e), buf),
+                    Err(_) => {}
                 }
-                continue;
+            } else {
+                // Found full before and not polled since: a `SEND` may find room by now.
+                let (r, hold) = self
+                    .d
+                    .start(Hold::Buf(buf), |h| {
+                        let Hold::Buf(b) = h else { unreachable!() };
+                        let rest = &b[from..];
+                        opcode::Send::new(types::Fd(fd), rest.as_ptr(), rest.len().min(u32::MAX as usize) as u32).flags(libc::MSG_NOSIGNAL).build()
+                    })
+                    .await;
+                let Hold::Buf(b) = hold else { unreachable!() };
+                buf = b;
+                if r != -libc::EAGAIN {
+                    return (if r < 0 { Err(os_err(r)) } else { Ok(r as usize) }, buf);
+                }
             }
-            return (if r < 0 { Err(os_err(r)) } else { Ok(r as usize) }, buf);
+            // Full: wait through the ring, then send directly.
+            if let Err(e) = poll_ready(&self.d, fd, Interest::WRITABLE).await {
+                return (Err(e), buf);
+            }
+            self.writable.set(true);
         }
     }
 
