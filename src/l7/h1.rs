@@ -1,7 +1,8 @@
 //! HTTP/1.x message heads and framing, strictly.
 //!
 //! Heads are parsed in place in the connection buffer: a [`Head`] holds offsets into it, never
-//! copies of names or values. `httparse` does the fast scan of the head; the checks around it
+//! copies of names or values. A head in the plain form most senders use is split by
+//! [`fasthead`](super::fasthead); any other goes to `httparse`, and the checks around it
 //! refuse what it lets through and RFC 9112/9110 forbid (bare LF line ends, characters outside
 //! RFC 3986 in the request target, a target form that does not fit the method, ...). The framing
 //! functions then decide how the body is delimited and refuse every ambiguity a request
@@ -263,6 +264,16 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Option<Head>, H1Erro
 /// allocation once the vector has grown). `Ok(false)`: incomplete, `head` is unspecified.
 pub fn parse_request_into(buf: &[u8], limits: &Limits, head: &mut Head) -> Result<bool, H1Error> {
     let window = &buf[..buf.len().min(limits.max_head)];
+    if super::fasthead::request(window, limits.max_headers, head) {
+        check_target(slice(buf, &head.method), slice(buf, &head.target))?;
+        return Ok(true);
+    }
+    parse_request_general(buf, limits, head)
+}
+
+/// [`parse_request_into`] without the fast path: `httparse` and the checks around it.
+pub(crate) fn parse_request_general(buf: &[u8], limits: &Limits, head: &mut Head) -> Result<bool, H1Error> {
+    let window = &buf[..buf.len().min(limits.max_head)];
     with_field_slots(limits.max_headers, |slots| {
         let mut req = httparse::Request::new(&mut []);
         match req.parse_with_uninit_headers(window, slots) {
@@ -313,6 +324,21 @@ pub fn parse_response_into(buf: &[u8], limits: &Limits, head: &mut Head) -> Resu
     let window = &buf[..buf.len().min(limits.max_head)];
     // httparse skips empty lines before a status line: bytes there mean the previous response
     // was longer than announced.
+    if window.first().is_some_and(|&b| b != b'H') {
+        return Err(bad_gateway("invalid status line"));
+    }
+    if super::fasthead::response(window, limits.max_headers, head) {
+        if !(100..=599).contains(&head.status) {
+            return Err(bad_gateway("invalid status code"));
+        }
+        return Ok(true);
+    }
+    parse_response_general(buf, limits, head)
+}
+
+/// [`parse_response_into`] without the fast path: `httparse` and the checks around it.
+pub(crate) fn parse_response_general(buf: &[u8], limits: &Limits, head: &mut Head) -> Result<bool, H1Error> {
+    let window = &buf[..buf.len().min(limits.max_head)];
     if window.first().is_some_and(|&b| b != b'H') {
         return Err(bad_gateway("invalid status line"));
     }

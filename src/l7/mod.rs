@@ -4,6 +4,7 @@
 pub mod config;
 pub mod cookie;
 pub mod edit;
+pub mod fasthead;
 pub mod h1;
 pub mod pool;
 pub mod reply;
