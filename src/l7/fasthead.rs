@@ -50,14 +50,33 @@ static TEXT: [bool; 256] = {
 
 /// Where the run of bytes from `at` that are in `set` ends.
 #[inline(always)]
-fn run(w: &[u8], mut at: usize, set: &[bool; 256]) -> usize {
-    while let Some(&b) = w.get(at) {
-        if !set[b as usize] {
-            break;
+fn run(w: &[u8], at: usize, set: &[bool; 256]) -> usize {
+    let rest = w.get(at..).unwrap_or_default();
+    at + rest.iter().position(|&b| !set[b as usize]).unwrap_or(rest.len())
+}
+
+/// [`run`] over [`TEXT`], eight bytes at a time. The word tests are the "has a byte less than
+/// / more than n" bit tricks: a flag may be set wrongly only above a byte that is rightly
+/// flagged, so the lowest flag is the first byte that is not SP or visible ASCII. That byte
+/// ends the run unless it is HTAB.
+#[inline(always)]
+fn text_end(w: &[u8], mut at: usize) -> usize {
+    const ONES: u64 = u64::from_le_bytes([1; 8]);
+    const HIGH: u64 = ONES * 0x80;
+    while let Some(word) = w.get(at..at + 8) {
+        let x = u64::from_le_bytes([word[0], word[1], word[2], word[3], word[4], word[5], word[6], word[7]]);
+        let flags = (x.wrapping_sub(ONES * 0x20) & !x & HIGH) | ((x.wrapping_add(ONES) | x) & HIGH);
+        if flags == 0 {
+            at += 8;
+            continue;
         }
-        at += 1;
+        let first = at + (flags.trailing_zeros() / 8) as usize;
+        if w[first] != b'\t' {
+            return first;
+        }
+        at = first + 1;
     }
-    at
+    run(w, at, &TEXT)
 }
 
 /// `HTTP/1.1` or `HTTP/1.0` at `at`.
@@ -91,7 +110,7 @@ fn fields(w: &[u8], mut at: usize, max: usize, out: &mut Vec<Field>) -> Option<u
         while matches!(w.get(v), Some(b' ' | b'\t')) {
             v += 1;
         }
-        let end = run(w, v, &TEXT);
+        let end = text_end(w, v);
         // Not empty, no trailing whitespace, then CRLF; a line after it that starts with
         // whitespace (obs-fold) is caught at the next round as a bad name.
         if end == v || matches!(w[end - 1], b' ' | b'\t') || !crlf(w, end) {
@@ -146,7 +165,7 @@ pub fn response(w: &[u8], max_fields: usize, head: &mut Head) -> bool {
     if !(a.is_ascii_digit() && b.is_ascii_digit() && c.is_ascii_digit()) {
         return false;
     }
-    let r_end = run(w, 13, &TEXT);
+    let r_end = text_end(w, 13);
     if !crlf(w, r_end) {
         return false;
     }

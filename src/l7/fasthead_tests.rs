@@ -181,3 +181,11 @@ fn generated_heads_reach_both_paths() {
     }
     eprintln!("fast path took {req_fast} requests and {resp_fast} responses of {n}");
 }
+
+proptest! {
+    /// The word-at-a-time walk stops where the byte-wise one does, whatever the bytes.
+    #[test]
+    fn text_end_stops_where_the_bytewise_walk_does(w in prop::collection::vec(prop_oneof![6 => 0x20u8..0x7f, 1 => any::<u8>()], 0..64), at in 0usize..70) {
+        prop_assert_eq!(text_end(&w, at), run(&w, at, &TEXT));
+    }
+}
