@@ -394,6 +394,13 @@ impl Driver {
     /// fired, reaps, and waits for the eventfd (or the ring) to become readable. Never ends.
     fn drive(&self, cx: &mut Context<'_>) -> Poll<()> {
         keep_waker(&mut self.task.borrow_mut(), cx);
+        // The readiness that woke this turn is taken before the kernel runs the completion work:
+        // work that comes later fires the eventfd again, and work that came before is done by the
+        // enter below. (Taken after it, as before, it was still set from this wake-up, so every
+        // turn entered the kernel a second time, mostly to find nothing.)
+        if let Poll::Ready(Ok(mut g)) = self.cq_ready.poll_read_ready(cx) {
+            g.clear_ready();
+        }
         let mut run = self.defer;
         loop {
             let submit = self.unsubmitted.replace(false);
