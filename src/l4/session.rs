@@ -356,9 +356,9 @@ async fn session(
     let stick_ctx = Ctx { rt, fe, src, dst, backend: Some(be_idx), buf: &buf, final_data: true, vars, stick };
     let direct = be.stick.as_ref().and_then(|p| p.matched(&stick_ctx, &be.state.servers));
     let conn = match direct {
-        Some(i) if take_queued(be, i).await => connect_from(be, &key, dst, i, sni.as_deref()).await,
+        Some(i) if take_queued(be, i).await => connect_from(be, &key, dst, i, sni.as_deref(), false).await,
         Some(_) => None,
-        None => connect(be, &key, dst, sni.as_deref()).await,
+        None => connect(be, &key, dst, sni.as_deref(), false).await,
     };
     let Some((server_idx, server, _)) = conn else {
         return End::NoServer;
@@ -516,16 +516,16 @@ impl Drop for SlotGuard<'_> {
 /// Picks a server, waiting in the backend queue while all are full, and connects to it with the
 /// backend's retries and redispatch policy. Returns the server index (with its slot held), the
 /// connection, and the server's connection epoch read before its address (for the idle pool).
-pub(crate) async fn connect(be: &Backend, key: &PickKey, dst: &Dst<'_>, sni: Option<&str>) -> Option<(usize, Transport, u32)> {
+pub(crate) async fn connect(be: &Backend, key: &PickKey, dst: &Dst<'_>, sni: Option<&str>, ring: bool) -> Option<(usize, Transport, u32)> {
     let idx = pick_queued(be, key, &[]).await?;
-    connect_from(be, key, dst, idx, sni).await
+    connect_from(be, key, dst, idx, sni, ring).await
 }
 
 /// Connects to server `idx`, whose slot the caller already holds (a pick, or cookie persistence),
 /// with the backend's retries and redispatch policy: a redispatch picks another server with `key`.
 /// Returns the server finally connected to (its slot held), the connection and that server's
 /// connection epoch read before its address; `None` has released every slot.
-pub(crate) async fn connect_from(be: &Backend, key: &PickKey, dst: &Dst<'_>, mut idx: usize, sni: Option<&str>) -> Option<(usize, Transport, u32)> {
+pub(crate) async fn connect_from(be: &Backend, key: &PickKey, dst: &Dst<'_>, mut idx: usize, sni: Option<&str>, ring: bool) -> Option<(usize, Transport, u32)> {
     let state = &be.state;
     let mut tried: Vec<usize> = Vec::new();
     let mut attempt: u32 = 0;
@@ -541,7 +541,7 @@ pub(crate) async fn connect_from(be: &Backend, key: &PickKey, dst: &Dst<'_>, mut
             addr.resolve(if needs_dst { dst.get() } else { None })
         };
         let result = match target {
-            Some(addr) => open(be, idx, &addr, sni).await,
+            Some(addr) => open(be, idx, &addr, sni, ring).await,
             None => Err(io::Error::new(io::ErrorKind::InvalidInput, "no port to connect to")),
         };
         srv.observe_connect(result.is_ok());
@@ -646,8 +646,8 @@ async fn pick_queued(be: &Backend, key: &PickKey, exclude: &[usize]) -> Option<u
 
 /// Opens a connection to server `idx` of `be` at `addr` within `timeout connect`, and runs the
 /// TLS handshake (sending `sni`) for an `ssl` server, within `timeout connect` too.
-pub(crate) async fn open(be: &Backend, idx: usize, addr: &ConnectAddr, sni: Option<&str>) -> io::Result<Transport> {
-    let c = connect_one(addr, be.timeout_connect).await?;
+pub(crate) async fn open(be: &Backend, idx: usize, addr: &ConnectAddr, sni: Option<&str>, ring: bool) -> io::Result<Transport> {
+    let c = connect_one(addr, be.timeout_connect, ring).await?;
     let Some(tls) = be.tls.get(idx).and_then(Option::as_ref) else { return Ok(Transport::Plain(c)) };
     if let Some(s) = c.tcp() {
         let _ = s.set_tcp_nodelay(true);
@@ -664,11 +664,11 @@ pub(crate) async fn open(be: &Backend, idx: usize, addr: &ConnectAddr, sni: Opti
     }
 }
 
-pub(crate) async fn connect_one(addr: &ConnectAddr, timeout: Option<Duration>) -> io::Result<AnyConn> {
+pub(crate) async fn connect_one(addr: &ConnectAddr, timeout: Option<Duration>, ring: bool) -> io::Result<AnyConn> {
     let fut = async {
-        // A worker on the uring backend connects through its ring; other threads (and epoll
-        // workers) through tokio.
-        if let Some(d) = crate::runtime::uring::current() {
+        // With `ring`, a worker on the uring backend connects through its ring; other threads,
+        // epoll workers and `mode tcp` sessions (see `runtime::worker`) through tokio.
+        if let Some(d) = ring.then(crate::runtime::uring::current).flatten() {
             let a = match addr {
                 ConnectAddr::Inet(a) => socket2::SockAddr::from(*a),
                 ConnectAddr::Unix(p) => socket2::SockAddr::unix(p)?,

@@ -1623,7 +1623,7 @@ async fn resend(
 ) -> Option<(Transport, u32)> {
     let epoch = srv.conn_epoch();
     let addr = srv.addr().resolve(dst.get())?;
-    let c = crate::l4::session::open(be, srv_idx, &addr, sni).await.ok()?;
+    let c = crate::l4::session::open(be, srv_idx, &addr, sni, true).await.ok()?;
     let (r, b) = send(&c, std::mem::take(out), be.timeout_server).await;
     *out = b;
     r.ok().map(|()| (c, epoch))
@@ -1658,7 +1658,7 @@ async fn server_conn(
     let reuse = be.reuse_allowed && pool_use != PoolUse::Skip;
     // A new connection carries the epoch its server had before its address was read: if the
     // server moved meanwhile, the epoch is already stale and the connection is not pooled.
-    let connect_to = |i: usize| async move { crate::l4::session::connect_from(be, key, dst, i, sni).await.map(|(j, c, e)| (j, c, false, e)) };
+    let connect_to = |i: usize| async move { crate::l4::session::connect_from(be, key, dst, i, sni, true).await.map(|(j, c, e)| (j, c, false, e)) };
     if let Some(i) = direct {
         if !crate::l4::session::take_queued(be, i).await {
             return None;
@@ -1678,5 +1678,5 @@ async fn server_conn(
             return connect_to(i).await;
         }
     }
-    crate::l4::session::connect(be, key, dst, sni).await.map(|(i, c, e)| (i, c, false, e))
+    crate::l4::session::connect(be, key, dst, sni, true).await.map(|(i, c, e)| (i, c, false, e))
 }
