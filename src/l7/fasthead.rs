@@ -48,6 +48,17 @@ static TEXT: [bool; 256] = {
     t
 };
 
+/// Bytes of a plain request target: visible ASCII.
+static TARGET: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0x21;
+    while b <= 0x7e {
+        t[b] = true;
+        b += 1;
+    }
+    t
+};
+
 /// Where the run of bytes from `at` that are in `set` ends.
 #[inline(always)]
 fn run(w: &[u8], at: usize, set: &[bool; 256]) -> usize {
@@ -146,17 +157,6 @@ pub fn request(w: &[u8], max_fields: usize, head: &mut Head) -> bool {
     head.len = len;
     true
 }
-
-/// Bytes of a plain request target: visible ASCII.
-static TARGET: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut b = 0x21;
-    while b <= 0x7e {
-        t[b] = true;
-        b += 1;
-    }
-    t
-};
 
 /// Parses a plain response head at the start of `w` into `head`, as [`request`] does.
 pub fn response(w: &[u8], max_fields: usize, head: &mut Head) -> bool {

@@ -322,11 +322,6 @@ pub fn parse_response(buf: &[u8], limits: &Limits) -> Result<Option<Head>, H1Err
 /// [`parse_response`] into a caller's `Head`, reusing its `fields` vector.
 pub fn parse_response_into(buf: &[u8], limits: &Limits, head: &mut Head) -> Result<bool, H1Error> {
     let window = &buf[..buf.len().min(limits.max_head)];
-    // httparse skips empty lines before a status line: bytes there mean the previous response
-    // was longer than announced.
-    if window.first().is_some_and(|&b| b != b'H') {
-        return Err(bad_gateway("invalid status line"));
-    }
     if super::fasthead::response(window, limits.max_headers, head) {
         if !(100..=599).contains(&head.status) {
             return Err(bad_gateway("invalid status code"));
@@ -339,6 +334,8 @@ pub fn parse_response_into(buf: &[u8], limits: &Limits, head: &mut Head) -> Resu
 /// [`parse_response_into`] without the fast path: `httparse` and the checks around it.
 pub(crate) fn parse_response_general(buf: &[u8], limits: &Limits, head: &mut Head) -> Result<bool, H1Error> {
     let window = &buf[..buf.len().min(limits.max_head)];
+    // httparse skips empty lines before a status line: bytes there mean the previous response
+    // was longer than announced.
     if window.first().is_some_and(|&b| b != b'H') {
         return Err(bad_gateway("invalid status line"));
     }

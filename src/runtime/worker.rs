@@ -111,7 +111,7 @@ fn worker_main(index: usize, rt: Arc<RouteTable>, listeners: Vec<BoundListener>,
             let accept = AcceptLoop { sp: sp.clone(), stop: stop.clone() };
             // `mode tcp` frontends accept (and their sessions connect) through tokio even on the
             // uring backend: a TCP connection whose sockets carry ring operations cost about a
-            // quarter more CPU to open and close (L4 churn: 105 against 83 µs per connection,
+            // quarter more CPU to open and close (L4 churn: 102 against 85 µs per connection,
             // bench/RESULTS.md), and a spliced tunnel gains nothing from the ring.
             let http = w.rt.frontends.get(l.frontend).is_some_and(|f| f.mode == crate::config::model::Mode::Http);
             if uring
