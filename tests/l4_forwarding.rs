@@ -50,6 +50,53 @@ fn sixty_four_mib_each_way_arrive_intact_without_splice() {
     assert!(got == data, "echoed bytes differ");
 }
 
+/// The sizes of the kernel pipes the process `pid` holds open, read through `/proc`.
+fn pipe_sizes(pid: i32) -> Vec<usize> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::AsRawFd;
+    let mut sizes = Vec::new();
+    for e in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().flatten() {
+        let is_pipe = std::fs::read_link(e.path()).is_ok_and(|t| t.to_string_lossy().starts_with("pipe:"));
+        if !is_pipe {
+            continue;
+        }
+        // Opening a pipe's /proc entry opens the same pipe (as a FIFO is opened).
+        let Ok(f) = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(e.path()) else { continue };
+        let sz = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETPIPE_SZ) };
+        if sz > 0 {
+            sizes.push(sz as usize);
+        }
+    }
+    sizes
+}
+
+#[test]
+fn a_bulk_spliced_transfer_grows_its_pipe_to_256_kib() {
+    let be = Backend::echo();
+    let port = free_port();
+    let s = Sluiced::start(&listen_cfg(port, &be.addr(), ""), &[port]);
+    let data = random_bytes(64 << 20, 11);
+    let got = echo_through(port, &data);
+    assert!(got == data, "echoed bytes differ");
+    // The tunnel's pipes went back to the worker's pool, still open.
+    let sizes = pipe_sizes(s.pid());
+    assert!(sizes.contains(&(256 << 10)), "pipe sizes after a 64 MiB spliced echo: {sizes:?}");
+}
+
+#[test]
+fn a_set_tune_pipesize_keeps_every_pipe_at_that_size_under_bulk_transfer() {
+    let be = Backend::echo();
+    let port = free_port();
+    let cfg = format!("global\n  tune.pipesize 65536\n{}", listen_cfg(port, &be.addr(), ""));
+    let s = Sluiced::start(&cfg, &[port]);
+    let data = random_bytes(64 << 20, 12);
+    let got = echo_through(port, &data);
+    assert!(got == data, "echoed bytes differ");
+    let sizes = pipe_sizes(s.pid());
+    assert!(sizes.contains(&65536), "the tunnel's pipes are gone: {sizes:?}");
+    assert!(sizes.iter().all(|&z| z <= 65536), "pipe sizes with tune.pipesize 65536: {sizes:?}");
+}
+
 #[test]
 fn a_copied_download_to_a_client_that_reads_late_arrives_intact() {
     // Splicing off: every byte goes through the proxy's buffered writes, and the client's socket

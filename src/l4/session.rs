@@ -781,6 +781,7 @@ async fn splice_dir(pool: &PipePool, src: &Transport, dst: &Transport, s_side: &
             };
             s_side.touch();
             pipe.pending += n;
+            pipe.filled(pipe.pending);
             while pipe.pending > 0 {
                 ready_or_idle(dst, Interest::WRITABLE, d_side, s_side).await.map_err(|e| match e {
                     DirEnd::Timeout(t) => DirEnd::Timeout(!t),

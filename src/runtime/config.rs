@@ -337,7 +337,12 @@ pub fn global_keywords() -> Vec<GlobalKeyword> {
             },
             doc!(Parsed, "tune.maxpollevents <n>", "Events processed per poller call.", "tune.maxpollevents 200"),
         ),
-        tune_size!("tune.pipesize", pipesize, "Size of the kernel pipes used for splicing.", "tune.pipesize 262144"),
+        tune_size!(
+            "tune.pipesize",
+            pipesize,
+            "Size of the kernel pipes used for splicing. Unset, a pipe starts at the kernel's default and grows to 256 KiB the first time one splice fills it (a bulk transfer); set, every pipe has this size.",
+            "tune.pipesize 262144"
+        ),
         tune_size!("tune.rcvbuf.client", rcvbuf_client, "Kernel receive buffer of client sockets.", "tune.rcvbuf.client 65536"),
         tune_size!("tune.rcvbuf.server", rcvbuf_server, "Kernel receive buffer of server sockets.", "tune.rcvbuf.server 65536"),
         tune_size!("tune.sndbuf.client", sndbuf_client, "Kernel send buffer of client sockets.", "tune.sndbuf.client 65536"),
