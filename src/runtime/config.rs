@@ -340,7 +340,7 @@ pub fn global_keywords() -> Vec<GlobalKeyword> {
         tune_size!(
             "tune.pipesize",
             pipesize,
-            "Size of the kernel pipes used for splicing. Unset, a pipe starts at the kernel's default and grows to 256 KiB the first time one splice fills it (a bulk transfer); set, every pipe has this size.",
+            "Size of the kernel pipes used for splicing. Unset, a pipe starts at the kernel's default and grows to 256 KiB the first time one splice moves at least half its capacity (a bulk transfer); set, every pipe has this size.",
             "tune.pipesize 262144"
         ),
         tune_size!("tune.rcvbuf.client", rcvbuf_client, "Kernel receive buffer of client sockets.", "tune.rcvbuf.client 65536"),
