@@ -11,10 +11,11 @@
 //! 64 KiB pipe was seen to hold 65,483 bytes). When the proxy is what limits a transfer, each
 //! splice then moves up to four times as much, for 14-23 % more bytes per CPU-second; when the
 //! sender is, a splice moves what has arrived and the size makes no difference (bench/RESULTS.md,
-//! "Pipes that grow for bulk transfers"). Small exchanges never get near and keep the default. Grown pipes are bounded per process ([`grow_budget`]): a grown pipe
-//! can pin four times the data of a default one under a slow reader, and an unprivileged user's
-//! pipe capacity counts against `fs.pipe-user-pages-soft`, past which the kernel makes every new
-//! pipe of that user one page.
+//! "Pipes that grow for bulk transfers"). Small exchanges never get near and keep the default.
+//!
+//! Grown pipes are bounded per process ([`grow_budget`]): a grown pipe can pin four times the data
+//! of a default one under a slow reader, and an unprivileged user's pipe capacity counts against
+//! `fs.pipe-user-pages-soft`, past which the kernel makes every new pipe of that user one page.
 
 use std::cell::RefCell;
 use std::io;
@@ -79,7 +80,8 @@ impl Pipe {
     }
 
     /// Whether this pipe has grown past its first size.
-    pub fn is_grown(&self) -> bool {
+    #[cfg(test)]
+    fn is_grown(&self) -> bool {
         self.grown
     }
 }
@@ -87,7 +89,7 @@ impl Pipe {
 /// Grown pipes the process may hold: [`GROWN_MAX`], and for a user the kernel limits (one without
 /// `CAP_SYS_RESOURCE` or `CAP_SYS_ADMIN`, under a non-zero `fs.pipe-user-pages-soft`) no more than
 /// a quarter of that soft limit's pages, so growing leaves the user's other pipes their size.
-pub fn grow_budget() -> usize {
+fn grow_budget() -> usize {
     static BUDGET: OnceLock<usize> = OnceLock::new();
     *BUDGET.get_or_init(|| {
         let soft = std::fs::read_to_string("/proc/sys/fs/pipe-user-pages-soft").ok().and_then(|s| s.trim().parse::<usize>().ok());
