@@ -38,10 +38,13 @@ pub fn ask(sock: &std::path::Path, line: &str) -> String {
     out
 }
 
-/// A directory of its own for one test.
+/// A directory of its own for one test, empty. A directory of the same name can only be left
+/// from an earlier test process that had the same pid (pids are reused), so it is emptied first:
+/// a stale socket file in it would make a bind fail with `EADDRINUSE`.
 pub fn temp_dir(tag: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
     let d = std::env::temp_dir().join(format!("sluiced-test-{}-{tag}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
 }
