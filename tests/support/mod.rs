@@ -43,10 +43,29 @@ pub fn ask(sock: &std::path::Path, line: &str) -> String {
 /// a stale socket file in it would make a bind fail with `EADDRINUSE`.
 pub fn temp_dir(tag: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
+    static SWEEP: std::sync::Once = std::sync::Once::new();
+    SWEEP.call_once(sweep_dead_temp_dirs);
     let d = std::env::temp_dir().join(format!("sluiced-test-{}-{tag}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
+}
+
+/// Removes the `temp_dir`s of test processes that are gone (their pid has no `/proc` entry), once
+/// per test process, so that runs do not pile directories up in the temporary directory. A pid
+/// reused by a live process keeps its directories until that process is gone too.
+fn sweep_dead_temp_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("sluiced-test-")).and_then(|r| r.split('-').next()).and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// `--io-backend <name>` when `SLUICED_IO_BACKEND` names one: CI runs the integration suite once
