@@ -490,14 +490,12 @@ impl BackendState {
     /// ones a retry is redispatching away from). Active servers are used while any is usable;
     /// otherwise the first usable backup, or all of them with `option allbackups`.
     pub fn pick(&self, key: &PickKey, exclude: &[usize]) -> Pick {
-        // A backend of one usable active server: every algorithm picks it, so none is asked
-        // (346 of the pick's 419 instructions per request saved on this common shape). Anything else, or a
-        // full server, takes the general path below.
+        // A backend of one usable active server: every algorithm picks it, so none is asked (346
+        // of the pick's 419 instructions per request saved on this common shape). Anything else,
+        // or a full server, takes the general path below.
         if self.servers.len() == 1 && exclude.is_empty() {
             let s = &self.servers[0];
-            if !s.backup && s.usable() && s.try_acquire() {
-                s.counts.mine().total_conns.fetch_add(1, Ordering::Relaxed);
-                self.counts.mine().total_conns.fetch_add(1, Ordering::Relaxed);
+            if !s.backup && s.usable() && self.acquire(s) {
                 return Pick::Server(0);
             }
         }
@@ -529,10 +527,7 @@ impl BackendState {
                 let others_usable = (0..self.servers.len()).any(|i| !exclude.contains(&i) && in_set(i, &self.servers[i]));
                 return if others_usable { Pick::Full } else { Pick::NoServer };
             };
-            let s = &self.servers[i];
-            if s.try_acquire() {
-                s.counts.mine().total_conns.fetch_add(1, Ordering::Relaxed);
-                self.counts.mine().total_conns.fetch_add(1, Ordering::Relaxed);
+            if self.acquire(&self.servers[i]) {
                 return Pick::Server(i);
             }
             lost.push(i);
@@ -543,7 +538,13 @@ impl BackendState {
     /// that server (cookie persistence): `maxconn` still holds. False when the server is full.
     /// Pair with [`release`](Self::release).
     pub fn take(&self, i: usize) -> bool {
-        let Some(s) = self.servers.get(i) else { return false };
+        self.servers.get(i).is_some_and(|s| self.acquire(s))
+    }
+
+    /// Reserves a slot on server `s` of this backend and counts the connection on both; false
+    /// when the server is full.
+    #[inline]
+    fn acquire(&self, s: &ServerState) -> bool {
         if !s.try_acquire() {
             return false;
         }

@@ -34,10 +34,9 @@
 //!   have read does not matter): one ring operation per wait, where a readiness poll and then a
 //!   `recv` cost an operation and a system call. Copies in an HTTP session's tunnel wait the same
 //!   way (their read is kept across idle-deadline extensions and dropped only when the tunnel
-//!   ends). The `RECV` carries
-//!   `IORING_RECVSEND_POLL_FIRST` (Linux 5.19; dropped for good after one `EINVAL`) when it is
-//!   submitted after the socket was just found empty, so the kernel arms its poll at once instead
-//!   of first trying a receive that fails.
+//!   ends). The `RECV` carries `IORING_RECVSEND_POLL_FIRST` (Linux 5.19; dropped for good after
+//!   one `EINVAL`) when it is submitted after the socket was just found empty, so the kernel arms
+//!   its poll at once instead of first trying a receive that fails.
 //! - Accept is single-shot `IORING_OP_ACCEPT`, re-armed by the accept loop, not multishot: the
 //!   accept loop stops accepting while `maxconn` or a rate limit is full so that new connections
 //!   wait in the kernel's backlog (and another worker's listener can take them); a multishot
