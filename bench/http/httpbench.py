@@ -202,7 +202,7 @@ def wrk(proxy, port, args, close, lua, outdir, label):
     if close:
         argv += ["-H", "Connection: close"]
     argv.append(f"http://127.0.0.1:{port}/")
-    with l4.CpuWindow(proxy.pid) as w:
+    with l4.CpuWindow(proxy.pid, args.seconds + 30) as w:
         rc, out, err = l4.run(argv, timeout=args.seconds + 30)
     with open(os.path.join(outdir, f"wrk-{label}.txt"), "a") as f:
         f.write(out + err + "\n")
@@ -223,21 +223,96 @@ def wrk(proxy, port, args, close, lua, outdir, label):
         "proxy_cores": w.proxy_cores,
         "cpu0_cores": w.cpu0_cores,
         "us_per_req": w.proxy_cpu_s * 1e6 / reqs if reqs else 0.0,
+        "distance_ns": w.distance_ns,
     }
 
 
 # ---------------------------------------------------------------- report
 
 
-def report(args, results, unavailable, commit, started, configs):
-    # results[proxy][test] = [run, ...]
+def medians(results, keep=lambda run: True):
+    # results[proxy][test] = [run, ...] -> M[proxy][test][figure] = median over the kept runs, and "n"
     M = {}
     for p, r in results.items():
         M[p] = {}
         for t, _ in TESTS:
-            xs = r[t]
+            xs = [x for x in r[t] if keep(x)]
             M[p][t] = {k: med(xs, k) for k in ("rps", "p50_us", "p99_us", "proxy_cores", "cpu0_cores", "us_per_req")}
             M[p][t]["errors"] = sum(x["errors"] for x in xs)
+            M[p][t]["n"] = len(xs)
+    return M
+
+
+def bar_line(s, h, label=""):
+    """The issue's HTTP bars from sluiced's (s) and HAProxy's (h) medians."""
+    r_ka = ratio(s["ka"]["us_per_req"], h["ka"]["us_per_req"])
+    r_cl = ratio(s["close"]["us_per_req"], h["close"]["us_per_req"])
+    p_ka = ratio(s["ka"]["p99_us"], h["ka"]["p99_us"])
+    p_cl = ratio(s["close"]["p99_us"], h["close"]["p99_us"])
+
+    def verdict(ok):
+        return "met" if ok else "NOT met"
+
+    return (
+        f"Bar{label}: CPU per keep-alive request at most 0.8 of HAProxy's: **{verdict(r_ka is not None and r_ka <= 0.8)}** ({fmt(r_ka, 3)}); "
+        f"per new-connection request at most 0.9 of HAProxy's: **{verdict(r_cl is not None and r_cl <= 0.9)}** ({fmt(r_cl, 3)}); "
+        f"p99 no worse than HAProxy's: **{verdict(p_ka is not None and p_cl is not None and p_ka <= 1.0 and p_cl <= 1.0)}** "
+        f"(keep-alive {fmt(p_ka, 3)}, new connection {fmt(p_cl, 3)})."
+    )
+
+
+def placement_section(results, moved):
+    """Where the host had put CPU 0 against CPU 1 during each measurement, and the figures per placement."""
+    runs = [x for r in results.values() for t, _ in TESTS for x in r[t]]
+    xs = [d for x in runs for d in x.get("distance_ns") or []]
+    if not xs:
+        return ["Placement of the CPUs: not sampled (no sluiced-loadgen).", ""]
+    split = l4.placement_split(runs)
+    L = [
+        f"Placement of the proxy's CPU against the load's: the round trip of a cache line between CPU {PROXY_CPU} and CPU {LOAD_CPU}, "
+        f"sampled every {l4.DISTANCE_INTERVAL_MS} ms during each measurement (`{l4.distance_command()}`): {len(xs)} samples, "
+        f"{min(xs):.0f} to {max(xs):.0f} ns."
+    ]
+    if split is None:
+        L += ["One placement throughout: the ratios above compare like with like.", ""]
+        return L
+    kinds = {k: sum(1 for x in runs if l4.placement(x, split) == k) for k in ("near", "far", "mixed")}
+    L.append(
+        f"**The host moved the CPUs during this run.** Split at {split:.0f} ns: {kinds['near']} measurements near, {kinds['far']} far, "
+        f"{kinds['mixed']} mixed (the CPUs moved during the measurement; left out below; {sum(moved.values())} more such measurements were taken again "
+        "and are not counted anywhere). Medians over all runs, above, compare proxies measured in different placements; these compare like with like:"
+    )
+    L.append("")
+    per = {k: medians(results, lambda x, k=k: l4.placement(x, split) == k) for k in ("near", "far")}
+    L.append("| proxy | keep-alive near: CPU µs/req (runs) | keep-alive far | new connection near | new connection far |")
+    L.append("|---|---|---|---|---|")
+    for p in results:
+        cells = [f"{fmt(per[k][p][t]['us_per_req'], 2)} ({per[k][p][t]['n']})" for t in ("ka", "close") for k in ("near", "far")]
+        L.append(f"| {p} | " + " | ".join(cells) + " |")
+    L.append("")
+    for k in ("near", "far"):
+        M = per[k]
+        if "sluiced" not in M or "haproxy" not in M:
+            continue
+        n = min(M[p][t]["n"] for p in ("sluiced", "haproxy") for t in ("ka", "close"))
+        if n < 3:
+            L.append(f"- {k.capitalize()}: too few measurements for a verdict (fewest of sluiced's and HAProxy's: {n}; at least 3 needed).")
+            continue
+        L.append("- " + bar_line(M["sluiced"], M["haproxy"], f", CPUs {k}"))
+        extra = []
+        if "sluiced-epoll" in M and M["sluiced-epoll"]["ka"]["n"]:
+            extra.append(f"epoll backend / HAProxy keep-alive {fmt(ratio(M['sluiced-epoll']['ka']['us_per_req'], M['haproxy']['ka']['us_per_req']), 3)}")
+            extra.append(f"io_uring / epoll keep-alive {fmt(ratio(M['sluiced']['ka']['us_per_req'], M['sluiced-epoll']['ka']['us_per_req']), 3)}")
+        if "nginx" in M and M["nginx"]["ka"]["n"]:
+            extra.append(f"sluiced / nginx keep-alive {fmt(ratio(M['sluiced']['ka']['us_per_req'], M['nginx']['ka']['us_per_req']), 3)}")
+        if extra:
+            L.append(f"  - Also, CPUs {k}: " + "; ".join(extra) + ".")
+    L.append("")
+    return L
+
+
+def report(args, results, unavailable, commit, started, configs):
+    M = medians(results)
     L = []
     L.append(f"## HTTP proxying: sluiced vs HAProxy vs nginx ({started:%Y-%m-%d %H:%M} UTC)")
     L.append("")
@@ -295,32 +370,27 @@ def report(args, results, unavailable, commit, started, configs):
                 L.append(f"| {title}: {label} | {fmt(ratio(s[t][k], h), 3)} | {fmt(ratio(s[t][k], n), 3)} |")
         L.append("")
         if "haproxy" in M:
-            h = M["haproxy"]
-            r_ka = ratio(s["ka"]["us_per_req"], h["ka"]["us_per_req"])
-            r_cl = ratio(s["close"]["us_per_req"], h["close"]["us_per_req"])
-            p_ka = ratio(s["ka"]["p99_us"], h["ka"]["p99_us"])
-            p_cl = ratio(s["close"]["p99_us"], h["close"]["p99_us"])
-
-            def verdict(ok):
-                return "met" if ok else "NOT met"
-
-            L.append(
-                f"Bar: CPU per keep-alive request at most 0.8 of HAProxy's: **{verdict(r_ka is not None and r_ka <= 0.8)}** ({fmt(r_ka, 3)}); "
-                f"per new-connection request at most 0.9 of HAProxy's: **{verdict(r_cl is not None and r_cl <= 0.9)}** ({fmt(r_cl, 3)}); "
-                f"p99 no worse than HAProxy's: **{verdict(p_ka is not None and p_cl is not None and p_ka <= 1.0 and p_cl <= 1.0)}** "
-                f"(keep-alive {fmt(p_ka, 3)}, new connection {fmt(p_cl, 3)})."
-            )
+            L.append(bar_line(s, M["haproxy"]))
             L.append("")
+    L += placement_section(results, args.moved)
     if "haproxy" in results:
         # Each round runs every proxy back to back, so a ratio within one round cancels the
         # machine's drift between rounds (this VM's speed wanders by up to a factor of two).
-        L.append("Per-round ratios of CPU µs per request to HAProxy's in the same round (median, then each round):")
+        split = l4.placement_split([x for r in results.values() for t, _ in TESTS for x in r[t]])
+        L.append(
+            "Per-round ratios of CPU µs per request to HAProxy's in the same round (median, then each round"
+            + ("; only rounds where both measurements had the CPUs in the same place, near or far):" if split else "):")
+        )
         L.append("")
         for p in [x for x in results if x.startswith("sluiced")]:
             for t, title in TESTS:
-                rs = [x["us_per_req"] / y["us_per_req"] for x, y in zip(results[p][t], results["haproxy"][t]) if x.get("us_per_req") and y.get("us_per_req")]
+                pairs = [(x, y) for x, y in zip(results[p][t], results["haproxy"][t]) if x.get("us_per_req") and y.get("us_per_req")]
+                if split:
+                    pairs = [(x, y) for x, y in pairs if l4.placement(x, split) == l4.placement(y, split) in ("near", "far")]
+                rs = [x["us_per_req"] / y["us_per_req"] for x, y in pairs]
                 if rs:
-                    L.append(f"- {p}, {title}: **{fmt(statistics.median(rs), 3)}** ({', '.join(fmt(r, 2) for r in rs)})")
+                    where = f" [{', '.join(l4.placement(x, split) for x, _ in pairs)}]" if split else ""
+                    L.append(f"- {p}, {title}: **{fmt(statistics.median(rs), 3)}** ({', '.join(fmt(r, 2) for r in rs)}){where}")
         L.append("")
     if "sluiced" in M and "sluiced-epoll" in M:
         s, e = M["sluiced"], M["sluiced-epoll"]
@@ -349,11 +419,13 @@ def report(args, results, unavailable, commit, started, configs):
     def each(xs, key, nd, star=False):
         return ", ".join(fmt(x[key], nd) + ("*" if star and shared(x) else "") for x in xs)
 
+    split = l4.placement_split([x for r in results.values() for t, _ in TESTS for x in r[t]])
     for p, r in results.items():
         parts = []
         for t, title in TESTS:
             xs = r[t]
-            parts.append(f"{title}: req/s {each(xs, 'rps', 0, True)}; CPU µs/req {each(xs, 'us_per_req', 2)}; p99 µs {each(xs, 'p99_us', 0)}")
+            where = ", ".join(l4.placement(x, split) for x in xs)
+            parts.append(f"{title}: req/s {each(xs, 'rps', 0, True)}; CPU µs/req {each(xs, 'us_per_req', 2)}; p99 µs {each(xs, 'p99_us', 0)}; CPUs {where}")
         L.append(f"- {p}: " + "; ".join(parts))
         errs = [f"{t} run {i + 1}: {x['errors_detail']}" for t, _ in TESTS for i, x in enumerate(r[t]) if x["errors"]]
         if errs:
@@ -375,6 +447,8 @@ def main():
     ap.add_argument("--threads", type=int, default=1, help="wrk -t")
     ap.add_argument("--tests", default="ka,close", help="comma-separated subset of ka (keep-alive) and close (one request per connection)")
     ap.add_argument("--sluiced", default=os.path.join(REPO, "target/release/sluiced"))
+    ap.add_argument("--retries", type=int, default=2, help="times a measurement during which the host moved the CPUs is taken again")
+    ap.add_argument("--loadgen", default=os.path.join(REPO, "target/release/sluiced-loadgen"), help="samples where the host put the two CPUs (cpu-distance)")
     ap.add_argument("--out", default=None, help="directory for configs, logs and the report (default bench/out/http-<date>)")
     rec = ap.add_mutually_exclusive_group()
     rec.add_argument("--record", action="store_true", help="append the report to bench/RESULTS.md even without sluiced")
@@ -407,6 +481,10 @@ def main():
     signal.signal(signal.SIGALRM, l4.on_alarm)
     signal.alarm(args.budget)
 
+    if os.access(args.loadgen, os.X_OK):
+        l4.DISTANCE["loadgen"] = args.loadgen
+    else:
+        log(f"warning: {args.loadgen} not built: the placement of the CPUs will not be sampled")
     args.loadavg_before = l4.loadavg()
     args.idle_before = l4.wait_idle(args.wait_idle)
     if max(args.idle_before) > 0.15:
@@ -481,6 +559,7 @@ def main():
         raise SystemExit("no proxy could be started")
 
     results = {p: {t: [] for t, _ in TESTS} for p in running}
+    moved = {p: 0 for p in running}
     order = list(running)
     for rep in range(args.repeats):
         for p in order[rep % len(order) :] + order[: rep % len(order)]:  # rotate: no proxy always goes first
@@ -490,7 +569,8 @@ def main():
                     continue
                 if proc.poll() is not None:
                     raise SystemExit(f"{p} died: {tail(proc.bench_err)}")
-                r = wrk(proc, port, args, t == "close", lua, outdir, f"{p}-{t}")
+                label = f"[{rep + 1}/{args.repeats}] {p:8} {title}"
+                r = l4.again_if_moved(lambda: wrk(proc, port, args, t == "close", lua, outdir, f"{p}-{t}"), args.retries, moved, p, label)
                 results[p][t].append(r)
                 log(
                     f"[{rep + 1}/{args.repeats}] {p:8} {title:27} {r['rps']:9.0f} req/s, p50 {r['p50_us']} µs, p99 {r['p99_us']} µs, "
@@ -499,6 +579,7 @@ def main():
     l4.stop_all()
     args.loadavg_after = l4.loadavg()
 
+    args.moved = moved
     text, medians = report(args, results, unavailable, commit, started, configs)
     with open(os.path.join(outdir, "report.md"), "w") as f:
         f.write(text + "\n")

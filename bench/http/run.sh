@@ -15,7 +15,7 @@ command -v taskset >/dev/null || need+=(util-linux)
 command -v python3 >/dev/null || need+=(python3)
 . bench/install.sh
 
-cargo build --release --quiet --bin sluiced
+cargo build --release --quiet --bin sluiced --bin sluiced-loadgen
 
 # The Python script kills its own children on exit; this trap covers the script itself being killed.
 python3 bench/http/httpbench.py "$@" &

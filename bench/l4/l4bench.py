@@ -227,11 +227,94 @@ def wait_idle(max_wait, threshold=0.15):
         log(f"machine busy (CPU0 {busy[0]:.2f}, CPU1 {busy[1]:.2f}): waiting for it to be idle")
 
 
+# ---------------------------------------------------------------- placement of the two CPUs
+#
+# On this VM the host moves the two virtual CPUs between nearby cores (a cache line crosses from
+# one to the other and back in about 60-130 ns) and distant ones (about 450-500 ns), and back,
+# every few seconds to minutes, without the guest seeing it in /proc/stat. Every loopback request
+# crosses between the proxy's CPU and the load's several times, so the same proxy costs a quarter
+# more CPU per request when the CPUs are far apart (bench/RESULTS.md, "Where the harness's noise
+# comes from"). Each measurement therefore samples the round trip during the run, and the report
+# compares proxies measured in the same placement.
+
+DISTANCE = {"loadgen": None}  # path of sluiced-loadgen; None: no sampling (set by main())
+DISTANCE_INTERVAL_MS = 500
+# `cpu-distance` per sample: the fastest of 3 batches of 500 round trips (under 1 ms of both CPUs).
+DISTANCE_ARGS = ["--round-trips", "500", "--batches", "3"]
+# Two placements are told apart when the slowest sample of a run is at least this many times its
+# fastest; the split is then at their geometric mean.
+FAR_FACTOR = 3.0
+
+
+class DistanceSampler:
+    """Samples the CPUs' cache-line round trip every DISTANCE_INTERVAL_MS until stopped."""
+
+    def __init__(self, bound_s):
+        self.proc = None
+        self.samples = []
+        if not DISTANCE["loadgen"]:
+            return
+        n = int(bound_s * 1000 / DISTANCE_INTERVAL_MS) + 1
+        argv = ["timeout", "-k", "2", str(int(bound_s) + 5), DISTANCE["loadgen"], "cpu-distance", "--cpus", f"{PROXY_CPU},{LOAD_CPU}", "--samples", str(n)]
+        argv += ["--interval-ms", str(DISTANCE_INTERVAL_MS), "--stream"] + DISTANCE_ARGS
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+        CHILDREN.append(self.proc)
+
+    def stop(self):
+        if self.proc is None:
+            return self.samples
+        stop(self.proc)
+        CHILDREN.remove(self.proc)
+        out = self.proc.stdout.read()
+        self.proc.stdout.close()
+        self.samples = [float(ln.split("=", 1)[1]) for ln in out.splitlines() if ln.startswith("sample_ns=")]
+        return self.samples
+
+
+def distance_command():
+    """The sampler's command line, for the report."""
+    return shlex.join([DISTANCE["loadgen"] or "sluiced-loadgen", "cpu-distance", "--cpus", f"{PROXY_CPU},{LOAD_CPU}", "--samples", "N", "--interval-ms", str(DISTANCE_INTERVAL_MS), "--stream"] + DISTANCE_ARGS)
+
+
+def placement_split(runs):
+    """The round trip (ns) that separates near from far over all samples of runs, or None for one placement."""
+    xs = [x for r in runs for x in r.get("distance_ns") or []]
+    if not xs:
+        return None
+    lo, hi = min(xs), max(xs)
+    return (lo * hi) ** 0.5 if hi >= FAR_FACTOR * lo else None
+
+
+def placement(run, split):
+    """'near', 'far' or 'mixed' (the CPUs moved during the run); 'one' when the harness run saw one placement, '?' unsampled."""
+    xs = run.get("distance_ns") or []
+    if not xs:
+        return "?"
+    if split is None:
+        return "one"
+    far = sum(1 for x in xs if x >= split)
+    return "far" if far == len(xs) else "near" if far == 0 else "mixed"
+
+
+def again_if_moved(measure, retries, moved, proxy, label):
+    """Runs measure() and, while the host moved the CPUs during it, up to `retries` more times; the last is kept."""
+    r = measure()
+    for _ in range(retries):
+        if placement_split([r]) is None:
+            break
+        moved[proxy] += 1
+        log(f"{label}: the CPUs moved during the measurement ({min(r['distance_ns']):.0f}-{max(r['distance_ns']):.0f} ns): again")
+        r = measure()
+    return r
+
+
 class CpuWindow:
-    def __init__(self, pid):
+    def __init__(self, pid, bound_s=600):
         self.pid = pid
+        self.bound_s = bound_s
 
     def __enter__(self):
+        self.sampler = DistanceSampler(self.bound_s)
         self.t0, self.p0, self.c0 = time.monotonic(), proc_cpu_seconds(self.pid), cpu_busy_seconds(PROXY_CPU)
         return self
 
@@ -241,6 +324,7 @@ class CpuWindow:
         self.proxy_cores = (proc_cpu_seconds(self.pid) - self.p0) / wall
         self.cpu0_cores = (cpu_busy_seconds(PROXY_CPU) - self.c0) / wall
         self.proxy_cpu_s = self.proxy_cores * wall
+        self.distance_ns = self.sampler.stop()
         return False
 
 
@@ -321,7 +405,7 @@ def nginx_stream_module():
 
 def throughput(proxy, port, secs, reverse):
     argv = ["taskset", "-c", LOAD_CPU, "iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(secs), "-J"] + (["-R"] if reverse else [])
-    with CpuWindow(proxy.pid) as w:
+    with CpuWindow(proxy.pid, secs + 30) as w:
         rc, out, err = run(argv, timeout=secs + 30)
     try:
         j = json.loads(out)
@@ -330,12 +414,13 @@ def throughput(proxy, port, secs, reverse):
     if rc != 0 or "error" in j or "end" not in j:
         raise RuntimeError(f"iperf3 failed (rc {rc}): {j.get('error') or err.strip()[-300:]}")
     gbps = j["end"]["sum_received"]["bits_per_second"] / 1e9
-    return {"gbps": gbps, "proxy_cores": w.proxy_cores, "cpu0_cores": w.cpu0_cores, "gbps_per_core": gbps / w.proxy_cores if w.proxy_cores > 0 else 0.0}
+    per_core = gbps / w.proxy_cores if w.proxy_cores > 0 else 0.0
+    return {"gbps": gbps, "proxy_cores": w.proxy_cores, "cpu0_cores": w.cpu0_cores, "gbps_per_core": per_core, "distance_ns": w.distance_ns}
 
 
 def churn(loadgen, proxy, port, secs, concurrency, payload):
     argv = ["taskset", "-c", LOAD_CPU, loadgen, "churn", "--target", f"127.0.0.1:{port}", "--concurrency", str(concurrency), "--duration", str(secs), "--payload", str(payload)]
-    with CpuWindow(proxy.pid) as w:
+    with CpuWindow(proxy.pid, secs + 30) as w:
         rc, out, err = run(argv, timeout=secs + 30)
     kv = dict(x.split("=", 1) for x in out.split() if "=" in x)
     if rc != 0 or "conns_per_sec" not in kv:
@@ -350,6 +435,7 @@ def churn(loadgen, proxy, port, secs, concurrency, payload):
         "cpu0_cores": w.cpu0_cores,
         "cps_per_core": float(kv["conns_per_sec"]) / w.proxy_cores if w.proxy_cores > 0 else 0.0,
         "us_per_conn": w.proxy_cpu_s * 1e6 / conns if conns else 0.0,
+        "distance_ns": w.distance_ns,
     }
 
 
@@ -382,6 +468,58 @@ def shared(run):
 
 def ratio(a, b):
     return a / b if a is not None and b else None
+
+
+def placement_section(results, moved):
+    """Where the host had put CPU 0 against CPU 1 during each measurement, and the bars per placement."""
+    runs = [x for r in results.values() for k in ("tput", "rtput", "churn") for x in r[k]]
+    xs = [d for x in runs for d in x.get("distance_ns") or []]
+    if not xs:
+        return ["Placement of the CPUs: not sampled.", ""]
+    split = placement_split(runs)
+    L = [
+        f"Placement of the proxy's CPU against the load's: the round trip of a cache line between CPU {PROXY_CPU} and CPU {LOAD_CPU}, "
+        f"sampled every {DISTANCE_INTERVAL_MS} ms during each measurement (`{distance_command()}`): {len(xs)} samples, {min(xs):.0f} to {max(xs):.0f} ns."
+    ]
+    if split is None:
+        return L + ["One placement throughout: the ratios above compare like with like.", ""]
+    kinds = {k: sum(1 for x in runs if placement(x, split) == k) for k in ("near", "far", "mixed")}
+    L.append(
+        f"**The host moved the CPUs during this run.** Split at {split:.0f} ns: {kinds['near']} measurements near, {kinds['far']} far, "
+        f"{kinds['mixed']} mixed (left out below; {sum(moved.values())} more were taken again and are not counted anywhere). Like for like:"
+    )
+    L.append("")
+    L.append("| proxy | Gbit/s per busy core, near (runs) | far | conns/s, near (runs) | far |")
+    L.append("|---|---|---|---|---|")
+    per = {}
+    for k in ("near", "far"):
+        per[k] = {}
+        for p, r in results.items():
+            t = [x for x in r["tput"] if placement(x, split) == k]
+            c = [x for x in r["churn"] if placement(x, split) == k]
+            per[k][p] = {"gbps_per_core": med(t, "gbps_per_core"), "nt": len(t), "cps": med(c, "cps"), "nc": len(c)}
+    for p in results:
+        n, f = per["near"][p], per["far"][p]
+        L.append(f"| {p} | {fmt(n['gbps_per_core'])} ({n['nt']}) | {fmt(f['gbps_per_core'])} ({f['nt']}) | {fmt(n['cps'], 0)} ({n['nc']}) | {fmt(f['cps'], 0)} ({f['nc']}) |")
+    L.append("")
+    for k in ("near", "far"):
+        s, h = per[k].get("sluiced"), per[k].get("haproxy")
+        if not s or not h:
+            continue
+        parts = []
+        if min(s["nt"], h["nt"]) >= 3:
+            r1 = ratio(s["gbps_per_core"], h["gbps_per_core"])
+            parts.append(f"Gbit/s per busy proxy core at least HAProxy's: **{'met' if r1 is not None and r1 >= 1.0 else 'NOT met'}** ({fmt(r1, 3)})")
+        else:
+            parts.append(f"Gbit/s per busy core: too few measurements ({min(s['nt'], h['nt'])}; at least 3 needed)")
+        if min(s["nc"], h["nc"]) >= 3:
+            r2 = ratio(s["cps"], h["cps"])
+            parts.append(f"churn at least 0.9 of HAProxy's: **{'met' if r2 is not None and r2 >= 0.9 else 'NOT met'}** ({fmt(r2, 3)})")
+        else:
+            parts.append(f"churn: too few measurements ({min(s['nc'], h['nc'])}; at least 3 needed)")
+        L.append(f"- Bar, CPUs {k}: " + "; ".join(parts) + ".")
+    L.append("")
+    return L
 
 
 def report(args, results, unavailable, commit, started, configs):
@@ -484,6 +622,8 @@ def report(args, results, unavailable, commit, started, configs):
                 "the figure to trust if runs are marked *)."
             )
             L.append("")
+    L += placement_section(results, args.moved)
+    split = placement_split(runs)
     L.append("Every run (proxy: figure per repetition; * = CPU 0 shared with other work during that run):")
     L.append("")
 
@@ -492,7 +632,8 @@ def report(args, results, unavailable, commit, started, configs):
 
     for p, r in results.items():
         L.append(
-            f"- {p}: Gbit/s {each(r['tput'], 'gbps', 2, True)}; busy cores {each(r['tput'], 'proxy_cores', 3)}; "
+            f"- {p}: CPUs (throughput) {', '.join(placement(x, split) for x in r['tput'])}; (churn) {', '.join(placement(x, split) for x in r['churn'])}; "
+            f"Gbit/s {each(r['tput'], 'gbps', 2, True)}; busy cores {each(r['tput'], 'proxy_cores', 3)}; "
             + (f"-R Gbit/s {each(r['rtput'], 'gbps', 2, True)}; busy cores {each(r['rtput'], 'proxy_cores', 3)}; " if args.reverse else "")
             + f"conns/s {each(r['churn'], 'cps', 0, True)}; busy cores {each(r['churn'], 'proxy_cores', 3)}"
         )
@@ -529,7 +670,8 @@ def main():
     ap.add_argument("--payload", type=int, default=16)
     ap.add_argument("--reverse", action="store_true", help="also measure iperf3 -R (server to client)")
     ap.add_argument("--sluiced", default=os.path.join(REPO, "target/release/sluiced"))
-    ap.add_argument("--loadgen", default=os.path.join(REPO, "target/release/sluiced-loadgen"))
+    ap.add_argument("--loadgen", default=os.path.join(REPO, "target/release/sluiced-loadgen"), help="the churn load, and the sampler of the CPUs' placement")
+    ap.add_argument("--retries", type=int, default=2, help="times a measurement during which the host moved the CPUs is taken again")
     ap.add_argument("--out", default=None, help="directory for configs, logs and the report (default bench/out/l4-<date>)")
     rec = ap.add_mutually_exclusive_group()
     rec.add_argument("--record", action="store_true", help="append the report to bench/RESULTS.md even without sluiced")
@@ -558,6 +700,8 @@ def main():
     signal.signal(signal.SIGALRM, on_alarm)
     signal.alarm(args.budget)
 
+    if os.access(args.loadgen, os.X_OK):
+        DISTANCE["loadgen"] = args.loadgen
     args.loadavg_before = loadavg()
     args.idle_before = wait_idle(args.wait_idle)
     if max(args.idle_before) > 0.15:
@@ -624,20 +768,23 @@ def main():
         raise SystemExit("no proxy could be started")
 
     results = {p: {"tput": [], "rtput": [], "churn": []} for p in running}
+    moved = {p: 0 for p in running}
     order = list(running)
     for rep in range(args.repeats):
         for p in order[rep % len(order) :] + order[: rep % len(order)]:  # rotate: no proxy always goes first
             proc, fe_tput, fe_echo = running[p]
             if proc.poll() is not None:
                 raise SystemExit(f"{p} died: {tail(proc.bench_err)}")
-            t = throughput(proc, fe_tput, args.tput_seconds, False)
+            t = again_if_moved(lambda: throughput(proc, fe_tput, args.tput_seconds, False), args.retries, moved, p, f"[{rep + 1}/{args.repeats}] {p:8} throughput")
             results[p]["tput"].append(t)
             log(f"[{rep + 1}/{args.repeats}] {p:8} throughput  {t['gbps']:7.2f} Gbit/s, {t['proxy_cores']:.3f} busy cores, {t['gbps_per_core']:.2f} Gbit/s per core")
             if args.reverse:
                 t = throughput(proc, fe_tput, args.tput_seconds, True)
                 results[p]["rtput"].append(t)
                 log(f"[{rep + 1}/{args.repeats}] {p:8} throughput -R {t['gbps']:6.2f} Gbit/s, {t['proxy_cores']:.3f} busy cores")
-            c = churn(args.loadgen, proc, fe_echo, args.churn_seconds, args.concurrency, args.payload)
+            c = again_if_moved(
+                lambda: churn(args.loadgen, proc, fe_echo, args.churn_seconds, args.concurrency, args.payload), args.retries, moved, p, f"[{rep + 1}/{args.repeats}] {p:8} churn"
+            )
             results[p]["churn"].append(c)
             log(
                 f"[{rep + 1}/{args.repeats}] {p:8} churn       {c['cps']:9.0f} conns/s, {c['proxy_cores']:.3f} busy cores, "
@@ -646,6 +793,7 @@ def main():
     stop_all()
     args.loadavg_after = loadavg()
 
+    args.moved = moved
     text, medians = report(args, results, unavailable, commit, started, configs)
     with open(os.path.join(outdir, "report.md"), "w") as f:
         f.write(text + "\n")

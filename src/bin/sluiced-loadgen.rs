@@ -3,8 +3,12 @@
 //! - `churn`: C concurrent loops of connect -> write N bytes -> read the N bytes echoed -> close, for a
 //!   fixed time; reports connections per second, errors and connect+echo latency percentiles.
 //! - `echo-server`: the origin of the churn test: echoes what it reads until EOF, then closes.
+//! - `cpu-distance`: the round trip of one cache line between two CPUs, for the HTTP and L4
+//!   harnesses to see where the host has put the proxy's CPU against the load's (see
+//!   `bench/README.md`): on a VM the two virtual CPUs may share a cache one minute and sit on
+//!   distant cores the next, and every loopback request crosses between them.
 //!
-//! Both run on one thread (tokio's current-thread runtime): the benchmark pins them to one CPU,
+//! `churn` and `echo-server` run on one thread (tokio's current-thread runtime): the benchmark pins them to one CPU,
 //! where one event loop costs less than a thread per connection.
 //!
 //! Output is one line of `key=value` pairs on stdout, for the harness to parse.
@@ -13,6 +17,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -26,6 +31,14 @@ const USAGE: &str = "Usage:
   sluiced-loadgen echo-server --listen <ip:port> [--print-port] [--max-seconds SECS]
       Echoes what each connection sends until EOF, then closes it. --print-port prints the bound
       port alone on a line (use port 0 to let the kernel choose). Exits after SECS seconds if given.
+  sluiced-loadgen cpu-distance [--cpus A,B] [--round-trips N] [--batches K] [--samples S] [--interval-ms MS] [--stream]
+      Bounces one cache line between a thread pinned to CPU A and one pinned to CPU B, N times in
+      each of K batches; the fastest batch is one sample. Takes S samples MS milliseconds apart.
+      Prints one line: round_trip_ns=.. (median sample) min_ns=.. max_ns=.. samples_ns=a,b,..
+      --stream also prints each sample as it is taken (sample_ns=..), for a caller that stops
+      the sampling by killing the process.
+      Defaults: CPUs 0,1, N 20000, K 3, S 1, MS 500. A sample fails after 5 s (a CPU that is
+      not free to spin).
 ";
 
 struct ChurnOpts {
@@ -42,9 +55,19 @@ struct EchoOpts {
     max_seconds: Option<Duration>,
 }
 
+struct DistanceOpts {
+    cpus: (usize, usize),
+    round_trips: u64,
+    batches: usize,
+    samples: usize,
+    interval: Duration,
+    stream: bool,
+}
+
 enum Cmd {
     Churn(ChurnOpts),
     Echo(EchoOpts),
+    Distance(DistanceOpts),
     Help,
 }
 
@@ -116,6 +139,32 @@ fn parse(args: &[String]) -> Result<Cmd, String> {
                 i += 1;
             }
             Ok(Cmd::Echo(o))
+        }
+        "cpu-distance" => {
+            let mut o = DistanceOpts { cpus: (0, 1), round_trips: 20_000, batches: 3, samples: 1, interval: Duration::from_millis(500), stream: false };
+            while i < args.len() {
+                match args[i].as_str() {
+                    "--cpus" => {
+                        let v = value(args, &mut i)?;
+                        let pair = v.split_once(',').and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)));
+                        o.cpus = pair.ok_or_else(|| format!("--cpus: '{v}' is not two CPU numbers like 0,1"))?;
+                    }
+                    "--round-trips" => o.round_trips = num(args, &mut i)?,
+                    "--batches" => o.batches = num(args, &mut i)?,
+                    "--samples" => o.samples = num(args, &mut i)?,
+                    "--interval-ms" => o.interval = Duration::from_millis(num(args, &mut i)?),
+                    "--stream" => o.stream = true,
+                    other => return Err(format!("cpu-distance: unknown option '{other}'")),
+                }
+                i += 1;
+            }
+            if o.cpus.0 == o.cpus.1 {
+                return Err("cpu-distance: --cpus needs two different CPUs".into());
+            }
+            if o.round_trips == 0 || o.batches == 0 || o.samples == 0 {
+                return Err("cpu-distance: --round-trips, --batches and --samples must be at least 1".into());
+            }
+            Ok(Cmd::Distance(o))
         }
         "-h" | "--help" | "help" => Ok(Cmd::Help),
         other => Err(format!("unknown subcommand '{other}'")),
@@ -268,6 +317,89 @@ async fn echo_server(o: EchoOpts) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Pins the calling thread to `cpu`.
+fn pin(cpu: usize) -> Result<(), String> {
+    let mut set = nix::sched::CpuSet::new();
+    set.set(cpu).map_err(|e| format!("CPU {cpu}: {e}"))?;
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).map_err(|e| format!("cannot pin to CPU {cpu}: {e}"))
+}
+
+/// Spins until `line` holds `want`; false once `give_up` has passed (checked every 4,096 spins).
+fn wait_for(line: &AtomicU64, want: u64, give_up: Instant) -> bool {
+    let mut spins = 0u32;
+    while line.load(Ordering::Acquire) != want {
+        std::hint::spin_loop();
+        spins = spins.wrapping_add(1);
+        if spins.is_multiple_of(4096) && Instant::now() > give_up {
+            return false;
+        }
+    }
+    true
+}
+
+/// Nanoseconds per round trip of a cache line between the two CPUs, one figure per batch. The
+/// line carries a counter: the first CPU writes each odd value and waits for the next even one,
+/// which the second CPU writes when it has seen the odd one. The calling thread is pinned to the
+/// first CPU; a thread pinned to the second lives for this one measurement.
+fn round_trips(o: &DistanceOpts) -> Result<Vec<f64>, String> {
+    let line = Arc::new(AtomicU64::new(0));
+    let total = o.round_trips * o.batches as u64;
+    let give_up = Instant::now() + Duration::from_secs(5);
+    pin(o.cpus.0)?;
+    let peer = {
+        let line = line.clone();
+        let cpu = o.cpus.1;
+        std::thread::spawn(move || -> Result<(), String> {
+            pin(cpu)?;
+            for i in 0..total {
+                if !wait_for(&line, 2 * i + 1, give_up) {
+                    return Err(format!("CPU {cpu} did not see the line in 5 s"));
+                }
+                line.store(2 * i + 2, Ordering::Release);
+            }
+            Ok(())
+        })
+    };
+    let mut out = Vec::with_capacity(o.batches);
+    let mut n = 0u64;
+    'batches: for _ in 0..o.batches {
+        let t0 = Instant::now();
+        for _ in 0..o.round_trips {
+            line.store(2 * n + 1, Ordering::Release);
+            if !wait_for(&line, 2 * n + 2, give_up) {
+                break 'batches;
+            }
+            n += 1;
+        }
+        out.push(t0.elapsed().as_nanos() as f64 / o.round_trips as f64);
+    }
+    // On a timeout the peer gives up by itself at the same deadline.
+    peer.join().map_err(|_| "the peer thread panicked".to_string())??;
+    if out.len() < o.batches {
+        return Err(format!("no round trip between CPUs {} and {} in 5 s", o.cpus.0, o.cpus.1));
+    }
+    Ok(out)
+}
+
+/// One sample per `o.samples`, `o.interval` apart: the fastest of the sample's batches (a batch
+/// during which either thread was preempted is slower, never faster).
+fn cpu_distance(o: &DistanceOpts) -> Result<Vec<f64>, String> {
+    let mut samples = Vec::with_capacity(o.samples);
+    for i in 0..o.samples {
+        if i > 0 {
+            std::thread::sleep(o.interval);
+        }
+        let fastest = round_trips(o)?.into_iter().fold(f64::INFINITY, f64::min);
+        if o.stream {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "sample_ns={fastest:.1}");
+            let _ = out.flush();
+        }
+        samples.push(fastest);
+    }
+    Ok(samples)
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let cmd = match parse(&args) {
@@ -281,6 +413,22 @@ fn main() -> ExitCode {
         print!("{USAGE}");
         return ExitCode::SUCCESS;
     }
+    if let Cmd::Distance(o) = &cmd {
+        return match cpu_distance(o) {
+            Ok(v) => {
+                let list: Vec<String> = v.iter().map(|x| format!("{x:.1}")).collect();
+                let mut sorted = v.clone();
+                sorted.sort_by(f64::total_cmp);
+                let (med, min, max) = (sorted[sorted.len() / 2], sorted[0], sorted[sorted.len() - 1]);
+                println!("round_trip_ns={med:.1} min_ns={min:.1} max_ns={max:.1} samples_ns={}", list.join(","));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("sluiced-loadgen: cpu-distance: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -291,7 +439,7 @@ fn main() -> ExitCode {
     match cmd {
         Cmd::Churn(o) => rt.block_on(churn(o)),
         Cmd::Echo(o) => rt.block_on(echo_server(o)),
-        Cmd::Help => ExitCode::SUCCESS,
+        Cmd::Distance(_) | Cmd::Help => ExitCode::SUCCESS,
     }
 }
 
@@ -323,6 +471,38 @@ mod tests {
         assert!(parse(&args(&["churn", "--target", "x"])).is_err());
         assert!(parse(&args(&["churn", "--target", "127.0.0.1:9", "--payload", "0"])).is_err());
         assert!(parse(&args(&["churn", "--target", "127.0.0.1:9", "--duration", "-1"])).is_err());
+    }
+
+    #[test]
+    fn cpu_distance_options() {
+        let o = ["cpu-distance", "--cpus", "2,5", "--round-trips", "100", "--batches", "3", "--samples", "4", "--interval-ms", "20", "--stream"];
+        let Ok(Cmd::Distance(o)) = parse(&args(&o)) else { panic!("cpu-distance options rejected") };
+        assert_eq!((o.cpus, o.round_trips, o.batches, o.samples, o.interval, o.stream), ((2, 5), 100, 3, 4, Duration::from_millis(20), true));
+        let Ok(Cmd::Distance(d)) = parse(&args(&["cpu-distance"])) else { panic!("defaults rejected") };
+        assert_eq!((d.cpus, d.round_trips, d.batches, d.samples, d.stream), ((0, 1), 20_000, 3, 1, false));
+        assert!(parse(&args(&["cpu-distance", "--samples", "0"])).is_err());
+        assert!(parse(&args(&["cpu-distance", "--cpus", "1,1"])).is_err());
+        assert!(parse(&args(&["cpu-distance", "--cpus", "1"])).is_err());
+        assert!(parse(&args(&["cpu-distance", "--batches", "0"])).is_err());
+    }
+
+    #[test]
+    fn cpu_distance_takes_one_sample_per_interval_between_two_cpus() {
+        // The first two CPUs this process may run on (CI machines have at least two).
+        let allowed = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).unwrap();
+        let cpus: Vec<usize> = (0..nix::sched::CpuSet::count()).filter(|&c| allowed.is_set(c).unwrap_or(false)).take(2).collect();
+        if cpus.len() < 2 {
+            eprintln!("skipped: one CPU only");
+            return;
+        }
+        // On its own thread: the measurement pins the calling thread.
+        let o = DistanceOpts { cpus: (cpus[0], cpus[1]), round_trips: 2_000, batches: 3, samples: 3, interval: Duration::from_millis(50), stream: false };
+        let t0 = Instant::now();
+        let v = std::thread::spawn(move || cpu_distance(&o)).join().unwrap().unwrap();
+        assert_eq!(v.len(), 3);
+        assert!(t0.elapsed() >= Duration::from_millis(100), "the samples were not spaced out");
+        // A round trip between two CPUs costs at least a few nanoseconds and, spinning, far less than a millisecond.
+        assert!(v.iter().all(|&ns| ns > 1.0 && ns < 1_000_000.0), "{v:?}");
     }
 
     #[test]
