@@ -232,8 +232,8 @@ def wait_idle(max_wait, threshold=0.15):
 # On this VM the host moves the two virtual CPUs between nearby cores (a cache line crosses from
 # one to the other and back in about 60-130 ns) and distant ones (about 450-500 ns), and back,
 # every few seconds to minutes, without the guest seeing it in /proc/stat. Every loopback request
-# crosses between the proxy's CPU and the load's several times, so the same proxy costs a quarter
-# more CPU per request when the CPUs are far apart (bench/RESULTS.md, "Where the harness's noise
+# crosses between the proxy's CPU and the load's several times, so the same proxy costs about 4 µs
+# more CPU per keep-alive request when the CPUs are far apart (bench/RESULTS.md, "Where the harness's noise
 # comes from"). Each measurement therefore samples the round trip during the run, and the report
 # compares proxies measured in the same placement.
 
