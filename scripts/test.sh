@@ -17,6 +17,8 @@ done
 for t in openssl curl; do
   command -v $t >/dev/null 2>&1 || need+=("$t")
 done
+# The benchmark harnesses' own tests are Python.
+command -v python3 >/dev/null 2>&1 || need+=(python3)
 # ... and testssl checks the default protocols and ciphers.
 command -v testssl >/dev/null 2>&1 || need+=(testssl.sh)
 if [ ${#need[@]} -gt 0 ]; then
@@ -31,6 +33,11 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 cargo test --locked "$@"
+
+# The benchmark harnesses' placement logic (which measurements count as near, far or moved).
+if [ $# -eq 0 ]; then
+  python3 bench/l4/test_placement.py
+fi
 
 # The integration suite again on the epoll backend: the run above used the default, `auto`, which
 # is io_uring wherever the kernel allows it (tests/io_backend.rs checks which one ran, and the

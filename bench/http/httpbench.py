@@ -230,6 +230,10 @@ def wrk(proxy, port, args, close, lua, outdir, label):
 # ---------------------------------------------------------------- report
 
 
+def all_runs(results):
+    return [x for r in results.values() for t, _ in TESTS for x in r[t]]
+
+
 def medians(results, keep=lambda run: True):
     # results[proxy][test] = [run, ...] -> M[proxy][test][figure] = median over the kept runs, and "n"
     M = {}
@@ -261,28 +265,11 @@ def bar_line(s, h, label=""):
     )
 
 
-def placement_section(results, moved):
+def placement_section(runs, split, results, moved):
     """Where the host had put CPU 0 against CPU 1 during each measurement, and the figures per placement."""
-    runs = [x for r in results.values() for t, _ in TESTS for x in r[t]]
-    xs = [d for x in runs for d in x.get("distance_ns") or []]
-    if not xs:
-        return ["Placement of the CPUs: not sampled (no sluiced-loadgen).", ""]
-    split = l4.placement_split(runs)
-    L = [
-        f"Placement of the proxy's CPU against the load's: the round trip of a cache line between CPU {PROXY_CPU} and CPU {LOAD_CPU}, "
-        f"sampled every {l4.DISTANCE_INTERVAL_MS} ms during each measurement (`{l4.distance_command()}`): {len(xs)} samples, "
-        f"{min(xs):.0f} to {max(xs):.0f} ns."
-    ]
+    L = l4.placement_summary(runs, split, moved)
     if split is None:
-        L += ["One placement throughout: the ratios above compare like with like.", ""]
         return L
-    kinds = {k: sum(1 for x in runs if l4.placement(x, split) == k) for k in ("near", "far", "mixed")}
-    L.append(
-        f"**The host moved the CPUs during this run.** Split at {split:.0f} ns: {kinds['near']} measurements near, {kinds['far']} far, "
-        f"{kinds['mixed']} mixed (the CPUs moved during the measurement; left out below; {sum(moved.values())} more such measurements were taken again "
-        "and are not counted anywhere). Medians over all runs, above, compare proxies measured in different placements; these compare like with like:"
-    )
-    L.append("")
     per = {k: medians(results, lambda x, k=k: l4.placement(x, split) == k) for k in ("near", "far")}
     L.append("| proxy | keep-alive near: CPU µs/req (runs) | keep-alive far | new connection near | new connection far |")
     L.append("|---|---|---|---|---|")
@@ -313,6 +300,8 @@ def placement_section(results, moved):
 
 def report(args, results, unavailable, commit, started, configs):
     M = medians(results)
+    runs = all_runs(results)
+    split = l4.placement_split(runs)
     L = []
     L.append(f"## HTTP proxying: sluiced vs HAProxy vs nginx ({started:%Y-%m-%d %H:%M} UTC)")
     L.append("")
@@ -331,7 +320,6 @@ def report(args, results, unavailable, commit, started, configs):
     )
     for p, why in unavailable.items():
         L.append(f"- **{p}: not available** ({why})")
-    runs = [x for r in results.values() for t, _ in TESTS for x in r[t]]
     n_shared = sum(1 for x in runs if shared(x))
     if max(args.idle_before) > 0.15 or n_shared:
         L.append(
@@ -372,11 +360,10 @@ def report(args, results, unavailable, commit, started, configs):
         if "haproxy" in M:
             L.append(bar_line(s, M["haproxy"]))
             L.append("")
-    L += placement_section(results, args.moved)
+    L += placement_section(runs, split, results, args.moved)
     if "haproxy" in results:
         # Each round runs every proxy back to back, so a ratio within one round cancels the
         # machine's drift between rounds (this VM's speed wanders by up to a factor of two).
-        split = l4.placement_split([x for r in results.values() for t, _ in TESTS for x in r[t]])
         L.append(
             "Per-round ratios of CPU µs per request to HAProxy's in the same round (median, then each round"
             + ("; only rounds where both measurements had the CPUs in the same place, near or far):" if split else "):")
@@ -419,7 +406,6 @@ def report(args, results, unavailable, commit, started, configs):
     def each(xs, key, nd, star=False):
         return ", ".join(fmt(x[key], nd) + ("*" if star and shared(x) else "") for x in xs)
 
-    split = l4.placement_split([x for r in results.values() for t, _ in TESTS for x in r[t]])
     for p, r in results.items():
         parts = []
         for t, title in TESTS:

@@ -296,6 +296,29 @@ def placement(run, split):
     return "far" if far == len(xs) else "near" if far == 0 else "mixed"
 
 
+def placement_summary(runs, split, moved):
+    """The report's opening lines on placement, shared by the HTTP and L4 reports; with `split`
+    None (one placement, or nothing sampled) they are the whole story."""
+    xs = [d for x in runs for d in x.get("distance_ns") or []]
+    if not xs:
+        return ["Placement of the CPUs: not sampled (no sluiced-loadgen).", ""]
+    L = [
+        f"Placement of the proxy's CPU against the load's: the round trip of a cache line between CPU {PROXY_CPU} and CPU {LOAD_CPU}, "
+        f"sampled every {DISTANCE_INTERVAL_MS} ms during each measurement (`{distance_command()}`): {len(xs)} samples, {min(xs):.0f} to {max(xs):.0f} ns."
+    ]
+    if split is None:
+        again = f" ({sum(moved.values())} measurements during which the CPUs moved were taken again)" if sum(moved.values()) else ""
+        return L + [f"One placement throughout the measurements kept{again}: the ratios above compare like with like.", ""]
+    kinds = {k: sum(1 for x in runs if placement(x, split) == k) for k in ("near", "far", "mixed")}
+    L.append(
+        f"**The host moved the CPUs during this run.** Split at {split:.0f} ns: {kinds['near']} measurements near, {kinds['far']} far, "
+        f"{kinds['mixed']} mixed (the CPUs moved during the measurement; left out below; {sum(moved.values())} more such measurements were taken "
+        "again and are not counted anywhere). Medians over all runs, above, compare proxies measured in different placements; these compare like with like:"
+    )
+    L.append("")
+    return L
+
+
 def again_if_moved(measure, retries, moved, proxy, label):
     """Runs measure() and, while the host moved the CPUs during it, up to `retries` more times; the last is kept."""
     r = measure()
@@ -470,25 +493,11 @@ def ratio(a, b):
     return a / b if a is not None and b else None
 
 
-def placement_section(results, moved):
+def placement_section(runs, split, results, moved):
     """Where the host had put CPU 0 against CPU 1 during each measurement, and the bars per placement."""
-    runs = [x for r in results.values() for k in ("tput", "rtput", "churn") for x in r[k]]
-    xs = [d for x in runs for d in x.get("distance_ns") or []]
-    if not xs:
-        return ["Placement of the CPUs: not sampled.", ""]
-    split = placement_split(runs)
-    L = [
-        f"Placement of the proxy's CPU against the load's: the round trip of a cache line between CPU {PROXY_CPU} and CPU {LOAD_CPU}, "
-        f"sampled every {DISTANCE_INTERVAL_MS} ms during each measurement (`{distance_command()}`): {len(xs)} samples, {min(xs):.0f} to {max(xs):.0f} ns."
-    ]
+    L = placement_summary(runs, split, moved)
     if split is None:
-        return L + ["One placement throughout: the ratios above compare like with like.", ""]
-    kinds = {k: sum(1 for x in runs if placement(x, split) == k) for k in ("near", "far", "mixed")}
-    L.append(
-        f"**The host moved the CPUs during this run.** Split at {split:.0f} ns: {kinds['near']} measurements near, {kinds['far']} far, "
-        f"{kinds['mixed']} mixed (left out below; {sum(moved.values())} more were taken again and are not counted anywhere). Like for like:"
-    )
-    L.append("")
+        return L
     L.append("| proxy | Gbit/s per busy core, near (runs) | far | conns/s, near (runs) | far |")
     L.append("|---|---|---|---|---|")
     per = {}
@@ -622,8 +631,8 @@ def report(args, results, unavailable, commit, started, configs):
                 "the figure to trust if runs are marked *)."
             )
             L.append("")
-    L += placement_section(results, args.moved)
     split = placement_split(runs)
+    L += placement_section(runs, split, results, args.moved)
     L.append("Every run (proxy: figure per repetition; * = CPU 0 shared with other work during that run):")
     L.append("")
 
@@ -779,7 +788,7 @@ def main():
             results[p]["tput"].append(t)
             log(f"[{rep + 1}/{args.repeats}] {p:8} throughput  {t['gbps']:7.2f} Gbit/s, {t['proxy_cores']:.3f} busy cores, {t['gbps_per_core']:.2f} Gbit/s per core")
             if args.reverse:
-                t = throughput(proc, fe_tput, args.tput_seconds, True)
+                t = again_if_moved(lambda: throughput(proc, fe_tput, args.tput_seconds, True), args.retries, moved, p, f"[{rep + 1}/{args.repeats}] {p:8} throughput -R")
                 results[p]["rtput"].append(t)
                 log(f"[{rep + 1}/{args.repeats}] {p:8} throughput -R {t['gbps']:6.2f} Gbit/s, {t['proxy_cores']:.3f} busy cores")
             c = again_if_moved(

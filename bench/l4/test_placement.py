@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Tests of the harnesses' placement logic (bench/l4/l4bench.py): how samples of the CPUs'
+cache-line round trip are split into near and far, how a measurement is classed, and when a
+measurement is taken again. Run by scripts/test.sh: `python3 bench/l4/test_placement.py`."""
+
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import l4bench as l4  # noqa: E402
+
+
+def run(*ns):
+    return {"distance_ns": list(ns)}
+
+
+class Split(unittest.TestCase):
+    def test_one_placement_has_no_split(self):
+        self.assertIsNone(l4.placement_split([run(60, 75, 130), run(80, 119)]))
+
+    def test_nothing_sampled_has_no_split(self):
+        self.assertIsNone(l4.placement_split([{}, run()]))
+
+    def test_two_placements_split_at_the_geometric_mean_of_fastest_and_slowest(self):
+        self.assertAlmostEqual(l4.placement_split([run(64, 70), run(470, 484, 490), run(100)]), (64 * 490) ** 0.5)
+
+    def test_a_spread_just_under_the_factor_is_one_placement(self):
+        self.assertIsNone(l4.placement_split([run(100, 299)]))
+        self.assertIsNotNone(l4.placement_split([run(100, 300)]))
+
+
+class Classify(unittest.TestCase):
+    def test_near_far_and_mixed_against_the_split(self):
+        split = 180.0
+        self.assertEqual(l4.placement(run(60, 130), split), "near")
+        self.assertEqual(l4.placement(run(450, 500, 180), split), "far")
+        self.assertEqual(l4.placement(run(60, 470), split), "mixed")
+
+    def test_without_split_or_samples(self):
+        self.assertEqual(l4.placement(run(60, 70), None), "one")
+        self.assertEqual(l4.placement({}, 180.0), "?")
+
+
+class Again(unittest.TestCase):
+    def measures(self, *results):
+        calls = []
+
+        def measure():
+            calls.append(1)
+            return results[len(calls) - 1]
+
+        return measure, calls
+
+    def test_a_steady_measurement_is_taken_once(self):
+        measure, calls = self.measures(run(60, 70))
+        moved = {"p": 0}
+        self.assertEqual(l4.again_if_moved(measure, 2, moved, "p", "test"), run(60, 70))
+        self.assertEqual((len(calls), moved["p"]), (1, 0))
+
+    def test_a_moved_measurement_is_taken_again_until_steady(self):
+        measure, calls = self.measures(run(60, 470), run(460, 480))
+        moved = {"p": 0}
+        self.assertEqual(l4.again_if_moved(measure, 2, moved, "p", "test"), run(460, 480))
+        self.assertEqual((len(calls), moved["p"]), (2, 1))
+
+    def test_retries_are_bounded_and_the_last_is_kept(self):
+        measure, calls = self.measures(run(60, 470), run(470, 60), run(65, 480))
+        moved = {"p": 0}
+        self.assertEqual(l4.again_if_moved(measure, 2, moved, "p", "test"), run(65, 480))
+        self.assertEqual((len(calls), moved["p"]), (3, 2))
+
+
+if __name__ == "__main__":
+    unittest.main()
