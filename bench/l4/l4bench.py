@@ -271,6 +271,37 @@ class DistanceSampler:
         return self.samples
 
 
+def syscall_cost():
+    """Nanoseconds per system call on the proxy's CPU (`sluiced-loadgen syscall-cost`), or None.
+
+    Taken once at the start of a run, while the machine is idle. Hosts that show the same CPU
+    model to the VM have been seen to differ by half in this figure (126-135 ns on one, 195-200
+    on another), and a proxy makes two to four system calls per keep-alive request, so the report
+    gives it beside the CPU's identity."""
+    if not DISTANCE["loadgen"]:
+        return None
+    try:
+        out = subprocess.run(["timeout", "30", DISTANCE["loadgen"], "syscall-cost", "--cpu", str(PROXY_CPU)], capture_output=True, text=True, check=True).stdout
+        return float(out.split()[0].split("=", 1)[1])
+    except (subprocess.CalledProcessError, IndexError, ValueError):
+        return None
+
+
+def machine_line(syscall_ns):
+    """The report's "Machine" line: CPUs, the CPU's identity as the VM sees it, a system call's cost, kernel, compiler."""
+    info = {}
+    with open("/proc/cpuinfo") as f:
+        for ln in f:
+            if not ln.strip():
+                break  # the first CPU's block is enough
+            k, _, v = ln.partition(":")
+            info[k.strip()] = v.strip()
+    ident = ", ".join(f"{k.replace('cpu ', '')} {info[k]}" for k in ("cpu family", "model", "stepping", "microcode") if k in info)
+    cpu = info.get("model name", "?") + (f"; {ident}" if ident else "")
+    call = f"; a system call (`getppid`) costs {syscall_ns:.0f} ns on CPU {PROXY_CPU}" if syscall_ns else ""
+    return f"- Machine: {os.cpu_count()} CPUs ({cpu}){call}; Linux {platform.release()}, {sh('rustc --version')}"
+
+
 def distance_command():
     """The sampler's command line, for the report."""
     return shlex.join([DISTANCE["loadgen"] or "sluiced-loadgen", "cpu-distance", "--cpus", f"{PROXY_CPU},{LOAD_CPU}", "--samples", "N", "--interval-ms", str(DISTANCE_INTERVAL_MS), "--stream"] + DISTANCE_ARGS)
@@ -554,8 +585,7 @@ def report(args, results, unavailable, commit, started, configs):
     L.append(f"## L4 proxying: sluiced vs HAProxy vs nginx ({started:%Y-%m-%d %H:%M} UTC)")
     L.append("")
     L.append(f"- Date: {started:%Y-%m-%d %H:%M:%S} UTC; commit: `{commit}`")
-    model = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()
-    L.append(f"- Machine: {os.cpu_count()} CPUs ({model}), Linux {platform.release()}, {sh('rustc --version')}")
+    L.append(machine_line(args.syscall_ns))
     L.append(f"- Versions: {sh('haproxy -v | head -1')}; {sh('nginx -v 2>&1')}; {sh('iperf3 --version | head -1')}")
     L.append(f"- Harness: `{shlex.join(['bench/l4/run.sh'] + sys.argv[1:])}`")
     L.append(
@@ -713,6 +743,7 @@ def main():
         DISTANCE["loadgen"] = args.loadgen
     args.loadavg_before = loadavg()
     args.idle_before = wait_idle(args.wait_idle)
+    args.syscall_ns = syscall_cost()
     if max(args.idle_before) > 0.15:
         log(f"warning: the machine is busy (CPU0 {args.idle_before[0]:.2f}, CPU1 {args.idle_before[1]:.2f}): figures will be low and noisy")
 
@@ -807,7 +838,7 @@ def main():
     with open(os.path.join(outdir, "report.md"), "w") as f:
         f.write(text + "\n")
     with open(os.path.join(outdir, "results.json"), "w") as f:
-        json.dump({"medians": medians, "runs": results, "unavailable": unavailable, "commit": commit, "date": started.isoformat()}, f, indent=1)
+        json.dump({"medians": medians, "runs": results, "unavailable": unavailable, "commit": commit, "date": started.isoformat(), "syscall_ns": args.syscall_ns}, f, indent=1)
     print(text)
     record = args.record or ("sluiced" in running and not args.no_record)
     if record:

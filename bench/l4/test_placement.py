@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Tests of the harnesses' placement logic (bench/l4/l4bench.py): how samples of the CPUs'
 cache-line round trip are split into near and far, how a measurement is classed, and when a
-measurement is taken again. Run by scripts/test.sh: `python3 bench/l4/test_placement.py`."""
+measurement is taken again; and of the report's machine line, which tells hosts apart. Run by scripts/test.sh: `python3 bench/l4/test_placement.py`."""
 
 import os
 import sys
@@ -69,6 +69,38 @@ class Again(unittest.TestCase):
         moved = {"p": 0}
         self.assertEqual(l4.again_if_moved(measure, 2, moved, "p", "test"), run(65, 480))
         self.assertEqual((len(calls), moved["p"]), (3, 2))
+
+
+class MachineLine(unittest.TestCase):
+    """The report's machine line names what tells two hosts apart: the CPU's identity and a system call's cost."""
+
+    def test_the_cpu_identity_and_the_system_call_cost_are_given(self):
+        line = l4.machine_line(197.4)
+        self.assertTrue(line.startswith(f"- Machine: {os.cpu_count()} CPUs ("), line)
+        self.assertIn(f"a system call (`getppid`) costs 197 ns on CPU {l4.PROXY_CPU}", line)
+        with open("/proc/cpuinfo") as f:
+            if any(ln.startswith("cpu family") for ln in f):
+                self.assertIn("family ", line)
+
+    def test_no_system_call_figure_when_it_was_not_measured(self):
+        self.assertNotIn("system call", l4.machine_line(None))
+
+    def test_the_cost_is_measured_by_the_loadgen_when_there_is_one(self):
+        # scripts/test.sh runs this after `cargo test`, which builds the debug binary.
+        target = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../target")
+        loadgen = next((p for p in (f"{target}/release/sluiced-loadgen", f"{target}/debug/sluiced-loadgen") if os.access(p, os.X_OK)), "")
+        saved = l4.DISTANCE["loadgen"]
+        try:
+            l4.DISTANCE["loadgen"] = None
+            self.assertIsNone(l4.syscall_cost())
+            if not os.access(loadgen, os.X_OK):
+                self.skipTest("sluiced-loadgen not built")
+            l4.DISTANCE["loadgen"] = loadgen
+            ns = l4.syscall_cost()
+            self.assertIsNotNone(ns)
+            self.assertTrue(1.0 < ns < 1_000_000.0, ns)
+        finally:
+            l4.DISTANCE["loadgen"] = saved
 
 
 if __name__ == "__main__":

@@ -7,6 +7,9 @@
 //!   harnesses to see where the host has put the proxy's CPU against the load's (see
 //!   `bench/README.md`): on a VM the two virtual CPUs may share a cache one minute and sit on
 //!   distant cores the next, and every loopback request crosses between them.
+//! - `syscall-cost`: what one system call's entry and exit cost on a CPU, so that reports taken
+//!   on different hosts of the same CPU model can be told apart (a proxy makes two to four system
+//!   calls per keep-alive request).
 //!
 //! `churn` and `echo-server` run on one thread (tokio's current-thread runtime): the benchmark pins them to one CPU,
 //! where one event loop costs less than a thread per connection.
@@ -39,6 +42,10 @@ const USAGE: &str = "Usage:
       the sampling by killing the process.
       Defaults: CPUs 0,1, N 20000, K 3, S 1, MS 500. A sample fails after 5 s (a CPU that is
       not free to spin).
+  sluiced-loadgen syscall-cost [--cpu C] [--calls N] [--batches K]
+      Pinned to CPU C, makes N getppid system calls in each of K batches; the fastest batch is
+      the figure. Prints one line: syscall_ns=.. (fastest batch) batches_ns=a,b,..
+      Defaults: CPU 0, N 200000, K 5.
 ";
 
 struct ChurnOpts {
@@ -64,10 +71,17 @@ struct DistanceOpts {
     stream: bool,
 }
 
+struct SyscallOpts {
+    cpu: usize,
+    calls: u64,
+    batches: usize,
+}
+
 enum Cmd {
     Churn(ChurnOpts),
     Echo(EchoOpts),
     Distance(DistanceOpts),
+    Syscall(SyscallOpts),
     Help,
 }
 
@@ -165,6 +179,22 @@ fn parse(args: &[String]) -> Result<Cmd, String> {
                 return Err("cpu-distance: --round-trips, --batches and --samples must be at least 1".into());
             }
             Ok(Cmd::Distance(o))
+        }
+        "syscall-cost" => {
+            let mut o = SyscallOpts { cpu: 0, calls: 200_000, batches: 5 };
+            while i < args.len() {
+                match args[i].as_str() {
+                    "--cpu" => o.cpu = num(args, &mut i)?,
+                    "--calls" => o.calls = num(args, &mut i)?,
+                    "--batches" => o.batches = num(args, &mut i)?,
+                    other => return Err(format!("syscall-cost: unknown option '{other}'")),
+                }
+                i += 1;
+            }
+            if o.calls == 0 || o.batches == 0 {
+                return Err("syscall-cost: --calls and --batches must be at least 1".into());
+            }
+            Ok(Cmd::Syscall(o))
         }
         "-h" | "--help" | "help" => Ok(Cmd::Help),
         other => Err(format!("unknown subcommand '{other}'")),
@@ -400,6 +430,22 @@ fn cpu_distance(o: &DistanceOpts) -> Result<Vec<f64>, String> {
     Ok(samples)
 }
 
+/// Nanoseconds per `getppid` system call, one figure per batch, on the calling thread pinned to
+/// `o.cpu`. `getppid` does no work in the kernel beyond reading a field, and the C library does
+/// not answer it from a cache, so each call is one entry into the kernel and one exit.
+fn syscall_cost(o: &SyscallOpts) -> Result<Vec<f64>, String> {
+    pin(o.cpu)?;
+    let mut out = Vec::with_capacity(o.batches);
+    for _ in 0..o.batches {
+        let t0 = Instant::now();
+        for _ in 0..o.calls {
+            std::hint::black_box(nix::unistd::getppid());
+        }
+        out.push(t0.elapsed().as_nanos() as f64 / o.calls as f64);
+    }
+    Ok(out)
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let cmd = match parse(&args) {
@@ -429,6 +475,19 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Cmd::Syscall(o) = &cmd {
+        return match syscall_cost(o) {
+            Ok(v) => {
+                let list: Vec<String> = v.iter().map(|x| format!("{x:.1}")).collect();
+                println!("syscall_ns={:.1} batches_ns={}", v.iter().copied().fold(f64::INFINITY, f64::min), list.join(","));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("sluiced-loadgen: syscall-cost: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -439,7 +498,7 @@ fn main() -> ExitCode {
     match cmd {
         Cmd::Churn(o) => rt.block_on(churn(o)),
         Cmd::Echo(o) => rt.block_on(echo_server(o)),
-        Cmd::Distance(_) | Cmd::Help => ExitCode::SUCCESS,
+        Cmd::Distance(_) | Cmd::Syscall(_) | Cmd::Help => ExitCode::SUCCESS,
     }
 }
 
@@ -503,6 +562,39 @@ mod tests {
         assert!(t0.elapsed() >= Duration::from_millis(100), "the samples were not spaced out");
         // A round trip between two CPUs costs at least a few nanoseconds and, spinning, far less than a millisecond.
         assert!(v.iter().all(|&ns| ns > 1.0 && ns < 1_000_000.0), "{v:?}");
+    }
+
+    #[test]
+    fn syscall_cost_options() {
+        let Ok(Cmd::Syscall(o)) = parse(&args(&["syscall-cost", "--cpu", "1", "--calls", "1000", "--batches", "2"])) else {
+            panic!("syscall-cost options rejected")
+        };
+        assert_eq!((o.cpu, o.calls, o.batches), (1, 1000, 2));
+        let Ok(Cmd::Syscall(d)) = parse(&args(&["syscall-cost"])) else { panic!("defaults rejected") };
+        assert_eq!((d.cpu, d.calls, d.batches), (0, 200_000, 5));
+        assert!(parse(&args(&["syscall-cost", "--calls", "0"])).is_err());
+        assert!(parse(&args(&["syscall-cost", "--batches", "0"])).is_err());
+        assert!(parse(&args(&["syscall-cost", "--cpus", "0,1"])).is_err());
+    }
+
+    #[test]
+    fn syscall_cost_gives_one_figure_per_batch_on_the_cpu_asked_for() {
+        let allowed = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).unwrap();
+        let cpu = (0..nix::sched::CpuSet::count()).find(|&c| allowed.is_set(c).unwrap_or(false)).unwrap();
+        let o = SyscallOpts { cpu, calls: 10_000, batches: 3 };
+        // On its own thread: the measurement pins the calling thread.
+        let (v, on) = std::thread::spawn(move || (syscall_cost(&o), nix::sched::sched_getcpu())).join().unwrap();
+        let v = v.unwrap();
+        assert_eq!(v.len(), 3);
+        assert_eq!(on.unwrap(), cpu, "the thread was not pinned");
+        // A system call's entry and exit cost tens of nanoseconds at least and far less than a
+        // millisecond: a sanity range, not a timing assertion.
+        assert!(v.iter().all(|&ns| ns > 1.0 && ns < 1_000_000.0), "{v:?}");
+        // A CPU the process may not use is refused, not ignored.
+        let o = SyscallOpts { cpu: nix::sched::CpuSet::count() - 1, calls: 1, batches: 1 };
+        if !allowed.is_set(o.cpu).unwrap_or(false) {
+            assert!(std::thread::spawn(move || syscall_cost(&o)).join().unwrap().is_err());
+        }
     }
 
     #[test]
