@@ -299,7 +299,29 @@ def machine_line(syscall_ns):
     ident = ", ".join(f"{k.replace('cpu ', '')} {info[k]}" for k in ("cpu family", "model", "stepping", "microcode") if k in info)
     cpu = info.get("model name", "?") + (f"; {ident}" if ident else "")
     call = f"; a system call (`getppid`) costs {syscall_ns:.0f} ns on CPU {PROXY_CPU}" if syscall_ns else ""
-    return f"- Machine: {os.cpu_count()} CPUs ({cpu}){call}; Linux {platform.release()}, {sh('rustc --version')}"
+    return f"- Machine: {os.cpu_count()} CPUs ({cpu}){call}; Linux {platform.release()}, {sh('rustc --version')}{mitigations()}"
+
+
+def mitigations(root="/sys/devices/system/cpu/vulnerabilities"):
+    """The kernel's speculation mitigations in effect, as "; mitigations: name (what), ...", or "".
+
+    They set what a system call and a return inside the kernel cost (`spec_rstack_overflow`'s
+    "Safe RET" makes every kernel return dearer), and a proxy that spends most of a request in
+    the kernel pays more of that than one that spends more in user space."""
+    try:
+        names = sorted(os.listdir(root))
+    except OSError:
+        return ""
+    out = []
+    for name in names:
+        try:
+            with open(os.path.join(root, name)) as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        if text.startswith("Mitigation: "):
+            out.append(f"{name} ({text[len('Mitigation: '):].split(';')[0].strip()})")
+    return "; mitigations: " + ", ".join(out) if out else ""
 
 
 def distance_command():

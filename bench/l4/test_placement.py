@@ -82,6 +82,21 @@ class MachineLine(unittest.TestCase):
             if any(ln.startswith("cpu family") for ln in f):
                 self.assertIn("family ", line)
 
+    def test_mitigations_in_effect_are_named_with_their_first_clause(self):
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as d:
+            for name, text in {
+                "meltdown": "Not affected",
+                "spectre_v2": "Mitigation: Retpolines; IBPB: conditional; STIBP: disabled",
+                "spec_rstack_overflow": "Mitigation: Safe RET",
+                "mds": "Vulnerable",
+            }.items():
+                with open(os.path.join(d, name), "w") as f:
+                    f.write(text + "\n")
+            self.assertEqual(l4.mitigations(d), "; mitigations: spec_rstack_overflow (Safe RET), spectre_v2 (Retpolines)")
+            self.assertEqual(l4.mitigations(os.path.join(d, "missing")), "")
+
     def test_no_system_call_figure_when_it_was_not_measured(self):
         self.assertNotIn("system call", l4.machine_line(None))
 
