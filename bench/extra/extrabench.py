@@ -239,7 +239,8 @@ def main():
     lines = [
         f"### Idle memory and cold start, {started:%Y-%m-%d %H:%M} UTC, commit {commit}",
         "",
-        f"Machine: {os.cpu_count()} CPUs, {sh('uname -r')}. Command: `bench/extra/run.sh {' '.join(sys.argv[1:])}`.",
+        l4.machine_line(None).removeprefix("- "),
+        f"Command: `bench/extra/run.sh {' '.join(sys.argv[1:])}`.",
         f"Proxies pinned to CPU {PROXY_CPU} (one worker), origin (nginx) to CPU {LOAD_CPU}. Versions: "
         + "; ".join(v for v in [sh(args.sluiced + " -v | head -1"), sh("haproxy -v | head -1"), sh("nginx -v 2>&1")] if v),
         "",
