@@ -22,10 +22,10 @@ import atexit
 import datetime
 import os
 import resource
+import shlex
 import signal
 import socket
 import statistics
-import subprocess
 import sys
 import time
 
@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.join(REPO, "bench", "l4"))
 sys.path.insert(0, os.path.join(REPO, "bench", "http"))
 import l4bench as l4  # noqa: E402
 import httpbench as hb  # noqa: E402
-from l4bench import LOAD_CPU, PROXY_CPU, log, sh  # noqa: E402
+from l4bench import LOAD_CPU, PROXY_CPU, sh  # noqa: E402
 
 PROXIES = ["sluiced", "haproxy", "nginx"]
 
@@ -240,7 +240,7 @@ def main():
         f"### Idle memory and cold start, {started:%Y-%m-%d %H:%M} UTC, commit {commit}",
         "",
         l4.machine_line(None).removeprefix("- "),
-        f"Command: `bench/extra/run.sh {' '.join(sys.argv[1:])}`.",
+        f"Command: `{shlex.join(['bench/extra/run.sh'] + sys.argv[1:])}`.",
         f"Proxies pinned to CPU {PROXY_CPU} (one worker), origin (nginx) to CPU {LOAD_CPU}. Versions: "
         + "; ".join(v for v in [sh(args.sluiced + " -v | head -1"), sh("haproxy -v | head -1"), sh("nginx -v 2>&1")] if v),
         "",
