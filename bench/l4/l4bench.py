@@ -360,7 +360,8 @@ def placement_summary(runs, split, moved):
         f"sampled every {DISTANCE_INTERVAL_MS} ms during each measurement (`{distance_command()}`): {len(xs)} samples, {min(xs):.0f} to {max(xs):.0f} ns."
     ]
     if split is None:
-        again = f" ({sum(moved.values())} measurements during which the CPUs moved were taken again)" if sum(moved.values()) else ""
+        n = sum(moved.values())
+        again = f" ({n} measurement{'s' if n != 1 else ''} during which the CPUs moved {'were' if n != 1 else 'was'} taken again)" if n else ""
         return L + [f"One placement throughout the measurements kept{again}: the ratios above compare like with like.", ""]
     kinds = {k: sum(1 for x in runs if placement(x, split) == k) for k in ("near", "far", "mixed")}
     L.append(

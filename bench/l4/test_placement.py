@@ -71,6 +71,14 @@ class Again(unittest.TestCase):
         self.assertEqual((len(calls), moved["p"]), (3, 2))
 
 
+class Summary(unittest.TestCase):
+    def test_retakes_in_a_run_of_one_placement_are_counted_in_words_that_agree(self):
+        runs = [run(60, 75), run(70, 80)]
+        self.assertIn("(1 measurement during which the CPUs moved was taken again)", " ".join(l4.placement_summary(runs, None, {"p": 1})))
+        self.assertIn("(3 measurements during which the CPUs moved were taken again)", " ".join(l4.placement_summary(runs, None, {"p": 1, "q": 2})))
+        self.assertNotIn("taken again", " ".join(l4.placement_summary(runs, None, {"p": 0})))
+
+
 class MachineLine(unittest.TestCase):
     """The report's machine line names what tells two hosts apart: the CPU's identity and a system call's cost."""
 
