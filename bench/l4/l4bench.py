@@ -275,7 +275,7 @@ def syscall_cost():
     """Nanoseconds per system call on the proxy's CPU (`sluiced-loadgen syscall-cost`), or None.
 
     Taken once at the start of a run, while the machine is idle. Hosts that show the same CPU
-    model to the VM have been seen to differ by half in this figure (126-135 ns on one, 195-200
+    model to the VM have been seen to differ by half in this figure (126-135 ns on one, 196-209
     on another), and a proxy makes two to four system calls per keep-alive request, so the report
     gives it beside the CPU's identity."""
     if not DISTANCE["loadgen"]:
@@ -283,7 +283,7 @@ def syscall_cost():
     try:
         out = subprocess.run(["timeout", "30", DISTANCE["loadgen"], "syscall-cost", "--cpu", str(PROXY_CPU)], capture_output=True, text=True, check=True).stdout
         return float(out.split()[0].split("=", 1)[1])
-    except (subprocess.CalledProcessError, IndexError, ValueError):
+    except (OSError, subprocess.CalledProcessError, IndexError, ValueError):
         return None
 
 
