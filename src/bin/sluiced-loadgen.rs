@@ -545,11 +545,16 @@ mod tests {
         assert!(parse(&args(&["cpu-distance", "--batches", "0"])).is_err());
     }
 
+    /// The CPUs this process may run on, in order.
+    fn allowed_cpus() -> Vec<usize> {
+        let allowed = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).unwrap();
+        (0..nix::sched::CpuSet::count()).filter(|&c| allowed.is_set(c).unwrap_or(false)).collect()
+    }
+
     #[test]
     fn cpu_distance_takes_one_sample_per_interval_between_two_cpus() {
         // The first two CPUs this process may run on (CI machines have at least two).
-        let allowed = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).unwrap();
-        let cpus: Vec<usize> = (0..nix::sched::CpuSet::count()).filter(|&c| allowed.is_set(c).unwrap_or(false)).take(2).collect();
+        let cpus = allowed_cpus();
         if cpus.len() < 2 {
             eprintln!("skipped: one CPU only");
             return;
@@ -579,8 +584,9 @@ mod tests {
 
     #[test]
     fn syscall_cost_gives_one_figure_per_batch_on_the_cpu_asked_for() {
-        let allowed = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).unwrap();
-        let cpu = (0..nix::sched::CpuSet::count()).find(|&c| allowed.is_set(c).unwrap_or(false)).unwrap();
+        // The last CPU allowed: a thread left unpinned is less likely to be found there by chance.
+        let cpus = allowed_cpus();
+        let cpu = cpus[cpus.len() - 1];
         let o = SyscallOpts { cpu, calls: 10_000, batches: 3 };
         // On its own thread: the measurement pins the calling thread.
         let (v, on) = std::thread::spawn(move || (syscall_cost(&o), nix::sched::sched_getcpu())).join().unwrap();
@@ -592,7 +598,7 @@ mod tests {
         assert!(v.iter().all(|&ns| ns > 1.0 && ns < 1_000_000.0), "{v:?}");
         // A CPU the process may not use is refused, not ignored.
         let o = SyscallOpts { cpu: nix::sched::CpuSet::count() - 1, calls: 1, batches: 1 };
-        if !allowed.is_set(o.cpu).unwrap_or(false) {
+        if !cpus.contains(&o.cpu) {
             assert!(std::thread::spawn(move || syscall_cost(&o)).join().unwrap().is_err());
         }
     }
