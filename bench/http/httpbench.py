@@ -465,7 +465,7 @@ def main():
     signal.alarm(args.budget)
 
     if os.access(args.loadgen, os.X_OK):
-        l4.DISTANCE["loadgen"] = args.loadgen
+        l4.LOADGEN["path"] = args.loadgen
     else:
         log(f"warning: {args.loadgen} not built: the placement of the CPUs will not be sampled")
     args.loadavg_before = l4.loadavg()
@@ -564,11 +564,11 @@ def main():
     args.loadavg_after = l4.loadavg()
 
     args.moved = moved
-    text, medians = report(args, results, unavailable, commit, started, configs)
+    text, meds = report(args, results, unavailable, commit, started, configs)
     with open(os.path.join(outdir, "report.md"), "w") as f:
         f.write(text + "\n")
     with open(os.path.join(outdir, "results.json"), "w") as f:
-        json.dump({"medians": medians, "runs": results, "unavailable": unavailable, "commit": commit, "date": started.isoformat(), "syscall_ns": args.syscall_ns}, f, indent=1)
+        json.dump({"medians": meds, "runs": results, "unavailable": unavailable, "commit": commit, "date": started.isoformat(), "syscall_ns": args.syscall_ns}, f, indent=1)
     print(text)
     record = args.record or ("sluiced" in running and not args.no_record)
     if record:

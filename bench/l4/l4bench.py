@@ -237,7 +237,7 @@ def wait_idle(max_wait, threshold=0.15):
 # comes from"). Each measurement therefore samples the round trip during the run, and the report
 # compares proxies measured in the same placement.
 
-DISTANCE = {"loadgen": None}  # path of sluiced-loadgen; None: no sampling (set by main())
+LOADGEN = {"path": None}  # sluiced-loadgen, which samples the placement and the system call cost; None: neither (set by main())
 DISTANCE_INTERVAL_MS = 500
 # `cpu-distance` per sample: the fastest of 3 batches of 500 round trips (under 1 ms of both CPUs).
 DISTANCE_ARGS = ["--round-trips", "500", "--batches", "3"]
@@ -252,10 +252,10 @@ class DistanceSampler:
     def __init__(self, bound_s):
         self.proc = None
         self.samples = []
-        if not DISTANCE["loadgen"]:
+        if not LOADGEN["path"]:
             return
         n = int(bound_s * 1000 / DISTANCE_INTERVAL_MS) + 1
-        argv = ["timeout", "-k", "2", str(int(bound_s) + 5), DISTANCE["loadgen"], "cpu-distance", "--cpus", f"{PROXY_CPU},{LOAD_CPU}", "--samples", str(n)]
+        argv = ["timeout", "-k", "2", str(int(bound_s) + 5), LOADGEN["path"], "cpu-distance", "--cpus", f"{PROXY_CPU},{LOAD_CPU}", "--samples", str(n)]
         argv += ["--interval-ms", str(DISTANCE_INTERVAL_MS), "--stream"] + DISTANCE_ARGS
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True, start_new_session=True)
         CHILDREN.append(self.proc)
@@ -278,10 +278,10 @@ def syscall_cost():
     model to the VM have been seen to differ by half in this figure (126-135 ns on one, 196-209
     on another), and a proxy makes two to four system calls per keep-alive request, so the report
     gives it beside the CPU's identity."""
-    if not DISTANCE["loadgen"]:
+    if not LOADGEN["path"]:
         return None
     try:
-        out = subprocess.run(["timeout", "30", DISTANCE["loadgen"], "syscall-cost", "--cpu", str(PROXY_CPU)], capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(["timeout", "30", LOADGEN["path"], "syscall-cost", "--cpu", str(PROXY_CPU)], capture_output=True, text=True, check=True).stdout
         return float(out.split()[0].split("=", 1)[1])
     except (OSError, subprocess.CalledProcessError, IndexError, ValueError):
         return None
@@ -326,7 +326,7 @@ def mitigations(root="/sys/devices/system/cpu/vulnerabilities"):
 
 def distance_command():
     """The sampler's command line, for the report."""
-    return shlex.join([DISTANCE["loadgen"] or "sluiced-loadgen", "cpu-distance", "--cpus", f"{PROXY_CPU},{LOAD_CPU}", "--samples", "N", "--interval-ms", str(DISTANCE_INTERVAL_MS), "--stream"] + DISTANCE_ARGS)
+    return shlex.join([LOADGEN["path"] or "sluiced-loadgen", "cpu-distance", "--cpus", f"{PROXY_CPU},{LOAD_CPU}", "--samples", "N", "--interval-ms", str(DISTANCE_INTERVAL_MS), "--stream"] + DISTANCE_ARGS)
 
 
 def placement_split(runs):
@@ -359,15 +359,16 @@ def placement_summary(runs, split, moved):
         f"Placement of the proxy's CPU against the load's: the round trip of a cache line between CPU {PROXY_CPU} and CPU {LOAD_CPU}, "
         f"sampled every {DISTANCE_INTERVAL_MS} ms during each measurement (`{distance_command()}`): {len(xs)} samples, {min(xs):.0f} to {max(xs):.0f} ns."
     ]
+    n = sum(moved.values())
+    retaken = f"{n} measurement{'s' if n != 1 else ''} during which the CPUs moved {'were' if n != 1 else 'was'} taken again"
     if split is None:
-        n = sum(moved.values())
-        again = f" ({n} measurement{'s' if n != 1 else ''} during which the CPUs moved {'were' if n != 1 else 'was'} taken again)" if n else ""
+        again = f" ({retaken})" if n else ""
         return L + [f"One placement throughout the measurements kept{again}: the ratios above compare like with like.", ""]
     kinds = {k: sum(1 for x in runs if placement(x, split) == k) for k in ("near", "far", "mixed")}
     L.append(
         f"**The host moved the CPUs during this run.** Split at {split:.0f} ns: {kinds['near']} measurements near, {kinds['far']} far, "
-        f"{kinds['mixed']} mixed (the CPUs moved during the measurement; left out below; {sum(moved.values())} more such measurements were taken "
-        "again and are not counted anywhere). Medians over all runs, above, compare proxies measured in different placements; these compare like with like:"
+        f"{kinds['mixed']} mixed (the CPUs moved during the measurement; left out below{f'; besides, {retaken}, not counted anywhere' if n else ''}). "
+        "Medians over all runs, above, compare proxies measured in different placements; these compare like with like:"
     )
     L.append("")
     return L
@@ -763,7 +764,7 @@ def main():
     signal.alarm(args.budget)
 
     if os.access(args.loadgen, os.X_OK):
-        DISTANCE["loadgen"] = args.loadgen
+        LOADGEN["path"] = args.loadgen
     args.loadavg_before = loadavg()
     args.idle_before = wait_idle(args.wait_idle)
     args.syscall_ns = syscall_cost()
@@ -857,11 +858,11 @@ def main():
     args.loadavg_after = loadavg()
 
     args.moved = moved
-    text, medians = report(args, results, unavailable, commit, started, configs)
+    text, meds = report(args, results, unavailable, commit, started, configs)
     with open(os.path.join(outdir, "report.md"), "w") as f:
         f.write(text + "\n")
     with open(os.path.join(outdir, "results.json"), "w") as f:
-        json.dump({"medians": medians, "runs": results, "unavailable": unavailable, "commit": commit, "date": started.isoformat(), "syscall_ns": args.syscall_ns}, f, indent=1)
+        json.dump({"medians": meds, "runs": results, "unavailable": unavailable, "commit": commit, "date": started.isoformat(), "syscall_ns": args.syscall_ns}, f, indent=1)
     print(text)
     record = args.record or ("sluiced" in running and not args.no_record)
     if record:

@@ -78,6 +78,15 @@ class Summary(unittest.TestCase):
         self.assertIn("(3 measurements during which the CPUs moved were taken again)", " ".join(l4.placement_summary(runs, None, {"p": 1, "q": 2})))
         self.assertNotIn("taken again", " ".join(l4.placement_summary(runs, None, {"p": 0})))
 
+    def test_retakes_in_a_run_of_two_placements_are_counted_in_words_that_agree(self):
+        runs = [run(60, 75), run(470, 480)]
+        split = l4.placement_split(runs)
+        text = " ".join(l4.placement_summary(runs, split, {"p": 1}))
+        self.assertIn("**The host moved the CPUs during this run.**", text)
+        self.assertIn("besides, 1 measurement during which the CPUs moved was taken again, not counted anywhere", text)
+        self.assertIn("2 measurements during which the CPUs moved were taken again", " ".join(l4.placement_summary(runs, split, {"p": 2})))
+        self.assertNotIn("taken again", " ".join(l4.placement_summary(runs, split, {"p": 0})))
+
 
 class MachineLine(unittest.TestCase):
     """The report's machine line names what tells two hosts apart: the CPU's identity and a system call's cost."""
@@ -112,18 +121,18 @@ class MachineLine(unittest.TestCase):
         # scripts/test.sh runs this after `cargo test`, which builds the debug binary.
         target = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../target")
         loadgen = next((p for p in (f"{target}/release/sluiced-loadgen", f"{target}/debug/sluiced-loadgen") if os.access(p, os.X_OK)), "")
-        saved = l4.DISTANCE["loadgen"]
+        saved = l4.LOADGEN["path"]
         try:
-            l4.DISTANCE["loadgen"] = None
+            l4.LOADGEN["path"] = None
             self.assertIsNone(l4.syscall_cost())
             if not os.access(loadgen, os.X_OK):
                 self.skipTest("sluiced-loadgen not built")
-            l4.DISTANCE["loadgen"] = loadgen
+            l4.LOADGEN["path"] = loadgen
             ns = l4.syscall_cost()
             self.assertIsNotNone(ns)
             self.assertTrue(1.0 < ns < 1_000_000.0, ns)
         finally:
-            l4.DISTANCE["loadgen"] = saved
+            l4.LOADGEN["path"] = saved
 
 
 if __name__ == "__main__":

@@ -446,6 +446,24 @@ fn syscall_cost(o: &SyscallOpts) -> Result<Vec<f64>, String> {
     Ok(out)
 }
 
+/// Figures with one decimal, comma-separated.
+fn list(v: &[f64]) -> String {
+    v.iter().map(|x| format!("{x:.1}")).collect::<Vec<_>>().join(",")
+}
+
+/// `cpu-distance`'s line: the median sample, the extremes and every sample (at least one).
+fn distance_line(v: &[f64]) -> String {
+    let mut sorted = v.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let (med, min, max) = (sorted[sorted.len() / 2], sorted[0], sorted[sorted.len() - 1]);
+    format!("round_trip_ns={med:.1} min_ns={min:.1} max_ns={max:.1} samples_ns={}", list(v))
+}
+
+/// `syscall-cost`'s line: the fastest batch first (what the harness reads), then every batch.
+fn syscall_line(v: &[f64]) -> String {
+    format!("syscall_ns={:.1} batches_ns={}", v.iter().copied().fold(f64::INFINITY, f64::min), list(v))
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let cmd = match parse(&args) {
@@ -459,31 +477,20 @@ fn main() -> ExitCode {
         print!("{USAGE}");
         return ExitCode::SUCCESS;
     }
-    if let Cmd::Distance(o) = &cmd {
-        return match cpu_distance(o) {
-            Ok(v) => {
-                let list: Vec<String> = v.iter().map(|x| format!("{x:.1}")).collect();
-                let mut sorted = v.clone();
-                sorted.sort_by(f64::total_cmp);
-                let (med, min, max) = (sorted[sorted.len() / 2], sorted[0], sorted[sorted.len() - 1]);
-                println!("round_trip_ns={med:.1} min_ns={min:.1} max_ns={max:.1} samples_ns={}", list.join(","));
+    // The two measurements run on plain threads; their line is what the harness parses.
+    let measured = match &cmd {
+        Cmd::Distance(o) => Some(("cpu-distance", cpu_distance(o).map(|v| distance_line(&v)))),
+        Cmd::Syscall(o) => Some(("syscall-cost", syscall_cost(o).map(|v| syscall_line(&v)))),
+        _ => None,
+    };
+    if let Some((name, result)) = measured {
+        return match result {
+            Ok(line) => {
+                println!("{line}");
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("sluiced-loadgen: cpu-distance: {e}");
-                ExitCode::FAILURE
-            }
-        };
-    }
-    if let Cmd::Syscall(o) = &cmd {
-        return match syscall_cost(o) {
-            Ok(v) => {
-                let list: Vec<String> = v.iter().map(|x| format!("{x:.1}")).collect();
-                println!("syscall_ns={:.1} batches_ns={}", v.iter().copied().fold(f64::INFINITY, f64::min), list.join(","));
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("sluiced-loadgen: syscall-cost: {e}");
+                eprintln!("sluiced-loadgen: {name}: {e}");
                 ExitCode::FAILURE
             }
         };
@@ -567,6 +574,12 @@ mod tests {
         assert!(t0.elapsed() >= Duration::from_millis(100), "the samples were not spaced out");
         // A round trip between two CPUs costs at least a few nanoseconds and, spinning, far less than a millisecond.
         assert!(v.iter().all(|&ns| ns > 1.0 && ns < 1_000_000.0), "{v:?}");
+    }
+
+    #[test]
+    fn measurement_lines_lead_with_the_figure_the_harness_reads() {
+        assert_eq!(distance_line(&[480.0, 70.25, 75.0]), "round_trip_ns=75.0 min_ns=70.2 max_ns=480.0 samples_ns=480.0,70.2,75.0");
+        assert_eq!(syscall_line(&[201.6, 199.64, 200.5]), "syscall_ns=199.6 batches_ns=201.6,199.6,200.5");
     }
 
     #[test]
