@@ -34,8 +34,8 @@ fi
 
 cargo test --locked "$@"
 
-# The benchmark harnesses' placement logic (which measurements count as near, far or moved) and
-# their machine line.
+# The benchmark harnesses' placement logic (which measurements count as near, far or moved, and
+# the bars per placement) and their machine line.
 if [ $# -eq 0 ]; then
   python3 bench/l4/test_placement.py
 fi

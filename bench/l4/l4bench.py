@@ -548,6 +548,16 @@ def ratio(a, b):
     return a / b if a is not None and b else None
 
 
+def tput_bar(r):
+    """The L4 throughput bar's verdict on sluiced's Gbit/s per busy core over HAProxy's."""
+    return f"Gbit/s per busy proxy core at least HAProxy's: **{'met' if r is not None and r >= 1.0 else 'NOT met'}** ({fmt(r, 3)})"
+
+
+def churn_bar(r, note=""):
+    """The L4 churn bar's verdict on sluiced's conns/s over HAProxy's; `note` goes inside the parentheses."""
+    return f"churn at least 0.9 of HAProxy's: **{'met' if r is not None and r >= 0.9 else 'NOT met'}** ({fmt(r, 3)}{note})"
+
+
 def placement_section(runs, split, results, moved):
     """Where the host had put CPU 0 against CPU 1 during each measurement, and the bars per placement."""
     L = placement_summary(runs, split, moved)
@@ -572,13 +582,11 @@ def placement_section(runs, split, results, moved):
             continue
         parts = []
         if min(s["nt"], h["nt"]) >= 3:
-            r1 = ratio(s["gbps_per_core"], h["gbps_per_core"])
-            parts.append(f"Gbit/s per busy proxy core at least HAProxy's: **{'met' if r1 is not None and r1 >= 1.0 else 'NOT met'}** ({fmt(r1, 3)})")
+            parts.append(tput_bar(ratio(s["gbps_per_core"], h["gbps_per_core"])))
         else:
             parts.append(f"Gbit/s per busy core: too few measurements ({min(s['nt'], h['nt'])}; at least 3 needed)")
         if min(s["nc"], h["nc"]) >= 3:
-            r2 = ratio(s["cps"], h["cps"])
-            parts.append(f"churn at least 0.9 of HAProxy's: **{'met' if r2 is not None and r2 >= 0.9 else 'NOT met'}** ({fmt(r2, 3)})")
+            parts.append(churn_bar(ratio(s["cps"], h["cps"])))
         else:
             parts.append(f"churn: too few measurements ({min(s['nc'], h['nc'])}; at least 3 needed)")
         L.append(f"- Bar, CPUs {k}: " + "; ".join(parts) + ".")
@@ -677,13 +685,7 @@ def report(args, results, unavailable, commit, started, configs):
             r1 = ratio(s["gbps_per_core"], M["haproxy"]["gbps_per_core"])
             r2 = ratio(s["cps"], M["haproxy"]["cps"])
             r3 = ratio(s["cps_per_core"], M["haproxy"]["cps_per_core"])
-            ok1 = r1 is not None and r1 >= 1.0
-            ok2 = r2 is not None and r2 >= 0.9
-            L.append(
-                f"Bar: Gbit/s per busy proxy core at least HAProxy's: **{'met' if ok1 else 'NOT met'}** ({fmt(r1, 3)}); "
-                f"churn at least 0.9 of HAProxy's: **{'met' if ok2 else 'NOT met'}** ({fmt(r2, 3)}; per busy core {fmt(r3, 3)}, "
-                "the figure to trust if runs are marked *)."
-            )
+            L.append(f"Bar: {tput_bar(r1)}; {churn_bar(r2, f'; per busy core {fmt(r3, 3)}, the figure to trust if runs are marked *')}.")
             L.append("")
     split = placement_split(runs)
     L += placement_section(runs, split, results, args.moved)

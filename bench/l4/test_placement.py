@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Tests of the harnesses' placement logic (bench/l4/l4bench.py): how samples of the CPUs'
 cache-line round trip are split into near and far, how a measurement is classed, and when a
-measurement is taken again; and of the report's machine line, which tells hosts apart. Run by scripts/test.sh: `python3 bench/l4/test_placement.py`."""
+measurement is taken again, and the HTTP and L4 bars per placement; and of the report's machine line,
+which tells hosts apart. Run by scripts/test.sh: `python3 bench/l4/test_placement.py`."""
 
 import os
 import sys
@@ -86,6 +87,63 @@ class Summary(unittest.TestCase):
         self.assertIn("besides, 1 measurement during which the CPUs moved was taken again, not counted anywhere", text)
         self.assertIn("2 measurements during which the CPUs moved were taken again", " ".join(l4.placement_summary(runs, split, {"p": 2})))
         self.assertNotIn("taken again", " ".join(l4.placement_summary(runs, split, {"p": 0})))
+
+
+class L4Bars(unittest.TestCase):
+    """The L4 bars per placement: a verdict needs three measurements of sluiced and of HAProxy in it."""
+
+    @staticmethod
+    def results(s_near, h_near, far=()):
+        def m(ns, gpc, cps):
+            return {"distance_ns": list(ns), "gbps_per_core": gpc, "cps": cps}
+
+        near, far_ns = (60, 70), (470, 480)
+        return {
+            "sluiced": {"tput": [m(near, g, 0) for g in s_near] + [m(far_ns, 30.0, 0) for _ in far], "churn": [m(near, 0, c) for c in s_near]},
+            "haproxy": {"tput": [m(near, g, 0) for g in h_near] + [m(far_ns, 35.0, 0) for _ in far], "churn": [m(near, 0, c) for c in h_near]},
+        }
+
+    def section(self, results):
+        runs = [x for r in results.values() for k in ("tput", "churn") for x in r[k]]
+        return "\n".join(l4.placement_section(runs, l4.placement_split(runs), results, {"sluiced": 0, "haproxy": 0}))
+
+    def test_near_verdicts_from_three_measurements_each_and_none_for_too_few_far(self):
+        text = self.section(self.results([40.0, 41.0, 42.0], [36.0, 37.0, 38.0], far=(1, 2)))
+        self.assertIn("- Bar, CPUs near: Gbit/s per busy proxy core at least HAProxy's: **met** (1.108); churn at least 0.9 of HAProxy's: **met** (1.108).", text)
+        self.assertIn("- Bar, CPUs far: Gbit/s per busy core: too few measurements (2; at least 3 needed)", text)
+
+    def test_a_slower_sluiced_is_not_met(self):
+        text = self.section(self.results([30.0, 31.0, 32.0], [36.0, 37.0, 38.0], far=(1,)))
+        self.assertIn("**NOT met** (0.838)", text)
+        self.assertIn("churn at least 0.9 of HAProxy's: **NOT met** (0.838)", text)
+
+    def test_the_thresholds(self):
+        self.assertIn("**met** (1.000)", l4.tput_bar(1.0))
+        self.assertIn("**NOT met** (0.999)", l4.tput_bar(0.999))
+        self.assertIn("**met** (0.900; x)", l4.churn_bar(0.9, "; x"))
+        self.assertIn("**NOT met**", l4.churn_bar(None))
+
+
+class HttpBars(unittest.TestCase):
+    """The HTTP bars per placement compare sluiced and HAProxy measured in the same placement."""
+
+    def test_the_far_verdict_uses_far_measurements_only(self):
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "http"))
+        import httpbench as hb
+
+        def m(ns, us):
+            return {"distance_ns": list(ns), "us_per_req": us, "rps": 1, "p50_us": 1, "p99_us": 100, "proxy_cores": 1, "cpu0_cores": 1, "errors": 0}
+
+        near, far = (60, 70), (470, 480)
+        # Near, sluiced is at 0.9 of HAProxy; far, at 0.75: only the far verdict is met.
+        results = {
+            "sluiced": {t: [m(near, 18.0)] * 3 + [m(far, 18.0)] * 3 for t in ("ka", "close")},
+            "haproxy": {t: [m(near, 20.0)] * 3 + [m(far, 24.0)] * 3 for t in ("ka", "close")},
+        }
+        runs = hb.all_runs(results)
+        text = "\n".join(hb.placement_section(runs, l4.placement_split(runs), results, {"sluiced": 0, "haproxy": 0}))
+        self.assertIn("Bar, CPUs near: CPU per keep-alive request at most 0.8 of HAProxy's: **NOT met** (0.900)", text)
+        self.assertIn("Bar, CPUs far: CPU per keep-alive request at most 0.8 of HAProxy's: **met** (0.750)", text)
 
 
 class MachineLine(unittest.TestCase):
