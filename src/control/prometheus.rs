@@ -252,6 +252,13 @@ fn render_process(o: &mut Out, rt: &RouteTable) {
     let name = "haproxy_process_start_time_seconds";
     o.family(name, "gauge", "Start time in seconds");
     o.sample(name, &[], started_wall.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()));
+    let (zc_sent, zc_copied) = crate::runtime::uring::zero_copy_counts();
+    let name = "sluiced_process_zero_copy_sends_total";
+    o.family(name, "counter", "Zero-copy sends of body bytes (tune.uring.send-zc) the kernel has let go of");
+    o.sample(name, &[], zc_sent);
+    let name = "sluiced_process_zero_copy_copied_total";
+    o.family(name, "counter", "Zero-copy sends the kernel reported it copied after all (no saving; loopback, veth, devices without scatter-gather)");
+    o.sample(name, &[], zc_copied);
 }
 
 fn render_frontends(o: &mut Out, rt: &RouteTable) {

@@ -315,6 +315,21 @@ async fn send(c: &Transport, data: Vec<u8>, idle: Option<Duration>) -> (io::Resu
     }
 }
 
+/// Sends a chunk of a body as [`send`] does, or, on io_uring under `tune.uring.send-zc`, with
+/// zero-copy sends when it is large. The buffer given back is then possibly another one, and
+/// holds nothing of the chunk: only callers that do not need the bytes again use this.
+async fn send_body(c: &Transport, data: Vec<u8>, idle: Option<Duration>) -> (io::Result<()>, Vec<u8>) {
+    if let Transport::Plain(crate::runtime::io::AnyConn::Uring(u)) = c
+        && u.zero_copy_wanted(data.len())
+    {
+        return match idle {
+            None => u.send_zero_copy(data).await,
+            Some(t) => tokio::time::timeout(t, u.send_zero_copy(data)).await.unwrap_or_else(|_| (Err(io::ErrorKind::TimedOut.into()), Vec::new())),
+        };
+    }
+    send(c, data, idle).await
+}
+
 /// Reads more into `buf` with an idle timeout; `Ok(0)` is end of stream.
 async fn recv(c: &Transport, buf: &mut Vec<u8>, idle: Option<Duration>) -> io::Result<usize> {
     if buf.len() == buf.capacity() {
@@ -412,7 +427,7 @@ async fn forward_body(
             if take > 0 {
                 let r = if take == pending.len() {
                     // The whole buffer is body: send it and keep the buffer.
-                    let (r, b) = send(dst, std::mem::take(pending), dst_idle).await;
+                    let (r, b) = send_body(dst, std::mem::take(pending), dst_idle).await;
                     *pending = b;
                     pending.clear();
                     r
@@ -420,7 +435,7 @@ async fn forward_body(
                     // The next message follows the body in the buffer (pipelining).
                     let rest = pending.split_off(take);
                     let chunk = std::mem::replace(pending, rest);
-                    send(dst, chunk, dst_idle).await.0
+                    send_body(dst, chunk, dst_idle).await.0
                 };
                 if let Err(e) = r {
                     return if e.kind() == io::ErrorKind::TimedOut { BodyEnd::DstTimeout } else { BodyEnd::DstError };

@@ -65,6 +65,19 @@ pub enum IoBackend {
     Epoll,
 }
 
+/// How body writes on io_uring use zero-copy sends (`tune.uring.send-zc`). A sluiced extension.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SendZc {
+    /// Plain sends only.
+    #[default]
+    Off,
+    /// Zero-copy sends for large body writes, until the kernel reports that it copied a
+    /// connection's bytes anyway; that connection then sends plainly.
+    Auto,
+    /// Zero-copy sends for large body writes, whatever the kernel reports.
+    Always,
+}
+
 /// `tune.*` values; `None` is the built-in default.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tune {
@@ -87,6 +100,10 @@ pub struct Tune {
     pub recv_enough: Option<u64>,
     /// Tasks run per scheduler pass.
     pub runqueue_depth: Option<u32>,
+    /// Zero-copy sends for body writes on io_uring.
+    pub uring_send_zc: Option<SendZc>,
+    /// The smallest body write sent zero-copy.
+    pub uring_send_zc_min: Option<u64>,
 }
 
 impl Tune {
@@ -95,6 +112,12 @@ impl Tune {
     }
     pub fn maxrewrite(&self) -> u64 {
         self.maxrewrite.unwrap_or(DEFAULT_MAXREWRITE)
+    }
+    pub fn uring_send_zc(&self) -> SendZc {
+        self.uring_send_zc.unwrap_or_default()
+    }
+    pub fn uring_send_zc_min(&self) -> usize {
+        self.uring_send_zc_min.map_or(super::uring::DEFAULT_SEND_ZC_MIN, |n| n as usize)
     }
 }
 
@@ -397,6 +420,37 @@ pub fn global_keywords() -> Vec<GlobalKeyword> {
                 "io-backend epoll"
             ),
         ),
+        gkw(
+            "tune.uring.send-zc",
+            |a, g| {
+                g.runtime.tune.uring_send_zc = Some(match one(a, "'off', 'auto' or 'always'")? {
+                    "off" => SendZc::Off,
+                    "auto" => SendZc::Auto,
+                    "always" => SendZc::Always,
+                    other => return Err(format!("expects 'off', 'auto' or 'always', got '{other}'")),
+                });
+                Ok(())
+            },
+            doc!(
+                Implemented,
+                "tune.uring.send-zc off|auto|always",
+                "sluiced extension: on the io_uring backend, HTTP body writes of at least tune.uring.send-zc-min bytes go out as zero-copy sends (IORING_OP_SEND_ZC, Linux 6.0): the kernel sends from the buffer's pages instead of copying them. off (the default) never does; auto stops on a connection once the kernel reports it copied that connection's bytes anyway (loopback, veth, devices without scatter-gather); always ignores the report. No effect on epoll.",
+                "tune.uring.send-zc auto"
+            ),
+        ),
+        gkw(
+            "tune.uring.send-zc-min",
+            |a, g| {
+                g.runtime.tune.uring_send_zc_min = Some(size(a)?);
+                Ok(())
+            },
+            doc!(
+                Implemented,
+                "tune.uring.send-zc-min <size>",
+                "sluiced extension: the smallest body write sent zero-copy under tune.uring.send-zc (default 16k).",
+                "tune.uring.send-zc-min 32k"
+            ),
+        ),
     ]
 }
 
@@ -526,6 +580,17 @@ mod tests {
         assert_eq!(runtime("    io-backend epoll\n").io_backend, IoBackend::Epoll);
         assert_eq!(runtime("    io-backend uring\n").io_backend, IoBackend::Uring);
         assert!(one_alert("global\n    io-backend kqueue\n").2.contains("'auto', 'uring' or 'epoll'"));
+    }
+
+    #[test]
+    fn uring_send_zc_defaults_to_off_at_16k_and_can_be_chosen() {
+        let t = runtime("    daemon\n").tune;
+        assert_eq!((t.uring_send_zc(), t.uring_send_zc_min()), (SendZc::Off, 16 * 1024));
+        let t = runtime("    tune.uring.send-zc auto\n    tune.uring.send-zc-min 64k\n").tune;
+        assert_eq!((t.uring_send_zc(), t.uring_send_zc_min()), (SendZc::Auto, 64 * 1024));
+        assert_eq!(runtime("    tune.uring.send-zc always\n").tune.uring_send_zc(), SendZc::Always);
+        assert!(one_alert("global\n    tune.uring.send-zc yes\n").2.contains("'off', 'auto' or 'always'"));
+        assert!(one_alert("global\n    tune.uring.send-zc-min 0\n").2.contains("tune.uring.send-zc-min"));
     }
 
     #[test]

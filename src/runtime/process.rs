@@ -57,6 +57,12 @@ pub fn run(cfg: &Config, opts: RunOpts) -> i32 {
             return 1;
         }
     }
+    let tune = &cfg.global.runtime.tune;
+    if let Some(why) = super::uring::set_send_zero_copy(tune.uring_send_zc(), tune.uring_send_zc_min())
+        && !opts.quiet
+    {
+        eprint!("{}", format_line(Severity::Notice, std::process::id(), &why));
+    }
     let nworkers = crate::runtime::config::thread_count(&cfg.global.runtime) as usize;
     let backlog_of = |fi: usize| cfg.proxies.iter().filter(|p| p.kind.has_frontend() && !p.disabled).nth(fi).and_then(|p| p.backlog.or(p.maxconn));
     let listeners = match super::listener::bind_all(&rt, nworkers, backlog_of) {

@@ -60,6 +60,14 @@
 //!   effect on CPU time per request.
 //! - Sockets stay `O_NONBLOCK` (readiness users call `recv`/`splice` directly); an operation that
 //!   completes with `EAGAIN` or `EINPROGRESS` waits for readiness through the ring and retries.
+//! - Zero-copy sends (`IORING_OP_SEND_ZC`) only for HTTP body writes of at least
+//!   `tune.uring.send-zc-min` bytes, and only when `tune.uring.send-zc` asks (off by default):
+//!   the kernel copies at delivery to a local socket, so on loopback and veth a zero-copy send
+//!   costs more CPU than a plain one (bench/RESULTS.md, "Zero-copy sends"), and this machine has
+//!   no other device to show where it pays. [`ZcSend`] resolves once everything is sent and
+//!   leaves the buffer in its slot until the kernel's notification; the sender goes on with a
+//!   spare buffer. `auto` stops on a connection once a notification reports a copy
+//!   (`IORING_SEND_ZC_REPORT_USAGE`).
 //! - Closing is `IORING_OP_CLOSE`, queued with the other submissions of the tick.
 //! - `mode tcp` frontends do not use the ring: their listeners, client connections and server
 //!   connects are tokio's even on a uring worker (`runtime::worker`, `l4::session::connect_one`).
@@ -90,6 +98,7 @@ use io_uring::{IoUring, opcode, squeue, types};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
+use super::config::SendZc;
 use super::io::Conn;
 
 /// Entries of each worker's submission queue. Operations beyond it are submitted early.
@@ -112,6 +121,14 @@ const PBUF_GROUP: u16 = 0;
 /// its peer back).
 const STREAM_CAP: usize = 4;
 
+/// `IORING_SEND_ZC_REPORT_USAGE` (Linux 6.2, and 6.1 stable): the notification says whether the
+/// kernel copied the bytes after all.
+const SEND_ZC_REPORT_USAGE: u16 = 1 << 3;
+/// `IORING_NOTIF_USAGE_ZC_COPIED`, in a notification's result.
+const NOTIF_USAGE_ZC_COPIED: u32 = 1 << 31;
+/// Buffers let go by zero-copy sends kept for the next ones, per worker.
+const SPARE_BUFS: usize = 64;
+
 /// The opcodes a worker needs; `auto` falls back to epoll when the kernel lacks one.
 const NEEDED: &[(u8, &str)] = &[
     (opcode::Recv::CODE, "RECV"),
@@ -132,6 +149,59 @@ pub fn probe() -> Result<(), String> {
     if missing.is_empty() { Ok(()) } else { Err(format!("the kernel's io_uring lacks {}", missing.join(", "))) }
 }
 
+/// The ring has `SEND_ZC` (Linux 6.0).
+fn has_send_zc(ring: &IoUring) -> bool {
+    let mut probe = io_uring::Probe::new();
+    ring.submitter().register_probe(&mut probe).is_ok() && probe.is_supported(opcode::SendZc::CODE)
+}
+
+/// `tune.uring.send-zc` as [`set_send_zero_copy`] stored it: 0 off, 1 auto, 2 always.
+static SEND_ZC_MODE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+/// `tune.uring.send-zc-min`.
+static SEND_ZC_MIN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(DEFAULT_SEND_ZC_MIN);
+/// `tune.uring.send-zc-min` when not set.
+pub const DEFAULT_SEND_ZC_MIN: usize = 16 * 1024;
+
+/// Sets how body writes use zero-copy sends (`tune.uring.send-zc`, `tune.uring.send-zc-min`),
+/// before the workers start. Returns a notice to log when the setting cannot take effect.
+pub fn set_send_zero_copy(mode: SendZc, min: usize) -> Option<String> {
+    let m = match mode {
+        SendZc::Off => 0,
+        SendZc::Auto => 1,
+        SendZc::Always => 2,
+    };
+    SEND_ZC_MODE.store(m, std::sync::atomic::Ordering::Relaxed);
+    SEND_ZC_MIN.store(min, std::sync::atomic::Ordering::Relaxed);
+    if mode == SendZc::Off {
+        return None;
+    }
+    if !selected() {
+        return Some("tune.uring.send-zc: the workers run on epoll, so body writes are plain sends".into());
+    }
+    match IoUring::new(8) {
+        Ok(r) if has_send_zc(&r) => None,
+        _ => Some("tune.uring.send-zc: the kernel's io_uring lacks SEND_ZC (Linux 6.0), so body writes are plain sends".into()),
+    }
+}
+
+/// Zero-copy sends the kernel notified about, and those of them it reported copied, since start.
+static ZC_SENDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static ZC_COPIED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Zero-copy sends completed (the kernel's notification came) and those the kernel reported it
+/// copied after all, over all workers since start.
+pub fn zero_copy_counts() -> (u64, u64) {
+    (ZC_SENDS.load(std::sync::atomic::Ordering::Relaxed), ZC_COPIED.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+fn send_zc_mode() -> SendZc {
+    match SEND_ZC_MODE.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => SendZc::Off,
+        1 => SendZc::Auto,
+        _ => SendZc::Always,
+    }
+}
+
 /// What an operation keeps alive for the kernel until its completion.
 enum Hold {
     None,
@@ -149,6 +219,27 @@ enum State {
     Orphan,
     /// A multishot receive into the buffer ring, and what it received that was not read yet.
     Stream(Box<Stream>),
+    /// A zero-copy send ([`ZcSend`]).
+    ZeroCopy(Zc),
+}
+
+/// A zero-copy send in flight. It usually completes twice: first with the bytes sent (flagged
+/// `IORING_CQE_F_MORE` when a notification follows), then with a notification once the kernel
+/// no longer reads the buffer, which may be as late as the peer's acknowledgement.
+struct Zc {
+    /// The first completion's result, once it came.
+    result: Option<i32>,
+    /// The kernel may still read the buffer: until the first completion says no notification
+    /// follows, or the notification came.
+    held: bool,
+    /// The sender waiting for it.
+    waker: Option<Waker>,
+    /// Nobody waits any more: when the kernel lets go, the buffer goes to the spares and the
+    /// slot is freed.
+    detached: bool,
+    /// Set when a notification reports that the kernel copied the bytes after all
+    /// (`IORING_NOTIF_USAGE_ZC_COPIED`); shared with the connection.
+    copied: Rc<Cell<bool>>,
 }
 
 /// A connection's multishot receive ([`UringConn`] holds its slot index).
@@ -301,6 +392,10 @@ pub struct Driver {
     bufs: Option<BufRing>,
     /// Multishot receives work; cleared for good when the kernel refuses one.
     multishot: Cell<bool>,
+    /// Zero-copy sends work here (the kernel has `SEND_ZC`); cleared for good when it refuses one.
+    zero_copy: Cell<bool>,
+    /// Buffers zero-copy sends let go of, for the next senders ([`Driver::spare`]).
+    spares: RefCell<Vec<Vec<u8>>>,
     /// The ring was made with `DEFER_TASKRUN`: completions come only from `GETEVENTS`.
     defer: bool,
     /// The eventfd registered with a `DEFER_TASKRUN` ring.
@@ -342,7 +437,10 @@ pub fn start() -> io::Result<()> {
     // and the `AsyncFd` is dropped first.
     let cq_ready = unsafe { AsyncFd::register_with_interest(wake_fd, Interest::READABLE) }.map_err(|e| e.into_parts().1)?;
     let bufs = BufRing::register(&ring);
+    let zero_copy = send_zc_mode() != SendZc::Off && has_send_zc(&ring);
     let d = Rc::new(Driver {
+        zero_copy: Cell::new(zero_copy),
+        spares: RefCell::new(Vec::new()),
         multishot: Cell::new(bufs.is_some()),
         bufs,
         ring: RefCell::new(ring),
@@ -470,6 +568,14 @@ impl Driver {
                     }
                     continue;
                 }
+                if let State::ZeroCopy(zc) = &mut slot.state {
+                    if Self::zero_copy_completion(zc, cqe.result(), cqe.flags()) {
+                        let Some(Slot { hold: Hold::Buf(b), .. }) = slots[idx].take() else { unreachable!("a zero-copy send holds its buffer") };
+                        self.keep_spare(b);
+                        self.free.borrow_mut().push(idx);
+                    }
+                    continue;
+                }
                 self.completion(&mut slots, idx, cqe.result());
             }
         }
@@ -519,6 +625,47 @@ impl Driver {
         }
     }
 
+    /// Files one of a zero-copy send's completions; true when the slot is to be freed (nobody
+    /// waits and the kernel let go of the buffer).
+    fn zero_copy_completion(zc: &mut Zc, res: i32, flags: u32) -> bool {
+        use io_uring::cqueue;
+        if cqueue::notif(flags) {
+            zc.held = false;
+            ZC_SENDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if res as u32 & NOTIF_USAGE_ZC_COPIED != 0 {
+                zc.copied.set(true);
+                ZC_COPIED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        } else {
+            zc.result = Some(res);
+            if !cqueue::more(flags) {
+                zc.held = false;
+            }
+        }
+        if zc.detached {
+            return zc.result.is_some() && !zc.held;
+        }
+        if let Some(w) = zc.waker.take() {
+            w.wake();
+        }
+        false
+    }
+
+    /// Keeps a buffer a zero-copy send let go of for a later one (or drops it when enough are
+    /// kept).
+    fn keep_spare(&self, mut b: Vec<u8>) {
+        let mut spares = self.spares.borrow_mut();
+        if spares.len() < SPARE_BUFS {
+            b.clear();
+            spares.push(b);
+        }
+    }
+
+    /// An empty buffer, for a sender whose own buffer the kernel still reads.
+    fn spare(&self, capacity: usize) -> Vec<u8> {
+        self.spares.borrow_mut().pop().unwrap_or_else(|| Vec::with_capacity(capacity))
+    }
+
     /// Queues a cancellation of operation `idx`.
     fn cancel(&self, idx: usize) {
         let e = opcode::AsyncCancel::new(idx as u64).build().user_data(IGNORED);
@@ -538,7 +685,7 @@ impl Driver {
                     return;
                 }
                 State::Orphan => {}
-                State::Done(_) | State::Stream(_) => return,
+                State::Done(_) | State::Stream(_) | State::ZeroCopy(_) => return,
             }
         }
         // An orphan. An accept cancelled too late still made a connection: nobody owns it.
@@ -604,6 +751,28 @@ impl Driver {
         // SAFETY: the entry points into `slots[idx].hold`, freed only after its completion.
         unsafe { self.push(entry) };
         Op { d: self.clone(), idx, done: false }
+    }
+
+    /// Starts a zero-copy send of `buf[from..]` on `fd`, reporting copies to `copied`.
+    fn start_zero_copy(self: &Rc<Self>, fd: RawFd, buf: Vec<u8>, from: usize, copied: Rc<Cell<bool>>) -> ZcSend {
+        let len = buf.len() - from;
+        let zc = Zc { result: None, held: true, waker: None, detached: false, copied };
+        let idx = self.fill_slot(Slot { state: State::ZeroCopy(zc), hold: Hold::Buf(buf) });
+        let entry = {
+            let slots = self.slots.borrow();
+            let Some(Slot { hold: Hold::Buf(b), .. }) = &slots[idx] else { unreachable!("slot just filled") };
+            let rest = &b[from..];
+            // MSG_WAITALL: the kernel sends the whole buffer, waiting for room, or fails.
+            opcode::SendZc::new(types::Fd(fd), rest.as_ptr(), rest.len().min(u32::MAX as usize) as u32)
+                .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
+                .zc_flags(SEND_ZC_REPORT_USAGE)
+                .build()
+                .user_data(idx as u64)
+        };
+        // SAFETY: the entry points into the Vec held by `slots[idx]`, whose heap block does not
+        // move and is freed only after the kernel's last completion for it (the notification).
+        unsafe { self.push(entry) };
+        ZcSend { d: self.clone(), idx, len, done: false }
     }
 
     /// Starts a multishot receive on `fd` into the buffer ring; its slot, or `None` when the
@@ -761,8 +930,75 @@ impl Future for Op {
                 Poll::Pending
             }
             State::Orphan => unreachable!("an orphan has no future"),
-            State::Stream(_) => unreachable!("a stream has no op"),
+            State::Stream(_) | State::ZeroCopy(_) => unreachable!("not an op's slot"),
         }
+    }
+}
+
+/// A zero-copy send in flight. Resolves to the bytes sent (or the error) and, once the kernel no
+/// longer reads it, the buffer; when everything was sent, it resolves without waiting for that
+/// (`None`), and the driver keeps the buffer until the notification comes.
+struct ZcSend {
+    d: Rc<Driver>,
+    idx: usize,
+    /// Bytes asked for.
+    len: usize,
+    done: bool,
+}
+
+impl Future for ZcSend {
+    type Output = (i32, Option<Vec<u8>>);
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let mut slots = this.d.slots.borrow_mut();
+        let Some(Slot { state: State::ZeroCopy(zc), .. }) = slots[this.idx].as_mut() else { unreachable!("a zero-copy send's slot lives until it ends") };
+        let Some(r) = zc.result else {
+            keep_waker(&mut zc.waker, cx);
+            return Poll::Pending;
+        };
+        if zc.held {
+            if r >= 0 && r as usize == this.len {
+                // All sent: the sender goes on; the buffer is let go when the kernel is done.
+                zc.detached = true;
+                zc.waker = None;
+                this.done = true;
+                return Poll::Ready((r, None));
+            }
+            // A short send or an error: the caller wants the buffer back to go on from it.
+            keep_waker(&mut zc.waker, cx);
+            return Poll::Pending;
+        }
+        let Some(Slot { hold: Hold::Buf(b), .. }) = slots[this.idx].take() else { unreachable!("a zero-copy send holds its buffer") };
+        drop(slots);
+        this.d.free.borrow_mut().push(this.idx);
+        this.done = true;
+        Poll::Ready((r, Some(b)))
+    }
+}
+
+impl Drop for ZcSend {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let mut slots = self.d.slots.borrow_mut();
+        let Some(Slot { state: State::ZeroCopy(zc), .. }) = slots[self.idx].as_mut() else { return };
+        zc.detached = true;
+        zc.waker = None;
+        if zc.result.is_some() {
+            if !zc.held {
+                let Some(Slot { hold: Hold::Buf(b), .. }) = slots[self.idx].take() else { unreachable!("a zero-copy send holds its buffer") };
+                drop(slots);
+                self.d.keep_spare(b);
+                self.d.free.borrow_mut().push(self.idx);
+            }
+            // Sent, the notification due: nothing to cancel.
+            return;
+        }
+        drop(slots);
+        let e = opcode::AsyncCancel::new(self.idx as u64).build().user_data(IGNORED);
+        // SAFETY: a cancellation points to no memory.
+        unsafe { self.d.push(e) };
     }
 }
 
@@ -836,6 +1072,9 @@ pub struct UringConn {
     head_wait: Cell<bool>,
     /// The slot of the connection's multishot receive, while it has one.
     stream: Cell<Option<usize>>,
+    /// Set by the kernel's report when a zero-copy send on this connection was copied after all
+    /// (made at the first zero-copy send).
+    zc_copied: std::cell::OnceCell<Rc<Cell<bool>>>,
 }
 
 impl std::fmt::Debug for UringConn {
@@ -867,6 +1106,7 @@ impl UringConn {
             empty: Cell::new(false),
             head_wait: Cell::new(false),
             stream: Cell::new(None),
+            zc_copied: std::cell::OnceCell::new(),
         }
     }
 
@@ -917,6 +1157,65 @@ impl UringConn {
     /// True for a TCP socket (false for a UNIX one).
     pub fn is_tcp(&self) -> bool {
         self.tcp
+    }
+
+    /// Whether a body write of `len` bytes should be a zero-copy send ([`send_zero_copy`]):
+    /// `tune.uring.send-zc` is on, the kernel has `SEND_ZC`, the write is at least
+    /// `tune.uring.send-zc-min` bytes, the socket is TCP, and under `auto` the kernel has not
+    /// reported that it copied this connection's bytes anyway (as it does for loopback and for
+    /// devices without scatter-gather).
+    ///
+    /// [`send_zero_copy`]: Self::send_zero_copy
+    pub fn zero_copy_wanted(&self, len: usize) -> bool {
+        let mode = send_zc_mode();
+        mode != SendZc::Off
+            && self.tcp
+            && self.d.zero_copy.get()
+            && len >= SEND_ZC_MIN.load(std::sync::atomic::Ordering::Relaxed)
+            && (mode == SendZc::Always || !self.zc_copied.get().is_some_and(|c| c.get()))
+    }
+
+    /// Sends all of `buf` with zero-copy sends (`IORING_OP_SEND_ZC`): the kernel takes the bytes
+    /// from `buf`'s pages instead of copying them into the socket. It reads them until the peer
+    /// acknowledges them, so when everything is sent this returns another, empty buffer and the
+    /// driver keeps `buf` until the kernel's notification. Either way, the buffer returned holds
+    /// nothing the caller wrote: only body writes, whose bytes are not needed again, use it.
+    pub async fn send_zero_copy(&self, mut buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
+        let fd = self.raw();
+        let cap = buf.capacity();
+        let mut from = 0;
+        while from < buf.len() {
+            let copied = self.zc_copied.get_or_init(|| Rc::new(Cell::new(false))).clone();
+            let len = buf.len() - from;
+            let (r, back) = self.d.start_zero_copy(fd, buf, from, copied).await;
+            let Some(b) = back else {
+                return (Ok(()), self.d.spare(cap));
+            };
+            buf = b;
+            if r > 0 {
+                from += (r as usize).min(len);
+                continue;
+            }
+            if r == -libc::EAGAIN {
+                self.writable.set(false);
+                if let Err(e) = poll_ready(&self.d, fd, Interest::WRITABLE).await {
+                    return (Err(e), buf);
+                }
+                self.writable.set(true);
+                continue;
+            }
+            if r == -libc::EINVAL || r == -libc::EOPNOTSUPP {
+                // The kernel refuses zero-copy sends here (or the usage report, before 6.2):
+                // this worker sends plainly from now on.
+                self.d.zero_copy.set(false);
+            }
+            if r == -libc::EINVAL || r == -libc::EOPNOTSUPP || r == -libc::ENOMEM || r == -libc::ENOBUFS {
+                // Nothing was sent (pages could not be pinned, or no zero-copy): send plainly.
+                return super::io::write_all(self, buf, from).await;
+            }
+            return (Err(if r == 0 { io::ErrorKind::WriteZero.into() } else { os_err(r) }), buf);
+        }
+        (Ok(()), buf)
     }
 
     /// One non-blocking send attempt, without the ring: `WouldBlock` when the socket buffer is full.
