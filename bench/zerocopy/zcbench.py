@@ -26,6 +26,8 @@ import time
 import urllib.request
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(REPO, "bench", "l4"))
+import l4bench as l4  # noqa: E402  (machine_line)
 SLUICED = os.path.join(REPO, "target", "release", "sluiced")
 MODES = ("off", "auto", "always")
 FILE_MB = 64
@@ -129,6 +131,8 @@ def main():
         cmd = "bench/zerocopy/zcbench.py " + " ".join(sys.argv[1:])
         lines = [
             f"### Zero-copy sends over {path}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit {rev}",
+            "",
+            l4.machine_line(None),
             "",
             f"`{cmd}`: {args.rounds} interleaved rounds of {args.downloads} downloads of {FILE_MB} MiB per proxy (sluiced on CPU 0, nginx origin and curl on CPU 1).",
             "",
