@@ -1,6 +1,7 @@
 //! `http-request use-service prometheus-exporter`: the metrics of HAProxy's built-in exporter
 //! (PROMEX), under its names, types and labels (`proxy`, `server`, `state`), so HAProxy's
-//! dashboards and alerts read sluiced unchanged; plus latency histograms under `sluiced_*` names.
+//! dashboards and alerts read sluiced unchanged; plus latency histograms and the
+//! zero-copy send counters under `sluiced_*` names.
 //!
 //! What is emitted: only the metrics sluiced measures. A metric HAProxy has and sluiced does not
 //! count yet (SSL, compression, cache, rates, check history) is left out rather than exported as a constant 0: a 0 would make a
