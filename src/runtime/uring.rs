@@ -128,6 +128,9 @@ const SEND_ZC_REPORT_USAGE: u16 = 1 << 3;
 const NOTIF_USAGE_ZC_COPIED: u32 = 1 << 31;
 /// Buffers let go by zero-copy sends kept for the next ones, per worker.
 const SPARE_BUFS: usize = 64;
+/// The largest buffer kept as a spare: a body buffer that grew past it is freed instead, so the
+/// spares hold at most 16 MiB per worker.
+const SPARE_MAX: usize = 256 * 1024;
 
 /// The opcodes a worker needs; `auto` falls back to epoll when the kernel lacks one.
 const NEEDED: &[(u8, &str)] = &[
@@ -652,10 +655,10 @@ impl Driver {
     }
 
     /// Keeps a buffer a zero-copy send let go of for a later one (or drops it when enough are
-    /// kept).
+    /// kept, or when it is large).
     fn keep_spare(&self, mut b: Vec<u8>) {
         let mut spares = self.spares.borrow_mut();
-        if spares.len() < SPARE_BUFS {
+        if spares.len() < SPARE_BUFS && b.capacity() <= SPARE_MAX {
             b.clear();
             spares.push(b);
         }
