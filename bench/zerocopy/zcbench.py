@@ -33,12 +33,6 @@ MODES = ("off", "auto", "always")
 FILE_MB = 64
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_port(host, port, timeout=20):
     end = time.time() + timeout
     while time.time() < end:
@@ -51,6 +45,8 @@ def wait_port(host, port, timeout=20):
 
 
 def cpu_ns(pid):
+    # schedstat's nanoseconds, not l4bench's proc_cpu_seconds (clock ticks): one proxy's window
+    # in a round is a fraction of a second, where 10 ms ticks would be a few percent.
     return sum(int(open(t + "/schedstat").read().split()[0]) for t in glob.glob(f"/proc/{pid}/task/*"))
 
 
@@ -81,7 +77,8 @@ def main():
         os.makedirs(f"{d}/www")
         with open(f"{d}/www/big", "wb") as f:
             f.write(os.urandom(FILE_MB << 20))
-        origin = free_port()
+        taken = set()
+        origin = l4.free_port(taken)
         with open(f"{d}/origin.conf", "w") as f:
             f.write(
                 f"worker_processes 1; daemon off; master_process off; pid {d}/nginx.pid; error_log {d}/nginx.log warn;\n"
@@ -102,7 +99,7 @@ def main():
             host, client = "10.213.0.1", ["ip", "netns", "exec", ns]
         pids, ports, metrics = {}, {}, {}
         for m in MODES:
-            ports[m], metrics[m] = free_port(), free_port()
+            ports[m], metrics[m] = l4.free_port(taken), l4.free_port(taken)
             cfg = (
                 f"global\n  nbthread 1\n  tune.uring.send-zc {m}\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n"
                 f"frontend f\n  bind {host}:{ports[m]}\n  default_backend b\nbackend b\n  server o 127.0.0.1:{origin}\n"

@@ -158,23 +158,16 @@ fn has_send_zc(ring: &IoUring) -> bool {
     ring.submitter().register_probe(&mut probe).is_ok() && probe.is_supported(opcode::SendZc::CODE)
 }
 
-/// `tune.uring.send-zc` as [`set_send_zero_copy`] stored it: 0 off, 1 auto, 2 always.
-static SEND_ZC_MODE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
-/// `tune.uring.send-zc-min`.
-static SEND_ZC_MIN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(DEFAULT_SEND_ZC_MIN);
+/// `tune.uring.send-zc` and `tune.uring.send-zc-min`, set once at start ([`set_send_zero_copy`]).
+static SEND_ZC: std::sync::OnceLock<(SendZc, usize)> = std::sync::OnceLock::new();
 /// `tune.uring.send-zc-min` when not set.
 pub const DEFAULT_SEND_ZC_MIN: usize = 16 * 1024;
 
 /// Sets how body writes use zero-copy sends (`tune.uring.send-zc`, `tune.uring.send-zc-min`),
-/// before the workers start. Returns a notice to log when the setting cannot take effect.
+/// once, before the workers start (a later call changes nothing). Returns a notice to log when the
+/// setting cannot take effect.
 pub fn set_send_zero_copy(mode: SendZc, min: usize) -> Option<String> {
-    let m = match mode {
-        SendZc::Off => 0,
-        SendZc::Auto => 1,
-        SendZc::Always => 2,
-    };
-    SEND_ZC_MODE.store(m, std::sync::atomic::Ordering::Relaxed);
-    SEND_ZC_MIN.store(min, std::sync::atomic::Ordering::Relaxed);
+    let _ = SEND_ZC.set((mode, min));
     if mode == SendZc::Off {
         return None;
     }
@@ -197,12 +190,9 @@ pub fn zero_copy_counts() -> (u64, u64) {
     (ZC_SENDS.load(std::sync::atomic::Ordering::Relaxed), ZC_COPIED.load(std::sync::atomic::Ordering::Relaxed))
 }
 
-fn send_zc_mode() -> SendZc {
-    match SEND_ZC_MODE.load(std::sync::atomic::Ordering::Relaxed) {
-        0 => SendZc::Off,
-        1 => SendZc::Auto,
-        _ => SendZc::Always,
-    }
+/// The zero-copy setting and its minimum write (off until set).
+fn send_zc() -> (SendZc, usize) {
+    SEND_ZC.get().copied().unwrap_or((SendZc::Off, DEFAULT_SEND_ZC_MIN))
 }
 
 /// What an operation keeps alive for the kernel until its completion.
@@ -223,7 +213,7 @@ enum State {
     /// A multishot receive into the buffer ring, and what it received that was not read yet.
     Stream(Box<Stream>),
     /// A zero-copy send ([`ZcSend`]).
-    ZeroCopy(Zc),
+    ZeroCopy(Box<Zc>),
 }
 
 /// A zero-copy send in flight. It usually completes twice: first with the bytes sent (flagged
@@ -440,7 +430,7 @@ pub fn start() -> io::Result<()> {
     // and the `AsyncFd` is dropped first.
     let cq_ready = unsafe { AsyncFd::register_with_interest(wake_fd, Interest::READABLE) }.map_err(|e| e.into_parts().1)?;
     let bufs = BufRing::register(&ring);
-    let zero_copy = send_zc_mode() != SendZc::Off && has_send_zc(&ring);
+    let zero_copy = send_zc().0 != SendZc::Off && has_send_zc(&ring);
     let d = Rc::new(Driver {
         zero_copy: Cell::new(zero_copy),
         spares: RefCell::new(Vec::new()),
@@ -573,9 +563,8 @@ impl Driver {
                 }
                 if let State::ZeroCopy(zc) = &mut slot.state {
                     if Self::zero_copy_completion(zc, cqe.result(), cqe.flags()) {
-                        let Some(Slot { hold: Hold::Buf(b), .. }) = slots[idx].take() else { unreachable!("a zero-copy send holds its buffer") };
+                        let b = self.end_zero_copy(&mut slots, idx);
                         self.keep_spare(b);
-                        self.free.borrow_mut().push(idx);
                     }
                     continue;
                 }
@@ -652,6 +641,14 @@ impl Driver {
             w.wake();
         }
         false
+    }
+
+    /// Frees the slot of zero-copy send `idx`, whose buffer the kernel let go of, and returns
+    /// the buffer.
+    fn end_zero_copy(&self, slots: &mut [Option<Slot>], idx: usize) -> Vec<u8> {
+        let Some(Slot { hold: Hold::Buf(b), .. }) = slots[idx].take() else { unreachable!("a zero-copy send holds its buffer") };
+        self.free.borrow_mut().push(idx);
+        b
     }
 
     /// Keeps a buffer a zero-copy send let go of for a later one (or drops it when enough are
@@ -760,7 +757,7 @@ impl Driver {
     fn start_zero_copy(self: &Rc<Self>, fd: RawFd, buf: Vec<u8>, from: usize, copied: Rc<Cell<bool>>) -> ZcSend {
         let len = buf.len() - from;
         let zc = Zc { result: None, held: true, waker: None, detached: false, copied };
-        let idx = self.fill_slot(Slot { state: State::ZeroCopy(zc), hold: Hold::Buf(buf) });
+        let idx = self.fill_slot(Slot { state: State::ZeroCopy(Box::new(zc)), hold: Hold::Buf(buf) });
         let entry = {
             let slots = self.slots.borrow();
             let Some(Slot { hold: Hold::Buf(b), .. }) = &slots[idx] else { unreachable!("slot just filled") };
@@ -971,9 +968,7 @@ impl Future for ZcSend {
             keep_waker(&mut zc.waker, cx);
             return Poll::Pending;
         }
-        let Some(Slot { hold: Hold::Buf(b), .. }) = slots[this.idx].take() else { unreachable!("a zero-copy send holds its buffer") };
-        drop(slots);
-        this.d.free.borrow_mut().push(this.idx);
+        let b = this.d.end_zero_copy(&mut slots, this.idx);
         this.done = true;
         Poll::Ready((r, Some(b)))
     }
@@ -990,10 +985,9 @@ impl Drop for ZcSend {
         zc.waker = None;
         if zc.result.is_some() {
             if !zc.held {
-                let Some(Slot { hold: Hold::Buf(b), .. }) = slots[self.idx].take() else { unreachable!("a zero-copy send holds its buffer") };
+                let b = self.d.end_zero_copy(&mut slots, self.idx);
                 drop(slots);
                 self.d.keep_spare(b);
-                self.d.free.borrow_mut().push(self.idx);
             }
             // Sent, the notification due: nothing to cancel.
             return;
@@ -1163,19 +1157,18 @@ impl UringConn {
     }
 
     /// Whether a body write of `len` bytes should be a zero-copy send ([`send_zero_copy`]):
-    /// `tune.uring.send-zc` is on, the kernel has `SEND_ZC`, the write is at least
-    /// `tune.uring.send-zc-min` bytes, the socket is TCP, and under `auto` the kernel has not
-    /// reported that it copied this connection's bytes anyway (as it does for loopback and for
-    /// devices without scatter-gather).
+    /// `tune.uring.send-zc` is on and the kernel has `SEND_ZC` (the driver's flag says both), the
+    /// write is at least `tune.uring.send-zc-min` bytes, the socket is TCP, and under `auto` the
+    /// kernel has not reported that it copied this connection's bytes anyway (as it does for
+    /// loopback and for devices without scatter-gather).
     ///
     /// [`send_zero_copy`]: Self::send_zero_copy
     pub fn zero_copy_wanted(&self, len: usize) -> bool {
-        let mode = send_zc_mode();
-        mode != SendZc::Off
-            && self.tcp
-            && self.d.zero_copy.get()
-            && len >= SEND_ZC_MIN.load(std::sync::atomic::Ordering::Relaxed)
-            && (mode == SendZc::Always || !self.zc_copied.get().is_some_and(|c| c.get()))
+        if !self.d.zero_copy.get() || !self.tcp {
+            return false;
+        }
+        let (mode, min) = send_zc();
+        len >= min && (mode == SendZc::Always || !self.zc_copied.get().is_some_and(|c| c.get()))
     }
 
     /// Sends all of `buf` with zero-copy sends (`IORING_OP_SEND_ZC`): the kernel takes the bytes
