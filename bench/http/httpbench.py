@@ -304,7 +304,7 @@ def report(args, results, unavailable, commit, started, configs):
     L.append(f"## HTTP proxying: sluiced vs HAProxy vs nginx ({started:%Y-%m-%d %H:%M} UTC)")
     L.append("")
     L.append(f"- Date: {started:%Y-%m-%d %H:%M:%S} UTC; commit: `{commit}`")
-    L.append(l4.machine_line(args.syscall_ns))
+    L.append(l4.machine_line(args.syscall_cost))
     L.append(f"- Versions: {sh('haproxy -v | head -1')}; {sh('nginx -v 2>&1')}; {sh('wrk -v 2>&1 | head -1')}")
     L.append(f"- Harness: `{shlex.join(['bench/http/run.sh'] + sys.argv[1:])}`")
     L.append(
@@ -470,7 +470,7 @@ def main():
         log(f"warning: {args.loadgen} not built: the placement of the CPUs will not be sampled")
     args.loadavg_before = l4.loadavg()
     args.idle_before = l4.wait_idle(args.wait_idle)
-    args.syscall_ns = l4.syscall_cost()
+    args.syscall_cost = l4.syscall_cost()
     if max(args.idle_before) > 0.15:
         log(f"warning: the machine is busy (CPU0 {args.idle_before[0]:.2f}, CPU1 {args.idle_before[1]:.2f}): figures will be low and noisy")
 
@@ -568,7 +568,7 @@ def main():
     with open(os.path.join(outdir, "report.md"), "w") as f:
         f.write(text + "\n")
     with open(os.path.join(outdir, "results.json"), "w") as f:
-        json.dump({"medians": meds, "runs": results, "unavailable": unavailable, "commit": commit, "date": started.isoformat(), "syscall_ns": args.syscall_ns}, f, indent=1)
+        json.dump({"medians": meds, "runs": results, "unavailable": unavailable, "commit": commit, "date": started.isoformat(), "syscall_cost": args.syscall_cost}, f, indent=1)
     print(text)
     record = args.record or ("sluiced" in running and not args.no_record)
     if record:

@@ -272,23 +272,28 @@ class DistanceSampler:
 
 
 def syscall_cost():
-    """Nanoseconds per system call on the proxy's CPU (`sluiced-loadgen syscall-cost`), or None.
+    """What system calls cost on the proxy's CPU (`sluiced-loadgen syscall-cost`), or None: a dict
+    of `syscall_ns` (`getppid`), and `fd_alone_ns` and `fd_shared_ns` (`fcntl` on a descriptor in
+    a process of one thread, and of two) where the loadgen gave them.
 
     Taken once at the start of a run, while the machine is idle. Hosts that show the same CPU
-    model to the VM have been seen to differ by half in this figure (126-135 ns on one, 196-209
-    on another), and a proxy makes two to four system calls per keep-alive request, so the report
-    gives it beside the CPU's identity."""
+    model to the VM have been seen to differ by half in the first figure (126-135 ns on one,
+    196-209 on another), and a proxy makes two to four system calls per keep-alive request, so the
+    report gives it beside the CPU's identity. The other two say what a proxy of several threads
+    (sluiced) pays per call on a descriptor over one of a single thread (HAProxy with `nbthread
+    1`) on this host: 57 ns on the host of 2026-11-23 23:00 UTC (see bench/RESULTS.md)."""
     if not LOADGEN["path"]:
         return None
     try:
         out = subprocess.run(["timeout", "30", LOADGEN["path"], "syscall-cost", "--cpu", str(PROXY_CPU)], capture_output=True, text=True, check=True).stdout
-        return float(out.split()[0].split("=", 1)[1])
-    except (OSError, subprocess.CalledProcessError, IndexError, ValueError):
+        fields = dict(kv.split("=", 1) for kv in out.split() if "=" in kv)
+        return {k: float(fields[k]) for k in ("syscall_ns", "fd_alone_ns", "fd_shared_ns") if k in fields} if "syscall_ns" in fields else None
+    except (OSError, subprocess.CalledProcessError, ValueError):
         return None
 
 
-def machine_line(syscall_ns):
-    """The report's "Machine" line: CPUs, the CPU's identity as the VM sees it, a system call's cost, kernel, compiler."""
+def machine_line(cost):
+    """The report's "Machine" line: CPUs, the CPU's identity as the VM sees it, what system calls cost (`syscall_cost()`'s dict, or None), kernel, compiler."""
     info = {}
     with open("/proc/cpuinfo") as f:
         for ln in f:
@@ -298,7 +303,10 @@ def machine_line(syscall_ns):
             info[k.strip()] = v.strip()
     ident = ", ".join(f"{k.replace('cpu ', '')} {info[k]}" for k in ("cpu family", "model", "stepping", "microcode") if k in info)
     cpu = info.get("model name", "?") + (f"; {ident}" if ident else "")
-    call = f"; a system call (`getppid`) costs {syscall_ns:.0f} ns on CPU {PROXY_CPU}" if syscall_ns else ""
+    cost = cost or {}
+    call = f"; a system call (`getppid`) costs {cost['syscall_ns']:.0f} ns on CPU {PROXY_CPU}" if "syscall_ns" in cost else ""
+    if "fd_alone_ns" in cost and "fd_shared_ns" in cost:
+        call += f", one on a descriptor (`fcntl`) {cost['fd_alone_ns']:.0f} ns in a process of one thread and {cost['fd_shared_ns']:.0f} ns in one of two"
     return f"- Machine: {os.cpu_count()} CPUs ({cpu}){call}; Linux {platform.release()}, {sh('rustc --version')}{mitigations()}"
 
 
@@ -617,7 +625,7 @@ def report(args, results, unavailable, commit, started, configs):
     L.append(f"## L4 proxying: sluiced vs HAProxy vs nginx ({started:%Y-%m-%d %H:%M} UTC)")
     L.append("")
     L.append(f"- Date: {started:%Y-%m-%d %H:%M:%S} UTC; commit: `{commit}`")
-    L.append(machine_line(args.syscall_ns))
+    L.append(machine_line(args.syscall_cost))
     L.append(f"- Versions: {sh('haproxy -v | head -1')}; {sh('nginx -v 2>&1')}; {sh('iperf3 --version | head -1')}")
     L.append(f"- Harness: `{shlex.join(['bench/l4/run.sh'] + sys.argv[1:])}`")
     L.append(
@@ -769,7 +777,7 @@ def main():
         LOADGEN["path"] = args.loadgen
     args.loadavg_before = loadavg()
     args.idle_before = wait_idle(args.wait_idle)
-    args.syscall_ns = syscall_cost()
+    args.syscall_cost = syscall_cost()
     if max(args.idle_before) > 0.15:
         log(f"warning: the machine is busy (CPU0 {args.idle_before[0]:.2f}, CPU1 {args.idle_before[1]:.2f}): figures will be low and noisy")
 
@@ -864,7 +872,7 @@ def main():
     with open(os.path.join(outdir, "report.md"), "w") as f:
         f.write(text + "\n")
     with open(os.path.join(outdir, "results.json"), "w") as f:
-        json.dump({"medians": meds, "runs": results, "unavailable": unavailable, "commit": commit, "date": started.isoformat(), "syscall_ns": args.syscall_ns}, f, indent=1)
+        json.dump({"medians": meds, "runs": results, "unavailable": unavailable, "commit": commit, "date": started.isoformat(), "syscall_cost": args.syscall_cost}, f, indent=1)
     print(text)
     record = args.record or ("sluiced" in running and not args.no_record)
     if record:

@@ -150,9 +150,12 @@ class MachineLine(unittest.TestCase):
     """The report's machine line names what tells two hosts apart: the CPU's identity and a system call's cost."""
 
     def test_the_cpu_identity_and_the_system_call_cost_are_given(self):
-        line = l4.machine_line(197.4)
+        line = l4.machine_line({"syscall_ns": 197.4})
         self.assertTrue(line.startswith(f"- Machine: {os.cpu_count()} CPUs ("), line)
-        self.assertIn(f"a system call (`getppid`) costs 197 ns on CPU {l4.PROXY_CPU}", line)
+        self.assertIn(f"a system call (`getppid`) costs 197 ns on CPU {l4.PROXY_CPU};", line)
+        self.assertNotIn("descriptor", line)
+        line = l4.machine_line({"syscall_ns": 197.4, "fd_alone_ns": 200.2, "fd_shared_ns": 256.7})
+        self.assertIn(f"costs 197 ns on CPU {l4.PROXY_CPU}, one on a descriptor (`fcntl`) 200 ns in a process of one thread and 257 ns in one of two;", line)
         with open("/proc/cpuinfo") as f:
             if any(ln.startswith("cpu family") for ln in f):
                 self.assertIn("family ", line)
@@ -174,6 +177,7 @@ class MachineLine(unittest.TestCase):
 
     def test_no_system_call_figure_when_it_was_not_measured(self):
         self.assertNotIn("system call", l4.machine_line(None))
+        self.assertNotIn("system call", l4.machine_line({}))
 
     def test_the_cost_is_measured_by_the_loadgen_when_there_is_one(self):
         # scripts/test.sh runs this after `cargo test`, which builds the debug binary.
@@ -186,9 +190,10 @@ class MachineLine(unittest.TestCase):
             if not os.access(loadgen, os.X_OK):
                 self.skipTest("sluiced-loadgen not built")
             l4.LOADGEN["path"] = loadgen
-            ns = l4.syscall_cost()
-            self.assertIsNotNone(ns)
-            self.assertTrue(1.0 < ns < 1_000_000.0, ns)
+            cost = l4.syscall_cost()
+            self.assertIsNotNone(cost)
+            self.assertEqual(sorted(cost), ["fd_alone_ns", "fd_shared_ns", "syscall_ns"])
+            self.assertTrue(all(1.0 < ns < 1_000_000.0 for ns in cost.values()), cost)
         finally:
             l4.LOADGEN["path"] = saved
 

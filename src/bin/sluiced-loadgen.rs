@@ -9,7 +9,10 @@
 //!   distant cores the next, and every loopback request crosses between them.
 //! - `syscall-cost`: what one system call's entry and exit cost on a CPU, so that reports taken
 //!   on different hosts of the same CPU model can be told apart (a proxy makes two to four system
-//!   calls per keep-alive request).
+//!   calls per keep-alive request); and what a call on a descriptor costs in a process of one
+//!   thread and in one of two (Linux skips the file's reference count only where the calling
+//!   thread's descriptor table has no other user: HAProxy with `nbthread 1` is one thread, sluiced
+//!   never is).
 //!
 //! `churn` and `echo-server` run on one thread (tokio's current-thread runtime): the benchmark pins them to one CPU,
 //! where one event loop costs less than a thread per connection.
@@ -44,7 +47,9 @@ const USAGE: &str = "Usage:
       not free to spin).
   sluiced-loadgen syscall-cost [--cpu C] [--calls N] [--batches K]
       Pinned to CPU C, makes N getppid system calls in each of K batches; the fastest batch is
-      the figure. Prints one line: syscall_ns=.. (fastest batch) batches_ns=a,b,..
+      the figure. Then the same with fcntl(F_GETFL) on a pipe, the cheapest call on a descriptor,
+      first with this process's one thread, then with a second (idle) thread. Prints one line:
+      syscall_ns=.. (fastest batch) batches_ns=a,b,.. fd_alone_ns=.. fd_shared_ns=..
       Defaults: CPU 0, N 200000, K 5.
 ";
 
@@ -446,6 +451,34 @@ fn syscall_cost(o: &SyscallOpts) -> Result<Vec<f64>, String> {
     Ok(out)
 }
 
+/// Nanoseconds per `fcntl(F_GETFL)` on a pipe, the fastest of `o.batches` batches: first as the
+/// calling thread finds the process, then with one more thread (idle, waiting to be told to end)
+/// sharing its descriptor table. Called from `main` before anything else starts a thread, the
+/// first figure is a one-thread process's: Linux then looks descriptors up without touching the
+/// file's reference count, and with a second thread it takes and drops a reference per call.
+fn fd_call_cost(o: &SyscallOpts) -> Result<(f64, f64), String> {
+    pin(o.cpu)?;
+    let (r, _w) = nix::unistd::pipe().map_err(|e| format!("pipe: {e}"))?;
+    let fastest = || {
+        let mut best = f64::INFINITY;
+        for _ in 0..o.batches {
+            let t0 = Instant::now();
+            for _ in 0..o.calls {
+                let _ = std::hint::black_box(nix::fcntl::fcntl(&r, nix::fcntl::FcntlArg::F_GETFL));
+            }
+            best = best.min(t0.elapsed().as_nanos() as f64 / o.calls as f64);
+        }
+        best
+    };
+    let alone = fastest();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let second = std::thread::spawn(move || rx.recv());
+    let shared = fastest();
+    drop(tx);
+    let _ = second.join();
+    Ok((alone, shared))
+}
+
 /// Figures with one decimal, comma-separated.
 fn list(v: &[f64]) -> String {
     v.iter().map(|x| format!("{x:.1}")).collect::<Vec<_>>().join(",")
@@ -480,7 +513,11 @@ fn main() -> ExitCode {
     // The two measurements run on plain threads; their line is what the harness parses.
     let measured = match &cmd {
         Cmd::Distance(o) => Some(("cpu-distance", cpu_distance(o).map(|v| distance_line(&v)))),
-        Cmd::Syscall(o) => Some(("syscall-cost", syscall_cost(o).map(|v| syscall_line(&v)))),
+        Cmd::Syscall(o) => Some((
+            "syscall-cost",
+            syscall_cost(o)
+                .and_then(|v| fd_call_cost(o).map(|(alone, shared)| format!("{} fd_alone_ns={alone:.1} fd_shared_ns={shared:.1}", syscall_line(&v)))),
+        )),
         _ => None,
     };
     if let Some((name, result)) = measured {
@@ -614,6 +651,17 @@ mod tests {
         if !cpus.contains(&o.cpu) {
             assert!(std::thread::spawn(move || syscall_cost(&o)).join().unwrap().is_err());
         }
+    }
+
+    #[test]
+    fn fd_call_cost_gives_a_figure_alone_and_one_shared() {
+        let cpus = allowed_cpus();
+        let o = SyscallOpts { cpu: cpus[cpus.len() - 1], calls: 10_000, batches: 2 };
+        // On its own thread: the measurement pins the calling thread.
+        let (alone, shared) = std::thread::spawn(move || fd_call_cost(&o)).join().unwrap().unwrap();
+        // Sanity ranges, not timing assertions (the test harness has threads of its own, so here
+        // both figures are a shared table's).
+        assert!(alone > 1.0 && alone < 1_000_000.0 && shared > 1.0 && shared < 1_000_000.0, "{alone} {shared}");
     }
 
     #[test]
