@@ -182,7 +182,9 @@ class MachineLine(unittest.TestCase):
     def test_the_cost_is_measured_by_the_loadgen_when_there_is_one(self):
         # scripts/test.sh runs this after `cargo test`, which builds the debug binary.
         target = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../target")
-        loadgen = next((p for p in (f"{target}/release/sluiced-loadgen", f"{target}/debug/sluiced-loadgen") if os.access(p, os.X_OK)), "")
+        # The newer of the two builds: a stale one may predate a field this test asks for.
+        built = [p for p in (f"{target}/release/sluiced-loadgen", f"{target}/debug/sluiced-loadgen") if os.access(p, os.X_OK)]
+        loadgen = max(built, key=os.path.getmtime, default="")
         saved = l4.LOADGEN["path"]
         try:
             l4.LOADGEN["path"] = None
