@@ -1531,3 +1531,99 @@ pub fn selected() -> bool {
 pub fn active_name() -> &'static str {
     if selected() { "uring" } else { "epoll" }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    /// `IORING_CQE_F_MORE` and `IORING_CQE_F_NOTIF`, as the kernel sets them in a completion.
+    const F_MORE: u32 = 1 << 1;
+    const F_NOTIF: u32 = 1 << 3;
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn zc(detached: bool) -> (Zc, Rc<Cell<bool>>) {
+        let copied = Rc::new(Cell::new(false));
+        (Zc { result: None, held: true, waker: None, detached, copied: copied.clone() }, copied)
+    }
+
+    #[test]
+    fn zero_copy_slot_of_a_dropped_sender_is_freed_only_once_the_kernel_lets_go_of_the_buffer() {
+        let (mut z, copied) = zc(true);
+        // The bytes are sent, and a notification is to follow: the kernel still reads the buffer.
+        assert!(!Driver::zero_copy_completion(&mut z, 4096, F_MORE));
+        assert!(z.held);
+        // The notification: now the slot (and the buffer) may go.
+        assert!(Driver::zero_copy_completion(&mut z, 0, F_NOTIF));
+        assert!(!copied.get(), "a notification without the usage bit is a true zero-copy send");
+    }
+
+    #[test]
+    fn zero_copy_result_without_a_notification_to_follow_lets_go_of_the_buffer_at_once() {
+        // A failed send (or one the kernel completed by copying) posts no notification.
+        let (mut z, _) = zc(true);
+        assert!(Driver::zero_copy_completion(&mut z, -libc::EPIPE, 0));
+        assert_eq!(z.result, Some(-libc::EPIPE));
+    }
+
+    #[test]
+    fn zero_copy_completions_wake_a_waiting_sender_and_never_free_its_slot() {
+        let (mut z, copied) = zc(false);
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        z.waker = Some(Waker::from(count.clone()));
+        assert!(!Driver::zero_copy_completion(&mut z, 100, F_MORE));
+        assert_eq!(count.0.load(Ordering::Relaxed), 1);
+        assert_eq!(z.result, Some(100));
+        // The sender, woken, has not polled again (no new waker): the notification frees nothing
+        // while someone still owns the send, and records the copy the kernel reported.
+        assert!(!Driver::zero_copy_completion(&mut z, NOTIF_USAGE_ZC_COPIED as i32, F_NOTIF));
+        assert!(!z.held);
+        assert!(copied.get(), "the usage bit says the kernel copied the bytes after all");
+    }
+
+    /// Runs `f` on a worker-like thread with this thread's ring, as a worker has it.
+    fn with_driver(f: impl FnOnce(&Rc<Driver>) + 'static) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&rt, async move {
+            start().expect("an io_uring ring (io_uring is blocked here)");
+            let d = current().expect("started");
+            f(&d);
+        });
+        stop();
+    }
+
+    #[test]
+    fn spare_buffers_are_kept_up_to_sixty_four_and_none_larger_than_256_kib() {
+        with_driver(|d| {
+            for _ in 0..SPARE_BUFS + 6 {
+                d.keep_spare(vec![7u8; 16 * 1024]);
+            }
+            assert_eq!(d.spares.borrow().len(), SPARE_BUFS);
+            d.spares.borrow_mut().clear();
+            d.keep_spare(Vec::with_capacity(SPARE_MAX + 1));
+            assert!(d.spares.borrow().is_empty(), "a buffer that grew past the cap is freed");
+            d.keep_spare(Vec::with_capacity(SPARE_MAX));
+            assert_eq!(d.spares.borrow().len(), 1);
+        });
+    }
+
+    #[test]
+    fn spare_buffer_handed_out_is_empty_and_one_is_made_when_none_is_kept() {
+        with_driver(|d| {
+            d.keep_spare(vec![7u8; 1000]);
+            let b = d.spare(64);
+            assert!(b.is_empty() && b.capacity() >= 1000, "the kept buffer, cleared");
+            let fresh = d.spare(32 * 1024);
+            assert!(fresh.is_empty() && fresh.capacity() >= 32 * 1024);
+        });
+    }
+}
