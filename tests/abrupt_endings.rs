@@ -202,7 +202,7 @@ fn storm(backend: &str, global_extra: &str) {
         .map(|t| {
             let big = big.clone();
             std::thread::spawn(move || {
-                let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (t + 1) * 0x1000_0001);
+                let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((t + 1) * 0x1000_0001));
                 for _ in 0..40 {
                     let kind = rng.below(8);
                     one_connection(port, kind, &mut rng, &big);
