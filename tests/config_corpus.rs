@@ -260,3 +260,29 @@ fn several_files_and_a_directory_load_as_one_configuration() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("unable to find backend 'be'"), "{}", stderr(&out));
 }
+
+/// `user`, `group`, `uid`, `gid` and `chroot` are parsed but not applied yet. HAProxy drops its
+/// privileges on them, so each one is named in a warning with its file and line: a configuration
+/// brought over from HAProxy must not run as root and unchrooted without a word. The daemon still
+/// starts (the warning is not an error) unless zero-warning mode asks otherwise.
+#[test]
+fn privilege_keywords_not_applied_yet_are_each_warned_about_with_file_and_line() {
+    let dir = scratch("privileges");
+    let file = dir.join("debian.cfg");
+    fs::write(
+        &file,
+        "global\n    chroot /var/lib/haproxy\n    user haproxy\n    group haproxy\n    uid 99\n    gid 99\n\ndefaults\n    mode http\n    timeout client 5s\n\n\
+         frontend f\n    bind 127.0.0.1:8080\n    http-request return status 200\n",
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    let out = sluiced(&["-c", "-f", f]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    for (line, kw) in [(2, "chroot"), (3, "user"), (4, "group"), (5, "uid"), (6, "gid")] {
+        let at = format!("parsing [{f}:{line}] : '{kw}' : not applied yet");
+        assert!(err.lines().any(|l| l.starts_with("[WARNING]") && l.contains(&at)), "no warning for '{kw}' on line {line}:\n{err}");
+    }
+    let strict = sluiced(&["-c", "-dW", "-f", f]);
+    assert_eq!(strict.status.code(), Some(1), "{}", stderr(&strict));
+}

@@ -31,6 +31,13 @@ fn one<'a>(a: &KwArgs<'a>, what: &str) -> Result<&'a str, String> {
     Ok(v)
 }
 
+/// `user`, `group`, `uid` and `gid` are kept in the model but sluiced does not switch identity
+/// yet. HAProxy drops its privileges on them, so a configuration brought over from HAProxy (Debian's
+/// default has `user haproxy` and `group haproxy`) would otherwise run as root without a word.
+fn not_applied_identity(a: &mut KwArgs<'_>) {
+    a.warn("not applied yet: sluiced does not switch user or group, so the daemon keeps the identity it was started with");
+}
+
 fn one_u32(a: &KwArgs<'_>, what: &str) -> Result<u32, String> {
     Ok(parse_uint(one(a, what)?, a.keyword, U32)? as u32)
 }
@@ -1099,41 +1106,51 @@ pub fn global_keywords() -> Vec<GlobalKeyword> {
             "user",
             |a, g| {
                 g.user = Some(g_one(a)?.to_owned());
+                not_applied_identity(a);
                 Ok(())
             },
-            doc!(Parsed, "user <name>", "User to switch to after binding.", "user haproxy"),
+            doc!(Parsed, "user <name>", "User to switch to after binding. Not applied yet: each use is warned about at start.", "user haproxy"),
         ),
         gkw(
             "group",
             |a, g| {
                 g.group = Some(g_one(a)?.to_owned());
+                not_applied_identity(a);
                 Ok(())
             },
-            doc!(Parsed, "group <name>", "Group to switch to after binding.", "group haproxy"),
+            doc!(Parsed, "group <name>", "Group to switch to after binding. Not applied yet: each use is warned about at start.", "group haproxy"),
         ),
         gkw(
             "uid",
             |a, g| {
                 g.uid = Some(one_u32(a, "uid")?);
+                not_applied_identity(a);
                 Ok(())
             },
-            doc!(Parsed, "uid <n>", "User id to switch to after binding.", "uid 99"),
+            doc!(Parsed, "uid <n>", "User id to switch to after binding. Not applied yet: each use is warned about at start.", "uid 99"),
         ),
         gkw(
             "gid",
             |a, g| {
                 g.gid = Some(one_u32(a, "gid")?);
+                not_applied_identity(a);
                 Ok(())
             },
-            doc!(Parsed, "gid <n>", "Group id to switch to after binding.", "gid 99"),
+            doc!(Parsed, "gid <n>", "Group id to switch to after binding. Not applied yet: each use is warned about at start.", "gid 99"),
         ),
         gkw(
             "chroot",
             |a, g| {
                 g.chroot = Some(g_one(a)?.to_owned());
+                a.warn("not applied yet: sluiced does not chroot, so the daemon sees the whole file system");
                 Ok(())
             },
-            doc!(Parsed, "chroot <dir>", "Directory to chroot into after start-up.", "chroot /var/lib/haproxy"),
+            doc!(
+                Parsed,
+                "chroot <dir>",
+                "Directory to chroot into after start-up. Not applied yet: each use is warned about at start.",
+                "chroot /var/lib/haproxy"
+            ),
         ),
         gkw(
             "node",
