@@ -1190,7 +1190,12 @@ pub fn global_keywords() -> Vec<GlobalKeyword> {
                 g.ulimit_n = Some(one_u32(a, "file descriptor count")?);
                 Ok(())
             },
-            doc!(Parsed, "ulimit-n <n>", "Raises the file descriptor limit.", "ulimit-n 200000"),
+            doc!(
+                Implemented,
+                "ulimit-n <n>",
+                "Sets the descriptor limit (soft and, above the hard one, hard: that needs root). Without it the soft limit is raised to the hard one. A limit below about twice the global maxconn is warned about.",
+                "ulimit-n 200000"
+            ),
         ),
         gkw(
             "maxconnrate",

@@ -30,6 +30,52 @@ fn alert(msg: &str) {
     eprint!("{}", format_line(Severity::Alert, std::process::id(), msg));
 }
 
+/// Descriptors a proxied connection holds: its client socket and its server socket (a tunnel that
+/// splices holds a pipe too, so this is a floor), and a margin for listeners, logs, checks and the
+/// stats socket.
+const FDS_PER_CONN: u64 = 2;
+const FDS_SPARE: u64 = 100;
+
+/// Sets the process's descriptor limit before anything is opened, as HAProxy does: to `ulimit-n`
+/// when it is given (raising the hard limit too, which needs root), else the soft limit up to the
+/// hard one (the soft limit is often 1,024, about 500 proxied connections). An `Err` is a limit
+/// that cannot be set at all; `Ok(Some(_))` a warning: `ulimit-n` above what may be had, or a
+/// limit too low for the global `maxconn`.
+pub fn raise_fd_limit(ulimit_n: Option<u32>, maxconn: Option<u32>) -> Result<Option<String>, String> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| format!("cannot read the descriptor limit: {e}"))?;
+    let mut warning = None;
+    let limit = match ulimit_n.map(u64::from) {
+        Some(n) if n > hard => match setrlimit(Resource::RLIMIT_NOFILE, n, n) {
+            Ok(()) => n,
+            Err(e) => {
+                warning = Some(format!("ulimit-n {n}: cannot raise the descriptor limit above its hard limit {hard} ({e}); running with {hard}"));
+                setrlimit(Resource::RLIMIT_NOFILE, hard, hard).map_err(|e| format!("cannot set the descriptor limit to {hard}: {e}"))?;
+                hard
+            }
+        },
+        Some(n) => {
+            setrlimit(Resource::RLIMIT_NOFILE, n, hard).map_err(|e| format!("ulimit-n {n}: cannot set the descriptor limit: {e}"))?;
+            n
+        }
+        None if soft < hard => {
+            setrlimit(Resource::RLIMIT_NOFILE, hard, hard).map_err(|e| format!("cannot raise the descriptor limit from {soft} to {hard}: {e}"))?;
+            hard
+        }
+        None => soft,
+    };
+    if let Some(m) = maxconn {
+        let need = u64::from(m) * FDS_PER_CONN + FDS_SPARE;
+        if limit < need && warning.is_none() {
+            warning = Some(format!(
+                "the descriptor limit ({limit}) is too low for maxconn {m}, which needs about {need}: connections past it wait in the backlog. \
+                 Raise 'ulimit-n' (or the hard limit: 'ulimit -Hn', systemd's LimitNOFILE)"
+            ));
+        }
+    }
+    Ok(warning)
+}
+
 /// Runs the daemon; returns the exit status.
 pub fn run(cfg: &Config, opts: RunOpts) -> i32 {
     let mut diags = Diags::default();
@@ -51,6 +97,14 @@ pub fn run(cfg: &Config, opts: RunOpts) -> i32 {
     // `auto` without a usable ring says why, once, and runs on epoll.
     match super::uring::select(opts.io_backend) {
         Ok(Some(why)) if !opts.quiet => eprint!("{}", format_line(Severity::Notice, std::process::id(), &why)),
+        Ok(_) => {}
+        Err(e) => {
+            alert(&e);
+            return 1;
+        }
+    }
+    match raise_fd_limit(cfg.global.ulimit_n, cfg.global.maxconn) {
+        Ok(Some(why)) if !opts.quiet => eprint!("{}", format_line(Severity::Warning, std::process::id(), &why)),
         Ok(_) => {}
         Err(e) => {
             alert(&e);
