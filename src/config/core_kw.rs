@@ -24,6 +24,11 @@ fn gkw(name: &'static str, parse: super::registry::GlobalParse, doc: super::regi
     GlobalKeyword { name, negatable: false, parse, doc }
 }
 
+/// A global keyword that also takes a `no` prefix.
+fn gkw_neg(name: &'static str, parse: super::registry::GlobalParse, doc: super::registry::Doc) -> GlobalKeyword {
+    GlobalKeyword { name, negatable: true, parse, doc }
+}
+
 /// Parses the single argument of a keyword that takes exactly one.
 fn one<'a>(a: &KwArgs<'a>, what: &str) -> Result<&'a str, String> {
     let v = a.need(0, what)?;
@@ -1193,7 +1198,7 @@ pub fn global_keywords() -> Vec<GlobalKeyword> {
             doc!(
                 Implemented,
                 "ulimit-n <n>",
-                "Sets the descriptor limit (soft and, above the hard one, hard: that needs root). Without it the soft limit is raised to the hard one. A limit below about twice the global maxconn is warned about.",
+                "Sets the descriptor limit (soft and, above the hard one, hard: that needs root). Without it the soft limit is raised to the hard one, and further (as root) to about twice the global maxconn. A limit that cannot be set stops start-up (see strict-limits).",
                 "ulimit-n 200000"
             ),
         ),
@@ -1281,7 +1286,20 @@ pub fn global_keywords() -> Vec<GlobalKeyword> {
             doc!(Parsed, "insecure-fork-wanted", "Accepted for compatibility; sluiced never forks helpers.", "insecure-fork-wanted"),
         ),
         gkw("set-dumpable", |a, _| a.at_most(0), doc!(Parsed, "set-dumpable", "Allows core dumps after switching user.", "set-dumpable")),
-        gkw("strict-limits", |a, _| a.at_most(0), doc!(Parsed, "strict-limits", "Fails start-up when a limit cannot be raised.", "strict-limits")),
+        gkw_neg(
+            "strict-limits",
+            |a, g| {
+                a.at_most(0)?;
+                g.strict_limits = Some(!a.negated);
+                Ok(())
+            },
+            doc!(
+                Implemented,
+                "[no] strict-limits",
+                "Fails start-up when the descriptor limit that ulimit-n or the global maxconn needs cannot be set. On by default, as in HAProxy since 2.6; 'no strict-limits' makes it a warning.",
+                "no strict-limits"
+            ),
+        ),
         gkw(
             "nbproc",
             |_, _| Err("'nbproc' was removed in HAProxy 2.5; use 'nbthread'".into()),

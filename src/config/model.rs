@@ -470,6 +470,8 @@ pub struct Global {
     pub localpeer: Option<String>,
     pub hard_stop_after: Option<Duration>,
     pub ulimit_n: Option<u32>,
+    /// `strict-limits` (`Some(true)`) or `no strict-limits` (`Some(false)`); on when absent.
+    pub strict_limits: Option<bool>,
     pub maxconnrate: Option<u32>,
     pub maxsessrate: Option<u32>,
     pub maxsslconn: Option<u32>,

@@ -37,43 +37,41 @@ const FDS_PER_CONN: u64 = 2;
 const FDS_SPARE: u64 = 100;
 
 /// Sets the process's descriptor limit before anything is opened, as HAProxy does: to `ulimit-n`
-/// when it is given (raising the hard limit too, which needs root), else the soft limit up to the
-/// hard one (the soft limit is often 1,024, about 500 proxied connections). An `Err` is a limit
-/// that cannot be set at all; `Ok(Some(_))` a warning: `ulimit-n` above what may be had, or a
-/// limit too low for the global `maxconn`.
+/// when it is given, else the soft limit up to the hard one (the soft limit is often 1,024, about
+/// 500 proxied connections) and, when the global `maxconn` needs more, to that (raising the hard
+/// limit needs `CAP_SYS_RESOURCE`). `Err` is a limit that could not be set; the caller makes it
+/// fatal under `strict-limits` (the default) and a warning otherwise, and the process then runs
+/// with the most it could have. `Ok(Some(_))` is a warning: `ulimit-n` set below what the global
+/// `maxconn` needs.
 pub fn raise_fd_limit(ulimit_n: Option<u32>, maxconn: Option<u32>) -> Result<Option<String>, String> {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| format!("cannot read the descriptor limit: {e}"))?;
-    let mut warning = None;
-    let limit = match ulimit_n.map(u64::from) {
-        Some(n) if n > hard => match setrlimit(Resource::RLIMIT_NOFILE, n, n) {
-            Ok(()) => n,
-            Err(e) => {
-                warning = Some(format!("ulimit-n {n}: cannot raise the descriptor limit above its hard limit {hard} ({e}); running with {hard}"));
-                setrlimit(Resource::RLIMIT_NOFILE, hard, hard).map_err(|e| format!("cannot set the descriptor limit to {hard}: {e}"))?;
-                hard
-            }
-        },
-        Some(n) => {
-            setrlimit(Resource::RLIMIT_NOFILE, n, hard).map_err(|e| format!("ulimit-n {n}: cannot set the descriptor limit: {e}"))?;
-            n
-        }
-        None if soft < hard => {
-            setrlimit(Resource::RLIMIT_NOFILE, hard, hard).map_err(|e| format!("cannot raise the descriptor limit from {soft} to {hard}: {e}"))?;
-            hard
-        }
-        None => soft,
+    let need = maxconn.map(|m| u64::from(m) * FDS_PER_CONN + FDS_SPARE);
+    let (want, why) = match (ulimit_n, need) {
+        (Some(n), _) => (u64::from(n), format!("ulimit-n {n}")),
+        (None, Some(need)) if need > hard => (need, format!("maxconn {}", maxconn.unwrap_or(0))),
+        (None, _) => (hard, String::new()),
     };
-    if let Some(m) = maxconn {
-        let need = u64::from(m) * FDS_PER_CONN + FDS_SPARE;
-        if limit < need && warning.is_none() {
-            warning = Some(format!(
-                "the descriptor limit ({limit}) is too low for maxconn {m}, which needs about {need}: connections past it wait in the backlog. \
-                 Raise 'ulimit-n' (or the hard limit: 'ulimit -Hn', systemd's LimitNOFILE)"
-            ));
-        }
+    let short = match (ulimit_n, need) {
+        (Some(n), Some(need)) if u64::from(n) < need => Some(format!(
+            "ulimit-n {n} is too low for maxconn {}, which needs about {need} descriptors: connections past it wait in the backlog",
+            maxconn.unwrap_or(0)
+        )),
+        _ => None,
+    };
+    if want == soft {
+        return Ok(short);
     }
-    Ok(warning)
+    let set = if want <= hard { setrlimit(Resource::RLIMIT_NOFILE, want, hard) } else { setrlimit(Resource::RLIMIT_NOFILE, want, want) };
+    if let Err(e) = set {
+        // Run with the most there is: the hard limit.
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+        let why = if why.is_empty() { String::new() } else { format!(" for {why}") };
+        return Err(format!(
+            "cannot raise the descriptor limit to {want}{why}: {e}; the hard limit is {hard}. Raise it ('ulimit -Hn', systemd's LimitNOFILE) or lower maxconn"
+        ));
+    }
+    Ok(short)
 }
 
 /// Runs the daemon; returns the exit status.
@@ -104,12 +102,15 @@ pub fn run(cfg: &Config, opts: RunOpts) -> i32 {
         }
     }
     match raise_fd_limit(cfg.global.ulimit_n, cfg.global.maxconn) {
-        Ok(Some(why)) if !opts.quiet => eprint!("{}", format_line(Severity::Warning, std::process::id(), &why)),
-        Ok(_) => {}
-        Err(e) => {
-            alert(&e);
+        Ok(None) => {}
+        Ok(Some(warning)) if !opts.quiet => eprint!("{}", format_line(Severity::Warning, std::process::id(), &warning)),
+        Ok(Some(_)) => {}
+        Err(e) if cfg.global.strict_limits.unwrap_or(true) => {
+            alert(&format!("{e} ('no strict-limits' would start anyway)"));
             return 1;
         }
+        Err(e) if !opts.quiet => eprint!("{}", format_line(Severity::Warning, std::process::id(), &e)),
+        Err(_) => {}
     }
     let tune = &cfg.global.runtime.tune;
     if let Some(why) = super::uring::set_send_zero_copy(tune.uring_send_zc(), tune.uring_send_zc_min())
