@@ -24,32 +24,14 @@ fn reset(c: TcpStream) {
 
 /// An HTTP/1.1 server that keeps connections alive and answers by path: `/small` with `small`,
 /// `/big` with 1 MiB, `/cut` with a head promising 1 MiB and then 64 KiB of it before a reset,
-/// `/refuse` with a reset and nothing else. Request bodies (Content-Length) are read and dropped.
+/// `/refuse` with a reset and nothing else. Request bodies are read and dropped.
 fn server() -> Backend {
     let big = random_bytes(BIG, 5);
     Backend::start(move |mut c| {
         let mut buf = Vec::new();
-        let mut tmp = vec![0u8; 64 * 1024];
         loop {
-            let head_end = loop {
-                if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                    break p + 4;
-                }
-                match c.read(&mut tmp) {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => buf.extend_from_slice(&tmp[..n]),
-                }
-            };
-            let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
-            let len = head.lines().find_map(|l| l.strip_prefix("content-length:").and_then(|v| v.trim().parse::<usize>().ok())).unwrap_or(0);
-            while buf.len() < head_end + len {
-                match c.read(&mut tmp) {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => buf.extend_from_slice(&tmp[..n]),
-                }
-            }
-            buf.drain(..head_end + len);
-            let path = head.split(' ').nth(1).unwrap_or("").to_owned();
+            let Some(req) = read_request(&mut c, &mut buf) else { return };
+            let path = String::from_utf8_lossy(&req).split(' ').nth(1).unwrap_or("").to_owned();
             let sent = match path.as_str() {
                 "/small" => c.write_all(&ok_response("small")),
                 "/big" => c.write_all(format!("HTTP/1.1 200 OK\r\ncontent-length: {BIG}\r\n\r\n").as_bytes()).and_then(|_| c.write_all(&big)),

@@ -304,6 +304,45 @@ pub struct Seen {
     pub requests: Vec<Vec<u8>>,
 }
 
+/// Reads one HTTP/1.1 request from `c` (the head, then a Content-Length or chunked body), using
+/// and leaving in `buf` what was read past it; the request's raw bytes, or `None` at end of stream
+/// or on an error first.
+pub fn read_request(c: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Vec<u8>> {
+    let mut tmp = [0u8; 65536];
+    let head_end = loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p + 4;
+        }
+        match c.read(&mut tmp) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&tmp[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let len = head.lines().find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0))).unwrap_or(0);
+    let chunked = head.lines().any(|l| l.starts_with("transfer-encoding:") && l.contains("chunked"));
+    let total = if chunked {
+        loop {
+            if let Some(end) = chunked_end(&buf[head_end..]) {
+                break head_end + end;
+            }
+            match c.read(&mut tmp) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => buf.extend_from_slice(&tmp[..n]),
+            }
+        }
+    } else {
+        while buf.len() < head_end + len {
+            match c.read(&mut tmp) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => buf.extend_from_slice(&tmp[..n]),
+            }
+        }
+        head_end + len
+    };
+    Some(buf.drain(..total).collect())
+}
+
 /// An HTTP/1.1 backend that reads requests (Content-Length or chunked bodies), records their raw
 /// bytes, and answers each with `respond(request_bytes)`; keeps the connection alive unless the
 /// request says `connection: close`.
@@ -314,41 +353,9 @@ pub fn http_backend(respond: impl Fn(&[u8]) -> Vec<u8> + Send + Sync + 'static) 
     let b = Backend::start(move |mut c| {
         s2.lock().unwrap().connections += 1;
         let mut buf = Vec::new();
-        let mut tmp = [0u8; 65536];
         loop {
-            // Read one request: the head, then the body by its framing.
-            let head_end = loop {
-                if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                    break p + 4;
-                }
-                match c.read(&mut tmp) {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => buf.extend_from_slice(&tmp[..n]),
-                }
-            };
-            let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
-            let len = head.lines().find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0))).unwrap_or(0);
-            let chunked = head.lines().any(|l| l.starts_with("transfer-encoding:") && l.contains("chunked"));
-            let total = if chunked {
-                loop {
-                    if let Some(end) = chunked_end(&buf[head_end..]) {
-                        break head_end + end;
-                    }
-                    match c.read(&mut tmp) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&tmp[..n]),
-                    }
-                }
-            } else {
-                while buf.len() < head_end + len {
-                    match c.read(&mut tmp) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&tmp[..n]),
-                    }
-                }
-                head_end + len
-            };
-            let req: Vec<u8> = buf.drain(..total).collect();
+            let Some(req) = read_request(&mut c, &mut buf) else { return };
+            let head = String::from_utf8_lossy(&req[..req.windows(4).position(|w| w == b"\r\n\r\n").map_or(req.len(), |p| p + 4)]).to_ascii_lowercase();
             s2.lock().unwrap().requests.push(req.clone());
             let resp = respond(&req);
             if c.write_all(&resp).is_err() {
