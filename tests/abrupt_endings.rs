@@ -144,10 +144,6 @@ fn one_connection(port: u16, kind: u64, rng: &mut Rng, big: &[u8]) {
     }
 }
 
-fn open_fds(pid: i32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count()
-}
-
 fn curr_conns(sock: &std::path::Path) -> u64 {
     ask(sock, "show info").lines().find_map(|l| l.strip_prefix("CurrConns: ")?.trim().parse().ok()).expect("a CurrConns line")
 }

@@ -70,10 +70,6 @@ fn rings_of(pid: i32) -> usize {
         .count()
 }
 
-fn open_fds(pid: i32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count()
-}
-
 fn stats(sock: &std::path::Path, cmd: &str) -> String {
     let mut s = UnixStream::connect(sock).unwrap();
     s.write_all(format!("{cmd}\n").as_bytes()).unwrap();

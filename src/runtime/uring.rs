@@ -563,8 +563,7 @@ impl Driver {
                 }
                 if let State::ZeroCopy(zc) = &mut slot.state {
                     if Self::zero_copy_completion(zc, cqe.result(), cqe.flags()) {
-                        let b = self.end_zero_copy(&mut slots, idx);
-                        self.keep_spare(b);
+                        self.retire_zero_copy(&mut slots, idx);
                     }
                     continue;
                 }
@@ -649,6 +648,13 @@ impl Driver {
         let Some(Slot { hold: Hold::Buf(b), .. }) = slots[idx].take() else { unreachable!("a zero-copy send holds its buffer") };
         self.free.borrow_mut().push(idx);
         b
+    }
+
+    /// Frees the slot of detached zero-copy send `idx`, whose buffer the kernel let go of, and
+    /// keeps the buffer for a later send.
+    fn retire_zero_copy(&self, slots: &mut [Option<Slot>], idx: usize) {
+        let b = self.end_zero_copy(slots, idx);
+        self.keep_spare(b);
     }
 
     /// Keeps a buffer a zero-copy send let go of for a later one (or drops it when enough are
@@ -985,17 +991,13 @@ impl Drop for ZcSend {
         zc.waker = None;
         if zc.result.is_some() {
             if !zc.held {
-                let b = self.d.end_zero_copy(&mut slots, self.idx);
-                drop(slots);
-                self.d.keep_spare(b);
+                self.d.retire_zero_copy(&mut slots, self.idx);
             }
             // Sent, the notification due: nothing to cancel.
             return;
         }
         drop(slots);
-        let e = opcode::AsyncCancel::new(self.idx as u64).build().user_data(IGNORED);
-        // SAFETY: a cancellation points to no memory.
-        unsafe { self.d.push(e) };
+        self.d.cancel(self.idx);
     }
 }
 
@@ -1015,9 +1017,7 @@ impl Drop for Op {
         }
         slot.state = State::Orphan;
         drop(slots);
-        let e = opcode::AsyncCancel::new(self.idx as u64).build().user_data(IGNORED);
-        // SAFETY: a cancellation points to no memory.
-        unsafe { self.d.push(e) };
+        self.d.cancel(self.idx);
     }
 }
 

@@ -255,6 +255,11 @@ impl Drop for Backend {
     }
 }
 
+/// Descriptors process `pid` holds open.
+pub fn open_fds(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count()
+}
+
 /// Connects to the proxy and reads the first line a named backend writes.
 pub fn which_server(port: u16) -> String {
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
