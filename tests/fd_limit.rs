@@ -132,3 +132,29 @@ fn descriptor_limit_enough_for_maxconn_starts_without_a_warning() {
     let err = stop(d);
     assert!(!err.contains("descriptor"), "{err}");
 }
+
+#[test]
+fn listener_out_of_descriptors_pauses_with_one_alert_and_serves_again_once_they_are_freed() {
+    let hard = own_hard();
+    // 64 descriptors: the daemon holds about 20 of them at start, and each idle client one more.
+    let (d, port) = start("  ulimit-n 64", hard, hard);
+    assert_eq!(limits(d.pid()).0, 64);
+    // More clients than there are descriptors: the kernel completes their handshakes (the
+    // backlog), and the daemon's accepts run out.
+    let clients: Vec<std::net::TcpStream> = (0..100).map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(open_fds(d.pid()) >= 60, "the daemon held {} descriptors: it never ran out", open_fds(d.pid()));
+    drop(clients);
+    // Freed: the paused listener takes connections again (within its 100 ms pause).
+    serves(port);
+    serves(port);
+    let err = stop(d);
+    let alerts: Vec<&str> = err.lines().filter(|l| l.contains("reached process FD limit")).collect();
+    assert_eq!(alerts.len(), 1, "one alert in the first ten seconds, however many pauses:\n{err}");
+    assert!(
+        alerts[0].starts_with("[ALERT]")
+            && alerts[0].contains("Proxy f reached process FD limit (ulimit-n 64); raise 'ulimit-n' or lower 'maxconn': accepting paused for 100 ms."),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}

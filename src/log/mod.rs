@@ -194,7 +194,17 @@ impl LogRt {
 /// available!`) at `level`: to the backend's log targets and, as HAProxy does when not in daemon
 /// mode (`daemon`, `-D`) nor quiet (`-q`), to stderr as a `[WARNING]`/`[ALERT]` line.
 pub fn backend_event(rt: &crate::route::RouteTable, backend: usize, level: config::Level, msg: &str) {
-    if let Some(log) = rt.backends.get(backend).and_then(|b| b.log.as_ref()) {
+    proxy_event(rt, rt.backends.get(backend).and_then(|b| b.log.as_deref()), level, msg);
+}
+
+/// Reports an event of frontend `frontend` (a listener out of descriptors) as
+/// [`backend_event`] does for backends.
+pub fn frontend_event(rt: &crate::route::RouteTable, frontend: usize, level: config::Level, msg: &str) {
+    proxy_event(rt, rt.frontends.get(frontend).and_then(|f| f.log.as_deref()), level, msg);
+}
+
+fn proxy_event(rt: &crate::route::RouteTable, log: Option<&LogRt>, level: config::Level, msg: &str) {
+    if let Some(log) = log {
         log.send(level, msg);
     }
     if !rt.process.daemon && !QUIET.load(Ordering::Relaxed) {

@@ -366,6 +366,7 @@ impl AcceptLoop {
     async fn run(self, l: Listener, fe: usize, bind: usize) {
         let accept_proxy = self.sp.w.rt.frontends[fe].binds[bind].accept_proxy;
         let mut stop = self.stop.clone();
+        let mut pauses = PauseReport::default();
         loop {
             tokio::select! {
                 ok = self.room(fe) => if !ok { return },
@@ -389,8 +390,89 @@ impl AcceptLoop {
             match accepted {
                 // The local address is looked up by the session only if something needs it.
                 Ok((conn, peer)) => self.start(fe, bind, conn, peer, None, accept_proxy, permits),
-                // Out of descriptors or memory: back off instead of spinning on the listener.
-                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+                Err(e) => match accept_failure(&e) {
+                    // That connection is lost, not the listener: on to the next one.
+                    AcceptFailure::Connection => {}
+                    // Out of descriptors or memory, or a listener the kernel refuses: back off
+                    // instead of spinning on the listener, and say so.
+                    AcceptFailure::Pause(why) => {
+                        if let Some(more) = pauses.due(std::time::Instant::now()) {
+                            let rt = &self.sp.w.rt;
+                            let since = if more > 0 { format!(" ({more} more pauses since the last report)") } else { String::new() };
+                            let msg = format!("Proxy {} {why}: accepting paused for 100 ms{since}.", rt.frontends[fe].name);
+                            crate::log::frontend_event(rt, fe, crate::log::config::Level::Emerg, &msg);
+                        }
+                        tokio::time::sleep(ACCEPT_PAUSE).await
+                    }
+                },
+            }
+        }
+    }
+}
+
+/// How long a listener rests after an `accept` that failed for want of descriptors or memory, as
+/// HAProxy's does: closing connections free them meanwhile.
+const ACCEPT_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// At most one report per listener in this long; the pauses in between are counted in the next.
+const PAUSE_REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// What a failed `accept` means for the listener.
+#[derive(Debug, PartialEq)]
+enum AcceptFailure {
+    /// The connection being accepted failed (reset before it was taken, a network error Linux
+    /// passes on from it, a firewall's veto): the next one is accepted at once.
+    Connection,
+    /// The process or the system is out of something: the listener pauses, with the reason.
+    Pause(String),
+}
+
+/// Sorts an `accept` error. The descriptor and memory cases name the limit as HAProxy's "reached
+/// process FD limit" alerts do, so that what watches for them keeps working.
+fn accept_failure(e: &std::io::Error) -> AcceptFailure {
+    let limit =
+        || nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).map_or_else(|_| "unknown".to_owned(), |(soft, _)| soft.to_string());
+    match e.raw_os_error() {
+        Some(
+            libc::ECONNABORTED
+            | libc::EINTR
+            | libc::EPERM
+            | libc::EPROTO
+            | libc::ENOPROTOOPT
+            | libc::ENETDOWN
+            | libc::ENETUNREACH
+            | libc::EHOSTDOWN
+            | libc::EHOSTUNREACH
+            | libc::ENONET
+            | libc::EOPNOTSUPP
+            | libc::ETIMEDOUT,
+        ) => AcceptFailure::Connection,
+        Some(libc::EMFILE) => AcceptFailure::Pause(format!("reached process FD limit (ulimit-n {}); raise 'ulimit-n' or lower 'maxconn'", limit())),
+        Some(libc::ENFILE) => AcceptFailure::Pause("reached system FD limit (fs.file-max)".to_owned()),
+        Some(libc::ENOBUFS | libc::ENOMEM) => AcceptFailure::Pause("reached system memory limit".to_owned()),
+        _ => AcceptFailure::Pause(format!("failed to accept: {e}")),
+    }
+}
+
+/// When a listener's pauses are reported: the first at once, then at most one per
+/// [`PAUSE_REPORT_EVERY`], carrying the count of those not reported.
+#[derive(Default)]
+struct PauseReport {
+    last: Option<std::time::Instant>,
+    unreported: u64,
+}
+
+impl PauseReport {
+    /// `Some(pauses not reported since the last report)` when this pause is to be reported.
+    fn due(&mut self, now: std::time::Instant) -> Option<u64> {
+        match self.last {
+            Some(t) if now.duration_since(t) < PAUSE_REPORT_EVERY => {
+                self.unreported += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.unreported))
             }
         }
     }
@@ -466,5 +548,37 @@ impl Listener {
             Listener::Unix(l) => l.accept().await.map(|(s, _)| (AnyConn::Epoll(EpollConn::Unix(s)), None)),
             Listener::Uring(l) => l.accept().await.map(|(c, peer)| (AnyConn::Uring(c), peer)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Error;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn accept_errors_of_one_connection_go_on_to_the_next_and_exhaustion_pauses_naming_the_limit() {
+        for errno in [libc::ECONNABORTED, libc::EPERM, libc::EPROTO, libc::ENETUNREACH, libc::EINTR] {
+            assert_eq!(accept_failure(&Error::from_raw_os_error(errno)), AcceptFailure::Connection, "errno {errno}");
+        }
+        let AcceptFailure::Pause(why) = accept_failure(&Error::from_raw_os_error(libc::EMFILE)) else { panic!("EMFILE must pause") };
+        assert!(why.starts_with("reached process FD limit (ulimit-n "), "{why}");
+        let AcceptFailure::Pause(why) = accept_failure(&Error::from_raw_os_error(libc::ENFILE)) else { panic!("ENFILE must pause") };
+        assert!(why.starts_with("reached system FD limit"), "{why}");
+        assert_eq!(accept_failure(&Error::from_raw_os_error(libc::ENOBUFS)), AcceptFailure::Pause("reached system memory limit".into()));
+        assert!(matches!(accept_failure(&Error::from_raw_os_error(libc::EBADF)), AcceptFailure::Pause(w) if w.starts_with("failed to accept: ")));
+    }
+
+    #[test]
+    fn pauses_are_reported_at_once_then_once_per_ten_seconds_with_the_count_in_between() {
+        let t0 = Instant::now();
+        let mut r = PauseReport::default();
+        assert_eq!(r.due(t0), Some(0));
+        assert_eq!(r.due(t0 + Duration::from_millis(100)), None);
+        assert_eq!(r.due(t0 + Duration::from_millis(200)), None);
+        assert_eq!(r.due(t0 + Duration::from_secs(10)), Some(2));
+        assert_eq!(r.due(t0 + Duration::from_secs(11)), None);
+        assert_eq!(r.due(t0 + Duration::from_secs(30)), Some(1));
     }
 }
