@@ -331,6 +331,7 @@ fn parse_bind(a: &mut KwArgs<'_>, p: &mut Proxy) -> Result<(), String> {
     while i < rest.len() {
         let name = rest[i].text.as_str();
         let o = reg.bind_option(name).ok_or_else(|| unknown_option("bind", name, reg.bind.iter().map(|o| o.name)))?;
+        super::registry::note_use("bind options", "bind option", o.name, o.doc.status);
         let arg = if o.takes_arg {
             i += 1;
             Some(rest.get(i).map(|w| w.text.as_str()).ok_or_else(|| format!("'{name}' expects an argument"))?)
@@ -369,6 +370,7 @@ fn parse_server_options(words: &[super::lex::Word], opts: &mut ServerOpts, is_de
         if is_default && !o.default_server {
             return Err(format!("'{name}' is not allowed on 'default-server' lines"));
         }
+        super::registry::note_use("server options", "server option", o.name, o.doc.status);
         let arg = if o.takes_arg {
             i += 1;
             Some(words.get(i).map(|w| w.text.as_str()).ok_or_else(|| format!("'{name}' expects an argument"))?)

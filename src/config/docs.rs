@@ -8,9 +8,20 @@ const INTRO: &str = "# Configuration reference
 
 sluiced reads HAProxy's configuration language. This page lists every keyword, option, action,
 fetch and converter that sluiced accepts, the sections that accept it, its syntax, an example, and
-whether it is **implemented** (the daemon acts on it) or **parsed only** (checked and kept in the
-model; its behaviour lands with a later release). A keyword that is not listed here is refused with
-a `file:line` error naming it: sluiced never skips a line silently.
+its status:
+
+- **implemented**: the daemon acts on it.
+- **parsed only**: checked and kept in the model; its behaviour lands with a later release. Each
+  use gets a warning at start with its file and line, for example
+  `parsing [/etc/sluiced/sluiced.cfg:12] : 'http-request' : the http-request action 'silent-drop' is parsed but not applied yet: sluiced does not act on it`,
+  so a configuration brought over from HAProxy never loses a rule, a limit or a check without a
+  word (`zero-warning` or `-dW` then refuses it).
+- **ignored**: accepted so that HAProxy configurations load, with no effect by design and no
+  warning: performance hints sluiced tunes itself, text shown nowhere yet, knobs with nothing to
+  act on here.
+
+A keyword that is not listed here is refused with a `file:line` error naming it: sluiced never
+skips a line silently.
 
 This file is generated from the keyword registry in the source (`src/*/config.rs`); a test keeps the
 two in sync. To regenerate it: `SLUICED_BLESS=1 cargo test --test docs_sync`.

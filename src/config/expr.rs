@@ -591,10 +591,12 @@ fn parse_sample_in(text: &str, acl: bool) -> Result<(SampleExpr, Option<MatchMet
         },
     };
     sample::check_args(def, "fetch method", &fetch.args)?;
+    super::registry::note_use("sample fetches", "fetch", def.name, def.doc.status);
     let mut converters = Vec::new();
     for c in calls {
         let def: &SampleDef = r.converter(&c.name).ok_or_else(|| unknown("converter", &c.name, r.converters.iter().map(|d| d.name)))?;
         sample::check_args(def, "converter", &c.args)?;
+        super::registry::note_use("converters", "converter", def.name, def.doc.status);
         converters.push(c);
     }
     Ok((SampleExpr { fetch, converters }, implied))

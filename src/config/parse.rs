@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::diag::{Diags, Span, did_you_mean};
 use super::lex::{Line, Word};
 use super::model::*;
-use super::registry::{KwArgs, Registry};
+use super::registry::{KwArgs, Registry, Status, applied, collect_unapplied};
 
 /// Sections sluiced knows of HAProxy but does not read.
 const UNSUPPORTED_SECTIONS: &[&str] =
@@ -228,8 +228,13 @@ fn proxy_line(reg: &Registry, p: &mut Proxy, line: &Line, diags: &mut Diags) {
         diags.alert(Some(span), Some(k.name), format!("'{}' is not allowed in '{}' sections", k.name, p.kind.keyword()));
         return;
     }
+    let warned = diags.warnings().count();
     let mut a = KwArgs { words: &line.words, kw_words: n, negated, defaulted, keyword: k.name, span, diags };
-    if let Err(e) = (k.parse)(&mut a, p) {
+    let (parsed, unapplied) = collect_unapplied(|| (k.parse)(&mut a, p));
+    if parsed.is_ok() {
+        warn_unapplied(&mut a, "proxies", k.doc.status, warned, unapplied);
+    }
+    if let Err(e) = parsed {
         diags.alert(Some(span), Some(k.name), e);
         let first_arg = words.get(n).map(|w| w.text.clone()).unwrap_or_default();
         match k.name {
@@ -285,9 +290,31 @@ fn global_line(reg: &Registry, g: &mut Global, line: &Line, diags: &mut Diags) {
         diags.alert(Some(span), Some(k.name), format!("'{}' cannot be prefixed with '{}'", k.name, line.words[0].text));
         return;
     }
+    let warned = diags.warnings().count();
     let mut a = KwArgs { words: &line.words, kw_words: n, negated, defaulted, keyword: k.name, span, diags };
-    if let Err(e) = (k.parse)(&mut a, g) {
-        diags.alert(Some(span), Some(k.name), e);
+    let (parsed, unapplied) = collect_unapplied(|| (k.parse)(&mut a, g));
+    match parsed {
+        Ok(()) => warn_unapplied(&mut a, "global", k.doc.status, warned, unapplied),
+        Err(e) => diags.alert(Some(span), Some(k.name), e),
+    }
+}
+
+/// Warns about a line that parsed but asks for what sluiced does not act on yet: the keyword
+/// itself (one warning for the line), else each parsed-only option, action, fetch or converter
+/// it uses (`unapplied`, from [`collect_unapplied`]). A line its handler already warned about
+/// (`warned` is the count before it ran: the privilege keywords say more than this would) is left
+/// at that. HAProxy acts on every keyword it accepts, so a configuration brought over must not
+/// lose a rule, a limit or a check without a word.
+fn warn_unapplied(a: &mut KwArgs<'_>, title: &str, declared: Status, warned: usize, unapplied: Vec<String>) {
+    if a.diags.warnings().count() > warned {
+        return;
+    }
+    if !applied(title, a.keyword, declared) {
+        a.warn("parsed but not applied yet: sluiced does not act on this keyword");
+        return;
+    }
+    for w in unapplied {
+        a.warn(w);
     }
 }
 

@@ -45,8 +45,11 @@ impl Sections {
 pub enum Status {
     /// Parsed, validated and acted upon by the daemon.
     Implemented,
-    /// Parsed and validated into the model; the behaviour comes with a later issue.
+    /// Parsed and validated into the model; the behaviour comes with a later issue. Each use is
+    /// warned about at start ([`note_use`]).
     Parsed,
+    /// Accepted so that HAProxy configurations load, with no effect by design ([`INERT`]).
+    Ignored,
 }
 
 impl Status {
@@ -54,8 +57,111 @@ impl Status {
         match self {
             Status::Implemented => "implemented",
             Status::Parsed => "parsed only",
+            Status::Ignored => "ignored",
         }
     }
+}
+
+/// Parsed-only keywords whose lack of effect changes none of what a configuration means: which
+/// connections are accepted, where requests go, what clients and servers are sent, limits, health
+/// checks, logs. They are performance hints sluiced tunes itself, text shown nowhere yet, or
+/// HAProxy knobs with nothing to act on here. These are accepted without a word; every other
+/// parsed-only keyword, option, action, fetch and converter is warned about where it is used.
+pub const INERT: &[(&str, &[&str])] = &[
+    (
+        "global",
+        &[
+            "busy-polling",
+            "description",
+            "expose-experimental-directives",
+            "insecure-fork-wanted",
+            "localpeer",
+            "node",
+            "noepoll",
+            "nogetaddrinfo",
+            "nopoll",
+            "set-dumpable",
+            "ssl-dh-param-file",
+            "thread-groups",
+            "tune.idle-pool.shared",
+            "tune.max-checks-per-thread",
+            "tune.maxaccept",
+            "tune.maxpollevents",
+            "tune.recv_enough",
+            "tune.runqueue-depth",
+            "tune.ssl.default-dh-param",
+            "tune.ssl.lifetime",
+        ],
+    ),
+    (
+        "proxies",
+        &[
+            "description",
+            "option contstats",
+            "option http-no-delay",
+            "option independent-streams",
+            "option socket-stats",
+            "option tcp-smart-accept",
+            "option tcp-smart-connect",
+            "stats show-modules",
+        ],
+    ),
+    ("bind options", &["allow-0rtt", "id", "nice", "npn", "process", "shards", "thread"]),
+    ("server options", &["allow-0rtt", "pool-low-conn", "pool-purge-delay", "tcp-ut", "tfo"]),
+    ("http-request actions", &["disable-l7-retry", "set-nice", "wait-for-handshake"]),
+    ("tcp-request content actions", &["set-nice"]),
+];
+
+fn listed(lists: &[(&str, &[&str])], title: &str, name: &str) -> bool {
+    lists.iter().any(|(t, names)| *t == title && names.contains(&name))
+}
+
+/// Whether the daemon acts on `name` of the documentation table `title` (declared `declared` in
+/// its registry entry), or it is [`INERT`].
+pub fn applied(title: &str, name: &str, declared: Status) -> bool {
+    declared != Status::Parsed
+        || listed(crate::route::IMPLEMENTED, title, name)
+        || listed(INERT, title, name)
+        || match title {
+            "sample fetches" => crate::route::eval::implemented_fetches().contains(&name),
+            "converters" => crate::route::eval::implemented_converters().contains(&name),
+            _ => false,
+        }
+}
+
+thread_local! {
+    /// What the configuration line being parsed uses that is parsed only; `None` outside
+    /// [`collect_unapplied`] (the stats socket's `add server`, for one, parses server options too).
+    static UNAPPLIED: std::cell::RefCell<Option<Vec<String>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Notes that the configuration line being parsed uses `name` (the `what` of table `title`,
+/// declared `declared`): if the daemon does not act on it, the line gets a warning.
+pub fn note_use(title: &str, what: &str, name: &str, declared: Status) {
+    if applied(title, name, declared) {
+        return;
+    }
+    UNAPPLIED.with(|u| {
+        if let Some(v) = u.borrow_mut().as_mut() {
+            let msg = match title {
+                "sample fetches" => format!("the fetch '{name}' is parsed but not applied yet: it always yields no sample, and an ACL on it does not match"),
+                "converters" => format!("the converter '{name}' is parsed but not applied yet: an expression using it yields no sample"),
+                _ => format!("the {what} '{name}' is parsed but not applied yet: sluiced does not act on it"),
+            };
+            if !v.contains(&msg) {
+                v.push(msg);
+            }
+        }
+    });
+}
+
+/// Runs `parse` (a configuration line's handler) and returns, with its result, what it noted
+/// through [`note_use`].
+pub fn collect_unapplied<T>(parse: impl FnOnce() -> T) -> (T, Vec<String>) {
+    let outer = UNAPPLIED.with(|u| u.replace(Some(Vec::new())));
+    let r = parse();
+    let noted = UNAPPLIED.with(|u| std::mem::replace(&mut *u.borrow_mut(), outer)).unwrap_or_default();
+    (r, noted)
 }
 
 /// Documentation carried by every registry entry.
@@ -179,17 +285,14 @@ pub fn doc_tables() -> Vec<DocTable> {
 }
 
 /// Sets the status of what the data plane acts on (`route::IMPLEMENTED`, and the fetches and
-/// converters the evaluator implements) to implemented; the rest stays "parsed only".
+/// converters the evaluator implements) to implemented, and of what is [`INERT`] to ignored; the
+/// rest stays "parsed only".
 fn mark_implemented(tables: &mut [DocTable]) {
     for t in tables.iter_mut() {
-        let listed: &[&str] = crate::route::IMPLEMENTED.iter().find(|(title, _)| *title == t.title).map_or(&[], |(_, names)| names);
-        let evaluated: &[&str] = match t.title {
-            "sample fetches" => crate::route::eval::implemented_fetches(),
-            "converters" => crate::route::eval::implemented_converters(),
-            _ => &[],
-        };
         for (name, _, doc) in t.entries.iter_mut() {
-            if listed.contains(&name.as_str()) || evaluated.contains(&name.as_str()) {
+            if doc.status == Status::Parsed && listed(INERT, t.title, name) {
+                doc.status = Status::Ignored;
+            } else if applied(t.title, name, doc.status) {
                 doc.status = Status::Implemented;
             }
         }
@@ -360,5 +463,73 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The warnings of a load, rendered.
+    fn warnings(text: &str) -> Vec<String> {
+        load(text).diags.warnings().map(|d| d.to_string()).collect()
+    }
+
+    #[test]
+    fn every_inert_entry_names_a_documented_keyword_that_is_not_acted_on() {
+        let tables = doc_tables();
+        for (title, names) in INERT {
+            let t = tables.iter().find(|t| t.title == *title).unwrap_or_else(|| panic!("no table '{title}'"));
+            for n in *names {
+                let (_, _, doc) = t.entries.iter().find(|(e, _, _)| e == n).unwrap_or_else(|| panic!("'{n}' is not in '{title}'"));
+                assert_eq!(doc.status, Status::Ignored, "'{n}' of '{title}'");
+                assert!(!listed(crate::route::IMPLEMENTED, title, n), "'{n}' of '{title}' is both implemented and inert");
+            }
+        }
+    }
+
+    #[test]
+    fn parsed_only_keywords_options_actions_and_fetches_are_each_warned_about_where_used() {
+        let w = warnings(
+            "global\n    maxsslconn 10\n    busy-polling\ndefaults\n    mode http\nfrontend f\n    bind :80 maxconn 5 thread 1\n    \
+             compression algo gzip\n    option contstats\n    acl big req.body_size gt 5\n    http-request silent-drop if big\n    \
+             http-request set-header x %[src,xxh3]\n    http-request deny if { path /x }\n    default_backend b\nbackend b\n    \
+             server s 127.0.0.1:80 minconn 2 tfo\n",
+        );
+        let expect = [
+            "[t.cfg:2] : 'maxsslconn' : parsed but not applied yet: sluiced does not act on this keyword",
+            "[t.cfg:7] : 'bind' : the bind option 'maxconn' is parsed but not applied yet: sluiced does not act on it",
+            "[t.cfg:8] : 'compression algo' : parsed but not applied yet",
+            "[t.cfg:10] : 'acl' : the fetch 'req.body_size' is parsed but not applied yet: it always yields no sample, and an ACL on it does not match",
+            "[t.cfg:11] : 'http-request' : the http-request action 'silent-drop' is parsed but not applied yet",
+            "[t.cfg:12] : 'http-request' : the converter 'xxh3' is parsed but not applied yet: an expression using it yields no sample",
+            "[t.cfg:16] : 'server' : the server option 'minconn' is parsed but not applied yet",
+        ];
+        for e in expect {
+            assert_eq!(w.iter().filter(|l| l.contains(e)).count(), 1, "'{e}' once in {w:#?}");
+        }
+        // Nothing else: not the inert `busy-polling`, `thread`, `option contstats` and `tfo`, and
+        // not the implemented `deny`, `path` and `src`.
+        assert_eq!(w.len(), expect.len(), "{w:#?}");
+    }
+
+    #[test]
+    fn a_parsed_only_keyword_gets_one_warning_for_its_line_not_one_more_per_action_it_uses() {
+        let w = warnings("backend b\n    mode tcp\n    server s 127.0.0.1:80\n    tcp-response content silent-drop if { req.len gt 0 }\n");
+        assert_eq!(w.len(), 1, "{w:#?}");
+        assert!(w[0].contains("[t.cfg:4] : 'tcp-response content' : parsed but not applied yet"), "{w:#?}");
+    }
+
+    #[test]
+    fn a_keyword_its_handler_already_warned_about_gets_no_second_warning() {
+        let w = warnings("global\n    user haproxy\n");
+        assert_eq!(w.len(), 1, "{w:#?}");
+        assert!(w[0].contains("not applied yet: sluiced does not switch user or group"), "{w:#?}");
+    }
+
+    #[test]
+    fn server_options_parsed_outside_a_configuration_file_note_nothing() {
+        // The stats socket's `add server` parses options with no line to warn on: nothing is kept
+        // for the next configuration line to report.
+        note_use("server options", "server option", "minconn", Status::Parsed);
+        let ((), noted) = collect_unapplied(|| ());
+        assert!(noted.is_empty());
+        let ((), noted) = collect_unapplied(|| note_use("server options", "server option", "minconn", Status::Parsed));
+        assert_eq!(noted.len(), 1);
     }
 }

@@ -172,6 +172,7 @@ pub fn parse_rule<A>(family: &str, table: &[ActionDef<A>], a: &mut KwArgs<'_>, p
     let mut args = ActionArgs::new(def.name, paren, &words[1..]);
     let action = (def.parse)(&mut args)?;
     args.finish()?;
+    crate::config::registry::note_use(&format!("{family} actions"), &format!("{family} action"), def.name, def.doc.status);
     finish_rule(a, p, args, action, cond_words)
 }
 
