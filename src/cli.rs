@@ -241,14 +241,11 @@ pub fn run(args: &[String]) -> i32 {
         diags.extend(l.diags.clone());
     }
     let zero_warning = cli.zero_warning || loaded.as_ref().and_then(|l| l.config.as_ref()).is_some_and(|c| c.global.zero_warning);
+    // `quiet` in `global` is `-q`.
+    let quiet = cli.quiet || loaded.as_ref().and_then(|l| l.config.as_ref()).is_some_and(|c| c.global.quiet);
     let fatal = config::is_fatal(&diags, zero_warning);
     let shown: Diags = Diags {
-        items: diags
-            .items
-            .iter()
-            .filter(|d| !cli.quiet || d.severity == Severity::Alert || (zero_warning && d.severity == Severity::Warning))
-            .cloned()
-            .collect(),
+        items: diags.items.iter().filter(|d| !quiet || d.severity == Severity::Alert || (zero_warning && d.severity == Severity::Warning)).cloned().collect(),
     };
     eprint!("{}", shown.render(pid));
     if fatal {
@@ -263,7 +260,7 @@ pub fn run(args: &[String]) -> i32 {
         return 1;
     }
     if cli.check {
-        if !cli.quiet {
+        if !quiet {
             println!("Configuration file is valid");
         }
         return 0;
@@ -283,7 +280,7 @@ pub fn run(args: &[String]) -> i32 {
             // `-d` keeps the process in the foreground even when the configuration says `daemon`.
             daemon: cli.daemon && !cli.debug,
             pidfile: cli.pidfile.clone(),
-            quiet: cli.quiet,
+            quiet,
             soft_finish: cli.soft_finish.clone(),
             terminate: cli.terminate.clone(),
             mem_limit_mb: cli.mem_limit_mb,

@@ -62,6 +62,28 @@ fn check_mode_prints_valid_and_quiet_mode_prints_nothing() {
 }
 
 #[test]
+fn quiet_in_global_is_dash_q_warnings_and_the_valid_line_are_not_printed_alerts_are() {
+    let dir = std::env::temp_dir().join(format!("sluiced-cli-quiet-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("quiet.cfg");
+    // `maxsslconn` is parsed only, so it is warned about.
+    let text = "global\n    quiet\n    maxsslconn 10\ndefaults\n    mode http\n    timeout client 5s\nfrontend f\n    bind 127.0.0.1:0\n    http-request return status 200\n";
+    std::fs::write(&f, text).unwrap();
+    let out = sluiced(&["-c", "-f", f.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty() && out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    let loud = text.replace("    quiet\n", "");
+    std::fs::write(&f, &loud).unwrap();
+    let out = sluiced(&["-c", "-f", f.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("'maxsslconn' : parsed but not applied yet"));
+    std::fs::write(&f, text.replace("mode http", "mode nonsense")).unwrap();
+    let out = sluiced(&["-c", "-f", f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("[ALERT]"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn no_configuration_file_is_an_error() {
     let out = sluiced(&[]);
     assert_eq!(out.status.code(), Some(1));

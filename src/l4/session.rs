@@ -676,6 +676,11 @@ pub(crate) async fn connect_one(addr: &ConnectAddr, timeout: Option<Duration>, r
             return crate::runtime::uring::UringConn::connect(&d, &a).await.map(AnyConn::Uring);
         }
         match addr {
+            ConnectAddr::Inet(a) if crate::runtime::sockopt::server_buffers_set() => {
+                let s = if a.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+                crate::runtime::sockopt::apply_server_buffers(std::os::fd::AsFd::as_fd(&s))?;
+                s.connect(*a).await.map(|s| AnyConn::Epoll(EpollConn::Tcp(s)))
+            }
             ConnectAddr::Inet(a) => tokio::net::TcpStream::connect(a).await.map(|s| AnyConn::Epoll(EpollConn::Tcp(s))),
             ConnectAddr::Unix(p) => tokio::net::UnixStream::connect(p).await.map(|s| AnyConn::Epoll(EpollConn::Unix(s))),
         }

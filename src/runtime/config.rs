@@ -366,10 +366,30 @@ pub fn global_keywords() -> Vec<GlobalKeyword> {
             "Size of the kernel pipes used for splicing. Unset, a pipe starts at the kernel's default and grows to 256 KiB the first time one splice moves at least half its capacity (a bulk transfer); set, every pipe has this size.",
             "tune.pipesize 262144"
         ),
-        tune_size!("tune.rcvbuf.client", rcvbuf_client, "Kernel receive buffer of client sockets.", "tune.rcvbuf.client 65536"),
-        tune_size!("tune.rcvbuf.server", rcvbuf_server, "Kernel receive buffer of server sockets.", "tune.rcvbuf.server 65536"),
-        tune_size!("tune.sndbuf.client", sndbuf_client, "Kernel send buffer of client sockets.", "tune.sndbuf.client 65536"),
-        tune_size!("tune.sndbuf.server", sndbuf_server, "Kernel send buffer of server sockets.", "tune.sndbuf.server 65536"),
+        tune_size!(
+            "tune.rcvbuf.client",
+            rcvbuf_client,
+            "Kernel receive buffer (SO_RCVBUF) of client sockets: set on the TCP listeners, whose connections inherit it. Linux doubles it and caps it at net.core.rmem_max; unset, the kernel tunes it.",
+            "tune.rcvbuf.client 65536"
+        ),
+        tune_size!(
+            "tune.rcvbuf.server",
+            rcvbuf_server,
+            "Kernel receive buffer (SO_RCVBUF) of server sockets, set before they connect. Linux doubles it and caps it at net.core.rmem_max; unset, the kernel tunes it.",
+            "tune.rcvbuf.server 65536"
+        ),
+        tune_size!(
+            "tune.sndbuf.client",
+            sndbuf_client,
+            "Kernel send buffer (SO_SNDBUF) of client sockets: set on the TCP listeners, whose connections inherit it. Linux doubles it and caps it at net.core.wmem_max; unset, the kernel tunes it.",
+            "tune.sndbuf.client 65536"
+        ),
+        tune_size!(
+            "tune.sndbuf.server",
+            sndbuf_server,
+            "Kernel send buffer (SO_SNDBUF) of server sockets, set before they connect. Linux doubles it and caps it at net.core.wmem_max; unset, the kernel tunes it.",
+            "tune.sndbuf.server 65536"
+        ),
         tune_size!("tune.recv_enough", recv_enough, "Read size below which more data is awaited before waking the stream.", "tune.recv_enough 10k"),
         gkw(
             "tune.idle-pool.shared",

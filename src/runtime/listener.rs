@@ -80,6 +80,7 @@ fn tcp_listener(sa: SocketAddr, b: &Bind, fe_backlog: Option<u32>, reuseport: bo
     if let Some(t) = b.tcp_ut {
         s.set_tcp_user_timeout(Some(t)).map_err(what)?;
     }
+    super::sockopt::apply_client_buffers(s.as_fd()).map_err(|e| format!("cannot set tune.rcvbuf.client/tune.sndbuf.client on [{sa}]: {e}"))?;
     s.set_nonblocking(true).map_err(what)?;
     s.bind(&sa.into()).map_err(what)?;
     let backlog = b.backlog.or(fe_backlog).map_or(DEFAULT_BACKLOG, |v| v.min(i32::MAX as u32) as i32);

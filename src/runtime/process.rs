@@ -118,6 +118,12 @@ pub fn run(cfg: &Config, opts: RunOpts) -> i32 {
     {
         eprint!("{}", format_line(Severity::Notice, std::process::id(), &why));
     }
+    super::sockopt::set_socket_buffers(super::sockopt::SocketBuffers {
+        rcv_client: tune.rcvbuf_client,
+        snd_client: tune.sndbuf_client,
+        rcv_server: tune.rcvbuf_server,
+        snd_server: tune.sndbuf_server,
+    });
     let nworkers = crate::runtime::config::thread_count(&cfg.global.runtime) as usize;
     let backlog_of = |fi: usize| cfg.proxies.iter().filter(|p| p.kind.has_frontend() && !p.disabled).nth(fi).and_then(|p| p.backlog.or(p.maxconn));
     let listeners = match super::listener::bind_all(&rt, nworkers, backlog_of) {

@@ -1,6 +1,7 @@
-//! Socket options that neither socket2 nor nix wrap: `TCP_DEFER_ACCEPT` and the listener side of
-//! `TCP_FASTOPEN`. The `unsafe` here is `setsockopt(2)` with an `int` value: the pointer and length
-//! describe a live local `c_int`, and the descriptor is borrowed from a socket we own.
+//! Socket options: those neither socket2 nor nix wrap (`TCP_DEFER_ACCEPT` and the listener side
+//! of `TCP_FASTOPEN`), and the process-wide buffer sizes of `tune.rcvbuf.*`/`tune.sndbuf.*`. The
+//! `unsafe` here is `setsockopt(2)` with an `int` value: the pointer and length describe a live
+//! local `c_int`, and the descriptor is borrowed from a socket we own.
 
 #![allow(unsafe_code)]
 
@@ -24,4 +25,55 @@ pub fn set_defer_accept(fd: BorrowedFd<'_>, secs: i32) -> io::Result<()> {
 /// Accepts TCP Fast Open with a queue of `qlen` pending requests.
 pub fn set_fastopen(fd: BorrowedFd<'_>, qlen: i32) -> io::Result<()> {
     set_int(fd, libc::IPPROTO_TCP, libc::TCP_FASTOPEN, qlen)
+}
+
+/// `tune.rcvbuf.client`, `tune.sndbuf.client`, `tune.rcvbuf.server` and `tune.sndbuf.server`: the
+/// kernel buffer sizes forced on client and server sockets, as HAProxy does (`SO_RCVBUF`,
+/// `SO_SNDBUF`; Linux doubles the value for its bookkeeping, caps it at `net.core.rmem_max` /
+/// `wmem_max`, and stops tuning that buffer by itself). Unset, the kernel sizes buffers itself.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SocketBuffers {
+    pub rcv_client: Option<u64>,
+    pub snd_client: Option<u64>,
+    pub rcv_server: Option<u64>,
+    pub snd_server: Option<u64>,
+}
+
+static BUFFERS: std::sync::OnceLock<SocketBuffers> = std::sync::OnceLock::new();
+
+/// Sets the socket buffer sizes once, before anything is bound or connected (a later call
+/// changes nothing: a reload is a new process).
+pub fn set_socket_buffers(b: SocketBuffers) {
+    let _ = BUFFERS.set(b);
+}
+
+fn set_buffers(fd: BorrowedFd<'_>, rcv: Option<u64>, snd: Option<u64>) -> io::Result<()> {
+    let s = socket2::SockRef::from(&fd);
+    let size = |n: u64| n.min(i32::MAX as u64) as usize;
+    if let Some(n) = rcv {
+        s.set_recv_buffer_size(size(n))?;
+    }
+    if let Some(n) = snd {
+        s.set_send_buffer_size(size(n))?;
+    }
+    Ok(())
+}
+
+/// Applies the client sizes to a listening socket, before `listen`: the connections it accepts
+/// inherit them from it.
+pub fn apply_client_buffers(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let b = BUFFERS.get().copied().unwrap_or_default();
+    set_buffers(fd, b.rcv_client, b.snd_client)
+}
+
+/// Whether server sockets get sizes of their own (else connecting needs no extra step).
+pub fn server_buffers_set() -> bool {
+    BUFFERS.get().is_some_and(|b| b.rcv_server.is_some() || b.snd_server.is_some())
+}
+
+/// Applies the server sizes to a socket about to connect (before the handshake, so the receive
+/// window it offers is scaled for them).
+pub fn apply_server_buffers(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let b = BUFFERS.get().copied().unwrap_or_default();
+    set_buffers(fd, b.rcv_server, b.snd_server)
 }

@@ -1236,6 +1236,9 @@ impl UringConn {
     pub async fn connect(d: &Rc<Driver>, addr: &socket2::SockAddr) -> io::Result<UringConn> {
         let tcp = addr.is_ipv4() || addr.is_ipv6();
         let sock = socket2::Socket::new(addr.domain(), socket2::Type::STREAM.nonblocking().cloexec(), None)?;
+        if tcp && super::sockopt::server_buffers_set() {
+            super::sockopt::apply_server_buffers(sock.as_fd())?;
+        }
         let c = UringConn::new(d.clone(), sock.into(), tcp);
         let fd = c.raw();
         let (r, _) = d
