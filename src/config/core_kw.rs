@@ -1259,18 +1259,32 @@ pub fn global_keywords() -> Vec<GlobalKeyword> {
         gkw(
             "setenv",
             |a, g| env_op(a, g, "setenv", 2),
-            doc!(Parsed, "setenv <name> <value>", "Sets an environment variable once the configuration is read.", "setenv TZ UTC"),
+            doc!(
+                Parsed,
+                "setenv <name> <value>",
+                "Sets an environment variable for the lines after it (${NAME} expansion, .if conditions), in this file and the next ones. The process's own environment is left as it was: sluiced runs no programs that would inherit it.",
+                "setenv LISTEN 127.0.0.1:8080"
+            ),
         ),
         gkw(
             "presetenv",
             |a, g| env_op(a, g, "presetenv", 2),
-            doc!(Parsed, "presetenv <name> <value>", "Sets an environment variable unless it is already set.", "presetenv DC eu-1"),
+            doc!(
+                Parsed,
+                "presetenv <name> <value>",
+                "Sets an environment variable, as setenv does, unless it is already set: a default the environment may override.",
+                "presetenv DC eu-1"
+            ),
         ),
-        gkw("unsetenv", |a, g| env_op(a, g, "unsetenv", 1), doc!(Parsed, "unsetenv <name> ...", "Removes environment variables.", "unsetenv DEBUG")),
+        gkw(
+            "unsetenv",
+            |a, g| env_op(a, g, "unsetenv", 1),
+            doc!(Parsed, "unsetenv <name> ...", "Removes environment variables for the lines after it.", "unsetenv DEBUG"),
+        ),
         gkw(
             "resetenv",
             |a, g| env_op(a, g, "resetenv", 0),
-            doc!(Parsed, "resetenv [<name> ...]", "Removes every environment variable but the ones named.", "resetenv PATH HOME"),
+            doc!(Parsed, "resetenv [<name> ...]", "Removes every environment variable but the ones named, for the lines after it.", "resetenv PATH HOME"),
         ),
         gkw(
             "expose-experimental-directives",

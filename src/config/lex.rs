@@ -46,6 +46,62 @@ pub struct Line {
 /// Looks up environment variables; a trait so tests and `-cc` can supply their own.
 pub trait Env {
     fn get(&self, name: &str) -> Option<String>;
+    /// Applies a `setenv`, `presetenv`, `unsetenv` or `resetenv` line (`op` and its expanded
+    /// arguments) for the lines after it. Only [`EnvOverlay`] keeps such changes.
+    fn apply(&self, op: &str, args: &[String]) {
+        let _ = (op, args);
+    }
+}
+
+/// An environment that `setenv`, `presetenv`, `unsetenv` and `resetenv` change as the
+/// configuration is read, as HAProxy's do: each line sees what the lines before it set, in
+/// `${VAR}` expansion and `.if` conditions alike. The changes live here, over `base`, not in the
+/// process environment: sluiced runs no programs that would inherit them, and a thread-safe
+/// `setenv(3)` does not exist.
+pub struct EnvOverlay<'a> {
+    base: &'a dyn Env,
+    /// Set (`Some`) and removed (`None`) variables.
+    changed: std::cell::RefCell<std::collections::HashMap<String, Option<String>>>,
+    /// After `resetenv`: what is not in `changed` is unset.
+    cleared: std::cell::Cell<bool>,
+}
+
+impl<'a> EnvOverlay<'a> {
+    pub fn new(base: &'a dyn Env) -> EnvOverlay<'a> {
+        EnvOverlay { base, changed: Default::default(), cleared: Default::default() }
+    }
+}
+
+impl Env for EnvOverlay<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        match self.changed.borrow().get(name) {
+            Some(v) => v.clone(),
+            None if self.cleared.get() => None,
+            None => self.base.get(name),
+        }
+    }
+
+    fn apply(&self, op: &str, args: &[String]) {
+        match (op, args) {
+            ("setenv", [name, value]) => {
+                self.changed.borrow_mut().insert(name.clone(), Some(value.clone()));
+            }
+            ("presetenv", [name, value]) if self.get(name).is_none() => {
+                self.changed.borrow_mut().insert(name.clone(), Some(value.clone()));
+            }
+            ("unsetenv", names) => {
+                for n in names {
+                    self.changed.borrow_mut().insert(n.clone(), None);
+                }
+            }
+            ("resetenv", keep) => {
+                let kept: std::collections::HashMap<String, Option<String>> = keep.iter().map(|n| (n.clone(), self.get(n))).collect();
+                *self.changed.borrow_mut() = kept;
+                self.cleared.set(true);
+            }
+            _ => {}
+        }
+    }
 }
 
 /// The process environment.
@@ -285,6 +341,10 @@ pub fn lex_file(file: &Arc<str>, text: &str, ctx: &CondContext<'_>, diags: &mut 
             continue;
         }
         if active {
+            if !first.quoted && matches!(first.text.as_str(), "setenv" | "presetenv" | "unsetenv" | "resetenv") {
+                let args: Vec<String> = words[1..].iter().map(|w| w.text.clone()).collect();
+                ctx.env.apply(&first.text, &args);
+            }
             out.push(Line { span, words });
         }
     }
@@ -386,5 +446,47 @@ mod tests {
         assert_eq!(msgs.len(), 2, "{msgs:?}");
         assert!(msgs[0].contains("[t:2]") && msgs[0].contains("stop here"));
         assert!(msgs[1].contains("[t:1]") && msgs[1].contains("not closed"));
+    }
+
+    /// What `echo` says on each line after the environment lines of `text`, loaded as files in
+    /// turn with `base` as the process environment.
+    fn seen(files: &[&str], base: &HashMap<String, String>) -> Vec<String> {
+        let texts: Vec<(String, String)> = files.iter().enumerate().map(|(i, t)| (format!("f{i}.cfg"), t.to_string())).collect();
+        let overlay = EnvOverlay::new(base);
+        let ctx = CondContext { env: &overlay };
+        let mut d = Diags::default();
+        let mut out = Vec::new();
+        for (name, text) in &texts {
+            for l in lex_file(&name.as_str().into(), text, &ctx, &mut d) {
+                if l.words[0].text == "echo" {
+                    out.push(l.words[1..].iter().map(|w| w.text.as_str()).collect::<Vec<_>>().join(" "));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn setenv_is_seen_by_the_lines_after_it_in_this_file_and_the_next() {
+        let got = seen(&["echo [${A}]\nsetenv A one\necho [${A}] [\"$A\"]\nsetenv B ${A}/two\n", "echo ${B}\n"], &env());
+        assert_eq!(got, ["[]", "[one] [one]", "one/two"]);
+    }
+
+    #[test]
+    fn presetenv_sets_only_what_is_unset_and_unsetenv_removes() {
+        let got = seen(&["presetenv HOST 127.0.0.1\npresetenv PORT 8080\necho ${HOST}:${PORT}\nunsetenv HOST PORT\necho [${HOST}${PORT}]\n"], &env());
+        assert_eq!(got, ["10.0.0.1:8080", "[]"]);
+    }
+
+    #[test]
+    fn resetenv_keeps_only_the_names_given() {
+        let got = seen(&["setenv A 1\nsetenv B 2\nresetenv HOST A\necho ${HOST} [${A}] [${B}] [${EMPTY}]\nsetenv C 3\necho ${C}\n"], &env());
+        assert_eq!(got, ["10.0.0.1 [1] [] []", "3"]);
+    }
+
+    #[test]
+    fn setenv_inside_a_skipped_block_changes_nothing_and_if_conditions_see_what_is_set() {
+        let got = seen(&[".if 0\nsetenv A no\n.endif\necho [${A}]\nsetenv A yes\n.if streq(\"$A\",yes)\necho taken\n.endif\n"], &env());
+        assert_eq!(got, ["[]", "taken"]);
     }
 }

@@ -91,7 +91,9 @@ pub fn load_files(files: &[PathBuf], env: &dyn Env) -> Loaded {
 pub fn load_texts(texts: &[(String, String)], env: &dyn Env) -> Loaded {
     let mut diags = Diags::default();
     let mut builder = parse::Builder::new();
-    let ctx = CondContext { env };
+    // `setenv` and friends change the environment for the lines after them, across files.
+    let overlay = lex::EnvOverlay::new(env);
+    let ctx = CondContext { env: &overlay };
     let mut any_line = false;
     for (name, text) in texts {
         let file: Arc<str> = Arc::from(name.as_str());

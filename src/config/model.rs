@@ -477,7 +477,8 @@ pub struct Global {
     pub maxsslconn: Option<u32>,
     pub quiet: bool,
     pub zero_warning: bool,
-    /// `setenv`/`presetenv`/`unsetenv`/`resetenv`, in order, applied at start.
+    /// `setenv`/`presetenv`/`unsetenv`/`resetenv`, in order; the lexer applies them as it reads
+    /// (`lex::EnvOverlay`), so this is a record.
     pub env_ops: Vec<(String, Vec<String>)>,
     pub runtime: crate::runtime::config::GlobalRuntime,
     pub log: crate::log::config::GlobalLog,
