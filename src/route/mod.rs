@@ -808,7 +808,7 @@ pub(crate) fn server_addr(a: &Address, resolved: Option<std::net::IpAddr>) -> Re
     }
 }
 
-fn compile_rules(p: &Proxy, rules: &[Rule<TcpAction>], stage: &str, tables: &crate::stick::table::Tables, diags: &mut Diags) -> Result<Vec<L4Rule>, String> {
+fn compile_rules(p: &Proxy, rules: &[Rule<TcpAction>], stage: &str, tables: &crate::stick::table::Tables) -> Result<Vec<L4Rule>, String> {
     let mut out = Vec::new();
     for r in rules {
         let (var, stick) = match &r.action {
@@ -824,10 +824,9 @@ fn compile_rules(p: &Proxy, rules: &[Rule<TcpAction>], stage: &str, tables: &cra
             (TcpAction::ExpectProxy, _) => L4Action::ExpectProxy,
             (_, Some(v)) => L4Action::Var(v),
             (_, None) if stick.is_some() => L4Action::Stick(stick.expect("checked")),
-            (other, None) => {
-                diags.warning(Some(&r.span), Some(stage), format!("action {other:?} is parsed but not implemented yet: it has no effect"));
-                continue;
-            }
+            // Parsed only: the parser warned about the line, naming the action
+            // (`config::registry::note_use`), in `-c` too.
+            (_, None) => continue,
         };
         let cond = r.cond.as_ref().map(|c| CompiledCond::compile(c, &p.acls)).transpose()?;
         out.push(L4Rule { action, cond });
@@ -840,7 +839,6 @@ fn compile_http_rule_set(
     rules: &[Rule<crate::l7::config::HttpAction>],
     stage: crate::l7::rules::Stage,
     env: &mut crate::l7::rules::CompileEnv<'_>,
-    diags: &mut Diags,
 ) -> Result<Vec<crate::l7::rules::HttpRule>, String> {
     let mut out = Vec::new();
     let stage_name = match stage {
@@ -854,7 +852,8 @@ fn compile_http_rule_set(
                 let cond = r.cond.as_ref().map(|c| CompiledCond::compile(c, &p.acls)).transpose()?;
                 out.push(crate::l7::rules::HttpRule { action, cond });
             }
-            None => diags.warning(Some(&r.span), Some(stage_name), "this action is parsed but not implemented yet: it has no effect"),
+            // Parsed only: the parser warned about the line, naming the action.
+            None => {}
         }
     }
     Ok(out)
@@ -862,13 +861,7 @@ fn compile_http_rule_set(
 
 /// Compiles the HTTP side of a proxy: its rule sets, error pages (every file is read now; a bad
 /// one is an error naming it) and `option forwardfor`/`originalto`.
-fn compile_http(
-    p: &Proxy,
-    cfg: &Config,
-    loader: &mut crate::l7::reply::FileLoader,
-    tables: &crate::stick::table::Tables,
-    diags: &mut Diags,
-) -> Result<ProxyHttpRt, String> {
+fn compile_http(p: &Proxy, cfg: &Config, loader: &mut crate::l7::reply::FileLoader, tables: &crate::stick::table::Tables) -> Result<ProxyHttpRt, String> {
     if p.mode != Mode::Http {
         return Ok(ProxyHttpRt::default());
     }
@@ -890,10 +883,10 @@ fn compile_http(
         redirects.push(crate::l7::rules::HttpRule { action: crate::l7::rules::Action::Redirect(r.action.clone()), cond });
     }
     Ok(ProxyHttpRt {
-        request_rules: compile_http_rule_set(p, &h.request_rules, Stage::Request, &mut env, diags)?,
+        request_rules: compile_http_rule_set(p, &h.request_rules, Stage::Request, &mut env)?,
         redirects,
-        response_rules: compile_http_rule_set(p, &h.response_rules, Stage::Response, &mut env, diags)?,
-        after_response_rules: compile_http_rule_set(p, &h.after_response_rules, Stage::AfterResponse, &mut env, diags)?,
+        response_rules: compile_http_rule_set(p, &h.response_rules, Stage::Response, &mut env)?,
+        after_response_rules: compile_http_rule_set(p, &h.after_response_rules, Stage::AfterResponse, &mut env)?,
         errors,
         forwardfor: h.forwardfor.clone(),
         originalto: h.originalto.clone(),
@@ -1046,7 +1039,7 @@ impl RouteTable {
                 reuse_allowed: matches!(p.http.conn_mode, None | Some(crate::l7::config::HttpConnMode::KeepAlive))
                     && !matches!(p.http.reuse, Some(crate::l7::config::HttpReuse::Never)),
                 reuse_first_unsafe: matches!(p.http.reuse, Some(crate::l7::config::HttpReuse::Aggressive | crate::l7::config::HttpReuse::Always)),
-                http: compile_http(p, cfg, &mut loader, &tables, diags)?,
+                http: compile_http(p, cfg, &mut loader, &tables)?,
                 tls: server_tls,
                 tls_sni: tls_sni.map(eval::CompiledSample::compile).transpose()?,
                 http_key,
@@ -1122,9 +1115,9 @@ impl RouteTable {
                 maxconn: p.maxconn,
                 timeout_client: p.timeouts.client,
                 timeout_client_fin: p.timeouts.client_fin,
-                connection_rules: compile_rules(p, &p.l4.connection_rules, "tcp-request connection", &tables, diags)?,
-                session_rules: compile_rules(p, &p.l4.session_rules, "tcp-request session", &tables, diags)?,
-                content_rules: compile_rules(p, &p.l4.content_rules, "tcp-request content", &tables, diags)?,
+                connection_rules: compile_rules(p, &p.l4.connection_rules, "tcp-request connection", &tables)?,
+                session_rules: compile_rules(p, &p.l4.session_rules, "tcp-request session", &tables)?,
+                content_rules: compile_rules(p, &p.l4.content_rules, "tcp-request content", &tables)?,
                 inspect_delay: p.l4.request_inspect_delay,
                 use_backends,
                 default_backend,
@@ -1134,7 +1127,7 @@ impl RouteTable {
                 timeout_http_keep_alive: p.timeouts.http_keep_alive,
                 http_keep_alive: !matches!(p.http.conn_mode, Some(crate::l7::config::HttpConnMode::Close)),
                 http_server_keep_alive: matches!(p.http.conn_mode, None | Some(crate::l7::config::HttpConnMode::KeepAlive)),
-                http: compile_http(p, cfg, &mut loader, &tables, diags)?,
+                http: compile_http(p, cfg, &mut loader, &tables)?,
                 own_backend: if p.kind == ProxyKind::Listen { index.get(p.name.as_str()).copied() } else { None },
                 timeout_tarpit: p.timeouts.tarpit.or(p.timeouts.connect),
                 buffer_request,
