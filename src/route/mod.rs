@@ -847,13 +847,10 @@ fn compile_http_rule_set(
         crate::l7::rules::Stage::AfterResponse => "http-after-response",
     };
     for r in rules {
-        match crate::l7::rules::compile_action(&r.action, stage, env).map_err(|e| format!("{}: {stage_name}: {e}", r.span))? {
-            Some(action) => {
-                let cond = r.cond.as_ref().map(|c| CompiledCond::compile(c, &p.acls)).transpose()?;
-                out.push(crate::l7::rules::HttpRule { action, cond });
-            }
-            // Parsed only: the parser warned about the line, naming the action.
-            None => {}
+        // `None` is an action parsed only: the parser warned about its line, naming it.
+        if let Some(action) = crate::l7::rules::compile_action(&r.action, stage, env).map_err(|e| format!("{}: {stage_name}: {e}", r.span))? {
+            let cond = r.cond.as_ref().map(|c| CompiledCond::compile(c, &p.acls)).transpose()?;
+            out.push(crate::l7::rules::HttpRule { action, cond });
         }
     }
     Ok(out)
