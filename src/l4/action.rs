@@ -878,8 +878,12 @@ pub mod docs {
         "Resolves a host name with a resolvers section and stores the address in a variable.",
         "do-resolve(txn.ip,dns,ipv4) req.hdr(host),host_only"
     );
-    pub const SILENT_DROP: Doc =
-        doc!(Parsed, "silent-drop [rst-ttl <ttl>]", "Closes the connection without telling the client, keeping its resources busy.", "silent-drop");
+    pub const SILENT_DROP: Doc = doc!(
+        Parsed,
+        "silent-drop [rst-ttl <ttl>]",
+        "Closes the connection telling the client nothing, so an abuser's client keeps waiting on a connection sluiced has forgotten: no packet at all where the process may use TCP_REPAIR (CAP_NET_ADMIN), else a reset (never a FIN) whose IP TTL is 1; with rst-ttl, always a reset with that TTL. Counts as a denied request, as reject does.",
+        "silent-drop if { sc_http_req_rate(0) gt 100 }"
+    );
     pub const USE_SERVICE: Doc =
         doc!(Parsed, "use-service <service>", "Hands the stream to a built-in service (prometheus-exporter).", "use-service prometheus-exporter");
 }

@@ -22,6 +22,7 @@
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -243,7 +244,7 @@ async fn session(
     // 2. Connection rules.
     {
         let ctx = Ctx { rt, fe, src, dst, backend: None, buf: &[], final_data: true, vars, stick };
-        if run_rules(&fe.connection_rules, &ctx) {
+        if run_rules(&fe.connection_rules, &ctx, client.socket().as_fd()) {
             return End::Rejected;
         }
         // `expect-proxy` may come after an `accept` of another rule: HAProxy runs rules until a
@@ -286,7 +287,7 @@ async fn session(
     }
 
     // Session rules, with the addresses the PROXY header gave.
-    if run_rules(&fe.session_rules, &Ctx { rt, fe, src, dst, backend: None, buf: &[], final_data: true, vars, stick }) {
+    if run_rules(&fe.session_rules, &Ctx { rt, fe, src, dst, backend: None, buf: &[], final_data: true, vars, stick }, client.socket().as_fd()) {
         return End::Rejected;
     }
 
@@ -298,7 +299,7 @@ async fn session(
         loop {
             let final_data = client_eof || buf.len() >= INSPECT_MAX || deadline.is_none_or(|d| Instant::now() >= d);
             let ctx = Ctx { rt, fe, src, dst, backend: None, buf: &buf, final_data, vars, stick };
-            match content_decision(&fe.content_rules, &ctx, &mut next_rule) {
+            match content_decision(&fe.content_rules, &ctx, &mut next_rule, client.socket().as_fd()) {
                 Decision::Reject => return End::Rejected,
                 Decision::Accept => break,
                 Decision::Wait if !final_data => {}
@@ -429,12 +430,16 @@ pub(crate) fn sample_text(e: &crate::route::eval::CompiledSample, ctx: &dyn Stre
 /// Runs `rules` in order until a final one (`accept`, `reject`) matches, running the variable
 /// actions on the way; true when a `reject` matched. Connection and session rules see no data, so
 /// a miss is a no-match there.
-fn run_rules(rules: &[L4Rule], ctx: &dyn StreamCtx) -> bool {
+fn run_rules(rules: &[L4Rule], ctx: &dyn StreamCtx, client: BorrowedFd<'_>) -> bool {
     for r in rules {
         if eval(&r.cond, ctx) == Tri::Yes {
             match &r.action {
                 L4Action::Accept => return false,
                 L4Action::Reject => return true,
+                L4Action::SilentDrop(ttl) => {
+                    crate::runtime::sockopt::silent_drop(client, *ttl);
+                    return true;
+                }
                 L4Action::ExpectProxy => {}
                 L4Action::Var(v) => v.run(ctx),
                 L4Action::Stick(a) => {
@@ -451,8 +456,8 @@ fn run_rules(rules: &[L4Rule], ctx: &dyn StreamCtx) -> bool {
 /// Runs the `tcp-request connection` and `tcp-request session` rules of a `mode http` frontend
 /// (whose connections do not pass through [`run`]); false when one rejects the connection.
 /// `expect-proxy` is not acted on in `mode http`.
-pub(crate) fn connection_rules_pass(fe: &Frontend, ctx: &dyn StreamCtx) -> bool {
-    !run_rules(&fe.connection_rules, ctx) && !run_rules(&fe.session_rules, ctx)
+pub(crate) fn connection_rules_pass(fe: &Frontend, ctx: &dyn StreamCtx, client: BorrowedFd<'_>) -> bool {
+    !run_rules(&fe.connection_rules, ctx, client) && !run_rules(&fe.session_rules, ctx, client)
 }
 
 enum Decision {
@@ -466,7 +471,7 @@ enum Decision {
 /// misses waits for more data (until the inspect delay ends) and is where the next evaluation
 /// resumes, so the rules before it (variable actions) do not run twice; the first matching
 /// `accept` or `reject` decides; no match at all accepts.
-fn content_decision(rules: &[L4Rule], ctx: &dyn StreamCtx, next: &mut usize) -> Decision {
+fn content_decision(rules: &[L4Rule], ctx: &dyn StreamCtx, next: &mut usize, client: BorrowedFd<'_>) -> Decision {
     while let Some(r) = rules.get(*next) {
         match eval(&r.cond, ctx) {
             Tri::Miss => return Decision::Wait,
@@ -474,6 +479,10 @@ fn content_decision(rules: &[L4Rule], ctx: &dyn StreamCtx, next: &mut usize) -> 
             Tri::Yes => match &r.action {
                 L4Action::Accept => return Decision::Accept,
                 L4Action::Reject => return Decision::Reject,
+                L4Action::SilentDrop(ttl) => {
+                    crate::runtime::sockopt::silent_drop(client, *ttl);
+                    return Decision::Reject;
+                }
                 L4Action::ExpectProxy => {}
                 L4Action::Var(v) => v.run(ctx),
                 L4Action::Stick(a) => {

@@ -48,6 +48,8 @@ pub enum Action {
     Tarpit(CompiledReply),
     /// Closes the connection without an answer.
     Reject,
+    /// `silent-drop [rst-ttl <ttl>]`: closes the connection telling the client nothing.
+    SilentDrop(Option<u8>),
     Redirect(Redirect),
     /// Answers 401 asking for Basic credentials in `realm` (the frontend's name by default).
     Auth(Option<String>),
@@ -176,6 +178,7 @@ pub fn compile_action(a: &HttpAction, stage: Stage, env: &mut CompileEnv<'_>) ->
         }
         HttpAction::SetStatus { status, reason } => Action::Rewrite(Rewrite::SetStatus(*status, reason.as_ref().map(|r| r.clone().into_bytes()))),
         HttpAction::Common(CommonAction::Capture { expr, slot }) => compile_capture(expr, *slot, stage, env)?,
+        HttpAction::Common(CommonAction::SilentDrop { rst_ttl }) => Action::SilentDrop(*rst_ttl),
         HttpAction::UseService(Service::PrometheusExporter) if stage == Stage::Request => Action::PrometheusExporter,
         _ => return Ok(None),
     }))
@@ -191,6 +194,8 @@ pub enum Flow {
     Tarpit(Response),
     /// Close without an answer.
     Reject,
+    /// Close telling the client nothing (`silent-drop`, with its `rst-ttl`).
+    SilentDrop(Option<u8>),
 }
 
 /// Evaluates a log-format the reply module hands over. Replies keep their formats uncompiled, so
@@ -245,6 +250,10 @@ fn run_set(rules: &[HttpRule], base: &HttpCtx<'_>, msg: &mut Msg<'_>, other: Opt
                 Action::Reject => {
                     count_denied(base, is_request);
                     return Flow::Reject;
+                }
+                Action::SilentDrop(ttl) => {
+                    count_denied(base, is_request);
+                    return Flow::SilentDrop(*ttl);
                 }
                 Action::Reply(rep) => return Flow::Reply(rep.render(&error_tables(&ctx), &lf)),
                 Action::Deny(rep) => {

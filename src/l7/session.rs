@@ -33,6 +33,7 @@
 //! `req.` variables end when the response head arrives.
 
 use std::io;
+use std::os::fd::AsFd;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -958,7 +959,7 @@ async fn serve(
         stick: &stick,
     };
     // `tcp-request connection` and `tcp-request session` rules: accept, reject, variables.
-    if !crate::l4::session::connection_rules_pass(fe, &conn_ctx) {
+    if !crate::l4::session::connection_rules_pass(fe, &conn_ctx, client.socket().as_fd()) {
         return End::Rejected;
     }
     let limits = rt.process.head_limits;
@@ -1138,6 +1139,10 @@ async fn serve(
             let verdict = match flow {
                 Flow::Continue => Verdict::Forward,
                 Flow::Reject => Verdict::Reject,
+                Flow::SilentDrop(ttl) => {
+                    crate::runtime::sockopt::silent_drop(client.socket().as_fd(), ttl);
+                    Verdict::Reject
+                }
                 Flow::Reply(r) => {
                     let (bytes, close) = after_response(&base, Some(&msg), r);
                     Verdict::Reply { bytes, close }
@@ -1500,6 +1505,11 @@ async fn serve(
         match flow {
             Flow::Continue => {}
             Flow::Reject => {
+                w.buffers.put(sbuf);
+                break End::Rejected;
+            }
+            Flow::SilentDrop(ttl) => {
+                crate::runtime::sockopt::silent_drop(client.socket().as_fd(), ttl);
                 w.buffers.put(sbuf);
                 break End::Rejected;
             }

@@ -306,6 +306,7 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
     (
         "tcp-request connection actions",
         &[
+            "silent-drop",
             "accept",
             "reject",
             "expect-proxy",
@@ -327,6 +328,7 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
     (
         "tcp-request session actions",
         &[
+            "silent-drop",
             "accept",
             "reject",
             "set-var",
@@ -347,6 +349,7 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
     (
         "tcp-request content actions",
         &[
+            "silent-drop",
             "accept",
             "reject",
             "set-var",
@@ -367,6 +370,7 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
     (
         "http-request actions",
         &[
+            "silent-drop",
             "allow",
             "deny",
             "reject",
@@ -411,6 +415,7 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
     (
         "http-response actions",
         &[
+            "silent-drop",
             "allow",
             "deny",
             "return",
@@ -444,6 +449,8 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
 pub enum L4Action {
     Accept,
     Reject,
+    /// `silent-drop [rst-ttl <ttl>]`: rejects, telling the client nothing.
+    SilentDrop(Option<u8>),
     ExpectProxy,
     /// `set-var`, `set-var-fmt`, `unset-var`: not final, the rules go on.
     Var(vars::VarAction),
@@ -821,6 +828,7 @@ fn compile_rules(p: &Proxy, rules: &[Rule<TcpAction>], stage: &str, tables: &cra
         let action = match (&r.action, var) {
             (TcpAction::Accept, _) => L4Action::Accept,
             (TcpAction::Reject, _) => L4Action::Reject,
+            (TcpAction::Common(crate::l4::action::CommonAction::SilentDrop { rst_ttl }), _) => L4Action::SilentDrop(*rst_ttl),
             (TcpAction::ExpectProxy, _) => L4Action::ExpectProxy,
             (_, Some(v)) => L4Action::Var(v),
             (_, None) if stick.is_some() => L4Action::Stick(stick.expect("checked")),

@@ -77,3 +77,21 @@ pub fn apply_server_buffers(fd: BorrowedFd<'_>) -> io::Result<()> {
     let b = BUFFERS.get().copied().unwrap_or_default();
     set_buffers(fd, b.rcv_server, b.snd_server)
 }
+
+/// Makes the close of client socket `fd` tell the client nothing, for `silent-drop`: an abuser's
+/// client then keeps waiting on a connection the daemon has already forgotten. As HAProxy does:
+/// without `rst-ttl`, `TCP_REPAIR` (which needs `CAP_NET_ADMIN`) makes the close send no packet
+/// at all; otherwise, or with `rst-ttl <ttl>`, the close resets the connection (`SO_LINGER` 0:
+/// no FIN, no `TIME_WAIT`) with the IP TTL / IPv6 hop limit at `ttl` (1 by default), so that the
+/// reset dies in the network before it reaches a remote client. Best effort: the connection is
+/// closed whatever the kernel refuses.
+pub fn silent_drop(fd: BorrowedFd<'_>, rst_ttl: Option<u8>) {
+    if rst_ttl.is_none() && set_int(fd, libc::IPPROTO_TCP, libc::TCP_REPAIR, 1).is_ok() {
+        return;
+    }
+    let ttl = libc::c_int::from(rst_ttl.unwrap_or(1));
+    // One of the two fits the socket's family; the other fails harmlessly.
+    let _ = set_int(fd, libc::IPPROTO_IP, libc::IP_TTL, ttl);
+    let _ = set_int(fd, libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS, ttl);
+    let _ = socket2::SockRef::from(&fd).set_linger(Some(std::time::Duration::ZERO));
+}
