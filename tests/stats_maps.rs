@@ -269,3 +269,44 @@ fn maxconnrate_in_global_limits_from_the_start() {
     let accepted = b.accepted.load(std::sync::atomic::Ordering::Relaxed) as u64;
     assert!(accepted >= 1 && accepted <= 3 * (start.elapsed().as_secs() + 2), "{accepted}");
 }
+
+#[test]
+fn rate_limit_sessions_bounds_a_frontends_new_sessions_per_second_over_both_workers_and_shows_in_show_stat() {
+    let b = Backend::start(|mut c| {
+        let _ = c.write_all(b"hi\n");
+        let mut buf = [0u8; 64];
+        while matches!(c.read(&mut buf), Ok(n) if n > 0) {}
+    });
+    let (port, free) = (free_port(), free_port());
+    let sock = temp_dir("ratelimit").join("admin.sock");
+    let cfg = format!(
+        "global\n  nbthread 2\n  stats socket {} level admin\ndefaults\n  mode tcp\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n\
+         frontend f\n  bind 127.0.0.1:{port}\n  rate-limit sessions 4\n  default_backend be\nfrontend other\n  bind 127.0.0.1:{free}\n  default_backend be\n\
+         backend be\n  server s {}\n",
+        sock.display(),
+        b.addr()
+    );
+    let _d = Sluiced::start(&cfg, &[port, free]);
+    // Another frontend is not limited: 10 at once are all served at once.
+    let start = Instant::now();
+    let others: Vec<(TcpStream, bool)> = (0..10).map(|_| greeted(free, Duration::from_secs(2))).collect();
+    assert!(others.iter().all(|(_, ok)| *ok) && start.elapsed() < Duration::from_secs(2));
+    drop(others);
+    // 30 at once on the limited one, over about 1.5 s: at most 4 in each second the window touches.
+    let before = b.accepted.load(std::sync::atomic::Ordering::Relaxed) as u64;
+    let start = Instant::now();
+    let _conns: Vec<TcpStream> = (0..30).map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(1500).saturating_sub(start.elapsed()));
+    let accepted = b.accepted.load(std::sync::atomic::Ordering::Relaxed) as u64 - before;
+    assert!(accepted >= 1 && accepted <= 4 * (start.elapsed().as_secs() + 2), "{accepted} sessions in {:?}", start.elapsed());
+    let stat = ask(&sock, "show stat");
+    let header: Vec<&str> = stat.lines().next().unwrap().trim_start_matches("# ").split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap_or_else(|| panic!("no column {name}"));
+    let row: Vec<&str> = stat.lines().find(|l| l.starts_with("f,FRONTEND,")).unwrap().split(',').collect();
+    assert_eq!(row[col("rate_lim")], "4", "{stat}");
+    let max: u64 = row[col("rate_max")].parse().unwrap();
+    assert!((1..=4).contains(&max), "rate_max {max}");
+    let other: Vec<&str> = stat.lines().find(|l| l.starts_with("other,FRONTEND,")).unwrap().split(',').collect();
+    assert_eq!(other[col("rate_lim")], "0");
+    assert!(other[col("rate_max")].parse::<u64>().unwrap() >= 5, "the unlimited frontend took its 10 in about one second: {stat}");
+}

@@ -173,7 +173,12 @@ pub fn proxy_keywords() -> Vec<ProxyKeyword> {
                 p.rate_limit_sessions = Some(one_u32(a, "session rate")?);
                 Ok(())
             },
-            doc!(Parsed, "rate-limit sessions <rate>", "Maximum new sessions per second accepted by the frontend.", "rate-limit sessions 1000"),
+            doc!(
+                Parsed,
+                "rate-limit sessions <rate>",
+                "Maximum new sessions per second the frontend accepts, over all workers: past it the listeners pause until the next second, so new connections wait in the kernel's backlog. show stat reports it as rate_lim, with rate and rate_max.",
+                "rate-limit sessions 1000"
+            ),
         ),
         kw(
             "acl",

@@ -526,9 +526,10 @@ pub fn frontend_row(rt: &RouteTable, fe: &Frontend) -> StatRow {
     r.u32("iid", u64::from(fe.id));
     r.u32("sid", 0);
     r.u32("type", 0);
-    r.u32("rate", 0);
-    r.u32("rate_lim", 0);
-    r.u32("rate_max", 0);
+    // New sessions this second, `rate-limit sessions`, and the most in one second so far.
+    r.u32("rate", u64::from(fe.sess_rate.current()));
+    r.u32("rate_lim", u64::from(fe.sess_rate.limit()));
+    r.u32("rate_max", u64::from(fe.sess_rate.max_seen()));
     r.u32("req_rate", 0);
     r.u32("req_rate_max", 0);
     r.u64("req_tot", if http { c.requests() } else { 0 });

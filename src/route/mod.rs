@@ -100,6 +100,7 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "timeout tunnel",
             "maxconn",
             "backlog",
+            "rate-limit sessions",
             "retries",
             "acl",
             "use_backend",
@@ -533,6 +534,8 @@ pub struct Frontend {
     /// Admission limit shared by every worker (`maxconn`, changed by `set maxconn frontend`);
     /// without a limit when none is set.
     pub limit: Arc<crate::runtime::limit::ConnLimit>,
+    /// `rate-limit sessions`: new sessions per second over every worker (none when unset).
+    pub sess_rate: crate::runtime::limit::RateLimit,
     /// `mode http`: the capture slots of each transaction.
     pub captures: capture::CaptureConfig,
     /// Access logging; `None` when the frontend has no log target, so sessions record nothing.
@@ -1137,6 +1140,7 @@ impl RouteTable {
                 timeout_tarpit: p.timeouts.tarpit.or(p.timeouts.connect),
                 buffer_request,
                 limit: crate::runtime::limit::ConnLimit::new(p.maxconn),
+                sess_rate: crate::runtime::limit::RateLimit::new(p.rate_limit_sessions),
                 captures: capture::CaptureConfig::compile(p).0,
                 log: compile_log(p, cfg, diags)?,
                 latency: Default::default(),

@@ -280,14 +280,16 @@ impl Spawner {
 
 impl AcceptLoop {
     /// Waits until the global and the frontend `maxconn` both have room and the global rates
-    /// (`maxconnrate`, `maxsessrate`) allow one more connection this second, without holding a
-    /// slot: while any is full the listener is not accepted from, so new connections wait in the
-    /// kernel's backlog. Holding a slot while waiting in `accept` would strand it on a worker whose
-    /// listener gets no connection while another worker's queue fills.
+    /// (`maxconnrate`, `maxsessrate`) and the frontend's (`rate-limit sessions`) allow one more
+    /// connection this second, without holding a slot: while any is full the listener is not
+    /// accepted from, so new connections wait in the kernel's backlog. Holding a slot while
+    /// waiting in `accept` would strand it on a worker whose listener gets no connection while
+    /// another worker's queue fills.
     async fn room(&self, fe: usize) -> bool {
         let limits = &self.sp.w.rt.limits;
         limits.conn_rate.room().await;
         limits.sess_rate.room().await;
+        self.sp.w.rt.frontends[fe].sess_rate.room().await;
         for l in [&limits.maxconn, &self.sp.w.rt.frontends[fe].limit] {
             if !l.room().await {
                 return false;
@@ -302,6 +304,7 @@ impl AcceptLoop {
         let limits = &self.sp.w.rt.limits;
         limits.conn_rate.admit().await;
         limits.sess_rate.admit().await;
+        self.sp.w.rt.frontends[fe].sess_rate.admit().await;
         let g = limits.maxconn.acquire().await?;
         let f = self.sp.w.rt.frontends[fe].limit.acquire().await?;
         Some((g, f))
