@@ -276,7 +276,8 @@ fn render_frontends(o: &mut Out, rt: &RouteTable) {
     for fe in rt.frontends.iter().filter(|f| f.maxconn.is_some()) {
         o.sample(name, &[("proxy", &fe.name)], fe.maxconn.unwrap_or(0));
     }
-    let rates: [(&str, &str, fn(&crate::runtime::limit::RateLimit) -> u32); 3] = [
+    type RateMetric = (&'static str, &'static str, fn(&crate::runtime::limit::RateLimit) -> u32);
+    let rates: [RateMetric; 3] = [
         ("haproxy_frontend_current_session_rate", "Current number of sessions per second over last elapsed second", |r| r.current()),
         ("haproxy_frontend_limit_session_rate", "Configured limit on new sessions per second", |r| r.limit()),
         ("haproxy_frontend_max_session_rate", "Maximum observed number of sessions per second", |r| r.max_seen()),
