@@ -220,6 +220,30 @@ fn valid_hostname(h: &str) -> bool {
         && !h.split('.').all(|l| l.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// The address of a `source` keyword or server option (`10.0.0.2`, `10.0.0.2:4000`,
+/// `[2001:db8::2]:4000`, `0.0.0.0`): what server connections are bound to before they connect,
+/// port 0 when none is given (the kernel picks one). A port range (`10.0.0.2:1024-65535`) is
+/// accepted and its first port is not used: the second value is a note that the kernel picks
+/// the port, for the caller to warn with.
+pub fn parse_source(text: &str) -> Result<(std::net::SocketAddr, Option<String>), String> {
+    use std::net::{IpAddr, SocketAddr};
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Ok((SocketAddr::new(ip, 0), None));
+    }
+    if let Ok(sa) = text.parse::<SocketAddr>() {
+        return Ok((sa, None));
+    }
+    let bad = || format!("'{text}' is not a source address (an IP address with an optional port)");
+    let (host, ports) = text.rsplit_once(':').ok_or_else(bad)?;
+    let (lo, hi) = ports.split_once('-').ok_or_else(bad)?;
+    let (lo, hi) = (lo.parse::<u16>().map_err(|_| bad())?, hi.parse::<u16>().map_err(|_| bad())?);
+    if lo == 0 || lo > hi {
+        return Err(format!("'{text}': invalid port range"));
+    }
+    let ip = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().map_err(|_| bad())?;
+    Ok((SocketAddr::new(ip, 0), Some(format!("the source port range {lo}-{hi} is not applied yet: the kernel picks each connection's port"))))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,5 +291,18 @@ mod tests {
             assert!(parse_address(bad, BIND).is_err(), "{bad} accepted");
         }
         assert!(parse_address("1.2.3.4:1-2", SRV).is_err());
+    }
+
+    #[test]
+    fn source_addresses_take_an_optional_port_and_a_range_is_a_note() {
+        assert_eq!(parse_source("10.0.0.2").unwrap(), ("10.0.0.2:0".parse().unwrap(), None));
+        assert_eq!(parse_source("10.0.0.2:4000").unwrap().0, "10.0.0.2:4000".parse().unwrap());
+        assert_eq!(parse_source("[2001:db8::2]:4000").unwrap().0, "[2001:db8::2]:4000".parse().unwrap());
+        assert_eq!(parse_source("::").unwrap().0, "[::]:0".parse().unwrap());
+        let (sa, note) = parse_source("10.0.0.2:1024-65535").unwrap();
+        assert_eq!(sa, "10.0.0.2:0".parse().unwrap());
+        assert!(note.unwrap().contains("1024-65535 is not applied yet"));
+        assert!(parse_source("10.0.0.2:2000-1000").is_err());
+        assert!(parse_source("example.com").unwrap_err().contains("is not a source address"));
     }
 }

@@ -262,10 +262,23 @@ pub fn proxy_keywords() -> Vec<ProxyKeyword> {
             "source",
             S::BE,
             |a, p| {
+                let addr = a.need(0, "source address")?;
+                let (_, note) = super::addr::parse_source(addr)?;
+                if let Some(n) = note {
+                    a.warn(n);
+                }
+                if let Some(extra) = a.arg(1) {
+                    a.warn(format!("'{extra}' and what follows it are not applied yet (no transparent proxying): connections leave from {addr}"));
+                }
                 p.default_server.source = Some(join_args(a));
                 Ok(())
             },
-            doc!(Parsed, "source <addr>[:port] [usesrc ...]", "Source address for connections to servers.", "source 10.0.0.2"),
+            doc!(
+                Parsed,
+                "source <addr>[:port] [usesrc ...]",
+                "Address the backend's connections to servers leave from (bound before connecting; port 0 or none lets the kernel pick). Servers inherit it unless they have a source of their own. usesrc (transparent proxying) and port ranges are accepted with a warning and not applied yet.",
+                "source 10.0.0.2"
+            ),
         ),
         opt(
             "option redispatch",
@@ -875,10 +888,18 @@ pub fn server_options() -> Vec<ServerOption> {
             "source",
             true,
             |o, v| {
+                if let Some(note) = super::addr::parse_source(v.unwrap_or_default())?.1 {
+                    super::registry::note_warning(note);
+                }
                 o.source = arg_str(v);
                 Ok(())
             },
-            doc!(Parsed, "source <addr>[:port]", "Source address for connections to this server.", "server s1 10.0.0.1:80 source 10.0.0.2"),
+            doc!(
+                Parsed,
+                "source <addr>[:port]",
+                "Address connections to this server leave from, instead of the backend's source.",
+                "server s1 10.0.0.1:80 source 10.0.0.2"
+            ),
         ),
         sopt(
             "init-addr",

@@ -155,6 +155,16 @@ pub fn note_use(title: &str, what: &str, name: &str, declared: Status) {
     });
 }
 
+/// Adds a warning for the configuration line being parsed, from code that has no [`KwArgs`] to
+/// warn through (a server option's parser).
+pub fn note_warning(msg: String) {
+    UNAPPLIED.with(|u| {
+        if let Some(v) = u.borrow_mut().as_mut() {
+            v.push(msg);
+        }
+    });
+}
+
 /// Runs `parse` (a configuration line's handler) and returns, with its result, what it noted
 /// through [`note_use`].
 pub fn collect_unapplied<T>(parse: impl FnOnce() -> T) -> (T, Vec<String>) {

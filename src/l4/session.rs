@@ -656,7 +656,8 @@ async fn pick_queued(be: &Backend, key: &PickKey, exclude: &[usize]) -> Option<u
 /// Opens a connection to server `idx` of `be` at `addr` within `timeout connect`, and runs the
 /// TLS handshake (sending `sni`) for an `ssl` server, within `timeout connect` too.
 pub(crate) async fn open(be: &Backend, idx: usize, addr: &ConnectAddr, sni: Option<&str>, ring: bool) -> io::Result<Transport> {
-    let c = connect_one(addr, be.timeout_connect, ring).await?;
+    let source = be.sources.get(idx).copied().flatten();
+    let c = connect_one(addr, source, be.timeout_connect, ring).await?;
     let Some(tls) = be.tls.get(idx).and_then(Option::as_ref) else { return Ok(Transport::Plain(c)) };
     if let Some(s) = c.tcp() {
         let _ = s.set_tcp_nodelay(true);
@@ -673,7 +674,9 @@ pub(crate) async fn open(be: &Backend, idx: usize, addr: &ConnectAddr, sni: Opti
     }
 }
 
-pub(crate) async fn connect_one(addr: &ConnectAddr, timeout: Option<Duration>, ring: bool) -> io::Result<AnyConn> {
+/// Connects to `addr` within `timeout`, from `source` when given (`source`: bound first).
+pub(crate) async fn connect_one(addr: &ConnectAddr, source: Option<SocketAddr>, timeout: Option<Duration>, ring: bool) -> io::Result<AnyConn> {
+    let source = source.filter(|_| matches!(addr, ConnectAddr::Inet(_)));
     let fut = async {
         // With `ring`, a worker on the uring backend connects through its ring; other threads,
         // epoll workers and `mode tcp` sessions (see `runtime::worker`) through tokio.
@@ -682,12 +685,12 @@ pub(crate) async fn connect_one(addr: &ConnectAddr, timeout: Option<Duration>, r
                 ConnectAddr::Inet(a) => socket2::SockAddr::from(*a),
                 ConnectAddr::Unix(p) => socket2::SockAddr::unix(p)?,
             };
-            return crate::runtime::uring::UringConn::connect(&d, &a).await.map(AnyConn::Uring);
+            return crate::runtime::uring::UringConn::connect(&d, &a, source).await.map(AnyConn::Uring);
         }
         match addr {
-            ConnectAddr::Inet(a) if crate::runtime::sockopt::server_buffers_set() => {
+            ConnectAddr::Inet(a) if source.is_some() || crate::runtime::sockopt::server_buffers_set() => {
                 let s = if a.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
-                crate::runtime::sockopt::apply_server_buffers(std::os::fd::AsFd::as_fd(&s))?;
+                crate::runtime::sockopt::prepare_server_socket(std::os::fd::AsFd::as_fd(&s), source)?;
                 s.connect(*a).await.map(|s| AnyConn::Epoll(EpollConn::Tcp(s)))
             }
             ConnectAddr::Inet(a) => tokio::net::TcpStream::connect(a).await.map(|s| AnyConn::Epoll(EpollConn::Tcp(s))),

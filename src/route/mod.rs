@@ -101,6 +101,7 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "maxconn",
             "backlog",
             "rate-limit sessions",
+            "source",
             "retries",
             "acl",
             "use_backend",
@@ -235,6 +236,7 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
     (
         "server options",
         &[
+            "source",
             "weight",
             "backup",
             "no-backup",
@@ -619,6 +621,9 @@ pub struct Backend {
     pub http: ProxyHttpRt,
     /// Per server (same index as the state's servers): TLS towards an `ssl` server.
     pub tls: Vec<Option<Arc<crate::tls::client::Connector>>>,
+    /// Per server (same index): the `source` address its connections are bound to; `None` lets
+    /// the kernel choose (no `source`, or `0.0.0.0` / `::` without a port).
+    pub sources: Vec<Option<std::net::SocketAddr>>,
     /// The `sni` expression of the backend's `ssl` servers (one for all of them), evaluated per
     /// stream before connecting.
     pub tls_sni: Option<eval::CompiledSample>,
@@ -818,6 +823,14 @@ pub(crate) fn server_addr(a: &Address, resolved: Option<std::net::IpAddr>) -> Re
     }
 }
 
+/// The address a `source` (its first word; usesrc and the rest are warned about at parse time)
+/// binds server connections to; `None` when it leaves everything to the kernel.
+fn compile_source(text: Option<&str>) -> Result<Option<std::net::SocketAddr>, String> {
+    let Some(first) = text.and_then(|t| t.split_whitespace().next()) else { return Ok(None) };
+    let (sa, _) = crate::config::addr::parse_source(first)?;
+    Ok((!sa.ip().is_unspecified() || sa.port() != 0).then_some(sa))
+}
+
 fn compile_rules(p: &Proxy, rules: &[Rule<TcpAction>], stage: &str, tables: &crate::stick::table::Tables) -> Result<Vec<L4Rule>, String> {
     let mut out = Vec::new();
     for r in rules {
@@ -960,9 +973,11 @@ impl RouteTable {
         for (pi, p) in cfg.proxies.iter().enumerate().filter(|(_, p)| p.kind.has_backend()) {
             let mut servers = Vec::new();
             let mut server_tls = Vec::new();
+            let mut sources = Vec::new();
             let mut tls_sni: Option<&crate::config::expr::SampleExpr> = None;
             for (si, s) in p.servers.iter().enumerate() {
                 let o = &s.opts;
+                sources.push(compile_source(o.source.as_deref()).map_err(|e| format!("parsing [{}] : 'server' : source: {e}", s.span))?);
                 server_tls.push(crate::tls::client::compile_server(&o.tls, &g.tls).map_err(|e| format!("parsing [{}] : 'server' : {e}", s.span))?);
                 if o.check.ssl && !o.tls.ssl {
                     crate::check::engine::check_tls(&o.tls, &o.check, &g.tls).map_err(|e| format!("parsing [{}] : 'server' : check-ssl: {e}", s.span))?;
@@ -1049,6 +1064,7 @@ impl RouteTable {
                 reuse_first_unsafe: matches!(p.http.reuse, Some(crate::l7::config::HttpReuse::Aggressive | crate::l7::config::HttpReuse::Always)),
                 http: compile_http(p, cfg, &mut loader, &tables)?,
                 tls: server_tls,
+                sources,
                 tls_sni: tls_sni.map(eval::CompiledSample::compile).transpose()?,
                 http_key,
                 send_name_header: if p.mode == Mode::Http { p.http.send_name_header.clone() } else { None },

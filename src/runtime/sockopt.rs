@@ -71,11 +71,24 @@ pub fn server_buffers_set() -> bool {
     BUFFERS.get().is_some_and(|b| b.rcv_server.is_some() || b.snd_server.is_some())
 }
 
-/// Applies the server sizes to a socket about to connect (before the handshake, so the receive
-/// window it offers is scaled for them).
-pub fn apply_server_buffers(fd: BorrowedFd<'_>) -> io::Result<()> {
+/// Readies a server socket before it connects: the server buffer sizes (before the handshake,
+/// so the receive window it offers is scaled for them), and the `source` address it leaves
+/// from. With no source port, `IP_BIND_ADDRESS_NO_PORT` lets the kernel pick the port at connect
+/// time, per destination, instead of reserving one at bind time for every connection.
+pub fn prepare_server_socket(fd: BorrowedFd<'_>, source: Option<std::net::SocketAddr>) -> io::Result<()> {
     let b = BUFFERS.get().copied().unwrap_or_default();
-    set_buffers(fd, b.rcv_server, b.snd_server)
+    set_buffers(fd, b.rcv_server, b.snd_server)?;
+    if let Some(sa) = source {
+        if sa.port() == 0 {
+            let _ = set_int(fd, libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, 1);
+        }
+        let s = socket2::SockRef::from(&fd);
+        if sa.port() != 0 {
+            s.set_reuse_address(true)?;
+        }
+        s.bind(&sa.into()).map_err(|e| io::Error::new(e.kind(), format!("cannot bind to source {sa}: {e}")))?;
+    }
+    Ok(())
 }
 
 /// Makes the close of client socket `fd` tell the client nothing, for `silent-drop`: an abuser's

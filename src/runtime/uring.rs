@@ -1232,12 +1232,12 @@ impl UringConn {
         self.try_io(Interest::READABLE, || nix::sys::socket::recv(self.raw(), buf, nix::sys::socket::MsgFlags::MSG_DONTWAIT).map_err(io::Error::from))
     }
 
-    /// Connects a new non-blocking socket to `addr` through the ring.
-    pub async fn connect(d: &Rc<Driver>, addr: &socket2::SockAddr) -> io::Result<UringConn> {
+    /// Connects a new non-blocking socket to `addr` through the ring, from `source` if given.
+    pub async fn connect(d: &Rc<Driver>, addr: &socket2::SockAddr, source: Option<SocketAddr>) -> io::Result<UringConn> {
         let tcp = addr.is_ipv4() || addr.is_ipv6();
         let sock = socket2::Socket::new(addr.domain(), socket2::Type::STREAM.nonblocking().cloexec(), None)?;
-        if tcp && super::sockopt::server_buffers_set() {
-            super::sockopt::apply_server_buffers(sock.as_fd())?;
+        if tcp && (source.is_some() || super::sockopt::server_buffers_set()) {
+            super::sockopt::prepare_server_socket(sock.as_fd(), source)?;
         }
         let c = UringConn::new(d.clone(), sock.into(), tcp);
         let fd = c.raw();
