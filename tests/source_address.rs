@@ -92,3 +92,22 @@ fn source_port_ranges_and_usesrc_are_accepted_with_a_warning_naming_what_is_not_
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("'example.com' is not a source address"));
 }
+
+#[test]
+fn health_checks_leave_from_the_servers_source_address_too() {
+    let (be, seen) = peer_echo();
+    let port = free_port();
+    let cfg = format!(
+        "defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n\
+         listen l\n  bind 127.0.0.1:{port}\n  source 127.0.0.6\n  server s {} check inter 100ms\n",
+        be.addr()
+    );
+    let _d = Sluiced::start(&cfg, &[port]);
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    while seen.lock().unwrap().is_empty() && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let peers = seen.lock().unwrap().clone();
+    assert!(!peers.is_empty(), "no check reached the server");
+    assert!(peers.iter().all(|p| p.ip().to_string() == "127.0.0.6"), "{peers:?}");
+}

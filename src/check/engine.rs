@@ -66,6 +66,9 @@ struct Plan {
     /// with the SNI `check-sni` gives.
     tls: Option<(Arc<crate::tls::client::Connector>, Option<String>)>,
     send_proxy: bool,
+    /// The server's `source` address (its port left to the kernel): checks leave from where
+    /// traffic does, so a firewall that lets the traffic in lets the checks in too.
+    source: Option<SocketAddr>,
     slowstart: Option<Duration>,
     log_health_checks: bool,
     spread: u32,
@@ -100,6 +103,8 @@ struct AgentPlan {
     inter: Duration,
     timeout: Duration,
     send: Option<String>,
+    /// As [`Plan::source`].
+    source: Option<SocketAddr>,
 }
 
 impl Plan {
@@ -135,7 +140,31 @@ fn agent_plan(
     // HAProxy needs `agent-port`: without it there is nothing to connect to.
     let agent_port = a.port?;
     let inter = a.inter.or(o.check.inter).unwrap_or(DEFAULT_INTER);
-    Some(AgentPlan { rt: rt.clone(), backend, server, agent_ip, agent_port, inter, timeout: timeout.unwrap_or(inter), send: a.send.clone() })
+    Some(AgentPlan {
+        rt: rt.clone(),
+        backend,
+        server,
+        agent_ip,
+        agent_port,
+        inter,
+        timeout: timeout.unwrap_or(inter),
+        send: a.send.clone(),
+        source: check_source(o),
+    })
+}
+
+/// The address checks of a server with `source` leave from: its IP, any port.
+fn check_source(o: &crate::config::model::ServerOpts) -> Option<SocketAddr> {
+    let ip = crate::route::compile_source(o.source.as_deref()).ok().flatten()?.ip();
+    (!ip.is_unspecified()).then(|| SocketAddr::new(ip, 0))
+}
+
+/// Connects a check to `target`, from `source` when the server has one.
+async fn connect_from(target: SocketAddr, source: Option<SocketAddr>) -> std::io::Result<TcpStream> {
+    let Some(src) = source else { return TcpStream::connect(target).await };
+    let s = if target.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    crate::runtime::sockopt::prepare_server_socket(std::os::fd::AsFd::as_fd(&s), Some(src))?;
+    s.connect(target).await
 }
 
 /// Asks the agent every `agent-inter` and applies its reply as HAProxy does (see
@@ -156,7 +185,7 @@ async fn run_agent(plan: AgentPlan) {
         let started = Instant::now();
         // An agent that cannot be reached or does not answer in time changes nothing.
         let deadline = tokio::time::Instant::now() + plan.timeout;
-        let outcome = match tokio::time::timeout_at(deadline, TcpStream::connect(target)).await {
+        let outcome = match tokio::time::timeout_at(deadline, connect_from(target, plan.source)).await {
             Ok(Ok(mut stream)) => {
                 let o = converse(&mut stream, agent(plan.send.as_deref()), deadline).await;
                 (!matches!(o.status, CheckStatus::L7Tout)).then_some(o)
@@ -345,6 +374,7 @@ pub fn add_server(rt: &Arc<RouteTable>, backend: usize, server: &Arc<ServerState
             timeout_connect: b.timeout_connect,
             timeout_check: b.timeout_check,
             send_proxy: o.check.send_proxy,
+            source: check_source(o),
             slowstart: o.slowstart,
             log_health_checks: b.log_health_checks,
             spread: engine.spread,
@@ -429,6 +459,7 @@ fn plans(cfg: &Config, rt: &Arc<RouteTable>) -> Vec<Plan> {
                 timeout_check: p.timeouts.check,
                 tls,
                 send_proxy: o.check.send_proxy || connect.is_some_and(|c| c.send_proxy),
+                source: check_source(o),
                 slowstart: o.slowstart,
                 log_health_checks: p.log.log_health_checks.unwrap_or(false),
                 spread,
@@ -641,7 +672,7 @@ fn transition(plan: &Plan, ramp: &mut Option<tokio::task::JoinHandle<()>>, t: Tr
 async fn check_once(plan: &Plan) -> Outcome {
     let connect_limit = plan.timeout_connect.map_or(plan.inter, |c| c.min(plan.inter));
     let Some(target) = plan.target() else { return Outcome::new(CheckStatus::L4Con, "No address to check") };
-    let mut stream = match tokio::time::timeout(connect_limit, TcpStream::connect(target)).await {
+    let mut stream = match tokio::time::timeout(connect_limit, connect_from(target, plan.source)).await {
         Err(_) => return Outcome::new(CheckStatus::L4Tout, ""),
         Ok(Err(e)) => return Outcome::new(CheckStatus::L4Con, os_error_text(&e)),
         Ok(Ok(s)) => s,

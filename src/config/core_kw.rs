@@ -276,7 +276,7 @@ pub fn proxy_keywords() -> Vec<ProxyKeyword> {
             doc!(
                 Parsed,
                 "source <addr>[:port] [usesrc ...]",
-                "Address the backend's connections to servers leave from (bound before connecting; port 0 or none lets the kernel pick). Servers inherit it unless they have a source of their own. usesrc (transparent proxying) and port ranges are accepted with a warning and not applied yet.",
+                "Address the backend's connections to servers leave from (bound before connecting; port 0 or none lets the kernel pick). Servers inherit it unless they have a source of their own, and their health checks leave from the same IP. usesrc (transparent proxying) and port ranges are accepted with a warning and not applied yet.",
                 "source 10.0.0.2"
             ),
         ),
@@ -897,7 +897,7 @@ pub fn server_options() -> Vec<ServerOption> {
             doc!(
                 Parsed,
                 "source <addr>[:port]",
-                "Address connections to this server leave from, instead of the backend's source.",
+                "Address connections (and health checks, with any port) to this server leave from, instead of the backend's source.",
                 "server s1 10.0.0.1:80 source 10.0.0.2"
             ),
         ),

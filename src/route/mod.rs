@@ -825,7 +825,7 @@ pub(crate) fn server_addr(a: &Address, resolved: Option<std::net::IpAddr>) -> Re
 
 /// The address a `source` (its first word; usesrc and the rest are warned about at parse time)
 /// binds server connections to; `None` when it leaves everything to the kernel.
-fn compile_source(text: Option<&str>) -> Result<Option<std::net::SocketAddr>, String> {
+pub(crate) fn compile_source(text: Option<&str>) -> Result<Option<std::net::SocketAddr>, String> {
     let Some(first) = text.and_then(|t| t.split_whitespace().next()) else { return Ok(None) };
     let (sa, _) = crate::config::addr::parse_source(first)?;
     Ok((!sa.ip().is_unspecified() || sa.port() != 0).then_some(sa))
