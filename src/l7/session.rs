@@ -1139,10 +1139,6 @@ async fn serve(
             let verdict = match flow {
                 Flow::Continue => Verdict::Forward,
                 Flow::Reject => Verdict::Reject,
-                Flow::SilentDrop(ttl) => {
-                    crate::runtime::sockopt::silent_drop(client.socket().as_fd(), ttl);
-                    Verdict::Reject
-                }
                 Flow::Reply(r) => {
                     let (bytes, close) = after_response(&base, Some(&msg), r);
                     Verdict::Reply { bytes, close }
@@ -1508,11 +1504,7 @@ async fn serve(
                 w.buffers.put(sbuf);
                 break End::Rejected;
             }
-            Flow::SilentDrop(ttl) => {
-                crate::runtime::sockopt::silent_drop(client.socket().as_fd(), ttl);
-                w.buffers.put(sbuf);
-                break End::Rejected;
-            }
+
             Flow::Reply(r) | Flow::Tarpit(r) => {
                 // The server's response is dropped, and its connection with it.
                 w.buffers.put(sbuf);
