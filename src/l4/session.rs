@@ -427,10 +427,15 @@ pub(crate) fn sample_text(e: &crate::route::eval::CompiledSample, ctx: &dyn Stre
     (!s.is_empty()).then_some(s)
 }
 
-/// Runs `rules` in order until a final one (`accept`, `reject`) matches, running the variable
-/// actions on the way; true when a `reject` matched. Connection and session rules see no data, so
-/// a miss is a no-match there.
+/// Runs `rules` in order until a final one (`accept`, `reject`, `silent-drop`) matches, running
+/// the variable actions on the way; true when a rejecting one matched. Connection and session
+/// rules see no data, so a miss is a no-match there. Most frontends have none: no call for them.
+#[inline]
 fn run_rules(rules: &[L4Rule], ctx: &dyn StreamCtx, client: BorrowedFd<'_>) -> bool {
+    !rules.is_empty() && run_rule_list(rules, ctx, client)
+}
+
+fn run_rule_list(rules: &[L4Rule], ctx: &dyn StreamCtx, client: BorrowedFd<'_>) -> bool {
     for r in rules {
         if eval(&r.cond, ctx) == Tri::Yes {
             match &r.action {
@@ -674,6 +679,13 @@ pub(crate) async fn open(be: &Backend, idx: usize, addr: &ConnectAddr, sni: Opti
     }
 }
 
+/// Connects a socket readied first (`source`, `tune.*buf.server`) through tokio.
+async fn connect_prepared(a: SocketAddr, source: Option<SocketAddr>) -> io::Result<AnyConn> {
+    let s = if a.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    crate::runtime::sockopt::prepare_server_socket(s.as_fd(), source)?;
+    s.connect(a).await.map(|s| AnyConn::Epoll(EpollConn::Tcp(s)))
+}
+
 /// Connects to `addr` within `timeout`, from `source` when given (`source`: bound first).
 pub(crate) async fn connect_one(addr: &ConnectAddr, source: Option<SocketAddr>, timeout: Option<Duration>, ring: bool) -> io::Result<AnyConn> {
     let source = source.filter(|_| matches!(addr, ConnectAddr::Inet(_)));
@@ -688,11 +700,8 @@ pub(crate) async fn connect_one(addr: &ConnectAddr, source: Option<SocketAddr>, 
             return crate::runtime::uring::UringConn::connect(&d, &a, source).await.map(AnyConn::Uring);
         }
         match addr {
-            ConnectAddr::Inet(a) if source.is_some() || crate::runtime::sockopt::server_buffers_set() => {
-                let s = if a.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
-                crate::runtime::sockopt::prepare_server_socket(std::os::fd::AsFd::as_fd(&s), source)?;
-                s.connect(*a).await.map(|s| AnyConn::Epoll(EpollConn::Tcp(s)))
-            }
+            // Boxed: its state would otherwise make every session's future larger.
+            ConnectAddr::Inet(a) if source.is_some() || crate::runtime::sockopt::server_buffers_set() => Box::pin(connect_prepared(*a, source)).await,
             ConnectAddr::Inet(a) => tokio::net::TcpStream::connect(a).await.map(|s| AnyConn::Epoll(EpollConn::Tcp(s))),
             ConnectAddr::Unix(p) => tokio::net::UnixStream::connect(p).await.map(|s| AnyConn::Epoll(EpollConn::Unix(s))),
         }

@@ -107,12 +107,23 @@ pub struct RateLimit {
     window: AtomicU64,
     /// The largest count of a second so far (`MaxConnRate`, `MaxSessRate`).
     max_seen: AtomicU32,
-    epoch: std::time::Instant,
+}
+
+/// The clock every rate counts seconds on: one for all, so that the accept path reads the time
+/// once for all the rates it counts a connection in ([`now_second`]).
+fn epoch() -> std::time::Instant {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(std::time::Instant::now)
+}
+
+/// The current second of the rates' clock (from 1).
+pub fn now_second() -> u64 {
+    epoch().elapsed().as_secs() + 1
 }
 
 impl RateLimit {
     pub fn new(limit: Option<u32>) -> RateLimit {
-        RateLimit { limit: AtomicU32::new(limit.unwrap_or(0)), window: AtomicU64::new(0), max_seen: AtomicU32::new(0), epoch: std::time::Instant::now() }
+        RateLimit { limit: AtomicU32::new(limit.unwrap_or(0)), window: AtomicU64::new(0), max_seen: AtomicU32::new(0) }
     }
 
     pub fn limit(&self) -> u32 {
@@ -123,14 +134,10 @@ impl RateLimit {
         self.limit.store(limit, Ordering::Relaxed);
     }
 
-    fn second(&self) -> u64 {
-        self.epoch.elapsed().as_secs() + 1
-    }
-
     /// Events of the current second.
     pub fn current(&self) -> u32 {
         let w = self.window.load(Ordering::Relaxed);
-        if w >> 32 == self.second() { w as u32 } else { 0 }
+        if w >> 32 == now_second() { w as u32 } else { 0 }
     }
 
     pub fn max_seen(&self) -> u32 {
@@ -139,20 +146,27 @@ impl RateLimit {
 
     /// Counts one event if the rate allows it now; else the time until the next second.
     pub fn try_admit(&self) -> Result<(), std::time::Duration> {
+        self.try_admit_in(now_second())
+    }
+
+    /// [`RateLimit::try_admit`] in second `now`, as [`now_second`] read it.
+    pub fn try_admit_in(&self, now: u64) -> Result<(), std::time::Duration> {
         let limit = self.limit();
-        let now = self.second();
         let mut cur = self.window.load(Ordering::Relaxed);
         loop {
             let (sec, count) = (cur >> 32, cur as u32);
             let count = if sec == now { count } else { 0 };
             if limit != 0 && count >= limit {
                 let next = std::time::Duration::from_secs(now);
-                return Err(next.saturating_sub(self.epoch.elapsed()).max(std::time::Duration::from_millis(1)));
+                return Err(next.saturating_sub(epoch().elapsed()).max(std::time::Duration::from_millis(1)));
             }
             let new = (now << 32) | u64::from(count + 1);
             match self.window.compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Relaxed) {
                 Ok(_) => {
-                    self.max_seen.fetch_max(count + 1, Ordering::Relaxed);
+                    // A new record is rare: read before writing.
+                    if count + 1 > self.max_seen.load(Ordering::Relaxed) {
+                        self.max_seen.fetch_max(count + 1, Ordering::Relaxed);
+                    }
                     return Ok(());
                 }
                 Err(v) => cur = v,
@@ -167,8 +181,8 @@ impl RateLimit {
             if limit == 0 || self.current() < limit {
                 return;
             }
-            let next = std::time::Duration::from_secs(self.second());
-            tokio::time::sleep(next.saturating_sub(self.epoch.elapsed()).max(std::time::Duration::from_millis(1))).await;
+            let next = std::time::Duration::from_secs(now_second());
+            tokio::time::sleep(next.saturating_sub(epoch().elapsed()).max(std::time::Duration::from_millis(1))).await;
         }
     }
 

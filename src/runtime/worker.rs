@@ -287,9 +287,17 @@ impl AcceptLoop {
     /// another worker's queue fills.
     async fn room(&self, fe: usize) -> bool {
         let limits = &self.sp.w.rt.limits;
-        limits.conn_rate.room().await;
-        limits.sess_rate.room().await;
-        self.sp.w.rt.frontends[fe].sess_rate.room().await;
+        let fe_rate = &self.sp.w.rt.frontends[fe].sess_rate;
+        // Checked before awaiting: most rates have no limit, and then no future is polled.
+        if limits.conn_rate.limit() != 0 {
+            limits.conn_rate.room().await;
+        }
+        if limits.sess_rate.limit() != 0 {
+            limits.sess_rate.room().await;
+        }
+        if fe_rate.limit() != 0 {
+            fe_rate.room().await;
+        }
         for l in [&limits.maxconn, &self.sp.w.rt.frontends[fe].limit] {
             if !l.room().await {
                 return false;
@@ -302,9 +310,18 @@ impl AcceptLoop {
     /// took the last one in between: the connection is held, not served, until there is room).
     async fn admit(&self, fe: usize) -> Option<(ConnSlot, ConnSlot)> {
         let limits = &self.sp.w.rt.limits;
-        limits.conn_rate.admit().await;
-        limits.sess_rate.admit().await;
-        self.sp.w.rt.frontends[fe].sess_rate.admit().await;
+        // The time is read once for the three rates; a full one waits for its next second.
+        let now = super::limit::now_second();
+        let fe_rate = &self.sp.w.rt.frontends[fe].sess_rate;
+        if limits.conn_rate.try_admit_in(now).is_err() {
+            limits.conn_rate.admit().await;
+        }
+        if limits.sess_rate.try_admit_in(now).is_err() {
+            limits.sess_rate.admit().await;
+        }
+        if fe_rate.try_admit_in(now).is_err() {
+            fe_rate.admit().await;
+        }
         let g = limits.maxconn.acquire().await?;
         let f = self.sp.w.rt.frontends[fe].limit.acquire().await?;
         Some((g, f))
