@@ -47,38 +47,34 @@ fn tune_rcvbuf_and_sndbuf_size_the_client_and_server_sockets_of_http_traffic() {
     check(port, be.port);
 }
 
-#[test]
-fn tune_rcvbuf_and_sndbuf_size_the_client_and_server_sockets_of_tcp_tunnels() {
+/// A `mode tcp` tunnel to an echo server under `global` (empty or [`TUNE`]), with one exchange
+/// done and the client still connected: `(daemon, its port, the server's port, the client)`.
+fn tunnel(global: &str) -> (Sluiced, u16, Backend, TcpStream) {
     let be = Backend::echo();
     let port = free_port();
     let cfg = format!(
-        "{TUNE}defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\nlisten l\n  bind 127.0.0.1:{port}\n  server s {}\n",
+        "{global}defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\nlisten l\n  bind 127.0.0.1:{port}\n  server s {}\n",
         be.addr()
     );
-    let _d = Sluiced::start(&cfg, &[port]);
+    let d = Sluiced::start(&cfg, &[port]);
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     c.write_all(b"ping").unwrap();
     let mut got = [0u8; 4];
     c.read_exact(&mut got).unwrap();
     assert_eq!(&got, b"ping");
+    (d, port, be, c)
+}
+
+#[test]
+fn tune_rcvbuf_and_sndbuf_size_the_client_and_server_sockets_of_tcp_tunnels() {
+    let (_d, port, be, _c) = tunnel(TUNE);
     check(port, be.port);
 }
 
 #[test]
 fn without_tune_buffers_the_kernel_sizes_the_sockets_itself() {
-    let be = Backend::echo();
-    let port = free_port();
-    let cfg = format!(
-        "defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\nlisten l\n  bind 127.0.0.1:{port}\n  server s {}\n",
-        be.addr()
-    );
-    let _d = Sluiced::start(&cfg, &[port]);
-    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    c.write_all(b"ping").unwrap();
-    let mut got = [0u8; 4];
-    c.read_exact(&mut got).unwrap();
+    let (_d, port, _be, _c) = tunnel("");
     let client = buffers(&format!("sport = :{port}"));
     assert_eq!(client.len(), 1);
     assert_ne!(client[0], (18000, 22000));
