@@ -1,7 +1,9 @@
-//! Socket options: those neither socket2 nor nix wrap (`TCP_DEFER_ACCEPT` and the listener side
-//! of `TCP_FASTOPEN`), and the process-wide buffer sizes of `tune.rcvbuf.*`/`tune.sndbuf.*`. The
-//! `unsafe` here is `setsockopt(2)` with an `int` value: the pointer and length describe a live
-//! local `c_int`, and the descriptor is borrowed from a socket we own.
+//! Socket options: `TCP_DEFER_ACCEPT` and the listener side of `TCP_FASTOPEN`, the process-wide
+//! buffer sizes of `tune.rcvbuf.*`/`tune.sndbuf.*`, a server socket's `source` address, and what
+//! `silent-drop` does to a client socket (`TCP_REPAIR`, the IP TTL). The `unsafe` here is
+//! `setsockopt(2)` with an `int` value, for the options neither socket2 nor nix wraps: the
+//! pointer and length describe a live local `c_int`, and the descriptor is borrowed from a socket
+//! we own.
 
 #![allow(unsafe_code)]
 
