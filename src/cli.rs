@@ -255,11 +255,23 @@ pub fn run(args: &[String]) -> i32 {
         return 1;
     }
     let cfg = loaded.and_then(|l| l.config).expect("no alert means a model");
-    if let Err(e) = crate::route::RouteTable::compile(&cfg) {
+    // Building the routing table warns too (a rule set a mode does not run, a log target that
+    // cannot be used): `-c` shows those warnings as the daemon would at start, and
+    // `zero-warning` refuses them as it refuses the parser's.
+    let mut compiled = Diags::default();
+    if let Err(e) = crate::route::RouteTable::compile_with(&cfg, &mut compiled) {
         eprint!("{}", format_line(Severity::Alert, pid, &format!("config : {e}")));
         return 1;
     }
+    if zero_warning && compiled.warnings().next().is_some() {
+        eprint!("{}", compiled.render(pid));
+        eprint!("{}", format_line(Severity::Alert, pid, "config : Some warnings were found and 'zero-warning' is set. Please fix them."));
+        return 1;
+    }
     if cli.check {
+        if !quiet {
+            eprint!("{}", compiled.render(pid));
+        }
         if !quiet {
             println!("Configuration file is valid");
         }
