@@ -13,6 +13,8 @@ command -v psql >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/initdb >/dev/nul
 for t in socat hatop tmux promtool; do
   command -v $t >/dev/null 2>&1 || need+=("$([ $t = promtool ] && echo prometheus || echo $t)")
 done
+# The socket-buffer and source-address tests read the daemon's sockets with ss.
+command -v ss >/dev/null 2>&1 || need+=(iproute2)
 # The TLS tests make their certificates with openssl and use curl and openssl s_client as clients.
 for t in openssl curl; do
   command -v $t >/dev/null 2>&1 || need+=("$t")

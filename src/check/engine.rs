@@ -161,10 +161,10 @@ fn check_source(o: &crate::config::model::ServerOpts) -> Option<SocketAddr> {
 
 /// Connects a check to `target`, from `source` when the server has one.
 async fn connect_from(target: SocketAddr, source: Option<SocketAddr>) -> std::io::Result<TcpStream> {
-    let Some(src) = source else { return TcpStream::connect(target).await };
-    let s = if target.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
-    crate::runtime::sockopt::prepare_server_socket(std::os::fd::AsFd::as_fd(&s), Some(src))?;
-    s.connect(target).await
+    match source {
+        None => TcpStream::connect(target).await,
+        Some(_) => crate::l4::session::connect_prepared(target, source).await,
+    }
 }
 
 /// Asks the agent every `agent-inter` and applies its reply as HAProxy does (see

@@ -228,7 +228,7 @@ fn proxy_line(reg: &Registry, p: &mut Proxy, line: &Line, diags: &mut Diags) {
         diags.alert(Some(span), Some(k.name), format!("'{}' is not allowed in '{}' sections", k.name, p.kind.keyword()));
         return;
     }
-    let warned = diags.warnings().count();
+    let warned = diags.items.len();
     let mut a = KwArgs { words: &line.words, kw_words: n, negated, defaulted, keyword: k.name, span, diags };
     let (parsed, unapplied) = collect_unapplied(|| (k.parse)(&mut a, p));
     if parsed.is_ok() {
@@ -290,7 +290,7 @@ fn global_line(reg: &Registry, g: &mut Global, line: &Line, diags: &mut Diags) {
         diags.alert(Some(span), Some(k.name), format!("'{}' cannot be prefixed with '{}'", k.name, line.words[0].text));
         return;
     }
-    let warned = diags.warnings().count();
+    let warned = diags.items.len();
     let mut a = KwArgs { words: &line.words, kw_words: n, negated, defaulted, keyword: k.name, span, diags };
     let (parsed, unapplied) = collect_unapplied(|| (k.parse)(&mut a, g));
     match parsed {
@@ -302,11 +302,11 @@ fn global_line(reg: &Registry, g: &mut Global, line: &Line, diags: &mut Diags) {
 /// Warns about a line that parsed but asks for what sluiced does not act on yet: the keyword
 /// itself (one warning for the line), else each parsed-only option, action, fetch or converter
 /// it uses (`unapplied`, from [`collect_unapplied`]). A line its handler already warned about
-/// (`warned` is the count before it ran: the privilege keywords say more than this would) is left
-/// at that. HAProxy acts on every keyword it accepts, so a configuration brought over must not
+/// (`warned` is the count of messages before it ran: the privilege keywords say more than this
+/// would) is left at that. HAProxy acts on every keyword it accepts, so a configuration brought over must not
 /// lose a rule, a limit or a check without a word.
 fn warn_unapplied(a: &mut KwArgs<'_>, title: &str, declared: Status, warned: usize, unapplied: Vec<String>) {
-    if a.diags.warnings().count() > warned {
+    if a.diags.items.len() > warned {
         return;
     }
     if !applied(title, a.keyword, declared) {

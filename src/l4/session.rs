@@ -679,11 +679,12 @@ pub(crate) async fn open(be: &Backend, idx: usize, addr: &ConnectAddr, sni: Opti
     }
 }
 
-/// Connects a socket readied first (`source`, `tune.*buf.server`) through tokio.
-async fn connect_prepared(a: SocketAddr, source: Option<SocketAddr>) -> io::Result<AnyConn> {
+/// Connects through tokio a server socket readied first (`source`, `tune.*buf.server`); health
+/// checks connect with it too.
+pub(crate) async fn connect_prepared(a: SocketAddr, source: Option<SocketAddr>) -> io::Result<tokio::net::TcpStream> {
     let s = if a.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
     crate::runtime::sockopt::prepare_server_socket(s.as_fd(), source)?;
-    s.connect(a).await.map(|s| AnyConn::Epoll(EpollConn::Tcp(s)))
+    s.connect(a).await
 }
 
 /// Connects to `addr` within `timeout`, from `source` when given (`source`: bound first).
@@ -701,7 +702,9 @@ pub(crate) async fn connect_one(addr: &ConnectAddr, source: Option<SocketAddr>, 
         }
         match addr {
             // Boxed: its state would otherwise make every session's future larger.
-            ConnectAddr::Inet(a) if source.is_some() || crate::runtime::sockopt::server_buffers_set() => Box::pin(connect_prepared(*a, source)).await,
+            ConnectAddr::Inet(a) if source.is_some() || crate::runtime::sockopt::server_buffers_set() => {
+                Box::pin(connect_prepared(*a, source)).await.map(|s| AnyConn::Epoll(EpollConn::Tcp(s)))
+            }
             ConnectAddr::Inet(a) => tokio::net::TcpStream::connect(a).await.map(|s| AnyConn::Epoll(EpollConn::Tcp(s))),
             ConnectAddr::Unix(p) => tokio::net::UnixStream::connect(p).await.map(|s| AnyConn::Epoll(EpollConn::Unix(s))),
         }
