@@ -78,6 +78,11 @@ pub struct Shard {
     pub bytes_out: AtomicU64,
     /// HTTP responses by class: 1xx, 2xx, 3xx, 4xx, 5xx, other.
     pub responses: [AtomicU64; 6],
+    /// Compression: body bytes fed to the compressor, the compressed bytes it gave, and the
+    /// responses compressed (`comp_in`, `comp_out`, `comp_rsp`).
+    pub comp_in: AtomicU64,
+    pub comp_out: AtomicU64,
+    pub comp_rsp: AtomicU64,
 }
 
 /// The counters of one frontend or one backend.
@@ -124,6 +129,22 @@ impl ProxyCounters {
     pub fn bytes_out(&self) -> u64 {
         self.sum(|s| &s.bytes_out)
     }
+    pub fn comp_in(&self) -> u64 {
+        self.sum(|s| &s.comp_in)
+    }
+    pub fn comp_out(&self) -> u64 {
+        self.sum(|s| &s.comp_out)
+    }
+    pub fn comp_rsp(&self) -> u64 {
+        self.sum(|s| &s.comp_rsp)
+    }
+    /// A response was compressed: `taken` body bytes in, `given` compressed bytes out.
+    pub fn compressed(&self, taken: u64, given: u64) {
+        let s = self.mine();
+        s.comp_in.fetch_add(taken, Relaxed);
+        s.comp_out.fetch_add(given, Relaxed);
+        s.comp_rsp.fetch_add(1, Relaxed);
+    }
     /// Responses per class (1xx..5xx, other), summed.
     pub fn responses(&self) -> [u64; 6] {
         std::array::from_fn(|i| self.sum(|s| &s.responses[i]))
@@ -132,7 +153,10 @@ impl ProxyCounters {
     pub fn clear(&self) {
         self.max_sessions.store(self.cur_sessions.load(Relaxed), Relaxed);
         for s in self.shards.each() {
-            for c in [&s.sessions, &s.requests, &s.denied_requests, &s.request_errors, &s.bytes_in, &s.bytes_out].into_iter().chain(&s.responses) {
+            for c in [&s.sessions, &s.requests, &s.denied_requests, &s.request_errors, &s.bytes_in, &s.bytes_out, &s.comp_in, &s.comp_out, &s.comp_rsp]
+                .into_iter()
+                .chain(&s.responses)
+            {
                 c.store(0, Relaxed);
             }
         }

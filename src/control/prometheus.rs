@@ -4,7 +4,7 @@
 //! zero-copy send counters under `sluiced_*` names.
 //!
 //! What is emitted: only the metrics sluiced measures. A metric HAProxy has and sluiced does not
-//! count yet (SSL, compression, cache, rates, check history) is left out rather than exported as a constant 0: a 0 would make a
+//! count yet (SSL, cache, backend and server rates, check history) is left out rather than exported as a constant 0: a 0 would make a
 //! dashboard say "no errors" when the truth is "not counted", and HAProxy's exporter itself leaves
 //! out what does not apply to a proxy, so consumers already handle a missing series.
 //!
@@ -288,8 +288,7 @@ fn render_frontends(o: &mut Out, rt: &RouteTable) {
             o.sample(name, &[("proxy", &fe.name)], f(&fe.sess_rate));
         }
     }
-    type FeMetric = (&'static str, &'static str, &'static str, fn(&ProxyCounters) -> u64);
-    let counters: [FeMetric; 8] = [
+    let counters: [FeMetric; 11] = [
         ("current_sessions", "gauge", "Number of current sessions on the frontend, backend or server", |c| ProxyCounters::get(&c.cur_sessions)),
         ("max_sessions", "gauge", "Maximum observed number of sessions on the frontend, backend or server", |c| ProxyCounters::get(&c.max_sessions)),
         ("sessions_total", "counter", "Total number of sessions since process started", ProxyCounters::sessions),
@@ -298,6 +297,9 @@ fn render_frontends(o: &mut Out, rt: &RouteTable) {
         ("requests_denied_total", "counter", "Total number of denied requests since process started", ProxyCounters::denied_requests),
         ("request_errors_total", "counter", "Total number of invalid requests since process started", ProxyCounters::request_errors),
         ("http_requests_total", "counter", "Total number of HTTP requests processed by this object since the worker process started", ProxyCounters::requests),
+        COMP_COUNTERS[0],
+        COMP_COUNTERS[1],
+        COMP_COUNTERS[2],
     ];
     for (metric, kind, help, f) in counters {
         let name = format!("haproxy_frontend_{metric}");
@@ -317,6 +319,17 @@ fn render_frontends(o: &mut Out, rt: &RouteTable) {
         o.histogram(name, &[("proxy", &fe.name)], &fe.latency.total);
     }
 }
+
+/// A proxy counter: its name after `haproxy_<frontend|backend>_`, type, help, and reader.
+type FeMetric = (&'static str, &'static str, &'static str, fn(&ProxyCounters) -> u64);
+
+/// Compression counters of frontends and backends in `mode http` (`http_comp_bytes_bypassed_total`
+/// is left out: sluiced has no compression limit to bypass the compressor).
+const COMP_COUNTERS: [FeMetric; 3] = [
+    ("http_comp_bytes_in_total", "counter", "Total number of HTTP response bytes fed to the compressor", ProxyCounters::comp_in),
+    ("http_comp_bytes_out_total", "counter", "Total number of HTTP response bytes emitted by the compressor", ProxyCounters::comp_out),
+    ("http_comp_responses_total", "counter", "Total number of HTTP responses that were compressed", ProxyCounters::comp_rsp),
+];
 
 /// `<name>{proxy="...",code="1xx"}` ... `code="other"`: HTTP responses per status class.
 fn http_responses<'a>(o: &mut Out, name: &str, proxies: impl Iterator<Item = (&'a str, &'a ProxyCounters)>) {
@@ -356,6 +369,13 @@ fn render_backends(o: &mut Out, rt: &RouteTable) {
         o.sample(name, &[("proxy", &be.name)], be.counters.requests());
     }
     http_responses(o, "haproxy_backend_http_responses_total", http_backends().map(|b| (&*b.name, &*b.counters)));
+    for (metric, kind, help, f) in COMP_COUNTERS {
+        let name = format!("haproxy_backend_{metric}");
+        o.family(&name, kind, help);
+        for be in http_backends() {
+            o.sample(&name, &[("proxy", &be.name)], f(&be.counters));
+        }
+    }
     let name = "haproxy_backend_status";
     o.family(name, "gauge", "Current status of the service, per state label value.");
     for be in &rt.backends {

@@ -502,6 +502,14 @@ fn http_counters(r: &mut StatRow, c: &ProxyCounters) {
     }
 }
 
+/// `comp_in`, `comp_out`, `comp_rsp` of a frontend or a backend (`comp_byp` stays 0: sluiced
+/// has no compression rate limit to bypass the compressor).
+fn comp_counters(r: &mut StatRow, c: &ProxyCounters) {
+    r.u64("comp_in", c.comp_in());
+    r.u64("comp_out", c.comp_out());
+    r.u64("comp_rsp", c.comp_rsp());
+}
+
 /// The FRONTEND row of a frontend.
 pub fn frontend_row(rt: &RouteTable, fe: &Frontend) -> StatRow {
     let c = &fe.counters;
@@ -518,7 +526,8 @@ pub fn frontend_row(rt: &RouteTable, fe: &Frontend) -> StatRow {
     r.u64("stot", c.sessions());
     r.u64("bin", c.bytes_in());
     r.u64("bout", c.bytes_out());
-    r.zeros(&["dresp", "comp_in", "comp_out", "comp_byp", "comp_rsp", "dcon", "dses", "wrew", "eint"]);
+    r.zeros(&["dresp", "comp_byp", "dcon", "dses", "wrew", "eint"]);
+    comp_counters(&mut r, c);
     r.u64("dreq", c.denied_requests());
     r.u64("ereq", c.request_errors());
     r.s("status", "OPEN");
@@ -678,7 +687,8 @@ pub fn backend_row(be: &Backend) -> StatRow {
         r.u64("req_tot", c.requests());
         r.zeros(&["cache_lookups", "cache_hits"]);
     }
-    r.zeros(&["cli_abrt", "srv_abrt", "comp_in", "comp_out", "comp_byp", "comp_rsp", "qtime", "ctime", "rtime", "ttime", "wrew", "reuse"]);
+    r.zeros(&["cli_abrt", "srv_abrt", "comp_byp", "qtime", "ctime", "rtime", "ttime", "wrew", "reuse"]);
+    comp_counters(&mut r, c);
     r.set("lastsess", Value::S32(-1));
     r.s("mode", mode_name(be.mode));
     r.s("algo", be.stats_info.algo);

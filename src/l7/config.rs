@@ -1320,7 +1320,12 @@ pub fn proxy_keywords() -> Vec<ProxyKeyword> {
                 }
                 Ok(())
             },
-            doc!(Parsed, "compression algo <algo>...", "Compression algorithms offered to clients, in order of preference.", "compression algo gzip deflate"),
+            doc!(
+                Parsed,
+                "compression algo <algo>...",
+                "Compresses responses for clients that accept one of these (gzip, deflate, raw-deflate; identity compresses nothing); equal q-values go to the first listed. A backend's list wins over its frontend's.",
+                "compression algo gzip deflate"
+            ),
         ),
         kw(
             "compression type",
@@ -1335,7 +1340,7 @@ pub fn proxy_keywords() -> Vec<ProxyKeyword> {
             doc!(
                 Parsed,
                 "compression type <mime type>...",
-                "Response types to compress; all types when unset.",
+                "Response types to compress, matched as case-insensitive prefixes of Content-Type; every type when unset.",
                 "compression type text/html text/plain application/json"
             ),
         ),
@@ -1347,7 +1352,12 @@ pub fn proxy_keywords() -> Vec<ProxyKeyword> {
                 p.http.compression.offload = true;
                 Ok(())
             },
-            doc!(Parsed, "compression offload", "Removes Accept-Encoding from requests so that only sluiced compresses.", "compression offload"),
+            doc!(
+                Parsed,
+                "compression offload",
+                "Removes Accept-Encoding from requests whose response sluiced will compress, so that the server sends it whole.",
+                "compression offload"
+            ),
         ),
     ]
 }

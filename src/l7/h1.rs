@@ -1129,6 +1129,13 @@ impl Chunked {
     /// Checks the next bytes of the body. Stops after the final CRLF (what follows belongs to the
     /// next message). After an error, every call returns that error.
     pub fn feed(&mut self, data: &[u8]) -> Result<Progress, H1Error> {
+        self.feed_with(data, |_| {})
+    }
+
+    /// [`Chunked::feed`], handing `on_data` each run of chunk data (framing left out) as it passes:
+    /// what compression reads of a chunked body.
+    #[inline]
+    pub fn feed_with(&mut self, data: &[u8], mut on_data: impl FnMut(&[u8])) -> Result<Progress, H1Error> {
         use ChunkState::*;
         let mut i = 0;
         while i < data.len() {
@@ -1142,6 +1149,7 @@ impl Chunked {
                 Data => {
                     // The chunk's bytes are skipped in one step, whatever they are.
                     let take = self.size.min((data.len() - i) as u64) as usize;
+                    on_data(&data[i..i + take]);
                     i += take;
                     self.size -= take as u64;
                     if self.size == 0 {

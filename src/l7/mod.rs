@@ -1,6 +1,8 @@
-//! L7 (HTTP) proxying: configuration, HTTP/1 framing, rules, head rewrites, cookie persistence, the
-//! responses sluiced builds itself, sessions, and the server connection pool.
+//! L7 (HTTP) proxying: configuration, HTTP/1 framing, rules, head rewrites, cookie persistence,
+//! response compression, the responses sluiced builds itself, sessions, and the server connection
+//! pool.
 
+pub mod compress;
 pub mod config;
 pub mod cookie;
 pub mod edit;

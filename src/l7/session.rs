@@ -378,9 +378,15 @@ impl BodyMeter {
 
     /// How many of the first bytes of `data` belong to the body; they count as passed.
     fn take(&mut self, data: &[u8]) -> Result<usize, h1::H1Error> {
+        self.take_with(data, |_| {})
+    }
+
+    /// [`Self::take`], handing `on_data` the body's data as it passes (without chunk framing).
+    #[inline]
+    fn take_with(&mut self, data: &[u8], mut on_data: impl FnMut(&[u8])) -> Result<usize, h1::H1Error> {
         match &mut self.chunked {
             Some(ch) => {
-                let p = ch.feed(data)?;
+                let p = ch.feed_with(data, on_data)?;
                 if p.done {
                     self.remaining = 0;
                 }
@@ -391,6 +397,7 @@ impl BodyMeter {
                 if self.remaining != u64::MAX {
                     self.remaining -= t as u64;
                 }
+                on_data(&data[..t]);
                 Ok(t)
             }
         }
@@ -451,6 +458,58 @@ async fn forward_body(
             Ok(0) => {
                 return if matches!(framing, Framing::Close) { BodyEnd::Done } else { BodyEnd::SrcError };
             }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => return BodyEnd::SrcTimeout,
+            Err(_) => return BodyEnd::SrcError,
+        }
+    }
+}
+
+/// Streams a response body from `src` to `dst` compressed by `enc`, as chunks: what
+/// [`forward_body`] does for a body passed as it is. `moved` counts the bytes sent.
+#[allow(clippy::too_many_arguments)]
+async fn compress_body(
+    src: &Transport,
+    pending: &mut Vec<u8>,
+    dst: &Transport,
+    framing: Framing,
+    enc: &mut super::compress::Encoder,
+    src_idle: Option<Duration>,
+    dst_idle: Option<Duration>,
+    moved: &std::cell::Cell<u64>,
+) -> BodyEnd {
+    let mut meter = BodyMeter::new(framing);
+    let mut out = Vec::new();
+    loop {
+        if !pending.is_empty() {
+            let take = match meter.take_with(pending, |d| enc.write(d)) {
+                Ok(t) => t,
+                Err(e) => return BodyEnd::Invalid(e, meter.failed_at()),
+            };
+            pending.drain(..take);
+            if take > 0 {
+                if meter.done() {
+                    enc.finish_into(&mut out);
+                } else {
+                    enc.flush_into(&mut out);
+                }
+            }
+            if !out.is_empty() {
+                let n = out.len() as u64;
+                let (r, b) = send_body(dst, std::mem::take(&mut out), dst_idle).await;
+                out = b;
+                out.clear();
+                if let Err(e) = r {
+                    return if e.kind() == io::ErrorKind::TimedOut { BodyEnd::DstTimeout } else { BodyEnd::DstError };
+                }
+                moved.set(moved.get() + n);
+            }
+        }
+        if meter.done() {
+            return BodyEnd::Done;
+        }
+        match recv(src, pending, src_idle).await {
+            Ok(0) => return BodyEnd::SrcError,
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::TimedOut => return BodyEnd::SrcTimeout,
             Err(_) => return BodyEnd::SrcError,
@@ -1083,7 +1142,7 @@ async fn serve(
         if tracks {
             stick.http_request();
         }
-        let (verdict, mut edits, be_idx, hash, sni) = {
+        let (verdict, mut edits, be_idx, hash, sni, comp) = {
             let mut base = HttpCtx { body_pending, ..conn_ctx };
             let mut msg = Msg::new(&cbuf, head, first);
             msg.body = body;
@@ -1104,6 +1163,7 @@ async fn serve(
             }
             let mut hash = None;
             let mut sni = None;
+            let mut comp = None;
             if matches!(flow, Flow::Continue) {
                 let ctx = HttpCtx { req: Some(&msg), req_buf: &cbuf, ..base };
                 base.backend = fe.select_backend(&rt.backends, &ctx);
@@ -1131,6 +1191,15 @@ async fn serve(
                     msg.view.apply(&e);
                     edits.push(e);
                 }
+                // Compression: the backend's settings, else the frontend's (as HAProxy).
+                if let Some(p) = be.and_then(|b| b.http.compression.as_ref()).or(fe.http.compression.as_ref()) {
+                    comp = p.choose(&msg);
+                    if comp.is_some() && p.offload {
+                        let e = super::compress::offload_edit();
+                        msg.view.apply(&e);
+                        edits.push(e);
+                    }
+                }
                 if let Some(be) = be {
                     hash = pick_hash(be, &HttpCtx { req: Some(&msg), req_buf: &cbuf, ..base }, &msg);
                     sni = be.tls_sni.as_ref().and_then(|e| crate::l4::session::sample_text(e, &HttpCtx { req: Some(&msg), req_buf: &cbuf, ..base }));
@@ -1145,7 +1214,7 @@ async fn serve(
                 }
                 Flow::Tarpit(r) => Verdict::Tarpit { bytes: after_response(&base, Some(&msg), r).0 },
             };
-            (verdict, edits, base.backend, hash, sni)
+            (verdict, edits, base.backend, hash, sni, comp)
         };
         if tracks {
             stick.request_rules_done();
@@ -1470,6 +1539,7 @@ async fn serve(
         // `http-response` rules (the backend's, then the frontend's), then `http-after-response`.
         // A 101 passes as received: the connection becomes a tunnel.
         let mut flow = Flow::Continue;
+        let mut encoder: Option<super::compress::Encoder> = None;
         if upgrade {
             out.extend_from_slice(&sbuf[..rhead.len]);
         } else {
@@ -1480,6 +1550,22 @@ async fn serve(
                 p.store(&HttpCtx { res: Some(&msg), ..base }, srv.id, true);
             }
             let mut redits = Edits::new();
+            // A response to compress says so in its head before the `http-response` rules run
+            // (they see it as the client will), as HAProxy's compression filter does.
+            if let Some(algo) = comp.filter(|_| {
+                let len = match rframing {
+                    Framing::Length(n) => Some(n),
+                    Framing::Chunked => None,
+                    Framing::None | Framing::Close => return false,
+                };
+                be.http.compression.as_ref().or(fe.http.compression.as_ref()).is_some_and(|p| p.applies(&msg, len))
+            }) {
+                for e in super::compress::response_edits(algo, &msg) {
+                    msg.view.apply(&e);
+                    redits.push(e);
+                }
+                encoder = super::compress::Encoder::new(algo, be.http.compression.as_ref().or(fe.http.compression.as_ref()).map_or(1, |p| p.level));
+            }
             for set in rule_sets(&base, true, |h| &h.response_rules) {
                 flow = rules::run(set, &base, &mut msg, None, false, &mut redits);
                 if !matches!(flow, Flow::Continue) {
@@ -1523,7 +1609,7 @@ async fn serve(
         }
         sbuf.drain(..rhead.len);
         let mut rest = sbuf;
-        let rframing = if upgrade { rframing } else { absorb_body(&mut out, &mut rest, rframing) };
+        let rframing = if upgrade || encoder.is_some() { rframing } else { absorb_body(&mut out, &mut rest, rframing) };
         let res_head_bytes = out.len() as u64;
         if tracks {
             stick.bytes(0, res_head_bytes);
@@ -1561,7 +1647,12 @@ async fn serve(
             break end;
         }
         let moved = std::cell::Cell::new(0u64);
-        let sent_body = if matches!(rframing, Framing::None) {
+        let sent_body = if let Some(enc) = encoder.as_mut() {
+            let end = compress_body(&server, &mut rest, &client, rframing, enc, be.timeout_server, fe.timeout_client, &moved).await;
+            fe.counters.compressed(enc.taken, enc.given);
+            be.counters.compressed(enc.taken, enc.given);
+            end
+        } else if matches!(rframing, Framing::None) {
             BodyEnd::Done
         } else {
             forward_body(&server, &mut rest, &client, rframing, be.timeout_server, fe.timeout_client, &moved).await

@@ -61,6 +61,7 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "tune.bufsize",
             "tune.maxrewrite",
             "tune.http.maxhdr",
+            "tune.comp.maxlevel",
             "spread-checks",
             "max-spread-checks",
             "log",
@@ -134,6 +135,9 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "errorfiles",
             "http-error",
             "option forwardfor",
+            "compression algo",
+            "compression type",
+            "compression offload",
             "option originalto",
             "http-send-name-header",
             "timeout tarpit",
@@ -725,6 +729,8 @@ pub struct ProxyHttpRt {
     /// holds) 503, and never forwarded.
     pub monitor_uri: Option<Vec<u8>>,
     pub monitor_fail: Vec<CompiledCond>,
+    /// `compression algo|type|offload`; `None` without an algorithm.
+    pub compression: Option<crate::l7::compress::Policy>,
 }
 
 /// A request part `balance` hashes in `mode http`.
@@ -881,7 +887,7 @@ fn compile_http_rule_set(
 }
 
 /// Compiles the HTTP side of a proxy: its rule sets, error pages (every file is read now; a bad
-/// one is an error naming it) and `option forwardfor`/`originalto`.
+/// one is an error naming it), `option forwardfor`/`originalto` and compression.
 fn compile_http(p: &Proxy, cfg: &Config, loader: &mut crate::l7::reply::FileLoader, tables: &crate::stick::table::Tables) -> Result<ProxyHttpRt, String> {
     if p.mode != Mode::Http {
         return Ok(ProxyHttpRt::default());
@@ -913,6 +919,7 @@ fn compile_http(p: &Proxy, cfg: &Config, loader: &mut crate::l7::reply::FileLoad
         originalto: h.originalto.clone(),
         monitor_uri: h.monitor_uri.as_ref().map(|u| u.as_bytes().to_vec()),
         monitor_fail: h.monitor_fail.iter().filter_map(|r| r.cond.as_ref()).map(|c| CompiledCond::compile(c, &p.acls)).collect::<Result<_, _>>()?,
+        compression: crate::l7::compress::Policy::compile(&h.compression, cfg.global.runtime.tune.comp_maxlevel.unwrap_or(1)),
     })
 }
 

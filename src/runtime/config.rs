@@ -86,6 +86,8 @@ pub struct Tune {
     /// Part of the buffer kept free for header rewrites.
     pub maxrewrite: Option<u64>,
     pub http_maxhdr: Option<u32>,
+    /// zlib level of HTTP compression (HAProxy's default: 1).
+    pub comp_maxlevel: Option<u32>,
     /// Connections accepted at once per listener wake-up; `-1` is unlimited.
     pub maxaccept: Option<i32>,
     pub maxpollevents: Option<u32>,
@@ -339,6 +341,19 @@ pub fn global_keywords() -> Vec<GlobalKeyword> {
                 Ok(())
             },
             doc!(Parsed, "tune.http.maxhdr <n>", "Maximum number of headers in a request or response (default 101).", "tune.http.maxhdr 200"),
+        ),
+        gkw(
+            "tune.comp.maxlevel",
+            |a, g| {
+                g.runtime.tune.comp_maxlevel = Some(ranged(a, 1, 9)?);
+                Ok(())
+            },
+            doc!(
+                Parsed,
+                "tune.comp.maxlevel <1..9>",
+                "zlib level of HTTP response compression (default 1): higher compresses more for more CPU.",
+                "tune.comp.maxlevel 6"
+            ),
         ),
         gkw(
             "tune.maxaccept",
