@@ -40,6 +40,7 @@ use std::time::Duration;
 use tokio::io::Interest;
 use tokio::time::Instant;
 
+use super::config::CompressionAlgo;
 use super::cookie;
 use super::edit::{self, ConnHeader, Edit, EditedView, Edits};
 use super::h1::{self, Framing, Head, Version};
@@ -377,12 +378,15 @@ impl BodyMeter {
     }
 
     /// How many of the first bytes of `data` belong to the body; they count as passed.
+    #[inline]
     fn take(&mut self, data: &[u8]) -> Result<usize, h1::H1Error> {
         self.take_with(data, |_| {})
     }
 
     /// [`Self::take`], handing `on_data` the body's data as it passes (without chunk framing).
-    #[inline]
+    /// Always inlined: [`Self::take`] is then the closure-free code it was before compression
+    /// needed the data, and stays small enough to inline into the keep-alive path.
+    #[inline(always)]
     fn take_with(&mut self, data: &[u8], mut on_data: impl FnMut(&[u8])) -> Result<usize, h1::H1Error> {
         match &mut self.chunked {
             Some(ch) => {
@@ -515,6 +519,55 @@ async fn compress_body(
             Err(_) => return BodyEnd::SrcError,
         }
     }
+}
+
+/// The compression settings that apply: the backend's, else the frontend's (as HAProxy).
+fn compression<'r>(fe: &'r Frontend, be: Option<&'r Backend>) -> Option<&'r super::compress::Policy> {
+    be.and_then(|b| b.http.compression.as_ref()).or(fe.http.compression.as_ref())
+}
+
+/// The algorithm to compress the response to `msg` with, if any; with `compression offload`, the
+/// request then loses its `Accept-Encoding`. Out of line and cold: most transactions never get
+/// here, and the keep-alive path stays as small as it was.
+#[cold]
+#[inline(never)]
+fn compression_for_request(fe: &Frontend, be: Option<&Backend>, msg: &mut Msg<'_>, edits: &mut Edits) -> Option<CompressionAlgo> {
+    let p = compression(fe, be)?;
+    let algo = p.choose(msg)?;
+    if p.offload {
+        let e = super::compress::offload_edit();
+        msg.view.apply(&e);
+        edits.push(e);
+    }
+    Some(algo)
+}
+
+/// When the response is one to compress: its head rewritten (see
+/// [`super::compress::response_edits`]) and the encoder for its body.
+#[cold]
+#[inline(never)]
+fn compression_for_response(
+    algo: CompressionAlgo,
+    fe: &Frontend,
+    be: &Backend,
+    framing: Framing,
+    msg: &mut Msg<'_>,
+    edits: &mut Edits,
+) -> Option<Box<super::compress::Encoder>> {
+    let p = compression(fe, Some(be))?;
+    let len = match framing {
+        Framing::Length(n) => Some(n),
+        Framing::Chunked => None,
+        Framing::None | Framing::Close => return None,
+    };
+    if !p.applies(msg, len) {
+        return None;
+    }
+    for e in super::compress::response_edits(algo, msg) {
+        msg.view.apply(&e);
+        edits.push(e);
+    }
+    super::compress::Encoder::new(algo, p.level).map(Box::new)
 }
 
 /// Reads the body of the request whose head takes `head_len` bytes of `buf` into `buf`, until it
@@ -1191,14 +1244,8 @@ async fn serve(
                     msg.view.apply(&e);
                     edits.push(e);
                 }
-                // Compression: the backend's settings, else the frontend's (as HAProxy).
-                if let Some(p) = be.and_then(|b| b.http.compression.as_ref()).or(fe.http.compression.as_ref()) {
-                    comp = p.choose(&msg);
-                    if comp.is_some() && p.offload {
-                        let e = super::compress::offload_edit();
-                        msg.view.apply(&e);
-                        edits.push(e);
-                    }
+                if rt.compresses {
+                    comp = compression_for_request(fe, be, &mut msg, &mut edits);
                 }
                 if let Some(be) = be {
                     hash = pick_hash(be, &HttpCtx { req: Some(&msg), req_buf: &cbuf, ..base }, &msg);
@@ -1539,7 +1586,8 @@ async fn serve(
         // `http-response` rules (the backend's, then the frontend's), then `http-after-response`.
         // A 101 passes as received: the connection becomes a tunnel.
         let mut flow = Flow::Continue;
-        let mut encoder: Option<super::compress::Encoder> = None;
+        // Boxed: a response not compressed (nearly all) drops a null pointer, not an encoder.
+        let mut encoder: Option<Box<super::compress::Encoder>> = None;
         if upgrade {
             out.extend_from_slice(&sbuf[..rhead.len]);
         } else {
@@ -1552,19 +1600,8 @@ async fn serve(
             let mut redits = Edits::new();
             // A response to compress says so in its head before the `http-response` rules run
             // (they see it as the client will), as HAProxy's compression filter does.
-            if let Some(algo) = comp.filter(|_| {
-                let len = match rframing {
-                    Framing::Length(n) => Some(n),
-                    Framing::Chunked => None,
-                    Framing::None | Framing::Close => return false,
-                };
-                be.http.compression.as_ref().or(fe.http.compression.as_ref()).is_some_and(|p| p.applies(&msg, len))
-            }) {
-                for e in super::compress::response_edits(algo, &msg) {
-                    msg.view.apply(&e);
-                    redits.push(e);
-                }
-                encoder = super::compress::Encoder::new(algo, be.http.compression.as_ref().or(fe.http.compression.as_ref()).map_or(1, |p| p.level));
+            if let Some(algo) = comp {
+                encoder = compression_for_response(algo, fe, be, rframing, &mut msg, &mut redits);
             }
             for set in rule_sets(&base, true, |h| &h.response_rules) {
                 flow = rules::run(set, &base, &mut msg, None, false, &mut redits);

@@ -785,6 +785,9 @@ pub struct RouteTable {
     /// Some proxy serves the Prometheus exporter: HTTP transactions are timed into the latency
     /// histograms (otherwise nothing would read them).
     pub time_transactions: bool,
+    /// Some proxy has `compression algo`: only then does an HTTP transaction look at
+    /// `Accept-Encoding`.
+    pub compresses: bool,
     /// `userlist` sections, for `http_auth` and `http-request auth`.
     pub userlists: Vec<crate::config::model::Userlist>,
     /// The `proc.` variables: shared by every worker, as long as this table serves.
@@ -1193,6 +1196,7 @@ impl RouteTable {
         // sessions do not time transactions for them.
         let exported = |h: &ProxyHttpRt| h.request_rules.iter().any(|r| matches!(r.action, crate::l7::rules::Action::PrometheusExporter));
         let time_transactions = frontends.iter().any(|f| exported(&f.http)) || backends.iter().any(|b| exported(&b.http));
+        let compresses = frontends.iter().any(|f| f.http.compression.is_some()) || backends.iter().any(|b| b.http.compression.is_some());
         let limits = Arc::new(crate::runtime::limit::ProcessLimits::new(g.maxconn, g.maxconnrate, g.maxsessrate));
         let patterns = collecting.finish();
         Ok(RouteTable {
@@ -1202,6 +1206,7 @@ impl RouteTable {
             userlists: cfg.userlists.clone(),
             proc_vars: vars::ProcVars::default(),
             time_transactions,
+            compresses,
             limits,
             patterns,
             tables,
