@@ -20,8 +20,7 @@
 
 use std::io::Write;
 
-use flate2::Compression;
-use flate2::write::{DeflateEncoder, GzEncoder, ZlibEncoder};
+use flate2::{Compress, Compression, FlushCompress};
 
 use super::config::CompressionAlgo;
 use crate::route::eval::HttpMsg;
@@ -196,79 +195,189 @@ fn starts_with_ignore_case(v: &[u8], prefix: &[u8]) -> bool {
 }
 
 /// A compressed body being written out as HTTP/1.1 chunks.
+///
+/// At level 1 (the default) the deflate stream is [`super::deflate::FastDeflate`]'s. Above it,
+/// flate2's, whose state comes from a small pool per worker thread and goes back to it when the
+/// body is done: a new one allocates about 300 KB of buffers (miniz_oxide's window, hash chains
+/// and code buffers). The gzip and zlib wrappers are written here around raw deflate (RFC 1952,
+/// RFC 1950), so each kind of state serves all three algorithms.
 pub struct Encoder {
-    inner: Inner,
+    deflate: Deflate,
+    wrap: Wrap,
+    level: u32,
+    /// Compressed bytes not yet written out as a chunk.
+    pending: Vec<u8>,
     /// Uncompressed bytes taken in, and compressed bytes given out (chunk framing aside), for
     /// `comp_in` and `comp_out`.
     pub taken: u64,
     pub given: u64,
 }
 
-enum Inner {
-    Gzip(GzEncoder<Vec<u8>>),
-    Zlib(ZlibEncoder<Vec<u8>>),
-    Raw(DeflateEncoder<Vec<u8>>),
+/// Level 1: sluiced's own fast deflate (see [`super::deflate`]); above: flate2's, pooled.
+enum Deflate {
+    Fast(Box<super::deflate::FastDeflate>),
+    Flate(Option<Compress>),
+}
+
+enum Wrap {
+    Gzip(flate2::Crc),
+    Zlib(u32, u32),
+    Raw,
+}
+
+/// Deflate states kept per worker thread for the next compressed response (at most
+/// [`POOL_MAX`], about 300 KB each), by level.
+const POOL_MAX: usize = 4;
+
+thread_local! {
+    static POOL: std::cell::RefCell<Vec<(u32, Compress)>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl Encoder {
     /// `None` for `identity`.
     pub fn new(algo: CompressionAlgo, level: u32) -> Option<Encoder> {
-        let level = Compression::new(level.min(9));
-        let inner = match algo {
+        let level = level.min(9);
+        let (wrap, pending) = match algo {
             CompressionAlgo::Identity => return None,
-            CompressionAlgo::Gzip => Inner::Gzip(GzEncoder::new(Vec::new(), level)),
-            CompressionAlgo::Deflate => Inner::Zlib(ZlibEncoder::new(Vec::new(), level)),
-            CompressionAlgo::RawDeflate => Inner::Raw(DeflateEncoder::new(Vec::new(), level)),
+            // The gzip header: magic, deflate, no flags, no time, no extra flags, OS unknown.
+            CompressionAlgo::Gzip => (Wrap::Gzip(flate2::Crc::new()), vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]),
+            // The zlib header: deflate with a 32 KB window, no dictionary, the level's hint,
+            // checked as RFC 1950 wants (a multiple of 31).
+            CompressionAlgo::Deflate => {
+                let flevel: u16 = match level {
+                    0 | 1 => 0,
+                    2..=5 => 1,
+                    6 => 2,
+                    _ => 3,
+                };
+                let h = 0x7800u16 | (flevel << 6);
+                let h = h + (31 - h % 31) % 31;
+                (Wrap::Zlib(1, 0), h.to_be_bytes().to_vec())
+            }
+            CompressionAlgo::RawDeflate => (Wrap::Raw, Vec::new()),
         };
-        Some(Encoder { inner, taken: 0, given: 0 })
+        let deflate = if level <= 1 {
+            Deflate::Fast(Box::default())
+        } else {
+            Deflate::Flate(Some(
+                POOL.with(|p| {
+                    let mut p = p.borrow_mut();
+                    let at = p.iter().position(|(l, _)| *l == level)?;
+                    Some(p.swap_remove(at).1)
+                })
+                .unwrap_or_else(|| Compress::new(Compression::new(level), false)),
+            ))
+        };
+        Some(Encoder { deflate, wrap, level, pending, taken: 0, given: 0 })
     }
 
-    /// Takes in body bytes. Writing into memory cannot fail.
+    /// Takes in body bytes.
     pub fn write(&mut self, data: &[u8]) {
         self.taken += data.len() as u64;
-        let _ = match &mut self.inner {
-            Inner::Gzip(e) => e.write_all(data),
-            Inner::Zlib(e) => e.write_all(data),
-            Inner::Raw(e) => e.write_all(data),
-        };
+        match &mut self.wrap {
+            Wrap::Gzip(crc) => crc.update(data),
+            Wrap::Zlib(a, b) => adler32(a, b, data),
+            Wrap::Raw => {}
+        }
+        self.run(data, FlushCompress::None);
     }
 
     /// Appends to `out`, as one chunk, everything compressed so far (a sync flush: the client can
     /// decode all of it).
     pub fn flush_into(&mut self, out: &mut Vec<u8>) {
-        let _ = match &mut self.inner {
-            Inner::Gzip(e) => e.flush(),
-            Inner::Zlib(e) => e.flush(),
-            Inner::Raw(e) => e.flush(),
-        };
+        self.run(&[], FlushCompress::Sync);
         self.chunk_into(out);
     }
 
-    /// Ends the stream: the last compressed bytes as a chunk, then the last chunk.
+    /// Ends the stream: the last compressed bytes and the wrapper's trailer as a chunk, then the
+    /// last chunk.
     pub fn finish_into(&mut self, out: &mut Vec<u8>) {
-        let _ = match &mut self.inner {
-            Inner::Gzip(e) => e.try_finish(),
-            Inner::Zlib(e) => e.try_finish(),
-            Inner::Raw(e) => e.try_finish(),
-        };
+        self.run(&[], FlushCompress::Finish);
+        match &self.wrap {
+            Wrap::Gzip(crc) => {
+                self.pending.extend_from_slice(&crc.sum().to_le_bytes());
+                self.pending.extend_from_slice(&crc.amount().to_le_bytes());
+            }
+            Wrap::Zlib(a, b) => self.pending.extend_from_slice(&((*b << 16) | *a).to_be_bytes()),
+            Wrap::Raw => {}
+        }
         self.chunk_into(out);
         out.extend_from_slice(b"0\r\n\r\n");
     }
 
-    fn chunk_into(&mut self, out: &mut Vec<u8>) {
-        let produced = match &mut self.inner {
-            Inner::Gzip(e) => e.get_mut(),
-            Inner::Zlib(e) => e.get_mut(),
-            Inner::Raw(e) => e.get_mut(),
+    /// Feeds `input` to deflate with `flush`, collecting its output in `pending`.
+    fn run(&mut self, mut input: &[u8], flush: FlushCompress) {
+        let d = match &mut self.deflate {
+            Deflate::Fast(f) => {
+                match flush {
+                    FlushCompress::Sync => f.flush(&mut self.pending),
+                    FlushCompress::Finish => f.finish(&mut self.pending),
+                    _ => f.write(input, &mut self.pending),
+                }
+                return;
+            }
+            Deflate::Flate(d) => match d {
+                Some(d) => d,
+                None => return,
+            },
         };
-        if produced.is_empty() {
+        loop {
+            if self.pending.capacity() - self.pending.len() < 512 {
+                self.pending.reserve(input.len().max(8192));
+            }
+            let (in_before, out_before) = (d.total_in(), self.pending.len());
+            let Ok(status) = d.compress_vec(input, &mut self.pending, flush) else { return };
+            let used = (d.total_in() - in_before) as usize;
+            input = &input[used..];
+            let room_left = self.pending.len() < self.pending.capacity();
+            let done = match flush {
+                FlushCompress::Finish => status == flate2::Status::StreamEnd,
+                _ => input.is_empty() && room_left,
+            };
+            // No progress with room to spare: nothing more will come of this call.
+            if done || (used == 0 && self.pending.len() == out_before && room_left) {
+                return;
+            }
+        }
+    }
+
+    fn chunk_into(&mut self, out: &mut Vec<u8>) {
+        if self.pending.is_empty() {
             return;
         }
-        self.given += produced.len() as u64;
-        let _ = write!(out, "{:x}\r\n", produced.len());
-        out.extend_from_slice(produced);
+        self.given += self.pending.len() as u64;
+        let _ = write!(out, "{:x}\r\n", self.pending.len());
+        out.extend_from_slice(&self.pending);
         out.extend_from_slice(b"\r\n");
-        produced.clear();
+        self.pending.clear();
+    }
+}
+
+impl Drop for Encoder {
+    fn drop(&mut self) {
+        if let Deflate::Flate(Some(mut d)) = std::mem::replace(&mut self.deflate, Deflate::Flate(None)) {
+            POOL.with(|p| {
+                let mut p = p.borrow_mut();
+                if p.len() < POOL_MAX {
+                    d.reset();
+                    p.push((self.level, d));
+                }
+            });
+        }
+    }
+}
+
+/// The Adler-32 sums (RFC 1950 8.2) `a` and `b` carried over `data`.
+fn adler32(a: &mut u32, b: &mut u32, data: &[u8]) {
+    const MOD: u32 = 65521;
+    // 5552 bytes is the most that can be summed before `b` could overflow a u32.
+    for block in data.chunks(5552) {
+        for &x in block {
+            *a += u32::from(x);
+            *b += *a;
+        }
+        *a %= MOD;
+        *b %= MOD;
     }
 }
 

@@ -115,10 +115,11 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
 }
 
 #[test]
-fn each_algorithm_streams_chunks_that_decode_to_the_body_at_every_flush() {
+fn each_algorithm_at_each_level_streams_chunks_that_decode_to_the_body_also_from_a_reused_deflate_state() {
     let body: Vec<u8> = (0..200_000u32).flat_map(|i| format!("line {} of a compressible body\n", i % 977).into_bytes()).collect();
-    for algo in [Gzip, Deflate, RawDeflate] {
-        let mut enc = Encoder::new(algo, 1).unwrap();
+    // Twice over: the second round takes the deflate states the first gave back to the pool.
+    for (algo, level) in [(Gzip, 1), (Deflate, 1), (RawDeflate, 1), (Gzip, 6), (Deflate, 6), (Deflate, 9), (Gzip, 1), (Deflate, 1), (Deflate, 9)] {
+        let mut enc = Encoder::new(algo, level).unwrap();
         let mut out = Vec::new();
         for part in body.chunks(16_384) {
             enc.write(part);
@@ -136,7 +137,7 @@ fn each_algorithm_streams_chunks_that_decode_to_the_body_at_every_flush() {
             _ => flate2::read::DeflateDecoder::new(&data[..]).read_to_end(&mut back),
         }
         .unwrap();
-        assert!(back == body, "{algo:?} does not decode to the body");
+        assert!(back == body, "{algo:?} at level {level} does not decode to the body");
     }
     assert!(Encoder::new(Identity, 1).is_none());
 }

@@ -5,6 +5,7 @@
 pub mod compress;
 pub mod config;
 pub mod cookie;
+pub mod deflate;
 pub mod edit;
 pub mod fasthead;
 pub mod h1;
