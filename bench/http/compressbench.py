@@ -295,7 +295,10 @@ def main():
     lines = [
         f"## HTTP compression: sluiced vs HAProxy vs nginx ({started:%Y-%m-%d %H:%M} UTC)",
         "",
-        f"Commit `{commit}`. {l4.machine_line(cost)} Idle before: CPU0 {idle[0]:.2f}, CPU1 {idle[1]:.2f}.",
+        f"Commit `{commit}`. Idle before: CPU0 {idle[0]:.2f}, CPU1 {idle[1]:.2f}.",
+        "",
+        l4.machine_line(cost),
+        "",
         f"Command: `bench/http/compress.sh {' '.join(shlex.quote(a) for a in sys.argv[1:])}`; "
         f"{args.repeats} repetitions of {args.seconds} s per proxy and test, medians; the page is {len(want):,} bytes of HTML.",
         "",
@@ -312,9 +315,9 @@ def main():
         for peer in ("haproxy", "nginx"):
             if peer in running:
                 lines.append(
-                    f"- sluiced / {peer}, CPU per gzip request: **{ratio(meds['sluiced']['gzip']['us_per_req'], meds[peer]['gzip']['us_per_req'])}**; "
-                    f"per plain request: {ratio(meds['sluiced']['plain']['us_per_req'], meds[peer]['plain']['us_per_req'])}; "
-                    f"answer size: {ratio(running['sluiced'][2], running[peer][2])}"
+                    f"- sluiced / {peer}, CPU per gzip request: **{fmt(ratio(meds['sluiced']['gzip']['us_per_req'], meds[peer]['gzip']['us_per_req']), 3)}**; "
+                    f"per plain request: {fmt(ratio(meds['sluiced']['plain']['us_per_req'], meds[peer]['plain']['us_per_req']), 3)}; "
+                    f"answer size: {fmt(ratio(running['sluiced'][2], running[peer][2]), 3)}"
                 )
     for p, why in unavailable.items():
         lines.append(f"- {p}: not measured: {why}")
