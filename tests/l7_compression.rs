@@ -295,3 +295,55 @@ fn show_stat_and_prometheus_count_the_compressed_responses_and_bytes_in_and_out(
     assert!(page.contains("haproxy_frontend_http_comp_responses_total{proxy=\"f\"} 3\n"), "{page}");
     assert!(page.contains("haproxy_backend_http_comp_bytes_in_total{proxy=\"b\"} 150000\n"), "{page}");
 }
+
+#[test]
+fn tune_comp_maxlevel_above_1_compresses_more_with_flate2_and_still_decodes() {
+    let (srv, _) = site(100_000);
+    let size_at = |level: &str| {
+        let port = free_port();
+        let cfg = format!("global\n{level}{}", http_cfg(port, "  compression algo gzip", &format!("  server s {}", srv.addr())));
+        let _d = Sluiced::start(&cfg, &[port]);
+        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.write_all(&get("/page", "accept-encoding: gzip\r\n")).unwrap();
+        let (_, head, body) = read_one(&mut c);
+        assert!(head.contains("content-encoding: gzip"), "{head}");
+        assert!(gunzip(&body) == text(100_000));
+        body.len()
+    };
+    let (fast, best) = (size_at(""), size_at("  tune.comp.maxlevel 9\n"));
+    assert!(best < fast, "level 9: {best} bytes, level 1: {fast}");
+}
+
+#[test]
+fn a_server_breaking_chunked_framing_mid_body_ends_the_compressed_answer_without_its_last_chunk() {
+    let srv = Backend::start(|mut c| {
+        let mut buf = Vec::new();
+        if read_request(&mut c, &mut buf).is_none() {
+            return;
+        }
+        let _ = c.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ntransfer-encoding: chunked\r\n\r\n6\r\nfirst\n\r\nzz\r\nbroken");
+        std::thread::sleep(Duration::from_millis(500));
+    });
+    let port = free_port();
+    let _d = Sluiced::start(&http_cfg(port, "  compression algo gzip", &format!("  server s {}", srv.addr())), &[port]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(&get("/", "accept-encoding: gzip\r\n")).unwrap();
+    let got = read_to_end(&mut c, Duration::from_secs(5)).expect("the connection closes");
+    let at = got.windows(4).position(|w| w == b"\r\n\r\n").expect("a head") + 4;
+    let head = String::from_utf8_lossy(&got[..at]).to_ascii_lowercase();
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    assert!(chunked_end(&got[at..]).is_none(), "the answer must not look complete: {:?}", String::from_utf8_lossy(&got[at..]));
+    // What complete chunks came decodes to a part of what the server sent before the break.
+    let mut b = &got[at..];
+    let mut dec = flate2::write::GzDecoder::new(Vec::new());
+    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(std::str::from_utf8(&b[..eol]).unwrap(), 16).expect("chunk sizes from sluiced");
+        if b.len() < eol + 2 + size + 2 {
+            break;
+        }
+        dec.write_all(&b[eol + 2..eol + 2 + size]).unwrap();
+        b = &b[eol + 2 + size + 2..];
+    }
+    let _ = dec.flush();
+    assert!(b"first\n".starts_with(dec.get_ref()), "decoded {:?}", String::from_utf8_lossy(dec.get_ref()));
+}
