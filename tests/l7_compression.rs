@@ -347,3 +347,19 @@ fn a_server_breaking_chunked_framing_mid_body_ends_the_compressed_answer_without
     let _ = dec.flush();
     assert!(b"first\n".starts_with(dec.get_ref()), "decoded {:?}", String::from_utf8_lossy(dec.get_ref()));
 }
+
+#[test]
+fn minsize_res_leaves_smaller_responses_uncompressed_and_direction_request_compresses_no_response() {
+    let (srv, _) = site(20_000);
+    let answer = |lines: &str| {
+        let port = free_port();
+        let _d = Sluiced::start(&http_cfg(port, &format!("  compression algo gzip\n{lines}"), &format!("  server s {}", srv.addr())), &[port]);
+        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.write_all(&get("/page", "accept-encoding: gzip\r\n")).unwrap();
+        read_one(&mut c).1
+    };
+    assert!(!answer("  compression minsize-res 30k").contains("content-encoding"), "20,000 bytes is under 30k");
+    assert!(answer("  compression minsize-res 10k").contains("content-encoding: gzip"));
+    assert!(!answer("  compression direction request").contains("content-encoding"));
+    assert!(answer("  compression direction both").contains("content-encoding: gzip"));
+}

@@ -8,8 +8,8 @@
 //!   goes (see [`Policy::offload`]), so the server sends its response whole.
 //! - **The response head** ([`Policy::applies`], [`response_edits`]): a `200` to `203` of
 //!   HTTP/1.1 with a body of known length (`Content-Length` or chunked), not encoded yet, not
-//!   `Cache-Control: no-transform`, not `multipart`, of a listed type when `compression type` lists
-//!   any. Its head then loses `Content-Length`, says `Transfer-Encoding: chunked` and
+//!   `Cache-Control: no-transform`, not `multipart`, with one valid `ETag` at most, not under
+//!   `compression minsize-res`, of a listed type when `compression type` lists any. Its head then loses `Content-Length`, says `Transfer-Encoding: chunked` and
 //!   `Content-Encoding`, gets `Vary: Accept-Encoding`, and a strong `ETag` becomes weak (the bytes
 //!   differ from the server's; RFC 9110 8.8.1).
 //! - **The body** ([`Encoder`]): streamed through flate2, each batch read from the server sent on
@@ -36,15 +36,25 @@ pub struct Policy {
     pub offload: bool,
     /// zlib level, 0 to 9 (`tune.comp.maxlevel`, HAProxy's default 1).
     pub level: u32,
+    /// `compression minsize-res`: a smaller `Content-Length` passes as it is.
+    pub minsize: u64,
 }
 
 impl Policy {
     /// The compiled policy of a proxy's settings; `None` when it names no algorithm.
+    /// `None` when it names no algorithm, or compresses requests only (`compression direction
+    /// request`).
     pub fn compile(c: &super::config::Compression, level: u32) -> Option<Policy> {
-        if c.algos.is_empty() {
+        if c.algos.is_empty() || c.direction == Some(super::config::CompressionDirection::Request) {
             return None;
         }
-        Some(Policy { algos: c.algos.clone(), types: c.types.iter().map(|t| t.to_ascii_lowercase().into_bytes()).collect(), offload: c.offload, level })
+        Some(Policy {
+            algos: c.algos.clone(),
+            types: c.types.iter().map(|t| t.to_ascii_lowercase().into_bytes()).collect(),
+            offload: c.offload,
+            level,
+            minsize: c.minsize_res.unwrap_or(0),
+        })
     }
 
     /// The algorithm to compress the response to `req` with, if the request allows one: the
@@ -88,10 +98,10 @@ impl Policy {
     /// Whether the response `res` (framed with a `Content-Length` of `len`, or chunked when
     /// `len` is `None`) is one to compress.
     pub fn applies(&self, res: &dyn HttpMsg, len: Option<u64>) -> bool {
-        if !(200..=203).contains(&res.status()) || res.version() != b"HTTP/1.1" || len == Some(0) {
+        if !(200..=203).contains(&res.status()) || res.version() != b"HTTP/1.1" || len.is_some_and(|n| n == 0 || n < self.minsize) {
             return false;
         }
-        let mut typed = false;
+        let (mut typed, mut etags) = (false, 0);
         for i in 0..res.header_count() {
             let (name, value) = res.header(i);
             if name.eq_ignore_ascii_case(b"content-encoding") {
@@ -99,6 +109,15 @@ impl Policy {
             }
             if name.eq_ignore_ascii_case(b"cache-control") && value.split(|&b| b == b',').any(|d| trim(d).eq_ignore_ascii_case(b"no-transform")) {
                 return false;
+            }
+            // Several ETags, or one that is not an entity-tag (RFC 9110 8.8.3): HAProxy leaves
+            // such a response alone rather than guess which one to weaken.
+            if name.eq_ignore_ascii_case(b"etag") {
+                etags += 1;
+                let tag = value.strip_prefix(b"W/").unwrap_or(value);
+                if etags > 1 || tag.len() < 2 || tag[0] != b'"' || tag[tag.len() - 1] != b'"' || tag[1..tag.len() - 1].contains(&b'"') {
+                    return false;
+                }
             }
             if name.eq_ignore_ascii_case(b"content-type") {
                 if starts_with_ignore_case(value, b"multipart") {
@@ -125,20 +144,17 @@ pub fn response_edits(algo: CompressionAlgo, res: &dyn HttpMsg) -> Vec<super::ed
         Edit::Set { name: "content-encoding".into(), value: token(algo).to_vec() },
     ];
     let mut varies = false;
-    let mut etags = Vec::new();
     for i in 0..res.header_count() {
         let (name, value) = res.header(i);
         if name.eq_ignore_ascii_case(b"vary") {
             varies = varies || value.split(|&b| b == b',').any(|v| matches!(trim(v), b"*") || trim(v).eq_ignore_ascii_case(b"accept-encoding"));
-        } else if name.eq_ignore_ascii_case(b"etag") {
-            etags.push(if value.starts_with(b"\"") { Some([b"W/", value].concat()) } else { Some(value.to_vec()) });
+        } else if name.eq_ignore_ascii_case(b"etag") && value.starts_with(b"\"") {
+            // [`Policy::applies`] let through one valid entity-tag at most.
+            edits.push(Edit::Set { name: "etag".into(), value: [b"W/", value].concat() });
         }
     }
     if !varies {
         edits.push(Edit::Add { name: "vary".into(), value: b"Accept-Encoding".to_vec() });
-    }
-    if !etags.is_empty() {
-        edits.push(Edit::SetFields { name: "etag".into(), values: etags });
     }
     edits
 }

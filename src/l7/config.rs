@@ -355,6 +355,22 @@ pub struct Compression {
     pub types: Vec<String>,
     /// `compression offload`: remove `Accept-Encoding` so the server never compresses.
     pub offload: bool,
+    /// `compression direction`; `None` is HAProxy's default, responses.
+    pub direction: Option<CompressionDirection>,
+    /// `compression minsize-res`: a response with a smaller `Content-Length` passes as it is.
+    pub minsize_res: Option<u64>,
+    /// `compression algo-req`, `type-req`, `minsize-req`: request compression, parsed only.
+    pub algos_req: Vec<CompressionAlgo>,
+    pub types_req: Vec<String>,
+    pub minsize_req: Option<u64>,
+}
+
+/// What `compression direction` compresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompressionDirection {
+    Response,
+    Request,
+    Both,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1305,21 +1321,7 @@ pub fn proxy_keywords() -> Vec<ProxyKeyword> {
         kw(
             "compression algo",
             S::ALL,
-            |a, p| {
-                if a.args().is_empty() {
-                    return Err("expects at least one algorithm (identity, gzip, deflate, raw-deflate)".into());
-                }
-                for w in a.args() {
-                    p.http.compression.algos.push(match w.text.as_str() {
-                        "identity" => CompressionAlgo::Identity,
-                        "gzip" => CompressionAlgo::Gzip,
-                        "deflate" => CompressionAlgo::Deflate,
-                        "raw-deflate" => CompressionAlgo::RawDeflate,
-                        other => return Err(format!("unknown compression algorithm '{other}' (expected identity, gzip, deflate or raw-deflate)")),
-                    });
-                }
-                Ok(())
-            },
+            |a, p| compression_algos(a, &mut p.http.compression.algos),
             doc!(
                 Parsed,
                 "compression algo <algo>...",
@@ -1328,21 +1330,96 @@ pub fn proxy_keywords() -> Vec<ProxyKeyword> {
             ),
         ),
         kw(
+            "compression algo-res",
+            S::ALL,
+            |a, p| compression_algos(a, &mut p.http.compression.algos),
+            doc!(
+                Parsed,
+                "compression algo-res <algo>...",
+                "The same as 'compression algo' (HAProxy 2.8's name for the response side).",
+                "compression algo-res gzip"
+            ),
+        ),
+        kw(
+            "compression algo-req",
+            S::ALL,
+            |a, p| compression_algos(a, &mut p.http.compression.algos_req),
+            doc!(
+                Parsed,
+                "compression algo-req <algo>",
+                "The algorithm to compress request bodies with (compression direction request or both).",
+                "compression algo-req gzip"
+            ),
+        ),
+        kw(
             "compression type",
             S::ALL,
-            |a, p| {
-                if a.args().is_empty() {
-                    return Err("expects at least one MIME type".into());
-                }
-                p.http.compression.types.extend(a.args().iter().map(|w| w.text.clone()));
-                Ok(())
-            },
+            |a, p| compression_types(a, &mut p.http.compression.types),
             doc!(
                 Parsed,
                 "compression type <mime type>...",
                 "Response types to compress, matched as case-insensitive prefixes of Content-Type; every type when unset.",
                 "compression type text/html text/plain application/json"
             ),
+        ),
+        kw(
+            "compression type-res",
+            S::ALL,
+            |a, p| compression_types(a, &mut p.http.compression.types),
+            doc!(Parsed, "compression type-res <mime type>...", "The same as 'compression type'.", "compression type-res text/html"),
+        ),
+        kw(
+            "compression type-req",
+            S::ALL,
+            |a, p| compression_types(a, &mut p.http.compression.types_req),
+            doc!(Parsed, "compression type-req <mime type>...", "Request body types to compress.", "compression type-req application/json"),
+        ),
+        kw(
+            "compression direction",
+            S::ALL,
+            |a, p| {
+                let d = match a.need(0, "direction")? {
+                    "response" => CompressionDirection::Response,
+                    "request" => CompressionDirection::Request,
+                    "both" => CompressionDirection::Both,
+                    other => return Err(format!("unknown direction '{other}' (expected request, response or both)")),
+                };
+                a.at_most(1)?;
+                if d != CompressionDirection::Response {
+                    a.warn("compressing requests is not applied yet: request bodies pass as they are".to_string());
+                }
+                p.http.compression.direction = Some(d);
+                Ok(())
+            },
+            doc!(
+                Parsed,
+                "compression direction request|response|both",
+                "What to compress: responses (the default), requests, or both; request compression is not applied yet (warned).",
+                "compression direction response"
+            ),
+        ),
+        kw(
+            "compression minsize-res",
+            S::ALL,
+            |a, p| {
+                p.http.compression.minsize_res = Some(crate::config::units::parse_size(a.need(0, "size")?)?);
+                a.at_most(1)
+            },
+            doc!(
+                Parsed,
+                "compression minsize-res <size>",
+                "Responses whose Content-Length is smaller pass uncompressed (chunked ones are compressed whatever their size).",
+                "compression minsize-res 1k"
+            ),
+        ),
+        kw(
+            "compression minsize-req",
+            S::ALL,
+            |a, p| {
+                p.http.compression.minsize_req = Some(crate::config::units::parse_size(a.need(0, "size")?)?);
+                a.at_most(1)
+            },
+            doc!(Parsed, "compression minsize-req <size>", "Request bodies smaller than this are not compressed.", "compression minsize-req 1k"),
         ),
         kw(
             "compression offload",
@@ -1360,6 +1437,30 @@ pub fn proxy_keywords() -> Vec<ProxyKeyword> {
             ),
         ),
     ]
+}
+
+fn compression_algos(a: &mut KwArgs<'_>, to: &mut Vec<CompressionAlgo>) -> Result<(), String> {
+    if a.args().is_empty() {
+        return Err("expects at least one algorithm (identity, gzip, deflate, raw-deflate)".into());
+    }
+    for w in a.args() {
+        to.push(match w.text.as_str() {
+            "identity" => CompressionAlgo::Identity,
+            "gzip" => CompressionAlgo::Gzip,
+            "deflate" => CompressionAlgo::Deflate,
+            "raw-deflate" => CompressionAlgo::RawDeflate,
+            other => return Err(format!("unknown compression algorithm '{other}' (expected identity, gzip, deflate or raw-deflate)")),
+        });
+    }
+    Ok(())
+}
+
+fn compression_types(a: &mut KwArgs<'_>, to: &mut Vec<String>) -> Result<(), String> {
+    if a.args().is_empty() {
+        return Err("expects at least one MIME type".into());
+    }
+    to.extend(a.args().iter().map(|w| w.text.clone()));
+    Ok(())
 }
 
 fn accept_invalid(a: &mut KwArgs<'_>, p: &mut Proxy, request: bool) -> Result<(), String> {
@@ -1876,6 +1977,22 @@ mod tests {
         assert_eq!(h.compression.types, ["text/html", "text/plain"]);
         assert!(h.compression.offload);
         assert!(has(&alerts(&format!("{FE}  compression algo brotli\n")), &["unknown compression algorithm 'brotli'"]));
+    }
+
+    #[test]
+    fn haproxy_2_8_compression_keywords_parse_and_request_compression_is_warned_about() {
+        let h = http(&format!(
+            "{FE}  compression algo-res gzip\n  compression type-res text/html\n  compression minsize-res 2k\n  compression direction response\n\
+               compression algo-req deflate\n  compression type-req application/json\n  compression minsize-req 100\n"
+        ));
+        assert_eq!(h.compression.algos, [CompressionAlgo::Gzip]);
+        assert_eq!(h.compression.types, ["text/html"]);
+        assert_eq!(h.compression.minsize_res, Some(2048));
+        assert_eq!(h.compression.direction, Some(CompressionDirection::Response));
+        assert_eq!((h.compression.algos_req.as_slice(), h.compression.minsize_req), (&[CompressionAlgo::Deflate][..], Some(100)));
+        let loaded = load(&format!("{FE}  compression direction both\n"));
+        assert!(loaded.diags.warnings().any(|w| w.msg.contains("compressing requests is not applied yet")));
+        assert!(has(&alerts(&format!("{FE}  compression direction sideways\n")), &["unknown direction 'sideways'"]));
     }
 
     #[test]

@@ -88,6 +88,10 @@ pub struct Tune {
     pub http_maxhdr: Option<u32>,
     /// zlib level of HTTP compression (HAProxy's default: 1).
     pub comp_maxlevel: Option<u32>,
+    /// `maxcomprate` (kB/s), `maxcompcpuusage` (%), `maxzlibmem` (MB): parsed only.
+    pub maxcomprate: Option<u32>,
+    pub maxcompcpuusage: Option<u32>,
+    pub maxzlibmem: Option<u32>,
     /// Connections accepted at once per listener wake-up; `-1` is unlimited.
     pub maxaccept: Option<i32>,
     pub maxpollevents: Option<u32>,
@@ -354,6 +358,35 @@ pub fn global_keywords() -> Vec<GlobalKeyword> {
                 "zlib level of HTTP response compression (default 1): higher compresses more for more CPU.",
                 "tune.comp.maxlevel 6"
             ),
+        ),
+        gkw(
+            "maxcomprate",
+            |a, g| {
+                g.runtime.tune.maxcomprate = Some(ranged(a, 0, u32::MAX)?);
+                Ok(())
+            },
+            doc!(Parsed, "maxcomprate <kB/s>", "Input rate above which HTTP compression lowers its level, then stops (0 = no limit).", "maxcomprate 10000"),
+        ),
+        gkw(
+            "maxcompcpuusage",
+            |a, g| {
+                g.runtime.tune.maxcompcpuusage = Some(ranged(a, 0, 100)?);
+                Ok(())
+            },
+            doc!(
+                Parsed,
+                "maxcompcpuusage <percent>",
+                "CPU use above which HTTP compression lowers its level, then stops for new responses.",
+                "maxcompcpuusage 80"
+            ),
+        ),
+        gkw(
+            "maxzlibmem",
+            |a, g| {
+                g.runtime.tune.maxzlibmem = Some(ranged(a, 0, u32::MAX)?);
+                Ok(())
+            },
+            doc!(Parsed, "maxzlibmem <MB>", "Memory the compressor may use; beyond it responses pass uncompressed (0 = no limit).", "maxzlibmem 64"),
         ),
         gkw(
             "tune.maxaccept",
