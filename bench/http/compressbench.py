@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.join(REPO, "bench", "l4"))
 sys.path.insert(0, os.path.join(REPO, "bench", "http"))
 import l4bench as l4  # noqa: E402
 from l4bench import LOAD_CPU, PROXY_CPU, fmt, log, med, ratio, sh  # noqa: E402
-from httpbench import NGINX_COMMON, WRK_LUA  # noqa: E402
+from httpbench import NGINX_COMMON, WRK_LUA, wrk  # noqa: E402
 
 PROXIES = ["sluiced", "haproxy", "nginx"]
 TESTS = [("gzip", "Accept-Encoding: gzip"), ("plain", "no Accept-Encoding")]
@@ -172,31 +172,6 @@ def wait_ready(p, port, want, timeout=5.0):
     return why
 
 
-def wrk(proc, port, args, gz, lua, outdir, label):
-    argv = ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{args.connections}", f"-d{args.seconds}s", "--latency", "-s", lua]
-    if gz:
-        argv += ["-H", "Accept-Encoding: gzip"]
-    argv.append(f"http://127.0.0.1:{port}/")
-    with l4.CpuWindow(proc.pid, args.seconds + 30) as w:
-        rc, out, err = l4.run(argv, timeout=args.seconds + 30)
-    with open(os.path.join(outdir, f"wrk-{label}.txt"), "a") as f:
-        f.write(out + err + "\n")
-    line = next((ln for ln in out.splitlines() if ln.startswith("SLUICED-BENCH ")), None)
-    if rc != 0 or line is None:
-        raise RuntimeError(f"wrk failed (rc {rc}): {(err or out).strip()[-300:]}")
-    kv = {k: int(v) for k, v in (x.split("=", 1) for x in line.split()[1:])}
-    reqs = kv["requests"]
-    return {
-        "rps": reqs / (kv["duration_us"] / 1e6),
-        "requests": reqs,
-        "p99_us": kv["p99_us"],
-        "errors": sum(v for k, v in kv.items() if k.startswith("errors_")),
-        "proxy_cores": w.proxy_cores,
-        "us_per_req": w.proxy_cpu_s * 1e6 / reqs if reqs else 0.0,
-        "distance_ns": w.distance_ns,
-    }
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--proxies", default=",".join(PROXIES))
@@ -210,6 +185,7 @@ def main():
     ap.add_argument("--budget", type=int, default=600)
     ap.add_argument("--no-record", action="store_true", help="never touch bench/RESULTS.md")
     args = ap.parse_args()
+    args.threads = 1
     proxies = [p for p in args.proxies.split(",") if p]
     started = datetime.datetime.now(datetime.timezone.utc)
     outdir = os.path.join(REPO, "bench", "out", f"compress-{started:%Y%m%d-%H%M%S}")
@@ -286,7 +262,8 @@ def main():
             proc, port, _ = running[p]
             for t, title in TESTS:
                 label = f"[{rep + 1}/{args.repeats}] {p:8} {t}"
-                r = l4.again_if_moved(lambda: wrk(proc, port, args, t == "gzip", lua, outdir, f"{p}-{t}"), args.retries, moved, p, label)
+                headers = ["Accept-Encoding: gzip"] if t == "gzip" else []
+                r = l4.again_if_moved(lambda: wrk(proc, port, args, False, lua, outdir, f"{p}-{t}", headers), args.retries, moved, p, label)
                 results[p][t].append(r)
                 log(f"{label:28} {r['rps']:9.0f} req/s, {r['proxy_cores']:.3f} busy cores, {r['us_per_req']:.2f} µs CPU/req, {r['errors']} errors")
     l4.stop_all()

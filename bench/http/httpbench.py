@@ -195,10 +195,13 @@ http {{
 # ---------------------------------------------------------------- measurement
 
 
-def wrk(proxy, port, args, close, lua, outdir, label):
+def wrk(proxy, port, args, close, lua, outdir, label, headers=()):
+    """One wrk run against `port` (`headers`: more request headers), with the proxy's CPU."""
     argv = ["taskset", "-c", LOAD_CPU, "wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.seconds}s", "--latency", "-s", lua]
     if close:
         argv += ["-H", "Connection: close"]
+    for h in headers:
+        argv += ["-H", h]
     argv.append(f"http://127.0.0.1:{port}/")
     with l4.CpuWindow(proxy.pid, args.seconds + 30) as w:
         rc, out, err = l4.run(argv, timeout=args.seconds + 30)
