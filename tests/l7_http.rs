@@ -433,3 +433,30 @@ fn expect_100_continue_gets_a_100_before_the_body_and_the_body_reaches_the_serve
     let req = String::from_utf8(seen.lock().unwrap().requests[0].clone()).unwrap();
     assert!(req.ends_with("\r\n\r\nhello") && !req.to_ascii_lowercase().contains("expect:"), "{req}");
 }
+
+#[test]
+fn a_response_body_larger_than_one_read_arrives_intact_and_the_next_response_on_the_connection_too() {
+    // The first read of the response holds the head and part of the body: that part leaves with
+    // the head and the rest is counted down from it, so the next response starts where it should.
+    let big = random_bytes(300_000, 21);
+    let b2 = big.clone();
+    let (be, _) = http_backend(move |req| {
+        if req.starts_with(b"GET /big") {
+            [format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", b2.len()).as_bytes(), &b2[..]].concat()
+        } else {
+            ok_response("small")
+        }
+    });
+    let port = free_port();
+    let _s = Sluiced::start(&http_cfg(port, "", &format!("  server s {}", be.addr())), &[port]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    for _ in 0..2 {
+        c.write_all(b"GET /big HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        let (status, _, body) = read_response(&mut c);
+        assert_eq!(status, 200);
+        assert!(body == big, "the body came altered ({} bytes)", body.len());
+        c.write_all(b"GET /small HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        let (status, _, body) = read_response(&mut c);
+        assert_eq!((status, body.as_slice()), (200, &b"small"[..]));
+    }
+}

@@ -686,10 +686,19 @@ async fn linger_close(c: &Transport, buf: &mut Vec<u8>) {
     }
 }
 
-/// Moves a body that is already complete in `pending` to the end of `out` (after the head), so
-/// head and body leave in one write; returns the framing still to stream (`None` when all of it
-/// moved). A body only partly there stays, to be streamed and checked by [`forward_body`].
+/// Moves what `pending` holds of the body to the end of `out` (after the head), so head and
+/// body leave in one write; returns the framing still to stream (`None` when all of it moved).
+/// A body with a length moves as far as it is there (the rest is counted down from what moved):
+/// a response larger than one read then leaves in two writes, not three, and as fewer segments.
+/// A chunked body moves only when complete (its framing checked); one only partly there stays,
+/// to be streamed and checked by [`forward_body`].
 fn absorb_body(out: &mut Vec<u8>, pending: &mut Vec<u8>, framing: Framing) -> Framing {
+    if let Framing::Length(len) = framing {
+        let n = usize::try_from(len).unwrap_or(usize::MAX).min(pending.len());
+        out.extend_from_slice(&pending[..n]);
+        pending.drain(..n);
+        return if n as u64 == len { Framing::None } else { Framing::Length(len - n as u64) };
+    }
     let mut meter = BodyMeter::new(framing);
     match meter.take(pending) {
         Ok(n) if meter.done() => {
