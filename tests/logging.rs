@@ -220,6 +220,29 @@ fn dontlognull_skips_empty_connections() {
 }
 
 #[test]
+fn http_ignore_probes_skips_connections_closed_or_timed_out_before_a_byte_but_logs_a_partial_request() {
+    let (sys, lp) = syslog();
+    let (be, _) = http_backend(|_| ok_response("hello"));
+    let port = free_port();
+    let cfg = http_logged(port, lp, "  option httplog\n  option http-ignore-probes\n  timeout http-request 300ms", &format!("  server s {}", be.addr()));
+    let _s = Sluiced::start(&cfg, &[port]);
+    // A pre-connect that is closed, and one that times out: no answer, no line.
+    drop(TcpStream::connect(("127.0.0.1", port)).unwrap());
+    let mut idle = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    assert_eq!(read_to_end(&mut idle, Duration::from_secs(3)).unwrap(), b"", "nothing is sent to a probe");
+    no_line(&sys, Duration::from_millis(300));
+    // A request begun and abandoned is no probe: it is logged as without the option.
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(b"GET / HT").unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    drop(c);
+    let l = line(&sys);
+    matches(&l, &format!(r#"{HEADER}127\.0\.0\.1:\d+ {DATE} f <NOSRV>/<NOSRV> .*"<BADREQ>"\n$"#));
+    http_request(port, b"GET /real HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    assert!(line(&sys).contains("\"GET /real HTTP/1.1\""));
+}
+
+#[test]
 fn empty_connection_is_logged_without_dontlognull() {
     let (sys, lp) = syslog();
     let (be, _) = http_backend(|_| ok_response("hello"));

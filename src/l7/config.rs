@@ -1194,7 +1194,7 @@ pub fn proxy_keywords() -> Vec<ProxyKeyword> {
             "http-ignore-probes",
             S::FE,
             http.options.ignore_probes,
-            "Neither answers nor logs connections closed or timed out before any request byte."
+            "Does not log connections closed or timed out before any request byte (sluiced never answers them 408 anyway)."
         ),
         crate::bool_option!("http-use-proxy-header", S::FE, http.options.use_proxy_header, "Treats a Proxy-Connection header like Connection."),
         opt(

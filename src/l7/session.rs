@@ -1744,8 +1744,11 @@ async fn serve(
     };
     w.buffers.put(cbuf);
     if let (Some(r), Some(log)) = (rec.as_deref_mut(), &fe.log) {
-        // A kept-alive connection closing between requests has nothing to log.
-        if r.request_line.is_some() || first || end != End::Done {
+        // A kept-alive connection closing between requests has nothing to log, nor, under
+        // `option http-ignore-probes`, one that closed or timed out before its first byte (a
+        // browser's pre-connect).
+        let probe = first && end == End::Done && fe.ignore_probes && r.is_null();
+        if (r.request_line.is_some() || first || end != End::Done) && !probe {
             r.end = Some(std::time::Instant::now());
             r.client = src.get();
             r.cause = Cause::of(end);

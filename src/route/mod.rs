@@ -135,6 +135,7 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "errorfiles",
             "http-error",
             "option forwardfor",
+            "option http-ignore-probes",
             "compression algo",
             "compression type",
             "compression offload",
@@ -529,6 +530,9 @@ pub struct Frontend {
     pub timeout_http_keep_alive: Option<Duration>,
     /// `mode http`: the client connection stays open between requests (not `option httpclose`).
     pub http_keep_alive: bool,
+    /// `option http-ignore-probes`: a connection that closes or times out before its first
+    /// request byte is not logged.
+    pub ignore_probes: bool,
     /// `mode http`: server connections may stay open after a response (neither `option
     /// http-server-close` nor `option httpclose` here).
     pub http_server_keep_alive: bool,
@@ -1164,6 +1168,7 @@ impl RouteTable {
                 timeout_http_request: p.timeouts.http_request,
                 timeout_http_keep_alive: p.timeouts.http_keep_alive,
                 http_keep_alive: !matches!(p.http.conn_mode, Some(crate::l7::config::HttpConnMode::Close)),
+                ignore_probes: p.http.options.ignore_probes.unwrap_or(false),
                 http_server_keep_alive: matches!(p.http.conn_mode, None | Some(crate::l7::config::HttpConnMode::KeepAlive)),
                 http: compile_http(p, cfg, &mut loader, &tables)?,
                 own_backend: if p.kind == ProxyKind::Listen { index.get(p.name.as_str()).copied() } else { None },
