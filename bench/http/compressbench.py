@@ -30,6 +30,7 @@ sys.path.insert(0, os.path.join(REPO, "bench", "l4"))
 sys.path.insert(0, os.path.join(REPO, "bench", "http"))
 import l4bench as l4  # noqa: E402
 from l4bench import LOAD_CPU, PROXY_CPU, fmt, log, med, ratio, sh  # noqa: E402
+import httpbench  # noqa: E402
 from httpbench import NGINX_COMMON, WRK_LUA, wrk  # noqa: E402
 
 PROXIES = ["sluiced", "haproxy", "nginx"]
@@ -64,59 +65,12 @@ http {{
 
 
 def haproxy_cfg(fe_port, origin_port):
-    """Also sluiced's."""
-    return f"""# Written by bench/http/compressbench.py
-global
-    nbthread 1
-    maxconn 4096
-
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-    option http-keep-alive
-    http-reuse safe
-
-frontend fe_http
-    bind 127.0.0.1:{fe_port}
-    compression algo gzip
-    compression type text/html
-    default_backend be_origin
-
-backend be_origin
-    server origin 127.0.0.1:{origin_port}
-"""
+    """Also sluiced's: the HTTP harness's configuration, compressing HTML in the frontend."""
+    return httpbench.haproxy_cfg(fe_port, origin_port, frontend_lines="    compression algo gzip\n    compression type text/html\n")
 
 
 def nginx_cfg(d, fe_port, origin_port):
-    return (
-        "# Written by bench/http/compressbench.py\n"
-        + NGINX_COMMON.format(d=d)
-        + f"""
-http {{
-    access_log off;
-    keepalive_timeout 60s;
-    keepalive_requests 1000000;
-    gzip on;
-    gzip_comp_level 1;
-    gzip_types text/html;
-    upstream origin {{
-        server 127.0.0.1:{origin_port};
-        keepalive 32;
-        keepalive_requests 1000000;
-    }}
-    server {{
-        listen 127.0.0.1:{fe_port} backlog=4096;
-        location / {{
-            proxy_pass http://origin;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }}
-    }}
-}}
-"""
-    )
+    return httpbench.nginx_proxy_cfg(d, fe_port, origin_port, http_lines="    gzip on;\n    gzip_comp_level 1;\n    gzip_types text/html;\n")
 
 
 def fetch(port, gz):

@@ -104,9 +104,10 @@ def wait_http(p, port, timeout=5.0):
 # ---------------------------------------------------------------- configurations
 
 
-def haproxy_cfg(fe_port, origin_port, track=False):
-    """Also sluiced's: it reads HAProxy configuration. `track`: stick-table tracking in the frontend."""
-    extra = TRACK_LINES if track else ""
+def haproxy_cfg(fe_port, origin_port, track=False, frontend_lines=""):
+    """Also sluiced's: it reads HAProxy configuration. `track`: stick-table tracking in the frontend;
+    `frontend_lines`: more lines for it (bench/http/compressbench.py's compression)."""
+    extra = (TRACK_LINES if track else "") + frontend_lines
     return f"""# Written by bench/http/httpbench.py
 global
     nbthread 1
@@ -165,7 +166,8 @@ http {{
     )
 
 
-def nginx_proxy_cfg(d, fe_port, origin_port):
+def nginx_proxy_cfg(d, fe_port, origin_port, http_lines=""):
+    """`http_lines`: more lines for the `http` block (bench/http/compressbench.py's gzip)."""
     return (
         "# Written by bench/http/httpbench.py\n"
         + NGINX_COMMON.format(d=d)
@@ -174,7 +176,7 @@ http {{
     access_log off;
     keepalive_timeout 60s;
     keepalive_requests 1000000;
-    upstream origin {{
+{http_lines}    upstream origin {{
         server 127.0.0.1:{origin_port};
         keepalive 32;
         keepalive_requests 1000000;

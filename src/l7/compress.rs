@@ -23,6 +23,7 @@ use std::io::Write;
 use flate2::{Compress, Compression, FlushCompress};
 
 use super::config::CompressionAlgo;
+use super::reply::has_token;
 use crate::route::eval::HttpMsg;
 
 /// Compression as one proxy configures it.
@@ -77,8 +78,8 @@ impl Policy {
             }
             for element in value.split(|&b| b == b',') {
                 let mut parts = element.split(|&b| b == b';');
-                let coding = trim(parts.next().unwrap_or_default());
-                let q = parts.find_map(|p| qvalue(trim(p))).unwrap_or(1000);
+                let coding = parts.next().unwrap_or_default().trim_ascii();
+                let q = parts.find_map(|p| qvalue(p.trim_ascii())).unwrap_or(1000);
                 if q == 0 {
                     continue;
                 }
@@ -107,7 +108,7 @@ impl Policy {
             if name.eq_ignore_ascii_case(b"content-encoding") {
                 return false;
             }
-            if name.eq_ignore_ascii_case(b"cache-control") && value.split(|&b| b == b',').any(|d| trim(d).eq_ignore_ascii_case(b"no-transform")) {
+            if name.eq_ignore_ascii_case(b"cache-control") && has_token(value, b"no-transform") {
                 return false;
             }
             // Several ETags, or one that is not an entity-tag (RFC 9110 8.8.3): HAProxy leaves
@@ -147,7 +148,7 @@ pub fn response_edits(algo: CompressionAlgo, res: &dyn HttpMsg) -> Vec<super::ed
     for i in 0..res.header_count() {
         let (name, value) = res.header(i);
         if name.eq_ignore_ascii_case(b"vary") {
-            varies = varies || value.split(|&b| b == b',').any(|v| matches!(trim(v), b"*") || trim(v).eq_ignore_ascii_case(b"accept-encoding"));
+            varies = varies || has_token(value, b"*") || has_token(value, b"accept-encoding");
         } else if name.eq_ignore_ascii_case(b"etag") && value.starts_with(b"\"") {
             // [`Policy::applies`] let through one valid entity-tag at most.
             edits.push(Edit::Set { name: "etag".into(), value: [b"W/", value].concat() });
@@ -198,12 +199,6 @@ fn old_browser(ua: &[u8]) -> bool {
     let Some(at) = ua.windows(5).position(|w| w == b"MSIE ") else { return true };
     let digits = ua[at + 5..].iter().take_while(|b| b.is_ascii_digit()).fold(0u32, |n, &d| n.saturating_mul(10).saturating_add(u32::from(d - b'0')));
     !(digits >= 7 || (digits == 6 && ua.windows(3).any(|w| w == b"SV1")))
-}
-
-fn trim(v: &[u8]) -> &[u8] {
-    let start = v.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(v.len());
-    let end = v.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
-    &v[start..end]
 }
 
 fn starts_with_ignore_case(v: &[u8], prefix: &[u8]) -> bool {

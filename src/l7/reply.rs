@@ -288,7 +288,7 @@ fn is_tchar(b: u8) -> bool {
 }
 
 /// Whether a comma-separated header value holds `token` (case-insensitive).
-fn has_token(value: &[u8], token: &[u8]) -> bool {
+pub(crate) fn has_token(value: &[u8], token: &[u8]) -> bool {
     value.split(|&b| b == b',').any(|t| trim(t).eq_ignore_ascii_case(token))
 }
 
