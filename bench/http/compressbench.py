@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.join(REPO, "bench", "http"))
 import l4bench as l4  # noqa: E402
 from l4bench import LOAD_CPU, PROXY_CPU, fmt, log, med, ratio, sh  # noqa: E402
 import httpbench  # noqa: E402
-from httpbench import NGINX_COMMON, WRK_LUA, wrk  # noqa: E402
+from httpbench import WRK_LUA, wrk  # noqa: E402
 
 PROXIES = ["sluiced", "haproxy", "nginx"]
 TESTS = [("gzip", "Accept-Encoding: gzip"), ("plain", "no Accept-Encoding")]
@@ -44,24 +44,8 @@ def page():
 
 
 def origin_cfg(d, port):
-    return (
-        "# Written by bench/http/compressbench.py: the origin\n"
-        + NGINX_COMMON.format(d=d)
-        + f"""
-http {{
-    access_log off;
-    keepalive_timeout 60s;
-    keepalive_requests 1000000;
-    types {{ text/html html; }}
-    gzip off;
-    server {{
-        listen 127.0.0.1:{port} backlog=4096;
-        root {d};
-        location / {{ try_files /page.html =404; }}
-    }}
-}}
-"""
-    )
+    """The HTTP harness's origin, serving `page.html` from `d` uncompressed."""
+    return httpbench.origin_cfg(d, port, location=f"        types {{ text/html html; }}\n        gzip off;\n        root {d};\n        location / {{ try_files /page.html =404; }}\n")
 
 
 def haproxy_cfg(fe_port, origin_port):

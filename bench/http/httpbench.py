@@ -145,7 +145,15 @@ events {{
 """
 
 
-def origin_cfg(d, port):
+def origin_cfg(d, port, location=None):
+    """The origin nginx. `location`: the lines that answer `/` (default: `return 200` of BODY);
+    bench/http/compressbench.py serves a file instead."""
+    if location is None:
+        location = f"""        default_type text/plain;
+        location / {{
+            return 200 "{BODY.rstrip()}\\n";
+        }}
+"""
     return (
         "# Written by bench/http/httpbench.py: the origin\n"
         + NGINX_COMMON.format(d=d)
@@ -154,13 +162,9 @@ http {{
     access_log off;
     keepalive_timeout 60s;
     keepalive_requests 1000000;
-    default_type text/plain;
     server {{
         listen 127.0.0.1:{port} backlog=4096;
-        location / {{
-            return 200 "{BODY.rstrip()}\\n";
-        }}
-    }}
+{location}    }}
 }}
 """
     )
