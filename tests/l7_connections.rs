@@ -378,3 +378,28 @@ fn idle_new_connections_are_served_when_they_speak_and_closed_when_they_never_do
     assert!(waited >= Duration::from_millis(800) && waited < Duration::from_secs(4), "closed after {waited:?}");
     drop(s);
 }
+
+/// A reload (`-sf`) hands the port over without a reset: once the old process is gone, every new
+/// connection reaches the new one. (On the uring backend the old process's listeners used to
+/// linger in the kernel for a few milliseconds after it exited, held by the accepts its ring had
+/// in flight, and the connections the port gave them were reset.)
+#[test]
+fn a_reload_with_sf_resets_no_connection_made_once_the_old_process_is_gone() {
+    let port = free_port();
+    let cfg = |word: &str| {
+        format!(
+            "defaults\n  mode http\n  timeout client 5s\nfrontend f\n  bind 127.0.0.1:{port}\n  http-request return status 200 content-type text/plain string {word}\n"
+        )
+    };
+    let mut current = Sluiced::start(&cfg("round0"), &[port]);
+    for round in 1..=5 {
+        let word = format!("round{round}");
+        let next = Sluiced::start_args(&cfg(&word), &[port], &["-sf", &current.pid().to_string()]);
+        assert_eq!(current.wait_exit(Duration::from_secs(3)), Some(0), "round {round}: the old process did not finish");
+        for i in 0..10 {
+            let (status, _, body) = http_request(port, b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+            assert_eq!((status, String::from_utf8_lossy(&body).as_ref()), (200, word.as_str()), "round {round}, request {i}");
+        }
+        current = next;
+    }
+}

@@ -36,11 +36,12 @@ fn one<'a>(a: &KwArgs<'a>, what: &str) -> Result<&'a str, String> {
     Ok(v)
 }
 
-/// `user`, `group`, `uid` and `gid` are kept in the model but sluiced does not switch identity
-/// yet. HAProxy drops its privileges on them, so a configuration brought over from HAProxy (Debian's
-/// default has `user haproxy` and `group haproxy`) would otherwise run as root without a word.
-fn not_applied_identity(a: &mut KwArgs<'_>) {
-    a.warn("not applied yet: sluiced does not switch user or group, so the daemon keeps the identity it was started with");
+/// `user` and `uid` (and `group` and `gid`) set the same thing; HAProxy complains about the second
+/// and goes on, and so does sluiced: the later line wins.
+fn replaced_identity(a: &mut KwArgs<'_>, already: bool, what: &str) {
+    if already {
+        a.warn(format!("{what} already specified; this line replaces it"));
+    }
 }
 
 fn one_u32(a: &KwArgs<'_>, what: &str) -> Result<u32, String> {
@@ -685,37 +686,37 @@ pub fn bind_options() -> Vec<BindOption> {
             "uid",
             true,
             |b, v| {
-                b.uid = v.map(str::to_owned);
+                b.uid = Some(parse_uint(v.unwrap_or_default(), "uid", U32)? as u32);
                 Ok(())
             },
-            doc!(Parsed, "uid <uid>", "Owner of a unix socket, by number.", "bind /run/s.sock uid 0"),
+            doc!(Implemented, "uid <uid>", "Owner of a unix socket, by number (when started as root).", "bind /run/s.sock uid 0"),
         ),
         bopt(
             "gid",
             true,
             |b, v| {
-                b.gid = v.map(str::to_owned);
+                b.gid = Some(parse_uint(v.unwrap_or_default(), "gid", U32)? as u32);
                 Ok(())
             },
-            doc!(Parsed, "gid <gid>", "Group of a unix socket, by number.", "bind /run/s.sock gid 0"),
+            doc!(Implemented, "gid <gid>", "Group of a unix socket, by number (when started as root).", "bind /run/s.sock gid 0"),
         ),
         bopt(
             "user",
             true,
             |b, v| {
-                b.user = v.map(str::to_owned);
+                b.uid = Some(crate::runtime::identity::lookup_user(v.unwrap_or_default())?.uid.as_raw());
                 Ok(())
             },
-            doc!(Parsed, "user <name>", "Owner of a unix socket, by name.", "bind /run/s.sock user haproxy"),
+            doc!(Implemented, "user <name>", "Owner of a unix socket, by name (when started as root).", "bind /run/s.sock user haproxy"),
         ),
         bopt(
             "group",
             true,
             |b, v| {
-                b.group = v.map(str::to_owned);
+                b.gid = Some(crate::runtime::identity::lookup_group(v.unwrap_or_default())?.as_raw());
                 Ok(())
             },
-            doc!(Parsed, "group <name>", "Group of a unix socket, by name.", "bind /run/s.sock group haproxy"),
+            doc!(Implemented, "group <name>", "Group of a unix socket, by name (when started as root).", "bind /run/s.sock group haproxy"),
         ),
         bopt(
             "proto",
@@ -1138,51 +1139,100 @@ pub fn global_keywords() -> Vec<GlobalKeyword> {
         gkw(
             "user",
             |a, g| {
-                g.user = Some(g_one(a)?.to_owned());
-                not_applied_identity(a);
+                let name = g_one(a)?;
+                let u = crate::runtime::identity::lookup_user(name)?;
+                replaced_identity(a, g.uid.is_some(), "user/uid");
+                g.user = Some(name.to_owned());
+                g.uid = Some(u.uid.as_raw());
+                g.user_gid = Some(u.gid.as_raw());
                 Ok(())
             },
-            doc!(Parsed, "user <name>", "User to switch to after binding. Not applied yet: each use is warned about at start.", "user haproxy"),
+            doc!(
+                Implemented,
+                "user <name>",
+                "User to switch to once the sockets are bound (looked up when the file is read). Without 'group', its primary group is taken and the supplementary groups dropped.",
+                "user haproxy"
+            ),
         ),
         gkw(
             "group",
             |a, g| {
-                g.group = Some(g_one(a)?.to_owned());
-                not_applied_identity(a);
+                let name = g_one(a)?;
+                let gid = crate::runtime::identity::lookup_group(name)?;
+                replaced_identity(a, g.gid.is_some(), "group/gid");
+                g.group = Some(name.to_owned());
+                g.gid = Some(gid.as_raw());
                 Ok(())
             },
-            doc!(Parsed, "group <name>", "Group to switch to after binding. Not applied yet: each use is warned about at start.", "group haproxy"),
+            doc!(
+                Implemented,
+                "group <name>",
+                "Group to switch to once the sockets are bound (looked up when the file is read); supplementary groups are dropped.",
+                "group haproxy"
+            ),
         ),
         gkw(
             "uid",
             |a, g| {
-                g.uid = Some(one_u32(a, "uid")?);
-                not_applied_identity(a);
+                let uid = one_u32(a, "uid")?;
+                replaced_identity(a, g.uid.is_some(), "user/uid");
+                g.user = None;
+                g.uid = Some(uid);
+                g.user_gid = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok().flatten().map(|u| u.gid.as_raw());
                 Ok(())
             },
-            doc!(Parsed, "uid <n>", "User id to switch to after binding. Not applied yet: each use is warned about at start.", "uid 99"),
+            doc!(Implemented, "uid <n>", "User id to switch to once the sockets are bound; 0 keeps the identity the daemon started with.", "uid 99"),
         ),
         gkw(
             "gid",
             |a, g| {
-                g.gid = Some(one_u32(a, "gid")?);
-                not_applied_identity(a);
+                let gid = one_u32(a, "gid")?;
+                replaced_identity(a, g.gid.is_some(), "group/gid");
+                g.group = None;
+                g.gid = Some(gid);
                 Ok(())
             },
-            doc!(Parsed, "gid <n>", "Group id to switch to after binding. Not applied yet: each use is warned about at start.", "gid 99"),
+            doc!(Implemented, "gid <n>", "Group id to switch to once the sockets are bound; supplementary groups are dropped.", "gid 99"),
         ),
         gkw(
             "chroot",
             |a, g| {
                 g.chroot = Some(g_one(a)?.to_owned());
-                a.warn("not applied yet: sluiced does not chroot, so the daemon sees the whole file system");
                 Ok(())
             },
             doc!(
-                Parsed,
+                Implemented,
                 "chroot <dir>",
-                "Directory to chroot into after start-up. Not applied yet: each use is warned about at start.",
+                "Directory to chroot into once the sockets are bound, before switching user. Unix log sockets must then exist inside it.",
                 "chroot /var/lib/haproxy"
+            ),
+        ),
+        gkw(
+            "setcap",
+            |a, g| {
+                let list = g_one(a)?;
+                g.setcap = crate::runtime::identity::parse_caps(list)?;
+                Ok(())
+            },
+            doc!(
+                Implemented,
+                "setcap <cap>[,<cap>...]",
+                "Capabilities kept when switching from root to another user: cap_net_raw, cap_net_admin (transparent 'source ... usesrc'), cap_net_bind_service, cap_sys_admin.",
+                "setcap cap_net_admin,cap_net_bind_service"
+            ),
+        ),
+        gkw(
+            "set-dumpable",
+            |a, g| {
+                a.at_most(0)?;
+                g.set_dumpable = true;
+                Ok(())
+            },
+            doc!(
+                Implemented,
+                "set-dumpable",
+                "Lets the process dump core after switching user, and raises its core size limit to the hard limit.",
+                "set-dumpable"
             ),
         ),
         gkw(
@@ -1327,7 +1377,6 @@ pub fn global_keywords() -> Vec<GlobalKeyword> {
             |a, _| a.at_most(0),
             doc!(Parsed, "insecure-fork-wanted", "Accepted for compatibility; sluiced never forks helpers.", "insecure-fork-wanted"),
         ),
-        gkw("set-dumpable", |a, _| a.at_most(0), doc!(Parsed, "set-dumpable", "Allows core dumps after switching user.", "set-dumpable")),
         gkw_neg(
             "strict-limits",
             |a, g| {

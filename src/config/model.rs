@@ -157,10 +157,10 @@ pub struct Bind {
     pub tcp_ut: Option<Duration>,
     /// Unix socket options.
     pub mode: Option<u32>,
-    pub uid: Option<String>,
-    pub gid: Option<String>,
-    pub user: Option<String>,
-    pub group: Option<String>,
+    /// Owner and group of a unix socket: `uid`/`gid`, or `user`/`group` looked up when the file
+    /// was read.
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
     /// Protocol given with `proto`.
     pub proto: Option<String>,
     pub tls: crate::tls::config::BindTls,
@@ -192,8 +192,6 @@ impl Bind {
             mode: None,
             uid: None,
             gid: None,
-            user: None,
-            group: None,
             proto: None,
             tls: Default::default(),
         }
@@ -462,9 +460,17 @@ pub struct Global {
     pub pidfile: Option<String>,
     pub user: Option<String>,
     pub group: Option<String>,
+    /// The user to become after binding: `uid`, or `user` looked up when the file was read.
     pub uid: Option<u32>,
+    /// The group to become: `gid`, or `group` looked up when the file was read.
     pub gid: Option<u32>,
+    /// The primary group of `user`, used when no group is given.
+    pub user_gid: Option<u32>,
     pub chroot: Option<String>,
+    /// `setcap`: capabilities kept across the switch from root (HAProxy's names).
+    pub setcap: Vec<&'static str>,
+    /// `set-dumpable`.
+    pub set_dumpable: bool,
     pub node: Option<String>,
     pub description: Option<String>,
     pub localpeer: Option<String>,

@@ -98,23 +98,15 @@ fn chown(path: &std::path::Path, s: &StatsSocket) -> Result<(), String> {
     }
     let uid = match (&s.uid, &s.user) {
         (Some(u), _) => Some(*u),
-        (None, Some(name)) => {
-            Some(nix::unistd::User::from_name(name).ok().flatten().ok_or_else(|| format!("stats socket: unknown user '{name}'"))?.uid.as_raw())
-        }
+        (None, Some(name)) => Some(crate::runtime::identity::lookup_user(name).map_err(|e| format!("stats socket: {e}"))?.uid.as_raw()),
         _ => None,
     };
     let gid = match (&s.gid, &s.group) {
         (Some(g), _) => Some(*g),
-        (None, Some(name)) => {
-            Some(nix::unistd::Group::from_name(name).ok().flatten().ok_or_else(|| format!("stats socket: unknown group '{name}'"))?.gid.as_raw())
-        }
+        (None, Some(name)) => Some(crate::runtime::identity::lookup_group(name).map_err(|e| format!("stats socket: {e}"))?.as_raw()),
         _ => None,
     };
-    if uid.is_none() && gid.is_none() {
-        return Ok(());
-    }
-    nix::unistd::chown(path, uid.map(nix::unistd::Uid::from_raw), gid.map(nix::unistd::Gid::from_raw))
-        .map_err(|e| format!("stats socket '{}': cannot chown: {e}", path.display()))
+    crate::runtime::identity::chown_socket(path, uid, gid).map_err(|e| format!("stats socket: {e}"))
 }
 
 /// Starts the stats socket thread; does nothing without sockets.

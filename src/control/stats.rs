@@ -935,7 +935,7 @@ pub fn info_values(rt: &RouteTable, info: &ProcessInfo) -> Vec<(&'static str, Va
 }
 
 pub(crate) fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_owned()).unwrap_or_default()
+    crate::log::host_name().to_owned()
 }
 
 /// `show info`: `Name: value` lines (typed/JSON forms too). `description` is printed only when

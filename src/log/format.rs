@@ -329,7 +329,7 @@ fn var<'a>(rec: &'a LogRecord, v: &str) -> Val<'a> {
         "HV" => request_parts(rec).map_or(Val::None, |(_, _, v)| s(v)),
         "ID" => rec.unique_id.as_deref().map_or(Val::None, s),
         "pid" => Val::Int(i64::from(std::process::id())),
-        "H" => owned(super::host_name()),
+        "H" => owned(super::host_name().to_owned()),
         "CC" | "CS" => Val::None,
         "lc" | "rt" => Val::Int(0),
         _ => Val::None,

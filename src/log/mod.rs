@@ -66,8 +66,11 @@ fn program_name() -> String {
     std::env::args().next().and_then(|a| std::path::Path::new(&a).file_name().map(|f| f.to_string_lossy().into_owned())).unwrap_or_else(|| "sluiced".into())
 }
 
-pub(crate) fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_owned()).unwrap_or_else(|_| "localhost".into())
+/// The machine's host name, read once: a chroot (see [`crate::runtime::identity`]) hides
+/// `/proc`, and HAProxy too reads it once at start.
+pub(crate) fn host_name() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_owned()).unwrap_or_else(|_| "localhost".into()))
 }
 
 impl LogRt {
@@ -113,7 +116,7 @@ impl LogRt {
             Some(LogStyle::Custom(lf)) => lf.clone(),
             _ => crate::config::logformat::parse_log_format(text)?,
         };
-        let hostname = g.send_hostname.then(|| g.hostname.clone().unwrap_or_else(host_name));
+        let hostname = g.send_hostname.then(|| g.hostname.clone().unwrap_or_else(|| host_name().to_owned()));
         Ok(Some(Arc::new(LogRt {
             loggers,
             tag: p.log.tag.clone().or_else(|| g.tag.clone()).unwrap_or_else(program_name),

@@ -87,7 +87,7 @@ fn push_var(out: &mut String, v: &str, ctx: &dyn StreamCtx) {
         "f" | "ft" => out.push_str(ctx.frontend_name()),
         "b" => out.push_str(ctx.current_backend().map_or("-", |b| b.name.as_str())),
         "pid" => out.push_str(&std::process::id().to_string()),
-        "H" => out.push_str(std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim()),
+        "H" => out.push_str(crate::log::host_name()),
         // The rest of HAProxy's variables come with logging.
         _ => out.push('-'),
     }

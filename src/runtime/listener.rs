@@ -3,7 +3,7 @@
 //! unix sockets cannot be duplicated that way and are shared by every worker instead.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -26,6 +26,9 @@ pub struct BoundListener {
     /// Index into the frontend's binds.
     pub bind: usize,
     pub listener: StdListener,
+    /// Bound by this process (not an inherited `fd@N`): it may take the socket off the port at
+    /// stop ([`leave_handles`]).
+    pub owned: bool,
 }
 
 /// Default listen backlog when neither the bind line nor the frontend sets one.
@@ -107,6 +110,7 @@ fn unix_listener(path: &std::path::Path, b: &Bind) -> Result<std::os::unix::net:
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| format!("cannot chmod '{}': {e}", path.display()))?;
     }
+    super::identity::chown_socket(path, b.uid, b.gid)?;
     Ok(l)
 }
 
@@ -127,13 +131,14 @@ pub fn bind_all(rt: &RouteTable, workers: usize, backlog_of: impl Fn(usize) -> O
                     AddrKind::Abns(_) | AddrKind::SockPair(_) => return Err(format!("frontend '{}': '{}' is not supported yet", fe.name, a.text)),
                     AddrKind::Inet { .. } => None,
                 };
+                let owned = !matches!(a.kind, AddrKind::Fd(_));
                 if let Some(l) = shared {
                     for w in per_worker.iter_mut() {
                         let dup = match &l {
                             StdListener::Tcp(t) => StdListener::Tcp(t.try_clone().map_err(|e| e.to_string())?),
                             StdListener::Unix(u) => StdListener::Unix(u.try_clone().map_err(|e| e.to_string())?),
                         };
-                        w.push(BoundListener { frontend: fi, bind: bi, listener: dup });
+                        w.push(BoundListener { frontend: fi, bind: bi, listener: dup, owned });
                     }
                     continue;
                 }
@@ -143,11 +148,40 @@ pub fn bind_all(rt: &RouteTable, workers: usize, backlog_of: impl Fn(usize) -> O
                         // and so does the next process during a reload (`-sf`), which binds while
                         // this one still listens.
                         let l = tcp_listener(sa, b, backlog_of(fi), true)?;
-                        w.push(BoundListener { frontend: fi, bind: bi, listener: StdListener::Tcp(l) });
+                        w.push(BoundListener { frontend: fi, bind: bi, listener: StdListener::Tcp(l), owned: true });
                     }
                 }
             }
         }
     }
     Ok(per_worker)
+}
+
+/// A copy of every listening socket this process bound, for the main thread to take off the port
+/// the moment it is told to stop ([`leave_port`]), whatever the workers are doing then.
+pub fn leave_handles(per_worker: &[Vec<BoundListener>]) -> Vec<std::os::fd::OwnedFd> {
+    per_worker
+        .iter()
+        .flatten()
+        .filter(|l| l.owned)
+        .filter_map(|l| match &l.listener {
+            StdListener::Tcp(t) => t.as_fd().try_clone_to_owned().ok(),
+            StdListener::Unix(u) => u.as_fd().try_clone_to_owned().ok(),
+        })
+        .collect()
+}
+
+/// Takes the listening sockets off their ports at once: `shutdown(SHUT_RD)` stops a TCP listener
+/// (the kernel unhashes it, so a new process sharing the port with `SO_REUSEPORT` gets every new
+/// connection) and makes a unix one refuse connections.
+///
+/// Closing is not enough on the uring backend: an accept in flight holds the socket open inside
+/// the kernel until the worker's ring has cancelled it, or has been torn down after the process
+/// exited, and meanwhile the socket keeps its share of the port's new connections, which are then
+/// reset. The accept in flight ends with an error, which the workers, already told to stop, take
+/// as the end of their listener.
+pub fn leave_port(handles: Vec<std::os::fd::OwnedFd>) {
+    for fd in handles {
+        let _ = nix::sys::socket::shutdown(fd.as_raw_fd(), nix::sys::socket::Shutdown::Read);
+    }
 }

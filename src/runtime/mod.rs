@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod deadline;
+pub mod identity;
 pub mod io;
 pub mod limit;
 pub mod listener;

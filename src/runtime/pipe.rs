@@ -90,12 +90,23 @@ impl Pipe {
 /// `CAP_SYS_RESOURCE` or `CAP_SYS_ADMIN`, under a non-zero `fs.pipe-user-pages-soft`) no more than
 /// a quarter of that soft limit's pages, so growing leaves the user's other pipes their size.
 fn grow_budget() -> usize {
-    static BUDGET: OnceLock<usize> = OnceLock::new();
     *BUDGET.get_or_init(|| {
-        let soft = std::fs::read_to_string("/proc/sys/fs/pipe-user-pages-soft").ok().and_then(|s| s.trim().parse::<usize>().ok());
         let privileged = std::fs::read_to_string("/proc/self/status").ok().is_some_and(|s| privileged(&s));
-        budget_for(soft, privileged)
+        budget_for(soft_pages(), privileged)
     })
+}
+
+static BUDGET: OnceLock<usize> = OnceLock::new();
+
+fn soft_pages() -> Option<usize> {
+    std::fs::read_to_string("/proc/sys/fs/pipe-user-pages-soft").ok().and_then(|s| s.trim().parse::<usize>().ok())
+}
+
+/// Settles [`grow_budget`] before the process gives up root ([`super::identity`]): a chroot hides
+/// `/proc`, and whether the process will be privileged is known ahead of the switch.
+pub fn fix_grow_budget(unprivileged_after: bool) {
+    let privileged = !unprivileged_after && std::fs::read_to_string("/proc/self/status").ok().is_some_and(|s| privileged(&s));
+    let _ = BUDGET.set(budget_for(soft_pages(), privileged));
 }
 
 /// The budget of [`grow_budget`] from the soft limit (pages) and whether the user is privileged.

@@ -133,6 +133,7 @@ pub fn run(cfg: &Config, opts: RunOpts) -> i32 {
             return 1;
         }
     };
+    let leave = super::listener::leave_handles(&listeners);
     let stats_sockets = match crate::control::socket::bind_all(&cfg.global.stats) {
         Ok(s) => s,
         Err(e) => {
@@ -165,6 +166,31 @@ pub fn run(cfg: &Config, opts: RunOpts) -> i32 {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
         }
     }
+    // Root is given up here: everything is bound, and no thread that serves traffic runs yet.
+    match super::identity::drop_privileges(&super::identity::Plan::from_config(cfg)) {
+        Ok(dropped) => {
+            if !opts.quiet {
+                for w in &dropped.warnings {
+                    eprint!("{}", format_line(Severity::Warning, std::process::id(), w));
+                }
+            }
+            // Root may make a ring where the new user may not (`kernel.io_uring_disabled` 1).
+            if dropped.switched_user && super::uring::selected() {
+                match super::uring::select(opts.io_backend) {
+                    Ok(Some(why)) if !opts.quiet => eprint!("{}", format_line(Severity::Notice, std::process::id(), &why)),
+                    Ok(_) => {}
+                    Err(e) => {
+                        alert(&format!("{e} (after switching user)"));
+                        return 1;
+                    }
+                }
+            }
+        }
+        Err(e) => {
+            alert(&e);
+            return 1;
+        }
+    }
     let hard_stop_after = rt.process.hard_stop_after;
     let (stop_tx, stop_rx) = watch::channel(Stop::Run);
     let rt = Arc::new(rt);
@@ -190,18 +216,32 @@ pub fn run(cfg: &Config, opts: RunOpts) -> i32 {
             return 1;
         }
     };
-    let status = main_rt.block_on(control(stop_tx, handles, hard_stop_after));
+    let status = main_rt.block_on(control(stop_tx, handles, hard_stop_after, leave));
     main_rt.shutdown_timeout(std::time::Duration::from_millis(100));
     status
 }
 
 /// The control loop of the main thread: signals in, stop requests out, until every worker ended.
-async fn control(stop_tx: watch::Sender<Stop>, handles: Vec<std::thread::JoinHandle<()>>, hard_stop_after: Option<std::time::Duration>) -> i32 {
+async fn control(
+    stop_tx: watch::Sender<Stop>,
+    handles: Vec<std::thread::JoinHandle<()>>,
+    hard_stop_after: Option<std::time::Duration>,
+    leave: Vec<std::os::fd::OwnedFd>,
+) -> i32 {
+    // Told to stop, the workers are told first, then the listeners leave their ports (the
+    // workers' accepts in flight then fail, and they know why).
+    let mut leave = Some(leave);
+    let stop = |tx: &watch::Sender<Stop>, how: Stop, leave: &mut Option<Vec<std::os::fd::OwnedFd>>| {
+        let _ = tx.send(how);
+        if let Some(l) = leave.take() {
+            super::listener::leave_port(l);
+        }
+    };
     let (Ok(mut int), Ok(mut term), Ok(mut usr1), Ok(mut hup)) =
         (signal(SignalKind::interrupt()), signal(SignalKind::terminate()), signal(SignalKind::user_defined1()), signal(SignalKind::hangup()))
     else {
         alert("cannot install signal handlers");
-        let _ = stop_tx.send(Stop::Hard);
+        stop(&stop_tx, Stop::Hard, &mut leave);
         return 1;
     };
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -224,10 +264,10 @@ async fn control(stop_tx: watch::Sender<Stop>, handles: Vec<std::thread::JoinHan
             }
         };
         tokio::select! {
-            _ = int.recv() => { let _ = stop_tx.send(Stop::Hard); }
-            _ = term.recv() => { let _ = stop_tx.send(Stop::Hard); }
+            _ = int.recv() => stop(&stop_tx, Stop::Hard, &mut leave),
+            _ = term.recv() => stop(&stop_tx, Stop::Hard, &mut leave),
             _ = usr1.recv() => {
-                let _ = stop_tx.send(Stop::Soft);
+                stop(&stop_tx, Stop::Soft, &mut leave);
                 if let Some(d) = hard_stop_after {
                     hard_deadline.get_or_insert(tokio::time::Instant::now() + d);
                 }
@@ -239,7 +279,7 @@ async fn control(stop_tx: watch::Sender<Stop>, handles: Vec<std::thread::JoinHan
                 ended += 1;
                 if r == Some(false) {
                     alert("a worker thread failed; stopping");
-                    let _ = stop_tx.send(Stop::Hard);
+                    stop(&stop_tx, Stop::Hard, &mut leave);
                     failed = true;
                 }
                 if ended == total || r.is_none() {

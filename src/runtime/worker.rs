@@ -410,6 +410,8 @@ impl AcceptLoop {
             match accepted {
                 // The local address is looked up by the session only if something needs it.
                 Ok((conn, peer)) => self.start(fe, bind, conn, peer, None, accept_proxy, permits),
+                // The main thread took the listener off its port as it told this worker to stop.
+                Err(_) if *stop.borrow() != Stop::Run => return,
                 Err(e) => match accept_failure(&e) {
                     // That connection is lost, not the listener: on to the next one.
                     AcceptFailure::Connection => {}
