@@ -126,12 +126,23 @@ fn worker_main(index: usize, rt: Arc<RouteTable>, listeners: Vec<BoundListener>,
                 continue;
             }
             match l.listener {
-                StdListener::Tcp(t) => match tokio::net::TcpListener::from_std(t) {
-                    Ok(t) => {
-                        tokio::task::spawn_local(accept.run(Listener::Tcp(t), l.frontend, l.bind));
+                StdListener::Tcp(t) => {
+                    // The main thread holds a copy of this socket (to leave the port at stop), so
+                    // dropping it would not take it off the port: a listener that cannot be
+                    // registered is shut down, or the port would keep sending it connections.
+                    let spare = t.try_clone();
+                    match tokio::net::TcpListener::from_std(t) {
+                        Ok(t) => {
+                            tokio::task::spawn_local(accept.run(Listener::Tcp(t), l.frontend, l.bind));
+                        }
+                        Err(e) => {
+                            eprintln!("sluiced: cannot register a listener: {e}");
+                            if let Ok(s) = spare {
+                                let _ = socket2::SockRef::from(&s).shutdown(std::net::Shutdown::Read);
+                            }
+                        }
                     }
-                    Err(e) => eprintln!("sluiced: cannot register a listener: {e}"),
-                },
+                }
                 StdListener::Unix(u) => match tokio::net::UnixListener::from_std(u) {
                     Ok(u) => {
                         tokio::task::spawn_local(accept.run(Listener::Unix(u), l.frontend, l.bind));
