@@ -253,3 +253,65 @@ fn balance_hdr_keeps_one_header_value_on_one_server() {
     let got = picks("hdr(x-user)", &reqs);
     assert!(got.iter().all(|g| g == &got[0]), "{got:?}");
 }
+
+/// `hostname`, `date`, `rand`, `uuid` and `stopping`, and the `http_date`, `ltrim`, `rtrim` and
+/// `hex2i` converters, as a return's log-format body shows them. The HTTP date is checked against
+/// coreutils' `date -u`.
+#[test]
+fn clock_random_and_host_fetches_and_their_converters_fill_a_returned_body() {
+    let port = free_port();
+    let cfg = format!(
+        "defaults\n  mode http\n  timeout client 10s\nfrontend f\n  bind 127.0.0.1:{port}\n  \
+         http-request return status 200 content-type text/plain lf-string \
+         \"%[hostname]|%[date]|%[date(3600),http_date]|%[date(0,ms)]|%[uuid]|%[uuid(7)]|%[rand(10)]|%[str(..x..),ltrim(.),rtrim(.)]|%[str(-1f),hex2i]|%[stopping]\"\n"
+    );
+    let mut d = Sluiced::start(&cfg, &[port]);
+    let get = || {
+        let (status, _, body) = http_request(port, b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+        assert_eq!(status, 200);
+        String::from_utf8(body).unwrap()
+    };
+    let body = get();
+    let f: Vec<&str> = body.split('|').collect();
+    assert_eq!(f.len(), 10, "{body}");
+    assert_eq!(f[0], std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let date: i64 = f[1].parse().unwrap();
+    assert!((date - now).abs() <= 5, "{body}");
+    let want = std::process::Command::new("date").args(["-u", "-d", &format!("@{}", date + 3600), "+%a, %d %b %Y %H:%M:%S GMT"]).output().unwrap();
+    let want = String::from_utf8(want.stdout).unwrap();
+    // The second may have turned between the two fetches.
+    let next = std::process::Command::new("date").args(["-u", "-d", &format!("@{}", date + 3601), "+%a, %d %b %Y %H:%M:%S GMT"]).output().unwrap();
+    assert!(f[2] == want.trim() || f[2] == String::from_utf8(next.stdout).unwrap().trim(), "{} against {want}", f[2]);
+    let ms: i64 = f[3].parse().unwrap();
+    assert!((ms / 1000 - date).abs() <= 1, "{body}");
+    for (u, v) in [(f[4], '4'), (f[5], '7')] {
+        assert_eq!(u.len(), 36, "{u}");
+        assert_eq!(u.chars().nth(14), Some(v), "{u}");
+        assert!(u.chars().all(|c| c == '-' || c.is_ascii_hexdigit()), "{u}");
+    }
+    assert_eq!((f[7], f[8], f[9]), ("x", "-31", "0"), "{body}");
+    // rand(10) stays below 10 and moves; uuids do not repeat.
+    let mut seen = std::collections::HashSet::new();
+    let mut uuids = std::collections::HashSet::new();
+    for _ in 0..40 {
+        let b = get();
+        let f: Vec<&str> = b.split('|').collect();
+        let r: u64 = f[6].parse().unwrap();
+        assert!(r < 10, "{b}");
+        seen.insert(r);
+        assert!(uuids.insert(f[4].to_owned()), "{b}");
+    }
+    assert!(seen.len() >= 3, "rand(10) gave {seen:?}");
+    // During a soft stop, a request already under way sees `stopping`.
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    d.signal("USR1");
+    std::thread::sleep(Duration::from_millis(100));
+    c.write_all(b"connection: close\r\n\r\n").unwrap();
+    let (status, _, body) = read_response(&mut c);
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).ends_with("|1"), "{}", String::from_utf8_lossy(&body));
+    assert_eq!(d.wait_exit(Duration::from_secs(3)), Some(0));
+}

@@ -121,7 +121,11 @@ pub struct Tm {
 impl Tm {
     pub fn from(t: SystemTime) -> Tm {
         let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-        let secs = d.as_secs() as i64;
+        Tm::from_unix(d.as_secs() as i64, d.subsec_micros())
+    }
+
+    /// The date `secs` seconds (and `micros`) after the epoch; before it when negative.
+    pub fn from_unix(secs: i64, micros: u32) -> Tm {
         let days = secs.div_euclid(86400);
         let rem = secs.rem_euclid(86400) as u32;
         // Howard Hinnant's days-to-civil.
@@ -134,7 +138,7 @@ impl Tm {
         let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
         let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
         let year = yoe + era * 400 + i64::from(month <= 2);
-        Tm { year, month, day, hour: rem / 3600, min: rem / 60 % 60, sec: rem % 60, micros: d.subsec_micros() }
+        Tm { year, month, day, hour: rem / 3600, min: rem / 60 % 60, sec: rem % 60, micros }
     }
     pub fn month_name(&self) -> &'static str {
         MONTHS[(self.month - 1) as usize]

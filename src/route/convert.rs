@@ -21,6 +21,10 @@ use crate::config::expr::Call;
 use crate::l4::action::{VarName, parse_var_cond, parse_var_name};
 
 const IMPLEMENTED: &[&str] = &[
+    "http_date",
+    "ltrim",
+    "rtrim",
+    "hex2i",
     "lower",
     "upper",
     "ipmask",
@@ -128,6 +132,17 @@ pub(crate) enum Subst {
 
 #[derive(Debug)]
 pub(crate) enum Conv {
+    /// `http_date([<offset>[,<unit>]])`: the offset in seconds, the input in `unit`.
+    HttpDate {
+        offset: i64,
+        unit: super::fetch::TimeUnit,
+    },
+    /// `ltrim(<chars>)` (`left`) or `rtrim(<chars>)`.
+    Trim {
+        chars: Box<[u8]>,
+        left: bool,
+    },
+    Hex2i,
     Lower,
     Upper,
     IpMask {
@@ -232,6 +247,9 @@ impl Conv {
             return compile_map(call, method, out);
         }
         Ok(match name {
+            "http_date" => Conv::HttpDate { offset: int_arg(call, 0)?.unwrap_or(0), unit: super::fetch::TimeUnit::parse(arg(call, 1))? },
+            "ltrim" | "rtrim" => Conv::Trim { chars: call.args.first().map(|c| c.as_bytes().into()).unwrap_or_default(), left: name == "ltrim" },
+            "hex2i" => Conv::Hex2i,
             "lower" => Conv::Lower,
             "upper" => Conv::Upper,
             "ipmask" => {
@@ -341,6 +359,17 @@ impl Conv {
     pub fn apply<'a>(&'a self, v: SampleRef<'a>, ctx: &dyn StreamCtx) -> Option<SampleRef<'a>> {
         let var = |name: &VarName| ctx.vars().and_then(|s| s.get(name));
         match self {
+            Conv::HttpDate { offset, unit } => {
+                let (secs, micros) = unit.split(v.as_int()?);
+                Some(SampleRef::Str(Cow::Owned(http_date(secs.saturating_add(*offset), micros, *unit).into_bytes())))
+            }
+            Conv::Trim { chars, left } => {
+                let b = v.into_bytes();
+                let keep = |c: &u8| !chars.contains(c);
+                let r = if *left { b.iter().position(keep).unwrap_or(b.len())..b.len() } else { 0..b.iter().rposition(keep).map_or(0, |i| i + 1) };
+                Some(SampleRef::Str(slice_cow(b, r)))
+            }
+            Conv::Hex2i => Some(SampleRef::Int(hex2i(&v.as_bytes()))),
             Conv::Lower => Some(SampleRef::Str(map_case(v.into_bytes(), false))),
             Conv::Upper => Some(SampleRef::Str(map_case(v.into_bytes(), true))),
             Conv::IpMask { v4, v6 } => match v.as_ip()? {
@@ -882,3 +911,61 @@ fn regsub<'a>(input: Cow<'a, [u8]>, re: &regex::bytes::Regex, subst: &[Subst], g
 
 // The hash functions are the balancing ones: converters and `balance` must hash alike.
 pub(crate) use crate::balance::hash::{avalanche as full_hash, crc32, djb2, sdbm, wt6};
+
+/// An IMF-fixdate (RFC 9110, 5.6.7), `Sun, 06 Nov 1994 08:49:37 GMT`, with HAProxy's fraction of a
+/// second for the `ms` and `us` units.
+fn http_date(secs: i64, micros: u32, unit: super::fetch::TimeUnit) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    let tm = crate::log::sink::Tm::from_unix(secs, micros);
+    let day = DAYS[secs.div_euclid(86_400).rem_euclid(7) as usize];
+    let frac = match unit {
+        super::fetch::TimeUnit::S => String::new(),
+        super::fetch::TimeUnit::Ms => format!(".{:03}", micros / 1000),
+        super::fetch::TimeUnit::Us => format!(".{micros:06}"),
+    };
+    format!("{day}, {:02} {} {:04} {:02}:{:02}:{:02}{frac} GMT", tm.day, tm.month_name(), tm.year, tm.hour, tm.min, tm.sec)
+}
+
+/// `hex2i`: the leading hexadecimal digits of the input as a signed 64-bit integer (wrapping, as
+/// HAProxy's reads them), with an optional `-`; 0 when there are none.
+fn hex2i(b: &[u8]) -> i64 {
+    let (neg, digits) = match b.first() {
+        Some(b'-') => (true, &b[1..]),
+        _ => (false, b),
+    };
+    let mut n: i64 = 0;
+    for &c in digits {
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b'A'..=b'F' => c - b'A' + 10,
+            _ => break,
+        };
+        n = n.wrapping_mul(16).wrapping_add(i64::from(d));
+    }
+    if neg { n.wrapping_neg() } else { n }
+}
+
+#[cfg(test)]
+mod date_tests {
+    use super::*;
+    use crate::route::fetch::TimeUnit;
+
+    #[test]
+    fn http_dates_are_imf_fixdates_with_the_units_fraction() {
+        assert_eq!(http_date(784_111_777, 0, TimeUnit::S), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(http_date(0, 0, TimeUnit::S), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(http_date(1_795_504_920, 123_456, TimeUnit::Ms), "Tue, 24 Nov 2026 07:22:00.123 GMT");
+        assert_eq!(http_date(1_795_504_920, 123_456, TimeUnit::Us), "Tue, 24 Nov 2026 07:22:00.123456 GMT");
+        assert_eq!(http_date(-86_400, 0, TimeUnit::S), "Wed, 31 Dec 1969 00:00:00 GMT");
+    }
+
+    #[test]
+    fn hex2i_reads_leading_hex_digits_with_a_sign() {
+        assert_eq!(hex2i(b"ff"), 255);
+        assert_eq!(hex2i(b"-1A"), -26);
+        assert_eq!(hex2i(b"10zz"), 16);
+        assert_eq!(hex2i(b"zz"), 0);
+        assert_eq!(hex2i(b"ffffffffffffffff"), -1);
+    }
+}

@@ -23,6 +23,11 @@ use crate::log::config::CaptureDir;
 
 /// The fetches evaluated for real; every other fetch of the registry is absent for now.
 const IMPLEMENTED: &[&str] = &[
+    "hostname",
+    "date",
+    "rand",
+    "uuid",
+    "stopping",
     "always_true",
     "always_false",
     "int",
@@ -161,6 +166,19 @@ impl<'a> Fetched<'a> {
 /// A compiled fetch.
 #[derive(Debug)]
 pub(crate) enum Fetch {
+    /// `hostname`: the machine's name, read once at start.
+    Hostname,
+    /// `date([<offset>[,<unit>]])`: the time since the epoch in `unit`, `offset` seconds later.
+    Date {
+        offset: i64,
+        unit: TimeUnit,
+    },
+    /// `rand([<range>])`: below `range` (2^32 when not given).
+    Rand(u64),
+    /// `uuid([4|7])`.
+    Uuid(u8),
+    /// `stopping`: the process was told to stop (soft stop: sessions still finish).
+    Stopping,
     Bool(bool),
     Int(i64),
     Ip(IpAddr),
@@ -280,6 +298,15 @@ impl Fetch {
             return Ok(Fetch::Http(h));
         }
         Ok(match name {
+            "hostname" => Fetch::Hostname,
+            "date" => Fetch::Date { offset: int_arg(call, 0)?.unwrap_or(0), unit: TimeUnit::parse(arg(call, 1))? },
+            "rand" => match int_arg(call, 0)? {
+                None => Fetch::Rand(1 << 32),
+                Some(n) if n > 0 => Fetch::Rand(n as u64),
+                Some(n) => return Err(format!("rand: the range must be positive, not {n}")),
+            },
+            "uuid" => Fetch::Uuid(if arg(call, 0) == Some("7") { 7 } else { 4 }),
+            "stopping" => Fetch::Stopping,
             "always_true" => Fetch::Bool(true),
             "always_false" => Fetch::Bool(false),
             "int" => Fetch::Int(int_arg(call, 0)?.unwrap_or(0)),
@@ -375,6 +402,16 @@ impl Fetch {
 
     fn eval_any<'a>(&'a self, ctx: &'a dyn StreamCtx) -> Fetched<'a> {
         match self {
+            Fetch::Hostname => Fetched::value(SampleRef::Str(Cow::Borrowed(crate::log::host_name().as_bytes()))),
+            Fetch::Date { offset, unit } => Fetched::value(SampleRef::Int(unit.date(std::time::SystemTime::now(), *offset))),
+            Fetch::Rand(range) => {
+                // The high 32 bits of a draw, scaled to the range (HAProxy's statistical PRNG does
+                // the same), so every value below it is about as likely.
+                let r = ((crate::balance::random::next_random() >> 32) * range) >> 32;
+                Fetched::value(SampleRef::Int(r as i64))
+            }
+            Fetch::Uuid(v) => Fetched::value(SampleRef::Str(Cow::Owned(uuid(*v, std::time::SystemTime::now()).into_bytes()))),
+            Fetch::Stopping => Fetched::value(SampleRef::Bool(crate::runtime::process::stopping())),
             Fetch::Bool(b) => Fetched::value(SampleRef::Bool(*b)),
             Fetch::Int(n) => Fetched::value(SampleRef::Int(*n)),
             Fetch::Ip(a) => Fetched::value(SampleRef::Ip(*a)),
@@ -675,5 +712,104 @@ pub(crate) fn http_request_line(buf: &[u8]) -> Option<bool> {
         (None, _) | (Some(b'\r'), None) => None,
         (Some(b'\n'), _) | (Some(b'\r'), Some(b'\n')) => Some(true),
         _ => Some(false),
+    }
+}
+
+/// The unit of `date` and `http_date`: seconds, milliseconds or microseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TimeUnit {
+    S,
+    Ms,
+    Us,
+}
+
+impl TimeUnit {
+    pub(crate) fn parse(a: Option<&str>) -> Result<TimeUnit, String> {
+        match a {
+            None | Some("s") => Ok(TimeUnit::S),
+            Some("ms") => Ok(TimeUnit::Ms),
+            Some("us") => Ok(TimeUnit::Us),
+            Some(u) => Err(format!("unknown unit '{u}' (expected s, ms or us)")),
+        }
+    }
+
+    pub(crate) fn since_epoch(self, t: std::time::SystemTime) -> i64 {
+        self.date(t, 0)
+    }
+
+    /// `date`'s value: `offset` is in seconds whatever the unit, as in HAProxy.
+    pub(crate) fn date(self, t: std::time::SystemTime, offset: i64) -> i64 {
+        let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let secs = (d.as_secs() as i64).saturating_add(offset);
+        match self {
+            TimeUnit::S => secs,
+            TimeUnit::Ms => secs.saturating_mul(1_000).saturating_add(i64::from(d.subsec_millis())),
+            TimeUnit::Us => secs.saturating_mul(1_000_000).saturating_add(i64::from(d.subsec_micros())),
+        }
+    }
+
+    /// `n` of this unit as whole seconds and the microseconds left.
+    pub(crate) fn split(self, n: i64) -> (i64, u32) {
+        let per = match self {
+            TimeUnit::S => 1,
+            TimeUnit::Ms => 1_000,
+            TimeUnit::Us => 1_000_000,
+        };
+        (n.div_euclid(per), (n.rem_euclid(per) * (1_000_000 / per)) as u32)
+    }
+}
+
+/// A random UUID (RFC 9562) in its text form: version 4, or version 7 (the milliseconds since the
+/// epoch first, so that they sort by time). From the worker's fast generator, as HAProxy's come
+/// from its statistical one: unique, not secret.
+fn uuid(version: u8, now: std::time::SystemTime) -> String {
+    let (a, b) = (crate::balance::random::next_random(), crate::balance::random::next_random());
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&a.to_be_bytes());
+    bytes[8..].copy_from_slice(&b.to_be_bytes());
+    if version == 7 {
+        let ms = TimeUnit::Ms.since_epoch(now) as u64;
+        bytes[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+    }
+    bytes[6] = (bytes[6] & 0x0f) | (version << 4);
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let mut out = String::with_capacity(36);
+    for (i, b) in bytes.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod clock_tests {
+    use super::*;
+
+    #[test]
+    fn uuids_carry_their_version_and_variant_and_version_7_starts_with_the_milliseconds() {
+        let now = std::time::UNIX_EPOCH + std::time::Duration::from_millis(0x0123_4567_89ab);
+        for v in [4u8, 7] {
+            let u = uuid(v, now);
+            assert_eq!(u.len(), 36, "{u}");
+            assert_eq!(u.matches('-').count(), 4, "{u}");
+            assert_eq!(&u[14..15], &v.to_string(), "{u}");
+            assert!(matches!(&u[19..20], "8" | "9" | "a" | "b"), "{u}");
+        }
+        assert!(uuid(7, now).starts_with("01234567-89ab-7"), "{}", uuid(7, now));
+        assert_ne!(uuid(4, now), uuid(4, now));
+    }
+
+    #[test]
+    fn time_units_convert_and_split_whole_seconds_from_the_rest() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_micros(1_700_000_000_123_456);
+        assert_eq!(TimeUnit::S.since_epoch(t), 1_700_000_000);
+        assert_eq!(TimeUnit::Ms.since_epoch(t), 1_700_000_000_123);
+        assert_eq!(TimeUnit::Us.since_epoch(t), 1_700_000_000_123_456);
+        assert_eq!(TimeUnit::Ms.date(t, 10), 1_700_000_010_123, "the offset is in seconds");
+        assert_eq!(TimeUnit::Ms.split(1_500), (1, 500_000));
+        assert_eq!(TimeUnit::Us.split(-1), (-1, 999_999));
+        assert!(TimeUnit::parse(Some("h")).is_err());
     }
 }

@@ -214,12 +214,18 @@ fn fetches() -> Vec<SampleDef> {
             T::Int,
             d!(
                 "date([<offset>[,<unit>]])",
-                "The current date as a UNIX timestamp, shifted by <offset>.",
+                "The current date as a UNIX timestamp in seconds, or in ms or us with <unit>, <offset> seconds later.",
                 "http-response set-header Expires %[date(3600),http_date]"
             ),
         ),
         def("var", &[A::Var, A::Str], 1, T::Any, d!("var(<name>[,<default>])", "The content of a variable.", "acl blocked var(txn.blocked) -m bool")),
-        def("uuid", &[A::OneOf(&["4", "7"])], 0, T::Str, d!("uuid([<version>])", "A freshly generated UUID.", "http-request set-header X-Request-Id %[uuid]")),
+        def(
+            "uuid",
+            &[A::OneOf(&["4", "7"])],
+            0,
+            T::Str,
+            d!("uuid([<version>])", "A freshly generated UUID, version 4 (random) or 7 (time-ordered).", "http-request set-header X-Request-Id %[uuid]"),
+        ),
         def("hostname", &[], 0, T::Str, d!("hostname", "The host name of the machine.", "http-response set-header X-Node %[hostname]")),
         def("stopping", &[], 0, T::Bool, d!("stopping", "True while the process is stopping.", "http-response set-header Connection close if stopping")),
         def("src", &[], 0, T::Ip, d!("src", "The client's source address.", "acl internal src 10.0.0.0/8 192.168.0.0/16")),
@@ -1070,7 +1076,11 @@ fn converters() -> Vec<SampleDef> {
             &[A::Int, A::OneOf(DATE_UNITS)],
             0,
             T::Str,
-            d!("http_date([<offset>[,<unit>]])", "The input UNIX timestamp as an HTTP date.", "http-response set-header Expires %[date(3600),http_date]"),
+            d!(
+                "http_date([<offset>[,<unit>]])",
+                "The input UNIX timestamp (in <unit>) as an HTTP date (IMF-fixdate), <offset> seconds later.",
+                "http-response set-header Expires %[date(3600),http_date]"
+            ),
         ),
         def(
             "json_query",

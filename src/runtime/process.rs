@@ -13,6 +13,13 @@ use crate::config::diag::{Diags, Severity, format_line};
 use crate::config::model::Config;
 use crate::route::RouteTable;
 
+static STOPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// True once the process was told to stop (the `stopping` fetch).
+pub fn stopping() -> bool {
+    STOPPING.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// What the command line adds to the configuration.
 #[derive(Debug, Default)]
 pub struct RunOpts {
@@ -232,6 +239,7 @@ async fn control(
     // workers' accepts in flight then fail, and they know why).
     let mut leave = Some(leave);
     let stop = |tx: &watch::Sender<Stop>, how: Stop, leave: &mut Option<Vec<std::os::fd::OwnedFd>>| {
+        STOPPING.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = tx.send(how);
         if let Some(l) = leave.take() {
             super::listener::leave_port(l);
