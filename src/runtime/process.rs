@@ -1,7 +1,8 @@
 //! The life of the process once the configuration is valid: compile, bind, detach (`-D`), write
-//! the pid file, tell old processes to go (`-sf`/`-st`), run the workers, and stop on signals:
-//! SIGINT/SIGTERM stop at once, SIGUSR1 stops accepting and lets sessions finish (bounded by
-//! `hard-stop-after`).
+//! the pid file, tell old processes to go (`-sf`/`-st`), give up root (`super::identity`), run
+//! the workers, and stop on signals: SIGINT/SIGTERM stop at once, SIGUSR1 stops accepting and lets
+//! sessions finish (bounded by `hard-stop-after`); either way the listeners leave their ports at
+//! once (`super::listener::leave_port`).
 
 use std::sync::Arc;
 
