@@ -110,7 +110,7 @@ struct Postgres {
 
 impl Postgres {
     fn as_postgres(cmd: &Path) -> Command {
-        if nix_is_root() {
+        if is_root() {
             let mut c = Command::new("runuser");
             c.args(["-u", "postgres", "--"]).arg(cmd);
             c
@@ -123,7 +123,7 @@ impl Postgres {
         let initdb = need("initdb");
         let pg_ctl = need("pg_ctl");
         let dir = temp_dir("pg");
-        if nix_is_root() {
+        if is_root() {
             assert!(Command::new("chown").args(["-R", "postgres:postgres", dir.to_str().unwrap()]).status().unwrap().success());
         }
         let data = dir.join("data");
@@ -144,10 +144,6 @@ impl Drop for Postgres {
         let _ = Self::as_postgres(&self.pg_ctl).args(["-D", self.dir.join("data").to_str().unwrap(), "-m", "immediate", "stop"]).output();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn nix_is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
 }
 
 #[test]

@@ -14,10 +14,6 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
-fn is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
-}
-
 macro_rules! needs_root {
     () => {
         if !is_root() {
