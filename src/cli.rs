@@ -43,6 +43,10 @@ pub struct Cli {
     pub fetch_listeners: Option<PathBuf>,
     /// `-W`/`-Ws`: master-worker mode.
     pub master_worker: bool,
+    /// `-Ws`: master-worker mode that tells systemd (`Type=notify`).
+    pub systemd: bool,
+    /// `-S <addr>[,<option>,<value>...]`: the master CLI's sockets.
+    pub master_sockets: Vec<String>,
     pub help: bool,
     /// `--io-backend auto|uring|epoll` (sluiced's own flag): overrides the `io-backend` keyword.
     pub io_backend: Option<crate::runtime::config::IoBackend>,
@@ -55,7 +59,8 @@ pub const USAGE: &str = "Usage : sluiced [-f <cfgfile|cfgdir>]* [ -vdVD ] [ -n <
         -dM[<byte>,help,...] debug memory (default: poison with <byte>/0x50)
         -V enters verbose mode (disables quiet mode)
         -D goes daemon ; -C changes to <dir> before loading files.
-        -W master-worker mode.
+        -W master-worker mode ; -Ws with systemd notifications.
+        -S <bind>[,<bind options>...] new master CLI
         -q quiet mode : don't display messages
         -c check mode : only check config files and exit
         -cc check condition : evaluate a condition and exit
@@ -83,6 +88,37 @@ fn pids(args: &[String], i: &mut usize) -> Result<Vec<u32>, String> {
         }
     }
     Ok(v)
+}
+
+/// The command line of a worker started by the master: the master's own, without what only the
+/// master acts on (`-W`, `-Ws`, `-D`, `-p`, `-S`, `-sf`, `-st`, `-x`, and `-C`, whose directory
+/// the worker inherits).
+pub fn worker_args(args: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].as_str();
+        match a {
+            "--" => {
+                out.extend(args[i..].iter().cloned());
+                break;
+            }
+            "-W" | "-Ws" | "-D" => {}
+            "-p" | "-S" | "-x" | "-C" => i += 1,
+            "-sf" | "-st" => {
+                while args.get(i + 1).is_some_and(|p| p.parse::<u32>().is_ok()) {
+                    i += 1;
+                }
+            }
+            "-f" | "-cc" | "-L" | "-m" | "-n" | "-N" | "--io-backend" => {
+                out.extend(args[i..(i + 2).min(args.len())].iter().cloned());
+                i += 1;
+            }
+            _ => out.push(args[i].clone()),
+        }
+        i += 1;
+    }
+    out
 }
 
 /// Parses arguments (without the program name).
@@ -127,7 +163,12 @@ pub fn parse_args(args: &[String]) -> Result<Cli, String> {
             "-sf" => cli.soft_finish.extend(pids(args, &mut i)?),
             "-st" => cli.terminate.extend(pids(args, &mut i)?),
             "-x" => cli.fetch_listeners = Some(value(&mut i, a)?.into()),
-            "-W" | "-Ws" => cli.master_worker = true,
+            "-W" => cli.master_worker = true,
+            "-Ws" => {
+                cli.master_worker = true;
+                cli.systemd = true;
+            }
+            "-S" => cli.master_sockets.push(value(&mut i, a)?),
             "-h" | "--help" => cli.help = true,
             "--io-backend" => cli.io_backend = Some(io_backend(&value(&mut i, a)?)?),
             // HAProxy's debug and tuning switches (-dM, -dI, -dS, -de, -dp, -dr, -dV, -dK...): accepted, no effect.
@@ -277,14 +318,46 @@ pub fn run(args: &[String]) -> i32 {
         }
         return 0;
     }
-    for (flag, set) in [("-x", cli.fetch_listeners.is_some()), ("-W", cli.master_worker)] {
-        if set {
-            eprint!(
-                "{}",
-                format_line(Severity::Alert, pid, &format!("'{flag}' is not supported yet: sluiced cannot take listeners over or run master-worker."))
-            );
+    if cli.fetch_listeners.is_some() {
+        eprint!(
+            "{}",
+            format_line(
+                Severity::Alert,
+                pid,
+                "'-x' is not supported yet: sluiced cannot take listeners over (its reloads bind beside the old process, with SO_REUSEPORT)."
+            )
+        );
+        return 1;
+    }
+    let worker = match crate::runtime::master::worker_link() {
+        Some(Ok(link)) => Some(link),
+        Some(Err(e)) => {
+            eprint!("{}", format_line(Severity::Alert, pid, &e));
             return 1;
         }
+        None => None,
+    };
+    if worker.is_none() && (cli.master_worker || cfg.global.master_worker) {
+        let exe = match std::env::current_exe() {
+            Ok(e) => e,
+            Err(e) => {
+                eprint!("{}", format_line(Severity::Alert, pid, &format!("master-worker: cannot find this program's path: {e}")));
+                return 1;
+            }
+        };
+        return crate::runtime::master::run(crate::runtime::master::MasterOpts {
+            exe,
+            worker_args: worker_args(args),
+            systemd: cli.systemd,
+            daemon: (cli.daemon || cfg.global.daemon) && !cli.debug,
+            pidfile: cli.pidfile.clone().or_else(|| cfg.global.pidfile.clone().map(std::path::PathBuf::from)),
+            sockets: cli.master_sockets.clone(),
+            exit_on_failure: !cfg.global.master_worker_no_exit_on_failure,
+            quiet,
+        });
+    }
+    if !cli.master_sockets.is_empty() && worker.is_none() && !quiet {
+        eprint!("{}", format_line(Severity::Warning, pid, "'-S' is only used in master-worker mode (-W or -Ws): no master CLI is opened."));
     }
     crate::runtime::process::run(
         &cfg,
@@ -297,6 +370,7 @@ pub fn run(args: &[String]) -> i32 {
             terminate: cli.terminate.clone(),
             mem_limit_mb: cli.mem_limit_mb,
             io_backend: cli.io_backend.unwrap_or(cfg.global.runtime.io_backend),
+            master: worker,
         },
     )
 }
@@ -318,6 +392,41 @@ mod tests {
         assert_eq!(c.mem_limit_mb, Some(512));
         assert_eq!(p(&["-vv"]).unwrap().version, 2);
         assert_eq!(p(&["-v"]).unwrap().version, 1);
+    }
+
+    #[test]
+    fn a_worker_gets_the_command_line_without_the_masters_own_flags() {
+        let args: Vec<String> = [
+            "-Ws",
+            "-f",
+            "/etc/a.cfg",
+            "-p",
+            "/run/x.pid",
+            "-S",
+            "/run/m.sock,level,admin",
+            "-D",
+            "-sf",
+            "12",
+            "34",
+            "-q",
+            "-C",
+            "/etc",
+            "-dW",
+            "--io-backend",
+            "epoll",
+            "-f",
+            "-b.cfg",
+            "--",
+            "c.cfg",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(worker_args(&args), ["-f", "/etc/a.cfg", "-q", "-dW", "--io-backend", "epoll", "-f", "-b.cfg", "--", "c.cfg"]);
+        let c = p(&["-Ws", "-S", "/run/m.sock", "-f", "x"]).unwrap();
+        assert!(c.master_worker && c.systemd);
+        assert_eq!(c.master_sockets, ["/run/m.sock"]);
+        assert!(!p(&["-W", "-f", "x"]).unwrap().systemd);
     }
 
     #[test]

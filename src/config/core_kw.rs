@@ -1115,10 +1115,21 @@ pub fn global_keywords() -> Vec<GlobalKeyword> {
         gkw(
             "master-worker",
             |a, g| {
+                a.at_most(1)?;
                 g.master_worker = true;
-                a.at_most(1)
+                match a.arg(0) {
+                    None => {}
+                    Some("no-exit-on-failure") => g.master_worker_no_exit_on_failure = true,
+                    Some(other) => return Err(format!("'master-worker' only accepts 'no-exit-on-failure', not '{other}'")),
+                }
+                Ok(())
             },
-            doc!(Parsed, "master-worker [no-exit-on-failure]", "Runs a master process that supervises the workers (same as -W).", "master-worker"),
+            doc!(
+                Implemented,
+                "master-worker [no-exit-on-failure]",
+                "Runs a master process that starts, reloads (SIGUSR2, SIGHUP) and watches the worker (same as -W). With no-exit-on-failure, a worker that dies leaves the master waiting for a reload instead of stopping it.",
+                "master-worker"
+            ),
         ),
         gkw(
             "maxconn",

@@ -456,6 +456,8 @@ pub struct OtherSection {
 pub struct Global {
     pub daemon: bool,
     pub master_worker: bool,
+    /// `master-worker no-exit-on-failure`: a failed current worker does not stop the master.
+    pub master_worker_no_exit_on_failure: bool,
     pub maxconn: Option<u32>,
     pub pidfile: Option<String>,
     pub user: Option<String>,

@@ -109,9 +109,10 @@ fn chown(path: &std::path::Path, s: &StatsSocket) -> Result<(), String> {
     crate::runtime::identity::chown_socket(path, uid, gid).map_err(|e| format!("stats socket: {e}"))
 }
 
-/// Starts the stats socket thread; does nothing without sockets.
-pub fn spawn(rt: Arc<RouteTable>, stats: &GlobalStats, sockets: Vec<BoundSocket>) -> std::io::Result<()> {
-    if sockets.is_empty() {
+/// Starts the stats socket thread; does nothing without sockets and without a master. Under a
+/// master (`runtime::master`), `channel` brings the connections of the master CLI's `@1 ...`.
+pub fn spawn(rt: Arc<RouteTable>, stats: &GlobalStats, sockets: Vec<BoundSocket>, channel: Option<std::os::fd::OwnedFd>) -> std::io::Result<()> {
+    if sockets.is_empty() && channel.is_none() {
         return Ok(());
     }
     let timeout = stats.timeout.unwrap_or(DEFAULT_TIMEOUT);
@@ -127,6 +128,18 @@ pub fn spawn(rt: Arc<RouteTable>, stats: &GlobalStats, sockets: Vec<BoundSocket>
             for s in sockets {
                 let (ctx, slots) = (ctx.clone(), slots.clone());
                 tasks.push(tokio::spawn(accept_loop(s, ctx, slots, timeout)));
+            }
+            if let Some(ch) = channel {
+                let ctx = ctx.clone();
+                tasks.push(tokio::spawn(crate::runtime::master::serve_channel(ch, move |conn, level| {
+                    let ctx = ctx.clone();
+                    if conn.set_nonblocking(true).is_err() {
+                        return;
+                    }
+                    if let Ok(c) = tokio::net::UnixStream::from_std(conn) {
+                        tokio::spawn(async move { serve(c, &ctx, level, timeout).await });
+                    }
+                })));
             }
             for t in tasks {
                 let _ = t.await;

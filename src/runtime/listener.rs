@@ -26,9 +26,20 @@ pub struct BoundListener {
     /// Index into the frontend's binds.
     pub bind: usize,
     pub listener: StdListener,
-    /// Bound by this process (not an inherited `fd@N`): it may take the socket off the port at
-    /// stop ([`leave_handles`]).
+    /// Bound by this process (not an inherited `fd@N`), and not shared with a master: it may
+    /// take the socket off the port at stop ([`leave_handles`]).
     pub owned: bool,
+    /// For a TCP socket of this process's own binding: what a master keeps it under, so the next
+    /// worker takes the same socket for the same address, worker and options ([`key`]).
+    pub key: Option<String>,
+}
+
+/// The name a master keeps a TCP listening socket under between workers: its address, the
+/// worker thread it serves, and the bind options set on the socket itself. A reload whose line
+/// changed one of them binds a new socket.
+pub fn key(sa: SocketAddr, worker: usize, b: &Bind, backlog: Option<u32>) -> String {
+    format!("{sa} {worker} {:?}", (b.v6only, b.v4v6, b.transparent, &b.interface, b.mss, b.tcp_ut, b.backlog.or(backlog), b.defer_accept, b.tfo))
+        .replace('\n', " ")
 }
 
 /// Default listen backlog when neither the bind line nor the frontend sets one.
@@ -117,7 +128,16 @@ fn unix_listener(path: &std::path::Path, b: &Bind) -> Result<std::os::unix::net:
 /// Binds every listener of every frontend, for `workers` workers: `result[w]` is worker `w`'s.
 /// Binding happens in the main thread before any worker starts, so an address in use is an
 /// error at start-up, not a worker that silently does nothing.
-pub fn bind_all(rt: &RouteTable, workers: usize, backlog_of: impl Fn(usize) -> Option<u32>) -> Result<Vec<Vec<BoundListener>>, String> {
+///
+/// `inherited` holds the sockets a master kept from the previous worker, by [`key`]: one with
+/// the same key is taken instead of binding anew, so connections waiting in its queue are
+/// accepted by this process rather than reset when the previous one leaves.
+pub fn bind_all(
+    rt: &RouteTable,
+    workers: usize,
+    backlog_of: impl Fn(usize) -> Option<u32>,
+    inherited: &mut std::collections::HashMap<String, std::os::fd::OwnedFd>,
+) -> Result<Vec<Vec<BoundListener>>, String> {
     let mut per_worker: Vec<Vec<BoundListener>> = (0..workers).map(|_| Vec::new()).collect();
     for (fi, fe) in rt.frontends.iter().enumerate() {
         for (bi, b) in fe.binds.iter().enumerate() {
@@ -138,17 +158,25 @@ pub fn bind_all(rt: &RouteTable, workers: usize, backlog_of: impl Fn(usize) -> O
                             StdListener::Tcp(t) => StdListener::Tcp(t.try_clone().map_err(|e| e.to_string())?),
                             StdListener::Unix(u) => StdListener::Unix(u.try_clone().map_err(|e| e.to_string())?),
                         };
-                        w.push(BoundListener { frontend: fi, bind: bi, listener: dup, owned });
+                        w.push(BoundListener { frontend: fi, bind: bi, listener: dup, owned, key: None });
                     }
                     continue;
                 }
                 for sa in socket_addrs(a)? {
-                    for w in per_worker.iter_mut() {
+                    for (wi, w) in per_worker.iter_mut().enumerate() {
+                        let key = key(sa, wi, b, backlog_of(fi));
                         // `SO_REUSEPORT` always, as HAProxy on Linux: the workers share the port,
                         // and so does the next process during a reload (`-sf`), which binds while
                         // this one still listens.
-                        let l = tcp_listener(sa, b, backlog_of(fi), true)?;
-                        w.push(BoundListener { frontend: fi, bind: bi, listener: StdListener::Tcp(l), owned: true });
+                        let l = match inherited.remove(&key) {
+                            Some(fd) => {
+                                let l = std::net::TcpListener::from(fd);
+                                l.set_nonblocking(true).map_err(|e| format!("[{sa}]: {e}"))?;
+                                l
+                            }
+                            None => tcp_listener(sa, b, backlog_of(fi), true)?,
+                        };
+                        w.push(BoundListener { frontend: fi, bind: bi, listener: StdListener::Tcp(l), owned: true, key: Some(key) });
                     }
                 }
             }

@@ -6,6 +6,7 @@ pub mod identity;
 pub mod io;
 pub mod limit;
 pub mod listener;
+pub mod master;
 pub mod park;
 pub mod pipe;
 pub mod process;

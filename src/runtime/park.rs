@@ -139,21 +139,6 @@ impl Parking {
         Some(p)
     }
 
-    /// Every parked connection, out of the table (a soft stop closes them: they have sent
-    /// nothing).
-    pub fn take_all(&self) -> Vec<Parked> {
-        let n = self.slots.borrow().len();
-        let mut out = Vec::new();
-        for i in 0..n {
-            let g = self.slots.borrow()[i].generation;
-            if let Some(p) = self.take(i as u32, g) {
-                out.push(p);
-            }
-        }
-        self.deadlines.borrow_mut().clear();
-        out
-    }
-
     /// Runs the table: `ready` gets each connection whose first bytes (or end) arrived,
     /// `expired` each one whose deadline passed. Returns only if the epoll instance fails.
     pub async fn run(&self, mut ready: impl FnMut(Parked), mut expired: impl FnMut(Parked)) {

@@ -32,6 +32,9 @@ pub struct RunOpts {
     pub mem_limit_mb: Option<u64>,
     /// The I/O backend asked for: `--io-backend`, else the `io-backend` keyword.
     pub io_backend: super::config::IoBackend,
+    /// Set when this process is a worker under a master (`super::master`): it neither detaches
+    /// nor writes a pid file, and tells the master when it is ready.
+    pub master: Option<super::master::WorkerLink>,
 }
 
 fn alert(msg: &str) {
@@ -83,7 +86,7 @@ pub fn raise_fd_limit(ulimit_n: Option<u32>, maxconn: Option<u32>) -> Result<Opt
 }
 
 /// Runs the daemon; returns the exit status.
-pub fn run(cfg: &Config, opts: RunOpts) -> i32 {
+pub fn run(cfg: &Config, mut opts: RunOpts) -> i32 {
     let mut diags = Diags::default();
     let rt = match RouteTable::compile_with(cfg, &mut diags) {
         Ok(rt) => rt,
@@ -134,13 +137,39 @@ pub fn run(cfg: &Config, opts: RunOpts) -> i32 {
     });
     let nworkers = crate::runtime::config::thread_count(&cfg.global.runtime) as usize;
     let backlog_of = |fi: usize| cfg.proxies.iter().filter(|p| p.kind.has_frontend() && !p.disabled).nth(fi).and_then(|p| p.backlog.or(p.maxconn));
-    let listeners = match super::listener::bind_all(&rt, nworkers, backlog_of) {
+    let mut inherited = opts.master.as_mut().map(|m| std::mem::take(&mut m.listeners)).unwrap_or_default();
+    let mut listeners = match super::listener::bind_all(&rt, nworkers, backlog_of, &mut inherited) {
         Ok(l) => l,
         Err(e) => {
             alert(&format!("Starting proxies: {e}"));
             return 1;
         }
     };
+    // Sockets the previous worker had and this configuration no longer binds close here; the
+    // previous worker's own copies go when it stops.
+    drop(inherited);
+    if let Some(m) = &opts.master {
+        // The master keeps these for the next worker; they are shared with it from then on, so
+        // this process never takes them off the port (the next worker accepts from them), it
+        // only stops accepting (`worker::AcceptLoop::left`).
+        let keyed: Vec<(String, std::os::fd::BorrowedFd<'_>)> = listeners
+            .iter()
+            .flatten()
+            .filter_map(|l| match (&l.key, &l.listener) {
+                (Some(k), super::listener::StdListener::Tcp(t)) => Some((k.clone(), std::os::fd::AsFd::as_fd(t))),
+                _ => None,
+            })
+            .collect();
+        if let Err(e) = m.report(&keyed) {
+            alert(&e);
+            return 1;
+        }
+        for l in listeners.iter_mut().flatten() {
+            if l.key.is_some() {
+                l.owned = false;
+            }
+        }
+    }
     let leave = super::listener::leave_handles(&listeners);
     let stats_sockets = match crate::control::socket::bind_all(&cfg.global.stats) {
         Ok(s) => s,
@@ -156,8 +185,9 @@ pub fn run(cfg: &Config, opts: RunOpts) -> i32 {
             return 1;
         }
     }
-    let pidfile = opts.pidfile.clone().or_else(|| rt.process.pidfile.clone().map(std::path::PathBuf::from));
-    if opts.daemon || rt.process.daemon {
+    let under_master = opts.master.is_some();
+    let pidfile = opts.pidfile.clone().or_else(|| rt.process.pidfile.clone().map(std::path::PathBuf::from)).filter(|_| !under_master);
+    if !under_master && (opts.daemon || rt.process.daemon) {
         // Listeners are bound before detaching, so a bind error is still seen by the caller.
         if let Err(e) = super::sys::daemonize(pidfile.as_deref()) {
             alert(&format!("cannot go into the background: {e}"));
@@ -206,7 +236,8 @@ pub fn run(cfg: &Config, opts: RunOpts) -> i32 {
         alert(&format!("cannot start the health check thread: {e}"));
         return 1;
     }
-    if let Err(e) = crate::control::socket::spawn(rt.clone(), &cfg.global.stats, stats_sockets) {
+    let channel = opts.master.as_mut().and_then(|m| m.channel.try_clone().ok());
+    if let Err(e) = crate::control::socket::spawn(rt.clone(), &cfg.global.stats, stats_sockets, channel) {
         alert(&format!("cannot start the stats socket thread: {e}"));
         return 1;
     }
@@ -217,6 +248,9 @@ pub fn run(cfg: &Config, opts: RunOpts) -> i32 {
             return 1;
         }
     };
+    if let Some(m) = opts.master.as_mut() {
+        m.ready();
+    }
     let main_rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -246,9 +280,13 @@ async fn control(
             super::listener::leave_port(l);
         }
     };
-    let (Ok(mut int), Ok(mut term), Ok(mut usr1), Ok(mut hup)) =
-        (signal(SignalKind::interrupt()), signal(SignalKind::terminate()), signal(SignalKind::user_defined1()), signal(SignalKind::hangup()))
-    else {
+    let (Ok(mut int), Ok(mut term), Ok(mut usr1), Ok(mut hup), Ok(mut usr2)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::user_defined1()),
+        signal(SignalKind::hangup()),
+        signal(SignalKind::user_defined2()),
+    ) else {
         alert("cannot install signal handlers");
         stop(&stop_tx, Stop::Hard, &mut leave);
         return 1;
@@ -281,8 +319,10 @@ async fn control(
                     hard_deadline.get_or_insert(tokio::time::Instant::now() + d);
                 }
             }
-            // Without master-worker mode there is nothing to reload; HAProxy logs and goes on.
+            // A reload is the master's business (or a new process with `-sf`): a worker, or a
+            // process without a master, ignores these as HAProxy's workers do.
             _ = hup.recv() => {}
+            _ = usr2.recv() => {}
             _ = hard_timer => { let _ = stop_tx.send(Stop::Hard); hard_deadline = None; }
             r = done_rx.recv() => {
                 ended += 1;

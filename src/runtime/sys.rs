@@ -4,6 +4,8 @@
 //!   open, is a socket, is listening, and nothing else in this process owns it.
 //! - Going into the background: `fork(2)` is only sound while the process has one thread; it is
 //!   called before any thread or runtime starts.
+//! - A worker under a master (`super::master`): the descriptors the master passed it by number,
+//!   and the runtime API connections it receives over its channel with `SCM_RIGHTS`.
 
 #![allow(unsafe_code)]
 
@@ -62,4 +64,30 @@ pub fn daemonize(pidfile: Option<&std::path::Path>) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// Takes ownership of inherited descriptor `n` (the master's pipe and channel, in a worker
+/// started by `super::master`) after checking it is open, and marks it close-on-exec so no
+/// program the worker starts inherits it.
+pub fn take_inherited_fd(n: i32) -> Result<OwnedFd, String> {
+    if n < 3 {
+        return Err(format!("descriptor {n} is a standard stream"));
+    }
+    // SAFETY: only borrowed for the duration of the call; an unopened number makes it fail.
+    if nix::fcntl::fcntl(unsafe { BorrowedFd::borrow_raw(n) }, nix::fcntl::FcntlArg::F_GETFD).is_err() {
+        return Err(format!("descriptor {n} is not open"));
+    }
+    // SAFETY: the descriptor is open (checked above); the master passed it to this process alone
+    // and names it once, in the environment read at start.
+    let owned = unsafe { OwnedFd::from_raw_fd(n) };
+    nix::fcntl::fcntl(&owned, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC)).map_err(|e| format!("descriptor {n}: {e}"))?;
+    Ok(owned)
+}
+
+/// Takes ownership of a descriptor received with `SCM_RIGHTS` (a runtime API connection the
+/// master passes to a worker).
+pub fn take_received_fd(n: RawFd) -> OwnedFd {
+    // SAFETY: the kernel installed this descriptor in this process when the message was
+    // received, and nothing else knows its number.
+    unsafe { OwnedFd::from_raw_fd(n) }
 }

@@ -917,6 +917,22 @@ struct Op {
     done: bool,
 }
 
+impl Op {
+    /// Asks the kernel to cancel the operation; the future still resolves, with `-ECANCELED` or
+    /// with the result the operation reached first.
+    ///
+    /// Only an operation whose completion is not filed yet is cancelled: a filed one may free its
+    /// slot before the cancellation is submitted, and the cancellation would then hit the next
+    /// operation given that slot. (A turn submits before it reaps, so one still pending keeps its
+    /// slot until the cancellation is in the kernel.)
+    fn cancel(&self) {
+        let pending = !self.done && matches!(self.d.slots.borrow()[self.idx].as_ref().map(|s| &s.state), Some(State::Pending(_)));
+        if pending {
+            self.d.cancel(self.idx);
+        }
+    }
+}
+
 impl Future for Op {
     type Output = (i32, Hold);
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<(i32, Hold)> {
@@ -1008,8 +1024,13 @@ impl Drop for Op {
         }
         let mut slots = self.d.slots.borrow_mut();
         let Some(slot) = slots[self.idx].as_mut() else { return };
-        if let State::Done(_) = slot.state {
-            // Completed but never taken: nothing is in flight.
+        if let State::Done(r) = slot.state {
+            // Completed but never taken: nothing is in flight. An accept's connection is
+            // nobody's: closed, not leaked.
+            if let (Hold::Peer(_), true) = (&slot.hold, r >= 0) {
+                // SAFETY: the kernel returned this descriptor for this operation, and nobody took it.
+                drop(unsafe { OwnedFd::from_raw_fd(r) });
+            }
             slots[self.idx] = None;
             drop(slots);
             self.d.free.borrow_mut().push(self.idx);
@@ -1459,19 +1480,53 @@ impl UringListener {
 
     /// Accepts one connection (non-blocking, close-on-exec) and its peer's address (TCP only).
     pub async fn accept(&self) -> io::Result<(UringConn, Option<SocketAddr>)> {
+        match self.accept_or_stop(std::future::pending()).await {
+            Ok(Some(c)) => Ok(c),
+            Ok(None) => unreachable!("never stopped"),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// As [`UringListener::accept`] until `stop` resolves; then the accept in flight is cancelled
+    /// and waited for, so a connection the kernel gave it meanwhile is returned instead of being
+    /// closed unseen. `Ok(None)`: stopped, nothing taken. A worker leaving a listener that another
+    /// process goes on accepting from (a master's reload) loses no connection this way.
+    pub async fn accept_or_stop(&self, stop: impl Future<Output = ()>) -> io::Result<Option<(UringConn, Option<SocketAddr>)>> {
         let fd = self.fd.as_raw_fd();
+        let mut stop = std::pin::pin!(stop);
+        let mut stopped = false;
         loop {
             // SAFETY (of zeroed): a sockaddr_storage of zeros is a valid value.
             let storage = Box::new((unsafe { std::mem::zeroed::<libc::sockaddr_storage>() }, std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t));
-            let (r, hold) = self
-                .d
-                .start(Hold::Peer(storage), |h| {
-                    let Hold::Peer(p) = h else { unreachable!() };
-                    opcode::Accept::new(types::Fd(fd), (&raw mut p.0).cast(), &raw mut p.1).flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC).build()
-                })
-                .await;
+            let op = self.d.start(Hold::Peer(storage), |h| {
+                let Hold::Peer(p) = h else { unreachable!() };
+                opcode::Accept::new(types::Fd(fd), (&raw mut p.0).cast(), &raw mut p.1).flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC).build()
+            });
+            let mut op = std::pin::pin!(op);
+            let (r, hold) = if stopped {
+                op.cancel();
+                op.await
+            } else {
+                tokio::select! {
+                    out = &mut op => out,
+                    _ = &mut stop => {
+                        stopped = true;
+                        op.cancel();
+                        op.await
+                    }
+                }
+            };
+            if r == -libc::ECANCELED && stopped {
+                return Ok(None);
+            }
             if r == -libc::EAGAIN {
-                poll_ready(&self.d, fd, Interest::READABLE).await?;
+                if stopped {
+                    return Ok(None);
+                }
+                tokio::select! {
+                    r = poll_ready(&self.d, fd, Interest::READABLE) => { r?; }
+                    _ = &mut stop => return Ok(None),
+                }
                 continue;
             }
             if r < 0 {
@@ -1481,7 +1536,7 @@ impl UringListener {
             let conn = UringConn::new(self.d.clone(), unsafe { OwnedFd::from_raw_fd(r) }, self.tcp);
             let Hold::Peer(p) = hold else { unreachable!() };
             let peer = if self.tcp { sockaddr_to_std(&p.0) } else { None };
-            return Ok((conn, peer));
+            return Ok(Some((conn, peer)));
         }
     }
 }

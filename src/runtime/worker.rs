@@ -102,13 +102,17 @@ fn worker_main(index: usize, rt: Arc<RouteTable>, listeners: Vec<BoundListener>,
             }
         };
         let sp = Rc::new(Spawner { w: w.clone(), active: active.clone(), drained: drained.clone(), parking });
+        let accepting = Rc::new(Cell::new(0usize));
         let parked = sp.clone();
         tokio::task::spawn_local(async move {
             let (a, b) = (parked.clone(), parked.clone());
             parked.parking.run(move |p| a.spawn_parked(p), move |p| b.expire(p)).await;
         });
         for l in listeners {
-            let accept = AcceptLoop { sp: sp.clone(), stop: stop.clone() };
+            // The main thread takes a TCP listener of its own binding off the port at stop; until
+            // then, a soft stop goes on accepting from it (see `AcceptLoop::left`).
+            let left = l.owned && matches!(l.listener, StdListener::Tcp(_));
+            let accept = AcceptLoop { sp: sp.clone(), stop: stop.clone(), left, accepting: accepting.clone() };
             // `mode tcp` frontends accept (and their sessions connect) through tokio even on the
             // uring backend: a TCP connection whose sockets carry ring operations cost about a
             // quarter more CPU to open and close (L4 churn: 102 against 85 µs per connection,
@@ -155,12 +159,13 @@ fn worker_main(index: usize, rt: Arc<RouteTable>, listeners: Vec<BoundListener>,
             let state = *stop.borrow_and_update();
             match state {
                 Stop::Hard => return,
-                Stop::Soft if active.get() == 0 => return,
+                Stop::Soft if active.get() == 0 && accepting.get() == 0 && sp.parking.is_empty() => return,
                 Stop::Soft => {
-                    // Parked connections have sent nothing: they close now.
-                    for p in sp.parking.take_all() {
-                        sp.expire(p);
-                    }
+                    // Parked connections were accepted before the stop and are served as any
+                    // other open connection: their first bytes start a session, and one that
+                    // stays silent closes at its `timeout http-request`. (Closing them now
+                    // would answer a client whose request was on its way with nothing: one
+                    // connected just before a reload, say.)
                     tokio::select! {
                         _ = drained.notified() => {}
                         r = stop.changed() => if r.is_err() { return },
@@ -182,6 +187,13 @@ fn worker_main(index: usize, rt: Arc<RouteTable>, listeners: Vec<BoundListener>,
 struct AcceptLoop {
     sp: Rc<Spawner>,
     stop: watch::Receiver<Stop>,
+    /// The main thread shuts this listener down at stop. On a soft stop the loop then goes on
+    /// accepting until the listener fails: a connection the kernel (or an accept the ring had in
+    /// flight) took before that moment gets its session instead of a reset, as it would when a
+    /// reload lands on it.
+    left: bool,
+    /// Accept loops still running; a soft stop waits for them as for sessions.
+    accepting: Rc<Cell<usize>>,
 }
 
 /// Starts sessions on a worker, and holds its parked connections.
@@ -277,15 +289,24 @@ impl Spawner {
                 let accept_proxy = self.w.rt.frontends[fe].binds[bind].accept_proxy;
                 self.spawn(fe, bind, c, p.peer, None, accept_proxy, p.permits, p.accepted)
             }
-            None => self.w.rt.frontends[fe].counters.session_end(),
+            None => {
+                self.w.rt.frontends[fe].counters.session_end();
+                if self.parking.is_empty() {
+                    self.drained.notify_one();
+                }
+            }
         }
     }
 
-    /// A parked connection sent nothing within `timeout http-request`, or the worker stops: it
-    /// closes, as HAProxy closes a connection that sent no request.
+    /// A parked connection sent nothing within `timeout http-request`: it closes, as HAProxy
+    /// closes a connection that sent no request. (A hard stop drops the whole table.)
     fn expire(&self, p: Parked) {
         self.w.rt.frontends[p.fe as usize].counters.session_end();
         drop(p);
+        // A soft stop waits for the table to empty too.
+        if self.parking.is_empty() {
+            self.drained.notify_one();
+        }
     }
 }
 
@@ -393,30 +414,69 @@ impl AcceptLoop {
         }
     }
 
+    /// Resolves when the accept loop must end without waiting for its listener to fail: at once
+    /// on a hard stop, or on a soft stop of a listener that nobody shuts down; for one the main
+    /// thread shuts down, a second after a soft stop at most (the listener has failed by then).
+    async fn until_done(stop: &mut watch::Receiver<Stop>, left: bool) {
+        Self::until_stop(stop).await;
+        if !left || *stop.borrow() == Stop::Hard {
+            return;
+        }
+        let hard = async {
+            while *stop.borrow_and_update() != Stop::Hard {
+                if stop.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = hard => {}
+        }
+    }
+
     /// Accepts on `l` until the worker stops.
     async fn run(self, l: Listener, fe: usize, bind: usize) {
+        self.accepting.set(self.accepting.get() + 1);
+        self.accept(l, fe, bind).await;
+        self.accepting.set(self.accepting.get() - 1);
+        self.sp.drained.notify_one();
+    }
+
+    async fn accept(&self, l: Listener, fe: usize, bind: usize) {
         let accept_proxy = self.sp.w.rt.frontends[fe].binds[bind].accept_proxy;
         let mut stop = self.stop.clone();
+        let left = self.left;
         let mut pauses = PauseReport::default();
         loop {
             tokio::select! {
                 ok = self.room(fe) => if !ok { return },
-                _ = Self::until_stop(&mut stop) => return,
+                _ = Self::until_done(&mut stop, left) => return,
             }
-            let accepted = tokio::select! {
-                r = l.accept() => r,
-                _ = Self::until_stop(&mut stop) => return,
+            let accepted = match &l {
+                // The ring's accept in flight is cancelled and waited for, not dropped: a
+                // connection it took meanwhile still gets its session.
+                Listener::Uring(u) => match u.accept_or_stop(Self::until_done(&mut stop, left)).await {
+                    Ok(Some((c, peer))) => Ok((AnyConn::Uring(c), peer)),
+                    Ok(None) => return,
+                    Err(e) => Err(e),
+                },
+                _ => tokio::select! {
+                    r = l.accept() => r,
+                    _ = Self::until_done(&mut stop, left) => return,
+                },
             };
+            // A connection in hand is served on a soft stop (only a hard stop drops it).
             // `disable frontend`: a connection accepted meanwhile waits until `enable frontend`.
-            while self.sp.w.rt.frontends[fe].paused.load(std::sync::atomic::Ordering::Relaxed) {
+            while *stop.borrow() == Stop::Run && self.sp.w.rt.frontends[fe].paused.load(std::sync::atomic::Ordering::Relaxed) {
                 tokio::select! {
                     _ = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
-                    _ = Self::until_stop(&mut stop) => return,
+                    _ = Self::until_stop(&mut stop) => {}
                 }
             }
             let permits = tokio::select! {
                 p = self.admit(fe) => match p { Some(p) => p, None => return },
-                _ = Self::until_stop(&mut stop) => return,
+                _ = Self::until_done(&mut stop, true) => return,
             };
             match accepted {
                 // The local address is looked up by the session only if something needs it.
