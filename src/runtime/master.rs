@@ -175,12 +175,14 @@ struct Pending {
 }
 
 /// A master CLI socket from `-S`.
+#[derive(Debug)]
 struct CliSocket {
     listener: Listener,
     level: StatsLevel,
     path: Option<PathBuf>,
 }
 
+#[derive(Debug)]
 enum Listener {
     Unix(std::os::unix::net::UnixListener),
     Tcp(std::net::TcpListener),
