@@ -263,6 +263,10 @@ pub fn run(cfg: &Config, mut opts: RunOpts) -> i32 {
     status
 }
 
+/// How long after a soft stop the main thread takes the listeners off their ports itself, when a
+/// worker has not (each does at once, unless it is stuck in a long computation).
+const LEAVE_FALLBACK: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// The control loop of the main thread: signals in, stop requests out, until every worker ended.
 async fn control(
     stop_tx: watch::Sender<Stop>,
@@ -271,13 +275,20 @@ async fn control(
     leave: Vec<std::os::fd::OwnedFd>,
 ) -> i32 {
     // Told to stop, the workers are told first, then the listeners leave their ports (the
-    // workers' accepts in flight then fail, and they know why).
+    // workers' accepts in flight then fail, and they know why). On a hard stop that is at once;
+    // on a soft stop each worker drains and leaves its own listeners first (`worker::AcceptLoop`),
+    // and the main thread's copies follow after `LEAVE_FALLBACK`, for a worker that is stuck.
     let mut leave = Some(leave);
-    let stop = |tx: &watch::Sender<Stop>, how: Stop, leave: &mut Option<Vec<std::os::fd::OwnedFd>>| {
+    let mut leave_at: Option<tokio::time::Instant> = None;
+    let stop = |tx: &watch::Sender<Stop>, how: Stop, leave: &mut Option<Vec<std::os::fd::OwnedFd>>, leave_at: &mut Option<tokio::time::Instant>| {
         STOPPING.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = tx.send(how);
-        if let Some(l) = leave.take() {
-            super::listener::leave_port(l);
+        if how == Stop::Hard {
+            if let Some(l) = leave.take() {
+                super::listener::leave_port(l);
+            }
+        } else {
+            leave_at.get_or_insert(tokio::time::Instant::now() + LEAVE_FALLBACK);
         }
     };
     let (Ok(mut int), Ok(mut term), Ok(mut usr1), Ok(mut hup), Ok(mut usr2)) = (
@@ -288,7 +299,7 @@ async fn control(
         signal(SignalKind::user_defined2()),
     ) else {
         alert("cannot install signal handlers");
-        stop(&stop_tx, Stop::Hard, &mut leave);
+        stop(&stop_tx, Stop::Hard, &mut leave, &mut leave_at);
         return 1;
     };
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -310,11 +321,17 @@ async fn control(
                 None => std::future::pending().await,
             }
         };
+        let leave_timer = async {
+            match (leave_at, leave.is_some()) {
+                (Some(d), true) => tokio::time::sleep_until(d).await,
+                _ => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            _ = int.recv() => stop(&stop_tx, Stop::Hard, &mut leave),
-            _ = term.recv() => stop(&stop_tx, Stop::Hard, &mut leave),
+            _ = int.recv() => stop(&stop_tx, Stop::Hard, &mut leave, &mut leave_at),
+            _ = term.recv() => stop(&stop_tx, Stop::Hard, &mut leave, &mut leave_at),
             _ = usr1.recv() => {
-                stop(&stop_tx, Stop::Soft, &mut leave);
+                stop(&stop_tx, Stop::Soft, &mut leave, &mut leave_at);
                 if let Some(d) = hard_stop_after {
                     hard_deadline.get_or_insert(tokio::time::Instant::now() + d);
                 }
@@ -324,11 +341,12 @@ async fn control(
             _ = hup.recv() => {}
             _ = usr2.recv() => {}
             _ = hard_timer => { let _ = stop_tx.send(Stop::Hard); hard_deadline = None; }
+            _ = leave_timer => if let Some(l) = leave.take() { super::listener::leave_port(l) },
             r = done_rx.recv() => {
                 ended += 1;
                 if r == Some(false) {
                     alert("a worker thread failed; stopping");
-                    stop(&stop_tx, Stop::Hard, &mut leave);
+                    stop(&stop_tx, Stop::Hard, &mut leave, &mut leave_at);
                     failed = true;
                 }
                 if ended == total || r.is_none() {

@@ -1473,6 +1473,12 @@ pub struct UringListener {
     tcp: bool,
 }
 
+impl std::os::fd::AsFd for UringListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
 impl UringListener {
     pub fn new(d: Rc<Driver>, fd: OwnedFd, tcp: bool) -> UringListener {
         UringListener { fd, d, tcp }

@@ -187,10 +187,11 @@ fn worker_main(index: usize, rt: Arc<RouteTable>, listeners: Vec<BoundListener>,
 struct AcceptLoop {
     sp: Rc<Spawner>,
     stop: watch::Receiver<Stop>,
-    /// The main thread shuts this listener down at stop. On a soft stop the loop then goes on
-    /// accepting until the listener fails: a connection the kernel (or an accept the ring had in
-    /// flight) took before that moment gets its session instead of a reset, as it would when a
-    /// reload lands on it.
+    /// This process takes the listener off its port at stop (a TCP socket of its own binding,
+    /// not shared with a master's next worker). On a soft stop the loop drains its queue and
+    /// shuts it down itself (the main thread does too, later, in case a worker is stuck): a
+    /// connection the kernel queued, or an accept the ring had in flight took, before that moment
+    /// gets its session instead of a reset.
     left: bool,
     /// Accept loops still running; a soft stop waits for them as for sessions.
     accepting: Rc<Cell<usize>>,
@@ -414,24 +415,11 @@ impl AcceptLoop {
         }
     }
 
-    /// Resolves when the accept loop must end without waiting for its listener to fail: at once
-    /// on a hard stop, or on a soft stop of a listener that nobody shuts down; for one the main
-    /// thread shuts down, a second after a soft stop at most (the listener has failed by then).
-    async fn until_done(stop: &mut watch::Receiver<Stop>, left: bool) {
-        Self::until_stop(stop).await;
-        if !left || *stop.borrow() == Stop::Hard {
-            return;
-        }
-        let hard = async {
-            while *stop.borrow_and_update() != Stop::Hard {
-                if stop.changed().await.is_err() {
-                    return;
-                }
+    async fn until_hard(stop: &mut watch::Receiver<Stop>) {
+        while *stop.borrow_and_update() != Stop::Hard {
+            if stop.changed().await.is_err() {
+                return;
             }
-        };
-        tokio::select! {
-            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
-            _ = hard => {}
         }
     }
 
@@ -446,25 +434,42 @@ impl AcceptLoop {
     async fn accept(&self, l: Listener, fe: usize, bind: usize) {
         let accept_proxy = self.sp.w.rt.frontends[fe].binds[bind].accept_proxy;
         let mut stop = self.stop.clone();
-        let left = self.left;
         let mut pauses = PauseReport::default();
         loop {
-            tokio::select! {
-                ok = self.room(fe) => if !ok { return },
-                _ = Self::until_done(&mut stop, left) => return,
-            }
-            let accepted = match &l {
-                // The ring's accept in flight is cancelled and waited for, not dropped: a
-                // connection it took meanwhile still gets its session.
-                Listener::Uring(u) => match u.accept_or_stop(Self::until_done(&mut stop, left)).await {
-                    Ok(Some((c, peer))) => Ok((AnyConn::Uring(c), peer)),
-                    Ok(None) => return,
-                    Err(e) => Err(e),
+            let state = *stop.borrow();
+            let accepted = match state {
+                Stop::Hard => return,
+                // Told to finish, a listener this process leaves is drained, then taken off the
+                // port, by this thread without yielding in between: only a connection arriving in
+                // that instant can still meet a closed queue. One shared with a master's next
+                // worker, or inherited (`fd@`), is just no longer accepted from.
+                Stop::Soft if self.left => match drain_one(&l) {
+                    Some(c) => Ok(c),
+                    None => {
+                        let _ = nix::sys::socket::shutdown(l.raw_fd(), nix::sys::socket::Shutdown::Read);
+                        return;
+                    }
                 },
-                _ => tokio::select! {
-                    r = l.accept() => r,
-                    _ = Self::until_done(&mut stop, left) => return,
-                },
+                Stop::Soft => return,
+                Stop::Run => {
+                    tokio::select! {
+                        ok = self.room(fe) => if !ok { return },
+                        _ = Self::until_stop(&mut stop) => continue,
+                    }
+                    match &l {
+                        // The ring's accept in flight is cancelled and waited for, not dropped: a
+                        // connection it took meanwhile still gets its session.
+                        Listener::Uring(u) => match u.accept_or_stop(Self::until_stop(&mut stop)).await {
+                            Ok(Some((c, peer))) => Ok((AnyConn::Uring(c), peer)),
+                            Ok(None) => continue,
+                            Err(e) => Err(e),
+                        },
+                        _ => tokio::select! {
+                            r = l.accept() => r,
+                            _ = Self::until_stop(&mut stop) => continue,
+                        },
+                    }
+                }
             };
             // A connection in hand is served on a soft stop (only a hard stop drops it).
             // `disable frontend`: a connection accepted meanwhile waits until `enable frontend`.
@@ -476,12 +481,12 @@ impl AcceptLoop {
             }
             let permits = tokio::select! {
                 p = self.admit(fe) => match p { Some(p) => p, None => return },
-                _ = Self::until_done(&mut stop, true) => return,
+                _ = Self::until_hard(&mut stop) => return,
             };
             match accepted {
                 // The local address is looked up by the session only if something needs it.
                 Ok((conn, peer)) => self.start(fe, bind, conn, peer, None, accept_proxy, permits),
-                // The main thread took the listener off its port as it told this worker to stop.
+                // The main thread took the listener off its port (see `process::control`).
                 Err(_) if *stop.borrow() != Stop::Run => return,
                 Err(e) => match accept_failure(&e) {
                     // That connection is lost, not the listener: on to the next one.
@@ -501,6 +506,19 @@ impl AcceptLoop {
             }
         }
     }
+}
+
+/// One connection waiting in `l`'s queue, accepted without waiting; `None` when the queue is
+/// empty (or the listener failed).
+fn drain_one(l: &Listener) -> Option<(AnyConn, Option<std::net::SocketAddr>)> {
+    let (sock, peer) = socket2::SockRef::from(&l.fd()).accept().ok()?;
+    sock.set_nonblocking(true).ok()?;
+    let peer = peer.as_socket();
+    let conn = match (l, super::uring::current()) {
+        (Listener::Uring(_), Some(d)) => AnyConn::Uring(super::uring::UringConn::from_fd(d, std::os::fd::OwnedFd::from(sock), true)),
+        _ => AnyConn::Epoll(EpollConn::Tcp(tokio::net::TcpStream::from_std(std::net::TcpStream::from(sock)).ok()?)),
+    };
+    Some((conn, peer))
 }
 
 /// How long a listener rests after an `accept` that failed for want of descriptors or memory, as
@@ -635,6 +653,20 @@ enum Listener {
 }
 
 impl Listener {
+    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        match self {
+            Listener::Tcp(l) => l.as_fd(),
+            Listener::Unix(l) => l.as_fd(),
+            Listener::Uring(l) => l.as_fd(),
+        }
+    }
+
+    fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.fd().as_raw_fd()
+    }
+
     async fn accept(&self) -> std::io::Result<(AnyConn, Option<std::net::SocketAddr>)> {
         match self {
             Listener::Tcp(l) => l.accept().await.map(|(s, peer)| (AnyConn::Epoll(EpollConn::Tcp(s)), Some(peer))),
