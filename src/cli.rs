@@ -318,17 +318,6 @@ pub fn run(args: &[String]) -> i32 {
         }
         return 0;
     }
-    if cli.fetch_listeners.is_some() {
-        eprint!(
-            "{}",
-            format_line(
-                Severity::Alert,
-                pid,
-                "'-x' is not supported yet: sluiced cannot take listeners over (its reloads bind beside the old process, with SO_REUSEPORT)."
-            )
-        );
-        return 1;
-    }
     let worker = match crate::runtime::master::worker_link() {
         Some(Ok(link)) => Some(link),
         Some(Err(e)) => {
@@ -359,6 +348,20 @@ pub fn run(args: &[String]) -> i32 {
     if !cli.master_sockets.is_empty() && worker.is_none() && !quiet {
         eprint!("{}", format_line(Severity::Warning, pid, "'-S' is only used in master-worker mode (-W or -Ws): no master CLI is opened."));
     }
+    // `-x`: the old process's listening sockets. Without them the reload still works, binding
+    // beside the old process, as HAProxy goes on when it cannot get them.
+    let inherited = match (&cli.fetch_listeners, &worker) {
+        (Some(path), None) => match crate::runtime::handover::fetch(path) {
+            Ok(l) => l,
+            Err(e) => {
+                if !quiet {
+                    eprint!("{}", format_line(Severity::Warning, pid, &format!("Failed to get the sockets from the old process: {e}; binding them anew.")));
+                }
+                Default::default()
+            }
+        },
+        _ => Default::default(),
+    };
     crate::runtime::process::run(
         &cfg,
         crate::runtime::process::RunOpts {
@@ -371,6 +374,7 @@ pub fn run(args: &[String]) -> i32 {
             mem_limit_mb: cli.mem_limit_mb,
             io_backend: cli.io_backend.unwrap_or(cfg.global.runtime.io_backend),
             master: worker,
+            inherited,
         },
     )
 }

@@ -403,3 +403,52 @@ fn a_reload_with_sf_resets_no_connection_made_once_the_old_process_is_gone() {
         current = next;
     }
 }
+
+/// The listening sockets' inodes on `port`, from /proc/net/tcp.
+fn listener_inodes(port: u16) -> Vec<String> {
+    let needle = format!(":{port:04X}");
+    let mut v: Vec<String> = std::fs::read_to_string("/proc/net/tcp")
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let c: Vec<&str> = l.split_whitespace().collect();
+            (c[1].ends_with(&needle) && c[3] == "0A").then(|| c[9].to_string())
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// `-x <stats socket>` with `expose-fd listeners` on the old process's socket: the new process
+/// takes the old one's listening sockets instead of binding its own, so no accept queue is
+/// closed by the reload, and the old process, told to finish, leaves them open.
+#[test]
+fn a_reload_with_x_takes_over_the_old_process_sockets() {
+    let port = free_port();
+    let dir = temp_dir("x-reload");
+    let sock = dir.join("admin.sock");
+    let cfg = |word: &str| {
+        format!(
+            "global\n  stats socket {} level admin expose-fd listeners\ndefaults\n  mode http\n  timeout client 5s\nfrontend f\n  bind 127.0.0.1:{port}\n  http-request return status 200 content-type text/plain string {word}\n",
+            sock.display()
+        )
+    };
+    let mut old = Sluiced::start(&cfg("old"), &[port]);
+    let before = listener_inodes(port);
+    assert!(!before.is_empty());
+    let mut new = Sluiced::start_args(&cfg("new"), &[port], &["-x", sock.to_str().unwrap(), "-sf", &old.pid().to_string()]);
+    assert_eq!(old.wait_exit(Duration::from_secs(3)), Some(0));
+    assert_eq!(listener_inodes(port), before, "the same sockets listen after the reload");
+    let (status, _, body) = http_request(port, b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+    assert_eq!((status, String::from_utf8_lossy(&body).as_ref()), (200, "new"));
+    // A socket without `expose-fd listeners`, or none at all: a warning, and the reload binds anew.
+    let mut third = Sluiced::start_args(&cfg("third"), &[port], &["-x", dir.join("nothing.sock").to_str().unwrap(), "-sf", &new.pid().to_string()]);
+    assert_eq!(new.wait_exit(Duration::from_secs(3)), Some(0));
+    assert_ne!(listener_inodes(port), before);
+    let (status, _, body) = http_request(port, b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+    assert_eq!((status, String::from_utf8_lossy(&body).as_ref()), (200, "third"));
+    third.signal("TERM");
+    third.wait_exit(Duration::from_secs(3));
+    assert!(third.stderr().contains("Failed to get the sockets from the old process: cannot connect to"));
+}

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Connections lost across reloads: sluiced and HAProxy, reloaded with -sf and in master-worker mode.
+"""Connections lost across reloads: sluiced and HAProxy, reloaded with -sf, -x and in master-worker mode.
 
 Clients open one connection per request (`Connection: close`) to a proxy answering
 `http-request return`, as fast as they can, while the proxy is reloaded N times; every reset,
@@ -25,11 +25,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 PORT = 18432
 
 
-def config(kind):
+def config(kind, stats=None):
     body = 'http-request return status 200 content-type text/plain string "ok"'
+    glob = f"global\n  stats socket {stats} level admin expose-fd listeners\n" if stats else "global\n"
     if kind == "haproxy":
-        return f"global\ndefaults\n  mode http\n  timeout client 5s\n  timeout server 5s\n  timeout connect 5s\nfrontend f\n  bind 127.0.0.1:{PORT}\n  {body}\n"
-    return f"defaults\n  mode http\n  timeout client 5s\nfrontend f\n  bind 127.0.0.1:{PORT}\n  {body}\n"
+        return f"{glob}defaults\n  mode http\n  timeout client 5s\n  timeout server 5s\n  timeout connect 5s\nfrontend f\n  bind 127.0.0.1:{PORT}\n  {body}\n"
+    return f"{glob}defaults\n  mode http\n  timeout client 5s\nfrontend f\n  bind 127.0.0.1:{PORT}\n  {body}\n"
 
 
 def command(proxy, cfg):
@@ -54,8 +55,9 @@ def wait_port():
 def run_case(proxy, mode, reloads, clients, gap):
     tmp = tempfile.mkdtemp(prefix="reloadbench-")
     cfg = os.path.join(tmp, "c.cfg")
+    stats = os.path.join(tmp, "admin.sock") if mode == "x" else None
     with open(cfg, "w") as f:
-        f.write(config(proxy))
+        f.write(config(proxy, stats))
     base = command(proxy, cfg)
     procs = []
     if mode == "master":
@@ -95,7 +97,8 @@ def run_case(proxy, mode, reloads, clients, gap):
         if mode == "master":
             os.kill(procs[0].pid, signal.SIGUSR2)
         else:
-            procs.append(subprocess.Popen(base + ["-sf", str(procs[-1].pid)], stderr=subprocess.DEVNULL))
+            take = ["-x", stats] if stats else []
+            procs.append(subprocess.Popen(base + take + ["-sf", str(procs[-1].pid)], stderr=subprocess.DEVNULL))
     time.sleep(0.5)
     stop = True
     for t in threads:
@@ -116,7 +119,7 @@ def main():
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--gap", type=float, default=0.15, help="seconds between reloads")
     ap.add_argument("--proxies", default="sluiced,sluiced-epoll,haproxy")
-    ap.add_argument("--modes", default="sf,master")
+    ap.add_argument("--modes", default="sf,x,master", help="sf: -sf; x: -x <stats socket> -sf; master: -W and SIGUSR2")
     ap.add_argument("--migrate", type=int, default=0, help="net.ipv4.tcp_migrate_req in the namespace")
     args = ap.parse_args()
     if os.environ.get("RELOADBENCH_NETNS") != "1":
@@ -132,7 +135,8 @@ def main():
     for proxy in args.proxies.split(","):
         for mode in args.modes.split(","):
             c = run_case(proxy, mode, args.reloads, args.clients, args.gap)
-            print(f"| {proxy} | {'-sf' if mode == 'sf' else 'master-worker (-W, SIGUSR2)'} | {c['ok']:,} | {c['reset']} | {c['other']} |", flush=True)
+            what = {"sf": "-sf", "x": "-x -sf (expose-fd listeners)", "master": "master-worker (-W, SIGUSR2)"}[mode]
+            print(f"| {proxy} | {what} | {c['ok']:,} | {c['reset']} | {c['other']} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ pub const MAX_PAYLOAD: usize = 1024 * 1024;
 pub struct BoundSocket {
     listener: StdListener,
     level: StatsLevel,
+    /// `expose-fd listeners`: answers `_getsocks` (`runtime::handover`).
+    expose: bool,
 }
 
 enum StdListener {
@@ -41,7 +43,7 @@ enum StdListener {
 /// Binds every `stats socket`. Called before the process detaches, so a bind error is seen by
 /// whoever started it.
 pub fn bind_all(stats: &GlobalStats) -> Result<Vec<BoundSocket>, String> {
-    stats.sockets.iter().map(|s| Ok(BoundSocket { listener: bind(s)?, level: s.level })).collect()
+    stats.sockets.iter().map(|s| Ok(BoundSocket { listener: bind(s)?, level: s.level, expose: s.expose_fd_listeners })).collect()
 }
 
 fn bind(s: &StatsSocket) -> Result<StdListener, String> {
@@ -162,7 +164,7 @@ async fn accept_loop(s: BoundSocket, ctx: Arc<Ctx>, slots: Arc<tokio::sync::Sema
     loop {
         // `stats maxconn`: while full, connections wait in the kernel's backlog.
         let Ok(permit) = slots.clone().acquire_owned().await else { return };
-        let (ctx, level) = (ctx.clone(), s.level);
+        let (ctx, level, expose) = (ctx.clone(), s.level, s.expose);
         match &l {
             L::Tcp(t) => match t.accept().await {
                 Ok((c, _)) => {
@@ -176,7 +178,16 @@ async fn accept_loop(s: BoundSocket, ctx: Arc<Ctx>, slots: Arc<tokio::sync::Sema
             L::Unix(u) => match u.accept().await {
                 Ok((c, _)) => {
                     tokio::spawn(async move {
-                        serve(c, &ctx, level, timeout).await;
+                        if expose && asks_for_sockets(&c, timeout).await {
+                            if level == StatsLevel::Admin {
+                                let _ = tokio::time::timeout(timeout, crate::runtime::handover::give(&c)).await;
+                            } else {
+                                let mut c = c;
+                                let _ = c.write_all(b"Permission denied\n\n").await;
+                            }
+                        } else {
+                            serve(c, &ctx, level, timeout).await;
+                        }
                         drop(permit);
                     });
                 }
@@ -184,6 +195,38 @@ async fn accept_loop(s: BoundSocket, ctx: Arc<Ctx>, slots: Arc<tokio::sync::Sema
             },
         }
     }
+}
+
+/// True when the connection's first line is `_getsocks` (`-x` from a new process), which is then
+/// read off the socket; any other first line is left for [`serve`].
+async fn asks_for_sockets(c: &tokio::net::UnixStream, timeout: Duration) -> bool {
+    let want = crate::runtime::handover::REQUEST;
+    let peek = async {
+        loop {
+            if c.readable().await.is_err() {
+                return false;
+            }
+            let mut buf = [0u8; 16];
+            let r = c.try_io(tokio::io::Interest::READABLE, || {
+                nix::sys::socket::recv(std::os::fd::AsRawFd::as_raw_fd(c), &mut buf, nix::sys::socket::MsgFlags::MSG_PEEK).map_err(std::io::Error::from)
+            });
+            match r {
+                Ok(0) => return false,
+                Ok(n) if n >= want.len() => return buf[..want.len()] == *want,
+                // Part of a line: more is on its way unless it already differs.
+                Ok(n) if want.starts_with(&buf[..n]) => tokio::time::sleep(Duration::from_millis(1)).await,
+                Ok(_) => return false,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => return false,
+            }
+        }
+    };
+    if !tokio::time::timeout(timeout, peek).await.unwrap_or(false) {
+        return false;
+    }
+    // The line is in the socket's buffer (just peeked): taken without waiting.
+    let mut line = [0u8; 16];
+    c.try_read(&mut line[..want.len()]).is_ok_and(|n| n == want.len())
 }
 
 /// Reads one line of at most [`MAX_LINE`] bytes; `None` at end of stream, on error or on a

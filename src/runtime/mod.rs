@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod deadline;
+pub mod handover;
 pub mod identity;
 pub mod io;
 pub mod limit;

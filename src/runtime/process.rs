@@ -35,6 +35,8 @@ pub struct RunOpts {
     /// Set when this process is a worker under a master (`super::master`): it neither detaches
     /// nor writes a pid file, and tells the master when it is ready.
     pub master: Option<super::master::WorkerLink>,
+    /// Listening sockets taken from the old process with `-x` (`super::handover`), by key.
+    pub inherited: std::collections::HashMap<String, std::os::fd::OwnedFd>,
 }
 
 fn alert(msg: &str) {
@@ -137,7 +139,10 @@ pub fn run(cfg: &Config, mut opts: RunOpts) -> i32 {
     });
     let nworkers = crate::runtime::config::thread_count(&cfg.global.runtime) as usize;
     let backlog_of = |fi: usize| cfg.proxies.iter().filter(|p| p.kind.has_frontend() && !p.disabled).nth(fi).and_then(|p| p.backlog.or(p.maxconn));
-    let mut inherited = opts.master.as_mut().map(|m| std::mem::take(&mut m.listeners)).unwrap_or_default();
+    let mut inherited = match opts.master.as_mut() {
+        Some(m) => std::mem::take(&mut m.listeners),
+        None => std::mem::take(&mut opts.inherited),
+    };
     let mut listeners = match super::listener::bind_all(&rt, nworkers, backlog_of, &mut inherited) {
         Ok(l) => l,
         Err(e) => {
@@ -169,6 +174,19 @@ pub fn run(cfg: &Config, mut opts: RunOpts) -> i32 {
                 l.owned = false;
             }
         }
+    }
+    // `expose-fd listeners`: a copy of each TCP listener for the next process's `-x`.
+    if cfg.global.stats.sockets.iter().any(|s| s.expose_fd_listeners) {
+        super::handover::expose(
+            listeners
+                .iter()
+                .flatten()
+                .filter_map(|l| match (&l.key, &l.listener) {
+                    (Some(k), super::listener::StdListener::Tcp(t)) => std::os::fd::AsFd::as_fd(t).try_clone_to_owned().ok().map(|fd| (k.clone(), fd)),
+                    _ => None,
+                })
+                .collect(),
+        );
     }
     let leave = super::listener::leave_handles(&listeners);
     let stats_sockets = match crate::control::socket::bind_all(&cfg.global.stats) {
@@ -284,7 +302,8 @@ async fn control(
         STOPPING.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = tx.send(how);
         if how == Stop::Hard {
-            if let Some(l) = leave.take() {
+            // Sockets given to a new process (`-x`) are its own now: closed here, not shut down.
+            if let Some(l) = leave.take().filter(|_| !super::handover::given()) {
                 super::listener::leave_port(l);
             }
         } else {
@@ -341,7 +360,7 @@ async fn control(
             _ = hup.recv() => {}
             _ = usr2.recv() => {}
             _ = hard_timer => { let _ = stop_tx.send(Stop::Hard); hard_deadline = None; }
-            _ = leave_timer => if let Some(l) = leave.take() { super::listener::leave_port(l) },
+            _ = leave_timer => if let Some(l) = leave.take().filter(|_| !super::handover::given()) { super::listener::leave_port(l) },
             r = done_rx.recv() => {
                 ended += 1;
                 if r == Some(false) {

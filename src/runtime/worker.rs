@@ -443,7 +443,7 @@ impl AcceptLoop {
                 // port, by this thread without yielding in between: only a connection arriving in
                 // that instant can still meet a closed queue. One shared with a master's next
                 // worker, or inherited (`fd@`), is just no longer accepted from.
-                Stop::Soft if self.left => match drain_one(&l) {
+                Stop::Soft if self.left && !super::handover::given() => match drain_one(&l) {
                     Some(c) => Ok(c),
                     None => {
                         let _ = nix::sys::socket::shutdown(l.raw_fd(), nix::sys::socket::Shutdown::Read);
