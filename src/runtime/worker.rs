@@ -109,8 +109,8 @@ fn worker_main(index: usize, rt: Arc<RouteTable>, listeners: Vec<BoundListener>,
             parked.parking.run(move |p| a.spawn_parked(p), move |p| b.expire(p)).await;
         });
         for l in listeners {
-            // The main thread takes a TCP listener of its own binding off the port at stop; until
-            // then, a soft stop goes on accepting from it (see `AcceptLoop::left`).
+            // A TCP listener of this process's own binding is drained and taken off its port by
+            // its accept loop at a soft stop (see `AcceptLoop::left`).
             let left = l.owned && matches!(l.listener, StdListener::Tcp(_));
             let accept = AcceptLoop { sp: sp.clone(), stop: stop.clone(), left, accepting: accepting.clone() };
             // `mode tcp` frontends accept (and their sessions connect) through tokio even on the
@@ -415,6 +415,11 @@ impl AcceptLoop {
         }
     }
 
+    /// False once the main thread's end of the channel is gone.
+    fn alive(stop: &watch::Receiver<Stop>) -> bool {
+        stop.has_changed().is_ok()
+    }
+
     async fn until_hard(stop: &mut watch::Receiver<Stop>) {
         while *stop.borrow_and_update() != Stop::Hard {
             if stop.changed().await.is_err() {
@@ -452,21 +457,24 @@ impl AcceptLoop {
                 },
                 Stop::Soft => return,
                 Stop::Run => {
+                    // Told to stop, the loop goes round to the stop's arm (and ends if the main
+                    // thread is gone, which only happens once it has said to stop).
                     tokio::select! {
                         ok = self.room(fe) => if !ok { return },
-                        _ = Self::until_stop(&mut stop) => continue,
+                        _ = Self::until_stop(&mut stop) => if Self::alive(&stop) { continue } else { return },
                     }
                     match &l {
                         // The ring's accept in flight is cancelled and waited for, not dropped: a
                         // connection it took meanwhile still gets its session.
                         Listener::Uring(u) => match u.accept_or_stop(Self::until_stop(&mut stop)).await {
                             Ok(Some((c, peer))) => Ok((AnyConn::Uring(c), peer)),
-                            Ok(None) => continue,
+                            Ok(None) if Self::alive(&stop) => continue,
+                            Ok(None) => return,
                             Err(e) => Err(e),
                         },
                         _ => tokio::select! {
                             r = l.accept() => r,
-                            _ = Self::until_stop(&mut stop) => continue,
+                            _ = Self::until_stop(&mut stop) => if Self::alive(&stop) { continue } else { return },
                         },
                     }
                 }
@@ -476,7 +484,7 @@ impl AcceptLoop {
             while *stop.borrow() == Stop::Run && self.sp.w.rt.frontends[fe].paused.load(std::sync::atomic::Ordering::Relaxed) {
                 tokio::select! {
                     _ = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
-                    _ = Self::until_stop(&mut stop) => {}
+                    _ = Self::until_stop(&mut stop) => if !Self::alive(&stop) { return },
                 }
             }
             let permits = tokio::select! {
