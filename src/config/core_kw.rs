@@ -214,9 +214,9 @@ pub fn proxy_keywords() -> Vec<ProxyKeyword> {
             S::BE_ONLY,
             parse_use_server,
             doc!(
-                Parsed,
+                Implemented,
                 "use-server <server> [if|unless <cond>]",
-                "Sends the stream to a named server when the condition holds, bypassing balancing.",
+                "Sends the stream to a named server when the condition holds, bypassing balancing: tried in order after cookie persistence and before stick match; a server down or in maintenance is skipped unless option persist.",
                 "use-server s1 if { req.hdr(x-pin) s1 }"
             ),
         ),

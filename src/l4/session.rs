@@ -353,9 +353,14 @@ async fn session(
         let ctx = Ctx { rt, fe, src, dst, backend: Some(be_idx), buf: &buf, final_data: true, vars, stick };
         sample_text(e, &ctx)
     });
-    // `stick on|match`: the server stored for the stream's key, if usable, without balancing.
+    // `use-server`, then `stick on|match` (the server stored for the stream's key): a usable
+    // server named so gets the stream without balancing.
     let stick_ctx = Ctx { rt, fe, src, dst, backend: Some(be_idx), buf: &buf, final_data: true, vars, stick };
-    let direct = be.stick.as_ref().and_then(|p| p.matched(&stick_ctx, &be.state.servers));
+    let direct = be
+        .use_server
+        .as_ref()
+        .and_then(|u| u.chosen(&stick_ctx, &be.state.servers))
+        .or_else(|| be.stick.as_ref().and_then(|p| p.matched(&stick_ctx, &be.state.servers)));
     let conn = match direct {
         Some(i) if take_queued(be, i).await => connect_from(be, &key, dst, i, sni.as_deref(), false).await,
         Some(_) => None,

@@ -11,7 +11,9 @@
 //!    or record edits that later rules see.
 //! 3. **Backend and server**: `use_backend`/`default_backend`, the backend's `http-request`
 //!    rules, then `option forwardfor`/`originalto`; the server a persistence cookie names
-//!    ([`super::cookie`]) is used as is, else one is picked by the backend's algorithm (with the
+//!    ([`super::cookie`]) is used as is, else the one of the first `use-server` rule that holds
+//!    ([`crate::route::use_server`]), else the one `stick match` finds, else one is picked by the
+//!    backend's algorithm (with the
 //!    `balance uri|url_param|hdr|hash` key of the edited request); an idle pooled connection to
 //!    it is reused when `http-reuse` allows, else a new one is opened with the backend's retries
 //!    and redispatch. `http-send-name-header` names the server.
@@ -1377,10 +1379,15 @@ async fn serve(
         } else {
             PoolUse::Checked
         };
-        // `stick on|match`: the server stored for the request's key, when no cookie chose one.
-        let stick_msg = be.stick.as_ref().map(|_| Msg { buf: &cbuf, view: EditedView::new(&cbuf, head, &edits), first, body: None });
+        // `use-server`, then `stick on|match` (the server stored for the request's key), when no
+        // cookie chose a server.
+        let stick_msg =
+            (be.stick.is_some() || be.use_server.is_some()).then(|| Msg { buf: &cbuf, view: EditedView::new(&cbuf, head, &edits), first, body: None });
         let stick_ctx = stick_msg.as_ref().map(|m| HttpCtx { req: Some(m), req_buf: &cbuf, ..base });
-        let direct = visit.and_then(|v| v.server).or_else(|| be.stick.as_ref().zip(stick_ctx.as_ref()).and_then(|(p, c)| p.matched(c, &be.state.servers)));
+        let direct = visit
+            .and_then(|v| v.server)
+            .or_else(|| be.use_server.as_ref().zip(stick_ctx.as_ref()).and_then(|(u, c)| u.chosen(c, &be.state.servers)))
+            .or_else(|| be.stick.as_ref().zip(stick_ctx.as_ref()).and_then(|(p, c)| p.matched(c, &be.state.servers)));
         let Some((srv_idx, mut server, mut reused, mut epoch)) = server_conn(&w, be_idx, be, &key, &dst, pool_use, direct, sni.as_deref()).await else {
             send_error(&client, error_out(&base, 503), fe.timeout_client, rec).await;
             break End::NoServer;

@@ -17,6 +17,7 @@ pub mod logformat;
 pub(crate) mod map;
 pub mod patref;
 pub mod sample;
+pub mod use_server;
 pub mod vars;
 
 use std::sync::Arc;
@@ -655,6 +656,8 @@ pub struct Backend {
     pub cookie: Option<crate::l7::cookie::Persistence>,
     /// `stick on|match|store-request|store-response`.
     pub stick: Option<crate::stick::persist::Persistence>,
+    /// `use-server` rules.
+    pub use_server: Option<use_server::UseServers>,
     /// Where server state changes are logged (`backend_event`).
     pub log: Option<Arc<crate::log::LogRt>>,
     /// Sessions, requests and responses, for `show stat` and the stats page.
@@ -1094,6 +1097,7 @@ impl RouteTable {
                 stats_admin: p.stats.admin.iter().map(|a| CompiledCond::compile(&a.cond, &p.acls)).collect::<Result<_, _>>()?,
                 cookie: compile_cookie(p, diags),
                 stick: crate::stick::persist::Persistence::compile(p, &tables)?,
+                use_server: use_server::UseServers::compile(p)?,
                 log: compile_log(p, cfg, diags)?,
                 counters: Default::default(),
                 stats_info,
