@@ -452,3 +452,45 @@ fn a_reload_with_x_takes_over_the_old_process_sockets() {
     third.wait_exit(Duration::from_secs(3));
     assert!(third.stderr().contains("Failed to get the sockets from the old process: cannot connect to"));
 }
+
+/// A connection accepted before a soft stop whose request has not arrived yet is served when it
+/// does, as any open connection: a client that connected just before a reload gets its answer.
+#[test]
+fn a_connection_silent_when_the_soft_stop_comes_is_still_served() {
+    let port = free_port();
+    let cfg = format!(
+        "defaults\n  mode http\n  timeout client 5s\n  timeout http-request 5s\nfrontend f\n  bind 127.0.0.1:{port}\n  http-request return status 200 content-type text/plain string served\n"
+    );
+    let mut d = Sluiced::start(&cfg, &[port]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    // Accepted and waiting for its first bytes when the stop comes.
+    std::thread::sleep(Duration::from_millis(200));
+    d.signal("USR1");
+    std::thread::sleep(Duration::from_millis(200));
+    c.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").unwrap();
+    let (status, _, body) = read_response(&mut c);
+    assert_eq!((status, body.as_slice()), (200, b"served".as_slice()));
+    drop(c);
+    assert_eq!(d.wait_exit(Duration::from_secs(3)), Some(0), "the process ends once that connection has");
+}
+
+/// `-x` is refused by a stats socket below `level admin`: the new process warns and binds anew.
+#[test]
+fn x_against_a_socket_below_level_admin_gets_no_sockets() {
+    let port = free_port();
+    let dir = temp_dir("x-level");
+    let sock = dir.join("op.sock");
+    let cfg = format!(
+        "global\n  stats socket {} level operator expose-fd listeners\ndefaults\n  mode http\n  timeout client 5s\nfrontend f\n  bind 127.0.0.1:{port}\n  http-request return status 200 content-type text/plain string x\n",
+        sock.display()
+    );
+    let mut old = Sluiced::start(&cfg, &[port]);
+    let before = listener_inodes(port);
+    let mut new = Sluiced::start_args(&cfg, &[port], &["-x", sock.to_str().unwrap(), "-sf", &old.pid().to_string()]);
+    assert_eq!(old.wait_exit(Duration::from_secs(3)), Some(0));
+    assert_ne!(listener_inodes(port), before);
+    new.signal("TERM");
+    new.wait_exit(Duration::from_secs(3));
+    let err = new.stderr();
+    assert!(err.contains("Failed to get the sockets from the old process"), "{err}");
+}

@@ -14,21 +14,30 @@ fn get(port: u16, pin: Option<&str>) -> (u16, String) {
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
+/// An HTTP frontend on `port` in front of backend `be`, whose lines follow.
+fn http(port: u16, backend: &str) -> String {
+    format!(
+        "defaults\n  mode http\n  timeout connect 1s\n  timeout client 5s\n  timeout server 5s\n\
+         frontend f\n  bind 127.0.0.1:{port}\n  default_backend be\nbackend be\n{backend}"
+    )
+}
+
 #[test]
 fn http_requests_matching_a_use_server_rule_skip_balancing_and_a_down_server_falls_back_to_it() {
     let (a, _) = http_backend(|_| ok_response("a"));
     let (b, _) = http_backend(|_| ok_response("b"));
     let (dead, _hold) = dead_port();
     let port = free_port();
-    let cfg = format!(
-        "defaults\n  mode http\n  timeout connect 1s\n  timeout client 5s\n  timeout server 5s\n\
-         frontend f\n  bind 127.0.0.1:{port}\n  default_backend be\n\
-         backend be\n  balance roundrobin\n\
+    let cfg = http(
+        port,
+        &format!(
+            "  balance roundrobin\n\
          \x20 use-server down if {{ req.hdr(x-pin) down }}\n\
          \x20 use-server b if {{ req.hdr(x-pin) b }} || {{ req.hdr(x-pin) down }}\n\
          \x20 server a {}\n  server b {}\n  server down 127.0.0.1:{dead} check inter 100ms fall 1\n",
-        a.addr(),
-        b.addr()
+            a.addr(),
+            b.addr()
+        ),
     );
     let _d = Sluiced::start(&cfg, &[port]);
     for _ in 0..4 {
@@ -57,13 +66,13 @@ fn with_option_persist_a_use_server_rule_sends_to_its_server_even_when_down() {
     let (a, _) = http_backend(|_| ok_response("a"));
     let (dead, _hold) = dead_port();
     let port = free_port();
-    let cfg = format!(
-        "defaults\n  mode http\n  timeout connect 1s\n  timeout client 5s\n  timeout server 5s\n\
-         frontend f\n  bind 127.0.0.1:{port}\n  default_backend be\n\
-         backend be\n  option persist\n  retries 0\n\
-         \x20 use-server down if {{ req.hdr(x-pin) down }}\n\
-         \x20 server a {}\n  server down 127.0.0.1:{dead} check inter 100ms fall 1\n",
-        a.addr()
+    let cfg = http(
+        port,
+        &format!(
+            "  option persist\n  retries 0\n  use-server down if {{ req.hdr(x-pin) down }}\n\
+             \x20 server a {}\n  server down 127.0.0.1:{dead} check inter 100ms fall 1\n",
+            a.addr()
+        ),
     );
     let _d = Sluiced::start(&cfg, &[port]);
     std::thread::sleep(Duration::from_millis(400));

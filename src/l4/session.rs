@@ -355,12 +355,12 @@ async fn session(
     });
     // `use-server`, then `stick on|match` (the server stored for the stream's key): a usable
     // server named so gets the stream without balancing.
-    let stick_ctx = Ctx { rt, fe, src, dst, backend: Some(be_idx), buf: &buf, final_data: true, vars, stick };
+    let server_ctx = Ctx { rt, fe, src, dst, backend: Some(be_idx), buf: &buf, final_data: true, vars, stick };
     let direct = be
         .use_server
         .as_ref()
-        .and_then(|u| u.chosen(&stick_ctx, &be.state.servers))
-        .or_else(|| be.stick.as_ref().and_then(|p| p.matched(&stick_ctx, &be.state.servers)));
+        .and_then(|u| u.chosen(&server_ctx, &be.state.servers))
+        .or_else(|| be.stick.as_ref().and_then(|p| p.matched(&server_ctx, &be.state.servers)));
     let conn = match direct {
         Some(i) if take_queued(be, i).await => connect_from(be, &key, dst, i, sni.as_deref(), false).await,
         Some(_) => None,
@@ -370,7 +370,7 @@ async fn session(
         return End::NoServer;
     };
     if let Some(p) = &be.stick {
-        p.store(&stick_ctx, be.state.servers[server_idx].id, false);
+        p.store(&server_ctx, be.state.servers[server_idx].id, false);
     }
     let srv = &be.state.servers[server_idx];
     let _slot = SlotGuard { be: &be.state, idx: server_idx };

@@ -1381,13 +1381,13 @@ async fn serve(
         };
         // `use-server`, then `stick on|match` (the server stored for the request's key), when no
         // cookie chose a server.
-        let stick_msg =
+        let server_msg =
             (be.stick.is_some() || be.use_server.is_some()).then(|| Msg { buf: &cbuf, view: EditedView::new(&cbuf, head, &edits), first, body: None });
-        let stick_ctx = stick_msg.as_ref().map(|m| HttpCtx { req: Some(m), req_buf: &cbuf, ..base });
+        let server_ctx = server_msg.as_ref().map(|m| HttpCtx { req: Some(m), req_buf: &cbuf, ..base });
         let direct = visit
             .and_then(|v| v.server)
-            .or_else(|| be.use_server.as_ref().zip(stick_ctx.as_ref()).and_then(|(u, c)| u.chosen(c, &be.state.servers)))
-            .or_else(|| be.stick.as_ref().zip(stick_ctx.as_ref()).and_then(|(p, c)| p.matched(c, &be.state.servers)));
+            .or_else(|| be.use_server.as_ref().zip(server_ctx.as_ref()).and_then(|(u, c)| u.chosen(c, &be.state.servers)))
+            .or_else(|| be.stick.as_ref().zip(server_ctx.as_ref()).and_then(|(p, c)| p.matched(c, &be.state.servers)));
         let Some((srv_idx, mut server, mut reused, mut epoch)) = server_conn(&w, be_idx, be, &key, &dst, pool_use, direct, sni.as_deref()).await else {
             send_error(&client, error_out(&base, 503), fe.timeout_client, rec).await;
             break End::NoServer;
@@ -1395,7 +1395,7 @@ async fn serve(
         let srv = &be.state.servers[srv_idx];
         let _slot = crate::l4::session::SlotGuard { be: &be.state, idx: srv_idx };
         sess.set_server(Some(srv_idx));
-        if let (Some(p), Some(c)) = (&be.stick, &stick_ctx) {
+        if let (Some(p), Some(c)) = (&be.stick, &server_ctx) {
             p.store(c, srv.id, false);
         }
         if let (Some(r), Some(log)) = (rec.as_deref_mut(), &fe.log) {

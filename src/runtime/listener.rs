@@ -185,6 +185,15 @@ pub fn bind_all(
     Ok(per_worker)
 }
 
+/// Every TCP listening socket of this process's own binding, with its [`key`]: what a master
+/// keeps for the next worker, and what `-x` hands to the next process.
+pub fn keyed(per_worker: &[Vec<BoundListener>]) -> impl Iterator<Item = (&str, std::os::fd::BorrowedFd<'_>)> {
+    per_worker.iter().flatten().filter_map(|l| match (&l.key, &l.listener) {
+        (Some(k), StdListener::Tcp(t)) => Some((k.as_str(), t.as_fd())),
+        _ => None,
+    })
+}
+
 /// A copy of every listening socket this process bound, for the main thread to take off the port
 /// the moment it is told to stop ([`leave_port`]), whatever the workers are doing then.
 pub fn leave_handles(per_worker: &[Vec<BoundListener>]) -> Vec<std::os::fd::OwnedFd> {

@@ -6,10 +6,12 @@
 //!   flags (`-W`, `-Ws`, `-D`, `-p`, `-S`, `-sf`, `-st`, `-x`, `-C`: see `cli::worker_args`). The
 //!   environment variable [`ENV`] tells it that it is a worker and names two descriptors it
 //!   inherits: the write end of a pipe on which it writes one byte once its listeners are bound
-//!   and its threads run ("ready"), and its end of a channel on which the master passes it
-//!   runtime API connections (`@1 show info` on the master CLI) with `SCM_RIGHTS`.
+//!   and its threads run ("ready"), and its end of a channel on which it reports its listening
+//!   sockets and the master passes it runtime API connections (`@1 show info` on the master
+//!   CLI), both with `SCM_RIGHTS`.
 //! - **A reload** (SIGUSR2, SIGHUP, or `reload` on the master CLI) starts a new worker, which reads
-//!   the configuration again and binds its own listeners beside the old ones (`SO_REUSEPORT`).
+//!   the configuration again and takes the listening sockets the master kept from the current
+//!   worker (binding only what is new).
 //!   Once it is ready, the master tells the older workers to finish (SIGUSR1, a soft stop); if it
 //!   exits before it is ready (a bad configuration), the old workers keep serving, the reload is
 //!   counted as failed, and the master CLI's prompt says `master[ReloadFailed]>`.
@@ -44,8 +46,6 @@ pub const ENV: &str = "SLUICED_MASTER";
 /// The listening sockets the master kept from the previous worker: one `<fd> <key>` per line
 /// (`listener::key`).
 pub const LISTENERS_ENV: &str = "SLUICED_LISTENERS";
-/// At most this many descriptors per message (the kernel's limit is 253).
-const FDS_PER_MESSAGE: usize = 200;
 
 /// How long a forwarded runtime API command may take in a worker.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
@@ -104,22 +104,16 @@ pub fn worker_link() -> Option<Result<WorkerLink, String>> {
 
 impl WorkerLink {
     /// Sends the master this worker's TCP listening sockets, so it keeps them for the next
-    /// worker: messages of `L` and one key per line, with the sockets in `SCM_RIGHTS`, then `E`.
+    /// worker, written as `super::handover::encode` lists them.
     /// Sent before [`WorkerLink::ready`], so the master finds them all when it reads "ready".
-    pub fn report(&self, listeners: &[(String, std::os::fd::BorrowedFd<'_>)]) -> Result<(), String> {
+    pub fn report(&self, listeners: &[(&str, std::os::fd::BorrowedFd<'_>)]) -> Result<(), String> {
         use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
-        for chunk in listeners.chunks(FDS_PER_MESSAGE) {
-            let mut text = String::from("L");
-            for (k, _) in chunk {
-                text.push('\n');
-                text.push_str(k);
-            }
-            let fds: Vec<i32> = chunk.iter().map(|(_, fd)| fd.as_raw_fd()).collect();
-            sendmsg::<()>(self.channel.as_raw_fd(), &[IoSlice::new(text.as_bytes())], &[ControlMessage::ScmRights(&fds)], MsgFlags::MSG_NOSIGNAL, None)
+        // Sequenced packets: each write goes whole or not at all.
+        for (text, fds) in super::handover::encode(listeners.iter().map(|(k, fd)| (*k, fd.as_raw_fd()))) {
+            let cmsgs = [ControlMessage::ScmRights(&fds)];
+            sendmsg::<()>(self.channel.as_raw_fd(), &[IoSlice::new(&text)], if fds.is_empty() { &[] } else { &cmsgs }, MsgFlags::MSG_NOSIGNAL, None)
                 .map_err(|e| format!("cannot pass the listeners to the master: {e}"))?;
         }
-        sendmsg::<()>(self.channel.as_raw_fd(), &[IoSlice::new(b"E")], &[], MsgFlags::MSG_NOSIGNAL, None)
-            .map_err(|e| format!("cannot pass the listeners to the master: {e}"))?;
         Ok(())
     }
 
@@ -288,8 +282,7 @@ struct Master {
     state: Arc<Mutex<State>>,
     pending: Option<Pending>,
     /// A reload asked for while one was under way: started when it ends.
-    again: Vec<oneshot::Sender<bool>>,
-    again_asked: bool,
+    again: Option<Vec<oneshot::Sender<bool>>>,
     /// Workers that closed their pipe without being ready, not reaped yet.
     failing: Vec<i32>,
     stopping: bool,
@@ -306,8 +299,7 @@ impl Master {
             started: Instant::now(),
             state: Arc::default(),
             pending: None,
-            again: Vec::new(),
-            again_asked: false,
+            again: None,
             failing: Vec::new(),
             stopping: false,
             exit: 0,
@@ -403,8 +395,7 @@ impl Master {
             return;
         }
         if self.pending.is_some() {
-            self.again_asked = true;
-            self.again.extend(waiters);
+            self.again.get_or_insert_default().extend(waiters);
             return;
         }
         self.say(Severity::Notice, "Reloading sluiced");
@@ -479,9 +470,9 @@ impl Master {
             let _ = w.send(ok);
         }
         // Reloads asked for meanwhile are one more reload, which they all wait for.
-        if self.again_asked && !self.stopping {
-            self.again_asked = false;
-            let waiters = std::mem::take(&mut self.again);
+        if !self.stopping
+            && let Some(waiters) = self.again.take()
+        {
             self.reload(ready_tx, waiters);
         }
     }
@@ -555,34 +546,8 @@ impl Master {
 
 /// Reads the listening sockets a worker sent before it said "ready" (`WorkerLink::report`).
 fn take_listeners(channel: &StdUnixStream) -> Result<Vec<(String, OwnedFd)>, String> {
-    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
-    let mut out = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-        let mut space = nix::cmsg_space!([std::os::fd::RawFd; FDS_PER_MESSAGE]);
-        let msg = recvmsg::<()>(channel.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT)
-            .map_err(|e| format!("its listeners did not arrive ({e})"))?;
-        let mut fds = Vec::new();
-        for c in msg.cmsgs().map_err(|e| e.to_string())? {
-            if let ControlMessageOwned::ScmRights(v) = c {
-                fds.extend(v.into_iter().map(super::sys::take_received_fd));
-            }
-        }
-        let n = msg.bytes;
-        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-        match text.split_once('\n').map_or((text.as_str(), ""), |(a, b)| (a, b)) {
-            ("E", _) => return Ok(out),
-            ("L", keys) => {
-                let keys: Vec<&str> = keys.split('\n').collect();
-                if keys.len() != fds.len() {
-                    return Err(format!("{} listener names for {} sockets", keys.len(), fds.len()));
-                }
-                out.extend(keys.into_iter().map(str::to_string).zip(fds));
-            }
-            _ => return Err("an unexpected message on its channel".into()),
-        }
-    }
+    use std::os::fd::AsFd;
+    super::handover::receive(channel.as_fd(), nix::sys::socket::MsgFlags::MSG_DONTWAIT).map_err(|e| format!("its listeners did not arrive ({e})"))
 }
 
 fn signal_words(sig: nix::sys::signal::Signal) -> String {

@@ -157,14 +157,7 @@ pub fn run(cfg: &Config, mut opts: RunOpts) -> i32 {
         // The master keeps these for the next worker; they are shared with it from then on, so
         // this process never takes them off the port (the next worker accepts from them), it
         // only stops accepting (`worker::AcceptLoop::left`).
-        let keyed: Vec<(String, std::os::fd::BorrowedFd<'_>)> = listeners
-            .iter()
-            .flatten()
-            .filter_map(|l| match (&l.key, &l.listener) {
-                (Some(k), super::listener::StdListener::Tcp(t)) => Some((k.clone(), std::os::fd::AsFd::as_fd(t))),
-                _ => None,
-            })
-            .collect();
+        let keyed: Vec<(&str, std::os::fd::BorrowedFd<'_>)> = super::listener::keyed(&listeners).collect();
         if let Err(e) = m.report(&keyed) {
             alert(&e);
             return 1;
@@ -177,16 +170,7 @@ pub fn run(cfg: &Config, mut opts: RunOpts) -> i32 {
     }
     // `expose-fd listeners`: a copy of each TCP listener for the next process's `-x`.
     if cfg.global.stats.sockets.iter().any(|s| s.expose_fd_listeners) {
-        super::handover::expose(
-            listeners
-                .iter()
-                .flatten()
-                .filter_map(|l| match (&l.key, &l.listener) {
-                    (Some(k), super::listener::StdListener::Tcp(t)) => std::os::fd::AsFd::as_fd(t).try_clone_to_owned().ok().map(|fd| (k.clone(), fd)),
-                    _ => None,
-                })
-                .collect(),
-        );
+        super::handover::expose(super::listener::keyed(&listeners).filter_map(|(k, fd)| fd.try_clone_to_owned().ok().map(|fd| (k.to_string(), fd))).collect());
     }
     let leave = super::listener::leave_handles(&listeners);
     let stats_sockets = match crate::control::socket::bind_all(&cfg.global.stats) {
