@@ -51,7 +51,19 @@ fn a_scrape_shows_the_traffic_of_another_frontend() {
         c.write_all(format!("GET /{i} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes()).unwrap();
         assert_eq!(read_response(&mut c).0, 200);
     }
-    let text = scrape(metrics, "/metrics");
+    // A request's total time is observed once its response is written, so just after the client
+    // reads the last response; wait (bounded) for the last observation before checking.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let text = loop {
+        let text = scrape(metrics, "/metrics");
+        let seen = |n: &str| value(&text, n) == REQUESTS as f64;
+        if (seen("sluiced_frontend_total_time_seconds_count{proxy=\"web\"}") && seen("sluiced_server_total_time_seconds_count{proxy=\"app\",server=\"s1\"}"))
+            || std::time::Instant::now() > deadline
+        {
+            break text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     assert!(value(&text, "haproxy_server_sessions_total{proxy=\"app\",server=\"s1\"}") >= 1.0, "{text}");
     assert!(value(&text, "haproxy_backend_sessions_total{proxy=\"app\"}") >= 1.0);
     assert_eq!(value(&text, "haproxy_server_status{proxy=\"app\",server=\"s1\",state=\"UP\"}"), 1.0);
