@@ -100,3 +100,32 @@ fn tcp_streams_matching_a_use_server_rule_go_to_its_server() {
     let seen: std::collections::BTreeSet<String> = (0..4).map(|_| which_server(free)).collect();
     assert_eq!(seen.into_iter().collect::<Vec<_>>(), ["a", "b"]);
 }
+
+#[test]
+fn a_pinned_server_with_maxqueue_streams_waiting_sends_the_next_one_elsewhere() {
+    // s1 takes one request at a time and holds each for 600 ms; s2 answers at once.
+    let (slow, _) = http_backend(|_| {
+        std::thread::sleep(Duration::from_millis(600));
+        ok_response("s1")
+    });
+    let (fast, _) = http_backend(|_| ok_response("s2"));
+    let port = free_port();
+    let cfg = http(
+        port,
+        &format!(
+            "  timeout queue 5s\n  balance first\n  use-server s1 if {{ req.hdr(x-pin) s1 }}\n  server s1 {} maxconn 1 maxqueue 1\n  server s2 {}\n",
+            slow.addr(),
+            fast.addr()
+        ),
+    );
+    let _d = Sluiced::start(&cfg, &[port]);
+    // The first pinned request takes s1's slot, the second waits in its queue (maxqueue 1).
+    let first = std::thread::spawn(move || get(port, Some("s1")));
+    std::thread::sleep(Duration::from_millis(150));
+    let second = std::thread::spawn(move || get(port, Some("s1")));
+    std::thread::sleep(Duration::from_millis(150));
+    // The third finds the queue full: balanced, and `balance first` with s1 full gives s2.
+    assert_eq!(get(port, Some("s1")), (200, "s2".to_string()));
+    assert_eq!(first.join().unwrap(), (200, "s1".to_string()));
+    assert_eq!(second.join().unwrap(), (200, "s1".to_string()), "the queued request kept its server");
+}

@@ -810,7 +810,12 @@ pub fn server_options() -> Vec<ServerOption> {
                 o.maxqueue = Some(u32_arg(v, U32)?);
                 Ok(())
             },
-            doc!(Parsed, "maxqueue <n>", "Maximum requests waiting for this server; beyond it they are redispatched.", "server s1 10.0.0.1:80 maxqueue 50"),
+            doc!(
+                Implemented,
+                "maxqueue <n>",
+                "Maximum streams waiting for a slot on this server when persistence, use-server or stick match sends them there; beyond it a stream is balanced to another server instead (0, the default: no limit).",
+                "server s1 10.0.0.1:80 maxconn 100 maxqueue 50"
+            ),
         ),
         sopt(
             "send-proxy",
@@ -1428,12 +1433,16 @@ pub fn doc_tables() -> Vec<DocTable> {
         DocTable {
             title: "userlist",
             entries: vec![
-                ("group".into(), None, doc!(Parsed, "group <name> [users <user>[,<user>...]]", "Declares a group of users.", "group admins users alice,bob")),
+                (
+                    "group".into(),
+                    None,
+                    doc!(Implemented, "group <name> [users <user>[,<user>...]]", "Declares a group of users.", "group admins users alice,bob"),
+                ),
                 (
                     "user".into(),
                     None,
                     doc!(
-                        Parsed,
+                        Implemented,
                         "user <name> [password <hash>|insecure-password <text>] [groups <group>,...]",
                         "Declares a user with a crypt(3) hash or a clear password.",
                         "user alice password $6$salt$hash groups admins"
@@ -1447,7 +1456,7 @@ pub fn doc_tables() -> Vec<DocTable> {
                 "errorfile".into(),
                 None,
                 doc!(
-                    Parsed,
+                    Implemented,
                     "errorfile <status> <file>",
                     "Raw HTTP response sent for this status by proxies using the section.",
                     "errorfile 503 /etc/sluiced/errors/503.http"

@@ -107,7 +107,7 @@ pub const INERT: &[(&str, &[&str])] = &[
     ),
     ("bind options", &["allow-0rtt", "id", "nice", "npn", "process", "shards", "thread"]),
     ("server options", &["allow-0rtt", "pool-low-conn", "pool-purge-delay", "tcp-ut", "tfo"]),
-    ("http-request actions", &["disable-l7-retry", "set-nice", "wait-for-handshake"]),
+    ("http-request actions", &["set-nice", "wait-for-handshake"]),
     ("tcp-request content actions", &["set-nice"]),
 ];
 

@@ -362,8 +362,12 @@ async fn session(
         .and_then(|u| u.chosen(&server_ctx, &be.state.servers))
         .or_else(|| be.stick.as_ref().and_then(|p| p.matched(&server_ctx, &be.state.servers)));
     let conn = match direct {
-        Some(i) if take_queued(be, i).await => connect_from(be, &key, dst, i, sni.as_deref(), false).await,
-        Some(_) => None,
+        Some(i) => match take_queued(be, i).await {
+            Queued::Taken => connect_from(be, &key, dst, i, sni.as_deref(), false).await,
+            // `maxqueue` reached: balanced instead, as HAProxy redispatches it.
+            Queued::QueueFull => connect(be, &key, dst, sni.as_deref(), false).await,
+            Queued::TimedOut => None,
+        },
         None => connect(be, &key, dst, sni.as_deref(), false).await,
     };
     let Some((server_idx, server, _)) = conn else {
@@ -526,6 +530,18 @@ pub(crate) struct SlotGuard<'a> {
     pub(crate) idx: usize,
 }
 
+impl SlotGuard<'_> {
+    /// The stream's slot is now on server `idx` (the previous one was released, or is this one).
+    pub(crate) fn moved_to(&mut self, idx: usize) {
+        self.idx = idx;
+    }
+
+    /// The slot was released already: nothing is left to release.
+    pub(crate) fn released(self) {
+        std::mem::forget(self);
+    }
+}
+
 impl Drop for SlotGuard<'_> {
     fn drop(&mut self) {
         self.be.release(self.idx);
@@ -544,10 +560,24 @@ pub(crate) async fn connect(be: &Backend, key: &PickKey, dst: &Dst<'_>, sni: Opt
 /// with the backend's retries and redispatch policy: a redispatch picks another server with `key`.
 /// Returns the server finally connected to (its slot held), the connection and that server's
 /// connection epoch read before its address; `None` has released every slot.
-pub(crate) async fn connect_from(be: &Backend, key: &PickKey, dst: &Dst<'_>, mut idx: usize, sni: Option<&str>, ring: bool) -> Option<(usize, Transport, u32)> {
+pub(crate) async fn connect_from(be: &Backend, key: &PickKey, dst: &Dst<'_>, idx: usize, sni: Option<&str>, ring: bool) -> Option<(usize, Transport, u32)> {
+    connect_spending(be, key, dst, idx, sni, ring, &mut 0).await
+}
+
+/// [`connect_from`] for a stream that has already spent `used` of the backend's `retries` (an
+/// HTTP request that `retry-on` sends again: as in HAProxy, its connection retries and its
+/// request retries share one budget). `used` grows with each retry.
+pub(crate) async fn connect_spending(
+    be: &Backend,
+    key: &PickKey,
+    dst: &Dst<'_>,
+    mut idx: usize,
+    sni: Option<&str>,
+    ring: bool,
+    used: &mut u32,
+) -> Option<(usize, Transport, u32)> {
     let state = &be.state;
     let mut tried: Vec<usize> = Vec::new();
-    let mut attempt: u32 = 0;
     loop {
         let srv = &state.servers[idx];
         // The address is read per attempt (`set server addr` may move the server) and the guard
@@ -570,21 +600,13 @@ pub(crate) async fn connect_from(be: &Backend, key: &PickKey, dst: &Dst<'_>, mut
                 srv.counts.mine().conn_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         }
-        if attempt >= be.retries {
+        if *used >= be.retries || !be.retry_on.conn_failure {
             state.release(idx);
             return None;
         }
-        attempt += 1;
+        *used += 1;
         srv.counts.mine().retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let retries_left = be.retries - attempt;
-        let redispatch_now = match be.redispatch {
-            None => false,
-            // A negative interval redispatches on the Nth retry before the last (-1: the last).
-            Some(i) if i < 0 => retries_left as i64 == (-i64::from(i)) - 1,
-            Some(0) => false,
-            Some(i) => attempt.is_multiple_of(i as u32),
-        };
-        if redispatch_now {
+        if redispatch_now(be, *used) {
             tried.push(idx);
             state.release(idx);
             srv.counts.mine().redispatches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -604,9 +626,35 @@ pub(crate) async fn connect_from(be: &Backend, key: &PickKey, dst: &Dst<'_>, mut
     }
 }
 
-/// Reserves a slot on server `i` for a stream that must go there (cookie persistence), waiting
-/// up to `timeout queue` while it is at `maxconn`; false when none freed in time.
-pub(crate) async fn take_queued(be: &Backend, i: usize) -> bool {
+/// Whether retry number `attempt` (1 for the first) goes to another server than the last one
+/// tried: `option redispatch [<interval>]`.
+pub(crate) fn redispatch_now(be: &Backend, attempt: u32) -> bool {
+    let retries_left = be.retries.saturating_sub(attempt);
+    match be.redispatch {
+        None => false,
+        // A negative interval redispatches on the Nth retry before the last (-1: the last).
+        Some(i) if i < 0 => retries_left as i64 == (-i64::from(i)) - 1,
+        Some(0) => false,
+        Some(i) => attempt.is_multiple_of(i as u32),
+    }
+}
+
+/// How a stream fared in a server's queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Queued {
+    /// It has a slot on the server.
+    Taken,
+    /// The server's queue already holds `maxqueue` streams: it goes to another server instead.
+    QueueFull,
+    /// No slot freed within `timeout queue`.
+    TimedOut,
+}
+
+/// Reserves a slot on server `i` for a stream that must go there (cookie persistence,
+/// `use-server`, `stick match`), waiting up to `timeout queue` while it is at `maxconn`, unless
+/// `maxqueue` streams already wait for it.
+pub(crate) async fn take_queued(be: &Backend, i: usize) -> Queued {
+    use std::sync::atomic::Ordering::Relaxed;
     let state = &be.state;
     let deadline = be.timeout_queue.map(|d| Instant::now() + d);
     loop {
@@ -614,9 +662,13 @@ pub(crate) async fn take_queued(be: &Backend, i: usize) -> bool {
         tokio::pin!(notified);
         notified.as_mut().enable();
         if state.take(i) {
-            return true;
+            return Queued::Taken;
         }
-        state.servers[i].queued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let srv = &state.servers[i];
+        if srv.maxqueue != 0 && srv.queued.load(Relaxed) >= srv.maxqueue {
+            return Queued::QueueFull;
+        }
+        srv.queued.fetch_add(1, Relaxed);
         let woke = match deadline {
             Some(d) => tokio::time::timeout_at(d, notified).await.is_ok(),
             None => {
@@ -624,15 +676,15 @@ pub(crate) async fn take_queued(be: &Backend, i: usize) -> bool {
                 true
             }
         };
-        state.servers[i].queued.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        srv.queued.fetch_sub(1, Relaxed);
         if !woke {
-            return false;
+            return Queued::TimedOut;
         }
     }
 }
 
 /// Picks a server, waiting up to `timeout queue` for a slot when all are full.
-async fn pick_queued(be: &Backend, key: &PickKey, exclude: &[usize]) -> Option<usize> {
+pub(crate) async fn pick_queued(be: &Backend, key: &PickKey, exclude: &[usize]) -> Option<usize> {
     let state = &be.state;
     let deadline = be.timeout_queue.map(|d| Instant::now() + d);
     loop {

@@ -348,6 +348,78 @@ pub enum RetryOn {
 /// The statuses `retry-on` accepts.
 pub const RETRY_STATUSES: &[u16] = &[401, 403, 404, 408, 425, 500, 501, 502, 503, 504];
 
+/// A backend's `retry-on` keywords, compiled: what sends a request again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// A failed connection attempt is retried (HAProxy's default, `conn-failure`).
+    pub conn_failure: bool,
+    /// The server closed (or reset) the connection without a byte of response.
+    pub empty_response: bool,
+    /// The server's response was incomplete or not HTTP.
+    pub junk_response: bool,
+    /// `timeout server` struck before the response head.
+    pub response_timeout: bool,
+    /// Bit `i` set: a response with status `RETRY_STATUSES[i]` is retried.
+    statuses: u16,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { conn_failure: true, empty_response: false, junk_response: false, response_timeout: false, statuses: 0 }
+    }
+}
+
+impl RetryPolicy {
+    /// The policy of `retry-on <keywords>`; `None` (no `retry-on` line) is `conn-failure`.
+    pub fn compile(keywords: Option<&[RetryOn]>) -> RetryPolicy {
+        let Some(keywords) = keywords else { return RetryPolicy::default() };
+        let mut p = RetryPolicy { conn_failure: false, ..RetryPolicy::default() };
+        let status_bit = |s: u16| RETRY_STATUSES.iter().position(|&x| x == s).map_or(0, |i| 1u16 << i);
+        for k in keywords {
+            match k {
+                RetryOn::None => {}
+                RetryOn::ConnFailure => p.conn_failure = true,
+                RetryOn::EmptyResponse => p.empty_response = true,
+                RetryOn::JunkResponse => p.junk_response = true,
+                RetryOn::ResponseTimeout => p.response_timeout = true,
+                // sluiced accepts no TLS early data, so nothing is ever rejected to retry.
+                RetryOn::ZeroRttRejected => {}
+                RetryOn::Status(s) => p.statuses |= status_bit(*s),
+                RetryOn::AllRetryableErrors => {
+                    p.conn_failure = true;
+                    p.empty_response = true;
+                    p.junk_response = true;
+                    p.response_timeout = true;
+                    for s in [500, 502, 503, 504] {
+                        p.statuses |= status_bit(s);
+                    }
+                }
+                RetryOn::All => {
+                    p = RetryPolicy {
+                        conn_failure: true,
+                        empty_response: true,
+                        junk_response: true,
+                        response_timeout: true,
+                        statuses: (1 << RETRY_STATUSES.len()) - 1,
+                    }
+                }
+            }
+        }
+        p
+    }
+
+    /// Whether a response with this status is sent again.
+    pub fn on_status(&self, status: u16) -> bool {
+        self.statuses != 0 && RETRY_STATUSES.iter().position(|&x| x == status).is_some_and(|i| self.statuses & (1 << i) != 0)
+    }
+
+    /// Whether anything past the connection (a response, or its absence) is retried: the request
+    /// must then be kept until its response head arrives.
+    pub fn layer7(&self) -> bool {
+        self.empty_response || self.junk_response || self.response_timeout || self.statuses != 0
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Compression {
     pub algos: Vec<CompressionAlgo>,
@@ -934,7 +1006,12 @@ pub static HTTP_REQUEST_ACTIONS: &[ActionDef<HttpAction>] = &[
     def(
         "disable-l7-retry",
         |a| no_args(a, HttpAction::DisableL7Retry),
-        doc!(Parsed, "disable-l7-retry", "Disables the retries 'retry-on' would do for this request.", "disable-l7-retry if METH_POST"),
+        doc!(
+            Implemented,
+            "disable-l7-retry",
+            "Disables for this request the retries 'retry-on' would do once it has been sent (connection failures are still retried).",
+            "disable-l7-retry if METH_POST"
+        ),
     ),
     WAIT_FOR_BODY,
     def(
@@ -1301,7 +1378,7 @@ pub fn proxy_keywords() -> Vec<ProxyKeyword> {
             S::BE,
             parse_retry_on,
             doc!(
-                Parsed,
+                Implemented,
                 "retry-on <keyword>...",
                 "Conditions that retry a request on another connection: none, conn-failure, empty-response, junk-response, response-timeout, 0rtt-rejected, 401, 403, 404, 408, 425, 500-504, all-retryable-errors, all.",
                 "retry-on conn-failure empty-response 503"
@@ -1956,6 +2033,24 @@ mod tests {
     fn retry_on_parses_keywords_and_statuses() {
         let h = http(&format!("{BE}  retry-on conn-failure empty-response 503 0rtt-rejected\n"));
         assert_eq!(h.retry_on, Some(vec![RetryOn::ConnFailure, RetryOn::EmptyResponse, RetryOn::Status(503), RetryOn::ZeroRttRejected]));
+    }
+
+    #[test]
+    fn retry_policy_expands_the_keyword_groups() {
+        let p = |k: &[RetryOn]| RetryPolicy::compile(Some(k));
+        let default = RetryPolicy::compile(None);
+        assert!(default.conn_failure && !default.layer7());
+        let none = p(&[RetryOn::None]);
+        assert!(!none.conn_failure && !none.layer7());
+        let some = p(&[RetryOn::EmptyResponse, RetryOn::Status(503)]);
+        assert!(!some.conn_failure && some.empty_response && !some.junk_response);
+        assert!(some.on_status(503) && !some.on_status(502) && !some.on_status(200));
+        let are = p(&[RetryOn::AllRetryableErrors]);
+        assert!(are.conn_failure && are.empty_response && are.junk_response && are.response_timeout);
+        assert!([500, 502, 503, 504].iter().all(|&s| are.on_status(s)));
+        assert!([401, 403, 404, 408, 425, 501].iter().all(|&s| !are.on_status(s)));
+        let all = p(&[RetryOn::All]);
+        assert!(RETRY_STATUSES.iter().all(|&s| all.on_status(s)) && all.conn_failure);
     }
 
     #[test]

@@ -70,6 +70,8 @@ pub enum Action {
     PrometheusExporter,
     /// `track-sc*`, `sc-inc-gpc*`, `sc-set-gpt*`, `sc-take-token` (an empty bucket answers 429).
     Stick(crate::stick::track::StickAction),
+    /// `disable-l7-retry`: `retry-on` does not send this request again once it has gone out.
+    DisableL7Retry,
 }
 
 /// A rewrite whose values are evaluated per message.
@@ -180,6 +182,7 @@ pub fn compile_action(a: &HttpAction, stage: Stage, env: &mut CompileEnv<'_>) ->
         HttpAction::Common(CommonAction::Capture { expr, slot }) => compile_capture(expr, *slot, stage, env)?,
         HttpAction::Common(CommonAction::SilentDrop { rst_ttl }) => Action::SilentDrop(*rst_ttl),
         HttpAction::UseService(Service::PrometheusExporter) if stage == Stage::Request => Action::PrometheusExporter,
+        HttpAction::DisableL7Retry if stage == Stage::Request => Action::DisableL7Retry,
         _ => return Ok(None),
     }))
 }
@@ -288,6 +291,10 @@ fn run_set(rules: &[HttpRule], base: &HttpCtx<'_>, msg: &mut Msg<'_>, other: Opt
                 Action::Rewrite(w) => rewrite(w, &ctx, is_request),
                 Action::Var(v) => {
                     v.run(&ctx);
+                    None
+                }
+                Action::DisableL7Retry => {
+                    base.no_l7_retry.set(true);
                     None
                 }
                 Action::Stick(s) => match s.run(&ctx, crate::stick::track::Level::Http) {

@@ -124,6 +124,8 @@ pub(crate) struct HttpCtx<'a> {
     pub captures: &'a std::cell::RefCell<crate::route::capture::Captured>,
     /// The connection's stick counters (`track-sc*`).
     pub stick: &'a crate::stick::track::StickCtrs,
+    /// `disable-l7-retry` ran for the current request.
+    pub no_l7_retry: &'a std::cell::Cell<bool>,
 }
 
 impl StreamCtx for HttpCtx<'_> {
@@ -1067,6 +1069,7 @@ async fn serve(
     // Three empty slots unless a rule tracks; without any stick table the per-request hooks are
     // skipped altogether.
     let stick = crate::stick::track::StickCtrs::default();
+    let no_l7_retry = std::cell::Cell::new(false);
     // The one timer of the session's waits for heads.
     let mut timer = crate::runtime::deadline::Deadline::new();
     let tracks = !rt.tables.is_empty();
@@ -1083,6 +1086,7 @@ async fn serve(
         vars: &vars,
         captures: &captures,
         stick: &stick,
+        no_l7_retry: &no_l7_retry,
     };
     // `tcp-request connection` and `tcp-request session` rules: accept, reject, variables.
     if !crate::l4::session::connection_rules_pass(fe, &conn_ctx, client.socket().as_fd()) {
@@ -1125,6 +1129,7 @@ async fn serve(
         }
         vars.borrow_mut().new_transaction();
         captures.borrow_mut().new_transaction();
+        no_l7_retry.set(false);
         // The first head may take `timeout http-request` from the accept, part of which may have
         // gone waiting for the first bytes.
         let first_wait = if first { head_timeout.map(|t| t.saturating_sub(accepted.elapsed())) } else { keepalive_timeout };
@@ -1388,12 +1393,16 @@ async fn serve(
             .and_then(|v| v.server)
             .or_else(|| be.use_server.as_ref().zip(server_ctx.as_ref()).and_then(|(u, c)| u.chosen(c, &be.state.servers)))
             .or_else(|| be.stick.as_ref().zip(server_ctx.as_ref()).and_then(|(p, c)| p.matched(c, &be.state.servers)));
-        let Some((srv_idx, mut server, mut reused, mut epoch)) = server_conn(&w, be_idx, be, &key, &dst, pool_use, direct, sni.as_deref()).await else {
+        // The retries this request has spent, of connections and (`retry-on`) of the request.
+        let mut retries_used = 0u32;
+        let Some((mut srv_idx, mut server, mut reused, mut epoch)) =
+            server_conn(&w, be_idx, be, &key, &dst, pool_use, direct, sni.as_deref(), &mut retries_used).await
+        else {
             send_error(&client, error_out(&base, 503), fe.timeout_client, rec).await;
             break End::NoServer;
         };
-        let srv = &be.state.servers[srv_idx];
-        let _slot = crate::l4::session::SlotGuard { be: &be.state, idx: srv_idx };
+        let mut srv = &be.state.servers[srv_idx];
+        let mut slot = crate::l4::session::SlotGuard { be: &be.state, idx: srv_idx };
         sess.set_server(Some(srv_idx));
         if let (Some(p), Some(c)) = (&be.stick, &server_ctx) {
             p.store(c, srv.id, false);
@@ -1505,7 +1514,35 @@ async fn serve(
 
         // 5. Response.
         let mut sbuf: Vec<u8> = w.buffers.get(bufsize);
+        // `retry-on` past the connection: only a request that went out whole in one buffer (kept
+        // in `out_buf`) can be sent again, and only while nothing of an answer reached the client.
+        let mut l7_retry = be.retry_on.layer7() && matches!(framing, Framing::None) && !no_l7_retry.get();
+        // Set where an answer (or its absence) is one `retry-on` names and the request may go
+        // again: the top of the loop sends it again.
+        let mut retry_pending = false;
         let rframing = loop {
+            if std::mem::take(&mut retry_pending) {
+                // The answer being retried is dropped with its connection.
+                sbuf.clear();
+                match retry_request(be, &key, &dst, srv_idx, sni.as_deref(), &mut out_buf, &mut retries_used).await {
+                    Some((i, c, e)) => {
+                        slot.moved_to(i);
+                        (srv_idx, srv, server, epoch, reused) = (i, &be.state.servers[i], c, e, false);
+                        sess.set_server(Some(i));
+                        if let Some(r) = rec.as_deref_mut() {
+                            r.retries = retries_used;
+                            r.connected(be, i, server.socket());
+                        }
+                    }
+                    None => {
+                        slot.released();
+                        send_error(&client, error_out(&base, 503), fe.timeout_client, rec).await;
+                        w.buffers.put(sbuf);
+                        break 'txn End::NoServer;
+                    }
+                }
+            }
+            let may_retry = l7_retry && retries_used < be.retries;
             let waited = read_head(&server, &mut sbuf, &mut res_head, &limits, be.timeout_server, be.timeout_server, h1::parse_response_into, None, &mut timer);
             let got = if be.abortonclose {
                 tokio::select! {
@@ -1521,15 +1558,17 @@ async fn serve(
                 w.buffers.put(sbuf);
                 break 'txn End::ClientError;
             };
+            let rp = &be.retry_on;
             match got {
                 HeadRead::Ok => {}
+                HeadRead::Timeout | HeadRead::Idle if may_retry && rp.response_timeout => retry_pending = true,
                 HeadRead::Timeout | HeadRead::Idle => {
                     send_error(&client, error_out(&base, 504), fe.timeout_client, rec).await;
                     w.buffers.put(sbuf);
                     break 'txn End::ServerTimeout;
                 }
                 // The server closed a reused connection without answering: it was stale. A safe
-                // request is sent again on a new connection.
+                // request is sent again on a new connection (not counted as a retry).
                 HeadRead::Closed if reused && retryable && sbuf.is_empty() => match resend(srv, srv_idx, &dst, be, sni.as_deref(), &mut out_buf).await {
                     Some((c, e)) => {
                         server = c;
@@ -1548,24 +1587,41 @@ async fn serve(
                         crate::control::errors::response_error(rt, fe_idx, be_idx, srv_idx, src.get(), &sbuf, None, e);
                     }
                     srv.observe_response(None);
-                    send_error(&client, error_out(&base, 502), fe.timeout_client, rec).await;
-                    w.buffers.put(sbuf);
-                    break 'txn End::ServerError;
+                    let empty = sbuf.is_empty() && !matches!(got, HeadRead::Invalid(_));
+                    if may_retry && (if empty { rp.empty_response } else { rp.junk_response }) {
+                        retry_pending = true;
+                    } else {
+                        send_error(&client, error_out(&base, 502), fe.timeout_client, rec).await;
+                        w.buffers.put(sbuf);
+                        break 'txn End::ServerError;
+                    }
                 }
+            }
+            if retry_pending {
+                continue;
             }
             let rhead = &res_head;
             srv.observe_response(Some(rhead.status));
             if (100..200).contains(&rhead.status) && rhead.status != 101 {
-                // Interim responses pass through as they are.
+                // Interim responses pass through as they are; nothing is retried after one.
                 let interim = sbuf[..rhead.len].to_vec();
                 sbuf.drain(..rhead.len);
                 if send(&client, interim, fe.timeout_client).await.0.is_err() {
                     break 'txn End::ClientError;
                 }
+                l7_retry = false;
+                continue;
+            }
+            if may_retry && rp.on_status(rhead.status) {
+                retry_pending = true;
                 continue;
             }
             if rhead.status == 101 && !offers_upgrade {
                 // Switching protocols nobody asked to switch to: the server is confused.
+                if may_retry && rp.junk_response {
+                    retry_pending = true;
+                    continue;
+                }
                 send_error(&client, error_out(&base, 502), fe.timeout_client, rec).await;
                 w.buffers.put(sbuf);
                 break 'txn End::ServerError;
@@ -1581,6 +1637,10 @@ async fn serve(
                 Ok(f) => break f,
                 Err(e) => {
                     crate::control::errors::response_error(rt, fe_idx, be_idx, srv_idx, src.get(), &sbuf, Some(rhead), &e);
+                    if may_retry && rp.junk_response {
+                        retry_pending = true;
+                        continue;
+                    }
                     send_error(&client, error_out(&base, 502), fe.timeout_client, rec).await;
                     w.buffers.put(sbuf);
                     break 'txn End::ServerError;
@@ -1796,6 +1856,45 @@ async fn resend(
     r.ok().map(|()| (c, epoch))
 }
 
+/// `retry-on`: sends `out` (a whole request) again on a new connection, after the answer to it
+/// (or its absence) was one `retry-on` names. The new connection goes to server `srv_idx` again,
+/// or to another one when `option redispatch` says so for this retry. The retry, and those of
+/// the connection, are counted in `used` against the backend's `retries`. On success the server's
+/// slot is held (the caller's slot of `srv_idx` was given up if the server changed); `None` has
+/// released every slot, the caller's too.
+async fn retry_request(
+    be: &Backend,
+    key: &PickKey,
+    dst: &Dst<'_>,
+    srv_idx: usize,
+    sni: Option<&str>,
+    out: &mut Vec<u8>,
+    used: &mut u32,
+) -> Option<(usize, Transport, u32)> {
+    use std::sync::atomic::Ordering::Relaxed;
+    *used += 1;
+    let srv = &be.state.servers[srv_idx];
+    srv.counts.mine().retries.fetch_add(1, Relaxed);
+    let mut idx = srv_idx;
+    if crate::l4::session::redispatch_now(be, *used) {
+        be.state.release(srv_idx);
+        srv.counts.mine().redispatches.fetch_add(1, Relaxed);
+        // Another server when there is one; else the same one again.
+        idx = match crate::l4::session::pick_queued(be, key, &[srv_idx]).await {
+            Some(i) => i,
+            None => crate::l4::session::pick_queued(be, key, &[]).await?,
+        };
+    }
+    let (i, c, epoch) = crate::l4::session::connect_spending(be, key, dst, idx, sni, true, used).await?;
+    let (r, b) = send(&c, std::mem::take(out), be.timeout_server).await;
+    *out = b;
+    if r.is_err() {
+        be.state.release(i);
+        return None;
+    }
+    Some((i, c, epoch))
+}
+
 /// Whether a request may take an idle pooled connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum PoolUse {
@@ -1820,20 +1919,25 @@ async fn server_conn(
     pool_use: PoolUse,
     direct: Option<usize>,
     sni: Option<&str>,
+    used: &mut u32,
 ) -> Option<(usize, Transport, bool, u32)> {
     let check_idle = pool_use == PoolUse::Checked;
     let reuse = be.reuse_allowed && pool_use != PoolUse::Skip;
     // A new connection carries the epoch its server had before its address was read: if the
     // server moved meanwhile, the epoch is already stale and the connection is not pooled.
-    let connect_to = |i: usize| async move { crate::l4::session::connect_from(be, key, dst, i, sni, true).await.map(|(j, c, e)| (j, c, false, e)) };
     if let Some(i) = direct {
-        if !crate::l4::session::take_queued(be, i).await {
-            return None;
+        match crate::l4::session::take_queued(be, i).await {
+            crate::l4::session::Queued::Taken => {
+                if reuse && let Some((c, epoch)) = w.http_pool.take(be_idx, i, check_idle, &be.state.servers[i]) {
+                    return Some((i, c, true, epoch));
+                }
+                return crate::l4::session::connect_spending(be, key, dst, i, sni, true, used).await.map(|(j, c, e)| (j, c, false, e));
+            }
+            // `maxqueue` streams already wait for it: balanced instead (persistence is lost, as
+            // in HAProxy).
+            crate::l4::session::Queued::QueueFull => {}
+            crate::l4::session::Queued::TimedOut => return None,
         }
-        if reuse && let Some((c, epoch)) = w.http_pool.take(be_idx, i, check_idle, &be.state.servers[i]) {
-            return Some((i, c, true, epoch));
-        }
-        return connect_to(i).await;
     }
     if reuse {
         // Pick first, so balancing and maxconn hold, then look for an idle connection to it; without
@@ -1842,8 +1946,9 @@ async fn server_conn(
             if let Some((c, epoch)) = w.http_pool.take(be_idx, i, check_idle, &be.state.servers[i]) {
                 return Some((i, c, true, epoch));
             }
-            return connect_to(i).await;
+            return crate::l4::session::connect_spending(be, key, dst, i, sni, true, used).await.map(|(j, c, e)| (j, c, false, e));
         }
     }
-    crate::l4::session::connect(be, key, dst, sni, true).await.map(|(i, c, e)| (i, c, false, e))
+    let i = crate::l4::session::pick_queued(be, key, &[]).await?;
+    crate::l4::session::connect_spending(be, key, dst, i, sni, true, used).await.map(|(j, c, e)| (j, c, false, e))
 }

@@ -617,6 +617,8 @@ pub struct Backend {
     /// How long a stream may wait for a free server slot; HAProxy uses `timeout connect` when unset.
     pub timeout_queue: Option<Duration>,
     pub retries: u32,
+    /// `retry-on`: what sends a request again (by default only a failed connection attempt).
+    pub retry_on: crate::l7::config::RetryPolicy,
     /// `option redispatch [interval]`: `None` when off.
     pub redispatch: Option<i32>,
     pub splice: Splice,
@@ -1074,6 +1076,7 @@ impl RouteTable {
                 timeout_tunnel: t.tunnel,
                 timeout_queue: t.queue.or(t.connect),
                 retries: p.retries.unwrap_or(3),
+                retry_on: crate::l7::config::RetryPolicy::compile(p.http.retry_on.as_deref()),
                 redispatch: if p.options.redispatch.unwrap_or(false) { Some(p.options.redispatch_interval.unwrap_or(-1)) } else { None },
                 splice: splice_of(p, nosplice),
                 hash_key,
