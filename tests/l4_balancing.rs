@@ -260,6 +260,51 @@ fn frontend_maxconn_stops_accepting_at_the_limit_and_resumes_below_it() {
 }
 
 #[test]
+fn bind_maxconn_limits_its_own_line_and_not_the_frontends_other_binds() {
+    let a = Backend::named("a");
+    let (limited, other) = (free_port(), free_port());
+    // Two threads, so the limit must hold across workers: both listen on each port.
+    let cfg = format!(
+        "global
+  nbthread 2
+defaults
+  mode tcp
+  timeout connect 1s
+  timeout client 10s
+  timeout server 10s
+         frontend f
+  bind 127.0.0.1:{limited} maxconn 2
+  bind 127.0.0.1:{other}
+  default_backend b
+backend b
+  server a {}
+",
+        a.addr()
+    );
+    let _s = Sluiced::start(&cfg, &[limited, other]);
+    let served = |port: u16, wait: Duration| -> Option<TcpStream> {
+        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.set_read_timeout(Some(wait)).unwrap();
+        let mut line = [0u8; 2];
+        c.read_exact(&mut line).ok().map(|()| c)
+    };
+    let mut held: Vec<TcpStream> = (0..2).map(|_| served(limited, Duration::from_secs(5)).expect("under the limit")).collect();
+    // The third connection to the limited line waits in the backlog...
+    let mut third = TcpStream::connect(("127.0.0.1", limited)).unwrap();
+    third.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let mut line = [0u8; 2];
+    assert!(third.read(&mut line).is_err(), "served past the bind line's maxconn");
+    // ... while the frontend's other bind line still serves.
+    let more: Vec<TcpStream> = (0..3).map(|_| served(other, Duration::from_secs(5)).expect("the other line has no limit")).collect();
+    // One closed on the limited line: the waiting one is served.
+    held.pop();
+    third.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    third.read_exact(&mut line).unwrap();
+    assert_eq!(&line, b"a\n");
+    drop(more);
+}
+
+#[test]
 fn a_refusing_server_is_retried_then_redispatched_and_the_client_never_notices() {
     let good = Backend::named("good");
     let (dead, _dead_guard) = dead_port();

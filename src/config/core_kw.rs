@@ -545,7 +545,12 @@ pub fn bind_options() -> Vec<BindOption> {
                 b.maxconn = Some(u32_arg(v, U32)?);
                 Ok(())
             },
-            doc!(Parsed, "maxconn <n>", "Maximum concurrent connections on this listener.", "bind :80 maxconn 1000"),
+            doc!(
+                Parsed,
+                "maxconn <n>",
+                "Maximum concurrent connections on this bind line (all its addresses and threads together); at the limit it is no longer accepted from, and new connections wait in the kernel's backlog.",
+                "bind :80 maxconn 1000"
+            ),
         ),
         bopt(
             "accept-proxy",

@@ -205,6 +205,7 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
         &[
             "name",
             "backlog",
+            "maxconn",
             "accept-proxy",
             "v4v6",
             "v6only",
@@ -549,6 +550,9 @@ pub struct Frontend {
     /// Admission limit shared by every worker (`maxconn`, changed by `set maxconn frontend`);
     /// without a limit when none is set.
     pub limit: Arc<crate::runtime::limit::ConnLimit>,
+    /// Per bind (same index): the bind line's own `maxconn`, shared by every worker and every
+    /// address of the line; `None` without one.
+    pub bind_limits: Vec<Option<Arc<crate::runtime::limit::ConnLimit>>>,
     /// `rate-limit sessions`: new sessions per second over every worker (none when unset).
     pub sess_rate: crate::runtime::limit::RateLimit,
     /// `mode http`: the capture slots of each transaction.
@@ -1182,6 +1186,7 @@ impl RouteTable {
                 timeout_tarpit: p.timeouts.tarpit.or(p.timeouts.connect),
                 buffer_request,
                 limit: crate::runtime::limit::ConnLimit::new(p.maxconn),
+                bind_limits: p.binds.iter().map(|b| b.maxconn.filter(|&m| m > 0).map(|m| crate::runtime::limit::ConnLimit::new(Some(m)))).collect(),
                 sess_rate: crate::runtime::limit::RateLimit::new(p.rate_limit_sessions),
                 captures: capture::CaptureConfig::compile(p).0,
                 log: compile_log(p, cfg, diags)?,

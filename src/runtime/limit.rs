@@ -24,6 +24,10 @@ pub struct ConnLimit {
     change: std::sync::Mutex<()>,
 }
 
+/// The slots an accepted connection holds until its session ends: the global `maxconn`'s, its
+/// frontend's, and its bind line's when that has a `maxconn`.
+pub type Permits = (ConnSlot, ConnSlot, Option<ConnSlot>);
+
 /// A slot taken from a [`ConnLimit`]; given back (or forgotten, if the limit shrank) on drop.
 #[derive(Debug)]
 pub struct ConnSlot {

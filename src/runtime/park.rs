@@ -29,8 +29,6 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use tokio::io::unix::AsyncFd;
 use tokio::time::Instant;
 
-use super::limit::ConnSlot;
-
 /// A parked connection: what is needed to start its session later.
 #[derive(Debug)]
 pub struct Parked {
@@ -41,7 +39,7 @@ pub struct Parked {
     /// When it was accepted: `timeout http-request` runs from there.
     pub accepted: std::time::Instant,
     /// Its global and frontend `maxconn` slots.
-    pub permits: (ConnSlot, ConnSlot),
+    pub permits: super::limit::Permits,
 }
 
 struct Slot {
@@ -97,8 +95,9 @@ impl Parking {
     }
 
     /// Parks `p` until it is readable (data, end of stream or error) or `timeout` after its
-    /// accept; gives it back when the kernel refuses to watch it.
-    pub fn park(&self, p: Parked, timeout: Duration) -> Result<(), Parked> {
+    /// accept; gives it back (boxed: the rare path pays for the allocation, not the common one)
+    /// when the kernel refuses to watch it.
+    pub fn park(&self, p: Parked, timeout: Duration) -> Result<(), Box<Parked>> {
         let deadline = Instant::from_std(p.accepted) + timeout;
         let mut slots = self.slots.borrow_mut();
         let idx = match self.free.borrow_mut().pop() {
@@ -113,7 +112,7 @@ impl Parking {
         let ev = EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLONESHOT, data);
         if self.ep.get_ref().0.add(&p.stream, ev).is_err() {
             self.free.borrow_mut().push(idx);
-            return Err(p);
+            return Err(Box::new(p));
         }
         slot.parked = Some(p);
         self.count.set(self.count.get() + 1);

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use super::io::{AnyConn, EpollConn, Transport};
-use super::limit::ConnSlot;
+use super::limit::Permits;
 use super::listener::{BoundListener, StdListener};
 use super::park::{Parked, Parking};
 use super::pipe::PipePool;
@@ -225,7 +225,7 @@ impl Spawner {
         peer: Option<std::net::SocketAddr>,
         local: Option<std::net::SocketAddr>,
         accept_proxy: bool,
-        permits: (ConnSlot, ConnSlot),
+        permits: Permits,
         accepted: std::time::Instant,
     ) {
         let (w, active, drained) = (self.w.clone(), self.active.clone(), self.drained.clone());
@@ -318,7 +318,7 @@ impl AcceptLoop {
     /// accepted from, so new connections wait in the kernel's backlog. Holding a slot while
     /// waiting in `accept` would strand it on a worker whose listener gets no connection while
     /// another worker's queue fills.
-    async fn room(&self, fe: usize) -> bool {
+    async fn room(&self, fe: usize, bind: usize) -> bool {
         let limits = &self.sp.w.rt.limits;
         let fe_rate = &self.sp.w.rt.frontends[fe].sess_rate;
         // Checked before awaiting: most rates have no limit, and then no future is polled.
@@ -331,17 +331,21 @@ impl AcceptLoop {
         if fe_rate.limit() != 0 {
             fe_rate.room().await;
         }
-        for l in [&limits.maxconn, &self.sp.w.rt.frontends[fe].limit] {
+        let front = &self.sp.w.rt.frontends[fe];
+        for l in [&limits.maxconn, &front.limit] {
             if !l.room().await {
                 return false;
             }
         }
-        true
+        match &front.bind_limits[bind] {
+            Some(l) => l.room().await,
+            None => true,
+        }
     }
 
     /// Counts an accepted connection in the rates and takes its slots (waiting if another worker
     /// took the last one in between: the connection is held, not served, until there is room).
-    async fn admit(&self, fe: usize) -> Option<(ConnSlot, ConnSlot)> {
+    async fn admit(&self, fe: usize, bind: usize) -> Option<Permits> {
         let limits = &self.sp.w.rt.limits;
         // The time is read once for the three rates; a full one waits for its next second.
         let now = super::limit::now_second();
@@ -356,8 +360,13 @@ impl AcceptLoop {
             fe_rate.admit().await;
         }
         let g = limits.maxconn.acquire().await?;
-        let f = self.sp.w.rt.frontends[fe].limit.acquire().await?;
-        Some((g, f))
+        let front = &self.sp.w.rt.frontends[fe];
+        let f = front.limit.acquire().await?;
+        let b = match &front.bind_limits[bind] {
+            Some(l) => Some(l.acquire().await?),
+            None => None,
+        };
+        Some((g, f, b))
     }
 
     /// Starts the session of an accepted connection, or parks it (`runtime::park`) when it is
@@ -372,7 +381,7 @@ impl AcceptLoop {
         peer: Option<std::net::SocketAddr>,
         local: Option<std::net::SocketAddr>,
         accept_proxy: bool,
-        permits: (ConnSlot, ConnSlot),
+        permits: Permits,
     ) {
         let sp = &self.sp;
         let front = &sp.w.rt.frontends[fe];
@@ -399,7 +408,7 @@ impl AcceptLoop {
                 let p = Parked { stream, peer, fe: fe as u32, bind: bind as u32, accepted, permits };
                 match sp.parking.park(p, crate::l7::session::first_head_timeout(front)) {
                     Ok(()) => return,
-                    Err(p) => return sp.spawn_parked(p),
+                    Err(p) => return sp.spawn_parked(*p),
                 }
             }
             c => c,
@@ -460,7 +469,7 @@ impl AcceptLoop {
                     // Told to stop, the loop goes round to the stop's arm (and ends if the main
                     // thread is gone, which only happens once it has said to stop).
                     tokio::select! {
-                        ok = self.room(fe) => if !ok { return },
+                        ok = self.room(fe, bind) => if !ok { return },
                         _ = Self::until_stop(&mut stop) => if Self::alive(&stop) { continue } else { return },
                     }
                     match &l {
@@ -488,7 +497,7 @@ impl AcceptLoop {
                 }
             }
             let permits = tokio::select! {
-                p = self.admit(fe) => match p { Some(p) => p, None => return },
+                p = self.admit(fe, bind) => match p { Some(p) => p, None => return },
                 _ = Self::until_hard(&mut stop) => return,
             };
             match accepted {
