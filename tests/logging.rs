@@ -312,6 +312,44 @@ fn separate_errors_log_at_err() {
 }
 
 #[test]
+fn set_log_level_silences_or_changes_the_level_of_one_transaction() {
+    let (sys, lp) = syslog();
+    let (be, _) =
+        http_backend(
+            |req| {
+                if req.starts_with(b"GET /missing ") { b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n".to_vec() } else { ok_response("hello") }
+            },
+        );
+    let port = free_port();
+    let cfg = http_logged(
+        port,
+        lp,
+        "  option httplog\n  http-request set-log-level silent if { path /health }\n  http-response set-log-level warning if { status 404 }",
+        &format!("  server s {}\n  http-request set-log-level notice if {{ path /notice }}", be.addr()),
+    );
+    let _s = Sluiced::start(&cfg, &[port]);
+    // Keep-alive: the silent request, then a normal one on the same connection; only the second
+    // is logged, at info (local0.info = 16 * 8 + 6).
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    for path in ["/health", "/page"] {
+        c.write_all(format!("GET {path} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes()).unwrap();
+        assert_eq!(read_response(&mut c).0, 200);
+    }
+    drop(c);
+    let l = line(&sys);
+    assert!(l.starts_with("<134>") && l.contains("\"GET /page HTTP/1.1\""), "{l}");
+    no_line(&sys, Duration::from_millis(300));
+    // A backend rule: notice (<133>).
+    http_request(port, b"GET /notice HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    let l = line(&sys);
+    assert!(l.starts_with("<133>") && l.contains("/notice"), "{l}");
+    // A response rule: warning (<132>).
+    assert_eq!(http_request(port, b"GET /missing HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").0, 404);
+    let l = line(&sys);
+    assert!(l.starts_with("<132>") && l.contains("/missing"), "{l}");
+}
+
+#[test]
 fn stdout_target() {
     let (be, _) = http_backend(|_| ok_response("hello"));
     let port = free_port();

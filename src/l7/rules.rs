@@ -72,6 +72,8 @@ pub enum Action {
     Stick(crate::stick::track::StickAction),
     /// `disable-l7-retry`: `retry-on` does not send this request again once it has gone out.
     DisableL7Retry,
+    /// `set-log-level <level>`: the level of this transaction's log line (`silent`: none).
+    SetLogLevel(crate::l4::action::LogLevel),
 }
 
 /// A rewrite whose values are evaluated per message.
@@ -183,6 +185,7 @@ pub fn compile_action(a: &HttpAction, stage: Stage, env: &mut CompileEnv<'_>) ->
         HttpAction::Common(CommonAction::SilentDrop { rst_ttl }) => Action::SilentDrop(*rst_ttl),
         HttpAction::UseService(Service::PrometheusExporter) if stage == Stage::Request => Action::PrometheusExporter,
         HttpAction::DisableL7Retry if stage == Stage::Request => Action::DisableL7Retry,
+        HttpAction::Common(CommonAction::SetLogLevel(l)) => Action::SetLogLevel(*l),
         _ => return Ok(None),
     }))
 }
@@ -294,7 +297,11 @@ fn run_set(rules: &[HttpRule], base: &HttpCtx<'_>, msg: &mut Msg<'_>, other: Opt
                     None
                 }
                 Action::DisableL7Retry => {
-                    base.no_l7_retry.set(true);
+                    base.txn.no_l7_retry.set(true);
+                    None
+                }
+                Action::SetLogLevel(l) => {
+                    base.txn.log_level.set(Some(*l));
                     None
                 }
                 Action::Stick(s) => match s.run(&ctx, crate::stick::track::Level::Http) {

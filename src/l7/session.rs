@@ -124,8 +124,18 @@ pub(crate) struct HttpCtx<'a> {
     pub captures: &'a std::cell::RefCell<crate::route::capture::Captured>,
     /// The connection's stick counters (`track-sc*`).
     pub stick: &'a crate::stick::track::StickCtrs,
-    /// `disable-l7-retry` ran for the current request.
-    pub no_l7_retry: &'a std::cell::Cell<bool>,
+    /// What the rules set for the current transaction alone.
+    pub txn: &'a TxnSettings,
+}
+
+/// What `http-request`/`http-response` actions set for one transaction, besides edits and
+/// variables; reset when the next request starts.
+#[derive(Default)]
+pub(crate) struct TxnSettings {
+    /// `disable-l7-retry` ran.
+    pub no_l7_retry: std::cell::Cell<bool>,
+    /// `set-log-level`.
+    pub log_level: std::cell::Cell<Option<crate::l4::action::LogLevel>>,
 }
 
 impl StreamCtx for HttpCtx<'_> {
@@ -1069,7 +1079,7 @@ async fn serve(
     // Three empty slots unless a rule tracks; without any stick table the per-request hooks are
     // skipped altogether.
     let stick = crate::stick::track::StickCtrs::default();
-    let no_l7_retry = std::cell::Cell::new(false);
+    let txn = TxnSettings::default();
     // The one timer of the session's waits for heads.
     let mut timer = crate::runtime::deadline::Deadline::new();
     let tracks = !rt.tables.is_empty();
@@ -1086,7 +1096,7 @@ async fn serve(
         vars: &vars,
         captures: &captures,
         stick: &stick,
-        no_l7_retry: &no_l7_retry,
+        txn: &txn,
     };
     // `tcp-request connection` and `tcp-request session` rules: accept, reject, variables.
     if !crate::l4::session::connection_rules_pass(fe, &conn_ctx, client.socket().as_fd()) {
@@ -1116,6 +1126,7 @@ async fn serve(
                 r.end = Some(std::time::Instant::now());
                 r.client = src.get();
                 r.take_captures(&captures.borrow(), &fe.captures);
+                r.level = txn.log_level.get();
                 log.emit(r, Some(&HttpCtx { backend: r.backend_idx, ..conn_ctx }));
             }
             if !first {
@@ -1129,7 +1140,8 @@ async fn serve(
         }
         vars.borrow_mut().new_transaction();
         captures.borrow_mut().new_transaction();
-        no_l7_retry.set(false);
+        txn.no_l7_retry.set(false);
+        txn.log_level.set(None);
         // The first head may take `timeout http-request` from the accept, part of which may have
         // gone waiting for the first bytes.
         let first_wait = if first { head_timeout.map(|t| t.saturating_sub(accepted.elapsed())) } else { keepalive_timeout };
@@ -1516,7 +1528,7 @@ async fn serve(
         let mut sbuf: Vec<u8> = w.buffers.get(bufsize);
         // `retry-on` past the connection: only a request that went out whole in one buffer (kept
         // in `out_buf`) can be sent again, and only while nothing of an answer reached the client.
-        let mut l7_retry = be.retry_on.layer7() && matches!(framing, Framing::None) && !no_l7_retry.get();
+        let mut l7_retry = be.retry_on.layer7() && matches!(framing, Framing::None) && !txn.no_l7_retry.get();
         // Set where an answer (or its absence) is one `retry-on` names and the request may go
         // again: the top of the loop sends it again.
         let mut retry_pending = false;
@@ -1824,6 +1836,7 @@ async fn serve(
                 r.cause = Cause::ClientAbort;
             }
             r.take_captures(&captures.borrow(), &fe.captures);
+            r.level = txn.log_level.get();
             log.emit(r, Some(&HttpCtx { backend: r.backend_idx, ..conn_ctx }));
         }
     }

@@ -233,7 +233,20 @@ impl LogRt {
         if self.dontlog_normal && !err {
             return;
         }
-        let level = if err && self.separate_errors { Level::Err } else { Level::Info };
+        use crate::l4::action::LogLevel as L;
+        let level = match rec.level {
+            None if err && self.separate_errors => Level::Err,
+            None => Level::Info,
+            Some(L::Silent) => return,
+            Some(L::Emerg) => Level::Emerg,
+            Some(L::Alert) => Level::Alert,
+            Some(L::Crit) => Level::Crit,
+            Some(L::Err) => Level::Err,
+            Some(L::Warning) => Level::Warning,
+            Some(L::Notice) => Level::Notice,
+            Some(L::Info) => Level::Info,
+            Some(L::Debug) => Level::Debug,
+        };
         let mut line = String::with_capacity(256);
         self.format.eval(rec, ctx, &mut line);
         self.send(level, &line);

@@ -98,6 +98,8 @@ pub struct LogRecord {
     /// Overrides the phase derived from the timestamps (`T` for a tarpit).
     pub phase: Option<u8>,
     pub retries: u32,
+    /// `set-log-level`: the level of this line, or `silent` for none.
+    pub level: Option<crate::l4::action::LogLevel>,
     pub conns: [u32; 5],
     pub queues: [u32; 2],
     /// `%hr` and `%hs`: captured header values, in slot order.
@@ -149,6 +151,7 @@ impl LogRecord {
             cause: Cause::Normal,
             phase: None,
             retries: 0,
+            level: None,
             conns: [0; 5],
             queues: [0; 2],
             req_captures: Vec::new(),

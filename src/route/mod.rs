@@ -384,6 +384,7 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
     (
         "http-request actions",
         &[
+            "set-log-level",
             "silent-drop",
             "allow",
             "deny",
@@ -429,6 +430,7 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
     (
         "http-response actions",
         &[
+            "set-log-level",
             "silent-drop",
             "allow",
             "deny",
