@@ -144,6 +144,30 @@ fn retries_bound_the_attempts_and_the_last_answer_is_passed_on() {
 }
 
 #[test]
+fn connection_retries_spend_the_same_retries_as_request_retries() {
+    // s1 refuses connections and s2 always answers 503. With `retries 1`, the failed connect to
+    // s1 spends the one retry (and redispatches to s2): s2's 503 is not retried.
+    let (dead, _hold) = dead_port();
+    let (s2, seen) = scripted("s2", vec![Act::Status(503); 10]);
+    let backend = |retries: u32| {
+        format!(
+            "  balance first\n  option redispatch 1\n  timeout connect 500ms\n  retries {retries}\n  retry-on conn-failure 503\n  server s1 127.0.0.1:{dead}\n  server s2 {}",
+            s2.addr()
+        )
+    };
+    let (s, port) = start(&backend(1));
+    assert_eq!(get(port), (503, "503 from s2".into()));
+    assert_eq!(seen.lock().unwrap().len(), 1, "the connection retry used the budget up");
+    drop(s);
+    // With `retries 3`: connect to s1 fails (1), s2 answers 503 and the request is redispatched
+    // to s1 (2), whose connect fails and is redispatched to s2 (3), whose 503 is final.
+    seen.lock().unwrap().clear();
+    let (_s, port) = start(&backend(3));
+    assert_eq!(get(port), (503, "503 from s2".into()));
+    assert_eq!(seen.lock().unwrap().len(), 2);
+}
+
+#[test]
 fn option_redispatch_sends_the_retry_to_another_server() {
     let (bad, bad_seen) = scripted("s1", vec![Act::Status(503); 10]);
     let (good, good_seen) = scripted("s2", vec![]);

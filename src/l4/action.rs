@@ -379,6 +379,24 @@ pub enum LogLevel {
     Silent,
 }
 
+impl LogLevel {
+    /// The syslog level it names; `None` for `silent`.
+    pub fn syslog(self) -> Option<crate::log::config::Level> {
+        use crate::log::config::Level as S;
+        Some(match self {
+            LogLevel::Emerg => S::Emerg,
+            LogLevel::Alert => S::Alert,
+            LogLevel::Crit => S::Crit,
+            LogLevel::Err => S::Err,
+            LogLevel::Warning => S::Warning,
+            LogLevel::Notice => S::Notice,
+            LogLevel::Info => S::Info,
+            LogLevel::Debug => S::Debug,
+            LogLevel::Silent => return None,
+        })
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IpFamily {
     Ipv4,

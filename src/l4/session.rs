@@ -607,17 +607,7 @@ pub(crate) async fn connect_spending(
         *used += 1;
         srv.counts.mine().retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if redispatch_now(be, *used) {
-            tried.push(idx);
-            state.release(idx);
-            srv.counts.mine().redispatches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            match pick_queued(be, key, &tried).await {
-                Some(i) => idx = i,
-                // Every other server failed too: try the excluded ones again.
-                None => {
-                    tried.clear();
-                    idx = pick_queued(be, key, &tried).await?;
-                }
-            }
+            idx = redispatch(be, key, idx, &mut tried).await?;
         } else {
             // HAProxy waits min(timeout connect, 1s) before retrying the same server.
             let pause = be.timeout_connect.unwrap_or(Duration::from_secs(1)).min(Duration::from_secs(1));
@@ -636,6 +626,22 @@ pub(crate) fn redispatch_now(be: &Backend, attempt: u32) -> bool {
         Some(i) if i < 0 => retries_left as i64 == (-i64::from(i)) - 1,
         Some(0) => false,
         Some(i) => attempt.is_multiple_of(i as u32),
+    }
+}
+
+/// Moves a stream away from server `from`, whose slot it holds: gives that slot up, counts the
+/// redispatch, and picks a server not in `tried` (to which `from` is added), or, when every other
+/// one failed too, any server again. `None` when there is none: no slot is held then.
+pub(crate) async fn redispatch(be: &Backend, key: &PickKey, from: usize, tried: &mut Vec<usize>) -> Option<usize> {
+    tried.push(from);
+    be.state.release(from);
+    be.state.servers[from].counts.mine().redispatches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    match pick_queued(be, key, tried).await {
+        Some(i) => Some(i),
+        None => {
+            tried.clear();
+            pick_queued(be, key, tried).await
+        }
     }
 }
 

@@ -1884,20 +1884,14 @@ async fn retry_request(
     out: &mut Vec<u8>,
     used: &mut u32,
 ) -> Option<(usize, Transport, u32)> {
-    use std::sync::atomic::Ordering::Relaxed;
     *used += 1;
-    let srv = &be.state.servers[srv_idx];
-    srv.counts.mine().retries.fetch_add(1, Relaxed);
-    let mut idx = srv_idx;
-    if crate::l4::session::redispatch_now(be, *used) {
-        be.state.release(srv_idx);
-        srv.counts.mine().redispatches.fetch_add(1, Relaxed);
+    be.state.servers[srv_idx].counts.mine().retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let idx = if crate::l4::session::redispatch_now(be, *used) {
         // Another server when there is one; else the same one again.
-        idx = match crate::l4::session::pick_queued(be, key, &[srv_idx]).await {
-            Some(i) => i,
-            None => crate::l4::session::pick_queued(be, key, &[]).await?,
-        };
-    }
+        crate::l4::session::redispatch(be, key, srv_idx, &mut Vec::new()).await?
+    } else {
+        srv_idx
+    };
     let (i, c, epoch) = crate::l4::session::connect_spending(be, key, dst, idx, sni, true, used).await?;
     let (r, b) = send(&c, std::mem::take(out), be.timeout_server).await;
     *out = b;
@@ -1936,32 +1930,30 @@ async fn server_conn(
 ) -> Option<(usize, Transport, bool, u32)> {
     let check_idle = pool_use == PoolUse::Checked;
     let reuse = be.reuse_allowed && pool_use != PoolUse::Skip;
-    // A new connection carries the epoch its server had before its address was read: if the
-    // server moved meanwhile, the epoch is already stale and the connection is not pooled.
-    if let Some(i) = direct {
-        match crate::l4::session::take_queued(be, i).await {
-            crate::l4::session::Queued::Taken => {
-                if reuse && let Some((c, epoch)) = w.http_pool.take(be_idx, i, check_idle, &be.state.servers[i]) {
-                    return Some((i, c, true, epoch));
-                }
-                return crate::l4::session::connect_spending(be, key, dst, i, sni, true, used).await.map(|(j, c, e)| (j, c, false, e));
-            }
+    let pinned = match direct {
+        Some(i) => match crate::l4::session::take_queued(be, i).await {
+            crate::l4::session::Queued::Taken => Some(i),
             // `maxqueue` streams already wait for it: balanced instead (persistence is lost, as
             // in HAProxy).
-            crate::l4::session::Queued::QueueFull => {}
+            crate::l4::session::Queued::QueueFull => None,
             crate::l4::session::Queued::TimedOut => return None,
-        }
+        },
+        None => None,
+    };
+    let i = match pinned {
+        Some(i) => i,
+        // With reuse, pick first, so balancing and maxconn hold, then look for an idle connection
+        // to the server picked (picking again would advance the algorithm twice). A full backend
+        // waits in the queue.
+        None => match reuse.then(|| be.state.pick(key, &[])) {
+            Some(crate::balance::Pick::Server(i)) => i,
+            _ => crate::l4::session::pick_queued(be, key, &[]).await?,
+        },
+    };
+    if reuse && let Some((c, epoch)) = w.http_pool.take(be_idx, i, check_idle, &be.state.servers[i]) {
+        return Some((i, c, true, epoch));
     }
-    if reuse {
-        // Pick first, so balancing and maxconn hold, then look for an idle connection to it; without
-        // one, connect to the server picked (picking again would advance the algorithm twice).
-        if let crate::balance::Pick::Server(i) = be.state.pick(key, &[]) {
-            if let Some((c, epoch)) = w.http_pool.take(be_idx, i, check_idle, &be.state.servers[i]) {
-                return Some((i, c, true, epoch));
-            }
-            return crate::l4::session::connect_spending(be, key, dst, i, sni, true, used).await.map(|(j, c, e)| (j, c, false, e));
-        }
-    }
-    let i = crate::l4::session::pick_queued(be, key, &[]).await?;
+    // A new connection carries the epoch its server had before its address was read: if the
+    // server moved meanwhile, the epoch is already stale and the connection is not pooled.
     crate::l4::session::connect_spending(be, key, dst, i, sni, true, used).await.map(|(j, c, e)| (j, c, false, e))
 }

@@ -233,19 +233,12 @@ impl LogRt {
         if self.dontlog_normal && !err {
             return;
         }
-        use crate::l4::action::LogLevel as L;
-        let level = match rec.level {
+        let level = match rec.level.map(crate::l4::action::LogLevel::syslog) {
             None if err && self.separate_errors => Level::Err,
             None => Level::Info,
-            Some(L::Silent) => return,
-            Some(L::Emerg) => Level::Emerg,
-            Some(L::Alert) => Level::Alert,
-            Some(L::Crit) => Level::Crit,
-            Some(L::Err) => Level::Err,
-            Some(L::Warning) => Level::Warning,
-            Some(L::Notice) => Level::Notice,
-            Some(L::Info) => Level::Info,
-            Some(L::Debug) => Level::Debug,
+            // `set-log-level silent`.
+            Some(None) => return,
+            Some(Some(l)) => l,
         };
         let mut line = String::with_capacity(256);
         self.format.eval(rec, ctx, &mut line);
