@@ -258,3 +258,24 @@ fn retries_show_in_the_servers_retry_counter() {
     let row = stat.lines().find(|l| l.starts_with("b,s1,")).unwrap();
     assert_eq!(row.split(',').nth(col), Some("2"), "{stat}");
 }
+
+#[test]
+fn a_redispatched_retry_names_and_sticks_to_the_server_that_answered() {
+    let (bad, bad_seen) = scripted("s1", vec![Act::Status(503); 10]);
+    let (good, good_seen) = scripted("s2", vec![]);
+    let (_s, port) = start(&format!(
+        "  balance first\n  option redispatch 1\n  retry-on 503\n  http-send-name-header X-Server\n  stick-table type ip size 1k\n  stick on src\n  server s1 {}\n  server s2 {}",
+        bad.addr(),
+        good.addr()
+    ));
+    assert_eq!(get(port), (200, "ok from s2".into()));
+    let to_s1 = String::from_utf8_lossy(&bad_seen.lock().unwrap()[0]).into_owned();
+    assert!(to_s1.contains("x-server: s1\r\n"), "{to_s1}");
+    let to_s2 = String::from_utf8_lossy(&good_seen.lock().unwrap()[0]).into_owned();
+    assert!(to_s2.contains("x-server: s2\r\n") && !to_s2.contains("s1"), "{to_s2}");
+    // The client's address is stored with s2, the server that answered: the next request goes
+    // there at once, without trying s1.
+    assert_eq!(get(port), (200, "ok from s2".into()));
+    assert_eq!(bad_seen.lock().unwrap().len(), 1);
+    assert_eq!(good_seen.lock().unwrap().len(), 2);
+}

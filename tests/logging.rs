@@ -427,3 +427,30 @@ fn default_format_logs_the_connection_at_accept() {
     drop(c);
     no_line(&sys, Duration::from_millis(300));
 }
+
+#[test]
+fn connection_retries_show_in_rc_with_a_plus_once_redispatched() {
+    let (sys, lp) = syslog();
+    let (dead, _hold) = dead_port();
+    let (be, _) = http_backend(|_| ok_response("hello"));
+    // HTTP: the connect to s1 fails and `option redispatch 1` moves the retry to s2.
+    let port = free_port();
+    let cfg = http_logged(
+        port,
+        lp,
+        "  option httplog",
+        &format!("  balance first\n  option redispatch 1\n  timeout connect 500ms\n  server s1 127.0.0.1:{dead}\n  server s2 {}", be.addr()),
+    );
+    let s = Sluiced::start(&cfg, &[port]);
+    let (status, _, _) = http_request(port, b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+    assert_eq!(status, 200);
+    matches(&line(&sys), r" f b/s2 [-\d/]+ 200 \d+ - - ---- \d+/\d+/\d+/\d+/\+1 0/0 ");
+    drop(s);
+    // TCP, no redispatch: three retries on the dead server, then no server; `%rc` is 3.
+    let port = free_port();
+    let cfg = tcp_logged(port, lp, "", &format!("  retries 3\n  timeout connect 500ms\n  server s1 127.0.0.1:{dead}"));
+    let _s = Sluiced::start(&cfg, &[port]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let _ = read_to_end(&mut c, Duration::from_secs(10));
+    matches(&line(&sys), r" f b/<NOSRV> [-\d/]+ 0 SC \d+/\d+/\d+/\d+/3 0/0\n$");
+}

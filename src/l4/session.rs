@@ -361,16 +361,24 @@ async fn session(
         .as_ref()
         .and_then(|u| u.chosen(&server_ctx, &be.state.servers))
         .or_else(|| be.stick.as_ref().and_then(|p| p.matched(&server_ctx, &be.state.servers)));
-    let conn = match direct {
+    let first = match direct {
         Some(i) => match take_queued(be, i).await {
-            Queued::Taken => connect_from(be, &key, dst, i, sni.as_deref(), false).await,
+            Queued::Taken => Some(i),
             // `maxqueue` reached: balanced instead, as HAProxy redispatches it.
-            Queued::QueueFull => connect(be, &key, dst, sni.as_deref(), false).await,
+            Queued::QueueFull => pick_queued(be, &key, &[]).await,
             Queued::TimedOut => None,
         },
-        None => connect(be, &key, dst, sni.as_deref(), false).await,
+        None => pick_queued(be, &key, &[]).await,
+    };
+    let mut spent = Spent::default();
+    let conn = match first {
+        Some(i) => connect_spending(be, &key, dst, i, sni.as_deref(), false, &mut spent).await,
+        None => None,
     };
     let Some((server_idx, server, _)) = conn else {
+        if let Some(r) = rec.as_deref_mut() {
+            r.spent(spent);
+        }
         return End::NoServer;
     };
     if let Some(p) = &be.stick {
@@ -381,6 +389,7 @@ async fn session(
     sess.set_server(Some(server_idx));
     if let Some(r) = rec.as_deref_mut() {
         r.connected(be, server_idx, server.socket());
+        r.spent(spent);
     }
     if let Some(s) = server.socket().tcp() {
         let _ = s.set_tcp_nodelay(true);
@@ -548,25 +557,21 @@ impl Drop for SlotGuard<'_> {
     }
 }
 
-/// Picks a server, waiting in the backend queue while all are full, and connects to it with the
-/// backend's retries and redispatch policy. Returns the server index (with its slot held), the
-/// connection, and the server's connection epoch read before its address (for the idle pool).
-pub(crate) async fn connect(be: &Backend, key: &PickKey, dst: &Dst<'_>, sni: Option<&str>, ring: bool) -> Option<(usize, Transport, u32)> {
-    let idx = pick_queued(be, key, &[]).await?;
-    connect_from(be, key, dst, idx, sni, ring).await
+/// What a stream has spent of its backend's `retries`, and whether a retry moved it to another
+/// server (the log's `%rc`, written `+<n>` then, as HAProxy does).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Spent {
+    pub retries: u32,
+    pub redispatched: bool,
 }
 
-/// Connects to server `idx`, whose slot the caller already holds (a pick, or cookie persistence),
-/// with the backend's retries and redispatch policy: a redispatch picks another server with `key`.
-/// Returns the server finally connected to (its slot held), the connection and that server's
-/// connection epoch read before its address; `None` has released every slot.
-pub(crate) async fn connect_from(be: &Backend, key: &PickKey, dst: &Dst<'_>, idx: usize, sni: Option<&str>, ring: bool) -> Option<(usize, Transport, u32)> {
-    connect_spending(be, key, dst, idx, sni, ring, &mut 0).await
-}
-
-/// [`connect_from`] for a stream that has already spent `used` of the backend's `retries` (an
-/// HTTP request that `retry-on` sends again: as in HAProxy, its connection retries and its
-/// request retries share one budget). `used` grows with each retry.
+/// Connects to server `idx`, whose slot the caller already holds (a pick, or persistence), with
+/// the backend's retries and redispatch policy: a redispatch picks another server with `key`.
+/// `used` is what the stream has already spent of the backend's `retries` (an HTTP request that
+/// `retry-on` sends again: as in HAProxy, its connection retries and its request retries share
+/// one budget); it grows with each retry. Returns the server finally connected to (its slot
+/// held), the connection and that server's connection epoch read before its address; `None` has
+/// released every slot.
 pub(crate) async fn connect_spending(
     be: &Backend,
     key: &PickKey,
@@ -574,7 +579,7 @@ pub(crate) async fn connect_spending(
     mut idx: usize,
     sni: Option<&str>,
     ring: bool,
-    used: &mut u32,
+    used: &mut Spent,
 ) -> Option<(usize, Transport, u32)> {
     let state = &be.state;
     let mut tried: Vec<usize> = Vec::new();
@@ -600,14 +605,16 @@ pub(crate) async fn connect_spending(
                 srv.counts.mine().conn_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         }
-        if *used >= be.retries || !be.retry_on.conn_failure {
+        if used.retries >= be.retries || !be.retry_on.conn_failure {
             state.release(idx);
             return None;
         }
-        *used += 1;
+        used.retries += 1;
         srv.counts.mine().retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if redispatch_now(be, *used) {
+        if redispatch_now(be, used.retries) {
+            let from = idx;
             idx = redispatch(be, key, idx, &mut tried).await?;
+            used.redispatched |= idx != from;
         } else {
             // HAProxy waits min(timeout connect, 1s) before retrying the same server.
             let pause = be.timeout_connect.unwrap_or(Duration::from_secs(1)).min(Duration::from_secs(1));

@@ -655,6 +655,34 @@ pub fn write_head(buf: &[u8], head: &Head, edits: &Edits, is_request: bool, conn
     EditedView::new(buf, head, edits).write(is_request, conn, out);
 }
 
+/// Replaces the value of header `name` in `out`, a request head (and maybe its body) already
+/// written by `write_head`, whose `Edit::Set` left that header on one line of its own. Used when
+/// a request goes again to another server and a header naming the server must follow it. The
+/// body is left as it is; a head without the header is left unchanged.
+pub fn replace_sent_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    let Some(end) = out.windows(4).position(|w| w == b"\r\n\r\n") else { return };
+    // Skip the request line; each field line then starts after a CRLF.
+    let mut at = match out[..end].windows(2).position(|w| w == b"\r\n") {
+        Some(i) => i + 2,
+        None => return,
+    };
+    while at < end + 2 {
+        let line_end = out[at..].windows(2).position(|w| w == b"\r\n").map_or(end, |i| at + i);
+        let line = &out[at..line_end];
+        if let Some(colon) = line.iter().position(|&b| b == b':')
+            && line[..colon].eq_ignore_ascii_case(name.as_bytes())
+        {
+            let mut start = at + colon + 1;
+            while start < line_end && (out[start] == b' ' || out[start] == b'\t') {
+                start += 1;
+            }
+            out.splice(start..line_end, value.iter().copied());
+            return;
+        }
+        at = line_end + 2;
+    }
+}
+
 fn in_net(net: &IpNet, ip: IpAddr) -> bool {
     match (net.addr, ip) {
         (IpAddr::V4(n), IpAddr::V4(a)) => {

@@ -335,3 +335,21 @@ fn heads_copied_as_they_stand_match_the_written_form() {
     let odd = b"GET / HTTP/1.0\r\nA: 1\r\nB:2\r\nC: 3\r\n\r\n";
     assert_eq!(out(odd, &e, true, ConnHeader::Preserve), "GET / HTTP/1.0\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n");
 }
+
+#[test]
+fn a_sent_header_value_is_replaced_in_place_and_the_body_is_left_alone() {
+    let mut o = b"POST / HTTP/1.1\r\nHost: a\r\nX-Server: s1\r\nContent-Length: 10\r\n\r\nX-Server: 1".to_vec();
+    replace_sent_header(&mut o, "x-server", b"second");
+    assert_eq!(o, b"POST / HTTP/1.1\r\nHost: a\r\nX-Server: second\r\nContent-Length: 10\r\n\r\nX-Server: 1");
+    // The last field of the head.
+    let mut o = b"GET / HTTP/1.1\r\nX-Server: s1\r\n\r\n".to_vec();
+    replace_sent_header(&mut o, "X-Server", b"s2");
+    assert_eq!(o, b"GET / HTTP/1.1\r\nX-Server: s2\r\n\r\n");
+    // No such header, or no fields at all: unchanged.
+    let mut o = b"GET / HTTP/1.1\r\nHost: a\r\n\r\nX-Server: s1".to_vec();
+    replace_sent_header(&mut o, "x-server", b"s2");
+    assert_eq!(o, b"GET / HTTP/1.1\r\nHost: a\r\n\r\nX-Server: s1");
+    let mut o = b"GET / HTTP/1.1\r\n\r\n".to_vec();
+    replace_sent_header(&mut o, "x-server", b"s2");
+    assert_eq!(o, b"GET / HTTP/1.1\r\n\r\n");
+}

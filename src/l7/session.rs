@@ -1406,21 +1406,28 @@ async fn serve(
             .or_else(|| be.use_server.as_ref().zip(server_ctx.as_ref()).and_then(|(u, c)| u.chosen(c, &be.state.servers)))
             .or_else(|| be.stick.as_ref().zip(server_ctx.as_ref()).and_then(|(p, c)| p.matched(c, &be.state.servers)));
         // The retries this request has spent, of connections and (`retry-on`) of the request.
-        let mut retries_used = 0u32;
+        let mut retries_used = crate::l4::session::Spent::default();
         let Some((mut srv_idx, mut server, mut reused, mut epoch)) =
             server_conn(&w, be_idx, be, &key, &dst, pool_use, direct, sni.as_deref(), &mut retries_used).await
         else {
+            if let Some(r) = rec.as_deref_mut() {
+                r.spent(retries_used);
+            }
             send_error(&client, error_out(&base, 503), fe.timeout_client, rec).await;
             break End::NoServer;
         };
         let mut srv = &be.state.servers[srv_idx];
         let mut slot = crate::l4::session::SlotGuard { be: &be.state, idx: srv_idx };
         sess.set_server(Some(srv_idx));
-        if let (Some(p), Some(c)) = (&be.stick, &server_ctx) {
-            p.store(c, srv.id, false);
+        // `stick on|store-request`: the keys are taken now, from the request; the server stored
+        // under them is the one that answers (stored again if a retry goes elsewhere).
+        let stick_keys = be.stick.as_ref().zip(server_ctx.as_ref()).map(|(p, c)| p.keys(c, false));
+        if let (Some(p), Some(k)) = (&be.stick, &stick_keys) {
+            p.store_keys(k, srv.id);
         }
         if let (Some(r), Some(log)) = (rec.as_deref_mut(), &fe.log) {
             r.connected(be, srv_idx, server.socket());
+            r.spent(retries_used);
             // `unique-id-format`: computed once the server is known, sent as `unique-id-header`.
             if let Some(uid) = &log.unique_id {
                 let mut id = String::new();
@@ -1538,23 +1545,32 @@ async fn serve(
                 sbuf.clear();
                 match retry_request(be, &key, &dst, srv_idx, sni.as_deref(), &mut out_buf, &mut retries_used).await {
                     Some((i, c, e)) => {
+                        // The request went to another server: it is the one stored.
+                        if let (Some(p), Some(k)) = (&be.stick, &stick_keys)
+                            && i != srv_idx
+                        {
+                            p.store_keys(k, be.state.servers[i].id);
+                        }
                         slot.moved_to(i);
                         (srv_idx, srv, server, epoch, reused) = (i, &be.state.servers[i], c, e, false);
                         sess.set_server(Some(i));
                         if let Some(r) = rec.as_deref_mut() {
-                            r.retries = retries_used;
                             r.connected(be, i, server.socket());
+                            r.spent(retries_used);
                         }
                     }
                     None => {
                         slot.released();
+                        if let Some(r) = rec.as_deref_mut() {
+                            r.spent(retries_used);
+                        }
                         send_error(&client, error_out(&base, 503), fe.timeout_client, rec).await;
                         w.buffers.put(sbuf);
                         break 'txn End::NoServer;
                     }
                 }
             }
-            let may_retry = l7_retry && retries_used < be.retries;
+            let may_retry = l7_retry && retries_used.retries < be.retries;
             let waited = read_head(&server, &mut sbuf, &mut res_head, &limits, be.timeout_server, be.timeout_server, h1::parse_response_into, None, &mut timer);
             let got = if be.abortonclose {
                 tokio::select! {
@@ -1872,7 +1888,8 @@ async fn resend(
 /// `retry-on`: sends `out` (a whole request) again on a new connection, after the answer to it
 /// (or its absence) was one `retry-on` names. The new connection goes to server `srv_idx` again,
 /// or to another one when `option redispatch` says so for this retry. The retry, and those of
-/// the connection, are counted in `used` against the backend's `retries`. On success the server's
+/// the connection, are counted in `used` against the backend's `retries`; a header naming the
+/// server (`http-send-name-header`) is changed to name the new one. On success the server's
 /// slot is held (the caller's slot of `srv_idx` was given up if the server changed); `None` has
 /// released every slot, the caller's too.
 async fn retry_request(
@@ -1882,17 +1899,25 @@ async fn retry_request(
     srv_idx: usize,
     sni: Option<&str>,
     out: &mut Vec<u8>,
-    used: &mut u32,
+    used: &mut crate::l4::session::Spent,
 ) -> Option<(usize, Transport, u32)> {
-    *used += 1;
+    used.retries += 1;
     be.state.servers[srv_idx].counts.mine().retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let idx = if crate::l4::session::redispatch_now(be, *used) {
+    let idx = if crate::l4::session::redispatch_now(be, used.retries) {
         // Another server when there is one; else the same one again.
-        crate::l4::session::redispatch(be, key, srv_idx, &mut Vec::new()).await?
+        let i = crate::l4::session::redispatch(be, key, srv_idx, &mut Vec::new()).await?;
+        used.redispatched |= i != srv_idx;
+        i
     } else {
         srv_idx
     };
     let (i, c, epoch) = crate::l4::session::connect_spending(be, key, dst, idx, sni, true, used).await?;
+    // `http-send-name-header` names the server the request now goes to.
+    if let Some(name) = &be.send_name_header
+        && i != srv_idx
+    {
+        edit::replace_sent_header(out, name, be.state.servers[i].name.as_bytes());
+    }
     let (r, b) = send(&c, std::mem::take(out), be.timeout_server).await;
     *out = b;
     if r.is_err() {
@@ -1926,7 +1951,7 @@ async fn server_conn(
     pool_use: PoolUse,
     direct: Option<usize>,
     sni: Option<&str>,
-    used: &mut u32,
+    used: &mut crate::l4::session::Spent,
 ) -> Option<(usize, Transport, bool, u32)> {
     let check_idle = pool_use == PoolUse::Checked;
     let reuse = be.reuse_allowed && pool_use != PoolUse::Skip;

@@ -309,6 +309,7 @@ fn var<'a>(rec: &'a LogRecord, v: &str) -> Val<'a> {
         "fc" => Val::Int(i64::from(rec.conns[1])),
         "bc" => Val::Int(i64::from(rec.conns[2])),
         "sc" => Val::Int(i64::from(rec.conns[3])),
+        "rc" if rec.redispatched => owned(format!("+{}", rec.retries)),
         "rc" => Val::Int(i64::from(rec.retries)),
         "sq" => Val::Int(i64::from(rec.queues[0])),
         "bq" => Val::Int(i64::from(rec.queues[1])),

@@ -98,6 +98,8 @@ pub struct LogRecord {
     /// Overrides the phase derived from the timestamps (`T` for a tarpit).
     pub phase: Option<u8>,
     pub retries: u32,
+    /// A retry moved the stream to another server: `%rc` is written `+<retries>`.
+    pub redispatched: bool,
     /// `set-log-level`: the level of this line, or `silent` for none.
     pub level: Option<crate::l4::action::LogLevel>,
     pub conns: [u32; 5],
@@ -151,6 +153,7 @@ impl LogRecord {
             cause: Cause::Normal,
             phase: None,
             retries: 0,
+            redispatched: false,
             level: None,
             conns: [0; 5],
             queues: [0; 2],
@@ -345,6 +348,12 @@ pub struct Transfer {
 
 impl LogRecord {
     /// The server connection is up: the server, the addresses, and the connection counts.
+    /// The retries the stream spent, and whether one moved it to another server.
+    pub(crate) fn spent(&mut self, s: crate::l4::session::Spent) {
+        self.retries = s.retries;
+        self.redispatched = s.redispatched;
+    }
+
     pub fn connected(&mut self, be: &crate::route::Backend, server: usize, conn: &crate::runtime::io::AnyConn) {
         use std::sync::atomic::Ordering::Relaxed;
         self.connect_done = Some(Instant::now());

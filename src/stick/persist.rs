@@ -32,6 +32,10 @@ impl Rule {
     }
 }
 
+/// The table keys of a stream's store rules (rule index, key), from `Persistence::keys`.
+#[derive(Debug, Default)]
+pub struct StoreKeys(Vec<(usize, super::table::Key)>);
+
 /// A backend's stick rules, in configuration order.
 #[derive(Debug)]
 pub struct Persistence {
@@ -73,12 +77,32 @@ impl Persistence {
     /// Stores the server of the request under the keys of `stick on` and `stick store-request`
     /// (`response` false) or of `stick store-response` (`response` true).
     pub fn store(&self, ctx: &dyn StreamCtx, server_id: u32, response: bool) {
-        for r in &self.rules {
+        let keys = self.keys(ctx, response);
+        self.store_keys(&keys, server_id);
+    }
+
+    /// The keys `store` would store a server under, taken while the request (or response) is
+    /// at hand, so that the server finally used (after a retry went elsewhere) can be stored
+    /// under them later with `store_keys`.
+    pub fn keys(&self, ctx: &dyn StreamCtx, response: bool) -> StoreKeys {
+        let mut keys = Vec::new();
+        for (i, r) in self.rules.iter().enumerate() {
             let wanted = if response { r.kind == StickKind::StoreResponse } else { matches!(r.kind, StickKind::On | StickKind::StoreRequest) };
-            if !wanted || !r.applies(ctx) {
-                continue;
+            if wanted
+                && r.applies(ctx)
+                && let Some(k) = r.key(ctx)
+            {
+                keys.push((i, k));
             }
-            if let Some(e) = r.key(ctx).and_then(|k| r.table.get_or_create(k)) {
+        }
+        StoreKeys(keys)
+    }
+
+    /// Stores `server_id` under keys taken by `keys`; a later call overwrites an earlier one.
+    pub fn store_keys(&self, keys: &StoreKeys, server_id: u32) {
+        for (i, k) in &keys.0 {
+            let r = &self.rules[*i];
+            if let Some(e) = r.table.get_or_create(k.clone()) {
                 r.table.set(&e, Dt::ServerId, 0, u64::from(server_id));
             }
         }
