@@ -315,3 +315,36 @@ fn clock_random_and_host_fetches_and_their_converters_fill_a_returned_body() {
     assert!(String::from_utf8_lossy(&body).ends_with("|1"), "{}", String::from_utf8_lossy(&body));
     assert_eq!(d.wait_exit(Duration::from_secs(3)), Some(0));
 }
+
+/// `srv_is_up` and `srv_conn` read the live server state: `disable server` on the stats socket
+/// sends traffic to the other backend; `req.hdr_names`, `url_port` and `req.body_size` fill a
+/// returned body.
+#[test]
+fn server_state_and_request_shape_fetches_steer_and_fill_answers() {
+    let (main, _) = http_backend(|_| ok_response("main"));
+    let (spare, _) = http_backend(|_| ok_response("spare"));
+    let port = free_port();
+    let dir = temp_dir("srvfetch");
+    let sock = dir.join("s.sock");
+    let cfg = format!(
+        "global\n  stats socket {} level admin\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n\
+         frontend f\n  bind 127.0.0.1:{port}\n  \
+         http-request return status 200 content-type text/plain lf-string \"%[req.hdr_names]|%[url_port]|%[req.body_size]|%[srv_conn(app/s1)]\" if {{ path /shape }}\n  \
+         use_backend spare unless {{ srv_is_up(app/s1) }}\n  default_backend app\n\
+         backend app\n  server s1 {}\nbackend spare\n  server s1 {}\n",
+        sock.display(),
+        main.addr(),
+        spare.addr()
+    );
+    let _s = Sluiced::start(&cfg, &[port]);
+    let body = |raw: &[u8]| String::from_utf8(http_request(port, raw).2).unwrap();
+    assert_eq!(body(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"), "main");
+    assert_eq!(
+        body(b"POST http://h:8080/shape HTTP/1.1\r\nHost: h:8080\r\nX-A: 1\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc"),
+        "host,x-a,content-length,connection|8080|3|0"
+    );
+    ask(&sock, "disable server app/s1");
+    assert_eq!(body(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"), "spare");
+    ask(&sock, "enable server app/s1");
+    assert_eq!(body(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"), "main");
+}

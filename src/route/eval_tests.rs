@@ -1670,3 +1670,60 @@ fn a_map_string_value_is_shared_with_the_index_and_is_a_string() {
     let n = CompiledSample::compile(&parse_sample(&format!("str(x),map({hosts},12)")).unwrap()).unwrap();
     assert_eq!(n.eval_ref(&c).unwrap().unwrap().as_int(), Some(12), "a default string value casts as a string");
 }
+
+#[test]
+fn server_and_queue_fetches() {
+    let c = Ctx::new();
+    let app = &c.backends[0];
+    app.servers[1].cur_conns.store(7, Ordering::Relaxed);
+    assert_eq!(sample("srv_conn(be_app/s1)", &c), Ok(Some(Sample::Int(7))));
+    assert_eq!(sample("srv_conn(s1)", &c), Ok(Some(Sample::Int(7))), "a server of the current backend");
+    assert_eq!(sample("srv_conn(be_app/nope)", &c), Ok(None));
+    assert_eq!(sample("srv_is_up(be_app/s0)", &c), Ok(Some(Sample::Bool(true))));
+    app.servers[0].set_up(false);
+    assert_eq!(sample("srv_is_up(be_app/s0)", &c), Ok(Some(Sample::Bool(false))));
+    app.servers[2].set_admin(AdminState::Maint);
+    assert_eq!(eval("if { srv_is_up(be_app/s2) }", &c), No);
+    app.servers[2].set_admin(AdminState::Drain);
+    assert_eq!(eval("if { srv_is_up(be_app/s2) }", &c), Yes, "a draining server is up");
+    app.servers[2].set_admin(AdminState::Ready);
+    // Two usable servers (s1, s2); 3 in the backend queue and 2 in s1's: avg_queue is 5/2 rounded up.
+    app.queued.store(3, Ordering::Relaxed);
+    app.servers[1].queued.store(2, Ordering::Relaxed);
+    assert_eq!(sample("queue", &c), Ok(Some(Sample::Int(5))));
+    assert_eq!(sample("avg_queue(be_app)", &c), Ok(Some(Sample::Int(3))));
+    assert_eq!(sample("queue(be_empty)", &c), Ok(Some(Sample::Int(0))));
+    // No usable server: twice the queue.
+    app.servers[1].set_up(false);
+    app.servers[2].set_up(false);
+    assert_eq!(sample("avg_queue", &c), Ok(Some(Sample::Int(10))));
+}
+
+#[test]
+fn url_ip_and_port_come_from_an_absolute_uri() {
+    let ip = |uri: &str| sample("url_ip", &Ctx::http(&format!("GET {uri} HTTP/1.1\r\nHost: h\r\n\r\n")));
+    let port = |uri: &str| sample("url_port", &Ctx::http(&format!("GET {uri} HTTP/1.1\r\nHost: h\r\n\r\n")));
+    assert_eq!(ip("http://10.0.0.1:8080/x"), Ok(Some(Sample::Ip("10.0.0.1".parse().unwrap()))));
+    assert_eq!(ip("http://user@[2001:db8::1]/"), Ok(Some(Sample::Ip("2001:db8::1".parse().unwrap()))));
+    assert_eq!(ip("http://example.com/"), Ok(None), "not an IP literal");
+    assert_eq!(ip("/x"), Ok(None), "origin form");
+    assert_eq!(port("http://10.0.0.1:8080/x"), Ok(Some(Sample::Int(8080))));
+    assert_eq!(port("HTTP://example.com?q"), Ok(Some(Sample::Int(80))));
+    assert_eq!(port("https://[::1]"), Ok(Some(Sample::Int(443))));
+    assert_eq!(port("https://[::1]:8443/"), Ok(Some(Sample::Int(8443))));
+    assert_eq!(port("http://h:99999/"), Ok(None), "out of range");
+    assert_eq!(port("ftp://h/"), Ok(None));
+    assert_eq!(port("/x"), Ok(None));
+}
+
+#[test]
+fn header_names_and_announced_body_size() {
+    let c = Ctx::http("POST / HTTP/1.1\r\nHost: h\r\nX-Trace: 1\r\nContent-Length: 12\r\n\r\nabc");
+    assert_eq!(http_str("req.hdr_names", &c), some("host,x-trace,content-length"));
+    assert_eq!(http_str("req.hdr_names(;)", &c), some("host;x-trace;content-length"));
+    assert_eq!(sample("req.body_size", &c), Ok(Some(Sample::Int(12))), "announced, not buffered");
+    let chunked = Ctx::http("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nhello");
+    assert_eq!(sample("req.body_size", &chunked), Ok(Some(Sample::Int(5))), "the buffered body");
+    assert_eq!(sample("req.body_size", &Ctx::http("GET / HTTP/1.1\r\nHost: h\r\n")), Ok(None));
+    assert_eq!(http_str("req.uri", &Ctx::http("GET /a?b HTTP/1.1\r\n\r\n")), some("/a?b"));
+}

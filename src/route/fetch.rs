@@ -47,6 +47,10 @@ const IMPLEMENTED: &[&str] = &[
     "nbsrv",
     "be_conn",
     "connslots",
+    "srv_conn",
+    "srv_is_up",
+    "queue",
+    "avg_queue",
     "req.len",
     "req_len",
     "req.payload",
@@ -79,6 +83,11 @@ const IMPLEMENTED: &[&str] = &[
     "req.hdr_val",
     "hdr_val",
     "req.hdrs",
+    "req.hdr_names",
+    "req.uri",
+    "url_ip",
+    "url_port",
+    "req.body_size",
     "req.cook",
     "cook",
     "req.cook_cnt",
@@ -163,6 +172,15 @@ impl<'a> Fetched<'a> {
     }
 }
 
+/// What a server fetch reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SrvFetch {
+    /// `srv_conn`: connections established on the server now.
+    Conns,
+    /// `srv_is_up`.
+    IsUp,
+}
+
 /// A compiled fetch.
 #[derive(Debug)]
 pub(crate) enum Fetch {
@@ -196,6 +214,17 @@ pub(crate) enum Fetch {
     NbSrv(Option<String>),
     BeConn(Option<String>),
     ConnSlots(Option<String>),
+    /// `queue([<backend>])`: streams waiting in the backend's queue and in its servers'.
+    Queue(Option<String>),
+    /// `avg_queue([<backend>])`: `queue` over the usable servers, rounded up; twice `queue`
+    /// when no server is usable (HAProxy's rule).
+    AvgQueue(Option<String>),
+    /// `srv_conn` and `srv_is_up`: a server of the named backend (or of the current one).
+    Server {
+        backend: Option<String>,
+        server: String,
+        what: SrvFetch,
+    },
     ReqLen,
     /// `req.payload(offset,length)`; length 0 is "to the end of the buffer".
     Payload {
@@ -332,6 +361,16 @@ impl Fetch {
             "nbsrv" => Fetch::NbSrv(arg(call, 0).map(str::to_owned)),
             "be_conn" => Fetch::BeConn(arg(call, 0).map(str::to_owned)),
             "connslots" => Fetch::ConnSlots(arg(call, 0).map(str::to_owned)),
+            "queue" => Fetch::Queue(arg(call, 0).map(str::to_owned)),
+            "avg_queue" => Fetch::AvgQueue(arg(call, 0).map(str::to_owned)),
+            "srv_conn" | "srv_is_up" => {
+                let a = arg(call, 0).ok_or_else(|| format!("{name}: missing server name"))?;
+                let (backend, server) = match a.split_once('/') {
+                    Some((b, s)) => (Some(b.to_owned()), s.to_owned()),
+                    None => (None, a.to_owned()),
+                };
+                Fetch::Server { backend, server, what: if name == "srv_conn" { SrvFetch::Conns } else { SrvFetch::IsUp } }
+            }
             "req.len" | "req_len" => Fetch::ReqLen,
             "req.payload" => Fetch::Payload { offset: offset_arg(call, 0)?, length: offset_arg(call, 1)? },
             "req.payload_lv" => {
@@ -431,6 +470,22 @@ impl Fetch {
             Fetch::NbSrv(be) => opt(backend(ctx, be).map(|b| SampleRef::Int(i64::try_from(b.usable_count()).unwrap_or(i64::MAX)))),
             Fetch::BeConn(be) => opt(backend(ctx, be).map(|b| SampleRef::Int(be_conn(b)))),
             Fetch::ConnSlots(be) => opt(backend(ctx, be).map(|b| SampleRef::Int(connslots(b)))),
+            Fetch::Queue(be) => opt(backend(ctx, be).map(|b| SampleRef::Int(queued(b)))),
+            Fetch::AvgQueue(be) => opt(backend(ctx, be).map(|b| {
+                let q = queued(b);
+                SampleRef::Int(match i64::try_from(b.usable_count()).unwrap_or(i64::MAX) {
+                    0 => q.saturating_mul(2),
+                    n => (q + n - 1) / n,
+                })
+            })),
+            Fetch::Server { backend: be, server, what } => {
+                let Some(s) = backend(ctx, be).and_then(|b| b.servers.iter().find(|s| s.name == *server)) else { return Fetched::absent() };
+                Fetched::value(match what {
+                    SrvFetch::Conns => SampleRef::Int(i64::from(s.cur_conns.load(Ordering::Relaxed))),
+                    // Up, and not in maintenance (draining servers count as up).
+                    SrvFetch::IsUp => SampleRef::Bool(s.is_up() && s.admin() != AdminState::Maint),
+                })
+            }
             Fetch::ReqLen => {
                 let n = i64::try_from(ctx.req_buffer().len()).unwrap_or(i64::MAX);
                 Fetched { value: Some(SampleRef::Int(n)), may_change: !ctx.req_final() }
@@ -545,6 +600,12 @@ fn backend<'a>(ctx: &'a dyn StreamCtx, name: &Option<String>) -> Option<&'a Back
 /// Connections established on the backend's servers now.
 fn be_conn(b: &BackendState) -> i64 {
     b.servers.iter().map(|s| i64::from(s.cur_conns.load(Ordering::Relaxed))).sum()
+}
+
+/// Streams waiting now in the backend queue and in its servers' queues (HAProxy's `totpend`).
+fn queued(b: &BackendState) -> i64 {
+    let servers: i64 = b.servers.iter().map(|s| i64::from(s.queued.load(Ordering::Relaxed))).sum();
+    servers + i64::from(b.queued.load(Ordering::Relaxed))
 }
 
 /// HAProxy's `connslots`: over the servers that are not down, the free connection slots plus the

@@ -69,8 +69,21 @@ pub(crate) enum HttpFetch {
         dir: Dir,
         name: Option<Box<[u8]>>,
     },
+    /// `req.hdr_names([<delim>])`: the header names in order, lower-cased as HAProxy stores
+    /// them, joined by `delim` (`,` by default).
+    HdrNames {
+        dir: Dir,
+        delim: Box<[u8]>,
+    },
     Body,
     BodyLen,
+    /// `req.body_size`: the Content-Length announced, or, without one, the size of the buffered
+    /// (chunked) body.
+    BodySize,
+    /// `url_ip`: the IP literal host of an absolute request URI.
+    UrlIp,
+    /// `url_port`: the port of an absolute request URI, or its scheme's (80, 443) when none.
+    UrlPort,
     Ver(Dir),
     FirstReq,
     Status,
@@ -117,7 +130,11 @@ impl HttpFetch {
             "req.cook_val" | "cook_val" => HttpFetch::Cook { dir: Dir::Req, name: name_arg(0), as_int: true },
             "res.cook" | "scook" => HttpFetch::Cook { dir: Dir::Res, name: name_arg(0), as_int: false },
             "req.cook_cnt" | "cook_cnt" => HttpFetch::CookCnt { dir: Dir::Req, name: name_arg(0) },
+            "req.hdr_names" => HttpFetch::HdrNames { dir: Dir::Req, delim: arg(0).map_or(b",".as_slice(), str::as_bytes).into() },
             "req.body" => HttpFetch::Body,
+            "req.body_size" => HttpFetch::BodySize,
+            "url_ip" => HttpFetch::UrlIp,
+            "url_port" => HttpFetch::UrlPort,
             "req.body_len" => HttpFetch::BodyLen,
             "req.ver" | "req_ver" => HttpFetch::Ver(Dir::Req),
             "res.ver" | "resp_ver" => HttpFetch::Ver(Dir::Res),
@@ -170,7 +187,27 @@ impl HttpFetch {
                 let n = Cookies::new(msg(ctx, *dir)?, *dir, name.as_deref()).count();
                 Some(SampleRef::Int(i64::try_from(n).unwrap_or(i64::MAX)))
             }
+            HttpFetch::HdrNames { dir, delim } => {
+                let msg = msg(ctx, *dir)?;
+                let mut out = Vec::new();
+                for i in 0..msg.header_count() {
+                    if i > 0 {
+                        out.extend_from_slice(delim);
+                    }
+                    out.extend(msg.header(i).0.iter().map(u8::to_ascii_lowercase));
+                }
+                Some(SampleRef::Str(Cow::Owned(out)))
+            }
             HttpFetch::Body => req()?.body().map(|b| SampleRef::Bin(Cow::Borrowed(b))),
+            HttpFetch::BodySize => {
+                let req = req()?;
+                match Values::new(req, Some(b"content-length"), false).next() {
+                    Some(v) => std::str::from_utf8(v).ok()?.parse::<u64>().ok().map(|n| SampleRef::Int(i64::try_from(n).unwrap_or(i64::MAX))),
+                    None => req.body().map(|b| SampleRef::Int(i64::try_from(b.len()).unwrap_or(i64::MAX))),
+                }
+            }
+            HttpFetch::UrlIp => url_host_port(req()?.uri()).and_then(|(h, _)| host_ip(h)).map(SampleRef::Ip),
+            HttpFetch::UrlPort => url_host_port(req()?.uri()).map(|(_, p)| SampleRef::Int(p.into())),
             HttpFetch::BodyLen => req()?.body().map(|b| SampleRef::Int(i64::try_from(b.len()).unwrap_or(i64::MAX))),
             HttpFetch::Ver(dir) => version(msg(ctx, *dir)?.version()).map(str_ref),
             HttpFetch::FirstReq => Some(SampleRef::Bool(req()?.first_request())),
@@ -271,6 +308,41 @@ pub(crate) fn path(uri: &[u8]) -> Option<&[u8]> {
     }
     let slash = uri.get(i..)?.iter().position(|&c| c == b'/')?;
     uri.get(i + slash..)
+}
+
+/// The host (brackets kept for IPv6) and port of an absolute `http://` or `https://` request
+/// URI; the port is the scheme's when the URI has none, and a port that is not a number makes it
+/// none. Origin-form targets have none.
+pub(crate) fn url_host_port(uri: &[u8]) -> Option<(&[u8], u16)> {
+    let sep = uri.windows(3).position(|w| w == b"://")?;
+    let default = match &uri[..sep] {
+        s if s.eq_ignore_ascii_case(b"http") => 80,
+        s if s.eq_ignore_ascii_case(b"https") => 443,
+        _ => return None,
+    };
+    let rest = &uri[sep + 3..];
+    let authority = &rest[..rest.iter().position(|&c| matches!(c, b'/' | b'?' | b'#')).unwrap_or(rest.len())];
+    let hostport = authority.iter().rposition(|&c| c == b'@').map_or(authority, |at| &authority[at + 1..]);
+    // The port follows the last colon after any IPv6 literal's closing bracket.
+    let host_end = hostport.iter().rposition(|&c| c == b']').map_or(0, |b| b + 1);
+    let (host, port) = match hostport[host_end..].iter().position(|&c| c == b':') {
+        Some(c) => {
+            let (h, p) = hostport.split_at(host_end + c);
+            let p = &p[1..];
+            (h, if p.is_empty() { default } else { std::str::from_utf8(p).ok()?.parse().ok()? })
+        }
+        None => (hostport, default),
+    };
+    (!host.is_empty()).then_some((host, port))
+}
+
+/// An IP literal host: dotted quad, or IPv6 in brackets.
+fn host_ip(host: &[u8]) -> Option<IpAddr> {
+    let h = std::str::from_utf8(host).ok()?;
+    match h.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6),
+        None => h.parse::<Ipv4Addr>().ok().map(IpAddr::V4),
+    }
 }
 
 fn until_query(p: &[u8]) -> &[u8] {
