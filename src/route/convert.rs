@@ -5,7 +5,13 @@
 //! `unset-var`) reach them through the stream.
 //!
 //! Converters that shorten or keep their input (`field`, `word`, `bytes`, `lower` on lower-case
-//! text) keep borrowing from the request buffer instead of copying.
+//! text, `json_query` on an array or a string without escapes) keep borrowing from the request
+//! buffer instead of copying.
+//!
+//! `utime` and `ltime` format with the C library's `gmtime_r`/`localtime_r` and `strftime`, as
+//! HAProxy does, so the formats are strftime(3)'s and `ltime` follows the process's time zone
+//! (`TZ`); `json_query`'s number without a type is printed with `snprintf("%g")`, as HAProxy's.
+//! These C library calls are the module's only `unsafe` code.
 
 use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -66,6 +72,12 @@ const IMPLEMENTED: &[&str] = &[
     "secure_memcmp",
     "set-var",
     "unset-var",
+    "utime",
+    "ltime",
+    "xxh32",
+    "xxh64",
+    "xxh3",
+    "json_query",
 ];
 
 /// The converters applied for real; the registry's others make the sample absent for now.
@@ -104,6 +116,24 @@ pub(crate) enum Hash {
     Wt6,
 }
 
+/// The xxHash variants: HAProxy gives `xxh32` as an unsigned 32-bit value, `xxh64` and `xxh3` as
+/// their 64-bit value cast to a signed integer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum XxHash {
+    Xxh32,
+    Xxh64,
+    /// XXH3's 64-bit variant.
+    Xxh3,
+}
+
+/// One step of a `json_query` path: `.name` (a member of an object) or `[N]` (an element of an
+/// array).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum JsonStep {
+    Member(Box<[u8]>),
+    Index(usize),
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Arith {
     Add,
@@ -136,6 +166,30 @@ pub(crate) enum Conv {
     HttpDate {
         offset: i64,
         unit: super::fetch::TimeUnit,
+    },
+    /// `utime(<format>[,<offset>])` or `ltime` (`local`): the input UNIX timestamp (as HAProxy,
+    /// masked to its low 55 bits) plus `offset` seconds, formatted by strftime(3) in UTC or in the
+    /// local time zone. An empty result (or one longer than [`STRFTIME_MAX`]) makes the sample
+    /// absent.
+    Time {
+        format: std::ffi::CString,
+        offset: i64,
+        local: bool,
+    },
+    /// `xxh32([<seed>])`, `xxh64([<seed>])`, `xxh3([<seed>])`: the hash of the input's bytes (an
+    /// address's network-order bytes); the seed is 0 by default, and truncated to 32 bits for
+    /// `xxh32` as HAProxy's `unsigned int`.
+    XxHash {
+        func: XxHash,
+        seed: i64,
+    },
+    /// `json_query(<json_path>[,int])`: the value at the path in the input JSON text, as HAProxy's
+    /// (mjson): a string unescaped, `true`/`false` a boolean, an array its JSON text, a number its
+    /// `%g` text or with `int` its integer part (absent beyond ±(2^53-1)); `null`, an object, a
+    /// path not found or invalid JSON before the value make the sample absent.
+    JsonQuery {
+        path: Box<[JsonStep]>,
+        int: bool,
     },
     /// `ltrim(<chars>)` (`left`) or `rtrim(<chars>)`.
     Trim {
@@ -248,6 +302,30 @@ impl Conv {
         }
         Ok(match name {
             "http_date" => Conv::HttpDate { offset: int_arg(call, 0)?.unwrap_or(0), unit: super::fetch::TimeUnit::parse(arg(call, 1))? },
+            "utime" | "ltime" => {
+                let format = call.args.first().filter(|f| !f.is_empty()).ok_or_else(|| format!("{name}: missing format"))?;
+                let format = std::ffi::CString::new(format.as_str()).map_err(|_| format!("{name}: the format contains a NUL byte"))?;
+                Conv::Time { format, offset: int_arg(call, 1)?.unwrap_or(0), local: name == "ltime" }
+            }
+            "xxh32" | "xxh64" | "xxh3" => {
+                let func = match name {
+                    "xxh32" => XxHash::Xxh32,
+                    "xxh64" => XxHash::Xxh64,
+                    _ => XxHash::Xxh3,
+                };
+                Conv::XxHash { func, seed: int_arg(call, 0)?.unwrap_or(0) }
+            }
+            "json_query" => {
+                let source = arg(call, 0).ok_or("json_query: the JSON path must not be empty")?;
+                let path = parse_json_path(source).ok_or_else(|| format!("json_query: invalid JSON path '{source}' (expected $, .name and [N] steps)"))?;
+                let int = match arg(call, 1) {
+                    None => false,
+                    Some("int") => true,
+                    // HAProxy's check: no other output type.
+                    Some(other) => return Err(format!("json_query: output type '{other}' is not supported (only \"int\")")),
+                };
+                Conv::JsonQuery { path: path.into(), int }
+            }
             "ltrim" | "rtrim" => Conv::Trim { chars: call.args.first().map(|c| c.as_bytes().into()).unwrap_or_default(), left: name == "ltrim" },
             "hex2i" => Conv::Hex2i,
             "lower" => Conv::Lower,
@@ -363,6 +441,20 @@ impl Conv {
                 let (secs, micros) = unit.split(v.as_int()?);
                 Some(SampleRef::Str(Cow::Owned(http_date(secs.saturating_add(*offset), micros, *unit).into_bytes())))
             }
+            Conv::Time { format, offset, local } => {
+                // HAProxy's mask keeps a timestamp positive; its offset is added after it.
+                let t = (v.as_int()? & 0x007f_ffff_ffff_ffff).wrapping_add(*offset);
+                strftime(format, t, *local).map(|s| SampleRef::Str(Cow::Owned(s)))
+            }
+            Conv::XxHash { func, seed } => {
+                let data = v.as_bin();
+                Some(SampleRef::Int(match func {
+                    XxHash::Xxh32 => i64::from(xxhash_rust::xxh32::xxh32(&data, *seed as u32)),
+                    XxHash::Xxh64 => xxhash_rust::xxh64::xxh64(&data, *seed as u64) as i64,
+                    XxHash::Xxh3 => xxhash_rust::xxh3::xxh3_64_with_seed(&data, *seed as u64) as i64,
+                }))
+            }
+            Conv::JsonQuery { path, int } => json_query(v.into_bytes(), path, *int),
             Conv::Trim { chars, left } => {
                 let b = v.into_bytes();
                 let keep = |c: &u8| !chars.contains(c);
@@ -926,6 +1018,321 @@ fn http_date(secs: i64, micros: u32, unit: super::fetch::TimeUnit) -> String {
     format!("{day}, {:02} {} {:04} {:02}:{:02}:{:02}{frac} GMT", tm.day, tm.month_name(), tm.year, tm.hour, tm.min, tm.sec)
 }
 
+/// The longest `utime`/`ltime` result. HAProxy writes into its trash buffer (16 kB by default);
+/// date formats are far shorter.
+const STRFTIME_MAX: usize = 1024;
+
+/// strftime(3) of `t` (UNIX seconds) in UTC, or in the local time zone with `local`, as HAProxy's
+/// `utime` and `ltime`. `None` when the C library cannot break the time down, or when the result
+/// is empty or longer than [`STRFTIME_MAX`] (strftime then returns 0).
+#[allow(unsafe_code)]
+fn strftime(format: &std::ffi::CStr, t: i64, local: bool) -> Option<Vec<u8>> {
+    let t = t as libc::time_t;
+    // SAFETY: `tm` is plain data (a null `tm_zone` is valid) that the reentrant gmtime_r and
+    // localtime_r fill from `t`, both living across the call.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let filled = unsafe { if local { libc::localtime_r(&t, &mut tm) } else { libc::gmtime_r(&t, &mut tm) } };
+    if filled.is_null() {
+        return None;
+    }
+    let mut buf = [0u8; STRFTIME_MAX];
+    // SAFETY: strftime writes at most `buf.len()` bytes into `buf`; the format is NUL-terminated;
+    // `tm` was filled above (its `tm_zone`, if any, points to the C library's time zone data).
+    let n = unsafe { libc::strftime(buf.as_mut_ptr().cast(), buf.len(), format.as_ptr(), &tm) };
+    (n > 0).then(|| buf[..n].to_vec())
+}
+
+/// Parses a `json_query` path: `$`, then `.name` steps (`\` takes the next character as it is, as
+/// in HAProxy's `$.my\.key`) and `[N]` steps. `None` when it is not one.
+fn parse_json_path(p: &str) -> Option<Vec<JsonStep>> {
+    let mut rest = p.as_bytes().strip_prefix(b"$")?;
+    let mut steps = Vec::new();
+    while let Some((&c, after)) = rest.split_first() {
+        rest = after;
+        match c {
+            b'.' => {
+                let mut name = Vec::new();
+                while let Some((&c, after)) = rest.split_first() {
+                    if c == b'.' || c == b'[' {
+                        break;
+                    }
+                    rest = after;
+                    match (c, rest.split_first()) {
+                        (b'\\', Some((&escaped, after))) => {
+                            name.push(escaped);
+                            rest = after;
+                        }
+                        _ => name.push(c),
+                    }
+                }
+                if name.is_empty() {
+                    return None;
+                }
+                steps.push(JsonStep::Member(name.into()));
+            }
+            b'[' => {
+                let close = rest.iter().position(|&c| c == b']')?;
+                let digits = &rest[..close];
+                if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+                    return None;
+                }
+                steps.push(JsonStep::Index(std::str::from_utf8(digits).ok()?.parse().ok()?));
+                rest = &rest[close + 1..];
+            }
+            _ => return None,
+        }
+    }
+    Some(steps)
+}
+
+/// mjson's nesting limit (HAProxy's `MJSON_MAX_DEPTH`): deeper arrays and objects are invalid.
+const JSON_MAX_DEPTH: usize = 20;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum JsonKind {
+    Str,
+    Number,
+    True,
+    False,
+    Null,
+    Array,
+    Object,
+}
+
+/// Walks a JSON text to one value and stops there, as HAProxy's mjson does. A small scanner
+/// rather than serde_json because mjson's answers differ from a full parse: the first of
+/// duplicate members is taken, the text after the value is not read (a body cut short after it
+/// still answers), and arrays and numbers are given as their text.
+struct JsonScan<'s> {
+    s: &'s [u8],
+    i: usize,
+}
+
+impl JsonScan<'_> {
+    /// The next byte after white space.
+    fn peek(&mut self) -> Option<u8> {
+        while matches!(self.s.get(self.i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.i += 1;
+        }
+        self.s.get(self.i).copied()
+    }
+
+    fn expect(&mut self, c: u8) -> Option<()> {
+        (self.peek()? == c).then(|| self.i += 1)
+    }
+
+    /// The value at `path` from here: its kind and where its text is (a string's without the
+    /// quotes). `None` when it is not there or the text is not JSON up to it.
+    fn find(&mut self, path: &[JsonStep], depth: usize) -> Option<(JsonKind, Range<usize>)> {
+        let Some((step, rest)) = path.split_first() else { return self.value(depth) };
+        let (open, close) = match step {
+            JsonStep::Member(_) => (b'{', b'}'),
+            JsonStep::Index(_) => (b'[', b']'),
+        };
+        if self.peek()? != open || depth >= JSON_MAX_DEPTH {
+            return None;
+        }
+        self.i += 1;
+        if self.peek()? == close {
+            return None;
+        }
+        for n in 0.. {
+            let here = match step {
+                JsonStep::Member(name) => {
+                    let key = self.string()?;
+                    self.expect(b':')?;
+                    *json_unescape(&self.s[key])? == **name
+                }
+                JsonStep::Index(i) => n == *i,
+            };
+            if here {
+                return self.find(rest, depth + 1);
+            }
+            self.value(depth + 1)?;
+            self.expect(b',')?;
+        }
+        None
+    }
+
+    /// Goes past one value: its kind and where its text is (a string's without the quotes).
+    fn value(&mut self, depth: usize) -> Option<(JsonKind, Range<usize>)> {
+        let c = self.peek()?;
+        let start = self.i;
+        let kind = match c {
+            b'"' => return Some((JsonKind::Str, self.string()?)),
+            b'{' | b'[' => {
+                let close = if c == b'{' { b'}' } else { b']' };
+                if depth >= JSON_MAX_DEPTH {
+                    return None;
+                }
+                self.i += 1;
+                if self.peek()? != close {
+                    loop {
+                        if c == b'{' {
+                            self.string()?;
+                            self.expect(b':')?;
+                        }
+                        self.value(depth + 1)?;
+                        match self.peek()? {
+                            b',' => self.i += 1,
+                            x if x == close => break,
+                            _ => return None,
+                        }
+                    }
+                }
+                self.i += 1;
+                if c == b'{' { JsonKind::Object } else { JsonKind::Array }
+            }
+            b't' => self.literal(b"true", JsonKind::True)?,
+            b'f' => self.literal(b"false", JsonKind::False)?,
+            b'n' => self.literal(b"null", JsonKind::Null)?,
+            _ => self.number()?,
+        };
+        Some((kind, start..self.i))
+    }
+
+    fn literal(&mut self, word: &[u8], kind: JsonKind) -> Option<JsonKind> {
+        self.s[self.i..].starts_with(word).then(|| {
+            self.i += word.len();
+            kind
+        })
+    }
+
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+    fn number(&mut self) -> Option<JsonKind> {
+        let s = self.s;
+        let mut i = self.i;
+        let digits = |i: &mut usize| {
+            let start = *i;
+            while s.get(*i).is_some_and(u8::is_ascii_digit) {
+                *i += 1;
+            }
+            *i > start
+        };
+        if s.get(i) == Some(&b'-') {
+            i += 1;
+        }
+        if s.get(i) == Some(&b'0') {
+            i += 1;
+        } else if !digits(&mut i) {
+            return None;
+        }
+        if s.get(i) == Some(&b'.') {
+            i += 1;
+            digits(&mut i).then_some(())?;
+        }
+        if matches!(s.get(i), Some(b'e' | b'E')) {
+            i += 1;
+            if matches!(s.get(i), Some(b'+' | b'-')) {
+                i += 1;
+            }
+            digits(&mut i).then_some(())?;
+        }
+        self.i = i;
+        Some(JsonKind::Number)
+    }
+
+    /// Goes past a string from its opening quote: where its content is. Escapes are checked, not
+    /// decoded.
+    fn string(&mut self) -> Option<Range<usize>> {
+        if self.peek()? != b'"' {
+            return None;
+        }
+        let start = self.i + 1;
+        let mut i = start;
+        loop {
+            i += memchr::memchr2(b'"', b'\\', &self.s[i..])?;
+            if self.s[i] == b'"' {
+                self.i = i + 1;
+                return Some(start..i);
+            }
+            match *self.s.get(i + 1)? {
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
+                b'u' if self.s.get(i + 2..i + 6)?.iter().all(u8::is_ascii_hexdigit) => i += 6,
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// A JSON string's content (escapes already checked) unescaped; `\uXXXX` escapes, surrogate pairs
+/// included, become UTF-8 (mjson only decodes `\u00XX`, to one byte, and fails on the others). `None`
+/// for a lone surrogate.
+fn json_unescape(raw: &[u8]) -> Option<Cow<'_, [u8]>> {
+    if !raw.contains(&b'\\') {
+        return Some(Cow::Borrowed(raw));
+    }
+    let hex = |at: usize| raw.get(at..at + 4).and_then(|h| u32::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while let Some(&c) = raw.get(i) {
+        i += 1;
+        if c != b'\\' {
+            out.push(c);
+            continue;
+        }
+        let e = *raw.get(i)?;
+        i += 1;
+        out.push(match e {
+            b'b' => 8,
+            b'f' => 12,
+            b'n' => b'\n',
+            b'r' => b'\r',
+            b't' => b'\t',
+            b'u' => {
+                let mut cp = hex(i)?;
+                i += 4;
+                if (0xd800..0xdc00).contains(&cp) && raw.get(i..i + 2) == Some(b"\\u") {
+                    let low = hex(i + 2)?;
+                    if (0xdc00..0xe000).contains(&low) {
+                        cp = 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00);
+                        i += 6;
+                    }
+                }
+                out.extend_from_slice(char::from_u32(cp)?.encode_utf8(&mut [0; 4]).as_bytes());
+                continue;
+            }
+            other => other,
+        });
+    }
+    Some(Cow::Owned(out))
+}
+
+/// HAProxy's `json_query` on the input text (see [`Conv::JsonQuery`]).
+fn json_query<'a>(b: Cow<'a, [u8]>, path: &[JsonStep], int: bool) -> Option<SampleRef<'a>> {
+    let (kind, r) = JsonScan { s: &b, i: 0 }.find(path, 0)?;
+    Some(match kind {
+        JsonKind::Str if !b[r.clone()].contains(&b'\\') => SampleRef::Str(slice_cow(b, r)),
+        JsonKind::Str => SampleRef::Str(Cow::Owned(json_unescape(&b[r])?.into_owned())),
+        JsonKind::Array => SampleRef::Str(slice_cow(b, r)),
+        JsonKind::True => SampleRef::Bool(true),
+        JsonKind::False => SampleRef::Bool(false),
+        JsonKind::Number if int => SampleRef::Int(json_int(&b[r])?),
+        JsonKind::Number => SampleRef::Str(Cow::Owned(format_g(std::str::from_utf8(&b[r]).ok()?.parse().ok()?))),
+        JsonKind::Null | JsonKind::Object => return None,
+    })
+}
+
+/// `json_query(...,int)`: the number's integer part, as HAProxy's `strtoll` reads it (`4.5` is 4,
+/// `1e3` is 1); `None` outside the interoperable range ±(2^53-1) of RFC 7159, 6, as HAProxy.
+fn json_int(number: &[u8]) -> Option<i64> {
+    const MAX: i64 = (1 << 53) - 1;
+    let end = number.iter().skip(1).position(|c| !c.is_ascii_digit()).map_or(number.len(), |p| p + 1);
+    let n = std::str::from_utf8(&number[..end]).ok()?.parse::<i64>().ok()?;
+    (-MAX..=MAX).contains(&n).then_some(n)
+}
+
+/// `%g` of `x` (6 significant digits, an exponent below 1e-4 or from 1e6), as HAProxy prints a
+/// JSON number with `snprintf`.
+#[allow(unsafe_code)]
+fn format_g(x: f64) -> Vec<u8> {
+    let mut buf = [0u8; 32];
+    // SAFETY: snprintf writes at most `buf.len()` bytes into `buf`; `%g` reads the one double given.
+    let n = unsafe { libc::snprintf(buf.as_mut_ptr().cast(), buf.len(), c"%g".as_ptr(), x) };
+    let n = usize::try_from(n).unwrap_or(0).min(buf.len() - 1);
+    buf[..n].to_vec()
+}
+
 /// `hex2i`: the leading hexadecimal digits of the input as a signed 64-bit integer (wrapping, as
 /// HAProxy's reads them), with an optional `-`; 0 when there are none.
 fn hex2i(b: &[u8]) -> i64 {
@@ -960,6 +1367,278 @@ mod date_tests {
         assert_eq!(http_date(-86_400, 0, TimeUnit::S), "Wed, 31 Dec 1969 00:00:00 GMT");
     }
 
+    /// A stream with nothing in it: the converters tested here do not look at the stream.
+    struct NoStream;
+
+    impl StreamCtx for NoStream {
+        fn src(&self) -> Option<std::net::SocketAddr> {
+            None
+        }
+        fn dst(&self) -> Option<std::net::SocketAddr> {
+            None
+        }
+        fn frontend_name(&self) -> &str {
+            ""
+        }
+        fn frontend_id(&self) -> u32 {
+            0
+        }
+        fn backend(&self, _name: &str) -> Option<&crate::balance::BackendState> {
+            None
+        }
+        fn current_backend(&self) -> Option<&crate::balance::BackendState> {
+            None
+        }
+        fn req_buffer(&self) -> &[u8] {
+            &[]
+        }
+        fn req_final(&self) -> bool {
+            true
+        }
+    }
+
+    fn compile(name: &str, args: &[&str]) -> Result<Conv, String> {
+        Conv::compile(&Call { name: name.to_string(), args: args.iter().map(|a| a.to_string()).collect() })
+    }
+
+    fn conv(name: &str, args: &[&str]) -> Conv {
+        compile(name, args).unwrap()
+    }
+
+    fn run<'a>(c: &'a Conv, input: SampleRef<'a>) -> Option<SampleRef<'a>> {
+        c.apply(input, &NoStream)
+    }
+
+    fn text(s: &str) -> SampleRef<'static> {
+        SampleRef::Str(Cow::Owned(s.as_bytes().to_vec()))
+    }
+
+    #[test]
+    fn utime_formats_the_timestamp_plus_offset_in_utc_with_strftime() {
+        let c = conv("utime", &["%Y-%m-%d %H:%M:%S"]);
+        assert_eq!(run(&c, SampleRef::Int(0)), Some(text("1970-01-01 00:00:00")));
+        // HAProxy's reg-test vectors (reg-tests/converter/time.vtc).
+        let c = conv("utime", &["%Y-%m-%dT%H:%M:%S"]);
+        assert_eq!(run(&c, SampleRef::Int(1_000_000_000)), Some(text("2001-09-09T01:46:40")));
+        let c = conv("utime", &["%Y-%m-%dT%H:%M:%S", "60"]);
+        assert_eq!(run(&c, SampleRef::Int(1_000_000_000)), Some(text("2001-09-09T01:47:40")));
+        let c = conv("utime", &["%Y-%m-%dT%H:%M:%S", "-100"]);
+        assert_eq!(run(&c, SampleRef::Int(1_000_000_000)), Some(text("2001-09-09T01:45:00")));
+        let c = conv("utime", &["%a, %d %b %Y %T %Z %j %%"]);
+        assert_eq!(run(&c, SampleRef::Int(784_111_777)), Some(text("Sun, 06 Nov 1994 08:49:37 GMT 310 %")));
+    }
+
+    #[test]
+    fn utime_casts_a_string_input_and_is_absent_for_a_non_integer() {
+        let c = conv("utime", &["%Y"]);
+        assert_eq!(run(&c, text("86400")), Some(text("1970")));
+        assert_eq!(run(&c, SampleRef::Bool(true)), Some(text("1970")));
+        assert_eq!(run(&c, text("soon")), None);
+        assert_eq!(run(&c, SampleRef::Bin(Cow::Borrowed(b"\x01"))), None);
+        assert_eq!(run(&c, SampleRef::Ip(std::net::Ipv4Addr::LOCALHOST.into())), None);
+    }
+
+    #[test]
+    fn utime_masks_the_input_to_55_bits_as_haproxy_before_the_offset() {
+        let c = conv("utime", &["%Y-%m-%d %H:%M:%S"]);
+        assert_eq!(run(&c, SampleRef::Int(-1)), run(&c, SampleRef::Int(0x007f_ffff_ffff_ffff)));
+        let c = conv("utime", &["%Y-%m-%d %H:%M:%S", "-1"]);
+        assert_eq!(run(&c, SampleRef::Int(0)), Some(text("1969-12-31 23:59:59")));
+    }
+
+    #[test]
+    fn utime_with_a_result_longer_than_its_buffer_is_absent() {
+        // strftime then returns 0, as for an empty result.
+        let c = conv("utime", &[&"%Y".repeat(STRFTIME_MAX / 4 + 1)]);
+        assert_eq!(run(&c, SampleRef::Int(0)), None);
+        let c = conv("utime", &[&"%Y".repeat(STRFTIME_MAX / 4 - 1)]);
+        assert_eq!(run(&c, SampleRef::Int(0)).map(|s| s.as_bytes().len()), Some(STRFTIME_MAX - 4));
+    }
+
+    #[test]
+    fn utime_and_ltime_need_a_format() {
+        for name in ["utime", "ltime"] {
+            assert!(compile(name, &[]).unwrap_err().contains("missing format"));
+            assert!(compile(name, &[""]).unwrap_err().contains("missing format"));
+            assert!(compile(name, &["%s", "x"]).is_err());
+        }
+    }
+
+    #[test]
+    fn ltime_formats_in_the_local_time_zone() {
+        // `%s` turns the broken-down local time back into the timestamp, whatever TZ is.
+        let c = conv("ltime", &["%s"]);
+        assert_eq!(run(&c, SampleRef::Int(1_000_000_000)), Some(text("1000000000")));
+        let c = conv("ltime", &["%s", "60"]);
+        assert_eq!(run(&c, SampleRef::Int(1_000_000_000)), Some(text("1000000060")));
+        let c = conv("ltime", &["%M:%S"]);
+        assert_eq!(run(&c, text("x")), None);
+        // Seconds never depend on the zone.
+        assert!(run(&c, SampleRef::Int(1_000_000_000)).is_some_and(|s| s.as_bytes().ends_with(b":40")));
+    }
+
+    #[test]
+    fn xxh_hashes_match_the_reference_vectors_with_seed_0() {
+        let empty = || SampleRef::Str(Cow::Borrowed(b""));
+        assert_eq!(run(&conv("xxh32", &[]), empty()), Some(SampleRef::Int(0x02CC_5D05)));
+        assert_eq!(run(&conv("xxh64", &[]), empty()), Some(SampleRef::Int(0xEF46_DB37_51D8_E999_u64 as i64)));
+        assert_eq!(run(&conv("xxh3", &[]), empty()), Some(SampleRef::Int(0x2D06_8005_38D3_94C2)));
+        assert_eq!(run(&conv("xxh64", &["0"]), empty()), run(&conv("xxh64", &[]), empty()));
+    }
+
+    #[test]
+    fn xxh_seeds_change_the_hash_and_are_cast_as_haproxy() {
+        let abc = || text("abc");
+        for name in ["xxh32", "xxh64", "xxh3"] {
+            assert_ne!(run(&conv(name, &["1"]), abc()), run(&conv(name, &[]), abc()), "{name}");
+        }
+        // xxh32's seed is an unsigned int: -1 is 0xffffffff; the result is never negative.
+        assert_eq!(run(&conv("xxh32", &["-1"]), abc()), Some(SampleRef::Int(i64::from(xxhash_rust::xxh32::xxh32(b"abc", u32::MAX)))));
+        assert_eq!(run(&conv("xxh32", &["4294967296"]), abc()), run(&conv("xxh32", &[]), abc()));
+        assert_eq!(run(&conv("xxh64", &["-1"]), abc()), Some(SampleRef::Int(xxhash_rust::xxh64::xxh64(b"abc", u64::MAX) as i64)));
+        assert_eq!(run(&conv("xxh3", &["7"]), abc()), Some(SampleRef::Int(xxhash_rust::xxh3::xxh3_64_with_seed(b"abc", 7) as i64)));
+        assert!((0..1000).all(|i| run(&conv("xxh32", &[]), SampleRef::Int(i)).and_then(|s| s.as_int()).is_some_and(|h| (0..1 << 32).contains(&h))));
+    }
+
+    #[test]
+    fn xxh_hashes_an_address_as_its_network_order_bytes() {
+        let ip = SampleRef::Ip(std::net::Ipv4Addr::new(10, 1, 2, 3).into());
+        assert_eq!(run(&conv("xxh32", &[]), ip), Some(SampleRef::Int(i64::from(xxhash_rust::xxh32::xxh32(&[10, 1, 2, 3], 0)))));
+    }
+
+    /// `json_query(<path>[,<type>])` of `json`; the converter is leaked so the result may borrow.
+    fn query(args: &[&str], json: &'static str) -> Option<SampleRef<'static>> {
+        let c: &'static Conv = Box::leak(Box::new(conv("json_query", args)));
+        run(c, SampleRef::Str(Cow::Borrowed(json.as_bytes())))
+    }
+
+    #[test]
+    fn json_query_gives_strings_unescaped_and_borrows_those_without_escapes() {
+        let doc = r#"{"user": {"name": "bob", "roles": ["admin", "dev"]}, "q": "a\"b\\c\/\n\u00e9\ud83d\ude00"}"#;
+        assert_eq!(query(&["$.user.name"], doc), Some(text("bob")));
+        assert!(matches!(query(&["$.user.name"], doc), Some(SampleRef::Str(Cow::Borrowed(b"bob")))));
+        assert_eq!(query(&["$.user.roles[1]"], doc), Some(text("dev")));
+        assert_eq!(query(&["$.q"], doc), Some(text("a\"b\\c/\né😀")));
+        assert_eq!(query(&["$"], r#" "top" "#), Some(text("top")));
+        // A lone surrogate has no UTF-8 form.
+        assert_eq!(query(&["$.s"], r#"{"s":"\ud83d"}"#), None);
+    }
+
+    #[test]
+    fn json_query_gives_booleans_and_an_array_as_its_text() {
+        let doc = r#"{"t":true,"f":false,"a":[1, {"b":null}, "x"],"e":[]}"#;
+        assert_eq!(query(&["$.t"], doc), Some(SampleRef::Bool(true)));
+        assert_eq!(query(&["$.f"], doc), Some(SampleRef::Bool(false)));
+        assert_eq!(query(&["$.a"], doc), Some(text(r#"[1, {"b":null}, "x"]"#)));
+        assert_eq!(query(&["$.e"], doc), Some(text("[]")));
+        assert_eq!(query(&["$.a[1].b"], doc), None);
+    }
+
+    #[test]
+    fn json_query_of_null_or_an_object_is_absent() {
+        let doc = r#"{"n":null,"o":{"k":1},"e":{}}"#;
+        assert_eq!(query(&["$.n"], doc), None);
+        assert_eq!(query(&["$.o"], doc), None);
+        assert_eq!(query(&["$.e"], doc), None);
+        assert_eq!(query(&["$"], doc), None);
+    }
+
+    #[test]
+    fn json_query_prints_numbers_with_percent_g_unless_int_is_asked() {
+        let doc = r#"{"i":4,"neg":-4,"d":4.5,"big":1234567,"small":0.00001,"exp":2.5E3,"zero":-0}"#;
+        assert_eq!(query(&["$.i"], doc), Some(text("4")));
+        assert_eq!(query(&["$.neg"], doc), Some(text("-4")));
+        assert_eq!(query(&["$.d"], doc), Some(text("4.5")));
+        assert_eq!(query(&["$.big"], doc), Some(text("1.23457e+06")));
+        assert_eq!(query(&["$.small"], doc), Some(text("1e-05")));
+        assert_eq!(query(&["$.exp"], doc), Some(text("2500")));
+        assert_eq!(query(&["$.zero"], doc), Some(text("-0")));
+        assert_eq!(query(&["$.i", "int"], doc), Some(SampleRef::Int(4)));
+        assert_eq!(query(&["$.neg", "int"], doc), Some(SampleRef::Int(-4)));
+        // strtoll's integer part, as HAProxy.
+        assert_eq!(query(&["$.d", "int"], doc), Some(SampleRef::Int(4)));
+        assert_eq!(query(&["$.exp", "int"], doc), Some(SampleRef::Int(2)));
+        assert_eq!(query(&["$.zero", "int"], doc), Some(SampleRef::Int(0)));
+    }
+
+    #[test]
+    fn json_query_int_is_absent_beyond_the_interoperable_range() {
+        assert_eq!(query(&["$[0]", "int"], "[9007199254740991]"), Some(SampleRef::Int(9_007_199_254_740_991)));
+        assert_eq!(query(&["$[0]", "int"], "[-9007199254740991]"), Some(SampleRef::Int(-9_007_199_254_740_991)));
+        assert_eq!(query(&["$[0]", "int"], "[9007199254740992]"), None);
+        assert_eq!(query(&["$[0]", "int"], "[-99999999999999999999999]"), None);
+        // `int` does not turn other types into numbers.
+        assert_eq!(query(&["$[0]", "int"], r#"["4"]"#), Some(text("4")));
+    }
+
+    #[test]
+    fn json_query_of_a_missing_path_is_absent() {
+        let doc = r#"{"a":{"b":[10,20]}}"#;
+        assert_eq!(query(&["$.x"], doc), None);
+        assert_eq!(query(&["$.a.b[2]"], doc), None);
+        assert_eq!(query(&["$.a[0]"], doc), None);
+        assert_eq!(query(&["$.a.b.c"], doc), None);
+        assert_eq!(query(&["$.a.b[1].c"], doc), None);
+        assert_eq!(query(&["$.a.b[1]"], doc), Some(text("20")));
+        assert_eq!(query(&["$.a"], "[]"), None);
+        assert_eq!(query(&["$[0]"], "[]"), None);
+    }
+
+    #[test]
+    fn json_query_of_invalid_json_up_to_the_value_is_absent() {
+        assert_eq!(query(&["$.b"], r#"{"a" 1, "b":2}"#), None);
+        assert_eq!(query(&["$.b"], r#"{"a":tru, "b":2}"#), None);
+        assert_eq!(query(&["$.b"], r#"{"a":"\x", "b":2}"#), None);
+        assert_eq!(query(&["$.b"], r#"{"a":01, "b":2}"#), None);
+        assert_eq!(query(&["$.b"], r#"{"a":[1,}, "b":2}"#), None);
+        assert_eq!(query(&["$.b"], r#"{"a":1, "b":"open"#), None);
+        assert_eq!(query(&["$.a"], ""), None);
+        assert_eq!(query(&["$.a"], "not json"), None);
+        // As mjson, the scan stops at the value: what follows is not read.
+        assert_eq!(query(&["$.a"], r#"{"a":"v", "b":"#), Some(text("v")));
+    }
+
+    #[test]
+    fn json_query_takes_the_first_duplicate_member_and_unescaped_keys() {
+        assert_eq!(query(&["$.a"], r#"{"a":1,"a":2}"#), Some(text("1")));
+        assert_eq!(query(&["$.my\\.key"], r#"{"my":{"key":1},"my.key":"v"}"#), Some(text("v")));
+        assert_eq!(query(&["$.my.key"], r#"{"my.key":"v","my":{"key":1}}"#), Some(text("1")));
+        assert_eq!(query(&["$.é"], r#"{"\u00e9":"e"}"#), Some(text("e")));
+        assert_eq!(query(&["$.a[0]"], " { \"a\" : [ \"x\" , 2 ] } "), Some(text("x")));
+    }
+
+    #[test]
+    fn json_query_accepts_20_levels_of_nesting_as_mjson() {
+        let nested = |n: usize| Box::leak(format!("{}1{}", "[".repeat(n), "]".repeat(n)).into_boxed_str()) as &'static str;
+        let path = |n: usize| format!("${}", "[0]".repeat(n));
+        assert_eq!(query(&[&path(20)], nested(20)), Some(text("1")));
+        assert_eq!(query(&[&path(21)], nested(21)), None);
+        assert_eq!(query(&["$.a"], Box::leak(format!(r#"{{"x":{}1{},"a":2}}"#, "[".repeat(19), "]".repeat(19)).into_boxed_str())), Some(text("2")));
+        assert_eq!(query(&["$.a"], Box::leak(format!(r#"{{"x":{}1{},"a":2}}"#, "[".repeat(20), "]".repeat(20)).into_boxed_str())), None);
+    }
+
+    #[test]
+    fn json_query_reads_binary_input() {
+        let c = conv("json_query", &["$.a"]);
+        assert_eq!(run(&c, SampleRef::Bin(Cow::Borrowed(br#"{"a":"b"}"#))), Some(text("b")));
+        assert_eq!(run(&c, SampleRef::Int(4)), None);
+    }
+
+    #[test]
+    fn json_query_checks_its_path_and_type_when_compiled() {
+        assert!(compile("json_query", &[""]).unwrap_err().contains("must not be empty"));
+        for bad in ["a.b", "$a", "$.", "$..a", "$.a[x]", "$.a[]", "$.a[1", "$[-1]"] {
+            assert!(compile("json_query", &[bad]).unwrap_err().contains("invalid JSON path"), "{bad}");
+        }
+        assert!(compile("json_query", &["$.a", "bool"]).unwrap_err().contains("only \"int\""));
+        assert!(compile("json_query", &["$.a", "str"]).is_err());
+        assert!(compile("json_query", &["$.a", "int"]).is_ok());
+        assert!(compile("json_query", &["$.a", ""]).is_ok());
+        let steps = |p: &str| parse_json_path(p).unwrap();
+        assert_eq!(steps("$"), vec![]);
+        assert_eq!(steps("$.user.roles[0]"), vec![JsonStep::Member((*b"user").into()), JsonStep::Member((*b"roles").into()), JsonStep::Index(0)]);
+        assert_eq!(steps(r"$.a\.b\[c\\"), vec![JsonStep::Member((*br"a.b[c\").into())]);
+    }
     #[test]
     fn hex2i_reads_leading_hex_digits_with_a_sign() {
         assert_eq!(hex2i(b"ff"), 255);

@@ -1084,7 +1084,7 @@ fn converters() -> Vec<SampleDef> {
         ),
         def(
             "json_query",
-            &[A::Str, A::OneOf(&["int", "bool", "str"])],
+            &[A::Str, A::OneOf(&["int"])],
             1,
             T::Str,
             d!("json_query(<path>[,<type>])", "The value at a JSON path in the input.", "acl admin req.body,json_query('$.role') admin"),
