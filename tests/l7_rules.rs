@@ -348,3 +348,22 @@ fn server_state_and_request_shape_fetches_steer_and_fill_answers() {
     ask(&sock, "enable server app/s1");
     assert_eq!(body(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"), "main");
 }
+
+/// `utime`, `xxh32` and `json_query` (over a buffered body) fill a returned body.
+#[test]
+fn time_hash_and_json_converters_fill_a_returned_body() {
+    let port = free_port();
+    let cfg = format!(
+        "defaults\n  mode http\n  timeout client 10s\nfrontend f\n  bind 127.0.0.1:{port}\n  option http-buffer-request\n  \
+         http-request return status 200 content-type text/plain lf-string \
+         \"%[int(1000000000),utime(%Y-%m-%dT%H:%M:%S)]|%[int(0),utime(%F,86400)]|%[str(abc),xxh32]|%[req.body,json_query('$.user.roles[1]')]|%[req.body,json_query('$.n','int')]\"\n"
+    );
+    let _s = Sluiced::start(&cfg, &[port]);
+    let json = br#"{"user":{"name":"ann","roles":["dev","admin"]},"n":42.9}"#;
+    let mut req = format!("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", json.len()).into_bytes();
+    req.extend_from_slice(json);
+    let (status, _, body) = http_request(port, &req);
+    assert_eq!(status, 200);
+    // xxh32 of "abc" with seed 0 is 0x32D153FF.
+    assert_eq!(String::from_utf8(body).unwrap(), "2001-09-09T01:46:40|1970-01-02|852579327|admin|42");
+}
