@@ -494,3 +494,58 @@ fn x_against_a_socket_below_level_admin_gets_no_sockets() {
     let err = new.stderr();
     assert!(err.contains("Failed to get the sockets from the old process"), "{err}");
 }
+
+/// `http-request set-timeout server`: a request that matches waits for its answer only as long
+/// as the rule says (504 at once), by a time or by an expression in milliseconds; the others keep
+/// the backend's `timeout server`.
+#[test]
+fn set_timeout_server_shortens_the_wait_for_one_request() {
+    let be = Backend::start(|mut c| {
+        let mut buf = Vec::new();
+        while read_request(&mut c, &mut buf).is_some() {
+            std::thread::sleep(Duration::from_millis(800));
+            if c.write_all(&ok_response("late")).is_err() {
+                return;
+            }
+        }
+    });
+    let port = free_port();
+    let fe = "  http-request set-timeout server 200ms if { path /short }\n  http-request set-var(txn.ms) int(150)\n  \
+              http-request set-timeout server var(txn.ms) if { path /expr }\n  http-request set-timeout server var(txn.none) if { path /absent }";
+    let _s = Sluiced::start(&http_cfg(port, fe, &format!("  timeout server 5s\n  server s {}", be.addr())), &[port]);
+    let timed = |path: &str| {
+        let t = Instant::now();
+        let status = http_request(port, format!("GET {path} HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n").as_bytes()).0;
+        (status, t.elapsed())
+    };
+    let (status, took) = timed("/short");
+    assert_eq!(status, 504);
+    assert!(took < Duration::from_millis(700), "{took:?}");
+    assert_eq!(timed("/long").0, 200);
+    let (status, took) = timed("/expr");
+    assert_eq!(status, 504);
+    assert!(took < Duration::from_millis(700), "{took:?}");
+    // An expression without a value changes nothing.
+    assert_eq!(timed("/absent").0, 200);
+}
+
+/// `set-timeout tunnel`: an idle WebSocket tunnel closes after the rule's time rather than the
+/// backend's `timeout tunnel`.
+#[test]
+fn set_timeout_tunnel_closes_an_idle_tunnel_sooner() {
+    let be = Backend::start(|mut c| {
+        let mut b = [0u8; 4096];
+        let _ = c.read(&mut b);
+        let _ = c.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+        // Idle until sluiced closes.
+        let _ = c.read(&mut b);
+    });
+    let port = free_port();
+    let _s = Sluiced::start(&http_cfg(port, "  http-request set-timeout tunnel 300ms", &format!("  timeout tunnel 20s\n  server s {}", be.addr())), &[port]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(b"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n").unwrap();
+    let t = Instant::now();
+    let got = read_to_end(&mut c, Duration::from_secs(10)).expect("sluiced closes the idle tunnel");
+    assert!(got.starts_with(b"HTTP/1.1 101"), "{:?}", String::from_utf8_lossy(&got));
+    assert!(t.elapsed() < Duration::from_secs(5), "closed after {:?}", t.elapsed());
+}

@@ -13,7 +13,7 @@ its status:
 - **implemented**: the daemon acts on it.
 - **parsed only**: checked and kept in the model; its behaviour lands with a later release. Each
   use gets a warning at start with its file and line, for example
-  `parsing [/etc/sluiced/sluiced.cfg:12] : 'http-request' : the http-request action 'set-timeout' is parsed but not applied yet: sluiced does not act on it`,
+  `parsing [/etc/sluiced/sluiced.cfg:12] : 'http-request' : the http-request action 'normalize-uri' is parsed but not applied yet: sluiced does not act on it`,
   so a configuration brought over from HAProxy never loses a rule, a limit or a check without a
   word (`zero-warning` or `-dW` then refuses it).
 - **ignored**: accepted so that HAProxy configurations load, with no effect by design and no

@@ -415,7 +415,7 @@ async fn session(
     }
     let io = crate::log::record::Transfer::default();
     io.up.set(buf.len() as u64);
-    let end = tunnel_pub(&w, fe, be, client, &server, srv, &io).await;
+    let end = tunnel_pub(&w, fe, be, client, &server, srv, &io, Default::default()).await;
     fe.counters.bytes(io.up.get(), io.down.get());
     be.counters.bytes(io.up.get(), io.down.get());
     // Tracked entries count the session's bytes when it ends.
@@ -981,7 +981,8 @@ impl Counter<'_> {
 }
 
 /// The bidirectional forwarding of step 7, also used by HTTP once a `101` switched protocols.
-/// `io` counts the bytes moved each way.
+/// `io` counts the bytes moved each way; `set` holds the timeouts `set-timeout` changed.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn tunnel_pub(
     w: &Worker,
     fe: &Frontend,
@@ -990,10 +991,13 @@ pub(crate) async fn tunnel_pub(
     server: &Transport,
     srv: &crate::balance::ServerState,
     io: &crate::log::record::Transfer,
+    set: crate::l7::session::StreamTimeouts,
 ) -> End {
-    // Once connected, `timeout tunnel` replaces the client and server timeouts when set.
-    let c_side = Side::new(be.timeout_tunnel.or(fe.timeout_client));
-    let s_side = Side::new(be.timeout_tunnel.or(be.timeout_server));
+    // Once connected, `timeout tunnel` replaces the client and server timeouts when set;
+    // `set-timeout` (`set`) replaces each for this stream.
+    let tunnel = set.tunnel.or(be.timeout_tunnel);
+    let c_side = Side::new(tunnel.or(set.client).or(fe.timeout_client));
+    let s_side = Side::new(tunnel.or(set.server).or(be.timeout_server));
     let mine = srv.counts.mine();
     let (up, down) = (Counter { srv: &mine.bytes_in, stream: &io.up }, Counter { srv: &mine.bytes_out, stream: &io.down });
     // TLS records cannot be spliced: a TLS side copies through user space.

@@ -975,7 +975,12 @@ pub static HTTP_REQUEST_ACTIONS: &[ActionDef<HttpAction>] = &[
     def(
         "set-timeout",
         set_timeout,
-        doc!(Parsed, "set-timeout client|server|tunnel <time|expr>", "Changes a timeout for this stream only.", "set-timeout server 5m if is_upload"),
+        doc!(
+            Implemented,
+            "set-timeout client|server|tunnel <time|expr>",
+            "Changes a timeout for this transaction only (an expression gives milliseconds; absent or 0 changes nothing). The server timeout covers the wait for the response and both bodies, the client one the client's side of them; tunnel replaces 'timeout tunnel' once the connection becomes a tunnel.",
+            "set-timeout server 5m if is_upload"
+        ),
     ),
     def(
         "early-hint",

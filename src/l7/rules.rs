@@ -74,6 +74,16 @@ pub enum Action {
     DisableL7Retry,
     /// `set-log-level <level>`: the level of this transaction's log line (`silent`: none).
     SetLogLevel(crate::l4::action::LogLevel),
+    /// `set-timeout client|server|tunnel <time|expr>`: a timeout for this transaction only; an
+    /// expression gives milliseconds, and a value that is absent or not positive changes nothing.
+    SetTimeout(crate::l7::config::StreamTimeout, TimeValue),
+}
+
+/// A time given in the configuration, or an expression evaluated per stream (milliseconds).
+#[derive(Debug)]
+pub enum TimeValue {
+    Time(std::time::Duration),
+    Expr(CompiledSample),
 }
 
 /// A rewrite whose values are evaluated per message.
@@ -186,6 +196,13 @@ pub fn compile_action(a: &HttpAction, stage: Stage, env: &mut CompileEnv<'_>) ->
         HttpAction::UseService(Service::PrometheusExporter) if stage == Stage::Request => Action::PrometheusExporter,
         HttpAction::DisableL7Retry if stage == Stage::Request => Action::DisableL7Retry,
         HttpAction::Common(CommonAction::SetLogLevel(l)) => Action::SetLogLevel(*l),
+        HttpAction::SetTimeout { timeout, value } => Action::SetTimeout(
+            *timeout,
+            match value {
+                crate::l7::config::TimeOrExpr::Time(d) => TimeValue::Time(*d),
+                crate::l7::config::TimeOrExpr::Expr(e) => TimeValue::Expr(CompiledSample::compile(e)?),
+            },
+        ),
         _ => return Ok(None),
     }))
 }
@@ -302,6 +319,19 @@ fn run_set(rules: &[HttpRule], base: &HttpCtx<'_>, msg: &mut Msg<'_>, other: Opt
                 }
                 Action::SetLogLevel(l) => {
                     base.txn.log_level.set(Some(*l));
+                    None
+                }
+                Action::SetTimeout(which, value) => {
+                    let d = match value {
+                        TimeValue::Time(d) => Some(*d),
+                        TimeValue::Expr(e) => match e.eval_ref(&ctx) {
+                            Ok(Some(v)) => v.as_int().and_then(|ms| u64::try_from(ms).ok()).map(std::time::Duration::from_millis),
+                            _ => None,
+                        },
+                    };
+                    if let Some(d) = d.filter(|d| !d.is_zero()) {
+                        base.txn.set_timeout(*which, d);
+                    }
                     None
                 }
                 Action::Stick(s) => match s.run(&ctx, crate::stick::track::Level::Http) {

@@ -136,6 +136,29 @@ pub(crate) struct TxnSettings {
     pub no_l7_retry: std::cell::Cell<bool>,
     /// `set-log-level`.
     pub log_level: std::cell::Cell<Option<crate::l4::action::LogLevel>>,
+    /// `set-timeout client|server|tunnel`: this transaction's, in place of the proxies'.
+    pub timeouts: std::cell::Cell<StreamTimeouts>,
+}
+
+/// The timeouts `set-timeout` changed for one transaction (`None`: the proxy's).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct StreamTimeouts {
+    pub client: Option<Duration>,
+    pub server: Option<Duration>,
+    pub tunnel: Option<Duration>,
+}
+
+impl TxnSettings {
+    pub fn set_timeout(&self, which: crate::l7::config::StreamTimeout, d: Duration) {
+        use crate::l7::config::StreamTimeout;
+        let mut t = self.timeouts.get();
+        match which {
+            StreamTimeout::Client => t.client = Some(d),
+            StreamTimeout::Server => t.server = Some(d),
+            StreamTimeout::Tunnel => t.tunnel = Some(d),
+        }
+        self.timeouts.set(t);
+    }
 }
 
 impl StreamCtx for HttpCtx<'_> {
@@ -1142,6 +1165,7 @@ async fn serve(
         captures.borrow_mut().new_transaction();
         txn.no_l7_retry.set(false);
         txn.log_level.set(None);
+        txn.timeouts.set(StreamTimeouts::default());
         // The first head may take `timeout http-request` from the accept, part of which may have
         // gone waiting for the first bytes.
         let first_wait = if first { head_timeout.map(|t| t.saturating_sub(accepted.elapsed())) } else { keepalive_timeout };
@@ -1443,6 +1467,9 @@ async fn serve(
         }
 
         // 4. Request head and body.
+        // `set-timeout` may have changed the server and client timeouts for this transaction.
+        let tmo = txn.timeouts.get();
+        let (t_server, t_client) = (tmo.server.or(be.timeout_server), tmo.client.or(fe.timeout_client));
         // The server connection outlives a client that closes (`Connection: close`, HTTP/1.0):
         // it goes back to the pool for the next client, as HAProxy's keep-alive mode does. Only
         // `option http-server-close` or `httpclose` (frontend or backend) close it.
@@ -1467,7 +1494,7 @@ async fn serve(
         let is_connect = &cbuf[head.method.clone()] == b"CONNECT";
         edit::write_head(&cbuf, head, &edits, true, conn_header(!server_keep, head.version), &mut out);
         cbuf.drain(..body_start);
-        if expects_continue && send(&client, b"HTTP/1.1 100 Continue\r\n\r\n".to_vec(), fe.timeout_client).await.0.is_err() {
+        if expects_continue && send(&client, b"HTTP/1.1 100 Continue\r\n\r\n".to_vec(), t_client).await.0.is_err() {
             break End::ClientError;
         }
         // A body already complete in the buffer goes out with the head, in one write.
@@ -1476,7 +1503,7 @@ async fn serve(
         if tracks {
             stick.bytes(head_bytes, 0);
         }
-        let (r, b) = send(&server, out, be.timeout_server).await;
+        let (r, b) = send(&server, out, t_server).await;
         out_buf = b;
         if r.is_err() {
             // A reused connection the server closed meanwhile: a safe request goes again on a
@@ -1489,18 +1516,15 @@ async fn serve(
                     reused = false;
                 }
                 None => {
-                    send_error(&client, error_out(&base, 502), fe.timeout_client, rec).await;
+                    send_error(&client, error_out(&base, 502), t_client, rec).await;
                     break End::ServerError;
                 }
             }
         }
         let moved = std::cell::Cell::new(0u64);
         // No body (most requests): nothing to forward, and no body future to build.
-        let sent_body = if matches!(framing, Framing::None) {
-            BodyEnd::Done
-        } else {
-            forward_body(&client, &mut cbuf, &server, framing, fe.timeout_client, be.timeout_server, &moved).await
-        };
+        let sent_body =
+            if matches!(framing, Framing::None) { BodyEnd::Done } else { forward_body(&client, &mut cbuf, &server, framing, t_client, t_server, &moved).await };
         let req_bytes = head_bytes + moved.get();
         srv.counts.mine().bytes_in.fetch_add(req_bytes, std::sync::atomic::Ordering::Relaxed);
         fe.counters.add_in(req_bytes);
@@ -1516,16 +1540,16 @@ async fn serve(
             BodyEnd::Done => {}
             BodyEnd::Invalid(e, at) => {
                 crate::control::errors::body_error(rt, crate::control::errors::Dir::Request, fe_idx, be_idx, srv_idx, src.get(), &cbuf, at, &e);
-                send_error(&client, error_out(&base, e.status), fe.timeout_client, rec).await;
+                send_error(&client, error_out(&base, e.status), t_client, rec).await;
                 break End::Rejected;
             }
             BodyEnd::SrcTimeout => {
-                send_error(&client, error_out(&base, 408), fe.timeout_client, rec).await;
+                send_error(&client, error_out(&base, 408), t_client, rec).await;
                 break End::ClientTimeout;
             }
             BodyEnd::SrcError => break End::ClientError,
             BodyEnd::DstTimeout | BodyEnd::DstError => {
-                send_error(&client, error_out(&base, 502), fe.timeout_client, rec).await;
+                send_error(&client, error_out(&base, 502), t_client, rec).await;
                 break End::ServerError;
             }
         }
@@ -1564,14 +1588,14 @@ async fn serve(
                         if let Some(r) = rec.as_deref_mut() {
                             r.spent(retries_used);
                         }
-                        send_error(&client, error_out(&base, 503), fe.timeout_client, rec).await;
+                        send_error(&client, error_out(&base, 503), t_client, rec).await;
                         w.buffers.put(sbuf);
                         break 'txn End::NoServer;
                     }
                 }
             }
             let may_retry = l7_retry && retries_used.retries < be.retries;
-            let waited = read_head(&server, &mut sbuf, &mut res_head, &limits, be.timeout_server, be.timeout_server, h1::parse_response_into, None, &mut timer);
+            let waited = read_head(&server, &mut sbuf, &mut res_head, &limits, t_server, t_server, h1::parse_response_into, None, &mut timer);
             let got = if be.abortonclose {
                 tokio::select! {
                     r = waited => Some(r),
@@ -1591,7 +1615,7 @@ async fn serve(
                 HeadRead::Ok => {}
                 HeadRead::Timeout | HeadRead::Idle if may_retry && rp.response_timeout => retry_pending = true,
                 HeadRead::Timeout | HeadRead::Idle => {
-                    send_error(&client, error_out(&base, 504), fe.timeout_client, rec).await;
+                    send_error(&client, error_out(&base, 504), t_client, rec).await;
                     w.buffers.put(sbuf);
                     break 'txn End::ServerTimeout;
                 }
@@ -1605,7 +1629,7 @@ async fn serve(
                         continue;
                     }
                     None => {
-                        send_error(&client, error_out(&base, 502), fe.timeout_client, rec).await;
+                        send_error(&client, error_out(&base, 502), t_client, rec).await;
                         w.buffers.put(sbuf);
                         break 'txn End::ServerError;
                     }
@@ -1619,7 +1643,7 @@ async fn serve(
                     if may_retry && (if empty { rp.empty_response } else { rp.junk_response }) {
                         retry_pending = true;
                     } else {
-                        send_error(&client, error_out(&base, 502), fe.timeout_client, rec).await;
+                        send_error(&client, error_out(&base, 502), t_client, rec).await;
                         w.buffers.put(sbuf);
                         break 'txn End::ServerError;
                     }
@@ -1634,7 +1658,7 @@ async fn serve(
                 // Interim responses pass through as they are; nothing is retried after one.
                 let interim = sbuf[..rhead.len].to_vec();
                 sbuf.drain(..rhead.len);
-                if send(&client, interim, fe.timeout_client).await.0.is_err() {
+                if send(&client, interim, t_client).await.0.is_err() {
                     break 'txn End::ClientError;
                 }
                 l7_retry = false;
@@ -1650,7 +1674,7 @@ async fn serve(
                     retry_pending = true;
                     continue;
                 }
-                send_error(&client, error_out(&base, 502), fe.timeout_client, rec).await;
+                send_error(&client, error_out(&base, 502), t_client, rec).await;
                 w.buffers.put(sbuf);
                 break 'txn End::ServerError;
             }
@@ -1669,7 +1693,7 @@ async fn serve(
                         retry_pending = true;
                         continue;
                     }
-                    send_error(&client, error_out(&base, 502), fe.timeout_client, rec).await;
+                    send_error(&client, error_out(&base, 502), t_client, rec).await;
                     w.buffers.put(sbuf);
                     break 'txn End::ServerError;
                 }
@@ -1744,7 +1768,7 @@ async fn serve(
                 if let Some(r) = rec.as_deref_mut() {
                     r.response(&out);
                 }
-                if send(&client, out, fe.timeout_client).await.0.is_err() || close {
+                if send(&client, out, t_client).await.0.is_err() || close {
                     break End::Done;
                 }
                 first = false;
@@ -1761,7 +1785,7 @@ async fn serve(
         if let Some(r) = rec.as_deref_mut() {
             r.bytes_out += res_head_bytes;
         }
-        let (r, b) = send(&client, out, fe.timeout_client).await;
+        let (r, b) = send(&client, out, t_client).await;
         out_buf = b;
         if r.is_err() {
             w.buffers.put(rest);
@@ -1773,15 +1797,15 @@ async fn serve(
             // ahead is forwarded first.
             server.stop_read_ahead(&mut rest).await;
             client.stop_read_ahead(&mut cbuf).await;
-            if !rest.is_empty() && send(&client, std::mem::take(&mut rest), fe.timeout_client).await.0.is_err() {
+            if !rest.is_empty() && send(&client, std::mem::take(&mut rest), t_client).await.0.is_err() {
                 break End::ClientError;
             }
-            if !cbuf.is_empty() && send(&server, std::mem::take(&mut cbuf), be.timeout_server).await.0.is_err() {
+            if !cbuf.is_empty() && send(&server, std::mem::take(&mut cbuf), t_server).await.0.is_err() {
                 break End::ServerError;
             }
             let io = crate::log::record::Transfer::default();
             srv.counts.mine().bytes_out.fetch_add(res_head_bytes, std::sync::atomic::Ordering::Relaxed);
-            let end = crate::l4::session::tunnel_pub(&w, fe, be, &client, &server, srv, &io).await;
+            let end = crate::l4::session::tunnel_pub(&w, fe, be, &client, &server, srv, &io, txn.timeouts.get()).await;
             fe.counters.bytes(io.up.get(), io.down.get() + res_head_bytes);
             be.counters.bytes(io.up.get(), io.down.get() + res_head_bytes);
             if let Some(r) = rec.as_deref_mut() {
@@ -1792,14 +1816,14 @@ async fn serve(
         }
         let moved = std::cell::Cell::new(0u64);
         let sent_body = if let Some(enc) = encoder.as_mut() {
-            let end = compress_body(&server, &mut rest, &client, rframing, enc, be.timeout_server, fe.timeout_client, &moved).await;
+            let end = compress_body(&server, &mut rest, &client, rframing, enc, t_server, t_client, &moved).await;
             fe.counters.compressed(enc.taken, enc.given);
             be.counters.compressed(enc.taken, enc.given);
             end
         } else if matches!(rframing, Framing::None) {
             BodyEnd::Done
         } else {
-            forward_body(&server, &mut rest, &client, rframing, be.timeout_server, fe.timeout_client, &moved).await
+            forward_body(&server, &mut rest, &client, rframing, t_server, t_client, &moved).await
         };
         let res_bytes = res_head_bytes + moved.get();
         srv.counts.mine().bytes_out.fetch_add(res_bytes, std::sync::atomic::Ordering::Relaxed);
