@@ -208,8 +208,9 @@ fn build_matcher<'a>(body: &AclBody, refs: impl Iterator<Item = &'a Arc<PatRef>>
     Matcher::compile(&b)
 }
 
-/// What `get acl` matches against: no stream, only the value typed.
-struct CliCtx;
+/// What `get acl` matches against: no stream, only the value typed (also the empty stream of
+/// converter unit tests).
+pub(crate) struct CliCtx;
 
 impl StreamCtx for CliCtx {
     fn src(&self) -> Option<std::net::SocketAddr> {

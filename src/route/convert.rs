@@ -1368,34 +1368,7 @@ mod date_tests {
     }
 
     /// A stream with nothing in it: the converters tested here do not look at the stream.
-    struct NoStream;
-
-    impl StreamCtx for NoStream {
-        fn src(&self) -> Option<std::net::SocketAddr> {
-            None
-        }
-        fn dst(&self) -> Option<std::net::SocketAddr> {
-            None
-        }
-        fn frontend_name(&self) -> &str {
-            ""
-        }
-        fn frontend_id(&self) -> u32 {
-            0
-        }
-        fn backend(&self, _name: &str) -> Option<&crate::balance::BackendState> {
-            None
-        }
-        fn current_backend(&self) -> Option<&crate::balance::BackendState> {
-            None
-        }
-        fn req_buffer(&self) -> &[u8] {
-            &[]
-        }
-        fn req_final(&self) -> bool {
-            true
-        }
-    }
+    use crate::route::acl::CliCtx as NoStream;
 
     fn compile(name: &str, args: &[&str]) -> Result<Conv, String> {
         Conv::compile(&Call { name: name.to_string(), args: args.iter().map(|a| a.to_string()).collect() })
