@@ -1087,7 +1087,11 @@ fn converters() -> Vec<SampleDef> {
             &[A::Str, A::OneOf(&["int"])],
             1,
             T::Str,
-            d!("json_query(<path>[,<type>])", "The value at a JSON path in the input.", "acl admin req.body,json_query('$.role') admin"),
+            d!(
+                "json_query(<path>[,int])",
+                "The value at a JSON path ($, .name and [N] steps) in the input: a string unescaped, a boolean, a number as its %g text or, with 'int', its integer part, an array as its JSON text; null, an object, a missing path or bad JSON give nothing.",
+                "acl admin req.body,json_query('$.role') admin"
+            ),
         ),
     ];
     v.extend(map_converters());
