@@ -1443,11 +1443,16 @@ async fn serve(
         let mut srv = &be.state.servers[srv_idx];
         let mut slot = crate::l4::session::SlotGuard { be: &be.state, idx: srv_idx };
         sess.set_server(Some(srv_idx));
-        // `stick on|store-request`: the keys are taken now, from the request; the server stored
-        // under them is the one that answers (stored again if a retry goes elsewhere).
-        let stick_keys = be.stick.as_ref().zip(server_ctx.as_ref()).map(|(p, c)| p.keys(c, false));
-        if let (Some(p), Some(k)) = (&be.stick, &stick_keys) {
-            p.store_keys(k, srv.id);
+        // `stick on|store-request`: the server is stored under the request's keys now; when a
+        // `retry-on` retry may go to another server, the keys are kept to store that one instead.
+        let mut stick_keys = None;
+        if let (Some(p), Some(c)) = (&be.stick, &server_ctx) {
+            if be.retry_on.layer7() && be.redispatch.is_some() {
+                let k = stick_keys.insert(p.keys(c, false));
+                p.store_keys(k, srv.id);
+            } else {
+                p.store(c, srv.id, false);
+            }
         }
         if let (Some(r), Some(log)) = (rec.as_deref_mut(), &fe.log) {
             r.connected(be, srv_idx, server.socket());

@@ -72,7 +72,6 @@ pub(crate) enum HttpFetch {
     /// `req.hdr_names([<delim>])`: the header names in order, lower-cased as HAProxy stores
     /// them, joined by `delim` (`,` by default).
     HdrNames {
-        dir: Dir,
         delim: Box<[u8]>,
     },
     Body,
@@ -130,7 +129,7 @@ impl HttpFetch {
             "req.cook_val" | "cook_val" => HttpFetch::Cook { dir: Dir::Req, name: name_arg(0), as_int: true },
             "res.cook" | "scook" => HttpFetch::Cook { dir: Dir::Res, name: name_arg(0), as_int: false },
             "req.cook_cnt" | "cook_cnt" => HttpFetch::CookCnt { dir: Dir::Req, name: name_arg(0) },
-            "req.hdr_names" => HttpFetch::HdrNames { dir: Dir::Req, delim: arg(0).map_or(b",".as_slice(), str::as_bytes).into() },
+            "req.hdr_names" => HttpFetch::HdrNames { delim: arg(0).map_or(b",".as_slice(), str::as_bytes).into() },
             "req.body" => HttpFetch::Body,
             "req.body_size" => HttpFetch::BodySize,
             "url_ip" => HttpFetch::UrlIp,
@@ -187,8 +186,8 @@ impl HttpFetch {
                 let n = Cookies::new(msg(ctx, *dir)?, *dir, name.as_deref()).count();
                 Some(SampleRef::Int(i64::try_from(n).unwrap_or(i64::MAX)))
             }
-            HttpFetch::HdrNames { dir, delim } => {
-                let msg = msg(ctx, *dir)?;
+            HttpFetch::HdrNames { delim } => {
+                let msg = req()?;
                 let mut out = Vec::new();
                 for i in 0..msg.header_count() {
                     if i > 0 {

@@ -38,7 +38,7 @@ pub struct Parked {
     pub bind: u32,
     /// When it was accepted: `timeout http-request` runs from there.
     pub accepted: std::time::Instant,
-    /// Its global and frontend `maxconn` slots.
+    /// Its global, frontend and bind line `maxconn` slots.
     pub permits: super::limit::Permits,
 }
 

@@ -77,34 +77,39 @@ impl Persistence {
     /// Stores the server of the request under the keys of `stick on` and `stick store-request`
     /// (`response` false) or of `stick store-response` (`response` true).
     pub fn store(&self, ctx: &dyn StreamCtx, server_id: u32, response: bool) {
-        let keys = self.keys(ctx, response);
-        self.store_keys(&keys, server_id);
+        for (i, k) in self.store_rules(ctx, response) {
+            Self::store_one(&self.rules[i], k, server_id);
+        }
     }
 
     /// The keys `store` would store a server under, taken while the request (or response) is
     /// at hand, so that the server finally used (after a retry went elsewhere) can be stored
     /// under them later with `store_keys`.
     pub fn keys(&self, ctx: &dyn StreamCtx, response: bool) -> StoreKeys {
-        let mut keys = Vec::new();
-        for (i, r) in self.rules.iter().enumerate() {
-            let wanted = if response { r.kind == StickKind::StoreResponse } else { matches!(r.kind, StickKind::On | StickKind::StoreRequest) };
-            if wanted
-                && r.applies(ctx)
-                && let Some(k) = r.key(ctx)
-            {
-                keys.push((i, k));
-            }
-        }
-        StoreKeys(keys)
+        StoreKeys(self.store_rules(ctx, response).collect())
     }
 
     /// Stores `server_id` under keys taken by `keys`; a later call overwrites an earlier one.
     pub fn store_keys(&self, keys: &StoreKeys, server_id: u32) {
         for (i, k) in &keys.0 {
-            let r = &self.rules[*i];
-            if let Some(e) = r.table.get_or_create(k.clone()) {
-                r.table.set(&e, Dt::ServerId, 0, u64::from(server_id));
-            }
+            Self::store_one(&self.rules[*i], k.clone(), server_id);
+        }
+    }
+
+    /// The store rules of the request (`response` false) or response whose condition holds, by
+    /// index, with their key when the expression gives one.
+    fn store_rules<'a>(&'a self, ctx: &'a dyn StreamCtx, response: bool) -> impl Iterator<Item = (usize, super::table::Key)> + 'a {
+        self.rules
+            .iter()
+            .enumerate()
+            .filter(move |(_, r)| if response { r.kind == StickKind::StoreResponse } else { matches!(r.kind, StickKind::On | StickKind::StoreRequest) })
+            .filter(move |(_, r)| r.applies(ctx))
+            .filter_map(move |(i, r)| r.key(ctx).map(|k| (i, k)))
+    }
+
+    fn store_one(r: &Rule, k: super::table::Key, server_id: u32) {
+        if let Some(e) = r.table.get_or_create(k) {
+            r.table.set(&e, Dt::ServerId, 0, u64::from(server_id));
         }
     }
 
