@@ -9,6 +9,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod dns;
 pub mod l4;
 pub mod l7;
 pub mod log;

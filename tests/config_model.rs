@@ -204,8 +204,11 @@ fn userlists_and_http_errors_sections_are_read() {
 }
 
 #[test]
-fn resolvers_and_peers_are_warned_as_unsupported_not_errors() {
+fn a_resolvers_section_is_read_and_peers_is_warned_as_unsupported_not_an_error() {
     let l = load_str("t.cfg", "resolvers dns\n nameserver ns1 127.0.0.53:53\nbackend b\n server s 127.0.0.1:1\n", &env());
+    assert!(!l.diags.has_alerts());
+    assert!(!l.diags.warnings().any(|w| w.to_string().contains("not supported yet")), "{:?}", l.diags.warnings().collect::<Vec<_>>());
+    let l = load_str("t.cfg", "peers mypeers\n peer a 127.0.0.1:10000\nbackend b\n server s 127.0.0.1:1\n", &env());
     assert!(!l.diags.has_alerts());
     assert!(l.diags.warnings().any(|w| w.to_string().contains("not supported yet")));
 }

@@ -25,6 +25,10 @@ pub enum AdminState {
     Maint = 2,
 }
 
+/// The bit of [`ServerState`]'s admin byte for the resolution maintenance; with it set,
+/// [`ServerState::admin`] reads as maintenance whatever state the rest of the byte holds.
+const RESOLUTION_MAINT: u8 = 0x80;
+
 /// Where a server is reached.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ServerAddr {
@@ -312,6 +316,8 @@ impl ServerState {
         }
     }
 
+    /// The administrative state: maintenance when set so, or while the server's name does not
+    /// resolve ([`Self::in_resolution_maint`]).
     pub fn admin(&self) -> AdminState {
         match self.admin.load(Ordering::Relaxed) {
             0 => AdminState::Ready,
@@ -319,8 +325,28 @@ impl ServerState {
             _ => AdminState::Maint,
         }
     }
+    /// Sets the state chosen by the configuration, the stats socket or an agent; a resolution
+    /// maintenance stays until the name resolves.
     pub fn set_admin(&self, s: AdminState) {
-        self.admin.store(s as u8, Ordering::Relaxed);
+        let _ = self.admin.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some((v & RESOLUTION_MAINT) | s as u8));
+    }
+    /// The state set by [`Self::set_admin`], without the resolution maintenance.
+    pub fn admin_set(&self) -> AdminState {
+        match self.admin.load(Ordering::Relaxed) & !RESOLUTION_MAINT {
+            0 => AdminState::Ready,
+            1 => AdminState::Drain,
+            _ => AdminState::Maint,
+        }
+    }
+    /// In maintenance because the server's name has no address (HAProxy's `RMAINT`: `init-addr
+    /// none` left it without one, or the resolvers found none for longer than their `hold`).
+    pub fn in_resolution_maint(&self) -> bool {
+        self.admin.load(Ordering::Relaxed) & RESOLUTION_MAINT != 0
+    }
+    /// Enters or leaves the resolution maintenance; true when that changed anything.
+    pub fn set_resolution_maint(&self, on: bool) -> bool {
+        let old = if on { self.admin.fetch_or(RESOLUTION_MAINT, Ordering::Relaxed) } else { self.admin.fetch_and(!RESOLUTION_MAINT, Ordering::Relaxed) };
+        (old & RESOLUTION_MAINT != 0) != on
     }
     /// Operationally up: the health check (or its absence) says so and no agent says down.
     pub fn is_up(&self) -> bool {

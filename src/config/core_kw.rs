@@ -933,16 +933,65 @@ pub fn server_options() -> Vec<ServerOption> {
                 o.resolvers = arg_str(v);
                 Ok(())
             },
-            doc!(Parsed, "resolvers <section>", "Resolves the server's name at run time with a resolvers section.", "server s1 app.local:80 resolvers dns"),
+            doc!(
+                Implemented,
+                "resolvers <section>",
+                "Resolves the server's host name at run time with the name servers of a `resolvers` section, every `timeout resolve`: the server follows its address, and goes into maintenance (`MAINT (resolution)`) when the name stops resolving for longer than the section's `hold`. Servers of one backend resolving one name (`server-template`) each take a different address.",
+                "server-template web 1-5 web.service.local:80 check resolvers dns init-addr none"
+            ),
         ),
         sopt(
             "resolve-prefer",
             true,
             |o, v| {
-                o.resolve_prefer = arg_str(v);
+                match v {
+                    Some("ipv4" | "ipv6") => o.resolve_prefer = arg_str(v),
+                    other => return Err(format!("expects 'ipv4' or 'ipv6', not '{}'", other.unwrap_or_default())),
+                }
                 Ok(())
             },
-            doc!(Parsed, "resolve-prefer ipv4|ipv6", "Preferred family when resolving.", "server s1 app.local:80 resolve-prefer ipv4"),
+            doc!(
+                Implemented,
+                "resolve-prefer ipv4|ipv6",
+                "The address family asked for first when resolving (default ipv6); the other is asked for when the name has no address of the first. It also picks among the addresses `init-addr libc` finds.",
+                "server s1 app.local:80 resolvers dns resolve-prefer ipv4"
+            ),
+        ),
+        sopt(
+            "resolve-net",
+            true,
+            |o, v| {
+                crate::dns::config::parse_nets(v.unwrap_or_default())?;
+                o.resolve_net = arg_str(v);
+                Ok(())
+            },
+            doc!(
+                Implemented,
+                "resolve-net <network>[,...]",
+                "Among the resolved addresses, the server takes one in these networks first.",
+                "server s1 app.local:80 resolvers dns resolve-net 10.0.0.0/8"
+            ),
+        ),
+        sopt(
+            "resolve-opts",
+            true,
+            |o, v| {
+                for opt in v.unwrap_or_default().split(',') {
+                    match opt {
+                        "allow-dup-ip" => o.resolve_allow_dup = Some(true),
+                        "prevent-dup-ip" => o.resolve_allow_dup = Some(false),
+                        "ignore-weight" => {}
+                        _ => return Err(format!("unknown option '{opt}' (expected allow-dup-ip, prevent-dup-ip or ignore-weight)")),
+                    }
+                }
+                Ok(())
+            },
+            doc!(
+                Implemented,
+                "resolve-opts allow-dup-ip|prevent-dup-ip|ignore-weight,...",
+                "`allow-dup-ip`: servers of the backend resolving the same name may share an address; `prevent-dup-ip` (the default): each takes a different one. `ignore-weight` is accepted (SRV weights are not read yet).",
+                "server s1 app.local:80 resolvers dns resolve-opts allow-dup-ip"
+            ),
         ),
         sopt(
             "namespace",

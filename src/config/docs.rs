@@ -50,8 +50,10 @@ two in sync. To regenerate it: `SLUICED_BLESS=1 cargo test --test docs_sync`.
 - `global` (several are merged), `defaults [<name>] [from <defaults>]` (each `defaults` section resets
   the defaults, as in HAProxy, and the last one applies to the proxies after it; a proxy can name
   another with `from`), `frontend <name> [from <defaults>]`, `backend <name> [from <defaults>]`,
-  `listen <name> [from <defaults>]`, `userlist <name>`, `http-errors <name>`.
-- `resolvers <name>` and `peers <name>` are read and reported with a warning: not supported yet.
+  `listen <name> [from <defaults>]`, `userlist <name>`, `http-errors <name>`, `resolvers <name>`
+  (see \"resolvers section\" below; a server naming `resolvers default` when no such section is
+  declared gets one made from `/etc/resolv.conf`, as in HAProxy).
+- `peers <name>` is read and reported with a warning: not supported yet.
 - `cache`, `program`, `ring`, `mailers`, `crt-store`, `log-forward`, `fcgi-app`, `traces`, `acme` are
   refused with an error.
 ";

@@ -113,6 +113,7 @@ pub fn load_texts(texts: &[(String, String)], env: &dyn Env) -> Loaded {
     diags.items.sort_by_key(|d| (file_index(d), d.span.as_ref().map_or(0, |s| s.line)));
     cfg.files = texts.iter().map(|(n, _)| n.clone()).collect();
     validate::resolve_server_names(&mut cfg, &mut diags);
+    crate::dns::config::validate(&mut cfg, &mut diags);
     validate::validate(&cfg, &mut diags);
     let config = if diags.has_alerts() { None } else { Some(cfg) };
     Loaded { config, diags }

@@ -216,6 +216,10 @@ pub struct ServerOpts {
     pub init_addr: Option<String>,
     pub resolvers: Option<String>,
     pub resolve_prefer: Option<String>,
+    /// `resolve-net`: the networks preferred among the resolved addresses, as written.
+    pub resolve_net: Option<String>,
+    /// `resolve-opts allow-dup-ip` (true) or `prevent-dup-ip` (false).
+    pub resolve_allow_dup: Option<bool>,
     pub namespace: Option<String>,
     pub tfo: bool,
     pub pool_max_conn: Option<i64>,
@@ -506,6 +510,7 @@ pub struct Config {
     pub userlists: Vec<Userlist>,
     pub http_errors: Vec<HttpErrors>,
     pub others: Vec<OtherSection>,
+    pub resolvers: Vec<crate::dns::config::Resolvers>,
     /// The files that were read, in order.
     pub files: Vec<String>,
 }

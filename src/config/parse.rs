@@ -20,6 +20,7 @@ enum Current {
     Userlist(Userlist),
     HttpErrors(HttpErrors),
     Other(OtherSection),
+    Resolvers(Box<crate::dns::config::Resolvers>),
     /// A section we reject: its lines are skipped, its header was the one error.
     Skip,
 }
@@ -82,6 +83,7 @@ impl Builder {
             Current::Userlist(u) => userlist_line(u, line, &mut self.diags),
             Current::HttpErrors(h) => http_errors_line(h, line, &mut self.diags),
             Current::Other(o) => o.lines.push(line.clone()),
+            Current::Resolvers(r) => crate::dns::config::section_line(r, line, &mut self.diags),
         }
     }
 
@@ -166,9 +168,15 @@ impl Builder {
                     self.cur = Current::Skip;
                     return;
                 };
+                if let Err(e) = super::core_kw::check_name(kw, name) {
+                    self.diags.alert(Some(span), Some(kw), e);
+                }
+                if kw == "resolvers" {
+                    self.cur = Current::Resolvers(Box::new(crate::dns::config::Resolvers::new(name, span.clone())));
+                    return;
+                }
                 self.diags.warning(Some(span), Some(kw), format!("'{kw}' sections are parsed but not supported yet by sluiced; section '{name}' is ignored"));
-                let kind = if kw == "resolvers" { "resolvers" } else { "peers" };
-                self.cur = Current::Other(OtherSection { kind, name: (*name).into(), span: span.clone(), lines: vec![] });
+                self.cur = Current::Other(OtherSection { kind: "peers", name: (*name).into(), span: span.clone(), lines: vec![] });
             }
             _ => {
                 self.diags.alert(Some(span), Some(kw), format!("'{kw}' sections are not supported by sluiced"));
@@ -193,6 +201,7 @@ impl Builder {
             Current::Userlist(u) => self.cfg.userlists.push(u),
             Current::HttpErrors(h) => self.cfg.http_errors.push(h),
             Current::Other(o) => self.cfg.others.push(o),
+            Current::Resolvers(r) => self.cfg.resolvers.push(*r),
             Current::None | Current::Global | Current::Skip => {}
         }
     }

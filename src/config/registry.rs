@@ -289,6 +289,7 @@ pub fn doc_tables() -> Vec<DocTable> {
     tables.extend(crate::tls::config::doc_tables());
     tables.extend(crate::check::config::doc_tables());
     tables.extend(crate::route::sample::doc_tables());
+    tables.extend(crate::dns::config::doc_tables());
     mark_implemented(&mut tables);
     tables
 }
@@ -301,7 +302,7 @@ fn mark_implemented(tables: &mut [DocTable]) {
         for (name, _, doc) in t.entries.iter_mut() {
             if doc.status == Status::Parsed && listed(INERT, t.title, name) {
                 doc.status = Status::Ignored;
-            } else if applied(t.title, name, doc.status) {
+            } else if doc.status == Status::Parsed && applied(t.title, name, doc.status) {
                 doc.status = Status::Implemented;
             }
         }

@@ -91,7 +91,15 @@ pub fn resolve_server_names(cfg: &mut Config, diags: &mut Diags) {
             let AddrKind::Inet { host: Host::Name(name), .. } = &s.addr.kind else { continue };
             let methods: Vec<&str> = s.opts.init_addr.as_deref().unwrap_or("last,libc").split(',').collect();
             let found = if methods.contains(&"libc") {
-                std::net::ToSocketAddrs::to_socket_addrs(&(name.as_str(), 0)).ok().and_then(|mut a| a.next()).map(|a| a.ip())
+                // `resolve-prefer` picks the family among what the system resolver gives.
+                let all: Vec<std::net::IpAddr> =
+                    std::net::ToSocketAddrs::to_socket_addrs(&(name.as_str(), 0)).map(|a| a.map(|a| a.ip()).collect()).unwrap_or_default();
+                let prefer_v6 = match s.opts.resolve_prefer.as_deref() {
+                    Some("ipv4") => Some(false),
+                    Some(_) => Some(true),
+                    None => None,
+                };
+                prefer_v6.and_then(|v6| all.iter().find(|a| a.is_ipv6() == v6)).or(all.first()).copied()
             } else {
                 None
             };
@@ -295,7 +303,7 @@ fn check_proxy(cfg: &Config, index: &Index<'_>, p: &Proxy, diags: &mut Diags) {
             RefKind::HttpErrors => cfg.http_errors.iter().any(|h| h.name == r.name),
             RefKind::Acl => acls.contains(r.name.as_str()) || PREDEFINED_ACLS.contains(&r.name.as_str()),
             RefKind::Peers => cfg.others.iter().any(|o| o.kind == "peers" && o.name == r.name),
-            RefKind::Resolvers => cfg.others.iter().any(|o| o.kind == "resolvers" && o.name == r.name),
+            RefKind::Resolvers => cfg.resolvers.iter().any(|s| s.name == r.name),
             RefKind::Server => {
                 let (be, srv) = r.name.split_once('/').unwrap_or((p.name.as_str(), r.name.as_str()));
                 index.backends.get(be).is_some_and(|b| b.servers.iter().any(|s| s.name == srv))
@@ -311,7 +319,7 @@ fn check_proxy(cfg: &Config, index: &Index<'_>, p: &Proxy, diags: &mut Diags) {
             RefKind::HttpErrors => ("http-errors section", cfg.http_errors.iter().map(|h| h.name.as_str()).collect()),
             RefKind::Acl => ("ACL", acls.iter().copied().collect()),
             RefKind::Peers => ("peers section", vec![]),
-            RefKind::Resolvers => ("resolvers section", vec![]),
+            RefKind::Resolvers => ("resolvers section", cfg.resolvers.iter().map(|s| s.name.as_str()).collect()),
             RefKind::Server => ("server", vec![]),
         };
         let hint = did_you_mean(&r.name, candidates).map(|s| format!("; did you mean '{s}' maybe ?")).unwrap_or_default();

@@ -58,6 +58,7 @@ pub enum Outcome {
 /// Every command: usage as `help` prints it, what it does, and the level it needs.
 pub const COMMANDS: &[(&str, &str, StatsLevel)] = &[
     ("help [<command>]", "list matching or all commands", StatsLevel::User),
+    ("show resolvers [<section>]", "dump the counters of the resolvers' name servers", StatsLevel::User),
     ("prompt", "toggle interactive mode with prompt", StatsLevel::User),
     ("quit", "disconnect", StatsLevel::User),
     ("set timeout cli <delay>", "change this connection's idle timeout (seconds by default)", StatsLevel::User),
@@ -117,7 +118,7 @@ fn level_of(words: &[&str]) -> Option<StatsLevel> {
     Some(match (w(0), w(1)) {
         ("help" | "prompt" | "quit", _) => StatsLevel::User,
         ("set", "timeout") => StatsLevel::User,
-        ("show", "version" | "info" | "stat" | "servers" | "backend" | "env" | "activity" | "acl" | "map") => StatsLevel::User,
+        ("show", "version" | "info" | "stat" | "servers" | "backend" | "env" | "activity" | "acl" | "map" | "resolvers") => StatsLevel::User,
         ("show", "sess" | "errors") => StatsLevel::Operator,
         ("get", "weight") => StatsLevel::User,
         ("show", "ssl") if w(2) == "cert" => StatsLevel::User,
@@ -280,6 +281,7 @@ fn exec(ctx: &Ctx, level: StatsLevel, words: &[&str], payload: Option<&str>) -> 
             without_blank(stats::show_servers_state(rt, rest.first().copied()))
         }
         ["show", "servers", "conn", rest @ ..] => show_servers_conn(rt, rest.first().copied())?,
+        ["show", "resolvers", rest @ ..] => crate::dns::show(rest.first().copied())?,
         ["show", "ssl", "cert", rest @ ..] => super::ssl::show_cert(rt, &ctx.ssl_txn, rest.first().copied())?,
         ["set", "ssl", "cert", rest @ ..] => super::ssl::set_cert(rt, &ctx.ssl_txn, rest.first().copied(), payload)?,
         ["commit", "ssl", "cert", rest @ ..] => super::ssl::commit_cert(rt, &ctx.ssl_txn, rest.first().copied())?,

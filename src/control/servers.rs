@@ -239,6 +239,10 @@ pub fn set_addr(s: &ServerState, be_state: &crate::balance::BackendState, rest: 
         s.set_addr(addr);
         be_state.conn_changed();
     }
+    // A server that had no address leaves its resolution maintenance, as in HAProxy.
+    if s.set_resolution_maint(false) {
+        be_state.state_changed();
+    }
     msg.push_str(&format!(" by '{UPDATER}'\n"));
     Ok(msg)
 }

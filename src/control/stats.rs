@@ -475,6 +475,7 @@ fn mode_name(m: Mode) -> &'static str {
 /// A server's `status` column.
 pub fn server_status(s: &ServerState, checked: bool) -> &'static str {
     match s.admin() {
+        AdminState::Maint if s.in_resolution_maint() && s.admin_set() != AdminState::Maint => "MAINT (resolution)",
         AdminState::Maint => "MAINT",
         _ if s.is_agent_down() => "DOWN (agent)",
         _ if !s.is_up() => "DOWN",
@@ -1008,11 +1009,12 @@ pub fn show_servers_state(rt: &RouteTable, backend: Option<&str>) -> String {
                 ServerAddr::Unresolved => ("-".to_owned(), 0),
             };
             let op = if s.is_up() { 2 } else { 0 };
-            let admin = match s.admin() {
+            // HAProxy's SRV_ADMF_* bits: FMAINT 0x01, FDRAIN 0x08, RMAINT 0x20.
+            let admin = match s.admin_set() {
                 AdminState::Ready => 0,
                 AdminState::Maint => 1,
                 AdminState::Drain => 8,
-            };
+            } | if s.in_resolution_maint() { 0x20 } else { 0 };
             let (chk_status, chk_result, chk_health, chk_state) = match check {
                 Some((rise, fall)) => (if s.is_up() { 15 } else { 8 }, if s.is_up() { 3 } else { 2 }, if s.is_up() { rise + fall - 1 } else { 0 }, 6),
                 None => (0, 0, 0, 0),

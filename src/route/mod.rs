@@ -1026,8 +1026,11 @@ impl RouteTable {
                 };
                 let mut st = server_state(&s.name, s.id.unwrap_or(si as u32 + 1), addr, o);
                 st.referenced = referenced(&tracked, p, &s.name);
-                if o.disabled || unresolved {
+                if o.disabled {
                     st.set_admin(balance::AdminState::Maint);
+                }
+                if unresolved {
+                    st.set_resolution_maint(true);
                 }
                 servers.push(st);
             }

@@ -238,6 +238,10 @@ pub fn run(cfg: &Config, mut opts: RunOpts) -> i32 {
         alert(&format!("cannot start the health check thread: {e}"));
         return 1;
     }
+    if let Err(e) = crate::dns::spawn(cfg, &rt) {
+        alert(&format!("cannot start the resolvers thread: {e}"));
+        return 1;
+    }
     let channel = opts.master.as_mut().and_then(|m| m.channel.try_clone().ok());
     if let Err(e) = crate::control::socket::spawn(rt.clone(), &cfg.global.stats, stats_sockets, channel) {
         alert(&format!("cannot start the stats socket thread: {e}"));
