@@ -367,3 +367,30 @@ fn time_hash_and_json_converters_fill_a_returned_body() {
     // xxh32 of "abc" with seed 0 is 0x32D153FF.
     assert_eq!(String::from_utf8(body).unwrap(), "2001-09-09T01:46:40|1970-01-02|852579327|admin|42");
 }
+
+/// `req.body_param` over a buffered url-encoded body, `fc_rtt` from the kernel's view of the
+/// client connection, and `src_is_local`/`dst_is_local` on loopback fill a returned body.
+#[test]
+fn body_param_rtt_and_locality_fetches_fill_a_returned_body() {
+    let port = free_port();
+    let cfg = format!(
+        "defaults\n  mode http\n  timeout client 10s\nfrontend f\n  bind 127.0.0.1:{port}\n  option http-buffer-request\n  \
+         http-request return status 200 content-type text/plain lf-string \
+         \"%[req.body_param(role)]|%[req.body_param(USER,i)]|%[src_is_local]|%[dst_is_local]|%[fc_rtt(us)]|%[fc_rttvar]\"\n"
+    );
+    let _s = Sluiced::start(&cfg, &[port]);
+    let form = b"user=ann&role=dev&role=admin";
+    let mut req =
+        format!("POST / HTTP/1.1\r\nHost: h\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", form.len())
+            .into_bytes();
+    req.extend_from_slice(form);
+    let (status, _, body) = http_request(port, &req);
+    assert_eq!(status, 200);
+    let body = String::from_utf8(body).unwrap();
+    let f: Vec<&str> = body.split('|').collect();
+    assert_eq!(&f[..4], ["dev", "ann", "1", "1"], "{body}");
+    let (rtt_us, rttvar_ms) = (f[4].parse::<u64>(), f[5].parse::<u64>());
+    assert!(rtt_us.is_ok() && rttvar_ms.is_ok(), "the kernel's RTT in us and its variance in ms: {body}");
+    // Loopback: well under a second.
+    assert!(rtt_us.unwrap() < 1_000_000, "{body}");
+}

@@ -110,6 +110,87 @@ fn tcplog_session() {
     assert!(tw >= 0 && tc >= 0 && tt >= tw + tc, "{l}");
 }
 
+/// `option logasap` in mode tcp: the line goes out once the server is connected, while the
+/// session still runs, with `+` before the total time and bytes; nothing more at its end.
+#[test]
+fn logasap_logs_a_tcp_session_once_the_server_is_connected() {
+    let (sys, lp) = syslog();
+    let be = Backend::echo();
+    let port = free_port();
+    let _s = Sluiced::start(&tcp_logged(port, lp, "  option logasap", &format!("  server s {}", be.addr())), &[port]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(b"hello").unwrap();
+    let mut got = [0u8; 5];
+    c.read_exact(&mut got).unwrap();
+    // The session is still open.
+    let l = line(&sys);
+    matches(&l, &format!(r"{HEADER}127\.0\.0\.1:\d+ {DATE} f b/s \d+/\d+/\+\d+ \+\d+ -- \d+/\d+/\d+/\d+/0 0/0\n$"));
+    c.write_all(b" world").unwrap();
+    let mut got = [0u8; 6];
+    c.read_exact(&mut got).unwrap();
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    let _ = read_to_end(&mut c, Duration::from_secs(5));
+    drop(c);
+    no_line(&sys, Duration::from_millis(500));
+}
+
+/// `option logasap` in mode http: each transaction's line goes out with its response head,
+/// before the body has come from the server; `%Ta`, `%Tt` and `%B` are marked `+`.
+#[test]
+fn logasap_logs_each_http_transaction_with_its_response_head() {
+    let (sys, lp) = syslog();
+    let body_may_go = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let gate = body_may_go.clone();
+    let be = Backend::start(move |mut c| {
+        let mut buf = Vec::new();
+        while read_request(&mut c, &mut buf).is_some() {
+            if c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n").is_err() {
+                return;
+            }
+            // The body waits for the test to have seen the log line (bounded: 5 s).
+            let t = std::time::Instant::now();
+            while !gate.swap(false, std::sync::atomic::Ordering::SeqCst) && t.elapsed() < Duration::from_secs(5) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if c.write_all(b"hello").is_err() {
+                return;
+            }
+        }
+    });
+    let port = free_port();
+    let cfg = http_logged(port, lp, "  option logasap\n  log-format \"%ST %Ta %Tt %B %{+Q}r\"", &format!("  server s {}", be.addr()));
+    let _s = Sluiced::start(&cfg, &[port]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    for path in ["/one", "/two"] {
+        c.write_all(format!("GET {path} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes()).unwrap();
+        let l = line(&sys);
+        let m = matches(&l, &format!(r#"{HEADER}200 \+(\d+) \+(\d+) \+(\d+) "GET {path} HTTP/1\.1"\n$"#));
+        assert!(num(&m, 3) > 0, "the head's bytes so far: {l}");
+        body_may_go.store(true, std::sync::atomic::Ordering::SeqCst);
+        let (status, _, body) = read_response(&mut c);
+        assert_eq!((status, body.as_slice()), (200, &b"hello"[..]));
+    }
+    drop(c);
+    no_line(&sys, Duration::from_millis(500));
+}
+
+/// `%ID` in mode tcp: the id `unique-id-format` makes once the server is connected.
+#[test]
+fn a_tcp_session_logs_its_unique_id() {
+    let (sys, lp) = syslog();
+    let be = Backend::echo();
+    let port = free_port();
+    let fe = "  unique-id-format \"%{+X}o%ci:%cp_%b\"\n  log-format \"id=%ID\"";
+    let _s = Sluiced::start(&tcp_logged(port, lp, fe, &format!("  server s {}", be.addr())), &[port]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let client_port = c.local_addr().unwrap().port();
+    c.write_all(b"x").unwrap();
+    let mut got = [0u8; 1];
+    c.read_exact(&mut got).unwrap();
+    drop(c);
+    assert_eq!(matches(&line(&sys), &format!(r"{HEADER}id=(\S+)\n$"))[1], format!("7F000001:{client_port:04X}_b"));
+}
+
 #[test]
 fn custom_log_format_and_rfc5424() {
     let (sys, lp) = syslog();
@@ -270,6 +351,58 @@ fn unique_id_reaches_the_backend_and_the_log() {
     let c = matches(&l, &format!(r"{HEADER}id=(7F000001:[0-9A-F]+_[0-9A-F]+)\n$"));
     let req = String::from_utf8_lossy(&seen.lock().unwrap().requests[0]).into_owned();
     assert!(req.to_ascii_lowercase().contains(&format!("x-unique-id: {}", &c[1]).to_ascii_lowercase()), "{req}");
+}
+
+/// A rule's `%[unique-id]` makes the id once: the header rule, `unique-id-header`, the
+/// response rule and the log line all have the same one.
+#[test]
+fn the_unique_id_a_rule_fetches_is_the_one_sent_returned_and_logged() {
+    let (sys, lp) = syslog();
+    let (be, seen) = http_backend(|_| ok_response("hello"));
+    let port = free_port();
+    let cfg = http_logged(
+        port,
+        lp,
+        "  unique-id-format \"%{+X}o%ci:%cp_%[rand]\"\n  unique-id-header X-Unique-ID\n  log-format \"id=%ID\"\n  \
+         http-request set-header X-Rule-Id %[unique-id]\n  http-response set-header X-Id %[unique-id]",
+        &format!("  server s {}", be.addr()),
+    );
+    let _s = Sluiced::start(&cfg, &[port]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut ids = Vec::new();
+    for i in 0..2 {
+        let close = if i == 1 { "Connection: close\r\n" } else { "" };
+        c.write_all(format!("GET / HTTP/1.1\r\nHost: a\r\n{close}\r\n").as_bytes()).unwrap();
+        let (status, head, _) = read_response(&mut c);
+        assert_eq!(status, 200);
+        let l = line(&sys);
+        let id = matches(&l, &format!(r"{HEADER}id=(7F000001:[0-9A-F]+_[0-9A-F]+)\n$"))[1].to_owned();
+        assert!(head.to_ascii_lowercase().contains(&format!("x-id: {}\r\n", id.to_ascii_lowercase())), "{head}");
+        let req = String::from_utf8_lossy(&seen.lock().unwrap().requests[i]).to_ascii_lowercase();
+        let id = id.to_ascii_lowercase();
+        assert!(req.contains(&format!("x-rule-id: {id}\r\n")) && req.contains(&format!("x-unique-id: {id}\r\n")), "{req}");
+        ids.push(id);
+    }
+    assert_ne!(ids[0], ids[1], "one id per transaction");
+}
+
+/// A request a rule answers has no server; the id the rule made is still in its log line.
+#[test]
+fn a_request_answered_by_a_rule_logs_the_unique_id_it_returned() {
+    let (sys, lp) = syslog();
+    let port = free_port();
+    let cfg = http_logged(
+        port,
+        lp,
+        "  unique-id-format \"%{+X}o%ci_%[rand]\"\n  log-format \"id=%ID\"\n  http-request return status 200 content-type text/plain lf-string %[unique-id]",
+        "  server s 127.0.0.1:1",
+    );
+    let _s = Sluiced::start(&cfg, &[port]);
+    let (status, _, body) = http_request(port, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    assert_eq!(status, 200);
+    let body = String::from_utf8(body).unwrap();
+    assert!(body.starts_with("7F000001_"), "{body}");
+    assert_eq!(&matches(&line(&sys), &format!(r"{HEADER}id=(\S+)\n$"))[1], body);
 }
 
 #[test]

@@ -136,6 +136,9 @@ impl StreamCtx for Ctx<'_> {
     fn tls(&self) -> Option<&crate::tls::TlsInfo> {
         self.dst.client.tls()
     }
+    fn client_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        Some(self.dst.client.socket().as_fd())
+    }
     fn stick(&self) -> Option<StickView<'_>> {
         Some(StickView { tables: &self.rt.tables, ctrs: self.stick, default_table: &self.fe.name })
     }
@@ -390,6 +393,18 @@ async fn session(
     if let Some(r) = rec.as_deref_mut() {
         r.connected(be, server_idx, server.socket());
         r.spent(spent);
+        if let Some(log) = &fe.log {
+            // `unique-id-format`, for `%ID`.
+            if let Some(uid) = &log.unique_id {
+                let mut id = String::new();
+                uid.eval(r, Some(&server_ctx), &mut id);
+                r.unique_id = Some(id);
+            }
+            // `option logasap`: the line goes out now that the server is connected.
+            if log.logasap {
+                log.emit_early(r, Some(&server_ctx));
+            }
+        }
     }
     if let Some(s) = server.socket().tcp() {
         let _ = s.set_tcp_nodelay(true);

@@ -126,6 +126,9 @@ pub(crate) struct HttpCtx<'a> {
     pub stick: &'a crate::stick::track::StickCtrs,
     /// What the rules set for the current transaction alone.
     pub txn: &'a TxnSettings,
+    /// The transaction's log record while the request rules run: the `unique-id` fetch makes
+    /// the id from it.
+    pub rec: Option<&'a LogRecord>,
 }
 
 /// What `http-request`/`http-response` actions set for one transaction, besides edits and
@@ -138,6 +141,11 @@ pub(crate) struct TxnSettings {
     pub log_level: std::cell::Cell<Option<crate::l4::action::LogLevel>>,
     /// `set-timeout client|server|tunnel`: this transaction's, in place of the proxies'.
     pub timeouts: std::cell::Cell<StreamTimeouts>,
+    /// The unique id (`unique-id-format`), once a `unique-id` fetch or the server's
+    /// connection made it: made once per transaction, as in HAProxy.
+    pub unique_id: std::cell::RefCell<Option<String>>,
+    /// The id is being made: a format that reads `%[unique-id]` itself gets nothing.
+    making_unique_id: std::cell::Cell<bool>,
 }
 
 /// The timeouts `set-timeout` changed for one transaction (`None`: the proxy's).
@@ -149,6 +157,21 @@ pub(crate) struct StreamTimeouts {
 }
 
 impl TxnSettings {
+    /// The transaction's unique id: the one already made, or one made now from `fmt` (and kept).
+    pub fn make_unique_id(&self, fmt: &crate::log::format::LogLf, rec: &LogRecord, ctx: &dyn StreamCtx) -> Option<String> {
+        if let Some(id) = self.unique_id.borrow().as_ref() {
+            return Some(id.clone());
+        }
+        if self.making_unique_id.replace(true) {
+            return None;
+        }
+        let mut id = String::new();
+        fmt.eval(rec, Some(ctx), &mut id);
+        self.making_unique_id.set(false);
+        *self.unique_id.borrow_mut() = Some(id.clone());
+        Some(id)
+    }
+
     pub fn set_timeout(&self, which: crate::l7::config::StreamTimeout, d: Duration) {
         use crate::l7::config::StreamTimeout;
         let mut t = self.timeouts.get();
@@ -204,11 +227,21 @@ impl StreamCtx for HttpCtx<'_> {
     fn tls(&self) -> Option<&crate::tls::TlsInfo> {
         self.dst.client.tls()
     }
+    fn client_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        Some(self.dst.client.socket().as_fd())
+    }
     fn stick(&self) -> Option<crate::stick::track::StickView<'_>> {
         Some(crate::stick::track::StickView { tables: &self.rt.tables, ctrs: self.stick, default_table: &self.fe.name })
     }
     fn stick_ctrs(&self) -> Option<&crate::stick::track::StickCtrs> {
         Some(self.stick)
+    }
+    fn unique_id(&self) -> Option<String> {
+        if let Some(id) = self.txn.unique_id.borrow().as_ref() {
+            return Some(id.clone());
+        }
+        let fmt = self.fe.log.as_ref()?.unique_id.as_ref()?;
+        self.txn.make_unique_id(fmt, self.rec?, self)
     }
 }
 
@@ -1120,6 +1153,7 @@ async fn serve(
         captures: &captures,
         stick: &stick,
         txn: &txn,
+        rec: None,
     };
     // `tcp-request connection` and `tcp-request session` rules: accept, reject, variables.
     if !crate::l4::session::connection_rules_pass(fe, &conn_ctx, client.socket().as_fd()) {
@@ -1166,6 +1200,7 @@ async fn serve(
         txn.no_l7_retry.set(false);
         txn.log_level.set(None);
         txn.timeouts.set(StreamTimeouts::default());
+        txn.unique_id.replace(None);
         // The first head may take `timeout http-request` from the accept, part of which may have
         // gone waiting for the first bytes.
         let first_wait = if first { head_timeout.map(|t| t.saturating_sub(accepted.elapsed())) } else { keepalive_timeout };
@@ -1251,7 +1286,7 @@ async fn serve(
             stick.http_request();
         }
         let (verdict, mut edits, be_idx, hash, sni, comp) = {
-            let mut base = HttpCtx { body_pending, ..conn_ctx };
+            let mut base = HttpCtx { body_pending, rec: rec.as_deref(), ..conn_ctx };
             let mut msg = Msg::new(&cbuf, head, first);
             msg.body = body;
             captures.borrow_mut().headers(&fe.captures.req_headers, crate::log::config::CaptureDir::Request, &msg);
@@ -1322,6 +1357,12 @@ async fn serve(
             stick.request_rules_done();
         }
         let base = HttpCtx { body_pending, backend: be_idx, ..conn_ctx };
+        // A rule's `unique-id` made the id: the log line has it even when no server is reached.
+        if let Some(r) = rec.as_deref_mut()
+            && let Some(id) = txn.unique_id.borrow().as_ref()
+        {
+            r.unique_id = Some(id.clone());
+        }
         match verdict {
             Verdict::Forward => {}
             Verdict::Reject => break End::Rejected,
@@ -1458,9 +1499,8 @@ async fn serve(
             r.connected(be, srv_idx, server.socket());
             r.spent(retries_used);
             // `unique-id-format`: computed once the server is known, sent as `unique-id-header`.
-            if let Some(uid) = &log.unique_id {
-                let mut id = String::new();
-                uid.eval(r, Some(&base), &mut id);
+            // A rule's `unique-id` fetch may have made it already.
+            if let Some(id) = log.unique_id.as_ref().and_then(|uid| txn.make_unique_id(uid, r, &base)) {
                 if let Some(h) = &log.unique_id_header {
                     edits.push(Edit::Set { name: h.clone(), value: id.clone().into_bytes() });
                 }
@@ -1789,6 +1829,13 @@ async fn serve(
         }
         if let Some(r) = rec.as_deref_mut() {
             r.bytes_out += res_head_bytes;
+            // `option logasap`: the line goes out with the response head.
+            if let Some(log) = fe.log.as_ref().filter(|l| l.logasap) {
+                r.client = src.get();
+                r.take_captures(&captures.borrow(), &fe.captures);
+                r.level = txn.log_level.get();
+                log.emit_early(r, Some(&HttpCtx { res: None, ..base }));
+            }
         }
         let (r, b) = send(&client, out, t_client).await;
         out_buf = b;

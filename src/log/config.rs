@@ -576,7 +576,12 @@ pub fn proxy_keywords() -> Vec<ProxyKeyword> {
         crate::bool_option!("dontlog-normal", S::FE, log.dontlog_normal, "Logs only streams that ended with an error or an unusual status."),
         crate::bool_option!("log-separate-errors", S::FE, log.log_separate_errors, "Raises the level of logs of failed streams from info to err."),
         crate::bool_option!("log-health-checks", S::BE, log.log_health_checks, "Logs every health check result change, not only server state changes."),
-        crate::bool_option!("logasap", S::FE, log.logasap, "Logs a stream as soon as the response headers are sent instead of at its end."),
+        crate::bool_option!(
+            "logasap",
+            S::FE,
+            log.logasap,
+            "Logs a stream as soon as the response headers are sent (mode http) or the server is connected (mode tcp) instead of at its end; %Ta, %Tt and %B are then the totals so far, shown with a leading '+'."
+        ),
         kw(
             "capture request header",
             S::FE_ONLY,

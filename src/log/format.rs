@@ -133,8 +133,9 @@ impl LogLf {
             match val {
                 Val::Empty => {}
                 Val::None => out.push_str(if f.quote { "\"\"" } else { "-" }),
+                // HAProxy's `+X`: ports as two bytes (`%02X%02X`), `%Ts` and `%pid` as `%04X`.
                 Val::Int(i) if f.hex => {
-                    let _ = write!(out, "{:X}", i);
+                    let _ = write!(out, "{:04X}", i);
                 }
                 Val::Int(i) => {
                     let _ = write!(out, "{i}");
@@ -293,6 +294,17 @@ fn var<'a>(rec: &'a LogRecord, v: &str) -> Val<'a> {
         "Tw" => Val::Int(rec.tw()),
         "Tc" => Val::Int(rec.tc()),
         "Tr" => Val::Int(rec.tr()),
+        // `option logasap` logs before the end: the totals so far, marked `+` as HAProxy does.
+        "Ta" | "Tt" | "B" if rec.early => owned(format!(
+            "+{}",
+            if v == "B" {
+                rec.bytes_out as i64
+            } else if v == "Ta" {
+                rec.ta()
+            } else {
+                rec.tt()
+            }
+        )),
         "Ta" => Val::Int(rec.ta()),
         "Tt" => Val::Int(rec.tt()),
         "Tu" => Val::Int(rec.tu()),
@@ -400,8 +412,10 @@ mod tests {
             ("%T", "20/Jun/2024:09:47:56 +0000"),
             ("%Ts %{+X}Ts %ms", "1718876876 6673FACC 123"),
             ("%{+X}o%ci:%cp_%si", "0A000001:9C40_0A000003"),
+            ("%{+X}o%fp", "0050"),
             ("%Tq %TR %Th %Ti %Tu %Td", "2 2 0 0 7 1"),
             ("%U %B %ST", "77 379 200"),
+            ("%Ta %Tt %B %U", "8 8 379 77"),
             ("%HM|%HU|%HP|%HQ|%HV", "GET|/a/b?x=1|/a/b|?x=1|HTTP/1.1"),
             ("%{+Q}HM %{+Q}ID %{+Q}CC", "\"GET\" \"abc\" \"\""),
             ("%hrl", "\"example.com\" \"-\""),
@@ -409,6 +423,9 @@ mod tests {
         ] {
             assert_eq!(ev(fmt, &r), want, "{fmt}");
         }
+        let mut early = rec();
+        early.early = true;
+        assert_eq!(ev("%Ta %Tt %B %U %ST", &early), "+8 +8 +379 77 200", "option logasap: the totals so far");
         let mut none = LogRecord::new(UNIX_EPOCH, Instant::now(), None, None, "fe", true);
         none.end = Some(none.accept);
         assert_eq!(ev("%b/%s %r %ST %hr %hs %{+Q}r", &none), "<NOSRV>/<NOSRV> <BADREQ> -1 \"<BADREQ>\"");

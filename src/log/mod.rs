@@ -55,6 +55,9 @@ pub struct LogRt {
     /// No `option httplog`/`tcplog`/`log-format`: HAProxy's old default format, one `Connect
     /// from` line at accept time instead of a line at the end; the mode (`HTTP`, `TCP`) it names.
     pub connect_mode: Option<&'static str>,
+    /// `option logasap`: the line goes out once the server is connected (TCP) or its response
+    /// head is sent on (HTTP), with `+` before the totals not final yet.
+    pub logasap: bool,
 }
 
 /// The format `%`-variables see for a proxy without `option httplog`/`tcplog`/`log-format`
@@ -128,6 +131,7 @@ impl LogRt {
             unique_id: p.log.unique_id_format.as_ref().map(format::LogLf::compile).transpose()?,
             unique_id_header: p.log.unique_id_header.clone(),
             connect_mode: style.is_none().then_some(if http { "HTTP" } else { "TCP" }),
+            logasap: p.log.logasap.unwrap_or(false),
         })))
     }
 
@@ -226,7 +230,7 @@ impl LogRt {
     /// `option dontlog-normal` leave out, and logs errors at `err` with `option
     /// log-separate-errors` (`info` otherwise).
     pub fn emit(&self, rec: &record::LogRecord, ctx: Option<&dyn crate::route::eval::StreamCtx>) {
-        if self.loggers.is_empty() || self.connect_mode.is_some() || (self.dontlognull && rec.is_null()) {
+        if rec.logged || self.loggers.is_empty() || self.connect_mode.is_some() || (self.dontlognull && rec.is_null()) {
             return;
         }
         let err = rec.is_error();
@@ -243,6 +247,15 @@ impl LogRt {
         let mut line = String::with_capacity(256);
         self.format.eval(rec, ctx, &mut line);
         self.send(level, &line);
+    }
+
+    /// `option logasap`: logs `rec` now, its total time (`%Ta`, `%Tt`) and bytes (`%B`) marked
+    /// with `+` as not final; the line at the end is then not sent.
+    pub fn emit_early(&self, rec: &mut record::LogRecord, ctx: Option<&dyn crate::route::eval::StreamCtx>) {
+        rec.early = true;
+        self.emit(rec, ctx);
+        rec.early = false;
+        rec.logged = true;
     }
 }
 

@@ -110,6 +110,10 @@ pub struct LogRecord {
     pub unique_id: Option<String>,
     /// The front connection's TLS version and cipher (`%sslv`, `%sslc`; `%ft` ends with `~`).
     pub tls: Option<(&'static str, &'static str)>,
+    /// Logged ahead of its end (`option logasap`): the totals so far, shown with `+`.
+    pub early: bool,
+    /// Its line went out already (`option logasap`).
+    pub logged: bool,
 }
 
 fn ms(a: Instant, b: Option<Instant>) -> i64 {
@@ -161,6 +165,8 @@ impl LogRecord {
             res_captures: Vec::new(),
             unique_id: None,
             tls: None,
+            early: false,
+            logged: false,
         }
     }
 

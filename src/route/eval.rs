@@ -279,6 +279,15 @@ pub trait StreamCtx {
     fn stick_ctrs(&self) -> Option<&crate::stick::track::StickCtrs> {
         self.stick().map(|v| v.ctrs)
     }
+    /// The transaction's unique id (`unique-id-format`), made on first use; `None` without a
+    /// format.
+    fn unique_id(&self) -> Option<String> {
+        None
+    }
+    /// The client connection's socket, for what the kernel knows of it (`fc_rtt`).
+    fn client_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        None
+    }
 }
 
 /// A condition ready to evaluate.

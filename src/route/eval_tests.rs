@@ -1253,6 +1253,18 @@ fn request_body() {
     assert_eq!(http_sample("req.body_len", &unbuffered), None);
 }
 
+#[test]
+fn body_params_of_a_url_encoded_body() {
+    let c = Ctx::http("POST / HTTP/1.1\r\nContent-Length: 21\r\n\r\nUser=bob&x=1&x=2&u=al");
+    assert_eq!(http_str("req.body_param(x)", &c), some("1"), "the first occurrence");
+    assert_eq!(http_str("req.body_param(user)", &c), None, "names are case-sensitive");
+    assert_eq!(http_str("req.body_param(user,i)", &c), some("bob"));
+    assert_eq!(http_str("req.body_param", &c), some("bob"), "without a name, the first parameter");
+    assert_eq!(eval("if { req.body_param(x) 2 }", &c), Yes, "ACLs see every occurrence");
+    assert_eq!(eval("if { req.body_param(x) 3 }", &c), No);
+    assert_eq!(http_str("req.body_param(x)", &Ctx::http("POST / HTTP/1.1\r\n")), None, "no buffered body");
+}
+
 const HASH6: &str = "$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1";
 const HASH5: &str = "$5$saltsalt$0IyaXrmV7.sGNS6tirgqHLqX/G.FBvgkYA.lpPdS5sA";
 const HASH1: &str = "$1$saltsalt$9xy1btjgzLYfb7hivXtC//";
@@ -1726,4 +1738,20 @@ fn header_names_and_announced_body_size() {
     assert_eq!(sample("req.body_size", &chunked), Ok(Some(Sample::Int(5))), "the buffered body");
     assert_eq!(sample("req.body_size", &Ctx::http("GET / HTTP/1.1\r\nHost: h\r\n")), Ok(None));
     assert_eq!(http_str("req.uri", &Ctx::http("GET /a?b HTTP/1.1\r\n\r\n")), some("/a?b"));
+}
+
+#[test]
+fn is_local_is_true_for_an_address_of_this_host_only() {
+    let c = Ctx { src: Some("127.0.0.9:40000".parse().unwrap()), dst: Some("192.0.2.1:443".parse().unwrap()), ..Ctx::new() };
+    assert_eq!(sample("src_is_local", &c), Ok(Some(Sample::Bool(true))), "all of 127/8 is the host's");
+    assert_eq!(sample("dst_is_local", &c), Ok(Some(Sample::Bool(false))), "a documentation address is nobody's");
+    assert_eq!(eval("if { src_is_local } !{ dst_is_local }", &c), Yes);
+    assert_eq!(sample("src_is_local", &Ctx { src: None, ..Ctx::new() }), Ok(None));
+}
+
+#[test]
+fn fc_rtt_is_absent_without_a_client_socket() {
+    // The daemon's streams have one (tests/l7_rules.rs reads it through a real connection).
+    assert_eq!(sample("fc_rtt", &Ctx::new()), Ok(None));
+    assert_eq!(sample("fc_rttvar(us)", &Ctx::new()), Ok(None));
 }

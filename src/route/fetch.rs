@@ -119,6 +119,12 @@ const IMPLEMENTED: &[&str] = &[
     "res.hdr_val",
     "res.cook",
     "scook",
+    "req.body_param",
+    "unique-id",
+    "fc_rtt",
+    "fc_rttvar",
+    "src_is_local",
+    "dst_is_local",
     "fc_err",
     "ssl_fc",
     "ssl_fc_sni",
@@ -264,6 +270,18 @@ pub(crate) enum Fetch {
     },
     /// `sc_*`, `src_*`, `table_cnt`...: read through the stream's stick counters.
     Stick(crate::stick::fetch::StickFetch),
+    /// `unique-id`: the transaction's id, made by `unique-id-format` on first use.
+    UniqueId,
+    /// `fc_rtt`/`fc_rttvar`: the kernel's round-trip time (or its variance) of the client
+    /// connection, in microseconds when `us`, else milliseconds.
+    Rtt {
+        var: bool,
+        us: bool,
+    },
+    /// `src_is_local`/`dst_is_local`: whether the address can be bound on this host.
+    IsLocal {
+        dst: bool,
+    },
     /// Known to the registry, not evaluated at this layer: always absent.
     Unsupported,
 }
@@ -391,6 +409,10 @@ impl Fetch {
             "req.ssl_ver" | "req_ssl_ver" => Fetch::SslVer,
             "req.proto_http" | "req_proto_http" => Fetch::ProtoHttp,
             "wait_end" => Fetch::WaitEnd,
+            "unique-id" => Fetch::UniqueId,
+            "fc_rtt" | "fc_rttvar" => Fetch::Rtt { var: name == "fc_rttvar", us: arg(call, 0) == Some("us") },
+            "src_is_local" => Fetch::IsLocal { dst: false },
+            "dst_is_local" => Fetch::IsLocal { dst: true },
             // A `check.` variable belongs to health checks: never set on a stream.
             "var" => match parse_var_name(call.args.first().map(String::as_str).unwrap_or_default()) {
                 Ok(var) => Fetch::Var { var, default: call.args.get(1).map(|d| d.as_bytes().into()) },
@@ -512,6 +534,12 @@ impl Fetch {
             Fetch::Tls(f) => opt(tls_fetch(ctx, *f)),
             Fetch::ClientDn { issuer, entry, occ, rfc2253 } => opt(client_dn(ctx, *issuer, entry.as_deref(), *occ, *rfc2253)),
             Fetch::Stick(f) => opt(f.eval(ctx)),
+            Fetch::UniqueId => opt(ctx.unique_id().map(|id| SampleRef::Str(Cow::Owned(id.into_bytes())))),
+            Fetch::Rtt { var, us } => opt(ctx.client_fd().and_then(crate::runtime::sockopt::tcp_rtt).map(|(rtt, rttvar)| {
+                let v = if *var { rttvar } else { rtt };
+                SampleRef::Int(i64::from(if *us { v } else { v / 1000 }))
+            })),
+            Fetch::IsLocal { dst } => opt((if *dst { ctx.dst() } else { ctx.src() }).and_then(|a| is_local(a.ip())).map(SampleRef::Bool)),
             Fetch::Unsupported => Fetched::absent(),
         }
     }
@@ -535,6 +563,16 @@ impl Fetch {
                 (value.is_some_and(f), may_change)
             }
         }
+    }
+}
+
+/// Whether `ip` is one of this host's addresses, HAProxy's way: a UDP socket can be bound to
+/// it. `None` when the test itself fails (no socket).
+fn is_local(ip: IpAddr) -> Option<bool> {
+    match std::net::UdpSocket::bind((ip, 0)) {
+        Ok(_) => Some(true),
+        Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => Some(false),
+        Err(_) => None,
     }
 }
 

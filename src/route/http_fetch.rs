@@ -75,6 +75,12 @@ pub(crate) enum HttpFetch {
         delim: Box<[u8]>,
     },
     Body,
+    /// `req.body_param([<name>[,i]])`: a parameter of a url-encoded body (buffered with
+    /// `option http-buffer-request`), first occurrence; without a name, any parameter.
+    BodyParam {
+        name: Box<[u8]>,
+        icase: bool,
+    },
     BodyLen,
     /// `req.body_size`: the Content-Length announced, or, without one, the size of the buffered
     /// (chunked) body.
@@ -131,6 +137,7 @@ impl HttpFetch {
             "req.cook_cnt" | "cook_cnt" => HttpFetch::CookCnt { dir: Dir::Req, name: name_arg(0) },
             "req.hdr_names" => HttpFetch::HdrNames { delim: arg(0).map_or(b",".as_slice(), str::as_bytes).into() },
             "req.body" => HttpFetch::Body,
+            "req.body_param" => HttpFetch::BodyParam { name: name_arg(0).unwrap_or_default(), icase: arg(1) == Some("i") },
             "req.body_size" => HttpFetch::BodySize,
             "url_ip" => HttpFetch::UrlIp,
             "url_port" => HttpFetch::UrlPort,
@@ -198,6 +205,7 @@ impl HttpFetch {
                 Some(SampleRef::Str(Cow::Owned(out)))
             }
             HttpFetch::Body => req()?.body().map(|b| SampleRef::Bin(Cow::Borrowed(b))),
+            HttpFetch::BodyParam { name, icase } => next_param(req()?.body()?, &mut 0, name, b'&', *icase).map(str_ref),
             HttpFetch::BodySize => {
                 let req = req()?;
                 match Values::new(req, Some(b"content-length"), false).next() {
@@ -243,6 +251,16 @@ impl HttpFetch {
                 let mut pos = 0;
                 while let Some(v) = next_param(qs, &mut pos, name, *delim, *icase) {
                     if f(if *as_int { SampleRef::Int(leading_int(v)) } else { str_ref(v) }) {
+                        return true;
+                    }
+                }
+                false
+            }
+            HttpFetch::BodyParam { name, icase } => {
+                let Some(body) = ctx.http_request().and_then(|m| m.body()) else { return false };
+                let mut pos = 0;
+                while let Some(v) = next_param(body, &mut pos, name, b'&', *icase) {
+                    if f(str_ref(v)) {
                         return true;
                     }
                 }

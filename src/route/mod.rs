@@ -189,6 +189,7 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "option httpslog",
             "option tcplog",
             "option dontlognull",
+            "option logasap",
             "option dontlog-normal",
             "option log-separate-errors",
             "unique-id-format",

@@ -290,7 +290,22 @@ fn fetches() -> Vec<SampleDef> {
             &[A::OneOf(&["ms", "us"])],
             0,
             T::Int,
-            d!("fc_rtt([<unit>])", "The front connection's smoothed round-trip time.", "acl slow_client fc_rtt gt 200"),
+            d!(
+                "fc_rtt([<unit>])",
+                "The front connection's smoothed round-trip time, as the kernel measures it (TCP_INFO), in ms (the default) or us.",
+                "acl slow_client fc_rtt gt 200"
+            ),
+        ),
+        def(
+            "fc_rttvar",
+            &[A::OneOf(&["ms", "us"])],
+            0,
+            T::Int,
+            d!(
+                "fc_rttvar([<unit>])",
+                "The variance of the front connection's round-trip time (TCP_INFO), in ms (the default) or us.",
+                "log-format \"%ci rtt=%[fc_rtt(us)]+-%[fc_rttvar(us)]\""
+            ),
         ),
         // Layer 6: request buffer contents.
         def("req.len", &[], 0, T::Int, d!("req.len", "The number of bytes in the request buffer.", "tcp-request content accept if { req.len gt 0 }")),

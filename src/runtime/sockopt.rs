@@ -1,9 +1,10 @@
 //! Socket options: `TCP_DEFER_ACCEPT` and the listener side of `TCP_FASTOPEN`, the process-wide
 //! buffer sizes of `tune.rcvbuf.*`/`tune.sndbuf.*`, a server socket's `source` address, and what
-//! `silent-drop` does to a client socket (`TCP_REPAIR`, the IP TTL). The `unsafe` here is
-//! `setsockopt(2)` with an `int` value, for the options neither socket2 nor nix wraps: the
-//! pointer and length describe a live local `c_int`, and the descriptor is borrowed from a socket
-//! we own.
+//! `silent-drop` does to a client socket (`TCP_REPAIR`, the IP TTL), and the kernel's
+//! round-trip time of a connection (`TCP_INFO`, for `fc_rtt`). The `unsafe` here is
+//! `setsockopt(2)` with an `int` value and `getsockopt(2)` into a `tcp_info`, for the options
+//! neither socket2 nor nix wraps: the pointer and length describe a live local value, and the
+//! descriptor is borrowed from a socket we own.
 
 #![allow(unsafe_code)]
 
@@ -17,6 +18,18 @@ fn set_int(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int, value: lib
     let r =
         unsafe { libc::setsockopt(fd.as_raw_fd(), level, name, (&value as *const libc::c_int).cast(), std::mem::size_of::<libc::c_int>() as libc::socklen_t) };
     if r == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
+/// The kernel's smoothed round-trip time of a TCP connection and its variance, in
+/// microseconds (`TCP_INFO`); `None` on a socket that is not TCP.
+pub fn tcp_rtt(fd: BorrowedFd<'_>) -> Option<(u32, u32)> {
+    // SAFETY: `tcp_info` is plain integers, so all zeroes is a valid value.
+    let mut ti: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: the pointer and length describe `ti`, which outlives the call; the kernel writes at
+    // most `len` bytes; `fd` is a valid open socket.
+    let r = unsafe { libc::getsockopt(fd.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_INFO, (&raw mut ti).cast(), &mut len) };
+    (r == 0).then_some((ti.tcpi_rtt, ti.tcpi_rttvar))
 }
 
 /// Wakes the listener only when data arrives, waiting at most `secs` seconds.
