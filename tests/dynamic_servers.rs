@@ -11,18 +11,6 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
-/// Asks `line` until the answer satisfies `ok`, for at most `within`; returns the last answer.
-fn ask_until(sock: &Path, line: &str, within: Duration, ok: impl Fn(&str) -> bool) -> String {
-    let until = Instant::now() + within;
-    loop {
-        let a = ask(sock, line);
-        if ok(&a) || Instant::now() > until {
-            return a;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// The `status` column of server `srv` in `show stat`, if listed.
 fn stat_status(sock: &Path, srv: &str) -> Option<String> {
     let csv = ask(sock, "show stat");

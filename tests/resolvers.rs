@@ -109,18 +109,6 @@ fn named_backends() -> (u16, Vec<Backend>) {
     panic!("no port free on 127.0.0.2-4");
 }
 
-/// Asks `line` until the answer satisfies `ok`, for at most `within`; returns the last answer.
-fn ask_until(sock: &Path, line: &str, within: Duration, ok: impl Fn(&str) -> bool) -> String {
-    let until = Instant::now() + within;
-    loop {
-        let a = ask(sock, line);
-        if ok(&a) || Instant::now() > until {
-            return a;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Server `srv`'s `status` and `addr` columns in `show stat`.
 fn stat_of(sock: &Path, srv: &str) -> (String, String) {
     let csv = ask(sock, "show stat");

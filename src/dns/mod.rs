@@ -192,16 +192,20 @@ impl Outcome {
     }
 }
 
-/// Starts the `sluiced-dns` thread when any server names a resolvers section.
-pub fn spawn(cfg: &Config, rt: &Arc<RouteTable>) -> std::io::Result<()> {
-    let sections: Vec<Arc<Section>> = cfg
-        .resolvers
+/// The configuration's resolvers sections, with fresh counters for their nameservers.
+fn sections(cfg: &Config) -> Vec<Arc<Section>> {
+    cfg.resolvers
         .iter()
         .map(|r| {
             let nameservers = r.nameservers.iter().map(|n| Ns { id: n.id.clone(), addr: n.addr, counters: NsCounters::default() }).collect();
             Arc::new(Section { cfg: r.clone(), nameservers })
         })
-        .collect();
+        .collect()
+}
+
+/// Starts the `sluiced-dns` thread when any server names a resolvers section.
+pub fn spawn(cfg: &Config, rt: &Arc<RouteTable>) -> std::io::Result<()> {
+    let sections = sections(cfg);
     let _ = SECTIONS.set(sections.clone());
     let resolutions = resolutions(cfg, rt, &sections);
     if resolutions.is_empty() {

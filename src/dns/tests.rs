@@ -60,14 +60,7 @@ fn error_codes_late_answers_and_garbage_are_told_apart() {
 fn setup(text: &str) -> (Arc<RouteTable>, Vec<Resolution>) {
     let cfg = crate::config::testing::ok(text);
     let rt = Arc::new(RouteTable::compile(&cfg).unwrap());
-    let sections: Vec<Arc<Section>> = cfg
-        .resolvers
-        .iter()
-        .map(|r| {
-            let nameservers = r.nameservers.iter().map(|n| Ns { id: n.id.clone(), addr: n.addr, counters: NsCounters::default() }).collect();
-            Arc::new(Section { cfg: r.clone(), nameservers })
-        })
-        .collect();
+    let sections = sections(&cfg);
     let res = resolutions(&cfg, &rt, &sections);
     (rt, res)
 }

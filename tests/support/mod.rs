@@ -56,6 +56,18 @@ pub fn ask(sock: &std::path::Path, line: &str) -> String {
 /// A directory of its own for one test, empty. A directory of the same name can only be left
 /// from an earlier test process that had the same pid (pids are reused), so it is emptied first:
 /// a stale socket file in it would make a bind fail with `EADDRINUSE`.
+/// Asks `line` until the answer satisfies `ok`, for at most `within`; returns the last answer.
+pub fn ask_until(sock: &std::path::Path, line: &str, within: std::time::Duration, ok: impl Fn(&str) -> bool) -> String {
+    let until = std::time::Instant::now() + within;
+    loop {
+        let a = ask(sock, line);
+        if ok(&a) || std::time::Instant::now() > until {
+            return a;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 pub fn temp_dir(tag: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
     static SWEEP: std::sync::Once = std::sync::Once::new();
