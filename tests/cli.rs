@@ -88,21 +88,21 @@ fn check_mode_shows_the_warnings_of_building_the_routing_table_and_zero_warning_
     let dir = std::env::temp_dir().join(format!("sluiced-cli-compile-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let f = dir.join("compile.cfg");
-    // Valid for the parser; the routing table warns that mode http does not run content rules.
+    // Valid for the parser; the routing table warns that cookie persistence needs mode http.
     std::fs::write(
         &f,
-        "defaults\n    mode http\n    timeout client 5s\nfrontend f\n    bind 127.0.0.1:0\n    tcp-request content accept\n    http-request return status 200\n",
+        "defaults\n    mode tcp\n    timeout client 5s\n    timeout connect 5s\n    timeout server 5s\nfrontend f\n    bind 127.0.0.1:0\n    default_backend b\nbackend b\n    cookie SRV insert\n    server s 127.0.0.1:1\n",
     )
     .unwrap();
     let path = f.to_str().unwrap();
     let out = sluiced(&["-c", "-f", path]);
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(0), "{err}");
-    assert!(err.contains("[WARNING]") && err.contains("content rules are not run in mode http yet"), "{err}");
+    assert!(err.contains("[WARNING]") && err.contains("cookie persistence needs mode http"), "{err}");
     let strict = sluiced(&["-c", "-dW", "-f", path]);
     let err = String::from_utf8_lossy(&strict.stderr).into_owned();
     assert_eq!(strict.status.code(), Some(1), "{err}");
-    assert!(err.contains("content rules are not run in mode http yet") && err.contains("'zero-warning' is set"), "{err}");
+    assert!(err.contains("cookie persistence needs mode http") && err.contains("'zero-warning' is set"), "{err}");
     // The daemon itself refuses to start on it under -dW.
     let run = sluiced(&["-dW", "-f", path]);
     assert_eq!(run.status.code(), Some(1));

@@ -394,3 +394,53 @@ fn body_param_rtt_and_locality_fetches_fill_a_returned_body() {
     // Loopback: well under a second.
     assert!(rtt_us.unwrap() < 1_000_000, "{body}");
 }
+
+/// `tcp-request content` rules in mode http run once per request, before the `http-request`
+/// rules: a reject closes the connection with no answer, even on a kept-alive one; a variable
+/// they set is seen by the HTTP rules; a counter they track counts each request.
+#[test]
+fn tcp_request_content_rules_run_for_each_http_request_before_the_http_rules() {
+    let port = free_port();
+    let cfg = format!(
+        "defaults\n  mode http\n  timeout client 10s\nfrontend f\n  bind 127.0.0.1:{port}\n  \
+         stick-table type ip size 10 expire 1m store http_req_cnt\n  \
+         tcp-request content reject if {{ req.hdr(x-bad) -m found }}\n  \
+         tcp-request content set-var(txn.seen) str(content)\n  \
+         tcp-request content track-sc0 src\n  \
+         http-request deny deny_status 429 if {{ sc_http_req_cnt(0) gt 3 }}\n  \
+         http-request return status 200 content-type text/plain lf-string \"%[var(txn.seen)] %[sc_http_req_cnt(0)]\"\n"
+    );
+    let _s = Sluiced::start(&cfg, &[port]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    for n in 1..=3 {
+        c.write_all(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        let (status, _, body) = read_response(&mut c);
+        assert_eq!((status, String::from_utf8(body).unwrap()), (200, format!("content {n}")));
+    }
+    c.write_all(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut c).0, 429, "the fourth request counted by the content rule's tracking");
+    // A rejected request on the kept-alive connection: closed, nothing answered.
+    c.write_all(b"GET / HTTP/1.1\r\nHost: h\r\nX-Bad: 1\r\n\r\n").unwrap();
+    assert_eq!(read_to_end(&mut c, Duration::from_secs(5)).unwrap(), b"");
+}
+
+/// `normalize-uri` runs before the ACLs that follow it: `//admin`, `/x/../admin` and `/%61dmin`
+/// all meet the `path_beg /admin` deny; the server gets the normalized target. (A bad `%`
+/// sequence, which `strict` answers with 400, never gets this far: the head parser refuses it.)
+#[test]
+fn normalize_uri_closes_the_spellings_that_dodge_a_path_acl() {
+    let (be, seen) = http_backend(|_| ok_response("x"));
+    let port = free_port();
+    let fe = "  http-request normalize-uri path-merge-slashes\n  http-request normalize-uri path-strip-dotdot\n  \
+              http-request normalize-uri percent-decode-unreserved strict\n  http-request normalize-uri percent-to-uppercase\n  \
+              http-request normalize-uri query-sort-by-name\n  \
+              http-request deny if { path_beg /admin }";
+    let _s = Sluiced::start(&http_cfg(port, fe, &format!("  server s {}", be.addr())), &[port]);
+    let get = |target: &str| http_request(port, format!("GET {target} HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n").as_bytes()).0;
+    for dodge in ["//admin", "/x/../admin", "/%61dmin", "/x/..//%61dmin/"] {
+        assert_eq!(get(dodge), 403, "{dodge}");
+    }
+    assert_eq!(get("/a//b/./c/../d%2f?z=1&a=2"), 200);
+    let req = String::from_utf8_lossy(&seen.lock().unwrap().requests[0]).into_owned();
+    assert!(req.starts_with("GET /a/b/./d%2F?a=2&z=1 HTTP/1.1\r\n"), "{req}");
+}

@@ -482,6 +482,44 @@ fn set_log_level_silences_or_changes_the_level_of_one_transaction() {
     assert!(l.starts_with("<132>") && l.contains("/missing"), "{l}");
 }
 
+/// `tcp-request content set-log-level`: in mode tcp for the session (from what the client
+/// sent), in mode http for the one request whose head matched.
+#[test]
+fn tcp_request_content_set_log_level_in_mode_tcp_and_mode_http() {
+    let (sys, lp) = syslog();
+    let be = Backend::echo();
+    let port = free_port();
+    let fe = "  tcp-request inspect-delay 2s\n  tcp-request content set-log-level silent if { req.payload(0,5) -m str quiet }\n  \
+              tcp-request content set-log-level notice if { req.payload(0,5) -m str loud! }\n  tcp-request content accept if { req.len ge 5 }";
+    let _s = Sluiced::start(&tcp_logged(port, lp, fe, &format!("  server s {}", be.addr())), &[port]);
+    for what in [&b"quiet"[..], b"loud!"] {
+        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.write_all(what).unwrap();
+        let mut got = [0u8; 5];
+        c.read_exact(&mut got).unwrap();
+    }
+    // Only the second session is logged, at notice (local0.notice = 16 * 8 + 5).
+    let l = line(&sys);
+    assert!(l.starts_with("<133>") && l.contains(" f b/s "), "{l}");
+    no_line(&sys, Duration::from_millis(300));
+
+    let (hsys, hlp) = syslog();
+    let (hbe, _) = http_backend(|_| ok_response("hello"));
+    let hport = free_port();
+    let cfg =
+        http_logged(hport, hlp, "  option httplog\n  tcp-request content set-log-level silent if { path /healthz }", &format!("  server s {}", hbe.addr()));
+    let _h = Sluiced::start(&cfg, &[hport]);
+    let mut c = TcpStream::connect(("127.0.0.1", hport)).unwrap();
+    for path in ["/healthz", "/page"] {
+        c.write_all(format!("GET {path} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes()).unwrap();
+        assert_eq!(read_response(&mut c).0, 200);
+    }
+    drop(c);
+    let l = line(&hsys);
+    assert!(l.starts_with("<134>") && l.contains("\"GET /page HTTP/1.1\""), "{l}");
+    no_line(&hsys, Duration::from_millis(300));
+}
+
 #[test]
 fn stdout_target() {
     let (be, _) = http_backend(|_| ok_response("hello"));

@@ -32,6 +32,7 @@ use tokio::time::Instant;
 
 use crate::balance::state::ConnectAddr;
 use crate::balance::{BackendState, Pick, PickKey};
+use crate::l4::action::LogLevel;
 use crate::log::record::{Cause, LogRecord};
 use crate::route::eval::{StreamCtx, Tri};
 use crate::route::vars::{VarStore, Vars};
@@ -299,10 +300,19 @@ async fn session(
         let deadline = fe.inspect_delay.map(|d| Instant::now() + d);
         let mut client_eof = false;
         let mut next_rule = 0;
+        let log_level = Cell::new(None);
+        // `set-log-level`: kept for the line at the end.
+        let level_to_log = |rec: &mut Option<Box<LogRecord>>, l: &Cell<Option<LogLevel>>| {
+            if let (Some(r), Some(l)) = (rec.as_deref_mut(), l.get()) {
+                r.level = Some(l);
+            }
+        };
         loop {
             let final_data = client_eof || buf.len() >= INSPECT_MAX || deadline.is_none_or(|d| Instant::now() >= d);
             let ctx = Ctx { rt, fe, src, dst, backend: None, buf: &buf, final_data, vars, stick };
-            match content_decision(&fe.content_rules, &ctx, &mut next_rule, client.socket().as_fd()) {
+            let d = content_decision(&fe.content_rules, &ctx, &mut next_rule, client.socket().as_fd(), Level::Tcp, &log_level);
+            level_to_log(rec, &log_level);
+            match d {
                 Decision::Reject => return End::Rejected,
                 Decision::Accept => break,
                 Decision::Wait if !final_data => {}
@@ -478,7 +488,8 @@ fn run_rule_list(rules: &[L4Rule], ctx: &dyn StreamCtx, client: BorrowedFd<'_>) 
                     crate::runtime::sockopt::silent_drop(client, *ttl);
                     return true;
                 }
-                L4Action::ExpectProxy => {}
+                // Content rules only.
+                L4Action::ExpectProxy | L4Action::SetLogLevel(_) => {}
                 L4Action::Var(v) => v.run(ctx),
                 L4Action::Stick(a) => {
                     if a.run(ctx, Level::Tcp).is_err() {
@@ -509,7 +520,14 @@ enum Decision {
 /// misses waits for more data (until the inspect delay ends) and is where the next evaluation
 /// resumes, so the rules before it (variable actions) do not run twice; the first matching
 /// `accept` or `reject` decides; no match at all accepts.
-fn content_decision(rules: &[L4Rule], ctx: &dyn StreamCtx, next: &mut usize, client: BorrowedFd<'_>) -> Decision {
+fn content_decision(
+    rules: &[L4Rule],
+    ctx: &dyn StreamCtx,
+    next: &mut usize,
+    client: BorrowedFd<'_>,
+    level: Level,
+    log_level: &Cell<Option<LogLevel>>,
+) -> Decision {
     while let Some(r) = rules.get(*next) {
         match eval(&r.cond, ctx) {
             Tri::Miss => return Decision::Wait,
@@ -522,9 +540,10 @@ fn content_decision(rules: &[L4Rule], ctx: &dyn StreamCtx, next: &mut usize, cli
                     return Decision::Reject;
                 }
                 L4Action::ExpectProxy => {}
+                L4Action::SetLogLevel(l) => log_level.set(Some(*l)),
                 L4Action::Var(v) => v.run(ctx),
                 L4Action::Stick(a) => {
-                    if a.run(ctx, Level::Tcp).is_err() {
+                    if a.run(ctx, level).is_err() {
                         return Decision::Reject;
                     }
                 }
@@ -533,6 +552,14 @@ fn content_decision(rules: &[L4Rule], ctx: &dyn StreamCtx, next: &mut usize, cli
         *next += 1;
     }
     Decision::Accept
+}
+
+/// `tcp-request content` rules in mode http: run once per request, on its complete head (and
+/// body, when buffered), before the `http-request` rules, as HAProxy runs them once per stream.
+/// The data is final, so a rule that would wait does not match. Counters tracked here hold for
+/// the transaction, as `http-request track-sc*` ones do. False when a rule rejects.
+pub(crate) fn http_content_rules_pass(rules: &[L4Rule], ctx: &dyn StreamCtx, client: BorrowedFd<'_>, log_level: &Cell<Option<LogLevel>>) -> bool {
+    !matches!(content_decision(rules, ctx, &mut 0, client, Level::Http, log_level), Decision::Reject)
 }
 
 /// Reads more into `buf`, failing with `TimedOut` at `deadline`. The deadline bounds the wait for

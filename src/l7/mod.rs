@@ -9,6 +9,7 @@ pub mod deflate;
 pub mod edit;
 pub mod fasthead;
 pub mod h1;
+pub mod normalize;
 pub mod pool;
 pub mod reply;
 pub mod rules;

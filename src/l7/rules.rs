@@ -77,6 +77,9 @@ pub enum Action {
     /// `set-timeout client|server|tunnel <time|expr>`: a timeout for this transaction only; an
     /// expression gives milliseconds, and a value that is absent or not positive changes nothing.
     SetTimeout(crate::l7::config::StreamTimeout, TimeValue),
+    /// `normalize-uri <normalizer>`: rewrites the target; a `strict` one answers 400 to an
+    /// invalid percent-encoding.
+    NormalizeUri(crate::l7::config::UriNormalizer),
 }
 
 /// A time given in the configuration, or an expression evaluated per stream (milliseconds).
@@ -195,6 +198,7 @@ pub fn compile_action(a: &HttpAction, stage: Stage, env: &mut CompileEnv<'_>) ->
         HttpAction::Common(CommonAction::SilentDrop { rst_ttl }) => Action::SilentDrop(*rst_ttl),
         HttpAction::UseService(Service::PrometheusExporter) if stage == Stage::Request => Action::PrometheusExporter,
         HttpAction::DisableL7Retry if stage == Stage::Request => Action::DisableL7Retry,
+        HttpAction::NormalizeUri(n) if stage == Stage::Request => Action::NormalizeUri(*n),
         HttpAction::Common(CommonAction::SetLogLevel(l)) => Action::SetLogLevel(*l),
         HttpAction::SetTimeout { timeout, value } => Action::SetTimeout(
             *timeout,
@@ -309,6 +313,10 @@ fn run_set(rules: &[HttpRule], base: &HttpCtx<'_>, msg: &mut Msg<'_>, other: Opt
                     return Flow::Reply(resp);
                 }
                 Action::Rewrite(w) => rewrite(w, &ctx, is_request),
+                Action::NormalizeUri(n) => match super::normalize::normalize(*n, msg.uri()) {
+                    Ok(uri) => uri.map(Edit::SetUri),
+                    Err(super::normalize::InvalidPercent) => return Flow::Reply(error_response(400, &error_tables(&ctx), &lf)),
+                },
                 Action::Var(v) => {
                     v.run(&ctx);
                     None

@@ -1291,15 +1291,30 @@ async fn serve(
             msg.body = body;
             captures.borrow_mut().headers(&fe.captures.req_headers, crate::log::config::CaptureDir::Request, &msg);
             let mut edits = Edits::new();
-            let mut flow = match monitor_status(fe, &base, &msg, &cbuf[head.target.clone()]) {
-                // `monitor-uri` is answered before any rule runs, as in HAProxy.
-                Some(status) => Flow::Reply(super::reply::error_response(status, &rules::error_tables(&base), &|f| rules::eval_format(f, &base))),
-                // The stats page (`stats uri`) is answered there too, before the rules.
-                None => match crate::control::page::serve(rt, fe.stats_page.as_deref(), &fe.stats_admin, &msg, &|c| rules::stats_admin_allowed(c, &base, &msg))
-                {
-                    Some(page) => Flow::Reply(page),
-                    None => rules::run(&fe.http.request_rules, &base, &mut msg, None, true, &mut edits),
-                },
+            // `tcp-request content` rules come first, as in HAProxy (its content inspection runs
+            // before the HTTP analysers).
+            let content_ok = fe.content_rules.is_empty()
+                || crate::l4::session::http_content_rules_pass(
+                    &fe.content_rules,
+                    &HttpCtx { req: Some(&msg), req_buf: &cbuf, ..base },
+                    client.socket().as_fd(),
+                    &txn.log_level,
+                );
+            let mut flow = if !content_ok {
+                Flow::Reject
+            } else {
+                match monitor_status(fe, &base, &msg, &cbuf[head.target.clone()]) {
+                    // `monitor-uri` is answered before any rule runs, as in HAProxy.
+                    Some(status) => Flow::Reply(super::reply::error_response(status, &rules::error_tables(&base), &|f| rules::eval_format(f, &base))),
+                    // The stats page (`stats uri`) is answered there too, before the rules.
+                    None => {
+                        match crate::control::page::serve(rt, fe.stats_page.as_deref(), &fe.stats_admin, &msg, &|c| rules::stats_admin_allowed(c, &base, &msg))
+                        {
+                            Some(page) => Flow::Reply(page),
+                            None => rules::run(&fe.http.request_rules, &base, &mut msg, None, true, &mut edits),
+                        }
+                    }
+                }
             };
             if matches!(flow, Flow::Continue) {
                 flow = rules::run(&fe.http.redirects, &base, &mut msg, None, true, &mut edits);

@@ -364,6 +364,7 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
     (
         "tcp-request content actions",
         &[
+            "set-log-level",
             "silent-drop",
             "accept",
             "reject",
@@ -386,6 +387,7 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
         "http-request actions",
         &[
             "set-log-level",
+            "normalize-uri",
             "silent-drop",
             "allow",
             "deny",
@@ -474,6 +476,8 @@ pub enum L4Action {
     /// `track-sc*`, `sc-inc-gpc*`, `sc-set-gpt*`, `sc-take-token`: not final unless a token
     /// bucket is empty.
     Stick(crate::stick::track::StickAction),
+    /// `set-log-level` (`tcp-request content`): the level of the stream's log line.
+    SetLogLevel(crate::l4::action::LogLevel),
 }
 
 /// A compiled `tcp-request` rule.
@@ -875,6 +879,7 @@ fn compile_rules(p: &Proxy, rules: &[Rule<TcpAction>], stage: &str, tables: &cra
             (TcpAction::Reject, _) => L4Action::Reject,
             (TcpAction::Common(crate::l4::action::CommonAction::SilentDrop { rst_ttl }), _) => L4Action::SilentDrop(*rst_ttl),
             (TcpAction::ExpectProxy, _) => L4Action::ExpectProxy,
+            (TcpAction::Common(crate::l4::action::CommonAction::SetLogLevel(l)), _) => L4Action::SetLogLevel(*l),
             (_, Some(v)) => L4Action::Var(v),
             (_, None) if stick.is_some() => L4Action::Stick(stick.expect("checked")),
             // Parsed only: the parser warned about the line, naming the action
@@ -1160,11 +1165,6 @@ impl RouteTable {
             // waits for bodies, as `option http-buffer-request` does.
             let stats_admin = p.stats.enabled && !p.stats.admin.is_empty();
             let buffer_request = p.mode == Mode::Http && (p.http.options.buffer_request.unwrap_or(false) || names_buffering || stats_admin);
-            if p.mode == Mode::Http
-                && let Some(r) = p.l4.content_rules.first()
-            {
-                diags.warning(Some(&r.span), Some("tcp-request content"), "content rules are not run in mode http yet: they have no effect");
-            }
             frontends.push(Frontend {
                 name: p.name.clone(),
                 id: p.id.unwrap_or(pi as u32 + 1),
