@@ -324,3 +324,25 @@ fn counters_of_both_workers_are_summed() {
     assert_eq!((field("FRONTEND", "stot"), field("a", "stot"), field("BACKEND", "stot")), (N, N, N), "{csv}");
     assert!(field("a", "bout") >= N, "{csv}");
 }
+
+/// A backend's `slim` is its `fullconn`: as configured, or by default a tenth of the `maxconn`
+/// of the frontends that name it (rounded up).
+#[test]
+fn backend_slim_is_fullconn_set_or_a_tenth_of_its_frontends_maxconn() {
+    let dir = temp_dir("fullconn");
+    let sock = dir.join("s.sock");
+    let (p1, p2) = (free_port(), free_port());
+    let cfg = format!(
+        "global\n  stats socket {}\ndefaults\n  mode tcp\n  timeout client 5s\n  timeout server 5s\n  timeout connect 5s\n\
+         frontend a\n  bind 127.0.0.1:{p1}\n  maxconn 100\n  default_backend dflt\nfrontend b\n  bind 127.0.0.1:{p2}\n  maxconn 31\n  use_backend dflt if {{ src 10.0.0.1 }}\n  default_backend set\n\
+         backend dflt\n  server s 127.0.0.1:1 minconn 2 maxconn 10\nbackend set\n  fullconn 77\n  server s 127.0.0.1:1\n",
+        sock.display()
+    );
+    let _s = Sluiced::start(&cfg, &[p1, p2]);
+    let csv = ask(&sock, "show stat");
+    let header: Vec<&str> = csv.lines().next().unwrap().trim_start_matches("# ").split(',').collect();
+    let slim = header.iter().position(|c| *c == "slim").unwrap();
+    let row = |px: &str| csv.lines().find(|l| l.starts_with(&format!("{px},BACKEND,"))).unwrap().split(',').nth(slim).unwrap().to_owned();
+    assert_eq!(row("dflt"), "14", "(100 + 31) / 10, rounded up");
+    assert_eq!(row("set"), "77");
+}

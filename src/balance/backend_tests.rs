@@ -155,6 +155,32 @@ fn release_frees_a_slot() {
     assert_eq!(be.pick(&PickKey::default(), &[]), Pick::Server(0));
 }
 
+/// `minconn 2 maxconn 10` with `fullconn 10`: the limit is 2 while the backend is idle and
+/// grows with its load (connections and queued streams) to `maxconn` at `fullconn`.
+#[test]
+fn minconn_limit_grows_with_the_backend_load_up_to_maxconn_at_fullconn() {
+    let be = backend(Balance::RoundRobin, 1, 0, BalanceOpts::default());
+    let s = &be.servers[0];
+    s.maxconn.store(10, Ordering::Relaxed);
+    s.minconn.store(2, Ordering::Relaxed);
+    be.fullconn.store(10, Ordering::Relaxed);
+    assert_eq!(be.limit_of(s), 2, "idle: minconn");
+    assert_eq!(be.pick(&PickKey::default(), &[]), Pick::Server(0));
+    assert_eq!(be.pick(&PickKey::default(), &[]), Pick::Server(0));
+    assert_eq!(be.pick(&PickKey::default(), &[]), Pick::Full, "load 2 of 10: the limit is still 2");
+    // Six streams queued: load 8 of 10, 10 * 8 / 10 = 8.
+    be.queued.store(6, Ordering::Relaxed);
+    assert_eq!(be.limit_of(s), 8);
+    assert_eq!(be.pick(&PickKey::default(), &[]), Pick::Server(0));
+    // Load 10 reaches fullconn: maxconn.
+    be.queued.store(7, Ordering::Relaxed);
+    assert_eq!(be.limit_of(s), 10);
+    // Without minconn the limit is maxconn, whatever the load.
+    s.minconn.store(0, Ordering::Relaxed);
+    be.queued.store(0, Ordering::Relaxed);
+    assert_eq!(be.limit_of(s), 10);
+}
+
 #[test]
 fn round_robin_shares_are_exact_through_the_backend() {
     let servers: Vec<ServerState> = [1, 2, 3].iter().enumerate().map(|(i, &w)| server(i, w, false)).collect();

@@ -156,6 +156,9 @@ pub struct ServerState {
     pub cur_conns: AtomicU32,
     /// 0 is unlimited.
     pub maxconn: AtomicU32,
+    /// `minconn`: with the backend's `fullconn`, the limit grows from this to `maxconn` with the
+    /// backend's load ([`BackendState::limit_of`]); 0 is none.
+    pub minconn: AtomicU32,
     pub maxqueue: u32,
     /// Streams waiting for a slot on this server (after persistence or `use-server`).
     pub queued: AtomicU32,
@@ -228,6 +231,7 @@ impl ServerState {
             killable: AtomicBool::new(false),
             cur_conns: AtomicU32::new(0),
             maxconn: AtomicU32::new(0),
+            minconn: AtomicU32::new(0),
             maxqueue: 0,
             queued: AtomicU32::new(0),
             send_proxy: 0,
@@ -398,12 +402,20 @@ impl ServerState {
     }
     /// True when a new connection fits under `maxconn`.
     pub fn has_slot(&self) -> bool {
-        let max = self.maxconn.load(Ordering::Relaxed);
+        self.has_slot_under(self.maxconn.load(Ordering::Relaxed))
+    }
+    /// True when a new connection fits under `max` (0 is unlimited).
+    #[inline]
+    pub fn has_slot_under(&self, max: u32) -> bool {
         max == 0 || self.cur_conns.load(Ordering::Relaxed) < max
     }
     /// Reserves a connection slot; false when the server is full. Pair with [`release`](Self::release).
     pub fn try_acquire(&self) -> bool {
-        let max = self.maxconn.load(Ordering::Relaxed);
+        self.try_acquire_under(self.maxconn.load(Ordering::Relaxed))
+    }
+    /// Reserves a connection slot under the limit `max` (0 is unlimited).
+    #[inline]
+    pub fn try_acquire_under(&self, max: u32) -> bool {
         if max == 0 {
             self.cur_conns.fetch_add(1, Ordering::Relaxed);
             return true;
@@ -473,6 +485,8 @@ pub struct BackendState {
     pub conn_changes: AtomicU64,
     /// HTTP transactions of this backend, for the `sluiced_backend_*_seconds` histograms.
     pub latency: super::latency::Latency,
+    /// `fullconn` (or its default): the load at which servers with `minconn` reach `maxconn`.
+    pub fullconn: AtomicU32,
 }
 
 impl BackendState {
@@ -489,7 +503,33 @@ impl BackendState {
             counts: Sharded::default(),
             conn_changes: AtomicU64::new(0),
             latency: super::latency::Latency::default(),
+            fullconn: AtomicU32::new(0),
         }
+    }
+
+    /// The connection limit of server `s` now (0 is unlimited): its `maxconn`, or, with
+    /// `minconn`, HAProxy's dynamic limit, which grows from `minconn` to `maxconn` as the backend's
+    /// load (its connections and queued streams) goes from 0 to `fullconn`.
+    #[inline]
+    pub fn limit_of(&self, s: &ServerState) -> u32 {
+        let max = s.maxconn.load(Ordering::Relaxed);
+        let min = s.minconn.load(Ordering::Relaxed);
+        if min == 0 || max == 0 { max } else { self.dynamic_limit(min, max) }
+    }
+
+    #[inline(never)]
+    fn dynamic_limit(&self, min: u32, max: u32) -> u32 {
+        let full = u64::from(self.fullconn.load(Ordering::Relaxed));
+        let load: u64 = self.servers.slots().map(|s| u64::from(s.cur_conns.load(Ordering::Relaxed)) + u64::from(s.queued.load(Ordering::Relaxed))).sum::<u64>()
+            + u64::from(self.queued.load(Ordering::Relaxed));
+        let limit = if load >= full {
+            max
+        } else if min >= max {
+            min
+        } else {
+            min.max(u32::try_from(load * u64::from(max) / full).unwrap_or(max))
+        };
+        limit.max(1)
     }
 
     /// Usable servers now (`nbsrv`): active ones, or backups when no active one is usable.
@@ -547,7 +587,7 @@ impl BackendState {
         // Servers whose last slot another worker took between the algorithm's check and ours.
         let mut lost: Vec<usize> = Vec::new();
         loop {
-            let eligible = |i: usize, s: &ServerState| in_set(i, s) && s.has_slot() && !exclude.contains(&i) && !lost.contains(&i);
+            let eligible = |i: usize, s: &ServerState| in_set(i, s) && s.has_slot_under(self.limit_of(s)) && !exclude.contains(&i) && !lost.contains(&i);
             let Some(i) = self.algo.pick(&self.servers, &eligible, key) else {
                 // Everything usable is full, or only excluded servers are left.
                 let others_usable = (0..self.servers.len()).any(|i| !exclude.contains(&i) && in_set(i, &self.servers[i]));
@@ -571,7 +611,7 @@ impl BackendState {
     /// when the server is full.
     #[inline]
     fn acquire(&self, s: &ServerState) -> bool {
-        if !s.try_acquire() {
+        if !s.try_acquire_under(self.limit_of(s)) {
             return false;
         }
         s.counts.mine().total_conns.fetch_add(1, Ordering::Relaxed);

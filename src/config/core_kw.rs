@@ -156,7 +156,12 @@ pub fn proxy_keywords() -> Vec<ProxyKeyword> {
                 p.fullconn = Some(one_u32(a, "connection count")?);
                 Ok(())
             },
-            doc!(Parsed, "fullconn <n>", "Backend load at which servers with minconn reach their maxconn.", "fullconn 1000"),
+            doc!(
+                Parsed,
+                "fullconn <n>",
+                "Backend load (connections and queued streams) at which servers with minconn reach their maxconn; by default a tenth of the maxconn of the frontends that name the backend. Shown as the backend's slim.",
+                "fullconn 1000"
+            ),
         ),
         kw(
             "retries",

@@ -660,8 +660,14 @@ pub fn backend_row(be: &Backend) -> StatRow {
     r.u32("qmax", 0);
     r.u32("scur", sum(&|s| u64::from(s.cur_conns.load(Relaxed))));
     r.u32("smax", 0);
-    if let Some(m) = be.stats_info.slim {
-        r.u32("slim", u64::from(m));
+    // HAProxy shows a backend's `fullconn` as its limit (set, or its default from the frontends).
+    match st.fullconn.load(Relaxed) {
+        0 => {
+            if let Some(m) = be.stats_info.slim {
+                r.u32("slim", u64::from(m));
+            }
+        }
+        f => r.u32("slim", u64::from(f)),
     }
     r.u64("stot", st.total_conns());
     r.u64("bin", sum(&|s| s.bytes_in()));

@@ -101,6 +101,7 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "timeout queue",
             "timeout tunnel",
             "maxconn",
+            "fullconn",
             "backlog",
             "rate-limit sessions",
             "source",
@@ -255,6 +256,7 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "disabled",
             "enabled",
             "maxconn",
+            "minconn",
             "send-proxy",
             "no-send-proxy",
             "send-proxy-v2",
@@ -689,6 +691,7 @@ pub use crate::balance::PoolLimit;
 pub(crate) fn server_state(name: &str, id: u32, addr: ServerAddr, o: &crate::config::model::ServerOpts) -> ServerState {
     let mut st = ServerState::new(name, id, addr, o.weight.unwrap_or(1), o.backup);
     st.maxconn.store(o.maxconn.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
+    st.minconn.store(o.minconn.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
     st.maxqueue = o.maxqueue.unwrap_or(0);
     st.on_down_kill = o.on_marked_down.as_deref() == Some("shutdown-sessions");
     st.on_up_kill_backups = o.on_marked_up.as_deref() == Some("shutdown-backup-sessions");
@@ -951,6 +954,33 @@ fn compile_http(p: &Proxy, cfg: &Config, loader: &mut crate::l7::reply::FileLoad
     })
 }
 
+/// `fullconn` of the backends without one, as HAProxy sets it: a tenth (rounded up) of the sum of
+/// the `maxconn` of the frontends that name the backend (`default_backend`, `use_backend`; a
+/// frontend without `maxconn` counts the global one, else HAProxy's 2000), at least 1.
+fn default_fullconn(frontends: &[Frontend], backends: &[Backend], proxies: &[Proxy], global_maxconn: Option<u32>) {
+    let mut sums = vec![0u64; backends.len()];
+    for fe in frontends {
+        let fe_max = u64::from(fe.maxconn.or(global_maxconn).unwrap_or(2000));
+        let mut named: Vec<usize> = fe.default_backend.into_iter().collect();
+        named.extend(fe.use_backends.iter().filter_map(|u| match u.backend {
+            BackendChoice::Index(i) => Some(i),
+            BackendChoice::Dynamic(_) => None,
+        }));
+        named.sort_unstable();
+        named.dedup();
+        for i in named {
+            sums[i] += fe_max;
+        }
+    }
+    for (b, sum) in backends.iter().zip(sums) {
+        let set = proxies.iter().any(|p| p.name == b.name && p.fullconn.is_some());
+        if !set {
+            let v = u32::try_from(sum.div_ceil(10)).unwrap_or(u32::MAX).max(1);
+            b.state.fullconn.store(v, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
 /// `cookie` persistence of a backend, in `mode http` only (HAProxy ignores it elsewhere too).
 fn compile_cookie(p: &Proxy, diags: &mut Diags) -> Option<crate::l7::cookie::Persistence> {
     let c = p.balance.cookie.as_ref()?;
@@ -1078,6 +1108,9 @@ impl RouteTable {
             }
             let opts = BalanceOpts { allbackups: p.options.allbackups.unwrap_or(false) };
             let state = Arc::new(BackendState::new(&p.name, servers, algo, opts));
+            if let Some(f) = p.fullconn {
+                state.fullconn.store(f, std::sync::atomic::Ordering::Relaxed);
+            }
             index.insert(p.name.as_str(), backends.len());
             let t = &p.timeouts;
             backends.push(Backend {
@@ -1225,6 +1258,7 @@ impl RouteTable {
         let time_transactions = frontends.iter().any(|f| exported(&f.http)) || backends.iter().any(|b| exported(&b.http));
         let compresses = frontends.iter().any(|f| f.http.compression.is_some()) || backends.iter().any(|b| b.http.compression.is_some());
         let limits = Arc::new(crate::runtime::limit::ProcessLimits::new(g.maxconn, g.maxconnrate, g.maxsessrate));
+        default_fullconn(&frontends, &backends, &cfg.proxies, g.maxconn);
         let patterns = collecting.finish();
         Ok(RouteTable {
             frontends,
