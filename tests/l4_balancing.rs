@@ -504,3 +504,39 @@ fn balance_hash_on_a_sample_keeps_one_key_on_one_server() {
     }
     assert!(seen.len() >= 3, "20 keys landed on {} servers only", seen.len());
 }
+
+/// `minconn 1 maxconn 4`: the server's limit grows with the backend's load. With `fullconn 8`
+/// a second connection (load 1: `4 * 1 / 8` is below `minconn`) waits for the first to leave;
+/// with `fullconn 2` the same load allows 2, and from a load of 2 on, `maxconn`.
+#[test]
+fn minconn_limit_grows_with_the_load_towards_fullconn() {
+    let a = Backend::named("a");
+    let (slow, fast) = (free_port(), free_port());
+    let cfg = format!(
+        "global\n  nbthread 1\ndefaults\n  mode tcp\n  timeout connect 1s\n  timeout client 10s\n  timeout server 10s\n  timeout queue 5s\n\
+         listen slow\n  bind 127.0.0.1:{slow}\n  fullconn 8\n  server a {a} minconn 1 maxconn 4\n\
+         listen fast\n  bind 127.0.0.1:{fast}\n  fullconn 2\n  server a {a} minconn 1 maxconn 4\n",
+        a = a.addr()
+    );
+    let _s = Sluiced::start(&cfg, &[slow, fast]);
+    let greeted = |c: &mut TcpStream, wait: Duration| {
+        c.set_read_timeout(Some(wait)).unwrap();
+        let mut line = [0u8; 2];
+        c.read_exact(&mut line).is_ok() && &line == b"a\n"
+    };
+    let mut first = TcpStream::connect(("127.0.0.1", slow)).unwrap();
+    assert!(greeted(&mut first, Duration::from_secs(5)));
+    let mut second = TcpStream::connect(("127.0.0.1", slow)).unwrap();
+    assert!(!greeted(&mut second, Duration::from_millis(300)), "served past the limit of 1 at load 1 of 8");
+    drop(first);
+    assert!(greeted(&mut second, Duration::from_secs(5)), "served once the first left");
+    drop(second);
+    let held: Vec<TcpStream> = (0..3)
+        .map(|i| {
+            let mut c = TcpStream::connect(("127.0.0.1", fast)).unwrap();
+            assert!(greeted(&mut c, Duration::from_secs(5)), "connection {i} at fullconn 2");
+            c
+        })
+        .collect();
+    assert_eq!(held.len(), 3);
+}
