@@ -89,6 +89,24 @@ fn pool_max_conn_zero_keeps_no_idle_server_connection() {
     assert_eq!(seen.lock().unwrap().connections, 5, "no connection may be kept for reuse");
 }
 
+/// `max-reuse 2`: a server connection carries at most three requests (the first and two
+/// reuses), so nine requests in a row need three connections; `max-reuse 0` needs one per request.
+#[test]
+fn max_reuse_bounds_the_requests_one_server_connection_carries() {
+    for (max_reuse, connections) in [(2, 3), (0, 9)] {
+        let (be, seen) = http_backend(|_| ok_response("k"));
+        let port = free_port();
+        let _s = Sluiced::start(&http_cfg(port, "", &format!("  server s {} max-reuse {max_reuse}", be.addr())), &[port]);
+        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        for _ in 0..9 {
+            c.write_all(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+            assert_eq!(read_response(&mut c).0, 200);
+        }
+        let seen = seen.lock().unwrap();
+        assert_eq!((seen.requests.len(), seen.connections), (9, connections), "max-reuse {max_reuse}");
+    }
+}
+
 #[test]
 fn a_denied_request_body_is_drained_and_the_next_request_is_served() {
     let (be, seen) = http_backend(|req| ok_response(&format!("{}", req.len())));

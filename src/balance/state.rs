@@ -67,11 +67,14 @@ pub enum ConnectAddr {
 }
 
 /// `pool-max-conn` of a server: at most `max` idle connections kept by all workers together
-/// (`None`: unlimited, `-1` in the configuration), counted in `idle`.
+/// (`None`: unlimited, `-1` in the configuration), counted in `idle`; and `max-reuse`: a
+/// connection is reused at most `max_reuse` times (so it carries `max_reuse + 1` requests; `None`
+/// is unlimited, `0` turns reuse off).
 #[derive(Debug, Default)]
 pub struct PoolLimit {
     pub max: Option<usize>,
     pub idle: AtomicUsize,
+    pub max_reuse: Option<u32>,
 }
 
 /// A server's traffic counters: one set per worker, each on its own cache lines, summed when read.

@@ -1050,7 +1050,12 @@ pub fn server_options() -> Vec<ServerOption> {
                 o.max_reuse = Some(v.unwrap_or_default().parse().map_err(|_| "expects an integer")?);
                 Ok(())
             },
-            doc!(Parsed, "max-reuse <n>", "How many times one server connection may be reused (-1 unlimited).", "server s1 10.0.0.1:80 max-reuse 1000"),
+            doc!(
+                Parsed,
+                "max-reuse <n>",
+                "How many times one idle server connection may be reused for another request (-1 unlimited, 0 never: each request gets a new connection).",
+                "server s1 10.0.0.1:80 max-reuse 1000"
+            ),
         ),
         sopt(
             "proto",

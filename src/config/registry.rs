@@ -499,7 +499,7 @@ mod tests {
             "global\n    maxsslconn 10\n    busy-polling\ndefaults\n    mode http\nfrontend f\n    bind :80 namespace blue thread 1\n    \
              capture cookie SID len 32\n    option contstats\n    acl big rdp_cookie_cnt gt 5\n    http-request early-hint Link \"</a.css>\" if big\n    \
              http-request set-header x %[src,debug]\n    http-request deny if { path /x }\n    default_backend b\nbackend b\n    \
-             server s 127.0.0.1:80 max-reuse 2 tfo\n",
+             server s 127.0.0.1:80 redir http://a tfo\n",
         );
         let expect = [
             "[t.cfg:2] : 'maxsslconn' : parsed but not applied yet: sluiced does not act on this keyword",
@@ -508,7 +508,7 @@ mod tests {
             "[t.cfg:10] : 'acl' : the fetch 'rdp_cookie_cnt' is parsed but not applied yet: it always yields no sample, and an ACL on it does not match",
             "[t.cfg:11] : 'http-request' : the http-request action 'early-hint' is parsed but not applied yet",
             "[t.cfg:12] : 'http-request' : the converter 'debug' is parsed but not applied yet: an expression using it yields no sample",
-            "[t.cfg:16] : 'server' : the server option 'max-reuse' is parsed but not applied yet",
+            "[t.cfg:16] : 'server' : the server option 'redir' is parsed but not applied yet",
         ];
         for e in expect {
             assert_eq!(w.iter().filter(|l| l.contains(e)).count(), 1, "'{e}' once in {w:#?}");
@@ -536,10 +536,10 @@ mod tests {
     fn server_options_parsed_outside_a_configuration_file_note_nothing() {
         // The stats socket's `add server` parses options with no line to warn on: nothing is kept
         // for the next configuration line to report.
-        note_use("server options", "server option", "max-reuse", Status::Parsed);
+        note_use("server options", "server option", "redir", Status::Parsed);
         let ((), noted) = collect_unapplied(|| ());
         assert!(noted.is_empty());
-        let ((), noted) = collect_unapplied(|| note_use("server options", "server option", "max-reuse", Status::Parsed));
+        let ((), noted) = collect_unapplied(|| note_use("server options", "server option", "redir", Status::Parsed));
         assert_eq!(noted.len(), 1);
     }
 }

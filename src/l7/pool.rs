@@ -21,8 +21,8 @@ use crate::runtime::io::Transport;
 struct BackendIdle {
     /// `BackendState::conn_changes` when this worker last swept the backend.
     seen_changes: u64,
-    /// Indexed by server: (connection epoch, connection).
-    servers: Vec<Vec<(u32, Transport)>>,
+    /// Indexed by server: (connection epoch, times reused so far, connection).
+    servers: Vec<Vec<(u32, u32, Transport)>>,
 }
 
 #[derive(Debug, Default)]
@@ -39,24 +39,29 @@ impl ServerPool {
     /// knows received something while idle (bytes no request asked for, or an end; see
     /// [`Transport::may_have_spoken`], no system call) is peeked at and skipped, so a reused
     /// connection never hands a client what a server sent out of turn. Connections from another
-    /// epoch than the server's are closed.
-    pub fn take(&self, be: usize, srv: usize, check: bool, server: &ServerState) -> Option<(Transport, u32)> {
+    /// epoch than the server's are closed. The last number is the times the connection has been
+    /// reused, this use included (for `max-reuse`, given back to [`put`](Self::put)).
+    pub fn take(&self, be: usize, srv: usize, check: bool, server: &ServerState) -> Option<(Transport, u32, u32)> {
         let mut idle = self.idle.borrow_mut();
         let list = idle.get_mut(be)?.servers.get_mut(srv)?;
         let now = server.conn_epoch();
-        while let Some((epoch, c)) = list.pop() {
+        while let Some((epoch, reuses, c)) = list.pop() {
             server.pool.idle.fetch_sub(1, Ordering::Relaxed);
             if epoch == now && (!(check || c.may_have_spoken()) || still_open(&c)) {
-                return Some((c, epoch));
+                return Some((c, epoch, reuses + 1));
             }
         }
         None
     }
 
-    /// Keeps `c` (opened under `epoch`) for reuse unless the server moved or was deleted since,
-    /// or has `pool-max-conn` idle connections already (then `c` is closed).
-    pub fn put(&self, be: usize, state: &BackendState, srv: usize, c: Transport, epoch: u32) {
+    /// Keeps `c` (opened under `epoch`, reused `reuses` times) for reuse unless the server moved
+    /// or was deleted since, has `pool-max-conn` idle connections already, or `c` was reused
+    /// `max-reuse` times (then `c` is closed).
+    pub fn put(&self, be: usize, state: &BackendState, srv: usize, c: Transport, epoch: u32, reuses: u32) {
         let server = &state.servers[srv];
+        if server.pool.max_reuse.is_some_and(|m| reuses >= m) {
+            return;
+        }
         let mut idle = self.idle.borrow_mut();
         if idle.len() <= be {
             idle.resize_with(be + 1, BackendIdle::default);
@@ -78,7 +83,7 @@ impl ServerPool {
         if b.servers.len() <= srv {
             b.servers.resize_with(srv + 1, Vec::new);
         }
-        b.servers[srv].push((epoch, c));
+        b.servers[srv].push((epoch, reuses, c));
     }
 
     pub fn idle_count(&self) -> usize {
@@ -92,7 +97,7 @@ fn sweep(b: &mut BackendIdle, state: &BackendState) {
         let Some(s) = state.servers.get(i) else { continue };
         let now = s.conn_epoch();
         let before = list.len();
-        list.retain(|(epoch, _)| *epoch == now);
+        list.retain(|(epoch, _, _)| *epoch == now);
         s.pool.idle.fetch_sub(before - list.len(), Ordering::Relaxed);
     }
 }

@@ -1487,7 +1487,7 @@ async fn serve(
             .or_else(|| be.stick.as_ref().zip(server_ctx.as_ref()).and_then(|(p, c)| p.matched(c, &be.state.servers)));
         // The retries this request has spent, of connections and (`retry-on`) of the request.
         let mut retries_used = crate::l4::session::Spent::default();
-        let Some((mut srv_idx, mut server, mut reused, mut epoch)) =
+        let Some((mut srv_idx, mut server, mut reused, mut epoch, reuses)) =
             server_conn(&w, be_idx, be, &key, &dst, pool_use, direct, sni.as_deref(), &mut retries_used).await
         else {
             if let Some(r) = rec.as_deref_mut() {
@@ -1921,7 +1921,8 @@ async fn serve(
         // A TLS connection opened with a per-request SNI is not shared with other requests.
         let sni_bound = be.tls_sni.is_some() && server.tls().is_some();
         if server_keeps && server_keep && clean && be.reuse_allowed && !sni_bound {
-            w.http_pool.put(be_idx, &be.state, srv_idx, server, epoch);
+            // A connection opened since (a retry, a resend) has not been reused.
+            w.http_pool.put(be_idx, &be.state, srv_idx, server, epoch, if reused { reuses } else { 0 });
         }
         if !keep {
             break End::Done;
@@ -2043,7 +2044,7 @@ async fn server_conn(
     direct: Option<usize>,
     sni: Option<&str>,
     used: &mut crate::l4::session::Spent,
-) -> Option<(usize, Transport, bool, u32)> {
+) -> Option<(usize, Transport, bool, u32, u32)> {
     let check_idle = pool_use == PoolUse::Checked;
     let reuse = be.reuse_allowed && pool_use != PoolUse::Skip;
     let pinned = match direct {
@@ -2066,10 +2067,10 @@ async fn server_conn(
             _ => crate::l4::session::pick_queued(be, key, &[]).await?,
         },
     };
-    if reuse && let Some((c, epoch)) = w.http_pool.take(be_idx, i, check_idle, &be.state.servers[i]) {
-        return Some((i, c, true, epoch));
+    if reuse && let Some((c, epoch, reuses)) = w.http_pool.take(be_idx, i, check_idle, &be.state.servers[i]) {
+        return Some((i, c, true, epoch, reuses));
     }
     // A new connection carries the epoch its server had before its address was read: if the
     // server moved meanwhile, the epoch is already stale and the connection is not pooled.
-    crate::l4::session::connect_spending(be, key, dst, i, sni, true, used).await.map(|(j, c, e)| (j, c, false, e))
+    crate::l4::session::connect_spending(be, key, dst, i, sni, true, used).await.map(|(j, c, e)| (j, c, false, e, 0))
 }

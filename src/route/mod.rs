@@ -249,6 +249,7 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
     (
         "server options",
         &[
+            "max-reuse",
             "source",
             "weight",
             "backup",
@@ -703,6 +704,7 @@ pub(crate) fn server_state(name: &str, id: u32, addr: ServerAddr, o: &crate::con
     };
     st.cookie = o.cookie.clone();
     st.pool.max = o.pool_max_conn.and_then(|n| usize::try_from(n).ok());
+    st.pool.max_reuse = o.max_reuse.and_then(|n| u32::try_from(n).ok());
     st
 }
 
