@@ -241,8 +241,6 @@ pub struct BackendStatsInfo {
     pub algo: &'static str,
     /// Per server (in the order of `BackendState::servers`): `Some((rise, fall))` when it is checked.
     pub checks: Vec<Option<(u32, u32)>>,
-    /// `fullconn`/`maxconn` limit shown as `slim` of the backend.
-    pub slim: Option<u32>,
 }
 
 #[cfg(test)]

@@ -662,11 +662,7 @@ pub fn backend_row(be: &Backend) -> StatRow {
     r.u32("smax", 0);
     // HAProxy shows a backend's `fullconn` as its limit (set, or its default from the frontends).
     match st.fullconn.load(Relaxed) {
-        0 => {
-            if let Some(m) = be.stats_info.slim {
-                r.u32("slim", u64::from(m));
-            }
-        }
+        0 => {}
         f => r.u32("slim", u64::from(f)),
     }
     r.u64("stot", st.total_conns());

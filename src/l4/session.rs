@@ -301,17 +301,14 @@ async fn session(
         let mut client_eof = false;
         let mut next_rule = 0;
         let log_level = Cell::new(None);
-        // `set-log-level`: kept for the line at the end.
-        let level_to_log = |rec: &mut Option<Box<LogRecord>>, l: &Cell<Option<LogLevel>>| {
-            if let (Some(r), Some(l)) = (rec.as_deref_mut(), l.get()) {
-                r.level = Some(l);
-            }
-        };
         loop {
             let final_data = client_eof || buf.len() >= INSPECT_MAX || deadline.is_none_or(|d| Instant::now() >= d);
             let ctx = Ctx { rt, fe, src, dst, backend: None, buf: &buf, final_data, vars, stick };
             let d = content_decision(&fe.content_rules, &ctx, &mut next_rule, client.socket().as_fd(), Level::Tcp, &log_level);
-            level_to_log(rec, &log_level);
+            // `set-log-level`: for the line at the end, however the session ends.
+            if let (Some(r), Some(l)) = (rec.as_deref_mut(), log_level.get()) {
+                r.level = Some(l);
+            }
             match d {
                 Decision::Reject => return End::Rejected,
                 Decision::Accept => break,

@@ -237,11 +237,12 @@ impl StreamCtx for HttpCtx<'_> {
         Some(self.stick)
     }
     fn unique_id(&self) -> Option<String> {
-        if let Some(id) = self.txn.unique_id.borrow().as_ref() {
-            return Some(id.clone());
-        }
         let fmt = self.fe.log.as_ref()?.unique_id.as_ref()?;
-        self.txn.make_unique_id(fmt, self.rec?, self)
+        match self.rec {
+            Some(rec) => self.txn.make_unique_id(fmt, rec, self),
+            // Past the request rules (response rules), only the id made already.
+            None => self.txn.unique_id.borrow().clone(),
+        }
     }
 }
 
@@ -1179,11 +1180,10 @@ async fn serve(
     let end = 'txn: loop {
         if let (Some(r), Some(log)) = (rec.as_deref_mut(), &fe.log) {
             // The previous transaction completed: log it, then start the next record.
-            if r.request_line.is_some() {
+            // (Already logged with `option logasap`: nothing more.)
+            if r.request_line.is_some() && !r.logged {
                 r.end = Some(std::time::Instant::now());
-                r.client = src.get();
-                r.take_captures(&captures.borrow(), &fe.captures);
-                r.level = txn.log_level.get();
+                r.close_transaction(src.get(), &captures.borrow(), &fe.captures, txn.log_level.get());
                 log.emit(r, Some(&HttpCtx { backend: r.backend_idx, ..conn_ctx }));
             }
             if !first {
@@ -1846,9 +1846,7 @@ async fn serve(
             r.bytes_out += res_head_bytes;
             // `option logasap`: the line goes out with the response head.
             if let Some(log) = fe.log.as_ref().filter(|l| l.logasap) {
-                r.client = src.get();
-                r.take_captures(&captures.borrow(), &fe.captures);
-                r.level = txn.log_level.get();
+                r.close_transaction(src.get(), &captures.borrow(), &fe.captures, txn.log_level.get());
                 log.emit_early(r, Some(&HttpCtx { res: None, ..base }));
             }
         }

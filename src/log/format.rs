@@ -295,16 +295,9 @@ fn var<'a>(rec: &'a LogRecord, v: &str) -> Val<'a> {
         "Tc" => Val::Int(rec.tc()),
         "Tr" => Val::Int(rec.tr()),
         // `option logasap` logs before the end: the totals so far, marked `+` as HAProxy does.
-        "Ta" | "Tt" | "B" if rec.early => owned(format!(
-            "+{}",
-            if v == "B" {
-                rec.bytes_out as i64
-            } else if v == "Ta" {
-                rec.ta()
-            } else {
-                rec.tt()
-            }
-        )),
+        "Ta" if rec.early => owned(format!("+{}", rec.ta())),
+        "Tt" if rec.early => owned(format!("+{}", rec.tt())),
+        "B" if rec.early => owned(format!("+{}", rec.bytes_out)),
         "Ta" => Val::Int(rec.ta()),
         "Tt" => Val::Int(rec.tt()),
         "Tu" => Val::Int(rec.tu()),

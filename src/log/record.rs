@@ -377,6 +377,21 @@ impl LogRecord {
 }
 
 impl LogRecord {
+    /// What a transaction's line takes from it once it is to be logged (at its end, or early
+    /// with `option logasap`): the client address (`set-src` may have changed it), the captured
+    /// headers and the level its rules set.
+    pub fn close_transaction(
+        &mut self,
+        client: Option<std::net::SocketAddr>,
+        c: &crate::route::capture::Captured,
+        cfg: &crate::route::capture::CaptureConfig,
+        level: Option<crate::l4::action::LogLevel>,
+    ) {
+        self.client = client;
+        self.take_captures(c, cfg);
+        self.level = level;
+    }
+
     /// Copies the transaction's captured headers for `%hr`/`%hs`.
     pub fn take_captures(&mut self, c: &crate::route::capture::Captured, cfg: &crate::route::capture::CaptureConfig) {
         use crate::log::config::CaptureDir;

@@ -248,23 +248,11 @@ impl HttpFetch {
             }
             HttpFetch::UrlParam { name, delim, icase, as_int } => {
                 let Some(qs) = ctx.http_request().and_then(|m| param_list(m.uri(), *delim)) else { return false };
-                let mut pos = 0;
-                while let Some(v) = next_param(qs, &mut pos, name, *delim, *icase) {
-                    if f(if *as_int { SampleRef::Int(leading_int(v)) } else { str_ref(v) }) {
-                        return true;
-                    }
-                }
-                false
+                any_param(qs, name, *delim, *icase, &mut |v| f(if *as_int { SampleRef::Int(leading_int(v)) } else { str_ref(v) }))
             }
             HttpFetch::BodyParam { name, icase } => {
                 let Some(body) = ctx.http_request().and_then(|m| m.body()) else { return false };
-                let mut pos = 0;
-                while let Some(v) = next_param(body, &mut pos, name, b'&', *icase) {
-                    if f(str_ref(v)) {
-                        return true;
-                    }
-                }
-                false
+                any_param(body, name, b'&', *icase, &mut |v| f(str_ref(v)))
             }
             _ => self.eval(ctx).is_some_and(f),
         }
@@ -607,6 +595,18 @@ fn param_list(uri: &[u8], delim: u8) -> Option<&[u8]> {
 
 fn is_param_delim(c: u8, delim: u8) -> bool {
     c == b'&' || c == b';' || c == delim
+}
+
+/// Calls `f` on each value of `name` in the parameter list `qs` until it returns true; says
+/// whether it did.
+fn any_param<'a>(qs: &'a [u8], name: &[u8], delim: u8, icase: bool, f: &mut dyn FnMut(&'a [u8]) -> bool) -> bool {
+    let mut pos = 0;
+    while let Some(v) = next_param(qs, &mut pos, name, delim, icase) {
+        if f(v) {
+            return true;
+        }
+    }
+    false
 }
 
 /// HAProxy's `http_find_next_url_param`, from `*pos`: the value of the next `name=value`

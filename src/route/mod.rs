@@ -959,7 +959,7 @@ fn compile_http(p: &Proxy, cfg: &Config, loader: &mut crate::l7::reply::FileLoad
 /// `fullconn` of the backends without one, as HAProxy sets it: a tenth (rounded up) of the sum of
 /// the `maxconn` of the frontends that name the backend (`default_backend`, `use_backend`; a
 /// frontend without `maxconn` counts the global one, else HAProxy's 2000), at least 1.
-fn default_fullconn(frontends: &[Frontend], backends: &[Backend], proxies: &[Proxy], global_maxconn: Option<u32>) {
+fn default_fullconn(frontends: &[Frontend], backends: &[Backend], global_maxconn: Option<u32>) {
     let mut sums = vec![0u64; backends.len()];
     for fe in frontends {
         let fe_max = u64::from(fe.maxconn.or(global_maxconn).unwrap_or(2000));
@@ -974,9 +974,9 @@ fn default_fullconn(frontends: &[Frontend], backends: &[Backend], proxies: &[Pro
             sums[i] += fe_max;
         }
     }
+    // A configured `fullconn` was stored when the backend compiled (0 is unset, as in HAProxy).
     for (b, sum) in backends.iter().zip(sums) {
-        let set = proxies.iter().any(|p| p.name == b.name && p.fullconn.is_some());
-        if !set {
+        if b.state.fullconn.load(std::sync::atomic::Ordering::Relaxed) == 0 {
             let v = u32::try_from(sum.div_ceil(10)).unwrap_or(u32::MAX).max(1);
             b.state.fullconn.store(v, std::sync::atomic::Ordering::Relaxed);
         }
@@ -1075,7 +1075,6 @@ impl RouteTable {
             let stats_info = crate::control::counters::BackendStatsInfo {
                 algo: crate::control::stats::algo_name(p.balance.algo.as_ref()),
                 checks: p.servers.iter().map(|s| s.opts.check.enabled.then(|| (s.opts.check.rise.unwrap_or(2), s.opts.check.fall.unwrap_or(3)))).collect(),
-                slim: p.fullconn.or(p.maxconn),
             };
             let algo = balance::build_algorithm(p.balance.algo.as_ref(), p.balance.hash_type.as_ref());
             // `balance hash <expr>` hashes a sample the evaluator computes; `uri`, `url_param` and
@@ -1260,7 +1259,7 @@ impl RouteTable {
         let time_transactions = frontends.iter().any(|f| exported(&f.http)) || backends.iter().any(|b| exported(&b.http));
         let compresses = frontends.iter().any(|f| f.http.compression.is_some()) || backends.iter().any(|b| b.http.compression.is_some());
         let limits = Arc::new(crate::runtime::limit::ProcessLimits::new(g.maxconn, g.maxconnrate, g.maxsessrate));
-        default_fullconn(&frontends, &backends, &cfg.proxies, g.maxconn);
+        default_fullconn(&frontends, &backends, g.maxconn);
         let patterns = collecting.finish();
         Ok(RouteTable {
             frontends,
