@@ -295,7 +295,11 @@ pub fn run(args: &[String]) -> i32 {
         eprint!("{}", format_line(Severity::Alert, pid, &format!("config : {why}")));
         return 1;
     }
-    let cfg = loaded.and_then(|l| l.config).expect("no alert means a model");
+    let mut cfg = loaded.and_then(|l| l.config).expect("no alert means a model");
+    // `-L` names this node in peers sections, over `localpeer`.
+    if let Some(l) = &cli.local_peer {
+        cfg.global.localpeer = Some(l.clone());
+    }
     // Building the routing table warns too (a rule set a mode does not run, a log target that
     // cannot be used): `-c` shows those warnings as the daemon would at start, and
     // `zero-warning` refuses them as it refuses the parser's.

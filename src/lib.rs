@@ -13,6 +13,7 @@ pub mod dns;
 pub mod l4;
 pub mod l7;
 pub mod log;
+pub mod peers;
 pub mod route;
 pub mod runtime;
 pub mod stick;

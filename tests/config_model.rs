@@ -204,13 +204,15 @@ fn userlists_and_http_errors_sections_are_read() {
 }
 
 #[test]
-fn a_resolvers_section_is_read_and_peers_is_warned_as_unsupported_not_an_error() {
+fn resolvers_and_peers_sections_are_read_without_a_warning() {
     let l = load_str("t.cfg", "resolvers dns\n nameserver ns1 127.0.0.53:53\nbackend b\n server s 127.0.0.1:1\n", &env());
     assert!(!l.diags.has_alerts());
     assert!(!l.diags.warnings().any(|w| w.to_string().contains("not supported yet")), "{:?}", l.diags.warnings().collect::<Vec<_>>());
-    let l = load_str("t.cfg", "peers mypeers\n peer a 127.0.0.1:10000\nbackend b\n server s 127.0.0.1:1\n", &env());
+    let l = load_str("t.cfg", "peers mypeers\n peer a 127.0.0.1:10000\n peer b 127.0.0.1:10001\nbackend b\n server s 127.0.0.1:1\n", &env());
     assert!(!l.diags.has_alerts());
-    assert!(l.diags.warnings().any(|w| w.to_string().contains("not supported yet")));
+    assert_eq!(l.diags.warnings().count(), 0, "{:?}", l.diags.warnings().collect::<Vec<_>>());
+    let c = l.config.unwrap();
+    assert_eq!(c.peers[0].peers.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["a", "b"]);
 }
 
 #[test]

@@ -1337,7 +1337,12 @@ pub fn global_keywords() -> Vec<GlobalKeyword> {
                 g.localpeer = Some(g_one(a)?.to_owned());
                 Ok(())
             },
-            doc!(Parsed, "localpeer <name>", "This node's name in peers sections (same as -L).", "localpeer lb1"),
+            doc!(
+                Parsed,
+                "localpeer <name>",
+                "This node's name in peers sections; -L on the command line wins over it, and without either it is the host name.",
+                "localpeer lb1"
+            ),
         ),
         gkw(
             "hard-stop-after",

@@ -53,7 +53,8 @@ two in sync. To regenerate it: `SLUICED_BLESS=1 cargo test --test docs_sync`.
   `listen <name> [from <defaults>]`, `userlist <name>`, `http-errors <name>`, `resolvers <name>`
   (see \"resolvers section\" below; a server naming `resolvers default` when no such section is
   declared gets one made from `/etc/resolv.conf`, as in HAProxy).
-- `peers <name>` is read and reported with a warning: not supported yet.
+- `peers <name>` (see \"peers section\" below): the nodes a `stick-table ... peers <name>` is
+  replicated with, over HAProxy's peers protocol.
 - `cache`, `program`, `ring`, `mailers`, `crt-store`, `log-forward`, `fcgi-app`, `traces`, `acme` are
   refused with an error.
 ";

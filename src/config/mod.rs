@@ -114,6 +114,7 @@ pub fn load_texts(texts: &[(String, String)], env: &dyn Env) -> Loaded {
     cfg.files = texts.iter().map(|(n, _)| n.clone()).collect();
     validate::resolve_server_names(&mut cfg, &mut diags);
     crate::dns::config::validate(&mut cfg, &mut diags);
+    crate::peers::config::validate(&cfg, &mut diags);
     validate::validate(&cfg, &mut diags);
     let config = if diags.has_alerts() { None } else { Some(cfg) };
     Loaded { config, diags }

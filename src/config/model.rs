@@ -27,7 +27,7 @@ pub enum RefKind {
     Server,
     /// An ACL name of the proxy the reference is in.
     Acl,
-    /// A `ring` or `peers` section.
+    /// A `peers` section.
     Peers,
     Resolvers,
 }
@@ -446,15 +446,6 @@ pub struct HttpErrors {
     pub files: Vec<(u16, String, Span)>,
 }
 
-/// A section parsed only so it can be named and referenced (`resolvers`, `peers`).
-#[derive(Clone, Debug)]
-pub struct OtherSection {
-    pub kind: &'static str,
-    pub name: String,
-    pub span: Span,
-    pub lines: Vec<super::lex::Line>,
-}
-
 /// The whole `global` section (several are merged).
 #[derive(Clone, Debug, Default)]
 pub struct Global {
@@ -509,8 +500,8 @@ pub struct Config {
     pub proxies: Vec<Proxy>,
     pub userlists: Vec<Userlist>,
     pub http_errors: Vec<HttpErrors>,
-    pub others: Vec<OtherSection>,
     pub resolvers: Vec<crate::dns::config::Resolvers>,
+    pub peers: Vec<crate::peers::config::PeersSection>,
     /// The files that were read, in order.
     pub files: Vec<String>,
 }

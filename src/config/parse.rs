@@ -19,8 +19,8 @@ enum Current {
     Proxy(Box<Proxy>),
     Userlist(Userlist),
     HttpErrors(HttpErrors),
-    Other(OtherSection),
     Resolvers(Box<crate::dns::config::Resolvers>),
+    Peers(Box<crate::peers::config::PeersSection>),
     /// A section we reject: its lines are skipped, its header was the one error.
     Skip,
 }
@@ -82,8 +82,8 @@ impl Builder {
             Current::Proxy(p) => proxy_line(self.reg, p, line, &mut self.diags),
             Current::Userlist(u) => userlist_line(u, line, &mut self.diags),
             Current::HttpErrors(h) => http_errors_line(h, line, &mut self.diags),
-            Current::Other(o) => o.lines.push(line.clone()),
             Current::Resolvers(r) => crate::dns::config::section_line(r, line, &mut self.diags),
+            Current::Peers(s) => crate::peers::config::section_line(s, line, &mut self.diags),
         }
     }
 
@@ -175,8 +175,7 @@ impl Builder {
                     self.cur = Current::Resolvers(Box::new(crate::dns::config::Resolvers::new(name, span.clone())));
                     return;
                 }
-                self.diags.warning(Some(span), Some(kw), format!("'{kw}' sections are parsed but not supported yet by sluiced; section '{name}' is ignored"));
-                self.cur = Current::Other(OtherSection { kind: "peers", name: (*name).into(), span: span.clone(), lines: vec![] });
+                self.cur = Current::Peers(Box::new(crate::peers::config::PeersSection::new(name, span.clone())));
             }
             _ => {
                 self.diags.alert(Some(span), Some(kw), format!("'{kw}' sections are not supported by sluiced"));
@@ -200,8 +199,8 @@ impl Builder {
             }
             Current::Userlist(u) => self.cfg.userlists.push(u),
             Current::HttpErrors(h) => self.cfg.http_errors.push(h),
-            Current::Other(o) => self.cfg.others.push(o),
             Current::Resolvers(r) => self.cfg.resolvers.push(*r),
+            Current::Peers(s) => self.cfg.peers.push(*s),
             Current::None | Current::Global | Current::Skip => {}
         }
     }

@@ -75,7 +75,6 @@ pub const INERT: &[(&str, &[&str])] = &[
             "description",
             "expose-experimental-directives",
             "insecure-fork-wanted",
-            "localpeer",
             "node",
             "noepoll",
             "nogetaddrinfo",
@@ -290,6 +289,7 @@ pub fn doc_tables() -> Vec<DocTable> {
     tables.extend(crate::check::config::doc_tables());
     tables.extend(crate::route::sample::doc_tables());
     tables.extend(crate::dns::config::doc_tables());
+    tables.extend(crate::peers::config::doc_tables());
     mark_implemented(&mut tables);
     tables
 }

@@ -302,7 +302,7 @@ fn check_proxy(cfg: &Config, index: &Index<'_>, p: &Proxy, diags: &mut Diags) {
             RefKind::Userlist => cfg.userlists.iter().any(|u| u.name == r.name),
             RefKind::HttpErrors => cfg.http_errors.iter().any(|h| h.name == r.name),
             RefKind::Acl => acls.contains(r.name.as_str()) || PREDEFINED_ACLS.contains(&r.name.as_str()),
-            RefKind::Peers => cfg.others.iter().any(|o| o.kind == "peers" && o.name == r.name),
+            RefKind::Peers => cfg.peers.iter().any(|s| s.name == r.name),
             RefKind::Resolvers => cfg.resolvers.iter().any(|s| s.name == r.name),
             RefKind::Server => {
                 let (be, srv) = r.name.split_once('/').unwrap_or((p.name.as_str(), r.name.as_str()));
@@ -318,7 +318,7 @@ fn check_proxy(cfg: &Config, index: &Index<'_>, p: &Proxy, diags: &mut Diags) {
             RefKind::Userlist => ("userlist", cfg.userlists.iter().map(|u| u.name.as_str()).collect()),
             RefKind::HttpErrors => ("http-errors section", cfg.http_errors.iter().map(|h| h.name.as_str()).collect()),
             RefKind::Acl => ("ACL", acls.iter().copied().collect()),
-            RefKind::Peers => ("peers section", vec![]),
+            RefKind::Peers => ("peers section", cfg.peers.iter().map(|s| s.name.as_str()).collect()),
             RefKind::Resolvers => ("resolvers section", cfg.resolvers.iter().map(|s| s.name.as_str()).collect()),
             RefKind::Server => ("server", vec![]),
         };

@@ -59,6 +59,7 @@ pub enum Outcome {
 pub const COMMANDS: &[(&str, &str, StatsLevel)] = &[
     ("help [<command>]", "list matching or all commands", StatsLevel::User),
     ("show resolvers [<section>]", "dump the counters of the resolvers' name servers", StatsLevel::User),
+    ("show peers [dict] [<section>]", "dump the peers sections: each node, its session and the tables it shares", StatsLevel::User),
     ("prompt", "toggle interactive mode with prompt", StatsLevel::User),
     ("quit", "disconnect", StatsLevel::User),
     ("set timeout cli <delay>", "change this connection's idle timeout (seconds by default)", StatsLevel::User),
@@ -118,7 +119,7 @@ fn level_of(words: &[&str]) -> Option<StatsLevel> {
     Some(match (w(0), w(1)) {
         ("help" | "prompt" | "quit", _) => StatsLevel::User,
         ("set", "timeout") => StatsLevel::User,
-        ("show", "version" | "info" | "stat" | "servers" | "backend" | "env" | "activity" | "acl" | "map" | "resolvers") => StatsLevel::User,
+        ("show", "version" | "info" | "stat" | "servers" | "backend" | "env" | "activity" | "acl" | "map" | "resolvers" | "peers") => StatsLevel::User,
         ("show", "sess" | "errors") => StatsLevel::Operator,
         ("get", "weight") => StatsLevel::User,
         ("show", "ssl") if w(2) == "cert" => StatsLevel::User,
@@ -282,6 +283,7 @@ fn exec(ctx: &Ctx, level: StatsLevel, words: &[&str], payload: Option<&str>) -> 
         }
         ["show", "servers", "conn", rest @ ..] => show_servers_conn(rt, rest.first().copied())?,
         ["show", "resolvers", rest @ ..] => crate::dns::show(rest.first().copied())?,
+        ["show", "peers", rest @ ..] => crate::peers::show(rest.iter().copied().find(|w| *w != "dict"))?,
         ["show", "ssl", "cert", rest @ ..] => super::ssl::show_cert(rt, &ctx.ssl_txn, rest.first().copied())?,
         ["set", "ssl", "cert", rest @ ..] => super::ssl::set_cert(rt, &ctx.ssl_txn, rest.first().copied(), payload)?,
         ["commit", "ssl", "cert", rest @ ..] => super::ssl::commit_cert(rt, &ctx.ssl_txn, rest.first().copied())?,

@@ -59,6 +59,7 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "presetenv",
             "unsetenv",
             "resetenv",
+            "localpeer",
             "tune.bufsize",
             "tune.maxrewrite",
             "tune.http.maxhdr",
@@ -827,6 +828,8 @@ pub struct RouteTable {
     pub patterns: patref::PatRegistry,
     /// The stick tables, shared by every worker.
     pub tables: crate::stick::table::Tables,
+    /// The peers sections this node replicates tables with.
+    pub peers: Vec<crate::peers::config::SectionPlan>,
 }
 
 fn compile_log(p: &crate::config::model::Proxy, cfg: &Config, diags: &mut Diags) -> Result<Option<Arc<crate::log::LogRt>>, String> {
@@ -1022,6 +1025,8 @@ impl RouteTable {
         // HAProxy requires a reply to fit in a buffer (`tune.bufsize`, 16384 by default).
         let mut loader = crate::l7::reply::FileLoader::new(g.runtime.tune.bufsize() as usize);
         let mut tables = crate::stick::table::Tables::default();
+        // The peers sections this node is in; their tables queue their changes for the peers.
+        let peers = crate::peers::config::plan(cfg, diags);
         // As in HAProxy, a table that stick rules name stores `server_id` without being told.
         let sticky: std::collections::HashSet<&str> =
             cfg.proxies.iter().flat_map(|p| p.stick.rules.iter().map(move |r| r.table.as_deref().unwrap_or(&p.name))).collect();
@@ -1031,7 +1036,9 @@ impl RouteTable {
                 if sticky.contains(p.name.as_str()) && !t.store.contains(&crate::stick::config::StoreType::ServerId) {
                     t.store.push(crate::stick::config::StoreType::ServerId);
                 }
-                tables.add(crate::stick::table::Table::new(&p.name, &t));
+                let table = crate::stick::table::Table::new(&p.name, &t);
+                let replicated = peers.iter().any(|s| s.tables.contains(&p.name));
+                tables.add(if replicated { table.with_sync() } else { table });
             }
         }
         let mut backends = Vec::new();
@@ -1272,6 +1279,7 @@ impl RouteTable {
             limits,
             patterns,
             tables,
+            peers,
         })
     }
 

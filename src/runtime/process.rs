@@ -242,6 +242,10 @@ pub fn run(cfg: &Config, mut opts: RunOpts) -> i32 {
         alert(&format!("cannot start the resolvers thread: {e}"));
         return 1;
     }
+    if let Err(e) = crate::peers::spawn(&rt.peers, &rt.tables) {
+        alert(&format!("cannot start the peers: {e}"));
+        return 1;
+    }
     let channel = opts.master.as_mut().and_then(|m| m.channel.try_clone().ok());
     if let Err(e) = crate::control::socket::spawn(rt.clone(), &cfg.global.stats, stats_sockets, channel) {
         alert(&format!("cannot start the stats socket thread: {e}"));
@@ -321,6 +325,9 @@ async fn control(
     let mut ended = 0;
     let mut failed = false;
     let mut hard_deadline: Option<tokio::time::Instant> = None;
+    // A soft stop (not a hard one first): the stick tables are handed over before the exit.
+    let mut soft = false;
+    let mut hard = false;
     loop {
         let hard_timer = async {
             match hard_deadline {
@@ -335,9 +342,10 @@ async fn control(
             }
         };
         tokio::select! {
-            _ = int.recv() => stop(&stop_tx, Stop::Hard, &mut leave, &mut leave_at),
-            _ = term.recv() => stop(&stop_tx, Stop::Hard, &mut leave, &mut leave_at),
+            _ = int.recv() => { (soft, hard) = (false, true); stop(&stop_tx, Stop::Hard, &mut leave, &mut leave_at) }
+            _ = term.recv() => { (soft, hard) = (false, true); stop(&stop_tx, Stop::Hard, &mut leave, &mut leave_at) }
             _ = usr1.recv() => {
+                soft = !hard;
                 stop(&stop_tx, Stop::Soft, &mut leave, &mut leave_at);
                 if let Some(d) = hard_stop_after {
                     hard_deadline.get_or_insert(tokio::time::Instant::now() + d);
@@ -357,6 +365,11 @@ async fn control(
                     failed = true;
                 }
                 if ended == total || r.is_none() {
+                    // A soft stop hands the replicated stick tables to the next process first.
+                    let until = tokio::time::Instant::now() + std::time::Duration::from_secs(4);
+                    while soft && !failed && hard_deadline.is_none_or(|d| d > tokio::time::Instant::now()) && !crate::peers::handed_over() && tokio::time::Instant::now() < until {
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    }
                     return i32::from(failed);
                 }
             }

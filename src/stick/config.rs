@@ -57,7 +57,7 @@ pub enum KeyType {
     Ipv6,
     /// `integer`: 32-bit integers.
     Integer,
-    /// `string [len N]`: strings truncated to `len` bytes (default 32).
+    /// `string [len N]`: strings truncated to `len` bytes (default 31, as HAProxy's).
     String {
         len: u32,
     },
@@ -201,7 +201,7 @@ pub fn proxy_keywords() -> Vec<ProxyKeyword> {
             doc!(
                 Parsed,
                 "stick-table type ip|ipv6|integer|string [len <n>]|binary [len <n>] size <n>[k|m] [expire <time>] [nopurge] [peers <name>] [srvkey name|addr] [write-to <table>] [recv-only] [store <type>[,<type>...]]*",
-                "Declares the proxy's stick table. Data types: server_id, server_key, gpc0, gpc0_rate(<p>), gpc1, gpc1_rate(<p>), gpc(<n>), gpc_rate(<n>,<p>), gpt0, gpt(<n>), conn_cnt, conn_cur, conn_rate(<p>), sess_cnt, sess_rate(<p>), http_req_cnt, http_req_rate(<p>), http_err_cnt, http_err_rate(<p>), http_fail_cnt, http_fail_rate(<p>), bytes_in_cnt, bytes_in_rate(<p>), bytes_out_cnt, bytes_out_rate(<p>), glitch_cnt, glitch_rate(<p>). sluiced extension (not in HAProxy): token_bucket(<rate>/<period>,<burst>) keeps a token bucket per entry, refilled with <rate> tokens every <period> and holding at most <burst> (a new entry starts full); the action sc-take-token(<sc>) takes one token and answers 429 with Retry-After (HTTP) or rejects (TCP) when none is left, and sc_tokens/src_tokens read what is left. The table is shared by all workers; when full, entries no stream tracks are evicted, rarely used ones first. peers, write-to, srvkey and recv-only are parsed only.",
+                "Declares the proxy's stick table. Data types: server_id, server_key, gpc0, gpc0_rate(<p>), gpc1, gpc1_rate(<p>), gpc(<n>), gpc_rate(<n>,<p>), gpt0, gpt(<n>), conn_cnt, conn_cur, conn_rate(<p>), sess_cnt, sess_rate(<p>), http_req_cnt, http_req_rate(<p>), http_err_cnt, http_err_rate(<p>), http_fail_cnt, http_fail_rate(<p>), bytes_in_cnt, bytes_in_rate(<p>), bytes_out_cnt, bytes_out_rate(<p>), glitch_cnt, glitch_rate(<p>). sluiced extension (not in HAProxy): token_bucket(<rate>/<period>,<burst>) keeps a token bucket per entry, refilled with <rate> tokens every <period> and holding at most <burst> (a new entry starts full); the action sc-take-token(<sc>) takes one token and answers 429 with Retry-After (HTTP) or rejects (TCP) when none is left, and sc_tokens/src_tokens read what is left. The table is shared by all workers; when full, entries no stream tracks are evicted, rarely used ones first. peers <section> replicates it with the section's nodes (HAProxy or sluiced): the local changes are pushed, the peers' are learned (except conn_cur, which stays per node, and the token bucket, which is sluiced's own). write-to, srvkey and recv-only are parsed only.",
                 "stick-table type ip size 1m expire 10m store http_req_rate(10s),token_bucket(100/1s,300)"
             ),
         ),
@@ -279,9 +279,9 @@ fn parse_stick_table(a: &mut KwArgs<'_>, p: &mut Proxy) -> Result<(), String> {
             "type" => {
                 let ty = value(i)?;
                 i += 1;
-                let mut len = || -> Result<u32, String> {
+                let mut len = |default: u32| -> Result<u32, String> {
                     if args.get(i + 1) != Some(&"len") {
-                        return Ok(32);
+                        return Ok(default);
                     }
                     let v = args.get(i + 2).ok_or("'len' expects a value")?;
                     i += 2;
@@ -294,8 +294,9 @@ fn parse_stick_table(a: &mut KwArgs<'_>, p: &mut Proxy) -> Result<(), String> {
                     "ip" => KeyType::Ipv4,
                     "ipv6" => KeyType::Ipv6,
                     "integer" => KeyType::Integer,
-                    "string" => KeyType::String { len: len()? },
-                    "binary" => KeyType::Binary { len: len()? },
+                    // HAProxy's default string key holds 31 bytes and a trailing zero; `len <n>` holds n.
+                    "string" => KeyType::String { len: len(31)? },
+                    "binary" => KeyType::Binary { len: len(32)? },
                     _ => return Err(format!("unknown table type '{ty}' (expected ip, ipv6, integer, string or binary)")),
                 });
             }
@@ -506,7 +507,7 @@ mod tests {
 
     #[test]
     fn string_keys_default_to_32_bytes() {
-        assert_eq!(table("type string size 10").key, KeyType::String { len: 32 });
+        assert_eq!(table("type string size 10").key, KeyType::String { len: 31 });
         assert_eq!(table("type string len 64 size 10").key, KeyType::String { len: 64 });
         assert_eq!(table("type binary len 8 size 10").key, KeyType::Binary { len: 8 });
         assert_eq!(table("type ipv6 size 10").key, KeyType::Ipv6);

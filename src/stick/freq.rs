@@ -17,6 +17,16 @@ pub struct FreqCtr {
 }
 
 impl FreqCtr {
+    /// Start of the current period (0: no event yet), its count and the previous period's.
+    pub fn parts(&self) -> (u64, u32, u32) {
+        (self.tick, self.curr, self.prev)
+    }
+
+    /// A counter from its parts, as a peer sends them.
+    pub fn from_parts(tick: u64, curr: u32, prev: u32) -> FreqCtr {
+        FreqCtr { tick, curr, prev }
+    }
+
     /// Adds `inc` events now; returns the events of the current period.
     pub fn update(&mut self, now: u64, period: u64, inc: u32) -> u32 {
         let elapsed = now.saturating_sub(self.tick);

@@ -181,6 +181,11 @@ const ALL_DT: [Dt; NDT] = {
 };
 
 impl Dt {
+    /// The type of HAProxy's number `n` (the peers protocol's data type ids).
+    pub fn from_index(n: u8) -> Option<Dt> {
+        ALL_DT.get(usize::from(n)).copied().filter(|d| *d != Dt::TokenBucket)
+    }
+
     /// The type's bit in a mask of stored types.
     #[inline]
     pub const fn bit(self) -> u32 {
@@ -313,6 +318,10 @@ pub struct Entry {
     touched: AtomicU64,
     /// Uses, for eviction (halved per second idle when compared).
     uses: AtomicU32,
+    /// Replication ([`Sync`]): set while the entry waits in the queue of changes for the peers.
+    queued: std::sync::atomic::AtomicBool,
+    /// Replication: the update id of the entry's last local change sent to the peers (0: none).
+    upd: AtomicU32,
     data: Mutex<Box<[Val]>>,
 }
 
@@ -320,6 +329,11 @@ pub struct Entry {
 const REMOVED: u32 = 1 << 31;
 
 impl Entry {
+    /// The update id of the entry's last local change sent to the peers (0: none).
+    pub fn update_id(&self) -> u32 {
+        self.upd.load(Ordering::Relaxed)
+    }
+
     pub fn trackers(&self) -> u32 {
         self.refs.load(Ordering::Relaxed) & !REMOVED
     }
@@ -384,6 +398,31 @@ pub struct Table {
     shards: Box<[Mutex<ShardInner>]>,
     used: AtomicUsize,
     hasher: KeyHasherBuilder,
+    /// The queue of local changes for the peers thread, when the table is replicated.
+    sync: Option<Sync>,
+}
+
+/// The changes of a replicated table waiting for the peers thread: each changed entry's key, once
+/// until taken (the entry's `queued` flag), so a key updated by every request is sent once per
+/// round of the peers thread with its latest values.
+#[derive(Debug, Default)]
+pub struct Sync {
+    pending: Mutex<Vec<Key>>,
+    /// The last update id given.
+    seq: AtomicU32,
+}
+
+/// A value learned from a peer, or read to be sent to one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Wire {
+    Int(u64),
+    /// A rate: the age of its current period in ms, its current and previous counts.
+    Freq {
+        age: u64,
+        curr: u64,
+        prev: u64,
+    },
+    Text(Option<String>),
 }
 
 /// One update of an entry's values.
@@ -450,6 +489,27 @@ impl Table {
             shards,
             used: AtomicUsize::new(0),
             hasher,
+            sync: None,
+        }
+    }
+
+    /// Makes the table replicated: its local changes are queued for the peers thread.
+    pub fn with_sync(mut self) -> Table {
+        self.sync = Some(Sync::default());
+        self
+    }
+
+    pub fn replicated(&self) -> bool {
+        self.sync.is_some()
+    }
+
+    /// Queues the entry's change for the peers (once until taken).
+    #[inline]
+    fn changed(&self, e: &Entry) {
+        if let Some(s) = &self.sync
+            && !e.queued.swap(true, Ordering::AcqRel)
+        {
+            lock(&s.pending).push(e.key.clone());
         }
     }
 
@@ -607,15 +667,19 @@ impl Table {
 
     /// [`get_or_create`](Self::get_or_create) at `now` (read once by a caller that updates next).
     pub fn get_or_create_at(&self, key: Key, now: u64) -> Option<Arc<Entry>> {
-        self.get_or_create_with(key, now, false)
+        self.get_or_create_with(key, now, false, true)
     }
 
     /// `hold`: a stream tracks the entry, its reference taken under the shard's lock (a removal
     /// cannot come in between).
-    fn get_or_create_with(&self, key: Key, now: u64, hold: bool) -> Option<Arc<Entry>> {
+    /// `local`: a change made here (queued for the peers), not one learned from them.
+    fn get_or_create_with(&self, key: Key, now: u64, hold: bool, local: bool) -> Option<Arc<Entry>> {
         let si = self.shard_of(&key);
         let take = |e: &Entry| {
             self.touch(e, now);
+            if local {
+                self.changed(e);
+            }
             if hold {
                 e.refs.fetch_add(1, Ordering::Relaxed);
             }
@@ -656,11 +720,17 @@ impl Table {
             refs: AtomicU32::new(u32::from(hold)),
             touched: AtomicU64::new(now),
             uses: AtomicU32::new(1),
+            queued: std::sync::atomic::AtomicBool::new(false),
+            upd: AtomicU32::new(0),
             data: Mutex::new(self.new_values(now)),
         });
         let i = sh.slab.len();
         sh.slab.push(e.clone());
         sh.map.insert(key, i);
+        drop(sh);
+        if local {
+            self.changed(&e);
+        }
         Some(e)
     }
 
@@ -812,6 +882,7 @@ impl Table {
         let r = f(&mut d, now);
         drop(d);
         e.touched.store(now, Ordering::Relaxed);
+        self.changed(e);
         r
     }
 
@@ -860,7 +931,7 @@ impl Table {
     /// `conn_rate`, `conn_cur`) and of the session counters (`tcp-request`) or the request
     /// counters (`http-request`). `None` as [`get_or_create`](Self::get_or_create).
     pub fn track_at(&self, key: Key, http: bool, now: u64) -> Option<Arc<Entry>> {
-        let e = self.get_or_create_with(key, now, true)?;
+        let e = self.get_or_create_with(key, now, true, true)?;
         self.count_tracking(&e, http, now);
         Some(e)
     }
@@ -901,6 +972,7 @@ impl Table {
         let ops = &self.track_ops[usize::from(http)];
         if ops.is_empty() {
             e.touched.store(now, Ordering::Relaxed);
+            self.changed(e);
             return;
         }
         self.with_at(e, now, |v, now| {
@@ -931,7 +1003,10 @@ impl Table {
                     *x = x.saturating_sub(1);
                 }
             }),
-            None => e.touched.store(now, Ordering::Relaxed),
+            None => {
+                e.touched.store(now, Ordering::Relaxed);
+                self.changed(e);
+            }
         }
         // Release: the updates above are seen by whoever removes the entry once untracked.
         e.refs.fetch_sub(1, Ordering::Release);
@@ -1002,6 +1077,144 @@ impl Table {
     /// The server stored by `stick store-*` (`server_id`).
     pub fn server_id(&self, e: &Entry) -> Option<u64> {
         self.get(e, Dt::ServerId, 0).filter(|&id| id != 0)
+    }
+
+    // ---- replication (the peers thread) ----
+
+    /// Takes the queued local changes: each entry still in the table, with the update id given to
+    /// this change. The `queued` flag is cleared before the values are read, so a change made
+    /// meanwhile is queued again and not lost.
+    pub fn take_changes(&self) -> Vec<(Arc<Entry>, u32)> {
+        let Some(s) = &self.sync else { return Vec::new() };
+        let keys = std::mem::take(&mut *lock(&s.pending));
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            let found = {
+                let sh = lock(&self.shards[self.shard_of(&k)]);
+                sh.map.get(&k).map(|&i| sh.slab[i].clone())
+            };
+            let Some(e) = found else { continue };
+            e.queued.store(false, Ordering::Release);
+            let mut id = s.seq.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+            if id == 0 {
+                id = s.seq.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+            }
+            e.upd.store(id, Ordering::Relaxed);
+            out.push((e, id));
+        }
+        out
+    }
+
+    /// The last update id given to a local change.
+    pub fn last_update(&self) -> u32 {
+        self.sync.as_ref().map_or(0, |s| s.seq.load(Ordering::Relaxed))
+    }
+
+    /// The stored types sent to peers, in type order: (type, elements, period in ms). The token
+    /// bucket is sluiced's own and stays out.
+    pub fn wire_types(&self) -> Vec<(Dt, u16, u64)> {
+        ALL_DT
+            .iter()
+            .filter(|d| **d != Dt::TokenBucket)
+            .map(|&d| (d, self.slots[d as usize]))
+            .filter(|(_, s)| s.present)
+            .map(|(d, s)| (d, s.count, s.period))
+            .collect()
+    }
+
+    /// The entry's values as sent to peers, in [`wire_types`](Self::wire_types) order.
+    pub fn wire_values(&self, e: &Entry, now: u64) -> Vec<Wire> {
+        let d = lock(&e.data);
+        let mut out = Vec::with_capacity(self.nvals);
+        for (dt, count, _) in self.wire_types() {
+            let start = usize::from(self.slots[dt as usize].start);
+            for k in 0..usize::from(count) {
+                out.push(match &d[start + k] {
+                    Val::Int(x) => Wire::Int(*x),
+                    Val::Freq(f) => {
+                        let (tick, curr, prev) = f.parts();
+                        Wire::Freq { age: if tick == 0 { 0 } else { now.saturating_sub(tick) }, curr: u64::from(curr), prev: u64::from(prev) }
+                    }
+                    Val::Text(t) => Wire::Text(t.as_deref().map(str::to_owned)),
+                    Val::Bucket(_) => Wire::Int(0),
+                });
+            }
+        }
+        out
+    }
+
+    /// Milliseconds before the entry expires, when the table has an expiry.
+    pub fn expire_left(&self, e: &Entry, now: u64) -> Option<u64> {
+        (self.expire != 0).then(|| (e.touched.load(Ordering::Relaxed) + self.expire).saturating_sub(now))
+    }
+
+    /// Applies an update learned from a peer: the entry is made when absent, each value of a type
+    /// the table stores is set (`conn_cur` stays this node's own), and the expiry is the one sent
+    /// (`left`, in ms) or the table's. Not queued for the peers again. False when the table is
+    /// full and nothing can be evicted.
+    pub fn learn(&self, key: Key, left: Option<u64>, values: &[(Dt, usize, Wire)]) -> bool {
+        let now = now_ms();
+        let Some(e) = self.get_or_create_with(key, now, false, false) else { return false };
+        {
+            let mut d = lock(&e.data);
+            for (dt, i, w) in values {
+                if *dt == Dt::ConnCur || *dt == Dt::TokenBucket {
+                    continue;
+                }
+                let Some((at, _)) = self.idx(*dt, *i) else { continue };
+                match (&mut d[at], w) {
+                    (Val::Int(x), Wire::Int(n)) => *x = *n,
+                    (Val::Freq(f), Wire::Freq { age, curr, prev }) => {
+                        let tick = if *curr == 0 && *prev == 0 { 0 } else { now.saturating_sub(*age).max(1) };
+                        *f = FreqCtr::from_parts(tick, (*curr).min(u64::from(u32::MAX)) as u32, (*prev).min(u64::from(u32::MAX)) as u32);
+                    }
+                    (Val::Text(t), Wire::Text(Some(s))) => *t = Some(s.as_str().into()),
+                    _ => {}
+                }
+            }
+        }
+        let touched = match left {
+            Some(l) if self.expire != 0 => (now + l.min(self.expire)).saturating_sub(self.expire).max(1),
+            _ => now,
+        };
+        e.touched.store(touched, Ordering::Relaxed);
+        true
+    }
+
+    /// The key type and key size a peer's definition of this table must have (HAProxy's: a
+    /// string key's size counts its trailing zero).
+    pub fn wire_key(&self) -> (u64, u64) {
+        match self.key_type {
+            KeyType::Ipv4 => (crate::peers::proto::KT_IPV4, 4),
+            KeyType::Ipv6 => (crate::peers::proto::KT_IPV6, 16),
+            KeyType::Integer => (crate::peers::proto::KT_SINT, 4),
+            KeyType::String { len } => (crate::peers::proto::KT_STR, u64::from(len) + 1),
+            KeyType::Binary { len } => (crate::peers::proto::KT_BIN, u64::from(len)),
+        }
+    }
+
+    /// A key in its wire form.
+    pub fn key_to_wire(&self, k: &Key) -> Vec<u8> {
+        match k {
+            Key::V4(a) | Key::Int(a) => a.to_be_bytes().to_vec(),
+            Key::V6(a) => a.to_vec(),
+            Key::Bytes(b) => b.to_vec(),
+        }
+    }
+
+    /// A key from its wire form; `None` when it does not fit the table's type.
+    pub fn key_from_wire(&self, b: &[u8]) -> Option<Key> {
+        Some(match self.key_type {
+            KeyType::Ipv4 => Key::V4(u32::from_be_bytes(b.try_into().ok()?)),
+            KeyType::Integer => Key::Int(u32::from_be_bytes(b.try_into().ok()?)),
+            KeyType::Ipv6 => Key::V6(b.try_into().ok()?),
+            KeyType::String { len } => Key::Bytes(b[..b.len().min(len as usize)].into()),
+            KeyType::Binary { len } => {
+                let mut v = b[..b.len().min(len as usize)].to_vec();
+                v.resize(len as usize, 0);
+                Key::Bytes(v.into())
+            }
+        })
     }
 
     // ---- the stats socket ----
