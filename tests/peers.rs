@@ -239,3 +239,76 @@ fn peers_sections_refuse_bad_lines_with_file_line_and_keyword() {
     assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("Removing incomplete section 'peers p'") && err.contains("no peer named 'a'"), "{err}");
 }
+
+#[test]
+fn a_peers_section_table_is_named_section_slash_name_and_shared_with_haproxy() {
+    let (ps, ph, hs, hh) = (free_port(), free_port(), free_port(), free_port());
+    let (ds, dh) = (temp_dir("peers-ts"), temp_dir("peers-th"));
+    let (ss, sh) = (ds.join("s.sock"), dh.join("h.sock"));
+    // The same text for both nodes: HAProxy reads it as sluiced does.
+    let cfg = |sock: &Path, http: u16| {
+        format!(
+            "global\n    stats socket {} level admin\npeers mesh\n    peer sl 127.0.0.1:{ps}\n    peer ha 127.0.0.1:{ph}\n    \
+             table per_user type string len 16 size 1k expire 1m store http_req_cnt,gpc0\n\
+             defaults\n    mode http\n    timeout client 5s\n    timeout server 5s\n    timeout connect 1s\n\
+             frontend fe\n    bind 127.0.0.1:{http}\n    http-request track-sc1 req.hdr(x-user) table mesh/per_user\n\
+             \x20   http-request return status 200 content-type text/plain lf-string \"%[sc1_http_req_cnt]\\n\"\n",
+            sock.display()
+        )
+    };
+    let _s = Sluiced::start_args(&cfg(&ss, hs), &[hs, ps], &["-L", "sl"]);
+    let _h = haproxy(&cfg(&sh, hh), &dh, "ha", &[hh, ph]);
+    show_peers_until(&ss, |t| t.contains("id=ha(remote,active)"));
+    let get = |port: u16, user: &str| {
+        let (status, _, body) = http_request(port, format!("GET / HTTP/1.1\r\nHost: x\r\nX-User: {user}\r\nConnection: close\r\n\r\n").as_bytes());
+        assert_eq!(status, 200);
+        String::from_utf8(body).unwrap()
+    };
+    assert_eq!(get(hs, "gina"), "1\n");
+    assert_eq!(get(hs, "gina"), "2\n");
+    let t = ask_until(&sh, "show table mesh/per_user", Duration::from_secs(5), |t| t.contains("key=gina ") && t.contains("http_req_cnt=2"));
+    assert!(t.contains("# table: mesh/per_user, type: string"), "{t}");
+    assert!(t.contains("key=gina ") && t.contains("http_req_cnt=2"), "HAProxy learned: {t}");
+    get(hh, "hank");
+    let t = ask_until(&ss, "show table mesh/per_user", Duration::from_secs(5), |t| t.contains("key=hank ") && t.contains("http_req_cnt=1"));
+    assert!(t.contains("# table: mesh/per_user, type: string") && t.contains("key=hank "), "sluiced learned: {t}");
+    // The count goes on from the learned value on the node that learned it.
+    assert_eq!(get(hs, "hank"), "2\n");
+}
+
+#[test]
+fn a_master_worker_reload_hands_the_stick_table_to_the_new_worker() {
+    let (pp, hp) = (free_port(), free_port());
+    let d = temp_dir("peers-mw");
+    let sock = d.join("s.sock");
+    let cfg = node_cfg(&sock, hp, &[("lb1", pp)], "http_req_cnt");
+    let master = Sluiced::start_args(&cfg, &[hp, pp], &["-W", "-L", "lb1"]);
+    for _ in 0..3 {
+        request(hp, "ivan", false);
+    }
+    entry_with(&sock, "ivan", "http_req_cnt=3");
+    let pid_of = |info: &str| info.lines().find(|l| l.starts_with("Pid: ")).map(str::to_owned);
+    let before = pid_of(&ask(&sock, "show info"));
+    assert!(before.is_some());
+    master.signal("USR2");
+    // The new worker answers on the stats socket with its own pid (the socket file is replaced
+    // meanwhile: a failed connection is asked again), and was handed the entry.
+    let until = std::time::Instant::now() + Duration::from_secs(8);
+    loop {
+        let info = std::os::unix::net::UnixStream::connect(&sock).ok().and_then(|mut c| {
+            c.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+            c.write_all(b"show info\n").ok()?;
+            let mut out = String::new();
+            c.read_to_string(&mut out).ok()?;
+            Some(out)
+        });
+        if info.as_deref().and_then(pid_of).is_some_and(|p| Some(p) != before) {
+            break;
+        }
+        assert!(std::time::Instant::now() < until, "no new worker on the stats socket");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    entry_with(&sock, "ivan", "http_req_cnt=3");
+    request(hp, "ivan", false);
+    entry_with(&sock, "ivan", "http_req_cnt=4");
+}

@@ -47,7 +47,13 @@ struct Index<'a> {
 pub fn validate(cfg: &Config, diags: &mut Diags) {
     let index = Index {
         backends: cfg.proxies.iter().rev().filter(|p| p.kind.has_backend()).map(|p| (p.name.as_str(), p)).collect(),
-        tables: cfg.proxies.iter().filter(|q| q.stick.has_table()).map(|q| q.name.as_str()).collect(),
+        tables: cfg
+            .proxies
+            .iter()
+            .filter(|q| q.stick.has_table())
+            .map(|q| q.name.as_str())
+            .chain(cfg.peers.iter().flat_map(|s| s.tables.iter().map(|t| t.full.as_str())))
+            .collect(),
     };
     unique_names(cfg, diags);
     for p in &cfg.proxies {

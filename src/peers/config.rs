@@ -19,12 +19,22 @@ pub struct PeerDecl {
     pub span: Span,
 }
 
+/// A `table <name> ...` line: a stick table declared in the section, named `<section>/<name>`
+/// by the rules and the stats socket, and `/<name>` between peers (as HAProxy names it).
+#[derive(Clone, Debug)]
+pub struct PeerTable {
+    pub name: String,
+    pub full: String,
+    pub table: crate::stick::config::StickTable,
+}
+
 /// A `peers <name>` section.
 #[derive(Clone, Debug)]
 pub struct PeersSection {
     pub name: String,
     pub span: Span,
     pub peers: Vec<PeerDecl>,
+    pub tables: Vec<PeerTable>,
     /// `bind <addr>:<port>`: where this node listens (the newer form, with `server` lines).
     pub bind: Option<(SocketAddr, Span)>,
     pub disabled: bool,
@@ -32,7 +42,7 @@ pub struct PeersSection {
 
 impl PeersSection {
     pub fn new(name: &str, span: Span) -> PeersSection {
-        PeersSection { name: name.to_owned(), span, peers: Vec::new(), bind: None, disabled: false }
+        PeersSection { name: name.to_owned(), span, peers: Vec::new(), tables: Vec::new(), bind: None, disabled: false }
     }
 }
 
@@ -95,15 +105,31 @@ pub fn section_line(s: &mut PeersSection, line: &Line, diags: &mut Diags) {
         // Accepted as HAProxy does; they change nothing here (no TLS between peers yet, no
         // sharding, no logs of the peers' own sessions).
         ["default-bind", ..] | ["default-server", ..] | ["log", ..] | ["shards", _] => {}
-        ["table", ..] => diags.alert(
-            Some(span),
-            Some(kw),
-            "'table' lines in peers sections are not supported yet by sluiced; declare the 'stick-table' in a backend with 'peers <section>'",
-        ),
+        ["table", name, rest @ ..] => {
+            if let Err(e) = crate::config::core_kw::check_name(kw, name) {
+                return diags.alert(Some(span), Some(kw), e);
+            }
+            if s.tables.iter().any(|t| t.name == *name) {
+                return diags.alert(Some(span), Some(kw), format!("table '{name}' is declared twice in peers section '{}'", s.name));
+            }
+            if rest.contains(&"peers") {
+                return diags.alert(Some(span), Some(kw), "a table of a peers section is replicated with that section: 'peers' is not allowed here");
+            }
+            match crate::stick::config::parse_table(rest, span) {
+                Ok((mut table, _)) => {
+                    table.peers = Some(s.name.clone());
+                    s.tables.push(PeerTable { name: (*name).to_owned(), full: format!("{}/{name}", s.name), table });
+                }
+                Err(e) => diags.alert(Some(span), Some(kw), e),
+            }
+        }
+        ["table"] => diags.alert(Some(span), Some(kw), "expects 'table <name> type <type> size <size> [expire <time>] [store <types>]'"),
         _ => diags.alert(
             Some(span),
             Some(kw),
-            format!("unknown keyword '{kw}' in 'peers' section (expected peer, server, bind, disabled, enabled, default-bind, default-server, log or shards)"),
+            format!(
+                "unknown keyword '{kw}' in 'peers' section (expected peer, server, table, bind, disabled, enabled, default-bind, default-server, log or shards)"
+            ),
         ),
     }
 }
@@ -154,8 +180,10 @@ pub struct SectionPlan {
     pub listen: SocketAddr,
     /// The other nodes.
     pub remotes: Vec<(String, SocketAddr)>,
-    /// The tables replicated with the section: (the table's name, its name on the wire).
-    pub tables: Vec<String>,
+    /// The tables replicated with the section: (the table's name, its name between peers). A
+    /// backend's table has one name; a `table` of the section is `<section>/<name>` here and
+    /// `/<name>` between peers, as HAProxy sends it.
+    pub tables: Vec<(String, String)>,
 }
 
 /// This node's name in peers sections: `-L` (put in `localpeer` by the command line), else
@@ -174,11 +202,14 @@ pub fn plan(cfg: &Config, diags: &mut Diags) -> Vec<SectionPlan> {
         if s.disabled {
             continue;
         }
-        let tables: Vec<String> = cfg
+        let tables: Vec<(String, String)> = cfg
             .proxies
             .iter()
             .filter(|p| p.stick.table.as_ref().is_some_and(|t| t.peers.as_deref() == Some(s.name.as_str())))
-            .map(|p| p.name.clone())
+            .map(|p| (p.name.clone(), p.name.clone()))
+            // HAProxy names such a table between peers with what follows the section's name,
+            // slash included: `/<name>`.
+            .chain(s.tables.iter().map(|t| (t.full.clone(), format!("/{}", t.name))))
             .collect();
         let Some(me) = s.peers.iter().find(|p| p.name == local) else {
             diags.warning(
@@ -232,6 +263,12 @@ pub fn doc_tables() -> Vec<DocTable> {
                 "server lb2 10.0.0.2:10000"
             ),
             kw!("bind", "bind <address>:<port>", "Where this node listens, with `server` lines.", "bind 10.0.0.1:10000"),
+            kw!(
+                "table",
+                "table <name> type <type> [len <n>] size <n> [expire <time>] [nopurge] [store <types>]",
+                "A stick table replicated with the section, as a backend's `stick-table` line declares one. Rules and the stats socket name it `<section>/<name>` (`track-sc0 src table mesh/per_ip`); between peers it is `/<name>`, as HAProxy names it.",
+                "table per_ip type ip size 100k expire 10m store http_req_rate(10s)"
+            ),
             kw!("disabled", "disabled", "Turns the section off: its tables are not replicated.", "disabled"),
             kw!("enabled", "enabled", "Turns the section on again (the default).", "enabled"),
             kw!(

@@ -110,7 +110,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn define(id: u64, t: &Table) -> Define {
+fn define(id: u64, name: &str, t: &Table) -> Define {
     let (key_type, key_size) = t.wire_key();
     let mut data = 0u64;
     let mut params = Vec::new();
@@ -121,7 +121,7 @@ fn define(id: u64, t: &Table) -> Define {
             params.push(TypeParam { dt: n, nbelem: u32::from(count), period });
         }
     }
-    Define { id, name: t.name.clone(), key_type, key_size, data, expire: t.expire, params }
+    Define { id, name: name.to_owned(), key_type, key_size, data, expire: t.expire, params }
 }
 
 /// The update message of an entry with its current values.
@@ -154,9 +154,9 @@ pub fn spawn(plans: &[SectionPlan], tables: &crate::stick::table::Tables) -> std
         let shared: Vec<Shared> = plan
             .tables
             .iter()
-            .filter_map(|n| tables.get(n))
+            .filter_map(|(n, wire)| Some((tables.get(n)?, wire)))
             .enumerate()
-            .map(|(i, t)| Shared { table: t.clone(), id: i as u64 + 1, def: define(i as u64 + 1, t) })
+            .map(|(i, (t, wire))| Shared { table: t.clone(), id: i as u64 + 1, def: define(i as u64 + 1, wire, t) })
             .collect();
         let mut peers: Vec<Arc<Peer>> = plan
             .remotes
@@ -212,6 +212,9 @@ pub fn spawn(plans: &[SectionPlan], tables: &crate::stick::table::Tables) -> std
             for t in &tasks {
                 t.abort();
             }
+            // Let the aborted tasks go, the listeners with them, before connecting to the
+            // next process at the same address.
+            tokio::time::sleep(Duration::from_millis(20)).await;
             for s in &sections {
                 let _ = tokio::time::timeout(Duration::from_secs(3), hand_over(s.clone())).await;
             }
@@ -579,7 +582,8 @@ async fn run_session(s: Arc<Section>, peer: Arc<Peer>, mut stream: TcpStream, mu
             }
         }
         if !out.is_empty() {
-            ok = stream.write_all(&out).await.is_ok();
+            // A node that stops reading is dropped as a silent one is.
+            ok = matches!(tokio::time::timeout(SILENCE, stream.write_all(&out)).await, Ok(Ok(())));
             last_write = Instant::now();
         }
     }

@@ -1037,7 +1037,18 @@ impl RouteTable {
                     t.store.push(crate::stick::config::StoreType::ServerId);
                 }
                 let table = crate::stick::table::Table::new(&p.name, &t);
-                let replicated = peers.iter().any(|s| s.tables.contains(&p.name));
+                let replicated = peers.iter().any(|s| s.tables.iter().any(|(n, _)| *n == p.name));
+                tables.add(if replicated { table.with_sync() } else { table });
+            }
+        }
+        for s in &cfg.peers {
+            for pt in &s.tables {
+                let mut t = pt.table.clone();
+                if sticky.contains(pt.full.as_str()) && !t.store.contains(&crate::stick::config::StoreType::ServerId) {
+                    t.store.push(crate::stick::config::StoreType::ServerId);
+                }
+                let table = crate::stick::table::Table::new(&pt.full, &t);
+                let replicated = peers.iter().any(|p| p.tables.iter().any(|(n, _)| *n == pt.full));
                 tables.add(if replicated { table.with_sync() } else { table });
             }
         }

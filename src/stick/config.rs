@@ -257,6 +257,22 @@ fn parse_stick_table(a: &mut KwArgs<'_>, p: &mut Proxy) -> Result<(), String> {
         return Err(format!("only one stick-table per proxy is allowed; one is already declared at {}", t.span));
     }
     let args: Vec<&str> = a.args().iter().map(|w| w.text.as_str()).collect();
+    let (t, refs) = parse_table(&args, a.span)?;
+    for (kind, name) in refs {
+        p.add_ref(kind, &name, a.span, "stick-table");
+    }
+    if t.write_to.as_deref() == Some(p.name.as_str()) {
+        return Err("'write-to' cannot name the table itself".into());
+    }
+    p.stick.table = Some(t);
+    Ok(())
+}
+
+/// The arguments of a `stick-table` line (or of a `table` line of a `peers` section, after its
+/// name): the table, and the peers sections and tables it names, to be checked once everything
+/// is read.
+pub fn parse_table(args: &[&str], span: &crate::config::diag::Span) -> Result<(StickTable, Vec<(RefKind, String)>), String> {
+    let mut refs = Vec::new();
     let mut key = None;
     let mut size = None;
     let mut t = StickTable {
@@ -269,7 +285,7 @@ fn parse_stick_table(a: &mut KwArgs<'_>, p: &mut Proxy) -> Result<(), String> {
         write_to: None,
         recv_only: false,
         store: Vec::new(),
-        span: a.span.clone(),
+        span: span.clone(),
     };
     let mut i = 0;
     while i < args.len() {
@@ -318,7 +334,7 @@ fn parse_stick_table(a: &mut KwArgs<'_>, p: &mut Proxy) -> Result<(), String> {
             "peers" => {
                 i += 1;
                 let name = value(i - 1)?;
-                p.add_ref(RefKind::Peers, name, a.span, "stick-table");
+                refs.push((RefKind::Peers, name.to_owned()));
                 t.peers = Some(name.to_owned());
             }
             "srvkey" => {
@@ -332,7 +348,7 @@ fn parse_stick_table(a: &mut KwArgs<'_>, p: &mut Proxy) -> Result<(), String> {
             "write-to" => {
                 i += 1;
                 let name = value(i - 1)?;
-                p.add_ref(RefKind::Table, name, a.span, "stick-table");
+                refs.push((RefKind::Table, name.to_owned()));
                 t.write_to = Some(name.to_owned());
             }
             "store" => {
@@ -353,11 +369,7 @@ fn parse_stick_table(a: &mut KwArgs<'_>, p: &mut Proxy) -> Result<(), String> {
     }
     t.key = key.ok_or("missing 'type'")?;
     t.size = size.ok_or("missing 'size'")?;
-    if t.write_to.as_deref() == Some(p.name.as_str()) {
-        return Err("'write-to' cannot name the table itself".into());
-    }
-    p.stick.table = Some(t);
-    Ok(())
+    Ok((t, refs))
 }
 
 /// Splits `a,b(1,2),c` at the commas outside parentheses.

@@ -1517,4 +1517,90 @@ mod tests {
         assert_eq!(t.key_of(&SampleRef::Ip("::ffff:10.0.0.1".parse().unwrap())), Some(Key::V4(0x0a00_0001)));
         assert_eq!(t.key_of(&SampleRef::Ip("2001:db8::1".parse().unwrap())), None);
     }
+
+    #[test]
+    fn a_replicated_table_queues_each_changed_key_once_until_taken() {
+        let t = table(10, vec![StoreType::HttpReqCnt, StoreType::Gpc0]).with_sync();
+        let now = now_ms();
+        for _ in 0..3 {
+            let e = t.track_at(ip(1), true, now).unwrap();
+            t.stop_tracking(&e, now);
+        }
+        let e2 = t.get_or_create(ip(2)).unwrap();
+        t.add(&e2, Dt::Gpc0, 0, 5);
+        let mut taken = t.take_changes();
+        taken.sort_by_key(|(e, _)| e.key.clone());
+        assert_eq!(taken.iter().map(|(e, _)| e.key.clone()).collect::<Vec<_>>(), [ip(1), ip(2)], "one change each");
+        assert_eq!(taken.iter().map(|(_, id)| *id).collect::<std::collections::BTreeSet<_>>(), [1, 2].into(), "update ids given in turn");
+        assert_eq!(t.wire_values(&taken[0].0, now), [Wire::Int(0), Wire::Int(3)], "gpc0, then http_req_cnt: type order");
+        assert!(t.take_changes().is_empty());
+        // A change after the take is queued again.
+        t.add(&e2, Dt::Gpc0, 0, 1);
+        let again = t.take_changes();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].1, 3);
+        assert_eq!(again[0].0.update_id(), 3);
+        // A table without peers queues nothing.
+        let plain = table(10, vec![StoreType::Gpc0]);
+        let e = plain.get_or_create(ip(1)).unwrap();
+        plain.add(&e, Dt::Gpc0, 0, 1);
+        assert!(plain.take_changes().is_empty());
+    }
+
+    #[test]
+    fn learned_updates_set_values_and_expiry_without_being_queued_again() {
+        let t = table(10, vec![StoreType::ConnCur, StoreType::Gpc0, StoreType::HttpReqRate(Duration::from_secs(10))]).with_sync();
+        let now = now_ms();
+        let held = t.track_at(ip(7), true, now).unwrap();
+        t.take_changes();
+        let values = [
+            (Dt::ConnCur, 0, Wire::Int(40)),
+            (Dt::Gpc0, 0, Wire::Int(9)),
+            (Dt::HttpReqRate, 0, Wire::Freq { age: 1_000, curr: 6, prev: 0 }),
+            (Dt::Gpc1, 0, Wire::Int(1)),
+        ];
+        assert!(t.learn(ip(7), Some(20_000), &values));
+        assert!(t.learn(ip(8), None, &values));
+        assert!(t.take_changes().is_empty(), "learned updates are not sent on");
+        assert_eq!(t.get(&held, Dt::ConnCur, 0), Some(1), "conn_cur stays this node's");
+        assert_eq!(t.get(&held, Dt::Gpc0, 0), Some(9));
+        assert_eq!(t.get(&held, Dt::HttpReqRate, 0), Some(6));
+        let left = t.expire_left(&held, now_ms()).unwrap();
+        assert!(left <= 20_000 && left > 15_000, "{left}");
+        let e8 = t.lookup(&ip(8)).unwrap();
+        assert!(t.expire_left(&e8, now_ms()).unwrap() > 55_000, "the table's expiry when none is sent");
+        t.stop_tracking(&held, now);
+    }
+
+    #[test]
+    fn keys_take_haproxys_wire_forms() {
+        let t = table(10, vec![]);
+        assert_eq!(t.wire_key(), (crate::peers::proto::KT_IPV4, 4));
+        assert_eq!(t.key_to_wire(&Key::V4(0x0a00_0001)), [10, 0, 0, 1]);
+        assert_eq!(t.key_from_wire(&[10, 0, 0, 1]), Some(Key::V4(0x0a00_0001)));
+        assert_eq!(t.key_from_wire(&[10, 0, 0]), None);
+        let mut st = StickTable { key: KeyType::String { len: 4 }, ..table_cfg() };
+        let s = Table::new("s", &st);
+        assert_eq!(s.wire_key(), (crate::peers::proto::KT_STR, 5), "a string key's size counts its trailing zero");
+        assert_eq!(s.key_from_wire(b"abcdef"), Some(Key::Bytes(b"abcd".to_vec().into())));
+        st.key = KeyType::Binary { len: 4 };
+        let b = Table::new("b", &st);
+        assert_eq!(b.wire_key(), (crate::peers::proto::KT_BIN, 4));
+        assert_eq!(b.key_from_wire(b"ab"), Some(Key::Bytes(b"ab\0\0".to_vec().into())));
+    }
+
+    fn table_cfg() -> StickTable {
+        StickTable {
+            key: KeyType::Ipv4,
+            size: 10,
+            expire: None,
+            nopurge: false,
+            peers: None,
+            srvkey: Default::default(),
+            write_to: None,
+            recv_only: false,
+            store: vec![],
+            span: crate::config::diag::Span::new("t".into(), 1),
+        }
+    }
 }
