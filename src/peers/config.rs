@@ -305,4 +305,41 @@ mod tests {
         assert!(peer_addr("127.0.0.1:0").is_err());
         assert!(peer_addr("127.0.0.1:x").is_err());
     }
+
+    #[test]
+    fn this_node_is_found_by_its_name_and_listens_on_its_address_or_bind() {
+        use crate::config::testing::{alerts, ok};
+        let be = "backend be\n    stick-table type ip size 10 peers p\nbackend other\n    stick-table type ip size 10\n";
+        // The `peer` form: this node's line gives the address.
+        let cfg = ok(&format!("global\n    localpeer a\npeers p\n    peer a 127.0.0.1:1000\n    peer b 127.0.0.2:1000\n{be}"));
+        let mut d = Diags::default();
+        let plans = plan(&cfg, &mut d);
+        assert_eq!(plans.len(), 1);
+        assert_eq!(plans[0].listen, "127.0.0.1:1000".parse().unwrap());
+        assert_eq!(plans[0].remotes, vec![("b".to_string(), "127.0.0.2:1000".parse().unwrap())]);
+        assert_eq!(plans[0].tables, vec![("be".to_string(), "be".to_string())], "only the tables naming the section");
+        assert_eq!(d.warnings().count(), 0);
+        // The `bind` + `server` form, with a table of the section.
+        let cfg = ok(&format!(
+            "global\n    localpeer a\npeers p\n    bind 127.0.0.1:2000\n    server a\n    server b 127.0.0.2:2000\n    table t type ip size 10\n{be}"
+        ));
+        let plans = plan(&cfg, &mut Diags::default());
+        assert_eq!(plans[0].listen, "127.0.0.1:2000".parse().unwrap());
+        assert_eq!(plans[0].remotes.len(), 1);
+        assert_eq!(plans[0].tables[1], ("p/t".to_string(), "/t".to_string()));
+        // No line for this node, or no address for it: the section is left out with a warning.
+        for text in ["peers p\n    peer z 127.0.0.1:1000\n", "peers p\n    server a\n"] {
+            let cfg = ok(&format!("global\n    localpeer a\n{text}{be}"));
+            let mut d = Diags::default();
+            assert!(plan(&cfg, &mut d).is_empty());
+            assert!(d.warnings().any(|w| w.msg.contains("Removing incomplete section 'peers p'")), "{text}");
+        }
+        // A disabled section is left out silently.
+        let cfg = ok(&format!("global\n    localpeer a\npeers p\n    disabled\n    peer a 127.0.0.1:1000\n{be}"));
+        assert!(plan(&cfg, &mut Diags::default()).is_empty());
+        // Table lines: a second one of the same name, and `peers` in one, are refused.
+        let a = alerts("peers p\n    peer a 127.0.0.1:1000\n    table t type ip size 10\n    table t type ip size 10\n    table u type ip size 1 peers p\n");
+        assert!(a[0].contains("t.cfg:4") && a[0].contains("declared twice"), "{a:?}");
+        assert!(a[1].contains("t.cfg:5") && a[1].contains("'peers' is not allowed here"), "{a:?}");
+    }
 }

@@ -192,6 +192,11 @@ pub struct Define {
     pub params: Vec<TypeParam>,
 }
 
+/// The data types this side knows (HAProxy's 0 to 26, `server_id` to `glitch_rate`). A newer
+/// peer's later types come after them in every message, in type order: their parameters and
+/// values are left unread.
+pub const KNOWN_TYPES: u8 = 27;
+
 /// Whether HAProxy's data type `dt` is a frequency counter.
 pub fn is_rate(dt: u8) -> bool {
     matches!(dt, 3 | 5 | 8 | 10 | 12 | 14 | 16 | 18 | 21 | 24 | 26)
@@ -247,7 +252,7 @@ impl Define {
             return (0..64).all(|t| data & (1 << t) == 0 || !is_array(t)).then_some(d);
         }
         d.expire = get_int(body, &mut pos)?;
-        for dt in 0u8..64 {
+        for dt in 0u8..KNOWN_TYPES {
             if data & (1 << dt) == 0 || !(is_array(dt) || is_rate(dt)) {
                 continue;
             }
@@ -407,7 +412,7 @@ impl Update {
             _ => get_bytes(body, &mut pos, usize::try_from(def.key_size).ok()?)?.to_vec(),
         };
         let mut values = Vec::new();
-        for dt in 0u8..64 {
+        for dt in 0u8..KNOWN_TYPES {
             if def.data & (1 << dt) == 0 {
                 continue;
             }
@@ -588,6 +593,23 @@ mod tests {
         let f = frame(&m).unwrap().unwrap();
         assert_eq!(f.kind, STKT_INCUPDATE);
         assert_eq!(Update::decode(f.kind, f.body, &d), Some(inc));
+    }
+
+    #[test]
+    fn a_newer_peers_unknown_types_are_left_unread() {
+        // Type 40 set, with a parameter and a value after the known ones.
+        let d = Define { data: (1 << 2) | (1 << 40), params: vec![], ..def() };
+        let mut m = d.encode();
+        m.extend_from_slice(&[40, 7]);
+        m[2] += 2;
+        let f = frame(&m).unwrap().unwrap();
+        let got = Define::decode(f.body).unwrap();
+        assert_eq!(got.data, d.data);
+        let mut u = Update { id: Some(1), expire: None, key: vec![1, 2, 3, 4], values: vec![(2, 0, Value::Int(3))] }.encode(&got);
+        u.extend_from_slice(&[0xF8, 0x2F]);
+        u[2] += 2;
+        let f = frame(&u).unwrap().unwrap();
+        assert_eq!(Update::decode(f.kind, f.body, &got).unwrap().values, vec![(2, 0, Value::Int(3))]);
     }
 
     #[test]

@@ -1324,19 +1324,7 @@ mod tests {
     use std::time::Duration;
 
     fn table(size: u32, store: Vec<StoreType>) -> Table {
-        let t = StickTable {
-            key: KeyType::Ipv4,
-            size,
-            expire: Some(Duration::from_secs(60)),
-            nopurge: false,
-            peers: None,
-            srvkey: Default::default(),
-            write_to: None,
-            recv_only: false,
-            store,
-            span: crate::config::diag::Span::new("t".into(), 1),
-        };
-        Table::new("t", &t)
+        Table::new("t", &StickTable { size, expire: Some(Duration::from_secs(60)), store, ..table_cfg() })
     }
 
     fn ip(n: u32) -> Key {
@@ -1475,18 +1463,7 @@ mod tests {
 
     #[test]
     fn nopurge_refuses_new_entries_when_full() {
-        let mut cfg = StickTable {
-            key: KeyType::Integer,
-            size: 2,
-            expire: None,
-            nopurge: true,
-            peers: None,
-            srvkey: Default::default(),
-            write_to: None,
-            recv_only: false,
-            store: vec![],
-            span: crate::config::diag::Span::new("t".into(), 1),
-        };
+        let mut cfg = StickTable { key: KeyType::Integer, size: 2, nopurge: true, ..table_cfg() };
         let t = Table::new("n", &cfg);
         assert!(t.get_or_create(Key::Int(1)).is_some());
         assert!(t.get_or_create(Key::Int(2)).is_some());
@@ -1589,6 +1566,7 @@ mod tests {
         assert_eq!(b.key_from_wire(b"ab"), Some(Key::Bytes(b"ab\0\0".to_vec().into())));
     }
 
+    /// An IPv4 table of 10 entries, no expiry, nothing stored.
     fn table_cfg() -> StickTable {
         StickTable {
             key: KeyType::Ipv4,
