@@ -102,6 +102,22 @@ struct Section {
 }
 
 static SECTIONS: OnceLock<Vec<Arc<Section>>> = OnceLock::new();
+/// Woken by the first local change of a replicated table after the collector took them: an idle
+/// process does not wake up for its peers.
+static CHANGED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Woken when the process is told to stop.
+static STOP: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Tells the peers thread that the process stops: it hands its tables over (on a soft stop).
+pub fn stop() {
+    STOP.notify_one();
+}
+
+/// Tells the collector that a replicated table has changes (from any thread).
+pub fn wake() {
+    CHANGED.notify_one();
+}
 /// Set once the tables were handed to the next process on a soft stop (or there is nothing to
 /// hand over).
 static HANDED_OVER: AtomicBool = AtomicBool::new(true);
@@ -196,10 +212,10 @@ pub fn spawn(plans: &[SectionPlan], tables: &crate::stick::table::Tables) -> std
         };
         runtime.block_on(async move {
             let mut tasks = Vec::new();
+            tasks.push(tokio::task::spawn_local(collect(sections.clone())));
             for (s, l) in sections.iter().zip(listeners) {
                 let Ok(l) = TcpListener::from_std(l) else { continue };
                 tasks.push(tokio::task::spawn_local(listen(s.clone(), l)));
-                tasks.push(tokio::task::spawn_local(collect(s.clone())));
                 for p in s.peers.iter().filter(|p| !p.local) {
                     tasks.push(tokio::task::spawn_local(connect_loop(s.clone(), p.clone())));
                 }
@@ -207,7 +223,7 @@ pub fn spawn(plans: &[SectionPlan], tables: &crate::stick::table::Tables) -> std
             // A soft stop: the listeners close, and each section hands its tables to the next
             // process before this one exits.
             while !crate::runtime::process::stopping() {
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                STOP.notified().await;
             }
             for t in &tasks {
                 t.abort();
@@ -240,26 +256,35 @@ fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     Ok(s.into())
 }
 
-/// Takes the tables' changes and sends them to every session.
-async fn collect(s: Arc<Section>) {
-    let mut tick = tokio::time::interval(COLLECT_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+/// Takes the tables' changes and sends them to every session of their section: woken by the
+/// first change, it lets [`COLLECT_EVERY`] pass so that a key changed by a burst of requests goes
+/// out once, with its latest values.
+async fn collect(sections: Vec<Arc<Section>>) {
     loop {
-        tick.tick().await;
-        if !s.synced.load(Ordering::Relaxed) && s.started.elapsed() >= RESYNC_WAIT {
-            s.synced.store(true, Ordering::Relaxed);
+        let resync_due = sections.iter().filter(|s| !s.synced.load(Ordering::Relaxed)).map(|s| s.started + RESYNC_WAIT).min();
+        match resync_due {
+            Some(due) => {
+                let _ = tokio::time::timeout_at(due.into(), CHANGED.notified()).await;
+            }
+            None => CHANGED.notified().await,
         }
+        tokio::time::sleep(COLLECT_EVERY).await;
         let now = crate::stick::table::now_ms();
-        for sh in &s.tables {
-            let changes = sh.table.take_changes();
-            if changes.is_empty() {
-                continue;
+        for s in &sections {
+            if !s.synced.load(Ordering::Relaxed) && s.started.elapsed() >= RESYNC_WAIT {
+                s.synced.store(true, Ordering::Relaxed);
             }
-            let mut batch = proto::switch(sh.id);
-            for (e, id) in &changes {
-                batch.extend_from_slice(&update_msg(sh, e, *id, false, now));
+            for sh in &s.tables {
+                let changes = sh.table.take_changes();
+                if changes.is_empty() {
+                    continue;
+                }
+                let mut batch = proto::switch(sh.id);
+                for (e, id) in &changes {
+                    batch.extend_from_slice(&update_msg(sh, e, *id, false, now));
+                }
+                let _ = s.tx.send(Arc::new(batch));
             }
-            let _ = s.tx.send(Arc::new(batch));
         }
     }
 }
@@ -354,7 +379,7 @@ async fn connect_loop(s: Arc<Section>, peer: Arc<Peer>) {
             }
         };
         if let Some(d) = wait {
-            tokio::time::sleep(d.min(Duration::from_millis(500))).await;
+            tokio::time::sleep(d.min(Duration::from_secs(1))).await;
             continue;
         }
         {
@@ -529,7 +554,7 @@ async fn run_session(s: Arc<Section>, peer: Arc<Peer>, mut stream: TcpStream, mu
     let mut rx = Rx { defs: HashMap::new(), current: None, dict: HashMap::new(), to_ack: Vec::new(), teach: false, replies: Vec::new(), confirmed: false };
     let mut last_read = Instant::now();
     let mut last_write = Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut ok = stream.write_all(&out).await.is_ok();
     let mut tmp = vec![0u8; 16 * 1024];
     while ok {

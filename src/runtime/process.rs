@@ -292,6 +292,7 @@ async fn control(
     let mut leave_at: Option<tokio::time::Instant> = None;
     let stop = |tx: &watch::Sender<Stop>, how: Stop, leave: &mut Option<Vec<std::os::fd::OwnedFd>>, leave_at: &mut Option<tokio::time::Instant>| {
         STOPPING.store(true, std::sync::atomic::Ordering::Relaxed);
+        crate::peers::stop();
         let _ = tx.send(how);
         if how == Stop::Hard {
             // Sockets given to a new process (`-x`) are its own now: closed here, not shut down.

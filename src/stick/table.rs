@@ -509,7 +509,13 @@ impl Table {
         if let Some(s) = &self.sync
             && !e.queued.swap(true, Ordering::AcqRel)
         {
-            lock(&s.pending).push(e.key.clone());
+            let mut p = lock(&s.pending);
+            p.push(e.key.clone());
+            // The first change since the peers thread last took them wakes it.
+            if p.len() == 1 {
+                drop(p);
+                crate::peers::wake();
+            }
         }
     }
 
