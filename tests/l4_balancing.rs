@@ -444,6 +444,45 @@ fn connection_and_session_rule_variables_reach_the_content_rules() {
     assert_eq!(server_after(port, &[b"x"]), b'a');
 }
 
+/// In mode tcp, a backend's content rules inspect the stream once it is switched to that
+/// backend, with the backend's own inspect delay: here they wait for a greeting and refuse the
+/// wrong one; the other backend takes anything.
+#[test]
+fn a_backends_content_rules_inspect_the_streams_switched_to_it() {
+    let (a, b) = (Backend::named("a"), Backend::named("b"));
+    let port = free_port();
+    let cfg = format!(
+        "defaults\n  mode tcp\n  timeout connect 1s\n  timeout client 10s\n  timeout server 10s\nfrontend f\n  bind 127.0.0.1:{port}\n  \
+         use_backend ba if {{ src 127.0.0.1 }}\n  default_backend bb\n\
+         backend ba\n  tcp-request inspect-delay 2s\n  tcp-request content reject if {{ req.payload(0,4) -m str EVIL }}\n  \
+         tcp-request content accept if {{ req.len ge 4 }}\n  server a {}\n\
+         backend bb\n  server b {}\n",
+        a.addr(),
+        b.addr()
+    );
+    let _s = Sluiced::start(&cfg, &[port]);
+    // The greeting comes in two pieces: the backend's rules wait for the whole of it.
+    assert_eq!(server_after(port, &[b"HE", b"LO"]), b'a');
+    // Refused by the backend's rule: closed before any server is reached.
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(b"EVIL").unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut rest = Vec::new();
+    let _ = c.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "{rest:?}");
+    assert_eq!(a.accepted.load(std::sync::atomic::Ordering::Relaxed), 1);
+    // From another source the frontend picks the other backend, which has no such rule.
+    let s2 = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s2.bind(&std::net::SocketAddr::from(([127, 0, 0, 2], 0)).into()).unwrap();
+    s2.connect(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into()).unwrap();
+    let mut c: TcpStream = s2.into();
+    c.write_all(b"EVIL").unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut line = [0u8; 2];
+    c.read_exact(&mut line).unwrap();
+    assert_eq!(line[0], b'b');
+}
+
 /// A minimal TLS 1.2 ClientHello with one cipher suite and an SNI extension.
 fn client_hello(sni: &str) -> Vec<u8> {
     let name = sni.as_bytes();

@@ -424,6 +424,40 @@ fn tcp_request_content_rules_run_for_each_http_request_before_the_http_rules() {
     assert_eq!(read_to_end(&mut c, Duration::from_secs(5)).unwrap(), b"");
 }
 
+/// A backend's `tcp-request content` rules run when a request is switched to it, after the
+/// frontend's and before the backend's `http-request` rules; they track in the backend's own
+/// table. A frontend switching to another backend does not run them.
+#[test]
+fn a_backends_tcp_request_content_rules_run_for_the_requests_switched_to_it() {
+    let (be, seen) = http_backend(|_| ok_response("x"));
+    let port = free_port();
+    let cfg = format!(
+        "defaults\n  mode http\n  timeout client 10s\n  timeout server 10s\n  timeout connect 1s\nfrontend f\n  bind 127.0.0.1:{port}\n  \
+         tcp-request content set-var(txn.order) str(fe)\n  \
+         use_backend guarded if {{ path_beg /guarded }}\n  default_backend open\n\
+         backend guarded\n  stick-table type ip size 10 expire 1m store http_req_cnt\n  \
+         tcp-request content reject if {{ req.hdr(x-bad) -m found }}\n  \
+         tcp-request content set-var(txn.order) str(fe+be) if {{ var(txn.order) -m str fe }}\n  \
+         tcp-request content track-sc1 src\n  \
+         http-request return status 200 content-type text/plain lf-string \"%[var(txn.order)] %[sc_http_req_cnt(1)]\"\n\
+         backend open\n  server s {}\n",
+        be.addr()
+    );
+    let _s = Sluiced::start(&cfg, &[port]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    for n in 1..=2 {
+        c.write_all(b"GET /guarded HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        let (status, _, body) = read_response(&mut c);
+        assert_eq!((status, String::from_utf8(body).unwrap()), (200, format!("fe+be {n}")));
+    }
+    // The other backend: its requests pass with the header the guarded one refuses.
+    assert_eq!(http_request(port, b"GET /open HTTP/1.1\r\nHost: h\r\nX-Bad: 1\r\nConnection: close\r\n\r\n").0, 200);
+    assert_eq!(seen.lock().unwrap().requests.len(), 1);
+    // The guarded backend rejects it: the connection closes with no answer.
+    c.write_all(b"GET /guarded HTTP/1.1\r\nHost: h\r\nX-Bad: 1\r\n\r\n").unwrap();
+    assert_eq!(read_to_end(&mut c, Duration::from_secs(5)).unwrap(), b"");
+}
+
 /// `normalize-uri` runs before the ACLs that follow it: `//admin`, `/x/../admin` and `/%61dmin`
 /// all meet the `path_beg /admin` deny; the server gets the normalized target. (A bad `%`
 /// sequence, which `strict` answers with 400, never gets this far: the head parser refuses it.)

@@ -291,7 +291,7 @@ pub fn proxy_keywords() -> Vec<ProxyKeyword> {
             doc!(
                 Parsed,
                 "tcp-request content <action> [if|unless <cond>]",
-                "Acts on request contents, waiting up to the inspect delay (mode tcp), or once per request on its complete head (mode http); actions are listed under 'tcp-request content actions'.",
+                "Acts on request contents, waiting up to the inspect delay (mode tcp), or once per request on its complete head (mode http); actions are listed under 'tcp-request content actions'. A backend's rules run for the streams and requests switched to it, after the frontend's.",
                 "tcp-request content accept if { req.ssl_hello_type 1 }"
             ),
         ),

@@ -297,34 +297,11 @@ async fn session(
 
     // 4. Content inspection.
     if !fe.content_rules.is_empty() {
-        let deadline = fe.inspect_delay.map(|d| Instant::now() + d);
-        let mut client_eof = false;
-        let mut next_rule = 0;
-        let log_level = Cell::new(None);
-        loop {
-            let final_data = client_eof || buf.len() >= INSPECT_MAX || deadline.is_none_or(|d| Instant::now() >= d);
-            let ctx = Ctx { rt, fe, src, dst, backend: None, buf: &buf, final_data, vars, stick };
-            let d = content_decision(&fe.content_rules, &ctx, &mut next_rule, client.socket().as_fd(), Level::Tcp, &log_level);
-            // `set-log-level`: for the line at the end, however the session ends.
-            if let (Some(r), Some(l)) = (rec.as_deref_mut(), log_level.get()) {
-                r.level = Some(l);
-            }
-            match d {
-                Decision::Reject => return End::Rejected,
-                Decision::Accept => break,
-                Decision::Wait if !final_data => {}
-                Decision::Wait => break,
-            }
-            match read_until(client, buf, deadline).await {
-                (Ok(0), b) => {
-                    buf = b;
-                    client_eof = true;
-                }
-                (Ok(_), b) => buf = b,
-                (Err(e), b) if e.kind() == io::ErrorKind::TimedOut => buf = b,
-                (Err(_), _) => return End::ClientError,
-            }
-        }
+        let pass = Inspect { rules: &fe.content_rules, delay: fe.inspect_delay, rt, fe, src, dst, backend: None, vars, stick };
+        buf = match pass.run(client, buf, rec).await {
+            Ok(b) => b,
+            Err(end) => return end,
+        };
     }
 
     // 5. Backend.
@@ -335,6 +312,15 @@ async fn session(
     let Some(be_idx) = be_idx else { return End::NoBackend };
     let be = &rt.backends[be_idx];
     sess.set_backend(Some(be_idx));
+    // The backend's content rules (not again for a `listen` section's own ones), with its own
+    // inspect delay, as HAProxy's backend analyser runs them.
+    if !be.content_rules.is_empty() && fe.own_backend != Some(be_idx) {
+        let pass = Inspect { rules: &be.content_rules, delay: be.inspect_delay, rt, fe, src, dst, backend: Some(be_idx), vars, stick };
+        buf = match pass.run(client, buf, rec).await {
+            Ok(b) => b,
+            Err(end) => return end,
+        };
+    }
     if let Some(r) = rec.as_deref_mut() {
         r.frontend_addr = dst.get();
         r.backend = Some(be.name.clone());
@@ -561,6 +547,65 @@ pub(crate) fn http_content_rules_pass(rules: &[L4Rule], ctx: &dyn StreamCtx, cli
 
 /// Reads more into `buf`, failing with `TimedOut` at `deadline`. The deadline bounds the wait for
 /// readiness only, so a timeout never drops the buffer inside a pending read.
+/// One pass of `tcp-request content` rules (a frontend's, then a backend's): the rules are run
+/// over the client's first bytes, reading more while a rule waits for them, until one decides
+/// or the inspect delay ends.
+struct Inspect<'a> {
+    rules: &'a [L4Rule],
+    delay: Option<Duration>,
+    rt: &'a RouteTable,
+    fe: &'a Frontend,
+    src: Option<SocketAddr>,
+    dst: &'a Dst<'a>,
+    backend: Option<usize>,
+    vars: &'a RefCell<Vars>,
+    stick: &'a StickCtrs,
+}
+
+impl Inspect<'_> {
+    /// The bytes read so far when the stream goes on; the end of the session otherwise.
+    async fn run(&self, client: &Transport, mut buf: Vec<u8>, rec: &mut Option<Box<LogRecord>>) -> Result<Vec<u8>, End> {
+        let deadline = self.delay.map(|d| Instant::now() + d);
+        let mut client_eof = false;
+        let mut next_rule = 0;
+        let log_level = Cell::new(None);
+        loop {
+            let final_data = client_eof || buf.len() >= INSPECT_MAX || deadline.is_none_or(|d| Instant::now() >= d);
+            let ctx = Ctx {
+                rt: self.rt,
+                fe: self.fe,
+                src: self.src,
+                dst: self.dst,
+                backend: self.backend,
+                buf: &buf,
+                final_data,
+                vars: self.vars,
+                stick: self.stick,
+            };
+            let d = content_decision(self.rules, &ctx, &mut next_rule, client.socket().as_fd(), Level::Tcp, &log_level);
+            // `set-log-level`: for the line at the end, however the session ends.
+            if let (Some(r), Some(l)) = (rec.as_deref_mut(), log_level.get()) {
+                r.level = Some(l);
+            }
+            match d {
+                Decision::Reject => return Err(End::Rejected),
+                Decision::Accept => return Ok(buf),
+                Decision::Wait if !final_data => {}
+                Decision::Wait => return Ok(buf),
+            }
+            match read_until(client, buf, deadline).await {
+                (Ok(0), b) => {
+                    buf = b;
+                    client_eof = true;
+                }
+                (Ok(_), b) => buf = b,
+                (Err(e), b) if e.kind() == io::ErrorKind::TimedOut => buf = b,
+                (Err(_), _) => return Err(End::ClientError),
+            }
+        }
+    }
+}
+
 async fn read_until(c: &Transport, buf: Vec<u8>, deadline: Option<Instant>) -> (io::Result<usize>, Vec<u8>) {
     if let Some(d) = deadline {
         match tokio::time::timeout_at(d, c.ready(Interest::READABLE)).await {

@@ -1327,7 +1327,15 @@ async fn serve(
                 base.backend = fe.select_backend(&rt.backends, &ctx);
                 if let Some(b) = base.backend.filter(|b| Some(*b) != fe.own_backend) {
                     let be = &rt.backends[b];
-                    flow = rules::run(&be.http.request_rules, &base, &mut msg, None, true, &mut edits);
+                    // The backend's `tcp-request content` rules, then its `http-request` ones.
+                    let content_ok = be.content_rules.is_empty()
+                        || crate::l4::session::http_content_rules_pass(
+                            &be.content_rules,
+                            &HttpCtx { req: Some(&msg), req_buf: &cbuf, ..base },
+                            client.socket().as_fd(),
+                            &txn.log_level,
+                        );
+                    flow = if content_ok { rules::run(&be.http.request_rules, &base, &mut msg, None, true, &mut edits) } else { Flow::Reject };
                     // A `backend` section with `stats enable` answers its page after its rules.
                     if matches!(flow, Flow::Continue)
                         && let Some(page) =

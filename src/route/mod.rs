@@ -624,6 +624,10 @@ pub struct Backend {
     pub name: String,
     pub id: u32,
     pub mode: Mode,
+    /// `tcp-request content` rules, run once the stream is switched to this backend (a
+    /// `listen` section's run as its frontend's for its own traffic), and their inspect delay.
+    pub content_rules: Vec<L4Rule>,
+    pub inspect_delay: Option<Duration>,
     pub state: Arc<BackendState>,
     pub timeout_connect: Option<Duration>,
     pub timeout_server: Option<Duration>,
@@ -1136,6 +1140,8 @@ impl RouteTable {
                 name: p.name.clone(),
                 id: p.id.unwrap_or(pi as u32 + 1),
                 mode: p.mode,
+                content_rules: compile_rules(p, &p.l4.content_rules, "tcp-request content", &tables)?,
+                inspect_delay: p.l4.request_inspect_delay,
                 state,
                 timeout_connect: t.connect,
                 timeout_server: t.server,
