@@ -555,7 +555,7 @@ async fn run_session(s: Arc<Section>, peer: Arc<Peer>, mut stream: TcpStream, mu
     let mut last_read = Instant::now();
     let mut last_write = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut ok = stream.write_all(&out).await.is_ok();
+    let mut ok = write_out(&mut stream, &out).await;
     let mut tmp = vec![0u8; 16 * 1024];
     while ok {
         if peer.generation.load(Ordering::Acquire) != generation || (teacher && rx.confirmed) {
@@ -607,8 +607,7 @@ async fn run_session(s: Arc<Section>, peer: Arc<Peer>, mut stream: TcpStream, mu
             }
         }
         if !out.is_empty() {
-            // A node that stops reading is dropped as a silent one is.
-            ok = matches!(tokio::time::timeout(SILENCE, stream.write_all(&out)).await, Ok(Ok(())));
+            ok = write_out(&mut stream, &out).await;
             last_write = Instant::now();
         }
     }
@@ -620,6 +619,17 @@ async fn run_session(s: Arc<Section>, peer: Arc<Peer>, mut stream: TcpStream, mu
         st.connected = false;
     }
     rx.confirmed
+}
+
+/// Writes `out` in pieces of 64 kB: a node that takes none of a piece for [`SILENCE`] is dropped
+/// as a silent one is, while a full resync of a large table to a slow node keeps going.
+async fn write_out(stream: &mut TcpStream, out: &[u8]) -> bool {
+    for piece in out.chunks(64 * 1024) {
+        if !matches!(tokio::time::timeout(SILENCE, stream.write_all(piece)).await, Ok(Ok(()))) {
+            return false;
+        }
+    }
+    true
 }
 
 /// On a soft stop: teaches every entry to the next process, listening on this node's address
