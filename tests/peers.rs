@@ -312,3 +312,21 @@ fn a_master_worker_reload_hands_the_stick_table_to_the_new_worker() {
     request(hp, "ivan", false);
     entry_with(&sock, "ivan", "http_req_cnt=4");
 }
+
+#[test]
+fn peers_replicate_over_ipv6_loopback() {
+    let (pa, pb, ha, hb) = (free_port(), free_port(), free_port(), free_port());
+    let (da, db) = (temp_dir("peers-6a"), temp_dir("peers-6b"));
+    let (sa, sb) = (da.join("s.sock"), db.join("s.sock"));
+    let cfg = |sock: &Path, http: u16| {
+        node_cfg(sock, http, &[("a", pa), ("b", pb)], "gpc0")
+            .replace(&format!("127.0.0.1:{pa}"), &format!("[::1]:{pa}"))
+            .replace(&format!("127.0.0.1:{pb}"), &format!("[::1]:{pb}"))
+    };
+    let _a = Sluiced::start_args(&cfg(&sa, ha), &[ha, pa], &["-L", "a"]);
+    let _b = Sluiced::start_args(&cfg(&sb, hb), &[hb, pb], &["-L", "b"]);
+    let p = show_peers_until(&sa, |t| t.contains("id=b(remote,active)"));
+    assert!(p.contains(&format!("addr=[::1]:{pb}")), "{p}");
+    request(ha, "kim", true);
+    entry_with(&sb, "kim", "gpc0=1");
+}
