@@ -545,8 +545,6 @@ pub(crate) fn http_content_rules_pass(rules: &[L4Rule], ctx: &dyn StreamCtx, cli
     !matches!(content_decision(rules, ctx, &mut 0, client, Level::Http, log_level), Decision::Reject)
 }
 
-/// Reads more into `buf`, failing with `TimedOut` at `deadline`. The deadline bounds the wait for
-/// readiness only, so a timeout never drops the buffer inside a pending read.
 /// One pass of `tcp-request content` rules (a frontend's, then a backend's): the rules are run
 /// over the client's first bytes, reading more while a rule waits for them, until one decides
 /// or the inspect delay ends.
@@ -606,6 +604,8 @@ impl Inspect<'_> {
     }
 }
 
+/// Reads more into `buf`, failing with `TimedOut` at `deadline`. The deadline bounds the wait for
+/// readiness only, so a timeout never drops the buffer inside a pending read.
 async fn read_until(c: &Transport, buf: Vec<u8>, deadline: Option<Instant>) -> (io::Result<usize>, Vec<u8>) {
     if let Some(d) = deadline {
         match tokio::time::timeout_at(d, c.ready(Interest::READABLE)).await {

@@ -143,20 +143,20 @@ fn define(id: u64, name: &str, t: &Table) -> Define {
 /// The update message of an entry with its current values.
 fn update_msg(sh: &Shared, e: &Entry, id: u32, timed: bool, now: u64) -> Vec<u8> {
     let t = &sh.table;
-    let mut values = Vec::new();
-    let mut vals = t.wire_values(e, now).into_iter();
-    for (dt, count, _) in t.wire_types() {
-        for i in 0..u32::from(count) {
-            let v = match vals.next() {
-                Some(Wire::Int(n)) => Value::Int(n),
-                Some(Wire::Freq { age, curr, prev }) => Value::Freq { age, curr, prev },
+    let values = t
+        .wire_values(e, now)
+        .into_iter()
+        .map(|(dt, i, w)| {
+            let v = match w {
+                Wire::Int(n) => Value::Int(n),
+                Wire::Freq { age, curr, prev } => Value::Freq { age, curr, prev },
                 // The text is sent each time with cache id 1: no dictionary state to keep.
-                Some(Wire::Text(Some(s))) => Value::Dict(Some((1, Some(s)))),
-                Some(Wire::Text(None)) | None => Value::Dict(None),
+                Wire::Text(Some(s)) => Value::Dict(Some((1, Some(s)))),
+                Wire::Text(None) => Value::Dict(None),
             };
-            values.push((dt as u8, i, v));
-        }
-    }
+            (dt as u8, i as u32, v)
+        })
+        .collect();
     let expire = if timed { t.expire_left(e, now).map(|l| l.min(u64::from(u32::MAX)) as u32) } else { None };
     Update { id: Some(id), expire, key: t.key_to_wire(&e.key), values }.encode(&sh.def)
 }

@@ -1034,27 +1034,20 @@ impl RouteTable {
         // As in HAProxy, a table that stick rules name stores `server_id` without being told.
         let sticky: std::collections::HashSet<&str> =
             cfg.proxies.iter().flat_map(|p| p.stick.rules.iter().map(move |r| r.table.as_deref().unwrap_or(&p.name))).collect();
-        for p in &cfg.proxies {
-            if let Some(t) = &p.stick.table {
-                let mut t = t.clone();
-                if sticky.contains(p.name.as_str()) && !t.store.contains(&crate::stick::config::StoreType::ServerId) {
-                    t.store.push(crate::stick::config::StoreType::ServerId);
-                }
-                let table = crate::stick::table::Table::new(&p.name, &t);
-                let replicated = peers.iter().any(|s| s.tables.iter().any(|(n, _)| *n == p.name));
-                tables.add(if replicated { table.with_sync() } else { table });
+        // The proxies' tables, then those of the peers sections (`<section>/<name>`).
+        let declared = cfg
+            .proxies
+            .iter()
+            .filter_map(|p| Some((p.name.as_str(), p.stick.table.as_ref()?)))
+            .chain(cfg.peers.iter().flat_map(|s| s.tables.iter().map(|pt| (pt.full.as_str(), &pt.table))));
+        for (name, t) in declared {
+            let mut t = t.clone();
+            if sticky.contains(name) && !t.store.contains(&crate::stick::config::StoreType::ServerId) {
+                t.store.push(crate::stick::config::StoreType::ServerId);
             }
-        }
-        for s in &cfg.peers {
-            for pt in &s.tables {
-                let mut t = pt.table.clone();
-                if sticky.contains(pt.full.as_str()) && !t.store.contains(&crate::stick::config::StoreType::ServerId) {
-                    t.store.push(crate::stick::config::StoreType::ServerId);
-                }
-                let table = crate::stick::table::Table::new(&pt.full, &t);
-                let replicated = peers.iter().any(|p| p.tables.iter().any(|(n, _)| *n == pt.full));
-                tables.add(if replicated { table.with_sync() } else { table });
-            }
+            let table = crate::stick::table::Table::new(name, &t);
+            let replicated = peers.iter().any(|s| s.tables.iter().any(|(n, _)| n == name));
+            tables.add(if replicated { table.with_sync() } else { table });
         }
         let mut backends = Vec::new();
         let mut index = std::collections::HashMap::new();

@@ -1118,24 +1118,19 @@ impl Table {
 
     /// The stored types sent to peers, in type order: (type, elements, period in ms). The token
     /// bucket is sluiced's own and stays out.
-    pub fn wire_types(&self) -> Vec<(Dt, u16, u64)> {
-        ALL_DT
-            .iter()
-            .filter(|d| **d != Dt::TokenBucket)
-            .map(|&d| (d, self.slots[d as usize]))
-            .filter(|(_, s)| s.present)
-            .map(|(d, s)| (d, s.count, s.period))
-            .collect()
+    pub fn wire_types(&self) -> impl Iterator<Item = (Dt, u16, u64)> + '_ {
+        ALL_DT.iter().filter(|d| **d != Dt::TokenBucket).map(|&d| (d, self.slots[d as usize])).filter(|(_, s)| s.present).map(|(d, s)| (d, s.count, s.period))
     }
 
-    /// The entry's values as sent to peers, in [`wire_types`](Self::wire_types) order.
-    pub fn wire_values(&self, e: &Entry, now: u64) -> Vec<Wire> {
+    /// The entry's values as sent to peers, in [`wire_types`](Self::wire_types) order: (type,
+    /// element, value), the form [`learn`](Self::learn) takes.
+    pub fn wire_values(&self, e: &Entry, now: u64) -> Vec<(Dt, usize, Wire)> {
         let d = lock(&e.data);
         let mut out = Vec::with_capacity(self.nvals);
         for (dt, count, _) in self.wire_types() {
             let start = usize::from(self.slots[dt as usize].start);
             for k in 0..usize::from(count) {
-                out.push(match &d[start + k] {
+                let w = match &d[start + k] {
                     Val::Int(x) => Wire::Int(*x),
                     Val::Freq(f) => {
                         let (tick, curr, prev) = f.parts();
@@ -1143,7 +1138,8 @@ impl Table {
                     }
                     Val::Text(t) => Wire::Text(t.as_deref().map(str::to_owned)),
                     Val::Bucket(_) => Wire::Int(0),
-                });
+                };
+                out.push((dt, k, w));
             }
         }
         out
@@ -1515,7 +1511,7 @@ mod tests {
         taken.sort_by_key(|(e, _)| e.key.clone());
         assert_eq!(taken.iter().map(|(e, _)| e.key.clone()).collect::<Vec<_>>(), [ip(1), ip(2)], "one change each");
         assert_eq!(taken.iter().map(|(_, id)| *id).collect::<std::collections::BTreeSet<_>>(), [1, 2].into(), "update ids given in turn");
-        assert_eq!(t.wire_values(&taken[0].0, now), [Wire::Int(0), Wire::Int(3)], "gpc0, then http_req_cnt: type order");
+        assert_eq!(t.wire_values(&taken[0].0, now), [(Dt::Gpc0, 0, Wire::Int(0)), (Dt::HttpReqCnt, 0, Wire::Int(3))], "gpc0, then http_req_cnt: type order");
         assert!(t.take_changes().is_empty());
         // A change after the take is queued again.
         t.add(&e2, Dt::Gpc0, 0, 1);
