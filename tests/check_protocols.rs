@@ -1,7 +1,8 @@
 //! The protocol check conversations (`option pgsql-check`, `mysql-check`, `redis-check`, the
-//! agent check) against real servers started by the tests on loopback ports: PostgreSQL, Redis
-//! and MariaDB from the Debian packages `postgresql`, `redis-server` and `mariadb-server`
-//! (`scripts/test.sh` installs them). A missing binary fails the test with a clear message.
+//! agent check, `ssl-hello-chk`) against real servers started by the tests on loopback ports:
+//! PostgreSQL, Redis and MariaDB from the Debian packages `postgresql`, `redis-server` and
+//! `mariadb-server`, and `openssl s_server` (`scripts/test.sh` installs them). A missing binary
+//! fails the test with a clear message.
 //!
 //! The check engine is not involved: a small driver here connects, runs the conversation over the
 //! socket (start → send → received with all data → ... → closed/timed out), and returns its
@@ -16,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sluiced::check::config::CheckStatus;
-use sluiced::check::proto::{Conversation, Outcome, Step, agent, mysql, pgsql, redis};
+use sluiced::check::proto::{Conversation, Outcome, Step, agent, mysql, pgsql, redis, ssl_hello};
 use support::*;
 
 /// Runs a conversation over a fresh connection to `port`, within 10 s.
@@ -353,4 +354,71 @@ fn redis_check_through_the_engine_marks_a_password_protected_redis_down() {
     let err = stderr_until(&mut s, "Server redis/locked is DOWN, reason: Layer7 wrong status");
     assert!(err.contains("info: \"-NOAUTH"), "{err}");
     assert!(!err.contains("Server redis/open is DOWN"), "{err}");
+}
+
+/// `openssl s_server` on a free loopback port with a fresh self-signed certificate.
+fn start_tls_server(dir: &Path) -> (Server, u16) {
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=check"])
+        .args(["-keyout", "k.pem", "-out", "c.pem"])
+        .current_dir(dir)
+        .output()
+        .expect("openssl (apt-get install openssl)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let port = free_port();
+    let mut s = Server(
+        Command::new("openssl")
+            .args(["s_server", "-quiet", "-accept", &format!("127.0.0.1:{port}"), "-cert", "c.pem", "-key", "k.pem"])
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start openssl s_server"),
+    );
+    wait_listening(port, &mut s.0, "openssl s_server", None);
+    (s, port)
+}
+
+#[test]
+fn ssl_hello_check_passes_a_tls_server_and_fails_a_plain_http_server() {
+    let dir = temp_dir("ssl-hello");
+    let (_tls, tls_port) = start_tls_server(&dir);
+    let o = converse(tls_port, ssl_hello::ssl_hello());
+    assert_eq!(o.status, CheckStatus::L6Ok, "{o:?}");
+    assert_eq!(o.info, "TLS server answered the hello", "a TLS 1.2 server answers with its ServerHello: {o:?}");
+
+    let plain = Backend::start(|mut c| {
+        let mut b = [0u8; 1024];
+        let _ = c.read(&mut b);
+        let _ = c.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    });
+    assert_eq!(converse(plain.port, ssl_hello::ssl_hello()).status, CheckStatus::L6Rsp);
+}
+
+#[test]
+fn ssl_hello_check_through_the_engine_keeps_the_tls_server_up_and_marks_the_plain_one_down() {
+    let dir = temp_dir("ssl-hello-engine");
+    let (_tls, tls_port) = start_tls_server(&dir);
+    let plain = Backend::start(|mut c| {
+        let mut b = [0u8; 1024];
+        let _ = c.read(&mut b);
+        let _ = c.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    });
+    let port = free_port();
+    let sock = dir.join("s.sock");
+    let cfg = format!(
+        "global\n  nbthread 1\n  stats socket {}\ndefaults\n  mode tcp\n  timeout connect 1s\n  timeout client 5s\n  timeout server 5s\n  timeout check 1s\nlisten tls\n  bind 127.0.0.1:{port}\n  option ssl-hello-chk\n  default-server check inter 100ms rise 1 fall 1\n  server tls 127.0.0.1:{tls_port}\n  server plain 127.0.0.1:{}\n",
+        sock.display(),
+        plain.port
+    );
+    let mut s = Sluiced::start(&cfg, &[port]);
+    let stat = ask_until(&sock, "show stat", Duration::from_secs(5), |out| {
+        out.lines().any(|l| l.starts_with("tls,plain,") && l.contains(",DOWN,")) && out.lines().any(|l| l.starts_with("tls,tls,") && l.contains(",L6OK,"))
+    });
+    let row = |name: &str| stat.lines().find(|l| l.starts_with(&format!("tls,{name},"))).unwrap_or_else(|| panic!("no row {name}:\n{stat}")).to_string();
+    assert!(row("tls").contains(",UP,"), "{}", row("tls"));
+    assert!(row("plain").contains(",L6RSP,"), "{}", row("plain"));
+    let err = stderr_until(&mut s, "Server tls/plain is DOWN, reason: Layer6 invalid response");
+    assert!(!err.contains("Server tls/tls is DOWN"), "{err}");
 }

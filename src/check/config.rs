@@ -407,7 +407,12 @@ pub fn proxy_keywords() -> Vec<ProxyKeyword> {
         kw(
             "option ssl-hello-chk",
             |a, p| no_arg_kind(a, p, CheckKind::SslHello),
-            doc!(Parsed, "option ssl-hello-chk", "Checks TLS servers by sending a ClientHello and expecting a ServerHello.", "option ssl-hello-chk"),
+            doc!(
+                Parsed,
+                "option ssl-hello-chk",
+                "Checks that a server speaks TLS: sends a TLS 1.2 ClientHello (no handshake follows) and passes (L6OK) on a handshake or alert record; any other answer or a close is L6RSP, silence L6TOUT.",
+                "option ssl-hello-chk"
+            ),
         ),
         kw(
             "option spop-check",

@@ -26,8 +26,8 @@ const DEFAULT_INTER: Duration = Duration::from_secs(2);
 const DEFAULT_RISE: u32 = 2;
 const DEFAULT_FALL: u32 = 3;
 
-/// Builds the conversation of one check. Kinds whose conversation is not written yet check with
-/// a plain connect.
+/// Builds the conversation of one check; a backend without a check `option` checks with a plain
+/// connect.
 pub fn conversation(check: &ProxyCheck) -> Box<dyn Conversation> {
     let http_rules: Vec<_> = check.http_rules.iter().map(|r| r.rule.clone()).collect();
     match &check.kind {
@@ -39,8 +39,7 @@ pub fn conversation(check: &ProxyCheck) -> Box<dyn Conversation> {
         Some(CheckKind::Redis) => proto::redis::redis(),
         Some(CheckKind::Smtp { ehlo, domain }) => proto::smtp::smtp(*ehlo, domain),
         Some(CheckKind::Ldap) => proto::ldap::ldap(),
-        // `option ssl-hello-chk` needs a TLS ClientHello: until TLS exists it is a connect check.
-        Some(CheckKind::SslHello) => Box::new(PlainConnect),
+        Some(CheckKind::SslHello) => proto::ssl_hello::ssl_hello(),
     }
 }
 

@@ -179,6 +179,7 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "option redis-check",
             "option smtpchk",
             "option ldap-check",
+            "option ssl-hello-chk",
             "http-check",
             "option tcp-check",
             "tcp-check",

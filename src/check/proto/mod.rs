@@ -1,7 +1,7 @@
 //! Check conversations: what a health check sends once connected and how it judges what comes
 //! back, as pure state machines over bytes. The check engine ([`super`]) owns the socket, the
 //! timeouts and the server state; a conversation only sees data. Every check kind (HTTP,
-//! `tcp-check` rules, PostgreSQL, MySQL, Redis, SMTP, LDAP, agent) is one [`Conversation`].
+//! `tcp-check` rules, PostgreSQL, MySQL, Redis, SMTP, LDAP, TLS hello, agent) is one [`Conversation`].
 
 use super::config::CheckStatus;
 
@@ -94,3 +94,4 @@ pub mod mysql;
 pub mod pgsql;
 pub mod redis;
 pub mod smtp;
+pub mod ssl_hello;
