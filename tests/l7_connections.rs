@@ -1,6 +1,6 @@
 //! `mode http`: what happens to connections and messages around the rules: `monitor-uri`, dynamic
 //! `use_backend`, `tune.bufsize`, `pool-max-conn`, draining a denied request's body, `Upgrade:
-//! h2c`, `CONNECT` tunnels, `option http-buffer-request` and `option abortonclose`. Raw-socket
+//! h2c`, `CONNECT` tunnels, `option http-buffer-request`, `wait-for-body` and `option abortonclose`. Raw-socket
 //! clients against the real binary and backends written here.
 
 mod support;
@@ -240,6 +240,109 @@ fn http_buffer_request_lets_rules_match_the_body() {
     let s = seen.lock().unwrap();
     assert_eq!(s.requests.len(), 1);
     assert!(s.requests[0].ends_with(b"\r\n\r\nhello"));
+}
+
+#[test]
+fn wait_for_body_lets_the_rules_after_it_match_the_body() {
+    let (be, seen) = http_backend(|_| ok_response("stored"));
+    let port = free_port();
+    // The rule before the wait rewrites a header; the rules after it see that edit and the body.
+    let fe = "  http-request set-header x-before 1\n  http-request wait-for-body time 2s if METH_POST\n  \
+              http-request deny if { req.body -m sub secret } { req.hdr(x-before) 1 }\n  \
+              http-request set-header x-body-len %[req.body_len]";
+    let _s = Sluiced::start(&http_cfg(port, fe, &format!("  server s {}", be.addr())), &[port]);
+    // The body arrives after the head, in two pieces.
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 12\r\n\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    c.write_all(b"my se").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    c.write_all(b"cret!!!").unwrap();
+    assert_eq!(read_response(&mut c).0, 403);
+    // Chunked: matched de-chunked.
+    let (status, _, _) = http_request(port, b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nsec\r\n3\r\nret\r\n0\r\n\r\n");
+    assert_eq!(status, 403);
+    // An innocent body reaches the server intact, with both headers.
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    c.write_all(b"hello").unwrap();
+    assert_eq!(read_response(&mut c).0, 200);
+    // A POST without a body has nothing to wait for either (the rule's 2 s would show).
+    let start = Instant::now();
+    c.write_all(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut c).0, 200);
+    assert!(start.elapsed() < Duration::from_secs(1), "a bodiless request waited {:?}", start.elapsed());
+    let s = seen.lock().unwrap();
+    assert_eq!(s.requests.len(), 2);
+    let post = lower(&s.requests[0]);
+    assert!(post.contains("x-before: 1\r\n") && post.contains("x-body-len: 5\r\n") && post.ends_with("\r\n\r\nhello"), "{post:?}");
+}
+
+#[test]
+fn wait_for_body_at_least_goes_on_with_part_of_the_body_and_forwards_the_rest() {
+    // The server records the bytes as they come, and answers once the whole body is in.
+    let got = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let g2 = got.clone();
+    let be = Backend::start(move |mut c| {
+        let mut b = [0u8; 4096];
+        loop {
+            let n = c.read(&mut b).unwrap_or(0);
+            if n == 0 {
+                return;
+            }
+            let mut all = g2.lock().unwrap();
+            all.extend_from_slice(&b[..n]);
+            if all.ends_with(b"abcdefghij") {
+                break;
+            }
+        }
+        let _ = c.write_all(&ok_response("stored"));
+    });
+    let port = free_port();
+    let fe = "  http-request wait-for-body time 3s at-least 4\n  http-request set-header x-seen %[req.body]";
+    let _s = Sluiced::start(&http_cfg(port, fe, &format!("  server s 127.0.0.1:{}", be.port)), &[port]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    c.write_all(b"ab").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    c.write_all(b"cde").unwrap();
+    // 5 bytes are at least 4: the request goes to the server before the rest is sent.
+    let start = Instant::now();
+    while !lower(&got.lock().unwrap()).contains("x-seen: abcde\r\n") {
+        assert!(start.elapsed() < Duration::from_secs(2), "the rules waited for more than 4 bytes: {:?}", lower(&got.lock().unwrap()));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    c.write_all(b"fghij").unwrap();
+    assert_eq!(read_response(&mut c).0, 200);
+    assert!(lower(&got.lock().unwrap()).ends_with("\r\n\r\nabcdefghij"), "{:?}", lower(&got.lock().unwrap()));
+}
+
+#[test]
+fn wait_for_body_answers_408_when_the_body_is_late_and_runs_in_a_backend_too() {
+    let (be, seen) = http_backend(|_| ok_response("stored"));
+    let port = free_port();
+    let backend = format!(
+        "  http-request wait-for-body time 300ms\n  http-request return status 200 content-type text/plain lf-string \"got %[req.body]\" if {{ req.body -m found }}\n  server s {}",
+        be.addr()
+    );
+    let _s = Sluiced::start(&http_cfg(port, "", &backend), &[port]);
+    // The backend's rules wait too, and see the body.
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    c.write_all(b"abc").unwrap();
+    let (status, _, body) = read_response(&mut c);
+    assert_eq!((status, body.as_slice()), (200, b"got abc".as_slice()));
+    // A body that does not come within the rule's time: 408, and the connection closes.
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nab").unwrap();
+    let start = Instant::now();
+    let (status, head, _) = read_response(&mut c);
+    assert_eq!(status, 408, "{head}");
+    assert!(start.elapsed() < Duration::from_millis(1500), "waited {:?}: the rule's time, not timeout http-request", start.elapsed());
+    assert!(seen.lock().unwrap().requests.is_empty());
 }
 
 #[test]

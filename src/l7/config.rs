@@ -890,7 +890,7 @@ const WAIT_FOR_BODY: ActionDef<HttpAction> = def(
     doc!(
         Parsed,
         "wait-for-body time <time> [at-least <size>]",
-        "Waits up to <time> for the whole body, or at least <size> bytes of it, before going on.",
+        "Requests: while the body is not all read, waits up to <time> for the whole body, at least <size> bytes of it or a full buffer; the rules after it then see it (req.body), and a body still short when <time> ends is answered 408. A client expecting 100-continue gets it. Responses: parsed only (sluiced has no res.body).",
         "wait-for-body time 1s at-least 1k"
     ),
 );

@@ -80,6 +80,12 @@ pub enum Action {
     /// `normalize-uri <normalizer>`: rewrites the target; a `strict` one answers 400 to an
     /// invalid percent-encoding.
     NormalizeUri(crate::l7::config::UriNormalizer),
+    /// `wait-for-body time <time> [at-least <size>]`: while the request body is not all read,
+    /// stops the set so that the session reads it.
+    WaitForBody {
+        time: std::time::Duration,
+        at_least: Option<u64>,
+    },
 }
 
 /// A time given in the configuration, or an expression evaluated per stream (milliseconds).
@@ -199,6 +205,7 @@ pub fn compile_action(a: &HttpAction, stage: Stage, env: &mut CompileEnv<'_>) ->
         HttpAction::UseService(Service::PrometheusExporter) if stage == Stage::Request => Action::PrometheusExporter,
         HttpAction::DisableL7Retry if stage == Stage::Request => Action::DisableL7Retry,
         HttpAction::NormalizeUri(n) if stage == Stage::Request => Action::NormalizeUri(*n),
+        HttpAction::WaitForBody { time, at_least } if stage == Stage::Request => Action::WaitForBody { time: *time, at_least: *at_least },
         HttpAction::Common(CommonAction::SetLogLevel(l)) => Action::SetLogLevel(*l),
         HttpAction::SetTimeout { timeout, value } => Action::SetTimeout(
             *timeout,
@@ -221,6 +228,9 @@ pub enum Flow {
     Tarpit(Response),
     /// Close without an answer (after `silent-drop`, one that tells the client nothing).
     Reject,
+    /// A `wait-for-body` rule stopped the set (`TxnSettings::wait_for_body` says how long and
+    /// where to go on): the session reads the body, then runs the set from the next rule.
+    WaitForBody,
 }
 
 /// Evaluates a log-format the reply module hands over. Replies keep their formats uncompiled, so
@@ -252,14 +262,29 @@ fn count_denied(base: &HttpCtx<'_>, is_request: bool) {
 
 /// Runs `rules` on `msg`. For a request `other` is `None`; for a response it is the request when
 /// it is still at hand. Rewrites go to `msg` (so later rules see them) and to `edits`.
-#[inline]
+#[inline(always)]
 pub(crate) fn run(rules: &[HttpRule], base: &HttpCtx<'_>, msg: &mut Msg<'_>, other: Option<&Msg<'_>>, is_request: bool, edits: &mut Edits) -> Flow {
-    // Most rule sets of a request are empty: no call at all for them.
-    if rules.is_empty() { Flow::Continue } else { run_set(rules, base, msg, other, is_request, edits) }
+    run_from(rules, 0, base, msg, other, is_request, edits)
 }
 
-fn run_set(rules: &[HttpRule], base: &HttpCtx<'_>, msg: &mut Msg<'_>, other: Option<&Msg<'_>>, is_request: bool, edits: &mut Edits) -> Flow {
-    let mut next = 0;
+/// [`run`] from the rule at `from`: the rules after a `wait-for-body`. Inlined, so that an empty
+/// rule set costs its callers a comparison and no call.
+#[inline(always)]
+pub(crate) fn run_from(
+    rules: &[HttpRule],
+    from: usize,
+    base: &HttpCtx<'_>,
+    msg: &mut Msg<'_>,
+    other: Option<&Msg<'_>>,
+    is_request: bool,
+    edits: &mut Edits,
+) -> Flow {
+    // Most rule sets of a request are empty: no call at all for them.
+    if rules.len() <= from { Flow::Continue } else { run_set(rules, from, base, msg, other, is_request, edits) }
+}
+
+fn run_set(rules: &[HttpRule], from: usize, base: &HttpCtx<'_>, msg: &mut Msg<'_>, other: Option<&Msg<'_>>, is_request: bool, edits: &mut Edits) -> Flow {
+    let mut next = from;
     while next < rules.len() {
         // The stream as the rules see it: built once, and again after each rewrite of `msg`.
         let ctx = with_msg(base, msg, other, is_request);
@@ -324,6 +349,14 @@ fn run_set(rules: &[HttpRule], base: &HttpCtx<'_>, msg: &mut Msg<'_>, other: Opt
                 Action::DisableL7Retry => {
                     base.txn.no_l7_retry.set(true);
                     None
+                }
+                Action::WaitForBody { time, at_least } => {
+                    // With the whole body read (or none to read), there is nothing to wait for.
+                    if !base.body_pending {
+                        continue;
+                    }
+                    base.txn.wait_for_body.set(Some(crate::l7::session::WaitForBody { time: *time, at_least: *at_least, next }));
+                    return Flow::WaitForBody;
                 }
                 Action::SetLogLevel(l) => {
                     base.txn.log_level.set(Some(*l));

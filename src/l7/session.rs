@@ -75,6 +75,12 @@ impl<'a> Msg<'a> {
     pub fn new(buf: &'a [u8], head: &'a Head, first: bool) -> Msg<'a> {
         Msg { buf, view: EditedView::new(buf, head, &Edits::new()), first, body: None }
     }
+
+    /// The message with `edits` applied: the rules going on after a `wait-for-body` see the
+    /// rewrites of the rules before it.
+    pub fn edited(buf: &'a [u8], head: &'a Head, first: bool, edits: &Edits) -> Msg<'a> {
+        Msg { buf, view: EditedView::new(buf, head, edits), first, body: None }
+    }
 }
 
 impl HttpMsg for Msg<'_> {
@@ -131,6 +137,26 @@ pub(crate) struct HttpCtx<'a> {
     pub rec: Option<&'a LogRecord>,
 }
 
+/// Where the request rules go on after a `wait-for-body` rule read the body.
+#[derive(Clone, Copy)]
+enum RulesAt {
+    /// From the start: the frontend's content rules, monitor and stats page, then its rules.
+    Start,
+    /// The frontend's `http-request` rules, from this one.
+    Frontend(usize),
+    /// This backend's `http-request` rules, from this one.
+    Backend(usize, usize),
+}
+
+/// A `wait-for-body` rule that stopped its rule set: how long to wait, for how many bytes, and
+/// the rule after it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WaitForBody {
+    pub time: Duration,
+    pub at_least: Option<u64>,
+    pub next: usize,
+}
+
 /// What `http-request`/`http-response` actions set for one transaction, besides edits and
 /// variables; reset when the next request starts.
 #[derive(Default)]
@@ -139,6 +165,8 @@ pub(crate) struct TxnSettings {
     pub no_l7_retry: std::cell::Cell<bool>,
     /// `set-log-level`.
     pub log_level: std::cell::Cell<Option<crate::l4::action::LogLevel>>,
+    /// The `wait-for-body` rule that stopped the request rules, until the body is read.
+    pub wait_for_body: std::cell::Cell<Option<WaitForBody>>,
     /// `set-timeout client|server|tunnel`: this transaction's, in place of the proxies'.
     pub timeouts: std::cell::Cell<StreamTimeouts>,
     /// The unique id (`unique-id-format`), once a `unique-id` fetch or the server's
@@ -642,10 +670,18 @@ fn compression_for_response(
 }
 
 /// Reads the body of the request whose head takes `head_len` bytes of `buf` into `buf`, until it
-/// is complete (`Ok(true)`) or `buf` holds `bufsize` bytes (`Ok(false)`), checking chunked
+/// is complete (`Ok(true)`), `buf` holds `bufsize` bytes or `at_least` bytes of body (`Ok(false)`), checking chunked
 /// framing. `Err` carries the status to answer: 408 when `within` ends first, 400 for bad
 /// framing, 0 when the client went away.
-async fn buffer_body(c: &Transport, buf: &mut Vec<u8>, head_len: usize, framing: Framing, bufsize: usize, within: Option<Duration>) -> Result<bool, u16> {
+async fn buffer_body(
+    c: &Transport,
+    buf: &mut Vec<u8>,
+    head_len: usize,
+    framing: Framing,
+    bufsize: usize,
+    within: Option<Duration>,
+    at_least: Option<u64>,
+) -> Result<bool, u16> {
     let deadline = within.map(|d| Instant::now() + d);
     let mut meter = BodyMeter::new(framing);
     let mut checked = head_len;
@@ -654,7 +690,7 @@ async fn buffer_body(c: &Transport, buf: &mut Vec<u8>, head_len: usize, framing:
         if meter.done() {
             return Ok(true);
         }
-        if buf.len() >= bufsize {
+        if buf.len() >= bufsize || at_least.is_some_and(|n| n > 0 && (buf.len() - head_len) as u64 >= n) {
             return Ok(false);
         }
         let idle = deadline.map(|d| d.saturating_duration_since(Instant::now()));
@@ -666,6 +702,206 @@ async fn buffer_body(c: &Transport, buf: &mut Vec<u8>, head_len: usize, framing:
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(408),
             Err(_) => return Err(0),
+        }
+    }
+}
+
+/// What the request rules decided: the verdict, the backend, the balancing hash, the SNI for the
+/// server and the compression to apply.
+type RulesDone = (Verdict, Option<usize>, Option<u64>, Option<String>, Option<CompressionAlgo>);
+
+/// The request rules from `resume` on, then the backend and what follows from them; and where a
+/// `wait-for-body` rule stopped them (`Some(the backend whose rules it is in, or None for the
+/// frontend's)`). Always inlined: the usual request runs it once, in line, as straight code, and
+/// only a `wait-for-body` runs it again.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn request_rules(
+    conn_ctx: &HttpCtx<'_>,
+    client: &Transport,
+    head: &Head,
+    first: bool,
+    framing: Framing,
+    cbuf: &[u8],
+    edits: &mut Edits,
+    resume: RulesAt,
+    body_pending: bool,
+    buffered: bool,
+    chunked_body: Option<&[u8]>,
+    rec: Option<&LogRecord>,
+) -> (RulesDone, Option<Option<usize>>) {
+    let (rt, fe, src, dst, captures, txn) = (conn_ctx.rt, conn_ctx.fe, conn_ctx.src, conn_ctx.dst, conn_ctx.captures, conn_ctx.txn);
+    // Set when a `wait-for-body` rule stopped the rules.
+    let mut waiting: Option<Option<usize>> = None;
+    let body: Option<&[u8]> = match (chunked_body, framing) {
+        (Some(b), _) => Some(b),
+        (None, Framing::Length(n)) if buffered => Some(&cbuf[head.len..cbuf.len().min(head.len.saturating_add(n as usize))]),
+        _ => None,
+    };
+    let mut base = HttpCtx { body_pending, rec, ..*conn_ctx };
+    let mut msg = if let RulesAt::Start = resume { Msg::new(cbuf, head, first) } else { Msg::edited(cbuf, head, first, edits) };
+    msg.body = body;
+    let be_resume = if let RulesAt::Backend(b, next) = resume { Some((b, next)) } else { None };
+    let mut flow = match resume {
+        RulesAt::Start => {
+            captures.borrow_mut().headers(&fe.captures.req_headers, crate::log::config::CaptureDir::Request, &msg);
+            // `tcp-request content` rules come first, as in HAProxy (its content
+            // inspection runs before the HTTP analysers).
+            let content_ok = fe.content_rules.is_empty()
+                || crate::l4::session::http_content_rules_pass(
+                    &fe.content_rules,
+                    &HttpCtx { req: Some(&msg), req_buf: cbuf, ..base },
+                    client.socket().as_fd(),
+                    &txn.log_level,
+                );
+            if !content_ok {
+                Flow::Reject
+            } else {
+                match monitor_status(fe, &base, &msg, &cbuf[head.target.clone()]) {
+                    // `monitor-uri` is answered before any rule runs, as in HAProxy.
+                    Some(status) => Flow::Reply(super::reply::error_response(status, &rules::error_tables(&base), &|f| rules::eval_format(f, &base))),
+                    // The stats page (`stats uri`) is answered there too, before the rules.
+                    None => {
+                        match crate::control::page::serve(rt, fe.stats_page.as_deref(), &fe.stats_admin, &msg, &|c| rules::stats_admin_allowed(c, &base, &msg))
+                        {
+                            Some(page) => Flow::Reply(page),
+                            None => rules::run(&fe.http.request_rules, &base, &mut msg, None, true, edits),
+                        }
+                    }
+                }
+            }
+        }
+        RulesAt::Frontend(next) => rules::run_from(&fe.http.request_rules, next, &base, &mut msg, None, true, edits),
+        RulesAt::Backend(..) => Flow::Continue,
+    };
+    if matches!(flow, Flow::Continue) && be_resume.is_none() {
+        flow = rules::run(&fe.http.redirects, &base, &mut msg, None, true, edits);
+    }
+    let mut hash = None;
+    let mut sni = None;
+    let mut comp = None;
+    // The backend whose rules a `wait-for-body` stopped (`None`: the frontend's).
+    let mut waiting_in = None;
+    if matches!(flow, Flow::Continue) {
+        base.backend = match be_resume {
+            Some((b, _)) => Some(b),
+            None => fe.select_backend(&rt.backends, &HttpCtx { req: Some(&msg), req_buf: cbuf, ..base }),
+        };
+        if let Some(b) = base.backend.filter(|b| Some(*b) != fe.own_backend) {
+            let be = &rt.backends[b];
+            // The backend's `tcp-request content` rules, then its `http-request` ones.
+            let content_ok = be_resume.is_some()
+                || be.content_rules.is_empty()
+                || crate::l4::session::http_content_rules_pass(
+                    &be.content_rules,
+                    &HttpCtx { req: Some(&msg), req_buf: cbuf, ..base },
+                    client.socket().as_fd(),
+                    &txn.log_level,
+                );
+            waiting_in = Some(b);
+            let from = be_resume.map_or(0, |(_, next)| next);
+            flow = if content_ok { rules::run_from(&be.http.request_rules, from, &base, &mut msg, None, true, edits) } else { Flow::Reject };
+            // A `backend` section with `stats enable` answers its page after its rules.
+            if matches!(flow, Flow::Continue)
+                && let Some(page) =
+                    crate::control::page::serve(rt, be.stats_page.as_deref(), &be.stats_admin, &msg, &|c| rules::stats_admin_allowed(c, &base, &msg))
+            {
+                flow = Flow::Reply(page);
+            }
+        }
+    }
+    if matches!(flow, Flow::Continue) {
+        let be = base.backend.and_then(|b| rt.backends.get(b));
+        let ff = be.and_then(|b| b.http.forwardfor.as_ref()).or(fe.http.forwardfor.as_ref());
+        if let Some(e) = ff.and_then(|ff| edit::forwardfor(ff, src.get().map(|p| p.ip()), &msg)) {
+            msg.view.apply(&e);
+            edits.push(e);
+        }
+        let ot = be.and_then(|b| b.http.originalto.as_ref()).or(fe.http.originalto.as_ref());
+        if let Some(e) = ot.and_then(|ot| edit::originalto(ot, dst.get().map(|a| a.ip()))) {
+            msg.view.apply(&e);
+            edits.push(e);
+        }
+        if rt.compresses {
+            comp = compression_for_request(fe, be, &mut msg, edits);
+        }
+        if let Some(be) = be {
+            hash = pick_hash(be, &HttpCtx { req: Some(&msg), req_buf: cbuf, ..base }, &msg);
+            sni = be.tls_sni.as_ref().and_then(|e| crate::l4::session::sample_text(e, &HttpCtx { req: Some(&msg), req_buf: cbuf, ..base }));
+        }
+    }
+    let verdict = match flow {
+        Flow::Continue => Verdict::Forward,
+        Flow::Reject => Verdict::Reject,
+        Flow::Reply(r) => {
+            let (bytes, close) = after_response(&base, Some(&msg), r);
+            Verdict::Reply { bytes, close }
+        }
+        Flow::Tarpit(r) => Verdict::Tarpit { bytes: after_response(&base, Some(&msg), r).0 },
+        Flow::WaitForBody => {
+            waiting = Some(waiting_in);
+            Verdict::Reject
+        }
+    };
+    ((verdict, base.backend, hash, sni, comp), waiting)
+}
+
+/// [`request_rules`] after a `wait-for-body`: out of line, so that the request path holds one
+/// copy of the rules' code.
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn request_rules_again(
+    conn_ctx: &HttpCtx<'_>,
+    client: &Transport,
+    head: &Head,
+    first: bool,
+    framing: Framing,
+    cbuf: &[u8],
+    edits: &mut Edits,
+    resume: RulesAt,
+    body_pending: bool,
+    buffered: bool,
+    chunked_body: Option<&[u8]>,
+    rec: Option<&LogRecord>,
+) -> (RulesDone, Option<Option<usize>>) {
+    request_rules(conn_ctx, client, head, first, framing, cbuf, edits, resume, body_pending, buffered, chunked_body, rec)
+}
+
+/// Reads the request body into `buf` for the rules (`option http-buffer-request`, or a
+/// `wait-for-body` rule): until the whole body is in, `limit.1` bytes of it are, or the buffer is
+/// full, within `limit.0`. A client waiting for `100 Continue` gets it first. `Ok(true)`: the
+/// whole body is in. Running out of time is answered with 408, bad chunking with 400, and either
+/// ends the session.
+#[allow(clippy::too_many_arguments)]
+async fn read_body_for_rules(
+    c: &Transport,
+    buf: &mut Vec<u8>,
+    head: &Head,
+    framing: Framing,
+    bufsize: usize,
+    limit: (Option<Duration>, Option<u64>),
+    ctx: &HttpCtx<'_>,
+    fe_idx: usize,
+    rec: &mut Option<Box<LogRecord>>,
+) -> Result<bool, End> {
+    let fe = ctx.fe;
+    if buf.len() == head.len
+        && head.version == Version::Http11
+        && header_has_token(buf, head, b"expect", b"100-continue")
+        && send(c, b"HTTP/1.1 100 Continue\r\n\r\n".to_vec(), fe.timeout_client).await.0.is_err()
+    {
+        return Err(End::ClientError);
+    }
+    match buffer_body(c, buf, head.len, framing, bufsize, limit.0, limit.1).await {
+        Ok(whole) => Ok(whole),
+        Err(status) => {
+            if status == 400 {
+                crate::control::errors::buffered_body_error(ctx.rt, fe_idx, ctx.src.get(), buf, head.len);
+            }
+            if status != 0 {
+                send_error(c, error_out(ctx, status), fe.timeout_client, rec).await;
+            }
+            Err(if status == 408 { End::ClientTimeout } else { End::ClientError })
         }
     }
 }
@@ -1244,40 +1480,20 @@ async fn serve(
         let mut body_pending = !matches!(framing, Framing::None | Framing::Length(0));
 
         // `option http-buffer-request`: the body (as much as the buffer holds) is read before
-        // the rules run, within `timeout http-request`; a client waiting for `100 Continue` gets
-        // it first.
+        // the rules run, within `timeout http-request`. A `wait-for-body` rule reads it when it
+        // runs, and the rules after it see it.
         let mut chunked_body: Option<Vec<u8>> = None;
+        let mut buffered = false;
         if fe.buffer_request && body_pending {
-            if cbuf.len() == head.len
-                && head.version == Version::Http11
-                && header_has_token(&cbuf, head, b"expect", b"100-continue")
-                && send(&client, b"HTTP/1.1 100 Continue\r\n\r\n".to_vec(), fe.timeout_client).await.0.is_err()
-            {
-                break End::ClientError;
+            match read_body_for_rules(&client, &mut cbuf, head, framing, bufsize, (head_timeout, None), &conn_ctx, fe_idx, rec).await {
+                Ok(whole) => body_pending = !whole,
+                Err(end) => break end,
             }
-            match buffer_body(&client, &mut cbuf, head.len, framing, bufsize, head_timeout).await {
-                Ok(whole) => {
-                    body_pending = !whole;
-                    if matches!(framing, Framing::Chunked) {
-                        chunked_body = Some(h1::dechunk(&cbuf[head.len..]));
-                    }
-                }
-                Err(status) => {
-                    if status == 400 {
-                        crate::control::errors::buffered_body_error(rt, fe_idx, src.get(), &cbuf, head.len);
-                    }
-                    if status != 0 {
-                        send_error(&client, error_out(&conn_ctx, status), fe.timeout_client, rec).await;
-                    }
-                    break if status == 408 { End::ClientTimeout } else { End::ClientError };
-                }
+            buffered = true;
+            if matches!(framing, Framing::Chunked) {
+                chunked_body = Some(h1::dechunk(&cbuf[head.len..]));
             }
         }
-        let body: Option<&[u8]> = match (&chunked_body, framing) {
-            (Some(b), _) => Some(b),
-            (None, Framing::Length(n)) if fe.buffer_request => Some(&cbuf[head.len..cbuf.len().min(head.len.saturating_add(n as usize))]),
-            _ => None,
-        };
 
         // 2. Rules, 3. the backend, its rules, then `option forwardfor`/`originalto`, which
         //    HAProxy applies after the rules.
@@ -1285,97 +1501,52 @@ async fn serve(
         if tracks {
             stick.http_request();
         }
-        let (verdict, mut edits, be_idx, hash, sni, comp) = {
-            let mut base = HttpCtx { body_pending, rec: rec.as_deref(), ..conn_ctx };
-            let mut msg = Msg::new(&cbuf, head, first);
-            msg.body = body;
-            captures.borrow_mut().headers(&fe.captures.req_headers, crate::log::config::CaptureDir::Request, &msg);
-            let mut edits = Edits::new();
-            // `tcp-request content` rules come first, as in HAProxy (its content inspection runs
-            // before the HTTP analysers).
-            let content_ok = fe.content_rules.is_empty()
-                || crate::l4::session::http_content_rules_pass(
-                    &fe.content_rules,
-                    &HttpCtx { req: Some(&msg), req_buf: &cbuf, ..base },
-                    client.socket().as_fd(),
-                    &txn.log_level,
-                );
-            let mut flow = if !content_ok {
-                Flow::Reject
-            } else {
-                match monitor_status(fe, &base, &msg, &cbuf[head.target.clone()]) {
-                    // `monitor-uri` is answered before any rule runs, as in HAProxy.
-                    Some(status) => Flow::Reply(super::reply::error_response(status, &rules::error_tables(&base), &|f| rules::eval_format(f, &base))),
-                    // The stats page (`stats uri`) is answered there too, before the rules.
-                    None => {
-                        match crate::control::page::serve(rt, fe.stats_page.as_deref(), &fe.stats_admin, &msg, &|c| rules::stats_admin_allowed(c, &base, &msg))
-                        {
-                            Some(page) => Flow::Reply(page),
-                            None => rules::run(&fe.http.request_rules, &base, &mut msg, None, true, &mut edits),
-                        }
-                    }
-                }
+        let mut edits = Edits::new();
+        let ((mut verdict, mut be_idx, mut hash, mut sni, mut comp), mut waiting) = request_rules(
+            &conn_ctx,
+            &client,
+            head,
+            first,
+            framing,
+            &cbuf,
+            &mut edits,
+            RulesAt::Start,
+            body_pending,
+            buffered,
+            chunked_body.as_deref(),
+            rec.as_deref(),
+        );
+        // A `wait-for-body` rule stopped the rules: the body is read, then the rules after it run.
+        while let Some(waiting_in) = waiting {
+            let Some(w) = txn.wait_for_body.take() else { break 'txn End::Rejected };
+            let ctx = HttpCtx { backend: waiting_in, ..conn_ctx };
+            match read_body_for_rules(&client, &mut cbuf, head, framing, bufsize, (Some(w.time), w.at_least), &ctx, fe_idx, rec).await {
+                Ok(whole) => body_pending = !whole,
+                Err(end) => break 'txn end,
+            }
+            buffered = true;
+            if matches!(framing, Framing::Chunked) {
+                chunked_body = Some(h1::dechunk(&cbuf[head.len..]));
+            }
+            let resume = match waiting_in {
+                Some(b) => RulesAt::Backend(b, w.next),
+                None => RulesAt::Frontend(w.next),
             };
-            if matches!(flow, Flow::Continue) {
-                flow = rules::run(&fe.http.redirects, &base, &mut msg, None, true, &mut edits);
-            }
-            let mut hash = None;
-            let mut sni = None;
-            let mut comp = None;
-            if matches!(flow, Flow::Continue) {
-                let ctx = HttpCtx { req: Some(&msg), req_buf: &cbuf, ..base };
-                base.backend = fe.select_backend(&rt.backends, &ctx);
-                if let Some(b) = base.backend.filter(|b| Some(*b) != fe.own_backend) {
-                    let be = &rt.backends[b];
-                    // The backend's `tcp-request content` rules, then its `http-request` ones.
-                    let content_ok = be.content_rules.is_empty()
-                        || crate::l4::session::http_content_rules_pass(
-                            &be.content_rules,
-                            &HttpCtx { req: Some(&msg), req_buf: &cbuf, ..base },
-                            client.socket().as_fd(),
-                            &txn.log_level,
-                        );
-                    flow = if content_ok { rules::run(&be.http.request_rules, &base, &mut msg, None, true, &mut edits) } else { Flow::Reject };
-                    // A `backend` section with `stats enable` answers its page after its rules.
-                    if matches!(flow, Flow::Continue)
-                        && let Some(page) =
-                            crate::control::page::serve(rt, be.stats_page.as_deref(), &be.stats_admin, &msg, &|c| rules::stats_admin_allowed(c, &base, &msg))
-                    {
-                        flow = Flow::Reply(page);
-                    }
-                }
-            }
-            if matches!(flow, Flow::Continue) {
-                let be = base.backend.and_then(|b| rt.backends.get(b));
-                let ff = be.and_then(|b| b.http.forwardfor.as_ref()).or(fe.http.forwardfor.as_ref());
-                if let Some(e) = ff.and_then(|ff| edit::forwardfor(ff, src.get().map(|p| p.ip()), &msg)) {
-                    msg.view.apply(&e);
-                    edits.push(e);
-                }
-                let ot = be.and_then(|b| b.http.originalto.as_ref()).or(fe.http.originalto.as_ref());
-                if let Some(e) = ot.and_then(|ot| edit::originalto(ot, dst.get().map(|a| a.ip()))) {
-                    msg.view.apply(&e);
-                    edits.push(e);
-                }
-                if rt.compresses {
-                    comp = compression_for_request(fe, be, &mut msg, &mut edits);
-                }
-                if let Some(be) = be {
-                    hash = pick_hash(be, &HttpCtx { req: Some(&msg), req_buf: &cbuf, ..base }, &msg);
-                    sni = be.tls_sni.as_ref().and_then(|e| crate::l4::session::sample_text(e, &HttpCtx { req: Some(&msg), req_buf: &cbuf, ..base }));
-                }
-            }
-            let verdict = match flow {
-                Flow::Continue => Verdict::Forward,
-                Flow::Reject => Verdict::Reject,
-                Flow::Reply(r) => {
-                    let (bytes, close) = after_response(&base, Some(&msg), r);
-                    Verdict::Reply { bytes, close }
-                }
-                Flow::Tarpit(r) => Verdict::Tarpit { bytes: after_response(&base, Some(&msg), r).0 },
-            };
-            (verdict, edits, base.backend, hash, sni, comp)
-        };
+            ((verdict, be_idx, hash, sni, comp), waiting) = request_rules_again(
+                &conn_ctx,
+                &client,
+                head,
+                first,
+                framing,
+                &cbuf,
+                &mut edits,
+                resume,
+                body_pending,
+                buffered,
+                chunked_body.as_deref(),
+                rec.as_deref(),
+            );
+        }
         if tracks {
             stick.request_rules_done();
         }
@@ -1821,7 +1992,8 @@ async fn serve(
             }
         }
         match flow {
-            Flow::Continue => {}
+            // (`wait-for-body` is compiled in request rules only.)
+            Flow::Continue | Flow::WaitForBody => {}
             Flow::Reject => {
                 w.buffers.put(sbuf);
                 break End::Rejected;

@@ -433,6 +433,7 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "sc-set-gpt",
             "sc-set-gpt0",
             "sc-take-token",
+            "wait-for-body",
         ],
     ),
     (
