@@ -92,6 +92,28 @@ fn httplog_request() {
 }
 
 #[test]
+fn capture_cookie_fills_httplogs_request_and_response_cookie_fields() {
+    let (sys, lp) = syslog();
+    let (be, _) = http_backend(|req| {
+        let set = if String::from_utf8_lossy(req).contains("GET /login ") { "Set-Cookie: SESSIONID=new42; Path=/; HttpOnly\r\n" } else { "" };
+        format!("HTTP/1.1 200 OK\r\n{set}Set-Cookie: theme=dark\r\nContent-Length: 2\r\n\r\nok").into_bytes()
+    });
+    let port = free_port();
+    let cfg = http_logged(port, lp, "  option httplog\n  capture cookie SESSIONID len 14", &format!("  server s {}", be.addr()));
+    let _s = Sluiced::start(&cfg, &[port]);
+    // Both cookies are cut to 14 bytes; the response's is logged without its attributes.
+    let (status, _, _) = http_request(port, b"GET /login HTTP/1.1\r\nHost: h\r\nCookie: lang=en; SESSIONID=old1234567\r\nConnection: close\r\n\r\n");
+    assert_eq!(status, 200);
+    let l = line(&sys);
+    matches(&l, &format!(r#"{HEADER}127\.0\.0\.1:\d+ {DATE} f b/s [\d/]+ 200 \d+ SESSIONID=old1 SESSIONID=new4 ---- .* "GET /login HTTP/1\.1"\n$"#));
+    // Neither side has one: '-' in both fields.
+    let (status, _, _) = http_request(port, b"GET /other HTTP/1.1\r\nHost: h\r\nCookie: lang=en\r\nConnection: close\r\n\r\n");
+    assert_eq!(status, 200);
+    let l = line(&sys);
+    matches(&l, &format!(r#"{HEADER}127\.0\.0\.1:\d+ {DATE} f b/s [\d/]+ 200 \d+ - - ---- .* "GET /other HTTP/1\.1"\n$"#));
+}
+
+#[test]
 fn tcplog_session() {
     let (sys, lp) = syslog();
     let be = Backend::echo();

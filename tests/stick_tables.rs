@@ -150,6 +150,50 @@ fn gpc0_ban_list_denies_a_client_after_three_bad_requests_until_cleared() {
 }
 
 #[test]
+fn http_response_track_sc_keys_on_the_response_and_counts_its_status_not_the_request() {
+    // The server names the user in a response header; the status depends on the path.
+    let (b, _) = http_backend(|req| {
+        let req = String::from_utf8_lossy(req);
+        let user = if req.contains("/u/bob") { "bob" } else { "alice" };
+        let status = if req.contains("/missing") {
+            "404 Not Found"
+        } else if req.contains("/boom") {
+            "503 Service Unavailable"
+        } else {
+            "200 OK"
+        };
+        format!("HTTP/1.1 {status}\r\nx-user: {user}\r\ncontent-length: 2\r\n\r\nok").into_bytes()
+    });
+    let port = free_port();
+    let sock = temp_dir("stick-res").join("s.sock");
+    let cfg = format!(
+        "global\n  stats socket {} level admin\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\nfrontend fe_http\n  bind 127.0.0.1:{port}\n  \
+         stick-table type string len 16 size 1k store conn_cnt,http_req_cnt,http_err_cnt,http_fail_cnt,gpc0\n  \
+         http-response track-sc1 res.hdr(x-user)\n  http-response sc-inc-gpc0(1)\n  \
+         http-response set-header x-errors %[sc_http_err_cnt(1)]\n  default_backend b\nbackend b\n  server s1 {}\n",
+        sock.display(),
+        b.addr()
+    );
+    let _d = Sluiced::start(&cfg, &[port]);
+    assert_eq!(get(port, "/u/alice/ok").0, 200);
+    assert_eq!(get(port, "/u/alice/missing").0, 404);
+    let (status, head) = get(port, "/u/alice/missing");
+    assert_eq!(status, 404);
+    assert!(head.to_ascii_lowercase().contains("x-errors: 2\r\n"), "the response's own status is counted before the later rules: {head}");
+    assert_eq!(get(port, "/u/bob/boom").0, 503);
+    let out = settled(&sock, "fe_http");
+    let row = |key: &str| out.lines().find(|l| l.contains(&format!(" key={key} "))).unwrap_or_else(|| panic!("no {key} in {out}")).to_string();
+    let has = |key: &str, fields: &[&str]| {
+        let r = row(key) + " ";
+        for f in fields {
+            assert!(r.contains(&format!(" {f} ")), "{key}: {f} in {out}");
+        }
+    };
+    has("alice", &["conn_cnt=3", "http_req_cnt=0", "http_err_cnt=2", "http_fail_cnt=0", "gpc0=3"]);
+    has("bob", &["conn_cnt=1", "http_req_cnt=0", "http_err_cnt=0", "http_fail_cnt=1", "gpc0=1"]);
+}
+
+#[test]
 fn set_table_bans_a_key_from_the_stats_socket() {
     let h = http(1, "  stick-table type ip size 1k store gpc0\n  http-request track-sc0 src\n  http-request deny if { sc_get_gpc0(0) gt 0 }");
     assert_eq!(get(h.port, "/").0, 200);

@@ -829,8 +829,12 @@ pub mod docs {
     use crate::config::registry::Doc;
     use crate::doc;
 
-    pub const TRACK_SC0: Doc =
-        doc!(Parsed, "track-sc0 <key> [table <table>]", "Tracks the key in stick counter 0 (of the proxy's or the named table).", "track-sc0 src table per_ip");
+    pub const TRACK_SC0: Doc = doc!(
+        Parsed,
+        "track-sc0 <key> [table <table>]",
+        "Tracks the key in stick counter 0 (of the proxy's or the named table). A tcp-request tracking counts the connection and the session, an http-request one the connection and the request; an http-response one (its key may read the response) counts the connection and the response's status (http_err_cnt, http_fail_cnt), not the request.",
+        "track-sc0 src table per_ip"
+    );
     pub const TRACK_SC1: Doc =
         doc!(Parsed, "track-sc1 <key> [table <table>]", "Tracks the key in stick counter 1.", "track-sc1 req.hdr(x-user) table per_user");
     pub const TRACK_SC2: Doc = doc!(Parsed, "track-sc2 <key> [table <table>]", "Tracks the key in stick counter 2.", "track-sc2 dst_port");

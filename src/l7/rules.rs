@@ -161,8 +161,11 @@ pub fn compile_action(a: &HttpAction, stage: Stage, env: &mut CompileEnv<'_>) ->
     {
         return Ok(Some(Action::Var(v)));
     }
+    // `track-sc*` in `http-request` and `http-response` rules (as HAProxy), `sc-take-token` in
+    // `http-request` ones.
     if let HttpAction::Common(c) = a
-        && (stage == Stage::Request || !matches!(c, CommonAction::TrackSc { .. } | CommonAction::TakeToken { .. }))
+        && (stage == Stage::Request || !matches!(c, CommonAction::TakeToken { .. }))
+        && (stage != Stage::AfterResponse || !matches!(c, CommonAction::TrackSc { .. }))
         && let Some(s) = crate::stick::track::compile(c, env.proxy, env.tables)?
     {
         return Ok(Some(Action::Stick(s)));
@@ -375,7 +378,7 @@ fn run_set(rules: &[HttpRule], from: usize, base: &HttpCtx<'_>, msg: &mut Msg<'_
                     }
                     None
                 }
-                Action::Stick(s) => match s.run(&ctx, crate::stick::track::Level::Http) {
+                Action::Stick(s) => match s.run(&ctx, if is_request { crate::stick::track::Level::Http } else { crate::stick::track::Level::HttpResponse }) {
                     Ok(()) => None,
                     Err(wait_ms) => return Flow::Reply(too_many_requests(&error_tables(&ctx), &lf, wait_ms)),
                 },

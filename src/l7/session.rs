@@ -744,7 +744,7 @@ fn request_rules(
     let be_resume = if let RulesAt::Backend(b, next) = resume { Some((b, next)) } else { None };
     let mut flow = match resume {
         RulesAt::Start => {
-            captures.borrow_mut().headers(&fe.captures.req_headers, crate::log::config::CaptureDir::Request, &msg);
+            captures.borrow_mut().headers(&fe.captures, crate::log::config::CaptureDir::Request, &msg);
             // `tcp-request content` rules come first, as in HAProxy (its content
             // inspection runs before the HTTP analysers).
             let content_ok = fe.content_rules.is_empty()
@@ -1963,7 +1963,7 @@ async fn serve(
         } else {
             let mut msg = Msg::new(&sbuf, rhead, true);
             vars.borrow_mut().start_response();
-            captures.borrow_mut().headers(&fe.captures.res_headers, crate::log::config::CaptureDir::Response, &msg);
+            captures.borrow_mut().headers(&fe.captures, crate::log::config::CaptureDir::Response, &msg);
             if let Some(p) = be.stick.as_ref().filter(|p| p.stores_on_response()) {
                 p.store(&HttpCtx { res: Some(&msg), ..base }, srv.id, true);
             }

@@ -623,7 +623,7 @@ pub fn proxy_keywords() -> Vec<ProxyKeyword> {
             doc!(
                 Parsed,
                 "capture cookie <name> len <n>",
-                "Keeps up to <n> bytes of a request and response cookie for the log (%CC, %CS).",
+                "Logs the first request cookie (Cookie headers) and the first response cookie (Set-Cookie) whose name starts with <name>, as name=value cut to <n> bytes (at most 63, HAProxy's tune.http.cookielen): %CC and %CS, in option httplog's format too; '-' when there is none. A <name> ending in '=' asks for that exact name. One per frontend.",
                 "capture cookie SESSIONID len 32"
             ),
         ),

@@ -336,7 +336,8 @@ fn var<'a>(rec: &'a LogRecord, v: &str) -> Val<'a> {
         "ID" => rec.unique_id.as_deref().map_or(Val::None, s),
         "pid" => Val::Int(i64::from(std::process::id())),
         "H" => owned(super::host_name().to_owned()),
-        "CC" | "CS" => Val::None,
+        "CC" => rec.req_cookie.as_deref().map_or(Val::None, s),
+        "CS" => rec.res_cookie.as_deref().map_or(Val::None, s),
         "lc" | "rt" => Val::Int(0),
         _ => Val::None,
     }

@@ -107,6 +107,9 @@ pub struct LogRecord {
     /// `%hr` and `%hs`: captured header values, in slot order.
     pub req_captures: Vec<Option<String>>,
     pub res_captures: Vec<Option<String>>,
+    /// `capture cookie`: the request's and the response's cookie (`%CC`, `%CS`).
+    pub req_cookie: Option<String>,
+    pub res_cookie: Option<String>,
     pub unique_id: Option<String>,
     /// The front connection's TLS version and cipher (`%sslv`, `%sslc`; `%ft` ends with `~`).
     pub tls: Option<(&'static str, &'static str)>,
@@ -163,6 +166,8 @@ impl LogRecord {
             queues: [0; 2],
             req_captures: Vec::new(),
             res_captures: Vec::new(),
+            req_cookie: None,
+            res_cookie: None,
             unique_id: None,
             tls: None,
             early: false,
@@ -392,12 +397,17 @@ impl LogRecord {
         self.level = level;
     }
 
-    /// Copies the transaction's captured headers for `%hr`/`%hs`.
+    /// Copies the transaction's captured headers for `%hr`/`%hs`, and its cookies for `%CC`/`%CS`.
     pub fn take_captures(&mut self, c: &crate::route::capture::Captured, cfg: &crate::route::capture::CaptureConfig) {
         use crate::log::config::CaptureDir;
         let get = |dir, n: usize| (0..n).map(|i| c.get(dir, i).map(|v| String::from_utf8_lossy(v).into_owned())).collect();
         self.req_captures = get(CaptureDir::Request, cfg.req_lens.len());
         self.res_captures = get(CaptureDir::Response, cfg.res_lens.len());
+        if cfg.cookie.is_some() {
+            let text = |dir| c.cookie(dir).map(|v| String::from_utf8_lossy(v).into_owned());
+            self.req_cookie = text(CaptureDir::Request);
+            self.res_cookie = text(CaptureDir::Response);
+        }
     }
 
     /// The request head is in: its first line, for `%r`; `first_byte` is when it began.

@@ -1,6 +1,6 @@
-//! Captures: `capture request header`, `capture response header`, `declare capture`, and the
-//! `capture` action, read back with `capture.req.hdr(<idx>)` and `capture.res.hdr(<idx>)` (and by
-//! the logs' `%hr`/`%hs` later).
+//! Captures: `capture request header`, `capture response header`, `capture cookie`, `declare
+//! capture`, and the `capture` action, read back with `capture.req.hdr(<idx>)` and
+//! `capture.res.hdr(<idx>)`, and by the logs' `%hr`/`%hs` (`%CC`/`%CS` for the cookie).
 //!
 //! As in HAProxy, the slots belong to the frontend and are numbered in configuration order:
 //! request slots across `capture request header`, `declare capture request` and `http-request
@@ -29,7 +29,12 @@ pub struct CaptureConfig {
     pub req_headers: Vec<(String, usize)>,
     /// `capture response header <name>`: the header name and its slot.
     pub res_headers: Vec<(String, usize)>,
+    /// `capture cookie <name> len <n>`: the name prefix and the length kept.
+    pub cookie: Option<(String, usize)>,
 }
+
+/// The longest cookie capture, as HAProxy's default `tune.http.cookielen` (63) allows.
+pub const COOKIE_LEN_MAX: usize = 63;
 
 impl CaptureConfig {
     /// Numbers the slots of a proxy with a frontend in configuration order. Also returns the slot
@@ -76,6 +81,7 @@ impl CaptureConfig {
             res.push((d.span.line, d.len as usize, None));
         }
         res.sort_by_key(|(line, _, _)| *line);
+        cfg.cookie = p.log.cookie.as_ref().map(|c| (c.name.clone(), (c.len as usize).min(COOKIE_LEN_MAX)));
         for (slot, (_, len, name)) in res.into_iter().enumerate() {
             cfg.res_lens.push(len);
             if let Some(name) = name {
@@ -86,7 +92,7 @@ impl CaptureConfig {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.req_lens.is_empty() && self.res_lens.is_empty()
+        self.req_lens.is_empty() && self.res_lens.is_empty() && self.cookie.is_none()
     }
 }
 
@@ -102,13 +108,16 @@ struct Slot {
 pub struct Captured {
     req: Vec<Slot>,
     res: Vec<Slot>,
+    /// `capture cookie`: the first matching `name=value` of the request and of the response.
+    req_cookie: Option<Vec<u8>>,
+    res_cookie: Option<Vec<u8>>,
 }
 
 impl Captured {
     /// The slots of a frontend, empty.
     pub fn new(cfg: &CaptureConfig) -> Captured {
         let slots = |lens: &[usize]| lens.iter().map(|&len| Slot { len, value: Vec::new(), set: false }).collect();
-        Captured { req: slots(&cfg.req_lens), res: slots(&cfg.res_lens) }
+        Captured { req: slots(&cfg.req_lens), res: slots(&cfg.res_lens), req_cookie: None, res_cookie: None }
     }
 
     /// A new transaction: every slot is empty again (their buffers stay).
@@ -116,6 +125,16 @@ impl Captured {
         for s in self.req.iter_mut().chain(self.res.iter_mut()) {
             s.value.clear();
             s.set = false;
+        }
+        self.req_cookie = None;
+        self.res_cookie = None;
+    }
+
+    /// The cookie `capture cookie` kept from the request or the response of this transaction.
+    pub fn cookie(&self, dir: CaptureDir) -> Option<&[u8]> {
+        match dir {
+            CaptureDir::Request => self.req_cookie.as_deref(),
+            CaptureDir::Response => self.res_cookie.as_deref(),
         }
     }
 
@@ -145,12 +164,23 @@ impl Captured {
         slots.get(slot).filter(|s| s.set).map(|s| s.value.as_slice())
     }
 
-    /// Fills the header slots from a message head, before the rules run. A header sent several
-    /// times leaves its last value, as in HAProxy.
-    pub fn headers(&mut self, headers: &[(String, usize)], dir: CaptureDir, msg: &dyn HttpMsg) {
-        if headers.is_empty() {
-            return;
+    /// Fills the header slots and the cookie capture from a message head, before the rules run.
+    /// A header sent several times leaves its last value, as in HAProxy.
+    /// Inlined test, work out of line: a frontend without captures pays a few instructions per
+    /// message.
+    #[inline]
+    pub fn headers(&mut self, cfg: &CaptureConfig, dir: CaptureDir, msg: &dyn HttpMsg) {
+        let headers = match dir {
+            CaptureDir::Request => &cfg.req_headers,
+            CaptureDir::Response => &cfg.res_headers,
+        };
+        if !headers.is_empty() || cfg.cookie.is_some() {
+            self.capture_headers(headers, cfg, dir, msg);
         }
+    }
+
+    #[inline(never)]
+    fn capture_headers(&mut self, headers: &[(String, usize)], cfg: &CaptureConfig, dir: CaptureDir, msg: &dyn HttpMsg) {
         for i in 0..msg.header_count() {
             let (name, value) = msg.header(i);
             for (want, slot) in headers {
@@ -159,6 +189,105 @@ impl Captured {
                 }
             }
         }
+        if let Some((prefix, len)) = &cfg.cookie {
+            let found = match dir {
+                CaptureDir::Request => request_cookie(msg, prefix.as_bytes()),
+                CaptureDir::Response => response_cookie(msg, prefix.as_bytes()),
+            };
+            let kept = found.map(|c| c[..c.len().min(*len)].to_vec());
+            match dir {
+                CaptureDir::Request => self.req_cookie = kept,
+                CaptureDir::Response => self.res_cookie = kept,
+            }
+        }
+    }
+}
+
+/// The first cookie of the request's `Cookie` headers whose name starts with `prefix`, as
+/// `name=value` (HAProxy compares the prefix bytes, so `capture cookie SID=` asks for exactly
+/// `SID`).
+fn request_cookie<'m>(msg: &'m dyn HttpMsg, prefix: &[u8]) -> Option<&'m [u8]> {
+    (0..msg.header_count())
+        .map(|i| msg.header(i))
+        .filter(|(name, _)| name.eq_ignore_ascii_case(b"cookie"))
+        .flat_map(|(_, value)| value.split(|&b| b == b';' || b == b','))
+        .map(|pair| pair.trim_ascii())
+        .find(|pair| pair.starts_with(prefix))
+}
+
+/// The first `Set-Cookie` of the response whose cookie name starts with `prefix`, as
+/// `name=value` (its attributes left out).
+fn response_cookie<'m>(msg: &'m dyn HttpMsg, prefix: &[u8]) -> Option<&'m [u8]> {
+    (0..msg.header_count())
+        .map(|i| msg.header(i))
+        .filter(|(name, _)| name.eq_ignore_ascii_case(b"set-cookie"))
+        .map(|(_, value)| value.split(|&b| b == b';').next().unwrap_or_default().trim_ascii())
+        .find(|pair| pair.starts_with(prefix))
+}
+
+#[cfg(test)]
+mod cookie_tests {
+    use super::*;
+    use crate::config::testing::ok;
+
+    struct Head(Vec<(&'static [u8], &'static [u8])>);
+
+    impl HttpMsg for Head {
+        fn method(&self) -> &[u8] {
+            b"GET"
+        }
+        fn uri(&self) -> &[u8] {
+            b"/"
+        }
+        fn version(&self) -> &[u8] {
+            b"HTTP/1.1"
+        }
+        fn status(&self) -> u16 {
+            200
+        }
+        fn header_count(&self) -> usize {
+            self.0.len()
+        }
+        fn header(&self, i: usize) -> (&[u8], &[u8]) {
+            self.0[i]
+        }
+        fn first_request(&self) -> bool {
+            true
+        }
+        fn body(&self) -> Option<&[u8]> {
+            None
+        }
+    }
+
+    fn cfg(line: &str) -> CaptureConfig {
+        CaptureConfig::compile(&ok(&format!("frontend fe\n    mode http\n    bind :80\n    {line}\n")).proxies[0]).0
+    }
+
+    #[test]
+    fn the_first_request_cookie_with_the_prefix_is_kept_as_name_equals_value_cut_to_len() {
+        let c = cfg("capture cookie SID len 8");
+        let mut cap = Captured::new(&c);
+        let req = Head(vec![(b"Host", b"h"), (b"Cookie", b"lang=en; SIDX=abcdefghij; SID=1"), (b"cookie", b"SID=2")]);
+        cap.headers(&c, CaptureDir::Request, &req);
+        assert_eq!(cap.cookie(CaptureDir::Request), Some(&b"SIDX=abc"[..]), "a prefix match, cut to 8 bytes");
+        let exact = cfg("capture cookie SID= len 32");
+        let mut cap = Captured::new(&exact);
+        cap.headers(&exact, CaptureDir::Request, &req);
+        assert_eq!(cap.cookie(CaptureDir::Request), Some(&b"SID=1"[..]), "'SID=' asks for SID itself");
+        cap.headers(&exact, CaptureDir::Request, &Head(vec![(b"Cookie", b"other=1")]));
+        assert_eq!(cap.cookie(CaptureDir::Request), None);
+    }
+
+    #[test]
+    fn a_response_cookie_is_taken_from_set_cookie_without_its_attributes() {
+        let c = cfg("capture cookie SID len 64");
+        assert_eq!(c.cookie, Some(("SID".to_string(), COOKIE_LEN_MAX)), "len is capped at 63, as tune.http.cookielen");
+        let mut cap = Captured::new(&c);
+        let res = Head(vec![(b"Set-Cookie", b"a=1; Path=/"), (b"set-cookie", b"SID=xyz; Path=/; HttpOnly")]);
+        cap.headers(&c, CaptureDir::Response, &res);
+        assert_eq!(cap.cookie(CaptureDir::Response), Some(&b"SID=xyz"[..]));
+        cap.new_transaction();
+        assert_eq!(cap.cookie(CaptureDir::Response), None);
     }
 }
 

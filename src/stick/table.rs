@@ -374,6 +374,24 @@ impl ShardInner {
     }
 }
 
+/// What a new tracking counts besides the connection (`conn_cnt`, `conn_rate`, `conn_cur`):
+/// a `tcp-request` rule's, the session (`sess_cnt`, `sess_rate`); an `http-request` rule's, the
+/// request (`http_req_cnt`, `http_req_rate`); an `http-response` rule's, nothing more (the
+/// request was counted where it was tracked, if it was).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counts {
+    Session = 0,
+    Request = 1,
+    Response = 2,
+}
+
+impl From<bool> for Counts {
+    /// `true`: an `http-request` tracking, `false`: a `tcp-request` one.
+    fn from(http: bool) -> Counts {
+        if http { Counts::Request } else { Counts::Session }
+    }
+}
+
 /// A stick table shared by every worker.
 #[derive(Debug)]
 pub struct Table {
@@ -392,7 +410,8 @@ pub struct Table {
     nvals: usize,
     /// What a stream starting to track an entry updates, from `tcp-request` (`[0]`) and from
     /// `http-request` (`[1]`): found once here, not per request.
-    track_ops: [Box<[Op]>; 2],
+    /// What a new tracking counts, per [`Counts`].
+    track_ops: [Box<[Op]>; 3],
     /// Where `conn_cur` is, when stored.
     conn_cur: Option<usize>,
     shards: Box<[Mutex<ShardInner>]>,
@@ -472,7 +491,11 @@ impl Table {
                 .collect()
         };
         use Dt::*;
-        let track_ops = [ops(&[ConnCnt, ConnRate, ConnCur, SessCnt, SessRate]), ops(&[ConnCnt, ConnRate, ConnCur, HttpReqCnt, HttpReqRate])];
+        let track_ops = [
+            ops(&[ConnCnt, ConnRate, ConnCur, SessCnt, SessRate]),
+            ops(&[ConnCnt, ConnRate, ConnCur, HttpReqCnt, HttpReqRate]),
+            ops(&[ConnCnt, ConnRate, ConnCur]),
+        ];
         let conn_cur = slots[ConnCur as usize].present.then_some(usize::from(slots[ConnCur as usize].start));
         Table {
             name: name.to_owned(),
@@ -936,9 +959,9 @@ impl Table {
     /// with the entry, and one update (under one lock) of the connection counters (`conn_cnt`,
     /// `conn_rate`, `conn_cur`) and of the session counters (`tcp-request`) or the request
     /// counters (`http-request`). `None` as [`get_or_create`](Self::get_or_create).
-    pub fn track_at(&self, key: Key, http: bool, now: u64) -> Option<Arc<Entry>> {
+    pub fn track_at(&self, key: Key, counts: impl Into<Counts>, now: u64) -> Option<Arc<Entry>> {
         let e = self.get_or_create_with(key, now, true, true)?;
-        self.count_tracking(&e, http, now);
+        self.count_tracking(&e, counts.into(), now);
         Some(e)
     }
 
@@ -946,7 +969,7 @@ impl Table {
     /// connection, same key), without looking it up: as [`track_at`](Self::track_at) when the
     /// entry is still in the table and not expired; false, and nothing done, when it is not (the
     /// caller then calls `track_at`).
-    pub fn retrack(&self, e: &Entry, http: bool, now: u64) -> bool {
+    pub fn retrack(&self, e: &Entry, counts: impl Into<Counts>, now: u64) -> bool {
         // The reference first: from then on no removal takes the entry (`retire` needs zero).
         let before = e.refs.fetch_add(1, Ordering::Acquire);
         if before & REMOVED != 0 || (before == 0 && self.expire != 0 && now >= e.touched.load(Ordering::Relaxed) + self.expire) {
@@ -955,18 +978,18 @@ impl Table {
             return false;
         }
         self.touch_uses(e);
-        self.count_tracking(e, http, now);
+        self.count_tracking(e, counts.into(), now);
         true
     }
 
     /// A stream starts tracking an entry it holds (from [`get_or_create`](Self::get_or_create)):
     /// as [`track_at`](Self::track_at). False when the entry left the table meanwhile.
-    pub fn start_tracking(&self, e: &Entry, http: bool, now: u64) -> bool {
+    pub fn start_tracking(&self, e: &Entry, counts: impl Into<Counts>, now: u64) -> bool {
         if e.refs.fetch_add(1, Ordering::Acquire) & REMOVED != 0 {
             e.refs.fetch_sub(1, Ordering::Relaxed);
             return false;
         }
-        self.count_tracking(e, http, now);
+        self.count_tracking(e, counts.into(), now);
         true
     }
 
@@ -974,8 +997,8 @@ impl Table {
     /// (`tcp-request`) or request (`http-request`) counters of a new tracking, and the entry's
     /// update time.
     #[inline(always)]
-    fn count_tracking(&self, e: &Entry, http: bool, now: u64) {
-        let ops = &self.track_ops[usize::from(http)];
+    fn count_tracking(&self, e: &Entry, counts: Counts, now: u64) {
+        let ops = &self.track_ops[counts as usize];
         if ops.is_empty() {
             e.touched.store(now, Ordering::Relaxed);
             self.changed(e);

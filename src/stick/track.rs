@@ -23,7 +23,7 @@
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
-use super::table::{Dt, Entry, Key, Table, Tables, now_ms};
+use super::table::{Counts, Dt, Entry, Key, Table, Tables, now_ms};
 use crate::route::eval::{CompiledSample, StreamCtx};
 
 /// A filled slot: the stream holds a reference on the entry until [`StickCtrs`] releases it.
@@ -152,11 +152,16 @@ impl StickCtrs {
         let mut s = self.slots.borrow_mut();
         debug_assert!(s.get(sc).is_none());
         let bit = 1 << sc;
-        let http = level == Level::Http;
+        let http = level != Level::Tcp;
+        let counts = match level {
+            Level::Tcp => Counts::Session,
+            Level::Http => Counts::Request,
+            Level::HttpResponse => Counts::Response,
+        };
         let slot = &mut s.slots[usize::from(sc)];
         match slot {
-            Some(t) if Arc::ptr_eq(&t.table, table) && t.entry.key == key && table.retrack(&t.entry, http, now) => t.session = !http,
-            _ => match table.track_at(key, http, now) {
+            Some(t) if Arc::ptr_eq(&t.table, table) && t.entry.key == key && table.retrack(&t.entry, counts, now) => t.session = !http,
+            _ => match table.track_at(key, counts, now) {
                 Some(entry) => *slot = Some(Tracked { table: table.clone(), entry, session: !http }),
                 None => {
                     *slot = None;
@@ -211,15 +216,14 @@ impl StickCtrs {
 
     #[inline(never)]
     fn http_status_slow(&self, status: u16) {
-        let (err, fail) = (matches!(status, 400..=499) && status != 401 && status != 407, matches!(status, 500..=599) && status != 501 && status != 505);
-        if err || fail {
-            self.slots().each(|t| {
-                if err {
-                    t.table.count(&t.entry, Dt::HttpErrCnt, Dt::HttpErrRate, 1);
-                } else {
-                    t.table.count(&t.entry, Dt::HttpFailCnt, Dt::HttpFailRate, 1);
-                }
-            });
+        self.slots().each(|t| count_status(t, status));
+    }
+
+    /// The status of the response, counted in slot `sc` alone: an `http-response` rule tracked
+    /// it after [`http_status`](Self::http_status) counted the others.
+    fn count_status_in(&self, sc: u8, status: u16) {
+        if let Some(t) = self.slots().get(sc) {
+            count_status(t, status);
         }
     }
 
@@ -281,6 +285,9 @@ pub enum Level {
     Tcp,
     /// `http-request`.
     Http,
+    /// `http-response`: a tracking counts no request, and counts the response's status at once
+    /// (the status hook ran before the rules), as HAProxy does.
+    HttpResponse,
 }
 
 /// An integer or an expression evaluated per stream.
@@ -333,6 +340,11 @@ impl StickAction {
                 let k = if *src { ctx.src().and_then(|a| table.key_of_addr(&a)) } else { key.eval_ref(ctx).ok().flatten().and_then(|s| table.key_of(&s)) };
                 let Some(k) = k else { return Ok(()) };
                 ctrs.track(*sc, table, k, level, ctrs.now());
+                if level == Level::HttpResponse
+                    && let Some(status) = ctx.http_response().map(|r| r.status())
+                {
+                    ctrs.count_status_in(*sc, status);
+                }
             }
             StickAction::IncGpc { sc, cnt, rate, idx } => with_slot(ctrs, *sc, |t| {
                 t.table.add(&t.entry, *cnt, *idx, 1);
@@ -363,6 +375,16 @@ impl StickAction {
             }
         }
         Ok(())
+    }
+}
+
+/// A response status in one slot: 4xx but 401 and 407 as a request error, 5xx but 501 and 505
+/// as a failure.
+fn count_status(t: &Tracked, status: u16) {
+    if matches!(status, 400..=499) && status != 401 && status != 407 {
+        t.table.count(&t.entry, Dt::HttpErrCnt, Dt::HttpErrRate, 1);
+    } else if matches!(status, 500..=599) && status != 501 && status != 505 {
+        t.table.count(&t.entry, Dt::HttpFailCnt, Dt::HttpFailRate, 1);
     }
 }
 
