@@ -5,10 +5,11 @@
 //! when absent) and takes a reference on it, so the entry is neither evicted nor expired while the
 //! stream lives; a slot already filled is left as is, as in HAProxy. Tracking counts a connection
 //! (`conn_cnt`, `conn_rate`, and `conn_cur` until the slot is released), a session at layer 4
-//! (`sess_cnt`, `sess_rate`) and, from `http-request`, the request (`http_req_cnt`,
-//! `http_req_rate`). Slots filled by `tcp-request` rules live as long as the connection, and every
-//! later HTTP request and response of the connection counts in them; slots filled by
-//! `http-request` rules end with their transaction.
+//! (`sess_cnt`, `sess_rate`), from `http-request`, the request (`http_req_cnt`, `http_req_rate`),
+//! and from `http-response`, the response's status (`http_err_cnt`, `http_fail_cnt`). Slots filled
+//! by `tcp-request` rules live as long as the connection, and every later HTTP request and
+//! response of the connection counts in them; slots filled by `http-request` or `http-response`
+//! rules end with their transaction.
 //!
 //! A stream without tracking pays for three empty slots and one test per hook.
 //!
