@@ -579,3 +579,109 @@ fn minconn_limit_grows_with_the_load_towards_fullconn() {
         .collect();
     assert_eq!(held.len(), 3);
 }
+
+/// An RDP connection request (TPKT, X.224 Connection Request) carrying `cookie` and an RDP
+/// negotiation request, as mstsc sends it.
+fn rdp_request(cookie: &str) -> Vec<u8> {
+    let mut x224 = vec![0u8, 0xe0, 0, 0, 0, 0, 0];
+    x224.extend_from_slice(format!("Cookie: {cookie}\r\n").as_bytes());
+    x224.extend_from_slice(&[0x01, 0x00, 0x08, 0x00, 0x03, 0x00, 0x00, 0x00]);
+    x224[0] = (x224.len() - 1) as u8;
+    let mut out = vec![0x03, 0x00];
+    out.extend_from_slice(&((x224.len() + 4) as u16).to_be_bytes());
+    out.extend_from_slice(&x224);
+    out
+}
+
+/// The server that answers an RDP client sending `request`, in `pieces` writes 200 ms apart.
+fn rdp_server(port: u16, request: &[u8], pieces: usize) -> String {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    for (i, chunk) in request.chunks(request.len().div_ceil(pieces)).enumerate() {
+        if i > 0 {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        c.write_all(chunk).unwrap();
+    }
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    while let Ok(1) = c.read(&mut b) {
+        if b[0] == b'\n' {
+            break;
+        }
+        line.push(b[0]);
+    }
+    String::from_utf8(line).unwrap()
+}
+
+#[test]
+fn rdp_cookie_balances_users_stably_and_a_routing_token_names_its_server() {
+    let (a, b) = (Backend::named("a"), Backend::named("b"));
+    let port = free_port();
+    let cfg = backend_cfg(
+        port,
+        "  nbthread 2",
+        &format!(
+            "  tcp-request inspect-delay 2s\n  tcp-request content accept if RDP_COOKIE\n  balance rdp-cookie\n  persist rdp-cookie\n  server a {}\n  server b {}",
+            a.addr(),
+            b.addr()
+        ),
+    );
+    let _s = Sluiced::start(&cfg, &[port]);
+    // Each user lands on one server every time, also when the cookie comes in a second packet;
+    // the users spread over both servers.
+    let mut seen = HashMap::new();
+    for i in 0..12 {
+        let req = rdp_request(&format!("mstshash=user{i}"));
+        let first = rdp_server(port, &req, 1);
+        assert!(first == "a" || first == "b", "{first:?}");
+        for pieces in [1, 2, 1] {
+            assert_eq!(rdp_server(port, &req, pieces), first, "user{i} moved");
+        }
+        *seen.entry(first).or_insert(0) += 1;
+    }
+    assert_eq!(seen.len(), 2, "all twelve users on one server: {seen:?}");
+    // A routing token (`msts=<ipv4 LE>.<port LE>.0000`) sends the client to the server it names.
+    let token = |port: u16| format!("msts={}.{}.0000", u32::from_le_bytes([127, 0, 0, 1]), u16::from_le_bytes(port.to_be_bytes()));
+    for _ in 0..4 {
+        assert_eq!(rdp_server(port, &rdp_request(&token(b.port)), 1), "b");
+        assert_eq!(rdp_server(port, &rdp_request(&token(a.port)), 1), "a");
+    }
+    // A token naming no server is balanced as usual, and so is a client with no cookie at all
+    // once the inspect delay ends.
+    let other = rdp_server(port, &rdp_request(&token(1)), 1);
+    assert!(other == "a" || other == "b", "{other:?}");
+    let start = Instant::now();
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.write_all(b"\x03\x00\x00\x0b\x06\xe0\x00\x00\x00\x00\x00").unwrap();
+    let mut name = [0u8; 2];
+    c.read_exact(&mut name).unwrap();
+    assert!(start.elapsed() >= Duration::from_millis(1500), "no cookie: the content rule waits for the inspect delay");
+}
+
+#[test]
+fn a_client_that_sent_part_of_what_a_content_rule_waits_for_goes_on_when_the_inspect_delay_ends() {
+    let a = Backend::named("a");
+    let port = free_port();
+    let cfg = backend_cfg(
+        port,
+        "  nbthread 1",
+        &format!(
+            "  tcp-request inspect-delay 500ms\n  tcp-request content reject if {{ req.payload(0,4) -m str QUIT }}\n  tcp-request content accept if {{ req.len gt 100 }}\n  server a {}",
+            a.addr()
+        ),
+    );
+    let _s = Sluiced::start(&cfg, &[port]);
+    // Three bytes, then silence: the rules wait for more until the delay ends, then the stream
+    // goes on (no rule matched: accepted), instead of waiting for bytes that never come.
+    let start = Instant::now();
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.write_all(b"QUI").unwrap();
+    let mut name = [0u8; 2];
+    c.read_exact(&mut name).expect("the server's greeting once the inspect delay ended");
+    assert_eq!(&name, b"a\n");
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_millis(450) && waited < Duration::from_secs(3), "waited {waited:?}");
+}

@@ -204,7 +204,12 @@ pub fn proxy_keywords() -> Vec<ProxyKeyword> {
                 }
                 Ok(())
             },
-            doc!(Parsed, "persist rdp-cookie[(<name>)]", "Persists RDP clients on the server named by their RDP cookie.", "persist rdp-cookie"),
+            doc!(
+                Parsed,
+                "persist rdp-cookie[(<name>)]",
+                "Mode tcp: a client whose RDP connection request carries a routing token (Cookie: msts=<ipv4>.<port>.0000, both little-endian as Windows' session broker writes them) goes to the server at that address and port when it is usable (any with option persist), before stickiness and balancing. Needs tcp-request inspect-delay and a content rule that waits for the cookie (tcp-request content accept if RDP_COOKIE).",
+                "persist rdp-cookie"
+            ),
         ),
     ]
 }

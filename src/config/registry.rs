@@ -497,7 +497,7 @@ mod tests {
     fn parsed_only_keywords_options_actions_and_fetches_are_each_warned_about_where_used() {
         let w = warnings(
             "global\n    maxsslconn 10\n    busy-polling\ndefaults\n    mode http\nfrontend f\n    bind :80 namespace blue thread 1\n    \
-             error-log-format \"%ci\"\n    option contstats\n    acl big rdp_cookie_cnt gt 5\n    http-request early-hint Link \"</a.css>\" if big\n    \
+             error-log-format \"%ci\"\n    option contstats\n    acl big be_sess_rate gt 5\n    http-request early-hint Link \"</a.css>\" if big\n    \
              http-request set-header x %[src,debug]\n    http-request deny if { path /x }\n    default_backend b\nbackend b\n    \
              server s 127.0.0.1:80 redir http://a tfo\n",
         );
@@ -505,7 +505,7 @@ mod tests {
             "[t.cfg:2] : 'maxsslconn' : parsed but not applied yet: sluiced does not act on this keyword",
             "[t.cfg:7] : 'bind' : the bind option 'namespace' is parsed but not applied yet: sluiced does not act on it",
             "[t.cfg:8] : 'error-log-format' : parsed but not applied yet",
-            "[t.cfg:10] : 'acl' : the fetch 'rdp_cookie_cnt' is parsed but not applied yet: it always yields no sample, and an ACL on it does not match",
+            "[t.cfg:10] : 'acl' : the fetch 'be_sess_rate' is parsed but not applied yet: it always yields no sample, and an ACL on it does not match",
             "[t.cfg:11] : 'http-request' : the http-request action 'early-hint' is parsed but not applied yet",
             "[t.cfg:12] : 'http-request' : the converter 'debug' is parsed but not applied yet: an expression using it yields no sample",
             "[t.cfg:16] : 'server' : the server option 'redir' is parsed but not applied yet",

@@ -349,13 +349,15 @@ async fn session(
         let ctx = Ctx { rt, fe, src, dst, backend: Some(be_idx), buf: &buf, final_data: true, vars, stick };
         sample_text(e, &ctx)
     });
-    // `use-server`, then `stick on|match` (the server stored for the stream's key): a usable
-    // server named so gets the stream without balancing.
+    // `use-server`, `persist rdp-cookie` (the server an RDP routing token names), then `stick
+    // on|match` (the server stored for the stream's key): a usable server named so gets the
+    // stream without balancing.
     let server_ctx = Ctx { rt, fe, src, dst, backend: Some(be_idx), buf: &buf, final_data: true, vars, stick };
     let direct = be
         .use_server
         .as_ref()
         .and_then(|u| u.chosen(&server_ctx, &be.state.servers))
+        .or_else(|| be.rdp_persist.as_ref().and_then(|p| p.chosen(&buf, &be.state.servers)))
         .or_else(|| be.stick.as_ref().and_then(|p| p.matched(&server_ctx, &be.state.servers)));
     let first = match direct {
         Some(i) => match take_queued(be, i).await {
@@ -605,13 +607,23 @@ impl Inspect<'_> {
 }
 
 /// Reads more into `buf`, failing with `TimedOut` at `deadline`. The deadline bounds the wait for
-/// readiness only, so a timeout never drops the buffer inside a pending read.
+/// readiness only, so a timeout never drops the buffer inside a pending read. Readiness left over
+/// from the read that took the last bytes is checked with a peek first: without it, a client
+/// that sent part of what a rule waits for and then nothing more would hold the stream past the
+/// inspect delay, in a read with no deadline.
 async fn read_until(c: &Transport, buf: Vec<u8>, deadline: Option<Instant>) -> (io::Result<usize>, Vec<u8>) {
     if let Some(d) = deadline {
-        match tokio::time::timeout_at(d, c.ready(Interest::READABLE)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return (Err(e), buf),
-            Err(_) => return (Err(io::ErrorKind::TimedOut.into()), buf),
+        loop {
+            match tokio::time::timeout_at(d, c.ready(Interest::READABLE)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return (Err(e), buf),
+                Err(_) => return (Err(io::ErrorKind::TimedOut.into()), buf),
+            }
+            match c.readable_now() {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(e) => return (Err(e), buf),
+            }
         }
     }
     c.read(buf).await

@@ -57,6 +57,10 @@ const IMPLEMENTED: &[&str] = &[
     "req.payload_lv",
     "req.ssl_sni",
     "req_ssl_sni",
+    "req.rdp_cookie",
+    "rdp_cookie",
+    "req.rdp_cookie_cnt",
+    "rdp_cookie_cnt",
     "req.ssl_hello_type",
     "req_ssl_hello_type",
     "req.ssl_ver",
@@ -244,6 +248,12 @@ pub(crate) enum Fetch {
         block: BlockOffset,
     },
     SslSni,
+    /// `req.rdp_cookie([<name>])` (`count`: `req.rdp_cookie_cnt`): the cookie of an RDP
+    /// connection request, by name or the first one.
+    RdpCookie {
+        name: Option<String>,
+        count: bool,
+    },
     SslHelloType,
     SslVer,
     ProtoHttp,
@@ -405,6 +415,9 @@ impl Fetch {
                 Fetch::PayloadLv { len_offset, len_size, block }
             }
             "req.ssl_sni" | "req_ssl_sni" => Fetch::SslSni,
+            "req.rdp_cookie" | "rdp_cookie" | "req.rdp_cookie_cnt" | "rdp_cookie_cnt" => {
+                Fetch::RdpCookie { name: arg(call, 0).filter(|n| !n.is_empty()).map(str::to_owned), count: name.ends_with("_cnt") }
+            }
             "req.ssl_hello_type" | "req_ssl_hello_type" => Fetch::SslHelloType,
             "req.ssl_ver" | "req_ssl_ver" => Fetch::SslVer,
             "req.proto_http" | "req_proto_http" => Fetch::ProtoHttp,
@@ -516,6 +529,12 @@ impl Fetch {
             Fetch::PayloadLv { len_offset, len_size, block } => payload_lv(ctx, *len_offset, *len_size, *block),
             Fetch::SslSni => ssl_sni(ctx),
             Fetch::SslHelloType => ssl_hello_type(ctx),
+            Fetch::RdpCookie { name, count } => match (rdp_cookie(ctx.req_buffer(), name.as_deref()), *count) {
+                (Rdp::TooShort, _) => Fetched::too_short(ctx),
+                (Rdp::Found(v), false) => Fetched::value(SampleRef::Str(Cow::Borrowed(v.as_bytes()))),
+                (Rdp::NotCookie, false) => Fetched::absent(),
+                (found, true) => Fetched::value(SampleRef::Int(i64::from(matches!(found, Rdp::Found(_))))),
+            },
             Fetch::SslVer => ssl_ver(ctx),
             Fetch::ProtoHttp => proto_http(ctx),
             Fetch::WaitEnd => {
@@ -709,6 +728,53 @@ fn ssl_sni(ctx: &dyn StreamCtx) -> Fetched<'_> {
         Ok(Some(h)) => opt(h.server_name.map(|n| SampleRef::Str(Cow::Borrowed(n)))),
         Ok(None) => Fetched::too_short(ctx),
         Err(_) => Fetched::absent(),
+    }
+}
+
+/// What the request buffer holds for `req.rdp_cookie`.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Rdp<'a> {
+    Found(&'a str),
+    NotCookie,
+    /// The buffer ends before the cookie's line does: more may come.
+    TooShort,
+}
+
+/// The cookie of an RDP connection request (an X.224 Connection Request in a TPKT:
+/// `03 00 <len> <li> e0 <dst> <src> <class>` and then `Cookie: <name>=<value>\r\n`), as HAProxy
+/// reads it: the 11 bytes of the headers are skipped unchecked, `Cookie:` and the name are
+/// compared without case, and without a name the first cookie is taken.
+pub(crate) fn rdp_cookie<'b>(buf: &'b [u8], name: Option<&str>) -> Rdp<'b> {
+    let Some(data) = buf.get(11..) else { return Rdp::TooShort };
+    if data.len() <= 7 {
+        return Rdp::TooShort;
+    }
+    if !data[..7].eq_ignore_ascii_case(b"Cookie:") {
+        return Rdp::NotCookie;
+    }
+    let data = &data[7..];
+    let data = &data[data.iter().position(|&b| b != b' ').unwrap_or(data.len())..];
+    let value = match name {
+        Some(n) => {
+            if data.len() <= n.len() {
+                return Rdp::TooShort;
+            }
+            if data[n.len()] != b'=' || !data[..n.len()].eq_ignore_ascii_case(n.as_bytes()) {
+                return Rdp::NotCookie;
+            }
+            &data[n.len() + 1..]
+        }
+        None => match data.iter().position(|&b| matches!(b, b'=' | b'\r' | b'\n')) {
+            Some(i) if data[i] == b'=' => &data[i + 1..],
+            Some(_) => return Rdp::NotCookie,
+            None => return Rdp::TooShort,
+        },
+    };
+    let Some(end) = value.iter().position(|&b| b == b'\r') else { return Rdp::TooShort };
+    match value.get(end + 1) {
+        None => Rdp::TooShort,
+        Some(b'\n') => std::str::from_utf8(&value[..end]).map_or(Rdp::NotCookie, Rdp::Found),
+        Some(_) => Rdp::NotCookie,
     }
 }
 

@@ -16,6 +16,7 @@ mod http_fetch;
 pub mod logformat;
 pub(crate) mod map;
 pub mod patref;
+pub mod rdp;
 pub mod sample;
 pub mod use_server;
 pub mod vars;
@@ -174,6 +175,7 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "declare capture",
             "cookie",
             "option persist",
+            "persist",
             "option httpchk",
             "option pgsql-check",
             "option mysql-check",
@@ -685,6 +687,8 @@ pub struct Backend {
     pub stick: Option<crate::stick::persist::Persistence>,
     /// `use-server` rules.
     pub use_server: Option<use_server::UseServers>,
+    /// `persist rdp-cookie` (mode tcp).
+    pub rdp_persist: Option<rdp::RdpPersist>,
     /// Where server state changes are logged (`backend_event`).
     pub log: Option<Arc<crate::log::LogRt>>,
     /// Sessions, requests and responses, for `show stat` and the stats page.
@@ -1098,8 +1102,9 @@ impl RouteTable {
                 checks: p.servers.iter().map(|s| s.opts.check.enabled.then(|| (s.opts.check.rise.unwrap_or(2), s.opts.check.fall.unwrap_or(3)))).collect(),
             };
             let algo = balance::build_algorithm(p.balance.algo.as_ref(), p.balance.hash_type.as_ref());
-            // `balance hash <expr>` hashes a sample the evaluator computes; `uri`, `url_param` and
-            // `hdr` hash a request part in mode http; `rdp-cookie` is parsed only.
+            // `balance hash <expr>` hashes a sample the evaluator computes, and so does
+            // `rdp-cookie` in mode tcp (`req.rdp_cookie(<name>)`); `uri`, `url_param` and `hdr`
+            // hash a request part in mode http.
             let mut hash_key = None;
             let mut http_key = None;
             if let balance::KeyNeeded::SampleHash { function, avalanche } = balance::key_hash_needed(p.balance.algo.as_ref(), p.balance.hash_type.as_ref()) {
@@ -1107,6 +1112,10 @@ impl RouteTable {
                 let part = |part| Some(HttpKey { part, function, avalanche });
                 match &p.balance.algo {
                     Some(B::Hash(expr)) => hash_key = Some(HashKey { expr: eval::CompiledSample::compile(expr)?, function, avalanche }),
+                    Some(B::RdpCookie { name }) if p.mode == Mode::Tcp => {
+                        let expr = crate::config::expr::parse_sample(&format!("req.rdp_cookie({name})"))?;
+                        hash_key = Some(HashKey { expr: eval::CompiledSample::compile(&expr)?, function, avalanche })
+                    }
                     Some(B::Uri(u)) if p.mode == Mode::Http => http_key = part(HttpKeyPart::Uri(u.clone())),
                     Some(B::UrlParam { name, .. }) if p.mode == Mode::Http => http_key = part(HttpKeyPart::UrlParam(name.clone())),
                     Some(B::Hdr { name, use_domain_only }) if p.mode == Mode::Http => {
@@ -1116,7 +1125,7 @@ impl RouteTable {
                         Some(&p.span),
                         Some("balance"),
                         format!(
-                            "backend '{}': this balance key is only computed in mode http (rdp-cookie not at all yet): this backend balances round robin",
+                            "backend '{}': this balance key is only computed in mode http (rdp-cookie in mode tcp): this backend balances round robin",
                             p.name
                         ),
                     ),
@@ -1173,6 +1182,7 @@ impl RouteTable {
                 cookie: compile_cookie(p, diags),
                 stick: crate::stick::persist::Persistence::compile(p, &tables)?,
                 use_server: use_server::UseServers::compile(p)?,
+                rdp_persist: if p.mode == Mode::Tcp { rdp::RdpPersist::compile(p) } else { None },
                 log: compile_log(p, cfg, diags)?,
                 counters: Default::default(),
                 stats_info,

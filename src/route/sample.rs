@@ -364,7 +364,11 @@ fn fetches() -> Vec<SampleDef> {
             &[A::Str],
             0,
             T::Str,
-            d!("req.rdp_cookie([<name>])", "The value of an RDP cookie in the request buffer.", "acl has_rdp req.rdp_cookie(mstshash) -m found"),
+            d!(
+                "req.rdp_cookie([<name>])",
+                "The value of the cookie <name> (any name when omitted) of an RDP connection request at the start of the request buffer (Cookie: <name>=<value> after the TPKT and X.224 headers); waits for more data while the line is incomplete. balance rdp-cookie hashes it.",
+                "acl has_rdp req.rdp_cookie(mstshash) -m found"
+            ),
         ),
         def("rdp_cookie", &[A::Str], 0, T::Str, d!("rdp_cookie([<name>])", "Alias of req.rdp_cookie.", "stick on rdp_cookie(mstshash)")),
         def(
@@ -372,7 +376,11 @@ fn fetches() -> Vec<SampleDef> {
             &[A::Str],
             0,
             T::Int,
-            d!("req.rdp_cookie_cnt([<name>])", "How many RDP cookies the request buffer holds.", "acl has_rdp req.rdp_cookie_cnt gt 0"),
+            d!(
+                "req.rdp_cookie_cnt([<name>])",
+                "1 when the request buffer holds that RDP cookie (req.rdp_cookie), else 0; the RDP_COOKIE ACL tests it.",
+                "acl has_rdp req.rdp_cookie_cnt gt 0"
+            ),
         ),
         def("rdp_cookie_cnt", &[A::Str], 0, T::Int, d!("rdp_cookie_cnt([<name>])", "Alias of req.rdp_cookie_cnt.", "acl has_rdp rdp_cookie_cnt gt 0")),
         // Layer 7: HTTP request.

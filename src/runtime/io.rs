@@ -225,6 +225,30 @@ impl Transport {
             _ => super::uring::Ahead::Nothing,
         }
     }
+    /// Whether a read would return now (bytes, or the end of the stream) without taking anything:
+    /// what io_uring's multishot receive holds, else a non-blocking peek at the socket. A peek
+    /// that finds nothing clears the readiness left over from the read that took the last bytes,
+    /// so the next wait for readability is a real one. A TLS connection says true: its reads go
+    /// through the TLS layer.
+    pub fn readable_now(&self) -> io::Result<bool> {
+        use std::os::fd::AsRawFd;
+        if let Transport::Tls(_) = self {
+            return Ok(true);
+        }
+        if !matches!(self.read_ahead(), super::uring::Ahead::Nothing) {
+            return Ok(true);
+        }
+        let mut b = [0u8; 1];
+        let peeked = self.try_io(Interest::READABLE, || {
+            nix::sys::socket::recv(self.fd().as_raw_fd(), &mut b, nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT)
+                .map_err(io::Error::from)
+        });
+        match peeked {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
     /// True when an idle connection may have received something (bytes or an end) since its last
     /// read came back short, as far as the backend knows without a system call: epoll's cached
     /// readiness (set again only by a new event after the short read cleared it), or what
