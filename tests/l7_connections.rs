@@ -444,6 +444,24 @@ fn http_server_close_in_the_frontend_closes_server_connections() {
 }
 
 #[test]
+fn http_pretend_keepalive_hides_the_close_from_the_server_but_still_closes() {
+    let (be, seen) = http_backend(|_| ok_response("k"));
+    let port = free_port();
+    let backend = format!("  option http-server-close\n  option http-pretend-keepalive\n  server s {}", be.addr());
+    let _s = Sluiced::start(&http_cfg(port, "", &backend), &[port]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    for _ in 0..3 {
+        c.write_all(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        assert_eq!(read_response(&mut c).0, 200);
+    }
+    let s = seen.lock().unwrap();
+    assert_eq!(s.connections, 3, "one server connection per request, as with http-server-close alone");
+    for r in &s.requests {
+        assert!(!lower(r).contains("connection: close"), "{:?}", lower(r));
+    }
+}
+
+#[test]
 fn http_reuse_safe_gives_a_first_post_a_new_server_connection() {
     let (be, seen) = http_backend(|_| ok_response("k"));
     let port = free_port();

@@ -1269,7 +1269,7 @@ pub fn proxy_keywords() -> Vec<ProxyKeyword> {
             "http-pretend-keepalive",
             S::BE,
             http.options.pretend_keepalive,
-            "Does not announce 'Connection: close' to servers even when closing."
+            "With http-server-close or httpclose: requests to the server do not carry 'Connection: close' (a server may otherwise stop chunking or compressing); the server connection still closes after the response."
         ),
         crate::bool_option!("http-no-delay", S::ALL, http.options.no_delay, "Sends HTTP data as soon as possible, without merging segments."),
         crate::bool_option!(

@@ -1731,7 +1731,9 @@ async fn serve(
             offers_upgrade = strip_h2c(&cbuf, head, &mut edits);
         }
         let is_connect = &cbuf[head.method.clone()] == b"CONNECT";
-        edit::write_head(&cbuf, head, &edits, true, conn_header(!server_keep, head.version), &mut out);
+        // `option http-pretend-keepalive`: the server is not told the connection closes after
+        // its response (some servers then stop chunking or compressing); it closes all the same.
+        edit::write_head(&cbuf, head, &edits, true, conn_header(!server_keep && !be.pretend_keepalive, head.version), &mut out);
         cbuf.drain(..body_start);
         if expects_continue && send(&client, b"HTTP/1.1 100 Continue\r\n\r\n".to_vec(), t_client).await.0.is_err() {
             break End::ClientError;

@@ -156,6 +156,7 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "http-reuse",
             "option abortonclose",
             "option http-buffer-request",
+            "option http-pretend-keepalive",
             "monitor-uri",
             "monitor fail",
             "stats enable",
@@ -655,6 +656,9 @@ pub struct Backend {
     pub nolinger: bool,
     /// `mode http`: the server connection stays open after a response (`option http-keep-alive`).
     pub http_keep_alive: bool,
+    /// `option http-pretend-keepalive`: a request on a server connection that closes after the
+    /// response does not say `Connection: close` to the server.
+    pub pretend_keepalive: bool,
     /// `mode http`: idle server connections may be reused (`http-reuse` other than `never`).
     pub reuse_allowed: bool,
     /// `http-reuse aggressive|always`: a first request that cannot be retried may reuse too.
@@ -1164,6 +1168,7 @@ impl RouteTable {
                 srvtcpka: p.options.srvtcpka.or(p.options.tcpka).unwrap_or(false),
                 nolinger: p.options.nolinger.unwrap_or(false),
                 http_keep_alive: matches!(p.http.conn_mode, None | Some(crate::l7::config::HttpConnMode::KeepAlive)),
+                pretend_keepalive: p.http.options.pretend_keepalive.unwrap_or(false),
                 reuse_allowed: matches!(p.http.conn_mode, None | Some(crate::l7::config::HttpConnMode::KeepAlive))
                     && !matches!(p.http.reuse, Some(crate::l7::config::HttpReuse::Never)),
                 reuse_first_unsafe: matches!(p.http.reuse, Some(crate::l7::config::HttpReuse::Aggressive | crate::l7::config::HttpReuse::Always)),
