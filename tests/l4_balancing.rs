@@ -685,3 +685,43 @@ fn a_client_that_sent_part_of_what_a_content_rule_waits_for_goes_on_when_the_ins
     let waited = start.elapsed();
     assert!(waited >= Duration::from_millis(450) && waited < Duration::from_secs(3), "waited {waited:?}");
 }
+
+/// Opens `n` connections at once and keeps them open; the server each landed on.
+fn held(port: u16, n: usize) -> (Vec<TcpStream>, HashMap<String, usize>) {
+    let mut conns = Vec::new();
+    let mut m = HashMap::new();
+    for _ in 0..n {
+        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut line = Vec::new();
+        let mut b = [0u8; 1];
+        while let Ok(1) = c.read(&mut b) {
+            if b[0] == b'\n' {
+                break;
+            }
+            line.push(b[0]);
+        }
+        *m.entry(String::from_utf8(line).unwrap()).or_insert(0) += 1;
+        conns.push(c);
+    }
+    (conns, m)
+}
+
+#[test]
+fn hash_balance_factor_bounds_a_hot_keys_load_on_the_consistent_ring() {
+    let (a, b, c) = (Backend::named("a"), Backend::named("b"), Backend::named("c"));
+    let servers = format!("  server a {}\n  server b {}\n  server c {}", a.addr(), b.addr(), c.addr());
+    // Every connection comes from 127.0.0.1: one key.
+    let port = free_port();
+    let _plain = Sluiced::start(&backend_cfg(port, "  nbthread 1", &format!("  balance source\n  hash-type consistent\n{servers}")), &[port]);
+    let (conns, all) = held(port, 9);
+    assert_eq!(all.len(), 1, "without a factor one key stays on one server: {all:?}");
+    drop(conns);
+    let port = free_port();
+    let _bounded =
+        Sluiced::start(&backend_cfg(port, "  nbthread 1", &format!("  balance source\n  hash-type consistent\n  hash-balance-factor 150\n{servers}")), &[port]);
+    let (_conns, spread) = held(port, 9);
+    // With 8 streams in progress the 9th may go where fewer than ceil(9 x 1.5 / 3) = 5 are served.
+    assert_eq!(spread.values().sum::<usize>(), 9);
+    assert!(spread.len() >= 2 && spread.values().all(|&n| n <= 5), "{spread:?}");
+}

@@ -18,16 +18,22 @@ const DEFAULT_HASH_TYPE: HashType = HashType { method: HashMethod::MapBased, fun
 /// sdbm when unset). Call [`Algorithm::rebuild`] before the first pick
 /// ([`BackendState::new`](super::BackendState::new) does).
 pub fn build_algorithm(balance: Option<&Balance>, hash_type: Option<&HashType>) -> Box<dyn Algorithm> {
+    build_algorithm_bounded(balance, hash_type, None)
+}
+
+/// [`build_algorithm`] with `hash-balance-factor`: bounded loads on a consistent-hash ring.
+pub fn build_algorithm_bounded(balance: Option<&Balance>, hash_type: Option<&HashType>, balance_factor: Option<u32>) -> Box<dyn Algorithm> {
     let hash_type = hash_type.copied().unwrap_or(DEFAULT_HASH_TYPE);
+    let factor = balance_factor.unwrap_or(0);
     match balance {
         None | Some(Balance::RoundRobin) => Box::new(RoundRobin::new()),
         Some(Balance::StaticRr) => Box::new(StaticRr::new()),
         Some(Balance::LeastConn) => Box::new(LeastConn::new()),
         Some(Balance::First) => Box::new(First::new()),
-        Some(Balance::Source) => Box::new(Source::new(hash_type.method, hash_type.avalanche)),
+        Some(Balance::Source) => Box::new(Source::new(hash_type.method, hash_type.avalanche).with_balance_factor(factor)),
         Some(Balance::Random { draws }) => Box::new(Random::new(*draws)),
         Some(Balance::Uri(_) | Balance::UrlParam { .. } | Balance::Hdr { .. } | Balance::RdpCookie { .. } | Balance::Hash(_)) => {
-            Box::new(HashBalancer::new(hash_type.method))
+            Box::new(HashBalancer::new(hash_type.method).with_balance_factor(factor))
         }
     }
 }

@@ -178,7 +178,7 @@ pub fn proxy_keywords() -> Vec<ProxyKeyword> {
             doc!(
                 Parsed,
                 "hash-balance-factor <factor>",
-                "Bounds a consistent-hash server's load to factor% of the average (0 disables).",
+                "With hash-type consistent: a server takes a new stream only while it serves fewer than <factor>% of its weight's share of the streams in progress (counting the new one, at least 1); otherwise the key walks on along the ring, so a hot key spills over to the next servers. 0 disables; otherwise more than 100. Map-based hashing ignores it, as HAProxy does.",
                 "hash-balance-factor 150"
             ),
         ),

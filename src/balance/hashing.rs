@@ -15,6 +15,12 @@
 //! the key walks on to the next slot or point whose server may: the same key always walks the
 //! same way, and the other servers' keys do not move. Without a hash (the sample is absent), the
 //! pick is round robin.
+//!
+//! `hash-balance-factor <f>` bounds the load on a consistent ring, as HAProxy does: with `n`
+//! streams in progress on the backend's usable servers, a server of weight `w` (of `W` in all)
+//! takes a new one only while it serves fewer than `ceil((n + 1) x f / 100 x w / W)` (at least
+//! 1); otherwise the key walks on along the ring. A popular key then spills over to the next
+//! servers of its walk instead of overloading one.
 
 use super::config::HashMethod;
 use super::hash::fold32;
@@ -92,6 +98,8 @@ pub struct HashBalancer {
     tables: Snapshot<HashTables>,
     /// For picks without a hash, and a last resort when the tables are stale.
     fallback: RoundRobin,
+    /// `hash-balance-factor` on a consistent ring (0: no bound).
+    balance_factor: u32,
 }
 
 impl HashBalancer {
@@ -100,7 +108,26 @@ impl HashBalancer {
             HashMethod::MapBased => build_map,
             HashMethod::Consistent => build_ring,
         };
-        HashBalancer { tables: Snapshot::new(WeightSource::Current, build), fallback: RoundRobin::new() }
+        HashBalancer { tables: Snapshot::new(WeightSource::Current, build), fallback: RoundRobin::new(), balance_factor: 0 }
+    }
+
+    /// `hash-balance-factor`: bounded loads on a consistent ring (0 is off; a map-based table
+    /// ignores it, as HAProxy does).
+    pub fn with_balance_factor(mut self, factor: u32) -> HashBalancer {
+        self.balance_factor = factor;
+        self
+    }
+
+    /// The `hash-balance-factor` bound of each server, given the backend's load now.
+    fn bounded<'e>(&self, servers: &ServerList, eligible: &'e dyn Fn(usize, &ServerState) -> bool) -> impl Fn(usize, &ServerState) -> bool + 'e {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (served, total_weight) =
+            servers.slots().filter(|s| s.usable()).fold((0u64, 0u64), |(n, w), s| (n + u64::from(s.cur_conns.load(Relaxed)), w + u64::from(s.weight())));
+        let slots = ((served + 1) * u64::from(self.balance_factor)).div_ceil(100);
+        move |i, s| {
+            let mine = (slots * u64::from(s.weight())).div_ceil(total_weight.max(1)).max(1);
+            eligible(i, s) && u64::from(s.cur_conns.load(Relaxed)) < mine
+        }
     }
 
     /// The server for hash `h`, walking on past servers that may not take the pick.
@@ -110,6 +137,10 @@ impl HashBalancer {
         let found = match &built.value {
             HashTables::Map(groups) => {
                 groups.groups().into_iter().filter(|t| !t.is_empty()).find_map(|t| t.walk(h as usize % t.slots.len(), servers, eligible))
+            }
+            HashTables::Ring(rings) if self.balance_factor > 0 => {
+                let bounded = self.bounded(servers, eligible);
+                rings.iter().filter(|r| !r.points.is_empty()).find_map(|r| r.lookup(h, servers, &bounded))
             }
             HashTables::Ring(rings) => rings.iter().filter(|r| !r.points.is_empty()).find_map(|r| r.lookup(h, servers, eligible)),
         };
@@ -149,6 +180,25 @@ mod tests {
 
     fn assignments(b: &HashBalancer, s: &ServerList, keys: u32) -> Vec<usize> {
         (0..keys).map(|k| b.pick(s, &|i, _| s[i].usable(), &key(k)).unwrap()).collect()
+    }
+
+    #[test]
+    fn hash_balance_factor_spills_a_loaded_key_to_the_next_server_of_its_walk() {
+        let s = servers(4);
+        let b = HashBalancer::new(HashMethod::Consistent).with_balance_factor(125);
+        b.rebuild(&s);
+        let home = b.pick(&s, &|i, _| s[i].usable(), &key(7)).unwrap();
+        // Idle backend: every key goes home.
+        assert_eq!(b.pick(&s, &|i, _| s[i].usable(), &key(7)), Some(home));
+        // Its home serves 3 of the 3 streams in progress: ceil(4 x 1.25 / 4) = 2 slots, full.
+        s[home].cur_conns.store(3, std::sync::atomic::Ordering::Relaxed);
+        let spill = b.pick(&s, &|i, _| s[i].usable(), &key(7)).unwrap();
+        assert_ne!(spill, home);
+        // Always the same next server, and without the factor the key stays home.
+        assert_eq!(b.pick(&s, &|i, _| s[i].usable(), &key(7)), Some(spill));
+        let plain = HashBalancer::new(HashMethod::Consistent);
+        plain.rebuild(&s);
+        assert_eq!(plain.pick(&s, &|i, _| s[i].usable(), &key(7)), Some(home));
     }
 
     #[test]

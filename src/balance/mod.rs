@@ -26,7 +26,7 @@ pub mod static_rr;
 #[cfg(test)]
 mod testing;
 
-pub use algorithms::{KeyNeeded, build_algorithm, key_hash_needed};
+pub use algorithms::{KeyNeeded, build_algorithm, build_algorithm_bounded, key_hash_needed};
 pub use first::First;
 pub use hash::hash_bytes;
 pub use hashing::HashBalancer;

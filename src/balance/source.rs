@@ -28,6 +28,12 @@ impl Source {
         Source { hashing: HashBalancer::new(method), mix: avalanche || method == HashMethod::Consistent }
     }
 
+    /// `hash-balance-factor` (consistent hashing only; 0 is off).
+    pub fn with_balance_factor(mut self, factor: u32) -> Source {
+        self.hashing = self.hashing.with_balance_factor(factor);
+        self
+    }
+
     /// The 32-bit key of a client address.
     pub fn address_hash(&self, ip: IpAddr) -> u32 {
         let folded = match ip.to_canonical() {

@@ -177,6 +177,7 @@ pub const IMPLEMENTED: &[(&str, &[&str])] = &[
             "cookie",
             "option persist",
             "persist",
+            "hash-balance-factor",
             "option httpchk",
             "option pgsql-check",
             "option mysql-check",
@@ -1105,7 +1106,7 @@ impl RouteTable {
                 algo: crate::control::stats::algo_name(p.balance.algo.as_ref()),
                 checks: p.servers.iter().map(|s| s.opts.check.enabled.then(|| (s.opts.check.rise.unwrap_or(2), s.opts.check.fall.unwrap_or(3)))).collect(),
             };
-            let algo = balance::build_algorithm(p.balance.algo.as_ref(), p.balance.hash_type.as_ref());
+            let algo = balance::build_algorithm_bounded(p.balance.algo.as_ref(), p.balance.hash_type.as_ref(), p.balance.hash_balance_factor);
             // `balance hash <expr>` hashes a sample the evaluator computes, and so does
             // `rdp-cookie` in mode tcp (`req.rdp_cookie(<name>)`); `uri`, `url_param` and `hdr`
             // hash a request part in mode http.
