@@ -194,6 +194,25 @@ fn http_response_track_sc_keys_on_the_response_and_counts_its_status_not_the_req
 }
 
 #[test]
+fn table_expire_and_table_idle_read_an_entrys_timers() {
+    let h = http(
+        1,
+        "  stick-table type ip size 1k expire 10s store http_req_cnt\n  http-request track-sc0 src\n  \
+         http-request return status 200 content-type text/plain lf-string \"%[src,table_expire(fe_http)] %[src,table_idle(fe_http)] %[str(10.9.9.9),table_expire(fe_http,-1)] %[str(10.9.9.9),table_idle(fe_http)]\"",
+    );
+    let (status, _, body) = http_request(h.port, b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+    assert_eq!(status, 200);
+    let body = String::from_utf8(body).unwrap();
+    let f: Vec<&str> = body.split(' ').collect();
+    let expire: i64 = f[0].parse().unwrap_or_else(|_| panic!("{body}"));
+    let idle: i64 = f[1].parse().unwrap_or_else(|_| panic!("{body}"));
+    assert!((9_000..=10_000).contains(&expire), "the entry was just touched: {body}");
+    assert!((0..1_000).contains(&idle), "{body}");
+    assert_eq!(f[2], "-1", "a key not in the table gives the default: {body}");
+    assert_eq!(f[3], "-", "and no sample without a default: {body}");
+}
+
+#[test]
 fn set_table_bans_a_key_from_the_stats_socket() {
     let h = http(1, "  stick-table type ip size 1k store gpc0\n  http-request track-sc0 src\n  http-request deny if { sc_get_gpc0(0) gt 0 }");
     assert_eq!(get(h.port, "/").0, 200);

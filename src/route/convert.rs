@@ -85,12 +85,13 @@ pub fn implemented_converters() -> &'static [&'static str] {
     static ALL: OnceLock<Vec<&'static str>> = OnceLock::new();
     ALL.get_or_init(|| {
         let maps = super::sample::registry().converters.iter().map(|d| d.name).filter(|n| map::parse_converter_name(n).is_some());
-        let args = ["0".to_string(), "t".to_string()];
+        // Probed with both shapes of arguments: `(<idx>,<table>)` and `(<table>)`.
+        let shapes = [vec!["0".to_string(), "t".to_string()], vec!["t".to_string()]];
         let stick = super::sample::registry()
             .converters
             .iter()
             .map(|d| d.name)
-            .filter(move |n| matches!(crate::stick::fetch::StickConv::compile(n, &args), Ok(Some(_))));
+            .filter(move |n| shapes.iter().any(|args| matches!(crate::stick::fetch::StickConv::compile(n, args), Ok(Some(_)))));
         IMPLEMENTED.iter().copied().chain(maps).chain(stick).collect()
     })
 }

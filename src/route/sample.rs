@@ -1036,7 +1036,11 @@ fn converters() -> Vec<SampleDef> {
             &[A::Table, A::Int],
             1,
             T::Int,
-            d!("table_expire(<table>[,<default>])", "Milliseconds until the input's entry in the table expires.", "acl soon src,table_expire(st_src) lt 1000"),
+            d!(
+                "table_expire(<table>[,<default>])",
+                "Milliseconds until the input's entry in the table expires; <default> (else no sample) when the key is not in the table or the table has no expire.",
+                "acl soon src,table_expire(st_src) lt 1000"
+            ),
         ),
         def(
             "table_idle",
@@ -1045,7 +1049,7 @@ fn converters() -> Vec<SampleDef> {
             T::Int,
             d!(
                 "table_idle(<table>[,<default>])",
-                "Milliseconds since the input's entry in the table was last updated.",
+                "Milliseconds since the input's entry in the table was last updated; <default> (else no sample) when the key is not in the table.",
                 "acl idle src,table_idle(st_src) gt 60000"
             ),
         ),

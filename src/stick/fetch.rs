@@ -218,16 +218,35 @@ fn read<'a>(t: &Table, e: Option<&Arc<Entry>>, what: What, missing_is_zero: bool
 #[derive(Debug)]
 pub struct StickConv {
     table: Box<str>,
-    /// `None`: `in_table`.
-    what: Option<What>,
+    kind: ConvKind,
+}
+
+#[derive(Debug)]
+enum ConvKind {
+    /// `in_table`.
+    InTable,
+    /// `table_<data type>`.
+    Read(What),
+    /// `table_expire(<table>[,<default>])`: milliseconds until the entry expires.
+    Expire(Option<i64>),
+    /// `table_idle(<table>[,<default>])`: milliseconds since the entry was last updated.
+    Idle(Option<i64>),
 }
 
 impl StickConv {
     pub fn compile(name: &str, args: &[String]) -> Result<Option<StickConv>, String> {
         if name == "in_table" {
-            return Ok(arg(args, 0).map(|t| StickConv { table: t.into(), what: None }));
+            return Ok(arg(args, 0).map(|t| StickConv { table: t.into(), kind: ConvKind::InTable }));
         }
         let Some(rest) = name.strip_prefix("table_") else { return Ok(None) };
+        if rest == "expire" || rest == "idle" {
+            let default = match args.get(1).filter(|a| !a.is_empty()) {
+                Some(d) => Some(d.parse::<i64>().map_err(|_| format!("{name}: the default '{d}' is not an integer"))?),
+                None => None,
+            };
+            let kind = if rest == "expire" { ConvKind::Expire(default) } else { ConvKind::Idle(default) };
+            return Ok(arg(args, 0).map(|t| StickConv { table: t.into(), kind }));
+        }
         let (idx, table_at) = match rest {
             "gpc" | "gpc_rate" | "gpt" => (Some(int(args, 0, name)?), 1),
             _ => (None, 0),
@@ -242,16 +261,26 @@ impl StickConv {
                 None => return Ok(None),
             },
         };
-        Ok(arg(args, table_at).map(|t| StickConv { table: t.into(), what: Some(what) }))
+        Ok(arg(args, table_at).map(|t| StickConv { table: t.into(), kind: ConvKind::Read(what) }))
     }
 
     pub fn apply<'a>(&self, v: &SampleRef<'_>, ctx: &dyn StreamCtx) -> Option<SampleRef<'a>> {
         let view: StickView<'_> = ctx.stick()?;
         let t = view.tables.get(&self.table)?;
         let e = t.key_of(v).and_then(|k| t.lookup(&k));
-        match self.what {
-            None => Some(SampleRef::Bool(e.is_some())),
-            Some(w) => read(t, Some(&e?), w, false, view.ctrs.now()),
+        match self.kind {
+            ConvKind::InTable => Some(SampleRef::Bool(e.is_some())),
+            ConvKind::Read(w) => read(t, Some(&e?), w, false, view.ctrs.now()),
+            // A key not in the table (or, for `table_expire`, a table without `expire`) gives
+            // the default, or no sample, as in HAProxy.
+            ConvKind::Expire(default) => {
+                let left = e.and_then(|e| t.expire_left(&e, view.ctrs.now()));
+                left.map(|ms| ms.min(i64::MAX as u64) as i64).or(default).map(SampleRef::Int)
+            }
+            ConvKind::Idle(default) => {
+                let idle = e.map(|e| view.ctrs.now().saturating_sub(e.touched_at()));
+                idle.map(|ms| ms.min(i64::MAX as u64) as i64).or(default).map(SampleRef::Int)
+            }
         }
     }
 }

@@ -329,6 +329,11 @@ pub struct Entry {
 const REMOVED: u32 = 1 << 31;
 
 impl Entry {
+    /// When the entry was last updated (the coarse clock's milliseconds): `table_idle` counts from it.
+    pub fn touched_at(&self) -> u64 {
+        self.touched.load(Ordering::Relaxed)
+    }
+
     /// The update id of the entry's last local change sent to the peers (0: none).
     pub fn update_id(&self) -> u32 {
         self.upd.load(Ordering::Relaxed)
