@@ -603,15 +603,7 @@ fn rdp_server(port: u16, request: &[u8], pieces: usize) -> String {
         }
         c.write_all(chunk).unwrap();
     }
-    let mut line = Vec::new();
-    let mut b = [0u8; 1];
-    while let Ok(1) = c.read(&mut b) {
-        if b[0] == b'\n' {
-            break;
-        }
-        line.push(b[0]);
-    }
-    String::from_utf8(line).unwrap()
+    read_line(&mut c)
 }
 
 #[test]
@@ -693,15 +685,7 @@ fn held(port: u16, n: usize) -> (Vec<TcpStream>, HashMap<String, usize>) {
     for _ in 0..n {
         let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
         c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let mut line = Vec::new();
-        let mut b = [0u8; 1];
-        while let Ok(1) = c.read(&mut b) {
-            if b[0] == b'\n' {
-                break;
-            }
-            line.push(b[0]);
-        }
-        *m.entry(String::from_utf8(line).unwrap()).or_insert(0) += 1;
+        *m.entry(read_line(&mut c)).or_insert(0) += 1;
         conns.push(c);
     }
     (conns, m)

@@ -399,6 +399,11 @@ impl ServerState {
     pub fn weight(&self) -> u32 {
         self.weight.load(Ordering::Relaxed)
     }
+    /// May take a stream a rule names it for (`use-server`, `persist rdp-cookie`): up and not in
+    /// maintenance, or, with `option persist` (`force`), anything not deleted.
+    pub fn takes_named(&self, force: bool) -> bool {
+        !self.is_deleted() && (force || (self.is_up() && self.admin() != AdminState::Maint))
+    }
     /// Eligible for load balancing: ready, up (and not NOLB), and a non-zero weight.
     pub fn usable(&self) -> bool {
         self.admin() == AdminState::Ready && self.is_up() && !self.is_nolb() && self.weight() > 0

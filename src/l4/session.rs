@@ -619,9 +619,9 @@ async fn read_until(c: &Transport, buf: Vec<u8>, deadline: Option<Instant>) -> (
                 Ok(Err(e)) => return (Err(e), buf),
                 Err(_) => return (Err(io::ErrorKind::TimedOut.into()), buf),
             }
-            match c.readable_now() {
-                Ok(true) => break,
-                Ok(false) => {}
+            match c.peek() {
+                Ok(crate::runtime::uring::Ahead::Nothing) => {}
+                Ok(_) => break,
                 Err(e) => return (Err(e), buf),
             }
         }

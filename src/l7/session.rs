@@ -706,6 +706,23 @@ async fn buffer_body(
     }
 }
 
+/// What one run of the request rules reads: the transaction, where to start (`resume`), and the
+/// body read so far.
+#[derive(Clone, Copy)]
+struct RulesRun<'r, 'c> {
+    conn_ctx: &'r HttpCtx<'c>,
+    client: &'r Transport,
+    head: &'r Head,
+    first: bool,
+    framing: Framing,
+    cbuf: &'r [u8],
+    resume: RulesAt,
+    body_pending: bool,
+    buffered: bool,
+    chunked_body: Option<&'r [u8]>,
+    rec: Option<&'r LogRecord>,
+}
+
 /// What the request rules decided: the verdict, the backend, the balancing hash, the SNI for the
 /// server and the compression to apply.
 type RulesDone = (Verdict, Option<usize>, Option<u64>, Option<String>, Option<CompressionAlgo>);
@@ -715,21 +732,8 @@ type RulesDone = (Verdict, Option<usize>, Option<u64>, Option<String>, Option<Co
 /// frontend's)`). Always inlined: the usual request runs it once, in line, as straight code, and
 /// only a `wait-for-body` runs it again.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn request_rules(
-    conn_ctx: &HttpCtx<'_>,
-    client: &Transport,
-    head: &Head,
-    first: bool,
-    framing: Framing,
-    cbuf: &[u8],
-    edits: &mut Edits,
-    resume: RulesAt,
-    body_pending: bool,
-    buffered: bool,
-    chunked_body: Option<&[u8]>,
-    rec: Option<&LogRecord>,
-) -> (RulesDone, Option<Option<usize>>) {
+fn request_rules(run: &RulesRun<'_, '_>, edits: &mut Edits) -> (RulesDone, Option<Option<usize>>) {
+    let RulesRun { conn_ctx, client, head, first, framing, cbuf, resume, body_pending, buffered, chunked_body, rec } = *run;
     let (rt, fe, src, dst, captures, txn) = (conn_ctx.rt, conn_ctx.fe, conn_ctx.src, conn_ctx.dst, conn_ctx.captures, conn_ctx.txn);
     // Set when a `wait-for-body` rule stopped the rules.
     let mut waiting: Option<Option<usize>> = None;
@@ -849,22 +853,8 @@ fn request_rules(
 /// [`request_rules`] after a `wait-for-body`: out of line, so that the request path holds one
 /// copy of the rules' code.
 #[inline(never)]
-#[allow(clippy::too_many_arguments)]
-fn request_rules_again(
-    conn_ctx: &HttpCtx<'_>,
-    client: &Transport,
-    head: &Head,
-    first: bool,
-    framing: Framing,
-    cbuf: &[u8],
-    edits: &mut Edits,
-    resume: RulesAt,
-    body_pending: bool,
-    buffered: bool,
-    chunked_body: Option<&[u8]>,
-    rec: Option<&LogRecord>,
-) -> (RulesDone, Option<Option<usize>>) {
-    request_rules(conn_ctx, client, head, first, framing, cbuf, edits, resume, body_pending, buffered, chunked_body, rec)
+fn request_rules_again(run: &RulesRun<'_, '_>, edits: &mut Edits) -> (RulesDone, Option<Option<usize>>) {
+    request_rules(run, edits)
 }
 
 /// Reads the request body into `buf` for the rules (`option http-buffer-request`, or a
@@ -909,7 +899,7 @@ async fn read_body_for_rules(
 /// Returns when the client closed its side (end of stream or error); never when it sends data
 /// (a pipelined request is not a close).
 async fn client_gone(c: &Transport) {
-    use std::os::fd::AsRawFd;
+    use crate::runtime::uring::Ahead;
     if let Transport::Tls(t) = c {
         return t.peer_gone().await;
     }
@@ -917,22 +907,10 @@ async fn client_gone(c: &Transport) {
         if c.ready(Interest::READABLE).await.is_err() {
             return;
         }
-        // io_uring's multishot receive may have taken the bytes a peek would see.
-        match c.read_ahead() {
-            crate::runtime::uring::Ahead::Data => std::future::pending::<()>().await,
-            crate::runtime::uring::Ahead::End => return,
-            crate::runtime::uring::Ahead::Nothing => {}
-        }
-        let mut b = [0u8; 1];
-        let peeked = c.try_io(Interest::READABLE, || {
-            nix::sys::socket::recv(c.fd().as_raw_fd(), &mut b, nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT)
-                .map_err(io::Error::from)
-        });
-        match peeked {
-            Ok(0) => return,
-            Ok(_) => std::future::pending::<()>().await,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(_) => return,
+        match c.peek() {
+            Ok(Ahead::Data) => std::future::pending::<()>().await,
+            Ok(Ahead::End) | Err(_) => return,
+            Ok(Ahead::Nothing) => {}
         }
     }
 }
@@ -1502,20 +1480,20 @@ async fn serve(
             stick.http_request();
         }
         let mut edits = Edits::new();
-        let ((mut verdict, mut be_idx, mut hash, mut sni, mut comp), mut waiting) = request_rules(
-            &conn_ctx,
-            &client,
+        let start = RulesRun {
+            conn_ctx: &conn_ctx,
+            client: &client,
             head,
             first,
             framing,
-            &cbuf,
-            &mut edits,
-            RulesAt::Start,
+            cbuf: &cbuf,
+            resume: RulesAt::Start,
             body_pending,
             buffered,
-            chunked_body.as_deref(),
-            rec.as_deref(),
-        );
+            chunked_body: chunked_body.as_deref(),
+            rec: rec.as_deref(),
+        };
+        let ((mut verdict, mut be_idx, mut hash, mut sni, mut comp), mut waiting) = request_rules(&start, &mut edits);
         // A `wait-for-body` rule stopped the rules: the body is read, then the rules after it run.
         while let Some(waiting_in) = waiting {
             let Some(w) = txn.wait_for_body.take() else { break 'txn End::Rejected };
@@ -1532,20 +1510,20 @@ async fn serve(
                 Some(b) => RulesAt::Backend(b, w.next),
                 None => RulesAt::Frontend(w.next),
             };
-            ((verdict, be_idx, hash, sni, comp), waiting) = request_rules_again(
-                &conn_ctx,
-                &client,
+            let again = RulesRun {
+                conn_ctx: &conn_ctx,
+                client: &client,
                 head,
                 first,
                 framing,
-                &cbuf,
-                &mut edits,
+                cbuf: &cbuf,
                 resume,
                 body_pending,
                 buffered,
-                chunked_body.as_deref(),
-                rec.as_deref(),
-            );
+                chunked_body: chunked_body.as_deref(),
+                rec: rec.as_deref(),
+            };
+            ((verdict, be_idx, hash, sni, comp), waiting) = request_rules_again(&again, &mut edits);
         }
         if tracks {
             stick.request_rules_done();

@@ -9,7 +9,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use crate::balance::{AdminState, ServerAddr, ServerList};
+use crate::balance::{ServerAddr, ServerList};
 use crate::config::model::Proxy;
 use crate::route::fetch::{Rdp, rdp_cookie};
 
@@ -42,8 +42,10 @@ impl RdpPersist {
     pub fn chosen(&self, buf: &[u8], servers: &ServerList) -> Option<usize> {
         let Rdp::Found(token) = rdp_cookie(buf, Some(&self.name)) else { return None };
         let (ip, port) = token_target(token)?;
-        let usable = |s: &crate::balance::ServerState| !s.is_deleted() && (self.persist || (s.is_up() && s.admin() != AdminState::Maint));
-        servers.indexed().find(|(_, s)| matches!(**s.addr(), ServerAddr::Inet(a) if a.ip() == IpAddr::V4(ip) && a.port() == port) && usable(s)).map(|(i, _)| i)
+        servers
+            .indexed()
+            .find(|(_, s)| matches!(**s.addr(), ServerAddr::Inet(a) if a.ip() == IpAddr::V4(ip) && a.port() == port) && s.takes_named(self.persist))
+            .map(|(i, _)| i)
     }
 }
 

@@ -7,7 +7,7 @@
 //! `option persist`, and otherwise the next rule is tried, then stickiness and balancing. The
 //! server's `maxconn` and queue apply as for a cookie.
 
-use crate::balance::{AdminState, ServerList};
+use crate::balance::ServerList;
 use crate::config::model::Proxy;
 use crate::route::eval::{CompiledCond, StreamCtx, Tri};
 
@@ -41,8 +41,7 @@ impl UseServers {
                 continue;
             }
             // By name, so a server added or deleted at run time is found where it is now.
-            let usable = |s: &crate::balance::ServerState| !s.is_deleted() && (self.persist || (s.is_up() && s.admin() != AdminState::Maint));
-            if let Some((i, _)) = servers.indexed().find(|(_, s)| s.name == *name && usable(s)) {
+            if let Some((i, _)) = servers.indexed().find(|(_, s)| s.name == *name && s.takes_named(self.persist)) {
                 return Some(i);
             }
         }

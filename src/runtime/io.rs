@@ -225,18 +225,20 @@ impl Transport {
             _ => super::uring::Ahead::Nothing,
         }
     }
-    /// Whether a read would return now (bytes, or the end of the stream) without taking anything:
-    /// what io_uring's multishot receive holds, else a non-blocking peek at the socket. A peek
+    /// What a read would find now, without taking it: data, the end of the stream, or nothing
+    /// yet. It looks at what io_uring's multishot receive holds, then peeks at the socket. A peek
     /// that finds nothing clears the readiness left over from the read that took the last bytes,
-    /// so the next wait for readability is a real one. A TLS connection says true: its reads go
-    /// through the TLS layer.
-    pub fn readable_now(&self) -> io::Result<bool> {
+    /// so the next wait for readability is a real one. A TLS connection says `Data`: its records
+    /// are read by the TLS layer.
+    pub fn peek(&self) -> io::Result<super::uring::Ahead> {
+        use super::uring::Ahead;
         use std::os::fd::AsRawFd;
         if let Transport::Tls(_) = self {
-            return Ok(true);
+            return Ok(Ahead::Data);
         }
-        if !matches!(self.read_ahead(), super::uring::Ahead::Nothing) {
-            return Ok(true);
+        match self.read_ahead() {
+            Ahead::Nothing => {}
+            held => return Ok(held),
         }
         let mut b = [0u8; 1];
         let peeked = self.try_io(Interest::READABLE, || {
@@ -244,8 +246,9 @@ impl Transport {
                 .map_err(io::Error::from)
         });
         match peeked {
-            Ok(_) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Ok(0) => Ok(Ahead::End),
+            Ok(_) => Ok(Ahead::Data),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Ahead::Nothing),
             Err(e) => Err(e),
         }
     }

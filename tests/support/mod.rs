@@ -291,6 +291,12 @@ pub fn open_fds(pid: i32) -> usize {
 pub fn which_server(port: u16) -> String {
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    read_line(&mut c)
+}
+
+/// One line (without its `\n`) read a byte at a time, so nothing after it is consumed: a
+/// [`Backend::named`] server's greeting.
+pub fn read_line(c: &mut TcpStream) -> String {
     let mut line = Vec::new();
     let mut b = [0u8; 1];
     while let Ok(1) = c.read(&mut b) {

@@ -80,24 +80,13 @@ pub fn client_hello(random: [u8; 32]) -> Vec<u8> {
     rec
 }
 
-/// 32 bytes that differ from check to check: the time, as TLS 1.2 hellos began, then bytes
-/// mixed from the clock and a counter.
+/// The hello's random: the time, as TLS 1.2 hellos began, then random bytes (from `ring`, as
+/// the DNS query ids).
 fn random() -> [u8; 32] {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let mut state = (now.as_nanos() as u64) ^ COUNTER.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     let mut out = [0u8; 32];
     out[..4].copy_from_slice(&(now.as_secs() as u32).to_be_bytes());
-    for chunk in out[4..].chunks_mut(8) {
-        // splitmix64
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        chunk.copy_from_slice(&z.to_be_bytes()[..chunk.len()]);
-    }
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut out[4..]);
     out
 }
 
